@@ -1,0 +1,47 @@
+#include "lib/base/log.h"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/ConsoleChannel.h>
+#include <Poco/FileChannel.h>
+#include <Poco/FormattingChannel.h>
+#include <Poco/PatternFormatter.h>
+#include <Poco/SplitterChannel.h>
+#include <Poco/SyslogChannel.h>
+
+#include <stdexcept>
+
+namespace estafette::base {
+
+void setup_logging(const LogSettings& settings) {
+  using Poco::AutoPtr;
+  AutoPtr<Poco::SplitterChannel> splitter(new Poco::SplitterChannel);
+  AutoPtr<Poco::PatternFormatter> file_format(
+      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%i %s[%P]: %t"));
+  file_format->setProperty("times", "local");
+  if (settings.file.empty()) {
+    AutoPtr<Poco::Channel> console(new Poco::ConsoleChannel);
+    splitter->addChannel(AutoPtr<Poco::Channel>(new Poco::FormattingChannel(file_format, console)));
+  } else {
+    AutoPtr<Poco::FileChannel> file(new Poco::FileChannel(settings.file));
+    file->setProperty("flush", "false");  // a log line is not a durability point
+    splitter->addChannel(AutoPtr<Poco::Channel>(new Poco::FormattingChannel(file_format, file)));
+  }
+  if (settings.syslog) {
+    AutoPtr<Poco::SyslogChannel> sys(
+        new Poco::SyslogChannel(settings.program, Poco::SyslogChannel::SYSLOG_PID,
+                                Poco::SyslogChannel::SYSLOG_MAIL));
+    AutoPtr<Poco::PatternFormatter> sys_format(new Poco::PatternFormatter("%s: %t"));
+    splitter->addChannel(AutoPtr<Poco::Channel>(new Poco::FormattingChannel(sys_format, sys)));
+  }
+  int level = 0;
+  try {
+    level = Poco::Logger::parseLevel(settings.level);
+  } catch (const Poco::Exception&) {
+    throw std::runtime_error("unknown log level '" + settings.level + "'");
+  }
+  Poco::Logger::root().setChannel(splitter);
+  Poco::Logger::root().setLevel(level);
+  Poco::Logger::setLevel("", level);
+}
+
+}  // namespace estafette::base
