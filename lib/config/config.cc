@@ -1,0 +1,404 @@
+#include "lib/config/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <unordered_map>
+
+#include "lib/base/fd.h"
+#include "lib/base/paths.h"
+
+namespace estafette::config {
+
+const char* const kDefaultConfig = R"(# Estafette embedded default configuration.
+# Accepts mail on 127.0.0.1:2525 for the local test domain and delivers it to
+# <state_dir>/maildir/<user>/; relays for 127.0.0.1 when a smarthost is set.
+state_dir = ./estafette-state
+listen = 127.0.0.1:2525
+local_domains = estafette.test, localhost
+relay_clients = 127.0.0.0/8, ::1
+smarthost =
+MAXDELS = 100
+MAXHOST = 10
+MAXRCPT = 100
+retry_base = 5m
+queue_lifetime = 5d
+log_level = information
+)";
+
+std::string HostPort::to_string() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::optional<HostPort> Routes::lookup(const std::string& domain) const {
+  if (auto it = exact.find(domain); it != exact.end()) return it->second;
+  for (std::size_t dot = domain.find('.'); dot != std::string::npos;
+       dot = domain.find('.', dot + 1)) {
+    if (auto it = suffix.find(domain.substr(dot + 1)); it != suffix.end()) return it->second;
+  }
+  return smarthost;
+}
+
+bool Config::is_local_domain(const std::string& domain) const {
+  return std::find(local_domains.begin(), local_domains.end(), domain) != local_domains.end();
+}
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::vector<std::string> split_list(std::string_view value) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char c : value) {
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+      if (!item.empty()) out.push_back(std::move(item));
+      item.clear();
+    } else {
+      item.push_back(c);
+    }
+  }
+  if (!item.empty()) out.push_back(std::move(item));
+  return out;
+}
+
+template <typename T>
+std::optional<T> parse_number(std::string_view s) {
+  T v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+bool valid_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253) return false;
+  for (char c : d)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'))
+      return false;
+  return true;
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& why) {
+  throw ConfigError(where + ": " + why);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open: " + base::errno_text(errno));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return base_dir.empty() ? base::absolute_path(path) : base_dir + "/" + path;
+}
+
+}  // namespace
+
+std::optional<Millis> parse_duration(std::string_view text) {
+  text = trim(text);
+  std::size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0) return std::nullopt;
+  auto n = parse_number<std::int64_t>(text.substr(0, i));
+  if (!n) return std::nullopt;
+  auto unit = text.substr(i);
+  std::int64_t ms;
+  if (unit == "ms") ms = 1;
+  else if (unit == "s" || unit.empty()) ms = 1000;
+  else if (unit == "m") ms = 60'000;
+  else if (unit == "h") ms = 3'600'000;
+  else if (unit == "d") ms = 86'400'000;
+  else return std::nullopt;
+  return Millis(*n * ms);
+}
+
+std::optional<std::size_t> parse_size(std::string_view text) {
+  text = trim(text);
+  std::size_t mult = 1;
+  if (!text.empty()) {
+    switch (std::toupper(static_cast<unsigned char>(text.back()))) {
+      case 'K': mult = 1024; break;
+      case 'M': mult = 1024 * 1024; break;
+      case 'G': mult = 1024 * 1024 * 1024; break;
+      default: break;
+    }
+    if (mult != 1) text.remove_suffix(1);
+  }
+  auto n = parse_number<std::size_t>(text);
+  if (!n) return std::nullopt;
+  return *n * mult;
+}
+
+std::optional<HostPort> parse_host_port(std::string_view text, std::uint16_t default_port) {
+  text = trim(text);
+  HostPort hp;
+  hp.port = default_port;
+  std::string_view port;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    hp.host = text.substr(1, close - 1);
+    auto rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':' && rest[0] != ',') return std::nullopt;
+      port = rest.substr(1);
+    }
+  } else {
+    auto sep = text.find_last_of(":,");
+    // A bare IPv6 address has several colons and no port.
+    if (sep != std::string_view::npos && text.find(':') == text.rfind(':')) {
+      hp.host = text.substr(0, sep);
+      port = text.substr(sep + 1);
+    } else if (sep != std::string_view::npos && text[sep] == ',') {
+      hp.host = text.substr(0, sep);
+      port = text.substr(sep + 1);
+    } else {
+      hp.host = text;
+    }
+  }
+  hp.host = std::string(trim(hp.host));
+  if (hp.host.empty()) return std::nullopt;
+  if (!port.empty() || text.find_last_of(":,") == text.size() - 1) {
+    auto p = parse_number<unsigned>(trim(port));
+    if (!p || *p == 0 || *p > 65535) return std::nullopt;
+    hp.port = static_cast<std::uint16_t>(*p);
+  }
+  return hp;
+}
+
+void parse_routes(const std::string& text, const std::string& name, Routes& routes) {
+  std::istringstream in(text);
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    auto where = name + ":" + std::to_string(lineno);
+    auto body = trim(std::string_view(line).substr(0, line.find('#')));
+    if (body.empty()) continue;
+    auto colon = body.find(':');
+    if (colon == std::string_view::npos) fail(where, "expected 'domain: host[,port]'");
+    auto domain = lower(trim(body.substr(0, colon)));
+    auto target = parse_host_port(body.substr(colon + 1), 25);
+    if (!target) fail(where, "bad destination '" + std::string(trim(body.substr(colon + 1))) + "'");
+    if (domain.empty()) {
+      routes.smarthost = *target;
+    } else if (domain[0] == '.') {
+      if (!valid_domain(domain.substr(1))) fail(where, "bad domain '" + domain + "'");
+      routes.suffix[domain.substr(1)] = *target;
+    } else {
+      if (!valid_domain(domain)) fail(where, "bad domain '" + domain + "'");
+      routes.exact[domain] = *target;
+    }
+  }
+}
+
+Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir) {
+  Config c;
+  c.source = name;
+  char host[256] = "localhost";
+  ::gethostname(host, sizeof host - 1);
+  c.hostname = host;
+  std::string routes_file;
+  std::string routes_where;
+  std::optional<HostPort> smarthost;
+
+  using Setter = std::function<void(const std::string& value)>;
+  auto size_setter = [](std::size_t& field, std::size_t min) {
+    return [&field, min](const std::string& v) {
+      auto n = parse_size(v);
+      if (!n) throw std::invalid_argument("expected a size such as 1000, 64K or 10M");
+      if (*n < min) throw std::invalid_argument("must be at least " + std::to_string(min));
+      field = *n;
+    };
+  };
+  auto count_setter = [](std::size_t& field) {
+    return [&field](const std::string& v) {
+      auto n = parse_number<std::size_t>(v);
+      if (!n || *n == 0) throw std::invalid_argument("expected a positive number");
+      field = *n;
+    };
+  };
+  auto millis_setter = [](Millis& field) {
+    return [&field](const std::string& v) {
+      auto d = parse_duration(v);
+      if (!d) throw std::invalid_argument("expected a duration such as 250ms, 30s, 5m, 4h or 5d");
+      field = *d;
+    };
+  };
+  auto seconds_setter = [](Seconds& field) {
+    return [&field](const std::string& v) {
+      auto d = parse_duration(v);
+      if (!d || d->count() < 1000) throw std::invalid_argument("expected a duration >= 1s");
+      field = std::chrono::duration_cast<Seconds>(*d);
+    };
+  };
+  auto bool_setter = [](bool& field) {
+    return [&field](const std::string& v) {
+      auto l = lower(v);
+      if (l == "yes" || l == "true" || l == "on" || l == "1") field = true;
+      else if (l == "no" || l == "false" || l == "off" || l == "0") field = false;
+      else throw std::invalid_argument("expected yes or no");
+    };
+  };
+  auto domains_setter = [](std::vector<std::string>& field) {
+    return [&field](const std::string& v) {
+      field.clear();
+      for (auto& d : split_list(v)) {
+        if (!valid_domain(d)) throw std::invalid_argument("bad domain '" + d + "'");
+        field.push_back(lower(d));
+      }
+    };
+  };
+  auto hostports_setter = [](std::vector<HostPort>& field, std::uint16_t def) {
+    return [&field, def](const std::string& v) {
+      field.clear();
+      for (auto& item : split_list(v)) {
+        auto hp = parse_host_port(item, def);
+        if (!hp) throw std::invalid_argument("bad address '" + item + "' (expected host:port)");
+        field.push_back(*hp);
+      }
+    };
+  };
+
+  std::unordered_map<std::string, Setter> keys = {
+      {"hostname",
+       [&](const std::string& v) {
+         if (!valid_domain(v)) throw std::invalid_argument("bad host name");
+         c.hostname = v;
+       }},
+      {"state_dir",
+       [&](const std::string& v) {
+         if (v.empty()) throw std::invalid_argument("must not be empty");
+         c.state_dir = resolve(base_dir, v);
+       }},
+      {"listen", hostports_setter(c.listen, 25)},
+      {"local_domains", domains_setter(c.local_domains)},
+      {"relay_domains", domains_setter(c.relay_domains)},
+      {"relay_clients",
+       [&](const std::string& v) {
+         c.relay_clients.clear();
+         for (auto& item : split_list(v)) {
+           auto n = Cidr::parse(item);
+           if (!n) throw std::invalid_argument("bad network '" + item + "'");
+           c.relay_clients.push_back(*n);
+         }
+       }},
+      {"smarthost",
+       [&](const std::string& v) {
+         smarthost.reset();
+         if (v.empty()) return;
+         smarthost = parse_host_port(v, 25);
+         if (!smarthost) throw std::invalid_argument("bad smarthost (expected host[:port])");
+       }},
+      {"esmtproutes", [&](const std::string& v) { routes_file = resolve(base_dir, v); }},
+      {"maildir_root", [&](const std::string& v) { c.maildir_root = resolve(base_dir, v); }},
+      {"max_message_size", size_setter(c.max_message_size, 1024)},
+      {"max_recipients", count_setter(c.max_recipients)},
+      {"max_line_length", size_setter(c.max_line_length, 512)},
+      {"smtpd_timeout", seconds_setter(c.smtpd_timeout)},
+      {"max_sessions", count_setter(c.max_sessions)},
+      {"MAXDELS", count_setter(c.max_deliveries)},
+      {"MAXHOST", count_setter(c.max_per_host)},
+      {"MAXRCPT", count_setter(c.max_rcpt)},
+      {"retry_base", millis_setter(c.retry_base)},
+      {"retry_max", millis_setter(c.retry_max)},
+      {"host_backoff", millis_setter(c.host_backoff)},
+      {"queue_lifetime", seconds_setter(c.queue_lifetime)},
+      {"esmtp_port",
+       [&](const std::string& v) {
+         auto p = parse_number<unsigned>(v);
+         if (!p || *p == 0 || *p > 65535) throw std::invalid_argument("expected a port number");
+         c.esmtp_port = static_cast<std::uint16_t>(*p);
+       }},
+      {"connect_timeout", seconds_setter(c.connect_timeout)},
+      {"greeting_timeout", seconds_setter(c.greeting_timeout)},
+      {"mail_timeout", seconds_setter(c.mail_timeout)},
+      {"rcpt_timeout", seconds_setter(c.rcpt_timeout)},
+      {"data_timeout", seconds_setter(c.data_timeout)},
+      {"data_block_timeout", seconds_setter(c.data_block_timeout)},
+      {"data_end_timeout", seconds_setter(c.data_end_timeout)},
+      {"idle_reuse", seconds_setter(c.idle_reuse)},
+      {"dns_servers", hostports_setter(c.dns_servers, 53)},
+      {"dns_timeout", millis_setter(c.dns_timeout)},
+      {"dns_tries",
+       [&](const std::string& v) {
+         auto n = parse_number<int>(v);
+         if (!n || *n < 1 || *n > 10) throw std::invalid_argument("expected 1 to 10");
+         c.dns_tries = *n;
+       }},
+      {"log_file", [&](const std::string& v) { c.log_file = resolve(base_dir, v); }},
+      {"syslog", bool_setter(c.syslog)},
+      {"log_level",
+       [&](const std::string& v) {
+         static const char* kLevels[] = {"fatal",   "critical", "error", "warning",
+                                         "notice",  "information", "debug", "trace"};
+         if (std::find(std::begin(kLevels), std::end(kLevels), v) == std::end(kLevels))
+           throw std::invalid_argument("expected one of error, warning, notice, information, debug");
+         c.log_level = v;
+       }},
+  };
+
+  std::istringstream in(text);
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    auto where = name + ":" + std::to_string(lineno);
+    auto body = trim(line);
+    if (body.empty() || body[0] == '#') continue;
+    auto eq = body.find('=');
+    if (eq == std::string_view::npos) fail(where, "expected 'key = value'");
+    std::string key(trim(body.substr(0, eq)));
+    std::string value(trim(body.substr(eq + 1)));
+    auto it = keys.find(key);
+    if (it == keys.end()) fail(where, "unknown setting '" + key + "'");
+    try {
+      it->second(value);
+    } catch (const std::invalid_argument& e) {
+      fail(where, key + ": " + e.what());
+    }
+    if (key == "esmtproutes") routes_where = where;
+  }
+
+  c.state_dir = base::absolute_path(c.state_dir);
+  if (c.maildir_root.empty()) c.maildir_root = c.state_dir + "/maildir";
+  if (c.listen.empty()) fail(name, "listen: at least one address is needed");
+  if (c.max_per_host > c.max_deliveries)
+    fail(name, "MAXHOST (" + std::to_string(c.max_per_host) + ") exceeds MAXDELS (" +
+                   std::to_string(c.max_deliveries) + ")");
+  if (!routes_file.empty()) {
+    std::string routes_text;
+    try {
+      routes_text = read_file(routes_file);
+    } catch (const ConfigError& e) {
+      fail(routes_where, std::string("esmtproutes: ") + e.what());
+    }
+    parse_routes(routes_text, routes_file, c.routes);
+  }
+  if (smarthost) c.routes.smarthost = smarthost;
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  if (path.empty()) return parse_config(kDefaultConfig, "(embedded default)", "");
+  auto text = read_file(path);
+  auto abs = base::absolute_path(path);
+  return parse_config(text, path, abs.substr(0, abs.rfind('/')));
+}
+
+}  // namespace estafette::config

@@ -1,0 +1,108 @@
+// config.h: Estafette's configuration, parsed from `key = value` files into validated typed
+// structs. Pure apart from reading files; any thread. Every error is a ConfigError whose text is
+// "file:line: reason", and stops start-up. Unknown keys are errors (a typo must not be ignored).
+// An embedded default (kDefaultConfig) runs a working instance with no files at all.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lib/config/cidr.h"
+
+namespace estafette::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+using Seconds = std::chrono::seconds;
+using Millis = std::chrono::milliseconds;
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 25;
+  std::string to_string() const;
+};
+
+// Static routes, Courier esmtproutes style: "domain: host[,port]" ("host:port" also accepted);
+// ".example.com: host" matches every subdomain; an empty domain is the smarthost.
+struct Routes {
+  std::map<std::string, HostPort> exact;
+  std::map<std::string, HostPort> suffix;  // key without the leading dot
+  std::optional<HostPort> smarthost;
+  // The route for a (lower-case) domain: exact, then longest suffix, then the smarthost.
+  std::optional<HostPort> lookup(const std::string& domain) const;
+};
+
+struct Config {
+  std::string source = "(embedded default)";  // file the settings came from
+  std::string hostname;                       // default: the system's host name
+  std::string state_dir = "./estafette-state";  // made absolute; holds queue/, run/, maildir/
+  std::vector<HostPort> listen = {{"127.0.0.1", 2525}};
+  std::vector<std::string> local_domains;  // lower-case; delivered by the local module
+  std::vector<std::string> relay_domains;  // lower-case; accepted from anyone, relayed
+  std::vector<Cidr> relay_clients;         // may relay to any domain
+  Routes routes;
+  std::string maildir_root;  // default: <state_dir>/maildir; mail for user@local -> <root>/<user>/
+
+  std::size_t max_message_size = 10 << 20;
+  std::size_t max_recipients = 1000;
+  std::size_t max_line_length = 2048;
+  Seconds smtpd_timeout{300};
+  std::size_t max_sessions = 2000;
+
+  // Scheduler limits, with Courier's names.
+  std::size_t max_deliveries = 100;  // MAXDELS: deliveries in progress, all hosts
+  std::size_t max_per_host = 10;     // MAXHOST: deliveries in progress per destination
+  std::size_t max_rcpt = 100;        // MAXRCPT: recipients per transaction
+  Millis retry_base{std::chrono::minutes(5)};  // first retry; doubles each time, with jitter
+  Millis retry_max{std::chrono::hours(4)};
+  Millis host_backoff{std::chrono::minutes(1)};  // a failed host gets no new connection before
+  Seconds queue_lifetime{std::chrono::hours(24 * 5)};
+
+  // esmtpclient (RFC 5321 4.5.3.2 defaults)
+  std::uint16_t esmtp_port = 25;
+  Seconds connect_timeout{30};
+  Seconds greeting_timeout{300};
+  Seconds mail_timeout{300};
+  Seconds rcpt_timeout{300};
+  Seconds data_timeout{120};
+  Seconds data_block_timeout{180};
+  Seconds data_end_timeout{600};
+  Seconds idle_reuse{10};  // keep an idle connection this long for reuse
+  std::vector<HostPort> dns_servers;  // empty: /etc/resolv.conf
+  Millis dns_timeout{2000};
+  int dns_tries = 2;
+
+  std::string log_file;  // empty: stderr
+  bool syslog = false;
+  std::string log_level = "information";
+
+  std::string queue_dir() const { return state_dir + "/queue"; }
+  std::string run_dir() const { return state_dir + "/run"; }
+  std::string courierd_socket() const { return run_dir() + "/courierd.sock"; }
+  bool is_local_domain(const std::string& domain) const;
+};
+
+extern const char* const kDefaultConfig;
+
+// Parses config text; `name` is used in error messages, relative paths are resolved against
+// `base_dir`. Throws ConfigError.
+Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir);
+// Reads and parses a file; an empty path means the embedded default.
+Config load_config(const std::string& path);
+// Parses an esmtproutes file into routes (throws ConfigError with file:line).
+void parse_routes(const std::string& text, const std::string& name, Routes& routes);
+
+// Value parsers, exposed for tests: "30s", "5m", "2h", "1d", "250ms"; "10M", "64K", "1G".
+std::optional<Millis> parse_duration(std::string_view text);
+std::optional<std::size_t> parse_size(std::string_view text);
+std::optional<HostPort> parse_host_port(std::string_view text, std::uint16_t default_port);
+
+}  // namespace estafette::config
