@@ -1,0 +1,270 @@
+#include "esmtpd/connection.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include "lib/base/log.h"
+
+namespace estafette::esmtpd {
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+// Stop reading from a client that does not read its replies.
+constexpr std::size_t kMaxPendingOutput = 256 * 1024;
+Poco::Logger& logger() { return base::log("esmtpd"); }
+}  // namespace
+
+Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::ClientInfo client,
+                       std::uint64_t number, std::function<void(std::uint64_t)> on_finished)
+    : ctx_(context),
+      fd_(std::move(fd)),
+      session_(context.policy, std::move(client)),
+      number_(number),
+      on_finished_(std::move(on_finished)),
+      commands_(context.max_line),
+      data_(
+          [this](std::string_view bytes) {
+            if (message_ && !append_failed_ && !message_->append(bytes)) append_failed_ = true;
+          },
+          context.policy.max_message_size),
+      started_(event::Clock::now()) {}
+
+Connection::~Connection() {
+  *alive_ = false;
+  if (timer_) ctx_.loop.cancel_timer(timer_);
+  if (fd_) ctx_.loop.remove_fd(fd_.get());
+  if (message_) ctx_.backend.abort(std::move(message_));
+}
+
+void Connection::start() {
+  logger().information("connect from [" + session_.client().ip + "]:" +
+                       std::to_string(session_.client().port) + " session=" +
+                       std::to_string(number_));
+  interest_ = EPOLLIN;
+  ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
+  arm_timer();
+  run(session_.start());
+}
+
+void Connection::reject(const std::string& reply) {
+  interest_ = 0;
+  ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
+  closing_ = true;
+  send(reply);
+  flush();
+}
+
+void Connection::arm_timer() {
+  if (timer_) ctx_.loop.cancel_timer(timer_);
+  timer_ = ctx_.loop.add_timer(ctx_.timeout, [this] {
+    timer_ = 0;
+    if (awaiting_commit_) {  // the disk is slow, not the client: wait for the commit
+      arm_timer();
+      return;
+    }
+    logger().information("timeout session=" + std::to_string(number_));
+    run(session_.on_timeout());
+  });
+}
+
+void Connection::on_events(std::uint32_t events) {
+  if (finished_) return;
+  if (events & EPOLLOUT) flush();
+  if (finished_) return;
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_input();
+}
+
+void Connection::read_input() {
+  char buf[kReadChunk];
+  for (int round = 0; round < 4 && !peer_eof_; ++round) {
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n > 0) {
+      if (in_start_ == in_.size()) {
+        in_.clear();
+        in_start_ = 0;
+      }
+      in_.append(buf, static_cast<std::size_t>(n));
+      if (static_cast<std::size_t>(n) < sizeof buf) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    peer_eof_ = true;
+  }
+  arm_timer();
+  process_input();
+  if (finished_) return;
+  if (peer_eof_ && !awaiting_commit_) {
+    finish(session_.in_data() ? "lost connection in DATA" : "disconnect");
+    return;
+  }
+  update_interest();
+}
+
+void Connection::process_input() {
+  while (!finished_ && !closing_ && !awaiting_commit_ && in_start_ < in_.size()) {
+    std::string_view avail(in_.data() + in_start_, in_.size() - in_start_);
+    if (session_.in_data()) {
+      std::size_t used = data_.feed(avail);
+      in_start_ += used;
+      if (!data_.done()) break;
+      auto status = data_.status();
+      auto size = data_.size();
+      // A body the disk refused is answered at the Commit action (451, the client retries).
+      run(session_.on_data_end(status, size));
+    } else {
+      smtp::Line line;
+      auto r = commands_.feed(avail, line);
+      in_start_ += r.consumed;
+      if (!r.line_ready) break;
+      run(session_.on_line(line.text, line.status));
+    }
+  }
+  if (in_start_ == in_.size()) {
+    in_.clear();
+    in_start_ = 0;
+  }
+}
+
+void Connection::run(smtp::Actions actions) {
+  for (auto& action : actions) {
+    if (finished_) return;
+    switch (action.kind) {
+      case smtp::ActionKind::Reply:
+        send(action.text);
+        break;
+      case smtp::ActionKind::BeginData:
+        begin_data();
+        break;
+      case smtp::ActionKind::Commit:
+        commit();
+        break;
+      case smtp::ActionKind::Close:
+        closing_ = true;
+        break;
+    }
+  }
+  flush();
+}
+
+void Connection::begin_data() {
+  const auto& env = session_.envelope();
+  queue::Envelope qenv;
+  qenv.arrival = std::time(nullptr);
+  qenv.sender = env.sender;
+  qenv.client_ip = session_.client().ip;
+  qenv.helo = env.helo;
+  qenv.recipients = env.recipients;
+  append_failed_ = false;
+  data_.reset();
+  try {
+    message_ = ctx_.backend.create(std::move(qenv));
+  } catch (const std::exception& e) {
+    logger().error(std::string("cannot create a queue file: ") + e.what());
+    message_.reset();
+    append_failed_ = true;
+    return;
+  }
+  auto received = session_.received_header(message_->envelope().id, std::time(nullptr));
+  if (!message_->append(received)) append_failed_ = true;
+}
+
+void Connection::commit() {
+  if (!message_ || append_failed_) {
+    if (message_) ctx_.backend.abort(std::move(message_));
+    logger().warning("queue write failed session=" + std::to_string(number_));
+    run(session_.on_queue_failed());
+    return;
+  }
+  awaiting_commit_ = true;
+  auto id = message_->envelope().id;
+  auto sender = message_->envelope().sender;
+  auto nrcpt = message_->envelope().recipients.size();
+  auto size = message_->body_size();
+  std::weak_ptr<bool> alive = alive_;
+  ctx_.committer.commit(std::move(message_), [this, alive, id, sender, nrcpt, size](bool ok) {
+    // The client may be gone; the message is queued all the same and courierd must know.
+    if (ok) {
+      logger().information("accepted id=" + id + " from=<" + sender + "> nrcpt=" +
+                           std::to_string(nrcpt) + " size=" + std::to_string(size));
+      ctx_.on_queued(id);
+    } else {
+      logger().error("commit failed id=" + id);
+    }
+    if (alive.expired()) return;
+    awaiting_commit_ = false;
+    ++messages_;
+    run(ok ? session_.on_queued(id) : session_.on_queue_failed());
+    if (finished_) return;
+    process_input();  // pipelined commands that waited for the commit
+    if (finished_) return;
+    if (peer_eof_ && !closing_) {
+      finish("disconnect");
+      return;
+    }
+    update_interest();
+  });
+}
+
+void Connection::send(const std::string& text) {
+  if (out_start_ == out_.size()) {
+    out_.clear();
+    out_start_ = 0;
+  }
+  out_.append(text);
+}
+
+void Connection::flush() {
+  while (out_start_ < out_.size()) {
+    ssize_t n = ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_,
+                       MSG_NOSIGNAL);
+    if (n > 0) {
+      out_start_ += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    finish("write error");
+    return;
+  }
+  if (closing_ && out_start_ == out_.size()) {
+    finish("closed");
+    return;
+  }
+  update_interest();
+}
+
+void Connection::update_interest() {
+  if (finished_) return;
+  std::uint32_t want = 0;
+  bool backlog = out_.size() - out_start_ > kMaxPendingOutput;
+  if (!closing_ && !awaiting_commit_ && !peer_eof_ && !backlog) want |= EPOLLIN;
+  if (out_start_ < out_.size()) want |= EPOLLOUT;
+  if (want != interest_) {
+    interest_ = want;
+    ctx_.loop.modify_fd(fd_.get(), want);
+  }
+}
+
+void Connection::finish(const char* why) {
+  if (finished_) return;
+  finished_ = true;
+  auto elapsed = std::chrono::duration<double>(event::Clock::now() - started_).count();
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.3f", elapsed);
+  logger().information(std::string("disconnect session=") + std::to_string(number_) +
+                       " reason=\"" + why + "\" messages=" + std::to_string(messages_) +
+                       " time=" + secs + "s");
+  ctx_.loop.remove_fd(fd_.get());
+  fd_.reset();
+  if (timer_) ctx_.loop.cancel_timer(timer_);
+  timer_ = 0;
+  auto done = on_finished_;
+  auto number = number_;
+  // Destroy this connection from a fresh loop turn: we may be deep inside its own callback.
+  ctx_.loop.add_timer(std::chrono::milliseconds(0), [done, number] { done(number); });
+}
+
+}  // namespace estafette::esmtpd

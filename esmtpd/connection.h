@@ -1,0 +1,82 @@
+// connection.h: the I/O side of one SMTP server session. It reads bytes, splits them with the
+// pure readers of lib/smtp, feeds the session state machine and carries out its actions: replies,
+// opening a queue file at DATA, streaming the body into it, and the durable commit (the 250 is
+// sent only when the Committer reports the message on disk).
+// Loop thread. Owned by the Server; it asks the Server to destroy it through on_finished, which
+// runs outside of any of its own callbacks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "lib/base/fd.h"
+#include "lib/event/loop.h"
+#include "lib/queue/backend.h"
+#include "lib/smtp/reader.h"
+#include "lib/smtp/server_session.h"
+
+namespace estafette::esmtpd {
+
+// What every connection of one server shares; owned by the Server.
+struct ConnectionContext {
+  event::Loop& loop;
+  const smtp::ServerPolicy& policy;
+  queue::Backend& backend;
+  queue::Committer& committer;
+  std::function<void(const std::string& queue_id)> on_queued;  // tell courierd
+  std::chrono::seconds timeout;
+  std::size_t max_line;
+};
+
+class Connection final {
+ public:
+  Connection(ConnectionContext& context, base::UniqueFd fd, smtp::ClientInfo client,
+             std::uint64_t number, std::function<void(std::uint64_t)> on_finished);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();
+  // Sends a reply and closes (over the session limit, shutting down).
+  void reject(const std::string& reply);
+
+ private:
+  void on_events(std::uint32_t events);
+  void read_input();
+  void process_input();
+  void run(smtp::Actions actions);
+  void begin_data();
+  void commit();
+  void send(const std::string& text);
+  void flush();
+  void update_interest();
+  void arm_timer();
+  void finish(const char* why);
+
+  ConnectionContext& ctx_;
+  base::UniqueFd fd_;
+  smtp::ServerSession session_;
+  std::uint64_t number_;
+  std::function<void(std::uint64_t)> on_finished_;
+  smtp::CommandReader commands_;
+  smtp::DataReader data_;
+  std::unique_ptr<queue::IncomingMessage> message_;
+  bool append_failed_ = false;
+  std::string in_;
+  std::size_t in_start_ = 0;
+  std::string out_;
+  std::size_t out_start_ = 0;
+  bool awaiting_commit_ = false;
+  bool closing_ = false;    // Close action seen: flush, then finish
+  bool finished_ = false;
+  bool peer_eof_ = false;
+  std::uint32_t interest_ = 0;
+  event::TimerId timer_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  event::Clock::time_point started_;
+  std::size_t messages_ = 0;
+};
+
+}  // namespace estafette::esmtpd

@@ -1,0 +1,44 @@
+// estafette-esmtpd: the ESMTP server. Reads the config, then hands over to the Server on one
+// event loop. SIGTERM/SIGINT: stop accepting, let queue commits in flight finish, exit 0.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "esmtpd/server.h"
+#include "lib/base/cli.h"
+#include "lib/base/log.h"
+#include "lib/config/config.h"
+
+using namespace estafette;
+
+int main(int argc, char** argv) {
+  auto args = base::parse_daemon_args(argc, argv, "[-c CONFIG]");
+  if (!args) return 2;
+  config::Config config;
+  try {
+    config = config::load_config(args->config_path);
+    base::setup_logging({"esmtpd", config.log_file, config.syslog, config.log_level});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "estafette-esmtpd: %s\n", e.what());
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  try {
+    event::Loop loop;
+    esmtpd::Server server(loop, config);
+    auto stop = [&] {
+      base::log("esmtpd").information("stopping");
+      server.shutdown();
+      loop.stop();
+    };
+    loop.on_signal(SIGTERM, stop);
+    loop.on_signal(SIGINT, stop);
+    loop.run();
+    // ~Server: the committer finishes and reports every commit in flight before it is destroyed.
+  } catch (const std::exception& e) {
+    base::log("esmtpd").critical(std::string("fatal: ") + e.what());
+    std::fprintf(stderr, "estafette-esmtpd: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,80 @@
+#include "esmtpd/server.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "lib/base/log.h"
+#include "lib/base/net.h"
+#include "lib/base/paths.h"
+
+namespace estafette::esmtpd {
+
+Server::Server(event::Loop& loop, const config::Config& config)
+    : loop_(loop),
+      config_(config),
+      backend_(queue::open_file_backend(config.queue_dir())),
+      courierd_(loop, config.courierd_socket()) {
+  policy_.hostname = config.hostname;
+  policy_.max_message_size = config.max_message_size;
+  policy_.max_recipients = config.max_recipients;
+  policy_.local_domains = config.local_domains;
+  policy_.relay_domains = config.relay_domains;
+  committer_ = std::make_unique<queue::Committer>(loop, *backend_);
+  context_ = std::make_unique<ConnectionContext>(ConnectionContext{
+      loop, policy_, *backend_, *committer_,
+      [this](const std::string& id) { courierd_.notify(id); }, config.smtpd_timeout,
+      config.max_line_length});
+  for (const auto& hp : config.listen) {
+    listeners_.push_back(base::listen_tcp(hp.host, hp.port));
+    int fd = listeners_.back().get();
+    loop_.add_fd(fd, EPOLLIN, [this, fd](std::uint32_t) { accept_from(fd); });
+    base::log("esmtpd").information("listening on " + hp.to_string());
+  }
+}
+
+Server::~Server() {
+  connections_.clear();
+  for (auto& l : listeners_) loop_.remove_fd(l.get());
+}
+
+void Server::accept_from(int listen_fd) {
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    base::UniqueFd fd(::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
+                                SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        base::log("esmtpd").warning(std::string("accept: ") + base::errno_text(errno));
+      return;
+    }
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    smtp::ClientInfo client;
+    client.ip = base::address_text(reinterpret_cast<sockaddr*>(&addr), &client.port);
+    client.relay_client = config::any_contains(config_.relay_clients, client.ip);
+    auto number = next_number_++;
+    auto conn = std::make_unique<Connection>(*context_, std::move(fd), std::move(client), number,
+                                             [this](std::uint64_t n) { connections_.erase(n); });
+    auto* raw = conn.get();
+    connections_.emplace(number, std::move(conn));
+    if (connections_.size() > config_.max_sessions) {
+      base::log("esmtpd").warning("too many sessions (" + std::to_string(config_.max_sessions) +
+                                  "); refusing a connection");
+      raw->reject("421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n");
+    } else {
+      raw->start();
+    }
+  }
+}
+
+void Server::shutdown() {
+  for (auto& l : listeners_) loop_.remove_fd(l.get());
+  listeners_.clear();
+}
+
+}  // namespace estafette::esmtpd

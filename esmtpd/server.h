@@ -1,0 +1,44 @@
+// server.h: esmtpd's server: listening sockets, the set of live connections, the queue committer
+// and the link to courierd. One per process, on the loop thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "esmtpd/connection.h"
+#include "esmtpd/courierd_link.h"
+#include "lib/config/config.h"
+#include "lib/event/loop.h"
+#include "lib/queue/backend.h"
+
+namespace estafette::esmtpd {
+
+class Server final {
+ public:
+  Server(event::Loop& loop, const config::Config& config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Stops accepting; returns once no connection waits for a commit (called on SIGTERM).
+  void shutdown();
+  std::size_t sessions() const { return connections_.size(); }
+
+ private:
+  void accept_from(int listen_fd);
+
+  event::Loop& loop_;
+  const config::Config& config_;
+  smtp::ServerPolicy policy_;
+  std::unique_ptr<queue::Backend> backend_;
+  std::unique_ptr<queue::Committer> committer_;
+  CourierdLink courierd_;
+  std::unique_ptr<ConnectionContext> context_;
+  std::vector<base::UniqueFd> listeners_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+  std::uint64_t next_number_ = 1;
+};
+
+}  // namespace estafette::esmtpd

@@ -1,0 +1,33 @@
+#include "lib/base/cli.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+namespace estafette::base {
+
+std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* usage) {
+  DaemonArgs args;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    bool has_value = i + 1 < argc;
+    if ((a == "-c" || a == "--config") && has_value) {
+      args.config_path = argv[++i];
+    } else if (a == "--fd" && has_value) {
+      char* end = nullptr;
+      long fd = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || fd < 0 || fd > 65535) {
+        std::fprintf(stderr, "%s: bad --fd value\n", argv[0]);
+        return std::nullopt;
+      }
+      args.fd = static_cast<int>(fd);
+    } else {
+      std::fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+      return std::nullopt;
+    }
+  }
+  return args;
+}
+
+}  // namespace estafette::base

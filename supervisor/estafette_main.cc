@@ -1,0 +1,108 @@
+// estafette: the admin command. `estafette start|stop|status [-c CONFIG]`.
+//   start   runs estafetted in the background and waits until it has written its pid file
+//   stop    sends SIGTERM to estafetted and waits until it has stopped every daemon
+//   status  exit 0 and "running (pid N)" when estafetted runs, exit 3 otherwise
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "lib/base/paths.h"
+#include "lib/config/config.h"
+
+using namespace estafette;
+
+namespace {
+
+pid_t running_pid(const std::string& pidfile) {
+  std::ifstream in(pidfile);
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 0) return 0;
+  return ::kill(pid, 0) == 0 ? pid : 0;
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: estafette start|stop|status [-c CONFIG]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage();
+  std::string_view cmd = argv[1];
+  std::string config_path;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if ((a == "-c" || a == "--config") && i + 1 < argc) config_path = argv[++i];
+    else return usage();
+  }
+  config::Config config;
+  try {
+    config = config::load_config(config_path);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "estafette: %s\n", e.what());
+    return 2;
+  }
+  std::string pidfile = config.run_dir() + "/estafetted.pid";
+  using namespace std::chrono_literals;
+
+  if (cmd == "status") {
+    pid_t pid = running_pid(pidfile);
+    if (pid) std::printf("estafette: running (pid %d)\n", pid);
+    else std::printf("estafette: not running\n");
+    return pid ? 0 : 3;
+  }
+  if (cmd == "start") {
+    if (pid_t pid = running_pid(pidfile)) {
+      std::printf("estafette: already running (pid %d)\n", pid);
+      return 0;
+    }
+    ::unlink(pidfile.c_str());
+    std::string daemon = base::program_path("estafetted");
+    pid_t child = ::fork();
+    if (child == 0) {
+      if (config_path.empty()) ::execl(daemon.c_str(), daemon.c_str(), nullptr);
+      else ::execl(daemon.c_str(), daemon.c_str(), "-c", config_path.c_str(), nullptr);
+      std::fprintf(stderr, "estafette: cannot run %s: %s\n", daemon.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);  // estafetted forks and its parent exits at once
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+    for (int i = 0; i < 100; ++i) {
+      if (pid_t pid = running_pid(pidfile)) {
+        std::printf("estafette: started (pid %d)\n", pid);
+        return 0;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    std::fprintf(stderr, "estafette: estafetted did not start (see its log)\n");
+    return 1;
+  }
+  if (cmd == "stop") {
+    pid_t pid = running_pid(pidfile);
+    if (!pid) {
+      std::printf("estafette: not running\n");
+      return 0;
+    }
+    ::kill(pid, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      if (::kill(pid, 0) != 0) {
+        std::printf("estafette: stopped\n");
+        return 0;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    std::fprintf(stderr, "estafette: pid %d did not stop within 15 s\n", pid);
+    return 1;
+  }
+  return usage();
+}

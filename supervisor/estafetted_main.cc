@@ -1,0 +1,112 @@
+// estafetted: the supervisor. `estafetted -f [-c CONFIG]` runs in the foreground; without -f it
+// detaches. It checks the config, creates the state directories, writes <state>/run/estafetted.pid
+// and keeps courierd and esmtpd running (see supervisor.h).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string_view>
+
+#include "lib/base/log.h"
+#include "lib/base/paths.h"
+#include "lib/config/config.h"
+#include "supervisor/supervisor.h"
+
+using namespace estafette;
+
+namespace {
+
+void print_banner(const config::Config& c, const std::string& config_path) {
+  const auto& l = c.listen.front();
+  std::string domain = c.local_domains.empty() ? "example.test" : c.local_domains.front();
+  std::printf(
+      "Estafette is running (config: %s)\n"
+      "  SMTP:    %s\n"
+      "  queue:   %s\n"
+      "  mail for @%s goes to %s/<user>/new/\n"
+      "  routes:  %s\n"
+      "Send a test message from another shell:\n"
+      "  swaks --server %s --port %u --to alice@%s --from you@%s\n"
+      "or: python3 -c \"import smtplib; smtplib.SMTP('%s', %u).sendmail('you@%s', "
+      "['alice@%s'], 'Subject: hi\\n\\nhello')\"\n"
+      "then: ls %s/alice/new/\n"
+      "Stop with Ctrl-C.\n",
+      config_path.empty() ? "embedded default" : config_path.c_str(), l.to_string().c_str(),
+      c.queue_dir().c_str(), domain.c_str(), c.maildir_root.c_str(),
+      c.routes.smarthost ? ("smarthost " + c.routes.smarthost->to_string()).c_str()
+                         : "no smarthost: mail for other domains is refused",
+      l.host.c_str(), l.port, domain.c_str(), domain.c_str(), l.host.c_str(), l.port,
+      domain.c_str(), domain.c_str(), c.maildir_root.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool foreground = false;
+  std::string config_path;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "-f") {
+      foreground = true;
+    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: estafetted [-f] [-c CONFIG]\n");
+      return 2;
+    }
+  }
+  config::Config config;
+  try {
+    config = config::load_config(config_path);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "estafetted: %s\n", e.what());
+    return 2;
+  }
+  if (!config_path.empty()) config_path = base::absolute_path(config_path);
+  for (const auto& dir : {config.state_dir, config.run_dir(), config.queue_dir()}) {
+    if (!base::make_dirs(dir)) {
+      std::fprintf(stderr, "estafetted: cannot create %s: %s\n", dir.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+  }
+  if (!foreground) {
+    pid_t pid = ::fork();
+    if (pid < 0) return 1;
+    if (pid > 0) return 0;
+    ::setsid();
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    if (!config.log_file.empty()) ::dup2(null, 2);
+    if (null > 2) ::close(null);
+  }
+  // Children log to the same place; with no log file they share our stderr.
+  try {
+    base::setup_logging({"estafetted", config.log_file, config.syslog, config.log_level});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "estafetted: %s\n", e.what());
+    return 2;
+  }
+  std::string pidfile = config.run_dir() + "/estafetted.pid";
+  {
+    std::ofstream out(pidfile);
+    out << ::getpid() << "\n";
+  }
+  if (foreground) print_banner(config, config_path);
+  ::signal(SIGPIPE, SIG_IGN);
+  event::Loop loop;
+  supervisor::Supervisor supervisor(loop, {"estafette-courierd", "estafette-esmtpd"}, config_path);
+  loop.on_signal(SIGTERM, [&] { supervisor.stop(); });
+  loop.on_signal(SIGINT, [&] { supervisor.stop(); });
+  supervisor.start();
+  loop.run();
+  ::unlink(pidfile.c_str());
+  base::log("estafetted").information("stopped");
+  return 0;
+}

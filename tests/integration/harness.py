@@ -1,0 +1,244 @@
+"""harness.py: start real Estafette daemons and real peers on loopback for integration tests.
+
+Every test gets a fresh temporary directory, free ports, its own config and its own processes,
+and stops them all at the end (also on failure). BUILD_DIR names the build tree holding the
+estafette* programs (set by `make check`). Exit codes follow automake: 0 pass, 1 fail, 77 skip.
+"""
+import contextlib
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD_DIR = os.path.abspath(os.environ.get("BUILD_DIR", os.getcwd()))
+SRC_DIR = os.path.abspath(os.environ.get("SRC_DIR",
+                                         os.path.join(os.path.dirname(__file__), "..", "..")))
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def skip(why):
+    print("SKIP:", why)
+    sys.exit(77)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on a loopback port, dumping each message to a file."""
+
+    def __init__(self, tmp, port=None, options=()):
+        if not os.access(SMTP_SINK, os.X_OK):
+            skip("smtp-sink (postfix) is not installed")
+        self.port = port or free_port()
+        self.dir = os.path.join(tmp, "sink-%d" % self.port)
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o777)
+        self.options = list(options)
+        self.proc = None
+
+    def start(self):
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            [SMTP_SINK] + user + self.options +
+            ["-d", self.dir + "/%H%M%S.", "127.0.0.1:%d" % self.port, "256"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.port), 10, "smtp-sink on %d" % self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def messages(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            with open(os.path.join(self.dir, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+
+class Estafette:
+    """One Estafette instance (estafetted -f and its daemons) with its own state directory."""
+
+    def __init__(self, tmp, name="mta", **settings):
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = settings.pop("port", None) or free_port()
+        self.state = os.path.join(self.dir, "state")
+        self.conf = os.path.join(self.dir, "estafette.conf")
+        self.log = os.path.join(self.dir, "estafette.log")
+        routes = settings.pop("routes", None)
+        base = {
+            "hostname": "mta.estafette.test",
+            "state_dir": self.state,
+            "listen": "127.0.0.1:%d" % self.port,
+            "local_domains": "estafette.test",
+            "relay_clients": "127.0.0.0/8",
+            "log_file": self.log,
+            "log_level": "debug",
+            "retry_base": "300ms",
+            "retry_max": "2s",
+            "host_backoff": "300ms",
+            "connect_timeout": "5s",
+        }
+        base.update(settings)
+        if routes is not None:
+            path = os.path.join(self.dir, "esmtproutes")
+            with open(path, "w") as f:
+                f.write("".join("%s: %s\n" % kv for kv in routes.items()))
+            base["esmtproutes"] = path
+        with open(self.conf, "w") as f:
+            for k, v in base.items():
+                f.write("%s = %s\n" % (k, v))
+        self.proc = None
+
+    def program(self, name):
+        return os.path.join(BUILD_DIR, name)
+
+    def start(self):
+        out = open(os.path.join(self.dir, "estafetted.out"), "ab")
+        self.proc = subprocess.Popen([self.program("estafetted"), "-f", "-c", self.conf],
+                                     stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, 15,
+                 "esmtpd on %d" % self.port)
+        if self.proc.poll() is not None:
+            raise AssertionError("estafetted exited: " + self.read_log())
+        wait_for(lambda: os.path.exists(os.path.join(self.state, "run", "courierd.sock")), 10,
+                 "courierd socket")
+        return self
+
+    def daemon_pids(self):
+        """PIDs of estafetted's children (esmtpd, courierd) and their children (modules)."""
+        pids = []
+        todo = [self.proc.pid] if self.proc else []
+        while todo:
+            pid = todo.pop()
+            try:
+                with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                    kids = [int(p) for p in f.read().split()]
+            except OSError:
+                kids = []
+            pids.extend(kids)
+            todo.extend(kids)
+        return pids
+
+    def kill9(self):
+        """kill -9 the supervisor and every daemon at once, as a crash would."""
+        victims = ([self.proc.pid] if self.proc else []) + self.daemon_pids()
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.wait(10)
+        for pid in victims:
+            wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                     open("/proc/%d/stat" % pid).read().split()[2] == "Z", 10, "pid %d" % pid)
+        self.proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self.proc = None
+
+    def read_log(self):
+        text = ""
+        for name in (self.log, os.path.join(self.dir, "estafetted.out")):
+            with contextlib.suppress(OSError):
+                with open(name, errors="replace") as f:
+                    text += f.read()
+        return text
+
+    def maildir(self, user):
+        return os.path.join(self.state, "maildir", user)
+
+    def maildir_messages(self, user):
+        new = os.path.join(self.maildir(user), "new")
+        if not os.path.isdir(new):
+            return []
+        out = []
+        for name in sorted(os.listdir(new)):
+            with open(os.path.join(new, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def queue_files(self):
+        msg = os.path.join(self.state, "queue", "msg")
+        if not os.path.isdir(msg):
+            return []
+        return [n for n in os.listdir(msg) if not n.endswith(".done")]
+
+    def send(self, sender, rcpts, message, **kw):
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+            return s.sendmail(sender, rcpts, message, **kw)
+
+
+@contextlib.contextmanager
+def scratch():
+    """A temporary directory and a list of things to stop, cleaned up however the test ends."""
+    tmp = tempfile.mkdtemp(prefix="estafette-test-")
+    os.chmod(tmp, 0o755)
+    stoppers = []
+    ok = False
+    try:
+        yield tmp, stoppers
+        ok = True
+    finally:
+        for thing in reversed(stoppers):
+            with contextlib.suppress(Exception):
+                thing.stop()
+        if ok and not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print("test files kept in", tmp)
+
+
+def run(test):
+    """Runs test(tmp, stoppers); prints the outcome; exits with automake's codes."""
+    try:
+        with scratch() as (tmp, stoppers):
+            try:
+                test(tmp, stoppers)
+            except AssertionError:
+                for thing in stoppers:
+                    if isinstance(thing, Estafette):
+                        print("---- log of", thing.dir, "(last 6000 bytes)")
+                        print(thing.read_log()[-6000:])
+                raise
+    except AssertionError as e:
+        print("FAIL:", e)
+        sys.exit(1)
+    print("PASS")
+    sys.exit(0)

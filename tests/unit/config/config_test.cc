@@ -1,0 +1,200 @@
+// Table tests for the config parsers: values, whole files, errors with file:line.
+#include "lib/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace estafette::config {
+namespace {
+
+struct DurationCase {
+  std::string text;
+  long long ms;  // -1: invalid
+};
+class ConfigDuration : public ::testing::TestWithParam<DurationCase> {};
+TEST_P(ConfigDuration, Parses) {
+  auto d = parse_duration(GetParam().text);
+  if (GetParam().ms < 0) {
+    EXPECT_FALSE(d) << GetParam().text;
+  } else {
+    ASSERT_TRUE(d) << GetParam().text;
+    EXPECT_EQ(d->count(), GetParam().ms);
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Table, ConfigDuration,
+                         ::testing::Values(DurationCase{"30", 30000}, DurationCase{"30s", 30000},
+                                           DurationCase{"250ms", 250}, DurationCase{"5m", 300000},
+                                           DurationCase{"2h", 7200000},
+                                           DurationCase{"5d", 432000000}, DurationCase{"", -1},
+                                           DurationCase{"s", -1}, DurationCase{"5x", -1},
+                                           DurationCase{"-5s", -1}, DurationCase{"5 m", -1}));
+
+struct SizeCase {
+  std::string text;
+  long long bytes;
+};
+class ConfigSize : public ::testing::TestWithParam<SizeCase> {};
+TEST_P(ConfigSize, Parses) {
+  auto s = parse_size(GetParam().text);
+  if (GetParam().bytes < 0) {
+    EXPECT_FALSE(s) << GetParam().text;
+  } else {
+    ASSERT_TRUE(s) << GetParam().text;
+    EXPECT_EQ(static_cast<long long>(*s), GetParam().bytes);
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Table, ConfigSize,
+                         ::testing::Values(SizeCase{"1000", 1000}, SizeCase{"64K", 65536},
+                                           SizeCase{"10M", 10485760}, SizeCase{"1g", 1073741824},
+                                           SizeCase{"K", -1}, SizeCase{"12Q", -1},
+                                           SizeCase{"", -1}));
+
+struct HostPortCase {
+  std::string text;
+  std::string host;  // empty: invalid
+  int port;
+};
+class ConfigHostPort : public ::testing::TestWithParam<HostPortCase> {};
+TEST_P(ConfigHostPort, Parses) {
+  auto hp = parse_host_port(GetParam().text, 25);
+  if (GetParam().host.empty()) {
+    EXPECT_FALSE(hp) << GetParam().text;
+    return;
+  }
+  ASSERT_TRUE(hp) << GetParam().text;
+  EXPECT_EQ(hp->host, GetParam().host);
+  EXPECT_EQ(hp->port, GetParam().port);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigHostPort,
+    ::testing::Values(HostPortCase{"127.0.0.1:2525", "127.0.0.1", 2525},
+                      HostPortCase{"mx.example", "mx.example", 25},
+                      HostPortCase{"mx.example,587", "mx.example", 587},
+                      HostPortCase{"[::1]:26", "::1", 26}, HostPortCase{"::1", "::1", 25},
+                      HostPortCase{"[::1]", "::1", 25}, HostPortCase{"host:0", "", 0},
+                      HostPortCase{"host:70000", "", 0}, HostPortCase{"host:", "", 0},
+                      HostPortCase{"", "", 0}, HostPortCase{"[::1", "", 0}));
+
+TEST(ConfigFile, EmbeddedDefaultIsValid) {
+  auto c = load_config("");
+  EXPECT_EQ(c.listen.size(), 1u);
+  EXPECT_EQ(c.listen[0].port, 2525);
+  EXPECT_TRUE(c.is_local_domain("estafette.test"));
+  EXPECT_TRUE(any_contains(c.relay_clients, "127.0.0.1"));
+  EXPECT_EQ(c.state_dir.front(), '/');
+  EXPECT_EQ(c.maildir_root, c.state_dir + "/maildir");
+  EXPECT_FALSE(c.routes.smarthost);
+}
+
+TEST(ConfigFile, ParsesSettings) {
+  auto c = parse_config(
+      "# comment\n"
+      "hostname = mx.example.org\n"
+      "state_dir = /var/spool/x\n"
+      "listen = 127.0.0.1:55125, [::1]:55126\n"
+      "local_domains = Example.ORG\n"
+      "relay_domains = domain1.grey domain2.grey\n"
+      "MAXDELS = 250\nMAXHOST = 250\nMAXRCPT = 50\n"
+      "retry_base = 200ms\nqueue_lifetime = 1h\n"
+      "smarthost = [127.0.0.1]:2527\n"
+      "max_message_size = 64M\n",
+      "test.conf", "/etc");
+  EXPECT_EQ(c.hostname, "mx.example.org");
+  EXPECT_EQ(c.state_dir, "/var/spool/x");
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[1].host, "::1");
+  EXPECT_TRUE(c.is_local_domain("example.org"));
+  EXPECT_EQ(c.relay_domains.size(), 2u);
+  EXPECT_EQ(c.max_deliveries, 250u);
+  EXPECT_EQ(c.max_rcpt, 50u);
+  EXPECT_EQ(c.retry_base.count(), 200);
+  EXPECT_EQ(c.queue_lifetime.count(), 3600);
+  ASSERT_TRUE(c.routes.smarthost);
+  EXPECT_EQ(c.routes.smarthost->port, 2527);
+  EXPECT_EQ(c.max_message_size, 64u << 20);
+}
+
+struct ErrorCase {
+  std::string text;
+  std::string expected;  // substring of the error, including file:line
+};
+class ConfigErrors : public ::testing::TestWithParam<ErrorCase> {};
+TEST_P(ConfigErrors, ReportFileLineAndReason) {
+  try {
+    parse_config(GetParam().text, "bad.conf", "/tmp");
+    FAIL() << "no error for: " << GetParam().text;
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(GetParam().expected), std::string::npos) << e.what();
+  }
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigErrors,
+    ::testing::Values(ErrorCase{"listen = 127.0.0.1:99999\n", "bad.conf:1: listen"},
+                      ErrorCase{"\n\nMAXDELS = lots\n", "bad.conf:3: MAXDELS"},
+                      ErrorCase{"no equals sign\n", "bad.conf:1: expected 'key = value'"},
+                      ErrorCase{"colour = blue\n", "bad.conf:1: unknown setting 'colour'"},
+                      ErrorCase{"relay_clients = 10.0.0.0/33\n", "bad.conf:1: relay_clients"},
+                      ErrorCase{"local_domains = bad/domain\n", "bad.conf:1: local_domains"},
+                      ErrorCase{"retry_base = soon\n", "bad.conf:1: retry_base"},
+                      ErrorCase{"MAXDELS = 5\nMAXHOST = 10\n", "MAXHOST (10) exceeds MAXDELS"},
+                      ErrorCase{"esmtproutes = /nonexistent/routes\n",
+                                "bad.conf:1: esmtproutes"},
+                      ErrorCase{"syslog = maybe\n", "bad.conf:1: syslog"}));
+
+TEST(ConfigRoutes, LookupOrder) {
+  Routes r;
+  parse_routes(
+      "example.com: mx1.example.net\n"
+      ".example.com: [127.0.0.1]:2600\n"
+      "# comment\n"
+      "domain1.grey: 127.0.0.1,55225\n"
+      ": smarthost.example:587\n",
+      "routes", r);
+  EXPECT_EQ(r.lookup("example.com")->host, "mx1.example.net");
+  EXPECT_EQ(r.lookup("a.b.example.com")->port, 2600);
+  EXPECT_EQ(r.lookup("domain1.grey")->port, 55225);
+  EXPECT_EQ(r.lookup("other.org")->host, "smarthost.example");
+  EXPECT_EQ(r.lookup("other.org")->port, 587);
+}
+
+TEST(ConfigRoutes, ErrorsNameTheLine) {
+  Routes r;
+  try {
+    parse_routes("ok.example: host\nbroken line\n", "esmtproutes", r);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("esmtproutes:2:"), std::string::npos) << e.what();
+  }
+}
+
+struct CidrCase {
+  std::string net;
+  std::string ip;
+  bool match;
+};
+class ConfigCidr : public ::testing::TestWithParam<CidrCase> {};
+TEST_P(ConfigCidr, Matches) {
+  auto n = Cidr::parse(GetParam().net);
+  ASSERT_TRUE(n) << GetParam().net;
+  EXPECT_EQ(n->contains(GetParam().ip), GetParam().match) << GetParam().net << " " << GetParam().ip;
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigCidr,
+    ::testing::Values(CidrCase{"127.0.0.0/8", "127.0.0.2", true},
+                      CidrCase{"127.0.0.0/8", "128.0.0.1", false},
+                      CidrCase{"10.1.2.0/23", "10.1.3.255", true},
+                      CidrCase{"10.1.2.0/23", "10.1.4.0", false},
+                      CidrCase{"0.0.0.0/0", "8.8.8.8", true}, CidrCase{"::1", "::1", true},
+                      CidrCase{"::1", "::2", false}, CidrCase{"2001:db8::/32", "2001:db8:1::5", true},
+                      CidrCase{"127.0.0.0/8", "::ffff:127.0.0.1", true},
+                      CidrCase{"127.0.0.0/8", "not-an-ip", false},
+                      CidrCase{"192.168.1.7", "192.168.1.7", true}));
+
+TEST(ConfigCidr, RejectsMalformed) {
+  for (const char* bad : {"", "300.1.1.1/8", "1.2.3.4/", "1.2.3.4/33", "::1/129", "x/8"})
+    EXPECT_FALSE(Cidr::parse(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace estafette::config

@@ -1,0 +1,82 @@
+// The event loop: fds, timers (order, cancel), signals, wakers from other threads, and removal
+// of watches from inside callbacks.
+#include "lib/event/loop.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <thread>
+#include <vector>
+
+namespace estafette::event {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(EventLoop, TimersFireInOrderAndCancel) {
+  Loop loop;
+  std::vector<int> order;
+  loop.add_timer(30ms, [&] { order.push_back(3); });
+  loop.add_timer(10ms, [&] { order.push_back(1); });
+  auto cancelled = loop.add_timer(20ms, [&] { order.push_back(2); });
+  loop.add_timer(40ms, [&] { loop.stop(); });
+  loop.cancel_timer(cancelled);
+  loop.cancel_timer(cancelled);  // twice is harmless
+  auto t0 = Clock::now();
+  loop.run();
+  EXPECT_EQ(order, (std::vector<int>{1, 3}));
+  EXPECT_GE(Clock::now() - t0, 40ms);
+}
+
+TEST(EventLoop, ReadsAndRemovesItselfInCallback) {
+  Loop loop;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  base::UniqueFd a(sv[0]), b(sv[1]);
+  int calls = 0;
+  loop.add_fd(a.get(), EPOLLIN, [&](std::uint32_t ev) {
+    EXPECT_TRUE(ev & EPOLLIN);
+    char c;
+    ASSERT_EQ(::read(a.get(), &c, 1), 1);
+    ++calls;
+    loop.remove_fd(a.get());
+    loop.add_timer(20ms, [&] { loop.stop(); });
+  });
+  ASSERT_EQ(::write(b.get(), "xy", 2), 2);
+  loop.run();
+  EXPECT_EQ(calls, 1);  // removed after the first byte, the second never dispatched
+}
+
+TEST(EventLoop, WakerFromAnotherThread) {
+  Loop loop;
+  int wakes = 0;
+  Waker waker(loop, [&] {
+    ++wakes;
+    loop.stop();
+  });
+  std::thread t([&] {
+    std::this_thread::sleep_for(10ms);
+    waker.wake();
+  });
+  loop.add_timer(5s, [&] { loop.stop(); });  // guard against a lost wake
+  loop.run();
+  t.join();
+  EXPECT_EQ(wakes, 1);
+}
+
+TEST(EventLoop, Signals) {
+  Loop loop;
+  bool got = false;
+  loop.on_signal(SIGUSR1, [&] {
+    got = true;
+    loop.stop();
+  });
+  loop.add_timer(5s, [&] { loop.stop(); });
+  ::kill(::getpid(), SIGUSR1);
+  loop.run();
+  EXPECT_TRUE(got);
+}
+
+}  // namespace
+}  // namespace estafette::event

@@ -1,0 +1,127 @@
+// IPC framing and typed messages: round trips, input split at every byte, malformed frames.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "lib/ipc/frame.h"
+#include "lib/ipc/messages.h"
+
+namespace estafette::ipc {
+namespace {
+
+std::string sample_stream() {
+  Deliver d;
+  d.job_id = 42;
+  d.queue_id = "Q1";
+  d.path = "/q/msg/Q1";
+  d.body_offset = 123;
+  d.body_size = 65536;
+  d.sender = "";
+  d.destination = "[127.0.0.1]:55225";
+  d.recipients = {"a@x.test", "b@y.test"};
+  DeliverResult r;
+  r.job_id = 42;
+  r.remote = "sink[127.0.0.1]:55225";
+  r.host_failed = true;
+  r.results = {{RcptStatus::Delivered, "250 ok"}, {RcptStatus::PermFail, "550 5.1.1 no"}};
+  return encode(NewMessage{"Q1"}) + encode(d) + encode(r) + encode(ModuleReady{"esmtp"});
+}
+
+void check_frames(const std::vector<Frame>& frames) {
+  ASSERT_EQ(frames.size(), 4u);
+  auto n = decode_new_message(frames[0]);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->queue_id, "Q1");
+  auto d = decode_deliver(frames[1]);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->job_id, 42u);
+  EXPECT_EQ(d->body_offset, 123u);
+  EXPECT_EQ(d->body_size, 65536u);
+  EXPECT_EQ(d->sender, "");
+  EXPECT_EQ(d->destination, "[127.0.0.1]:55225");
+  EXPECT_EQ(d->recipients, (std::vector<std::string>{"a@x.test", "b@y.test"}));
+  auto r = decode_deliver_result(frames[2]);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->host_failed);
+  ASSERT_EQ(r->results.size(), 2u);
+  EXPECT_EQ(r->results[1].status, RcptStatus::PermFail);
+  EXPECT_EQ(r->results[1].reply, "550 5.1.1 no");
+  auto m = decode_module_ready(frames[3]);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->name, "esmtp");
+  // A frame of another type does not decode as this one.
+  EXPECT_FALSE(decode_deliver(frames[0]));
+}
+
+TEST(IpcFrame, RoundTripWhole) {
+  FrameSplitter s;
+  s.feed(sample_stream());
+  std::vector<Frame> frames;
+  while (auto f = s.next()) frames.push_back(*f);
+  check_frames(frames);
+  EXPECT_FALSE(s.error());
+}
+
+TEST(IpcFrame, SplitAtEveryByte) {
+  auto stream = sample_stream();
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    FrameSplitter s;
+    std::vector<Frame> frames;
+    s.feed(std::string_view(stream).substr(0, cut));
+    while (auto f = s.next()) frames.push_back(*f);
+    s.feed(std::string_view(stream).substr(cut));
+    while (auto f = s.next()) frames.push_back(*f);
+    check_frames(frames);
+  }
+}
+
+TEST(IpcFrame, ByteByByte) {
+  auto stream = sample_stream();
+  FrameSplitter s;
+  std::vector<Frame> frames;
+  for (char c : stream) {
+    s.feed(std::string_view(&c, 1));
+    while (auto f = s.next()) frames.push_back(*f);
+  }
+  check_frames(frames);
+}
+
+TEST(IpcFrame, RejectsZeroAndHugeLengths) {
+  FrameSplitter zero;
+  zero.feed(std::string("\0\0\0\0", 4));
+  EXPECT_FALSE(zero.next());
+  EXPECT_TRUE(zero.error());
+  FrameSplitter huge;
+  huge.feed(std::string("\xff\xff\xff\x7f\x01", 5));
+  EXPECT_FALSE(huge.next());
+  EXPECT_TRUE(huge.error());
+}
+
+TEST(IpcFrame, TruncatedPayloadsDoNotDecode) {
+  Deliver d;
+  d.queue_id = "Q";
+  d.recipients = {"a@b"};
+  auto bytes = encode(d);
+  FrameSplitter s;
+  s.feed(bytes);
+  auto f = s.next();
+  ASSERT_TRUE(f);
+  for (std::size_t len = 0; len < f->payload.size(); ++len) {
+    Frame cut{f->type, f->payload.substr(0, len)};
+    EXPECT_FALSE(decode_deliver(cut)) << len;
+  }
+  Frame extra{f->type, f->payload + "x"};
+  EXPECT_FALSE(decode_deliver(extra));
+}
+
+TEST(IpcFrame, HugeStringCountIsMalformed) {
+  std::string payload = Writer(2).u64(1).str("q").str("p").u64(0).u64(0).str("").str("d").finish();
+  // Replace the recipients count by a huge number with no data behind it.
+  payload += std::string("\xff\xff\xff\x0f", 4);
+  Frame f{2, payload.substr(5)};
+  EXPECT_FALSE(decode_deliver(f));
+}
+
+}  // namespace
+}  // namespace estafette::ipc
