@@ -13,7 +13,7 @@
 
 #include "lib/base/fd.h"
 #include "lib/event/loop.h"
-#include "lib/queue/backend.h"
+#include "lib/queue/queue.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
 

@@ -11,7 +11,7 @@
 #include "esmtpd/courierd_link.h"
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
-#include "lib/queue/backend.h"
+#include "lib/queue/queue.h"
 
 namespace estafette::esmtpd {
 

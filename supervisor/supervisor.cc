@@ -22,7 +22,11 @@ constexpr auto kStableRun = std::chrono::seconds(30);
 Supervisor::Supervisor(event::Loop& loop, std::vector<std::string> programs,
                        std::string config_path)
     : loop_(loop), config_path_(std::move(config_path)) {
-  for (auto& p : programs) children_.push_back(Child{std::move(p)});
+  for (auto& p : programs) {
+    Child child;
+    child.program = std::move(p);
+    children_.push_back(std::move(child));
+  }
 }
 
 void Supervisor::start() {

@@ -364,7 +364,15 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     auto eq = body.find('=');
     if (eq == std::string_view::npos) fail(where, "expected 'key = value'");
     std::string key(trim(body.substr(0, eq)));
-    std::string value(trim(body.substr(eq + 1)));
+    auto raw = body.substr(eq + 1);
+    // "#" after white space starts a comment (values themselves never contain " #").
+    for (std::size_t i = 1; i < raw.size(); ++i) {
+      if (raw[i] == '#' && std::isspace(static_cast<unsigned char>(raw[i - 1]))) {
+        raw = raw.substr(0, i);
+        break;
+      }
+    }
+    std::string value(trim(raw));
     auto it = keys.find(key);
     if (it == keys.end()) fail(where, "unknown setting '" + key + "'");
     try {

@@ -87,6 +87,14 @@ TEST(ConfigFile, EmbeddedDefaultIsValid) {
   EXPECT_FALSE(c.routes.smarthost);
 }
 
+TEST(ConfigFile, SysconfTemplateParses) {
+  // The shipped template, with its inline comments, is a valid configuration.
+  auto c = load_config(std::string(ESTAFETTE_TEST_SRCDIR) + "/sysconf/estafette.conf");
+  EXPECT_EQ(c.state_dir, "/var/spool/estafette");
+  EXPECT_EQ(c.listen[0].port, 25);
+  EXPECT_TRUE(c.is_local_domain("localhost"));
+}
+
 TEST(ConfigFile, ParsesSettings) {
   auto c = parse_config(
       "# comment\n"

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# estafette-relay.sh start|stop|clean|status: Estafette as the relay of the seed relay test, the
+# way ../shared/bench/postfix-relay.sh sets up Postfix: esmtpd on 127.0.0.1:55125, domain1.grey ..
+# domain5.grey routed to the sink at 127.0.0.1:55225, up to 250 deliveries at once
+# (MAXDELS = MAXHOST = 250), durable queue (fsync before every 250) as always.
+#   BENCH_DIR    state and config (default /tmp/estafette-relay)
+#   ESTAFETTE    directory holding the built programs (default: the source tree's top, an
+#                in-tree build; or set it to a VPATH build directory)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${BENCH_DIR:-/tmp/estafette-relay}
+bin=${ESTAFETTE:-$here/..}
+relay_port=${RELAY_PORT:-55125}
+sink_port=${SINK_PORT:-55225}
+conf=$dir/estafette.conf
+cmd=${1:-}
+
+configure() {
+  mkdir -p "$dir"
+  {
+    echo "hostname = relay.bench.test"
+    echo "state_dir = $dir/state"
+    echo "listen = 127.0.0.1:$relay_port"
+    echo "local_domains = relay.bench.test"
+    echo "relay_domains = domain1.grey, domain2.grey, domain3.grey, domain4.grey, domain5.grey"
+    echo "relay_clients = 127.0.0.0/8"
+    echo "esmtproutes = $dir/esmtproutes"
+    echo "MAXDELS = 250"
+    echo "MAXHOST = 250"
+    echo "MAXRCPT = 100"
+    echo "max_sessions = 1000"
+    echo "retry_base = 10s"
+    echo "log_file = $dir/estafette.log"
+    echo "log_level = ${LOG_LEVEL:-information}"
+  } > "$conf"
+  : > "$dir/esmtproutes"
+  for d in 1 2 3 4 5; do echo "domain$d.grey: 127.0.0.1,$sink_port" >> "$dir/esmtproutes"; done
+}
+
+case "$cmd" in
+  start)
+    [ -x "$bin/estafette" ] || { echo "estafette-relay: no build in $bin (set ESTAFETTE=builddir)" >&2; exit 2; }
+    configure
+    ulimit -n 65536 2>/dev/null || true
+    "$bin/estafette" start -c "$conf" >/dev/null
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$relay_port) 2>/dev/null && exit 0; sleep 0.1; done
+    echo "estafette-relay: esmtpd did not come up; see $dir/estafette.log" >&2; exit 1 ;;
+  stop)
+    [ -f "$conf" ] && "$bin/estafette" stop -c "$conf" >/dev/null || true ;;
+  clean)
+    # Drop whatever is still queued (like postsuper -d ALL), keeping the instance as it was.
+    was_running=0
+    if [ -f "$conf" ] && "$bin/estafette" status -c "$conf" >/dev/null 2>&1; then
+      was_running=1; "$bin/estafette" stop -c "$conf" >/dev/null
+    fi
+    rm -rf "$dir/state/queue" "$dir/state/maildir"
+    : > "$dir/estafette.log" 2>/dev/null || true
+    [ "$was_running" = 1 ] && "$0" start || true ;;
+  status)
+    "$bin/estafette" status -c "$conf" ;;
+  *) echo "usage: $0 start|stop|clean|status" >&2; exit 2 ;;
+esac
