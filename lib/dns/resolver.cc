@@ -1,0 +1,416 @@
+#include "lib/dns/resolver.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <netdb.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace estafette::dns {
+
+namespace {
+
+constexpr std::size_t kMaxMxHosts = 10;
+constexpr int kMaxAddresses = 64;
+
+Status map_status(int status) {
+  switch (status) {
+    case ARES_SUCCESS:
+      return Status::Ok;
+    case ARES_ENODATA:
+    case ARES_ENOTFOUND:
+      return Status::NotFound;
+    case ARES_EBADNAME:
+      return Status::PermFail;
+    default:
+      return Status::TempFail;
+  }
+}
+
+// Wraps a user callback so that it runs at most once, and never after its Request was dropped.
+template <typename... Args>
+std::function<void(Args...)> guard(const std::shared_ptr<detail::Token>& token,
+                                   std::function<void(Args...)> callback) {
+  return [token, callback = std::move(callback)](Args... args) {
+    if (token->cancelled || token->done) return;
+    token->done = true;
+    callback(std::forward<Args>(args)...);
+  };
+}
+
+bool is_ip_literal(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// Combines partial results: Ok wins, then TempFail, then PermFail, then NotFound.
+Status combine(Status a, Status b) {
+  auto rank = [](Status s) {
+    switch (s) {
+      case Status::Ok:
+        return 3;
+      case Status::TempFail:
+        return 2;
+      case Status::PermFail:
+        return 1;
+      case Status::NotFound:
+        return 0;
+    }
+    return 0;
+  };
+  return rank(a) >= rank(b) ? a : b;
+}
+
+}  // namespace
+
+const char* to_string(Status status) {
+  switch (status) {
+    case Status::Ok:
+      return "ok";
+    case Status::NotFound:
+      return "not found";
+    case Status::TempFail:
+      return "temporary failure";
+    case Status::PermFail:
+      return "permanent failure";
+  }
+  return "?";
+}
+
+std::string reverse_name(const std::string& ip) {
+  unsigned char a[16];
+  char buf[80];
+  if (inet_pton(AF_INET, ip.c_str(), a) == 1) {
+    snprintf(buf, sizeof buf, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+    return buf;
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), a) == 1) {
+    static const char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 15; i >= 0; --i) {
+      out += kHex[a[i] & 0xf];
+      out += '.';
+      out += kHex[a[i] >> 4];
+      out += '.';
+    }
+    return out + "ip6.arpa";
+  }
+  return "";
+}
+
+struct Resolver::QueryState {
+  Resolver* resolver;
+  AresDone done;
+};
+
+Resolver::Resolver(event::Loop& loop, ResolverOptions options)
+    : loop_(loop), random_(std::random_device{}()) {
+  if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
+    throw std::runtime_error("c-ares: library init failed");
+  ares_options o{};
+  o.sock_state_cb = &Resolver::on_sock_state;
+  o.sock_state_cb_data = this;
+  o.lookups = const_cast<char*>("b");                     // DNS only, never /etc/hosts
+  o.timeout = static_cast<int>(options.timeout.count());  // ms, with ARES_OPT_TIMEOUTMS
+  o.tries = std::max(1, options.tries);
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+  int rc = ares_init_options(&channel_, &o, mask);
+  if (rc == ARES_SUCCESS && !options.servers.empty()) {
+    std::string csv;
+    for (const auto& s : options.servers) csv += (csv.empty() ? "" : ",") + s;
+    rc = ares_set_servers_ports_csv(channel_, csv.c_str());
+    if (rc != ARES_SUCCESS) {
+      ares_destroy(channel_);
+      ares_library_cleanup();
+      throw std::runtime_error("c-ares: bad DNS server list '" + csv + "': " + ares_strerror(rc));
+    }
+  }
+  if (rc != ARES_SUCCESS) {
+    ares_library_cleanup();
+    throw std::runtime_error(std::string("c-ares: ") + ares_strerror(rc));
+  }
+}
+
+Resolver::~Resolver() {
+  *alive_ = false;
+  if (timer_) loop_.cancel_timer(timer_);
+  ares_destroy(channel_);  // completes every query with ARES_EDESTRUCTION: nothing is called
+  for (int fd : watched_) loop_.remove_fd(fd);
+  ares_library_cleanup();
+}
+
+void Resolver::on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
+  auto* self = static_cast<Resolver*>(data);
+  if (!readable && !writable) {  // c-ares is closing the socket
+    self->loop_.remove_fd(fd);
+    self->watched_.erase(fd);
+    return;
+  }
+  std::uint32_t events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
+  if (self->watched_.count(fd)) {
+    self->loop_.modify_fd(fd, events);
+  } else {
+    self->loop_.add_fd(fd, events, [self, fd](std::uint32_t ev) { self->process(fd, ev); });
+    self->watched_.insert(fd);
+  }
+}
+
+void Resolver::process(int fd, std::uint32_t events) {
+  ares_process_fd(channel_, (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ? fd : ARES_SOCKET_BAD,
+                  (events & EPOLLOUT) ? fd : ARES_SOCKET_BAD);
+  update_timer();
+}
+
+void Resolver::update_timer() {
+  if (timer_) loop_.cancel_timer(timer_);
+  timer_ = 0;
+  timeval tv;
+  if (!ares_timeout(channel_, nullptr, &tv)) return;  // nothing pending
+  auto delay = std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
+  timer_ = loop_.add_timer(delay, [this] {
+    timer_ = 0;
+    ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // timeouts and retries
+    update_timer();
+  });
+}
+
+void Resolver::post(std::function<void()> fn) {
+  loop_.add_timer(std::chrono::milliseconds(0), [alive = alive_, fn = std::move(fn)] {
+    if (*alive) fn();
+  });
+}
+
+void Resolver::on_query_done(void* arg, int status, int, unsigned char* abuf, int alen) {
+  std::unique_ptr<QueryState> state(static_cast<QueryState*>(arg));
+  if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) return;
+  Resolver* self = state->resolver;
+  if (self->submitting_ > 0) {
+    // Completed inside ares_query() (e.g. a bad name): report it from the loop instead.
+    std::string copy(reinterpret_cast<const char*>(abuf),
+                     abuf ? static_cast<std::size_t>(alen) : 0);
+    self->post([done = std::move(state->done), status, copy] {
+      done(status, reinterpret_cast<const unsigned char*>(copy.data()),
+           static_cast<int>(copy.size()));
+    });
+    return;
+  }
+  state->done(status, abuf, alen);
+}
+
+void Resolver::raw_query(const std::string& name, int type, AresDone done) {
+  ++submitting_;
+  ares_query(channel_, name.c_str(), ns_c_in, type, &Resolver::on_query_done,
+             new QueryState{this, std::move(done)});
+  --submitting_;
+  update_timer();
+}
+
+Request Resolver::query(const std::string& name, int type, RawCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  auto cb = guard(token, std::move(callback));
+  raw_query(name, type, [cb](int status, const unsigned char* abuf, int alen) {
+    if (status != ARES_SUCCESS) return cb(map_status(status), {});
+    cb(Status::Ok,
+       std::string_view(reinterpret_cast<const char*>(abuf), static_cast<std::size_t>(alen)));
+  });
+  return Request(token);
+}
+
+void Resolver::address_query(const std::string& name, int type, ListCallback done) {
+  raw_query(name, type, [type, done](int status, const unsigned char* abuf, int alen) {
+    std::vector<std::string> out;
+    if (status == ARES_SUCCESS) {
+      char text[INET6_ADDRSTRLEN];
+      int n = kMaxAddresses;
+      if (type == ns_t_a) {
+        ares_addrttl addrs[kMaxAddresses];
+        status = ares_parse_a_reply(abuf, alen, nullptr, addrs, &n);
+        for (int i = 0; status == ARES_SUCCESS && i < n; ++i) {
+          if (inet_ntop(AF_INET, &addrs[i].ipaddr, text, sizeof text)) out.emplace_back(text);
+        }
+      } else {
+        ares_addr6ttl addrs[kMaxAddresses];
+        status = ares_parse_aaaa_reply(abuf, alen, nullptr, addrs, &n);
+        for (int i = 0; status == ARES_SUCCESS && i < n; ++i) {
+          if (inet_ntop(AF_INET6, &addrs[i].ip6addr, text, sizeof text)) out.emplace_back(text);
+        }
+      }
+      if (status == ARES_SUCCESS && out.empty()) status = ARES_ENODATA;
+    }
+    done(map_status(status), std::move(out));
+  });
+}
+
+Request Resolver::lookup_a(const std::string& name, ListCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  address_query(name, ns_t_a, guard(token, std::move(callback)));
+  return Request(token);
+}
+
+Request Resolver::lookup_aaaa(const std::string& name, ListCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  address_query(name, ns_t_aaaa, guard(token, std::move(callback)));
+  return Request(token);
+}
+
+void Resolver::host_addresses(const std::string& name, ListCallback done) {
+  if (is_ip_literal(name)) {
+    post([done, name] { done(Status::Ok, {name}); });
+    return;
+  }
+  struct Join {
+    int left = 2;
+    Status a = Status::NotFound, aaaa = Status::NotFound;
+    std::vector<std::string> v4, v6;
+    ListCallback done;
+  };
+  auto join = std::make_shared<Join>();
+  join->done = std::move(done);
+  auto finish = [join] {
+    if (--join->left > 0) return;
+    std::vector<std::string> all = std::move(join->v4);
+    all.insert(all.end(), join->v6.begin(), join->v6.end());
+    Status s = all.empty() ? combine(join->a, join->aaaa) : Status::Ok;
+    join->done(s, std::move(all));
+  };
+  address_query(name, ns_t_a, [join, finish](Status s, std::vector<std::string> v) {
+    join->a = s;
+    join->v4 = std::move(v);
+    finish();
+  });
+  address_query(name, ns_t_aaaa, [join, finish](Status s, std::vector<std::string> v) {
+    join->aaaa = s;
+    join->v6 = std::move(v);
+    finish();
+  });
+}
+
+Request Resolver::resolve_host(const std::string& name, ListCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  host_addresses(name, guard(token, std::move(callback)));
+  return Request(token);
+}
+
+Request Resolver::lookup_ptr(const std::string& ip, ListCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  auto cb = guard(token, std::move(callback));
+  std::string name = reverse_name(ip);
+  if (name.empty()) {
+    post([cb] { cb(Status::PermFail, {}); });
+    return Request(token);
+  }
+  raw_query(name, ns_t_ptr, [cb, ip](int status, const unsigned char* abuf, int alen) {
+    std::vector<std::string> names;
+    if (status == ARES_SUCCESS) {
+      unsigned char addr[16];
+      bool v6 = ip.find(':') != std::string::npos;
+      inet_pton(v6 ? AF_INET6 : AF_INET, ip.c_str(), addr);
+      hostent* host = nullptr;
+      status = ares_parse_ptr_reply(abuf, alen, addr, v6 ? 16 : 4, v6 ? AF_INET6 : AF_INET, &host);
+      if (status == ARES_SUCCESS && host) {
+        auto add = [&names](const char* n) {
+          if (n && *n && std::find(names.begin(), names.end(), n) == names.end())
+            names.emplace_back(n);
+        };
+        add(host->h_name);
+        for (char** a = host->h_aliases; a && *a; ++a) add(*a);
+      }
+      if (host) ares_free_hostent(host);
+      if (status == ARES_SUCCESS && names.empty()) status = ARES_ENODATA;
+    }
+    cb(map_status(status), std::move(names));
+  });
+  return Request(token);
+}
+
+Request Resolver::lookup_txt(const std::string& name, ListCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  auto cb = guard(token, std::move(callback));
+  raw_query(name, ns_t_txt, [cb](int status, const unsigned char* abuf, int alen) {
+    std::vector<std::string> records;
+    if (status == ARES_SUCCESS) {
+      ares_txt_ext* txt = nullptr;
+      status = ares_parse_txt_reply_ext(abuf, alen, &txt);
+      for (ares_txt_ext* t = txt; status == ARES_SUCCESS && t; t = t->next) {
+        if (t->record_start || records.empty()) records.emplace_back();
+        records.back().append(reinterpret_cast<const char*>(t->txt), t->length);
+      }
+      if (txt) ares_free_data(txt);
+      if (status == ARES_SUCCESS && records.empty()) status = ARES_ENODATA;
+    }
+    cb(map_status(status), std::move(records));
+  });
+  return Request(token);
+}
+
+void Resolver::mx_hosts(const std::string& domain, MxCallback done) {
+  raw_query(domain, ns_t_mx, [this, domain, done](int status, const unsigned char* abuf, int alen) {
+    std::vector<MxHost> hosts;
+    bool null_mx = false;
+    if (status == ARES_SUCCESS) {
+      ares_mx_reply* mx = nullptr;
+      status = ares_parse_mx_reply(abuf, alen, &mx);
+      for (ares_mx_reply* m = mx; status == ARES_SUCCESS && m; m = m->next) {
+        std::string host = m->host ? m->host : "";
+        if (host.empty() || host == ".") {
+          null_mx = true;
+          continue;
+        }
+        hosts.push_back(MxHost{host, m->priority, Status::TempFail, {}});
+      }
+      if (mx) ares_free_data(mx);
+    }
+    if (status == ARES_SUCCESS && hosts.empty() && null_mx) {
+      done(MxResult{Status::PermFail, false, {}});
+      return;
+    }
+    if (status == ARES_ENODATA || (status == ARES_SUCCESS && hosts.empty())) {
+      // No MX records: the domain is its own mail exchanger (RFC 5321 5.1).
+      host_addresses(domain, [domain, done](Status s, std::vector<std::string> addrs) {
+        MxResult r{s, true, {MxHost{domain, 0, s, std::move(addrs)}}};
+        done(r);
+      });
+      return;
+    }
+    if (status != ARES_SUCCESS) {
+      done(MxResult{map_status(status), false, {}});
+      return;
+    }
+    // By preference; random among equal preferences (RFC 5321 5.1).
+    std::shuffle(hosts.begin(), hosts.end(), random_);
+    std::stable_sort(hosts.begin(), hosts.end(),
+                     [](const MxHost& a, const MxHost& b) { return a.preference < b.preference; });
+    if (hosts.size() > kMaxMxHosts) hosts.resize(kMaxMxHosts);
+    struct Join {
+      std::size_t left;
+      MxResult result;
+      MxCallback done;
+    };
+    auto join = std::make_shared<Join>();
+    join->left = hosts.size();
+    join->result.hosts = std::move(hosts);
+    join->done = done;
+    for (std::size_t i = 0; i < join->result.hosts.size(); ++i) {
+      host_addresses(join->result.hosts[i].name,
+                     [join, i](Status s, std::vector<std::string> addrs) {
+                       join->result.hosts[i].status = s;
+                       join->result.hosts[i].addresses = std::move(addrs);
+                       if (--join->left > 0) return;
+                       Status overall = Status::NotFound;
+                       for (const auto& h : join->result.hosts)
+                         overall = combine(overall, h.status);
+                       join->result.status = overall;
+                       join->done(join->result);
+                     });
+    }
+  });
+}
+
+Request Resolver::resolve_mx(const std::string& domain, MxCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  mx_hosts(domain, guard(token, std::move(callback)));
+  return Request(token);
+}
+
+}  // namespace estafette::dns

@@ -1,0 +1,140 @@
+// resolver.h: asynchronous DNS lookups with c-ares 1.18, driven by the process's event::Loop
+// (c-ares tells the loop which sockets to watch through ARES_OPT_SOCK_STATE_CB; a loop timer
+// follows ares_timeout() and drives retries). No threads.
+// Loop thread only. Every callback runs later on the loop thread, never inside the call that
+// started the lookup. Each lookup returns a Request that the caller keeps: destroying or
+// cancelling it guarantees that its callback never runs (a session that goes away simply drops
+// its Requests). Destroying the Resolver drops every pending callback; a callback must not
+// destroy the Resolver itself.
+// Results are classified as Ok, NotFound (NXDOMAIN or no records of that type), TempFail
+// (timeout, SERVFAIL, REFUSED, no server reachable, a malformed answer) or PermFail (a null MX,
+// RFC 7505, or a name/address that cannot be looked up at all). Construction throws
+// std::runtime_error when c-ares cannot be set up (e.g. a malformed server list).
+#pragma once
+
+#include <ares.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "lib/event/loop.h"
+
+namespace estafette::dns {
+
+enum class Status { Ok, NotFound, TempFail, PermFail };
+const char* to_string(Status status);
+
+struct ResolverOptions {
+  std::vector<std::string> servers;  // "127.0.0.1:5300", "[::1]:53"; empty = /etc/resolv.conf
+  std::chrono::milliseconds timeout{2000};  // per try
+  int tries = 2;
+};
+
+struct MxHost {
+  std::string name;
+  unsigned preference = 0;
+  Status status = Status::TempFail;    // of this host's address lookup
+  std::vector<std::string> addresses;  // IPv4 first, then IPv6, as text
+};
+
+struct MxResult {
+  Status status = Status::TempFail;  // Ok when at least one host has an address
+  bool implicit = false;             // no MX records: the domain itself (RFC 5321 5.1)
+  std::vector<MxHost> hosts;         // by preference, random order among equal preferences
+};
+
+namespace detail {
+struct Token {
+  bool cancelled = false;
+  bool done = false;
+};
+}  // namespace detail
+
+// A pending lookup. Move-only; destruction cancels.
+class Request final {
+ public:
+  Request() = default;
+  ~Request() { cancel(); }
+  Request(Request&&) noexcept = default;
+  Request& operator=(Request&& other) noexcept {
+    if (this != &other) {
+      cancel();
+      token_ = std::move(other.token_);
+    }
+    return *this;
+  }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  void cancel() {
+    if (token_) token_->cancelled = true;
+    token_.reset();
+  }
+  bool pending() const { return token_ && !token_->cancelled && !token_->done; }
+
+ private:
+  friend class Resolver;
+  explicit Request(std::shared_ptr<detail::Token> token) : token_(std::move(token)) {}
+  std::shared_ptr<detail::Token> token_;
+};
+
+class Resolver final {
+ public:
+  // answer: the whole DNS response message (empty unless Ok).
+  using RawCallback = std::function<void(Status, std::string_view answer)>;
+  // addresses (text), host names or TXT strings.
+  using ListCallback = std::function<void(Status, std::vector<std::string>)>;
+  using MxCallback = std::function<void(const MxResult&)>;
+
+  Resolver(event::Loop& loop, ResolverOptions options);
+  ~Resolver();
+  Resolver(const Resolver&) = delete;
+  Resolver& operator=(const Resolver&) = delete;
+
+  // Any record type (ns_t_* from <arpa/nameser.h>), class IN; no search domains.
+  [[nodiscard]] Request query(const std::string& name, int type, RawCallback callback);
+  [[nodiscard]] Request lookup_a(const std::string& name, ListCallback callback);
+  [[nodiscard]] Request lookup_aaaa(const std::string& name, ListCallback callback);
+  // A and AAAA together; an IP literal is returned as it is.
+  [[nodiscard]] Request resolve_host(const std::string& name, ListCallback callback);
+  // PTR names of an IPv4 or IPv6 address (PermFail for a malformed address).
+  [[nodiscard]] Request lookup_ptr(const std::string& ip, ListCallback callback);
+  // Each TXT record with its character-strings concatenated.
+  [[nodiscard]] Request lookup_txt(const std::string& name, ListCallback callback);
+  // The mail exchangers of a domain with their addresses. A null MX gives PermFail; a domain
+  // with no MX records (but existing) falls back to its own A/AAAA records.
+  [[nodiscard]] Request resolve_mx(const std::string& domain, MxCallback callback);
+
+ private:
+  using AresDone = std::function<void(int status, const unsigned char* abuf, int alen)>;
+  struct QueryState;
+
+  static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable);
+  static void on_query_done(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
+  void raw_query(const std::string& name, int type, AresDone done);
+  void host_addresses(const std::string& name, ListCallback done);
+  void mx_hosts(const std::string& domain, MxCallback done);
+  void address_query(const std::string& name, int type, ListCallback done);
+  void post(std::function<void()> fn);  // run on the loop later, unless the resolver is gone
+  void process(int fd, std::uint32_t events);
+  void update_timer();
+
+  event::Loop& loop_;
+  ares_channel channel_ = nullptr;
+  std::unordered_set<int> watched_;
+  event::TimerId timer_ = 0;
+  int submitting_ = 0;  // >0 while inside ares_query: a completion then is deferred
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::mt19937 random_;
+};
+
+// "d.c.b.a.in-addr.arpa" / nibble ".ip6.arpa" name of an address; "" when malformed.
+std::string reverse_name(const std::string& ip);
+
+}  // namespace estafette::dns

@@ -1,0 +1,433 @@
+#include "lib/smtp/client_session.h"
+
+#include <cstdlib>
+
+namespace estafette::smtp {
+
+namespace {
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return out;
+}
+
+}  // namespace
+
+DeliveryStatus status_of(const Reply& reply) {
+  if (reply.positive()) return DeliveryStatus::Delivered;
+  return reply.permanent() ? DeliveryStatus::PermFail : DeliveryStatus::TempFail;
+}
+
+const char* to_string(ClientSession::State state) {
+  using S = ClientSession::State;
+  switch (state) {
+    case S::Connecting:
+      return "connect";
+    case S::Greeting:
+      return "greeting";
+    case S::Ehlo:
+      return "EHLO";
+    case S::Helo:
+      return "HELO";
+    case S::Idle:
+      return "idle";
+    case S::Transaction:
+      return "MAIL/RCPT/DATA";
+    case S::Body:
+      return "message body";
+    case S::EndOfData:
+      return "end of data";
+    case S::Rset:
+      return "RSET";
+    case S::Quit:
+      return "QUIT";
+    case S::Closed:
+      return "closed";
+  }
+  return "?";
+}
+
+ClientSession::ClientSession(std::string helo_name, ClientTimeouts timeouts)
+    : helo_name_(std::move(helo_name)), timeouts_(timeouts) {}
+
+std::chrono::seconds ClientSession::timeout() const {
+  switch (state_) {
+    case State::Connecting:
+      return timeouts_.connect;
+    case State::Greeting:
+      return timeouts_.greeting;
+    case State::Ehlo:
+    case State::Helo:
+    case State::Rset:
+      return timeouts_.mail;
+    case State::Idle:
+      return timeouts_.idle;
+    case State::Transaction:
+      if (transaction_ && !transaction_->expect.empty()) {
+        switch (transaction_->expect.front()) {
+          case Expect::Mail:
+            return timeouts_.mail;
+          case Expect::Rcpt:
+            return timeouts_.rcpt;
+          case Expect::Data:
+            return timeouts_.data_init;
+        }
+      }
+      return timeouts_.mail;
+    case State::Body:
+      return timeouts_.data_block;
+    case State::EndOfData:
+      return timeouts_.data_end;
+    case State::Quit:
+    case State::Closed:
+      return timeouts_.quit;
+  }
+  return timeouts_.quit;
+}
+
+Actions ClientSession::start(Transaction transaction) {
+  Actions out;
+  bool before_hello = state_ == State::Connecting || state_ == State::Greeting ||
+                      state_ == State::Ehlo || state_ == State::Helo;
+  if (transaction_ || !(before_hello || state_ == State::Idle)) std::abort();  // caller's bug
+  Pending p;
+  p.results.resize(transaction.recipients.size());
+  p.accepted.resize(transaction.recipients.size(), false);
+  p.txn = std::move(transaction);
+  transaction_ = std::move(p);
+  if (state_ == State::Idle) begin_transaction(out);
+  return out;
+}
+
+Actions ClientSession::quit() {
+  Actions out;
+  if (state_ == State::Idle) {
+    send_quit(out);
+  } else if (state_ != State::Closed && state_ != State::Quit) {
+    if (transaction_) finish(out, DeliveryStatus::TempFail, "session aborted", false);
+    state_ = State::Closed;
+    out.emplace_back(std::in_place_type<Close>);
+  }
+  return out;
+}
+
+Actions ClientSession::on_connected() {
+  if (state_ == State::Connecting) state_ = State::Greeting;
+  return {};
+}
+
+Actions ClientSession::on_body_sent() {
+  if (state_ == State::Body) state_ = State::EndOfData;
+  return {};
+}
+
+Actions ClientSession::on_reply(const Reply& reply) {
+  Actions out;
+  if (transaction_) transaction_->got_reply = true;
+  if (reply.code == 421 && state_ != State::Quit && state_ != State::Closed) {
+    // Service closing: the server is going away whatever we were doing.
+    bool before_mail =
+        state_ != State::Transaction && state_ != State::Body && state_ != State::EndOfData;
+    if (transaction_) {
+      finish(out, DeliveryStatus::TempFail, reply.to_string(),
+             before_mail || !transaction_->mail_replied);
+    }
+    state_ = State::Closed;
+    out.emplace_back(std::in_place_type<Close>);
+    return out;
+  }
+  switch (state_) {
+    case State::Greeting:
+      if (reply.code / 100 == 2) {
+        out.emplace_back(std::in_place_type<SendBytes>, "EHLO " + helo_name_ + "\r\n");
+        state_ = State::Ehlo;
+      } else {
+        fail_host(out,
+                  status_of(reply) == DeliveryStatus::PermFail ? DeliveryStatus::PermFail
+                                                               : DeliveryStatus::TempFail,
+                  reply.to_string());
+      }
+      break;
+    case State::Ehlo:
+    case State::Helo:
+      on_ehlo_reply(reply, out);
+      break;
+    case State::Transaction:
+    case State::EndOfData:
+      on_transaction_reply(reply, out);
+      break;
+    case State::Body: {
+      // The server spoke while we were sending: the stream is out of step; give up.
+      DeliveryStatus s = reply.positive() ? DeliveryStatus::TempFail : status_of(reply);
+      finish(out, s, "unexpected reply during message body: " + reply.to_string(), false);
+      state_ = State::Closed;
+      out.emplace_back(std::in_place_type<Close>);
+      break;
+    }
+    case State::Rset:
+      if (reply.code / 100 == 2) {
+        state_ = State::Idle;
+        out.emplace_back(std::in_place_type<Ready>);
+      } else {
+        send_quit(out);
+      }
+      break;
+    case State::Quit:
+    case State::Idle:  // unsolicited
+    case State::Connecting:
+      state_ = State::Closed;
+      out.emplace_back(std::in_place_type<Close>);
+      break;
+    case State::Closed:
+      break;
+  }
+  return out;
+}
+
+void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
+  if (reply.code / 100 == 2) {
+    if (state_ == State::Ehlo) {
+      caps_ = Capabilities{};
+      caps_.esmtp = true;
+      for (std::size_t i = 1; i < reply.lines.size(); ++i) {
+        std::string line = upper(reply.lines[i]);
+        std::string_view keyword(line);
+        std::string_view param;
+        if (auto sp = keyword.find(' '); sp != std::string_view::npos) {
+          param = keyword.substr(sp + 1);
+          keyword = keyword.substr(0, sp);
+        }
+        if (keyword == "PIPELINING") {
+          caps_.pipelining = true;
+        } else if (keyword == "8BITMIME") {
+          caps_.eight_bit_mime = true;
+        } else if (keyword == "SIZE") {
+          caps_.size = true;
+          caps_.size_limit = std::strtoull(std::string(param).c_str(), nullptr, 10);
+        }
+      }
+    }
+    if (transaction_) {
+      begin_transaction(out);
+    } else {
+      state_ = State::Idle;
+      out.emplace_back(std::in_place_type<Ready>);
+    }
+    return;
+  }
+  if (state_ == State::Ehlo && reply.permanent()) {
+    out.emplace_back(std::in_place_type<SendBytes>, "HELO " + helo_name_ + "\r\n");
+    state_ = State::Helo;
+    return;
+  }
+  fail_host(out, status_of(reply), reply.to_string());
+}
+
+std::string ClientSession::mail_command() const {
+  std::string cmd = "MAIL FROM:<" + transaction_->txn.sender + ">";
+  if (caps_.size) cmd += " SIZE=" + std::to_string(transaction_->txn.size);
+  return cmd + "\r\n";
+}
+
+void ClientSession::begin_transaction(Actions& out) {
+  Pending& t = *transaction_;
+  if (t.txn.recipients.empty()) {
+    finish(out, DeliveryStatus::PermFail, "no recipients", false);
+    state_ = State::Idle;
+    out.emplace_back(std::in_place_type<Ready>);
+    return;
+  }
+  if (caps_.size_limit > 0 && t.txn.size > caps_.size_limit) {
+    finish(out, DeliveryStatus::PermFail,
+           "552 5.3.4 Message size exceeds fixed maximum message size of the server (" +
+               std::to_string(caps_.size_limit) + " bytes)",
+           false);
+    state_ = State::Idle;
+    out.emplace_back(std::in_place_type<Ready>);
+    return;
+  }
+  state_ = State::Transaction;
+  std::string bytes = mail_command();
+  t.expect.push_back(Expect::Mail);
+  if (caps_.pipelining) {
+    for (const auto& r : t.txn.recipients) {
+      bytes += "RCPT TO:<" + r + ">\r\n";
+      t.expect.push_back(Expect::Rcpt);
+    }
+    t.next_rcpt = t.txn.recipients.size();
+    bytes += "DATA\r\n";
+    t.expect.push_back(Expect::Data);
+  }
+  out.emplace_back(std::in_place_type<SendBytes>, std::move(bytes));
+}
+
+bool ClientSession::any_accepted() const {
+  for (bool a : transaction_->accepted)
+    if (a) return true;
+  return false;
+}
+
+void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
+  Pending& t = *transaction_;
+  if (state_ == State::EndOfData) {
+    if (!t.discard_body) {
+      DeliveryStatus s = status_of(reply);
+      for (std::size_t i = 0; i < t.results.size(); ++i) {
+        if (t.accepted[i] && !t.results[i]) t.results[i] = RecipientResult{s, reply.to_string()};
+      }
+    }
+    finish(out, DeliveryStatus::TempFail, reply.to_string(), false);
+    state_ = State::Idle;  // the transaction is over on both sides: no RSET needed
+    out.emplace_back(std::in_place_type<Ready>);
+    return;
+  }
+  if (t.expect.empty()) {  // a reply nobody asked for
+    finish(out, DeliveryStatus::TempFail, "unexpected reply: " + reply.to_string(), false);
+    state_ = State::Closed;
+    out.emplace_back(std::in_place_type<Close>);
+    return;
+  }
+  Expect what = t.expect.front();
+  t.expect.pop_front();
+  const std::size_t n = t.txn.recipients.size();
+  switch (what) {
+    case Expect::Mail:
+      t.mail_replied = true;
+      if (reply.code / 100 != 2) {
+        t.mail_failed = true;
+        for (auto& r : t.results) r = RecipientResult{status_of(reply), reply.to_string()};
+        decisive_reply_ = reply.to_string();
+        if (!caps_.pipelining) abort_transaction(out);
+        return;
+      }
+      if (!caps_.pipelining) {
+        out.emplace_back(std::in_place_type<SendBytes>,
+                         "RCPT TO:<" + t.txn.recipients[t.next_rcpt++] + ">\r\n");
+        t.expect.push_back(Expect::Rcpt);
+      }
+      return;
+    case Expect::Rcpt: {
+      std::size_t i = t.rcpt_reply++;
+      if (i < n && !t.mail_failed) {
+        if (reply.code / 100 == 2) {
+          t.accepted[i] = true;
+        } else {
+          t.results[i] = RecipientResult{status_of(reply), reply.to_string()};
+        }
+      }
+      if (!caps_.pipelining) {
+        if (t.next_rcpt < n) {
+          out.emplace_back(std::in_place_type<SendBytes>,
+                           "RCPT TO:<" + t.txn.recipients[t.next_rcpt++] + ">\r\n");
+          t.expect.push_back(Expect::Rcpt);
+        } else if (any_accepted()) {
+          out.emplace_back(std::in_place_type<SendBytes>, "DATA\r\n");
+          t.expect.push_back(Expect::Data);
+        } else {
+          abort_transaction(out);
+        }
+      }
+      return;
+    }
+    case Expect::Data:
+      if (reply.code == 354) {
+        if (!t.mail_failed && any_accepted()) {
+          state_ = State::Body;
+          out.emplace_back(std::in_place_type<SendBody>);
+        } else {
+          // Pipelined DATA accepted although nothing else was: end an empty message.
+          t.discard_body = true;
+          state_ = State::EndOfData;
+          out.emplace_back(std::in_place_type<SendBytes>, ".\r\n");
+        }
+        return;
+      }
+      {
+        DeliveryStatus s = reply.code / 100 == 2 ? DeliveryStatus::TempFail : status_of(reply);
+        for (std::size_t i = 0; i < n; ++i) {
+          if (t.accepted[i] && !t.results[i]) t.results[i] = RecipientResult{s, reply.to_string()};
+        }
+        if (!t.mail_failed) decisive_reply_ = reply.to_string();
+        abort_transaction(out);
+      }
+      return;
+  }
+}
+
+TransactionDone& ClientSession::finish(Actions& out, DeliveryStatus status,
+                                       const std::string& reply, bool host_failed) {
+  Pending& t = *transaction_;
+  TransactionDone done;
+  done.host_failed = host_failed;
+  done.summary = decisive_reply_.empty() ? reply : decisive_reply_;
+  for (auto& r : t.results)
+    done.results.push_back(r ? std::move(*r) : RecipientResult{status, reply});
+  transaction_.reset();
+  decisive_reply_.clear();
+  out.emplace_back(std::in_place_type<TransactionDone>, std::move(done));
+  return std::get<TransactionDone>(out.back());
+}
+
+void ClientSession::abort_transaction(Actions& out) {
+  finish(out, DeliveryStatus::TempFail, "transaction aborted", false);
+  out.emplace_back(std::in_place_type<SendBytes>, "RSET\r\n");
+  state_ = State::Rset;
+}
+
+void ClientSession::fail_host(Actions& out, DeliveryStatus status, const std::string& reply) {
+  if (transaction_) finish(out, status, reply, true);
+  send_quit(out);
+}
+
+void ClientSession::send_quit(Actions& out) {
+  out.emplace_back(std::in_place_type<SendBytes>, "QUIT\r\n");
+  state_ = State::Quit;
+}
+
+Actions ClientSession::on_timeout() {
+  Actions out;
+  if (state_ == State::Idle) {
+    send_quit(out);
+    return out;
+  }
+  if (state_ == State::Closed) return out;
+  if (transaction_) {
+    bool host_failed = state_ == State::Connecting || state_ == State::Greeting ||
+                       state_ == State::Ehlo || state_ == State::Helo ||
+                       (state_ == State::Transaction && !transaction_->mail_replied);
+    std::string what = state_ == State::Connecting ? "connect timeout"
+                       : state_ == State::Body
+                           ? "timeout sending the message body"
+                           : std::string("timeout waiting for ") + to_string(state_) + " reply";
+    finish(out, DeliveryStatus::TempFail, what, host_failed);
+  }
+  state_ = State::Closed;
+  out.emplace_back(std::in_place_type<Close>);
+  return out;
+}
+
+Actions ClientSession::on_closed(const std::string& reason) {
+  Actions out;
+  if (state_ == State::Closed) return out;
+  if (transaction_) {
+    bool no_reply = !transaction_->got_reply;
+    bool host_failed = state_ == State::Connecting || state_ == State::Greeting ||
+                       state_ == State::Ehlo || state_ == State::Helo ||
+                       (state_ == State::Transaction && !transaction_->mail_replied && !no_reply);
+    std::string where =
+        state_ == State::Connecting
+            ? reason
+            : "connection lost in " + std::string(to_string(state_)) + ": " + reason;
+    // A fresh connection that never got a greeting is a host failure, not a stale reuse.
+    if (state_ == State::Connecting || state_ == State::Greeting) host_failed = true;
+    finish(out, DeliveryStatus::TempFail, where, host_failed).no_reply =
+        no_reply && state_ == State::Transaction;
+  }
+  state_ = State::Closed;
+  out.emplace_back(std::in_place_type<Close>);
+  return out;
+}
+
+}  // namespace estafette::smtp

@@ -1,0 +1,162 @@
+// client_session.h: the ESMTP client session state machine (RFC 5321, RFC 1870 SIZE, RFC 2920
+// PIPELINING). It does no I/O: the I/O layer feeds it events (connected, a parsed reply, the
+// body was sent, the current timeout expired, the connection closed) and carries out the actions
+// it returns, in order (send bytes, send the message body, report a finished transaction, report
+// that the connection is idle and reusable, close). After every event the I/O layer re-arms one
+// timer with timeout(), the RFC 5321 4.5.3.2 limit of the current state.
+// One session per connection, used on the loop thread that owns the connection; values only.
+// Errors are never thrown: every failure becomes per-recipient results of the transaction
+// (TempFail for 4xx, timeouts and lost connections; PermFail for 5xx).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "lib/smtp/reply_parser.h"
+
+namespace estafette::smtp {
+
+struct ClientTimeouts {
+  using Seconds = std::chrono::seconds;
+  Seconds connect{30};
+  Seconds greeting{300};
+  Seconds mail{300};  // also EHLO/HELO and RSET
+  Seconds rcpt{300};
+  Seconds data_init{120};
+  Seconds data_block{180};  // while the body is being written; restart on each write progress
+  Seconds data_end{600};
+  Seconds idle{10};  // an idle connection is kept this long for reuse, then QUIT
+  Seconds quit{30};
+};
+
+struct Transaction {
+  std::string sender;  // "" = the null reverse-path
+  std::vector<std::string> recipients;
+  std::uint64_t size = 0;  // size of the wire-form body, for SIZE=
+};
+
+enum class DeliveryStatus { Delivered, TempFail, PermFail };
+
+struct RecipientResult {
+  DeliveryStatus status = DeliveryStatus::TempFail;
+  std::string reply;  // "250 2.0.0 Ok" from the server, or a local explanation
+};
+
+// Actions for the I/O layer.
+struct SendBytes {
+  std::string bytes;
+};
+// Send the wire-form message body (dot-stuffed, CRLF) and the final ".\r\n", then call
+// on_body_sent().
+struct SendBody {};
+// The transaction ended; results has one entry per recipient, in order.
+struct TransactionDone {
+  std::vector<RecipientResult> results;
+  // The host failed before the transaction got anywhere (connect, greeting, EHLO/HELO, a
+  // timeout or lost connection before MAIL): another host may do better, back off this one.
+  bool host_failed = false;
+  // The connection broke before any reply to this transaction arrived (e.g. a reused idle
+  // connection the server had closed): retrying on a new connection is safe.
+  bool no_reply = false;
+  std::string summary;  // the reply that decided it, for the log
+};
+// The session is idle: a new transaction may start (the connection can go to the pool).
+struct Ready {};
+// Close the connection (after writing what was queued before).
+struct Close {};
+
+using Action = std::variant<SendBytes, SendBody, TransactionDone, Ready, Close>;
+using Actions = std::vector<Action>;
+
+struct Capabilities {
+  bool esmtp = false;
+  bool pipelining = false;
+  bool size = false;  // SIZE advertised (with or without a limit)
+  bool eight_bit_mime = false;
+  std::uint64_t size_limit = 0;  // 0 = none advertised
+};
+
+class ClientSession final {
+ public:
+  enum class State {
+    Connecting,
+    Greeting,
+    Ehlo,
+    Helo,
+    Idle,         // ready for a transaction
+    Transaction,  // MAIL/RCPT/DATA sent, waiting for replies
+    Body,         // the I/O layer is sending the body
+    EndOfData,    // waiting for the reply to the end of data
+    Rset,
+    Quit,
+    Closed,
+  };
+
+  ClientSession(std::string helo_name, ClientTimeouts timeouts);
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  // Starts a transaction: before the connection is up (it runs after the EHLO), or when idle.
+  // Calling it in any other state is a bug (aborts).
+  Actions start(Transaction transaction);
+  // Gracefully ends an idle session (QUIT), or closes at once in any other state.
+  Actions quit();
+
+  Actions on_connected();
+  Actions on_reply(const Reply& reply);
+  Actions on_body_sent();
+  Actions on_timeout();
+  // The connection failed or closed (connect error, EOF, write error, malformed reply).
+  Actions on_closed(const std::string& reason);
+
+  State state() const { return state_; }
+  bool idle() const { return state_ == State::Idle; }
+  bool in_transaction() const { return transaction_.has_value(); }
+  const Capabilities& capabilities() const { return caps_; }
+  // The timeout that applies in the current state.
+  std::chrono::seconds timeout() const;
+
+ private:
+  enum class Expect { Mail, Rcpt, Data };
+  struct Pending {
+    Transaction txn;
+    std::vector<std::optional<RecipientResult>> results;
+    std::vector<bool> accepted;
+    bool mail_failed = false;
+    bool mail_replied = false;
+    bool got_reply = false;
+    std::size_t next_rcpt = 0;   // unpipelined: next RCPT to send
+    std::size_t rcpt_reply = 0;  // index of the next RCPT reply
+    std::deque<Expect> expect;
+    bool discard_body = false;  // a 354 arrived with no accepted recipient: send "." alone
+  };
+
+  void begin_transaction(Actions& out);
+  void on_transaction_reply(const Reply& reply, Actions& out);
+  void on_ehlo_reply(const Reply& reply, Actions& out);
+  // Ends the transaction: unresolved recipients get `status` / `reply`.
+  TransactionDone& finish(Actions& out, DeliveryStatus status, const std::string& reply,
+                          bool host_failed);
+  void fail_host(Actions& out, DeliveryStatus status, const std::string& reply);
+  void abort_transaction(Actions& out);  // finished early: report, then RSET
+  void send_quit(Actions& out);
+  bool any_accepted() const;
+  std::string mail_command() const;
+
+  std::string helo_name_;
+  ClientTimeouts timeouts_;
+  State state_ = State::Connecting;
+  Capabilities caps_;
+  std::optional<Pending> transaction_;
+  std::string decisive_reply_;
+};
+
+const char* to_string(ClientSession::State state);
+DeliveryStatus status_of(const Reply& reply);
+
+}  // namespace estafette::smtp

@@ -1,0 +1,345 @@
+// Resolver tests against a real DNS server: a dnsmasq child on a free loopback port, started
+// once for the suite (skipped when dnsmasq is missing or cannot start).
+#include "lib/dns/resolver.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace estafette::dns {
+
+void PrintTo(Status s, std::ostream* os) {
+  *os << to_string(s);
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A free port on 127.0.0.1 (free for both UDP and TCP when checked).
+int free_port() {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    int u = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+    int t = ::socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(t);
+    ::close(u);
+    if (ok) return ntohs(a.sin_port);
+  }
+  return -1;
+}
+
+bool tcp_connects(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(s);
+  return ok;
+}
+
+class ResolverTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::access("/usr/sbin/dnsmasq", X_OK) != 0) return;
+    port_ = free_port();
+    std::vector<std::string> args = {"/usr/sbin/dnsmasq",
+                                     "--keep-in-foreground",
+                                     "--port=" + std::to_string(port_),
+                                     "--listen-address=127.0.0.1",
+                                     "--bind-interfaces",
+                                     "--no-resolv",
+                                     "--no-hosts",
+                                     "--conf-file=/dev/null",
+                                     "--pid-file=",
+                                     "--log-facility=/dev/null",
+                                     "--local=/test/",
+                                     "--local=/127.in-addr.arpa/",
+                                     "--mx-host=multi.test,mx1.multi.test,10",
+                                     "--mx-host=multi.test,mx2.multi.test,20",
+                                     "--mx-host=multi.test,mx3.multi.test,10",
+                                     "--host-record=mx1.multi.test,127.0.0.11",
+                                     "--host-record=mx2.multi.test,127.0.0.12",
+                                     "--host-record=mx3.multi.test,127.0.0.13,fd00::13",
+                                     "--mx-host=dangling.test,nowhere.test,10",
+                                     "--host-record=plain.test,127.0.0.20",
+                                     "--mx-host=nullmx.test,.,0",
+                                     "--txt-record=txt.test,v=spf1 -all",
+                                     "--txt-record=split.test,part one ,part two",
+                                     "--txt-record=split.test,second",
+                                     "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test"};
+    if (::geteuid() == 0) args.push_back("--user=root");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    for (int i = 0; i < 100 && !tcp_connects(port_); ++i) std::this_thread::sleep_for(50ms);
+    if (!tcp_connects(port_)) stop();
+  }
+  static void TearDownTestSuite() { stop(); }
+  static void stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    pid_ = -1;
+  }
+
+  void SetUp() override {
+    if (pid_ <= 0) GTEST_SKIP() << "dnsmasq is not available";
+    ResolverOptions o;
+    o.servers = {"127.0.0.1:" + std::to_string(port_)};
+    o.timeout = 1000ms;
+    o.tries = 2;
+    resolver_.emplace(loop_, o);
+  }
+
+  // Runs the loop until `done` or 10 s.
+  void run_until(const bool& done) {
+    auto deadline = event::Clock::now() + 10s;
+    while (!done && event::Clock::now() < deadline) {
+      auto tick = loop_.add_timer(2ms, [this] { loop_.stop(); });
+      loop_.run();
+      loop_.cancel_timer(tick);
+    }
+  }
+
+  std::pair<Status, std::vector<std::string>> list(Request (Resolver::*fn)(const std::string&,
+                                                                           Resolver::ListCallback),
+                                                   const std::string& arg) {
+    bool done = false;
+    std::pair<Status, std::vector<std::string>> out{Status::TempFail, {}};
+    Request r = ((*resolver_).*fn)(arg, [&](Status s, std::vector<std::string> v) {
+      out = {s, std::move(v)};
+      done = true;
+    });
+    run_until(done);
+    EXPECT_TRUE(done) << arg;
+    return out;
+  }
+
+  MxResult mx(Resolver& resolver, const std::string& domain) {
+    bool done = false;
+    MxResult out;
+    Request r = resolver.resolve_mx(domain, [&](const MxResult& m) {
+      out = m;
+      done = true;
+    });
+    run_until(done);
+    EXPECT_TRUE(done) << domain;
+    return out;
+  }
+
+  static inline pid_t pid_ = -1;
+  static inline int port_ = 0;
+  event::Loop loop_;
+  std::optional<Resolver> resolver_;
+};
+
+std::vector<std::string> names(const MxResult& m) {
+  std::vector<std::string> out;
+  for (const auto& h : m.hosts) out.push_back(h.name);
+  return out;
+}
+
+TEST_F(ResolverTest, MxOrderedByPreferenceRandomAmongEquals) {
+  std::set<std::string> firsts;
+  for (int i = 0; i < 24; ++i) {
+    MxResult m = mx(*resolver_, "multi.test");
+    ASSERT_EQ(m.status, Status::Ok);
+    EXPECT_FALSE(m.implicit);
+    ASSERT_EQ(m.hosts.size(), 3u);
+    auto n = names(m);
+    EXPECT_EQ(n[2], "mx2.multi.test");
+    EXPECT_EQ(m.hosts[0].preference, 10u);
+    EXPECT_EQ(m.hosts[2].preference, 20u);
+    firsts.insert(n[0]);
+    for (const auto& h : m.hosts) {
+      EXPECT_EQ(h.status, Status::Ok) << h.name;
+      if (h.name == "mx1.multi.test") {
+        EXPECT_EQ(h.addresses, std::vector<std::string>{"127.0.0.11"});
+      } else if (h.name == "mx3.multi.test") {
+        EXPECT_EQ(h.addresses, (std::vector<std::string>{"127.0.0.13", "fd00::13"}));
+      }
+    }
+  }
+  EXPECT_EQ(firsts, (std::set<std::string>{"mx1.multi.test", "mx3.multi.test"}));
+}
+
+TEST_F(ResolverTest, NoMxFallsBackToAddressRecords) {
+  MxResult m = mx(*resolver_, "plain.test");
+  EXPECT_EQ(m.status, Status::Ok);
+  EXPECT_TRUE(m.implicit);
+  ASSERT_EQ(m.hosts.size(), 1u);
+  EXPECT_EQ(m.hosts[0].name, "plain.test");
+  EXPECT_EQ(m.hosts[0].addresses, std::vector<std::string>{"127.0.0.20"});
+}
+
+TEST_F(ResolverTest, NullMxIsPermFail) {
+  MxResult m = mx(*resolver_, "nullmx.test");
+  EXPECT_EQ(m.status, Status::PermFail);
+  EXPECT_TRUE(m.hosts.empty());
+}
+
+TEST_F(ResolverTest, NxdomainIsNotFound) {
+  EXPECT_EQ(mx(*resolver_, "nodomain.test").status, Status::NotFound);
+  EXPECT_EQ(list(&Resolver::lookup_a, "nodomain.test").first, Status::NotFound);
+}
+
+TEST_F(ResolverTest, MxToMissingHostIsNotFound) {
+  MxResult m = mx(*resolver_, "dangling.test");
+  EXPECT_EQ(m.status, Status::NotFound);
+  ASSERT_EQ(m.hosts.size(), 1u);
+  EXPECT_EQ(m.hosts[0].status, Status::NotFound);
+}
+
+TEST_F(ResolverTest, AddressLookups) {
+  EXPECT_EQ(list(&Resolver::lookup_a, "mx3.multi.test"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"127.0.0.13"}));
+  EXPECT_EQ(list(&Resolver::lookup_aaaa, "mx3.multi.test"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"fd00::13"}));
+  EXPECT_EQ(list(&Resolver::lookup_aaaa, "plain.test").first, Status::NotFound);  // NODATA
+  EXPECT_EQ(list(&Resolver::resolve_host, "mx3.multi.test"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"127.0.0.13", "fd00::13"}));
+  EXPECT_EQ(list(&Resolver::resolve_host, "192.0.2.7"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"192.0.2.7"}));
+}
+
+TEST_F(ResolverTest, Ptr) {
+  EXPECT_EQ(list(&Resolver::lookup_ptr, "127.0.0.5"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"ptr.test"}));
+  EXPECT_EQ(list(&Resolver::lookup_ptr, "127.0.0.11"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"mx1.multi.test"}));
+  EXPECT_EQ(list(&Resolver::lookup_ptr, "fd00::13"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"mx3.multi.test"}));
+  EXPECT_EQ(list(&Resolver::lookup_ptr, "127.0.0.99").first, Status::NotFound);
+  EXPECT_EQ(list(&Resolver::lookup_ptr, "not-an-ip").first, Status::PermFail);
+}
+
+TEST_F(ResolverTest, Txt) {
+  EXPECT_EQ(list(&Resolver::lookup_txt, "txt.test"),
+            std::make_pair(Status::Ok, std::vector<std::string>{"v=spf1 -all"}));
+  auto split = list(&Resolver::lookup_txt, "split.test");
+  EXPECT_EQ(split.first, Status::Ok);
+  std::sort(split.second.begin(), split.second.end());
+  EXPECT_EQ(split.second, (std::vector<std::string>{"part one part two", "second"}));
+  EXPECT_EQ(list(&Resolver::lookup_txt, "plain.test").first, Status::NotFound);
+}
+
+TEST_F(ResolverTest, GenericQuery) {
+  bool done = false;
+  Status status = Status::TempFail;
+  std::size_t size = 0;
+  Request r = resolver_->query("txt.test", ns_t_txt, [&](Status s, std::string_view answer) {
+    status = s;
+    size = answer.size();
+    done = true;
+  });
+  EXPECT_TRUE(r.pending());
+  run_until(done);
+  EXPECT_EQ(status, Status::Ok);
+  EXPECT_GT(size, 12u);  // at least a DNS header
+  EXPECT_FALSE(r.pending());
+}
+
+TEST_F(ResolverTest, CancelledRequestNeverCallsBack) {
+  bool cancelled_called = false;
+  {
+    Request dropped = resolver_->lookup_a(
+        "mx1.multi.test", [&](Status, std::vector<std::string>) { cancelled_called = true; });
+  }
+  Request cancelled =
+      resolver_->resolve_mx("multi.test", [&](const MxResult&) { cancelled_called = true; });
+  cancelled.cancel();
+  EXPECT_FALSE(cancelled.pending());
+  // Another lookup, started afterwards, completes after the dropped ones were answered.
+  auto later = list(&Resolver::resolve_host, "mx3.multi.test");
+  auto again = list(&Resolver::lookup_a, "mx2.multi.test");
+  EXPECT_EQ(again.first, Status::Ok);
+  EXPECT_FALSE(cancelled_called);
+}
+
+TEST_F(ResolverTest, DeadServerIsTempFailAtOnce) {
+  ResolverOptions o;
+  o.servers = {"127.0.0.1:" + std::to_string(free_port())};  // nobody listens: ICMP refused
+  o.timeout = 500ms;
+  o.tries = 2;
+  Resolver dead(loop_, o);
+  auto start = event::Clock::now();
+  MxResult m = mx(dead, "multi.test");
+  EXPECT_EQ(m.status, Status::TempFail);
+  EXPECT_LT(event::Clock::now() - start, 3s);
+}
+
+TEST_F(ResolverTest, SilentServerTimesOut) {
+  // A bound UDP socket that never answers: c-ares must retry and give up on its timer.
+  int s = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ResolverOptions o;
+  o.servers = {"127.0.0.1:" + std::to_string(ntohs(a.sin_port))};
+  o.timeout = 200ms;
+  o.tries = 2;
+  {
+    Resolver silent(loop_, o);
+    auto start = event::Clock::now();
+    bool done = false;
+    Status status = Status::Ok;
+    Request r = silent.lookup_a("mx1.multi.test", [&](Status st, std::vector<std::string>) {
+      status = st;
+      done = true;
+    });
+    run_until(done);
+    auto took = event::Clock::now() - start;
+    EXPECT_TRUE(done);
+    EXPECT_EQ(status, Status::TempFail);
+    EXPECT_GE(took, 200ms);
+    EXPECT_LT(took, 3s);
+    // Destroying a resolver with a query in flight calls nothing back.
+    bool late = false;
+    Request pending =
+        silent.lookup_txt("txt.test", [&](Status, std::vector<std::string>) { late = true; });
+    (void)pending;
+    EXPECT_FALSE(late);
+  }
+  ::close(s);
+}
+
+TEST(ReverseName, Formats) {
+  EXPECT_EQ(reverse_name("192.0.2.1"), "1.2.0.192.in-addr.arpa");
+  EXPECT_EQ(reverse_name("2001:db8::1"),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+  EXPECT_EQ(reverse_name("x"), "");
+}
+
+}  // namespace
+}  // namespace estafette::dns
