@@ -1,0 +1,164 @@
+#include "lib/smtp/reader.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace estafette::smtp {
+
+CommandReader::CommandReader(std::size_t max_line) : max_text_(max_line > 2 ? max_line - 2 : 0) {}
+
+void CommandReader::finish_line(Line& out) {
+  out.text.swap(text_);
+  out.status = status_;
+  text_.clear();
+  status_ = LineStatus::Ok;
+  pending_cr_ = false;
+}
+
+CommandReader::FeedResult CommandReader::feed(std::string_view data, Line& out) {
+  std::size_t i = 0;
+  auto append = [this](std::string_view bytes) {
+    if (status_ == LineStatus::TooLong) return;
+    if (text_.size() + bytes.size() > max_text_) {
+      status_ = LineStatus::TooLong;
+      text_.clear();
+      return;
+    }
+    text_.append(bytes);
+  };
+  while (i < data.size()) {
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (data[i] == '\n') {
+        finish_line(out);
+        return {i + 1, true};
+      }
+      if (status_ == LineStatus::Ok) status_ = LineStatus::BareLineEnding;
+      append("\r");
+    }
+    std::size_t end = data.find_first_of("\r\n", i);
+    if (end == std::string_view::npos) {
+      append(data.substr(i));
+      return {data.size(), false};
+    }
+    append(data.substr(i, end - i));
+    i = end + 1;
+    if (data[end] == '\n') {
+      if (status_ == LineStatus::Ok) status_ = LineStatus::BareLineEnding;
+      finish_line(out);
+      return {i, true};
+    }
+    pending_cr_ = true;
+  }
+  return {data.size(), false};
+}
+
+DataReader::DataReader(Sink sink, std::size_t max_size, std::size_t max_line)
+    : sink_(std::move(sink)), max_size_(max_size), max_line_(max_line) {}
+
+void DataReader::reset() {
+  state_ = State::kLineStart;
+  status_ = DataStatus::Ok;
+  size_ = 0;
+  line_len_ = 0;
+  out_.clear();
+}
+
+// One message byte, in order.
+void DataReader::accept(char c) {
+  ++size_;
+  ++line_len_;
+  if (size_ > max_size_) fail(DataStatus::TooBig);
+  if (line_len_ > max_line_) fail(DataStatus::LineTooLong);
+  if (status_ == DataStatus::Ok) out_.push_back(c);
+}
+
+// A byte in the middle of a line.
+void DataReader::mid(char c) {
+  if (c == '\r') {
+    accept(c);
+    state_ = State::kMidCr;
+    return;
+  }
+  if (c == '\n') fail(DataStatus::BareLineEnding);
+  accept(c);
+  state_ = State::kMid;
+}
+
+std::size_t DataReader::feed(std::string_view data) {
+  std::size_t i = 0;
+  while (i < data.size() && state_ != State::kDone) {
+    char c = data[i++];
+    switch (state_) {
+      case State::kLineStart:
+        line_len_ = 0;
+        if (c == '.') {
+          state_ = State::kDot;
+        } else {
+          mid(c);
+        }
+        break;
+      case State::kDot:
+        if (c == '\r') {
+          state_ = State::kDotCr;
+        } else {
+          accept('.');
+          mid(c);
+        }
+        break;
+      case State::kDotCr:
+        if (c == '\n') {
+          state_ = State::kDone;
+        } else {
+          accept('.');
+          accept('\r');
+          fail(DataStatus::BareLineEnding);
+          mid(c);
+        }
+        break;
+      case State::kMidCr:
+        if (c == '\n') {
+          accept(c);
+          state_ = State::kLineStart;
+        } else {
+          fail(DataStatus::BareLineEnding);
+          mid(c);
+        }
+        break;
+      case State::kMid: {
+        if (c == '\r' || c == '\n') {
+          mid(c);
+          break;
+        }
+        // Fast path: the run of ordinary bytes up to the next CR or LF.
+        std::size_t begin = i - 1;
+        std::size_t end = data.find_first_of("\r\n", i);
+        if (end == std::string_view::npos) end = data.size();
+        std::size_t run = end - begin;
+        if (status_ == DataStatus::Ok) {
+          // Pass what fits within both limits; the byte after it (if any) sets the status.
+          std::size_t fits = std::min({run, max_size_ - size_, max_line_ - line_len_});
+          out_.append(data.substr(begin, fits));
+          size_ += fits;
+          line_len_ += fits;
+          if (fits < run) accept(data[begin + fits]);
+          i = begin + fits + (fits < run ? 1 : 0);
+        } else {
+          size_ += run;
+          line_len_ += run;
+          i = end;
+        }
+        break;
+      }
+      case State::kDone:
+        break;
+    }
+  }
+  if (!out_.empty()) {
+    sink_(out_);
+    out_.clear();
+  }
+  return i;
+}
+
+}  // namespace estafette::smtp

@@ -1,0 +1,271 @@
+#include "lib/smtp/server_session.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <utility>
+
+#include "lib/smtp/address.h"
+
+namespace estafette::smtp {
+namespace {
+
+[[noreturn]] void broken_invariant(const char* what) {
+  std::fprintf(stderr, "estafette::smtp::ServerSession: %s\n", what);
+  std::abort();
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+// Printable ASCII only, for text copied from the client into a header.
+std::string sanitize(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c < 32 || c > 126) c = '?';
+  }
+  return out;
+}
+
+// RFC 5322 date-time in UTC, locale independent.
+std::string rfc5322_date(std::time_t now) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
+                tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+// Parses a SIZE= value; false on bad syntax. Values that do not fit saturate.
+bool parse_size(std::string_view text, std::size_t& out) {
+  if (text.empty()) return false;
+  std::size_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    std::size_t digit = static_cast<std::size_t>(c - '0');
+    value = value > (SIZE_MAX - digit) / 10 ? SIZE_MAX : value * 10 + digit;
+  }
+  out = value;
+  return true;
+}
+
+}  // namespace
+
+ServerSession::ServerSession(const ServerPolicy& policy, ClientInfo client)
+    : policy_(policy), client_(std::move(client)) {}
+
+Actions ServerSession::reply(std::string_view text) const {
+  Action action{ActionKind::Reply, std::string(text)};
+  action.text.append("\r\n");
+  return {std::move(action)};
+}
+
+Actions ServerSession::close(std::string_view text) {
+  Actions actions = reply(text);
+  actions.push_back({ActionKind::Close, {}});
+  state_ = State::kClosed;
+  return actions;
+}
+
+Actions ServerSession::error(std::string_view text) {
+  Actions actions = reply(text);
+  ++errors_;
+  if (policy_.max_errors > 0 && errors_ >= policy_.max_errors) {
+    Actions bye = close("421 4.7.0 " + policy_.hostname + " Error: too many errors");
+    actions.insert(actions.end(), bye.begin(), bye.end());
+  }
+  return actions;
+}
+
+void ServerSession::reset_transaction() {
+  std::string helo = std::move(envelope_.helo);
+  envelope_ = Envelope{};
+  envelope_.helo = std::move(helo);
+  in_transaction_ = false;
+}
+
+bool ServerSession::relay_allowed(std::string_view recipient) const {
+  std::string domain = domain_of(recipient);
+  if (domain.empty()) return true;  // <postmaster>, always accepted (RFC 5321 4.5.1)
+  return contains(policy_.local_domains, domain) || contains(policy_.relay_domains, domain) ||
+         client_.relay_client;
+}
+
+Actions ServerSession::start() {
+  if (state_ != State::kInit) broken_invariant("start() called twice");
+  state_ = State::kReady;
+  return reply("220 " + policy_.hostname + " ESMTP " + policy_.software);
+}
+
+Actions ServerSession::on_line(std::string_view line, LineStatus status) {
+  if (state_ == State::kClosed) return {};
+  if (state_ == State::kData) broken_invariant("on_line() during DATA");
+  if (state_ == State::kCommit) broken_invariant("on_line() while awaiting the commit");
+  state_ = State::kReady;
+  if (status == LineStatus::TooLong) return error("500 5.5.6 Error: line too long");
+  if (status == LineStatus::BareLineEnding) {
+    return error("500 5.5.2 Error: bare <CR> or <LF> received");
+  }
+  Command cmd = parse_command(line);
+  if (cmd.verb == Verb::Unknown) return error("500 5.5.2 Error: command not recognized");
+  if (!cmd.ok()) return error(cmd.error);
+  switch (cmd.verb) {
+    case Verb::Helo:
+    case Verb::Ehlo:
+      return on_helo(cmd.argument, cmd.verb == Verb::Ehlo);
+    case Verb::Mail:
+      return on_mail(cmd);
+    case Verb::Rcpt:
+      return on_rcpt(cmd);
+    case Verb::Data:
+      return on_data();
+    case Verb::Rset:
+      reset_transaction();
+      return reply("250 2.0.0 Ok");
+    case Verb::Noop:
+      return reply("250 2.0.0 Ok");
+    case Verb::Quit:
+      return close("221 2.0.0 Bye");
+    case Verb::Vrfy:
+      return reply("252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+    case Verb::Help:
+      return reply("214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+    case Verb::Starttls:
+      return error("502 5.5.1 Error: command not implemented");
+    case Verb::Unknown:
+      break;
+  }
+  return error("500 5.5.2 Error: command not recognized");
+}
+
+Actions ServerSession::on_helo(std::string_view argument, bool esmtp) {
+  reset_transaction();  // RFC 5321 4.1.4: HELO/EHLO also resets the transaction
+  envelope_.helo = std::string(argument);
+  esmtp_ = esmtp;
+  if (!esmtp) return reply("250 " + policy_.hostname);
+  std::string text = "250-" + policy_.hostname + "\r\n";
+  text += "250-PIPELINING\r\n";
+  text += "250-SIZE " + std::to_string(policy_.max_message_size) + "\r\n";
+  text += "250-8BITMIME\r\n";
+  text += "250-ENHANCEDSTATUSCODES\r\n";
+  text += "250 HELP";
+  return reply(text);
+}
+
+Actions ServerSession::on_mail(const Command& cmd) {
+  if (envelope_.helo.empty()) return error("503 5.5.1 Error: send HELO/EHLO first");
+  if (in_transaction_) return error("503 5.5.1 Error: nested MAIL command");
+  std::set<std::string, std::less<>> seen;
+  std::string body_type;
+  std::size_t declared_size = 0;
+  for (const auto& [keyword, value] : cmd.params) {
+    if (!seen.insert(keyword).second) return error("501 5.5.4 Duplicate parameter: " + keyword);
+    if (keyword == "SIZE") {
+      if (!parse_size(value, declared_size)) return error("501 5.5.4 Bad SIZE parameter syntax");
+      if (declared_size > policy_.max_message_size) {
+        return error("552 5.3.4 Message size exceeds fixed limit");
+      }
+    } else if (keyword == "BODY") {
+      body_type = to_upper(value);
+      if (body_type != "7BIT" && body_type != "8BITMIME") {
+        return error("555 5.5.4 Unsupported BODY type: " + sanitize(value));
+      }
+    } else {
+      return error("555 5.5.4 Unsupported option: " + keyword);
+    }
+  }
+  envelope_.sender = cmd.address;
+  envelope_.body_type = std::move(body_type);
+  envelope_.declared_size = declared_size;
+  in_transaction_ = true;
+  return reply("250 2.1.0 Ok");
+}
+
+Actions ServerSession::on_rcpt(const Command& cmd) {
+  if (!in_transaction_) return error("503 5.5.1 Error: need MAIL command");
+  if (!cmd.params.empty()) return error("555 5.5.4 Unsupported option: " + cmd.params[0].first);
+  if (envelope_.recipients.size() >= policy_.max_recipients) {
+    return reply("452 4.5.3 Error: too many recipients");
+  }
+  if (!relay_allowed(cmd.address)) {
+    return error("550 5.7.1 <" + cmd.address + ">: Relay access denied");
+  }
+  envelope_.recipients.push_back(cmd.address);
+  return reply("250 2.1.5 Ok");
+}
+
+Actions ServerSession::on_data() {
+  if (!in_transaction_) return error("503 5.5.1 Error: need MAIL command");
+  if (envelope_.recipients.empty()) return error("554 5.5.1 Error: no valid recipients");
+  state_ = State::kData;
+  Actions actions = reply("354 End data with <CR><LF>.<CR><LF>");
+  actions.push_back({ActionKind::BeginData, {}});
+  return actions;
+}
+
+Actions ServerSession::on_data_end(DataStatus status, std::size_t size) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kData) broken_invariant("on_data_end() outside DATA");
+  if (status == DataStatus::Ok && size > policy_.max_message_size) status = DataStatus::TooBig;
+  switch (status) {
+    case DataStatus::Ok:
+      state_ = State::kCommit;
+      return {{ActionKind::Commit, {}}};
+    case DataStatus::TooBig:
+      state_ = State::kReady;
+      reset_transaction();
+      return reply("552 5.3.4 Message size exceeds fixed limit");
+    case DataStatus::BareLineEnding:
+      state_ = State::kReady;
+      reset_transaction();
+      return reply("550 5.6.0 Message contains bare CR or LF, rejected (use CRLF line endings)");
+    case DataStatus::LineTooLong:
+      state_ = State::kReady;
+      reset_transaction();
+      return reply("552 5.6.0 Message contains a line that is too long");
+  }
+  broken_invariant("bad DataStatus");
+}
+
+Actions ServerSession::on_queued(std::string_view queue_id) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kCommit) broken_invariant("on_queued() without a Commit");
+  state_ = State::kReady;
+  reset_transaction();
+  return reply("250 2.0.0 Ok: queued as " + std::string(queue_id));
+}
+
+Actions ServerSession::on_queue_failed() {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kCommit) broken_invariant("on_queue_failed() without a Commit");
+  state_ = State::kReady;
+  reset_transaction();
+  return reply("451 4.3.0 Error: temporary local problem, try again later");
+}
+
+Actions ServerSession::on_timeout() {
+  if (state_ == State::kClosed) return {};
+  return close("421 4.4.2 " + policy_.hostname + " Error: timeout exceeded");
+}
+
+std::string ServerSession::received_header(std::string_view queue_id, std::time_t now) const {
+  std::string ip = client_.ip.find(':') == std::string::npos ? client_.ip : "IPv6:" + client_.ip;
+  std::string out = "Received: from " + sanitize(envelope_.helo) + " (" + sanitize(client_.rdns) +
+                    " [" + sanitize(ip) + "])\r\n";
+  out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " +
+         (esmtp_ ? "ESMTP" : "SMTP") + " id " + std::string(queue_id);
+  if (envelope_.recipients.size() == 1) {
+    out += "\r\n\tfor <" + envelope_.recipients.front() + ">";
+  }
+  out += "; " + rfc5322_date(now) + "\r\n";
+  return out;
+}
+
+}  // namespace estafette::smtp

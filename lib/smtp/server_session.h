@@ -1,0 +1,111 @@
+// server_session.h: the ESMTP server session state machine (RFC 5321, 1870, 2034, 2920).
+// No I/O: the I/O layer (esmtpd, on the connection's event loop thread) feeds events -- the
+// greeting, command lines from a CommandReader, the end of DATA from a DataReader, the queue's
+// verdict, timeouts -- and carries out the returned actions in order:
+//   Reply      write `text` (complete reply line(s) with CRLF); with PIPELINING the I/O layer
+//              may collect replies and flush them when its input buffer is empty.
+//   BeginData  switch the input to a DataReader (the bytes after the DATA line are message).
+//   Commit     make the message durable (envelope() holds its envelope), then call
+//              on_queued() or on_queue_failed(); the 250 goes out only then. While awaiting the
+//              commit the I/O layer must NOT feed lines (it keeps pipelined input buffered).
+//   Close      flush the pending replies and close the connection.
+// Per-session problems become replies, never exceptions. Every 5xx reply to a command line counts
+// as an error; at policy.max_errors (0 = no limit) the reply is followed by 421 4.7.0 and Close.
+// Calling on_line() during DATA or while awaiting a commit is a broken invariant and aborts.
+// After Close every event returns nothing.
+// The session keeps a reference to the ServerPolicy, which must outlive it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/smtp/command.h"
+#include "lib/smtp/reader.h"  // LineStatus, DataStatus
+
+namespace estafette::smtp {
+
+struct ServerPolicy {
+  std::string hostname;                     // our name, in the greeting and Received
+  std::size_t max_message_size = 10 << 20;  // SIZE extension value, enforced
+  std::size_t max_recipients = 1000;        // 452 4.5.3 beyond it
+  std::size_t max_errors = 20;              // 421 and close after this many bad commands
+  std::vector<std::string> local_domains;   // lower-case; mail for these is accepted from anyone
+  std::vector<std::string> relay_domains;   // lower-case; also accepted from anyone (we relay)
+  std::string software = "Estafette";
+};
+
+struct ClientInfo {
+  std::string ip;  // "127.0.0.1" or "::1"
+  std::uint16_t port = 0;
+  bool relay_client = false;     // client IP is in relay_clients: may send to any domain
+  std::string rdns = "unknown";  // confirmed reverse name, filled by later checks
+};
+
+struct Envelope {
+  std::string helo;    // as given
+  std::string sender;  // "" for the null sender
+  std::vector<std::string> recipients;
+  std::string body_type;          // "7BIT", "8BITMIME" or "" (BODY= param)
+  std::size_t declared_size = 0;  // SIZE= param
+};
+
+enum class ActionKind { Reply, BeginData, Commit, Close };
+struct Action {
+  ActionKind kind;
+  std::string text;  // Reply: full reply line(s) including CRLF; empty otherwise
+};
+using Actions = std::vector<Action>;
+
+class ServerSession final {
+ public:
+  ServerSession(const ServerPolicy& policy, ClientInfo client);
+  ServerSession(const ServerSession&) = delete;
+  ServerSession& operator=(const ServerSession&) = delete;
+
+  Actions start();                                            // 220 greeting
+  Actions on_line(std::string_view line, LineStatus status);  // one command line without CRLF
+  Actions on_data_end(DataStatus status, std::size_t size);   // DataReader found CRLF.CRLF
+  Actions on_queued(std::string_view queue_id);  // durable: 250 2.0.0 Ok: queued as <id>
+  Actions on_queue_failed();                     // 451 4.3.0 temporary local problem
+  Actions on_timeout();                          // 421 4.4.2 ... timeout, Close
+
+  bool in_data() const { return state_ == State::kData; }
+  bool awaiting_commit() const { return state_ == State::kCommit; }
+  bool closed() const { return state_ == State::kClosed; }
+  const Envelope& envelope() const { return envelope_; }
+  const ClientInfo& client() const { return client_; }
+  bool esmtp() const { return esmtp_; }  // the client said EHLO (not HELO)
+  std::size_t error_count() const { return errors_; }
+
+  // "Received: from HELO (RDNS [IP])\r\n\tby HOST (SOFTWARE) with ESMTP id QID\r\n"
+  // "\tfor <RCPT>; DATE\r\n" -- the "for" clause only with exactly one recipient, "with SMTP"
+  // after HELO, "[IPv6:...]" for IPv6 clients, DATE in RFC 5322 form in UTC.
+  std::string received_header(std::string_view queue_id, std::time_t now) const;
+
+ private:
+  enum class State { kInit, kReady, kData, kCommit, kClosed };
+
+  Actions on_helo(std::string_view argument, bool esmtp);
+  Actions on_mail(const Command& cmd);
+  Actions on_rcpt(const Command& cmd);
+  Actions on_data();
+  Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
+  Actions reply(std::string_view reply) const;
+  Actions close(std::string_view reply);
+  void reset_transaction();
+  bool relay_allowed(std::string_view recipient) const;
+
+  const ServerPolicy& policy_;
+  ClientInfo client_;
+  Envelope envelope_;
+  State state_ = State::kInit;
+  bool esmtp_ = false;
+  bool in_transaction_ = false;  // MAIL accepted
+  std::size_t errors_ = 0;
+};
+
+}  // namespace estafette::smtp

@@ -1,0 +1,149 @@
+// smtp_command_fuzz.cc: libFuzzer harness for the server side of SMTP: the input is a client
+// byte stream, split into chunks by its first bytes, driven through CommandReader,
+// parse_command, ServerSession and DataReader exactly as the I/O layer does. Checks the
+// readers' contracts (progress, bounds, wire form ending in CRLF, no bare line endings in an
+// accepted message) and the session's reply format; abort()s on any violation.
+// Build: clang++ -std=c++20 -fsanitize=fuzzer,address -I. tests/fuzz/smtp_command_fuzz.cc
+//        lib/smtp/{address,command,dotstuff,reader,server_session}.cc
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "lib/smtp/command.h"
+#include "lib/smtp/dotstuff.h"
+#include "lib/smtp/reader.h"
+#include "lib/smtp/server_session.h"
+
+namespace {
+
+using namespace estafette::smtp;
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+void check_actions(const Actions& actions) {
+  for (const Action& action : actions) {
+    if (action.kind != ActionKind::Reply) continue;
+    const std::string& text = action.text;
+    check(text.size() >= 6 && text.ends_with("\r\n"));
+    check(text[0] >= '2' && text[0] <= '5');
+    // No bare CR / LF and nothing unprintable in replies.
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      char c = text[i];
+      if (c == '\r') check(i + 1 < text.size() && text[i + 1] == '\n');
+      if (c == '\n') check(i > 0 && text[i - 1] == '\r');
+    }
+  }
+}
+
+struct Harness {
+  ServerPolicy policy;
+  ServerSession session;
+  CommandReader commands{128};
+  std::string message;
+  DataReader data{[this](std::string_view piece) { message.append(piece); }, 4096, 256};
+  bool closed = false;
+
+  Harness() : policy(make_policy()), session(policy, ClientInfo{"192.0.2.1", 25, false, "x"}) {
+    run(session.start());
+  }
+
+  static ServerPolicy make_policy() {
+    ServerPolicy p;
+    p.hostname = "mx.example";
+    p.max_message_size = 4096;
+    p.max_recipients = 5;
+    p.max_errors = 50;
+    p.local_domains = {"example.com"};
+    p.relay_domains = {"relay.example"};
+    return p;
+  }
+
+  void run(const Actions& actions) {
+    check_actions(actions);
+    for (const Action& action : actions) {
+      switch (action.kind) {
+        case ActionKind::BeginData:
+          check(session.in_data());
+          data.reset();
+          message.clear();
+          break;
+        case ActionKind::Commit: {
+          check(data.status() == DataStatus::Ok);
+          check(message.size() == data.size());
+          check(message.empty() || message.ends_with("\r\n"));
+          for (std::size_t i = 0; i < message.size(); ++i) {
+            if (message[i] == '\r') check(i + 1 < message.size() && message[i + 1] == '\n');
+            if (message[i] == '\n') check(i > 0 && message[i - 1] == '\r');
+          }
+          check(!session.envelope().recipients.empty());
+          std::string plain;
+          unstuff_append(message, plain);
+          check(plain.size() <= message.size());
+          (void)session.received_header("Q", 0);
+          run(session.on_queued("Q"));
+          break;
+        }
+        case ActionKind::Close:
+          closed = true;
+          break;
+        case ActionKind::Reply:
+          break;
+      }
+    }
+  }
+
+  void feed(std::string_view buf) {
+    while (!buf.empty() && !closed) {
+      if (session.in_data()) {
+        std::size_t n = data.feed(buf);
+        check(n <= buf.size());
+        check(n == buf.size() || data.done());
+        buf.remove_prefix(n);
+        if (data.done()) run(session.on_data_end(data.status(), data.size()));
+      } else {
+        Line line;
+        auto result = commands.feed(buf, line);
+        check(result.consumed > 0 && result.consumed <= buf.size());
+        buf.remove_prefix(result.consumed);
+        if (!result.line_ready) continue;
+        check(line.text.size() <= 126);
+        Command cmd = parse_command(line.text);
+        check(cmd.error.empty() || cmd.error.starts_with("501 "));
+        run(session.on_line(line.text, line.status));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(bytes), size);
+  // The first byte chooses a chunk size (0: everything at once), so splits get exercised.
+  std::size_t chunk = input.empty() ? 0 : static_cast<unsigned char>(input[0]) % 17;
+  if (!input.empty()) input.remove_prefix(1);
+  Harness harness;
+  if (chunk == 0) {
+    harness.feed(input);
+  } else {
+    for (std::size_t i = 0; i < input.size() && !harness.closed; i += chunk) {
+      harness.feed(input.substr(i, chunk));
+    }
+  }
+  // Stand-alone command parsing of every line, whatever the state.
+  std::size_t start = 0;
+  while (start < input.size()) {
+    std::size_t end = input.find('\n', start);
+    if (end == std::string_view::npos) end = input.size();
+    Command cmd = parse_command(input.substr(start, end - start));
+    if (cmd.verb == Verb::Mail || cmd.verb == Verb::Rcpt) {
+      check(cmd.ok() || cmd.address.empty());
+    }
+    start = end + 1;
+  }
+  return 0;
+}

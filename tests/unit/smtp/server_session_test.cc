@@ -1,0 +1,508 @@
+#include "lib/smtp/server_session.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/unit/smtp/split_feeder.h"
+
+namespace estafette::smtp {
+namespace {
+
+using testing::all_splits;
+
+ServerPolicy TestPolicy() {
+  ServerPolicy policy;
+  policy.hostname = "mx.example";
+  policy.max_message_size = 1000;
+  policy.max_recipients = 3;
+  policy.max_errors = 5;
+  policy.local_domains = {"example.com"};
+  policy.relay_domains = {"relay.example"};
+  return policy;
+}
+
+ClientInfo TestClient(bool relay_client = false) {
+  ClientInfo client;
+  client.ip = "192.0.2.1";
+  client.port = 41000;
+  client.relay_client = relay_client;
+  return client;
+}
+
+// One token per action: the code of a reply's last line, or DATA / COMMIT / CLOSE.
+std::string Summarize(const Actions& actions) {
+  std::string out;
+  for (const Action& action : actions) {
+    if (!out.empty()) out += ' ';
+    switch (action.kind) {
+      case ActionKind::Reply: {
+        EXPECT_GE(action.text.size(), 5u);
+        EXPECT_EQ(action.text.substr(action.text.size() - 2), "\r\n");
+        std::size_t last = action.text.rfind("\r\n", action.text.size() - 3);
+        last = last == std::string::npos ? 0 : last + 2;
+        EXPECT_EQ(action.text[last + 3], ' ') << action.text;
+        out += action.text.substr(last, 3);
+        break;
+      }
+      case ActionKind::BeginData:
+        out += "DATA";
+        break;
+      case ActionKind::Commit:
+        out += "COMMIT";
+        break;
+      case ActionKind::Close:
+        out += "CLOSE";
+        break;
+    }
+  }
+  return out;
+}
+
+std::string ReplyText(const Actions& actions) {
+  std::string out;
+  for (const Action& action : actions) out += action.text;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversations: one event per step, with the expected actions.
+//   "!long", "!bare:<line>"          a line with LineStatus TooLong / BareLineEnding
+//   "!data:ok|toobig|bare|long[:N]"  on_data_end (N = size, default 100)
+//   "!queued:<id>", "!failed", "!timeout"
+//   anything else                    on_line(text, Ok)
+
+struct Step {
+  std::string input;
+  std::string expect;         // Summarize() of the actions
+  std::string contains = {};  // must occur in the reply text
+};
+
+struct Conversation {
+  std::string name;
+  std::vector<Step> steps;
+  bool relay_client = false;
+};
+
+std::string PrintConversation(const ::testing::TestParamInfo<Conversation>& info) {
+  return info.param.name;
+}
+
+void PrintTo(const Conversation& c, std::ostream* os) {
+  *os << c.name;
+}
+
+Actions RunStep(ServerSession& session, const std::string& input) {
+  auto arg = [&](std::string_view prefix) { return input.substr(prefix.size()); };
+  if (input == "!long") return session.on_line("", LineStatus::TooLong);
+  if (input.starts_with("!bare:"))
+    return session.on_line(arg("!bare:"), LineStatus::BareLineEnding);
+  if (input.starts_with("!data:")) {
+    std::string what = arg("!data:");
+    std::size_t size = 100;
+    if (auto colon = what.find(':'); colon != std::string::npos) {
+      size = std::stoul(what.substr(colon + 1));
+      what.resize(colon);
+    }
+    DataStatus status = what == "ok"       ? DataStatus::Ok
+                        : what == "toobig" ? DataStatus::TooBig
+                        : what == "bare"   ? DataStatus::BareLineEnding
+                                           : DataStatus::LineTooLong;
+    return session.on_data_end(status, size);
+  }
+  if (input.starts_with("!queued:")) return session.on_queued(arg("!queued:"));
+  if (input == "!failed") return session.on_queue_failed();
+  if (input == "!timeout") return session.on_timeout();
+  return session.on_line(input, LineStatus::Ok);
+}
+
+class SmtpServerConversation : public ::testing::TestWithParam<Conversation> {};
+
+TEST_P(SmtpServerConversation, RepliesAsExpected) {
+  const Conversation& c = GetParam();
+  ServerPolicy policy = TestPolicy();
+  ServerSession session(policy, TestClient(c.relay_client));
+  ASSERT_EQ(Summarize(session.start()), "220");
+  for (const Step& step : c.steps) {
+    SCOPED_TRACE(step.input);
+    Actions actions = RunStep(session, step.input);
+    EXPECT_EQ(Summarize(actions), step.expect);
+    if (!step.contains.empty()) {
+      EXPECT_NE(ReplyText(actions).find(step.contains), std::string::npos) << ReplyText(actions);
+    }
+  }
+}
+
+const std::string kMail = "MAIL FROM:<sender@remote.org>";
+const std::string kRcpt = "RCPT TO:<user@example.com>";
+
+INSTANTIATE_TEST_SUITE_P(
+    SmtpTable, SmtpServerConversation,
+    ::testing::Values(
+        Conversation{"Basic",
+                     {{"EHLO client.example", "250", "250-mx.example\r\n250-PIPELINING\r\n"},
+                      {kMail, "250", "250 2.1.0 Ok\r\n"},
+                      {kRcpt, "250", "250 2.1.5 Ok\r\n"},
+                      {"DATA", "354 DATA"},
+                      {"!data:ok", "COMMIT"},
+                      {"!queued:4Xk2", "250", "250 2.0.0 Ok: queued as 4Xk2\r\n"},
+                      {"QUIT", "221 CLOSE", "221 2.0.0 "},
+                      {"NOOP", ""}}},
+        Conversation{"EhloKeywords",
+                     {{"EHLO c", "250", "250-SIZE 1000\r\n"},
+                      {"EHLO c", "250", "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"},
+                      {"EHLO c", "250", "\r\n250 HELP\r\n"}}},
+        Conversation{"Helo",
+                     {{"HELO client.example", "250", "250 mx.example\r\n"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"}}},
+        Conversation{"HeloRequired", {{kMail, "503", "503 5.5.1 "}, {"EHLO", "501", "501 5.5.4 "}}},
+        Conversation{"Sequence",
+                     {{"EHLO c", "250"},
+                      {kRcpt, "503", "503 5.5.1 Error: need MAIL command"},
+                      {"DATA", "503", "503 5.5.1 "},
+                      {kMail, "250"},
+                      {kMail, "503", "503 5.5.1 Error: nested MAIL command"},
+                      {"DATA", "554", "554 5.5.1 Error: no valid recipients"}}},
+        Conversation{
+            "NullSender",
+            {{"EHLO c", "250"}, {"MAIL FROM:<>", "250"}, {kRcpt, "250"}, {"DATA", "354 DATA"}}},
+        Conversation{
+            "RelayControl",
+            {{"EHLO c", "250"},
+             {kMail, "250"},
+             {"RCPT TO:<x@other.org>", "550", "550 5.7.1 <x@other.org>: Relay access denied\r\n"},
+             {"RCPT TO:<x@sub.example.com>", "550", "5.7.1"},
+             {"RCPT TO:<x@relay.example>", "250"},
+             {"RCPT TO:<User@EXAMPLE.Com>", "250"},
+             {"RCPT TO:<postmaster>", "250"}}},
+        Conversation{"RelayClient",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RCPT TO:<x@other.org>", "250"},
+                      {"RCPT TO:<x@[192.0.2.7]>", "250"}},
+                     true},
+        Conversation{"Size",
+                     {{"EHLO c", "250"},
+                      {kMail + " SIZE=1001", "552", "552 5.3.4 "},
+                      {kMail + " SIZE=99999999999999999999999999", "552"},
+                      {kMail + " SIZE=12x", "501", "501 5.5.4 "},
+                      {kMail + " SIZE=1000", "250"}}},
+        Conversation{"MailParams",
+                     {{"EHLO c", "250"},
+                      {kMail + " FOO=bar", "555", "555 5.5.4 Unsupported option: FOO"},
+                      {kMail + " BODY=BINARYMIME", "555", "555 5.5.4 "},
+                      {kMail + " SIZE=1 SIZE=2", "501", "Duplicate"},
+                      {kMail + " body=8bitmime size=10", "250"},
+                      {"RCPT TO:<a@example.com> NOTIFY=NEVER", "555", "555 5.5.4 "}}},
+        Conversation{"SyntaxErrors",
+                     {{"EHLO c", "250"},
+                      {"MAIL FROM:sender@remote.org", "501", "501 5.5.4 Syntax: MAIL FROM:<"},
+                      {"MAIL FROM:<a..b@c.d>", "501", "501 5.1.7 "},
+                      {kMail, "250"},
+                      {"RCPT TO:<>", "501", "501 5.1.3 "},
+                      {"DATA x", "501", "501 5.5.4 "}}},
+        Conversation{"TooManyRecipients",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RCPT TO:<a@example.com>", "250"},
+                      {"RCPT TO:<b@example.com>", "250"},
+                      {"RCPT TO:<c@example.com>", "250"},
+                      {"RCPT TO:<d@example.com>", "452", "452 4.5.3 "},
+                      {"RCPT TO:<e@example.com>", "452"},
+                      {"RCPT TO:<f@example.com>", "452"},
+                      {"RCPT TO:<g@example.com>", "452"},
+                      {"RCPT TO:<h@example.com>", "452"},  // 452 is not an error: no 421
+                      {"DATA", "354 DATA"}}},
+        Conversation{"BadLines",
+                     {{"!bare:EHLO c", "500", "500 5.5.2 "},
+                      {"!long", "500", "500 5.5.6 "},
+                      {"EHLO c", "250"}}},
+        Conversation{"TooManyErrors",
+                     {{"FOO", "500", "500 5.5.2 Error: command not recognized"},
+                      {"BAR", "500"},
+                      {"!long", "500"},
+                      {"MAIL FROM:<x@y.z>", "503"},
+                      {"BAZ", "500 421 CLOSE", "421 4.7.0 mx.example "},
+                      {"EHLO c", ""},
+                      {"!timeout", ""}}},
+        Conversation{"DataTooBig",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:toobig:2000", "552", "552 5.3.4 "},
+                      {kRcpt, "503"},
+                      {kMail, "250"}}},
+        Conversation{"DataOkButOverSize",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:ok:1001", "552", "552 5.3.4 "}}},
+        Conversation{"DataBareLineEnding",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:bare", "550", "550 5.6.0 Message contains bare CR or LF"},
+                      {kMail, "250"}}},
+        Conversation{"DataLineTooLong",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:long", "552", "552 5.6.0 "}}},
+        Conversation{"QueueFailed",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:ok", "COMMIT"},
+                      {"!failed", "451", "451 4.3.0 "},
+                      {"DATA", "503"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:ok", "COMMIT"},
+                      {"!queued:B", "250", "queued as B"}}},
+        Conversation{"Timeout", {{"EHLO c", "250"}, {"!timeout", "421 CLOSE", "421 4.4.2 "}}},
+        Conversation{"OtherCommands",
+                     {{"NOOP", "250", "250 2.0.0 "},
+                      {"VRFY root", "252", "252 2.5.2 "},
+                      {"HELP", "214", "214 2.0.0 "},
+                      {"STARTTLS", "502", "502 5.5.1 "},
+                      {"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RSET", "250", "250 2.0.0 "},
+                      {kRcpt, "503"},
+                      {kMail, "250"},
+                      {"EHLO again", "250"},
+                      {kRcpt, "503"},
+                      {"quit", "221 CLOSE"}}}),
+    PrintConversation);
+
+// ---------------------------------------------------------------------------------------------
+// Envelope, Received header.
+
+TEST(SmtpServerSession, EnvelopeKeptUntilCommitted) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("EHLO client.example", LineStatus::Ok);
+  session.on_line("MAIL FROM:<> BODY=8BITMIME SIZE=500", LineStatus::Ok);
+  session.on_line("RCPT TO:<a@example.com>", LineStatus::Ok);
+  session.on_line("RCPT TO:<@hop.example:b@relay.example>", LineStatus::Ok);
+  EXPECT_FALSE(session.in_data());
+  EXPECT_EQ(Summarize(session.on_line("DATA", LineStatus::Ok)), "354 DATA");
+  EXPECT_TRUE(session.in_data());
+  EXPECT_EQ(Summarize(session.on_data_end(DataStatus::Ok, 400)), "COMMIT");
+  EXPECT_FALSE(session.in_data());
+  EXPECT_TRUE(session.awaiting_commit());
+  const Envelope& env = session.envelope();
+  EXPECT_EQ(env.helo, "client.example");
+  EXPECT_EQ(env.sender, "");
+  EXPECT_EQ(env.recipients, (std::vector<std::string>{"a@example.com", "b@relay.example"}));
+  EXPECT_EQ(env.body_type, "8BITMIME");
+  EXPECT_EQ(env.declared_size, 500u);
+  EXPECT_EQ(Summarize(session.on_queued("Q1")), "250");
+  EXPECT_EQ(session.envelope().sender, "");
+  EXPECT_TRUE(session.envelope().recipients.empty());
+  EXPECT_EQ(session.envelope().body_type, "");
+  EXPECT_EQ(session.envelope().helo, "client.example");
+}
+
+struct ReceivedCase {
+  std::string name;
+  std::string helo_line;
+  std::vector<std::string> rcpts;
+  std::string ip;
+  std::string rdns;
+  std::time_t now;
+  std::string expected;
+};
+
+void PrintTo(const ReceivedCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class SmtpReceivedHeader : public ::testing::TestWithParam<ReceivedCase> {};
+
+TEST_P(SmtpReceivedHeader, Format) {
+  const ReceivedCase& c = GetParam();
+  ServerPolicy policy = TestPolicy();
+  policy.hostname = "mx.example.com";
+  ClientInfo client = TestClient(true);
+  client.ip = c.ip;
+  client.rdns = c.rdns;
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line(c.helo_line, LineStatus::Ok);
+  session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+  for (const auto& rcpt : c.rcpts) session.on_line("RCPT TO:<" + rcpt + ">", LineStatus::Ok);
+  EXPECT_EQ(session.received_header("QID1", c.now), c.expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SmtpTable, SmtpReceivedHeader,
+    ::testing::Values(ReceivedCase{"OneRecipient",
+                                   "EHLO client.example",
+                                   {"u@example.com"},
+                                   "192.0.2.1",
+                                   "client.example",
+                                   0,
+                                   "Received: from client.example (client.example [192.0.2.1])\r\n"
+                                   "\tby mx.example.com (Estafette) with ESMTP id QID1\r\n"
+                                   "\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"},
+                      ReceivedCase{"TwoRecipients",
+                                   "EHLO c",
+                                   {"a@example.com", "b@example.com"},
+                                   "192.0.2.1",
+                                   "unknown",
+                                   1700000000,
+                                   "Received: from c (unknown [192.0.2.1])\r\n"
+                                   "\tby mx.example.com (Estafette) with ESMTP id QID1; "
+                                   "Tue, 14 Nov 2023 22:13:20 +0000\r\n"},
+                      ReceivedCase{"HeloIPv6",
+                                   "HELO [IPv6:::1]",
+                                   {"a@example.com"},
+                                   "::1",
+                                   "localhost",
+                                   951782400,
+                                   "Received: from [IPv6:::1] (localhost [IPv6:::1])\r\n"
+                                   "\tby mx.example.com (Estafette) with SMTP id QID1\r\n"
+                                   "\tfor <a@example.com>; Tue, 29 Feb 2000 00:00:00 +0000\r\n"},
+                      ReceivedCase{"HostileHelo",
+                                   "EHLO a\x01\xff",
+                                   {"a@example.com", "b@example.com"},
+                                   "10.0.0.1",
+                                   "unknown",
+                                   0,
+                                   "Received: from a?? (unknown [10.0.0.1])\r\n"
+                                   "\tby mx.example.com (Estafette) with ESMTP id QID1; "
+                                   "Thu, 1 Jan 1970 00:00:00 +0000\r\n"}),
+    [](const ::testing::TestParamInfo<ReceivedCase>& info) { return info.param.name; });
+
+// ---------------------------------------------------------------------------------------------
+// The whole server side as the I/O layer drives it: CommandReader + ServerSession + DataReader
+// over a client byte stream, fed split at every position. Commits succeed immediately.
+
+struct Driver {
+  ServerPolicy policy = TestPolicy();
+  ServerSession session{policy, TestClient()};
+  CommandReader commands{256};
+  std::string current;
+  DataReader data{[this](std::string_view piece) { current.append(piece); },
+                  policy.max_message_size};
+  std::vector<std::string> messages;
+  std::vector<std::string> codes;
+  bool closed = false;
+
+  Driver() { act(session.start()); }
+
+  void act(const Actions& actions) {
+    for (const Action& action : actions) {
+      switch (action.kind) {
+        case ActionKind::Reply:
+          codes.push_back(Summarize({action}));
+          break;
+        case ActionKind::BeginData:
+          data.reset();
+          current.clear();
+          break;
+        case ActionKind::Commit:
+          messages.push_back(current);
+          act(session.on_queued("Q" + std::to_string(messages.size())));
+          break;
+        case ActionKind::Close:
+          closed = true;
+          break;
+      }
+    }
+  }
+
+  void feed(std::string_view buf) {
+    while (!buf.empty() && !closed) {
+      if (session.in_data()) {
+        buf.remove_prefix(data.feed(buf));
+        if (data.done()) act(session.on_data_end(data.status(), data.size()));
+      } else {
+        Line line;
+        auto result = commands.feed(buf, line);
+        buf.remove_prefix(result.consumed);
+        if (result.line_ready) act(session.on_line(line.text, line.status));
+      }
+    }
+  }
+};
+
+struct StreamCase {
+  std::string name;
+  std::string input;
+  std::string codes;  // space separated
+  std::vector<std::string> messages;
+};
+
+void PrintTo(const StreamCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class SmtpServerStream : public ::testing::TestWithParam<StreamCase> {};
+
+TEST_P(SmtpServerStream, SameRepliesWhateverTheSplit) {
+  const StreamCase& c = GetParam();
+  for (const auto& split : all_splits(c.input, 0)) {
+    SCOPED_TRACE(split.name);
+    Driver driver;
+    for (std::string_view chunk : split.chunks) driver.feed(chunk);
+    std::string codes;
+    for (const auto& code : driver.codes) codes += (codes.empty() ? "" : " ") + code;
+    EXPECT_EQ(codes, c.codes);
+    EXPECT_EQ(driver.messages, c.messages);
+  }
+}
+
+const std::string kHead = "EHLO c\r\nMAIL FROM:<a@remote.org>\r\nRCPT TO:<u@example.com>\r\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    SmtpTable, SmtpServerStream,
+    ::testing::Values(
+        StreamCase{
+            "Pipelined",
+            kHead + "RCPT TO:<x@other.org>\r\nDATA\r\nSubject: t\r\n\r\n..dot\r\n.\r\nQUIT\r\n",
+            "220 250 250 250 550 354 250 221",
+            {"Subject: t\r\n\r\n..dot\r\n"}},
+        StreamCase{"TwoMessages",
+                   kHead + "DATA\r\none\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<v@example.com>\r\n"
+                           "DATA\r\n.\r\nQUIT\r\nNOOP\r\n",
+                   "220 250 250 250 354 250 250 250 354 250 221",
+                   {"one\r\n", ""}},
+        StreamCase{"SmugglingRejected",
+                   kHead +
+                       "DATA\r\nx\n.\nMAIL FROM:<evil@remote.org>\r\nRCPT TO:<v@example.com>\r\n"
+                       "DATA\r\nevil\r\n.\r\nQUIT\r\n",
+                   "220 250 250 250 354 550 221",
+                   {}},
+        StreamCase{"SmugglingCrDotCr",
+                   kHead + "DATA\r\nx\r.\rMAIL FROM:<e@remote.org>\r\n.\r\nNOOP\r\n",
+                   "220 250 250 250 354 550 250",
+                   {}},
+        StreamCase{"DataRejectedBodyIsCommands",
+                   "EHLO c\r\nMAIL FROM:<a@remote.org>\r\nRCPT TO:<x@other.org>\r\nDATA\r\n"
+                   "hello\r\n.\r\nQUIT\r\n",
+                   "220 250 250 550 554 500 500 221",
+                   {}},
+        StreamCase{"TooBig",
+                   kHead + "DATA\r\n" + std::string(1200, 'x') + "\r\n.\r\nRSET\r\n",
+                   "220 250 250 250 354 552 250",
+                   {}},
+        StreamCase{"BareLfCommand", "EHLO c\nQUIT\r\n", "220 500 221", {}},
+        StreamCase{
+            "TooLongCommand", "NOOP " + std::string(300, 'n') + "\r\nNOOP\r\n", "220 500 250", {}},
+        StreamCase{"StopsAtClose", "QUIT\r\nNOOP\r\nNOOP\r\n", "220 221", {}}),
+    [](const ::testing::TestParamInfo<StreamCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace estafette::smtp
