@@ -1,0 +1,403 @@
+#include "esmtpclient/esmtp_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "lib/base/log.h"
+
+namespace estafette::esmtpclient {
+
+namespace {
+
+constexpr std::size_t kMaxTargets = 10;  // addresses tried per Deliver
+
+Poco::Logger& logger() {
+  return base::log("esmtpclient");
+}
+
+ipc::RcptStatus to_ipc(smtp::DeliveryStatus s) {
+  switch (s) {
+    case smtp::DeliveryStatus::Delivered:
+      return ipc::RcptStatus::Delivered;
+    case smtp::DeliveryStatus::TempFail:
+      return ipc::RcptStatus::TempFail;
+    case smtp::DeliveryStatus::PermFail:
+      return ipc::RcptStatus::PermFail;
+  }
+  return ipc::RcptStatus::TempFail;
+}
+
+bool is_ip_literal(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v == 0 || v > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(v);
+}
+
+}  // namespace
+
+std::optional<Destination> parse_destination(const std::string& text, std::uint16_t mx_port) {
+  if (text.empty()) return std::nullopt;
+  Destination d;
+  if (text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close == 1) return std::nullopt;
+    d.host = text.substr(1, close - 1);
+    d.route = true;
+    d.port = mx_port;
+    std::string_view rest = std::string_view(text).substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return std::nullopt;
+      auto port = parse_port(rest.substr(1));
+      if (!port) return std::nullopt;
+      d.port = *port;
+    }
+    return d;
+  }
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    d.host = text;
+    d.port = mx_port;
+    return d;
+  }
+  auto port = parse_port(std::string_view(text).substr(colon + 1));
+  if (!port || colon == 0 || text.find(':') != colon) return std::nullopt;
+  d.host = text.substr(0, colon);
+  d.port = *port;
+  d.route = true;
+  return d;
+}
+
+smtp::ClientTimeouts timeouts_from(const config::Config& config) {
+  smtp::ClientTimeouts t;
+  t.connect = config.connect_timeout;
+  t.greeting = config.greeting_timeout;
+  t.mail = config.mail_timeout;
+  t.rcpt = config.rcpt_timeout;
+  t.data_init = config.data_timeout;
+  t.data_block = config.data_block_timeout;
+  t.data_end = config.data_end_timeout;
+  t.idle = config.idle_reuse;
+  return t;
+}
+
+dns::ResolverOptions resolver_options_from(const config::Config& config) {
+  dns::ResolverOptions o;
+  for (const auto& s : config.dns_servers) o.servers.push_back(s.to_string());
+  o.timeout = config.dns_timeout;
+  o.tries = config.dns_tries;
+  return o;
+}
+
+EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::UniqueFd ipc_fd,
+                         std::function<void()> on_exit)
+    : loop_(loop),
+      config_(config),
+      helo_name_(config.hostname.empty() ? "localhost" : config.hostname),
+      timeouts_(timeouts_from(config)),
+      resolver_(loop, resolver_options_from(config)),
+      channel_(
+          loop, std::move(ipc_fd), [this](const ipc::Frame& f) { on_frame(f); },
+          [this] {
+            if (on_exit_) on_exit_();
+          }),
+      on_exit_(std::move(on_exit)) {
+  channel_.send(ipc::encode(ipc::ModuleReady{"esmtp"}));
+}
+
+EsmtpClient::~EsmtpClient() {
+  if (gc_timer_) loop_.cancel_timer(gc_timer_);
+}
+
+void EsmtpClient::on_frame(const ipc::Frame& frame) {
+  auto job = ipc::decode_deliver(frame);
+  if (!job) {
+    logger().warning("unexpected frame type=" + std::to_string(frame.type));
+    return;
+  }
+  auto d = std::make_unique<Delivery>();
+  d->job = std::move(*job);
+  d->started = loop_.now();
+  start(std::move(d));
+}
+
+void EsmtpClient::start(std::unique_ptr<Delivery> owned) {
+  Delivery& d = *owned;
+  std::uint64_t id = d.job.job_id;
+  if (deliveries_.count(id)) {
+    logger().error("duplicate job_id=" + std::to_string(id));
+    ipc::DeliverResult r;
+    r.job_id = id;
+    r.results.assign(d.job.recipients.size(), {ipc::RcptStatus::TempFail, "duplicate job"});
+    channel_.send(ipc::encode(r));
+    return;
+  }
+  deliveries_[id] = std::move(owned);
+  auto dest = parse_destination(d.job.destination, config_.esmtp_port);
+  if (!dest) {
+    finish_all(d, ipc::RcptStatus::TempFail,
+               "451 4.3.5 bad destination '" + d.job.destination + "'", false);
+    return;
+  }
+  d.destination = *dest;
+  if (Connection* conn = take_idle(d.job.destination)) {
+    d.reused = true;
+    run_on(d, *conn);
+    return;
+  }
+  resolve(d);
+}
+
+void EsmtpClient::resolve(Delivery& d) {
+  const Destination& dest = d.destination;
+  d.targets.clear();
+  d.next_target = 0;
+  if (dest.route && is_ip_literal(dest.host)) {
+    d.targets.push_back({dest.host, dest.host, dest.port});
+    on_targets(d);
+    return;
+  }
+  if (dest.route) {
+    d.dns = resolver_.resolve_host(
+        dest.host, [this, &d](dns::Status s, std::vector<std::string> addrs) {
+          if (s != dns::Status::Ok) {
+            finish_all(d, ipc::RcptStatus::TempFail,
+                       "451 4.4.3 cannot resolve route host " + d.destination.host + ": " +
+                           dns::to_string(s),
+                       false);
+            return;
+          }
+          for (auto& a : addrs) d.targets.push_back({d.destination.host, a, d.destination.port});
+          on_targets(d);
+        });
+    return;
+  }
+  d.dns = resolver_.resolve_mx(dest.host, [this, &d](const dns::MxResult& mx) {
+    const std::string& domain = d.destination.host;
+    switch (mx.status) {
+      case dns::Status::PermFail:
+        finish_all(d, ipc::RcptStatus::PermFail,
+                   "556 5.1.10 domain " + domain + " does not accept mail (null MX)", false);
+        return;
+      case dns::Status::NotFound:
+        finish_all(d, ipc::RcptStatus::PermFail,
+                   "550 5.1.2 host or domain name not found: " + domain, false);
+        return;
+      case dns::Status::TempFail:
+        finish_all(d, ipc::RcptStatus::TempFail,
+                   "451 4.4.3 DNS lookup for " + domain + " failed temporarily", false);
+        return;
+      case dns::Status::Ok:
+        break;
+    }
+    for (const auto& host : mx.hosts) {
+      for (const auto& a : host.addresses) d.targets.push_back({host.name, a, d.destination.port});
+    }
+    on_targets(d);
+  });
+}
+
+void EsmtpClient::on_targets(Delivery& d) {
+  if (d.targets.size() > kMaxTargets) d.targets.resize(kMaxTargets);
+  if (d.targets.empty()) {
+    finish_all(d, ipc::RcptStatus::TempFail, "451 4.4.3 no address for " + d.destination.host,
+               false);
+    return;
+  }
+  try_next_target(d);
+}
+
+void EsmtpClient::try_next_target(Delivery& d) {
+  if (d.next_target >= d.targets.size()) {
+    if (d.last_failure) {
+      std::vector<ipc::RcptResult> results;
+      for (const auto& r : d.last_failure->results) results.push_back({to_ipc(r.status), r.reply});
+      finish(d, std::move(results), true, "", d.last_failure->summary);
+    } else {
+      finish_all(d, ipc::RcptStatus::TempFail, "451 4.4.1 no host could be reached", true);
+    }
+    return;
+  }
+  const Target& t = d.targets[d.next_target++];
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, t.ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(t.port);
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, t.ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(t.port);
+    len = sizeof *v6;
+  } else {
+    try_next_target(d);
+    return;
+  }
+  auto owned =
+      std::make_unique<Connection>(loop_, static_cast<ConnectionOwner&>(*this), next_conn_id_++,
+                                   d.job.destination, helo_name_, timeouts_);
+  Connection& conn = *owned;
+  connections_[&conn] = std::move(owned);
+  std::string remote = (t.name == t.ip ? "" : t.name) + "[" + t.ip + "]:" + std::to_string(t.port);
+  conn.connect(reinterpret_cast<sockaddr*>(&ss), len, remote);
+  d.reused = false;
+  run_on(d, conn);
+}
+
+void EsmtpClient::run_on(Delivery& d, Connection& conn) {
+  base::UniqueFd body(::open(d.job.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!body) {
+    std::string reason =
+        "451 4.3.0 cannot open queue file " + d.job.path + ": " + base::errno_text(errno);
+    if (d.reused) {
+      idle_[conn.key()].push_back(&conn);  // untouched: back to the pool
+    } else {
+      conn.quit();
+    }
+    finish_all(d, ipc::RcptStatus::TempFail, reason, false);
+    return;
+  }
+  busy_[&conn] = d.job.job_id;
+  d.conn = &conn;
+  smtp::Transaction txn{d.job.sender, d.job.recipients, d.job.body_size};
+  conn.start(std::move(txn), MessageBody{std::move(body), d.job.body_offset, d.job.body_size});
+}
+
+Connection* EsmtpClient::take_idle(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  Connection* found = nullptr;
+  auto& list = it->second;
+  while (!list.empty() && !found) {
+    Connection* c = list.back();
+    list.pop_back();
+    if (c->idle()) found = c;
+  }
+  if (list.empty()) idle_.erase(it);
+  return found;
+}
+
+void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionDone& done) {
+  auto b = busy_.find(&conn);
+  if (b == busy_.end()) return;
+  std::uint64_t id = b->second;
+  busy_.erase(b);
+  auto it = deliveries_.find(id);
+  if (it == deliveries_.end()) return;
+  Delivery& d = *it->second;
+  d.conn = nullptr;
+
+  std::size_t ok = 0, temp = 0, perm = 0;
+  for (const auto& r : done.results) {
+    if (r.status == smtp::DeliveryStatus::Delivered) ++ok;
+    if (r.status == smtp::DeliveryStatus::TempFail) ++temp;
+    if (r.status == smtp::DeliveryStatus::PermFail) ++perm;
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(loop_.now() - d.started);
+  logger().information("id=" + d.job.queue_id + " conn=" + std::to_string(conn.id()) +
+                       " remote=" + conn.remote() + " size=" + std::to_string(d.job.body_size) +
+                       " rcpts=" + std::to_string(done.results.size()) +
+                       " delivered=" + std::to_string(ok) + " deferred=" + std::to_string(temp) +
+                       " bounced=" + std::to_string(perm) + (d.reused ? " reused=yes" : "") +
+                       (done.host_failed ? " host_failed=yes" : "") +
+                       " time=" + std::to_string(ms.count()) + "ms reply=" + done.summary);
+
+  if (done.no_reply && d.reused && !d.stale_retried) {
+    // The pooled connection had gone stale: retry once on a fresh connection.
+    d.stale_retried = true;
+    d.reused = false;
+    resolve(d);
+    return;
+  }
+  bool all_temp = temp == done.results.size();
+  if (done.host_failed && all_temp && d.next_target < d.targets.size()) {
+    d.last_failure = done;
+    try_next_target(d);
+    return;
+  }
+  std::vector<ipc::RcptResult> results;
+  for (const auto& r : done.results) results.push_back({to_ipc(r.status), r.reply});
+  finish(d, std::move(results), done.host_failed, conn.remote(), done.summary);
+}
+
+void EsmtpClient::on_ready(Connection& conn) {
+  if (busy_.count(&conn)) return;
+  auto& list = idle_[conn.key()];
+  if (std::find(list.begin(), list.end(), &conn) == list.end()) list.push_back(&conn);
+}
+
+void EsmtpClient::on_closed(Connection& conn) {
+  if (auto it = idle_.find(conn.key()); it != idle_.end()) {
+    auto& list = it->second;
+    list.erase(std::remove(list.begin(), list.end(), &conn), list.end());
+    if (list.empty()) idle_.erase(it);
+  }
+  if (auto b = busy_.find(&conn); b != busy_.end()) {  // never expected: the session reports first
+    std::uint64_t id = b->second;
+    busy_.erase(b);
+    if (auto it = deliveries_.find(id); it != deliveries_.end())
+      finish_all(*it->second, ipc::RcptStatus::TempFail, "connection closed", true);
+  }
+  auto it = connections_.find(&conn);
+  if (it != connections_.end()) {
+    graveyard_.push_back(std::move(it->second));
+    connections_.erase(it);
+  }
+  if (!gc_timer_) {
+    gc_timer_ = loop_.add_timer(std::chrono::milliseconds(0), [this] { collect_garbage(); });
+  }
+}
+
+void EsmtpClient::collect_garbage() {
+  gc_timer_ = 0;
+  graveyard_.clear();
+  finished_.clear();
+}
+
+void EsmtpClient::finish(Delivery& d, std::vector<ipc::RcptResult> results, bool host_failed,
+                         const std::string& remote, const std::string& summary) {
+  ipc::DeliverResult r;
+  r.job_id = d.job.job_id;
+  r.remote = remote;
+  r.host_failed = host_failed;
+  r.results = std::move(results);
+  r.results.resize(d.job.recipients.size(), {ipc::RcptStatus::TempFail, summary});
+  channel_.send(ipc::encode(r));
+  auto it = deliveries_.find(d.job.job_id);
+  if (it != deliveries_.end()) {
+    finished_.push_back(std::move(it->second));
+    deliveries_.erase(it);
+  }
+  if (!gc_timer_) {
+    gc_timer_ = loop_.add_timer(std::chrono::milliseconds(0), [this] { collect_garbage(); });
+  }
+}
+
+void EsmtpClient::finish_all(Delivery& d, ipc::RcptStatus status, const std::string& reply,
+                             bool host_failed) {
+  if (status != ipc::RcptStatus::Delivered) {
+    logger().information("id=" + d.job.queue_id + " destination=" + d.job.destination +
+                         " rcpts=" + std::to_string(d.job.recipients.size()) + " " +
+                         (status == ipc::RcptStatus::PermFail ? "bounced" : "deferred") +
+                         " reply=" + reply);
+  }
+  std::vector<ipc::RcptResult> results(d.job.recipients.size(), {status, reply});
+  finish(d, std::move(results), host_failed, "", reply);
+}
+
+}  // namespace estafette::esmtpclient

@@ -1,0 +1,105 @@
+// esmtp_client.h: the delivery engine of estafette-esmtpclient. Takes Deliver messages from
+// courierd over the IPC channel, finds where to connect (a static route "host:port" /
+// "[v6]:port", resolved with lib/dns when host is a name, or the MX hosts of a bare domain),
+// runs the SMTP transaction on a Connection and answers each Deliver with exactly one
+// DeliverResult. Idle connections are pooled per destination and reused for the next Deliver to
+// the same destination; a Deliver never uses more than one connection at a time (MX hosts are
+// tried one after the other on connection failure or a temporary greeting failure).
+// Loop thread only. Owns the channel, the resolver and every connection. on_exit runs when the
+// channel closes (courierd is gone). Throws std::runtime_error from the constructor when the
+// resolver cannot be set up.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "esmtpclient/esmtp_connection.h"
+#include "lib/base/fd.h"
+#include "lib/config/config.h"
+#include "lib/dns/resolver.h"
+#include "lib/event/loop.h"
+#include "lib/ipc/channel.h"
+#include "lib/ipc/messages.h"
+
+namespace estafette::esmtpclient {
+
+// A Deliver's destination: a static route (host and port) or a domain for an MX lookup.
+struct Destination {
+  std::string host;  // the route's host, or the domain
+  std::uint16_t port = 25;
+  bool route = false;  // false: MX lookup of `host`
+};
+// Parses "host:port", "[ipv6]:port", "[host]:port" (route) or a bare domain (MX lookup);
+// nullopt when malformed.
+std::optional<Destination> parse_destination(const std::string& text, std::uint16_t mx_port);
+
+smtp::ClientTimeouts timeouts_from(const config::Config& config);
+dns::ResolverOptions resolver_options_from(const config::Config& config);
+
+class EsmtpClient final : private ConnectionOwner {
+ public:
+  EsmtpClient(event::Loop& loop, const config::Config& config, base::UniqueFd ipc_fd,
+              std::function<void()> on_exit);
+  ~EsmtpClient();
+  EsmtpClient(const EsmtpClient&) = delete;
+  EsmtpClient& operator=(const EsmtpClient&) = delete;
+
+ private:
+  struct Target {
+    std::string name;  // host name, for logs
+    std::string ip;
+    std::uint16_t port = 25;
+  };
+  struct Delivery {
+    ipc::Deliver job;
+    Destination destination;
+    std::vector<Target> targets;
+    std::size_t next_target = 0;
+    Connection* conn = nullptr;  // the connection running this job's transaction
+    bool reused = false;         // conn came from the idle pool
+    bool stale_retried = false;
+    dns::Request dns;
+    std::optional<smtp::TransactionDone> last_failure;
+    event::Clock::time_point started;
+  };
+
+  void on_frame(const ipc::Frame& frame);
+  void start(std::unique_ptr<Delivery> delivery);
+  void resolve(Delivery& d);
+  void on_targets(Delivery& d);
+  void try_next_target(Delivery& d);
+  void run_on(Delivery& d, Connection& conn);
+  void finish(Delivery& d, std::vector<ipc::RcptResult> results, bool host_failed,
+              const std::string& remote, const std::string& summary);
+  void finish_all(Delivery& d, ipc::RcptStatus status, const std::string& reply, bool host_failed);
+  Connection* take_idle(const std::string& key);
+  void collect_garbage();
+
+  void on_transaction_done(Connection& conn, const smtp::TransactionDone& done) override;
+  void on_ready(Connection& conn) override;
+  void on_closed(Connection& conn) override;
+
+  event::Loop& loop_;
+  const config::Config& config_;
+  std::string helo_name_;
+  smtp::ClientTimeouts timeouts_;
+  dns::Resolver resolver_;
+  ipc::Channel channel_;
+  std::function<void()> on_exit_;
+  std::map<std::uint64_t, std::unique_ptr<Delivery>> deliveries_;  // by job id
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<Connection*, std::uint64_t> busy_;   // connection -> job id
+  std::map<std::string, std::vector<Connection*>> idle_;  // pool by destination
+  std::vector<std::unique_ptr<Connection>> graveyard_;    // closed, destroyed from the loop
+  std::vector<std::unique_ptr<Delivery>> finished_;
+  event::TimerId gc_timer_ = 0;
+  std::uint64_t next_conn_id_ = 1;
+};
+
+}  // namespace estafette::esmtpclient
