@@ -1,0 +1,453 @@
+#include "courierd/courierd.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "courierd/dsn.h"
+#include "lib/base/log.h"
+#include "lib/base/paths.h"
+#include "lib/ipc/messages.h"
+
+namespace estafette::courierd {
+
+namespace {
+
+constexpr auto kShutdownGrace = std::chrono::seconds(3);  // jobs in flight, then children
+
+Poco::Logger& logger() {
+  return base::log("courierd");
+}
+
+Time wall_now() {
+  return std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
+}
+
+std::int64_t ms_of(Time t) {
+  return t.time_since_epoch().count();
+}
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", s < 0 ? 0.0 : s);
+  return buf;
+}
+
+// Since arrival (unix seconds) until now, for delay= in logs.
+std::string delay_text(std::int64_t arrival, Time now) {
+  return seconds_text(static_cast<double>(ms_of(now)) / 1000.0 - static_cast<double>(arrival));
+}
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '\r') continue;
+    if (c == '\n') c = ' ';
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  while (out.size() > 1 && out.back() == ' ') out.pop_back();
+  return out + "\"";
+}
+
+Outcome outcome_of(ipc::RcptStatus status) {
+  switch (status) {
+    case ipc::RcptStatus::Delivered:
+      return Outcome::Delivered;
+    case ipc::RcptStatus::PermFail:
+      return Outcome::PermFail;
+    case ipc::RcptStatus::TempFail:
+      break;
+  }
+  return Outcome::TempFail;
+}
+
+std::string program_for(const std::string& module) {
+  return module == kLocalModule ? "estafette-local" : "estafette-esmtpclient";
+}
+
+}  // namespace
+
+Courierd::Courierd(event::Loop& loop, const config::Config& config, std::string config_path,
+                   queue::Backend& backend)
+    : loop_(loop),
+      config_(config),
+      config_path_(std::move(config_path)),
+      backend_(backend),
+      random_(std::random_device{}()),
+      scheduler_(config, Limits::from(config),
+                 [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }) {}
+
+Courierd::~Courierd() {
+  loop_.cancel_timer(wakeup_timer_);
+  loop_.cancel_timer(reap_timer_);
+  loop_.cancel_timer(grace_timer_);
+  if (listener_) loop_.remove_fd(listener_.get());
+}
+
+ModuleProcess* Courierd::module(const std::string& name) {
+  auto it = modules_.find(name);
+  return it == modules_.end() ? nullptr : it->second.get();
+}
+
+void Courierd::start() {
+  loop_.on_signal(SIGTERM, [this] { begin_shutdown(); });
+  loop_.on_signal(SIGINT, [this] { begin_shutdown(); });
+  loop_.on_signal(SIGCHLD, [this] { reap_children(); });
+
+  Time now = wall_now();
+  for (auto name : {kLocalModule, kEsmtpModule}) {
+    std::string n(name);
+    scheduler_.set_module_paused(n, true, now);
+    ModuleProcess::Callbacks cb;
+    cb.on_ready = [this, n] {
+      scheduler_.set_module_paused(n, false, wall_now());
+      pump();
+    };
+    cb.on_result = [this, n](const ipc::DeliverResult& r) { on_result(n, r); };
+    cb.on_down = [this, n](std::vector<std::uint64_t> lost) { on_module_down(n, lost); };
+    modules_[n] = std::make_unique<ModuleProcess>(loop_, n, base::program_path(program_for(n)),
+                                                  config_path_, std::move(cb));
+  }
+
+  recover();
+  listen();
+  for (auto& [name, m] : modules_) m->start();
+  pump();
+}
+
+void Courierd::recover() {
+  std::size_t found = 0;
+  backend_.scan([&](queue::StoredMessage&& m) {
+    ++found;
+    schedule(std::move(m), true);
+  });
+  logger().information("recovered messages=" + std::to_string(found) +
+                       " scheduled=" + std::to_string(scheduler_.message_count()));
+}
+
+void Courierd::listen() {
+  const std::string path = config_.courierd_socket();
+  if (!base::make_dirs(config_.run_dir()))
+    throw std::runtime_error("cannot create " + config_.run_dir() + ": " + base::errno_text(errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    throw std::runtime_error("socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  base::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw std::runtime_error(std::string("socket: ") + base::errno_text(errno));
+  ::unlink(path.c_str());  // a stale socket from an earlier run
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("bind " + path + ": " + base::errno_text(errno));
+  if (::listen(fd.get(), 64) != 0)
+    throw std::runtime_error("listen " + path + ": " + base::errno_text(errno));
+  listener_ = std::move(fd);
+  loop_.add_fd(listener_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  logger().information("listening socket=" + path);
+}
+
+void Courierd::on_accept() {
+  for (;;) {
+    int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        logger().warning(std::string("accept: ") + base::errno_text(errno));
+      return;
+    }
+    std::uint64_t id = next_client_++;
+    clients_[id] = std::make_unique<ipc::Channel>(
+        loop_, base::UniqueFd(c), [this](const ipc::Frame& f) { on_client_frame(f); },
+        [this, id] { drop_client(id); });
+  }
+}
+
+void Courierd::drop_client(std::uint64_t id) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  // Called from inside the channel: destroy it later, outside its callback.
+  closed_clients_.push_back(std::move(it->second));
+  clients_.erase(it);
+  if (!reap_timer_)
+    reap_timer_ = loop_.add_timer(std::chrono::milliseconds(0), [this] {
+      reap_timer_ = 0;
+      closed_clients_.clear();
+    });
+}
+
+void Courierd::on_client_frame(const ipc::Frame& frame) {
+  if (auto m = ipc::decode_new_message(frame)) {
+    on_new_message(m->queue_id);
+    return;
+  }
+  logger().warning("unexpected frame from a client type=" + std::to_string(frame.type));
+}
+
+void Courierd::on_new_message(const queue::QueueId& id) {
+  if (stopping_) return;  // still on disk: the next start finds it
+  if (!queue::valid_queue_id(id)) {
+    logger().warning("bad queue id in NewMessage: " + quoted(id));
+    return;
+  }
+  if (scheduler_.contains(id)) return;
+  auto m = backend_.load(id);
+  if (!m) {
+    logger().warning("new message not found id=" + id);
+    return;
+  }
+  schedule(std::move(*m), false);
+  pump();
+}
+
+void Courierd::schedule(queue::StoredMessage m, bool recovered) {
+  const queue::QueueId id = m.envelope.id;
+  std::string line = "queued id=" + id + " from=<" + m.envelope.sender +
+                     "> nrcpt=" + std::to_string(m.envelope.recipients.size()) +
+                     " size=" + std::to_string(m.body_size);
+  switch (scheduler_.add(std::move(m), wall_now())) {
+    case Scheduler::AddResult::Added:
+      logger().information(line + (recovered ? " recovered=yes" : ""));
+      break;
+    case Scheduler::AddResult::Duplicate:
+      break;
+    case Scheduler::AddResult::NothingPending:
+      // Every recipient finished before a crash kept us from removing it.
+      if (backend_.remove(id)) logger().information("removed id=" + id);
+      break;
+  }
+}
+
+void Courierd::pump() {
+  if (stopping_) return;
+  Time now = wall_now();
+  while (auto job = scheduler_.next_job(now)) dispatch(*job, now);
+  loop_.cancel_timer(wakeup_timer_);
+  wakeup_timer_ = 0;
+  if (auto at = scheduler_.next_wakeup()) {
+    auto delay = std::max(Millis(0), *at - wall_now());
+    wakeup_timer_ = loop_.add_timer(delay, [this] {
+      wakeup_timer_ = 0;
+      pump();
+    });
+  }
+}
+
+void Courierd::dispatch(const Job& job, Time now) {
+  const auto* m = scheduler_.message(job.queue_id);
+  ModuleProcess* mod = module(job.module);
+  if (!m || !mod) {
+    scheduler_.requeue(job.id, now);
+    return;
+  }
+  ipc::Deliver d;
+  d.job_id = job.id;
+  d.queue_id = job.queue_id;
+  d.path = m->stored.path;
+  d.body_offset = m->stored.body_offset;
+  d.body_size = m->stored.body_size;
+  d.sender = m->stored.envelope.sender;
+  d.destination = job.destination;
+  d.recipients = job.recipients;
+  running_[job.id] = Running{job, ms_of(now)};
+  if (!mod->send(d)) {
+    running_.erase(job.id);
+    scheduler_.requeue(job.id, now);
+  }
+}
+
+void Courierd::on_result(const std::string& module_name, const ipc::DeliverResult& result) {
+  auto rit = running_.find(result.job_id);
+  if (rit == running_.end()) return;
+  Running running = std::move(rit->second);
+  running_.erase(rit);
+  const Job& job = running.job;
+  Time now = wall_now();
+
+  const auto* m = scheduler_.message(job.queue_id);
+  if (!m) {  // never: a message with a job in flight has pending recipients
+    scheduler_.complete(job.id, {}, false, now);
+    return;
+  }
+  queue::StoredMessage original = m->stored;  // the scheduler may forget it in complete()
+  const auto& env = original.envelope;
+
+  std::vector<RcptOutcome> outcomes;
+  for (const auto& r : result.results) outcomes.push_back({outcome_of(r.status), r.reply});
+  if (result.results.size() != job.recipients.size())
+    logger().warning("module=" + module_name + " job=" + std::to_string(job.id) + " returned " +
+                     std::to_string(result.results.size()) + " results for " +
+                     std::to_string(job.recipients.size()) + " recipients");
+  JobReport report = scheduler_.complete(job.id, outcomes, result.host_failed, now);
+
+  const std::string relay = result.remote.empty() ? module_name : result.remote;
+  const std::string delay = delay_text(env.arrival, now);
+  std::vector<std::string> replies(env.recipients.size());
+  for (std::size_t n = 0; n < job.rcpt_indexes.size() && n < result.results.size(); ++n)
+    replies[job.rcpt_indexes[n]] = result.results[n].reply;
+  for (auto i : report.delivered)
+    logger().information("delivered id=" + env.id + " to=<" + env.recipients[i] +
+                         "> relay=" + relay + " delay=" + delay + " reply=" + quoted(replies[i]));
+  for (const auto& d : report.deferred)
+    logger().information(
+        "deferred id=" + env.id + " to=<" + d.recipient + "> relay=" + relay + " delay=" + delay +
+        " retry_in=" + seconds_text(static_cast<double>((d.retry_at - now).count()) / 1000.0) +
+        (result.host_failed ? " host_failed=yes" : "") + " reply=" + quoted(d.reply));
+  for (const auto& b : report.bounced)
+    logger().information("bounced id=" + env.id + " to=<" + b.recipient + "> relay=" + relay +
+                         " delay=" + delay + (b.expired ? " expired=yes" : "") +
+                         " reply=" + quoted(b.reply));
+
+  if (!report.bounced.empty()) {
+    std::string remote_mta;
+    if (module_name == kEsmtpModule && !result.remote.empty())
+      remote_mta = remote_host_name(result.remote);
+    send_bounce(original, report.bounced, remote_mta, now);
+  }
+  std::vector<std::size_t> done = report.delivered;
+  for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
+  if (!done.empty() && !backend_.mark_done(env.id, done))
+    logger().error("mark_done failed id=" + env.id + " (recipients may be delivered twice)");
+  if (report.message_finished) {
+    if (backend_.remove(env.id))
+      logger().information("removed id=" + env.id);
+    else
+      logger().error("remove failed id=" + env.id);
+  }
+  if (stopping_)
+    maybe_exit();
+  else
+    pump();
+}
+
+void Courierd::send_bounce(const queue::StoredMessage& original, const std::vector<Bounce>& bounces,
+                           const std::string& remote_mta, Time now) {
+  const auto& env = original.envelope;
+  if (env.sender.empty()) {
+    logger().warning("double-bounce id=" + env.id + " nrcpt=" + std::to_string(bounces.size()) +
+                     " dropped (null sender)");
+    return;
+  }
+  DsnRequest req;
+  req.hostname = config_.hostname;
+  req.message_id = queue::make_queue_id();
+  req.queue_id = env.id;
+  req.sender = env.sender;
+  req.arrival = env.arrival;
+  req.now = ms_of(now) / 1000;
+  for (const auto& b : bounces) req.failed.push_back({b.recipient, b.reply, remote_mta, b.expired});
+  req.original_headers =
+      read_original_headers(original.path, original.body_offset, original.body_size);
+
+  queue::Envelope dsn_env;
+  dsn_env.id = req.message_id;
+  dsn_env.arrival = req.now;
+  dsn_env.sender = "";
+  dsn_env.recipients = {env.sender};
+  queue::QueueId dsn_id;
+  bool written = false;
+  try {
+    written = queue::write_message(backend_, dsn_env, compose_dsn(req), &dsn_id);
+  } catch (const std::exception& e) {
+    logger().error(std::string("bounce: ") + e.what());
+  }
+  if (!written) {
+    logger().error("cannot queue the bounce for id=" + env.id + " to=<" + env.sender + ">");
+    return;
+  }
+  logger().information("bounce id=" + env.id + " dsn=" + dsn_id + " to=<" + env.sender + ">");
+  if (auto m = backend_.load(dsn_id)) schedule(std::move(*m), false);
+}
+
+void Courierd::on_module_down(const std::string& module_name,
+                              const std::vector<std::uint64_t>& lost) {
+  Time now = wall_now();
+  scheduler_.set_module_paused(module_name, true, now);
+  for (auto job_id : lost) {
+    auto it = running_.find(job_id);
+    if (it == running_.end()) continue;
+    logger().warning("requeued id=" + it->second.job.queue_id + " job=" + std::to_string(job_id) +
+                     " module=" + module_name + " (module went away)");
+    running_.erase(it);
+    scheduler_.requeue(job_id, now);
+  }
+  if (stopping_)
+    maybe_exit();
+  else
+    pump();
+}
+
+void Courierd::reap_children() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    bool ours = false;
+    for (auto& [name, m] : modules_) ours = ours || m->child_exited(pid, status);
+    if (!ours) logger().information("reaped pid=" + std::to_string(pid));
+  }
+  if (stopping_) maybe_exit();
+}
+
+void Courierd::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  logger().information("stopping in_flight=" + std::to_string(running_.size()));
+  loop_.cancel_timer(wakeup_timer_);
+  wakeup_timer_ = 0;
+  if (listener_) {
+    loop_.remove_fd(listener_.get());
+    listener_.reset();
+    ::unlink(config_.courierd_socket().c_str());
+  }
+  for (auto& [id, c] : clients_) closed_clients_.push_back(std::move(c));
+  clients_.clear();
+  // Jobs in flight get a grace period to report; then the modules are told to go.
+  grace_timer_ = loop_.add_timer(kShutdownGrace, [this] {
+    grace_timer_ = 0;
+    if (!modules_stopped_) stop_modules();
+  });
+  maybe_exit();
+}
+
+void Courierd::stop_modules() {
+  modules_stopped_ = true;
+  loop_.cancel_timer(grace_timer_);
+  // Modules exit on EOF; one that does not within the grace period is killed.
+  grace_timer_ = loop_.add_timer(kShutdownGrace, [this] {
+    grace_timer_ = 0;
+    for (auto& [name, m] : modules_) {
+      if (!m->running()) continue;
+      pid_t pid = m->pid();
+      logger().warning("killing module name=" + name + " pid=" + std::to_string(pid));
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      if (::waitpid(pid, &status, 0) == pid) m->child_exited(pid, status);
+    }
+    stopped_ = true;
+    logger().information("stopped");
+    loop_.stop();
+  });
+  for (auto& [name, m] : modules_) m->stop();
+}
+
+void Courierd::maybe_exit() {
+  if (!stopping_) return;
+  if (!modules_stopped_ && running_.empty()) stop_modules();
+  if (!modules_stopped_) return;
+  for (auto& [name, m] : modules_)
+    if (m->running()) return;
+  if (stopped_) return;
+  stopped_ = true;
+  logger().information("stopped");
+  loop_.stop();
+}
+
+}  // namespace estafette::courierd

@@ -1,0 +1,87 @@
+// courierd.h: the queue manager daemon's I/O side. It rebuilds the scheduler's index from the
+// queue at start-up, takes NewMessage notices from esmtpd on a unix socket, runs the delivery
+// modules as children (ModuleProcess), hands them jobs from the Scheduler and persists what
+// their results mean (mark_done, remove, bounces injected as new messages).
+//
+// Loop thread only; courierd has one thread. Courierd borrows the loop, the config and the
+// queue backend (all outlive it); it owns the listener, client channels and module processes.
+// Queue calls block on fsync on this thread: courierd serves no sessions, so that is acceptable.
+// Errors: start() throws std::runtime_error when the socket cannot be set up; everything later
+// is logged (logger "courierd") and handled by retrying.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "courierd/module_process.h"
+#include "courierd/scheduler.h"
+#include "lib/base/fd.h"
+#include "lib/config/config.h"
+#include "lib/event/loop.h"
+#include "lib/ipc/channel.h"
+#include "lib/queue/backend.h"
+
+namespace estafette::courierd {
+
+class Courierd final {
+ public:
+  Courierd(event::Loop& loop, const config::Config& config, std::string config_path,
+           queue::Backend& backend);
+  ~Courierd();
+  Courierd(const Courierd&) = delete;
+  Courierd& operator=(const Courierd&) = delete;
+
+  // Recovers the queue, listens, starts the modules and installs the signal handlers.
+  void start();
+
+ private:
+  struct Running {
+    Job job;
+    std::int64_t started_ms = 0;
+  };
+
+  void recover();
+  void listen();
+  void on_accept();
+  void on_client_frame(const ipc::Frame& frame);
+  void drop_client(std::uint64_t id);
+  void on_new_message(const queue::QueueId& id);
+  void schedule(queue::StoredMessage message, bool recovered);
+  void pump();
+  void dispatch(const Job& job, Time now);
+  void on_result(const std::string& module, const ipc::DeliverResult& result);
+  void on_module_down(const std::string& module, const std::vector<std::uint64_t>& lost);
+  void send_bounce(const queue::StoredMessage& original, const std::vector<Bounce>& bounces,
+                   const std::string& remote_mta, Time now);
+  void reap_children();
+  void begin_shutdown();
+  void stop_modules();
+  void maybe_exit();
+  ModuleProcess* module(const std::string& name);
+
+  event::Loop& loop_;
+  const config::Config& config_;
+  std::string config_path_;
+  queue::Backend& backend_;
+  std::mt19937_64 random_;
+  Scheduler scheduler_;
+  base::UniqueFd listener_;
+  std::map<std::string, std::unique_ptr<ModuleProcess>> modules_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<ipc::Channel>> clients_;
+  std::vector<std::unique_ptr<ipc::Channel>> closed_clients_;
+  std::uint64_t next_client_ = 1;
+  std::unordered_map<JobId, Running> running_;
+  event::TimerId wakeup_timer_ = 0;
+  event::TimerId reap_timer_ = 0;
+  event::TimerId grace_timer_ = 0;
+  bool stopping_ = false;
+  bool modules_stopped_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace estafette::courierd

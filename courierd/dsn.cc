@@ -1,0 +1,187 @@
+#include "courierd/dsn.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <ctime>
+
+#include "lib/base/fd.h"
+#include "lib/smtp/dotstuff.h"
+
+namespace estafette::courierd {
+
+namespace {
+
+bool digits(std::string_view s, std::size_t min, std::size_t max) {
+  if (s.size() < min || s.size() > max) return false;
+  for (char c : s)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// The enhanced status code following a 3-digit reply code, or "".
+std::string enhanced_code(std::string_view reply) {
+  if (reply.size() < 4 || !digits(reply.substr(0, 3), 3, 3)) return "";
+  std::string_view rest = reply.substr(4);
+  std::size_t end = 0;
+  while (end < rest.size() &&
+         (std::isdigit(static_cast<unsigned char>(rest[end])) || rest[end] == '.'))
+    ++end;
+  std::string_view code = rest.substr(0, end);
+  auto d1 = code.find('.');
+  if (d1 == std::string_view::npos) return "";
+  auto d2 = code.find('.', d1 + 1);
+  if (d2 == std::string_view::npos) return "";
+  if (!digits(code.substr(0, d1), 1, 1) || !digits(code.substr(d1 + 1, d2 - d1 - 1), 1, 3) ||
+      !digits(code.substr(d2 + 1), 1, 3))
+    return "";
+  if (code[0] != '2' && code[0] != '4' && code[0] != '5') return "";
+  return std::string(code);
+}
+
+// One line of printable ASCII: line breaks of multi-line replies become spaces.
+std::string one_line(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '\r') continue;
+    if (c == '\n' || c == '\t') {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else if (u < 0x20 || u > 0x7e) {
+      out.push_back('?');
+    } else {
+      out.push_back(c);
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+// Header lines of the original: LF ends, no empty line, no bare CRs.
+std::string clean_headers(std::string_view headers) {
+  std::string out;
+  for (char c : headers)
+    if (c != '\r') out.push_back(c);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  if (!out.empty()) out.push_back('\n');
+  return out;
+}
+
+}  // namespace
+
+std::string dsn_status(std::string_view reply, bool expired) {
+  std::string code = enhanced_code(reply);
+  if (!code.empty() && code[0] == '5') return code;
+  if (expired) return !code.empty() && code[0] == '4' ? code : "4.4.7";
+  return "5.0.0";
+}
+
+std::string rfc5322_date(std::int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+std::string remote_host_name(std::string_view remote) {
+  auto end = remote.find_first_of("[:");
+  return std::string(remote.substr(0, end));
+}
+
+std::string compose_dsn(const DsnRequest& r) {
+  const std::string boundary = r.message_id + "/" + r.hostname;
+  std::string m;
+  m += "From: MAILER-DAEMON@" + r.hostname + " (Mail Delivery System)\n";
+  m += "To: <" + one_line(r.sender) + ">\n";
+  m += "Subject: Undelivered Mail Returned to Sender\n";
+  m += "Date: " + rfc5322_date(r.now) + "\n";
+  m += "Message-ID: <" + r.message_id + "@" + r.hostname + ">\n";
+  m += "Auto-Submitted: auto-replied\n";
+  m += "MIME-Version: 1.0\n";
+  m += "Content-Type: multipart/report; report-type=delivery-status;\n";
+  m += "\tboundary=\"" + boundary + "\"\n";
+  m += "\n";
+  m += "This is a MIME-encapsulated message.\n\n";
+
+  m += "--" + boundary + "\n";
+  m += "Content-Description: Notification\n";
+  m += "Content-Type: text/plain; charset=us-ascii\n\n";
+  m += "This is the mail system at host " + r.hostname + ".\n\n";
+  m += "I'm sorry to have to inform you that your message could not\n";
+  m += "be delivered to one or more recipients. Its headers are attached below.\n\n";
+  for (const auto& f : r.failed) {
+    m += "<" + one_line(f.recipient) + ">: ";
+    if (f.expired) m += "delivery time expired; last reply: ";
+    m += one_line(f.reply) + "\n";
+  }
+  m += "\n";
+
+  m += "--" + boundary + "\n";
+  m += "Content-Description: Delivery report\n";
+  m += "Content-Type: message/delivery-status\n\n";
+  m += "Reporting-MTA: dns; " + r.hostname + "\n";
+  m += "X-Estafette-Queue-ID: " + r.queue_id + "\n";
+  m += "Arrival-Date: " + rfc5322_date(r.arrival) + "\n";
+  for (const auto& f : r.failed) {
+    m += "\n";
+    m += "Final-Recipient: rfc822; " + one_line(f.recipient) + "\n";
+    m += "Action: failed\n";
+    m += "Status: " + dsn_status(f.reply, f.expired) + "\n";
+    if (!f.remote_mta.empty()) m += "Remote-MTA: dns; " + one_line(f.remote_mta) + "\n";
+    std::string diag = one_line(f.reply);
+    if (f.expired) diag = "delivery time expired; last reply: " + diag;
+    m += "Diagnostic-Code: smtp; " + diag + "\n";
+  }
+  m += "\n";
+
+  m += "--" + boundary + "\n";
+  m += "Content-Description: Undelivered Message Headers\n";
+  m += "Content-Type: text/rfc822-headers\n\n";
+  m += clean_headers(r.original_headers);
+  m += "\n";
+  m += "--" + boundary + "--\n";
+  return smtp::stuff(m);
+}
+
+std::string read_original_headers(const std::string& path, std::uint64_t body_offset,
+                                  std::uint64_t body_size, std::size_t max_bytes) {
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
+  std::string wire;
+  std::uint64_t want = std::min<std::uint64_t>(body_size, max_bytes);
+  wire.resize(want);
+  std::size_t got = 0;
+  while (got < want) {
+    ssize_t n =
+        ::pread(fd.get(), wire.data() + got, want - got, static_cast<off_t>(body_offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  wire.resize(got);
+  // The header section ends at the first empty line (or at a body without one).
+  std::size_t end = wire.size();
+  if (wire.rfind("\r\n", 0) == 0) return "";
+  if (auto pos = wire.find("\r\n\r\n"); pos != std::string::npos) end = pos + 2;
+  wire.resize(end);
+  // Cut a header section truncated by max_bytes back to the last complete line.
+  if (end == got && got == max_bytes) {
+    auto last = wire.rfind("\r\n");
+    wire.resize(last == std::string::npos ? 0 : last + 2);
+  }
+  std::string plain;
+  smtp::Unstuffer unstuffer(true);
+  unstuffer.feed(wire, plain);
+  unstuffer.finish(plain);
+  return plain;
+}
+
+}  // namespace estafette::courierd

@@ -1,0 +1,331 @@
+#include "courierd/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "lib/smtp/address.h"
+
+namespace estafette::courierd {
+
+Destination destination_for(const config::Config& config, const std::string& recipient) {
+  std::string domain = smtp::domain_of(recipient);
+  if (config.is_local_domain(domain)) return {std::string(kLocalModule), std::string(kLocalModule)};
+  if (auto route = config.routes.lookup(domain))
+    return {std::string(kEsmtpModule), route->to_string()};
+  return {std::string(kEsmtpModule), domain};
+}
+
+Limits Limits::from(const config::Config& config) {
+  Limits l;
+  l.max_deliveries = std::max<std::size_t>(1, config.max_deliveries);
+  l.max_per_host = std::max<std::size_t>(1, config.max_per_host);
+  l.max_rcpt = std::max<std::size_t>(1, config.max_rcpt);
+  l.retry_base = config.retry_base;
+  l.retry_max = config.retry_max;
+  l.host_backoff = config.host_backoff;
+  l.queue_lifetime = std::chrono::duration_cast<Millis>(config.queue_lifetime);
+  l.requeue_delay = std::min(Millis(1000), config.retry_base);
+  return l;
+}
+
+Scheduler::Scheduler(const config::Config& config, Limits limits, Random random)
+    : config_(config), limits_(limits), random_(std::move(random)) {}
+
+std::string Scheduler::dest_id(const std::string& module, const std::string& key) {
+  return module + '\n' + key;
+}
+
+Scheduler::Dest& Scheduler::dest(const std::string& module, const std::string& key) {
+  auto [it, inserted] = dests_.try_emplace(dest_id(module, key));
+  if (inserted) {
+    it->second.module = module;
+    it->second.key = key;
+  }
+  return it->second;
+}
+
+Millis Scheduler::retry_delay(unsigned attempts) const {
+  Millis delay = limits_.retry_base;
+  for (unsigned i = 1; i < attempts && delay < limits_.retry_max; ++i) delay *= 2;
+  return std::min(delay, limits_.retry_max);
+}
+
+Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
+  const queue::QueueId id = stored.envelope.id;
+  if (messages_.count(id)) return AddResult::Duplicate;
+  Message m;
+  m.rcpts.resize(stored.envelope.recipients.size());
+  for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+    bool done = i < stored.done.size() && stored.done[i];
+    m.rcpts[i].state = done ? Message::Rcpt::State::Done : Message::Rcpt::State::Waiting;
+    if (!done) ++m.pending;
+  }
+  if (m.pending == 0) return AddResult::NothingPending;
+  // Group the pending recipients by destination, keeping the order of first appearance.
+  std::vector<std::pair<std::string, Batch>> groups;
+  for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+    if (m.rcpts[i].state == Message::Rcpt::State::Done) continue;
+    auto d = destination_for(config_, stored.envelope.recipients[i]);
+    dest(d.module, d.key);
+    auto did = dest_id(d.module, d.key);
+    auto g = std::find_if(groups.begin(), groups.end(), [&](auto& p) { return p.first == did; });
+    if (g == groups.end()) {
+      groups.push_back({did, Batch{id, {}}});
+      g = groups.end() - 1;
+    }
+    g->second.rcpts.push_back(i);
+  }
+  m.stored = std::move(stored);
+  messages_.emplace(id, std::move(m));
+  for (auto& [did, batch] : groups) make_ready(did, std::move(batch), false);
+  (void)now;
+  return AddResult::Added;
+}
+
+void Scheduler::make_ready(const std::string& did, Batch batch, bool front) {
+  auto mit = messages_.find(batch.queue_id);
+  if (mit == messages_.end() || batch.rcpts.empty()) return;
+  for (auto i : batch.rcpts) mit->second.rcpts[i].state = Message::Rcpt::State::Ready;
+  Dest& d = dests_[did];
+  if (front)
+    d.ready.push_front(std::move(batch));
+  else
+    d.ready.push_back(std::move(batch));
+  if (!d.in_rotation && d.in_flight < limits_.max_per_host) {
+    // A held dest is skipped lazily by next_job(); its hold timer puts it back.
+    d.in_rotation = true;
+    rotation_.push_back(did);
+  }
+}
+
+void Scheduler::consider(const std::string& did, Dest& d, Time now) {
+  if (d.in_rotation || d.ready.empty() || d.in_flight >= limits_.max_per_host) return;
+  if (d.held_until > now || paused_.count(d.module)) return;
+  d.in_rotation = true;
+  rotation_.push_back(did);
+}
+
+void Scheduler::release_due(Time now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto node = timers_.extract(timers_.begin());
+    Timer& t = node.mapped();
+    auto dit = dests_.find(t.dest);
+    if (dit == dests_.end()) continue;  // never: a dest with timers is not forgotten
+    --dit->second.timers;
+    if (t.batch.rcpts.empty()) {
+      consider(t.dest, dit->second, now);  // a hold ends
+    } else if (auto mit = messages_.find(t.batch.queue_id); mit != messages_.end()) {
+      std::erase_if(t.batch.rcpts, [&](std::size_t i) {
+        return mit->second.rcpts[i].state != Message::Rcpt::State::Waiting;
+      });
+      make_ready(t.dest, std::move(t.batch), false);
+    }
+    forget_if_idle(t.dest);
+  }
+}
+
+void Scheduler::add_timer(Time at, const std::string& did, Batch batch) {
+  ++dests_[did].timers;
+  timers_.emplace(at, Timer{did, std::move(batch)});
+}
+
+void Scheduler::forget_if_idle(const std::string& did) {
+  auto it = dests_.find(did);
+  if (it == dests_.end()) return;
+  const Dest& d = it->second;
+  if (d.ready.empty() && d.in_flight == 0 && d.timers == 0 && !d.in_rotation) dests_.erase(it);
+}
+
+std::optional<Job> Scheduler::next_job(Time now) {
+  release_due(now);
+  if (in_flight_ >= limits_.max_deliveries) return std::nullopt;
+  while (!rotation_.empty()) {
+    std::string did = std::move(rotation_.front());
+    rotation_.pop_front();
+    Dest& d = dests_[did];
+    d.in_rotation = false;
+    if (d.held_until > now || d.in_flight >= limits_.max_per_host || paused_.count(d.module)) {
+      forget_if_idle(did);
+      continue;
+    }
+    while (!d.ready.empty()) {
+      Batch& batch = d.ready.front();
+      auto mit = messages_.find(batch.queue_id);
+      if (mit == messages_.end()) {
+        d.ready.pop_front();
+        continue;
+      }
+      Message& m = mit->second;
+      Job job;
+      job.id = next_job_id_++;
+      job.queue_id = batch.queue_id;
+      job.module = d.module;
+      job.destination = d.key;
+      std::size_t take = 0;
+      for (; take < batch.rcpts.size() && job.rcpt_indexes.size() < limits_.max_rcpt; ++take) {
+        std::size_t i = batch.rcpts[take];
+        if (m.rcpts[i].state != Message::Rcpt::State::Ready) continue;
+        m.rcpts[i].state = Message::Rcpt::State::InFlight;
+        job.rcpt_indexes.push_back(i);
+        job.recipients.push_back(m.stored.envelope.recipients[i]);
+      }
+      batch.rcpts.erase(batch.rcpts.begin(), batch.rcpts.begin() + static_cast<long>(take));
+      if (batch.rcpts.empty()) d.ready.pop_front();
+      if (job.rcpt_indexes.empty()) continue;
+      ++d.in_flight;
+      ++in_flight_;
+      running_.emplace(job.id, Running{job, did});
+      consider(did, d, now);
+      return job;
+    }
+    forget_if_idle(did);
+  }
+  return std::nullopt;
+}
+
+JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& results,
+                              bool host_failed, Time now) {
+  JobReport report;
+  auto rit = running_.find(job_id);
+  if (rit == running_.end()) return report;
+  Running running = std::move(rit->second);
+  running_.erase(rit);
+  Dest& d = dests_[running.dest];
+  --d.in_flight;
+  --in_flight_;
+  report.queue_id = running.job.queue_id;
+  auto mit = messages_.find(running.job.queue_id);
+  if (mit == messages_.end()) {
+    forget_if_idle(running.dest);
+    return report;
+  }
+  Message& m = mit->second;
+  using State = Message::Rcpt::State;
+
+  const bool expired =
+      now >= Time(std::chrono::seconds(m.stored.envelope.arrival)) + limits_.queue_lifetime;
+  const double jitter = 0.8 + 0.4 * std::clamp(random_(), 0.0, 1.0);
+  std::map<Time, Batch> retries;
+  Batch held{running.job.queue_id, {}};
+  bool any_delivered = false;
+
+  if (host_failed) {
+    ++d.host_failures;
+    Millis backoff = limits_.host_backoff;
+    for (unsigned i = 1; i < d.host_failures && backoff < limits_.retry_max; ++i) backoff *= 2;
+    backoff = std::max(limits_.host_backoff, std::min(backoff, limits_.retry_max));
+    d.held_until = std::max(d.held_until, now + backoff);
+    // An earlier hold timer that fires before the (extended) hold ends finds the dest still
+    // held and does nothing; this one puts it back into rotation.
+    add_timer(d.held_until, running.dest, Batch{});
+  }
+
+  for (std::size_t n = 0; n < running.job.rcpt_indexes.size(); ++n) {
+    std::size_t i = running.job.rcpt_indexes[n];
+    auto& r = m.rcpts[i];
+    if (r.state != State::InFlight) continue;
+    RcptOutcome res = n < results.size() ? results[n] : RcptOutcome{Outcome::TempFail, ""};
+    if (res.outcome == Outcome::TempFail && res.reply.empty())
+      res.reply = "451 4.3.0 no result from the delivery module";
+    r.last_reply = res.reply;
+    const std::string& addr = m.stored.envelope.recipients[i];
+    switch (res.outcome) {
+      case Outcome::Delivered:
+        r.state = State::Done;
+        --m.pending;
+        any_delivered = true;
+        report.delivered.push_back(i);
+        break;
+      case Outcome::PermFail:
+        r.state = State::Done;
+        --m.pending;
+        report.bounced.push_back(Bounce{i, addr, res.reply, false});
+        break;
+      case Outcome::TempFail:
+        ++r.attempts;
+        if (expired) {
+          r.state = State::Done;
+          --m.pending;
+          report.bounced.push_back(Bounce{i, addr, res.reply, true});
+        } else if (host_failed) {
+          held.rcpts.push_back(i);
+          report.deferred.push_back(Deferral{i, addr, res.reply, d.held_until});
+        } else {
+          auto delay = std::chrono::duration_cast<Millis>(retry_delay(r.attempts) * jitter);
+          Time at = now + delay;
+          auto& b = retries[at];
+          b.queue_id = running.job.queue_id;
+          b.rcpts.push_back(i);
+          r.state = State::Waiting;
+          report.deferred.push_back(Deferral{i, addr, res.reply, at});
+        }
+        break;
+    }
+  }
+  if (any_delivered && !host_failed) d.host_failures = 0;
+  for (auto& [at, batch] : retries) add_timer(at, running.dest, std::move(batch));
+  if (!held.rcpts.empty()) make_ready(running.dest, std::move(held), true);
+  consider(running.dest, d, now);
+
+  if (m.pending == 0) {
+    messages_.erase(mit);
+    report.message_finished = true;
+  }
+  forget_if_idle(running.dest);
+  return report;
+}
+
+void Scheduler::requeue(JobId job_id, Time now) {
+  auto rit = running_.find(job_id);
+  if (rit == running_.end()) return;
+  Running running = std::move(rit->second);
+  running_.erase(rit);
+  Dest& d = dests_[running.dest];
+  --d.in_flight;
+  --in_flight_;
+  auto mit = messages_.find(running.job.queue_id);
+  if (mit != messages_.end()) {
+    Batch b{running.job.queue_id, {}};
+    for (auto i : running.job.rcpt_indexes) {
+      auto& r = mit->second.rcpts[i];
+      if (r.state != Message::Rcpt::State::InFlight) continue;
+      r.state = Message::Rcpt::State::Waiting;
+      b.rcpts.push_back(i);
+    }
+    if (!b.rcpts.empty()) add_timer(now + limits_.requeue_delay, running.dest, std::move(b));
+  }
+  consider(running.dest, d, now);
+  forget_if_idle(running.dest);
+}
+
+void Scheduler::set_module_paused(const std::string& module, bool paused, Time now) {
+  if (!paused) {
+    if (paused_.erase(module) == 0) return;
+    for (auto& [did, d] : dests_)
+      if (d.module == module) consider(did, d, now);
+    return;
+  }
+  paused_.insert(module);
+}
+
+std::optional<Time> Scheduler::next_wakeup() const {
+  if (timers_.empty()) return std::nullopt;
+  return timers_.begin()->first;
+}
+
+const Scheduler::Message* Scheduler::message(const queue::QueueId& id) const {
+  auto it = messages_.find(id);
+  return it == messages_.end() ? nullptr : &it->second;
+}
+
+std::size_t Scheduler::in_flight(const std::string& module, const std::string& key) const {
+  auto it = dests_.find(dest_id(module, key));
+  return it == dests_.end() ? 0 : it->second.in_flight;
+}
+
+bool Scheduler::held(const std::string& module, const std::string& key, Time now) const {
+  auto it = dests_.find(dest_id(module, key));
+  return it != dests_.end() && it->second.held_until > now;
+}
+
+}  // namespace estafette::courierd

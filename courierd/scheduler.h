@@ -1,0 +1,200 @@
+// scheduler.h: courierd's scheduling core: which recipients of which queued messages are handed
+// to which delivery module next, under Courier's limits (MAXDELS jobs in flight in total,
+// MAXHOST per destination, MAXRCPT recipients per job), and what happens after each result
+// (done, bounced, retried later with exponential backoff and jitter, host held back).
+//
+// Pure: no I/O, no clock, no global randomness. The caller passes `now` (wall clock, because
+// queue lifetimes count from the arrival time stored in the queue) and a random source.
+// Single-threaded (courierd's loop thread). The scheduler owns copies of the envelopes it
+// indexes; it never touches the queue: the caller persists what a JobReport says.
+// Cost: add() is O(recipients); next_job() and complete() are O(recipients of the job) plus
+// O(log n) for the retry timer map; nothing scans the whole queue.
+// Errors: none; unknown job or message ids are ignored (they return empty results).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "lib/config/config.h"
+#include "lib/queue/backend.h"
+
+namespace estafette::courierd {
+
+using Millis = std::chrono::milliseconds;
+using Time = std::chrono::sys_time<Millis>;
+using JobId = std::uint64_t;
+
+inline constexpr std::string_view kLocalModule = "local";
+inline constexpr std::string_view kEsmtpModule = "esmtp";
+
+// Where one recipient goes: the module that delivers it and the destination key within it.
+struct Destination {
+  std::string module;  // "local" or "esmtp"
+  std::string key;     // "local", "[host]:port" from a static route, or the domain (MX lookup)
+  bool operator==(const Destination&) const = default;
+};
+
+Destination destination_for(const config::Config& config, const std::string& recipient);
+
+struct Limits {
+  std::size_t max_deliveries = 100;  // MAXDELS
+  std::size_t max_per_host = 10;     // MAXHOST
+  std::size_t max_rcpt = 100;        // MAXRCPT
+  Millis retry_base{std::chrono::minutes(5)};
+  Millis retry_max{std::chrono::hours(4)};
+  Millis host_backoff{std::chrono::minutes(1)};
+  Millis queue_lifetime{std::chrono::hours(24 * 5)};
+  Millis requeue_delay{std::chrono::seconds(1)};  // after a module crash
+
+  static Limits from(const config::Config& config);
+};
+
+// One delivery attempt: one message, up to MAXRCPT recipients with the same destination.
+struct Job {
+  JobId id = 0;
+  queue::QueueId queue_id;
+  std::string module;
+  std::string destination;
+  std::vector<std::size_t> rcpt_indexes;  // into the envelope's recipients
+  std::vector<std::string> recipients;    // the addresses, same order
+};
+
+enum class Outcome { Delivered, TempFail, PermFail };
+
+struct RcptOutcome {
+  Outcome outcome = Outcome::TempFail;
+  std::string reply;
+};
+
+struct Bounce {
+  std::size_t rcpt_index = 0;
+  std::string recipient;
+  std::string reply;
+  bool expired = false;  // a temporary failure past queue_lifetime
+};
+
+struct Deferral {
+  std::size_t rcpt_index = 0;
+  std::string recipient;
+  std::string reply;
+  Time retry_at;
+};
+
+// What the caller must do after a job's results.
+struct JobReport {
+  queue::QueueId queue_id;
+  std::vector<std::size_t> delivered;  // indexes: mark done
+  std::vector<Bounce> bounced;         // mark done and report in a DSN
+  std::vector<Deferral> deferred;      // stays queued
+  bool message_finished = false;       // no recipient left: remove the queue file
+};
+
+class Scheduler final {
+ public:
+  using Random = std::function<double()>;  // uniform in [0, 1)
+
+  struct Message {
+    queue::StoredMessage stored;
+    struct Rcpt {
+      enum class State { Waiting, Ready, InFlight, Done } state = State::Waiting;
+      unsigned attempts = 0;
+      std::string last_reply;
+    };
+    std::vector<Rcpt> rcpts;
+    std::size_t pending = 0;  // recipients not Done
+  };
+
+  enum class AddResult { Added, Duplicate, NothingPending };
+
+  Scheduler(const config::Config& config, Limits limits, Random random);
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Indexes a message; every recipient not marked done becomes ready for delivery now.
+  AddResult add(queue::StoredMessage message, Time now);
+
+  // The next job to start, or nullopt when the limits or an empty ready set forbid one.
+  // Releases due retries and host holds first.
+  std::optional<Job> next_job(Time now);
+
+  // Applies a job's per-recipient results (one per recipient of the job, in order; missing
+  // ones count as temporary failures). host_failed holds the destination back.
+  JobReport complete(JobId job, const std::vector<RcptOutcome>& results, bool host_failed,
+                     Time now);
+
+  // The module running the job went away: its recipients are retried after requeue_delay,
+  // without counting an attempt or a host failure.
+  void requeue(JobId job, Time now);
+
+  // A paused module gets no jobs (it is not running); resuming makes its work ready again.
+  void set_module_paused(const std::string& module, bool paused, Time now);
+
+  // When next_job() may have something new because a retry or hold falls due.
+  std::optional<Time> next_wakeup() const;
+
+  const Message* message(const queue::QueueId& id) const;
+  bool contains(const queue::QueueId& id) const { return messages_.count(id) > 0; }
+  std::size_t message_count() const { return messages_.size(); }
+  std::size_t in_flight() const { return in_flight_; }
+  std::size_t destination_count() const { return dests_.size(); }  // with any state
+  std::size_t in_flight(const std::string& module, const std::string& key) const;
+  bool held(const std::string& module, const std::string& key, Time now) const;
+  // Retry delay before jitter for a recipient that has failed `attempts` times (>= 1).
+  Millis retry_delay(unsigned attempts) const;
+
+ private:
+  struct Batch {
+    queue::QueueId queue_id;
+    std::vector<std::size_t> rcpts;
+  };
+  struct Dest {
+    std::string module;
+    std::string key;
+    std::deque<Batch> ready;
+    std::size_t in_flight = 0;
+    Time held_until{};
+    unsigned host_failures = 0;
+    bool in_rotation = false;
+    std::size_t timers = 0;  // entries in timers_ naming this dest
+  };
+  struct Timer {
+    std::string dest;  // internal dest id
+    Batch batch;       // empty rcpts: a host hold expiring
+  };
+  struct Running {
+    Job job;
+    std::string dest;
+  };
+
+  static std::string dest_id(const std::string& module, const std::string& key);
+  Dest& dest(const std::string& module, const std::string& key);
+  void make_ready(const std::string& dest, Batch batch, bool front);
+  void consider(const std::string& id, Dest& d, Time now);
+  void release_due(Time now);
+  void add_timer(Time at, const std::string& did, Batch batch);
+  // Drops the state of a dest with nothing ready, running or waiting (bounded memory).
+  void forget_if_idle(const std::string& did);
+
+  const config::Config& config_;
+  Limits limits_;
+  Random random_;
+  std::unordered_map<queue::QueueId, Message> messages_;
+  std::unordered_map<std::string, Dest> dests_;
+  std::deque<std::string> rotation_;  // dests with ready work, not held, under MAXHOST
+  std::multimap<Time, Timer> timers_;
+  std::unordered_map<JobId, Running> running_;
+  std::set<std::string> paused_;
+  std::size_t in_flight_ = 0;
+  JobId next_job_id_ = 1;
+};
+
+}  // namespace estafette::courierd

@@ -1,0 +1,160 @@
+#include "modules/local/maildir.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <vector>
+
+#include "lib/base/fd.h"
+#include "lib/base/paths.h"
+#include "lib/smtp/address.h"
+#include "lib/smtp/dotstuff.h"
+
+namespace estafette::local {
+
+namespace {
+
+std::string io_error(const std::string& mailbox, const char* what, int err) {
+  if (err == ENOSPC || err == EDQUOT)
+    return "452 4.3.1 mailbox " + mailbox + ": insufficient system storage (" + what + ": " +
+           base::errno_text(err) + ")";
+  return "451 4.3.0 mailbox " + mailbox + ": " + what + ": " + base::errno_text(err);
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool fsync_dir(const std::string& dir) {
+  base::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  return fd && ::fsync(fd.get()) == 0;
+}
+
+// Reads [offset, offset+size) of a file; false (errno set) on an error or a short file.
+bool read_range(const std::string& path, std::uint64_t offset, std::uint64_t size,
+                std::string& out) {
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  out.resize(size);
+  std::size_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(fd.get(), out.data() + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;  // the queue file is shorter than its index says
+      return false;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> mailbox_name(std::string_view recipient) {
+  auto at = recipient.rfind('@');
+  std::string local = smtp::to_lower(
+      smtp::unquote_local(at == std::string_view::npos ? recipient : recipient.substr(0, at)));
+  if (local.empty() || local[0] == '.') return std::nullopt;
+  for (char c : local) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '/' || u < 0x20 || u == 0x7f) return std::nullopt;
+  }
+  return local;
+}
+
+std::string wire_to_plain(std::string_view wire) {
+  std::string out;
+  smtp::Unstuffer unstuffer(true);
+  unstuffer.feed(wire, out);
+  unstuffer.finish(out);
+  return out;
+}
+
+MaildirDelivery::MaildirDelivery(std::string root, std::string hostname) : root_(std::move(root)) {
+  for (char c : hostname) {
+    if (c == '/')
+      hostname_ += "\\057";
+    else if (c == ':')
+      hostname_ += "\\072";
+    else
+      hostname_ += c;
+  }
+}
+
+std::string MaildirDelivery::unique_name() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now).count();
+  auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(now).count() % 1000000;
+  return std::to_string(secs) + ".M" + std::to_string(usecs) + "P" + std::to_string(::getpid()) +
+         "_" + std::to_string(++counter_) + "." + hostname_;
+}
+
+ipc::DeliverResult MaildirDelivery::deliver(const ipc::Deliver& d) {
+  ipc::DeliverResult result;
+  result.job_id = d.job_id;
+  result.remote = "maildir";
+  std::string wire;
+  if (!read_range(d.path, d.body_offset, d.body_size, wire)) {
+    std::string reply = "451 4.3.0 cannot read queue file: " + std::string(base::errno_text(errno));
+    for (std::size_t i = 0; i < d.recipients.size(); ++i)
+      result.results.push_back({ipc::RcptStatus::TempFail, reply});
+    return result;
+  }
+  std::string plain = wire_to_plain(wire);
+  wire.clear();
+  wire.shrink_to_fit();
+  for (const auto& rcpt : d.recipients)
+    result.results.push_back(deliver_one(rcpt, d.sender, plain));
+  return result;
+}
+
+ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std::string& sender,
+                                             std::string_view plain) {
+  auto name = mailbox_name(rcpt);
+  if (!name) return {ipc::RcptStatus::PermFail, "550 5.1.1 <" + rcpt + ">: bad mailbox name"};
+  const std::string box = root_ + "/" + *name;
+  for (const char* sub : {"/tmp", "/new", "/cur"}) {
+    if (!base::make_dirs(box + sub, 0700))
+      return {ipc::RcptStatus::TempFail, io_error(*name, "mkdir", errno)};
+  }
+  const std::string file = unique_name();
+  const std::string tmp = box + "/tmp/" + file;
+  const std::string dest = box + "/new/" + file;
+  std::string head = "Return-Path: <" + sender + ">\nDelivered-To: " + rcpt + "\n";
+
+  base::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) return {ipc::RcptStatus::TempFail, io_error(*name, "create", errno)};
+  const char* failed = nullptr;
+  if (!write_all(fd.get(), head) || !write_all(fd.get(), plain))
+    failed = "write";
+  else if (::fsync(fd.get()) != 0)
+    failed = "fsync";
+  else if (::close(fd.release()) != 0)
+    failed = "close";
+  else if (::rename(tmp.c_str(), dest.c_str()) != 0)
+    failed = "rename";
+  else if (!fsync_dir(box + "/new"))
+    failed = "fsync new/";
+  if (failed) {
+    int err = errno;
+    fd.reset();
+    ::unlink(tmp.c_str());
+    return {ipc::RcptStatus::TempFail, io_error(*name, failed, err)};
+  }
+  return {ipc::RcptStatus::Delivered, "250 2.0.0 delivered to maildir " + *name + "/new/" + file};
+}
+
+}  // namespace estafette::local

@@ -1,0 +1,363 @@
+// courierd's Scheduler: destinations, the MAXDELS/MAXHOST/MAXRCPT limits, round-robin fairness,
+// retry schedule and jitter bounds, host backoff, expiry, bounce collection, recovery input.
+#include "courierd/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace estafette::courierd {
+namespace {
+
+using namespace std::chrono_literals;
+
+const Time kT0 = Time(Millis(1'700'000'000'000));
+
+config::Config test_config() {
+  config::Config c;
+  c.local_domains = {"local.test"};
+  c.routes.exact["routed.test"] = config::HostPort{"relay.test", 2525};
+  return c;
+}
+
+Limits test_limits() {
+  Limits l;
+  l.max_deliveries = 100;
+  l.max_per_host = 10;
+  l.max_rcpt = 100;
+  l.retry_base = 1000ms;
+  l.retry_max = 10000ms;
+  l.host_backoff = 2000ms;
+  l.queue_lifetime = 3600s;
+  l.requeue_delay = 500ms;
+  return l;
+}
+
+queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts,
+                             Time arrival = kT0) {
+  queue::StoredMessage m;
+  m.envelope.id = id;
+  m.envelope.sender = "sender@origin.test";
+  m.envelope.arrival =
+      std::chrono::duration_cast<std::chrono::seconds>(arrival.time_since_epoch()).count();
+  m.envelope.recipients = std::move(rcpts);
+  m.path = "/queue/msg/" + id;
+  m.body_size = 100;
+  m.done.assign(m.envelope.recipients.size(), false);
+  return m;
+}
+
+std::vector<RcptOutcome> all(const Job& job, Outcome o, const std::string& reply = "") {
+  return std::vector<RcptOutcome>(job.recipients.size(), RcptOutcome{o, reply});
+}
+
+struct Fixture {
+  explicit Fixture(Limits limits = test_limits(), double random = 0.5)
+      : config(test_config()), scheduler(config, limits, [this] { return random_value; }) {
+    random_value = random;
+  }
+  std::vector<Job> drain(Time now) {
+    std::vector<Job> jobs;
+    while (auto j = scheduler.next_job(now)) jobs.push_back(*j);
+    return jobs;
+  }
+  config::Config config;
+  double random_value = 0.5;
+  Scheduler scheduler;
+};
+
+TEST(CourierdScheduler, DestinationForRecipients) {
+  auto c = test_config();
+  EXPECT_EQ(destination_for(c, "a@local.test"), (Destination{"local", "local"}));
+  EXPECT_EQ(destination_for(c, "a@LOCAL.test"), (Destination{"local", "local"}));
+  EXPECT_EQ(destination_for(c, "a@routed.test"), (Destination{"esmtp", "relay.test:2525"}));
+  EXPECT_EQ(destination_for(c, "a@Example.COM"), (Destination{"esmtp", "example.com"}));
+  c.routes.smarthost = config::HostPort{"smart.test", 25};
+  EXPECT_EQ(destination_for(c, "a@example.com"), (Destination{"esmtp", "smart.test:25"}));
+  EXPECT_EQ(destination_for(c, "a@local.test"), (Destination{"local", "local"}));
+}
+
+TEST(CourierdScheduler, GroupsRecipientsByDestinationAndSplitsAtMaxRcpt) {
+  auto limits = test_limits();
+  limits.max_rcpt = 2;
+  Fixture f(limits);
+  ASSERT_EQ(f.scheduler.add(message("m1", {"a@x.test", "b@local.test", "c@x.test", "d@x.test",
+                                           "e@x.test", "f@local.test"}),
+                            kT0),
+            Scheduler::AddResult::Added);
+  auto jobs = f.drain(kT0);
+  std::map<std::string, std::vector<std::size_t>> sizes;
+  std::set<std::size_t> seen;
+  for (auto& j : jobs) {
+    EXPECT_EQ(j.queue_id, "m1");
+    EXPECT_LE(j.recipients.size(), 2u);
+    EXPECT_EQ(j.recipients.size(), j.rcpt_indexes.size());
+    sizes[j.module + "/" + j.destination].push_back(j.recipients.size());
+    for (auto i : j.rcpt_indexes) EXPECT_TRUE(seen.insert(i).second);
+  }
+  EXPECT_EQ(seen.size(), 6u);
+  EXPECT_EQ(sizes["esmtp/x.test"], (std::vector<std::size_t>{2, 2}));
+  EXPECT_EQ(sizes["local/local"], (std::vector<std::size_t>{2}));
+  EXPECT_EQ(f.scheduler.in_flight(), 3u);
+}
+
+TEST(CourierdScheduler, MaxHostLimitsJobsPerDestination) {
+  auto limits = test_limits();
+  limits.max_per_host = 2;
+  Fixture f(limits);
+  for (int i = 0; i < 5; ++i)
+    f.scheduler.add(message("m" + std::to_string(i), {"a@busy.test"}), kT0);
+  f.scheduler.add(message("other", {"a@other.test"}), kT0);
+  auto jobs = f.drain(kT0);
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(f.scheduler.in_flight("esmtp", "busy.test"), 2u);
+  EXPECT_EQ(f.scheduler.in_flight("esmtp", "other.test"), 1u);
+  // A finished job frees one slot for busy.test.
+  for (auto& j : jobs) {
+    if (j.destination != "busy.test") continue;
+    auto r = f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, kT0);
+    EXPECT_TRUE(r.message_finished);
+    break;
+  }
+  auto more = f.drain(kT0);
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0].destination, "busy.test");
+  EXPECT_EQ(f.scheduler.in_flight("esmtp", "busy.test"), 2u);
+}
+
+TEST(CourierdScheduler, MaxDelsLimitsJobsInTotal) {
+  auto limits = test_limits();
+  limits.max_deliveries = 3;
+  Fixture f(limits);
+  for (int i = 0; i < 6; ++i)
+    f.scheduler.add(message("m" + std::to_string(i), {"a@d" + std::to_string(i) + ".test"}), kT0);
+  auto jobs = f.drain(kT0);
+  EXPECT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(f.scheduler.in_flight(), 3u);
+  f.scheduler.complete(jobs[0].id, all(jobs[0], Outcome::Delivered), false, kT0);
+  EXPECT_EQ(f.drain(kT0).size(), 1u);
+  EXPECT_EQ(f.scheduler.in_flight(), 3u);
+}
+
+TEST(CourierdScheduler, RoundRobinServesEveryReadyDestination) {
+  auto limits = test_limits();
+  limits.max_per_host = 50;
+  limits.max_deliveries = 50;
+  Fixture f(limits);
+  for (int i = 0; i < 40; ++i)
+    f.scheduler.add(message("busy" + std::to_string(i), {"u@busy.test"}), kT0);
+  f.scheduler.add(message("a", {"u@a.test"}), kT0);
+  f.scheduler.add(message("b", {"u@b.test"}), kT0);
+  std::set<std::string> first;
+  for (int i = 0; i < 3; ++i) {
+    auto j = f.scheduler.next_job(kT0);
+    ASSERT_TRUE(j);
+    first.insert(j->destination);
+  }
+  EXPECT_EQ(first, (std::set<std::string>{"busy.test", "a.test", "b.test"}));
+}
+
+TEST(CourierdScheduler, RetryDelayDoublesUpToTheMaximum) {
+  Fixture f;
+  EXPECT_EQ(f.scheduler.retry_delay(1), 1000ms);
+  EXPECT_EQ(f.scheduler.retry_delay(2), 2000ms);
+  EXPECT_EQ(f.scheduler.retry_delay(3), 4000ms);
+  EXPECT_EQ(f.scheduler.retry_delay(4), 8000ms);
+  EXPECT_EQ(f.scheduler.retry_delay(5), 10000ms);
+  EXPECT_EQ(f.scheduler.retry_delay(200), 10000ms);
+}
+
+TEST(CourierdScheduler, TempFailRetriesWithJitterWithinTwentyPercent) {
+  for (double random : {0.0, 0.5, 0.999999}) {
+    Fixture f(test_limits(), random);
+    f.scheduler.add(message("m", {"a@x.test"}), kT0);
+    Time now = kT0;
+    for (unsigned attempt = 1; attempt <= 5; ++attempt) {
+      auto j = f.scheduler.next_job(now);
+      ASSERT_TRUE(j) << "attempt " << attempt;
+      auto r = f.scheduler.complete(j->id, all(*j, Outcome::TempFail, "451 4.4.1 try later"), false,
+                                    now);
+      ASSERT_EQ(r.deferred.size(), 1u);
+      EXPECT_FALSE(r.message_finished);
+      auto base = f.scheduler.retry_delay(attempt);
+      auto delay = r.deferred[0].retry_at - now;
+      EXPECT_GE(delay, base * 8 / 10);
+      EXPECT_LE(delay, base * 12 / 10);
+      if (random == 0.0) {
+        EXPECT_EQ(delay, base * 8 / 10);
+      }
+      // Nothing to do until the retry is due; the wakeup says when.
+      EXPECT_FALSE(f.scheduler.next_job(r.deferred[0].retry_at - 1ms));
+      ASSERT_TRUE(f.scheduler.next_wakeup());
+      EXPECT_EQ(*f.scheduler.next_wakeup(), r.deferred[0].retry_at);
+      now = r.deferred[0].retry_at;
+    }
+  }
+}
+
+TEST(CourierdScheduler, HostFailureHoldsTheDestinationWithExponentialBackoff) {
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@down.test"}), kT0);
+  f.scheduler.add(message("m2", {"b@down.test"}), kT0);
+  auto jobs = f.drain(kT0);
+  ASSERT_EQ(jobs.size(), 2u);
+  auto r = f.scheduler.complete(jobs[0].id, all(jobs[0], Outcome::TempFail, "connect failed"), true,
+                                kT0);
+  EXPECT_EQ(f.scheduler.destination_count(), 1u);
+  ASSERT_EQ(r.deferred.size(), 1u);
+  EXPECT_EQ(r.deferred[0].retry_at, kT0 + 2000ms);
+  EXPECT_TRUE(f.scheduler.held("esmtp", "down.test", kT0));
+  // The second job fails too while held: the backoff doubles.
+  Time t1 = kT0 + 100ms;
+  r = f.scheduler.complete(jobs[1].id, all(jobs[1], Outcome::TempFail, "connect failed"), true, t1);
+  EXPECT_EQ(r.deferred[0].retry_at, t1 + 4000ms);
+  // A new message for the held host waits; another host is served.
+  f.scheduler.add(message("m3", {"c@down.test"}), t1);
+  f.scheduler.add(message("m4", {"d@up.test"}), t1);
+  auto during = f.drain(t1 + 1000ms);
+  ASSERT_EQ(during.size(), 1u);
+  EXPECT_EQ(during[0].destination, "up.test");
+  EXPECT_FALSE(f.drain(t1 + 3999ms).size());
+  // When the hold ends, all three messages go.
+  auto after = f.drain(t1 + 4000ms);
+  EXPECT_EQ(after.size(), 3u);
+  for (auto& j : after) EXPECT_EQ(j.destination, "down.test");
+  // One success resets the backoff: the next host failure holds for host_backoff again.
+  f.scheduler.complete(after[0].id, all(after[0], Outcome::Delivered), false, t1 + 4100ms);
+  r = f.scheduler.complete(after[1].id, all(after[1], Outcome::TempFail, "x"), true, t1 + 4200ms);
+  EXPECT_EQ(r.deferred[0].retry_at, t1 + 4200ms + 2000ms);
+  // Once every job is done and the hold is over, nothing about the host is kept.
+  f.scheduler.complete(after[2].id, all(after[2], Outcome::Delivered), false, t1 + 4300ms);
+  auto last = f.drain(t1 + 6200ms);
+  ASSERT_EQ(last.size(), 1u);
+  f.scheduler.complete(last[0].id, all(last[0], Outcome::Delivered), false, t1 + 6300ms);
+  for (auto& j : during) f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, t1);
+  EXPECT_FALSE(f.scheduler.next_job(t1 + 7000ms));
+  EXPECT_EQ(f.scheduler.message_count(), 0u);
+  EXPECT_EQ(f.scheduler.destination_count(), 0u);
+  EXPECT_FALSE(f.scheduler.next_wakeup());
+}
+
+TEST(CourierdScheduler, TempFailurePastLifetimeBounces) {
+  Fixture f;
+  Time arrival = kT0 - 3600s;
+  f.scheduler.add(message("old", {"a@x.test", "b@x.test"}, arrival), kT0);
+  auto j = f.scheduler.next_job(kT0);
+  ASSERT_TRUE(j);
+  auto r = f.scheduler.complete(
+      j->id, {{Outcome::TempFail, "451 4.4.1 no answer"}, {Outcome::Delivered, "250 ok"}}, false,
+      kT0);
+  ASSERT_EQ(r.bounced.size(), 1u);
+  EXPECT_TRUE(r.bounced[0].expired);
+  EXPECT_EQ(r.bounced[0].recipient, "a@x.test");
+  EXPECT_EQ(r.bounced[0].reply, "451 4.4.1 no answer");
+  EXPECT_EQ(r.delivered, (std::vector<std::size_t>{1}));
+  EXPECT_TRUE(r.deferred.empty());
+  EXPECT_TRUE(r.message_finished);
+  EXPECT_EQ(f.scheduler.message_count(), 0u);
+}
+
+TEST(CourierdScheduler, CollectsBouncesAndFinishesWhenEveryRecipientIsDone) {
+  Fixture f;
+  f.scheduler.add(message("m", {"a@x.test", "b@x.test", "c@x.test"}), kT0);
+  auto j = f.scheduler.next_job(kT0);
+  ASSERT_TRUE(j);
+  auto r = f.scheduler.complete(j->id,
+                                {{Outcome::Delivered, "250 ok"},
+                                 {Outcome::PermFail, "550 5.1.1 unknown user"},
+                                 {Outcome::TempFail, "452 4.2.2 full"}},
+                                false, kT0);
+  EXPECT_EQ(r.delivered, (std::vector<std::size_t>{0}));
+  ASSERT_EQ(r.bounced.size(), 1u);
+  EXPECT_EQ(r.bounced[0].rcpt_index, 1u);
+  EXPECT_EQ(r.bounced[0].reply, "550 5.1.1 unknown user");
+  EXPECT_FALSE(r.bounced[0].expired);
+  ASSERT_EQ(r.deferred.size(), 1u);
+  EXPECT_FALSE(r.message_finished);
+  auto j2 = f.scheduler.next_job(r.deferred[0].retry_at);
+  ASSERT_TRUE(j2);
+  EXPECT_EQ(j2->recipients, (std::vector<std::string>{"c@x.test"}));
+  EXPECT_EQ(j2->rcpt_indexes, (std::vector<std::size_t>{2}));
+  r = f.scheduler.complete(j2->id, all(*j2, Outcome::PermFail, "550 no"), false,
+                           r.deferred[0].retry_at);
+  EXPECT_EQ(r.bounced.size(), 1u);
+  EXPECT_TRUE(r.message_finished);
+  EXPECT_FALSE(f.scheduler.contains("m"));
+}
+
+TEST(CourierdScheduler, MissingResultsCountAsTemporaryFailures) {
+  Fixture f;
+  f.scheduler.add(message("m", {"a@x.test", "b@x.test"}), kT0);
+  auto j = f.scheduler.next_job(kT0);
+  auto r = f.scheduler.complete(j->id, {{Outcome::Delivered, "250 ok"}}, false, kT0);
+  EXPECT_EQ(r.delivered.size(), 1u);
+  EXPECT_EQ(r.deferred.size(), 1u);
+}
+
+TEST(CourierdScheduler, RequeueAfterModuleLossDoesNotCountAnAttempt) {
+  Fixture f(test_limits(), 0.0);
+  f.scheduler.add(message("m", {"a@x.test"}), kT0);
+  auto j = f.scheduler.next_job(kT0);
+  f.scheduler.requeue(j->id, kT0);
+  EXPECT_EQ(f.scheduler.in_flight(), 0u);
+  EXPECT_FALSE(f.scheduler.next_job(kT0 + 499ms));
+  auto j2 = f.scheduler.next_job(kT0 + 500ms);
+  ASSERT_TRUE(j2);
+  auto r = f.scheduler.complete(j2->id, all(*j2, Outcome::TempFail, "x"), false, kT0 + 500ms);
+  EXPECT_EQ(r.deferred[0].retry_at, kT0 + 500ms + 800ms);  // first attempt: base * 0.8
+  EXPECT_FALSE(f.scheduler.held("esmtp", "x.test", kT0 + 500ms));
+}
+
+TEST(CourierdScheduler, RecoveryInputSkipsDoneRecipientsAndDuplicates) {
+  Fixture f;
+  auto m = message("m", {"a@x.test", "b@x.test", "c@x.test"});
+  m.done = {true, false, true};
+  EXPECT_EQ(f.scheduler.add(m, kT0), Scheduler::AddResult::Added);
+  EXPECT_EQ(f.scheduler.add(m, kT0), Scheduler::AddResult::Duplicate);
+  auto j = f.scheduler.next_job(kT0);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->recipients, (std::vector<std::string>{"b@x.test"}));
+  auto finished = message("f", {"a@x.test"});
+  finished.done = {true};
+  EXPECT_EQ(f.scheduler.add(finished, kT0), Scheduler::AddResult::NothingPending);
+  EXPECT_FALSE(f.scheduler.contains("f"));
+}
+
+TEST(CourierdScheduler, PausedModuleGetsNoJobsUntilResumed) {
+  Fixture f;
+  f.scheduler.set_module_paused("local", true, kT0);
+  f.scheduler.add(message("m1", {"a@local.test"}), kT0);
+  f.scheduler.add(message("m2", {"a@x.test"}), kT0);
+  auto jobs = f.drain(kT0);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].module, "esmtp");
+  f.scheduler.set_module_paused("local", false, kT0);
+  jobs = f.drain(kT0);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].module, "local");
+  EXPECT_EQ(jobs[0].destination, "local");
+}
+
+TEST(CourierdScheduler, LargeQueueDispatchStaysCheap) {
+  // 20000 queued messages, MAXDELS 10: every dispatch/complete cycle touches only its job.
+  auto limits = test_limits();
+  limits.max_deliveries = 10;
+  Fixture f(limits);
+  for (int i = 0; i < 20000; ++i)
+    f.scheduler.add(message("m" + std::to_string(i), {"u@d" + std::to_string(i % 50) + ".test"}),
+                    kT0);
+  std::size_t done = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (auto j = f.scheduler.next_job(kT0)) {
+    auto r = f.scheduler.complete(j->id, all(*j, Outcome::Delivered), false, kT0);
+    done += r.message_finished;
+  }
+  EXPECT_EQ(done, 20000u);
+  EXPECT_EQ(f.scheduler.message_count(), 0u);
+  EXPECT_EQ(f.scheduler.destination_count(), 0u);  // idle destinations are forgotten
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+}  // namespace
+}  // namespace estafette::courierd
