@@ -271,7 +271,7 @@ def run(tmp, procs):
 
     config = os.path.join(tmp, "estafette.conf")
     with open(config, "w") as f:
-        f.write("state_dir = %s/state\nhostname = client.test\nidle_reuse = 5s\n"
+        f.write("state_dir = %s/state\nhostname = client.test\nidle_reuse = 1s\n"
                 "esmtp_port = %d\ndns_servers = 127.0.0.1:%d\ndns_timeout = 500ms\n"
                 "connect_timeout = 5s\nlog_file = %s/esmtpclient.log\nlog_level = debug\n"
                 % (tmp, port, dns_port, tmp))
@@ -399,7 +399,19 @@ def run(tmp, procs):
           and slow.messages[0]["text"] == huge_text, "9 MB body identical")
     slow.shutdown()
 
-    # 9. Closing the channel ends the program.
+    # 9. An idle connection is closed with QUIT after idle_reuse (1 s); the next Deliver connects
+    # again.
+    before = sink.connections
+    time.sleep(1.6)
+    with sink.lock:
+        quits = sum(1 for _, c in sink.commands if c.upper() == "QUIT")
+    check(quits >= 2, "idle connections sent QUIT after idle_reuse (%d QUITs)" % quits)
+    mod.send(deliver_frame(13, "Q13", qfile, len(prefix), len(wire), "s@client.test", dest,
+                           ["again@sink.test"]))
+    check(mod.result(13)["results"][0][0] == "D" and sink.connections == before + 1,
+          "a new connection after the idle ones were closed")
+
+    # 10. Closing the channel ends the program.
     mod.sock.close()
     try:
         rc = mod.proc.wait(10)
