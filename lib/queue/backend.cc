@@ -1,0 +1,28 @@
+#include "lib/queue/backend.h"
+
+#include <system_error>
+
+#include "lib/base/log.h"
+
+namespace estafette::queue {
+
+bool write_message(Backend& backend, Envelope envelope, std::string_view wire_body, QueueId* id) {
+  std::unique_ptr<IncomingMessage> message;
+  try {
+    message = backend.create(std::move(envelope));
+  } catch (const std::system_error& e) {
+    base::log("queue").error(std::string("write_message: create failed: ") + e.what());
+    return false;
+  }
+  std::vector<bool> ok;
+  if (message->append(wire_body)) ok = backend.commit({message.get()});
+  if (ok.size() == 1 && ok[0]) {
+    if (id) *id = message->envelope().id;
+    return true;
+  }
+  base::log("queue").error("write_message: commit failed id=" + message->envelope().id);
+  backend.abort(std::move(message));
+  return false;
+}
+
+}  // namespace estafette::queue

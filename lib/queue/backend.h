@@ -1,0 +1,88 @@
+// backend.h: the queue's storage interface: what a queued message is (Envelope + wire-form body),
+// how one is received (IncomingMessage), committed durably in batches (Backend::commit) and
+// found again (scan, load). lib/queue is the only code that writes queue files.
+//
+// Threads: create(), IncomingMessage::append() and abort() run on the loop thread of the
+// receiving session; commit() runs on the committer thread (see committer.h); scan(), load(),
+// mark_done(), remove() and count() block on disk I/O and run where the caller can afford that
+// (scheduler thread, tools). Implementations are safe to call from these threads concurrently,
+// but not for the same message from two threads at once.
+// Ownership: the caller owns an IncomingMessage until it hands it to commit() (as a borrowed
+// pointer, then destroys it) or to abort(); a message must not outlive its Backend.
+// Errors: create() throws std::system_error (EINVAL for an invalid envelope); every other call
+// reports failure by its return value and logs the reason (logger "queue").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/queue/queue_id.h"
+
+namespace estafette::queue {
+
+struct Envelope {
+  QueueId id;
+  std::int64_t arrival = 0;  // unix seconds
+  std::string sender;        // "" = null sender
+  std::string client_ip;     // "" for locally generated (bounces)
+  std::string helo;
+  std::vector<std::string> recipients;
+  // DSN-related fields may be added later.
+
+  bool operator==(const Envelope&) const = default;
+};
+
+// A message being received. append() takes the body in SMTP wire form (CRLF, dot-stuffed,
+// without the final ".\r\n"), header lines first; it is buffered (~64 KiB), so a write error may
+// also show up only in commit().
+class IncomingMessage {
+ public:
+  virtual ~IncomingMessage() = default;
+  virtual const Envelope& envelope() const = 0;
+  virtual bool append(std::string_view bytes) = 0;  // false on a write error (disk full): 451/452
+  virtual std::uint64_t body_size() const = 0;
+};
+
+// A committed message as stored: where its body bytes are, so a delivery agent can sendfile().
+struct StoredMessage {
+  Envelope envelope;
+  std::string path;               // absolute path of the file that holds the body
+  std::uint64_t body_offset = 0;  // body bytes [body_offset, body_offset+body_size), wire form
+  std::uint64_t body_size = 0;
+  std::vector<bool> done;  // per recipient: already delivered/bounced (from the state log)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Starts a message; envelope.id is set (make_queue_id()) if empty. Throws std::system_error.
+  virtual std::unique_ptr<IncomingMessage> create(Envelope envelope) = 0;
+  // Commits a batch durably; runs on the committer thread; returns per message success. After it
+  // returns true for a message, the message survives kill -9 / power loss and scan() returns
+  // it. A message that failed is left for the caller to abort().
+  virtual std::vector<bool> commit(std::vector<IncomingMessage*> batch) = 0;
+  virtual void abort(std::unique_ptr<IncomingMessage> message) = 0;  // discard a temp message
+  // Visits all committed messages (in id order). Torn/corrupt ones are moved aside and logged,
+  // never visited.
+  virtual void scan(const std::function<void(StoredMessage&&)>& visit) = 0;
+  virtual std::optional<StoredMessage> load(const QueueId& id) = 0;  // nullopt: absent or corrupt
+  // Records recipients as finished (delivered or bounced) durably, before returning true.
+  virtual bool mark_done(const QueueId& id, const std::vector<std::size_t>& recipient_indexes) = 0;
+  // All recipients finished: deletes the message and its state. False if it did not exist.
+  virtual bool remove(const QueueId& id) = 0;
+  virtual std::size_t count() = 0;  // committed messages (may list the queue: O(n))
+};
+
+// Synchronous create + append + commit in the calling thread, for rare events (bounces built by
+// the scheduler) and tools. It BLOCKS on fsync: never call it on a loop thread that serves
+// sessions. Sets envelope.id if empty; returns true when the message is committed. On success
+// and if id is not null, *id is the message's queue id.
+bool write_message(Backend& backend, Envelope envelope, std::string_view wire_body,
+                   QueueId* id = nullptr);
+
+}  // namespace estafette::queue

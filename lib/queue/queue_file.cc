@@ -1,0 +1,233 @@
+#include "lib/queue/queue_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <system_error>
+
+#include "lib/base/fd.h"
+#include "lib/queue/checksum.h"
+
+namespace estafette::queue {
+
+namespace {
+
+constexpr std::string_view kEndPrefix = "\nEND ";
+constexpr std::size_t kMaxTrailerSize = 64;
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+bool clean_value(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+void append_record(std::string& out, char tag, std::string_view value) {
+  out.push_back(tag);
+  out.push_back(' ');
+  out.append(value);
+  out.push_back('\n');
+}
+
+void append_hex8(std::string& out, std::uint32_t value) {
+  constexpr char kHex[] = "0123456789abcdef";
+  for (int shift = 28; shift >= 0; shift -= 4) out.push_back(kHex[(value >> shift) & 0xf]);
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& value) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+// pread() all of [offset, offset+size) or fail.
+bool read_exact(int fd, std::uint64_t offset, std::size_t size, std::string& out) {
+  out.resize(size);
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::nullopt_t fail(std::string* error, std::string reason) {
+  if (error) *error = std::move(reason);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string envelope_problem(const Envelope& envelope) {
+  if (!valid_queue_id(envelope.id)) return "invalid queue id";
+  if (!clean_value(envelope.sender)) return "CR/LF/NUL in sender";
+  if (!clean_value(envelope.client_ip)) return "CR/LF/NUL in client ip";
+  if (!clean_value(envelope.helo)) return "CR/LF/NUL in helo";
+  for (const auto& r : envelope.recipients) {
+    if (!clean_value(r)) return "CR/LF/NUL in recipient";
+  }
+  return {};
+}
+
+EncodedHeader encode_header(const Envelope& envelope) {
+  if (auto problem = envelope_problem(envelope); !problem.empty()) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "queue envelope: " + problem);
+  }
+  EncodedHeader header;
+  std::string& out = header.text;
+  out.append(kMagicLine);
+  append_record(out, 'I', envelope.id);
+  append_record(out, 'T', std::to_string(envelope.arrival));
+  append_record(out, 'F', envelope.sender);
+  if (!envelope.client_ip.empty()) append_record(out, 'C', envelope.client_ip);
+  if (!envelope.helo.empty()) append_record(out, 'H', envelope.helo);
+  for (const auto& r : envelope.recipients) append_record(out, 'R', r);
+  out.append("B ");
+  header.size_field_offset = out.size();
+  out.append(format_size_field(0));
+  out.push_back('\n');
+  return header;
+}
+
+std::string format_size_field(std::uint64_t body_size) {
+  std::string digits = std::to_string(body_size);
+  return std::string(kSizeDigits - digits.size(), '0') + digits;
+}
+
+std::string encode_trailer(std::uint64_t body_size, std::uint32_t header_crc,
+                           std::uint32_t body_crc) {
+  std::string out(kEndPrefix);
+  out.append(std::to_string(body_size));
+  out.push_back(' ');
+  append_hex8(out, header_crc);
+  out.push_back(' ');
+  append_hex8(out, body_crc);
+  out.push_back('\n');
+  return out;
+}
+
+std::optional<Envelope> parse_envelope(std::string_view header, std::string* error) {
+  if (!header.starts_with(kMagicLine)) return fail(error, "bad magic line");
+  header.remove_prefix(kMagicLine.size());
+  Envelope envelope;
+  bool have_id = false, have_time = false, have_sender = false;
+  bool have_ip = false, have_helo = false, have_body = false;
+  while (!header.empty()) {
+    auto eol = header.find('\n');
+    if (eol == std::string_view::npos) return fail(error, "unterminated header line");
+    std::string_view line = header.substr(0, eol);
+    header.remove_prefix(eol + 1);
+    if (have_body) return fail(error, "record after B");
+    if (line.size() < 2 || line[1] != ' ' || line.find('\r') != std::string_view::npos) {
+      return fail(error, "malformed header line");
+    }
+    std::string_view value = line.substr(2);
+    bool duplicate = false;
+    switch (line[0]) {
+      case 'I':
+        duplicate = std::exchange(have_id, true);
+        if (!valid_queue_id(value)) return fail(error, "invalid queue id");
+        envelope.id = value;
+        break;
+      case 'T':
+        duplicate = std::exchange(have_time, true);
+        if (!parse_number(value, envelope.arrival)) return fail(error, "bad arrival time");
+        break;
+      case 'F':
+        duplicate = std::exchange(have_sender, true);
+        envelope.sender = value;
+        break;
+      case 'C':
+        duplicate = std::exchange(have_ip, true);
+        envelope.client_ip = value;
+        break;
+      case 'H':
+        duplicate = std::exchange(have_helo, true);
+        envelope.helo = value;
+        break;
+      case 'R':
+        envelope.recipients.emplace_back(value);
+        break;
+      case 'B':
+        have_body = true;
+        if (value.size() != kSizeDigits) return fail(error, "bad B record");
+        break;
+      default:
+        break;  // an optional record of a later version
+    }
+    if (duplicate) return fail(error, std::string("duplicate record ") + line[0]);
+  }
+  if (!have_id || !have_time || !have_sender || !have_body) {
+    return fail(error, "missing envelope record");
+  }
+  return envelope;
+}
+
+std::optional<QueueFileInfo> read_queue_file(int fd, Check check, std::string* error) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail(error, std::string("fstat: ") + base::errno_text(errno));
+  auto file_size = static_cast<std::uint64_t>(st.st_size);
+
+  // Read until the B line is complete: "\nB " + digits + "\n".
+  std::string head;
+  std::size_t b_line = std::string::npos;
+  std::size_t search_from = 0;
+  while (true) {
+    b_line = head.find("\nB ", search_from);
+    if (b_line != std::string::npos && head.size() >= b_line + 4 + kSizeDigits) break;
+    if (b_line == std::string::npos && head.size() >= 2) search_from = head.size() - 2;
+    if (head.size() >= file_size) return fail(error, "no B record (torn header)");
+    if (head.size() > kMaxHeaderSize) return fail(error, "header too large");
+    std::string chunk;
+    std::size_t want = std::min<std::uint64_t>(kReadChunk, file_size - head.size());
+    if (!read_exact(fd, head.size(), want, chunk)) return fail(error, "read error in header");
+    head += chunk;
+  }
+  std::size_t body_offset = b_line + 4 + kSizeDigits;
+  if (head[body_offset - 1] != '\n') return fail(error, "bad B record");
+  std::string_view header(head.data(), body_offset);
+  auto envelope = parse_envelope(header, error);
+  if (!envelope) return std::nullopt;
+
+  QueueFileInfo info;
+  info.envelope = std::move(*envelope);
+  info.body_offset = body_offset;
+  if (!parse_number(header.substr(b_line + 3, kSizeDigits), info.body_size)) {
+    return fail(error, "bad B size");
+  }
+  std::uint64_t body_end = info.body_offset + info.body_size;
+  if (body_end < info.body_offset || body_end > file_size) return fail(error, "torn body");
+  std::uint64_t trailer_size = file_size - body_end;
+  if (trailer_size > kMaxTrailerSize) return fail(error, "data after trailer");
+  std::string trailer;
+  if (!read_exact(fd, body_end, trailer_size, trailer)) return fail(error, "read error in trailer");
+  // The last field is the body crc; everything else must be exactly what the writer produces.
+  if (trailer.size() < 10 || trailer.back() != '\n') return fail(error, "torn trailer");
+  std::uint32_t body_crc = 0;
+  std::string_view crc_text = std::string_view(trailer).substr(trailer.size() - 9, 8);
+  auto [end, ec] = std::from_chars(crc_text.data(), crc_text.data() + 8, body_crc, 16);
+  if (ec != std::errc() || end != crc_text.data() + 8) return fail(error, "bad trailer");
+  if (trailer != encode_trailer(info.body_size, crc32c(header), body_crc)) {
+    return fail(error, "trailer does not match header (torn or corrupt)");
+  }
+  info.body_crc = body_crc;
+
+  if (check == Check::kBody) {
+    std::uint32_t crc = 0;
+    std::string chunk;
+    for (std::uint64_t at = info.body_offset; at < body_end;) {
+      std::size_t want = std::min<std::uint64_t>(kReadChunk, body_end - at);
+      if (!read_exact(fd, at, want, chunk)) return fail(error, "read error in body");
+      crc = crc32c_update(crc, chunk);
+      at += want;
+    }
+    if (crc != body_crc) return fail(error, "body checksum mismatch");
+  }
+  return info;
+}
+
+}  // namespace estafette::queue

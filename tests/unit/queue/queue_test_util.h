@@ -1,0 +1,93 @@
+// queue_test_util.h: helpers for the lib/queue tests: a temp dir removed afterwards, file
+// reading/writing, test envelopes and bodies. Test thread only.
+#pragma once
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lib/queue/backend.h"
+
+namespace estafette::queue::testing {
+
+class TempDir final {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "estafette-queue-XXXXXX");
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::vector<std::string> list_names(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+inline Envelope test_envelope(std::size_t recipients = 3) {
+  Envelope e;
+  e.arrival = 1700000000;
+  e.sender = "alice@example.org";
+  e.client_ip = "192.0.2.7";
+  e.helo = "mail.example.org";
+  for (std::size_t i = 0; i < recipients; ++i) {
+    e.recipients.push_back("rcpt" + std::to_string(i) + "@example.net");
+  }
+  return e;
+}
+
+// Wire-form-like body with every byte value, deterministic for a seed.
+inline std::string test_body(std::size_t size, std::uint32_t seed = 1) {
+  std::string body(size, '\0');
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& c : body) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return body;
+}
+
+// The body bytes of a stored message, read from its file at body_offset.
+inline std::string stored_body(const StoredMessage& m) {
+  std::string all = read_file(m.path);
+  if (m.body_offset + m.body_size > all.size()) return "<out of range>";
+  return all.substr(m.body_offset, m.body_size);
+}
+
+}  // namespace estafette::queue::testing
