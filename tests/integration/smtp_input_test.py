@@ -62,9 +62,10 @@ def test(tmp, stoppers):
     code, text = c.cmd(b"NOOP " + b"y" * 5000 + b"\r\n")
     assert code == 500, (code, text)
 
-    # A bare LF in a command.
+    # A bare LF in a command: that line is refused, the next one (after CRLF) is read normally.
     code, text = c.cmd(b"NOOP\nNOOP\r\n")
     assert code == 500, (code, text)
+    assert c.reply()[0] == 250
 
     # A whole pipelined transaction in one write.
     c.sock.sendall(b"RSET\r\nMAIL FROM:<p@x.test>\r\nRCPT TO:<carol@estafette.test>\r\nDATA\r\n")
