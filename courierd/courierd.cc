@@ -313,7 +313,9 @@ void Courierd::on_result(const std::string& module_name, const ipc::DeliverResul
   }
   std::vector<std::size_t> done = report.delivered;
   for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
-  if (!done.empty() && !backend_.mark_done(env.id, done))
+  // A finished message is simply removed: recording its last recipients first would cost an
+  // fdatasync per message for nothing (a crash before the unlink only risks a duplicate).
+  if (!report.message_finished && !done.empty() && !backend_.mark_done(env.id, done))
     logger().error("mark_done failed id=" + env.id + " (recipients may be delivered twice)");
   if (report.message_finished) {
     if (backend_.remove(env.id))
