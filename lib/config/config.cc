@@ -17,11 +17,12 @@ namespace estafette::config {
 
 const char* const kDefaultConfig = R"(# Estafette embedded default configuration.
 # Accepts mail on 127.0.0.1:2525 for the local test domain and delivers it to
-# <state_dir>/maildir/<user>/; relays for 127.0.0.1 when a smarthost is set.
+# <state_dir>/maildir/<user>/. Nothing is relayed: to relay for 127.0.0.1 through a
+# smarthost, use a config file with "smarthost = host:port" and "relay_clients = 127.0.0.0/8".
 state_dir = ./estafette-state
 listen = 127.0.0.1:2525
 local_domains = estafette.test, localhost
-relay_clients = 127.0.0.0/8, ::1
+relay_clients =
 smarthost =
 MAXDELS = 100
 MAXHOST = 10
