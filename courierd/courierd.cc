@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 
 #include "courierd/dsn.h"
 #include "lib/base/log.h"
+#include "lib/base/net.h"
 #include "lib/base/paths.h"
 #include "lib/ipc/messages.h"
 
@@ -137,19 +137,8 @@ void Courierd::listen() {
   const std::string path = config_.courierd_socket();
   if (!base::make_dirs(config_.run_dir()))
     throw std::runtime_error("cannot create " + config_.run_dir() + ": " + base::errno_text(errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    throw std::runtime_error("socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  base::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) throw std::runtime_error(std::string("socket: ") + base::errno_text(errno));
-  ::unlink(path.c_str());  // a stale socket from an earlier run
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    throw std::runtime_error("bind " + path + ": " + base::errno_text(errno));
-  if (::listen(fd.get(), 64) != 0)
-    throw std::runtime_error("listen " + path + ": " + base::errno_text(errno));
-  listener_ = std::move(fd);
+  // Replaces a stale socket from an earlier run; throws std::system_error naming the path.
+  listener_ = base::listen_unix(path, 64);
   loop_.add_fd(listener_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
   logger().information("listening socket=" + path);
 }
