@@ -13,7 +13,9 @@ namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 // Stop reading from a client that does not read its replies.
 constexpr std::size_t kMaxPendingOutput = 256 * 1024;
-Poco::Logger& logger() { return base::log("esmtpd"); }
+Poco::Logger& logger() {
+  return base::log("esmtpd");
+}
 }  // namespace
 
 Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::ClientInfo client,
@@ -39,9 +41,9 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  logger().information("connect from [" + session_.client().ip + "]:" +
-                       std::to_string(session_.client().port) + " session=" +
-                       std::to_string(number_));
+  logger().information("connect from [" + session_.client().ip +
+                       "]:" + std::to_string(session_.client().port) +
+                       " session=" + std::to_string(number_));
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
   arm_timer();
@@ -187,8 +189,8 @@ void Connection::commit() {
   ctx_.committer.commit(std::move(message_), [this, alive, id, sender, nrcpt, size](bool ok) {
     // The client may be gone; the message is queued all the same and courierd must know.
     if (ok) {
-      logger().information("accepted id=" + id + " from=<" + sender + "> nrcpt=" +
-                           std::to_string(nrcpt) + " size=" + std::to_string(size));
+      logger().information("accepted id=" + id + " from=<" + sender +
+                           "> nrcpt=" + std::to_string(nrcpt) + " size=" + std::to_string(size));
       ctx_.on_queued(id);
     } else {
       logger().error("commit failed id=" + id);
@@ -218,8 +220,7 @@ void Connection::send(const std::string& text) {
 
 void Connection::flush() {
   while (out_start_ < out_.size()) {
-    ssize_t n = ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_,
-                       MSG_NOSIGNAL);
+    ssize_t n = ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_, MSG_NOSIGNAL);
     if (n > 0) {
       out_start_ += static_cast<std::size_t>(n);
       continue;
@@ -254,9 +255,8 @@ void Connection::finish(const char* why) {
   auto elapsed = std::chrono::duration<double>(event::Clock::now() - started_).count();
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.3f", elapsed);
-  logger().information(std::string("disconnect session=") + std::to_string(number_) +
-                       " reason=\"" + why + "\" messages=" + std::to_string(messages_) +
-                       " time=" + secs + "s");
+  logger().information(std::string("disconnect session=") + std::to_string(number_) + " reason=\"" +
+                       why + "\" messages=" + std::to_string(messages_) + " time=" + secs + "s");
   ctx_.loop.remove_fd(fd_.get());
   fd_.reset();
   if (timer_) ctx_.loop.cancel_timer(timer_);

@@ -69,7 +69,7 @@ class Connection final {
   std::string out_;
   std::size_t out_start_ = 0;
   bool awaiting_commit_ = false;
-  bool closing_ = false;    // Close action seen: flush, then finish
+  bool closing_ = false;  // Close action seen: flush, then finish
   bool finished_ = false;
   bool peer_eof_ = false;
   std::uint32_t interest_ = 0;

@@ -23,10 +23,10 @@ Server::Server(event::Loop& loop, const config::Config& config)
   policy_.local_domains = config.local_domains;
   policy_.relay_domains = config.relay_domains;
   committer_ = std::make_unique<queue::Committer>(loop, *backend_);
-  context_ = std::make_unique<ConnectionContext>(ConnectionContext{
-      loop, policy_, *backend_, *committer_,
-      [this](const std::string& id) { courierd_.notify(id); }, config.smtpd_timeout,
-      config.max_line_length});
+  context_ = std::make_unique<ConnectionContext>(
+      ConnectionContext{loop, policy_, *backend_, *committer_,
+                        [this](const std::string& id) { courierd_.notify(id); },
+                        config.smtpd_timeout, config.max_line_length});
   for (const auto& hp : config.listen) {
     listeners_.push_back(base::listen_tcp(hp.host, hp.port));
     int fd = listeners_.back().get();

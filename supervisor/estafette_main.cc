@@ -41,8 +41,10 @@ int main(int argc, char** argv) {
   std::string config_path;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
-    if ((a == "-c" || a == "--config") && i + 1 < argc) config_path = argv[++i];
-    else return usage();
+    if ((a == "-c" || a == "--config") && i + 1 < argc)
+      config_path = argv[++i];
+    else
+      return usage();
   }
   config::Config config;
   try {
@@ -56,8 +58,10 @@ int main(int argc, char** argv) {
 
   if (cmd == "status") {
     pid_t pid = running_pid(pidfile);
-    if (pid) std::printf("estafette: running (pid %d)\n", pid);
-    else std::printf("estafette: not running\n");
+    if (pid)
+      std::printf("estafette: running (pid %d)\n", pid);
+    else
+      std::printf("estafette: not running\n");
     return pid ? 0 : 3;
   }
   if (cmd == "start") {
@@ -69,8 +73,10 @@ int main(int argc, char** argv) {
     std::string daemon = base::program_path("estafetted");
     pid_t child = ::fork();
     if (child == 0) {
-      if (config_path.empty()) ::execl(daemon.c_str(), daemon.c_str(), nullptr);
-      else ::execl(daemon.c_str(), daemon.c_str(), "-c", config_path.c_str(), nullptr);
+      if (config_path.empty())
+        ::execl(daemon.c_str(), daemon.c_str(), nullptr);
+      else
+        ::execl(daemon.c_str(), daemon.c_str(), "-c", config_path.c_str(), nullptr);
       std::fprintf(stderr, "estafette: cannot run %s: %s\n", daemon.c_str(), std::strerror(errno));
       ::_exit(127);
     }

@@ -70,8 +70,7 @@ int main(int argc, char** argv) {
   if (!config_path.empty()) config_path = base::absolute_path(config_path);
   for (const auto& dir : {config.state_dir, config.run_dir(), config.queue_dir()}) {
     if (!base::make_dirs(dir)) {
-      std::fprintf(stderr, "estafetted: cannot create %s: %s\n", dir.c_str(),
-                   std::strerror(errno));
+      std::fprintf(stderr, "estafetted: cannot create %s: %s\n", dir.c_str(), std::strerror(errno));
       return 2;
     }
   }

@@ -13,7 +13,9 @@
 namespace estafette::supervisor {
 
 namespace {
-Poco::Logger& logger() { return base::log("estafetted"); }
+Poco::Logger& logger() {
+  return base::log("estafetted");
+}
 constexpr auto kGrace = std::chrono::seconds(10);
 constexpr auto kMaxDelay = std::chrono::milliseconds(30000);
 constexpr auto kStableRun = std::chrono::seconds(30);
@@ -71,13 +73,15 @@ void Supervisor::reap() {
     for (auto& child : children_) {
       if (child.pid != pid) continue;
       child.pid = 0;
-      std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                          : "killed by signal " + std::to_string(WTERMSIG(status));
+      std::string how = WIFEXITED(status)
+                            ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                            : "killed by signal " + std::to_string(WTERMSIG(status));
       if (stopping_) {
         logger().information(child.program + " " + how);
         break;
       }
-      if (event::Clock::now() - child.started > kStableRun) child.delay = std::chrono::milliseconds(500);
+      if (event::Clock::now() - child.started > kStableRun)
+        child.delay = std::chrono::milliseconds(500);
       logger().error(child.program + " " + how + "; restarting in " +
                      std::to_string(child.delay.count()) + "ms");
       loop_.add_timer(child.delay, [this, &child] {

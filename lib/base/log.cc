@@ -28,9 +28,8 @@ void setup_logging(const LogSettings& settings) {
     splitter->addChannel(AutoPtr<Poco::Channel>(new Poco::FormattingChannel(file_format, file)));
   }
   if (settings.syslog) {
-    AutoPtr<Poco::SyslogChannel> sys(
-        new Poco::SyslogChannel(settings.program, Poco::SyslogChannel::SYSLOG_PID,
-                                Poco::SyslogChannel::SYSLOG_MAIL));
+    AutoPtr<Poco::SyslogChannel> sys(new Poco::SyslogChannel(
+        settings.program, Poco::SyslogChannel::SYSLOG_PID, Poco::SyslogChannel::SYSLOG_MAIL));
     AutoPtr<Poco::PatternFormatter> sys_format(new Poco::PatternFormatter("%s: %t"));
     splitter->addChannel(AutoPtr<Poco::Channel>(new Poco::FormattingChannel(sys_format, sys)));
   }

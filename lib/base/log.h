@@ -10,9 +10,9 @@
 namespace estafette::base {
 
 struct LogSettings {
-  std::string program;           // "esmtpd", "courierd", ... (the syslog ident and line prefix)
-  std::string file;              // log file path; empty = stderr
-  bool syslog = false;           // also to syslog (facility mail)
+  std::string program;  // "esmtpd", "courierd", ... (the syslog ident and line prefix)
+  std::string file;     // log file path; empty = stderr
+  bool syslog = false;  // also to syslog (facility mail)
   std::string level = "information";  // POCO level name: debug, information, notice, warning, error
 };
 
@@ -20,6 +20,8 @@ struct LogSettings {
 void setup_logging(const LogSettings& settings);
 
 // The logger for one area of a program, e.g. log("esmtpd").
-inline Poco::Logger& log(const std::string& name) { return Poco::Logger::get(name); }
+inline Poco::Logger& log(const std::string& name) {
+  return Poco::Logger::get(name);
+}
 
 }  // namespace estafette::base

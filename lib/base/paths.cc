@@ -16,7 +16,9 @@
 namespace estafette::base {
 
 namespace {
-bool is_executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
+bool is_executable(const std::string& path) {
+  return ::access(path.c_str(), X_OK) == 0;
+}
 }  // namespace
 
 std::string program_path(const std::string& name) {

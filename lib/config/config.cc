@@ -123,12 +123,18 @@ std::optional<Millis> parse_duration(std::string_view text) {
   if (!n) return std::nullopt;
   auto unit = text.substr(i);
   std::int64_t ms;
-  if (unit == "ms") ms = 1;
-  else if (unit == "s" || unit.empty()) ms = 1000;
-  else if (unit == "m") ms = 60'000;
-  else if (unit == "h") ms = 3'600'000;
-  else if (unit == "d") ms = 86'400'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    ms = 1;
+  else if (unit == "s" || unit.empty())
+    ms = 1000;
+  else if (unit == "m")
+    ms = 60'000;
+  else if (unit == "h")
+    ms = 3'600'000;
+  else if (unit == "d")
+    ms = 86'400'000;
+  else
+    return std::nullopt;
   return Millis(*n * ms);
 }
 
@@ -137,10 +143,17 @@ std::optional<std::size_t> parse_size(std::string_view text) {
   std::size_t mult = 1;
   if (!text.empty()) {
     switch (std::toupper(static_cast<unsigned char>(text.back()))) {
-      case 'K': mult = 1024; break;
-      case 'M': mult = 1024 * 1024; break;
-      case 'G': mult = 1024 * 1024 * 1024; break;
-      default: break;
+      case 'K':
+        mult = 1024;
+        break;
+      case 'M':
+        mult = 1024 * 1024;
+        break;
+      case 'G':
+        mult = 1024 * 1024 * 1024;
+        break;
+      default:
+        break;
     }
     if (mult != 1) text.remove_suffix(1);
   }
@@ -253,9 +266,12 @@ Config parse_config(const std::string& text, const std::string& name, const std:
   auto bool_setter = [](bool& field) {
     return [&field](const std::string& v) {
       auto l = lower(v);
-      if (l == "yes" || l == "true" || l == "on" || l == "1") field = true;
-      else if (l == "no" || l == "false" || l == "off" || l == "0") field = false;
-      else throw std::invalid_argument("expected yes or no");
+      if (l == "yes" || l == "true" || l == "on" || l == "1")
+        field = true;
+      else if (l == "no" || l == "false" || l == "off" || l == "0")
+        field = false;
+      else
+        throw std::invalid_argument("expected yes or no");
     };
   };
   auto domains_setter = [](std::vector<std::string>& field) {
@@ -348,10 +364,11 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"syslog", bool_setter(c.syslog)},
       {"log_level",
        [&](const std::string& v) {
-         static const char* kLevels[] = {"fatal",   "critical", "error", "warning",
-                                         "notice",  "information", "debug", "trace"};
+         static const char* kLevels[] = {"fatal",  "critical",    "error", "warning",
+                                         "notice", "information", "debug", "trace"};
          if (std::find(std::begin(kLevels), std::end(kLevels), v) == std::end(kLevels))
-           throw std::invalid_argument("expected one of error, warning, notice, information, debug");
+           throw std::invalid_argument(
+               "expected one of error, warning, notice, information, debug");
          c.log_level = v;
        }},
   };

@@ -41,8 +41,8 @@ struct Routes {
 };
 
 struct Config {
-  std::string source = "(embedded default)";  // file the settings came from
-  std::string hostname;                       // default: the system's host name
+  std::string source = "(embedded default)";    // file the settings came from
+  std::string hostname;                         // default: the system's host name
   std::string state_dir = "./estafette-state";  // made absolute; holds queue/, run/, maildir/
   std::vector<HostPort> listen = {{"127.0.0.1", 2525}};
   std::vector<std::string> local_domains;  // lower-case; delivered by the local module
@@ -58,9 +58,9 @@ struct Config {
   std::size_t max_sessions = 2000;
 
   // Scheduler limits, with Courier's names.
-  std::size_t max_deliveries = 100;  // MAXDELS: deliveries in progress, all hosts
-  std::size_t max_per_host = 10;     // MAXHOST: deliveries in progress per destination
-  std::size_t max_rcpt = 100;        // MAXRCPT: recipients per transaction
+  std::size_t max_deliveries = 100;            // MAXDELS: deliveries in progress, all hosts
+  std::size_t max_per_host = 10;               // MAXHOST: deliveries in progress per destination
+  std::size_t max_rcpt = 100;                  // MAXRCPT: recipients per transaction
   Millis retry_base{std::chrono::minutes(5)};  // first retry; doubles each time, with jitter
   Millis retry_max{std::chrono::hours(4)};
   Millis host_backoff{std::chrono::minutes(1)};  // a failed host gets no new connection before
@@ -75,7 +75,7 @@ struct Config {
   Seconds data_timeout{120};
   Seconds data_block_timeout{180};
   Seconds data_end_timeout{600};
-  Seconds idle_reuse{10};  // keep an idle connection this long for reuse
+  Seconds idle_reuse{10};             // keep an idle connection this long for reuse
   std::vector<HostPort> dns_servers;  // empty: /etc/resolv.conf
   Millis dns_timeout{2000};
   int dns_tries = 2;

@@ -130,7 +130,9 @@ void Loop::run() {
   }
 }
 
-void Loop::stop() { running_ = false; }
+void Loop::stop() {
+  running_ = false;
+}
 
 Waker::Waker(Loop& loop, std::function<void()> on_wake)
     : loop_(loop), fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), on_wake_(std::move(on_wake)) {
@@ -143,7 +145,9 @@ Waker::Waker(Loop& loop, std::function<void()> on_wake)
   });
 }
 
-Waker::~Waker() { loop_.remove_fd(fd_.get()); }
+Waker::~Waker() {
+  loop_.remove_fd(fd_.get());
+}
 
 void Waker::wake() {
   std::uint64_t one = 1;

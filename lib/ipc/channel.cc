@@ -6,8 +6,7 @@
 
 namespace estafette::ipc {
 
-Channel::Channel(event::Loop& loop, base::UniqueFd fd, FrameHandler on_frame,
-                 CloseHandler on_close)
+Channel::Channel(event::Loop& loop, base::UniqueFd fd, FrameHandler on_frame, CloseHandler on_close)
     : loop_(loop),
       fd_(std::move(fd)),
       on_frame_(std::move(on_frame)),
@@ -32,8 +31,7 @@ void Channel::send(std::string frame) {
 
 void Channel::flush() {
   while (fd_ && out_start_ < out_.size()) {
-    ssize_t n = ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_,
-                       MSG_NOSIGNAL);
+    ssize_t n = ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_, MSG_NOSIGNAL);
     if (n > 0) {
       out_start_ += static_cast<std::size_t>(n);
       continue;

@@ -3,7 +3,9 @@
 namespace estafette::ipc {
 
 namespace {
-std::uint8_t type_of(MessageType t) { return static_cast<std::uint8_t>(t); }
+std::uint8_t type_of(MessageType t) {
+  return static_cast<std::uint8_t>(t);
+}
 }  // namespace
 
 std::string encode(const NewMessage& m) {
@@ -25,8 +27,10 @@ std::string encode(const Deliver& m) {
 
 std::string encode(const DeliverResult& m) {
   Writer w(type_of(MessageType::DeliverResult));
-  w.u64(m.job_id).str(m.remote).u8(m.host_failed ? 1 : 0).u32(
-      static_cast<std::uint32_t>(m.results.size()));
+  w.u64(m.job_id)
+      .str(m.remote)
+      .u8(m.host_failed ? 1 : 0)
+      .u32(static_cast<std::uint32_t>(m.results.size()));
   for (const auto& r : m.results) w.u8(static_cast<std::uint8_t>(r.status)).str(r.reply);
   return w.finish();
 }

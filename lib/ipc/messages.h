@@ -29,11 +29,11 @@ struct NewMessage {
 struct Deliver {
   std::uint64_t job_id = 0;
   std::string queue_id;
-  std::string path;              // file holding the body
+  std::string path;               // file holding the body
   std::uint64_t body_offset = 0;  // wire-form body: [body_offset, body_offset + body_size)
   std::uint64_t body_size = 0;
-  std::string sender;            // "" = null sender
-  std::string destination;       // esmtp: "host:port" from a route, or a domain for MX lookup
+  std::string sender;       // "" = null sender
+  std::string destination;  // esmtp: "host:port" from a route, or a domain for MX lookup
   std::vector<std::string> recipients;
 };
 
@@ -46,7 +46,7 @@ struct RcptResult {
 
 struct DeliverResult {
   std::uint64_t job_id = 0;
-  std::string remote;  // "mx.example[1.2.3.4]:25" or "maildir", for logs
+  std::string remote;               // "mx.example[1.2.3.4]:25" or "maildir", for logs
   std::vector<RcptResult> results;  // one per recipient of the Deliver, in order
   // True when the destination host itself failed (connect error, greeting 4xx): the scheduler
   // backs off the whole host, not just this message.

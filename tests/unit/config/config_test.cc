@@ -146,8 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ErrorCase{"local_domains = bad/domain\n", "bad.conf:1: local_domains"},
                       ErrorCase{"retry_base = soon\n", "bad.conf:1: retry_base"},
                       ErrorCase{"MAXDELS = 5\nMAXHOST = 10\n", "MAXHOST (10) exceeds MAXDELS"},
-                      ErrorCase{"esmtproutes = /nonexistent/routes\n",
-                                "bad.conf:1: esmtproutes"},
+                      ErrorCase{"esmtproutes = /nonexistent/routes\n", "bad.conf:1: esmtproutes"},
                       ErrorCase{"syslog = maybe\n", "bad.conf:1: syslog"}));
 
 TEST(ConfigRoutes, LookupOrder) {
@@ -187,17 +186,18 @@ TEST_P(ConfigCidr, Matches) {
   ASSERT_TRUE(n) << GetParam().net;
   EXPECT_EQ(n->contains(GetParam().ip), GetParam().match) << GetParam().net << " " << GetParam().ip;
 }
-INSTANTIATE_TEST_SUITE_P(
-    Table, ConfigCidr,
-    ::testing::Values(CidrCase{"127.0.0.0/8", "127.0.0.2", true},
-                      CidrCase{"127.0.0.0/8", "128.0.0.1", false},
-                      CidrCase{"10.1.2.0/23", "10.1.3.255", true},
-                      CidrCase{"10.1.2.0/23", "10.1.4.0", false},
-                      CidrCase{"0.0.0.0/0", "8.8.8.8", true}, CidrCase{"::1", "::1", true},
-                      CidrCase{"::1", "::2", false}, CidrCase{"2001:db8::/32", "2001:db8:1::5", true},
-                      CidrCase{"127.0.0.0/8", "::ffff:127.0.0.1", true},
-                      CidrCase{"127.0.0.0/8", "not-an-ip", false},
-                      CidrCase{"192.168.1.7", "192.168.1.7", true}));
+INSTANTIATE_TEST_SUITE_P(Table, ConfigCidr,
+                         ::testing::Values(CidrCase{"127.0.0.0/8", "127.0.0.2", true},
+                                           CidrCase{"127.0.0.0/8", "128.0.0.1", false},
+                                           CidrCase{"10.1.2.0/23", "10.1.3.255", true},
+                                           CidrCase{"10.1.2.0/23", "10.1.4.0", false},
+                                           CidrCase{"0.0.0.0/0", "8.8.8.8", true},
+                                           CidrCase{"::1", "::1", true},
+                                           CidrCase{"::1", "::2", false},
+                                           CidrCase{"2001:db8::/32", "2001:db8:1::5", true},
+                                           CidrCase{"127.0.0.0/8", "::ffff:127.0.0.1", true},
+                                           CidrCase{"127.0.0.0/8", "not-an-ip", false},
+                                           CidrCase{"192.168.1.7", "192.168.1.7", true}));
 
 TEST(ConfigCidr, RejectsMalformed) {
   for (const char* bad : {"", "300.1.1.1/8", "1.2.3.4/", "1.2.3.4/33", "::1/129", "x/8"})
