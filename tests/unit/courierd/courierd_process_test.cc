@@ -33,6 +33,7 @@
 #include "lib/base/paths.h"
 #include "lib/ipc/messages.h"
 #include "lib/queue/queue.h"
+#include "tests/unit/courierd/test_files.h"
 
 namespace estafette::courierd {
 namespace {
@@ -48,22 +49,8 @@ std::string build_dir() {
   return dir;
 }
 
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (auto* e = ::readdir(d))
-      if (e->d_name[0] != '.') names.push_back(e->d_name);
-    ::closedir(d);
-  }
-  return names;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::list_dir;
+using test::slurp;
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 5000ms) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -11,26 +11,13 @@
 #include <vector>
 
 #include "modules/local/maildir.h"
+#include "tests/unit/courierd/test_files.h"
 
 namespace estafette::local {
 namespace {
 
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (auto* e = ::readdir(d))
-      if (e->d_name[0] != '.') names.push_back(e->d_name);
-    ::closedir(d);
-  }
-  return names;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::list_dir;
+using test::slurp;
 
 class TempDir {
  public:
