@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     if (!base::make_dirs(config.queue_dir()))
       throw std::runtime_error("cannot create " + config.queue_dir() + ": " +
                                base::errno_text(errno));
-    auto backend = queue::open_file_backend(config.queue_dir());
+    auto backend = queue::open_backend(config.queue_backend, config.queue_dir());
     event::Loop loop;
     courierd::Courierd daemon(loop, config, config_path, *backend);
     daemon.start();

@@ -15,7 +15,7 @@ namespace estafette::esmtpd {
 Server::Server(event::Loop& loop, const config::Config& config)
     : loop_(loop),
       config_(config),
-      backend_(queue::open_file_backend(config.queue_dir())),
+      backend_(queue::open_backend(config.queue_backend, config.queue_dir())),
       courierd_(loop, config.courierd_socket()) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;

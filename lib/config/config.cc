@@ -331,6 +331,11 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"max_line_length", size_setter(c.max_line_length, 512)},
       {"smtpd_timeout", seconds_setter(c.smtpd_timeout)},
       {"max_sessions", count_setter(c.max_sessions)},
+      {"queue_backend",
+       [&](const std::string& v) {
+         if (v != "segment" && v != "file") throw std::invalid_argument("expected segment or file");
+         c.queue_backend = v;
+       }},
       {"MAXDELS", count_setter(c.max_deliveries)},
       {"MAXHOST", count_setter(c.max_per_host)},
       {"MAXRCPT", count_setter(c.max_rcpt)},

@@ -56,6 +56,7 @@ struct Config {
   std::size_t max_line_length = 2048;
   Seconds smtpd_timeout{300};
   std::size_t max_sessions = 2000;
+  std::string queue_backend = "segment";  // "segment" (group commit) or "file" (one per message)
 
   // Scheduler limits, with Courier's names.
   std::size_t max_deliveries = 100;            // MAXDELS: deliveries in progress, all hosts

@@ -3,8 +3,16 @@
 #include <system_error>
 
 #include "lib/base/log.h"
+#include "lib/queue/file_backend.h"
+#include "lib/queue/segment_backend.h"
 
 namespace estafette::queue {
+
+std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string& queue_dir) {
+  if (kind == "segment") return open_segment_backend(queue_dir);
+  if (kind == "file") return open_file_backend(queue_dir);
+  throw std::invalid_argument("unknown queue backend '" + kind + "'");
+}
 
 bool write_message(Backend& backend, Envelope envelope, std::string_view wire_body, QueueId* id) {
   std::unique_ptr<IncomingMessage> message;

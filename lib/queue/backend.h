@@ -78,6 +78,10 @@ class Backend {
   virtual std::size_t count() = 0;  // committed messages (may list the queue: O(n))
 };
 
+// Opens the backend named by the queue_backend setting: "segment" (segment_backend.h) or "file"
+// (file_backend.h). Throws std::system_error, or std::invalid_argument for another name.
+std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string& queue_dir);
+
 // Synchronous create + append + commit in the calling thread, for rare events (bounces built by
 // the scheduler) and tools. It BLOCKS on fsync: never call it on a loop thread that serves
 // sessions. Sets envelope.id if empty; returns true when the message is committed. On success

@@ -9,13 +9,13 @@
 
 #include "lib/base/fd.h"
 #include "lib/queue/checksum.h"
+#include "lib/queue/fs_util.h"
 
 namespace estafette::queue {
 
 namespace {
 
 constexpr std::string_view kEndPrefix = "\nEND ";
-constexpr std::size_t kMaxTrailerSize = 64;
 constexpr std::size_t kReadChunk = 64 * 1024;
 
 bool clean_value(std::string_view value) {
@@ -39,19 +39,6 @@ bool parse_number(std::string_view text, T& value) {
   if (text.empty()) return false;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   return ec == std::errc() && end == text.data() + text.size();
-}
-
-// pread() all of [offset, offset+size) or fail.
-bool read_exact(int fd, std::uint64_t offset, std::size_t size, std::string& out) {
-  out.resize(size);
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 std::nullopt_t fail(std::string* error, std::string reason) {
@@ -167,10 +154,14 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
   return envelope;
 }
 
-std::optional<QueueFileInfo> read_queue_file(int fd, Check check, std::string* error) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail(error, std::string("fstat: ") + base::errno_text(errno));
-  auto file_size = static_cast<std::uint64_t>(st.st_size);
+static std::size_t trailer_size(std::uint64_t body_size) {
+  return kEndPrefix.size() + std::to_string(body_size).size() + 19;  // " xxxxxxxx xxxxxxxx\n"
+}
+
+std::optional<QueueFileInfo> read_queue_record(int fd, std::uint64_t offset, std::uint64_t limit,
+                                               Check check, std::string* error) {
+  if (limit < offset) return fail(error, "record outside the file");
+  std::uint64_t available = limit - offset;
 
   // Read until the B line is complete: "\nB " + digits + "\n".
   std::string head;
@@ -180,11 +171,15 @@ std::optional<QueueFileInfo> read_queue_file(int fd, Check check, std::string* e
     b_line = head.find("\nB ", search_from);
     if (b_line != std::string::npos && head.size() >= b_line + 4 + kSizeDigits) break;
     if (b_line == std::string::npos && head.size() >= 2) search_from = head.size() - 2;
-    if (head.size() >= file_size) return fail(error, "no B record (torn header)");
+    if (head.size() >= available) return fail(error, "no B record (torn header)");
     if (head.size() > kMaxHeaderSize) return fail(error, "header too large");
     std::string chunk;
-    std::size_t want = std::min<std::uint64_t>(kReadChunk, file_size - head.size());
-    if (!read_exact(fd, head.size(), want, chunk)) return fail(error, "read error in header");
+    // Small first read: most headers fit, and a segment's records lie back to back.
+    std::size_t want =
+        std::min<std::uint64_t>(head.empty() ? 4096 : kReadChunk, available - head.size());
+    if (!fs::read_exact(fd, offset + head.size(), want, chunk)) {
+      return fail(error, "read error in header");
+    }
     head += chunk;
   }
   std::size_t body_offset = b_line + 4 + kSizeDigits;
@@ -195,18 +190,19 @@ std::optional<QueueFileInfo> read_queue_file(int fd, Check check, std::string* e
 
   QueueFileInfo info;
   info.envelope = std::move(*envelope);
-  info.body_offset = body_offset;
+  info.body_offset = offset + body_offset;
   if (!parse_number(header.substr(b_line + 3, kSizeDigits), info.body_size)) {
     return fail(error, "bad B size");
   }
   std::uint64_t body_end = info.body_offset + info.body_size;
-  if (body_end < info.body_offset || body_end > file_size) return fail(error, "torn body");
-  std::uint64_t trailer_size = file_size - body_end;
-  if (trailer_size > kMaxTrailerSize) return fail(error, "data after trailer");
+  std::uint64_t record_end = body_end + trailer_size(info.body_size);
+  if (body_end < info.body_offset || body_end > limit) return fail(error, "torn body");
+  if (record_end > limit) return fail(error, "torn trailer");
   std::string trailer;
-  if (!read_exact(fd, body_end, trailer_size, trailer)) return fail(error, "read error in trailer");
+  if (!fs::read_exact(fd, body_end, record_end - body_end, trailer)) {
+    return fail(error, "read error in trailer");
+  }
   // The last field is the body crc; everything else must be exactly what the writer produces.
-  if (trailer.size() < 10 || trailer.back() != '\n') return fail(error, "torn trailer");
   std::uint32_t body_crc = 0;
   std::string_view crc_text = std::string_view(trailer).substr(trailer.size() - 9, 8);
   auto [end, ec] = std::from_chars(crc_text.data(), crc_text.data() + 8, body_crc, 16);
@@ -215,18 +211,28 @@ std::optional<QueueFileInfo> read_queue_file(int fd, Check check, std::string* e
     return fail(error, "trailer does not match header (torn or corrupt)");
   }
   info.body_crc = body_crc;
+  info.record_end = record_end;
 
   if (check == Check::kBody) {
     std::uint32_t crc = 0;
     std::string chunk;
     for (std::uint64_t at = info.body_offset; at < body_end;) {
       std::size_t want = std::min<std::uint64_t>(kReadChunk, body_end - at);
-      if (!read_exact(fd, at, want, chunk)) return fail(error, "read error in body");
+      if (!fs::read_exact(fd, at, want, chunk)) return fail(error, "read error in body");
       crc = crc32c_update(crc, chunk);
       at += want;
     }
     if (crc != body_crc) return fail(error, "body checksum mismatch");
   }
+  return info;
+}
+
+std::optional<QueueFileInfo> read_queue_file(int fd, Check check, std::string* error) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail(error, std::string("fstat: ") + base::errno_text(errno));
+  auto file_size = static_cast<std::uint64_t>(st.st_size);
+  auto info = read_queue_record(fd, 0, file_size, check, error);
+  if (info && info->record_end != file_size) return fail(error, "data after trailer");
   return info;
 }
 

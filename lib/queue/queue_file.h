@@ -44,7 +44,8 @@ struct QueueFileInfo {
   Envelope envelope;
   std::uint64_t body_offset = 0;
   std::uint64_t body_size = 0;
-  std::uint32_t body_crc = 0;  // as recorded in the trailer
+  std::uint32_t body_crc = 0;    // as recorded in the trailer
+  std::uint64_t record_end = 0;  // offset just after the trailer
 };
 
 enum class Check {
@@ -52,7 +53,14 @@ enum class Check {
   kBody,       // also reads the body and verifies its crc
 };
 
-// Reads and verifies the queue file open on fd. nullopt with *error set on any defect.
+// Reads and verifies the record that starts at offset in the file open on fd and must end by
+// limit (a segment holds records back to back). nullopt with *error set on any defect; a
+// record cut short by limit is "torn".
+std::optional<QueueFileInfo> read_queue_record(int fd, std::uint64_t offset, std::uint64_t limit,
+                                               Check check, std::string* error);
+
+// Reads and verifies the queue file open on fd (one record, nothing after it). nullopt with *error
+// set on any defect.
 std::optional<QueueFileInfo> read_queue_file(int fd, Check check, std::string* error);
 
 // Parses header text (without the final B line requirement checks done by read_queue_file).

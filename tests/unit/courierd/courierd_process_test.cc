@@ -215,7 +215,7 @@ class CourierdProcess : public ::testing::Test {
         << "retry_base = 200ms\nretry_max = 1s\nhost_backoff = 200ms\n"
         << "MAXDELS = 10\nMAXHOST = 2\nMAXRCPT = 10\n";
     ASSERT_TRUE(base::make_dirs(tmp_ + "/state/queue"));
-    backend_ = queue::open_file_backend(tmp_ + "/state/queue");
+    backend_ = queue::open_backend("segment", tmp_ + "/state/queue");
   }
 
   void TearDown() override {
