@@ -8,12 +8,16 @@
 #include <Poco/SplitterChannel.h>
 #include <Poco/SyslogChannel.h>
 
+#include <cstdlib>
 #include <stdexcept>
 
 namespace estafette::base {
 
 void setup_logging(const LogSettings& settings) {
   using Poco::AutoPtr;
+  // Local time stamps call tzset(), which with TZ unset stat()s /etc/localtime on every log
+  // line (6% of esmtpd's time in a profile); a fixed TZ is read once. Before any thread starts.
+  if (!std::getenv("TZ")) ::setenv("TZ", ":/etc/localtime", 0);
   AutoPtr<Poco::SplitterChannel> splitter(new Poco::SplitterChannel);
   AutoPtr<Poco::PatternFormatter> file_format(
       new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%i %s[%P]: %t"));
