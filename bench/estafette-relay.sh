@@ -4,6 +4,7 @@
 # domain5.grey routed to the sink at 127.0.0.1:55225, up to 250 deliveries at once
 # (MAXDELS = MAXHOST = 250), durable queue (fsync before every 250) as always.
 #   BENCH_DIR    state and config (default /tmp/estafette-relay)
+#   QUEUE_BACKEND  segment (default) or file
 #   ESTAFETTE    directory holding the built programs (default: the source tree's top, an
 #                in-tree build; or set it to a VPATH build directory)
 set -eu
@@ -29,6 +30,7 @@ configure() {
     echo "MAXHOST = 250"
     echo "MAXRCPT = 100"
     echo "max_sessions = 1000"
+    echo "queue_backend = ${QUEUE_BACKEND:-segment}"
     echo "retry_base = 10s"
     echo "log_file = $dir/estafette.log"
     echo "log_level = ${LOG_LEVEL:-information}"

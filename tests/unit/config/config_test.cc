@@ -145,6 +145,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ErrorCase{"relay_clients = 10.0.0.0/33\n", "bad.conf:1: relay_clients"},
                       ErrorCase{"local_domains = bad/domain\n", "bad.conf:1: local_domains"},
                       ErrorCase{"retry_base = soon\n", "bad.conf:1: retry_base"},
+                      ErrorCase{"queue_backend = rocksdb\n",
+                                "bad.conf:1: queue_backend: expected segment or file"},
                       ErrorCase{"MAXDELS = 5\nMAXHOST = 10\n", "MAXHOST (10) exceeds MAXDELS"},
                       ErrorCase{"esmtproutes = /nonexistent/routes\n", "bad.conf:1: esmtproutes"},
                       ErrorCase{"syslog = maybe\n", "bad.conf:1: syslog"}));
