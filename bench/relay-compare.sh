@@ -29,6 +29,26 @@ run() {  # label size count
   result[$1-$2]=$(rate "$out")
 }
 
+# Peak RSS (VmHWM) of the supervisor and every process below it, and their sum.
+peak_rss() {
+  local pidfile=${BENCH_DIR:-/tmp/estafette-relay}/state/run/estafetted.pid pids total=0 line
+  [ -f "$pidfile" ] || return 0
+  pids=$(cat "$pidfile")
+  local frontier=$pids
+  while [ -n "$frontier" ]; do
+    frontier=$(for p in $frontier; do pgrep -P "$p"; done)
+    pids="$pids $frontier"
+  done
+  line="estafette-rss:"
+  for p in $pids; do
+    local kb; kb=$(awk '/VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+    [ -n "$kb" ] || continue
+    line="$line $(cat /proc/$p/comm)=$((kb / 1024))MiB"
+    total=$((total + kb))
+  done
+  echo "$line total=$((total / 1024))MiB"
+}
+
 PATH=$PATH:/usr/sbin
 postfix stop >/dev/null 2>&1 || true
 "$here/estafette-relay.sh" stop >/dev/null 2>&1 || true
@@ -39,6 +59,7 @@ for size in 400 65536; do
   fi
   "$here/estafette-relay.sh" start && "$here/estafette-relay.sh" clean
   run estafette "$size" "$count"
+  peak_rss
   "$here/estafette-relay.sh" stop
   if [ "$only" = 0 ]; then
     "$shared/postfix-relay.sh" start >/dev/null && "$shared/postfix-relay.sh" clean
