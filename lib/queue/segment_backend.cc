@@ -518,8 +518,12 @@ void SegmentBackend::set_aside(Segment& segment, std::uint64_t end, const std::s
 }
 
 void SegmentBackend::delete_if_finished(Segment& segment) {
+  if (segment.live > 0) {
+    finished_.erase(segment.name);
+    return;
+  }
   if (!try_seal(segment)) {  // its writer may still append: later (catch_up)
-    if (segment.live == 0) finished_.insert(segment.name);
+    finished_.insert(segment.name);
     return;
   }
   read_records(segment, nullptr);  // what it appended before letting go
