@@ -91,7 +91,7 @@ void Scheduler::make_ready(const std::string& did, Batch batch, bool front) {
     d.ready.push_front(std::move(batch));
   else
     d.ready.push_back(std::move(batch));
-  if (!d.in_rotation && d.in_flight < limits_.max_per_host) {
+  if (!d.in_rotation && d.in_flight < concurrency(d)) {
     // A held dest is skipped lazily by next_job(); its hold timer puts it back.
     d.in_rotation = true;
     rotation_.push_back(did);
@@ -99,7 +99,7 @@ void Scheduler::make_ready(const std::string& did, Batch batch, bool front) {
 }
 
 void Scheduler::consider(const std::string& did, Dest& d, Time now) {
-  if (d.in_rotation || d.ready.empty() || d.in_flight >= limits_.max_per_host) return;
+  if (d.in_rotation || d.ready.empty() || d.in_flight >= concurrency(d)) return;
   if (d.held_until > now || paused_.count(d.module)) return;
   d.in_rotation = true;
   rotation_.push_back(did);
@@ -144,7 +144,7 @@ std::optional<Job> Scheduler::next_job(Time now) {
     rotation_.pop_front();
     Dest& d = dests_[did];
     d.in_rotation = false;
-    if (d.held_until > now || d.in_flight >= limits_.max_per_host || paused_.count(d.module)) {
+    if (d.held_until > now || d.in_flight >= concurrency(d) || paused_.count(d.module)) {
       forget_if_idle(did);
       continue;
     }
@@ -207,17 +207,16 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   const double jitter = 0.8 + 0.4 * std::clamp(random_(), 0.0, 1.0);
   std::map<Time, Batch> retries;
   Batch held{running.job.queue_id, {}};
-  bool any_delivered = false;
 
-  if (host_failed) {
+  if (host_failed && d.held_until <= now) {
+    // A new failed round: the first failure of an outage, or a failed probe. Jobs that were
+    // already in flight and fail during the hold are part of the same outage.
     ++d.host_failures;
     Millis backoff = limits_.host_backoff;
     for (unsigned i = 1; i < d.host_failures && backoff < limits_.retry_max; ++i) backoff *= 2;
     backoff = std::max(limits_.host_backoff, std::min(backoff, limits_.retry_max));
-    d.held_until = std::max(d.held_until, now + backoff);
-    // An earlier hold timer that fires before the (extended) hold ends finds the dest still
-    // held and does nothing; this one puts it back into rotation.
-    add_timer(d.held_until, running.dest, Batch{});
+    d.held_until = now + backoff;
+    add_timer(d.held_until, running.dest, Batch{});  // puts the dest back into rotation
   }
 
   for (std::size_t n = 0; n < running.job.rcpt_indexes.size(); ++n) {
@@ -233,7 +232,6 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
       case Outcome::Delivered:
         r.state = State::Done;
         --m.pending;
-        any_delivered = true;
         report.delivered.push_back(i);
         break;
       case Outcome::PermFail:
@@ -262,7 +260,8 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
         break;
     }
   }
-  if (any_delivered && !host_failed) d.host_failures = 0;
+  // The host answered (even if only to defer): it is up, the dest gets MAXHOST again.
+  if (!host_failed) d.host_failures = 0;
   for (auto& [at, batch] : retries) add_timer(at, running.dest, std::move(batch));
   if (!held.rcpts.empty()) make_ready(running.dest, std::move(held), true);
   consider(running.dest, d, now);

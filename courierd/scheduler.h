@@ -3,6 +3,12 @@
 // MAXHOST per destination, MAXRCPT recipients per job), and what happens after each result
 // (done, bounced, retried later with exponential backoff and jitter, host held back).
 //
+// A destination whose host failed is held for host_backoff, doubling per failed retry up to
+// retry_max. Its recipients wait in its ready list, with no timer of their own; when the hold
+// ends, one job probes the host (concurrency 1, like Postfix's dead-destination handling) and
+// only a probe that reaches the host opens it to MAXHOST again. Jobs that were in flight when
+// the host went down and fail during the hold do not lengthen it: one outage, one failure.
+//
 // Pure: no I/O, no clock, no global randomness. The caller passes `now` (wall clock, because
 // queue lifetimes count from the arrival time stored in the queue) and a random source.
 // Single-threaded (courierd's loop thread). The scheduler owns copies of the envelopes it
@@ -162,7 +168,7 @@ class Scheduler final {
     std::deque<Batch> ready;
     std::size_t in_flight = 0;
     Time held_until{};
-    unsigned host_failures = 0;
+    unsigned host_failures = 0;  // consecutive failed rounds; > 0: probe with one job
     bool in_rotation = false;
     std::size_t timers = 0;  // entries in timers_ naming this dest
   };
@@ -176,6 +182,10 @@ class Scheduler final {
   };
 
   static std::string dest_id(const std::string& module, const std::string& key);
+  // Jobs the dest may have in flight: MAXHOST, or 1 while its host is failing (a probe).
+  std::size_t concurrency(const Dest& d) const {
+    return d.host_failures > 0 ? 1 : limits_.max_per_host;
+  }
   Dest& dest(const std::string& module, const std::string& key);
   void make_ready(const std::string& dest, Batch batch, bool front);
   void consider(const std::string& id, Dest& d, Time now);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -208,35 +209,117 @@ TEST(CourierdScheduler, HostFailureHoldsTheDestinationWithExponentialBackoff) {
   ASSERT_EQ(r.deferred.size(), 1u);
   EXPECT_EQ(r.deferred[0].retry_at, kT0 + 2000ms);
   EXPECT_TRUE(f.scheduler.held("esmtp", "down.test", kT0));
-  // The second job fails too while held: the backoff doubles.
+  // The second job, in flight when the host went down, fails during the hold: same outage, the
+  // hold stays as it is.
   Time t1 = kT0 + 100ms;
   r = f.scheduler.complete(jobs[1].id, all(jobs[1], Outcome::TempFail, "connect failed"), true, t1);
-  EXPECT_EQ(r.deferred[0].retry_at, t1 + 4000ms);
+  EXPECT_EQ(r.deferred[0].retry_at, kT0 + 2000ms);
   // A new message for the held host waits; another host is served.
   f.scheduler.add(message("m3", {"c@down.test"}), t1);
   f.scheduler.add(message("m4", {"d@up.test"}), t1);
   auto during = f.drain(t1 + 1000ms);
   ASSERT_EQ(during.size(), 1u);
   EXPECT_EQ(during[0].destination, "up.test");
-  EXPECT_FALSE(f.drain(t1 + 3999ms).size());
-  // When the hold ends, all three messages go.
-  auto after = f.drain(t1 + 4000ms);
-  EXPECT_EQ(after.size(), 3u);
+  EXPECT_FALSE(f.drain(kT0 + 1999ms).size());
+  // When the hold ends, one job probes the host; its failure doubles the backoff.
+  Time t2 = kT0 + 2000ms;
+  auto probe = f.drain(t2);
+  ASSERT_EQ(probe.size(), 1u);
+  EXPECT_EQ(probe[0].destination, "down.test");
+  r = f.scheduler.complete(probe[0].id, all(probe[0], Outcome::TempFail, "x"), true, t2);
+  EXPECT_EQ(r.deferred[0].retry_at, t2 + 4000ms);
+  EXPECT_FALSE(f.drain(t2 + 3999ms).size());
+  // The next probe gets through: the other two messages go at once.
+  Time t3 = t2 + 4000ms;
+  probe = f.drain(t3);
+  ASSERT_EQ(probe.size(), 1u);
+  f.scheduler.complete(probe[0].id, all(probe[0], Outcome::Delivered), false, t3);
+  auto after = f.drain(t3);
+  EXPECT_EQ(after.size(), 2u);
   for (auto& j : after) EXPECT_EQ(j.destination, "down.test");
-  // One success resets the backoff: the next host failure holds for host_backoff again.
-  f.scheduler.complete(after[0].id, all(after[0], Outcome::Delivered), false, t1 + 4100ms);
-  r = f.scheduler.complete(after[1].id, all(after[1], Outcome::TempFail, "x"), true, t1 + 4200ms);
-  EXPECT_EQ(r.deferred[0].retry_at, t1 + 4200ms + 2000ms);
+  // One success reset the backoff: the next host failure holds for host_backoff again.
+  r = f.scheduler.complete(after[0].id, all(after[0], Outcome::TempFail, "x"), true, t3 + 200ms);
+  EXPECT_EQ(r.deferred[0].retry_at, t3 + 200ms + 2000ms);
   // Once every job is done and the hold is over, nothing about the host is kept.
-  f.scheduler.complete(after[2].id, all(after[2], Outcome::Delivered), false, t1 + 4300ms);
-  auto last = f.drain(t1 + 6200ms);
+  f.scheduler.complete(after[1].id, all(after[1], Outcome::Delivered), false, t3 + 300ms);
+  auto last = f.drain(t3 + 2200ms);
   ASSERT_EQ(last.size(), 1u);
-  f.scheduler.complete(last[0].id, all(last[0], Outcome::Delivered), false, t1 + 6300ms);
+  f.scheduler.complete(last[0].id, all(last[0], Outcome::Delivered), false, t3 + 2300ms);
   for (auto& j : during) f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, t1);
-  EXPECT_FALSE(f.scheduler.next_job(t1 + 7000ms));
+  EXPECT_FALSE(f.scheduler.next_job(t3 + 3000ms));
   EXPECT_EQ(f.scheduler.message_count(), 0u);
   EXPECT_EQ(f.scheduler.destination_count(), 0u);
   EXPECT_FALSE(f.scheduler.next_wakeup());
+}
+
+// A destination that is down: whatever is queued for it, each round costs one connection (a
+// probe) and one timer; the jobs in flight when it went down count as one failure; a probe that
+// reaches the host (delivered, or deferred by a live host) opens it to MAXHOST again.
+struct DeadHostCase {
+  const char* name;
+  std::size_t max_per_host;
+  std::size_t queued;               // messages for down.test
+  std::string probes;               // what each probe gets: h host failure, d delivered, t 451
+  std::vector<Millis> holds;        // the hold after the outage, then after each failed probe
+  std::size_t jobs_after_recovery;  // started at once after the last probe
+};
+
+const DeadHostCase kDeadHostCases[] = {
+    {"one connection at a time", 1, 5, "hhd", {2s, 4s, 8s}, 1},
+    {"ten in flight fail as one outage", 10, 100, "hhhhd", {2s, 4s, 8s, 10s, 10s}, 10},
+    {"a deferring host is up", 10, 100, "ht", {2s, 4s}, 10},
+    {"a large queue costs one probe per round", 10, 100000, "hhhd", {2s, 4s, 8s, 10s}, 10},
+};
+
+TEST(CourierdScheduler, DeadHostIsProbedWithOneJobPerRound) {
+  for (const auto& c : kDeadHostCases) {
+    SCOPED_TRACE(c.name);
+    auto limits = test_limits();
+    limits.max_per_host = c.max_per_host;
+    Fixture f(limits);
+    for (std::size_t i = 0; i < c.queued; ++i)
+      f.scheduler.add(message("m" + std::to_string(i), {"u@down.test"}), kT0);
+    // The outage: every job in flight fails, 10 ms apart.
+    auto jobs = f.drain(kT0);
+    ASSERT_EQ(jobs.size(), std::min(c.queued, c.max_per_host));
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      Time at = kT0 + Millis(10 * i);
+      auto r =
+          f.scheduler.complete(jobs[i].id, all(jobs[i], Outcome::TempFail, "refused"), true, at);
+      ASSERT_EQ(r.deferred.size(), 1u);
+      EXPECT_EQ(r.deferred[0].retry_at, kT0 + c.holds[0]) << "job " << i;
+    }
+    Time hold_end = kT0 + c.holds[0];
+    for (std::size_t round = 0; round < c.probes.size(); ++round) {
+      SCOPED_TRACE("probe " + std::to_string(round));
+      // Nothing before the hold ends, and nothing else wakes the scheduler meanwhile.
+      EXPECT_FALSE(f.scheduler.next_job(hold_end - 1ms));
+      ASSERT_TRUE(f.scheduler.next_wakeup());
+      EXPECT_EQ(*f.scheduler.next_wakeup(), hold_end);
+      auto probe = f.drain(hold_end);
+      ASSERT_EQ(probe.size(), 1u);
+      Time at = hold_end + 100ms;
+      switch (c.probes[round]) {
+        case 'h': {
+          auto r = f.scheduler.complete(probe[0].id, all(probe[0], Outcome::TempFail, "refused"),
+                                        true, at);
+          ASSERT_EQ(r.deferred.size(), 1u);
+          ASSERT_LT(round + 1, c.holds.size());
+          hold_end = at + c.holds[round + 1];
+          EXPECT_EQ(r.deferred[0].retry_at, hold_end);
+          break;
+        }
+        case 'd':
+          f.scheduler.complete(probe[0].id, all(probe[0], Outcome::Delivered), false, at);
+          break;
+        case 't':
+          f.scheduler.complete(probe[0].id, all(probe[0], Outcome::TempFail, "451 later"), false,
+                               at);
+          break;
+      }
+    }
+    EXPECT_EQ(f.drain(hold_end + 100ms).size(), c.jobs_after_recovery);
+  }
 }
 
 TEST(CourierdScheduler, TempFailurePastLifetimeBounces) {
