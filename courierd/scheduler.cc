@@ -19,6 +19,7 @@ Limits Limits::from(const config::Config& config) {
   Limits l;
   l.max_deliveries = std::max<std::size_t>(1, config.max_deliveries);
   l.max_per_host = std::max<std::size_t>(1, config.max_per_host);
+  l.initial_per_host = std::clamp<std::size_t>(config.initial_host_concurrency, 1, l.max_per_host);
   l.max_rcpt = std::max<std::size_t>(1, config.max_rcpt);
   l.retry_base = config.retry_base;
   l.retry_max = config.retry_max;
@@ -40,6 +41,7 @@ Scheduler::Dest& Scheduler::dest(const std::string& module, const std::string& k
   if (inserted) {
     it->second.module = module;
     it->second.key = key;
+    it->second.window = std::clamp<std::size_t>(limits_.initial_per_host, 1, limits_.max_per_host);
   }
   return it->second;
 }
@@ -216,6 +218,7 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
     for (unsigned i = 1; i < d.host_failures && backoff < limits_.retry_max; ++i) backoff *= 2;
     backoff = std::max(limits_.host_backoff, std::min(backoff, limits_.retry_max));
     d.held_until = now + backoff;
+    d.window = 1;  // reopened one job at a time after a successful probe
     add_timer(d.held_until, running.dest, Batch{});  // puts the dest back into rotation
   }
 
@@ -260,8 +263,11 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
         break;
     }
   }
-  // The host answered (even if only to defer): it is up, the dest gets MAXHOST again.
-  if (!host_failed) d.host_failures = 0;
+  // The host answered (even if only to defer): it is up, and the window grows by one.
+  if (!host_failed) {
+    d.host_failures = 0;
+    d.window = std::min(d.window + 1, limits_.max_per_host);
+  }
   for (auto& [at, batch] : retries) add_timer(at, running.dest, std::move(batch));
   if (!held.rcpts.empty()) make_ready(running.dest, std::move(held), true);
   consider(running.dest, d, now);

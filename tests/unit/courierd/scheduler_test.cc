@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <set>
 
@@ -26,6 +27,7 @@ Limits test_limits() {
   Limits l;
   l.max_deliveries = 100;
   l.max_per_host = 10;
+  l.initial_per_host = 5;
   l.max_rcpt = 100;
   l.retry_base = 1000ms;
   l.retry_max = 10000ms;
@@ -254,7 +256,7 @@ TEST(CourierdScheduler, HostFailureHoldsTheDestinationWithExponentialBackoff) {
 
 // A destination that is down: whatever is queued for it, each round costs one connection (a
 // probe) and one timer; the jobs in flight when it went down count as one failure; a probe that
-// reaches the host (delivered, or deferred by a live host) opens it to MAXHOST again.
+// reaches the host (delivered, or deferred by a live host) opens its window again, from 2.
 struct DeadHostCase {
   const char* name;
   std::size_t max_per_host;
@@ -266,9 +268,9 @@ struct DeadHostCase {
 
 const DeadHostCase kDeadHostCases[] = {
     {"one connection at a time", 1, 5, "hhd", {2s, 4s, 8s}, 1},
-    {"ten in flight fail as one outage", 10, 100, "hhhhd", {2s, 4s, 8s, 10s, 10s}, 10},
-    {"a deferring host is up", 10, 100, "ht", {2s, 4s}, 10},
-    {"a large queue costs one probe per round", 10, 100000, "hhhd", {2s, 4s, 8s, 10s}, 10},
+    {"five in flight fail as one outage", 10, 100, "hhhhd", {2s, 4s, 8s, 10s, 10s}, 2},
+    {"a deferring host is up", 10, 100, "ht", {2s, 4s}, 2},
+    {"a large queue costs one probe per round", 10, 100000, "hhhd", {2s, 4s, 8s, 10s}, 2},
 };
 
 TEST(CourierdScheduler, DeadHostIsProbedWithOneJobPerRound) {
@@ -281,7 +283,7 @@ TEST(CourierdScheduler, DeadHostIsProbedWithOneJobPerRound) {
       f.scheduler.add(message("m" + std::to_string(i), {"u@down.test"}), kT0);
     // The outage: every job in flight fails, 10 ms apart.
     auto jobs = f.drain(kT0);
-    ASSERT_EQ(jobs.size(), std::min(c.queued, c.max_per_host));
+    ASSERT_EQ(jobs.size(), std::min({c.queued, c.max_per_host, std::size_t{5}}));
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       Time at = kT0 + Millis(10 * i);
       auto r =
@@ -320,6 +322,89 @@ TEST(CourierdScheduler, DeadHostIsProbedWithOneJobPerRound) {
     }
     EXPECT_EQ(f.drain(hold_end + 100ms).size(), c.jobs_after_recovery);
   }
+}
+
+// The concurrency window: it starts at initial_per_host, grows by one per job that reached the
+// host (delivered or deferred), stops at MAXHOST, and a host failure closes it. Each step
+// completes the oldest job in flight (d delivered, t deferred by the host, h host failure) and
+// starts what the window allows.
+struct WindowCase {
+  const char* name;
+  std::size_t max_per_host;
+  std::size_t initial;
+  std::string steps;
+  std::vector<std::size_t> in_flight;  // at the start, then after each step
+};
+
+const WindowCase kWindowCases[] = {
+    {"starts at the initial window", 10, 3, "", {3}},
+    {"grows by one per delivery", 10, 3, "ddd", {3, 4, 5, 6}},
+    {"a deferral is an answer too", 10, 3, "tt", {3, 4, 5}},
+    {"stops at MAXHOST", 4, 3, "ddd", {3, 4, 4, 4}},
+    {"an initial window above MAXHOST is MAXHOST", 2, 5, "d", {2, 2}},
+    {"a host failure closes it", 10, 3, "dh", {3, 4, 3}},
+};
+
+TEST(CourierdScheduler, ConcurrencyWindowGrowsPerAnswerUpToMaxHost) {
+  for (const auto& c : kWindowCases) {
+    SCOPED_TRACE(c.name);
+    auto limits = test_limits();
+    limits.max_per_host = c.max_per_host;
+    limits.initial_per_host = c.initial;
+    Fixture f(limits);
+    for (int i = 0; i < 100; ++i)
+      f.scheduler.add(message("m" + std::to_string(i), {"u@x.test"}), kT0);
+    std::deque<Job> running;
+    for (auto& j : f.drain(kT0)) running.push_back(j);
+    ASSERT_EQ(c.in_flight.size(), c.steps.size() + 1);
+    EXPECT_EQ(f.scheduler.in_flight("esmtp", "x.test"), c.in_flight[0]);
+    for (std::size_t n = 0; n < c.steps.size(); ++n) {
+      SCOPED_TRACE("step " + std::to_string(n));
+      Job j = running.front();
+      running.pop_front();
+      Time at = kT0 + Millis(n + 1);
+      switch (c.steps[n]) {
+        case 'd':
+          f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, at);
+          break;
+        case 't':
+          f.scheduler.complete(j.id, all(j, Outcome::TempFail, "451 later"), false, at);
+          break;
+        case 'h':
+          f.scheduler.complete(j.id, all(j, Outcome::TempFail, "refused"), true, at);
+          break;
+      }
+      for (auto& more : f.drain(at)) running.push_back(more);
+      EXPECT_EQ(f.scheduler.in_flight("esmtp", "x.test"), c.in_flight[n + 1]);
+    }
+  }
+}
+
+// A host that takes connections but never answers (firewalled, overloaded) keeps its jobs until
+// the module's timeouts: it must not take the delivery slots (MAXDELS) of the other destinations,
+// however much is queued for it.
+TEST(CourierdScheduler, AHostThatNeverAnswersKeepsOnlyItsInitialWindow) {
+  auto limits = test_limits();
+  limits.max_deliveries = 20;
+  limits.max_per_host = 20;
+  limits.initial_per_host = 5;
+  Fixture f(limits);
+  for (int i = 0; i < 1000; ++i)
+    f.scheduler.add(message("dead" + std::to_string(i), {"u@silent.test"}), kT0);
+  for (int i = 0; i < 100; ++i)
+    f.scheduler.add(message("live" + std::to_string(i), {"u@up.test"}), kT0);
+  std::size_t delivered = 0;
+  Time now = kT0;
+  for (int round = 0; round < 50; ++round) {
+    for (auto& j : f.drain(now)) {
+      if (j.destination != "up.test") continue;  // silent.test never answers
+      f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, now);
+      ++delivered;
+    }
+    now += 1ms;
+  }
+  EXPECT_EQ(delivered, 100u);
+  EXPECT_EQ(f.scheduler.in_flight("esmtp", "silent.test"), 5u);
 }
 
 TEST(CourierdScheduler, TempFailurePastLifetimeBounces) {
