@@ -78,6 +78,10 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
     g->second.rcpts.push_back(i);
   }
   m.stored = std::move(stored);
+  // Kept for every queued message: drop what no delivery needs.
+  std::string().swap(m.stored.envelope.client_ip);
+  std::string().swap(m.stored.envelope.helo);
+  std::vector<bool>().swap(m.stored.done);
   messages_.emplace(id, std::move(m));
   for (auto& [did, batch] : groups) make_ready(did, std::move(batch), false);
   (void)now;
@@ -229,7 +233,6 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
     RcptOutcome res = n < results.size() ? results[n] : RcptOutcome{Outcome::TempFail, ""};
     if (res.outcome == Outcome::TempFail && res.reply.empty())
       res.reply = "451 4.3.0 no result from the delivery module";
-    r.last_reply = res.reply;
     const std::string& addr = m.stored.envelope.recipients[i];
     switch (res.outcome) {
       case Outcome::Delivered:

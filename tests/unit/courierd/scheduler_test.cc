@@ -507,6 +507,30 @@ TEST(CourierdScheduler, PausedModuleGetsNoJobsUntilResumed) {
   EXPECT_EQ(jobs[0].destination, "local");
 }
 
+// What the scheduler keeps per queued message is what delivery, retries and bounces need: the
+// SMTP client's address and HELO, and the done flags once read, are dropped (memory per message).
+TEST(CourierdScheduler, IndexedMessagesKeepOnlyWhatDeliveryNeeds) {
+  static_assert(sizeof(Scheduler::Message::Rcpt) <= 8);
+  Fixture f;
+  auto m = message("m", {"a@x.test", "b@x.test"});
+  m.envelope.client_ip = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff";
+  m.envelope.helo = "a-rather-long-helo-name.client.example.org";
+  m.done = {true, false};
+  ASSERT_EQ(f.scheduler.add(m, kT0), Scheduler::AddResult::Added);
+  const auto* kept = f.scheduler.message("m");
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->stored.envelope.id, "m");
+  EXPECT_EQ(kept->stored.envelope.sender, m.envelope.sender);
+  EXPECT_EQ(kept->stored.envelope.recipients, m.envelope.recipients);
+  EXPECT_EQ(kept->stored.envelope.arrival, m.envelope.arrival);
+  EXPECT_EQ(kept->stored.path, m.path);
+  EXPECT_EQ(kept->stored.body_size, m.body_size);
+  EXPECT_EQ(kept->stored.envelope.client_ip.capacity(), std::string().capacity());
+  EXPECT_EQ(kept->stored.envelope.helo.capacity(), std::string().capacity());
+  EXPECT_EQ(kept->stored.done.capacity(), 0u);
+  EXPECT_EQ(kept->pending, 1u);  // the done flags were read first
+}
+
 TEST(CourierdScheduler, LargeQueueDispatchStaysCheap) {
   // 20000 queued messages, MAXDELS 10: every dispatch/complete cycle touches only its job.
   auto limits = test_limits();
