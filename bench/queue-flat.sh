@@ -14,10 +14,11 @@
 # --dead refused (default): nothing listens, connections are refused at once. --dead silent: a
 # listener that never accepts nor answers (connects hang until connect_timeout, or the greeting
 # never comes), like a host that is down behind a firewall or overloaded.
-# Each phase runs the relay test R times (default 3) and takes the best (the machine is shared;
-# the best run is the least disturbed one). --host-backoff sets courierd's host_backoff (default
-# 5s, so that the dead destination is retried during the measured runs). --perf DIR records
-# `perf record -g` of courierd and esmtpd during each phase's first run into DIR.
+# Each phase runs the relay test R times (default 3); ratio compares the best runs (the least
+# disturbed on a shared machine), worst_ratio the slowest ones (a stall after queueing shows
+# there). --host-backoff sets courierd's host_backoff (default 5s, so that the dead destination
+# is retried during the measured runs). --perf DIR records `perf record -g` of courierd and
+# esmtpd during each phase's first run into DIR.
 # --settle SECS: `sync` and wait SECS before each measured run and after the final clean-up.
 # On an ext4 without a journal (this machine's /) every file created skips the inodes deleted in
 # the last 60 s (360 s while their inode table block is dirty), so a run is slowed by whatever
@@ -86,10 +87,10 @@ cpid=$(pid_of courierd) epid=$(pid_of esmtpd)
 [ -n "$cpid" ] && [ -n "$epid" ] || { echo "queue-flat: no courierd/esmtpd pid in $log" >&2; exit 1; }
 status=0
 
-# One phase: the relay test $rounds times; sets best (msgs/s) and all (every run's rate).
+# One phase: the relay test $rounds times; sets best and worst (msgs/s) and all (every rate).
 phase() {  # label
   local out r i perf_pids=()
-  best=0 all=
+  best=0 worst= all=
   for i in $(seq "$rounds"); do
     settle
     if [ -n "$perfdir" ] && [ "$i" = 1 ]; then
@@ -105,6 +106,7 @@ phase() {  # label
     r=$(rate "$out"); r=${r:-0}
     all="$all${all:+,}$r"
     [ "$r" -gt "$best" ] && best=$r
+    if [ -z "$worst" ] || [ "$r" -lt "$worst" ]; then worst=$r; fi
   done
   return 0
 }
@@ -112,7 +114,7 @@ phase() {  # label
 # 1. empty queue
 c0=$(cpu_s "$cpid") e0=$(cpu_s "$epid")
 phase empty-queue
-r1=$best all1=$all
+r1=$best w1=$worst all1=$all
 c1=$(cpu_s "$cpid") e1=$(cpu_s "$epid") rss1=$(rss_kb "$cpid")
 
 # 2. queue $queued messages for the dead destination: 20 sessions, many messages per connection
@@ -133,22 +135,22 @@ echo "queue-flat: queued=$have of $queued in $(awk -v a="$t0" -v b="$t1" 'BEGIN{
 # 3. the same relay test with the full queue
 d0=$(dead_attempts)
 phase full-queue
-r2=$best all2=$all
+r2=$best w2=$worst all2=$all
 c3=$(cpu_s "$cpid") e3=$(cpu_s "$epid") rss3=$(rss_kb "$cpid") hwm=$(rss_kb "$cpid" VmHWM)
 left=$(queue_files)
 [ "$left" -ge "$queued" ] || { echo "queue-flat: only $left messages left in the queue, expected $queued" >&2; status=1; }
 d1=$(dead_attempts)
 
 echo "---"
-awk -v r1="$r1" -v r2="$r2" -v a1="$all1" -v a2="$all2" -v q="$queued" -v n="$count" -v left="$left" \
+awk -v r1="$r1" -v r2="$r2" -v w1="$w1" -v w2="$w2" -v a1="$all1" -v a2="$all2" -v q="$queued" -v n="$count" -v left="$left" \
     -v d0="$d0" -v d1="$d1" \
     -v c01="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b - a}')" \
     -v c23="$(awk -v a="$c2" -v b="$c3" 'BEGIN{print b - a}')" \
     -v e01="$(awk -v a="$e0" -v b="$e1" 'BEGIN{print b - a}')" \
     -v e23="$(awk -v a="$e2" -v b="$e3" 'BEGIN{print b - a}')" \
     -v rss1="$rss1" -v rss2="$rss2" -v rss3="$rss3" -v hwm="$hwm" 'BEGIN {
-  printf "queue-flat: count=%d empty=%d msgs/s (%s) full(queued=%d)=%d msgs/s (%s) ratio=%.2f\n",
-    n, r1, a1, q, r2, a2, (r1 > 0 ? r2 / r1 : 0)
+  printf "queue-flat: count=%d empty=%d msgs/s (%s) full(queued=%d)=%d msgs/s (%s) ratio=%.2f worst_ratio=%.2f\n",
+    n, r1, a1, q, r2, a2, (r1 > 0 ? r2 / r1 : 0), (w1 > 0 ? w2 / w1 : 0)
   printf "queue-flat: left_queued=%d dead_host_attempts=%d (during the full-queue runs: %d)\n",
     left, d1, d1 - d0
   printf "queue-flat: courierd cpu empty=%.2fs full=%.2fs; esmtpd cpu empty=%.2fs full=%.2fs\n",
