@@ -7,6 +7,8 @@
 #   QUEUE_BACKEND  segment (default) or file
 #   ESTAFETTE    directory holding the built programs (default: the source tree's top, an
 #                in-tree build; or set it to a VPATH build directory)
+#   EXTRA_ROUTES space-separated "domain:host,port" routes added to the five above (and relayed)
+#   EXTRA_CONF   config lines appended to the generated config (later keys win)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${BENCH_DIR:-/tmp/estafette-relay}
@@ -23,7 +25,9 @@ configure() {
     echo "state_dir = $dir/state"
     echo "listen = 127.0.0.1:$relay_port"
     echo "local_domains = relay.bench.test"
-    echo "relay_domains = domain1.grey, domain2.grey, domain3.grey, domain4.grey, domain5.grey"
+    relay="domain1.grey, domain2.grey, domain3.grey, domain4.grey, domain5.grey"
+    for r in ${EXTRA_ROUTES:-}; do relay="$relay, ${r%%:*}"; done
+    echo "relay_domains = $relay"
     echo "relay_clients = 127.0.0.0/8"
     echo "esmtproutes = $dir/esmtproutes"
     echo "MAXDELS = 250"
@@ -34,9 +38,11 @@ configure() {
     echo "retry_base = 10s"
     echo "log_file = $dir/estafette.log"
     echo "log_level = ${LOG_LEVEL:-information}"
+    if [ -n "${EXTRA_CONF:-}" ]; then printf '%s\n' "$EXTRA_CONF"; fi
   } > "$conf"
   : > "$dir/esmtproutes"
   for d in 1 2 3 4 5; do echo "domain$d.grey: 127.0.0.1,$sink_port" >> "$dir/esmtproutes"; done
+  for r in ${EXTRA_ROUTES:-}; do echo "${r%%:*}: ${r#*:}" >> "$dir/esmtproutes"; done
 }
 
 case "$cmd" in

@@ -19,6 +19,7 @@ Limits Limits::from(const config::Config& config) {
   Limits l;
   l.max_deliveries = std::max<std::size_t>(1, config.max_deliveries);
   l.max_per_host = std::max<std::size_t>(1, config.max_per_host);
+  l.initial_per_host = std::clamp<std::size_t>(config.initial_host_concurrency, 1, l.max_per_host);
   l.max_rcpt = std::max<std::size_t>(1, config.max_rcpt);
   l.retry_base = config.retry_base;
   l.retry_max = config.retry_max;
@@ -40,6 +41,7 @@ Scheduler::Dest& Scheduler::dest(const std::string& module, const std::string& k
   if (inserted) {
     it->second.module = module;
     it->second.key = key;
+    it->second.window = std::clamp<std::size_t>(limits_.initial_per_host, 1, limits_.max_per_host);
   }
   return it->second;
 }
@@ -76,6 +78,10 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
     g->second.rcpts.push_back(i);
   }
   m.stored = std::move(stored);
+  // Kept for every queued message: drop what no delivery needs.
+  std::string().swap(m.stored.envelope.client_ip);
+  std::string().swap(m.stored.envelope.helo);
+  std::vector<bool>().swap(m.stored.done);
   messages_.emplace(id, std::move(m));
   for (auto& [did, batch] : groups) make_ready(did, std::move(batch), false);
   (void)now;
@@ -91,7 +97,7 @@ void Scheduler::make_ready(const std::string& did, Batch batch, bool front) {
     d.ready.push_front(std::move(batch));
   else
     d.ready.push_back(std::move(batch));
-  if (!d.in_rotation && d.in_flight < limits_.max_per_host) {
+  if (!d.in_rotation && d.in_flight < concurrency(d)) {
     // A held dest is skipped lazily by next_job(); its hold timer puts it back.
     d.in_rotation = true;
     rotation_.push_back(did);
@@ -99,7 +105,7 @@ void Scheduler::make_ready(const std::string& did, Batch batch, bool front) {
 }
 
 void Scheduler::consider(const std::string& did, Dest& d, Time now) {
-  if (d.in_rotation || d.ready.empty() || d.in_flight >= limits_.max_per_host) return;
+  if (d.in_rotation || d.ready.empty() || d.in_flight >= concurrency(d)) return;
   if (d.held_until > now || paused_.count(d.module)) return;
   d.in_rotation = true;
   rotation_.push_back(did);
@@ -144,7 +150,7 @@ std::optional<Job> Scheduler::next_job(Time now) {
     rotation_.pop_front();
     Dest& d = dests_[did];
     d.in_rotation = false;
-    if (d.held_until > now || d.in_flight >= limits_.max_per_host || paused_.count(d.module)) {
+    if (d.held_until > now || d.in_flight >= concurrency(d) || paused_.count(d.module)) {
       forget_if_idle(did);
       continue;
     }
@@ -207,17 +213,17 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   const double jitter = 0.8 + 0.4 * std::clamp(random_(), 0.0, 1.0);
   std::map<Time, Batch> retries;
   Batch held{running.job.queue_id, {}};
-  bool any_delivered = false;
 
-  if (host_failed) {
+  if (host_failed && d.held_until <= now) {
+    // A new failed round: the first failure of an outage, or a failed probe. Jobs that were
+    // already in flight and fail during the hold are part of the same outage.
     ++d.host_failures;
     Millis backoff = limits_.host_backoff;
     for (unsigned i = 1; i < d.host_failures && backoff < limits_.retry_max; ++i) backoff *= 2;
     backoff = std::max(limits_.host_backoff, std::min(backoff, limits_.retry_max));
-    d.held_until = std::max(d.held_until, now + backoff);
-    // An earlier hold timer that fires before the (extended) hold ends finds the dest still
-    // held and does nothing; this one puts it back into rotation.
-    add_timer(d.held_until, running.dest, Batch{});
+    d.held_until = now + backoff;
+    d.window = 1;  // reopened one job at a time after a successful probe
+    add_timer(d.held_until, running.dest, Batch{});  // puts the dest back into rotation
   }
 
   for (std::size_t n = 0; n < running.job.rcpt_indexes.size(); ++n) {
@@ -227,13 +233,11 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
     RcptOutcome res = n < results.size() ? results[n] : RcptOutcome{Outcome::TempFail, ""};
     if (res.outcome == Outcome::TempFail && res.reply.empty())
       res.reply = "451 4.3.0 no result from the delivery module";
-    r.last_reply = res.reply;
     const std::string& addr = m.stored.envelope.recipients[i];
     switch (res.outcome) {
       case Outcome::Delivered:
         r.state = State::Done;
         --m.pending;
-        any_delivered = true;
         report.delivered.push_back(i);
         break;
       case Outcome::PermFail:
@@ -262,7 +266,11 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
         break;
     }
   }
-  if (any_delivered && !host_failed) d.host_failures = 0;
+  // The host answered (even if only to defer): it is up, and the window grows by one.
+  if (!host_failed) {
+    d.host_failures = 0;
+    d.window = std::min(d.window + 1, limits_.max_per_host);
+  }
   for (auto& [at, batch] : retries) add_timer(at, running.dest, std::move(batch));
   if (!held.rcpts.empty()) make_ready(running.dest, std::move(held), true);
   consider(running.dest, d, now);

@@ -3,12 +3,23 @@
 // MAXHOST per destination, MAXRCPT recipients per job), and what happens after each result
 // (done, bounced, retried later with exponential backoff and jitter, host held back).
 //
+// Each destination has a concurrency window, as in Postfix's queue manager: it starts at
+// initial_host_concurrency and grows by one per job that reached the host, up to MAXHOST, so a
+// host that never answers ties up a few delivery slots, not MAXDELS of them. A destination whose
+// host failed is held for host_backoff, doubling per failed retry up to retry_max. Its
+// recipients wait in its ready list, with no timer of their own; when the hold ends, one job
+// probes the host (window 1) and only a probe that reaches the host opens the window again.
+// Jobs that were in flight when the host went down and fail during the hold do not lengthen
+// it: one outage, one failure.
+//
 // Pure: no I/O, no clock, no global randomness. The caller passes `now` (wall clock, because
 // queue lifetimes count from the arrival time stored in the queue) and a random source.
 // Single-threaded (courierd's loop thread). The scheduler owns copies of the envelopes it
-// indexes; it never touches the queue: the caller persists what a JobReport says.
+// indexes, without what delivery never needs (client_ip, helo, the done flags once read); it
+// never touches the queue: the caller persists what a JobReport says.
 // Cost: add() is O(recipients); next_job() and complete() are O(recipients of the job) plus
-// O(log n) for the retry timer map; nothing scans the whole queue.
+// O(log n) for the retry timer map; nothing scans the whole queue. Memory is about 600 bytes
+// per queued message with one recipient (see docs/benchmarks.md, "Flat cost").
 // Errors: none; unknown job or message ids are ignored (they return empty results).
 #pragma once
 
@@ -48,6 +59,7 @@ Destination destination_for(const config::Config& config, const std::string& rec
 struct Limits {
   std::size_t max_deliveries = 100;  // MAXDELS
   std::size_t max_per_host = 10;     // MAXHOST
+  std::size_t initial_per_host = 5;  // a destination's first window; grows to max_per_host
   std::size_t max_rcpt = 100;        // MAXRCPT
   Millis retry_base{std::chrono::minutes(5)};
   Millis retry_max{std::chrono::hours(4)};
@@ -104,10 +116,9 @@ class Scheduler final {
 
   struct Message {
     queue::StoredMessage stored;
-    struct Rcpt {
-      enum class State { Waiting, Ready, InFlight, Done } state = State::Waiting;
+    struct Rcpt {  // 8 bytes: one per recipient of every queued message
+      enum class State : std::uint8_t { Waiting, Ready, InFlight, Done } state = State::Waiting;
       unsigned attempts = 0;
-      std::string last_reply;
     };
     std::vector<Rcpt> rcpts;
     std::size_t pending = 0;  // recipients not Done
@@ -162,7 +173,8 @@ class Scheduler final {
     std::deque<Batch> ready;
     std::size_t in_flight = 0;
     Time held_until{};
-    unsigned host_failures = 0;
+    unsigned host_failures = 0;  // consecutive failed rounds; > 0: probe with one job
+    std::size_t window = 1;      // jobs it may have in flight (<= MAXHOST), see concurrency()
     bool in_rotation = false;
     std::size_t timers = 0;  // entries in timers_ naming this dest
   };
@@ -176,6 +188,8 @@ class Scheduler final {
   };
 
   static std::string dest_id(const std::string& module, const std::string& key);
+  // Jobs the dest may have in flight: its window, or 1 while its host is failing (a probe).
+  static std::size_t concurrency(const Dest& d) { return d.host_failures > 0 ? 1 : d.window; }
   Dest& dest(const std::string& module, const std::string& key);
   void make_ready(const std::string& dest, Batch batch, bool front);
   void consider(const std::string& id, Dest& d, Time now);

@@ -338,6 +338,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
        }},
       {"MAXDELS", count_setter(c.max_deliveries)},
       {"MAXHOST", count_setter(c.max_per_host)},
+      {"initial_host_concurrency", count_setter(c.initial_host_concurrency)},
       {"MAXRCPT", count_setter(c.max_rcpt)},
       {"retry_base", millis_setter(c.retry_base)},
       {"retry_max", millis_setter(c.retry_max)},

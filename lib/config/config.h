@@ -61,6 +61,7 @@ struct Config {
   // Scheduler limits, with Courier's names.
   std::size_t max_deliveries = 100;            // MAXDELS: deliveries in progress, all hosts
   std::size_t max_per_host = 10;               // MAXHOST: deliveries in progress per destination
+  std::size_t initial_host_concurrency = 5;    // a new destination's first window (<= MAXHOST)
   std::size_t max_rcpt = 100;                  // MAXRCPT: recipients per transaction
   Millis retry_base{std::chrono::minutes(5)};  // first retry; doubles each time, with jitter
   Millis retry_max{std::chrono::hours(4)};

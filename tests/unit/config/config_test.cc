@@ -103,7 +103,7 @@ TEST(ConfigFile, ParsesSettings) {
       "listen = 127.0.0.1:55125, [::1]:55126\n"
       "local_domains = Example.ORG\n"
       "relay_domains = domain1.grey domain2.grey\n"
-      "MAXDELS = 250\nMAXHOST = 250\nMAXRCPT = 50\n"
+      "MAXDELS = 250\nMAXHOST = 250\nMAXRCPT = 50\ninitial_host_concurrency = 8\n"
       "retry_base = 200ms\nqueue_lifetime = 1h\n"
       "smarthost = [127.0.0.1]:2527\n"
       "max_message_size = 64M\n",
@@ -116,6 +116,7 @@ TEST(ConfigFile, ParsesSettings) {
   EXPECT_EQ(c.relay_domains.size(), 2u);
   EXPECT_EQ(c.max_deliveries, 250u);
   EXPECT_EQ(c.max_rcpt, 50u);
+  EXPECT_EQ(c.initial_host_concurrency, 8u);
   EXPECT_EQ(c.retry_base.count(), 200);
   EXPECT_EQ(c.queue_lifetime.count(), 3600);
   ASSERT_TRUE(c.routes.smarthost);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <deque>
 #include <map>
 #include <set>
 
@@ -25,6 +27,7 @@ Limits test_limits() {
   Limits l;
   l.max_deliveries = 100;
   l.max_per_host = 10;
+  l.initial_per_host = 5;
   l.max_rcpt = 100;
   l.retry_base = 1000ms;
   l.retry_max = 10000ms;
@@ -208,35 +211,200 @@ TEST(CourierdScheduler, HostFailureHoldsTheDestinationWithExponentialBackoff) {
   ASSERT_EQ(r.deferred.size(), 1u);
   EXPECT_EQ(r.deferred[0].retry_at, kT0 + 2000ms);
   EXPECT_TRUE(f.scheduler.held("esmtp", "down.test", kT0));
-  // The second job fails too while held: the backoff doubles.
+  // The second job, in flight when the host went down, fails during the hold: same outage, the
+  // hold stays as it is.
   Time t1 = kT0 + 100ms;
   r = f.scheduler.complete(jobs[1].id, all(jobs[1], Outcome::TempFail, "connect failed"), true, t1);
-  EXPECT_EQ(r.deferred[0].retry_at, t1 + 4000ms);
+  EXPECT_EQ(r.deferred[0].retry_at, kT0 + 2000ms);
   // A new message for the held host waits; another host is served.
   f.scheduler.add(message("m3", {"c@down.test"}), t1);
   f.scheduler.add(message("m4", {"d@up.test"}), t1);
   auto during = f.drain(t1 + 1000ms);
   ASSERT_EQ(during.size(), 1u);
   EXPECT_EQ(during[0].destination, "up.test");
-  EXPECT_FALSE(f.drain(t1 + 3999ms).size());
-  // When the hold ends, all three messages go.
-  auto after = f.drain(t1 + 4000ms);
-  EXPECT_EQ(after.size(), 3u);
+  EXPECT_FALSE(f.drain(kT0 + 1999ms).size());
+  // When the hold ends, one job probes the host; its failure doubles the backoff.
+  Time t2 = kT0 + 2000ms;
+  auto probe = f.drain(t2);
+  ASSERT_EQ(probe.size(), 1u);
+  EXPECT_EQ(probe[0].destination, "down.test");
+  r = f.scheduler.complete(probe[0].id, all(probe[0], Outcome::TempFail, "x"), true, t2);
+  EXPECT_EQ(r.deferred[0].retry_at, t2 + 4000ms);
+  EXPECT_FALSE(f.drain(t2 + 3999ms).size());
+  // The next probe gets through: the other two messages go at once.
+  Time t3 = t2 + 4000ms;
+  probe = f.drain(t3);
+  ASSERT_EQ(probe.size(), 1u);
+  f.scheduler.complete(probe[0].id, all(probe[0], Outcome::Delivered), false, t3);
+  auto after = f.drain(t3);
+  EXPECT_EQ(after.size(), 2u);
   for (auto& j : after) EXPECT_EQ(j.destination, "down.test");
-  // One success resets the backoff: the next host failure holds for host_backoff again.
-  f.scheduler.complete(after[0].id, all(after[0], Outcome::Delivered), false, t1 + 4100ms);
-  r = f.scheduler.complete(after[1].id, all(after[1], Outcome::TempFail, "x"), true, t1 + 4200ms);
-  EXPECT_EQ(r.deferred[0].retry_at, t1 + 4200ms + 2000ms);
+  // One success reset the backoff: the next host failure holds for host_backoff again.
+  r = f.scheduler.complete(after[0].id, all(after[0], Outcome::TempFail, "x"), true, t3 + 200ms);
+  EXPECT_EQ(r.deferred[0].retry_at, t3 + 200ms + 2000ms);
   // Once every job is done and the hold is over, nothing about the host is kept.
-  f.scheduler.complete(after[2].id, all(after[2], Outcome::Delivered), false, t1 + 4300ms);
-  auto last = f.drain(t1 + 6200ms);
+  f.scheduler.complete(after[1].id, all(after[1], Outcome::Delivered), false, t3 + 300ms);
+  auto last = f.drain(t3 + 2200ms);
   ASSERT_EQ(last.size(), 1u);
-  f.scheduler.complete(last[0].id, all(last[0], Outcome::Delivered), false, t1 + 6300ms);
+  f.scheduler.complete(last[0].id, all(last[0], Outcome::Delivered), false, t3 + 2300ms);
   for (auto& j : during) f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, t1);
-  EXPECT_FALSE(f.scheduler.next_job(t1 + 7000ms));
+  EXPECT_FALSE(f.scheduler.next_job(t3 + 3000ms));
   EXPECT_EQ(f.scheduler.message_count(), 0u);
   EXPECT_EQ(f.scheduler.destination_count(), 0u);
   EXPECT_FALSE(f.scheduler.next_wakeup());
+}
+
+// A destination that is down: whatever is queued for it, each round costs one connection (a
+// probe) and one timer; the jobs in flight when it went down count as one failure; a probe that
+// reaches the host (delivered, or deferred by a live host) opens its window again, from 2.
+struct DeadHostCase {
+  const char* name;
+  std::size_t max_per_host;
+  std::size_t queued;               // messages for down.test
+  std::string probes;               // what each probe gets: h host failure, d delivered, t 451
+  std::vector<Millis> holds;        // the hold after the outage, then after each failed probe
+  std::size_t jobs_after_recovery;  // started at once after the last probe
+};
+
+const DeadHostCase kDeadHostCases[] = {
+    {"one connection at a time", 1, 5, "hhd", {2s, 4s, 8s}, 1},
+    {"five in flight fail as one outage", 10, 100, "hhhhd", {2s, 4s, 8s, 10s, 10s}, 2},
+    {"a deferring host is up", 10, 100, "ht", {2s, 4s}, 2},
+    {"a large queue costs one probe per round", 10, 100000, "hhhd", {2s, 4s, 8s, 10s}, 2},
+};
+
+TEST(CourierdScheduler, DeadHostIsProbedWithOneJobPerRound) {
+  for (const auto& c : kDeadHostCases) {
+    SCOPED_TRACE(c.name);
+    auto limits = test_limits();
+    limits.max_per_host = c.max_per_host;
+    Fixture f(limits);
+    for (std::size_t i = 0; i < c.queued; ++i)
+      f.scheduler.add(message("m" + std::to_string(i), {"u@down.test"}), kT0);
+    // The outage: every job in flight fails, 10 ms apart.
+    auto jobs = f.drain(kT0);
+    ASSERT_EQ(jobs.size(), std::min({c.queued, c.max_per_host, std::size_t{5}}));
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      Time at = kT0 + Millis(10 * i);
+      auto r =
+          f.scheduler.complete(jobs[i].id, all(jobs[i], Outcome::TempFail, "refused"), true, at);
+      ASSERT_EQ(r.deferred.size(), 1u);
+      EXPECT_EQ(r.deferred[0].retry_at, kT0 + c.holds[0]) << "job " << i;
+    }
+    Time hold_end = kT0 + c.holds[0];
+    for (std::size_t round = 0; round < c.probes.size(); ++round) {
+      SCOPED_TRACE("probe " + std::to_string(round));
+      // Nothing before the hold ends, and nothing else wakes the scheduler meanwhile.
+      EXPECT_FALSE(f.scheduler.next_job(hold_end - 1ms));
+      ASSERT_TRUE(f.scheduler.next_wakeup());
+      EXPECT_EQ(*f.scheduler.next_wakeup(), hold_end);
+      auto probe = f.drain(hold_end);
+      ASSERT_EQ(probe.size(), 1u);
+      Time at = hold_end + 100ms;
+      switch (c.probes[round]) {
+        case 'h': {
+          auto r = f.scheduler.complete(probe[0].id, all(probe[0], Outcome::TempFail, "refused"),
+                                        true, at);
+          ASSERT_EQ(r.deferred.size(), 1u);
+          ASSERT_LT(round + 1, c.holds.size());
+          hold_end = at + c.holds[round + 1];
+          EXPECT_EQ(r.deferred[0].retry_at, hold_end);
+          break;
+        }
+        case 'd':
+          f.scheduler.complete(probe[0].id, all(probe[0], Outcome::Delivered), false, at);
+          break;
+        case 't':
+          f.scheduler.complete(probe[0].id, all(probe[0], Outcome::TempFail, "451 later"), false,
+                               at);
+          break;
+      }
+    }
+    EXPECT_EQ(f.drain(hold_end + 100ms).size(), c.jobs_after_recovery);
+  }
+}
+
+// The concurrency window: it starts at initial_per_host, grows by one per job that reached the
+// host (delivered or deferred), stops at MAXHOST, and a host failure closes it. Each step
+// completes the oldest job in flight (d delivered, t deferred by the host, h host failure) and
+// starts what the window allows.
+struct WindowCase {
+  const char* name;
+  std::size_t max_per_host;
+  std::size_t initial;
+  std::string steps;
+  std::vector<std::size_t> in_flight;  // at the start, then after each step
+};
+
+const WindowCase kWindowCases[] = {
+    {"starts at the initial window", 10, 3, "", {3}},
+    {"grows by one per delivery", 10, 3, "ddd", {3, 4, 5, 6}},
+    {"a deferral is an answer too", 10, 3, "tt", {3, 4, 5}},
+    {"stops at MAXHOST", 4, 3, "ddd", {3, 4, 4, 4}},
+    {"an initial window above MAXHOST is MAXHOST", 2, 5, "d", {2, 2}},
+    {"a host failure closes it", 10, 3, "dh", {3, 4, 3}},
+};
+
+TEST(CourierdScheduler, ConcurrencyWindowGrowsPerAnswerUpToMaxHost) {
+  for (const auto& c : kWindowCases) {
+    SCOPED_TRACE(c.name);
+    auto limits = test_limits();
+    limits.max_per_host = c.max_per_host;
+    limits.initial_per_host = c.initial;
+    Fixture f(limits);
+    for (int i = 0; i < 100; ++i)
+      f.scheduler.add(message("m" + std::to_string(i), {"u@x.test"}), kT0);
+    std::deque<Job> running;
+    for (auto& j : f.drain(kT0)) running.push_back(j);
+    ASSERT_EQ(c.in_flight.size(), c.steps.size() + 1);
+    EXPECT_EQ(f.scheduler.in_flight("esmtp", "x.test"), c.in_flight[0]);
+    for (std::size_t n = 0; n < c.steps.size(); ++n) {
+      SCOPED_TRACE("step " + std::to_string(n));
+      Job j = running.front();
+      running.pop_front();
+      Time at = kT0 + Millis(n + 1);
+      switch (c.steps[n]) {
+        case 'd':
+          f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, at);
+          break;
+        case 't':
+          f.scheduler.complete(j.id, all(j, Outcome::TempFail, "451 later"), false, at);
+          break;
+        case 'h':
+          f.scheduler.complete(j.id, all(j, Outcome::TempFail, "refused"), true, at);
+          break;
+      }
+      for (auto& more : f.drain(at)) running.push_back(more);
+      EXPECT_EQ(f.scheduler.in_flight("esmtp", "x.test"), c.in_flight[n + 1]);
+    }
+  }
+}
+
+// A host that takes connections but never answers (firewalled, overloaded) keeps its jobs until
+// the module's timeouts: it must not take the delivery slots (MAXDELS) of the other destinations,
+// however much is queued for it.
+TEST(CourierdScheduler, AHostThatNeverAnswersKeepsOnlyItsInitialWindow) {
+  auto limits = test_limits();
+  limits.max_deliveries = 20;
+  limits.max_per_host = 20;
+  limits.initial_per_host = 5;
+  Fixture f(limits);
+  for (int i = 0; i < 1000; ++i)
+    f.scheduler.add(message("dead" + std::to_string(i), {"u@silent.test"}), kT0);
+  for (int i = 0; i < 100; ++i)
+    f.scheduler.add(message("live" + std::to_string(i), {"u@up.test"}), kT0);
+  std::size_t delivered = 0;
+  Time now = kT0;
+  for (int round = 0; round < 50; ++round) {
+    for (auto& j : f.drain(now)) {
+      if (j.destination != "up.test") continue;  // silent.test never answers
+      f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, now);
+      ++delivered;
+    }
+    now += 1ms;
+  }
+  EXPECT_EQ(delivered, 100u);
+  EXPECT_EQ(f.scheduler.in_flight("esmtp", "silent.test"), 5u);
 }
 
 TEST(CourierdScheduler, TempFailurePastLifetimeBounces) {
@@ -337,6 +505,30 @@ TEST(CourierdScheduler, PausedModuleGetsNoJobsUntilResumed) {
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0].module, "local");
   EXPECT_EQ(jobs[0].destination, "local");
+}
+
+// What the scheduler keeps per queued message is what delivery, retries and bounces need: the
+// SMTP client's address and HELO, and the done flags once read, are dropped (memory per message).
+TEST(CourierdScheduler, IndexedMessagesKeepOnlyWhatDeliveryNeeds) {
+  static_assert(sizeof(Scheduler::Message::Rcpt) <= 8);
+  Fixture f;
+  auto m = message("m", {"a@x.test", "b@x.test"});
+  m.envelope.client_ip = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff";
+  m.envelope.helo = "a-rather-long-helo-name.client.example.org";
+  m.done = {true, false};
+  ASSERT_EQ(f.scheduler.add(m, kT0), Scheduler::AddResult::Added);
+  const auto* kept = f.scheduler.message("m");
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->stored.envelope.id, "m");
+  EXPECT_EQ(kept->stored.envelope.sender, m.envelope.sender);
+  EXPECT_EQ(kept->stored.envelope.recipients, m.envelope.recipients);
+  EXPECT_EQ(kept->stored.envelope.arrival, m.envelope.arrival);
+  EXPECT_EQ(kept->stored.path, m.path);
+  EXPECT_EQ(kept->stored.body_size, m.body_size);
+  EXPECT_EQ(kept->stored.envelope.client_ip.capacity(), std::string().capacity());
+  EXPECT_EQ(kept->stored.envelope.helo.capacity(), std::string().capacity());
+  EXPECT_EQ(kept->stored.done.capacity(), 0u);
+  EXPECT_EQ(kept->pending, 1u);  // the done flags were read first
 }
 
 TEST(CourierdScheduler, LargeQueueDispatchStaysCheap) {
