@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "courierd/dsn.h"
+#include "lib/base/cpus.h"
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
@@ -92,9 +93,25 @@ Courierd::~Courierd() {
   if (listener_) loop_.remove_fd(listener_.get());
 }
 
-ModuleProcess* Courierd::module(const std::string& name) {
+ModuleProcess* Courierd::pick(const std::string& name) {
   auto it = modules_.find(name);
-  return it == modules_.end() ? nullptr : it->second.get();
+  if (it == modules_.end() || it->second.empty()) return nullptr;
+  const auto& pool = it->second;
+  std::size_t first = next_pick_++ % pool.size();
+  ModuleProcess* best = nullptr;
+  for (std::size_t k = 0; k < pool.size(); ++k) {
+    ModuleProcess* m = pool[(first + k) % pool.size()].get();
+    if (m->ready() && (!best || m->jobs() < best->jobs())) best = m;
+  }
+  return best;
+}
+
+bool Courierd::any_ready(const std::string& name) const {
+  auto it = modules_.find(name);
+  if (it == modules_.end()) return false;
+  for (const auto& m : it->second)
+    if (m->ready()) return true;
+  return false;
 }
 
 void Courierd::start() {
@@ -103,23 +120,29 @@ void Courierd::start() {
   loop_.on_signal(SIGCHLD, [this] { reap_children(); });
 
   Time now = wall_now();
+  const std::size_t esmtp_processes =
+      config::resolve_processes(config_.esmtpclient_processes, base::usable_cpus());
   for (auto name : {kLocalModule, kEsmtpModule}) {
     std::string n(name);
     scheduler_.set_module_paused(n, true, now);
-    ModuleProcess::Callbacks cb;
-    cb.on_ready = [this, n] {
-      scheduler_.set_module_paused(n, false, wall_now());
-      pump();
-    };
-    cb.on_result = [this, n](const ipc::DeliverResult& r) { on_result(n, r); };
-    cb.on_down = [this, n](std::vector<std::uint64_t> lost) { on_module_down(n, lost); };
-    modules_[n] = std::make_unique<ModuleProcess>(loop_, n, base::program_path(program_for(n)),
-                                                  config_path_, std::move(cb));
+    std::size_t copies = n == kEsmtpModule ? esmtp_processes : 1;
+    for (std::size_t i = 0; i < copies; ++i) {
+      ModuleProcess::Callbacks cb;
+      cb.on_ready = [this, n] {
+        scheduler_.set_module_paused(n, false, wall_now());
+        pump();
+      };
+      cb.on_result = [this, n](const ipc::DeliverResult& r) { on_result(n, r); };
+      cb.on_down = [this, n](std::vector<std::uint64_t> lost) { on_module_down(n, lost); };
+      modules_[n].push_back(std::make_unique<ModuleProcess>(
+          loop_, n, base::program_path(program_for(n)), config_path_, std::move(cb)));
+    }
   }
 
   recover();
   listen();
-  for (auto& [name, m] : modules_) m->start();
+  for (auto& [name, pool] : modules_)
+    for (auto& m : pool) m->start();
   pump();
 }
 
@@ -231,7 +254,7 @@ void Courierd::pump() {
 
 void Courierd::dispatch(const Job& job, Time now) {
   const auto* m = scheduler_.message(job.queue_id);
-  ModuleProcess* mod = module(job.module);
+  ModuleProcess* mod = pick(job.module);
   if (!m || !mod) {
     scheduler_.requeue(job.id, now);
     return;
@@ -360,7 +383,8 @@ void Courierd::send_bounce(const queue::StoredMessage& original, const std::vect
 void Courierd::on_module_down(const std::string& module_name,
                               const std::vector<std::uint64_t>& lost) {
   Time now = wall_now();
-  scheduler_.set_module_paused(module_name, true, now);
+  // Another process of the pool may still take the module's work.
+  if (!any_ready(module_name)) scheduler_.set_module_paused(module_name, true, now);
   for (auto job_id : lost) {
     auto it = running_.find(job_id);
     if (it == running_.end()) continue;
@@ -381,7 +405,8 @@ void Courierd::reap_children() {
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) break;
     bool ours = false;
-    for (auto& [name, m] : modules_) ours = ours || m->child_exited(pid, status);
+    for (auto& [name, pool] : modules_)
+      for (auto& m : pool) ours = ours || m->child_exited(pid, status);
     if (!ours) logger().information("reaped pid=" + std::to_string(pid));
   }
   if (stopping_) maybe_exit();
@@ -414,27 +439,31 @@ void Courierd::stop_modules() {
   // Modules exit on EOF; one that does not within the grace period is killed.
   grace_timer_ = loop_.add_timer(kShutdownGrace, [this] {
     grace_timer_ = 0;
-    for (auto& [name, m] : modules_) {
-      if (!m->running()) continue;
-      pid_t pid = m->pid();
-      logger().warning("killing module name=" + name + " pid=" + std::to_string(pid));
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      if (::waitpid(pid, &status, 0) == pid) m->child_exited(pid, status);
+    for (auto& [name, pool] : modules_) {
+      for (auto& m : pool) {
+        if (!m->running()) continue;
+        pid_t pid = m->pid();
+        logger().warning("killing module name=" + name + " pid=" + std::to_string(pid));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        if (::waitpid(pid, &status, 0) == pid) m->child_exited(pid, status);
+      }
     }
     stopped_ = true;
     logger().information("stopped");
     loop_.stop();
   });
-  for (auto& [name, m] : modules_) m->stop();
+  for (auto& [name, pool] : modules_)
+    for (auto& m : pool) m->stop();
 }
 
 void Courierd::maybe_exit() {
   if (!stopping_) return;
   if (!modules_stopped_ && running_.empty()) stop_modules();
   if (!modules_stopped_) return;
-  for (auto& [name, m] : modules_)
-    if (m->running()) return;
+  for (auto& [name, pool] : modules_)
+    for (auto& m : pool)
+      if (m->running()) return;
   if (stopped_) return;
   stopped_ = true;
   logger().information("stopped");

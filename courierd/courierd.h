@@ -1,7 +1,11 @@
 // courierd.h: the queue manager daemon's I/O side. It rebuilds the scheduler's index from the
 // queue at start-up, takes NewMessage notices from esmtpd on a unix socket, runs the delivery
 // modules as children (ModuleProcess), hands them jobs from the Scheduler and persists what
-// their results mean (mark_done, remove, bounces injected as new messages).
+// their results mean (mark_done, remove, bounces injected as new messages). Any number of esmtpd
+// processes may be connected at once (one channel each). The esmtp module runs as a pool of
+// esmtpclient_processes processes (one event loop each, so delivery uses every CPU): the
+// scheduler sees one module "esmtp" and its limits count the whole pool; each job goes to the
+// ready process with the fewest jobs in flight (ties in turn). The local module is one process.
 //
 // Loop thread only; courierd has one thread. Courierd borrows the loop, the config and the
 // queue backend (all outlive it); it owns the listener, client channels and module processes.
@@ -62,7 +66,9 @@ class Courierd final {
   void begin_shutdown();
   void stop_modules();
   void maybe_exit();
-  ModuleProcess* module(const std::string& name);
+  // The ready process of a module's pool to give the next job, or nullptr when none is ready.
+  ModuleProcess* pick(const std::string& name);
+  bool any_ready(const std::string& name) const;
 
   event::Loop& loop_;
   const config::Config& config_;
@@ -71,7 +77,8 @@ class Courierd final {
   std::mt19937_64 random_;
   Scheduler scheduler_;
   base::UniqueFd listener_;
-  std::map<std::string, std::unique_ptr<ModuleProcess>> modules_;
+  std::map<std::string, std::vector<std::unique_ptr<ModuleProcess>>> modules_;  // pools by name
+  std::size_t next_pick_ = 0;  // where pick() starts looking, so that ties take turns
   std::unordered_map<std::uint64_t, std::unique_ptr<ipc::Channel>> clients_;
   std::vector<std::unique_ptr<ipc::Channel>> closed_clients_;
   std::uint64_t next_client_ = 1;

@@ -1,5 +1,7 @@
 // estafette-esmtpd: the ESMTP server. Reads the config, then hands over to the Server on one
 // event loop. SIGTERM/SIGINT: stop accepting, let queue commits in flight finish, exit 0.
+// `--processes N` (given by estafetted for esmtpd_processes = N > 1): this process is one of N
+// sharing the listen addresses (SO_REUSEPORT), with max_sessions / N sessions.
 #include <signal.h>
 
 #include <cstdio>
@@ -12,7 +14,7 @@
 using namespace estafette;
 
 int main(int argc, char** argv) {
-  auto args = base::parse_daemon_args(argc, argv, "[-c CONFIG]");
+  auto args = base::parse_daemon_args(argc, argv, "[-c CONFIG] [--processes N]", true);
   if (!args) return 2;
   config::Config config;
   try {
@@ -25,7 +27,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   try {
     event::Loop loop;
-    esmtpd::Server server(loop, config);
+    esmtpd::Server server(loop, config, args->processes);
     auto stop = [&] {
       base::log("esmtpd").information("stopping");
       server.shutdown();

@@ -12,9 +12,10 @@
 
 namespace estafette::esmtpd {
 
-Server::Server(event::Loop& loop, const config::Config& config)
+Server::Server(event::Loop& loop, const config::Config& config, std::size_t processes)
     : loop_(loop),
       config_(config),
+      max_sessions_(config::session_share(config.max_sessions, processes)),
       backend_(queue::open_backend(config.queue_backend, config.queue_dir())),
       courierd_(loop, config.courierd_socket()) {
   policy_.hostname = config.hostname;
@@ -27,11 +28,16 @@ Server::Server(event::Loop& loop, const config::Config& config)
       ConnectionContext{loop, policy_, *backend_, *committer_,
                         [this](const std::string& id) { courierd_.notify(id); },
                         config.smtpd_timeout, config.max_line_length});
+  // One of several processes: share the addresses. Alone: no SO_REUSEPORT, so that a second
+  // instance started by mistake fails to bind instead of silently taking half the connections.
+  const bool shared = processes > 1;
   for (const auto& hp : config.listen) {
-    listeners_.push_back(base::listen_tcp(hp.host, hp.port));
+    listeners_.push_back(base::listen_tcp(hp.host, hp.port, shared));
     int fd = listeners_.back().get();
     loop_.add_fd(fd, EPOLLIN, [this, fd](std::uint32_t) { accept_from(fd); });
-    base::log("esmtpd").information("listening on " + hp.to_string());
+    base::log("esmtpd").information(
+        "listening on " + hp.to_string() + " max_sessions=" + std::to_string(max_sessions_) +
+        (shared ? " processes=" + std::to_string(processes) + " reuseport=yes" : ""));
   }
 }
 
@@ -62,9 +68,9 @@ void Server::accept_from(int listen_fd) {
                                              [this](std::uint64_t n) { connections_.erase(n); });
     auto* raw = conn.get();
     connections_.emplace(number, std::move(conn));
-    if (connections_.size() > config_.max_sessions) {
-      base::log("esmtpd").warning("too many sessions (" + std::to_string(config_.max_sessions) +
-                                  "); refusing a connection");
+    if (connections_.size() > max_sessions_) {
+      base::log("esmtpd").warning("too many sessions (" + std::to_string(max_sessions_) +
+                                  " in this process); refusing a connection");
       raw->reject("421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n");
     } else {
       raw->start();

@@ -1,5 +1,8 @@
 // server.h: esmtpd's server: listening sockets, the set of live connections, the queue committer
 // and the link to courierd. One per process, on the loop thread.
+// With processes > 1 this is one of several esmtpd processes started by estafetted: every one
+// binds the listen addresses with SO_REUSEPORT (the kernel spreads new connections among them),
+// has its own committer and its own link to courierd, and takes max_sessions / processes.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +20,7 @@ namespace estafette::esmtpd {
 
 class Server final {
  public:
-  Server(event::Loop& loop, const config::Config& config);
+  Server(event::Loop& loop, const config::Config& config, std::size_t processes = 1);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -25,12 +28,14 @@ class Server final {
   // Stops accepting; returns once no connection waits for a commit (called on SIGTERM).
   void shutdown();
   std::size_t sessions() const { return connections_.size(); }
+  std::size_t max_sessions() const { return max_sessions_; }
 
  private:
   void accept_from(int listen_fd);
 
   event::Loop& loop_;
   const config::Config& config_;
+  std::size_t max_sessions_;
   smtp::ServerPolicy policy_;
   std::unique_ptr<queue::Backend> backend_;
   std::unique_ptr<queue::Committer> committer_;

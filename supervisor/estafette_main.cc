@@ -1,7 +1,9 @@
 // estafette: the admin command. `estafette start|stop|status [-c CONFIG]`.
 //   start   runs estafetted in the background and waits until it has written its pid file
 //   stop    sends SIGTERM to estafetted and waits until it has stopped every daemon
-//   status  exit 0 and "running (pid N)" when estafetted runs, exit 3 otherwise
+//   status  exit 0 and "running (pid N)" when estafetted runs, then one line per daemon it keeps
+//           (from <state>/run/estafetted.children) and per delivery module of courierd (from
+//           /proc); exit 3 when estafetted does not run
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,12 +12,15 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "lib/base/paths.h"
 #include "lib/config/config.h"
+#include "supervisor/status_file.h"
 
 using namespace estafette;
 
@@ -26,6 +31,45 @@ pid_t running_pid(const std::string& pidfile) {
   pid_t pid = 0;
   if (!(in >> pid) || pid <= 0) return 0;
   return ::kill(pid, 0) == 0 ? pid : 0;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The program name of a running process (argv[0] without its directory).
+std::string program_of(pid_t pid) {
+  std::string cmdline = slurp("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  return argv0.substr(argv0.rfind('/') + 1);
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::istringstream in(
+      slurp("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
+  std::vector<pid_t> out;
+  for (pid_t child; in >> child;) out.push_back(child);
+  return out;
+}
+
+// One line per daemon estafetted keeps, and per module under each (courierd's children).
+void print_children(const std::string& status_file) {
+  for (const auto& c : supervisor::parse_status(slurp(status_file))) {
+    std::string name = c.program;
+    if (c.instances > 1)
+      name += " " + std::to_string(c.instance) + "/" + std::to_string(c.instances);
+    if (c.pid > 0 && ::kill(c.pid, 0) == 0) {
+      std::printf("  %-26s pid %d\n", name.c_str(), c.pid);
+      for (pid_t m : children_of(c.pid))
+        std::printf("    %-24s pid %d\n", program_of(m).c_str(), m);
+    } else {
+      std::printf("  %-26s not running%s%s\n", name.c_str(), c.note.empty() ? "" : ": ",
+                  c.note.c_str());
+    }
+  }
 }
 
 int usage() {
@@ -58,10 +102,12 @@ int main(int argc, char** argv) {
 
   if (cmd == "status") {
     pid_t pid = running_pid(pidfile);
-    if (pid)
+    if (pid) {
       std::printf("estafette: running (pid %d)\n", pid);
-    else
+      print_children(config.run_dir() + "/estafetted.children");
+    } else {
       std::printf("estafette: not running\n");
+    }
     return pid ? 0 : 3;
   }
   if (cmd == "start") {

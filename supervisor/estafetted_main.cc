@@ -1,6 +1,9 @@
 // estafetted: the supervisor. `estafetted -f [-c CONFIG]` runs in the foreground; without -f it
 // detaches. It checks the config, creates the state directories, writes <state>/run/estafetted.pid
-// and keeps courierd and esmtpd running (see supervisor.h).
+// and keeps courierd and esmtpd running (see supervisor.h): esmtpd_processes of them ("auto": one
+// per CPU this process may run on, so `taskset -c 0 estafetted` runs one), each told with
+// `--processes N` that it shares the listen addresses. <state>/run/estafetted.children says
+// which children run (status_file.h).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -9,8 +12,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "lib/base/cpus.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
 #include "lib/config/config.h"
@@ -20,12 +26,13 @@ using namespace estafette;
 
 namespace {
 
-void print_banner(const config::Config& c, const std::string& config_path) {
+void print_banner(const config::Config& c, const std::string& config_path,
+                  std::size_t esmtpd_processes) {
   const auto& l = c.listen.front();
   std::string domain = c.local_domains.empty() ? "example.test" : c.local_domains.front();
   std::printf(
       "Estafette is running (config: %s)\n"
-      "  SMTP:    %s\n"
+      "  SMTP:    %s (%zu esmtpd process%s)\n"
       "  queue:   %s\n"
       "  mail for @%s goes to %s/<user>/new/\n"
       "  routes:  %s\n"
@@ -36,7 +43,8 @@ void print_banner(const config::Config& c, const std::string& config_path) {
       "then: ls %s/alice/new/\n"
       "Stop with Ctrl-C.\n",
       config_path.empty() ? "embedded default" : config_path.c_str(), l.to_string().c_str(),
-      c.queue_dir().c_str(), domain.c_str(), c.maildir_root.c_str(),
+      esmtpd_processes, esmtpd_processes == 1 ? "" : "es", c.queue_dir().c_str(), domain.c_str(),
+      c.maildir_root.c_str(),
       c.routes.smarthost ? ("smarthost " + c.routes.smarthost->to_string()).c_str()
                          : "no smarthost: mail for other domains is refused",
       l.host.c_str(), l.port, domain.c_str(), domain.c_str(), l.host.c_str(), l.port,
@@ -97,14 +105,24 @@ int main(int argc, char** argv) {
     std::ofstream out(pidfile);
     out << ::getpid() << "\n";
   }
-  if (foreground) print_banner(config, config_path);
+  const std::size_t esmtpd_processes =
+      config::resolve_processes(config.esmtpd_processes, base::usable_cpus());
+  if (foreground) print_banner(config, config_path, esmtpd_processes);
   ::signal(SIGPIPE, SIG_IGN);
+  std::vector<supervisor::Program> programs = {{"estafette-courierd", {}, 1}};
+  if (esmtpd_processes == 1)
+    programs.push_back({"estafette-esmtpd", {}, 1});
+  else
+    programs.push_back(
+        {"estafette-esmtpd", {"--processes", std::to_string(esmtpd_processes)}, esmtpd_processes});
+  std::string status_file = config.run_dir() + "/estafetted.children";
   event::Loop loop;
-  supervisor::Supervisor supervisor(loop, {"estafette-courierd", "estafette-esmtpd"}, config_path);
+  supervisor::Supervisor supervisor(loop, std::move(programs), config_path, status_file);
   loop.on_signal(SIGTERM, [&] { supervisor.stop(); });
   loop.on_signal(SIGINT, [&] { supervisor.stop(); });
   supervisor.start();
   loop.run();
+  ::unlink(status_file.c_str());
   ::unlink(pidfile.c_str());
   base::log("estafetted").information("stopped");
   return 0;

@@ -9,6 +9,7 @@
 
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
+#include "supervisor/status_file.h"
 
 namespace estafette::supervisor {
 
@@ -21,28 +22,50 @@ constexpr auto kMaxDelay = std::chrono::milliseconds(30000);
 constexpr auto kStableRun = std::chrono::seconds(30);
 }  // namespace
 
-Supervisor::Supervisor(event::Loop& loop, std::vector<std::string> programs,
-                       std::string config_path)
-    : loop_(loop), config_path_(std::move(config_path)) {
+Supervisor::Supervisor(event::Loop& loop, std::vector<Program> programs, std::string config_path,
+                       std::string status_path)
+    : loop_(loop), config_path_(std::move(config_path)), status_path_(std::move(status_path)) {
   for (auto& p : programs) {
-    Child child;
-    child.program = std::move(p);
-    children_.push_back(std::move(child));
+    for (std::size_t i = 1; i <= p.copies; ++i) {
+      Child child;
+      child.program = p.name;
+      child.args = p.args;
+      child.instance = i;
+      child.instances = p.copies;
+      children_.push_back(std::move(child));
+    }
   }
+}
+
+std::string Supervisor::label(const Child& child) {
+  if (child.instances == 1) return child.program;
+  return child.program + " " + std::to_string(child.instance) + "/" +
+         std::to_string(child.instances);
 }
 
 void Supervisor::start() {
   loop_.on_signal(SIGCHLD, [this] { reap(); });
   for (auto& child : children_) spawn(child);
+  write_status();
+}
+
+void Supervisor::write_status() {
+  if (status_path_.empty()) return;
+  std::vector<ChildStatus> status;
+  for (const auto& c : children_)
+    status.push_back({c.program, c.instance, c.instances, c.pid, c.note});
+  if (!write_status_file(status_path_, status))
+    logger().warning("cannot write " + status_path_ + ": " + base::errno_text(errno));
 }
 
 void Supervisor::spawn(Child& child) {
   std::string path = base::program_path(child.program);
   std::vector<std::string> args = {path};
   if (!config_path_.empty()) args.insert(args.end(), {"-c", config_path_});
+  args.insert(args.end(), child.args.begin(), child.args.end());
   pid_t pid = ::fork();
   if (pid < 0) {
-    logger().error("fork for " + child.program + ": " + base::errno_text(errno));
+    logger().error("fork for " + label(child) + ": " + base::errno_text(errno));
     loop_.add_timer(child.delay, [this, &child] {
       if (!stopping_) spawn(child);
     });
@@ -62,7 +85,7 @@ void Supervisor::spawn(Child& child) {
   }
   child.pid = pid;
   child.started = event::Clock::now();
-  logger().information("started " + child.program + " pid=" + std::to_string(pid));
+  logger().information("started " + label(child) + " pid=" + std::to_string(pid));
 }
 
 void Supervisor::reap() {
@@ -77,19 +100,24 @@ void Supervisor::reap() {
                             ? "exited with status " + std::to_string(WEXITSTATUS(status))
                             : "killed by signal " + std::to_string(WTERMSIG(status));
       if (stopping_) {
-        logger().information(child.program + " " + how);
+        logger().information(label(child) + " pid=" + std::to_string(pid) + " " + how);
+        child.note = how;
         break;
       }
       if (event::Clock::now() - child.started > kStableRun)
         child.delay = std::chrono::milliseconds(500);
-      logger().error(child.program + " " + how + "; restarting in " +
-                     std::to_string(child.delay.count()) + "ms");
+      child.note = how + "; restarting in " + std::to_string(child.delay.count()) + "ms";
+      logger().error(label(child) + " pid=" + std::to_string(pid) + " " + child.note);
       loop_.add_timer(child.delay, [this, &child] {
-        if (!stopping_ && child.pid == 0) spawn(child);
+        if (stopping_ || child.pid != 0) return;
+        spawn(child);
+        write_status();
       });
       child.delay = std::min(child.delay * 2, kMaxDelay);
+      break;
     }
   }
+  write_status();
   maybe_finish();
 }
 
@@ -103,7 +131,7 @@ void Supervisor::stop() {
   loop_.add_timer(kGrace, [this] {
     for (auto& child : children_) {
       if (child.pid > 0) {
-        logger().warning(child.program + " did not stop; killing it");
+        logger().warning(label(child) + " did not stop; killing it");
         ::kill(child.pid, SIGKILL);
       }
     }

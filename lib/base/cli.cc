@@ -7,7 +7,8 @@
 
 namespace estafette::base {
 
-std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* usage) {
+std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* usage,
+                                            bool takes_processes) {
   DaemonArgs args;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -22,6 +23,14 @@ std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* u
         return std::nullopt;
       }
       args.fd = static_cast<int>(fd);
+    } else if (a == "--processes" && has_value && takes_processes) {
+      char* end = nullptr;
+      long n = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || n < 1 || n > 1024) {
+        std::fprintf(stderr, "%s: bad --processes value\n", argv[0]);
+        return std::nullopt;
+      }
+      args.processes = static_cast<std::size_t>(n);
     } else {
       std::fprintf(stderr, "usage: %s %s\n", argv[0], usage);
       return std::nullopt;

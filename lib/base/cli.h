@@ -1,18 +1,23 @@
-// cli.h: the command line every daemon shares: `[-c|--config PATH] [--fd N]`, plus -h.
+// cli.h: the command line every daemon shares: `[-c|--config PATH] [--fd N]`, plus -h, and
+// `--processes N` for the programs that accept it (esmtpd, from estafetted).
 // Pure; used by main() only.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
 namespace estafette::base {
 
 struct DaemonArgs {
-  std::string config_path;  // empty: the embedded default configuration
-  int fd = -1;              // --fd: the IPC socket inherited from the parent (modules)
+  std::string config_path;    // empty: the embedded default configuration
+  int fd = -1;                // --fd: the IPC socket inherited from the parent (modules)
+  std::size_t processes = 1;  // --processes: this is one of N processes sharing the work
 };
 
-// Parses argv; on a bad option prints usage to stderr and returns nullopt.
-std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* usage);
+// Parses argv; on a bad option prints usage to stderr and returns nullopt. --processes (1 to
+// 1024) is accepted only when takes_processes.
+std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* usage,
+                                            bool takes_processes = false);
 
 }  // namespace estafette::base

@@ -19,8 +19,11 @@ void setup_logging(const LogSettings& settings) {
   // line (6% of esmtpd's time in a profile); a fixed TZ is read once. Before any thread starts.
   if (!std::getenv("TZ")) ::setenv("TZ", ":/etc/localtime", 0);
   AutoPtr<Poco::SplitterChannel> splitter(new Poco::SplitterChannel);
+  // "<time> [<pid>] <area>: <text>": the pid tells processes of one program apart (several
+  // esmtpd and esmtpclient processes log to one file). POCO reads "[...]" right after a field
+  // as its width, so "%s[%P]" would print no pid at all.
   AutoPtr<Poco::PatternFormatter> file_format(
-      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%i %s[%P]: %t"));
+      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%i [%P] %s: %t"));
   file_format->setProperty("times", "local");
   if (settings.file.empty()) {
     AutoPtr<Poco::Channel> console(new Poco::ConsoleChannel);

@@ -46,6 +46,15 @@ std::optional<HostPort> Routes::lookup(const std::string& domain) const {
   return smarthost;
 }
 
+std::size_t resolve_processes(std::size_t configured, std::size_t cpus) {
+  if (configured != kAutoProcesses) return configured;
+  return std::clamp<std::size_t>(cpus, 1, kMaxProcesses);
+}
+
+std::size_t session_share(std::size_t max_sessions, std::size_t processes) {
+  return std::max<std::size_t>(1, max_sessions / std::max<std::size_t>(1, processes));
+}
+
 bool Config::is_local_domain(const std::string& domain) const {
   return std::find(local_domains.begin(), local_domains.end(), domain) != local_domains.end();
 }
@@ -249,6 +258,19 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       field = *n;
     };
   };
+  auto processes_setter = [](std::size_t& field) {
+    return [&field](const std::string& v) {
+      if (lower(v) == "auto") {
+        field = kAutoProcesses;
+        return;
+      }
+      auto n = parse_number<std::size_t>(v);
+      if (!n || *n < 1 || *n > kMaxProcesses)
+        throw std::invalid_argument("expected auto or a number from 1 to " +
+                                    std::to_string(kMaxProcesses));
+      field = *n;
+    };
+  };
   auto millis_setter = [](Millis& field) {
     return [&field](const std::string& v) {
       auto d = parse_duration(v);
@@ -336,6 +358,8 @@ Config parse_config(const std::string& text, const std::string& name, const std:
          if (v != "segment" && v != "file") throw std::invalid_argument("expected segment or file");
          c.queue_backend = v;
        }},
+      {"esmtpd_processes", processes_setter(c.esmtpd_processes)},
+      {"esmtpclient_processes", processes_setter(c.esmtpclient_processes)},
       {"MAXDELS", count_setter(c.max_deliveries)},
       {"MAXHOST", count_setter(c.max_per_host)},
       {"initial_host_concurrency", count_setter(c.initial_host_concurrency)},

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -40,6 +41,9 @@ struct Routes {
   std::optional<HostPort> lookup(const std::string& domain) const;
 };
 
+inline constexpr std::size_t kAutoProcesses = 0;  // "auto" in a *_processes setting
+inline constexpr std::size_t kMaxProcesses = 256;
+
 struct Config {
   std::string source = "(embedded default)";    // file the settings came from
   std::string hostname;                         // default: the system's host name
@@ -55,7 +59,12 @@ struct Config {
   std::size_t max_recipients = 1000;
   std::size_t max_line_length = 2048;
   Seconds smtpd_timeout{300};
-  std::size_t max_sessions = 2000;
+  std::size_t max_sessions = 2000;  // in total: each esmtpd process takes its share
+  // Processes that share the work of one program, each with its own event loop: esmtpd
+  // processes all accept on the listen addresses (SO_REUSEPORT); courierd hands deliveries to
+  // several esmtpclient processes. kAutoProcesses: one per usable CPU (resolve_processes).
+  std::size_t esmtpd_processes = kAutoProcesses;
+  std::size_t esmtpclient_processes = kAutoProcesses;
   std::string queue_backend = "segment";  // "segment" (group commit) or "file" (one per message)
 
   // Scheduler limits, with Courier's names.
@@ -101,6 +110,13 @@ Config parse_config(const std::string& text, const std::string& name, const std:
 Config load_config(const std::string& path);
 // Parses an esmtproutes file into routes (throws ConfigError with file:line).
 void parse_routes(const std::string& text, const std::string& name, Routes& routes);
+
+// How many processes a *_processes setting asks for when `cpus` CPUs are usable: the number
+// itself, or for kAutoProcesses one per CPU (at least 1, at most kMaxProcesses).
+std::size_t resolve_processes(std::size_t configured, std::size_t cpus);
+// One esmtpd process's share of max_sessions when `processes` of them share the listen
+// addresses: max_sessions / processes rounded down (at least 1), so the total never exceeds it.
+std::size_t session_share(std::size_t max_sessions, std::size_t processes);
 
 // Value parsers, exposed for tests: "30s", "5m", "2h", "1d", "250ms"; "10M", "64K", "1G".
 std::optional<Millis> parse_duration(std::string_view text);

@@ -106,7 +106,8 @@ TEST(ConfigFile, ParsesSettings) {
       "MAXDELS = 250\nMAXHOST = 250\nMAXRCPT = 50\ninitial_host_concurrency = 8\n"
       "retry_base = 200ms\nqueue_lifetime = 1h\n"
       "smarthost = [127.0.0.1]:2527\n"
-      "max_message_size = 64M\n",
+      "max_message_size = 64M\n"
+      "esmtpd_processes = 4\nesmtpclient_processes = auto  # one per CPU\n",
       "test.conf", "/etc");
   EXPECT_EQ(c.hostname, "mx.example.org");
   EXPECT_EQ(c.state_dir, "/var/spool/x");
@@ -122,6 +123,8 @@ TEST(ConfigFile, ParsesSettings) {
   ASSERT_TRUE(c.routes.smarthost);
   EXPECT_EQ(c.routes.smarthost->port, 2527);
   EXPECT_EQ(c.max_message_size, 64u << 20);
+  EXPECT_EQ(c.esmtpd_processes, 4u);
+  EXPECT_EQ(c.esmtpclient_processes, kAutoProcesses);
 }
 
 struct ErrorCase {
@@ -150,7 +153,62 @@ INSTANTIATE_TEST_SUITE_P(
                                 "bad.conf:1: queue_backend: expected segment or file"},
                       ErrorCase{"MAXDELS = 5\nMAXHOST = 10\n", "MAXHOST (10) exceeds MAXDELS"},
                       ErrorCase{"esmtproutes = /nonexistent/routes\n", "bad.conf:1: esmtproutes"},
-                      ErrorCase{"syslog = maybe\n", "bad.conf:1: syslog"}));
+                      ErrorCase{"syslog = maybe\n", "bad.conf:1: syslog"},
+                      ErrorCase{"esmtpd_processes = 0\n", "bad.conf:1: esmtpd_processes"},
+                      ErrorCase{"\nesmtpd_processes = many\n", "bad.conf:2: esmtpd_processes"},
+                      ErrorCase{"esmtpd_processes = 257\n", "bad.conf:1: esmtpd_processes"},
+                      ErrorCase{"esmtpd_processes = -1\n", "bad.conf:1: esmtpd_processes"},
+                      ErrorCase{"esmtpclient_processes = 2x\n",
+                                "bad.conf:1: esmtpclient_processes"}));
+
+struct ProcessesCase {
+  std::string value;
+  std::size_t configured;  // what parse_config stores (kAutoProcesses for auto)
+  std::size_t on_1_cpu;    // what resolve_processes makes of it with 1 and 8 usable CPUs
+  std::size_t on_8_cpus;
+};
+class ConfigProcesses : public ::testing::TestWithParam<ProcessesCase> {};
+TEST_P(ConfigProcesses, ParsesAndResolves) {
+  for (const char* key : {"esmtpd_processes", "esmtpclient_processes"}) {
+    auto c = parse_config(std::string(key) + " = " + GetParam().value + "\n", "p.conf", "/tmp");
+    auto configured =
+        std::string(key) == "esmtpd_processes" ? c.esmtpd_processes : c.esmtpclient_processes;
+    EXPECT_EQ(configured, GetParam().configured) << key << " = " << GetParam().value;
+    EXPECT_EQ(resolve_processes(configured, 1), GetParam().on_1_cpu);
+    EXPECT_EQ(resolve_processes(configured, 8), GetParam().on_8_cpus);
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Table, ConfigProcesses,
+                         ::testing::Values(ProcessesCase{"auto", kAutoProcesses, 1, 8},
+                                           ProcessesCase{"AUTO", kAutoProcesses, 1, 8},
+                                           ProcessesCase{"1", 1, 1, 1}, ProcessesCase{"2", 2, 2, 2},
+                                           ProcessesCase{"256", 256, 256, 256}));
+
+TEST(ConfigProcesses, DefaultIsAuto) {
+  auto c = load_config("");
+  EXPECT_EQ(c.esmtpd_processes, kAutoProcesses);
+  EXPECT_EQ(c.esmtpclient_processes, kAutoProcesses);
+  EXPECT_EQ(resolve_processes(kAutoProcesses, 0), 1u);  // no CPU count: one process
+  EXPECT_EQ(resolve_processes(kAutoProcesses, 1000), kMaxProcesses);
+}
+
+struct ShareCase {
+  std::size_t max_sessions;
+  std::size_t processes;
+  std::size_t share;
+};
+class ConfigSessionShare : public ::testing::TestWithParam<ShareCase> {};
+TEST_P(ConfigSessionShare, NeverExceedsTheTotal) {
+  const auto& p = GetParam();
+  EXPECT_EQ(session_share(p.max_sessions, p.processes), p.share);
+  if (p.max_sessions >= p.processes) {
+    EXPECT_LE(p.share * p.processes, p.max_sessions);
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Table, ConfigSessionShare,
+                         ::testing::Values(ShareCase{2000, 1, 2000}, ShareCase{2000, 2, 1000},
+                                           ShareCase{1001, 2, 500}, ShareCase{10, 3, 3},
+                                           ShareCase{1, 4, 1}, ShareCase{5, 0, 5}));
 
 TEST(ConfigRoutes, LookupOrder) {
   Routes r;

@@ -1,0 +1,56 @@
+// The daemons' shared command line: -c/--config, --fd, and --processes where it is accepted.
+#include "lib/base/cli.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace estafette::base {
+namespace {
+
+std::optional<DaemonArgs> parse(std::vector<std::string> words, bool takes_processes) {
+  words.insert(words.begin(), "prog");
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  ::testing::internal::CaptureStderr();  // usage text on errors
+  auto args =
+      parse_daemon_args(static_cast<int>(words.size()), argv.data(), "usage", takes_processes);
+  ::testing::internal::GetCapturedStderr();
+  return args;
+}
+
+struct CliCase {
+  std::vector<std::string> words;
+  bool takes_processes;
+  bool ok;
+  std::string config;
+  int fd;
+  std::size_t processes;
+};
+class DaemonArgsTable : public ::testing::TestWithParam<CliCase> {};
+TEST_P(DaemonArgsTable, Parses) {
+  const auto& p = GetParam();
+  auto args = parse(p.words, p.takes_processes);
+  ASSERT_EQ(args.has_value(), p.ok);
+  if (!p.ok) return;
+  EXPECT_EQ(args->config_path, p.config);
+  EXPECT_EQ(args->fd, p.fd);
+  EXPECT_EQ(args->processes, p.processes);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, DaemonArgsTable,
+    ::testing::Values(CliCase{{}, false, true, "", -1, 1},
+                      CliCase{{"-c", "a.conf"}, false, true, "a.conf", -1, 1},
+                      CliCase{{"--config", "b", "--fd", "5"}, false, true, "b", 5, 1},
+                      CliCase{{"-c", "a", "--processes", "2"}, true, true, "a", -1, 2},
+                      CliCase{{"--processes", "2"}, false, false, "", -1, 1},
+                      CliCase{{"--processes", "0"}, true, false, "", -1, 1},
+                      CliCase{{"--processes", "2x"}, true, false, "", -1, 1},
+                      CliCase{{"--processes"}, true, false, "", -1, 1},
+                      CliCase{{"--fd", "-1"}, false, false, "", -1, 1},
+                      CliCase{{"-x"}, false, false, "", -1, 1}));
+
+}  // namespace
+}  // namespace estafette::base
