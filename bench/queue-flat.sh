@@ -57,7 +57,8 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$dead_port") 2>/dev/null; then
   echo "queue-flat: something listens on 127.0.0.1:$dead_port (set DEAD_PORT)" >&2; exit 2
 fi
 
-pid_of() { sed -n "s/.*started estafette-$1 pid=\([0-9]*\).*/\1/p" "$log" | tail -1; }
+# The daemon's pid (for esmtpd: its first process, "1/N", when there are several).
+pid_of() { sed -n "s/.*started estafette-$1\( 1\/[0-9]*\)\{0,1\} pid=\([0-9]*\).*/\2/p" "$log" | tail -1; }
 cpu_s() { awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 rss_kb() { awk -v k="${2:-VmRSS}" '$1 == k ":" {print $2}' "/proc/$1/status"; }
 queued_lines() { grep -c ' queued id=' "$log"; }
