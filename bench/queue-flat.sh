@@ -62,7 +62,10 @@ pid_of() { sed -n "s/.*started estafette-$1\( 1\/[0-9]*\)\{0,1\} pid=\([0-9]*\).
 cpu_s() { awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 rss_kb() { awk -v k="${2:-VmRSS}" '$1 == k ":" {print $2}' "/proc/$1/status"; }
 queued_lines() { grep -c ' queued id=' "$log"; }
-queue_files() { find "$msgdir" -maxdepth 1 -type f ! -name '*.done' 2>/dev/null | wc -l; }
+queue_files() {  # messages still queued, read by the integration tests' own queue parser
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness
+print(len(harness.queued_ids(sys.argv[2])))' "$here/../tests/integration" "$(dirname "$msgdir")"
+}
 rate() { sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$1"; }
 settle() { if [ "$settle" -gt 0 ]; then sync; sleep "$settle"; fi; }
 

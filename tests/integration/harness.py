@@ -195,44 +195,47 @@ class Estafette:
         return out
 
     def queue_files(self):
-        """Ids of the messages still queued, read from the queue's files with a parser of their
-        own (docs: lib/queue/queue_file.h, segment_backend.h): records in seg/*, minus the ones
-        the state log says are finished; msg/* for the file backend."""
-        queue = os.path.join(self.state, "queue")
-        msg = os.path.join(queue, "msg")
-        if os.path.isdir(msg):
-            return [n for n in os.listdir(msg) if not n.endswith(".done")]
-        finished = set()
-        try:
-            with open(os.path.join(queue, "state"), "rb") as f:
-                for line in f.read().split(b"\n"):
-                    if line.startswith(b"X "):
-                        finished.add(line[2:].decode())
-        except FileNotFoundError:
-            pass
-        ids = []
-        seg = os.path.join(queue, "seg")
-        for name in sorted(os.listdir(seg)) if os.path.isdir(seg) else []:
-            with open(os.path.join(seg, name), "rb") as f:
-                data = f.read()
-            at = 0
-            while True:
-                b_line = data.find(b"\nB ", at)
-                if not data.startswith(b"ESTAFETTE-QUEUE 1\n", at) or b_line < 0:
-                    break
-                header = data[at:b_line].split(b"\n")
-                body = b_line + 24
-                end = body + int(data[b_line + 3:body - 1]) + len(b"\nEND  xxxxxxxx xxxxxxxx\n")
-                end += len(data[b_line + 3:body - 1].lstrip(b"0") or b"0")
-                if end > len(data):
-                    break  # torn: never acknowledged
-                ids += [h[2:].decode() for h in header if h.startswith(b"I ")]
-                at = end
-        return [i for i in ids if i not in finished]
+        return queued_ids(os.path.join(self.state, "queue"))
 
     def send(self, sender, rcpts, message, **kw):
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
             return s.sendmail(sender, rcpts, message, **kw)
+
+
+def queued_ids(queue):
+    """Ids of the messages still queued in a queue dir, read with a parser of our own (docs:
+    lib/queue/queue_file.h, segment_backend.h): records in seg/*, minus the ones the state log
+    says are finished; msg/* for the file backend. Also used by bench/queue-flat.sh."""
+    msg = os.path.join(queue, "msg")
+    if os.path.isdir(msg):
+        return [n for n in os.listdir(msg) if not n.endswith(".done")]
+    finished = set()
+    try:
+        with open(os.path.join(queue, "state"), "rb") as f:
+            for line in f.read().split(b"\n"):
+                if line.startswith(b"X "):
+                    finished.add(line[2:].decode())
+    except FileNotFoundError:
+        pass
+    ids = []
+    seg = os.path.join(queue, "seg")
+    for name in sorted(os.listdir(seg)) if os.path.isdir(seg) else []:
+        with open(os.path.join(seg, name), "rb") as f:
+            data = f.read()
+        at = 0
+        while True:
+            b_line = data.find(b"\nB ", at)
+            if not data.startswith(b"ESTAFETTE-QUEUE 1\n", at) or b_line < 0:
+                break
+            header = data[at:b_line].split(b"\n")
+            body = b_line + 24
+            size = int(data[b_line + 3:body - 1])
+            end = body + size + len(b"\nEND  xxxxxxxx xxxxxxxx\n") + len(str(size))
+            if end > len(data):
+                break  # torn: never acknowledged
+            ids += [h[2:].decode() for h in header if h.startswith(b"I ")]
+            at = end
+    return [i for i in ids if i not in finished]
 
 
 @contextlib.contextmanager
