@@ -29,6 +29,9 @@ class RecordBuilder final {
   // spilled, all of it has been written to the spill fd (not synced).
   bool finish();
 
+  // Spills now, however small the record is (the caller's memory budget is used up).
+  bool spill_now() { return spilled() || (error_ == 0 && spill() && flush()); }
+
   bool spilled() const { return spill_fd_ >= 0; }
   std::string_view memory_record() const { return buffer_; }
   std::uint64_t body_size() const { return body_size_; }

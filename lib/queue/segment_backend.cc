@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <map>
 #include <mutex>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include "lib/base/fd.h"
 #include "lib/base/log.h"
@@ -65,13 +67,17 @@ class SegmentBackend;
 class SegmentMessage final : public IncomingMessage {
  public:
   SegmentMessage(const SegmentBackend& owner, int tmp_dir, std::string tmp_path, Envelope envelope,
-                 std::size_t memory_limit)
+                 std::size_t memory_limit, std::atomic<std::int64_t>& budget_left)
       : owner_(owner),
         tmp_dir_(tmp_dir),
         tmp_path_(std::move(tmp_path)),
         envelope_(std::move(envelope)),
-        record_(envelope_, memory_limit, [this] { return open_spool(); }) {}
+        budget_left_(budget_left),
+        record_(envelope_, memory_limit, [this] { return open_spool(); }) {
+    take_budget(record_.memory_record().size());
+  }
   ~SegmentMessage() override {
+    budget_left_ += charged_;
     if (spool_ && in_tmp_) ::unlinkat(tmp_dir_, envelope_.id.c_str(), 0);
   }
   SegmentMessage(const SegmentMessage&) = delete;
@@ -79,7 +85,12 @@ class SegmentMessage final : public IncomingMessage {
 
   const Envelope& envelope() const override { return envelope_; }
   std::uint64_t body_size() const override { return record_.body_size(); }
-  bool append(std::string_view bytes) override { return record_.append(bytes); }
+  bool append(std::string_view bytes) override {
+    if (!record_.spilled() && !take_budget(bytes.size()) && !record_.spill_now()) return false;
+    bool ok = record_.append(bytes);
+    if (record_.spilled()) release_budget();
+    return ok;
+  }
 
   const SegmentBackend& owner() const { return owner_; }
   RecordBuilder& record() { return record_; }
@@ -104,10 +115,25 @@ class SegmentMessage final : public IncomingMessage {
     }
   }
 
+  // Charges n more bytes of memory to the backend's budget; false (nothing charged) if it is
+  // used up.
+  bool take_budget(std::size_t n) {
+    auto want = static_cast<std::int64_t>(n);
+    if (budget_left_.fetch_sub(want) < want) {
+      budget_left_ += want;
+      return false;
+    }
+    charged_ += want;
+    return true;
+  }
+  void release_budget() { budget_left_ += std::exchange(charged_, 0); }
+
   const SegmentBackend& owner_;
   int tmp_dir_;  // owned by the backend
   std::string tmp_path_;
   Envelope envelope_;
+  std::atomic<std::int64_t>& budget_left_;  // the backend's
+  std::int64_t charged_ = 0;                // what this message holds of it
   base::UniqueFd spool_;
   RecordBuilder record_;
   bool in_tmp_ = true;
@@ -134,7 +160,7 @@ class SegmentBackend final : public Backend {
   std::unique_ptr<IncomingMessage> create(Envelope envelope) override {
     if (envelope.id.empty()) envelope.id = make_queue_id();
     return std::make_unique<SegmentMessage>(*this, tmp_.get(), dir_ + "/tmp", std::move(envelope),
-                                            options_.memory_record_limit);
+                                            options_.memory_record_limit, budget_left_);
   }
 
   std::vector<bool> commit(std::vector<IncomingMessage*> batch) override;
@@ -249,6 +275,7 @@ class SegmentBackend final : public Backend {
   }
 
   SegmentBackendOptions options_;
+  std::atomic<std::int64_t> budget_left_{static_cast<std::int64_t>(options_.memory_budget)};
   std::string dir_;  // absolute
   base::UniqueFd root_;
   base::UniqueFd tmp_;

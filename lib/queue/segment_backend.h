@@ -6,7 +6,8 @@
 //   seg/<name>   segments: queue records (format: queue_file.h) back to back. Each writing
 //                process appends to its own segment, which it holds flock()ed; it starts a new
 //                one (a fresh queue id as name) after segment_size bytes. A message larger than
-//                memory_record_limit is spooled to tmp/<id> while it arrives and becomes a
+//                memory_record_limit (or arriving when memory_budget is used up) is spooled
+//                to tmp/<id> while it arrives and becomes a
 //                one-record segment seg/<id> at commit.
 //   tmp/<id>     spooled big messages being received (flock()ed by their writer)
 //   state        the state log: "X <id>" = message finished (removed), "D <id> <i> ..." =
@@ -40,6 +41,10 @@ namespace estafette::queue {
 struct SegmentBackendOptions {
   std::uint64_t segment_size = 32 << 20;        // a writer starts a new segment after this
   std::size_t memory_record_limit = 256 << 10;  // bigger messages are spooled to tmp/
+  // All records held in memory by this backend at once (sessions in DATA plus batches waiting
+  // for their commit); a message that would go over it is spooled to tmp/ instead, so memory
+  // stays bounded whatever the number of sessions.
+  std::size_t memory_budget = 32 << 20;
   unsigned sync_threads = 4;                    // spooled messages of a batch synced at once
   bool verify_body_on_read = false;             // scan()/load() also check body crcs
   std::uint64_t state_compact_bytes = 1 << 20;  // rewrite the state log from this size on

@@ -112,6 +112,33 @@ TEST_P(QueueSegmentBackendRoundTrip, ScanAndLoadGiveEnvelopeAndExactBody) {
 INSTANTIATE_TEST_SUITE_P(Queue, QueueSegmentBackendRoundTrip,
                          ::testing::Values(0, 1, 1000, 3000, 4096, 70000, 300001));
 
+// Memory stays bounded whatever the number of sessions: past the budget, messages are spooled.
+TEST(QueueSegmentBackend, MessagesPastTheMemoryBudgetAreSpooled) {
+  TempDir dir;
+  SegmentBackendOptions options;
+  options.memory_budget = 10000;
+  auto backend = open_segment_backend(dir.path(), options);
+  std::vector<std::unique_ptr<IncomingMessage>> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(backend->create(test_envelope(1)));
+    ASSERT_TRUE(open.back()->append(test_body(4000, static_cast<std::uint32_t>(i))));
+  }
+  EXPECT_EQ(list_names(dir.sub("tmp")), std::vector<std::string>{open[2]->envelope().id});
+  std::vector<IncomingMessage*> raw{open[0].get(), open[1].get(), open[2].get()};
+  EXPECT_EQ(backend->commit(raw), std::vector<bool>(3, true));
+  auto ids =
+      std::vector<QueueId>{open[0]->envelope().id, open[1]->envelope().id, open[2]->envelope().id};
+  open.clear();  // committed: their memory goes back to the budget
+  auto next = backend->create(test_envelope(1));
+  ASSERT_TRUE(next->append(test_body(4000)));
+  EXPECT_TRUE(list_names(dir.sub("tmp")).empty());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto m = backend->load(ids[i]);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(stored_body(*m), test_body(4000, static_cast<std::uint32_t>(i)));
+  }
+}
+
 TEST(QueueSegmentBackend, OneBatchSharesOneSegmentAndScanIsInIdOrder) {
   TempDir dir;
   auto backend = open_segment_backend(dir.path());
