@@ -187,7 +187,12 @@ class SegmentBackend final : public Backend {
     for (std::size_t i : recipient_indexes) line += " " + std::to_string(i);
     line += '\n';
     if (!append_state(line, true)) return false;
-    for (std::size_t i : recipient_indexes) entry->done.push_back(static_cast<std::uint32_t>(i));
+    for (std::size_t i : recipient_indexes) {
+      auto index = static_cast<std::uint32_t>(i);
+      if (std::find(entry->done.begin(), entry->done.end(), index) == entry->done.end()) {
+        entry->done.push_back(index);
+      }
+    }
     return true;
   }
 
@@ -241,6 +246,7 @@ class SegmentBackend final : public Backend {
     return it != index_.end() && it->second.segment ? &it->second : nullptr;
   }
   Entry* find(const QueueId& id) {
+    if (!valid_queue_id(id)) return nullptr;
     read_state();  // another process may have finished it
     if (Entry* entry = located(id)) return entry;
     catch_up(&id);

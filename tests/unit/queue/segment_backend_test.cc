@@ -256,6 +256,9 @@ TEST(QueueSegmentBackend, RemoveAndMarkDoneSurviveARestart) {
     EXPECT_FALSE(backend->load(removed));
     EXPECT_FALSE(backend->mark_done(removed, {0}));
     EXPECT_FALSE(backend->mark_done(make_queue_id(), {0}));
+    EXPECT_FALSE(backend->mark_done("../x", {0}));
+    EXPECT_FALSE(backend->load("../x"));
+    EXPECT_FALSE(backend->remove(""));
   }
   auto backend = open_segment_backend(dir.path());
   auto all = scan_all(*backend);
