@@ -22,6 +22,8 @@ namespace estafette::courierd {
 namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(3);  // jobs in flight, then children
+// How often mail waiting behind a held destination is checked for expiry (queue_lifetime).
+constexpr auto kExpiryCheck = std::chrono::seconds(60);
 
 Poco::Logger& logger() {
   return base::log("courierd");
@@ -88,6 +90,7 @@ Courierd::Courierd(event::Loop& loop, const config::Config& config, std::string 
 
 Courierd::~Courierd() {
   loop_.cancel_timer(wakeup_timer_);
+  loop_.cancel_timer(expiry_timer_);
   loop_.cancel_timer(reap_timer_);
   loop_.cancel_timer(grace_timer_);
   if (listener_) loop_.remove_fd(listener_.get());
@@ -143,6 +146,7 @@ void Courierd::start() {
   listen();
   for (auto& [name, pool] : modules_)
     for (auto& m : pool) m->start();
+  schedule_expiry();
   pump();
 }
 
@@ -317,12 +321,42 @@ void Courierd::on_result(const std::string& module_name, const ipc::DeliverResul
                          " delay=" + delay + (b.expired ? " expired=yes" : "") +
                          " reply=" + quoted(b.reply));
 
-  if (!report.bounced.empty()) {
-    std::string remote_mta;
-    if (module_name == kEsmtpModule && !result.remote.empty())
-      remote_mta = remote_host_name(result.remote);
-    send_bounce(original, report.bounced, remote_mta, now);
+  std::string remote_mta;
+  if (module_name == kEsmtpModule && !result.remote.empty())
+    remote_mta = remote_host_name(result.remote);
+  apply(original, report, remote_mta, now);
+  if (stopping_)
+    maybe_exit();
+  else
+    pump();
+}
+
+// Every kExpiryCheck: mail waiting behind a held destination bounces once it has expired.
+void Courierd::schedule_expiry() {
+  expiry_timer_ = loop_.add_timer(kExpiryCheck, [this] {
+    expiry_timer_ = 0;
+    if (stopping_) return;
+    expire_held(wall_now());
+    pump();
+    schedule_expiry();
+  });
+}
+
+void Courierd::expire_held(Time now) {
+  for (auto& expired : scheduler_.expire_held(now)) {
+    const auto& env = expired.message.envelope;
+    const std::string delay = delay_text(env.arrival, now);
+    for (const auto& b : expired.report.bounced)
+      logger().information("bounced id=" + env.id + " to=<" + b.recipient +
+                           "> relay=none delay=" + delay + " expired=yes reply=" + quoted(b.reply));
+    apply(expired.message, expired.report, "", now);
   }
+}
+
+void Courierd::apply(const queue::StoredMessage& original, const JobReport& report,
+                     const std::string& remote_mta, Time now) {
+  const auto& env = original.envelope;
+  if (!report.bounced.empty()) send_bounce(original, report.bounced, remote_mta, now);
   std::vector<std::size_t> done = report.delivered;
   for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
   // A finished message is simply removed: recording its last recipients first would cost an
@@ -335,10 +369,6 @@ void Courierd::on_result(const std::string& module_name, const ipc::DeliverResul
     else
       logger().error("remove failed id=" + env.id);
   }
-  if (stopping_)
-    maybe_exit();
-  else
-    pump();
 }
 
 void Courierd::send_bounce(const queue::StoredMessage& original, const std::vector<Bounce>& bounces,
@@ -418,6 +448,8 @@ void Courierd::begin_shutdown() {
   logger().information("stopping in_flight=" + std::to_string(running_.size()));
   loop_.cancel_timer(wakeup_timer_);
   wakeup_timer_ = 0;
+  loop_.cancel_timer(expiry_timer_);
+  expiry_timer_ = 0;
   if (listener_) {
     loop_.remove_fd(listener_.get());
     listener_.reset();

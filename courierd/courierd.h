@@ -60,6 +60,11 @@ class Courierd final {
   void dispatch(const Job& job, Time now);
   void on_result(const std::string& module, const ipc::DeliverResult& result);
   void on_module_down(const std::string& module, const std::vector<std::uint64_t>& lost);
+  // After a job or an expiry: the DSN for bounced recipients, then mark done or remove.
+  void apply(const queue::StoredMessage& original, const JobReport& report,
+             const std::string& remote_mta, Time now);
+  void schedule_expiry();
+  void expire_held(Time now);
   void send_bounce(const queue::StoredMessage& original, const std::vector<Bounce>& bounces,
                    const std::string& remote_mta, Time now);
   void reap_children();
@@ -84,6 +89,7 @@ class Courierd final {
   std::uint64_t next_client_ = 1;
   std::unordered_map<JobId, Running> running_;
   event::TimerId wakeup_timer_ = 0;
+  event::TimerId expiry_timer_ = 0;
   event::TimerId reap_timer_ = 0;
   event::TimerId grace_timer_ = 0;
   bool stopping_ = false;

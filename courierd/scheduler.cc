@@ -283,6 +283,50 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   return report;
 }
 
+std::vector<ExpiredReport> Scheduler::expire_held(Time now) {
+  using State = Message::Rcpt::State;
+  std::vector<ExpiredReport> out;
+  std::unordered_map<queue::QueueId, std::size_t> report_of;  // queue id -> index in out
+  std::vector<std::string> touched;
+  for (auto& [did, d] : dests_) {
+    if (d.host_failures == 0) continue;  // up: its mail is tried, and bounced if it expired
+    while (!d.ready.empty()) {
+      Batch& batch = d.ready.front();
+      auto mit = messages_.find(batch.queue_id);
+      if (mit == messages_.end()) {
+        d.ready.pop_front();
+        continue;
+      }
+      Message& m = mit->second;
+      Time expires = Time(std::chrono::seconds(m.stored.envelope.arrival)) + limits_.queue_lifetime;
+      if (now < expires) break;
+      auto [it, added] = report_of.try_emplace(batch.queue_id, out.size());
+      if (added)
+        out.push_back(ExpiredReport{m.stored, JobReport{batch.queue_id, {}, {}, {}, false}});
+      JobReport& report = out[it->second].report;
+      for (std::size_t i : batch.rcpts) {
+        auto& r = m.rcpts[i];
+        if (r.state != State::Ready) continue;
+        r.state = State::Done;
+        --m.pending;
+        report.bounced.push_back(Bounce{i, m.stored.envelope.recipients[i],
+                                        "451 4.4.1 destination not reachable until the message "
+                                        "expired",
+                                        true});
+      }
+      d.ready.pop_front();
+      if (m.pending == 0) {
+        messages_.erase(mit);
+        report.message_finished = true;
+      }
+    }
+    touched.push_back(did);
+  }
+  for (const auto& did : touched) forget_if_idle(did);
+  std::erase_if(out, [](const ExpiredReport& e) { return e.report.bounced.empty(); });
+  return out;
+}
+
 void Scheduler::requeue(JobId job_id, Time now) {
   auto rit = running_.find(job_id);
   if (rit == running_.end()) return;

@@ -110,6 +110,13 @@ struct JobReport {
   bool message_finished = false;       // no recipient left: remove the queue file
 };
 
+// Recipients bounced by expire_held(): the message as queued (the scheduler may have forgotten it
+// by then) and what to do, as after a job.
+struct ExpiredReport {
+  queue::StoredMessage message;
+  JobReport report;
+};
+
 class Scheduler final {
  public:
   using Random = std::function<double()>;  // uniform in [0, 1)
@@ -141,6 +148,13 @@ class Scheduler final {
   // ones count as temporary failures). host_failed holds the destination back.
   JobReport complete(JobId job, const std::vector<RcptOutcome>& results, bool host_failed,
                      Time now);
+
+  // Bounces, without an attempt, the ready recipients of held destinations (their host failed
+  // and only a probe is tried) whose message has outlived queue_lifetime: otherwise
+  // mail behind a dead host expires only when it is the probe. One report per message. Walks
+  // each held destination's ready list from its front (oldest first, as queued) and stops at
+  // the first message that has not expired: O(held destinations + expired recipients).
+  std::vector<ExpiredReport> expire_held(Time now);
 
   // The module running the job went away: its recipients are retried after requeue_delay,
   // without counting an attempt or a host failure.

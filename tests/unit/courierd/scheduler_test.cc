@@ -254,6 +254,49 @@ TEST(CourierdScheduler, HostFailureHoldsTheDestinationWithExponentialBackoff) {
   EXPECT_FALSE(f.scheduler.next_wakeup());
 }
 
+// Mail queued behind a dead host is not attempted (only a probe is), so it must expire on its own.
+TEST(CourierdScheduler, ExpiredMailBehindADeadHostBouncesWithoutAnAttempt) {
+  Fixture f;
+  const Time old = kT0 - 3600s;  // arrival: expires at kT0
+  f.scheduler.add(message("m1", {"a@down.test"}, old), kT0 - 10s);
+  auto probe = f.drain(kT0 - 10s);
+  ASSERT_EQ(probe.size(), 1u);
+  f.scheduler.complete(probe[0].id, all(probe[0], Outcome::TempFail, "refused"), true, kT0 - 10s);
+  f.scheduler.add(message("m2", {"b@down.test", "c@up.test"}, old), kT0 - 9s);
+  f.scheduler.add(message("m3", {"d@down.test"}, kT0 - 60s), kT0 - 9s);  // expires later
+  f.scheduler.add(message("m4", {"e@up.test"}, old), kT0 - 9s);          // its host is up: tried
+  auto up = f.drain(kT0 - 9s);
+  ASSERT_EQ(up.size(), 2u);
+  EXPECT_TRUE(f.scheduler.expire_held(kT0 - 1s).empty());  // nothing has expired yet
+
+  auto expired = f.scheduler.expire_held(kT0 + 1s);
+  ASSERT_EQ(expired.size(), 2u);
+  EXPECT_EQ(expired[0].message.envelope.id, "m1");
+  ASSERT_EQ(expired[0].report.bounced.size(), 1u);
+  EXPECT_EQ(expired[0].report.bounced[0].recipient, "a@down.test");
+  EXPECT_TRUE(expired[0].report.bounced[0].expired);
+  EXPECT_TRUE(expired[0].report.message_finished);
+  EXPECT_EQ(expired[1].message.envelope.id, "m2");
+  ASSERT_EQ(expired[1].report.bounced.size(), 1u);
+  EXPECT_EQ(expired[1].report.bounced[0].rcpt_index, 0u);
+  EXPECT_FALSE(expired[1].report.message_finished);  // c@up.test is in flight
+  EXPECT_FALSE(f.scheduler.message("m1"));
+  EXPECT_TRUE(f.scheduler.message("m2"));
+  EXPECT_TRUE(f.scheduler.message("m3"));
+  EXPECT_TRUE(f.scheduler.expire_held(kT0 + 2s).empty());
+
+  // m3 expires in its turn; the up host's jobs finish as usual.
+  expired = f.scheduler.expire_held(kT0 + 3541s);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].message.envelope.id, "m3");
+  EXPECT_TRUE(expired[0].report.message_finished);
+  for (auto& j : up) {
+    auto r = f.scheduler.complete(j.id, all(j, Outcome::Delivered), false, kT0 + 3542s);
+    EXPECT_TRUE(r.message_finished);
+  }
+  EXPECT_EQ(f.scheduler.message_count(), 0u);
+}
+
 // A destination that is down: whatever is queued for it, each round costs one connection (a
 // probe) and one timer; the jobs in flight when it went down count as one failure; a probe that
 // reaches the host (delivered, or deferred by a live host) opens its window again, from 2.
