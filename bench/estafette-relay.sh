@@ -9,6 +9,9 @@
 #                in-tree build; or set it to a VPATH build directory)
 #   EXTRA_ROUTES space-separated "domain:host,port" routes added to the five above (and relayed)
 #   EXTRA_CONF   config lines appended to the generated config (later keys win)
+#   ESMTPD_PROCESSES, ESMTPCLIENT_PROCESSES
+#                esmtpd_processes / esmtpclient_processes (default: the config's default, auto)
+#   CPUS         start estafetted under `taskset -c $CPUS` (its daemons inherit the affinity)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${BENCH_DIR:-/tmp/estafette-relay}
@@ -35,6 +38,8 @@ configure() {
     echo "MAXRCPT = 100"
     echo "max_sessions = 1000"
     echo "queue_backend = ${QUEUE_BACKEND:-segment}"
+    [ -n "${ESMTPD_PROCESSES:-}" ] && echo "esmtpd_processes = $ESMTPD_PROCESSES"
+    [ -n "${ESMTPCLIENT_PROCESSES:-}" ] && echo "esmtpclient_processes = $ESMTPCLIENT_PROCESSES"
     echo "retry_base = 10s"
     echo "log_file = $dir/estafette.log"
     echo "log_level = ${LOG_LEVEL:-information}"
@@ -50,7 +55,7 @@ case "$cmd" in
     [ -x "$bin/estafette" ] || { echo "estafette-relay: no build in $bin (set ESTAFETTE=builddir)" >&2; exit 2; }
     configure
     ulimit -n 65536 2>/dev/null || true
-    "$bin/estafette" start -c "$conf" >/dev/null
+    ${CPUS:+taskset -c "$CPUS"} "$bin/estafette" start -c "$conf" >/dev/null
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$relay_port) 2>/dev/null && exit 0; sleep 0.1; done
     echo "estafette-relay: esmtpd did not come up; see $dir/estafette.log" >&2; exit 1 ;;
   stop)
@@ -62,7 +67,7 @@ case "$cmd" in
       was_running=1; "$bin/estafette" stop -c "$conf" >/dev/null
     fi
     rm -rf "$dir/state/queue" "$dir/state/maildir"
-    : > "$dir/estafette.log" 2>/dev/null || true
+    [ -d "$dir" ] && : > "$dir/estafette.log"
     [ "$was_running" = 1 ] && "$0" start || true ;;
   status)
     "$bin/estafette" status -c "$conf" ;;
