@@ -85,6 +85,7 @@ void Supervisor::spawn(Child& child) {
   }
   child.pid = pid;
   child.started = event::Clock::now();
+  child.note.clear();
   logger().information("started " + label(child) + " pid=" + std::to_string(pid));
 }
 

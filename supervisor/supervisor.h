@@ -44,7 +44,7 @@ class Supervisor final {
     pid_t pid = 0;
     event::Clock::time_point started;
     std::chrono::milliseconds delay{500};  // before the next restart
-    std::string note;                      // how it last exited, for the status file
+    std::string note;                      // while down: how it exited, for the status file
   };
   void spawn(Child& child);
   void reap();
