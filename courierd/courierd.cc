@@ -100,7 +100,9 @@ ModuleProcess* Courierd::pick(const std::string& name) {
   auto it = modules_.find(name);
   if (it == modules_.end() || it->second.empty()) return nullptr;
   const auto& pool = it->second;
-  std::size_t first = next_pick_++ % pool.size();
+  // Per pool: with one shared counter, jobs alternating between two modules would always start
+  // the search at the same process of each pool.
+  std::size_t first = next_pick_[name]++ % pool.size();
   ModuleProcess* best = nullptr;
   for (std::size_t k = 0; k < pool.size(); ++k) {
     ModuleProcess* m = pool[(first + k) % pool.size()].get();

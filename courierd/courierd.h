@@ -83,7 +83,8 @@ class Courierd final {
   Scheduler scheduler_;
   base::UniqueFd listener_;
   std::map<std::string, std::vector<std::unique_ptr<ModuleProcess>>> modules_;  // pools by name
-  std::size_t next_pick_ = 0;  // where pick() starts looking, so that ties take turns
+  std::map<std::string, std::size_t> next_pick_;  // per pool: where pick() starts looking, so
+                                                  // that ties take turns
   std::unordered_map<std::uint64_t, std::unique_ptr<ipc::Channel>> clients_;
   std::vector<std::unique_ptr<ipc::Channel>> closed_clients_;
   std::uint64_t next_client_ = 1;
