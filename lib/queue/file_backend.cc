@@ -92,14 +92,7 @@ class FileMessage final : public IncomingMessage {
 class FileBackend final : public Backend {
  public:
   FileBackend(const std::string& queue_dir, const FileBackendOptions& options) : options_(options) {
-    if (::mkdir(queue_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      fs::throw_errno(errno, "mkdir " + queue_dir);
-    }
-    char resolved[PATH_MAX];
-    if (!::realpath(queue_dir.c_str(), resolved)) fs::throw_errno(errno, "realpath " + queue_dir);
-    dir_ = resolved;
-    base::UniqueFd root(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!root) fs::throw_errno(errno, "open " + dir_);
+    base::UniqueFd root = fs::open_queue_dir(queue_dir, &dir_);
     tmp_ = fs::open_subdir(root.get(), dir_, "tmp");
     msg_ = fs::open_subdir(root.get(), dir_, "msg");
     corrupt_ = fs::open_subdir(root.get(), dir_, "corrupt");

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 
 #include "lib/base/log.h"
 
@@ -51,6 +53,18 @@ base::UniqueFd open_subdir(int dir_fd, const std::string& path, const char* name
   }
   base::UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno(errno, "open " + path + "/" + name);
+  return fd;
+}
+
+base::UniqueFd open_queue_dir(const std::string& queue_dir, std::string* absolute) {
+  if (::mkdir(queue_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw_errno(errno, "mkdir " + queue_dir);
+  }
+  char resolved[PATH_MAX];
+  if (!::realpath(queue_dir.c_str(), resolved)) throw_errno(errno, "realpath " + queue_dir);
+  *absolute = resolved;
+  base::UniqueFd fd(::open(resolved, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw_errno(errno, "open " + *absolute);
   return fd;
 }
 

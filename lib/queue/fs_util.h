@@ -27,6 +27,10 @@ bool read_exact(int fd, std::uint64_t offset, std::size_t size, std::string& out
 // path names dir_fd in error messages. Throws std::system_error.
 base::UniqueFd open_subdir(int dir_fd, const std::string& path, const char* name);
 
+// Creates (mode 0700) if needed and opens the queue directory; *absolute is its real path.
+// Throws std::system_error.
+base::UniqueFd open_queue_dir(const std::string& queue_dir, std::string* absolute);
+
 // Names in a directory (without . and ..); false (errno set) if it cannot be read.
 bool list_dir(int dir_fd, std::vector<std::string>& names);
 

@@ -143,14 +143,7 @@ class SegmentBackend final : public Backend {
  public:
   SegmentBackend(const std::string& queue_dir, const SegmentBackendOptions& options)
       : options_(options) {
-    if (::mkdir(queue_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      fs::throw_errno(errno, "mkdir " + queue_dir);
-    }
-    char resolved[PATH_MAX];
-    if (!::realpath(queue_dir.c_str(), resolved)) fs::throw_errno(errno, "realpath " + queue_dir);
-    dir_ = resolved;
-    root_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!root_) fs::throw_errno(errno, "open " + dir_);
+    root_ = fs::open_queue_dir(queue_dir, &dir_);
     tmp_ = fs::open_subdir(root_.get(), dir_, "tmp");
     seg_ = fs::open_subdir(root_.get(), dir_, "seg");
     corrupt_ = fs::open_subdir(root_.get(), dir_, "corrupt");

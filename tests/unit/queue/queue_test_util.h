@@ -90,4 +90,11 @@ inline std::string stored_body(const StoredMessage& m) {
   return all.substr(m.body_offset, m.body_size);
 }
 
+// Everything scan() visits, in its order.
+inline std::vector<StoredMessage> scan_all(Backend& backend) {
+  std::vector<StoredMessage> all;
+  backend.scan([&](StoredMessage&& m) { all.push_back(std::move(m)); });
+  return all;
+}
+
 }  // namespace estafette::queue::testing

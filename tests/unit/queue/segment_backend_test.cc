@@ -18,17 +18,12 @@ namespace {
 
 using testing::list_names;
 using testing::read_file;
+using testing::scan_all;
 using testing::stored_body;
 using testing::TempDir;
 using testing::test_body;
 using testing::test_envelope;
 using testing::write_file;
-
-std::vector<StoredMessage> scan_all(Backend& backend) {
-  std::vector<StoredMessage> all;
-  backend.scan([&](StoredMessage&& m) { all.push_back(std::move(m)); });
-  return all;
-}
 
 QueueId add_message(Backend& backend, const std::string& body, std::size_t recipients = 3) {
   QueueId id;
