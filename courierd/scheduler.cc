@@ -135,6 +135,15 @@ void Scheduler::add_timer(Time at, const std::string& did, Batch batch) {
   timers_.emplace(at, Timer{did, std::move(batch)});
 }
 
+Scheduler::Message* Scheduler::front_message(Dest& d) {
+  while (!d.ready.empty()) {
+    auto mit = messages_.find(d.ready.front().queue_id);
+    if (mit != messages_.end()) return &mit->second;
+    d.ready.pop_front();  // its message is gone
+  }
+  return nullptr;
+}
+
 void Scheduler::forget_if_idle(const std::string& did) {
   auto it = dests_.find(did);
   if (it == dests_.end()) return;
@@ -154,14 +163,9 @@ std::optional<Job> Scheduler::next_job(Time now) {
       forget_if_idle(did);
       continue;
     }
-    while (!d.ready.empty()) {
+    while (Message* front = front_message(d)) {
       Batch& batch = d.ready.front();
-      auto mit = messages_.find(batch.queue_id);
-      if (mit == messages_.end()) {
-        d.ready.pop_front();
-        continue;
-      }
-      Message& m = mit->second;
+      Message& m = *front;
       Job job;
       job.id = next_job_id_++;
       job.queue_id = batch.queue_id;
@@ -208,8 +212,7 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   Message& m = mit->second;
   using State = Message::Rcpt::State;
 
-  const bool expired =
-      now >= Time(std::chrono::seconds(m.stored.envelope.arrival)) + limits_.queue_lifetime;
+  const bool expired = now >= expires_at(m);
   const double jitter = 0.8 + 0.4 * std::clamp(random_(), 0.0, 1.0);
   std::map<Time, Batch> retries;
   Batch held{running.job.queue_id, {}};
@@ -290,16 +293,10 @@ std::vector<ExpiredReport> Scheduler::expire_held(Time now) {
   std::vector<std::string> touched;
   for (auto& [did, d] : dests_) {
     if (d.host_failures == 0) continue;  // up: its mail is tried, and bounced if it expired
-    while (!d.ready.empty()) {
+    while (Message* front = front_message(d)) {
       Batch& batch = d.ready.front();
-      auto mit = messages_.find(batch.queue_id);
-      if (mit == messages_.end()) {
-        d.ready.pop_front();
-        continue;
-      }
-      Message& m = mit->second;
-      Time expires = Time(std::chrono::seconds(m.stored.envelope.arrival)) + limits_.queue_lifetime;
-      if (now < expires) break;
+      Message& m = *front;
+      if (now < expires_at(m)) break;
       auto [it, added] = report_of.try_emplace(batch.queue_id, out.size());
       if (added)
         out.push_back(ExpiredReport{m.stored, JobReport{batch.queue_id, {}, {}, {}, false}});
@@ -314,9 +311,11 @@ std::vector<ExpiredReport> Scheduler::expire_held(Time now) {
                                         "expired",
                                         true});
       }
+      bool finished = m.pending == 0;
+      queue::QueueId id = std::move(batch.queue_id);
       d.ready.pop_front();
-      if (m.pending == 0) {
-        messages_.erase(mit);
+      if (finished) {
+        messages_.erase(id);
         report.message_finished = true;
       }
     }

@@ -209,6 +209,12 @@ class Scheduler final {
   void consider(const std::string& id, Dest& d, Time now);
   void release_due(Time now);
   void add_timer(Time at, const std::string& did, Batch batch);
+  // The message of the dest's first ready batch, after dropping batches whose message is gone;
+  // nullptr when nothing is ready.
+  Message* front_message(Dest& d);
+  Time expires_at(const Message& m) const {
+    return Time(std::chrono::seconds(m.stored.envelope.arrival)) + limits_.queue_lifetime;
+  }
   // Drops the state of a dest with nothing ready, running or waiting (bounded memory).
   void forget_if_idle(const std::string& did);
 

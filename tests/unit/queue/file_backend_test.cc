@@ -155,26 +155,15 @@ TEST(QueueFileBackend, ForkedWritersShareOneQueue) {
   TempDir dir;
   auto backend = open_file_backend(dir.path());
   constexpr int kChildren = 4, kPerChild = 25;
-  std::vector<pid_t> children;
-  for (int c = 0; c < kChildren; ++c) {
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      // Each child opens the dir too: its stale-tmp cleanup must spare its siblings' files.
-      auto mine = open_file_backend(dir.path());
-      bool ok = true;
-      for (int i = 0; i < kPerChild; ++i) {
-        ok = write_message(*mine, test_envelope(1), "child " + std::to_string(c)) && ok;
-      }
-      ::_exit(ok ? 0 : 1);
+  EXPECT_TRUE(testing::run_forked(kChildren, [&](int c) {
+    // Each child opens the dir too: its stale-tmp cleanup must spare its siblings' files.
+    auto mine = open_file_backend(dir.path());
+    bool ok = true;
+    for (int i = 0; i < kPerChild; ++i) {
+      ok = write_message(*mine, test_envelope(1), "child " + std::to_string(c)) && ok;
     }
-    children.push_back(pid);
-  }
-  for (pid_t pid : children) {
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
+    return ok;
+  }));
   std::set<QueueId> ids;
   for (auto& m : scan_all(*backend)) ids.insert(m.envelope.id);
   EXPECT_EQ(ids.size(), static_cast<std::size_t>(kChildren * kPerChild));

@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -88,6 +90,24 @@ inline std::string stored_body(const StoredMessage& m) {
   std::string all = read_file(m.path);
   if (m.body_offset + m.body_size > all.size()) return "<out of range>";
   return all.substr(m.body_offset, m.body_size);
+}
+
+// Runs child(c) for c in [0, children) in forked processes at once and waits for them all;
+// true when every child returned true (and exited normally).
+inline bool run_forked(int children, const std::function<bool(int)>& child) {
+  std::vector<pid_t> pids;
+  for (int c = 0; c < children; ++c) {
+    pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) ::_exit(child(c) ? 0 : 1);
+    pids.push_back(pid);
+  }
+  bool ok = true;
+  for (pid_t pid : pids) {
+    int status = 0;
+    ok = ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 && ok;
+  }
+  return ok;
 }
 
 // Everything scan() visits, in its order.

@@ -170,25 +170,14 @@ TEST(QueueSegmentBackend, ForkedWritersEachAppendToTheirOwnSegment) {
   TempDir dir;
   auto reader = open_segment_backend(dir.path());
   constexpr int kChildren = 4, kPerChild = 25;
-  std::vector<pid_t> children;
-  for (int c = 0; c < kChildren; ++c) {
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      auto mine = open_segment_backend(dir.path());
-      bool ok = true;
-      for (int i = 0; i < kPerChild; ++i) {
-        ok = write_message(*mine, test_envelope(1), test_body(i % 2 ? 100 : 300000)) && ok;
-      }
-      ::_exit(ok ? 0 : 1);
+  EXPECT_TRUE(testing::run_forked(kChildren, [&](int) {
+    auto mine = open_segment_backend(dir.path());
+    bool ok = true;
+    for (int i = 0; i < kPerChild; ++i) {
+      ok = write_message(*mine, test_envelope(1), test_body(i % 2 ? 100 : 300000)) && ok;
     }
-    children.push_back(pid);
-  }
-  for (pid_t pid : children) {
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
+    return ok;
+  }));
   EXPECT_EQ(reader->count(), static_cast<std::size_t>(kChildren * kPerChild));
   std::set<QueueId> ids;
   for (auto& m : scan_all(*reader)) ids.insert(m.envelope.id);
