@@ -1,5 +1,7 @@
 #include "esmtpclient/esmtp_client.h"
 
+#include "lib/config/resolver_options.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -94,21 +96,13 @@ smtp::ClientTimeouts timeouts_from(const config::Config& config) {
   return t;
 }
 
-dns::ResolverOptions resolver_options_from(const config::Config& config) {
-  dns::ResolverOptions o;
-  for (const auto& s : config.dns_servers) o.servers.push_back(s.to_string());
-  o.timeout = config.dns_timeout;
-  o.tries = config.dns_tries;
-  return o;
-}
-
 EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::UniqueFd ipc_fd,
                          std::function<void()> on_exit)
     : loop_(loop),
       config_(config),
       helo_name_(config.hostname.empty() ? "localhost" : config.hostname),
       timeouts_(timeouts_from(config)),
-      resolver_(loop, resolver_options_from(config)),
+      resolver_(loop, config::resolver_options(config)),
       channel_(
           loop, std::move(ipc_fd), [this](const ipc::Frame& f) { on_frame(f); },
           [this] {

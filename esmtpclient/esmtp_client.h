@@ -40,7 +40,6 @@ struct Destination {
 std::optional<Destination> parse_destination(const std::string& text, std::uint16_t mx_port);
 
 smtp::ClientTimeouts timeouts_from(const config::Config& config);
-dns::ResolverOptions resolver_options_from(const config::Config& config);
 
 class EsmtpClient final : private ConnectionOwner {
  public:

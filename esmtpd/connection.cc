@@ -18,8 +18,21 @@ Poco::Logger& logger() {
 }
 }  // namespace
 
+std::string CheckCounters::summary() const {
+  auto n = [](const char* name, std::uint64_t v) {
+    return " " + std::string(name) + "=" + std::to_string(v);
+  };
+  return "checks:" + n("checked", checked) + n("rdns_confirmed", rdns_confirmed) +
+         n("rdns_unconfirmed", rdns_unconfirmed) + n("rdns_noptr", rdns_noptr) +
+         n("rdns_tempfail", rdns_tempfail) + n("dnsbl_listed", dnsbl_listed) +
+         n("dnsbl_blocked", dnsbl_blocked) + n("dnsbl_tempfail", dnsbl_tempfail) +
+         n("ident_ok", ident_ok) + n("ident_failed", ident_failed) +
+         n("refused_access", refused_access) + n("refused_limits", refused_limits);
+}
+
 Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::ClientInfo client,
-                       std::uint64_t number, std::function<void(std::uint64_t)> on_finished)
+                       std::uint64_t number, std::function<void(std::uint64_t)> on_finished,
+                       ConnectionChecksSetup checks)
     : ctx_(context),
       fd_(std::move(fd)),
       session_(context.policy, std::move(client)),
@@ -31,11 +44,13 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
             if (message_ && !append_failed_ && !message_->append(bytes)) append_failed_ = true;
           },
           context.policy.max_message_size),
-      started_(event::Clock::now()) {}
+      started_(event::Clock::now()),
+      setup_(std::move(checks)) {}
 
 Connection::~Connection() {
   *alive_ = false;
   if (timer_) ctx_.loop.cancel_timer(timer_);
+  if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
   if (fd_) ctx_.loop.remove_fd(fd_.get());
   if (message_) ctx_.backend.abort(std::move(message_));
 }
@@ -47,7 +62,128 @@ void Connection::start() {
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
   arm_timer();
+  if (setup_.settings) {
+    checks_ = std::make_unique<checks::ConnectionChecks>(
+        ctx_.loop, ctx_.resolver, *setup_.settings, setup_.endpoints, [this] { on_checks_done(); });
+    checks_->start();
+    // Postfix's greet_wait: hold the greeting while the checks run, at most this long. To reject
+    // at the greeting, it waits for the DNS lists (bounded by the resolver's timeouts).
+    bool reject_at_greeting =
+        ctx_.dnsbl_action == config::DnsblAction::RejectGreeting && !setup_.settings->dnsbl.empty();
+    if (ctx_.greet_wait.count() > 0 || reject_at_greeting) {
+      if (ctx_.greet_wait.count() > 0 && !reject_at_greeting) {
+        greet_timer_ = ctx_.loop.add_timer(ctx_.greet_wait, [this] {
+          greet_timer_ = 0;
+          greet();
+          resume();
+        });
+      }
+      return;
+    }
+  }
+  greet();
+}
+
+void Connection::greet() {
+  if (greeted_ || finished_) return;
+  greeted_ = true;
+  if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
+  greet_timer_ = 0;
   run(session_.start());
+}
+
+void Connection::on_checks_done() {
+  const auto& r = checks_->results();
+  auto& n = ctx_.counters;
+  ++n.checked;
+  smtp::CheckVerdict verdict;
+  std::string line = "checks session=" + std::to_string(number_);
+  if (r.rdns.status != checks::RdnsStatus::Off) {
+    if (r.rdns.status == checks::RdnsStatus::Confirmed) verdict.rdns = r.rdns.name;
+    line += std::string(" rdns=") + checks::to_string(r.rdns.status) + " name=" + verdict.rdns;
+    switch (r.rdns.status) {
+      case checks::RdnsStatus::Confirmed:
+        ++n.rdns_confirmed;
+        break;
+      case checks::RdnsStatus::Unconfirmed:
+        ++n.rdns_unconfirmed;
+        break;
+      case checks::RdnsStatus::NoPtr:
+        ++n.rdns_noptr;
+        break;
+      default:
+        ++n.rdns_tempfail;
+        break;
+    }
+  }
+  if (!setup_.settings->dnsbl.empty()) {
+    line += " dnsbl_score=" + std::to_string(r.dnsbl.score);
+    for (const auto& hit : r.dnsbl.hits) line += " listed=" + hit.zone;
+    for (const auto& zone : r.dnsbl.tempfailed) line += " tempfail=" + zone;
+    if (!r.dnsbl.hits.empty()) ++n.dnsbl_listed;
+    if (!r.dnsbl.tempfailed.empty()) ++n.dnsbl_tempfail;
+    if (r.dnsbl.blocked(ctx_.dnsbl_threshold)) {
+      ++n.dnsbl_blocked;
+      verdict.block_reply = r.dnsbl.reply_text();
+      if (verdict.block_reply.empty())
+        verdict.block_reply = "Service unavailable; client [" + session_.client().ip + "] blocked";
+      line += " blocked=yes";
+    }
+  }
+  if (r.ident.status != checks::IdentStatus::Off) {
+    if (r.ident.status == checks::IdentStatus::Ok) verdict.ident_user = r.ident.user;
+    ++(r.ident.status == checks::IdentStatus::Ok ? n.ident_ok : n.ident_failed);
+    line += std::string(" ident=") + checks::to_string(r.ident.status);
+    if (!verdict.ident_user.empty()) line += " user=" + verdict.ident_user;
+  }
+  line += " time=" + std::to_string(r.elapsed.count()) + "ms";
+  logger().information(line);
+  if (!greeted_ && !verdict.block_reply.empty() &&
+      ctx_.dnsbl_action == config::DnsblAction::RejectGreeting) {
+    greeted_ = true;
+    if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
+    greet_timer_ = 0;
+    run({{smtp::ActionKind::Reply, "554 5.7.1 " + verdict.block_reply + "\r\n"},
+         {smtp::ActionKind::Close, {}}});
+    return;
+  }
+  greet();
+  if (finished_) return;
+  run(session_.on_checks_done(verdict));
+  resume();
+}
+
+void Connection::lookup_sender(const std::string& domain) {
+  sender_lookup_ = ctx_.resolver.resolve_mx(domain, [this](const dns::MxResult& mx) {
+    smtp::SenderDomain result = smtp::SenderDomain::TempFail;
+    switch (mx.status) {
+      case dns::Status::Ok:
+        result = smtp::SenderDomain::Ok;
+        break;
+      case dns::Status::NotFound:
+        result = smtp::SenderDomain::NotFound;
+        break;
+      case dns::Status::PermFail:
+        result = smtp::SenderDomain::NullMx;
+        break;
+      case dns::Status::TempFail:
+        result = smtp::SenderDomain::TempFail;
+        break;
+    }
+    run(session_.on_sender_checked(result));
+    resume();
+  });
+}
+
+void Connection::resume() {
+  if (finished_) return;
+  process_input();
+  if (finished_) return;
+  if (peer_eof_ && !closing_ && !awaiting_commit_ && !session_.waiting()) {
+    finish("disconnect");
+    return;
+  }
+  update_interest();
 }
 
 void Connection::reject(const std::string& reply) {
@@ -98,7 +234,7 @@ void Connection::read_input() {
   arm_timer();
   process_input();
   if (finished_) return;
-  if (peer_eof_ && !awaiting_commit_) {
+  if (peer_eof_ && !awaiting_commit_ && !session_.waiting() && greeted_) {
     finish(session_.in_data() ? "lost connection in DATA" : "disconnect");
     return;
   }
@@ -106,7 +242,9 @@ void Connection::read_input() {
 }
 
 void Connection::process_input() {
-  while (!finished_ && !closing_ && !awaiting_commit_ && in_start_ < in_.size()) {
+  // Input before the greeting stays buffered (the client should not talk first).
+  while (greeted_ && !finished_ && !closing_ && !awaiting_commit_ && !session_.waiting() &&
+         in_start_ < in_.size()) {
     std::string_view avail(in_.data() + in_start_, in_.size() - in_start_);
     if (session_.in_data()) {
       std::size_t used = data_.feed(avail);
@@ -145,6 +283,9 @@ void Connection::run(smtp::Actions actions) {
         break;
       case smtp::ActionKind::Close:
         closing_ = true;
+        break;
+      case smtp::ActionKind::LookupSender:
+        lookup_sender(action.text);
         break;
     }
   }
@@ -199,14 +340,7 @@ void Connection::commit() {
     awaiting_commit_ = false;
     ++messages_;
     run(ok ? session_.on_queued(id) : session_.on_queue_failed());
-    if (finished_) return;
-    process_input();  // pipelined commands that waited for the commit
-    if (finished_) return;
-    if (peer_eof_ && !closing_) {
-      finish("disconnect");
-      return;
-    }
-    update_interest();
+    resume();  // pipelined commands that waited for the commit
   });
 }
 
@@ -241,7 +375,8 @@ void Connection::update_interest() {
   if (finished_) return;
   std::uint32_t want = 0;
   bool backlog = out_.size() - out_start_ > kMaxPendingOutput;
-  if (!closing_ && !awaiting_commit_ && !peer_eof_ && !backlog) want |= EPOLLIN;
+  bool held = !greeted_ || awaiting_commit_ || session_.waiting();
+  if (!closing_ && !held && !peer_eof_ && !backlog) want |= EPOLLIN;
   if (out_start_ < out_.size()) want |= EPOLLOUT;
   if (want != interest_) {
     interest_ = want;

@@ -11,13 +11,27 @@
 #include <memory>
 #include <string>
 
+#include "esmtpd/session_table.h"
 #include "lib/base/fd.h"
+#include "lib/checks/checks.h"
+#include "lib/config/config.h"
+#include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
 
 namespace estafette::esmtpd {
+
+// Connection-check figures of one esmtpd process, for its periodic log line.
+struct CheckCounters {
+  std::uint64_t checked = 0;
+  std::uint64_t rdns_confirmed = 0, rdns_unconfirmed = 0, rdns_noptr = 0, rdns_tempfail = 0;
+  std::uint64_t dnsbl_listed = 0, dnsbl_blocked = 0, dnsbl_tempfail = 0;
+  std::uint64_t ident_ok = 0, ident_failed = 0;
+  std::uint64_t refused_access = 0, refused_limits = 0;
+  std::string summary() const;
+};
 
 // What every connection of one server shares; owned by the Server.
 struct ConnectionContext {
@@ -28,12 +42,25 @@ struct ConnectionContext {
   std::function<void(const std::string& queue_id)> on_queued;  // tell courierd
   std::chrono::seconds timeout;
   std::size_t max_line;
+  dns::Resolver& resolver;
+  std::chrono::milliseconds greet_wait;
+  config::DnsblAction dnsbl_action;
+  int dnsbl_threshold;
+  CheckCounters& counters;
+};
+
+// This connection's checks, decided by the Admission.
+struct ConnectionChecksSetup {
+  const checks::Settings* settings = nullptr;  // nullptr: none
+  checks::Endpoints endpoints;
+  SessionTable::Slot slot;
 };
 
 class Connection final {
  public:
   Connection(ConnectionContext& context, base::UniqueFd fd, smtp::ClientInfo client,
-             std::uint64_t number, std::function<void(std::uint64_t)> on_finished);
+             std::uint64_t number, std::function<void(std::uint64_t)> on_finished,
+             ConnectionChecksSetup checks = {});
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -47,6 +74,10 @@ class Connection final {
   void read_input();
   void process_input();
   void run(smtp::Actions actions);
+  void greet();
+  void on_checks_done();
+  void lookup_sender(const std::string& domain);
+  void resume();  // after an answer the session waited for: pipelined input, then interest
   void begin_data();
   void commit();
   void send(const std::string& text);
@@ -77,6 +108,11 @@ class Connection final {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   event::Clock::time_point started_;
   std::size_t messages_ = 0;
+  ConnectionChecksSetup setup_;
+  std::unique_ptr<checks::ConnectionChecks> checks_;
+  bool greeted_ = false;
+  event::TimerId greet_timer_ = 0;
+  dns::Request sender_lookup_;
 };
 
 }  // namespace estafette::esmtpd

@@ -9,6 +9,7 @@
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
+#include "lib/config/resolver_options.h"
 
 namespace estafette::esmtpd {
 
@@ -17,6 +18,8 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
       config_(config),
       max_sessions_(config::session_share(config.max_sessions, processes)),
       backend_(queue::open_backend(config.queue_backend, config.queue_dir())),
+      resolver_(loop, config::resolver_options(config)),
+      admission_(config, config.run_dir()),
       courierd_(loop, config.courierd_socket()) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
@@ -27,7 +30,9 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
   context_ = std::make_unique<ConnectionContext>(
       ConnectionContext{loop, policy_, *backend_, *committer_,
                         [this](const std::string& id) { courierd_.notify(id); },
-                        config.smtpd_timeout, config.max_line_length});
+                        config.smtpd_timeout, config.max_line_length, resolver_, config.greet_wait,
+                        config.dnsbl_action, config.dnsbl_threshold, counters_});
+  schedule_stats();
   // One of several processes: share the addresses. Alone: no SO_REUSEPORT, so that a second
   // instance started by mistake fails to bind instead of silently taking half the connections.
   const bool shared = processes > 1;
@@ -41,7 +46,17 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
   }
 }
 
+// Every 10 minutes: the checks' figures, and rows of dead esmtpd processes swept.
+void Server::schedule_stats() {
+  stats_timer_ = loop_.add_timer(std::chrono::minutes(10), [this] {
+    if (counters_.checked > 0) base::log("esmtpd").information(counters_.summary());
+    admission_.sweep();
+    schedule_stats();
+  });
+}
+
 Server::~Server() {
+  if (stats_timer_) loop_.cancel_timer(stats_timer_);
   connections_.clear();
   for (auto& l : listeners_) loop_.remove_fd(l.get());
 }
@@ -62,23 +77,51 @@ void Server::accept_from(int listen_fd) {
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     smtp::ClientInfo client;
     client.ip = base::address_text(reinterpret_cast<sockaddr*>(&addr), &client.port);
-    client.relay_client = config::any_contains(config_.relay_clients, client.ip);
+    ConnectionChecksSetup setup;
+    setup.endpoints.client_ip = client.ip;
+    setup.endpoints.client_port = client.port;
+    sockaddr_storage local{};
+    socklen_t local_len = sizeof local;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_len) == 0)
+      setup.endpoints.server_ip =
+          base::address_text(reinterpret_cast<sockaddr*>(&local), &setup.endpoints.server_port);
+    std::string refusal;
+    if (connections_.size() >= max_sessions_) {
+      base::log("esmtpd").warning("too many sessions (" + std::to_string(max_sessions_) +
+                                  " in this process); refusing [" + client.ip + "]");
+      ++counters_.refused_limits;
+      refusal = "421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n";
+    } else {
+      Admitted a = admission_.admit(client.ip);
+      if (!a.allowed) {
+        bool by_rule = a.rule && !a.rule->allow;
+        ++(by_rule ? counters_.refused_access : counters_.refused_limits);
+        base::log("esmtpd").notice("refused [" + client.ip + "]: " +
+                                   (by_rule ? "access rule " + a.rule->where : "session limit"));
+        refusal = a.refusal;
+      }
+      client.relay_client = a.relay_client;
+      client.check_sender_domain = a.sender_dns;
+      client.checks_pending = a.checks != nullptr;
+      setup.settings = a.checks;
+      setup.slot = std::move(a.slot);
+    }
     auto number = next_number_++;
-    auto conn = std::make_unique<Connection>(*context_, std::move(fd), std::move(client), number,
-                                             [this](std::uint64_t n) { connections_.erase(n); });
+    auto conn = std::make_unique<Connection>(
+        *context_, std::move(fd), std::move(client), number,
+        [this](std::uint64_t n) { connections_.erase(n); }, std::move(setup));
     auto* raw = conn.get();
     connections_.emplace(number, std::move(conn));
-    if (connections_.size() > max_sessions_) {
-      base::log("esmtpd").warning("too many sessions (" + std::to_string(max_sessions_) +
-                                  " in this process); refusing a connection");
-      raw->reject("421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n");
-    } else {
+    if (!refusal.empty())
+      raw->reject(refusal);
+    else
       raw->start();
-    }
   }
 }
 
 void Server::shutdown() {
+  if (counters_.checked > 0 || counters_.refused_access > 0 || counters_.refused_limits > 0)
+    base::log("esmtpd").information(counters_.summary());
   for (auto& l : listeners_) loop_.remove_fd(l.get());
   listeners_.clear();
 }

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "esmtpd/admission.h"
 #include "esmtpd/connection.h"
 #include "esmtpd/courierd_link.h"
 #include "lib/config/config.h"
@@ -32,6 +33,7 @@ class Server final {
 
  private:
   void accept_from(int listen_fd);
+  void schedule_stats();
 
   event::Loop& loop_;
   const config::Config& config_;
@@ -39,6 +41,10 @@ class Server final {
   smtp::ServerPolicy policy_;
   std::unique_ptr<queue::Backend> backend_;
   std::unique_ptr<queue::Committer> committer_;
+  dns::Resolver resolver_;
+  Admission admission_;
+  CheckCounters counters_;
+  event::TimerId stats_timer_ = 0;
   CourierdLink courierd_;
   std::unique_ptr<ConnectionContext> context_;
   std::vector<base::UniqueFd> listeners_;

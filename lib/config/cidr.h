@@ -17,6 +17,7 @@ class Cidr final {
   static std::optional<Cidr> parse(std::string_view text);
   bool contains(std::string_view ip) const;  // false for a malformed address
   std::string to_string() const;
+  int prefix() const { return prefix_; }
 
  private:
   int family_ = 0;  // AF_INET or AF_INET6

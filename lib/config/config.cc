@@ -24,6 +24,9 @@ listen = 127.0.0.1:2525
 local_domains = estafette.test, localhost
 relay_clients =
 smarthost =
+# No reverse DNS or sender-domain lookups: this default also runs on machines without DNS.
+rdns_check = no
+BOFHCHECKDNS = no
 MAXDELS = 100
 MAXHOST = 10
 MAXRCPT = 100
@@ -232,6 +235,36 @@ void parse_routes(const std::string& text, const std::string& name, Routes& rout
   }
 }
 
+std::vector<DnsListSpec> parse_dnsbl(const std::string& text, const std::string& name) {
+  std::vector<DnsListSpec> out;
+  std::istringstream in(text);
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    auto where = name + ":" + std::to_string(lineno);
+    auto body = trim(line);
+    if (body.empty() || body[0] == '#') continue;
+    // zone, filter and weight are words; the reply is the rest of the line.
+    std::vector<std::string_view> words;
+    while (words.size() < 3 && !body.empty()) {
+      auto end = body.find_first_of(" \t");
+      words.push_back(body.substr(0, end));
+      body = end == std::string_view::npos ? std::string_view() : trim(body.substr(end));
+    }
+    if (words.size() < 3) fail(where, "expected 'zone filter weight [reply]'");
+    DnsListSpec spec;
+    spec.zone = lower(words[0]);
+    if (!valid_domain(spec.zone)) fail(where, "bad zone '" + spec.zone + "'");
+    spec.filter = words[1] == "-" ? "" : std::string(words[1]);
+    auto weight = parse_number<int>(words[2]);
+    if (!weight || *weight == 0) fail(where, "bad weight '" + std::string(words[2]) + "'");
+    spec.weight = *weight;
+    spec.reply = std::string(body);
+    spec.where = where;
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
 Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir) {
   Config c;
   c.source = name;
@@ -240,6 +273,11 @@ Config parse_config(const std::string& text, const std::string& name, const std:
   c.hostname = host;
   std::string routes_file;
   std::string routes_where;
+  // Files named by settings, read after all settings: key -> (path, "file:line" of the key).
+  std::map<std::string, std::pair<std::string, std::string>> files;
+  auto file_setter = [&](const char* key) {
+    return [&, key](const std::string& v) { files[key] = {resolve(base_dir, v), ""}; };
+  };
   std::optional<HostPort> smarthost;
 
   using Setter = std::function<void(const std::string& value)>;
@@ -255,6 +293,13 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     return [&field](const std::string& v) {
       auto n = parse_number<std::size_t>(v);
       if (!n || *n == 0) throw std::invalid_argument("expected a positive number");
+      field = *n;
+    };
+  };
+  auto limit_setter = [](std::size_t& field) {  // 0 allowed: no limit
+    return [&field](const std::string& v) {
+      auto n = parse_number<std::size_t>(v);
+      if (!n) throw std::invalid_argument("expected a number (0 = no limit)");
       field = *n;
     };
   };
@@ -353,6 +398,32 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"max_line_length", size_setter(c.max_line_length, 512)},
       {"smtpd_timeout", seconds_setter(c.smtpd_timeout)},
       {"max_sessions", count_setter(c.max_sessions)},
+      {"MAXDAEMONS", count_setter(c.max_sessions)},
+      {"MAXPERIP", limit_setter(c.max_per_ip)},
+      {"MAXPERC", limit_setter(c.max_per_c)},
+      {"rdns_check", bool_setter(c.rdns_check)},
+      {"dnsbl", file_setter("dnsbl")},
+      {"dnsbl_threshold",
+       [&](const std::string& v) {
+         auto n = parse_number<int>(v);
+         if (!n || *n < 1) throw std::invalid_argument("expected a positive number");
+         c.dnsbl_threshold = *n;
+       }},
+      {"dnsbl_action",
+       [&](const std::string& v) {
+         if (v == "reject_rcpt")
+           c.dnsbl_action = DnsblAction::RejectRcpt;
+         else if (v == "reject_greeting")
+           c.dnsbl_action = DnsblAction::RejectGreeting;
+         else
+           throw std::invalid_argument("expected reject_rcpt or reject_greeting");
+       }},
+      {"ident_check", bool_setter(c.ident_check)},
+      {"ident_timeout", millis_setter(c.ident_timeout)},
+      {"greet_wait", millis_setter(c.greet_wait)},
+      {"BOFHCHECKDNS", bool_setter(c.sender_dns_check)},
+      {"dns_cache_size", limit_setter(c.dns_cache_size)},
+      {"smtpaccess", file_setter("smtpaccess")},
       {"queue_backend",
        [&](const std::string& v) {
          if (v != "segment" && v != "file") throw std::invalid_argument("expected segment or file");
@@ -429,6 +500,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       fail(where, key + ": " + e.what());
     }
     if (key == "esmtproutes") routes_where = where;
+    if (auto f = files.find(key); f != files.end()) f->second.second = where;
   }
 
   c.state_dir = base::absolute_path(c.state_dir);
@@ -447,6 +519,19 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     parse_routes(routes_text, routes_file, c.routes);
   }
   if (smarthost) c.routes.smarthost = smarthost;
+  for (const auto& [key, file] : files) {
+    if (file.first.empty()) continue;
+    std::string content;
+    try {
+      content = read_file(file.first);
+    } catch (const ConfigError& e) {
+      fail(file.second, key + ": " + e.what());
+    }
+    if (key == "dnsbl")
+      c.dnsbl = parse_dnsbl(content, file.first);
+    else
+      c.access = AccessRules::parse(content, file.first);
+  }
   return c;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/config/access.h"
 #include "lib/config/cidr.h"
 
 namespace estafette::config {
@@ -41,6 +42,24 @@ struct Routes {
   std::optional<HostPort> lookup(const std::string& domain) const;
 };
 
+// One DNS list from the `dnsbl` file: "zone filter weight [reply]" (lib/checks checks the
+// filter's syntax when esmtpd starts; `where` names the line for that message).
+struct DnsListSpec {
+  std::string zone;
+  std::string filter;  // "" = any answer; "127.0.0.2", "127.0.0.[2..11]" (postscreen syntax)
+  int weight = 1;      // negative: an allow-list
+  std::string reply;   // "*" = the list's TXT record; "" = a default text
+  std::string where;
+};
+
+enum class DnsblAction {
+  RejectRcpt,      // 550 5.7.1 <text> to every RCPT (the client learns why)
+  RejectGreeting,  // 554 5.7.1 <text> instead of the greeting, then close
+};
+
+// Parses a dnsbl file (throws ConfigError with file:line).
+std::vector<DnsListSpec> parse_dnsbl(const std::string& text, const std::string& name);
+
 inline constexpr std::size_t kAutoProcesses = 0;  // "auto" in a *_processes setting
 inline constexpr std::size_t kMaxProcesses = 256;
 
@@ -59,7 +78,21 @@ struct Config {
   std::size_t max_recipients = 1000;
   std::size_t max_line_length = 2048;
   Seconds smtpd_timeout{300};
-  std::size_t max_sessions = 2000;  // in total: each esmtpd process takes its share
+  std::size_t max_sessions = 2000;  // MAXDAEMONS, in total: each esmtpd process takes its share
+  std::size_t max_per_ip = 50;      // MAXPERIP: sessions from one address, all processes; 0 = any
+  std::size_t max_per_c = 0;        // MAXPERC: sessions from one IPv4 /24 (IPv6 /64); 0 = any
+
+  // esmtpd's connection checks (lib/checks), all started at connect, asynchronous.
+  bool rdns_check = true;          // forward-confirmed reverse DNS, into Received and logs
+  std::vector<DnsListSpec> dnsbl;  // from the `dnsbl` file
+  int dnsbl_threshold = 1;         // blocked when the listing lists' weights reach this
+  DnsblAction dnsbl_action = DnsblAction::RejectRcpt;
+  bool ident_check = false;  // RFC 1413 query to the client's port 113
+  Millis ident_timeout{10000};
+  Millis greet_wait{0};                // hold the greeting this long for the checks; 0 = don't
+  bool sender_dns_check = true;        // BOFHCHECKDNS: MAIL FROM domain needs an MX or address
+  std::size_t dns_cache_size = 10000;  // answers kept per esmtpd process (per TTL); 0 = none
+  AccessRules access;                  // from the `smtpaccess` file
   // Processes that share the work of one program, each with its own event loop: esmtpd
   // processes all accept on the listen addresses (SO_REUSEPORT); courierd hands deliveries to
   // several esmtpclient processes. kAutoProcesses: one per usable CPU (resolve_processes).

@@ -34,6 +34,7 @@ struct ResolverOptions {
   std::vector<std::string> servers;  // "127.0.0.1:5300", "[::1]:53"; empty = /etc/resolv.conf
   std::chrono::milliseconds timeout{2000};  // per try
   int tries = 2;
+  std::size_t cache_size = 0;  // answers kept; 0 = no cache
 };
 
 struct MxHost {

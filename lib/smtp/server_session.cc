@@ -108,6 +108,7 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
   if (state_ == State::kClosed) return {};
   if (state_ == State::kData) broken_invariant("on_line() during DATA");
   if (state_ == State::kCommit) broken_invariant("on_line() while awaiting the commit");
+  if (state_ == State::kWait) broken_invariant("on_line() while waiting for a lookup");
   state_ = State::kReady;
   if (status == LineStatus::TooLong) return error("500 5.5.6 Error: line too long");
   if (status == LineStatus::BareLineEnding) {
@@ -181,11 +182,56 @@ Actions ServerSession::on_mail(const Command& cmd) {
       return error("555 5.5.4 Unsupported option: " + keyword);
     }
   }
-  envelope_.sender = cmd.address;
-  envelope_.body_type = std::move(body_type);
-  envelope_.declared_size = declared_size;
+  pending_mail_.sender = cmd.address;
+  pending_mail_.body_type = std::move(body_type);
+  pending_mail_.declared_size = declared_size;
+  std::string domain = domain_of(cmd.address);
+  // No lookup for the null sender or an address literal ("user@[192.0.2.1]").
+  if (client_.check_sender_domain && !domain.empty() && domain.front() != '[') {
+    state_ = State::kWait;
+    return {{ActionKind::LookupSender, std::move(domain)}};
+  }
+  return accept_mail();
+}
+
+Actions ServerSession::accept_mail() {
+  envelope_.sender = std::move(pending_mail_.sender);
+  envelope_.body_type = std::move(pending_mail_.body_type);
+  envelope_.declared_size = pending_mail_.declared_size;
+  pending_mail_ = Envelope{};
   in_transaction_ = true;
   return reply("250 2.1.0 Ok");
+}
+
+Actions ServerSession::on_sender_checked(SenderDomain result) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWait || held_rcpt_) broken_invariant("on_sender_checked() unasked");
+  state_ = State::kReady;
+  const std::string who = "<" + pending_mail_.sender + ">: Sender address rejected: ";
+  switch (result) {
+    case SenderDomain::Ok:
+      return accept_mail();
+    case SenderDomain::NotFound:
+      return reply("550 5.1.8 " + who + "Domain not found");
+    case SenderDomain::NullMx:
+      return reply("550 5.7.27 " + who + "Domain does not accept mail (null MX)");
+    case SenderDomain::TempFail:
+      return reply("451 4.1.8 " + who + "Domain lookup failed temporarily, try again later");
+  }
+  broken_invariant("bad SenderDomain");
+}
+
+Actions ServerSession::on_checks_done(const CheckVerdict& verdict) {
+  if (state_ == State::kClosed || !client_.checks_pending) return {};
+  client_.checks_pending = false;
+  client_.rdns = verdict.rdns;
+  client_.ident_user = verdict.ident_user;
+  block_reply_ = verdict.block_reply;
+  if (!held_rcpt_) return {};
+  state_ = State::kReady;
+  Command cmd = std::move(*held_rcpt_);
+  held_rcpt_.reset();
+  return on_rcpt(cmd);
 }
 
 Actions ServerSession::on_rcpt(const Command& cmd) {
@@ -194,6 +240,12 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
   if (envelope_.recipients.size() >= policy_.max_recipients) {
     return reply("452 4.5.3 Error: too many recipients");
   }
+  if (client_.checks_pending) {  // answered by on_checks_done()
+    held_rcpt_ = cmd;
+    state_ = State::kWait;
+    return {};
+  }
+  if (!block_reply_.empty()) return reply("550 5.7.1 " + sanitize(block_reply_));
   if (!relay_allowed(cmd.address)) {
     return error("550 5.7.1 <" + cmd.address + ">: Relay access denied");
   }
@@ -257,8 +309,9 @@ Actions ServerSession::on_timeout() {
 
 std::string ServerSession::received_header(std::string_view queue_id, std::time_t now) const {
   std::string ip = client_.ip.find(':') == std::string::npos ? client_.ip : "IPv6:" + client_.ip;
-  std::string out = "Received: from " + sanitize(envelope_.helo) + " (" + sanitize(client_.rdns) +
-                    " [" + sanitize(ip) + "])\r\n";
+  std::string ident = client_.ident_user.empty() ? "" : sanitize(client_.ident_user) + "@";
+  std::string out = "Received: from " + sanitize(envelope_.helo) + " (" + ident +
+                    sanitize(client_.rdns) + " [" + sanitize(ip) + "])\r\n";
   out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " +
          (esmtp_ ? "ESMTP" : "SMTP") + " id " + std::string(queue_id);
   if (envelope_.recipients.size() == 1) {

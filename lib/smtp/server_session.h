@@ -9,6 +9,11 @@
 //              on_queued() or on_queue_failed(); the 250 goes out only then. While awaiting the
 //              commit the I/O layer must NOT feed lines (it keeps pipelined input buffered).
 //   Close      flush the pending replies and close the connection.
+//   LookupSender  look up the MX/A/AAAA of the domain in `text` (BOFHCHECKDNS) and call
+//              on_sender_checked(); until then waiting() is true.
+// Connection checks: with ClientInfo::checks_pending the first RCPT waits (waiting() is true, no
+// reply yet) until on_checks_done() brings the verdict; the RCPT is then answered. While
+// waiting() the I/O layer must NOT feed lines, as while awaiting a commit.
 // Per-session problems become replies, never exceptions. Every 5xx reply to a command line counts
 // as an error; at policy.max_errors (0 = no limit) the reply is followed by 421 4.7.0 and Close.
 // Calling on_line() during DATA or while awaiting a commit is a broken invariant and aborts.
@@ -19,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,9 +47,21 @@ struct ServerPolicy {
 struct ClientInfo {
   std::string ip;  // "127.0.0.1" or "::1"
   std::uint16_t port = 0;
-  bool relay_client = false;     // client IP is in relay_clients: may send to any domain
-  std::string rdns = "unknown";  // confirmed reverse name, filled by later checks
+  bool relay_client = false;         // client IP is in relay_clients: may send to any domain
+  std::string rdns = "unknown";      // confirmed reverse name, filled by later checks
+  std::string ident_user;            // RFC 1413 user id, "" when unknown
+  bool checks_pending = false;       // connection checks still running: hold the first RCPT reply
+  bool check_sender_domain = false;  // BOFHCHECKDNS for this client
 };
+
+// What the connection checks decided (lib/checks, mapped by esmtpd).
+struct CheckVerdict {
+  std::string rdns = "unknown";  // confirmed name
+  std::string ident_user;
+  std::string block_reply;  // non-empty: DNS lists block the client; 550 5.7.1 <this> per RCPT
+};
+
+enum class SenderDomain { Ok, NotFound, TempFail, NullMx };
 
 struct Envelope {
   std::string helo;    // as given
@@ -53,7 +71,7 @@ struct Envelope {
   std::size_t declared_size = 0;  // SIZE= param
 };
 
-enum class ActionKind { Reply, BeginData, Commit, Close };
+enum class ActionKind { Reply, BeginData, Commit, Close, LookupSender };
 struct Action {
   ActionKind kind;
   std::string text;  // Reply: full reply line(s) including CRLF; empty otherwise
@@ -69,28 +87,33 @@ class ServerSession final {
   Actions start();                                            // 220 greeting
   Actions on_line(std::string_view line, LineStatus status);  // one command line without CRLF
   Actions on_data_end(DataStatus status, std::size_t size);   // DataReader found CRLF.CRLF
-  Actions on_queued(std::string_view queue_id);  // durable: 250 2.0.0 Ok: queued as <id>
-  Actions on_queue_failed();                     // 451 4.3.0 temporary local problem
-  Actions on_timeout();                          // 421 4.4.2 ... timeout, Close
+  Actions on_queued(std::string_view queue_id);         // durable: 250 2.0.0 Ok: queued as <id>
+  Actions on_queue_failed();                            // 451 4.3.0 temporary local problem
+  Actions on_timeout();                                 // 421 4.4.2 ... timeout, Close
+  Actions on_checks_done(const CheckVerdict& verdict);  // answers a held RCPT, if any
+  Actions on_sender_checked(SenderDomain result);       // answers the MAIL that asked
 
   bool in_data() const { return state_ == State::kData; }
   bool awaiting_commit() const { return state_ == State::kCommit; }
   bool closed() const { return state_ == State::kClosed; }
+  bool waiting() const { return state_ == State::kWait; }
   const Envelope& envelope() const { return envelope_; }
   const ClientInfo& client() const { return client_; }
   bool esmtp() const { return esmtp_; }  // the client said EHLO (not HELO)
   std::size_t error_count() const { return errors_; }
 
-  // "Received: from HELO (RDNS [IP])\r\n\tby HOST (SOFTWARE) with ESMTP id QID\r\n"
+  // "Received: from HELO (RDNS [IP])" ("(USER@RDNS [IP])" with an ident user)\r\n\tby HOST
+  // (SOFTWARE) with ESMTP id QID\r\n"
   // "\tfor <RCPT>; DATE\r\n" -- the "for" clause only with exactly one recipient, "with SMTP"
   // after HELO, "[IPv6:...]" for IPv6 clients, DATE in RFC 5322 form in UTC.
   std::string received_header(std::string_view queue_id, std::time_t now) const;
 
  private:
-  enum class State { kInit, kReady, kData, kCommit, kClosed };
+  enum class State { kInit, kReady, kData, kCommit, kWait, kClosed };
 
   Actions on_helo(std::string_view argument, bool esmtp);
   Actions on_mail(const Command& cmd);
+  Actions accept_mail();
   Actions on_rcpt(const Command& cmd);
   Actions on_data();
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
@@ -104,7 +127,10 @@ class ServerSession final {
   Envelope envelope_;
   State state_ = State::kInit;
   bool esmtp_ = false;
-  bool in_transaction_ = false;  // MAIL accepted
+  bool in_transaction_ = false;       // MAIL accepted
+  std::string block_reply_;           // from the checks
+  std::optional<Command> held_rcpt_;  // waiting for the checks
+  Envelope pending_mail_;             // MAIL waiting for its sender-domain lookup
   std::size_t errors_ = 0;
 };
 

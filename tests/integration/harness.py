@@ -109,6 +109,8 @@ class Estafette:
             "retry_max": "2s",
             "host_backoff": "300ms",
             "connect_timeout": "5s",
+            "rdns_check": "no",     # tests that want the checks turn them on
+            "BOFHCHECKDNS": "no",
         }
         base.update(settings)
         if routes is not None:
@@ -275,3 +277,97 @@ def run(test):
         sys.exit(1)
     print("PASS")
     sys.exit(0)
+
+
+class RigDns:
+    """A real DNS server for the connection checks, with the records of ../shared/rig's
+    dns-start.sh: dnsmasq on 127.0.0.1:port answers the .test zone and hands bl1.test/bl2.test
+    to rbldnsd (a real DNSBL server) on port+1.
+      PTR 127.0.0.1 -> client.test (A 127.0.0.1: confirmed); PTR 127.0.0.2 -> spammer.test
+      (A 127.0.0.9: not confirmed); MX example.test -> mx.sink.test; MX nullmx.test -> "."
+      127.0.0.2 listed in bl1.test and bl2.test (A 127.0.0.2 + TXT); 127.0.0.3 in bl2.test as
+      127.0.0.4; nothing else listed."""
+
+    def __init__(self, tmp, port=None):
+        self.port = port or free_port()
+        self.dir = os.path.join(tmp, "dns-%d" % self.port)
+        os.makedirs(self.dir, exist_ok=True)
+        self.procs = []
+
+    def start(self):
+        dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        rbldnsd = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
+        for exe in (dnsmasq, rbldnsd):
+            if not os.access(exe, os.X_OK):
+                skip(exe + " is not installed (scripts/install-deps)")
+        with open(os.path.join(self.dir, "bl1.zone"), "w") as f:
+            f.write(":127.0.0.2:Listed in bl1.test, see http://bl1.test/$\n127.0.0.2\n")
+        with open(os.path.join(self.dir, "bl2.zone"), "w") as f:
+            f.write(":127.0.0.2:Listed in bl2.test\n127.0.0.2\n"
+                    ":127.0.0.4:Policy listing in bl2.test\n127.0.0.3\n")
+        bl_port = self.port + 1
+        self.procs.append(subprocess.Popen(
+            [rbldnsd, "-n", "-b", "127.0.0.1/%d" % bl_port, "-w", self.dir,
+             "bl1.test:ip4set:bl1.zone", "bl2.test:ip4set:bl2.zone"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        args = [dnsmasq, "--keep-in-foreground", "--port=%d" % self.port,
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                "--conf-file=/dev/null", "--pid-file=", "--log-facility=%s/dnsmasq.log" % self.dir,
+                "--local=/test/",
+                "--server=/bl1.test/127.0.0.1#%d" % bl_port,
+                "--server=/bl2.test/127.0.0.1#%d" % bl_port,
+                "--host-record=client.test,127.0.0.1", "--host-record=spammer.test,127.0.0.9",
+                "--ptr-record=1.0.0.127.in-addr.arpa,client.test",
+                "--ptr-record=2.0.0.127.in-addr.arpa,spammer.test",
+                "--host-record=mx.sink.test,127.0.0.1",
+                "--mx-host=example.test,mx.sink.test,10", "--mx-host=nullmx.test,.,0"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL))
+        wait_for(lambda: port_open(self.port), 10, "dnsmasq on %d" % self.port)
+        return self
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+        self.procs = []
+
+
+class Identd:
+    """oidentd (RFC 1413) on 127.0.0.1:113; needs root. An oidentd already answering there
+    (another test's) is used as it is."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "identd")
+        self.proc = None
+
+    def start(self):
+        if os.geteuid() != 0:
+            skip("IDENT needs root for port 113")
+        exe = shutil.which("oidentd") or "/usr/sbin/oidentd"
+        if not os.access(exe, os.X_OK):
+            skip("oidentd is not installed (scripts/install-deps)")
+        if port_open(113):
+            return self
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = subprocess.Popen([exe, "-i", "-S", "-a", "127.0.0.1", "-p", "113",
+                                      "-u", "root", "-g", "root"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(113) or self.proc.poll() is not None, 10, "oidentd")
+        if self.proc.poll() is not None and not port_open(113):
+            raise AssertionError("oidentd did not start")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+def smtp_from(source_ip, port, timeout=30):
+    """An smtplib client whose socket is bound to source_ip (127.0.0.0/8 is all local)."""
+    return smtplib.SMTP("127.0.0.1", port, timeout=timeout, source_address=(source_ip, 0))

@@ -55,6 +55,9 @@ std::string Summarize(const Actions& actions) {
       case ActionKind::Close:
         out += "CLOSE";
         break;
+      case ActionKind::LookupSender:
+        out += "LOOKUP:" + action.text;
+        break;
     }
   }
   return out;
@@ -71,6 +74,8 @@ std::string ReplyText(const Actions& actions) {
 //   "!long", "!bare:<line>"          a line with LineStatus TooLong / BareLineEnding
 //   "!data:ok|toobig|bare|long[:N]"  on_data_end (N = size, default 100)
 //   "!queued:<id>", "!failed", "!timeout"
+//   "!checks:<rdns>:<ident>:<block reply>"  on_checks_done
+//   "!sender:ok|notfound|temp|nullmx"       on_sender_checked
 //   anything else                    on_line(text, Ok)
 
 struct Step {
@@ -83,6 +88,8 @@ struct Conversation {
   std::string name;
   std::vector<Step> steps;
   bool relay_client = false;
+  bool checks_pending = false;
+  bool check_sender_domain = false;
 };
 
 std::string PrintConversation(const ::testing::TestParamInfo<Conversation>& info) {
@@ -114,6 +121,19 @@ Actions RunStep(ServerSession& session, const std::string& input) {
   if (input.starts_with("!queued:")) return session.on_queued(arg("!queued:"));
   if (input == "!failed") return session.on_queue_failed();
   if (input == "!timeout") return session.on_timeout();
+  if (input.starts_with("!checks:")) {
+    std::string rest = arg("!checks:");
+    auto c1 = rest.find(':'), c2 = rest.find(':', c1 + 1);
+    CheckVerdict verdict{rest.substr(0, c1), rest.substr(c1 + 1, c2 - c1 - 1), rest.substr(c2 + 1)};
+    return session.on_checks_done(verdict);
+  }
+  if (input.starts_with("!sender:")) {
+    std::string what = arg("!sender:");
+    return session.on_sender_checked(what == "ok"         ? SenderDomain::Ok
+                                     : what == "notfound" ? SenderDomain::NotFound
+                                     : what == "nullmx"   ? SenderDomain::NullMx
+                                                          : SenderDomain::TempFail);
+  }
   return session.on_line(input, LineStatus::Ok);
 }
 
@@ -122,7 +142,10 @@ class SmtpServerConversation : public ::testing::TestWithParam<Conversation> {};
 TEST_P(SmtpServerConversation, RepliesAsExpected) {
   const Conversation& c = GetParam();
   ServerPolicy policy = TestPolicy();
-  ServerSession session(policy, TestClient(c.relay_client));
+  ClientInfo client = TestClient(c.relay_client);
+  client.checks_pending = c.checks_pending;
+  client.check_sender_domain = c.check_sender_domain;
+  ServerSession session(policy, client);
   ASSERT_EQ(Summarize(session.start()), "220");
   for (const Step& step : c.steps) {
     SCOPED_TRACE(step.input);
@@ -281,8 +304,101 @@ INSTANTIATE_TEST_SUITE_P(
                       {kMail, "250"},
                       {"EHLO again", "250"},
                       {kRcpt, "503"},
-                      {"quit", "221 CLOSE"}}}),
+                      {"quit", "221 CLOSE"}}},
+        // Connection checks: the first RCPT waits for them; MAIL does not.
+        Conversation{"RcptWaitsForChecks",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, ""},
+                      {"!checks:client.test:joe:", "250", "250 2.1.5 "},
+                      {kRcpt, "250"}},
+                     false,
+                     true},
+        Conversation{"ChecksBeforeRcpt",
+                     {{"!checks:client.test::", ""},
+                      {"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"!checks:other::blocked", ""},  // only the first verdict counts
+                      {kRcpt, "250"}},
+                     false,
+                     true},
+        Conversation{
+            "BlockedByDnsLists",
+            {{"EHLO c", "250"},
+             {kMail, "250"},
+             {kRcpt, ""},
+             {"!checks:unknown::Listed in bl1.test", "550", "550 5.7.1 Listed in bl1.test\r\n"},
+             {kRcpt, "550", "550 5.7.1 Listed in bl1.test"},
+             {"DATA", "554"},
+             {"QUIT", "221 CLOSE"}},
+            false,
+            true},
+        Conversation{
+            "BlockedEvenForRelayClients",
+            {{"!checks:unknown::no", ""}, {"EHLO c", "250"}, {kMail, "250"}, {kRcpt, "550"}},
+            true,
+            true},
+        Conversation{"SenderDomainFound",
+                     {{"EHLO c", "250"},
+                      {kMail, "LOOKUP:remote.org"},
+                      {"!sender:ok", "250", "250 2.1.0 "},
+                      {kRcpt, "250"}},
+                     false,
+                     false,
+                     true},
+        Conversation{"SenderDomainMissing",
+                     {{"EHLO c", "250"},
+                      {kMail, "LOOKUP:remote.org"},
+                      {"!sender:notfound", "550",
+                       "550 5.1.8 <sender@remote.org>: Sender address rejected: Domain not found"},
+                      {kRcpt, "503"},
+                      {kMail, "LOOKUP:remote.org"},
+                      {"!sender:temp", "451", "451 4.1.8 "},
+                      {kMail, "LOOKUP:remote.org"},
+                      {"!sender:nullmx", "550", "550 5.7.27 "},
+                      {"MAIL FROM:<>", "250"},
+                      {kRcpt, "250"}},
+                     false,
+                     false,
+                     true},
+        Conversation{"SenderLiteralNotLookedUp",
+                     {{"EHLO c", "250"}, {"MAIL FROM:<a@[192.0.2.1]>", "250"}},
+                     false,
+                     false,
+                     true},
+        Conversation{"SenderLookupThenChecks",
+                     {{"EHLO c", "250"},
+                      {kMail, "LOOKUP:remote.org"},
+                      {"!checks:client.test::", ""},
+                      {"!sender:ok", "250"},
+                      {kRcpt, "250"}},
+                     false,
+                     true,
+                     true}),
     PrintConversation);
+
+TEST(SmtpServerSession, WaitingWhileAChecksVerdictOrLookupIsPending) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = TestClient();
+  client.checks_pending = true;
+  client.check_sender_domain = true;
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  EXPECT_FALSE(session.waiting());
+  session.on_line(kMail, LineStatus::Ok);
+  EXPECT_TRUE(session.waiting());
+  session.on_sender_checked(SenderDomain::Ok);
+  EXPECT_FALSE(session.waiting());
+  session.on_line(kRcpt, LineStatus::Ok);
+  EXPECT_TRUE(session.waiting());
+  EXPECT_DEATH(session.on_line("NOOP", LineStatus::Ok), "waiting for a lookup");
+  session.on_checks_done({"client.test", "joe", ""});
+  EXPECT_FALSE(session.waiting());
+  EXPECT_EQ(session.client().rdns, "client.test");
+  EXPECT_EQ(session.client().ident_user, "joe");
+}
 
 // ---------------------------------------------------------------------------------------------
 // Envelope, Received header.
@@ -322,6 +438,7 @@ struct ReceivedCase {
   std::string rdns;
   std::time_t now;
   std::string expected;
+  std::string ident_user = {};
 };
 
 void PrintTo(const ReceivedCase& c, std::ostream* os) {
@@ -337,6 +454,7 @@ TEST_P(SmtpReceivedHeader, Format) {
   ClientInfo client = TestClient(true);
   client.ip = c.ip;
   client.rdns = c.rdns;
+  client.ident_user = c.ident_user;
   ServerSession session(policy, client);
   session.start();
   session.on_line(c.helo_line, LineStatus::Ok);
@@ -382,7 +500,17 @@ INSTANTIATE_TEST_SUITE_P(
                                    0,
                                    "Received: from a?? (unknown [10.0.0.1])\r\n"
                                    "\tby mx.example.com (Estafette) with ESMTP id QID1; "
-                                   "Thu, 1 Jan 1970 00:00:00 +0000\r\n"}),
+                                   "Thu, 1 Jan 1970 00:00:00 +0000\r\n"},
+                      ReceivedCase{"IdentUser",  // Courier's form
+                                   "EHLO client.test",
+                                   {},
+                                   "127.0.0.1",
+                                   "client.test",
+                                   0,
+                                   "Received: from client.test (root@client.test [127.0.0.1])\r\n"
+                                   "\tby mx.example.com (Estafette) with ESMTP id QID1; "
+                                   "Thu, 1 Jan 1970 00:00:00 +0000\r\n",
+                                   "root"}),
     [](const ::testing::TestParamInfo<ReceivedCase>& info) { return info.param.name; });
 
 // ---------------------------------------------------------------------------------------------
@@ -415,6 +543,9 @@ struct Driver {
         case ActionKind::Commit:
           messages.push_back(current);
           act(session.on_queued("Q" + std::to_string(messages.size())));
+          break;
+        case ActionKind::LookupSender:  // this policy never asks
+          ADD_FAILURE() << "unexpected sender lookup";
           break;
         case ActionKind::Close:
           closed = true;

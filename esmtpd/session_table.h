@@ -1,0 +1,75 @@
+// session_table.h: sessions per client address and per network (IPv4 /24, IPv6 /64), counted
+// across every esmtpd process, for MAXPERIP and MAXPERC. With SO_REUSEPORT one client's
+// connections land in any of the processes, so a per-process count would not mean the limit.
+// The table is a file in run/ mapped MAP_SHARED: one row per process, each with hashed
+// counters; a process writes only its own row and readers add up all rows. A row is claimed
+// with an OFD lock, which the kernel drops when its process dies; rows nobody holds are zeroed
+// at start-up and by sweep(), so a crashed process's sessions stop counting once its row is
+// swept (the owner re-zeroes a row when it claims it). Hash collisions can only over-count.
+// Loop thread of one process; other processes share the file.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lib/base/fd.h"
+
+namespace estafette::esmtpd {
+
+class SessionTable final {
+ public:
+  static constexpr std::size_t kRows = 64;        // esmtpd processes at most (kMaxProcesses: 256
+                                                  // would do the same with a bigger file)
+  static constexpr std::size_t kBuckets = 16384;  // per kind (address, network) and row
+
+  // Opens or creates the file and claims a free row; throws std::runtime_error.
+  explicit SessionTable(const std::string& path);
+  ~SessionTable();
+  SessionTable(const SessionTable&) = delete;
+  SessionTable& operator=(const SessionTable&) = delete;
+
+  struct Counts {
+    std::uint32_t address = 0;
+    std::uint32_t network = 0;
+  };
+  Counts counts(std::string_view ip) const;  // sessions now, all processes; 0 for a bad address
+
+  // One counted session; the count drops when it is destroyed. Must not outlive the table.
+  class Slot final {
+   public:
+    Slot() = default;
+    Slot(Slot&& other) noexcept : table_(other.table_), a_(other.a_), n_(other.n_) {
+      other.table_ = nullptr;
+    }
+    Slot& operator=(Slot&& other) noexcept;
+    ~Slot() { release(); }
+    void release();
+
+   private:
+    friend class SessionTable;
+    SessionTable* table_ = nullptr;
+    std::size_t a_ = 0, n_ = 0;
+  };
+  Slot add(std::string_view ip);
+  void sweep();  // zero the rows no live process holds
+
+  std::size_t row() const { return row_; }
+
+ private:
+  struct Buckets {
+    std::size_t address;
+    std::size_t network;
+  };
+  static bool buckets_of(std::string_view ip, Buckets& out);
+  std::atomic<std::uint32_t>* row_ptr(std::size_t row) const;
+
+  base::UniqueFd fd_;
+  void* map_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t row_ = 0;
+};
+
+}  // namespace estafette::esmtpd
