@@ -16,10 +16,6 @@ namespace {
   std::abort();
 }
 
-bool contains(const std::vector<std::string>& list, std::string_view value) {
-  return std::find(list.begin(), list.end(), value) != list.end();
-}
-
 // Printable ASCII only, for text copied from the client into a header.
 std::string sanitize(std::string_view text) {
   std::string out(text);
@@ -94,8 +90,8 @@ void ServerSession::reset_transaction() {
 bool ServerSession::relay_allowed(std::string_view recipient) const {
   std::string domain = domain_of(recipient);
   if (domain.empty()) return true;  // <postmaster>, always accepted (RFC 5321 4.5.1)
-  return contains(policy_.local_domains, domain) || contains(policy_.relay_domains, domain) ||
-         client_.relay_client;
+  return domain_listed(policy_.local_domains, domain) ||
+         domain_listed(policy_.relay_domains, domain) || client_.relay_client;
 }
 
 Actions ServerSession::start() {

@@ -18,7 +18,7 @@ ServerPolicy TestPolicy() {
   policy.max_message_size = 1000;
   policy.max_recipients = 3;
   policy.max_errors = 5;
-  policy.local_domains = {"example.com"};
+  policy.local_domains = {"example.com", ".parent.example"};
   policy.relay_domains = {"relay.example"};
   return policy;
 }
@@ -178,6 +178,13 @@ INSTANTIATE_TEST_SUITE_P(
              {"RCPT TO:<x@relay.example>", "250"},
              {"RCPT TO:<User@EXAMPLE.Com>", "250"},
              {"RCPT TO:<postmaster>", "250"}}},
+        Conversation{"SubdomainEntry",  // ".parent.example": every subdomain, not itself
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RCPT TO:<x@parent.example>", "550", "5.7.1"},
+                      {"RCPT TO:<x@xparent.example>", "550", "5.7.1"},
+                      {"RCPT TO:<x@h1.foo.Parent.Example>", "250"},
+                      {"RCPT TO:<x@a.parent.example>", "250"}}},
         Conversation{"RelayClient",
                      {{"EHLO c", "250"},
                       {kMail, "250"},
