@@ -251,10 +251,20 @@ Actions ServerSession::on_timeout() {
   return close("421 4.4.2 " + policy_.hostname + " Error: timeout exceeded");
 }
 
+std::string ClientInfo::peer_text() const {
+  if (local_uid) return "local uid=" + std::to_string(*local_uid);
+  return "[" + ip + "]:" + std::to_string(port);
+}
+
 std::string ServerSession::received_header(std::string_view queue_id, std::time_t now) const {
-  std::string ip = client_.ip.find(':') == std::string::npos ? client_.ip : "IPv6:" + client_.ip;
-  std::string out = "Received: from " + sanitize(envelope_.helo) + " (" + sanitize(client_.rdns) +
-                    " [" + sanitize(ip) + "])\r\n";
+  std::string out;
+  if (client_.local_uid) {
+    out = "Received: from local (uid " + std::to_string(*client_.local_uid) + ")\r\n";
+  } else {
+    std::string ip = client_.ip.find(':') == std::string::npos ? client_.ip : "IPv6:" + client_.ip;
+    out = "Received: from " + sanitize(envelope_.helo) + " (" + sanitize(client_.rdns) + " [" +
+          sanitize(ip) + "])\r\n";
+  }
   out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " +
          (esmtp_ ? "ESMTP" : "SMTP") + " id " + std::string(queue_id);
   if (envelope_.recipients.size() == 1) {

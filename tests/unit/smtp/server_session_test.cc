@@ -392,6 +392,25 @@ INSTANTIATE_TEST_SUITE_P(
                                    "Thu, 1 Jan 1970 00:00:00 +0000\r\n"}),
     [](const ::testing::TestParamInfo<ReceivedCase>& info) { return info.param.name; });
 
+TEST(SmtpServerSession, LocalSubmissionReceivedHeaderNamesTheUid) {
+  ServerPolicy policy = TestPolicy();
+  policy.hostname = "mx.example.com";
+  ClientInfo client;
+  client.local_uid = 1000;
+  client.relay_client = true;
+  EXPECT_TRUE(client.is_local());
+  EXPECT_EQ(client.peer_text(), "local uid=1000");
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO localhost", LineStatus::Ok);
+  session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+  session.on_line("RCPT TO:<a@anywhere.org>", LineStatus::Ok);
+  EXPECT_EQ(session.received_header("QID1", 0),
+            "Received: from local (uid 1000)\r\n"
+            "\tby mx.example.com (Estafette) with ESMTP id QID1\r\n"
+            "\tfor <a@anywhere.org>; Thu, 1 Jan 1970 00:00:00 +0000\r\n");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The whole server side as the I/O layer drives it: CommandReader + ServerSession + DataReader
 // over a client byte stream, fed split at every position. Commits succeed immediately.
