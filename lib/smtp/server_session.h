@@ -50,7 +50,7 @@ struct ClientInfo {
   // submitter's uid from SO_PEERCRED. Such a session relays (relay_client is set), its Received
   // header reads "from local (uid N)", and connection checks (rDNS, DNSBL, IDENT) must be
   // skipped for it: test is_local().
-  std::optional<uid_t> local_uid;
+  std::optional<uid_t> local_uid = std::nullopt;
   bool is_local() const { return local_uid.has_value(); }
   // "[ip]:port", or "local uid=N", for logs.
   std::string peer_text() const;
