@@ -56,8 +56,7 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  logger().information("connect from [" + session_.client().ip +
-                       "]:" + std::to_string(session_.client().port) +
+  logger().information("connect from " + session_.client().peer_text() +
                        " session=" + std::to_string(number_));
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });

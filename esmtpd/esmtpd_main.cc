@@ -2,6 +2,8 @@
 // event loop. SIGTERM/SIGINT: stop accepting, let queue commits in flight finish, exit 0.
 // `--processes N` (given by estafetted for esmtpd_processes = N > 1): this process is one of N
 // sharing the listen addresses (SO_REUSEPORT), with max_sessions / N sessions.
+// `--submit-fd N` (given by estafetted): the listening local submission socket (submit_socket.h),
+// shared by every esmtpd process; without it esmtpd binds <state>/run/submit.sock itself.
 #include <signal.h>
 
 #include <cstdio>
@@ -14,7 +16,8 @@
 using namespace estafette;
 
 int main(int argc, char** argv) {
-  auto args = base::parse_daemon_args(argc, argv, "[-c CONFIG] [--processes N]", true);
+  auto args =
+      base::parse_daemon_args(argc, argv, "[-c CONFIG] [--processes N] [--submit-fd N]", true);
   if (!args) return 2;
   config::Config config;
   try {
@@ -27,7 +30,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   try {
     event::Loop loop;
-    esmtpd::Server server(loop, config, args->processes);
+    esmtpd::Server server(loop, config, args->processes, args->submit_fd);
     auto stop = [&] {
       base::log("esmtpd").information("stopping");
       server.shutdown();

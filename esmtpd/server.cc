@@ -4,8 +4,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <cerrno>
+#include <unistd.h>
 
+#include <cerrno>
+#include <system_error>
+
+#include "esmtpd/submit_socket.h"
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
@@ -13,7 +17,8 @@
 
 namespace estafette::esmtpd {
 
-Server::Server(event::Loop& loop, const config::Config& config, std::size_t processes)
+Server::Server(event::Loop& loop, const config::Config& config, std::size_t processes,
+               int submit_fd)
     : loop_(loop),
       config_(config),
       max_sessions_(config::session_share(config.max_sessions, processes)),
@@ -39,11 +44,27 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
   for (const auto& hp : config.listen) {
     listeners_.push_back(base::listen_tcp(hp.host, hp.port, shared));
     int fd = listeners_.back().get();
-    loop_.add_fd(fd, EPOLLIN, [this, fd](std::uint32_t) { accept_from(fd); });
+    loop_.add_fd(fd, EPOLLIN, [this, fd](std::uint32_t) { accept_from(fd, false); });
     base::log("esmtpd").information(
         "listening on " + hp.to_string() + " max_sessions=" + std::to_string(max_sessions_) +
         (shared ? " processes=" + std::to_string(processes) + " reuseport=yes" : ""));
   }
+  // Local submissions. An inherited socket is shared with the other esmtpd processes:
+  // EPOLLEXCLUSIVE wakes one of them per connection rather than all.
+  std::uint32_t events = EPOLLIN;
+  if (submit_fd >= 0) {
+    submit_listener_ = base::UniqueFd(submit_fd);
+    if (!base::set_nonblocking(submit_fd) || !base::set_cloexec(submit_fd))
+      throw std::system_error(errno, std::generic_category(), "--submit-fd");
+    events |= EPOLLEXCLUSIVE;
+  } else {
+    submit_listener_ = open_submit_socket(config);
+    submit_path_ = submit_socket_path(config);
+  }
+  int sfd = submit_listener_.get();
+  loop_.add_fd(sfd, events, [this, sfd](std::uint32_t) { accept_from(sfd, true); });
+  base::log("esmtpd").information("local submission on " + submit_socket_path(config) +
+                                  (submit_fd >= 0 ? " (from estafetted)" : ""));
 }
 
 // Every 10 minutes: the checks' figures, and rows of dead esmtpd processes swept.
@@ -58,10 +79,10 @@ void Server::schedule_stats() {
 Server::~Server() {
   if (stats_timer_) loop_.cancel_timer(stats_timer_);
   connections_.clear();
-  for (auto& l : listeners_) loop_.remove_fd(l.get());
+  shutdown();
 }
 
-void Server::accept_from(int listen_fd) {
+void Server::accept_from(int listen_fd, bool local) {
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -73,25 +94,37 @@ void Server::accept_from(int listen_fd) {
         base::log("esmtpd").warning(std::string("accept: ") + base::errno_text(errno));
       return;
     }
-    int one = 1;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     smtp::ClientInfo client;
-    client.ip = base::address_text(reinterpret_cast<sockaddr*>(&addr), &client.port);
     ConnectionChecksSetup setup;
-    setup.endpoints.client_ip = client.ip;
-    setup.endpoints.client_port = client.port;
-    sockaddr_storage local{};
-    socklen_t local_len = sizeof local;
-    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_len) == 0)
-      setup.endpoints.server_ip =
-          base::address_text(reinterpret_cast<sockaddr*>(&local), &setup.endpoints.server_port);
     std::string refusal;
+    if (local) {
+      // A local submission: trusted to relay; connection checks do not apply (is_local()).
+      ucred cred{};
+      socklen_t clen = sizeof cred;
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
+        base::log("esmtpd").warning(std::string("SO_PEERCRED: ") + base::errno_text(errno));
+        continue;
+      }
+      client.local_uid = cred.uid;
+      client.relay_client = true;
+    } else {
+      int one = 1;
+      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      client.ip = base::address_text(reinterpret_cast<sockaddr*>(&addr), &client.port);
+      setup.endpoints.client_ip = client.ip;
+      setup.endpoints.client_port = client.port;
+      sockaddr_storage local_addr{};
+      socklen_t local_len = sizeof local_addr;
+      if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local_addr), &local_len) == 0)
+        setup.endpoints.server_ip = base::address_text(reinterpret_cast<sockaddr*>(&local_addr),
+                                                       &setup.endpoints.server_port);
+    }
     if (connections_.size() >= max_sessions_) {
       base::log("esmtpd").warning("too many sessions (" + std::to_string(max_sessions_) +
-                                  " in this process); refusing [" + client.ip + "]");
+                                  " in this process); refusing " + client.peer_text());
       ++counters_.refused_limits;
       refusal = "421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n";
-    } else {
+    } else if (!local) {
       Admitted a = admission_.admit(client.ip);
       if (!a.allowed) {
         bool by_rule = a.rule && !a.rule->allow;
@@ -120,10 +153,16 @@ void Server::accept_from(int listen_fd) {
 }
 
 void Server::shutdown() {
-  if (counters_.checked > 0 || counters_.refused_access > 0 || counters_.refused_limits > 0)
-    base::log("esmtpd").information(counters_.summary());
+  bool counted =
+      counters_.checked > 0 || counters_.refused_access > 0 || counters_.refused_limits > 0;
+  if (counted && !listeners_.empty()) base::log("esmtpd").information(counters_.summary());
   for (auto& l : listeners_) loop_.remove_fd(l.get());
   listeners_.clear();
+  if (submit_listener_) {
+    loop_.remove_fd(submit_listener_.get());
+    submit_listener_.reset();
+    if (!submit_path_.empty()) ::unlink(submit_path_.c_str());
+  }
 }
 
 }  // namespace estafette::esmtpd

@@ -3,10 +3,15 @@
 // With processes > 1 this is one of several esmtpd processes started by estafetted: every one
 // binds the listen addresses with SO_REUSEPORT (the kernel spreads new connections among them),
 // has its own committer and its own link to courierd, and takes max_sessions / processes.
+// Local submissions (estafette-sendmail) arrive on the unix socket of submit_socket.h: inherited
+// from estafetted (submit_fd >= 0, shared by every esmtpd process: each accepts what it can,
+// EAGAIN is normal) or, when esmtpd runs alone (submit_fd < 0), bound here and removed at
+// shutdown.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -21,7 +26,8 @@ namespace estafette::esmtpd {
 
 class Server final {
  public:
-  Server(event::Loop& loop, const config::Config& config, std::size_t processes = 1);
+  Server(event::Loop& loop, const config::Config& config, std::size_t processes = 1,
+         int submit_fd = -1);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -32,7 +38,7 @@ class Server final {
   std::size_t max_sessions() const { return max_sessions_; }
 
  private:
-  void accept_from(int listen_fd);
+  void accept_from(int listen_fd, bool local);
   void schedule_stats();
 
   event::Loop& loop_;
@@ -48,6 +54,8 @@ class Server final {
   CourierdLink courierd_;
   std::unique_ptr<ConnectionContext> context_;
   std::vector<base::UniqueFd> listeners_;
+  base::UniqueFd submit_listener_;
+  std::string submit_path_;  // set when this process bound the socket itself: unlinked at shutdown
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::uint64_t next_number_ = 1;
 };

@@ -3,7 +3,9 @@
 // and keeps courierd and esmtpd running (see supervisor.h): esmtpd_processes of them ("auto": one
 // per CPU this process may run on, so `taskset -c 0 estafetted` runs one), each told with
 // `--processes N` that it shares the listen addresses. <state>/run/estafetted.children says
-// which children run (status_file.h).
+// which children run (status_file.h). It binds the local submission socket
+// <state>/run/submit.sock itself (esmtpd/submit_socket.h) and passes it to every esmtpd process
+// with `--submit-fd N`, so connections waiting there survive the death of any one esmtpd.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -16,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "esmtpd/submit_socket.h"
 #include "lib/base/cpus.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
@@ -82,6 +85,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Before detaching, so that a second instance fails here, on the terminal.
+  base::UniqueFd submit;
+  try {
+    submit = esmtpd::open_submit_socket(config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "estafetted: %s\n", e.what());
+    return 2;
+  }
   if (!foreground) {
     pid_t pid = ::fork();
     if (pid < 0) return 1;
@@ -109,12 +120,11 @@ int main(int argc, char** argv) {
       config::resolve_processes(config.esmtpd_processes, base::usable_cpus());
   if (foreground) print_banner(config, config_path, esmtpd_processes);
   ::signal(SIGPIPE, SIG_IGN);
-  std::vector<supervisor::Program> programs = {{"estafette-courierd", {}, 1}};
-  if (esmtpd_processes == 1)
-    programs.push_back({"estafette-esmtpd", {}, 1});
-  else
-    programs.push_back(
-        {"estafette-esmtpd", {"--processes", std::to_string(esmtpd_processes)}, esmtpd_processes});
+  std::vector<supervisor::Program> programs = {{"estafette-courierd", {}, 1, {}}};
+  std::vector<std::string> esmtpd_args = {"--submit-fd", std::to_string(submit.get())};
+  if (esmtpd_processes > 1)
+    esmtpd_args.insert(esmtpd_args.end(), {"--processes", std::to_string(esmtpd_processes)});
+  programs.push_back({"estafette-esmtpd", esmtpd_args, esmtpd_processes, {submit.get()}});
   std::string status_file = config.run_dir() + "/estafetted.children";
   event::Loop loop;
   supervisor::Supervisor supervisor(loop, std::move(programs), config_path, status_file);
@@ -124,6 +134,7 @@ int main(int argc, char** argv) {
   loop.run();
   ::unlink(status_file.c_str());
   ::unlink(pidfile.c_str());
+  ::unlink(esmtpd::submit_socket_path(config).c_str());
   base::log("estafetted").information("stopped");
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "supervisor/supervisor.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ Supervisor::Supervisor(event::Loop& loop, std::vector<Program> programs, std::st
       Child child;
       child.program = p.name;
       child.args = p.args;
+      child.pass_fds = p.pass_fds;
       child.instance = i;
       child.instances = p.copies;
       children_.push_back(std::move(child));
@@ -76,6 +78,7 @@ void Supervisor::spawn(Child& child) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int fd : child.pass_fds) ::fcntl(fd, F_SETFD, 0);  // keep it across exec
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

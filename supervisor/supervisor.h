@@ -20,6 +20,7 @@ struct Program {
   std::string name;               // sibling program, e.g. "estafette-esmtpd"
   std::vector<std::string> args;  // after "-c CONFIG"
   std::size_t copies = 1;
+  std::vector<int> pass_fds;  // fds (owned by the caller) the program inherits across exec
 };
 
 class Supervisor final {
@@ -39,6 +40,7 @@ class Supervisor final {
   struct Child {
     std::string program;
     std::vector<std::string> args;
+    std::vector<int> pass_fds;
     std::size_t instance = 1;  // 1..instances
     std::size_t instances = 1;
     pid_t pid = 0;

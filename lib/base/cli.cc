@@ -15,14 +15,14 @@ std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* u
     bool has_value = i + 1 < argc;
     if ((a == "-c" || a == "--config") && has_value) {
       args.config_path = argv[++i];
-    } else if (a == "--fd" && has_value) {
+    } else if ((a == "--fd" || (a == "--submit-fd" && takes_processes)) && has_value) {
       char* end = nullptr;
       long fd = std::strtol(argv[++i], &end, 10);
       if (*end != '\0' || fd < 0 || fd > 65535) {
-        std::fprintf(stderr, "%s: bad --fd value\n", argv[0]);
+        std::fprintf(stderr, "%s: bad %s value\n", argv[0], argv[i - 1]);
         return std::nullopt;
       }
-      args.fd = static_cast<int>(fd);
+      (a == "--fd" ? args.fd : args.submit_fd) = static_cast<int>(fd);
     } else if (a == "--processes" && has_value && takes_processes) {
       char* end = nullptr;
       long n = std::strtol(argv[++i], &end, 10);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -59,6 +60,25 @@ UniqueFd listen_unix(const std::string& path, int backlog) {
   if (!fd) fail("socket for " + path);
   ::unlink(path.c_str());
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) fail("bind " + path);
+  if (::listen(fd.get(), backlog) != 0) fail("listen " + path);
+  return fd;
+}
+
+UniqueFd listen_unix_exclusive(const std::string& path, unsigned mode, int backlog) {
+  auto sun = unix_address(path);
+  {
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!probe) fail("socket for " + path);
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0 ||
+        errno == EAGAIN)
+      throw std::runtime_error("unix socket " + path + ": in use by another process");
+    if (errno == ECONNREFUSED && ::unlink(path.c_str()) != 0 && errno != ENOENT)
+      fail("remove stale " + path);
+  }
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) fail("socket for " + path);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) fail("bind " + path);
+  if (::chmod(path.c_str(), mode) != 0) fail("chmod " + path);
   if (::listen(fd.get(), backlog) != 0) fail("listen " + path);
   return fd;
 }

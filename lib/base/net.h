@@ -19,6 +19,11 @@ UniqueFd listen_tcp(const std::string& host, std::uint16_t port, bool reuse_port
 // A non-blocking listening unix stream socket; a stale socket file is replaced.
 UniqueFd listen_unix(const std::string& path, int backlog = 128);
 
+// A non-blocking listening unix stream socket with file mode `mode`, for a socket only one
+// process may serve: a socket file nobody answers on (stale) is replaced; one where a process
+// accepts (or whose backlog is full) makes it throw std::runtime_error ("... in use").
+UniqueFd listen_unix_exclusive(const std::string& path, unsigned mode, int backlog = 1024);
+
 // A non-blocking connected unix stream socket, or an invalid fd (errno set) when nobody listens.
 UniqueFd connect_unix(const std::string& path);
 

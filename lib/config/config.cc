@@ -12,6 +12,7 @@
 
 #include "lib/base/fd.h"
 #include "lib/base/paths.h"
+#include "lib/smtp/address.h"
 
 namespace estafette::config {
 
@@ -59,7 +60,7 @@ std::size_t session_share(std::size_t max_sessions, std::size_t processes) {
 }
 
 bool Config::is_local_domain(const std::string& domain) const {
-  return std::find(local_domains.begin(), local_domains.end(), domain) != local_domains.end();
+  return smtp::domain_listed(local_domains, domain);
 }
 
 namespace {

@@ -68,8 +68,9 @@ struct Config {
   std::string hostname;                         // default: the system's host name
   std::string state_dir = "./estafette-state";  // made absolute; holds queue/, run/, maildir/
   std::vector<HostPort> listen = {{"127.0.0.1", 2525}};
-  std::vector<std::string> local_domains;  // lower-case; delivered by the local module
-  std::vector<std::string> relay_domains;  // lower-case; accepted from anyone, relayed
+  // Lower-case; an entry ".example.com" stands for every subdomain of example.com.
+  std::vector<std::string> local_domains;  // delivered by the local module
+  std::vector<std::string> relay_domains;  // accepted from anyone, relayed
   std::vector<Cidr> relay_clients;         // may relay to any domain
   Routes routes;
   std::string maildir_root;  // default: <state_dir>/maildir; mail for user@local -> <root>/<user>/

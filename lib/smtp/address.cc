@@ -168,6 +168,16 @@ std::string domain_of(std::string_view address) {
   return to_lower(address.substr(at + 1));
 }
 
+bool domain_listed(const std::vector<std::string>& list, std::string_view domain) {
+  for (const auto& entry : list) {
+    if (entry == domain) return true;
+    if (entry.size() > 1 && entry[0] == '.' && domain.size() > entry.size() &&
+        domain.substr(domain.size() - entry.size()) == entry)
+      return true;
+  }
+  return false;
+}
+
 std::string unquote_local(std::string_view local) {
   if (local.size() < 2 || local.front() != '"' || local.back() != '"') return std::string(local);
   std::string out;

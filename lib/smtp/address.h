@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace estafette::smtp {
 
@@ -42,6 +43,11 @@ std::string domain_of(std::string_view address);
 // The local part with the quotes and quoted-pair backslashes of a Quoted-string removed;
 // a Dot-string is returned unchanged.
 std::string unquote_local(std::string_view local);
+
+// True when a lower-case domain is in a list of lower-case domain entries: equal to an entry,
+// or, for an entry starting with "." (".example.com"), any subdomain of it ("a.b.example.com",
+// not "example.com" itself). Used for local_domains and relay_domains.
+bool domain_listed(const std::vector<std::string>& list, std::string_view domain);
 
 // ASCII lower-casing (locale independent).
 std::string to_lower(std::string_view text);

@@ -16,10 +16,6 @@ namespace {
   std::abort();
 }
 
-bool contains(const std::vector<std::string>& list, std::string_view value) {
-  return std::find(list.begin(), list.end(), value) != list.end();
-}
-
 // Printable ASCII only, for text copied from the client into a header.
 std::string sanitize(std::string_view text) {
   std::string out(text);
@@ -94,8 +90,8 @@ void ServerSession::reset_transaction() {
 bool ServerSession::relay_allowed(std::string_view recipient) const {
   std::string domain = domain_of(recipient);
   if (domain.empty()) return true;  // <postmaster>, always accepted (RFC 5321 4.5.1)
-  return contains(policy_.local_domains, domain) || contains(policy_.relay_domains, domain) ||
-         client_.relay_client;
+  return domain_listed(policy_.local_domains, domain) ||
+         domain_listed(policy_.relay_domains, domain) || client_.relay_client;
 }
 
 Actions ServerSession::start() {
@@ -307,11 +303,21 @@ Actions ServerSession::on_timeout() {
   return close("421 4.4.2 " + policy_.hostname + " Error: timeout exceeded");
 }
 
+std::string ClientInfo::peer_text() const {
+  if (local_uid) return "local uid=" + std::to_string(*local_uid);
+  return "[" + ip + "]:" + std::to_string(port);
+}
+
 std::string ServerSession::received_header(std::string_view queue_id, std::time_t now) const {
-  std::string ip = client_.ip.find(':') == std::string::npos ? client_.ip : "IPv6:" + client_.ip;
-  std::string ident = client_.ident_user.empty() ? "" : sanitize(client_.ident_user) + "@";
-  std::string out = "Received: from " + sanitize(envelope_.helo) + " (" + ident +
-                    sanitize(client_.rdns) + " [" + sanitize(ip) + "])\r\n";
+  std::string out;
+  if (client_.local_uid) {
+    out = "Received: from local (uid " + std::to_string(*client_.local_uid) + ")\r\n";
+  } else {
+    std::string ip = client_.ip.find(':') == std::string::npos ? client_.ip : "IPv6:" + client_.ip;
+    std::string ident = client_.ident_user.empty() ? "" : sanitize(client_.ident_user) + "@";
+    out = "Received: from " + sanitize(envelope_.helo) + " (" + ident + sanitize(client_.rdns) +
+          " [" + sanitize(ip) + "])\r\n";
+  }
   out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " +
          (esmtp_ ? "ESMTP" : "SMTP") + " id " + std::string(queue_id);
   if (envelope_.recipients.size() == 1) {

@@ -29,6 +29,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "lib/smtp/command.h"
 #include "lib/smtp/reader.h"  // LineStatus, DataStatus
 
@@ -45,13 +47,20 @@ struct ServerPolicy {
 };
 
 struct ClientInfo {
-  std::string ip;  // "127.0.0.1" or "::1"
+  std::string ip;  // "127.0.0.1" or "::1"; "" for a local submission
   std::uint16_t port = 0;
   bool relay_client = false;         // client IP is in relay_clients: may send to any domain
   std::string rdns = "unknown";      // confirmed reverse name, filled by later checks
   std::string ident_user;            // RFC 1413 user id, "" when unknown
   bool checks_pending = false;       // connection checks still running: hold the first RCPT reply
   bool check_sender_domain = false;  // BOFHCHECKDNS for this client
+  // A local submission (esmtpd's unix socket <state>/run/submit.sock, estafette-sendmail): the
+  // submitter's uid from SO_PEERCRED. Such a session relays (relay_client is set), its Received
+  // header reads "from local (uid N)", and connection checks (rDNS, DNSBL, IDENT) are skipped.
+  std::optional<uid_t> local_uid = std::nullopt;
+  bool is_local() const { return local_uid.has_value(); }
+  // "[ip]:port", or "local uid=N", for logs.
+  std::string peer_text() const;
 };
 
 // What the connection checks decided (lib/checks, mapped by esmtpd).
@@ -105,7 +114,8 @@ class ServerSession final {
   // "Received: from HELO (RDNS [IP])" ("(USER@RDNS [IP])" with an ident user)\r\n\tby HOST
   // (SOFTWARE) with ESMTP id QID\r\n"
   // "\tfor <RCPT>; DATE\r\n" -- the "for" clause only with exactly one recipient, "with SMTP"
-  // after HELO, "[IPv6:...]" for IPv6 clients, DATE in RFC 5322 form in UTC.
+  // after HELO, "[IPv6:...]" for IPv6 clients, DATE in RFC 5322 form in UTC. A local
+  // submission's first line is "Received: from local (uid N)\r\n".
   std::string received_header(std::string_view queue_id, std::time_t now) const;
 
  private:

@@ -28,6 +28,7 @@ struct CliCase {
   std::string config;
   int fd;
   std::size_t processes;
+  int submit_fd = -1;
 };
 class DaemonArgsTable : public ::testing::TestWithParam<CliCase> {};
 TEST_P(DaemonArgsTable, Parses) {
@@ -38,6 +39,7 @@ TEST_P(DaemonArgsTable, Parses) {
   EXPECT_EQ(args->config_path, p.config);
   EXPECT_EQ(args->fd, p.fd);
   EXPECT_EQ(args->processes, p.processes);
+  EXPECT_EQ(args->submit_fd, p.submit_fd);
 }
 INSTANTIATE_TEST_SUITE_P(
     Table, DaemonArgsTable,
@@ -50,7 +52,11 @@ INSTANTIATE_TEST_SUITE_P(
                       CliCase{{"--processes", "2x"}, true, false, "", -1, 1},
                       CliCase{{"--processes"}, true, false, "", -1, 1},
                       CliCase{{"--fd", "-1"}, false, false, "", -1, 1},
-                      CliCase{{"-x"}, false, false, "", -1, 1}));
+                      CliCase{{"-x"}, false, false, "", -1, 1},
+                      CliCase{{"--processes", "2", "--submit-fd", "3"}, true, true, "", -1, 2, 3},
+                      CliCase{{"--submit-fd", "3"}, false, false, "", -1, 1},
+                      CliCase{{"--submit-fd", "x"}, true, false, "", -1, 1},
+                      CliCase{{"--submit-fd"}, true, false, "", -1, 1}));
 
 }  // namespace
 }  // namespace estafette::base

@@ -101,7 +101,7 @@ TEST(ConfigFile, ParsesSettings) {
       "hostname = mx.example.org\n"
       "state_dir = /var/spool/x\n"
       "listen = 127.0.0.1:55125, [::1]:55126\n"
-      "local_domains = Example.ORG\n"
+      "local_domains = Example.ORG, .Sub.Example.NET\n"
       "relay_domains = domain1.grey domain2.grey\n"
       "MAXDELS = 250\nMAXHOST = 250\nMAXRCPT = 50\ninitial_host_concurrency = 8\n"
       "retry_base = 200ms\nqueue_lifetime = 1h\n"
@@ -114,6 +114,9 @@ TEST(ConfigFile, ParsesSettings) {
   ASSERT_EQ(c.listen.size(), 2u);
   EXPECT_EQ(c.listen[1].host, "::1");
   EXPECT_TRUE(c.is_local_domain("example.org"));
+  EXPECT_FALSE(c.is_local_domain("x.example.org"));
+  EXPECT_TRUE(c.is_local_domain("h1.foo.sub.example.net"));
+  EXPECT_FALSE(c.is_local_domain("sub.example.net"));
   EXPECT_EQ(c.relay_domains.size(), 2u);
   EXPECT_EQ(c.max_deliveries, 250u);
   EXPECT_EQ(c.max_rcpt, 50u);

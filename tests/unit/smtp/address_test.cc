@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace estafette::smtp {
 namespace {
@@ -97,6 +98,25 @@ INSTANTIATE_TEST_SUITE_P(SmtpTable, SmtpDomainOf,
                                            DomainOfCase{"u@[IPv6:::1]", "[ipv6:::1]"},
                                            DomainOfCase{"postmaster", ""}, DomainOfCase{"", ""},
                                            DomainOfCase{"\"open", ""}));
+
+struct ListedCase {
+  std::string domain;
+  bool listed;
+};
+
+class SmtpDomainListed : public ::testing::TestWithParam<ListedCase> {};
+
+TEST_P(SmtpDomainListed, MatchesEntriesAndSubdomainEntries) {
+  const std::vector<std::string> list = {"exact.test", ".example.com", ".", ""};
+  EXPECT_EQ(domain_listed(list, GetParam().domain), GetParam().listed) << GetParam().domain;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SmtpTable, SmtpDomainListed,
+    ::testing::Values(ListedCase{"exact.test", true}, ListedCase{"sub.exact.test", false},
+                      ListedCase{"h1.foo.example.com", true}, ListedCase{"a.example.com", true},
+                      ListedCase{"example.com", false}, ListedCase{"xexample.com", false},
+                      ListedCase{"example.com.evil", false}, ListedCase{"other.test", false}));
 
 struct UnquoteCase {
   std::string input;

@@ -18,7 +18,7 @@ ServerPolicy TestPolicy() {
   policy.max_message_size = 1000;
   policy.max_recipients = 3;
   policy.max_errors = 5;
-  policy.local_domains = {"example.com"};
+  policy.local_domains = {"example.com", ".parent.example"};
   policy.relay_domains = {"relay.example"};
   return policy;
 }
@@ -201,6 +201,13 @@ INSTANTIATE_TEST_SUITE_P(
              {"RCPT TO:<x@relay.example>", "250"},
              {"RCPT TO:<User@EXAMPLE.Com>", "250"},
              {"RCPT TO:<postmaster>", "250"}}},
+        Conversation{"SubdomainEntry",  // ".parent.example": every subdomain, not itself
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RCPT TO:<x@parent.example>", "550", "5.7.1"},
+                      {"RCPT TO:<x@xparent.example>", "550", "5.7.1"},
+                      {"RCPT TO:<x@h1.foo.Parent.Example>", "250"},
+                      {"RCPT TO:<x@a.parent.example>", "250"}}},
         Conversation{"RelayClient",
                      {{"EHLO c", "250"},
                       {kMail, "250"},
@@ -512,6 +519,25 @@ INSTANTIATE_TEST_SUITE_P(
                                    "Thu, 1 Jan 1970 00:00:00 +0000\r\n",
                                    "root"}),
     [](const ::testing::TestParamInfo<ReceivedCase>& info) { return info.param.name; });
+
+TEST(SmtpServerSession, LocalSubmissionReceivedHeaderNamesTheUid) {
+  ServerPolicy policy = TestPolicy();
+  policy.hostname = "mx.example.com";
+  ClientInfo client;
+  client.local_uid = 1000;
+  client.relay_client = true;
+  EXPECT_TRUE(client.is_local());
+  EXPECT_EQ(client.peer_text(), "local uid=1000");
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO localhost", LineStatus::Ok);
+  session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+  session.on_line("RCPT TO:<a@anywhere.org>", LineStatus::Ok);
+  EXPECT_EQ(session.received_header("QID1", 0),
+            "Received: from local (uid 1000)\r\n"
+            "\tby mx.example.com (Estafette) with ESMTP id QID1\r\n"
+            "\tfor <a@anywhere.org>; Thu, 1 Jan 1970 00:00:00 +0000\r\n");
+}
 
 // ---------------------------------------------------------------------------------------------
 // The whole server side as the I/O layer drives it: CommandReader + ServerSession + DataReader

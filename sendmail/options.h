@@ -1,0 +1,41 @@
+// options.h: estafette-sendmail's command line, the subset of sendmail(8)'s that mail user
+// agents and scripts use. Pure (no I/O); called from main() only.
+//   -f SENDER / -r SENDER   envelope sender ("" or "<>": the null sender)
+//   -F NAME                 full name for a From: header we add
+//   -t                      recipients from To:/Cc:/Bcc: (Bcc: removed), plus the arguments
+//   -i, -oi                 a line with a single "." does not end the message
+//   -bm (default), -bs      deliver a message read from stdin / speak SMTP on stdin and stdout
+//   -C FILE, -c FILE        the Estafette configuration
+//   ignored: -v, -m, -n, -U, -G, -od*, -oe*, -om, -o<anything else>, and -B -N -R -V -L -h with
+//   their argument
+// Options are getopt-style: "-fsender" or "-f sender", flags may be grouped ("-ti"); the first
+// argument that is not an option, or "--", ends them. Errors are returned as text.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace estafette::sendmail {
+
+enum class Mode { Deliver, Smtp };
+
+struct Options {
+  Mode mode = Mode::Deliver;
+  std::optional<std::string> sender;  // -f / -r as given (angle brackets removed)
+  std::string full_name;              // -F
+  bool extract_recipients = false;    // -t
+  bool ignore_dots = false;           // -i / -oi
+  std::string config_path;            // -C / -c; empty: the default
+  std::vector<std::string> recipients;
+};
+
+struct ParsedOptions {
+  std::optional<Options> options;  // nullopt: error says why
+  std::string error;
+};
+
+// args: argv without argv[0].
+ParsedOptions parse_options(const std::vector<std::string>& args);
+
+}  // namespace estafette::sendmail

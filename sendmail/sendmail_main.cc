@@ -1,0 +1,170 @@
+// estafette-sendmail: sendmail(8)-compatible mail injection. Reads a message on stdin (or, with
+// -bs, speaks SMTP on stdin/stdout) and hands it to esmtpd over the local submission socket
+// <state_dir>/run/submit.sock, so that every message goes through the same queue writer as mail
+// from the network. Exit 0 only after esmtpd's 250 to the message (durable in the queue); on
+// failure a message on stderr and a sysexits(3) code (submit.h). Options: options.h.
+// The configuration is -C FILE, else the installed estafette.conf if it exists, else the embedded
+// default (as the daemons without -c).
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "esmtpd/submit_socket.h"
+#include "lib/base/fd.h"
+#include "lib/config/config.h"
+#include "sendmail/message.h"
+#include "sendmail/options.h"
+#include "sendmail/submit.h"
+
+using namespace estafette;
+using namespace estafette::sendmail;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: estafette-sendmail [-t] [-i|-oi] [-f sender] [-F fullname] [-C config] [-bm|-bs]\n"
+    "                          [--] [recipient ...]\n";
+
+int fail(int code, const std::string& why) {
+  std::fprintf(stderr, "estafette-sendmail: %s\n", why.c_str());
+  return code;
+}
+
+std::string login_name() {
+  uid_t uid = ::getuid();
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found) return pw.pw_name;
+  return "uid" + std::to_string(uid);
+}
+
+std::string default_config_path() {
+  std::string path = std::string(ESTAFETTE_SYSCONFDIR) + "/estafette.conf";
+  return ::access(path.c_str(), R_OK) == 0 ? path : "";
+}
+
+// A blocking connection to the submission socket, or an invalid fd with errno set.
+base::UniqueFd connect_submit(const std::string& path, std::chrono::seconds timeout) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sun.sun_path) {
+    errno = ENAMETOOLONG;
+    return {};
+  }
+  std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+  base::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fd;
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count());
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds connect, too
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) fd.reset();
+  return fd;
+}
+
+std::string message_id(const std::string& hostname) {
+  std::timespec ts{};
+  std::timespec_get(&ts, TIME_UTC);
+  std::random_device rd;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "<%lld.%09ld.%d.%08x@", static_cast<long long>(ts.tv_sec),
+                static_cast<long>(ts.tv_nsec), static_cast<int>(::getpid()), rd());
+  return buf + hostname + ">";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 1 && args[0] == "--help") {
+    std::fputs(kUsage, stdout);
+    return kExOk;
+  }
+  auto parsed = parse_options(args);
+  if (!parsed.options) {
+    std::fprintf(stderr, "estafette-sendmail: %s\n%s", parsed.error.c_str(), kUsage);
+    return kExUsage;
+  }
+  const Options& opt = *parsed.options;
+  config::Config config;
+  try {
+    config = config::load_config(opt.config_path.empty() ? default_config_path() : opt.config_path);
+  } catch (const std::exception& e) {
+    return fail(kExConfig, e.what());
+  }
+  const std::string socket_path = esmtpd::submit_socket_path(config);
+  const auto timeout = config.smtpd_timeout;
+  auto connect = [&]() -> base::UniqueFd {
+    auto fd = connect_submit(socket_path, timeout);
+    if (!fd)
+      std::fprintf(stderr,
+                   "estafette-sendmail: cannot connect to esmtpd at %s: %s (is Estafette "
+                   "running?)\n",
+                   socket_path.c_str(), std::strerror(errno));
+    return fd;
+  };
+
+  if (opt.mode == Mode::Smtp) {
+    auto fd = connect();
+    if (!fd) {
+      std::printf("421 4.3.0 %s Local mail system unavailable, try again later\r\n",
+                  config.hostname.c_str());
+      return kExTempFail;
+    }
+    return proxy(STDIN_FILENO, STDOUT_FILENO, fd.get());
+  }
+
+  MessageInput input(opt.ignore_dots);
+  char buf[65536];
+  // Read no more than the server would take, plus room for the header lines we add.
+  const std::size_t limit = config.max_message_size + 64 * 1024;
+  for (;;) {
+    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(kExIoErr, std::string("reading the message: ") + std::strerror(errno));
+    if (n == 0) {
+      input.finish();
+      break;
+    }
+    if (input.feed(std::string_view(buf, static_cast<std::size_t>(n)))) break;
+    if (input.text().size() > limit)
+      return fail(kExDataErr, "message too big (max_message_size is " +
+                                  std::to_string(config.max_message_size) + " bytes)");
+  }
+
+  const std::string login = login_name();
+  std::string sender = opt.sender ? *opt.sender : login;
+  if (!sender.empty() && sender.find('@') == std::string::npos) sender += "@" + config.hostname;
+  ComposeInput in;
+  in.text = input.text();
+  in.extract_recipients = opt.extract_recipients;
+  in.recipients = opt.recipients;
+  in.from_address = sender.empty() ? login + "@" + config.hostname : sender;
+  in.full_name = opt.full_name;
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  in.date = format_date(now, local.tm_gmtoff);
+  in.message_id = message_id(config.hostname);
+  in.qualify_domain = config.hostname;
+  auto composed = compose(in);
+  if (!composed.error.empty()) return fail(kExUsage, composed.error);
+
+  auto fd = connect();
+  if (!fd) return kExTempFail;
+  Submission submission{config.hostname, sender, composed.recipients, composed.wire,
+                        composed.eight_bit};
+  auto result = submit(fd.get(), submission, timeout);
+  if (result.exit_code != kExOk) return fail(result.exit_code, result.error);
+  return kExOk;
+}

@@ -1,0 +1,69 @@
+// submit.h: estafette-sendmail's side of SMTP on the local submission socket: one transaction
+// (EHLO, MAIL, RCPT..., DATA, QUIT) that succeeds only when every recipient is accepted and
+// esmtpd answers 250 after DATA (the message is then durable in the queue), and the -bs proxy
+// between stdin/stdout and the socket. Exit codes are sysexits(3) values.
+// submit() and proxy() do blocking I/O on the calling thread; exit_code_for() and LineEndFixer
+// are pure.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/smtp/reply_parser.h"
+
+namespace estafette::sendmail {
+
+// sysexits.h values, named here so that the pure code needs no system header.
+inline constexpr int kExOk = 0;
+inline constexpr int kExUsage = 64;
+inline constexpr int kExDataErr = 65;
+inline constexpr int kExNoUser = 67;
+inline constexpr int kExUnavailable = 69;
+inline constexpr int kExSoftware = 70;
+inline constexpr int kExIoErr = 74;
+inline constexpr int kExTempFail = 75;
+inline constexpr int kExProtocol = 76;
+inline constexpr int kExConfig = 78;
+
+enum class Stage { Greeting, Ehlo, Mail, Rcpt, Data, DataEnd };
+
+// The exit code for a reply that is not the expected one at `stage`: 4xx -> EX_TEMPFAIL; 5xx to
+// RCPT -> EX_NOUSER, to MAIL or to the message -> EX_DATAERR, to the greeting or EHLO ->
+// EX_UNAVAILABLE, to DATA -> EX_PROTOCOL; any other code -> EX_PROTOCOL.
+int exit_code_for(Stage stage, const smtp::Reply& reply);
+
+struct Submission {
+  std::string helo;
+  std::string sender;
+  std::vector<std::string> recipients;
+  std::string_view wire;  // CRLF, dot-stuffed, without the final ".\r\n"
+  bool eight_bit = false;
+};
+
+struct SubmitResult {
+  int exit_code = kExOk;
+  std::string error;     // for stderr when exit_code != 0
+  std::string queue_id;  // from "250 ... queued as ID"
+};
+
+// Runs the transaction on a connected, blocking socket; every read and write is bounded by
+// `timeout` (a timeout or a lost connection -> EX_TEMPFAIL).
+SubmitResult submit(int fd, const Submission& submission, std::chrono::seconds timeout);
+
+// -bs: copies stdin (fd in) to the socket, with each bare LF made CRLF, and the socket to stdout
+// (fd out), until esmtpd closes the connection; stdin's end is passed on as a half-close.
+// Returns an exit code.
+int proxy(int in, int out, int sock);
+
+// Bare LF -> CRLF for a stream split anywhere; everything else passes unchanged.
+class LineEndFixer final {
+ public:
+  std::string feed(std::string_view bytes);
+
+ private:
+  bool last_cr_ = false;
+};
+
+}  // namespace estafette::sendmail

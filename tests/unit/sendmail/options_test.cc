@@ -1,0 +1,113 @@
+// estafette-sendmail's command line: a table of argument lists and what they mean.
+#include "sendmail/options.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace estafette::sendmail {
+namespace {
+
+struct OptionsCase {
+  std::string name{};
+  std::vector<std::string> args{};
+  bool ok = false;
+  Mode mode = Mode::Deliver;
+  std::string sender = "-";  // "-": not given
+  std::string full_name{};
+  bool extract = false;
+  bool ignore_dots = false;
+  std::string config{};
+  std::vector<std::string> recipients{};
+  std::string error{};  // part of the error text when !ok
+};
+
+void PrintTo(const OptionsCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class SendmailOptions : public ::testing::TestWithParam<OptionsCase> {};
+
+TEST_P(SendmailOptions, Parses) {
+  const auto& c = GetParam();
+  auto r = parse_options(c.args);
+  ASSERT_EQ(r.options.has_value(), c.ok) << r.error;
+  if (!c.ok) {
+    EXPECT_NE(r.error.find(c.error), std::string::npos) << r.error;
+    return;
+  }
+  const auto& o = *r.options;
+  EXPECT_EQ(o.mode, c.mode);
+  EXPECT_EQ(o.sender.value_or("-"), c.sender);
+  EXPECT_EQ(o.full_name, c.full_name);
+  EXPECT_EQ(o.extract_recipients, c.extract);
+  EXPECT_EQ(o.ignore_dots, c.ignore_dots);
+  EXPECT_EQ(o.config_path, c.config);
+  EXPECT_EQ(o.recipients, c.recipients);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, SendmailOptions,
+    ::testing::Values(
+        OptionsCase{.name = "Nothing", .args = {}, .ok = true},
+        OptionsCase{
+            .name = "Recipients", .args = {"a@x", "b@y"}, .ok = true, .recipients = {"a@x", "b@y"}},
+        OptionsCase{.name = "SenderSeparate",
+                    .args = {"-f", "s@x", "a@x"},
+                    .ok = true,
+                    .sender = "s@x",
+                    .recipients = {"a@x"}},
+        OptionsCase{.name = "SenderAttached", .args = {"-fs@x"}, .ok = true, .sender = "s@x"},
+        OptionsCase{.name = "SenderAngles", .args = {"-f", "<s@x>"}, .ok = true, .sender = "s@x"},
+        OptionsCase{.name = "NullSender", .args = {"-f", "<>"}, .ok = true, .sender = ""},
+        OptionsCase{.name = "DashR", .args = {"-r", "s@x"}, .ok = true, .sender = "s@x"},
+        OptionsCase{.name = "FullName",
+                    .args = {"-F", "Jane Doe", "-t"},
+                    .ok = true,
+                    .full_name = "Jane Doe",
+                    .extract = true},
+        OptionsCase{
+            .name = "Grouped", .args = {"-ti"}, .ok = true, .extract = true, .ignore_dots = true},
+        OptionsCase{.name = "DashOi",
+                    .args = {"-oi", "-t"},
+                    .ok = true,
+                    .extract = true,
+                    .ignore_dots = true},
+        OptionsCase{
+            .name = "NoOps",
+            .args = {"-odi", "-odb", "-oem", "-oep", "-om", "-v", "-N", "never", "-U", "a@x"},
+            .ok = true,
+            .recipients = {"a@x"}},
+        OptionsCase{
+            .name = "BigC", .args = {"-C", "/etc/e.conf"}, .ok = true, .config = "/etc/e.conf"},
+        OptionsCase{.name = "SmallC", .args = {"-c/x.conf"}, .ok = true, .config = "/x.conf"},
+        OptionsCase{.name = "SmtpMode", .args = {"-bs"}, .ok = true, .mode = Mode::Smtp},
+        OptionsCase{
+            .name = "SmtpModeSeparate", .args = {"-b", "s"}, .ok = true, .mode = Mode::Smtp},
+        OptionsCase{
+            .name = "DeliverMode", .args = {"-bm", "a@x"}, .ok = true, .recipients = {"a@x"}},
+        OptionsCase{.name = "DoubleDash",
+                    .args = {"-i", "--", "-odd@x", "-t"},
+                    .ok = true,
+                    .ignore_dots = true,
+                    .recipients = {"-odd@x", "-t"}},
+        OptionsCase{.name = "FirstNonOptionEnds",
+                    .args = {"a@x", "-t"},
+                    .ok = true,
+                    .recipients = {"a@x", "-t"}},
+        OptionsCase{.name = "MissingArgument",
+                    .args = {"-f"},
+                    .ok = false,
+                    .error = "-f requires an argument"},
+        OptionsCase{.name = "Unknown", .args = {"-q"}, .ok = false, .error = "unknown option -q"},
+        OptionsCase{.name = "UnsupportedMode",
+                    .args = {"-bp"},
+                    .ok = false,
+                    .error = "-bp is not supported"},
+        OptionsCase{
+            .name = "EmptyRecipient", .args = {"--", ""}, .ok = false, .error = "empty recipient"}),
+    [](const ::testing::TestParamInfo<OptionsCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace estafette::sendmail
