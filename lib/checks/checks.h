@@ -55,7 +55,7 @@ class AnswerFilter final {
 
 struct DnsList {
   std::string zone;      // "bl1.test"
-  AnswerFilter filter;   // which A answers count as listed
+  AnswerFilter filter;   // which A answers count as listed (empty: any 127.0.0.0/8 answer)
   int weight = 1;        // negative: an allow-list
   std::string reply;     // text for the client; "*" = the list's TXT record; "" = a default text
 };
@@ -109,6 +109,7 @@ struct Settings {
   std::vector<DnsList> dnsbl;     // all looked up at once (A, and TXT for "*" lists when listed)
   bool ident = true;
   std::chrono::milliseconds ident_timeout{10000};
+  std::uint16_t ident_port = 113;  // the client's identd port (another one only in tests)
 };
 
 struct Endpoints {

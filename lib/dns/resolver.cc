@@ -1,5 +1,7 @@
 #include "lib/dns/resolver.h"
 
+#include "lib/dns/answer_ttl.h"
+
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
@@ -102,10 +104,14 @@ std::string reverse_name(const std::string& ip) {
 struct Resolver::QueryState {
   Resolver* resolver;
   AresDone done;
+  std::string cache_key;  // empty without a cache
 };
 
 Resolver::Resolver(event::Loop& loop, ResolverOptions options)
-    : loop_(loop), random_(std::random_device{}()) {
+    : loop_(loop),
+      cache_max_ttl_(options.cache_max_ttl),
+      cache_(options.cache_size > 0 ? std::make_unique<AnswerCache>(options.cache_size) : nullptr),
+      random_(std::random_device{}()) {
   if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
     throw std::runtime_error("c-ares: library init failed");
   ares_options o{};
@@ -185,6 +191,7 @@ void Resolver::on_query_done(void* arg, int status, int, unsigned char* abuf, in
   std::unique_ptr<QueryState> state(static_cast<QueryState*>(arg));
   if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) return;
   Resolver* self = state->resolver;
+  if (!state->cache_key.empty()) self->remember(state->cache_key, status, abuf, alen);
   if (self->submitting_ > 0) {
     // Completed inside ares_query() (e.g. a bad name): report it from the loop instead.
     std::string copy(reinterpret_cast<const char*>(abuf),
@@ -198,10 +205,41 @@ void Resolver::on_query_done(void* arg, int status, int, unsigned char* abuf, in
   state->done(status, abuf, alen);
 }
 
+void Resolver::remember(const std::string& key, int status, const unsigned char* abuf, int alen) {
+  // Answers only: NOERROR with records, NXDOMAIN, NODATA. Everything else is worth asking again.
+  if (status != ARES_SUCCESS && status != ARES_ENOTFOUND && status != ARES_ENODATA) return;
+  if (!abuf || alen <= 0) return;
+  std::string_view message(reinterpret_cast<const char*>(abuf), static_cast<std::size_t>(alen));
+  auto ttl = answer_ttl(message);
+  if (!ttl || ttl->seconds == 0) return;
+  auto keep = std::min<std::chrono::seconds>(std::chrono::seconds(ttl->seconds), cache_max_ttl_);
+  auto now = AnswerCache::Clock::now();
+  cache_->insert(key, status, message, now + keep, now);
+}
+
+CacheStats Resolver::cache_stats() const {
+  CacheStats s = stats_;
+  s.entries = cache_ ? cache_->size() : 0;
+  return s;
+}
+
 void Resolver::raw_query(const std::string& name, int type, AresDone done) {
+  std::string key;
+  if (cache_) {
+    key = AnswerCache::key(name, type);
+    if (const AnswerCache::Entry* hit = cache_->find(key, AnswerCache::Clock::now())) {
+      ++stats_.hits;
+      post([done = std::move(done), status = hit->status, copy = hit->answer] {
+        done(status, reinterpret_cast<const unsigned char*>(copy.data()),
+             static_cast<int>(copy.size()));
+      });
+      return;
+    }
+    ++stats_.misses;
+  }
   ++submitting_;
   ares_query(channel_, name.c_str(), ns_c_in, type, &Resolver::on_query_done,
-             new QueryState{this, std::move(done)});
+             new QueryState{this, std::move(done), std::move(key)});
   --submitting_;
   update_timer();
 }

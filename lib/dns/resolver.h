@@ -10,11 +10,16 @@
 // (timeout, SERVFAIL, REFUSED, no server reachable, a malformed answer) or PermFail (a null MX,
 // RFC 7505, or a name/address that cannot be looked up at all). Construction throws
 // std::runtime_error when c-ares cannot be set up (e.g. a malformed server list).
+// With ResolverOptions::cache_size > 0, responses are cached per (name, type) below every kind of
+// lookup (answer_cache.h): positive ones for their smallest answer TTL, NXDOMAIN/NODATA for their
+// SOA minimum (none without an SOA), both at most cache_max_ttl; temporary failures never. A
+// cached answer is delivered on the loop like any other, never inside the call.
 #pragma once
 
 #include <ares.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <random>
@@ -23,6 +28,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "lib/dns/answer_cache.h"
 #include "lib/event/loop.h"
 
 namespace estafette::dns {
@@ -34,7 +40,14 @@ struct ResolverOptions {
   std::vector<std::string> servers;  // "127.0.0.1:5300", "[::1]:53"; empty = /etc/resolv.conf
   std::chrono::milliseconds timeout{2000};  // per try
   int tries = 2;
-  std::size_t cache_size = 0;  // answers kept; 0 = no cache
+  std::size_t cache_size = 0;                // cached responses (entries); 0 = no cache
+  std::chrono::seconds cache_max_ttl{3600};  // no response is kept longer
+};
+
+struct CacheStats {
+  std::uint64_t hits = 0;    // lookups answered from the cache
+  std::uint64_t misses = 0;  // lookups sent to a server (only counted with a cache)
+  std::size_t entries = 0;
 };
 
 struct MxHost {
@@ -112,6 +125,8 @@ class Resolver final {
   // with no MX records (but existing) falls back to its own A/AAAA records.
   [[nodiscard]] Request resolve_mx(const std::string& domain, MxCallback callback);
 
+  CacheStats cache_stats() const;
+
  private:
   using AresDone = std::function<void(int status, const unsigned char* abuf, int alen)>;
   struct QueryState;
@@ -125,8 +140,12 @@ class Resolver final {
   void post(std::function<void()> fn);  // run on the loop later, unless the resolver is gone
   void process(int fd, std::uint32_t events);
   void update_timer();
+  void remember(const std::string& key, int status, const unsigned char* abuf, int alen);
 
   event::Loop& loop_;
+  std::chrono::seconds cache_max_ttl_;
+  std::unique_ptr<AnswerCache> cache_;  // null without a cache
+  CacheStats stats_;
   ares_channel channel_ = nullptr;
   std::unordered_set<int> watched_;
   event::TimerId timer_ = 0;

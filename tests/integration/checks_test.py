@@ -56,6 +56,7 @@ def main_checks(tmp, stoppers):
 
     # 127.0.0.1: confirmed as client.test, not listed; ident names the owner of our socket.
     with smtp_from("127.0.0.1", mta.port) as s:
+        s.ehlo("client.test")
         s.sendmail("s@example.test", ["user@estafette.test"], MSG)
     wait_for(lambda: mta.maildir_messages("user"), 15, "delivery")
     msg = mta.maildir_messages("user")[0].decode()

@@ -1,0 +1,133 @@
+// test_servers.h: helpers for unit tests that talk to real servers on loopback: free ports,
+// child server processes owned by the test (killed by pid), the rig's start/stop scripts, and
+// running a loop until a condition holds. Header-only, tests only.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lib/base/fd.h"
+#include "lib/event/loop.h"
+
+namespace estafette::testing {
+
+inline sockaddr_in loopback(const char* ip, int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, ip, &a.sin_addr);
+  return a;
+}
+
+// A port on 127.0.0.1 that was free for both UDP and TCP when checked.
+inline int free_port() {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    base::UniqueFd u(::socket(AF_INET, SOCK_DGRAM, 0));
+    sockaddr_in a = loopback("127.0.0.1", 0);
+    socklen_t len = sizeof a;
+    ::bind(u.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(u.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    base::UniqueFd t(::socket(AF_INET, SOCK_STREAM, 0));
+    if (::bind(t.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return ntohs(a.sin_port);
+  }
+  return -1;
+}
+
+inline bool tcp_connects(int port, const char* ip = "127.0.0.1") {
+  base::UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in a = loopback(ip, port);
+  return ::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+}
+
+// A UDP socket bound to 127.0.0.1 that nobody reads: a DNS server that never answers.
+inline base::UniqueFd silent_udp(int& port) {
+  base::UniqueFd s(::socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in a = loopback("127.0.0.1", 0);
+  socklen_t len = sizeof a;
+  ::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return s;
+}
+
+// A child process (a real server) owned by the test: killed with SIGTERM and reaped on stop().
+class ChildProcess final {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess() { stop(); }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  bool start(std::vector<std::string> args) {
+    stop();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    return pid_ > 0;
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  bool running() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Waits up to 5 s for a TCP listener on 127.0.0.1:port.
+inline bool wait_tcp(int port) {
+  for (int i = 0; i < 100; ++i) {
+    if (tcp_connects(port)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// The rig's scripts (dns-start.sh, identd-start.sh, ...): $ESTAFETTE_RIG_DIR or /work/shared/rig;
+// "" when not there.
+inline std::string rig_dir() {
+  const char* env = std::getenv("ESTAFETTE_RIG_DIR");
+  std::string dir = env && *env ? env : "/work/shared/rig";
+  struct stat st;
+  return ::stat((dir + "/dns-start.sh").c_str(), &st) == 0 ? dir : "";
+}
+
+// Runs a shell command; true when it exits 0.
+inline bool run_command(const std::string& command) {
+  int rc = std::system(command.c_str());
+  return rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
+}
+
+// Runs loop until done() or the deadline; true when done() holds.
+inline bool run_until(event::Loop& loop, const std::function<bool()>& done,
+                      std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
+  auto deadline = event::Clock::now() + limit;
+  while (!done() && event::Clock::now() < deadline) {
+    auto tick = loop.add_timer(std::chrono::milliseconds(2), [&loop] { loop.stop(); });
+    loop.run();
+    loop.cancel_timer(tick);
+  }
+  return done();
+}
+
+}  // namespace estafette::testing
