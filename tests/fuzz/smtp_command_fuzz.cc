@@ -47,8 +47,16 @@ struct Harness {
   DataReader data{[this](std::string_view piece) { message.append(piece); }, 4096, 256};
   bool closed = false;
 
-  Harness() : policy(make_policy()), session(policy, ClientInfo{"192.0.2.1", 25, false, "x"}) {
-    run(session.start());
+  Harness() : policy(make_policy()), session(policy, make_client()) { run(session.start()); }
+
+  // With the checks pending and BOFHCHECKDNS on, so that the waits are exercised too.
+  static ClientInfo make_client() {
+    ClientInfo c;
+    c.ip = "192.0.2.1";
+    c.port = 25;
+    c.checks_pending = true;
+    c.check_sender_domain = true;
+    return c;
   }
 
   static ServerPolicy make_policy() {
@@ -90,6 +98,13 @@ struct Harness {
         case ActionKind::Close:
           closed = true;
           break;
+        case ActionKind::LookupSender: {
+          check(session.waiting() && !action.text.empty());
+          // The domain's length picks the answer, so each answer is reached.
+          auto answer = static_cast<SenderDomain>(action.text.size() % 4);
+          run(session.on_sender_checked(answer));
+          break;
+        }
         case ActionKind::Reply:
           break;
       }
@@ -114,6 +129,9 @@ struct Harness {
         Command cmd = parse_command(line.text);
         check(cmd.error.empty() || cmd.error.starts_with("501 "));
         run(session.on_line(line.text, line.status));
+        // A held RCPT: the checks answer now, blocking when the line is long.
+        if (session.waiting())
+          run(session.on_checks_done({"client.example", "joe", line.text.size() > 30 ? "no" : ""}));
       }
     }
   }
