@@ -152,8 +152,47 @@ def dead_dns(tmp, stoppers):
               (name, clean, result["slow_time"]))
 
 
+def greeting(tmp, stoppers, dns):
+    """dnsbl_action = reject_greeting: a blocked client gets 554 <TXT reason> instead of the
+    greeting. greet_wait: the greeting waits for the checks, but no longer than greet_wait."""
+    dnsbl = write(os.path.join(tmp, "dnsbl-greet"), "bl1.test 127.0.0.2 1 *\n")
+    mta = Estafette(tmp, name="greet", relay_clients="", dns_servers="127.0.0.1:%d" % dns.port,
+                    rdns_check="yes", dnsbl=dnsbl, dnsbl_action="reject_greeting")
+    stoppers.append(mta)
+    mta.start()
+    try:
+        smtp_from("127.0.0.2", mta.port).quit()
+        check(False, "127.0.0.2 was greeted")
+    except smtplib.SMTPConnectError as e:
+        check(e.smtp_code == 554 and b"5.7.1 Listed in bl1.test" in e.smtp_error, repr(e))
+    code, _ = rcpt_reply(mta.port, "127.0.0.1")
+    check(code == 250, "127.0.0.1 with reject_greeting: %d" % code)
+    mta.stop()
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a DNS server that never answers
+    silent.bind(("127.0.0.1", 0))
+    stoppers.append(type("S", (), {"stop": lambda self: silent.close()})())
+    mta = Estafette(tmp, name="greetwait", relay_clients="",
+                    dns_servers="127.0.0.1:%d" % silent.getsockname()[1], dns_timeout="3s",
+                    dns_tries="1", rdns_check="yes", greet_wait="1s")
+    stoppers.append(mta)
+    mta.start()
+    t0 = time.time()
+    with smtp_from("127.0.0.1", mta.port) as s:
+        waited = time.time() - t0
+        s.ehlo("client.test")
+        s.mail("s@example.test")
+        code, _ = s.rcpt("u@estafette.test")  # after the checks: rDNS timed out at 3 s
+        total = time.time() - t0
+    check(0.8 <= waited < 2.5, "greet_wait 1s: the greeting came after %.2fs" % waited)
+    check(code == 250 and 2.5 <= total < 8, "rcpt %d after %.2fs" % (code, total))
+    print("greet_wait: greeting after %.2fs, RCPT answered after %.2fs" % (waited, total))
+
+
 def test(tmp, stoppers):
     main_checks(tmp, stoppers)
+    dns = next(s for s in stoppers if isinstance(s, RigDns))
+    greeting(tmp, stoppers, dns)
     dead_dns(tmp, stoppers)
 
 
