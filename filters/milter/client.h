@@ -1,0 +1,244 @@
+// client.h: the MTA side of one milter session (Sendmail milter protocol v6) on the process's
+// event::Loop, and a Chain that runs several milters in order for one SMTP session.
+// Loop thread only. Each Client owns its socket; the SMTP session owns its Client (or Chain).
+// The caller makes one call at a time (connect, helo, mail, rcpt, data, header, eoh, body, eom)
+// and waits for its callback before the next; every callback runs later on the loop, never
+// inside the call that started it. Destroying a Client or Chain cancels: no callback runs
+// afterwards (as with dns::Request). A callback may destroy its Client/Chain.
+// DIAGNOSTICS: a refused or timed-out connect, a timeout waiting for a reply (PROGRESS restarts
+// it), a malformed or unexpected reply, a reply asking for an action or protocol step we did
+// not offer, or the milter closing the connection make the pending call (and every later one)
+// answer Verdict::Failed with a reason; the caller applies milter_default_action.
+// Not implemented: SMFIC_UNKNOWN (we offer SMFIP_NOUNKNOWN), SMFIP_RCPT_REJ (not offered),
+// SMFIR_CONN_FAIL and SMFIR_SHUTDOWN (decoded as an unknown reply: Failed).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/milter/protocol.h"
+#include "lib/base/fd.h"
+#include "lib/event/loop.h"
+
+namespace estafette::milter {
+
+// Where a milter listens: "inet:PORT@ADDRESS", "inet6:PORT@ADDRESS", "unix:/path" ("local:" too).
+// The address must be numeric (no resolver here; milters run on this host or a known one).
+struct Spec {
+  enum class Kind { Inet, Inet6, Unix };
+  Kind kind = Kind::Inet;
+  std::string host;  // numeric address (Inet, Inet6)
+  std::uint16_t port = 0;
+  std::string path;  // Unix
+};
+bool parse_spec(std::string_view text, Spec& out, std::string* error);
+
+// What the caller does when a milter fails (Postfix's milter_default_action).
+enum class DefaultAction { Tempfail, Accept, Reject };
+bool parse_default_action(std::string_view text, DefaultAction& out);
+
+// Every action we can apply, and every protocol step we can skip or not wait a reply for.
+inline constexpr std::uint32_t kOfferedActions =
+    SMFIF_ADDHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGHDRS |
+    SMFIF_QUARANTINE | SMFIF_CHGFROM | SMFIF_ADDRCPT_PAR | SMFIF_SETSYMLIST;
+inline constexpr std::uint32_t kOfferedProtocol =
+    SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NORCPT | SMFIP_NOBODY | SMFIP_NOHDRS |
+    SMFIP_NOEOH | SMFIP_NR_HDR | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_SKIP | SMFIP_NR_CONN |
+    SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_DATA | SMFIP_NR_UNKN | SMFIP_NR_EOH |
+    SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
+
+struct Options {
+  Spec spec;
+  std::string name;                                   // for failure reasons ("milter <name>: ...")
+  std::chrono::milliseconds connect_timeout{30000};   // milter_connect_timeout
+  std::chrono::milliseconds command_timeout{30000};   // milter_command_timeout
+  std::chrono::milliseconds content_timeout{300000};  // milter_content_timeout: headers to eom
+  DefaultAction default_action = DefaultAction::Tempfail;  // used by Chain
+};
+
+struct Verdict {
+  enum class Action { Continue, Accept, Reject, Tempfail, Discard, ReplyCode, Failed };
+  Action action = Action::Continue;
+  std::string text;    // ReplyCode: the whole reply ("550 5.7.1 Rejected"); Failed: the reason
+  std::string milter;  // the milter that decided (empty for Continue)
+};
+const char* to_string(Verdict::Action action);
+
+// A change a milter asked for at end of message, in the order it sent them.
+struct Modification {
+  enum class Kind {
+    AddHeader,     // name, value: append "name:value"
+    ChangeHeader,  // name, value, index: the index-th (1-based) "name" header; empty value deletes
+    InsertHeader,  // name, value, index: insert at position index (0 = first header)
+    AddRcpt,       // address, args (ESMTP parameters, may be empty)
+    DelRcpt,       // address
+    ReplaceBody,   // body: the whole new body (chunks joined)
+    Quarantine,    // text: the reason
+    ChangeFrom,    // address, args
+  };
+  Kind kind = Kind::AddHeader;
+  std::string name;
+  std::string value;  // the text after the colon, leading space included, as it is to be written
+  std::uint32_t index = 0;
+  std::string address;
+  std::string args;
+  std::string body;
+  std::string text;
+  bool operator==(const Modification&) const = default;
+};
+
+class Client final {
+ public:
+  using Callback = std::function<void(const Verdict&)>;
+  using EomCallback = std::function<void(const Verdict&, std::vector<Modification>)>;
+
+  Client(event::Loop& loop, Options options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Opens the connection, negotiates options (connect_timeout, then command_timeout), then
+  // sends SMFIC_CONNECT unless the milter asked for SMFIP_NOCONNECT. Accept/Reject/Tempfail
+  // here end filtering for the whole SMTP session (later calls answer Continue).
+  void connect(const Macros& macros, std::string_view hostname, Family family, std::uint16_t port,
+               std::string_view address, Callback done);
+  void helo(const Macros& macros, std::string_view name, Callback done);
+  // A message starts at mail(); a non-continue verdict from mail() to eom() (except from rcpt(),
+  // which concerns that recipient only) ends filtering for this message.
+  void mail(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done);
+  void rcpt(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done);
+  void data(const Macros& macros, Callback done);
+  // value: the text after the colon as in the message (leading space is stripped unless the
+  // milter asked for SMFIP_HDR_LEADSPC).
+  void header(std::string_view name, std::string_view value, Callback done);
+  void eoh(const Macros& macros, Callback done);
+  // Body bytes in CRLF form, not dot-stuffed; any length (sent in kChunkSize chunks). After the
+  // milter answers SKIP, further body is not sent.
+  void body(std::string_view bytes, Callback done);
+  void eom(const Macros& macros, EomCallback done);
+  // Ends the message (RSET, or a rejected message). Without a pending call only; while a call
+  // is pending the milter's answer is still on its way, so the session is closed instead.
+  void abort();
+  // Sends QUIT (best effort) and closes. No callback.
+  void quit();
+
+  bool failed() const { return state_ == State::Failed; }
+  const std::string& failure() const { return failure_; }
+  std::uint32_t negotiated_actions() const { return actions_; }
+  std::uint32_t negotiated_protocol() const { return protocol_; }
+  const Options& options() const { return options_; }
+
+ private:
+  enum class State { Idle, Connecting, Negotiating, Ready, Failed, Closed };
+  enum class Stage { None, OptNeg, Connect, Helo, Mail, Rcpt, Data, Header, Eoh, Body, Eom };
+
+  // Sends macros (filtered by the milter's symbol list) and packet for stage; answers Continue
+  // at once when `skip`, after sending when `no_reply`.
+  void send_stage(Stage stage, int macro_stage, char macro_command, const Macros* macros,
+                  std::string packet, bool skip, bool no_reply, Callback done);
+  void start_connect(std::string connect_packet, Macros macros, Callback done);
+  void on_connected();
+  void on_io(std::uint32_t events);
+  void on_reply(Reply& reply);
+  void on_optneg(const Reply& reply);
+  void finish(Verdict verdict);
+  void fail(std::string reason);
+  void queue_write(std::string bytes);
+  bool flush();
+  void arm_timer(std::chrono::milliseconds timeout);
+  void send_next_body_chunk();
+  void post(std::function<void()> fn);
+  std::chrono::milliseconds timeout_for(Stage stage) const;
+  bool has(std::uint32_t protocol_flag) const { return (protocol_ & protocol_flag) != 0; }
+  Verdict make(Verdict::Action action, std::string text = {}) const;
+  void end_message();
+
+  event::Loop& loop_;
+  Options options_;
+  State state_ = State::Idle;
+  std::string failure_;
+  base::UniqueFd fd_;
+  bool watching_ = false;
+  bool want_write_ = false;
+  event::TimerId timer_ = 0;
+  std::chrono::milliseconds current_timeout_{0};
+  std::string out_;
+  ReplyParser parser_;
+
+  std::uint32_t actions_ = 0;   // negotiated
+  std::uint32_t protocol_ = 0;  // negotiated
+  std::map<int, std::string> symlists_;
+
+  Stage pending_ = Stage::None;
+  Callback done_;
+  EomCallback eom_done_;
+  std::string after_negotiation_;  // SMFIC_CONNECT waiting for OPTNEG
+  Macros connect_macros_;          // its macros, filtered once the symbol lists are known
+
+  bool session_done_ = false;  // a connect-stage verdict ended filtering for the session
+  bool in_message_ = false;
+  bool message_done_ = false;  // a message-stage verdict ended filtering for this message
+  bool body_skipped_ = false;
+  std::string body_rest_;  // body still to send after the current chunk's reply
+  std::vector<Modification> mods_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Several milters for one SMTP session, in order. Each call goes to each milter in turn and
+// stops at the first verdict other than Continue or Accept (Accept only ends that milter's
+// part, as in Postfix). A Failed milter is handled by its default_action: Accept drops it for
+// the rest of the session, Tempfail/Reject answer Tempfail/Reject (text empty, so the caller
+// uses its own 451/550 reply; milter and reason say which milter and why).
+// All milters see the original message; eom() returns the modifications of all milters,
+// concatenated in milter order, for the caller to apply.
+class Chain final {
+ public:
+  using Callback = Client::Callback;
+  using EomCallback = Client::EomCallback;
+
+  Chain(event::Loop& loop, std::vector<Options> milters);
+  ~Chain();
+  Chain(const Chain&) = delete;
+  Chain& operator=(const Chain&) = delete;
+
+  void connect(const Macros& macros, std::string_view hostname, Family family, std::uint16_t port,
+               std::string_view address, Callback done);
+  void helo(const Macros& macros, std::string_view name, Callback done);
+  void mail(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done);
+  void rcpt(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done);
+  void data(const Macros& macros, Callback done);
+  void header(std::string_view name, std::string_view value, Callback done);
+  void eoh(const Macros& macros, Callback done);
+  void body(std::string_view bytes, Callback done);
+  void eom(const Macros& macros, EomCallback done);
+  void abort();
+  void quit();
+
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::unique_ptr<Client> client;
+    bool dropped = false;  // failed with default_action = accept
+  };
+  using Step = std::function<void(Client&, Client::EomCallback)>;
+  void start(Step step, EomCallback done);
+  void run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
+           EomCallback done);
+
+  event::Loop& loop_;
+  std::vector<Entry> entries_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace estafette::milter
