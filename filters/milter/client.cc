@@ -649,6 +649,11 @@ Chain::Chain(event::Loop& loop, std::vector<Options> milters) : loop_(loop) {
     entries_.push_back({std::make_unique<Client>(loop, std::move(o)), false});
 }
 
+Chain::Chain(event::Loop& loop, std::vector<std::unique_ptr<filters::Filter>> filters)
+    : loop_(loop) {
+  for (auto& f : filters) entries_.push_back({std::move(f), false});
+}
+
 Chain::~Chain() {
   *alive_ = false;
 }
@@ -661,7 +666,7 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
     done(Verdict{}, std::move(mods));
     return;
   }
-  Client& client = *entries_[i].client;
+  filters::Filter& client = *entries_[i].client;
   (*step)(client, [this, i, step, mods = std::move(mods), done = std::move(done)](
                       const Verdict& v, std::vector<Modification> more) mutable {
     using A = Verdict::Action;
@@ -675,8 +680,7 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
       done(v, {});
       return;
     }
-    const Options& options = entries_[i].client->options();
-    switch (options.default_action) {
+    switch (entries_[i].client->default_action()) {
       case DefaultAction::Accept:
         entries_[i].dropped = true;
         run(i + 1, std::move(step), std::move(mods), std::move(done));
@@ -718,7 +722,7 @@ void Chain::connect(const Macros& macros, std::string_view hostname, Family fami
                     std::uint16_t port, std::string_view address, Callback done) {
   start(
       [macros, hostname = std::string(hostname), family, port, address = std::string(address)](
-          Client& c, EomCallback d) {
+          filters::Filter& c, EomCallback d) {
         c.connect(macros, hostname, family, port, address, wrap(std::move(d)));
       },
       plain(std::move(done)));
@@ -726,48 +730,53 @@ void Chain::connect(const Macros& macros, std::string_view hostname, Family fami
 
 void Chain::helo(const Macros& macros, std::string_view name, Callback done) {
   start([macros, name = std::string(name)](
-            Client& c, EomCallback d) { c.helo(macros, name, wrap(std::move(d))); },
+            filters::Filter& c, EomCallback d) { c.helo(macros, name, wrap(std::move(d))); },
         plain(std::move(done)));
 }
 
 void Chain::mail(const Macros& macros, std::string_view address,
                  const std::vector<std::string>& args, Callback done) {
-  start([macros, address = std::string(address), args](
-            Client& c, EomCallback d) { c.mail(macros, address, args, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      [macros, address = std::string(address), args](filters::Filter& c, EomCallback d) {
+        c.mail(macros, address, args, wrap(std::move(d)));
+      },
+      plain(std::move(done)));
 }
 
 void Chain::rcpt(const Macros& macros, std::string_view address,
                  const std::vector<std::string>& args, Callback done) {
-  start([macros, address = std::string(address), args](
-            Client& c, EomCallback d) { c.rcpt(macros, address, args, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      [macros, address = std::string(address), args](filters::Filter& c, EomCallback d) {
+        c.rcpt(macros, address, args, wrap(std::move(d)));
+      },
+      plain(std::move(done)));
 }
 
 void Chain::data(const Macros& macros, Callback done) {
-  start([macros](Client& c, EomCallback d) { c.data(macros, wrap(std::move(d))); },
+  start([macros](filters::Filter& c, EomCallback d) { c.data(macros, wrap(std::move(d))); },
         plain(std::move(done)));
 }
 
 void Chain::header(std::string_view name, std::string_view value, Callback done) {
   start([name = std::string(name), value = std::string(value)](
-            Client& c, EomCallback d) { c.header(name, value, wrap(std::move(d))); },
+            filters::Filter& c, EomCallback d) { c.header(name, value, wrap(std::move(d))); },
         plain(std::move(done)));
 }
 
 void Chain::eoh(const Macros& macros, Callback done) {
-  start([macros](Client& c, EomCallback d) { c.eoh(macros, wrap(std::move(d))); },
+  start([macros](filters::Filter& c, EomCallback d) { c.eoh(macros, wrap(std::move(d))); },
         plain(std::move(done)));
 }
 
 void Chain::body(std::string_view bytes, Callback done) {
-  start(
-      [bytes = std::string(bytes)](Client& c, EomCallback d) { c.body(bytes, wrap(std::move(d))); },
-      plain(std::move(done)));
+  start([bytes = std::string(bytes)](filters::Filter& c,
+                                     EomCallback d) { c.body(bytes, wrap(std::move(d))); },
+        plain(std::move(done)));
 }
 
 void Chain::eom(const Macros& macros, EomCallback done) {
-  start([macros](Client& c, EomCallback d) { c.eom(macros, std::move(d)); }, std::move(done));
+  start([macros](filters::Filter& c, EomCallback d) { c.eom(macros, std::move(d)); },
+        std::move(done));
 }
 
 void Chain::abort() {

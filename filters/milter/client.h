@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/filter.h"
 #include "filters/milter/protocol.h"
 #include "lib/base/fd.h"
 #include "lib/event/loop.h"
@@ -93,11 +94,8 @@ struct Modification {
   bool operator==(const Modification&) const = default;
 };
 
-class Client final {
+class Client final : public filters::Filter {
  public:
-  using Callback = std::function<void(const Verdict&)>;
-  using EomCallback = std::function<void(const Verdict&, std::vector<Modification>)>;
-
   Client(event::Loop& loop, Options options);
   ~Client();
   Client(const Client&) = delete;
@@ -107,34 +105,36 @@ class Client final {
   // sends SMFIC_CONNECT unless the milter asked for SMFIP_NOCONNECT. Accept/Reject/Tempfail
   // here end filtering for the whole SMTP session (later calls answer Continue).
   void connect(const Macros& macros, std::string_view hostname, Family family, std::uint16_t port,
-               std::string_view address, Callback done);
-  void helo(const Macros& macros, std::string_view name, Callback done);
+               std::string_view address, Callback done) override;
+  void helo(const Macros& macros, std::string_view name, Callback done) override;
   // A message starts at mail(); a non-continue verdict from mail() to eom() (except from rcpt(),
   // which concerns that recipient only) ends filtering for this message.
   void mail(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
-            Callback done);
+            Callback done) override;
   void rcpt(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
-            Callback done);
-  void data(const Macros& macros, Callback done);
+            Callback done) override;
+  void data(const Macros& macros, Callback done) override;
   // value: the text after the colon as in the message (leading space is stripped unless the
   // milter asked for SMFIP_HDR_LEADSPC).
-  void header(std::string_view name, std::string_view value, Callback done);
-  void eoh(const Macros& macros, Callback done);
+  void header(std::string_view name, std::string_view value, Callback done) override;
+  void eoh(const Macros& macros, Callback done) override;
   // Body bytes in CRLF form, not dot-stuffed; any length (sent in kChunkSize chunks). After the
   // milter answers SKIP, further body is not sent.
-  void body(std::string_view bytes, Callback done);
-  void eom(const Macros& macros, EomCallback done);
+  void body(std::string_view bytes, Callback done) override;
+  void eom(const Macros& macros, EomCallback done) override;
   // Ends the message (RSET, or a rejected message). Without a pending call only; while a call
   // is pending the milter's answer is still on its way, so the session is closed instead.
-  void abort();
+  void abort() override;
   // Sends QUIT (best effort) and closes. No callback.
-  void quit();
+  void quit() override;
 
   bool failed() const { return state_ == State::Failed; }
   const std::string& failure() const { return failure_; }
   std::uint32_t negotiated_actions() const { return actions_; }
   std::uint32_t negotiated_protocol() const { return protocol_; }
   const Options& options() const { return options_; }
+  const std::string& name() const override { return options_.name; }
+  DefaultAction default_action() const override { return options_.default_action; }
 
  private:
   enum class State { Idle, Connecting, Negotiating, Ready, Failed, Closed };
@@ -205,6 +205,8 @@ class Chain final {
   using EomCallback = Client::EomCallback;
 
   Chain(event::Loop& loop, std::vector<Options> milters);
+  // Any filters (milters, in-process modules), in order.
+  Chain(event::Loop& loop, std::vector<std::unique_ptr<filters::Filter>> filters);
   ~Chain();
   Chain(const Chain&) = delete;
   Chain& operator=(const Chain&) = delete;
@@ -228,10 +230,10 @@ class Chain final {
 
  private:
   struct Entry {
-    std::unique_ptr<Client> client;
+    std::unique_ptr<filters::Filter> client;
     bool dropped = false;  // failed with default_action = accept
   };
-  using Step = std::function<void(Client&, Client::EomCallback)>;
+  using Step = std::function<void(filters::Filter&, Client::EomCallback)>;
   void start(Step step, EomCallback done);
   void run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
            EomCallback done);

@@ -1,0 +1,57 @@
+// filter.h: what esmtpd's filter pipeline drives, one object per SMTP session and filter: an
+// external milter (milter::Client) or an in-process module (native C ABI or the libmilter-
+// compatible API). Every kind speaks milter semantics: the same phases, verdicts and
+// modifications (filters/milter/protocol.h and client.h define those types).
+// Loop thread only. Contract, for every implementation: one call at a time, the caller waits for
+// its callback before the next; every callback runs later on the loop, never inside the call;
+// destroying the object cancels (no callback afterwards); a failure answers Verdict::Failed with
+// a reason, and the caller applies default_action().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/milter/protocol.h"
+
+namespace estafette::milter {
+struct Verdict;
+struct Modification;
+enum class DefaultAction;
+}  // namespace estafette::milter
+
+namespace estafette::filters {
+
+using milter::Family;
+using milter::Macros;
+
+class Filter {
+ public:
+  using Callback = std::function<void(const milter::Verdict&)>;
+  using EomCallback =
+      std::function<void(const milter::Verdict&, std::vector<milter::Modification>)>;
+
+  virtual ~Filter() = default;
+
+  virtual void connect(const Macros& macros, std::string_view hostname, Family family,
+                       std::uint16_t port, std::string_view address, Callback done) = 0;
+  virtual void helo(const Macros& macros, std::string_view name, Callback done) = 0;
+  virtual void mail(const Macros& macros, std::string_view address,
+                    const std::vector<std::string>& args, Callback done) = 0;
+  virtual void rcpt(const Macros& macros, std::string_view address,
+                    const std::vector<std::string>& args, Callback done) = 0;
+  virtual void data(const Macros& macros, Callback done) = 0;
+  virtual void header(std::string_view name, std::string_view value, Callback done) = 0;
+  virtual void eoh(const Macros& macros, Callback done) = 0;
+  virtual void body(std::string_view bytes, Callback done) = 0;  // CRLF, not dot-stuffed
+  virtual void eom(const Macros& macros, EomCallback done) = 0;
+  virtual void abort() = 0;  // the message ends (RSET, rejected); no pending call
+  virtual void quit() = 0;   // the session ends; no callback
+
+  virtual const std::string& name() const = 0;               // for logs and failure reasons
+  virtual milter::DefaultAction default_action() const = 0;  // when it fails
+};
+
+}  // namespace estafette::filters
