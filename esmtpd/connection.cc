@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "lib/base/log.h"
+#include "lib/smtp/dotstuff.h"
 
 namespace estafette::esmtpd {
 
@@ -41,7 +42,10 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
       commands_(context.max_line),
       data_(
           [this](std::string_view bytes) {
-            if (message_ && !append_failed_ && !message_->append(bytes)) append_failed_ = true;
+            if (buffering_)
+              filter_buffer_.append(bytes);
+            else if (message_ && !append_failed_ && !message_->append(bytes))
+              append_failed_ = true;
           },
           context.policy.max_message_size),
       started_(event::Clock::now()),
@@ -61,6 +65,8 @@ void Connection::start() {
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
   arm_timer();
+  if (session_.client().filtered) filters_ = ctx_.filters.open_chain();
+  if (!setup_.settings && filters_) filter_connect();
   if (setup_.settings) {
     checks_ = std::make_unique<checks::ConnectionChecks>(
         ctx_.loop, ctx_.resolver, *setup_.settings, setup_.endpoints, [this] { on_checks_done(); });
@@ -149,7 +155,177 @@ void Connection::on_checks_done() {
   greet();
   if (finished_) return;
   run(session_.on_checks_done(verdict));
+  if (finished_) return;
+  if (filters_) filter_connect();  // with the check results in its macros
   resume();
+}
+
+milter::Macros Connection::connect_macros() const {
+  const auto& c = session_.client();
+  milter::Macros m = {{"j", ctx_.policy.hostname},
+                      {"{daemon_name}", "estafette-esmtpd"},
+                      {"v", ctx_.policy.software}};
+  if (c.is_local()) {
+    m.push_back({"{client_addr}", "127.0.0.1"});
+    m.push_back({"{client_name}", "localhost"});
+    m.push_back({"{client_resolve}", "OK"});
+    return m;
+  }
+  m.push_back({"{client_addr}", c.ip});
+  m.push_back({"{client_port}", std::to_string(c.port)});
+  m.push_back({"{client_name}", c.rdns});
+  m.push_back({"_", c.rdns + " [" + c.ip + "]"});
+  if (checks_ && checks_->finished()) {
+    const auto& r = checks_->results();
+    using R = checks::RdnsStatus;
+    if (r.rdns.status != R::Off) {
+      const char* resolve = r.rdns.status == R::Confirmed     ? "OK"
+                            : r.rdns.status == R::Unconfirmed ? "FORGED"
+                            : r.rdns.status == R::NoPtr       ? "FAIL"
+                                                              : "TEMP";
+      m.push_back({"{client_resolve}", resolve});
+      if (!r.rdns.ptr_names.empty()) m.push_back({"{client_ptr}", r.rdns.ptr_names.front()});
+    }
+    if (!setup_.settings->dnsbl.empty()) {
+      std::string listed;
+      for (const auto& hit : r.dnsbl.hits) listed += (listed.empty() ? "" : " ") + hit.zone;
+      m.push_back({"{estafette_dnsbl_score}", std::to_string(r.dnsbl.score)});
+      m.push_back({"{estafette_dnsbl_listed}", listed});
+    }
+    if (r.ident.status == checks::IdentStatus::Ok) m.push_back({"{estafette_ident}", r.ident.user});
+  }
+  return m;
+}
+
+void Connection::filter_connect() {
+  const auto& c = session_.client();
+  filter_connect_pending_ = true;
+  milter::Family family = c.is_local()                          ? milter::Family::Unknown
+                          : c.ip.find(':') == std::string::npos ? milter::Family::Inet
+                                                                : milter::Family::Inet6;
+  filters_->connect(connect_macros(), c.is_local() ? "localhost" : c.rdns, family, c.port, c.ip,
+                    [this](const milter::Verdict& v) {
+                      filter_connect_pending_ = false;
+                      if (v.action != milter::Verdict::Action::Continue)
+                        logger().notice("filter session=" + std::to_string(number_) +
+                                        " phase=connect verdict=" + milter::to_string(v.action) +
+                                        (v.milter.empty() ? "" : " filter=" + v.milter));
+                      run(session_.on_filter_connect(to_session(v)));
+                      if (finished_) return;
+                      if (deferred_filter_) {
+                        smtp::Action a = std::move(*deferred_filter_);
+                        deferred_filter_.reset();
+                        filter_action(a);
+                        return;
+                      }
+                      resume();
+                    });
+}
+
+void Connection::filter_answer(const milter::Verdict& v, const char* phase) {
+  using A = milter::Verdict::Action;
+  if (v.action != A::Continue && v.action != A::Accept)
+    logger().notice("filter session=" + std::to_string(number_) + " phase=" + phase + " verdict=" +
+                    milter::to_string(v.action) + (v.milter.empty() ? "" : " filter=" + v.milter) +
+                    (v.text.empty() ? "" : " text=\"" + v.text + "\""));
+  run(session_.on_filter_verdict(to_session(v)));
+  resume();
+}
+
+void Connection::filter_action(const smtp::Action& action) {
+  if (filter_connect_pending_) {  // the connect stage first (it may wait for the checks)
+    deferred_filter_ = action;
+    return;
+  }
+  auto domain = [](const std::string& address) {
+    auto at = address.rfind('@');
+    return at == std::string::npos ? std::string() : address.substr(at + 1);
+  };
+  switch (action.kind) {
+    case smtp::ActionKind::FilterHelo:
+      filters_->helo({}, action.text,
+                     [this](const milter::Verdict& v) { filter_answer(v, "helo"); });
+      break;
+    case smtp::ActionKind::FilterMail:
+      if (filter_in_message_) filters_->abort();  // the last message never reached its end
+      filter_in_message_ = true;
+      filter_id_.clear();
+      filters_->mail({{"{mail_addr}", action.text},
+                      {"{mail_host}", domain(action.text)},
+                      {"{mail_mailer}", "esmtp"}},
+                     "<" + action.text + ">", {},
+                     [this](const milter::Verdict& v) { filter_answer(v, "mail"); });
+      break;
+    case smtp::ActionKind::FilterRcpt:
+      filters_->rcpt({{"{rcpt_addr}", action.text},
+                      {"{rcpt_host}", domain(action.text)},
+                      {"{rcpt_mailer}", "esmtp"}},
+                     "<" + action.text + ">", {},
+                     [this](const milter::Verdict& v) { filter_answer(v, "rcpt"); });
+      break;
+    case smtp::ActionKind::FilterData:
+      filter_id_ = queue::make_queue_id();
+      filters_->data({{"i", filter_id_}},
+                     [this](const milter::Verdict& v) { filter_answer(v, "data"); });
+      break;
+    case smtp::ActionKind::FilterMessage:
+      filter_whole_message();
+      break;
+    default:
+      break;
+  }
+}
+
+void Connection::filter_whole_message() {
+  buffering_ = false;
+  std::string plain;
+  smtp::unstuff_append(filter_buffer_, plain);
+  filter_buffer_.clear();
+  filter_buffer_.shrink_to_fit();
+  auto parsed = std::make_shared<filters::ParsedMessage>(filters::parse_message(plain));
+  plain.clear();
+  filter_message(*filters_, parsed, {{"i", filter_id_}},
+                 [this, parsed](const milter::Verdict& v, std::vector<milter::Modification> mods) {
+                   filter_in_message_ = false;
+                   using A = milter::Verdict::Action;
+                   milter::Verdict verdict = v;
+                   if (v.action == A::Continue || v.action == A::Accept) {
+                     const auto& env = session_.envelope();
+                     filters::Envelope fenv{env.sender, env.recipients, {}};
+                     filters::apply(mods, *parsed, fenv);
+                     if (!fenv.quarantine.empty()) {
+                       // No hold queue yet: the reason travels with the message and the log.
+                       parsed->headers.push_back({"X-Estafette-Quarantine", " " + fenv.quarantine});
+                       logger().warning("filter quarantine id=" + filter_id_ + " reason=\"" +
+                                        fenv.quarantine + "\"");
+                     }
+                     if (fenv.recipients.empty()) {
+                       logger().notice("filter id=" + filter_id_ +
+                                       ": the filters removed every recipient; discarded");
+                       verdict.action = A::Discard;
+                     } else {
+                       queue::Envelope qenv;
+                       qenv.id = filter_id_;
+                       qenv.arrival = std::time(nullptr);
+                       qenv.sender = fenv.sender;
+                       qenv.client_ip = session_.client().ip;
+                       qenv.helo = env.helo;
+                       qenv.recipients = std::move(fenv.recipients);
+                       append_failed_ = false;
+                       try {
+                         message_ = ctx_.backend.create(std::move(qenv));
+                         if (!message_->append(smtp::stuff(filters::render_message(*parsed))))
+                           append_failed_ = true;
+                       } catch (const std::exception& e) {
+                         logger().error(std::string("cannot create a queue file: ") + e.what());
+                         message_.reset();
+                         append_failed_ = true;
+                       }
+                     }
+                   }
+                   filter_id_.clear();
+                   filter_answer(verdict, "eom");
+                 });
 }
 
 void Connection::lookup_sender(const std::string& domain) {
@@ -286,6 +462,13 @@ void Connection::run(smtp::Actions actions) {
       case smtp::ActionKind::LookupSender:
         lookup_sender(action.text);
         break;
+      case smtp::ActionKind::FilterHelo:
+      case smtp::ActionKind::FilterMail:
+      case smtp::ActionKind::FilterRcpt:
+      case smtp::ActionKind::FilterData:
+      case smtp::ActionKind::FilterMessage:
+        filter_action(action);
+        break;
     }
   }
   flush();
@@ -293,6 +476,18 @@ void Connection::run(smtp::Actions actions) {
 
 void Connection::begin_data() {
   const auto& env = session_.envelope();
+  append_failed_ = false;
+  data_.reset();
+  buffering_ = false;
+  if (session_.client().filtered || session_.discarded()) {
+    // The filters see the whole message before it is queued (they may change it), so it is
+    // kept here until their verdict; then filter_whole_message() makes the record.
+    buffering_ = true;
+    filter_buffer_.clear();
+    if (filter_id_.empty()) filter_id_ = queue::make_queue_id();
+    filter_buffer_ = session_.received_header(filter_id_, std::time(nullptr));
+    return;
+  }
   queue::Envelope qenv;
   qenv.arrival = std::time(nullptr);
   qenv.sender = env.sender;

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "esmtpd/filtering.h"
 #include "esmtpd/session_table.h"
 #include "lib/base/fd.h"
 #include "lib/checks/checks.h"
@@ -47,6 +49,7 @@ struct ConnectionContext {
   config::DnsblAction dnsbl_action;
   int dnsbl_threshold;
   CheckCounters& counters;
+  const FilterSet& filters;
 };
 
 // This connection's checks, decided by the Admission.
@@ -78,6 +81,11 @@ class Connection final {
   void on_checks_done();
   void lookup_sender(const std::string& domain);
   void resume();  // after an answer the session waited for: pipelined input, then interest
+  void filter_connect();
+  void filter_action(const smtp::Action& action);
+  void filter_answer(const milter::Verdict& verdict, const char* phase);
+  void filter_whole_message();
+  milter::Macros connect_macros() const;
   void begin_data();
   void commit();
   void send(const std::string& text);
@@ -113,6 +121,14 @@ class Connection final {
   bool greeted_ = false;
   event::TimerId greet_timer_ = 0;
   dns::Request sender_lookup_;
+  // Filters (when configured): the session's chain, calls in order one at a time.
+  std::unique_ptr<milter::Chain> filters_;
+  bool filter_connect_pending_ = false;
+  std::optional<smtp::Action> deferred_filter_;  // waits for the connect stage
+  bool filter_in_message_ = false;               // MAIL went to the filters, no eom yet
+  bool buffering_ = false;                       // DATA goes to filter_buffer_, not the queue
+  std::string filter_buffer_;                    // wire form, our Received header first
+  queue::QueueId filter_id_;
 };
 
 }  // namespace estafette::esmtpd

@@ -25,6 +25,7 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
       backend_(queue::open_backend(config.queue_backend, config.queue_dir())),
       resolver_(loop, config::resolver_options(config)),
       admission_(config, config.run_dir()),
+      filters_(loop, config),
       courierd_(loop, config.courierd_socket()) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
@@ -36,7 +37,7 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
       ConnectionContext{loop, policy_, *backend_, *committer_,
                         [this](const std::string& id) { courierd_.notify(id); },
                         config.smtpd_timeout, config.max_line_length, resolver_, config.greet_wait,
-                        config.dnsbl_action, config.dnsbl_threshold, counters_});
+                        config.dnsbl_action, config.dnsbl_threshold, counters_, filters_});
   schedule_stats();
   // One of several processes: share the addresses. Alone: no SO_REUSEPORT, so that a second
   // instance started by mistake fails to bind instead of silently taking half the connections.
@@ -95,6 +96,7 @@ void Server::accept_from(int listen_fd, bool local) {
       return;
     }
     smtp::ClientInfo client;
+    client.filtered = !filters_.empty();
     ConnectionChecksSetup setup;
     std::string refusal;
     if (local) {

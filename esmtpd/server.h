@@ -50,6 +50,7 @@ class Server final {
   dns::Resolver resolver_;
   Admission admission_;
   CheckCounters counters_;
+  FilterSet filters_;
   event::TimerId stats_timer_ = 0;
   CourierdLink courierd_;
   std::unique_ptr<ConnectionContext> context_;

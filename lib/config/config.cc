@@ -425,6 +425,30 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"BOFHCHECKDNS", bool_setter(c.sender_dns_check)},
       {"dns_cache_size", limit_setter(c.dns_cache_size)},
       {"smtpaccess", file_setter("smtpaccess")},
+      {"filters",
+       [&](const std::string& v) {
+         c.filters.clear();
+         for (auto& item : split_list(v)) {
+           auto colon = item.find(':');
+           std::string kind = item.substr(0, colon);
+           if (colon == std::string::npos || (kind != "milter" && kind != "module") ||
+               colon + 1 == item.size())
+             throw std::invalid_argument("expected milter:SOCKET or module:PATH, not '" + item +
+                                         "'");
+           std::string target = item.substr(colon + 1);
+           if (kind == "module") target = resolve(base_dir, target);
+           c.filters.push_back({kind, target, ""});
+         }
+       }},
+      {"milter_default_action",
+       [&](const std::string& v) {
+         if (v != "tempfail" && v != "accept" && v != "reject")
+           throw std::invalid_argument("expected tempfail, accept or reject");
+         c.milter_default_action = v;
+       }},
+      {"milter_connect_timeout", millis_setter(c.milter_connect_timeout)},
+      {"milter_command_timeout", millis_setter(c.milter_command_timeout)},
+      {"milter_content_timeout", millis_setter(c.milter_content_timeout)},
       {"queue_backend",
        [&](const std::string& v) {
          if (v != "segment" && v != "file") throw std::invalid_argument("expected segment or file");
@@ -502,6 +526,8 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     }
     if (key == "esmtproutes") routes_where = where;
     if (auto f = files.find(key); f != files.end()) f->second.second = where;
+    if (key == "filters")
+      for (auto& f : c.filters) f.where = where;
   }
 
   c.state_dir = base::absolute_path(c.state_dir);

@@ -52,6 +52,13 @@ struct DnsListSpec {
   std::string where;
 };
 
+// One entry of `filters`, in order: "milter:inet:8891@127.0.0.1", "module:/path/x.so".
+struct FilterSpec {
+  std::string kind;    // "milter" or "module"
+  std::string target;  // the milter's socket spec, or the module's path
+  std::string where;   // "file:line", for errors found when esmtpd loads it
+};
+
 enum class DnsblAction {
   RejectRcpt,      // 550 5.7.1 <text> to every RCPT (the client learns why)
   RejectGreeting,  // 554 5.7.1 <text> instead of the greeting, then close
@@ -94,6 +101,13 @@ struct Config {
   bool sender_dns_check = true;        // BOFHCHECKDNS: MAIL FROM domain needs an MX or address
   std::size_t dns_cache_size = 10000;  // answers kept per esmtpd process (per TTL); 0 = none
   AccessRules access;                  // from the `smtpaccess` file
+
+  // Filters (milters and in-process modules) for every session, in this order.
+  std::vector<FilterSpec> filters;
+  std::string milter_default_action = "tempfail";  // tempfail, accept or reject when one fails
+  Millis milter_connect_timeout{30000};
+  Millis milter_command_timeout{30000};
+  Millis milter_content_timeout{300000};  // from the first header to the end of message
   // Processes that share the work of one program, each with its own event loop: esmtpd
   // processes all accept on the listen addresses (SO_REUSEPORT); courierd hands deliveries to
   // several esmtpclient processes. kAutoProcesses: one per usable CPU (resolve_processes).

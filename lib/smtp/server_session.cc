@@ -85,6 +85,100 @@ void ServerSession::reset_transaction() {
   envelope_ = Envelope{};
   envelope_.helo = std::move(helo);
   in_transaction_ = false;
+  discard_ = discard_session_;
+}
+
+namespace {
+std::string filter_reply(const FilterVerdict& v, std::string_view fallback_reject,
+                         std::string_view fallback_tempfail) {
+  using K = FilterVerdict::Kind;
+  if (v.kind == K::Reply && !v.reply.empty()) return v.reply;
+  if (v.kind == K::Tempfail) return std::string(fallback_tempfail);
+  return std::string(fallback_reject);
+}
+}  // namespace
+
+Actions ServerSession::on_filter_connect(const FilterVerdict& verdict) {
+  using K = FilterVerdict::Kind;
+  if (state_ == State::kClosed) return {};
+  switch (verdict.kind) {
+    case K::Continue:
+      break;
+    case K::Accept:  // nothing more to filter in this session
+      client_.filtered = false;
+      break;
+    case K::Discard:
+      discard_session_ = discard_ = true;
+      break;
+    case K::Reject:
+    case K::Tempfail:
+    case K::Reply:
+      session_reply_ = filter_reply(verdict, "554 5.7.1 Access denied by a filter",
+                                    "451 4.7.1 Service unavailable - try again later");
+      break;
+  }
+  return {};
+}
+
+Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
+  using K = FilterVerdict::Kind;
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWait || waiting_for_ == ActionKind::Reply)
+    broken_invariant("on_filter_verdict() unasked");
+  ActionKind phase = std::exchange(waiting_for_, ActionKind::Reply);
+  state_ = State::kReady;
+  const bool go = verdict.kind == K::Continue || verdict.kind == K::Accept;
+  if (verdict.kind == K::Discard) discard_ = true;
+  const bool refused = !go && verdict.kind != K::Discard;
+  switch (phase) {
+    case ActionKind::FilterHelo:
+      if (refused) {
+        envelope_.helo.clear();
+        return reply(filter_reply(verdict, "550 5.7.1 Command rejected",
+                                  "451 4.7.1 Service unavailable - try again later"));
+      }
+      return helo_reply();
+    case ActionKind::FilterMail:
+      if (refused) {
+        pending_mail_ = Envelope{};
+        discard_ = discard_session_;
+        return reply(filter_reply(verdict, "550 5.7.1 Sender rejected",
+                                  "451 4.7.1 Service unavailable - try again later"));
+      }
+      return accept_mail();
+    case ActionKind::FilterRcpt: {
+      std::string rcpt = std::move(pending_rcpt_);
+      pending_rcpt_.clear();
+      if (refused)
+        return reply(filter_reply(verdict, "550 5.7.1 <" + rcpt + ">: Recipient rejected",
+                                  "451 4.7.1 Service unavailable - try again later"));
+      envelope_.recipients.push_back(std::move(rcpt));
+      return reply("250 2.1.5 Ok");
+    }
+    case ActionKind::FilterData: {
+      if (refused) {
+        reset_transaction();
+        return reply(filter_reply(verdict, "550 5.7.1 Message rejected",
+                                  "451 4.7.1 Service unavailable - try again later"));
+      }
+      state_ = State::kData;
+      Actions actions = reply("354 End data with <CR><LF>.<CR><LF>");
+      actions.push_back({ActionKind::BeginData, {}});
+      return actions;
+    }
+    case ActionKind::FilterMessage:
+      if (go) {
+        state_ = State::kCommit;
+        return {{ActionKind::Commit, {}}};
+      }
+      reset_transaction();
+      if (verdict.kind == K::Discard) return reply("250 2.0.0 Ok: discarded");
+      return reply(filter_reply(verdict, "550 5.7.1 Message content rejected",
+                                "451 4.7.1 Service unavailable - try again later"));
+    default:
+      break;
+  }
+  broken_invariant("bad filter phase");
 }
 
 bool ServerSession::relay_allowed(std::string_view recipient) const {
@@ -113,6 +207,9 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
   Command cmd = parse_command(line);
   if (cmd.verb == Verb::Unknown) return error("500 5.5.2 Error: command not recognized");
   if (!cmd.ok()) return error(cmd.error);
+  if (!session_reply_.empty() && cmd.verb != Verb::Quit && cmd.verb != Verb::Rset &&
+      cmd.verb != Verb::Noop)
+    return reply(session_reply_);
   switch (cmd.verb) {
     case Verb::Helo:
     case Verb::Ehlo:
@@ -142,11 +239,22 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
   return error("500 5.5.2 Error: command not recognized");
 }
 
+Actions ServerSession::wait_for(ActionKind filter_action, std::string text) {
+  state_ = State::kWait;
+  waiting_for_ = filter_action;
+  return {{filter_action, std::move(text)}};
+}
+
 Actions ServerSession::on_helo(std::string_view argument, bool esmtp) {
   reset_transaction();  // RFC 5321 4.1.4: HELO/EHLO also resets the transaction
   envelope_.helo = std::string(argument);
   esmtp_ = esmtp;
-  if (!esmtp) return reply("250 " + policy_.hostname);
+  if (client_.filtered) return wait_for(ActionKind::FilterHelo, std::string(argument));
+  return helo_reply();
+}
+
+Actions ServerSession::helo_reply() const {
+  if (!esmtp_) return reply("250 " + policy_.hostname);
   std::string text = "250-" + policy_.hostname + "\r\n";
   text += "250-PIPELINING\r\n";
   text += "250-SIZE " + std::to_string(policy_.max_message_size) + "\r\n";
@@ -187,6 +295,11 @@ Actions ServerSession::on_mail(const Command& cmd) {
     state_ = State::kWait;
     return {{ActionKind::LookupSender, std::move(domain)}};
   }
+  return mail_checked();
+}
+
+Actions ServerSession::mail_checked() {
+  if (client_.filtered) return wait_for(ActionKind::FilterMail, pending_mail_.sender);
   return accept_mail();
 }
 
@@ -201,12 +314,13 @@ Actions ServerSession::accept_mail() {
 
 Actions ServerSession::on_sender_checked(SenderDomain result) {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWait || held_rcpt_) broken_invariant("on_sender_checked() unasked");
+  if (state_ != State::kWait || held_rcpt_ || waiting_for_ != ActionKind::Reply)
+    broken_invariant("on_sender_checked() unasked");
   state_ = State::kReady;
   const std::string who = "<" + pending_mail_.sender + ">: Sender address rejected: ";
   switch (result) {
     case SenderDomain::Ok:
-      return accept_mail();
+      return mail_checked();
     case SenderDomain::NotFound:
       return reply("550 5.1.8 " + who + "Domain not found");
     case SenderDomain::NullMx:
@@ -245,6 +359,10 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
   if (!relay_allowed(cmd.address)) {
     return error("550 5.7.1 <" + cmd.address + ">: Relay access denied");
   }
+  if (client_.filtered) {
+    pending_rcpt_ = cmd.address;
+    return wait_for(ActionKind::FilterRcpt, cmd.address);
+  }
   envelope_.recipients.push_back(cmd.address);
   return reply("250 2.1.5 Ok");
 }
@@ -252,6 +370,7 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
 Actions ServerSession::on_data() {
   if (!in_transaction_) return error("503 5.5.1 Error: need MAIL command");
   if (envelope_.recipients.empty()) return error("554 5.5.1 Error: no valid recipients");
+  if (client_.filtered) return wait_for(ActionKind::FilterData, {});
   state_ = State::kData;
   Actions actions = reply("354 End data with <CR><LF>.<CR><LF>");
   actions.push_back({ActionKind::BeginData, {}});
@@ -264,6 +383,12 @@ Actions ServerSession::on_data_end(DataStatus status, std::size_t size) {
   if (status == DataStatus::Ok && size > policy_.max_message_size) status = DataStatus::TooBig;
   switch (status) {
     case DataStatus::Ok:
+      if (client_.filtered && !discard_) return wait_for(ActionKind::FilterMessage, {});
+      if (discard_) {
+        state_ = State::kReady;
+        reset_transaction();
+        return reply("250 2.0.0 Ok: discarded");
+      }
       state_ = State::kCommit;
       return {{ActionKind::Commit, {}}};
     case DataStatus::TooBig:

@@ -11,6 +11,12 @@
 //   Close      flush the pending replies and close the connection.
 //   LookupSender  look up the MX/A/AAAA of the domain in `text` (BOFHCHECKDNS) and call
 //              on_sender_checked(); until then waiting() is true.
+// Filters (ClientInfo::filtered): HELO, MAIL, RCPT, DATA and the end of data each emit a
+// Filter* action instead of their reply; the I/O layer runs the session's filters and calls
+// on_filter_verdict(), which gives the reply (or, at the end of data, Commit). At FilterMessage
+// the I/O layer has the whole message: it applies the filters' modifications and makes the
+// queue record itself, then Commit commits it. A connect-stage verdict (on_filter_connect)
+// rejects or tempfails every later command.
 // Connection checks: with ClientInfo::checks_pending the first RCPT waits (waiting() is true, no
 // reply yet) until on_checks_done() brings the verdict; the RCPT is then answered. While
 // waiting() the I/O layer must NOT feed lines, as while awaiting a commit.
@@ -54,6 +60,7 @@ struct ClientInfo {
   std::string ident_user;            // RFC 1413 user id, "" when unknown
   bool checks_pending = false;       // connection checks still running: hold the first RCPT reply
   bool check_sender_domain = false;  // BOFHCHECKDNS for this client
+  bool filtered = false;             // filters (milters, modules) see this session
   // A local submission (esmtpd's unix socket <state>/run/submit.sock, estafette-sendmail): the
   // submitter's uid from SO_PEERCRED. Such a session relays (relay_client is set), its Received
   // header reads "from local (uid N)", and connection checks (rDNS, DNSBL, IDENT) are skipped.
@@ -72,6 +79,13 @@ struct CheckVerdict {
 
 enum class SenderDomain { Ok, NotFound, TempFail, NullMx };
 
+// What the filters decided about a command or a message (milter semantics).
+struct FilterVerdict {
+  enum class Kind { Continue, Accept, Reject, Tempfail, Discard, Reply };
+  Kind kind = Kind::Continue;
+  std::string reply;  // Reply: the whole reply ("550 5.7.1 text"), else a default is used
+};
+
 struct Envelope {
   std::string helo;    // as given
   std::string sender;  // "" for the null sender
@@ -80,7 +94,18 @@ struct Envelope {
   std::size_t declared_size = 0;  // SIZE= param
 };
 
-enum class ActionKind { Reply, BeginData, Commit, Close, LookupSender };
+enum class ActionKind {
+  Reply,
+  BeginData,
+  Commit,
+  Close,
+  LookupSender,
+  FilterHelo,     // text: the HELO/EHLO argument
+  FilterMail,     // text: the sender
+  FilterRcpt,     // text: the recipient
+  FilterData,     // the DATA command
+  FilterMessage,  // end of data: filter the message, apply changes, make the record
+};
 struct Action {
   ActionKind kind;
   std::string text;  // Reply: full reply line(s) including CRLF; empty otherwise
@@ -96,11 +121,14 @@ class ServerSession final {
   Actions start();                                            // 220 greeting
   Actions on_line(std::string_view line, LineStatus status);  // one command line without CRLF
   Actions on_data_end(DataStatus status, std::size_t size);   // DataReader found CRLF.CRLF
-  Actions on_queued(std::string_view queue_id);         // durable: 250 2.0.0 Ok: queued as <id>
-  Actions on_queue_failed();                            // 451 4.3.0 temporary local problem
-  Actions on_timeout();                                 // 421 4.4.2 ... timeout, Close
-  Actions on_checks_done(const CheckVerdict& verdict);  // answers a held RCPT, if any
-  Actions on_sender_checked(SenderDomain result);       // answers the MAIL that asked
+  Actions on_queued(std::string_view queue_id);             // durable: 250 2.0.0 Ok: queued as <id>
+  Actions on_queue_failed();                                // 451 4.3.0 temporary local problem
+  Actions on_timeout();                                     // 421 4.4.2 ... timeout, Close
+  Actions on_checks_done(const CheckVerdict& verdict);      // answers a held RCPT, if any
+  Actions on_sender_checked(SenderDomain result);           // answers the MAIL that asked
+  Actions on_filter_verdict(const FilterVerdict& verdict);  // answers the pending Filter* action
+  Actions on_filter_connect(const FilterVerdict& verdict);  // the connect stage's verdict
+  bool discarded() const { return discard_; }  // a filter said discard for this message
 
   bool in_data() const { return state_ == State::kData; }
   bool awaiting_commit() const { return state_ == State::kCommit; }
@@ -124,6 +152,9 @@ class ServerSession final {
   Actions on_helo(std::string_view argument, bool esmtp);
   Actions on_mail(const Command& cmd);
   Actions accept_mail();
+  Actions mail_checked();  // after the sender lookup: the filters, or accept
+  Actions helo_reply() const;
+  Actions wait_for(ActionKind filter_action, std::string text);
   Actions on_rcpt(const Command& cmd);
   Actions on_data();
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
@@ -140,7 +171,12 @@ class ServerSession final {
   bool in_transaction_ = false;       // MAIL accepted
   std::string block_reply_;           // from the checks
   std::optional<Command> held_rcpt_;  // waiting for the checks
-  Envelope pending_mail_;             // MAIL waiting for its sender-domain lookup
+  Envelope pending_mail_;             // MAIL waiting for its sender-domain lookup or the filters
+  std::string pending_rcpt_;          // RCPT waiting for the filters
+  ActionKind waiting_for_ = ActionKind::Reply;  // the Filter* action waiting for its verdict
+  std::string session_reply_;  // a connect-stage filter rejected the session: every reply
+  bool discard_ = false;       // this message is discarded (a filter said so)
+  bool discard_session_ = false;
   std::size_t errors_ = 0;
 };
 

@@ -56,6 +56,7 @@ struct Harness {
     c.port = 25;
     c.checks_pending = true;
     c.check_sender_domain = true;
+    c.filtered = true;
     return c;
   }
 
@@ -103,6 +104,18 @@ struct Harness {
           // The domain's length picks the answer, so each answer is reached.
           auto answer = static_cast<SenderDomain>(action.text.size() % 4);
           run(session.on_sender_checked(answer));
+          break;
+        }
+        case ActionKind::FilterHelo:
+        case ActionKind::FilterMail:
+        case ActionKind::FilterRcpt:
+        case ActionKind::FilterData:
+        case ActionKind::FilterMessage: {
+          check(session.waiting());
+          // The argument's length picks the verdict, so each one is reached in every phase.
+          auto kind = static_cast<FilterVerdict::Kind>((action.text.size() + message.size()) % 6);
+          std::string text = kind == FilterVerdict::Kind::Reply ? "550 5.7.1 no" : "";
+          run(session.on_filter_verdict({kind, text}));
           break;
         }
         case ActionKind::Reply:

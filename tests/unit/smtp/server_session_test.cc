@@ -58,6 +58,21 @@ std::string Summarize(const Actions& actions) {
       case ActionKind::LookupSender:
         out += "LOOKUP:" + action.text;
         break;
+      case ActionKind::FilterHelo:
+        out += "F-HELO:" + action.text;
+        break;
+      case ActionKind::FilterMail:
+        out += "F-MAIL:" + action.text;
+        break;
+      case ActionKind::FilterRcpt:
+        out += "F-RCPT:" + action.text;
+        break;
+      case ActionKind::FilterData:
+        out += "F-DATA";
+        break;
+      case ActionKind::FilterMessage:
+        out += "F-MSG";
+        break;
     }
   }
   return out;
@@ -76,6 +91,8 @@ std::string ReplyText(const Actions& actions) {
 //   "!queued:<id>", "!failed", "!timeout"
 //   "!checks:<rdns>:<ident>:<block reply>"  on_checks_done
 //   "!sender:ok|notfound|temp|nullmx"       on_sender_checked
+//   "!filter:<kind>[:<reply>]"              on_filter_verdict (continue, accept, reject,
+//   "!fconnect:<kind>[:<reply>]"            tempfail, discard, reply) / on_filter_connect
 //   anything else                    on_line(text, Ok)
 
 struct Step {
@@ -90,6 +107,7 @@ struct Conversation {
   bool relay_client = false;
   bool checks_pending = false;
   bool check_sender_domain = false;
+  bool filtered = false;
 };
 
 std::string PrintConversation(const ::testing::TestParamInfo<Conversation>& info) {
@@ -127,6 +145,21 @@ Actions RunStep(ServerSession& session, const std::string& input) {
     CheckVerdict verdict{rest.substr(0, c1), rest.substr(c1 + 1, c2 - c1 - 1), rest.substr(c2 + 1)};
     return session.on_checks_done(verdict);
   }
+  if (input.starts_with("!filter:") || input.starts_with("!fconnect:")) {
+    bool connect = input.starts_with("!fconnect:");
+    std::string rest = connect ? arg("!fconnect:") : arg("!filter:");
+    auto colon = rest.find(':');
+    std::string kind = rest.substr(0, colon);
+    using K = FilterVerdict::Kind;
+    FilterVerdict v{kind == "continue"   ? K::Continue
+                    : kind == "accept"   ? K::Accept
+                    : kind == "reject"   ? K::Reject
+                    : kind == "tempfail" ? K::Tempfail
+                    : kind == "discard"  ? K::Discard
+                                         : K::Reply,
+                    colon == std::string::npos ? "" : rest.substr(colon + 1)};
+    return connect ? session.on_filter_connect(v) : session.on_filter_verdict(v);
+  }
   if (input.starts_with("!sender:")) {
     std::string what = arg("!sender:");
     return session.on_sender_checked(what == "ok"         ? SenderDomain::Ok
@@ -145,6 +178,7 @@ TEST_P(SmtpServerConversation, RepliesAsExpected) {
   ClientInfo client = TestClient(c.relay_client);
   client.checks_pending = c.checks_pending;
   client.check_sender_domain = c.check_sender_domain;
+  client.filtered = c.filtered;
   ServerSession session(policy, client);
   ASSERT_EQ(Summarize(session.start()), "220");
   for (const Step& step : c.steps) {
@@ -382,6 +416,96 @@ INSTANTIATE_TEST_SUITE_P(
                       {kRcpt, "250"}},
                      false,
                      true,
+                     true},
+        // Filters: every phase asks, the verdict gives the reply.
+        Conversation{"FiltersContinue",
+                     {{"EHLO c", "F-HELO:c"},
+                      {"!filter:continue", "250", "250-PIPELINING"},
+                      {kMail, "F-MAIL:sender@remote.org"},
+                      {"!filter:continue", "250", "250 2.1.0 "},
+                      {kRcpt, "F-RCPT:user@example.com"},
+                      {"!filter:accept", "250", "250 2.1.5 "},
+                      {"DATA", "F-DATA"},
+                      {"!filter:continue", "354 DATA"},
+                      {"!data:ok", "F-MSG"},
+                      {"!filter:continue", "COMMIT"},
+                      {"!queued:Q1", "250", "queued as Q1"}},
+                     false,
+                     false,
+                     false,
+                     true},
+        Conversation{"FiltersReject",
+                     {{"EHLO c", "F-HELO:c"},
+                      {"!filter:continue", "250"},
+                      {kMail, "F-MAIL:sender@remote.org"},
+                      {"!filter:reject", "550", "550 5.7.1 Sender rejected"},
+                      {kRcpt, "503"},
+                      {kMail, "F-MAIL:sender@remote.org"},
+                      {"!filter:continue", "250"},
+                      {kRcpt, "F-RCPT:user@example.com"},
+                      {"!filter:reply:550 5.7.1 not this one", "550", "550 5.7.1 not this one"},
+                      {"RCPT TO:<other@example.com>", "F-RCPT:other@example.com"},
+                      {"!filter:continue", "250"},
+                      {"DATA", "F-DATA"},
+                      {"!filter:continue", "354 DATA"},
+                      {"!data:ok", "F-MSG"},
+                      {"!filter:tempfail", "451", "451 4.7.1 "},
+                      {kMail, "F-MAIL:sender@remote.org"},
+                      {"!filter:continue", "250"}},
+                     false,
+                     false,
+                     false,
+                     true},
+        Conversation{"FiltersDiscard",
+                     {{"EHLO c", "F-HELO:c"},
+                      {"!filter:continue", "250"},
+                      {kMail, "F-MAIL:sender@remote.org"},
+                      {"!filter:discard", "250"},
+                      {kRcpt, "F-RCPT:user@example.com"},
+                      {"!filter:continue", "250"},
+                      {"DATA", "F-DATA"},
+                      {"!filter:continue", "354 DATA"},
+                      {"!data:ok", "250", "250 2.0.0 Ok: discarded"},
+                      {kMail, "F-MAIL:sender@remote.org"},  // the next message is not discarded
+                      {"!filter:continue", "250"},
+                      {kRcpt, "F-RCPT:user@example.com"},
+                      {"!filter:continue", "250"},
+                      {"DATA", "F-DATA"},
+                      {"!filter:continue", "354 DATA"},
+                      {"!data:ok", "F-MSG"},
+                      {"!filter:discard", "250", "discarded"}},
+                     false,
+                     false,
+                     false,
+                     true},
+        Conversation{"FilterConnectReject",
+                     {{"!fconnect:reject", ""},
+                      {"EHLO c", "554", "554 5.7.1 "},
+                      {kMail, "554"},
+                      {"NOOP", "250"},
+                      {"QUIT", "221 CLOSE"}},
+                     false,
+                     false,
+                     false,
+                     true},
+        Conversation{"FilterConnectAcceptEndsFiltering",
+                     {{"!fconnect:accept", ""}, {"EHLO c", "250"}, {kMail, "250"}, {kRcpt, "250"}},
+                     false,
+                     false,
+                     false,
+                     true},
+        Conversation{"FilterAfterChecksAndSenderLookup",
+                     {{"EHLO c", "F-HELO:c"},
+                      {"!filter:continue", "250"},
+                      {kMail, "LOOKUP:remote.org"},
+                      {"!sender:ok", "F-MAIL:sender@remote.org"},
+                      {"!filter:continue", "250"},
+                      {kRcpt, ""},
+                      {"!checks:client.test::", "F-RCPT:user@example.com"},
+                      {"!filter:continue", "250"}},
+                     false,
+                     true,
+                     true,
                      true}),
     PrintConversation);
 
@@ -571,7 +695,12 @@ struct Driver {
           act(session.on_queued("Q" + std::to_string(messages.size())));
           break;
         case ActionKind::LookupSender:  // this policy never asks
-          ADD_FAILURE() << "unexpected sender lookup";
+        case ActionKind::FilterHelo:
+        case ActionKind::FilterMail:
+        case ActionKind::FilterRcpt:
+        case ActionKind::FilterData:
+        case ActionKind::FilterMessage:
+          ADD_FAILURE() << "unexpected lookup or filter action";
           break;
         case ActionKind::Close:
           closed = true;

@@ -1,0 +1,119 @@
+#include "esmtpd/filtering.h"
+
+namespace estafette::esmtpd {
+
+FilterSet::FilterSet(event::Loop& loop, const config::Config& config) : loop_(loop) {
+  milter::DefaultAction action = milter::DefaultAction::Tempfail;
+  milter::parse_default_action(config.milter_default_action, action);
+  for (const auto& spec : config.filters) {
+    if (spec.kind != "milter")
+      throw config::ConfigError(spec.where +
+                                ": filters: in-process modules are not supported by "
+                                "this build ('" +
+                                spec.target + "')");
+    milter::Options o;
+    std::string error;
+    if (!milter::parse_spec(spec.target, o.spec, &error))
+      throw config::ConfigError(spec.where + ": filters: milter '" + spec.target + "': " + error);
+    o.name = spec.target;
+    o.connect_timeout = config.milter_connect_timeout;
+    o.command_timeout = config.milter_command_timeout;
+    o.content_timeout = config.milter_content_timeout;
+    o.default_action = action;
+    milters_.push_back(std::move(o));
+  }
+}
+
+std::unique_ptr<milter::Chain> FilterSet::open_chain() const {
+  return std::make_unique<milter::Chain>(loop_, milters_);
+}
+
+smtp::FilterVerdict to_session(const milter::Verdict& verdict) {
+  using A = milter::Verdict::Action;
+  using K = smtp::FilterVerdict::Kind;
+  switch (verdict.action) {
+    case A::Continue:
+      return {K::Continue, {}};
+    case A::Accept:
+      return {K::Accept, {}};
+    case A::Reject:
+      return {K::Reject, {}};
+    case A::Discard:
+      return {K::Discard, {}};
+    case A::ReplyCode:
+      return {K::Reply, verdict.text};
+    case A::Tempfail:
+    case A::Failed:  // the chain applied the default action already; this is the safe answer
+      return {K::Tempfail, {}};
+  }
+  return {K::Tempfail, {}};
+}
+
+std::string milter_header_value(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (std::size_t i = 0; i < value.size(); ++i)
+    if (!(value[i] == '\r' && i + 1 < value.size() && value[i + 1] == '\n')) out += value[i];
+  return out;
+}
+
+namespace {
+
+// One message's way through the chain; keeps itself alive through its callbacks.
+struct MessagePass : std::enable_shared_from_this<MessagePass> {
+  milter::Chain& chain;
+  std::shared_ptr<const filters::ParsedMessage> message;
+  milter::Macros macros;
+  milter::Chain::EomCallback done;
+  std::size_t next = 0;
+
+  MessagePass(milter::Chain& c, std::shared_ptr<const filters::ParsedMessage> m, milter::Macros mac,
+              milter::Chain::EomCallback d)
+      : chain(c), message(std::move(m)), macros(std::move(mac)), done(std::move(d)) {}
+
+  // Runs `then` when the verdict lets the message go on, else ends with that verdict.
+  milter::Chain::Callback step(std::function<void()> then) {
+    return [self = shared_from_this(), then = std::move(then)](const milter::Verdict& v) {
+      using A = milter::Verdict::Action;
+      if (v.action == A::Continue || v.action == A::Accept)
+        then();
+      else
+        self->done(v, {});
+    };
+  }
+
+  void headers() {
+    if (next == message->headers.size()) {
+      chain.eoh(macros, step([self = shared_from_this()] { self->body(); }));
+      return;
+    }
+    const auto& h = message->headers[next++];
+    chain.header(h.name, milter_header_value(h.value),
+                 step([self = shared_from_this()] { self->headers(); }));
+  }
+
+  void body() {
+    auto eom = [self = shared_from_this()] {
+      self->chain.eom(self->macros,
+                      [self](const milter::Verdict& v, std::vector<milter::Modification> mods) {
+                        self->done(v, std::move(mods));
+                      });
+    };
+    if (message->body.empty()) {
+      eom();
+      return;
+    }
+    chain.body(message->body, step(std::move(eom)));
+  }
+};
+
+}  // namespace
+
+void filter_message(milter::Chain& chain, std::shared_ptr<const filters::ParsedMessage> message,
+                    milter::Macros macros, milter::Chain::EomCallback done) {
+  auto pass =
+      std::make_shared<MessagePass>(chain, std::move(message), std::move(macros), std::move(done));
+  pass->headers();
+}
+
+}  // namespace estafette::esmtpd

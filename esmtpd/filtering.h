@@ -1,0 +1,43 @@
+// filtering.h: esmtpd's side of the filters (milters and in-process modules): the configured
+// set, a chain per session, the macros they see and the pass over a whole message.
+// Loop thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "filters/message_edit.h"
+#include "filters/milter/client.h"
+#include "lib/config/config.h"
+#include "lib/event/loop.h"
+#include "lib/smtp/server_session.h"
+
+namespace estafette::esmtpd {
+
+class FilterSet final {
+ public:
+  // Checks every entry of config.filters; throws config::ConfigError naming its line.
+  FilterSet(event::Loop& loop, const config::Config& config);
+  bool empty() const { return milters_.empty(); }
+  // A fresh chain for one SMTP session (each milter gets its own connection).
+  std::unique_ptr<milter::Chain> open_chain() const;
+
+ private:
+  event::Loop& loop_;
+  std::vector<milter::Options> milters_;
+};
+
+smtp::FilterVerdict to_session(const milter::Verdict& verdict);
+
+// Header values as milters expect them (sendmail): continuation lines joined with LF, no CR.
+std::string milter_header_value(const std::string& value);
+
+// Sends the headers one at a time, then end of headers, the body and end of message; `done`
+// gets the first verdict that is not Continue/Accept, or the end-of-message verdict with every
+// modification. The message must stay alive until `done` runs (or the chain is destroyed).
+void filter_message(milter::Chain& chain, std::shared_ptr<const filters::ParsedMessage> message,
+                    milter::Macros macros, milter::Chain::EomCallback done);
+
+}  // namespace estafette::esmtpd
