@@ -127,10 +127,14 @@ void Courierd::start() {
   Time now = wall_now();
   const std::size_t esmtp_processes =
       config::resolve_processes(config_.esmtpclient_processes, base::usable_cpus());
+  // Maildir delivery waits on fsync; several processes let the file system share journal
+  // commits between them.
+  const std::size_t local_processes =
+      config::resolve_processes(config_.local_processes, base::usable_cpus());
   for (auto name : {kLocalModule, kEsmtpModule}) {
     std::string n(name);
     scheduler_.set_module_paused(n, true, now);
-    std::size_t copies = n == kEsmtpModule ? esmtp_processes : 1;
+    std::size_t copies = n == kEsmtpModule ? esmtp_processes : local_processes;
     for (std::size_t i = 0; i < copies; ++i) {
       ModuleProcess::Callbacks cb;
       cb.on_ready = [this, n] {

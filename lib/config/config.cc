@@ -456,6 +456,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
        }},
       {"esmtpd_processes", processes_setter(c.esmtpd_processes)},
       {"esmtpclient_processes", processes_setter(c.esmtpclient_processes)},
+      {"local_processes", processes_setter(c.local_processes)},
       {"MAXDELS", count_setter(c.max_deliveries)},
       {"MAXHOST", count_setter(c.max_per_host)},
       {"initial_host_concurrency", count_setter(c.initial_host_concurrency)},

@@ -113,6 +113,7 @@ struct Config {
   // several esmtpclient processes. kAutoProcesses: one per usable CPU (resolve_processes).
   std::size_t esmtpd_processes = kAutoProcesses;
   std::size_t esmtpclient_processes = kAutoProcesses;
+  std::size_t local_processes = kAutoProcesses;  // estafette-local (Maildir) processes
   std::string queue_backend = "segment";  // "segment" (group commit) or "file" (one per message)
 
   // Scheduler limits, with Courier's names.
