@@ -61,6 +61,14 @@ bool read_range(const std::string& path, std::uint64_t offset, std::uint64_t siz
   return true;
 }
 
+// Creates box/{tmp,new,cur} (any of them may exist) and makes their entries durable.
+bool make_box(const std::string& box) {
+  if (::mkdir(box.c_str(), 0700) != 0 && errno != EEXIST) return false;
+  for (const char* sub : {"/tmp", "/new", "/cur"})
+    if (::mkdir((box + sub).c_str(), 0700) != 0 && errno != EEXIST) return false;
+  return fsync_dir(box) && fsync_dir(box.substr(0, box.rfind('/')));
+}
+
 }  // namespace
 
 std::optional<std::string> mailbox_name(std::string_view recipient) {
@@ -126,16 +134,20 @@ ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std:
   auto name = mailbox_name(rcpt);
   if (!name) return {ipc::RcptStatus::PermFail, "550 5.1.1 <" + rcpt + ">: bad mailbox name"};
   const std::string box = root_ + "/" + *name;
-  for (const char* sub : {"/tmp", "/new", "/cur"}) {
-    if (!base::make_dirs(box + sub, 0700))
-      return {ipc::RcptStatus::TempFail, io_error(*name, "mkdir", errno)};
-  }
   const std::string file = unique_name();
   const std::string tmp = box + "/tmp/" + file;
   const std::string dest = box + "/new/" + file;
   std::string head = "Return-Path: <" + sender + ">\nDelivered-To: " + rcpt + "\n";
 
-  base::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  base::UniqueFd fd(::open(tmp.c_str(), kCreate, 0600));
+  if (!fd && errno == ENOENT) {
+    // A new mailbox (the common case, an existing one, costs no mkdir). Its directories must
+    // survive a crash as the message will: sync each one's entry into its parent.
+    if (!base::make_dirs(root_, 0700) || !make_box(box))
+      return {ipc::RcptStatus::TempFail, io_error(*name, "mkdir", errno)};
+    fd.reset(::open(tmp.c_str(), kCreate, 0600));
+  }
   if (!fd) return {ipc::RcptStatus::TempFail, io_error(*name, "create", errno)};
   const char* failed = nullptr;
   if (!write_all(fd.get(), head) || !write_all(fd.get(), plain))
