@@ -151,7 +151,7 @@ struct HostFunctions {
     return add_mod(ctx, std::move(m));
   }
   static int chgheader(estafette_ctx* ctx, const char* name, int index, const char* value) {
-    if (!name || !*name || index < 1) return ESTAFETTE_ERROR;
+    if (!name || !*name || index < 0) return ESTAFETTE_ERROR;  // 0 is taken as 1, as by milters
     Modification m = mod(Modification::Kind::ChangeHeader);
     m.name = name;
     m.value = value ? value : "";

@@ -763,9 +763,9 @@ int smfi_addheader(SMFICTX* ctx, char* name, char* value) {
 
 int smfi_chgheader(SMFICTX* ctx, char* name, int index, char* value) {
   if (!ctx || !name || !*name || index < 0) return MI_FAILURE;
-  // libmilter: index 0 means 1; a NULL value deletes.
+  // The index goes to esmtpd as given (as libmilter sends it); a NULL value deletes.
   std::string v = value && *value ? header_value(ctx, value) : std::string();
-  return record(ctx, SMFIF_CHGHDRS, Request{SMFIR_CHGHEADER, name, v, index == 0 ? 1 : index});
+  return record(ctx, SMFIF_CHGHDRS, Request{SMFIR_CHGHEADER, name, v, index});
 }
 
 int smfi_insheader(SMFICTX* ctx, int index, char* name, char* value) {

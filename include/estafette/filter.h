@@ -103,8 +103,8 @@ struct estafette_host {
 
   /* Message changes: end of message (eom) only, applied by esmtpd in the order made.
    * Header values are the text after the colon exactly as it is to be written, so the usual
-   * form has a leading space (" ok"). chgheader: the index-th (1-based) header of that name;
-   * value NULL or "" deletes it. insheader: index 0 puts it first. */
+   * form has a leading space (" ok"). chgheader: the index-th (1-based, 0 as 1) header of that
+   * name; value NULL or "" deletes it. insheader: index 0 puts it first. */
   int (*addheader)(estafette_ctx* ctx, const char* name, const char* value);
   int (*chgheader)(estafette_ctx* ctx, const char* name, int index, const char* value);
   int (*insheader)(estafette_ctx* ctx, int index, const char* name, const char* value);
