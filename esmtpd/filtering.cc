@@ -3,29 +3,39 @@
 namespace estafette::esmtpd {
 
 FilterSet::FilterSet(event::Loop& loop, const config::Config& config) : loop_(loop) {
-  milter::DefaultAction action = milter::DefaultAction::Tempfail;
-  milter::parse_default_action(config.milter_default_action, action);
+  milter::parse_default_action(config.milter_default_action, default_action_);
   for (const auto& spec : config.filters) {
-    if (spec.kind != "milter")
-      throw config::ConfigError(spec.where +
-                                ": filters: in-process modules are not supported by "
-                                "this build ('" +
-                                spec.target + "')");
-    milter::Options o;
+    Entry e;
+    if (spec.kind == "module") {
+      try {
+        e.module = filters::Module::load(spec.target, {spec.target});
+      } catch (const std::exception& ex) {
+        throw config::ConfigError(spec.where + ": filters: " + ex.what());
+      }
+      entries_.push_back(std::move(e));
+      continue;
+    }
     std::string error;
-    if (!milter::parse_spec(spec.target, o.spec, &error))
+    if (!milter::parse_spec(spec.target, e.milter.spec, &error))
       throw config::ConfigError(spec.where + ": filters: milter '" + spec.target + "': " + error);
-    o.name = spec.target;
-    o.connect_timeout = config.milter_connect_timeout;
-    o.command_timeout = config.milter_command_timeout;
-    o.content_timeout = config.milter_content_timeout;
-    o.default_action = action;
-    milters_.push_back(std::move(o));
+    e.milter.name = spec.target;
+    e.milter.connect_timeout = config.milter_connect_timeout;
+    e.milter.command_timeout = config.milter_command_timeout;
+    e.milter.content_timeout = config.milter_content_timeout;
+    e.milter.default_action = default_action_;
+    entries_.push_back(std::move(e));
   }
 }
 
 std::unique_ptr<milter::Chain> FilterSet::open_chain() const {
-  return std::make_unique<milter::Chain>(loop_, milters_);
+  std::vector<std::unique_ptr<filters::Filter>> chain;
+  for (const auto& e : entries_) {
+    if (e.module)
+      chain.push_back(e.module->open(loop_, default_action_));
+    else
+      chain.push_back(std::make_unique<milter::Client>(loop_, e.milter));
+  }
+  return std::make_unique<milter::Chain>(loop_, std::move(chain));
 }
 
 smtp::FilterVerdict to_session(const milter::Verdict& verdict) {

@@ -10,6 +10,7 @@
 
 #include "filters/message_edit.h"
 #include "filters/milter/client.h"
+#include "filters/module.h"
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
 #include "lib/smtp/server_session.h"
@@ -20,13 +21,18 @@ class FilterSet final {
  public:
   // Checks every entry of config.filters; throws config::ConfigError naming its line.
   FilterSet(event::Loop& loop, const config::Config& config);
-  bool empty() const { return milters_.empty(); }
+  bool empty() const { return entries_.empty(); }
   // A fresh chain for one SMTP session (each milter gets its own connection).
   std::unique_ptr<milter::Chain> open_chain() const;
 
  private:
+  struct Entry {
+    milter::Options milter;                   // a milter, when module is null
+    std::shared_ptr<filters::Module> module;  // an in-process module, loaded once
+  };
   event::Loop& loop_;
-  std::vector<milter::Options> milters_;
+  milter::DefaultAction default_action_ = milter::DefaultAction::Tempfail;
+  std::vector<Entry> entries_;
 };
 
 smtp::FilterVerdict to_session(const milter::Verdict& verdict);

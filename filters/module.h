@@ -1,0 +1,59 @@
+// module.h: one in-process filter module (a shared object speaking the native C ABI of
+// include/estafette/filter.h, or a libmilter filter linked with filters/libmilter_shim), loaded
+// once per process and shared by every SMTP session of it.
+// Module::load() runs at start-up, on the thread that builds the filter pipeline; open() and the
+// Filters it makes run on the process's loop. Each Filter keeps its Module loaded; the module is
+// unloaded (its fini() called, then dlclose) when the last Filter and the last shared_ptr from
+// load() are gone.
+// DIAGNOSTICS: load() throws std::runtime_error naming the path and the reason (cannot dlopen,
+// no estafette_filter_init, init refused, ABI version or struct_size mismatch, no name).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "filters/filter.h"
+#include "filters/milter/client.h"
+#include "lib/event/loop.h"
+
+namespace Poco {
+class SharedLibrary;
+}
+
+struct estafette_filter;
+
+namespace estafette::filters {
+
+struct HostTable;
+
+class Module final : public std::enable_shared_from_this<Module> {
+ public:
+  // dlopen()s path (RTLD_LOCAL), calls estafette_filter_init with a host table carrying
+  // argv = {path, args...}, and checks the table it returns.
+  static std::shared_ptr<Module> load(const std::string& path,
+                                      const std::vector<std::string>& args);
+  ~Module();
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // A Filter for one SMTP session (the contract of filters/filter.h).
+  std::unique_ptr<Filter> open(event::Loop& loop, milter::DefaultAction default_action);
+  const std::string& name() const { return name_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Private {};
+
+ public:
+  Module(Private, std::string path);  // use load()
+
+ private:
+  std::string path_;
+  std::string name_;
+  std::unique_ptr<Poco::SharedLibrary> library_;
+  std::unique_ptr<HostTable> host_;
+  const estafette_filter* table_ = nullptr;
+};
+
+}  // namespace estafette::filters

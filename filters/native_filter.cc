@@ -1,0 +1,562 @@
+// native_filter.cc: the NativeFilter adapter and the host function table of the C ABI.
+#include "filters/native_filter.h"
+
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <exception>
+#include <utility>
+
+#include "lib/base/log.h"
+
+struct estafette_ctx {
+  estafette::filters::NativeFilter* filter;
+};
+
+namespace estafette::filters {
+
+using milter::Modification;
+using milter::Verdict;
+
+namespace {
+
+int family_code(Family family) {
+  switch (family) {
+    case Family::Inet:
+      return ESTAFETTE_FAMILY_INET;
+    case Family::Inet6:
+      return ESTAFETTE_FAMILY_INET6;
+    case Family::Unix:
+      return ESTAFETTE_FAMILY_UNIX;
+    default:
+      return ESTAFETTE_FAMILY_UNKNOWN;
+  }
+}
+
+bool valid_reply_code(const char* code, char first) {
+  return code != nullptr && code[0] == first && code[1] >= '0' && code[1] <= '9' &&
+         code[2] >= '0' && code[2] <= '9' && code[3] == '\0';
+}
+
+// "550", "5.7.1", "a\r\nb" -> "550-5.7.1 a\r\n550 5.7.1 b" (as libmilter's smfi_setmlreply).
+std::string compose_reply(const char* code, const char* xcode, std::string_view text) {
+  std::vector<std::string_view> lines;
+  for (;;) {
+    std::size_t crlf = text.find("\r\n");
+    lines.push_back(text.substr(0, crlf));
+    if (crlf == std::string_view::npos) break;
+    text.remove_prefix(crlf + 2);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    bool last = i + 1 == lines.size();
+    out += code;
+    out += last ? ' ' : '-';
+    if (xcode && *xcode) {
+      out += xcode;
+      if (!lines[i].empty()) out += ' ';
+    }
+    out += lines[i];
+    if (!last) out += "\r\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+// The C functions of the host table. Each checks its ctx and arguments and never lets an
+// exception out (the module is C).
+struct HostFunctions {
+  static NativeFilter* get(estafette_ctx* ctx) { return ctx ? ctx->filter : nullptr; }
+
+  // In a phase (called from the module's callback or while the phase is PENDING).
+  static NativeFilter* in_phase(estafette_ctx* ctx) {
+    NativeFilter* f = get(ctx);
+    return f && !f->closed_ && f->pending_ != NativeFilter::Stage::None ? f : nullptr;
+  }
+  static NativeFilter* at_eom(estafette_ctx* ctx) {
+    NativeFilter* f = in_phase(ctx);
+    return f && f->pending_ == NativeFilter::Stage::Eom ? f : nullptr;
+  }
+
+  template <typename Fn>
+  static int guarded(Fn fn) {
+    try {
+      return fn();
+    } catch (const std::exception&) {
+      return ESTAFETTE_ERROR;
+    }
+  }
+
+  static const char* getsymval(estafette_ctx* ctx, const char* name) {
+    NativeFilter* f = get(ctx);
+    if (!f || !name) return nullptr;
+    auto it = f->macros_.find(name);
+    if (it == f->macros_.end()) {
+      // One-letter macros answer with and without braces ("i", "{i}"), as in libmilter.
+      std::string_view n = name;
+      if (n.size() == 1)
+        it = f->macros_.find("{" + std::string(n) + "}");
+      else if (n.size() == 3 && n.front() == '{' && n.back() == '}')
+        it = f->macros_.find(std::string(n.substr(1, 1)));
+    }
+    return it == f->macros_.end() ? nullptr : it->second.c_str();
+  }
+  static int foreach_symval(estafette_ctx* ctx, void (*fn)(void*, const char*, const char*),
+                            void* arg) {
+    NativeFilter* f = get(ctx);
+    if (!f || !fn) return ESTAFETTE_ERROR;
+    for (const auto& [name, value] : f->phase_macros_) fn(arg, name.c_str(), value.c_str());
+    return ESTAFETTE_OK;
+  }
+  static void* getpriv(estafette_ctx* ctx) {
+    NativeFilter* f = get(ctx);
+    return f ? f->priv_ : nullptr;
+  }
+  static int setpriv(estafette_ctx* ctx, void* priv) {
+    NativeFilter* f = get(ctx);
+    if (!f) return ESTAFETTE_ERROR;
+    f->priv_ = priv;
+    return ESTAFETTE_OK;
+  }
+  static int setreply(estafette_ctx* ctx, const char* code, const char* xcode, const char* text) {
+    return guarded([&] {
+      NativeFilter* f = in_phase(ctx);
+      if (!f || !(valid_reply_code(code, '4') || valid_reply_code(code, '5')))
+        return ESTAFETTE_ERROR;
+      std::string_view t = text ? text : "";
+      if (t.size() >= 2 && t.substr(t.size() - 2) == "\r\n") return ESTAFETTE_ERROR;
+      f->reply_ = compose_reply(code, xcode, t);
+      return ESTAFETTE_OK;
+    });
+  }
+  static int add_mod(estafette_ctx* ctx, Modification m) {
+    return guarded([&] {
+      NativeFilter* f = at_eom(ctx);
+      if (!f) return ESTAFETTE_ERROR;
+      f->mods_.push_back(std::move(m));
+      return ESTAFETTE_OK;
+    });
+  }
+  static Modification mod(Modification::Kind kind) {
+    Modification m;
+    m.kind = kind;
+    return m;
+  }
+  static int addheader(estafette_ctx* ctx, const char* name, const char* value) {
+    if (!name || !*name || !value) return ESTAFETTE_ERROR;
+    Modification m = mod(Modification::Kind::AddHeader);
+    m.name = name;
+    m.value = value;
+    return add_mod(ctx, std::move(m));
+  }
+  static int chgheader(estafette_ctx* ctx, const char* name, int index, const char* value) {
+    if (!name || !*name || index < 0) return ESTAFETTE_ERROR;  // 0 is taken as 1, as by milters
+    Modification m = mod(Modification::Kind::ChangeHeader);
+    m.name = name;
+    m.value = value ? value : "";
+    m.index = static_cast<std::uint32_t>(index);
+    return add_mod(ctx, std::move(m));
+  }
+  static int insheader(estafette_ctx* ctx, int index, const char* name, const char* value) {
+    if (!name || !*name || !value || index < 0) return ESTAFETTE_ERROR;
+    Modification m = mod(Modification::Kind::InsertHeader);
+    m.name = name;
+    m.value = value;
+    m.index = static_cast<std::uint32_t>(index);
+    return add_mod(ctx, std::move(m));
+  }
+  static int addrcpt(estafette_ctx* ctx, const char* rcpt, const char* args) {
+    if (!rcpt || !*rcpt) return ESTAFETTE_ERROR;
+    Modification m = mod(Modification::Kind::AddRcpt);
+    m.address = rcpt;
+    m.args = args ? args : "";
+    return add_mod(ctx, std::move(m));
+  }
+  static int delrcpt(estafette_ctx* ctx, const char* rcpt) {
+    if (!rcpt || !*rcpt) return ESTAFETTE_ERROR;
+    Modification m = mod(Modification::Kind::DelRcpt);
+    m.address = rcpt;
+    return add_mod(ctx, std::move(m));
+  }
+  static int replacebody(estafette_ctx* ctx, const unsigned char* body, std::size_t len) {
+    if (!body && len > 0) return ESTAFETTE_ERROR;
+    return guarded([&] {
+      NativeFilter* f = at_eom(ctx);
+      if (!f) return ESTAFETTE_ERROR;
+      // Consecutive calls make one replacement, as consecutive SMFIR_REPLBODY chunks do.
+      if (f->mods_.empty() || f->mods_.back().kind != Modification::Kind::ReplaceBody)
+        f->mods_.push_back(mod(Modification::Kind::ReplaceBody));
+      f->mods_.back().body.append(reinterpret_cast<const char*>(body), len);
+      return ESTAFETTE_OK;
+    });
+  }
+  static int quarantine(estafette_ctx* ctx, const char* reason) {
+    if (!reason || !*reason) return ESTAFETTE_ERROR;
+    Modification m = mod(Modification::Kind::Quarantine);
+    m.text = reason;
+    return add_mod(ctx, std::move(m));
+  }
+  static int chgfrom(estafette_ctx* ctx, const char* from, const char* args) {
+    if (!from || !*from) return ESTAFETTE_ERROR;
+    Modification m = mod(Modification::Kind::ChangeFrom);
+    m.address = from;
+    m.args = args ? args : "";
+    return add_mod(ctx, std::move(m));
+  }
+  static int resume(estafette_ctx* ctx, int status) {
+    return guarded([&] {
+      NativeFilter* f = in_phase(ctx);
+      if (!f || status == ESTAFETTE_PENDING) return ESTAFETTE_ERROR;
+      if (f->in_call_) {
+        f->early_ = status;  // answered before returning PENDING
+        return ESTAFETTE_OK;
+      }
+      f->complete(status);
+      return ESTAFETTE_OK;
+    });
+  }
+  static int watch_fd(estafette_ctx* ctx, int fd, int events, estafette_fd_cb cb, void* arg) {
+    return guarded([&] {
+      NativeFilter* f = get(ctx);
+      if (!f || f->closed_ || fd < 0 || !cb || f->fds_.count(fd)) return ESTAFETTE_ERROR;
+      std::uint32_t ev = ((events & ESTAFETTE_FD_READ) ? EPOLLIN : 0u) |
+                         ((events & ESTAFETTE_FD_WRITE) ? EPOLLOUT : 0u);
+      f->loop_.add_fd(fd, ev, [f, fd](std::uint32_t got) {
+        auto it = f->fds_.find(fd);
+        if (it == f->fds_.end()) return;
+        int e = ((got & EPOLLIN) ? ESTAFETTE_FD_READ : 0) |
+                ((got & EPOLLOUT) ? ESTAFETTE_FD_WRITE : 0) |
+                ((got & (EPOLLERR | EPOLLHUP)) ? ESTAFETTE_FD_ERROR : 0);
+        auto [cb, arg] = it->second;
+        cb(f->ctx_.get(), fd, e, arg);
+      });
+      f->fds_[fd] = {cb, arg};
+      return ESTAFETTE_OK;
+    });
+  }
+  static int unwatch_fd(estafette_ctx* ctx, int fd) {
+    return guarded([&] {
+      NativeFilter* f = get(ctx);
+      if (!f || f->fds_.erase(fd) == 0) return ESTAFETTE_ERROR;
+      f->loop_.remove_fd(fd);
+      return ESTAFETTE_OK;
+    });
+  }
+  static estafette_timer_id add_timer(estafette_ctx* ctx, unsigned ms, estafette_timer_cb cb,
+                                      void* arg) {
+    try {
+      NativeFilter* f = get(ctx);
+      if (!f || f->closed_ || !cb) return 0;
+      estafette_timer_id id = f->next_timer_++;
+      f->timers_[id] = f->loop_.add_timer(std::chrono::milliseconds(ms), [f, id, cb, arg] {
+        f->timers_.erase(id);
+        cb(f->ctx_.get(), arg);
+      });
+      return id;
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+  static int cancel_timer(estafette_ctx* ctx, estafette_timer_id id) {
+    NativeFilter* f = get(ctx);
+    if (!f) return ESTAFETTE_ERROR;
+    auto it = f->timers_.find(id);
+    if (it != f->timers_.end()) {
+      f->loop_.cancel_timer(it->second);
+      f->timers_.erase(it);
+    }
+    return ESTAFETTE_OK;
+  }
+  static void log(estafette_ctx* ctx, int level, const char* message) {
+    try {
+      NativeFilter* f = get(ctx);
+      if (!message) return;
+      std::string line = "module=" + (f ? f->name_ : std::string("?")) + " " + message;
+      auto& logger = base::log("filters");
+      switch (level) {
+        case 0:
+          logger.error(line);
+          break;
+        case 1:
+          logger.warning(line);
+          break;
+        case 2:
+          logger.information(line);
+          break;
+        default:
+          logger.debug(line);
+      }
+    } catch (const std::exception&) {
+    }
+  }
+};
+
+HostTable::HostTable(const std::string& path, const std::vector<std::string>& module_args) {
+  args.push_back(path);
+  args.insert(args.end(), module_args.begin(), module_args.end());
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  host.abi_version = ESTAFETTE_FILTER_ABI_VERSION;
+  host.struct_size = sizeof(estafette_host);
+  host.getsymval = &HostFunctions::getsymval;
+  host.foreach_symval = &HostFunctions::foreach_symval;
+  host.getpriv = &HostFunctions::getpriv;
+  host.setpriv = &HostFunctions::setpriv;
+  host.setreply = &HostFunctions::setreply;
+  host.addheader = &HostFunctions::addheader;
+  host.chgheader = &HostFunctions::chgheader;
+  host.insheader = &HostFunctions::insheader;
+  host.addrcpt = &HostFunctions::addrcpt;
+  host.delrcpt = &HostFunctions::delrcpt;
+  host.replacebody = &HostFunctions::replacebody;
+  host.quarantine = &HostFunctions::quarantine;
+  host.chgfrom = &HostFunctions::chgfrom;
+  host.resume = &HostFunctions::resume;
+  host.watch_fd = &HostFunctions::watch_fd;
+  host.unwatch_fd = &HostFunctions::unwatch_fd;
+  host.add_timer = &HostFunctions::add_timer;
+  host.cancel_timer = &HostFunctions::cancel_timer;
+  host.log = &HostFunctions::log;
+  host.argc = static_cast<int>(args.size());
+  host.argv = argv.data();
+}
+
+NativeFilter::NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_alive,
+                           const estafette_filter& table, std::string name,
+                           milter::DefaultAction default_action)
+    : loop_(loop),
+      keep_alive_(std::move(keep_alive)),
+      table_(table),
+      name_(std::move(name)),
+      default_action_(default_action),
+      ctx_(std::make_unique<estafette_ctx>(estafette_ctx{this})) {}
+
+NativeFilter::~NativeFilter() {
+  *alive_ = false;
+  close_session();
+}
+
+void NativeFilter::close_session() {
+  if (closed_) return;
+  closed_ = true;
+  pending_ = Stage::None;
+  done_ = nullptr;
+  eom_done_ = nullptr;
+  if (table_.close) table_.close(ctx_.get());
+  for (const auto& [fd, cb] : fds_) loop_.remove_fd(fd);
+  fds_.clear();
+  for (const auto& [id, timer] : timers_) loop_.cancel_timer(timer);
+  timers_.clear();
+}
+
+void NativeFilter::post(std::function<void()> fn) {
+  loop_.add_timer(std::chrono::milliseconds(0), [alive = alive_, fn = std::move(fn)] {
+    if (*alive) fn();
+  });
+}
+
+Verdict NativeFilter::make(Verdict::Action action, std::string text) const {
+  Verdict v{action, std::move(text), {}};
+  if (action != Verdict::Action::Continue) v.milter = name_;
+  return v;
+}
+
+template <typename Invoke>
+void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Invoke invoke,
+                       Callback done, EomCallback eom_done) {
+  auto answer_later = [&](Verdict v) {
+    if (eom_done) {
+      post([done = std::move(eom_done), v = std::move(v)] { done(v, {}); });
+    } else {
+      post([done = std::move(done), v = std::move(v)] { done(v); });
+    }
+  };
+  if (closed_) {
+    answer_later(make(Verdict::Action::Failed, "module " + name_ + ": session closed"));
+    return;
+  }
+  if (pending_ != Stage::None) {
+    answer_later(
+        make(Verdict::Action::Failed, "module " + name_ + ": call while another is pending"));
+    return;
+  }
+  if (stage == Stage::Mail) {
+    in_message_ = true;
+    message_done_ = false;
+  }
+  phase_macros_.clear();
+  if (macros) {
+    for (const auto& [name, value] : *macros) macros_[name] = value;
+    phase_macros_ = *macros;
+  }
+  if (!has_callback || session_done_ || (message_done_ && stage != Stage::Rcpt)) {
+    if (stage == Stage::Eom) in_message_ = message_done_ = false;
+    answer_later(make(Verdict::Action::Continue));
+    return;
+  }
+  pending_ = stage;
+  done_ = std::move(done);
+  eom_done_ = std::move(eom_done);
+  reply_.clear();
+  mods_.clear();
+  early_.reset();
+  in_call_ = true;
+  int status = invoke(ctx_.get());
+  in_call_ = false;
+  if (status == ESTAFETTE_PENDING) {
+    if (!early_) return;  // resume() finishes it
+    status = *early_;
+  }
+  complete(status);
+}
+
+void NativeFilter::complete(int status) {
+  Stage stage = std::exchange(pending_, Stage::None);
+  Verdict v;
+  switch (status) {
+    case ESTAFETTE_CONTINUE:
+      v = make(Verdict::Action::Continue);
+      break;
+    case ESTAFETTE_ACCEPT:
+      v = make(Verdict::Action::Accept);
+      break;
+    case ESTAFETTE_REJECT:
+      v = reply_.starts_with('5') ? make(Verdict::Action::ReplyCode, reply_)
+                                  : make(Verdict::Action::Reject);
+      break;
+    case ESTAFETTE_TEMPFAIL:
+      v = reply_.starts_with('4') ? make(Verdict::Action::ReplyCode, reply_)
+                                  : make(Verdict::Action::Tempfail);
+      break;
+    case ESTAFETTE_DISCARD:
+      v = make(Verdict::Action::Discard);
+      break;
+    default:
+      v = make(Verdict::Action::Failed,
+               "module " + name_ + ": invalid status " + std::to_string(status));
+  }
+  reply_.clear();
+  bool ends = v.action != Verdict::Action::Continue && v.action != Verdict::Action::Failed;
+  if (ends) {
+    if (stage == Stage::Connect)
+      session_done_ = true;
+    else if (stage != Stage::Rcpt || v.action == Verdict::Action::Accept ||
+             v.action == Verdict::Action::Discard)
+      message_done_ = in_message_;
+  }
+  if (stage == Stage::Eom) {
+    auto mods = std::move(mods_);
+    mods_.clear();
+    in_message_ = message_done_ = false;
+    if (v.action != Verdict::Action::Continue && v.action != Verdict::Action::Accept) mods.clear();
+    post([done = std::move(eom_done_), v = std::move(v), mods = std::move(mods)]() mutable {
+      done(v, std::move(mods));
+    });
+    eom_done_ = nullptr;
+    return;
+  }
+  post([done = std::move(done_), v = std::move(v)] { done(v); });
+  done_ = nullptr;
+}
+
+void NativeFilter::connect(const Macros& macros, std::string_view hostname, Family family,
+                           std::uint16_t port, std::string_view address, Callback done) {
+  std::string h(hostname), a(address);
+  run(
+      Stage::Connect, &macros, table_.connect != nullptr,
+      [&](estafette_ctx* c) {
+        return table_.connect(c, h.c_str(), family_code(family), a.c_str(), port);
+      },
+      std::move(done), nullptr);
+}
+
+void NativeFilter::helo(const Macros& macros, std::string_view name, Callback done) {
+  std::string n(name);
+  run(
+      Stage::Helo, &macros, table_.helo != nullptr,
+      [&](estafette_ctx* c) { return table_.helo(c, n.c_str()); }, std::move(done), nullptr);
+}
+
+namespace {
+std::vector<const char*> c_args(const std::vector<std::string>& args) {
+  std::vector<const char*> out;
+  for (const std::string& a : args) out.push_back(a.c_str());
+  out.push_back(nullptr);
+  return out;
+}
+}  // namespace
+
+void NativeFilter::mail(const Macros& macros, std::string_view address,
+                        const std::vector<std::string>& args, Callback done) {
+  std::string a(address);
+  auto argv = c_args(args);
+  run(
+      Stage::Mail, &macros, table_.mail != nullptr,
+      [&](estafette_ctx* c) { return table_.mail(c, a.c_str(), argv.data()); }, std::move(done),
+      nullptr);
+}
+
+void NativeFilter::rcpt(const Macros& macros, std::string_view address,
+                        const std::vector<std::string>& args, Callback done) {
+  std::string a(address);
+  auto argv = c_args(args);
+  run(
+      Stage::Rcpt, &macros, table_.rcpt != nullptr,
+      [&](estafette_ctx* c) { return table_.rcpt(c, a.c_str(), argv.data()); }, std::move(done),
+      nullptr);
+}
+
+void NativeFilter::data(const Macros& macros, Callback done) {
+  run(
+      Stage::Data, &macros, table_.data != nullptr,
+      [&](estafette_ctx* c) { return table_.data(c); }, std::move(done), nullptr);
+}
+
+void NativeFilter::header(std::string_view name, std::string_view value, Callback done) {
+  std::string n(name), v(value);
+  run(
+      Stage::Header, nullptr, table_.header != nullptr,
+      [&](estafette_ctx* c) { return table_.header(c, n.c_str(), v.c_str()); }, std::move(done),
+      nullptr);
+}
+
+void NativeFilter::eoh(const Macros& macros, Callback done) {
+  run(
+      Stage::Eoh, &macros, table_.eoh != nullptr, [&](estafette_ctx* c) { return table_.eoh(c); },
+      std::move(done), nullptr);
+}
+
+void NativeFilter::body(std::string_view bytes, Callback done) {
+  run(
+      Stage::Body, nullptr, table_.body != nullptr && !bytes.empty(),
+      [&](estafette_ctx* c) {
+        return table_.body(c, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+      },
+      std::move(done), nullptr);
+}
+
+void NativeFilter::eom(const Macros& macros, EomCallback done) {
+  run(
+      Stage::Eom, &macros, table_.eom != nullptr, [&](estafette_ctx* c) { return table_.eom(c); },
+      nullptr, std::move(done));
+}
+
+void NativeFilter::abort() {
+  if (closed_) return;
+  if (pending_ != Stage::None) {
+    // The pending answer belongs to the message that ends: drop it.
+    pending_ = Stage::None;
+    done_ = nullptr;
+    eom_done_ = nullptr;
+  }
+  if (in_message_ && !session_done_ && table_.abort) table_.abort(ctx_.get());
+  in_message_ = message_done_ = false;
+  mods_.clear();
+}
+
+void NativeFilter::quit() {
+  close_session();
+}
+
+}  // namespace estafette::filters

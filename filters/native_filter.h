@@ -1,0 +1,116 @@
+// native_filter.h: a filters::Filter over a module loaded through the native C ABI
+// (include/estafette/filter.h): one NativeFilter per SMTP session and module, made by
+// filters::Module::open().
+// Loop thread only. Calls the module's callbacks on the loop; a callback answering
+// ESTAFETTE_PENDING is finished later by host->resume(). Every Filter callback is posted to run
+// later on the loop. Destroying the NativeFilter (or quit()) calls the module's close() and
+// removes the fds and timers the module registered for the session; no callback runs afterwards.
+// The NativeFilter keeps its module loaded (the shared_ptr given to the constructor).
+// DIAGNOSTICS: a status outside the ABI's, a call while another is pending or after the session
+// was closed answer Verdict::Failed ("module <name>: ..."); the caller applies default_action().
+#pragma once
+
+#include <estafette/filter.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/filter.h"
+#include "filters/milter/client.h"
+#include "lib/event/loop.h"
+
+// The per-session handle the module sees; defined in native_filter.cc.
+struct estafette_ctx;
+
+namespace estafette::filters {
+
+// The host side of the ABI for one module: the function table (with the module's argv).
+// Owned by the Module; must outlive every NativeFilter of that module.
+struct HostTable {
+  explicit HostTable(const std::string& path, const std::vector<std::string>& args);
+  HostTable(const HostTable&) = delete;
+  HostTable& operator=(const HostTable&) = delete;
+  estafette_host host{};
+  std::vector<std::string> args;
+  std::vector<char*> argv;
+};
+
+class NativeFilter final : public Filter {
+ public:
+  // keep_alive: keeps the module's code loaded as long as this session exists.
+  NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_alive,
+               const estafette_filter& table, std::string name,
+               milter::DefaultAction default_action);
+  ~NativeFilter() override;
+  NativeFilter(const NativeFilter&) = delete;
+  NativeFilter& operator=(const NativeFilter&) = delete;
+
+  void connect(const Macros& macros, std::string_view hostname, Family family, std::uint16_t port,
+               std::string_view address, Callback done) override;
+  void helo(const Macros& macros, std::string_view name, Callback done) override;
+  void mail(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done) override;
+  void rcpt(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done) override;
+  void data(const Macros& macros, Callback done) override;
+  void header(std::string_view name, std::string_view value, Callback done) override;
+  void eoh(const Macros& macros, Callback done) override;
+  void body(std::string_view bytes, Callback done) override;
+  void eom(const Macros& macros, EomCallback done) override;
+  void abort() override;
+  void quit() override;
+
+  const std::string& name() const override { return name_; }
+  milter::DefaultAction default_action() const override { return default_action_; }
+
+ private:
+  friend struct HostFunctions;
+  enum class Stage { None, Connect, Helo, Mail, Rcpt, Data, Header, Eoh, Body, Eom };
+
+  // Runs one phase: merges macros, calls invoke() (the module's callback, or nullptr when the
+  // module has none), and answers done/eom_done later on the loop.
+  template <typename Invoke>
+  void run(Stage stage, const Macros* macros, bool has_callback, Invoke invoke, Callback done,
+           EomCallback eom_done);
+  void complete(int status);  // the pending phase's answer (from the callback or resume)
+  void post(std::function<void()> fn);
+  milter::Verdict make(milter::Verdict::Action action, std::string text = {}) const;
+  void close_session();
+
+  event::Loop& loop_;
+  std::shared_ptr<const void> keep_alive_;
+  const estafette_filter& table_;
+  std::string name_;
+  milter::DefaultAction default_action_;
+  std::unique_ptr<estafette_ctx> ctx_;
+
+  std::map<std::string, std::string> macros_;  // every phase's, merged
+  Macros phase_macros_;                        // the current phase's
+  void* priv_ = nullptr;
+  std::string reply_;  // the composed reply from setreply() for this phase
+  std::vector<milter::Modification> mods_;
+
+  Stage pending_ = Stage::None;
+  bool in_call_ = false;      // inside the module's callback
+  std::optional<int> early_;  // resume() called inside the callback
+  Callback done_;
+  EomCallback eom_done_;
+
+  bool closed_ = false;
+  bool session_done_ = false;  // a connect verdict ended filtering for the session
+  bool in_message_ = false;
+  bool message_done_ = false;  // a message verdict ended filtering for this message
+
+  std::map<int, std::pair<estafette_fd_cb, void*>> fds_;
+  estafette_timer_id next_timer_ = 1;
+  std::map<estafette_timer_id, event::TimerId> timers_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace estafette::filters

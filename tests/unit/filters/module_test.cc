@@ -1,0 +1,477 @@
+// In-process filter modules (filters/module.h), driven on an event::Loop as esmtpd's pipeline
+// drives any filters::Filter. The modules are the real example filters built by make check
+// (filters/examples/native_example.so, sample_milter.so) and test modules
+// (tests/unit/filters/modules/): a future ABI version, a missing init symbol, and a libmilter
+// filter that blocks 300 ms. The key test runs the same sample_milter.c as an external milter
+// (Debian's libmilter, through milter::Client) and in-process (through Module) and compares.
+#include "filters/module.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "filters/milter/client.h"
+
+#ifndef ESTAFETTE_TEST_BUILDDIR
+#error ESTAFETTE_TEST_BUILDDIR is set by tests/local.am
+#endif
+
+namespace estafette::filters {
+namespace {
+
+using namespace std::chrono_literals;
+using milter::Modification;
+using milter::Verdict;
+using Action = Verdict::Action;
+using Kind = Modification::Kind;
+
+const std::string kBuild = ESTAFETTE_TEST_BUILDDIR;
+const std::string kNativeExample = kBuild + "/filters/examples/native_example.so";
+const std::string kSampleModule = kBuild + "/filters/examples/sample_milter.so";
+const std::string kSampleMilter = kBuild + "/filters/examples/sample_milter";
+const std::string kBadAbi = kBuild + "/tests/unit/filters/modules/bad_abi.so";
+const std::string kNoInit = kBuild + "/tests/unit/filters/modules/no_init.so";
+const std::string kSlow = kBuild + "/tests/unit/filters/modules/slow_milter.so";
+
+using Clock = std::chrono::steady_clock;
+
+struct Result {
+  Verdict verdict{Action::Failed, "no answer (test guard)", {}};
+  std::vector<Modification> mods;
+  bool answered = false;
+  bool answered_inside_call = false;
+  Clock::duration took{};
+};
+
+// Starts a call, checks its callback did not run inside it, runs the loop until it answers.
+template <typename Start>
+Result wait_for(event::Loop& loop, Start start) {
+  Result r;
+  auto t0 = Clock::now();
+  start([&r, &loop, t0](const Verdict& v) {
+    r.verdict = v;
+    r.answered = true;
+    r.took = Clock::now() - t0;
+    loop.stop();
+  });
+  r.answered_inside_call = r.answered;
+  auto guard = loop.add_timer(10s, [&loop] { loop.stop(); });
+  if (!r.answered) loop.run();
+  loop.cancel_timer(guard);
+  return r;
+}
+
+template <typename Start>
+Result wait_eom(event::Loop& loop, Start start) {
+  Result r;
+  auto t0 = Clock::now();
+  start([&r, &loop, t0](const Verdict& v, std::vector<Modification> mods) {
+    r.verdict = v;
+    r.mods = std::move(mods);
+    r.answered = true;
+    r.took = Clock::now() - t0;
+    loop.stop();
+  });
+  r.answered_inside_call = r.answered;
+  auto guard = loop.add_timer(10s, [&loop] { loop.stop(); });
+  if (!r.answered) loop.run();
+  loop.cancel_timer(guard);
+  return r;
+}
+
+void run_for(event::Loop& loop, std::chrono::milliseconds ms) {
+  auto t = loop.add_timer(ms, [&loop] { loop.stop(); });
+  loop.run();
+  loop.cancel_timer(t);
+}
+
+const Macros kConnectMacros = {{"j", "mx.estafette.test"},       {"{client_addr}", "127.0.0.1"},
+                               {"{client_name}", "client.test"}, {"{client_port}", "40000"},
+                               {"{client_resolve}", "OK"},       {"{estafette_dnsbl_score}", "0"},
+                               {"{estafette_dnsbl_listed}", ""}, {"{estafette_ident}", "-"}};
+
+Modification header_mod(Kind kind, std::string name, std::string value, std::uint32_t index = 0) {
+  Modification m;
+  m.kind = kind;
+  m.name = std::move(name);
+  m.value = std::move(value);
+  m.index = index;
+  return m;
+}
+Modification rcpt_mod(Kind kind, std::string address) {
+  Modification m;
+  m.kind = kind;
+  m.address = std::move(address);
+  return m;
+}
+
+}  // namespace
+}  // namespace estafette::filters
+
+namespace estafette::milter {
+void PrintTo(const Modification& m, std::ostream* os) {
+  *os << "{kind " << static_cast<int>(m.kind) << " name '" << m.name << "' value '" << m.value
+      << "' index " << m.index << " address '" << m.address << "' args '" << m.args << "' body '"
+      << m.body << "' text '" << m.text << "'}";
+}
+}  // namespace estafette::milter
+
+namespace estafette::filters {
+namespace {
+
+std::string describe(const Verdict& v) {
+  return std::string(milter::to_string(v.action)) + " " + v.text;
+}
+
+void open_session(event::Loop& loop, Filter& f) {
+  auto r = wait_for(loop, [&](auto done) {
+    f.connect(kConnectMacros, "client.test", milter::Family::Inet, 40000, "127.0.0.1", done);
+  });
+  ASSERT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+  EXPECT_FALSE(r.answered_inside_call);
+  r = wait_for(loop, [&](auto done) { f.helo({}, "helo.client.test", done); });
+  ASSERT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+}
+
+// The rest of a message after MAIL: recipients, DATA, headers, EOH, body; returns EOM's result.
+Result message(event::Loop& loop, Filter& f, const std::vector<std::string>& rcpts,
+               const std::vector<std::pair<std::string, std::string>>& headers,
+               const std::string& body) {
+  auto cont = [](const Result& r) {
+    EXPECT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+    EXPECT_FALSE(r.answered_inside_call);
+  };
+  for (const std::string& to : rcpts)
+    cont(wait_for(loop, [&](auto done) { f.rcpt({{"{rcpt_addr}", to}}, to, {}, done); }));
+  cont(wait_for(loop, [&](auto done) { f.data({{"i", "QID7"}}, done); }));
+  for (const auto& [name, value] : headers)
+    cont(wait_for(loop, [&](auto done) { f.header(name, value, done); }));
+  cont(wait_for(loop, [&](auto done) { f.eoh({}, done); }));
+  cont(wait_for(loop, [&](auto done) { f.body(body, done); }));
+  return wait_eom(loop, [&](auto done) { f.eom({{"i", "QID7"}}, done); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+std::string load_error(const std::string& path) {
+  try {
+    Module::load(path, {});
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "loaded";
+}
+
+TEST(FilterModule, WrongAbiVersionRefused) {
+  EXPECT_EQ(load_error(kBadAbi), "module " + kBadAbi + ": ABI version 2, this esmtpd speaks 1");
+}
+
+TEST(FilterModule, MissingSymbolRefused) {
+  EXPECT_EQ(load_error(kNoInit), "module " + kNoInit +
+                                     ": no symbol estafette_filter_init (not an Estafette "
+                                     "filter module)");
+}
+
+TEST(FilterModule, MissingFileRefused) {
+  std::string e = load_error(kBuild + "/no/such/module.so");
+  EXPECT_EQ(e.rfind("module " + kBuild + "/no/such/module.so: cannot load: ", 0), 0u) << e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Native ABI
+
+TEST(FilterModule, NativeExamplePendingAndTimer) {
+  auto module = Module::load(kNativeExample, {});
+  EXPECT_EQ(module->name(), "native-example");
+  event::Loop loop;
+  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  EXPECT_EQ(f->name(), "native-example");
+  open_session(loop, *f);
+
+  auto r = wait_for(loop, [&](auto done) { f->mail({}, "<reject@example.test>", {}, done); });
+  EXPECT_EQ(r.verdict.action, Action::ReplyCode);
+  EXPECT_EQ(r.verdict.text, "550 5.7.1 rejected by native example");
+  EXPECT_EQ(r.verdict.milter, "native-example");
+  EXPECT_FALSE(r.answered_inside_call);
+  f->abort();
+
+  for (int n = 1; n <= 2; ++n) {
+    r = wait_for(loop, [&](auto done) { f->mail({}, "<a@example.test>", {"SIZE=1"}, done); });
+    EXPECT_EQ(r.verdict.action, Action::Continue);
+    r = message(loop, *f, {"<b@example.test>"}, {{"Subject", " hi"}}, "body\r\n");
+    ASSERT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+    EXPECT_FALSE(r.answered_inside_call);
+    EXPECT_GE(r.took, 10ms);  // PENDING, answered by the module's 10 ms timer
+    ASSERT_EQ(r.mods.size(), 1u);
+    EXPECT_EQ(r.mods[0],
+              header_mod(Kind::AddHeader, "X-Estafette-Native", " 127.0.0.1 " + std::to_string(n)));
+  }
+  f->quit();
+}
+
+TEST(FilterModule, NativeCancelDuringPending) {
+  auto module = Module::load(kNativeExample, {});
+  event::Loop loop;
+  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  open_session(loop, *f);
+  wait_for(loop, [&](auto done) { f->mail({}, "<a@example.test>", {}, done); });
+  bool called = false;
+  f->eom({}, [&](const Verdict&, std::vector<Modification>) { called = true; });
+  f.reset();  // the module's 10 ms timer is removed with the session
+  run_for(loop, 50ms);
+  EXPECT_FALSE(called);
+}
+
+// ---------------------------------------------------------------------------------------------
+// libmilter API through the shim
+
+TEST(FilterModule, SampleMilterInProcess) {
+  auto module = Module::load(kSampleModule, {});
+  EXPECT_EQ(module->name(), "estafette-sample");
+  event::Loop loop;
+  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  open_session(loop, *f);
+
+  auto r = wait_for(loop, [&](auto done) { f->mail({}, "<reject@example.test>", {}, done); });
+  EXPECT_EQ(r.verdict.action, Action::ReplyCode);
+  EXPECT_EQ(r.verdict.text, "550 5.7.1 sender rejected by sample");
+  EXPECT_FALSE(r.answered_inside_call);
+  f->abort();
+
+  r = wait_for(loop, [&](auto done) { f->mail({}, "<ok@example.test>", {}, done); });
+  EXPECT_EQ(r.verdict.action, Action::Continue);
+  r = message(loop, *f, {"<old@estafette.test>", "<keep@estafette.test>"}, {{"Subject", " hello"}},
+              "hello\r\n");
+  ASSERT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+  std::vector<Modification> want = {
+      header_mod(Kind::AddHeader, "X-Estafette-Sample", " ok"),
+      header_mod(Kind::AddHeader, "X-Estafette-Sample-Client", " 127.0.0.1 QID7"),
+      rcpt_mod(Kind::DelRcpt, "<old@estafette.test>"),
+      rcpt_mod(Kind::AddRcpt, "<new@estafette.test>"),
+  };
+  EXPECT_EQ(r.mods, want);
+
+  // The next message has no rewrite.
+  wait_for(loop, [&](auto done) { f->mail({}, "<ok@example.test>", {}, done); });
+  r = message(loop, *f, {"<keep@estafette.test>"}, {}, "x\r\n");
+  ASSERT_EQ(r.mods.size(), 2u);
+  EXPECT_EQ(r.mods[0], header_mod(Kind::AddHeader, "X-Estafette-Sample", " ok"));
+}
+
+std::string temp_log() {
+  char path[] = "/tmp/estafette-module-test.XXXXXX";
+  int fd = ::mkstemp(path);
+  if (fd >= 0) ::close(fd);
+  return path;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(FilterModule, SlowLibmilterCallbackDoesNotBlockTheLoop) {
+  std::string log = temp_log();
+  auto module = Module::load(kSlow, {"-l", log});
+  event::Loop loop;
+  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  open_session(loop, *f);
+  std::optional<Clock::duration> timer_at;
+  auto t0 = Clock::now();
+  loop.add_timer(50ms, [&] { timer_at = Clock::now() - t0; });
+  auto r = wait_for(loop, [&](auto done) { f->mail({}, "<slow@example.test>", {}, done); });
+  EXPECT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+  EXPECT_GE(r.took, 300ms);
+  ASSERT_TRUE(timer_at.has_value()) << "the loop's timer did not fire while the filter slept";
+  EXPECT_LT(*timer_at, 250ms);
+  f.reset();
+  module.reset();  // joins the shim's workers: xxfi_close has run
+  EXPECT_EQ(slurp(log), "envfrom\nenvfrom-done\nclose\n");
+  ::unlink(log.c_str());
+}
+
+TEST(FilterModule, DestroyingMidCallCancels) {
+  std::string log = temp_log();
+  auto module = Module::load(kSlow, {"-l", log});
+  event::Loop loop;
+  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  open_session(loop, *f);
+  bool called = false;
+  f->mail({}, "<slow@example.test>", {}, [&](const Verdict&) { called = true; });
+  loop.add_timer(50ms, [&] { f.reset(); });  // while the worker sleeps in xxfi_envfrom
+  run_for(loop, 600ms);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(f, nullptr);
+  module.reset();
+  // The filter finished its call and got xxfi_close; nothing else ran.
+  EXPECT_EQ(slurp(log), "envfrom\nenvfrom-done\nclose\n");
+  ::unlink(log.c_str());
+}
+
+TEST(FilterModule, InvalidStatusFails) {
+  auto module = Module::load(kSlow, {});
+  event::Loop loop;
+  auto f = module->open(loop, milter::DefaultAction::Reject);
+  EXPECT_EQ(f->default_action(), milter::DefaultAction::Reject);
+  open_session(loop, *f);
+  auto r = wait_for(loop, [&](auto done) { f->mail({}, "<bad@example.test>", {}, done); });
+  EXPECT_EQ(r.verdict.action, Action::Failed);
+  EXPECT_EQ(r.verdict.text, "module slow: invalid status 100");
+}
+
+TEST(FilterModule, HeaderLeadingSpace) {
+  for (bool leadspc : {false, true}) {
+    std::vector<std::string> args;
+    if (leadspc) args.push_back("-s");
+    auto module = Module::load(kSlow, args);
+    event::Loop loop;
+    auto f = module->open(loop, milter::DefaultAction::Tempfail);
+    open_session(loop, *f);
+    wait_for(loop, [&](auto done) { f->mail({}, "<a@example.test>", {}, done); });
+    auto r = message(loop, *f, {"<b@example.test>"}, {{"Subject", "  two"}}, "x\r\n");
+    ASSERT_EQ(r.mods.size(), 1u);
+    // Without SMFIP_HDR_LEADSPC the filter sees "two" and the host writes " two"; with it the
+    // filter sees and gives back the value as it is.
+    EXPECT_EQ(r.mods[0].value, leadspc ? "  two" : " two") << leadspc;
+  }
+}
+
+TEST(FilterModule, SameModuleTwiceRefused) {
+  auto module = Module::load(kSlow, {});
+  std::string e = load_error(kSlow);
+  EXPECT_EQ(e, "module " + kSlow + ": estafette_filter_init refused to load");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same sample_milter.c as an external milter (Debian's libmilter) and in-process.
+
+int free_port() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+bool wait_port(int port) {
+  for (int i = 0; i < 200; ++i) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (ok) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+// One run of the script: every verdict in order, and the end-of-message modifications.
+struct Transcript {
+  std::vector<std::string> verdicts;
+  std::vector<Modification> mods;
+};
+
+Transcript script(event::Loop& loop, Filter& f) {
+  Transcript t;
+  auto note = [&](const Result& r) { t.verdicts.push_back(describe(r.verdict)); };
+  note(wait_for(loop, [&](auto done) {
+    f.connect(kConnectMacros, "client.test", milter::Family::Inet, 40000, "127.0.0.1", done);
+  }));
+  note(wait_for(loop, [&](auto done) { f.helo({}, "helo.client.test", done); }));
+  note(wait_for(loop, [&](auto done) {
+    f.mail({{"{mail_addr}", "reject@example.test"}}, "<reject@example.test>", {}, done);
+  }));
+  f.abort();
+  note(wait_for(loop, [&](auto done) {
+    f.mail({{"{mail_addr}", "sender@example.test"}}, "<sender@example.test>", {"SIZE=100"}, done);
+  }));
+  for (std::string to : {"<old@estafette.test>", "<keep@estafette.test>"})
+    note(wait_for(loop, [&](auto done) { f.rcpt({{"{rcpt_addr}", to}}, to, {}, done); }));
+  note(wait_for(loop, [&](auto done) { f.data({{"i", "QID7"}}, done); }));
+  for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"From", " <sender@example.test>"}, {"Subject", " same"}})
+    note(wait_for(loop, [&](auto done) { f.header(name, value, done); }));
+  note(wait_for(loop, [&](auto done) { f.eoh({}, done); }));
+  note(wait_for(loop, [&](auto done) { f.body("same body\r\n", done); }));
+  Result r = wait_eom(loop, [&](auto done) { f.eom({{"i", "QID7"}}, done); });
+  note(r);
+  t.mods = r.mods;
+  f.quit();
+  return t;
+}
+
+TEST(FilterModule, SameMilterExternalAndInProcess) {
+  int port = free_port();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::string conn = "inet:" + std::to_string(port) + "@127.0.0.1";
+    ::execl(kSampleMilter.c_str(), kSampleMilter.c_str(), "-p", conn.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  bool up = wait_port(port);
+
+  Transcript external;
+  if (up) {
+    event::Loop loop;
+    milter::Options o;
+    std::string error;
+    EXPECT_TRUE(milter::parse_spec("inet:" + std::to_string(port) + "@127.0.0.1", o.spec, &error));
+    o.name = "sample";
+    milter::Client c(loop, o);
+    external = script(loop, c);
+  }
+  ::kill(pid, SIGKILL);  // libmilter takes seconds to notice SIGTERM
+  ::waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(up) << kSampleMilter << " does not listen on " << port;
+
+  auto module = Module::load(kSampleModule, {});
+  event::Loop loop;
+  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  Transcript internal = script(loop, *f);
+
+  std::vector<std::string> want_verdicts(12, "continue ");
+  want_verdicts[2] = "replycode 550 5.7.1 sender rejected by sample";
+  EXPECT_EQ(internal.verdicts, want_verdicts);
+  std::vector<Modification> want_mods = {
+      header_mod(Kind::AddHeader, "X-Estafette-Sample", " ok"),
+      header_mod(Kind::AddHeader, "X-Estafette-Sample-Client", " 127.0.0.1 QID7"),
+      rcpt_mod(Kind::DelRcpt, "<old@estafette.test>"),
+      rcpt_mod(Kind::AddRcpt, "<new@estafette.test>"),
+  };
+  EXPECT_EQ(internal.mods, want_mods);
+  EXPECT_EQ(external.verdicts, internal.verdicts);
+  EXPECT_EQ(external.mods, internal.mods);
+}
+
+}  // namespace
+}  // namespace estafette::filters
