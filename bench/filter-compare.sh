@@ -49,6 +49,6 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR
 none=$(median <<<"${rates[none]}")
 for kind in none inproc milter; do
   m=$(median <<<"${rates[$kind]}")
-  echo "filter-compare: size=$size $kind=$m msgs/s (runs:${rates[$kind]}) ratio_to_none=$(awk -v a="$m" -v b="$none" 'BEGIN{printf "%.3f", b > 0 ? a / b : 0}')"
+  echo "filter-compare: size=$size $kind=$m msgs/s (runs:${rates[$kind]}) ratio_to_none=$(awk -v a="$m" -v b="$none" 'BEGIN{printf "%.3f", (b > 0 ? a / b : 0)}')"
 done
 exit $status
