@@ -232,6 +232,16 @@ void Connection::filter_answer(const milter::Verdict& v, const char* phase) {
   resume();
 }
 
+namespace {
+// The MAIL parameters we accepted, as milters get them ("SIZE=123", "BODY=8BITMIME").
+std::vector<std::string> mail_args(const smtp::Envelope& mail) {
+  std::vector<std::string> args;
+  if (mail.declared_size > 0) args.push_back("SIZE=" + std::to_string(mail.declared_size));
+  if (!mail.body_type.empty()) args.push_back("BODY=" + mail.body_type);
+  return args;
+}
+}  // namespace
+
 void Connection::filter_action(const smtp::Action& action) {
   if (filter_connect_pending_) {  // the connect stage first (it may wait for the checks)
     deferred_filter_ = action;
@@ -253,7 +263,7 @@ void Connection::filter_action(const smtp::Action& action) {
       filters_->mail({{"{mail_addr}", action.text},
                       {"{mail_host}", domain(action.text)},
                       {"{mail_mailer}", "esmtp"}},
-                     "<" + action.text + ">", {},
+                     "<" + action.text + ">", mail_args(session_.pending_mail()),
                      [this](const milter::Verdict& v) { filter_answer(v, "mail"); });
       break;
     case smtp::ActionKind::FilterRcpt:

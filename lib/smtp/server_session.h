@@ -129,6 +129,8 @@ class ServerSession final {
   Actions on_filter_verdict(const FilterVerdict& verdict);  // answers the pending Filter* action
   Actions on_filter_connect(const FilterVerdict& verdict);  // the connect stage's verdict
   bool discarded() const { return discard_; }  // a filter said discard for this message
+  // During FilterMail: the MAIL command's sender and parameters (SIZE, BODY).
+  const Envelope& pending_mail() const { return pending_mail_; }
 
   bool in_data() const { return state_ == State::kData; }
   bool awaiting_commit() const { return state_ == State::kCommit; }
