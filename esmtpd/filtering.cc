@@ -4,6 +4,7 @@ namespace estafette::esmtpd {
 
 FilterSet::FilterSet(event::Loop& loop, const config::Config& config) : loop_(loop) {
   milter::parse_default_action(config.milter_default_action, default_action_);
+  timeouts_ = {config.milter_command_timeout, config.milter_content_timeout};
   for (const auto& spec : config.filters) {
     Entry e;
     if (spec.kind == "module") {
@@ -31,7 +32,7 @@ std::unique_ptr<milter::Chain> FilterSet::open_chain() const {
   std::vector<std::unique_ptr<filters::Filter>> chain;
   for (const auto& e : entries_) {
     if (e.module)
-      chain.push_back(e.module->open(loop_, default_action_));
+      chain.push_back(e.module->open(loop_, default_action_, timeouts_));
     else
       chain.push_back(std::make_unique<milter::Client>(loop_, e.milter));
   }

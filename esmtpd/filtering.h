@@ -32,6 +32,7 @@ class FilterSet final {
   };
   event::Loop& loop_;
   milter::DefaultAction default_action_ = milter::DefaultAction::Tempfail;
+  filters::ModuleTimeouts timeouts_;  // in-process modules: milter_command/content_timeout
   std::vector<Entry> entries_;
 };
 

@@ -8,6 +8,7 @@
 // a reason, and the caller applies default_action().
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -26,6 +27,14 @@ namespace estafette::filters {
 
 using milter::Family;
 using milter::Macros;
+
+// How long a module may take to answer a phase it answered PENDING (milter_command_timeout,
+// and milter_content_timeout from the first header to end of message). When it runs out, the
+// call answers Failed, the module's session is closed and every later call answers Failed.
+struct ModuleTimeouts {
+  std::chrono::milliseconds command{30000};
+  std::chrono::milliseconds content{300000};
+};
 
 class Filter {
  public:

@@ -324,16 +324,18 @@ HostTable::HostTable(const std::string& path, const std::vector<std::string>& mo
 
 NativeFilter::NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_alive,
                            const estafette_filter& table, std::string name,
-                           milter::DefaultAction default_action)
+                           milter::DefaultAction default_action, ModuleTimeouts timeouts)
     : loop_(loop),
       keep_alive_(std::move(keep_alive)),
       table_(table),
       name_(std::move(name)),
       default_action_(default_action),
-      ctx_(std::make_unique<estafette_ctx>(estafette_ctx{this})) {}
+      ctx_(std::make_unique<estafette_ctx>(estafette_ctx{this})),
+      timeouts_(timeouts) {}
 
 NativeFilter::~NativeFilter() {
   *alive_ = false;
+  if (watchdog_) loop_.cancel_timer(watchdog_);
   close_session();
 }
 
@@ -405,13 +407,34 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
   int status = invoke(ctx_.get());
   in_call_ = false;
   if (status == ESTAFETTE_PENDING) {
-    if (!early_) return;  // resume() finishes it
+    if (!early_) {  // resume() finishes it, unless the watchdog fires first
+      bool content = stage == Stage::Header || stage == Stage::Eoh || stage == Stage::Body ||
+                     stage == Stage::Eom;
+      watchdog_ = loop_.add_timer(content ? timeouts_.content : timeouts_.command,
+                                  [this] { on_watchdog(); });
+      return;
+    }
     status = *early_;
   }
   complete(status);
 }
 
+void NativeFilter::on_watchdog() {
+  watchdog_ = 0;
+  if (pending_ == Stage::None) return;
+  auto done = std::move(done_);
+  auto eom_done = std::move(eom_done_);
+  Verdict v = make(Verdict::Action::Failed, "module " + name_ + ": no answer in time");
+  close_session();  // a late resume() finds nothing pending; later calls answer Failed
+  if (eom_done)
+    post([done = std::move(eom_done), v] { done(v, {}); });
+  else if (done)
+    post([done = std::move(done), v] { done(v); });
+}
+
 void NativeFilter::complete(int status) {
+  if (watchdog_) loop_.cancel_timer(watchdog_);
+  watchdog_ = 0;
   Stage stage = std::exchange(pending_, Stage::None);
   Verdict v;
   switch (status) {

@@ -12,6 +12,7 @@
 
 #include <estafette/filter.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -46,7 +47,7 @@ class NativeFilter final : public Filter {
   // keep_alive: keeps the module's code loaded as long as this session exists.
   NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_alive,
                const estafette_filter& table, std::string name,
-               milter::DefaultAction default_action);
+               milter::DefaultAction default_action, ModuleTimeouts timeouts = {});
   ~NativeFilter() override;
   NativeFilter(const NativeFilter&) = delete;
   NativeFilter& operator=(const NativeFilter&) = delete;
@@ -111,6 +112,9 @@ class NativeFilter final : public Filter {
   estafette_timer_id next_timer_ = 1;
   std::map<estafette_timer_id, event::TimerId> timers_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  ModuleTimeouts timeouts_;
+  event::TimerId watchdog_ = 0;  // armed while a PENDING phase waits for resume()
+  void on_watchdog();
 };
 
 }  // namespace estafette::filters

@@ -309,6 +309,28 @@ TEST(FilterModule, SlowLibmilterCallbackDoesNotBlockTheLoop) {
   ::unlink(log.c_str());
 }
 
+TEST(FilterModule, NoAnswerInTimeFailsTheCallAndTheSession) {
+  std::string log = temp_log();
+  auto module = Module::load(kSlow, {"-l", log});
+  event::Loop loop;
+  // The slow callback takes 300 ms; the module is given 100 ms (milter_command_timeout).
+  auto f = module->open(loop, milter::DefaultAction::Tempfail, ModuleTimeouts{100ms, 100ms});
+  open_session(loop, *f);
+  auto r = wait_for(loop, [&](auto done) { f->mail({}, "<slow@example.test>", {}, done); });
+  EXPECT_EQ(r.verdict.action, Action::Failed) << describe(r.verdict);
+  EXPECT_NE(r.verdict.text.find("no answer in time"), std::string::npos) << r.verdict.text;
+  EXPECT_GE(r.took, 100ms);
+  EXPECT_LT(r.took, 280ms);
+  // The late answer finds nothing pending; later calls fail at once.
+  run_for(loop, 300ms);
+  r = wait_for(loop, [&](auto done) { f->rcpt({}, "<b@example.test>", {}, done); });
+  EXPECT_EQ(r.verdict.action, Action::Failed);
+  EXPECT_LT(r.took, 50ms);
+  f.reset();
+  module.reset();
+  ::unlink(log.c_str());
+}
+
 TEST(FilterModule, DestroyingMidCallCancels) {
   std::string log = temp_log();
   auto module = Module::load(kSlow, {"-l", log});
