@@ -187,7 +187,7 @@ void Courierd::on_accept() {
     }
     std::uint64_t id = next_client_++;
     clients_[id] = std::make_unique<ipc::Channel>(
-        loop_, base::UniqueFd(c), [this](const ipc::Frame& f) { on_client_frame(f); },
+        loop_, base::UniqueFd(c), [this, id](const ipc::Frame& f) { on_client_frame(id, f); },
         [this, id] { drop_client(id); });
   }
 }
@@ -205,12 +205,43 @@ void Courierd::drop_client(std::uint64_t id) {
     });
 }
 
-void Courierd::on_client_frame(const ipc::Frame& frame) {
+void Courierd::on_client_frame(std::uint64_t client, const ipc::Frame& frame) {
   if (auto m = ipc::decode_new_message(frame)) {
     on_new_message(m->queue_id);
     return;
   }
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return;
+  if (ipc::decode_queue_list_request(frame)) {
+    send_queue_list(*it->second);
+    return;
+  }
+  if (auto f = ipc::decode_flush_request(frame)) {
+    flush(*it->second, *f);
+    return;
+  }
   logger().warning("unexpected frame from a client type=" + std::to_string(frame.type));
+}
+
+void Courierd::send_queue_list(ipc::Channel& client) {
+  Time now = wall_now();
+  auto entries = scheduler_.snapshot(now);
+  for (const auto& e : entries) client.send(ipc::encode(e));
+  client.send(
+      ipc::encode(ipc::QueueListEnd{static_cast<std::uint32_t>(entries.size()), ms_of(now)}));
+  logger().debug("mailq messages=" + std::to_string(entries.size()));
+}
+
+void Courierd::flush(ipc::Channel& client, const ipc::FlushRequest& request) {
+  std::size_t ready = scheduler_.flush(request.scope, request.target, wall_now());
+  const char* scope = request.scope == ipc::FlushScope::All       ? "all"
+                      : request.scope == ipc::FlushScope::Message ? "message"
+                                                                  : "domain";
+  logger().information(std::string("flush scope=") + scope +
+                       (request.target.empty() ? "" : " target=" + quoted(request.target)) +
+                       " ready=" + std::to_string(ready));
+  client.send(ipc::encode(ipc::FlushReply{ready}));
+  pump();
 }
 
 void Courierd::on_new_message(const queue::QueueId& id) {

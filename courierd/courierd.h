@@ -6,6 +6,8 @@
 // esmtpclient_processes processes (one event loop each, so delivery uses every CPU): the
 // scheduler sees one module "esmtp" and its limits count the whole pool; each job goes to the
 // ready process with the fewest jobs in flight (ties in turn). The local module is one process.
+// The same socket takes the admin requests of `estafette mailq` and `estafette flush`
+// (QueueListRequest, FlushRequest), answered at once from the scheduler's in-memory index.
 //
 // Loop thread only; courierd has one thread. Courierd borrows the loop, the config and the
 // queue backend (all outlive it); it owns the listener, client channels and module processes.
@@ -52,7 +54,11 @@ class Courierd final {
   void recover();
   void listen();
   void on_accept();
-  void on_client_frame(const ipc::Frame& frame);
+  void on_client_frame(std::uint64_t client, const ipc::Frame& frame);
+  // mailq: one QueueEntry frame per queued message, then QueueListEnd, to that client.
+  void send_queue_list(ipc::Channel& client);
+  // flush: the scope becomes ready now; replies with how many recipients did.
+  void flush(ipc::Channel& client, const ipc::FlushRequest& request);
   void drop_client(std::uint64_t id);
   void on_new_message(const queue::QueueId& id);
   void schedule(queue::StoredMessage message, bool recovered);

@@ -250,6 +250,8 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
         break;
       case Outcome::TempFail:
         ++r.attempts;
+        if (m.last_errors.empty()) m.last_errors.resize(m.rcpts.size());
+        m.last_errors[i] = res.reply;
         if (expired) {
           r.state = State::Done;
           --m.pending;
@@ -357,6 +359,128 @@ void Scheduler::set_module_paused(const std::string& module, bool paused, Time n
     return;
   }
   paused_.insert(module);
+}
+
+std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
+  using State = Message::Rcpt::State;
+  // When each waiting recipient is due, from the retry timers.
+  std::map<std::pair<queue::QueueId, std::size_t>, Time> due;
+  for (const auto& [at, t] : timers_)
+    for (auto i : t.batch.rcpts) due.emplace(std::make_pair(t.batch.queue_id, i), at);
+  std::vector<ipc::QueueEntry> out;
+  out.reserve(messages_.size());
+  for (const auto& [id, m] : messages_) {
+    const auto& env = m.stored.envelope;
+    ipc::QueueEntry e;
+    e.queue_id = id;
+    e.arrival = env.arrival;
+    e.size = m.stored.body_size;
+    e.sender = env.sender;
+    for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+      const auto& r = m.rcpts[i];
+      if (r.state == State::Done) continue;
+      ipc::QueuedRcpt q;
+      q.address = env.recipients[i];
+      auto d = destination_for(config_, q.address);
+      q.destination = d.key;
+      q.attempts = r.attempts;
+      if (i < m.last_errors.size()) q.last_error = m.last_errors[i];
+      switch (r.state) {
+        case State::Waiting: {
+          q.state = ipc::RcptState::Waiting;
+          auto it = due.find({id, i});
+          if (it != due.end()) q.next_retry_ms = it->second.time_since_epoch().count();
+          break;
+        }
+        case State::Ready: {
+          q.state = ipc::RcptState::Ready;
+          auto dit = dests_.find(dest_id(d.module, d.key));
+          if (dit != dests_.end() && dit->second.held_until > now)
+            q.next_retry_ms = dit->second.held_until.time_since_epoch().count();
+          break;
+        }
+        case State::InFlight:
+        case State::Done:
+          q.state = ipc::RcptState::InFlight;
+          break;
+      }
+      e.recipients.push_back(std::move(q));
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool Scheduler::in_scope(ipc::FlushScope scope, const std::string& target, const Message& m,
+                         std::size_t rcpt, const Dest& d) const {
+  switch (scope) {
+    case ipc::FlushScope::All:
+      return true;
+    case ipc::FlushScope::Message:
+      return m.stored.envelope.id == target;
+    case ipc::FlushScope::Domain:
+      return d.key == target || smtp::domain_of(m.stored.envelope.recipients[rcpt]) == target;
+  }
+  return false;
+}
+
+std::size_t Scheduler::flush(ipc::FlushScope scope, const std::string& target, Time now) {
+  using State = Message::Rcpt::State;
+  std::size_t count = 0;
+  std::set<std::string> release;  // dests whose hold ends
+  if (scope == ipc::FlushScope::Domain)
+    for (const auto& [did, d] : dests_)
+      if (d.key == target) release.insert(did);
+  // Waiting recipients: out of their retry timers, into their dest's ready list.
+  for (auto it = timers_.begin(); it != timers_.end();) {
+    Timer& t = it->second;
+    auto mit = messages_.find(t.batch.queue_id);
+    auto dit = dests_.find(t.dest);
+    if (t.batch.rcpts.empty() || mit == messages_.end() || dit == dests_.end()) {
+      ++it;
+      continue;
+    }
+    Batch now_ready{t.batch.queue_id, {}};
+    std::erase_if(t.batch.rcpts, [&](std::size_t i) {
+      if (!in_scope(scope, target, mit->second, i, dit->second)) return false;
+      if (mit->second.rcpts[i].state == State::Waiting) now_ready.rcpts.push_back(i);
+      return true;
+    });
+    if (!now_ready.rcpts.empty()) {
+      count += now_ready.rcpts.size();
+      release.insert(t.dest);
+      make_ready(t.dest, std::move(now_ready), false);
+    }
+    if (t.batch.rcpts.empty()) {
+      --dit->second.timers;
+      it = timers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Ready recipients of held dests: released with their hold.
+  for (auto& [did, d] : dests_) {
+    if (d.held_until <= now) continue;
+    std::size_t ready = 0;
+    for (const auto& b : d.ready) {
+      auto mit = messages_.find(b.queue_id);
+      if (mit == messages_.end()) continue;
+      for (auto i : b.rcpts)
+        if (mit->second.rcpts[i].state == State::Ready &&
+            in_scope(scope, target, mit->second, i, d))
+          ++ready;
+    }
+    if (ready > 0) release.insert(did);
+    if (release.count(did)) count += ready;
+  }
+  for (const auto& did : release) {
+    auto dit = dests_.find(did);
+    if (dit == dests_.end()) continue;
+    // Its hold timer stays; when it fires, consider() finds nothing to do.
+    if (dit->second.held_until > now) dit->second.held_until = now;
+    consider(did, dit->second, now);
+  }
+  return count;
 }
 
 std::optional<Time> Scheduler::next_wakeup() const {

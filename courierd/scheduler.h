@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "lib/config/config.h"
+#include "lib/ipc/messages.h"
 #include "lib/queue/backend.h"
 
 namespace estafette::courierd {
@@ -128,6 +129,9 @@ class Scheduler final {
       unsigned attempts = 0;
     };
     std::vector<Rcpt> rcpts;
+    // The last temporary failure per recipient, for mailq; empty until the first one, so a
+    // message that never failed costs no more than before.
+    std::vector<std::string> last_errors;
     std::size_t pending = 0;  // recipients not Done
   };
 
@@ -162,6 +166,17 @@ class Scheduler final {
 
   // A paused module gets no jobs (it is not running); resuming makes its work ready again.
   void set_module_paused(const std::string& module, bool paused, Time now);
+
+  // mailq: every queued message with its pending recipients, their destination, attempts,
+  // next try and last error, in no particular order. O(queued recipients + timers); for the
+  // admin, not for the delivery path.
+  std::vector<ipc::QueueEntry> snapshot(Time now) const;
+
+  // flush: the waiting recipients in scope (every one, one message's, or those whose domain or
+  // destination is `target`) become ready now, and the host holds of their destinations (and,
+  // for a domain, of the destination named so) end: the next job probes the host. Returns how
+  // many recipients became ready, counting the ready ones a hold released.
+  std::size_t flush(ipc::FlushScope scope, const std::string& target, Time now);
 
   // When next_job() may have something new because a retry or hold falls due.
   std::optional<Time> next_wakeup() const;
@@ -215,6 +230,8 @@ class Scheduler final {
   Time expires_at(const Message& m) const {
     return Time(std::chrono::seconds(m.stored.envelope.arrival)) + limits_.queue_lifetime;
   }
+  bool in_scope(ipc::FlushScope scope, const std::string& target, const Message& m,
+                std::size_t rcpt, const Dest& d) const;
   // Drops the state of a dest with nothing ready, running or waiting (bounded memory).
   void forget_if_idle(const std::string& did);
 

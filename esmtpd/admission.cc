@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "esmtpd/start_checks.h"
 #include "lib/base/paths.h"
 
 namespace estafette::esmtpd {
@@ -19,9 +20,7 @@ Admission::Admission(const config::Config& config, const std::string& run_dir)
     : config_(config), table_(table_path(run_dir)) {
   for (const auto& spec : config.dnsbl) {
     auto filter = checks::AnswerFilter::parse(spec.filter);
-    if (!filter)
-      throw config::ConfigError(spec.where + ": bad answer filter '" + spec.filter +
-                                "' (expected e.g. 127.0.0.2 or 127.0.0.[2..11])");
+    if (!filter) throw config::ConfigError(dnsbl_filter_error(spec));
     lists_.push_back({spec.zone, *filter, spec.weight, spec.reply});
   }
 }

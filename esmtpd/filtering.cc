@@ -7,25 +7,43 @@ FilterSet::FilterSet(event::Loop& loop, const config::Config& config) : loop_(lo
   timeouts_ = {config.milter_command_timeout, config.milter_content_timeout};
   for (const auto& spec : config.filters) {
     Entry e;
-    if (spec.kind == "module") {
-      try {
-        e.module = filters::Module::load(spec.target, {spec.target});
-      } catch (const std::exception& ex) {
-        throw config::ConfigError(spec.where + ": filters: " + ex.what());
-      }
-      entries_.push_back(std::move(e));
-      continue;
-    }
-    std::string error;
-    if (!milter::parse_spec(spec.target, e.milter.spec, &error))
-      throw config::ConfigError(spec.where + ": filters: milter '" + spec.target + "': " + error);
-    e.milter.name = spec.target;
-    e.milter.connect_timeout = config.milter_connect_timeout;
-    e.milter.command_timeout = config.milter_command_timeout;
-    e.milter.content_timeout = config.milter_content_timeout;
-    e.milter.default_action = default_action_;
+    if (auto error = load_entry(config, spec, default_action_, e); !error.empty())
+      throw config::ConfigError(error);
     entries_.push_back(std::move(e));
   }
+}
+
+std::vector<std::string> FilterSet::check(const config::Config& config) {
+  milter::DefaultAction action = milter::DefaultAction::Tempfail;
+  milter::parse_default_action(config.milter_default_action, action);
+  std::vector<std::string> errors;
+  for (const auto& spec : config.filters) {
+    Entry e;  // a loaded module is unloaded again at once
+    if (auto error = load_entry(config, spec, action, e); !error.empty())
+      errors.push_back(std::move(error));
+  }
+  return errors;
+}
+
+std::string FilterSet::load_entry(const config::Config& config, const config::FilterSpec& spec,
+                                  milter::DefaultAction default_action, Entry& e) {
+  if (spec.kind == "module") {
+    try {
+      e.module = filters::Module::load(spec.target, {spec.target});
+    } catch (const std::exception& ex) {
+      return spec.where + ": filters: " + ex.what();
+    }
+    return "";
+  }
+  std::string error;
+  if (!milter::parse_spec(spec.target, e.milter.spec, &error))
+    return spec.where + ": filters: milter '" + spec.target + "': " + error;
+  e.milter.name = spec.target;
+  e.milter.connect_timeout = config.milter_connect_timeout;
+  e.milter.command_timeout = config.milter_command_timeout;
+  e.milter.content_timeout = config.milter_content_timeout;
+  e.milter.default_action = default_action;
+  return "";
 }
 
 std::unique_ptr<milter::Chain> FilterSet::open_chain() const {

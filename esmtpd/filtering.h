@@ -21,6 +21,9 @@ class FilterSet final {
  public:
   // Checks every entry of config.filters; throws config::ConfigError naming its line.
   FilterSet(event::Loop& loop, const config::Config& config);
+  // What the constructor checks (each milter spec parses, each module loads), for
+  // `estafette check-config`: every error, "file:line: filters: reason", none when all is well.
+  static std::vector<std::string> check(const config::Config& config);
   bool empty() const { return entries_.empty(); }
   // A fresh chain for one SMTP session (each milter gets its own connection).
   std::unique_ptr<milter::Chain> open_chain() const;
@@ -30,6 +33,10 @@ class FilterSet final {
     milter::Options milter;                   // a milter, when module is null
     std::shared_ptr<filters::Module> module;  // an in-process module, loaded once
   };
+  // Builds one entry; returns "" or the error naming the spec's line.
+  static std::string load_entry(const config::Config& config, const config::FilterSpec& spec,
+                                milter::DefaultAction default_action, Entry& out);
+
   event::Loop& loop_;
   milter::DefaultAction default_action_ = milter::DefaultAction::Tempfail;
   filters::ModuleTimeouts timeouts_;  // in-process modules: milter_command/content_timeout

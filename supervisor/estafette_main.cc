@@ -1,13 +1,20 @@
-// estafette: the admin command. `estafette start|stop|status [-c CONFIG]`.
+// estafette: the admin command. `estafette COMMAND [-c CONFIG]`.
 //   start   runs estafetted in the background and waits until it has written its pid file
 //   stop    sends SIGTERM to estafetted and waits until it has stopped every daemon
 //   status  exit 0 and "running (pid N)" when estafetted runs, then one line per daemon it keeps
 //           (from <state>/run/estafetted.children) and per delivery module of courierd (from
 //           /proc); exit 3 when estafetted does not run
+//   check-config  loads the config and the files it names, checks what esmtpd checks at start;
+//           "config OK: PATH" and exit 0, or every error as "file:line: reason" and exit 1
+//   mailq [--json]  the queue as courierd's scheduler holds it, then a per-destination summary
+//           by age (qshape); exit 75 (EX_TEMPFAIL) when courierd does not run
+//   flush [QUEUE-ID|DOMAIN]  courierd retries now: one message (an argument without '.', '['
+//           or ':'), the mail for a domain or destination, or everything; exit 75 as mailq
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -18,8 +25,12 @@
 #include <thread>
 #include <vector>
 
+#include "admin/check_config.h"
+#include "admin/courierd_client.h"
+#include "admin/mailq_format.h"
 #include "lib/base/paths.h"
 #include "lib/config/config.h"
+#include "lib/ipc/messages.h"
 #include "supervisor/status_file.h"
 
 using namespace estafette;
@@ -73,8 +84,61 @@ void print_children(const std::string& status_file) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: estafette start|stop|status [-c CONFIG]\n");
+  std::fprintf(stderr,
+               "usage: estafette start|stop|status|check-config [-c CONFIG]\n"
+               "       estafette mailq [--json] [-c CONFIG]\n"
+               "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n");
   return 2;
+}
+
+constexpr int kExTempfail = 75;  // sysexits.h EX_TEMPFAIL
+constexpr auto kAdminTimeout = std::chrono::seconds(30);
+
+int check_config(const std::string& path) {
+  auto r = admin::check_config(path);
+  for (const auto& e : r.errors) std::printf("%s\n", e.c_str());
+  if (!r.errors.empty()) return 1;
+  std::printf("config OK: %s\n", r.source.c_str());
+  return 0;
+}
+
+int mailq(const config::Config& config, bool json) {
+  admin::CourierdClient client(config.courierd_socket(), kAdminTimeout);
+  client.send(ipc::encode(ipc::QueueListRequest{}));
+  std::vector<ipc::QueueEntry> entries;
+  for (;;) {
+    ipc::Frame f = client.receive();
+    if (auto e = ipc::decode_queue_entry(f)) {
+      entries.push_back(std::move(*e));
+      continue;
+    }
+    auto end = ipc::decode_queue_list_end(f);
+    if (!end) throw std::runtime_error("unexpected reply from courierd");
+    std::string out = json ? admin::format_mailq_json(entries, end->now_ms)
+                           : admin::format_mailq(entries, end->now_ms);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  }
+}
+
+int flush(const config::Config& config, const std::string& target) {
+  ipc::FlushRequest req;
+  req.target = target;
+  if (target.empty()) {
+    req.scope = ipc::FlushScope::All;
+  } else if (target.find_first_of(".[:") == std::string::npos) {
+    req.scope = ipc::FlushScope::Message;
+  } else {
+    req.scope = ipc::FlushScope::Domain;
+    for (auto& c : req.target) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  admin::CourierdClient client(config.courierd_socket(), kAdminTimeout);
+  client.send(ipc::encode(req));
+  auto reply = ipc::decode_flush_reply(client.receive());
+  if (!reply) throw std::runtime_error("unexpected reply from courierd");
+  std::printf("estafette: flush: %llu recipient(s) ready for delivery\n",
+              static_cast<unsigned long long>(reply->ready));
+  return 0;
 }
 
 }  // namespace
@@ -83,13 +147,20 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage();
   std::string_view cmd = argv[1];
   std::string config_path;
+  bool json = false;
+  std::vector<std::string> operands;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
     if ((a == "-c" || a == "--config") && i + 1 < argc)
       config_path = argv[++i];
+    else if (a == "--json" && cmd == "mailq")
+      json = true;
+    else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
+      operands.emplace_back(a);
     else
       return usage();
   }
+  if (cmd == "check-config") return check_config(config_path);
   config::Config config;
   try {
     config = config::load_config(config_path);
@@ -99,6 +170,16 @@ int main(int argc, char** argv) {
   }
   std::string pidfile = config.run_dir() + "/estafetted.pid";
   using namespace std::chrono_literals;
+
+  if (cmd == "mailq" || cmd == "flush") {
+    try {
+      return cmd == "mailq" ? mailq(config, json)
+                            : flush(config, operands.empty() ? "" : operands[0]);
+    } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
+      std::fprintf(stderr, "estafette: %s\n", e.what());
+      return kExTempfail;
+    }
+  }
 
   if (cmd == "status") {
     pid_t pid = running_pid(pidfile);

@@ -91,4 +91,103 @@ std::optional<ModuleReady> decode_module_ready(const Frame& f) {
   return m;
 }
 
+std::string encode(const QueueListRequest&) {
+  return Writer(type_of(MessageType::QueueListRequest)).finish();
+}
+
+std::string encode(const QueueEntry& m) {
+  Writer w(type_of(MessageType::QueueEntry));
+  w.str(m.queue_id)
+      .u64(static_cast<std::uint64_t>(m.arrival))
+      .u64(m.size)
+      .str(m.sender)
+      .u32(static_cast<std::uint32_t>(m.recipients.size()));
+  for (const auto& r : m.recipients)
+    w.str(r.address)
+        .str(r.destination)
+        .u8(static_cast<std::uint8_t>(r.state))
+        .u32(r.attempts)
+        .u64(static_cast<std::uint64_t>(r.next_retry_ms))
+        .str(r.last_error);
+  return w.finish();
+}
+
+std::string encode(const QueueListEnd& m) {
+  return Writer(type_of(MessageType::QueueListEnd))
+      .u32(m.messages)
+      .u64(static_cast<std::uint64_t>(m.now_ms))
+      .finish();
+}
+
+std::string encode(const FlushRequest& m) {
+  return Writer(type_of(MessageType::FlushRequest))
+      .u8(static_cast<std::uint8_t>(m.scope))
+      .str(m.target)
+      .finish();
+}
+
+std::string encode(const FlushReply& m) {
+  return Writer(type_of(MessageType::FlushReply)).u64(m.ready).finish();
+}
+
+std::optional<QueueListRequest> decode_queue_list_request(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueListRequest) || !f.payload.empty()) return std::nullopt;
+  return QueueListRequest{};
+}
+
+std::optional<QueueEntry> decode_queue_entry(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueEntry)) return std::nullopt;
+  Reader r(f.payload);
+  QueueEntry m;
+  m.queue_id = r.str();
+  m.arrival = static_cast<std::int64_t>(r.u64());
+  m.size = r.u64();
+  m.sender = r.str();
+  std::uint32_t n = r.u32();
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    QueuedRcpt one;
+    one.address = r.str();
+    one.destination = r.str();
+    std::uint8_t state = r.u8();
+    if (state > 2) return std::nullopt;
+    one.state = static_cast<RcptState>(state);
+    one.attempts = r.u32();
+    one.next_retry_ms = static_cast<std::int64_t>(r.u64());
+    one.last_error = r.str();
+    m.recipients.push_back(std::move(one));
+  }
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
+std::optional<QueueListEnd> decode_queue_list_end(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueListEnd)) return std::nullopt;
+  Reader r(f.payload);
+  QueueListEnd m;
+  m.messages = r.u32();
+  m.now_ms = static_cast<std::int64_t>(r.u64());
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
+std::optional<FlushRequest> decode_flush_request(const Frame& f) {
+  if (f.type != type_of(MessageType::FlushRequest)) return std::nullopt;
+  Reader r(f.payload);
+  FlushRequest m;
+  std::uint8_t scope = r.u8();
+  if (scope > 2) return std::nullopt;
+  m.scope = static_cast<FlushScope>(scope);
+  m.target = r.str();
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
+std::optional<FlushReply> decode_flush_reply(const Frame& f) {
+  if (f.type != type_of(MessageType::FlushReply)) return std::nullopt;
+  Reader r(f.payload);
+  FlushReply m{r.u64()};
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
 }  // namespace estafette::ipc

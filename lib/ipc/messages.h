@@ -3,6 +3,10 @@
 //   courierd -> module    Deliver        (deliver one message to some of its recipients)
 //   module   -> courierd  DeliverResult  (per-recipient outcome of a Deliver)
 //   module   -> courierd  ModuleReady    (a module announces its name and limits on start)
+//   estafette -> courierd QueueListRequest (mailq); courierd answers with one QueueEntry per
+//                          queued message, then QueueListEnd (one frame per message keeps every
+//                          frame far below kMaxFrame however long the queue is)
+//   estafette -> courierd FlushRequest   (retry now); courierd answers FlushReply
 // decode_* return nullopt for a frame of another type or a malformed payload.
 #pragma once
 
@@ -20,6 +24,11 @@ enum class MessageType : std::uint8_t {
   Deliver = 2,
   DeliverResult = 3,
   ModuleReady = 4,
+  QueueListRequest = 5,
+  QueueEntry = 6,
+  QueueListEnd = 7,
+  FlushRequest = 8,
+  FlushReply = 9,
 };
 
 struct NewMessage {
@@ -57,14 +66,69 @@ struct ModuleReady {
   std::string name;
 };
 
+struct QueueListRequest {
+  bool operator==(const QueueListRequest&) const = default;
+};
+
+enum class RcptState : std::uint8_t { Waiting = 0, Ready = 1, InFlight = 2 };
+
+// One pending recipient of a queued message, as courierd's scheduler sees it.
+struct QueuedRcpt {
+  std::string address;
+  std::string destination;  // "local", "[host]:port" (a route) or the domain
+  RcptState state = RcptState::Ready;
+  std::uint32_t attempts = 0;
+  std::int64_t next_retry_ms = 0;  // unix ms of the next try; 0 = ready now or in flight
+  std::string last_error;          // the last temporary failure's reply, "" = none yet
+  bool operator==(const QueuedRcpt&) const = default;
+};
+
+struct QueueEntry {
+  std::string queue_id;
+  std::int64_t arrival = 0;  // unix seconds
+  std::uint64_t size = 0;    // body bytes
+  std::string sender;        // "" = null sender
+  std::vector<QueuedRcpt> recipients;
+  bool operator==(const QueueEntry&) const = default;
+};
+
+struct QueueListEnd {
+  std::uint32_t messages = 0;  // QueueEntry frames sent before it
+  std::int64_t now_ms = 0;     // courierd's clock when it answered
+  bool operator==(const QueueListEnd&) const = default;
+};
+
+enum class FlushScope : std::uint8_t { All = 0, Message = 1, Domain = 2 };
+
+struct FlushRequest {
+  FlushScope scope = FlushScope::All;
+  std::string target;  // the queue id or the domain; "" for All
+  bool operator==(const FlushRequest&) const = default;
+};
+
+struct FlushReply {
+  std::uint64_t ready = 0;  // recipients that became ready for delivery
+  bool operator==(const FlushReply&) const = default;
+};
+
 std::string encode(const NewMessage& m);
 std::string encode(const Deliver& m);
 std::string encode(const DeliverResult& m);
 std::string encode(const ModuleReady& m);
+std::string encode(const QueueListRequest& m);
+std::string encode(const QueueEntry& m);
+std::string encode(const QueueListEnd& m);
+std::string encode(const FlushRequest& m);
+std::string encode(const FlushReply& m);
 
 std::optional<NewMessage> decode_new_message(const Frame& f);
 std::optional<Deliver> decode_deliver(const Frame& f);
 std::optional<DeliverResult> decode_deliver_result(const Frame& f);
 std::optional<ModuleReady> decode_module_ready(const Frame& f);
+std::optional<QueueListRequest> decode_queue_list_request(const Frame& f);
+std::optional<QueueEntry> decode_queue_entry(const Frame& f);
+std::optional<QueueListEnd> decode_queue_list_end(const Frame& f);
+std::optional<FlushRequest> decode_flush_request(const Frame& f);
+std::optional<FlushReply> decode_flush_reply(const Frame& f);
 
 }  // namespace estafette::ipc

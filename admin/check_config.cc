@@ -1,0 +1,23 @@
+#include "admin/check_config.h"
+
+#include "esmtpd/start_checks.h"
+#include "lib/config/config.h"
+
+namespace estafette::admin {
+
+CheckResult check_config(const std::string& path) {
+  CheckResult r;
+  r.source = path.empty() ? config::Config{}.source : path;
+  config::Config c;
+  try {
+    c = config::load_config(path);
+  } catch (const std::exception& e) {  // ConfigError, or a file that cannot be read
+    r.errors.push_back(e.what());
+    return r;
+  }
+  r.source = c.source;
+  r.errors = esmtpd::start_errors(c);
+  return r;
+}
+
+}  // namespace estafette::admin

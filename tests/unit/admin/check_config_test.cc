@@ -1,0 +1,106 @@
+// estafette check-config: a good config and its files pass; each kind of error is reported as
+// file:line: reason, several at once where esmtpd's start checks find several.
+#include "admin/check_config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace estafette::admin {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Case {
+  const char* name;
+  std::string config;                        // "DIR" stands for the case's directory
+  std::map<std::string, std::string> files;  // other files in that directory
+  std::vector<std::string> errors;           // each a substring of one error, in order ("DIR"
+                                             // as above); empty: OK
+};
+
+std::string replace_dir(std::string text, const std::string& dir) {
+  for (auto at = text.find("DIR"); at != std::string::npos; at = text.find("DIR", at + dir.size()))
+    text.replace(at, 3, dir);
+  return text;
+}
+
+class CheckConfig : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CheckConfig, ReportsEveryErrorWithFileAndLine) {
+  const Case& c = GetParam();
+  fs::path dir = fs::temp_directory_path() / ("estafette-check-config-" + std::string(c.name) +
+                                              "-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const auto& [name, text] : c.files) std::ofstream(dir / name) << text;
+  std::string conf = (dir / "estafette.conf").string();
+  std::ofstream(conf) << replace_dir(c.config, dir.string());
+  auto r = check_config(conf);
+  EXPECT_EQ(r.source, conf);
+  ASSERT_EQ(r.errors.size(), c.errors.size()) << (r.errors.empty() ? "" : r.errors[0]);
+  for (std::size_t i = 0; i < c.errors.size(); ++i)
+    EXPECT_NE(r.errors[i].find(replace_dir(c.errors[i], dir.string())), std::string::npos)
+        << r.errors[i] << " lacks " << c.errors[i];
+  fs::remove_all(dir);
+}
+
+const std::string kBadAbi =
+    std::string(ESTAFETTE_TEST_BUILDDIR) + "/tests/unit/filters/modules/bad_abi.so";
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CheckConfig,
+    ::testing::Values(
+        Case{"Good",
+             "state_dir = DIR/state\nesmtproutes = DIR/routes\ndnsbl = DIR/dnsbl\n"
+             "smtpaccess = DIR/access\nfilters = milter:inet:8891@127.0.0.1\n",
+             {{"routes", "dead.test: 127.0.0.1,9\n"},
+              {"dnsbl", "bl1.test 127.0.0.[2..11] 1\n"},
+              {"access", "127.0.0.0/8 allow,RELAYCLIENT\n"}},
+             {}},
+        Case{"BadKey",
+             "state_dir = DIR/state\n# a comment\nMAXHOST = many\n",
+             {},
+             {"DIR/estafette.conf:3: MAXHOST"}},
+        Case{"BadRoute",
+             "esmtproutes = DIR/routes\n",
+             {{"routes", "ok.test: 127.0.0.1,9\n!!: x\n"}},
+             {"DIR/routes:2:"}},
+        Case{"BadAccessLine",
+             "smtpaccess = DIR/access\n",
+             {{"access", "127.0.0.0/8 allow\n10.0.0.0/99 deny\n"}},
+             {"DIR/access:2:"}},
+        Case{"TwoBadAnswerFilters",
+             "dnsbl = DIR/dnsbl\n",
+             {{"dnsbl", "bl1.test 127.0.0.2 1\nbl2.test 127.0.0.[x] 1\n# c\nbl3.test 300.1 2\n"}},
+             {"DIR/dnsbl:2: bad answer filter '127.0.0.[x]'", "DIR/dnsbl:4: bad answer filter"}},
+        Case{"BadMilterAndMissingModule",
+             "dnsbl = DIR/dnsbl\nfilters = milter:nonsense:8891, module:DIR/missing.so\n",
+             {{"dnsbl", "bl1.test bad 1\n"}},
+             {"DIR/dnsbl:1: bad answer filter", "DIR/estafette.conf:2: filters: milter 'nonsense",
+              "DIR/estafette.conf:2: filters:"}},
+        Case{"ModuleThatDoesNotLoad",
+             "filters = module:" + kBadAbi + "\n",
+             {},
+             {"DIR/estafette.conf:1: filters:"}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CheckConfigDefault, EmbeddedDefaultIsGood) {
+  auto r = check_config("");
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.source, "(embedded default)");
+}
+
+TEST(CheckConfigDefault, MissingFileIsAnError) {
+  auto r = check_config("/nonexistent/estafette.conf");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("/nonexistent/estafette.conf"), std::string::npos) << r.errors[0];
+}
+
+}  // namespace
+}  // namespace estafette::admin

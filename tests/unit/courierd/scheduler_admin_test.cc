@@ -1,0 +1,173 @@
+// courierd's Scheduler for the admin: snapshot() (what mailq shows) and flush() (retry now, for
+// everything, one message or one domain, releasing host holds).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "courierd/scheduler.h"
+
+namespace estafette::courierd {
+namespace {
+
+using namespace std::chrono_literals;
+
+const Time kT0 = Time(Millis(1'700'000'000'000));
+
+Limits limits() {
+  Limits l;
+  l.retry_base = 1000ms;
+  l.retry_max = 10000ms;
+  l.host_backoff = 2000ms;
+  l.queue_lifetime = 3600s;
+  return l;
+}
+
+queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts) {
+  queue::StoredMessage m;
+  m.envelope.id = id;
+  m.envelope.sender = "sender@origin.test";
+  m.envelope.arrival = 1'700'000'000;
+  m.envelope.recipients = std::move(rcpts);
+  m.body_size = 321;
+  m.done.assign(m.envelope.recipients.size(), false);
+  return m;
+}
+
+struct Fixture {
+  Fixture() : scheduler(config, limits(), [] { return 0.5; }) {
+    config.routes.exact["routed.test"] = config::HostPort{"127.0.0.1", 9};
+  }
+  std::vector<Job> drain(Time now) {
+    std::vector<Job> jobs;
+    while (auto j = scheduler.next_job(now)) jobs.push_back(*j);
+    return jobs;
+  }
+  void fail_all(Time now, bool host_failed, const std::string& reply) {
+    for (auto& j : drain(now))
+      scheduler.complete(j.id,
+                         std::vector<RcptOutcome>(j.recipients.size(), {Outcome::TempFail, reply}),
+                         host_failed, now);
+  }
+  config::Config config;
+  Scheduler scheduler;
+};
+
+const ipc::QueueEntry& entry(const std::vector<ipc::QueueEntry>& all, const std::string& id) {
+  auto it = std::find_if(all.begin(), all.end(), [&](auto& e) { return e.queue_id == id; });
+  EXPECT_NE(it, all.end()) << id;
+  return *it;
+}
+
+TEST(SchedulerAdmin, SnapshotShowsAttemptsNextRetryAndLastError) {
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@routed.test", "b@other.test"}), kT0);
+  for (auto& j : f.drain(kT0)) {
+    Outcome o = j.destination == "other.test" ? Outcome::Delivered : Outcome::TempFail;
+    f.scheduler.complete(j.id, std::vector<RcptOutcome>(j.recipients.size(), {o, "451 later"}),
+                         false, kT0);
+  }
+  auto snap = f.scheduler.snapshot(kT0);
+  ASSERT_EQ(snap.size(), 1u);
+  const auto& e = entry(snap, "m1");
+  EXPECT_EQ(e.sender, "sender@origin.test");
+  EXPECT_EQ(e.size, 321u);
+  EXPECT_EQ(e.arrival, 1'700'000'000);
+  ASSERT_EQ(e.recipients.size(), 1u);  // the delivered one is not pending
+  const auto& r = e.recipients[0];
+  EXPECT_EQ(r.address, "a@routed.test");
+  EXPECT_EQ(r.destination, "127.0.0.1:9");
+  EXPECT_EQ(r.state, ipc::RcptState::Waiting);
+  EXPECT_EQ(r.attempts, 1u);
+  EXPECT_EQ(r.last_error, "451 later");
+  EXPECT_EQ(r.next_retry_ms, (kT0 + 1000ms).time_since_epoch().count());  // jitter 1.0 at 0.5
+}
+
+TEST(SchedulerAdmin, SnapshotOfFreshAndInFlightMail) {
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@x.test"}), kT0);
+  auto snap = f.scheduler.snapshot(kT0);
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].recipients[0].state, ipc::RcptState::Ready);
+  EXPECT_EQ(snap[0].recipients[0].next_retry_ms, 0);
+  EXPECT_EQ(snap[0].recipients[0].last_error, "");
+  f.drain(kT0);
+  snap = f.scheduler.snapshot(kT0);
+  EXPECT_EQ(snap[0].recipients[0].state, ipc::RcptState::InFlight);
+}
+
+TEST(SchedulerAdmin, HeldDestinationShowsItsHoldAsNextRetry) {
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@dead.test"}), kT0);
+  f.fail_all(kT0, true, "421 connect refused");
+  auto snap = f.scheduler.snapshot(kT0);
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].recipients[0].state, ipc::RcptState::Ready);
+  EXPECT_EQ(snap[0].recipients[0].next_retry_ms, (kT0 + 2000ms).time_since_epoch().count());
+  EXPECT_EQ(snap[0].recipients[0].attempts, 1u);
+  EXPECT_EQ(snap[0].recipients[0].last_error, "421 connect refused");
+}
+
+struct FlushCase {
+  const char* name;
+  ipc::FlushScope scope;
+  std::string target;
+  std::size_t ready;             // what flush() reports
+  std::vector<std::string> due;  // destinations of the jobs that start right after
+};
+
+class SchedulerFlush : public ::testing::TestWithParam<FlushCase> {};
+
+// m1 -> a@one.test, b@two.test; m2 -> c@one.test; m3 -> d@routed.test (host held). All failed
+// once, nothing is due at kT0 + 10 ms.
+TEST_P(SchedulerFlush, MakesTheScopeReadyNow) {
+  const auto& c = GetParam();
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@one.test", "b@two.test"}), kT0);
+  f.scheduler.add(message("m2", {"c@one.test"}), kT0);
+  f.scheduler.add(message("m3", {"d@routed.test"}), kT0);
+  for (auto& j : f.drain(kT0))
+    f.scheduler.complete(j.id, {{Outcome::TempFail, "451 x"}}, j.destination == "127.0.0.1:9", kT0);
+  Time now = kT0 + 10ms;
+  EXPECT_TRUE(f.drain(now).empty());
+  EXPECT_TRUE(f.scheduler.held("esmtp", "127.0.0.1:9", now));
+  EXPECT_EQ(f.scheduler.flush(c.scope, c.target, now), c.ready);
+  std::vector<std::string> due;
+  for (auto& j : f.drain(now)) due.push_back(j.destination);
+  std::sort(due.begin(), due.end());
+  EXPECT_EQ(due, c.due);
+  // Nothing in scope is counted twice by a second flush.
+  EXPECT_EQ(f.scheduler.flush(c.scope, c.target, now), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, SchedulerFlush,
+    ::testing::Values(
+        FlushCase{"All",
+                  ipc::FlushScope::All,
+                  "",
+                  4,
+                  {"127.0.0.1:9", "one.test", "one.test", "two.test"}},
+        FlushCase{"Message", ipc::FlushScope::Message, "m1", 2, {"one.test", "two.test"}},
+        FlushCase{"HeldMessage", ipc::FlushScope::Message, "m3", 1, {"127.0.0.1:9"}},
+        FlushCase{"Domain", ipc::FlushScope::Domain, "one.test", 2, {"one.test", "one.test"}},
+        FlushCase{"RoutedDomain", ipc::FlushScope::Domain, "routed.test", 1, {"127.0.0.1:9"}},
+        FlushCase{"Destination", ipc::FlushScope::Domain, "127.0.0.1:9", 1, {"127.0.0.1:9"}},
+        FlushCase{"UnknownMessage", ipc::FlushScope::Message, "nope", 0, {}},
+        FlushCase{"UnknownDomain", ipc::FlushScope::Domain, "nope.test", 0, {}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(SchedulerAdmin, FlushedHeldHostIsProbedWithOneJob) {
+  Fixture f;
+  for (int i = 0; i < 3; ++i)
+    f.scheduler.add(message("m" + std::to_string(i), {"a@routed.test"}), kT0);
+  auto jobs = f.drain(kT0);
+  ASSERT_EQ(jobs.size(), 3u);
+  for (auto& j : jobs) f.scheduler.complete(j.id, {{Outcome::TempFail, "421"}}, true, kT0);
+  Time now = kT0 + 10ms;
+  EXPECT_EQ(f.scheduler.flush(ipc::FlushScope::All, "", now), 3u);
+  EXPECT_FALSE(f.scheduler.held("esmtp", "127.0.0.1:9", now));
+  EXPECT_EQ(f.drain(now).size(), 1u);  // a probe, not the whole window
+}
+
+}  // namespace
+}  // namespace estafette::courierd
