@@ -13,7 +13,9 @@ namespace estafette::esmtpd {
 
 namespace {
 
-constexpr std::size_t kRowBytes = 2 * SessionTable::kBuckets * sizeof(std::uint32_t);
+// A row: its total (in a cache line of its own), then the address and the network buckets.
+constexpr std::size_t kHeader = 16;  // in uint32 slots: 64 bytes
+constexpr std::size_t kRowBytes = (kHeader + 2 * SessionTable::kBuckets) * sizeof(std::uint32_t);
 
 std::uint64_t fnv1a(const std::uint8_t* p, std::size_t n, std::uint64_t salt) {
   std::uint64_t h = 1469598103934665603ULL ^ salt;
@@ -57,8 +59,8 @@ bool SessionTable::buckets_of(std::string_view ip, Buckets& out) {
   } else {
     return false;
   }
-  out.address = fnv1a(addr.data(), len, len) % kBuckets;
-  out.network = fnv1a(addr.data(), net, net) % kBuckets;
+  out.address = kHeader + fnv1a(addr.data(), len, len) % kBuckets;
+  out.network = kHeader + kBuckets + fnv1a(addr.data(), net, net) % kBuckets;
   return true;
 }
 
@@ -101,8 +103,11 @@ void SessionTable::sweep() {
     // Take the row's lock for a moment: held by nobody means its counts are stale.
     if (!lock_row(fd_.get(), r, F_WRLCK)) continue;
     auto* p = row_ptr(r);
-    for (std::size_t i = 0; i < 2 * kBuckets; ++i)
-      if (p[i].load(std::memory_order_relaxed) != 0) p[i].store(0, std::memory_order_relaxed);
+    if (p[0].load(std::memory_order_relaxed) != 0) {
+      for (std::size_t i = 1; i < kHeader + 2 * kBuckets; ++i)
+        if (p[i].load(std::memory_order_relaxed) != 0) p[i].store(0, std::memory_order_relaxed);
+      p[0].store(0, std::memory_order_relaxed);
+    }
     lock_row(fd_.get(), r, F_UNLCK);
   }
 }
@@ -113,8 +118,9 @@ SessionTable::Counts SessionTable::counts(std::string_view ip) const {
   if (!buckets_of(ip, b)) return c;
   for (std::size_t r = 0; r < kRows; ++r) {
     const auto* p = row_ptr(r);
+    if (p[0].load(std::memory_order_relaxed) == 0) continue;
     c.address += p[b.address].load(std::memory_order_relaxed);
-    c.network += p[kBuckets + b.network].load(std::memory_order_relaxed);
+    c.network += p[b.network].load(std::memory_order_relaxed);
   }
   return c;
 }
@@ -125,10 +131,11 @@ SessionTable::Slot SessionTable::add(std::string_view ip) {
   if (!buckets_of(ip, b)) return slot;
   auto* p = row_ptr(row_);
   p[b.address].fetch_add(1, std::memory_order_relaxed);
-  p[kBuckets + b.network].fetch_add(1, std::memory_order_relaxed);
+  p[b.network].fetch_add(1, std::memory_order_relaxed);
+  p[0].fetch_add(1, std::memory_order_relaxed);  // the row total: readers skip rows at 0
   slot.table_ = this;
   slot.a_ = b.address;
-  slot.n_ = kBuckets + b.network;
+  slot.n_ = b.network;
   return slot;
 }
 
@@ -148,6 +155,7 @@ void SessionTable::Slot::release() {
   auto* p = table_->row_ptr(table_->row_);
   p[a_].fetch_sub(1, std::memory_order_relaxed);
   p[n_].fetch_sub(1, std::memory_order_relaxed);
+  p[0].fetch_sub(1, std::memory_order_relaxed);
   table_ = nullptr;
 }
 

@@ -21,9 +21,9 @@ namespace estafette::esmtpd {
 
 class SessionTable final {
  public:
-  static constexpr std::size_t kRows = 64;        // esmtpd processes at most (kMaxProcesses: 256
-                                                  // would do the same with a bigger file)
-  static constexpr std::size_t kBuckets = 16384;  // per kind (address, network) and row
+  static constexpr std::size_t kRows = 64;       // esmtpd processes at most (kMaxProcesses: 256
+                                                 // would do the same with a bigger file)
+  static constexpr std::size_t kBuckets = 4096;  // per kind (address, network) and row
 
   // Opens or creates the file and claims a free row; throws std::runtime_error.
   explicit SessionTable(const std::string& path);
