@@ -94,12 +94,11 @@ class ChildProcess final {
   pid_t pid_ = -1;
 };
 
-// Waits up to 5 s for a TCP listener on 127.0.0.1:port.
-inline bool wait_tcp(int port) {
-  for (int i = 0; i < 100; ++i) {
+// Waits up to `limit` for a TCP listener on 127.0.0.1:port.
+inline bool wait_tcp(int port, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;
+       std::this_thread::sleep_for(std::chrono::milliseconds(50)))
     if (tcp_connects(port)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   return false;
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "tests/unit/test_servers.h"
 
 namespace estafette::dns {
 
@@ -28,36 +29,9 @@ void PrintTo(Status s, std::ostream* os) {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A free port on 127.0.0.1 (free for both UDP and TCP when checked).
-int free_port() {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    int u = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
-    int t = ::socket(AF_INET, SOCK_STREAM, 0);
-    bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(t);
-    ::close(u);
-    if (ok) return ntohs(a.sin_port);
-  }
-  return -1;
-}
-
-bool tcp_connects(int port) {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(s);
-  return ok;
-}
+using estafette::testing::free_port;
+using estafette::testing::tcp_connects;
+using estafette::testing::wait_tcp;
 
 class ResolverTest : public ::testing::Test {
  protected:

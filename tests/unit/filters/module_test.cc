@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "filters/milter/client.h"
+#include "tests/unit/test_servers.h"
 
 #ifndef ESTAFETTE_TEST_BUILDDIR
 #error ESTAFETTE_TEST_BUILDDIR is set by tests/local.am
@@ -36,6 +37,9 @@ namespace estafette::filters {
 namespace {
 
 using namespace std::chrono_literals;
+using estafette::testing::free_port;
+using estafette::testing::tcp_connects;
+using estafette::testing::wait_tcp;
 using milter::Modification;
 using milter::Verdict;
 using Action = Verdict::Action;
@@ -386,33 +390,6 @@ TEST(FilterModule, SameModuleTwiceRefused) {
 // ---------------------------------------------------------------------------------------------
 // The same sample_milter.c as an external milter (Debian's libmilter) and in-process.
 
-int free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
-bool wait_port(int port) {
-  for (int i = 0; i < 200; ++i) {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(s);
-    if (ok) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
-}
-
 // One run of the script: every verdict in order, and the end-of-message modifications.
 struct Transcript {
   std::vector<std::string> verdicts;
@@ -460,7 +437,7 @@ TEST(FilterModule, SameMilterExternalAndInProcess) {
     ::_exit(127);
   }
   ASSERT_GT(pid, 0);
-  bool up = wait_port(port);
+  bool up = wait_tcp(port, std::chrono::seconds(10));
 
   Transcript external;
   if (up) {

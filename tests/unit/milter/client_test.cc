@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "lib/base/net.h"
+#include "tests/unit/test_servers.h"
 
 #ifndef ESTAFETTE_TEST_BUILDDIR
 #error ESTAFETTE_TEST_BUILDDIR is set by tests/local.am
@@ -38,42 +39,15 @@ namespace estafette::milter {
 namespace {
 
 using namespace std::chrono_literals;
+using estafette::testing::free_port;
+using estafette::testing::tcp_connects;
+using estafette::testing::wait_tcp;
 using namespace std::string_literals;
 using Action = Verdict::Action;
 using Kind = Modification::Kind;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-int free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
-bool tcp_connects(int port) {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(s);
-  return ok;
-}
-
-bool wait_port(int port, std::chrono::milliseconds limit) {
-  for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;
-       std::this_thread::sleep_for(50ms))
-    if (tcp_connects(port)) return true;
-  return false;
-}
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   pid_t pid = ::fork();
@@ -184,7 +158,7 @@ class Milters {
     pids_.push_back(
         spawn({"/usr/sbin/opendkim", "-f", "-x", dir_ + "/opendkim.conf"}, dir_ + "/opendkim.log"));
     for (int port : {test_port_, negotiating_port_, dkim_port_}) {
-      if (!wait_port(port, 10s)) {
+      if (!wait_tcp(port, 10s)) {
         why_ = "a milter does not listen on " + std::to_string(port) + " (logs in " + dir_ + ")";
         return;
       }
