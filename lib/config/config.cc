@@ -290,17 +290,13 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       field = *n;
     };
   };
-  auto count_setter = [](std::size_t& field) {
-    return [&field](const std::string& v) {
+  // A count; with zero_means_none, 0 is allowed and means "no limit".
+  auto count_setter = [](std::size_t& field, bool zero_means_none = false) {
+    return [&field, zero_means_none](const std::string& v) {
       auto n = parse_number<std::size_t>(v);
-      if (!n || *n == 0) throw std::invalid_argument("expected a positive number");
-      field = *n;
-    };
-  };
-  auto limit_setter = [](std::size_t& field) {  // 0 allowed: no limit
-    return [&field](const std::string& v) {
-      auto n = parse_number<std::size_t>(v);
-      if (!n) throw std::invalid_argument("expected a number (0 = no limit)");
+      if (!n || (*n == 0 && !zero_means_none))
+        throw std::invalid_argument(zero_means_none ? "expected a number (0 = no limit)"
+                                                    : "expected a positive number");
       field = *n;
     };
   };
@@ -400,8 +396,8 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"smtpd_timeout", seconds_setter(c.smtpd_timeout)},
       {"max_sessions", count_setter(c.max_sessions)},
       {"MAXDAEMONS", count_setter(c.max_sessions)},
-      {"MAXPERIP", limit_setter(c.max_per_ip)},
-      {"MAXPERC", limit_setter(c.max_per_c)},
+      {"MAXPERIP", count_setter(c.max_per_ip, true)},
+      {"MAXPERC", count_setter(c.max_per_c, true)},
       {"rdns_check", bool_setter(c.rdns_check)},
       {"dnsbl", file_setter("dnsbl")},
       {"dnsbl_threshold",
@@ -423,7 +419,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"ident_timeout", millis_setter(c.ident_timeout)},
       {"greet_wait", millis_setter(c.greet_wait)},
       {"BOFHCHECKDNS", bool_setter(c.sender_dns_check)},
-      {"dns_cache_size", limit_setter(c.dns_cache_size)},
+      {"dns_cache_size", count_setter(c.dns_cache_size, true)},
       {"smtpaccess", file_setter("smtpaccess")},
       {"filters",
        [&](const std::string& v) {
