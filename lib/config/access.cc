@@ -10,12 +10,6 @@ namespace estafette::config {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 // Courier writes networks as dotted prefixes ("10.1" = 10.1.0.0/16); CIDR is also accepted.
 std::optional<Cidr> parse_network(std::string_view text) {
   if (text.find('/') == std::string_view::npos && text.find(':') == std::string_view::npos) {
@@ -39,13 +33,8 @@ std::optional<bool> on_off(std::string_view v) {
 
 AccessRules AccessRules::parse(const std::string& text, const std::string& name) {
   AccessRules out;
-  std::istringstream in(text);
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    const std::string where = name + ":" + std::to_string(lineno);
+  for_each_line(text, name, [&](const std::string& where, std::string_view body) {
     auto fail = [&](const std::string& why) { throw ConfigError(where + ": " + why); };
-    auto body = trim(line);
-    if (body.empty() || body[0] == '#') continue;
     auto ws = body.find_first_of(" \t");
     if (ws == std::string_view::npos) fail("expected 'network action[,option...]'");
     AccessRule rule;
@@ -91,7 +80,7 @@ AccessRules AccessRules::parse(const std::string& text, const std::string& name)
     }
     if (!rule.reply.empty() && rule.allow) fail("a reply text is only for deny");
     out.rules_.push_back(std::move(rule));
-  }
+  });
   // Most specific first; stable, so the first of two equal networks wins.
   std::stable_sort(out.rules_.begin(), out.rules_.end(), [](const auto& a, const auto& b) {
     return a.network.prefix() > b.network.prefix();

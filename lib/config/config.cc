@@ -65,12 +65,6 @@ bool Config::is_local_domain(const std::string& domain) const {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -126,6 +120,23 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 }
 
 }  // namespace
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+void for_each_line(const std::string& text, const std::string& name,
+                   const std::function<void(const std::string& where, std::string_view body)>& fn) {
+  std::istringstream in(text);
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    auto body = trim(line);
+    if (body.empty() || body[0] == '#') continue;
+    fn(name + ":" + std::to_string(lineno), body);
+  }
+}
 
 std::optional<Millis> parse_duration(std::string_view text) {
   text = trim(text);
@@ -213,12 +224,9 @@ std::optional<HostPort> parse_host_port(std::string_view text, std::uint16_t def
 }
 
 void parse_routes(const std::string& text, const std::string& name, Routes& routes) {
-  std::istringstream in(text);
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    auto where = name + ":" + std::to_string(lineno);
-    auto body = trim(std::string_view(line).substr(0, line.find('#')));
-    if (body.empty()) continue;
+  for_each_line(text, name, [&](const std::string& where, std::string_view line) {
+    auto body = trim(line.substr(0, line.find('#')));  // a comment may follow the route
+    if (body.empty()) return;
     auto colon = body.find(':');
     if (colon == std::string_view::npos) fail(where, "expected 'domain: host[,port]'");
     auto domain = lower(trim(body.substr(0, colon)));
@@ -233,17 +241,12 @@ void parse_routes(const std::string& text, const std::string& name, Routes& rout
       if (!valid_domain(domain)) fail(where, "bad domain '" + domain + "'");
       routes.exact[domain] = *target;
     }
-  }
+  });
 }
 
 std::vector<DnsListSpec> parse_dnsbl(const std::string& text, const std::string& name) {
   std::vector<DnsListSpec> out;
-  std::istringstream in(text);
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    auto where = name + ":" + std::to_string(lineno);
-    auto body = trim(line);
-    if (body.empty() || body[0] == '#') continue;
+  for_each_line(text, name, [&](const std::string& where, std::string_view body) {
     // zone, filter and weight are words; the reply is the rest of the line.
     std::vector<std::string_view> words;
     while (words.size() < 3 && !body.empty()) {
@@ -262,7 +265,7 @@ std::vector<DnsListSpec> parse_dnsbl(const std::string& text, const std::string&
     spec.reply = std::string(body);
     spec.where = where;
     out.push_back(std::move(spec));
-  }
+  });
   return out;
 }
 
@@ -496,12 +499,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
        }},
   };
 
-  std::istringstream in(text);
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    auto where = name + ":" + std::to_string(lineno);
-    auto body = trim(line);
-    if (body.empty() || body[0] == '#') continue;
+  for_each_line(text, name, [&](const std::string& where, std::string_view body) {
     auto eq = body.find('=');
     if (eq == std::string_view::npos) fail(where, "expected 'key = value'");
     std::string key(trim(body.substr(0, eq)));
@@ -525,7 +523,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     if (auto f = files.find(key); f != files.end()) f->second.second = where;
     if (key == "filters")
       for (auto& f : c.filters) f.where = where;
-  }
+  });
 
   c.state_dir = base::absolute_path(c.state_dir);
   if (c.maildir_root.empty()) c.maildir_root = c.state_dir + "/maildir";

@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lib/config/access.h"
@@ -63,6 +65,13 @@ enum class DnsblAction {
   RejectRcpt,      // 550 5.7.1 <text> to every RCPT (the client learns why)
   RejectGreeting,  // 554 5.7.1 <text> instead of the greeting, then close
 };
+
+// For the line-oriented files (estafette.conf, esmtproutes, dnsbl, smtpaccess): calls fn(where,
+// body) for each line that is neither blank nor a comment ("#" first), where = "name:line" and
+// body = the line without surrounding white space.
+void for_each_line(const std::string& text, const std::string& name,
+                   const std::function<void(const std::string& where, std::string_view body)>& fn);
+std::string_view trim(std::string_view text);
 
 // Parses a dnsbl file (throws ConfigError with file:line).
 std::vector<DnsListSpec> parse_dnsbl(const std::string& text, const std::string& name);
