@@ -65,8 +65,13 @@ void Connection::start() {
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
   arm_timer();
-  if (session_.client().filtered) filters_ = ctx_.filters.open_chain();
-  if (!setup_.settings && filters_) filter_connect();
+  if (session_.client().filtered) {
+    filters_ = ctx_.filters.open_chain();
+    // The connect stage goes first; with checks it waits for their results, and every
+    // filter call the session asks for meanwhile waits for it (deferred_filter_).
+    filter_connect_pending_ = true;
+    if (!setup_.settings) filter_connect();
+  }
   if (setup_.settings) {
     checks_ = std::make_unique<checks::ConnectionChecks>(
         ctx_.loop, ctx_.resolver, *setup_.settings, setup_.endpoints, [this] { on_checks_done(); });

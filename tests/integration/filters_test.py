@@ -12,7 +12,8 @@ import subprocess
 import threading
 import time
 
-from harness import BUILD_DIR, SRC_DIR, Estafette, free_port, port_open, run, skip, wait_for
+from harness import (BUILD_DIR, SRC_DIR, Estafette, RigDns, free_port, port_open, run, skip,
+                     wait_for)
 
 MILTER = os.path.join(BUILD_DIR, "tests", "milter", "test_milter")
 OPENDKIM = "/usr/sbin/opendkim"
@@ -146,6 +147,7 @@ def real_milters(tmp, stoppers):
     log = mta.read_log()
     check("phase=mail verdict=replycode" in log, "no filter log line")
     mta.stop()
+    with_checks(tmp, stoppers, test_port)
 
 
 def default_actions(tmp, stoppers):
@@ -207,6 +209,38 @@ def strip_received(raw):
         skipping = False
         out.append(line)
     return b"\n".join(out)
+
+
+def with_checks(tmp, stoppers, test_port):
+    """Filters and connection checks together: the connect stage waits for the checks (the
+    client sends EHLO at once, pipelined commands follow) and passes their results as macros."""
+    dns = RigDns(tmp).start()
+    stoppers.append(dns)
+    mta = Estafette(tmp, name="checked", dns_servers="127.0.0.1:%d" % dns.port,
+                    rdns_check="yes", filters="milter:inet:%d@127.0.0.1" % test_port)
+    stoppers.append(mta)
+    mta.start()
+    mta.send("s@example.test", ["checked@estafette.test"], message("checks", "checked@estafette.test"))
+    head = delivered(mta, "checked").decode().partition("\n\n")[0]
+    check("conn:{client_name}=client.test" in head, "check results not in the macros: " + head)
+    check("Received: from [127.0.0.1] (client.test [127.0.0.1])" in head.replace("\n\t", " "),
+          "Received: " + head)
+    mta.stop()
+    # A DNS server that never answers: EHLO, MAIL and RCPT arrive while the checks (and so the
+    # connect stage) still wait; each filter call must wait for the connect stage.
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    stoppers.append(type("S", (), {"stop": lambda self: silent.close()})())
+    mta = Estafette(tmp, name="checked-slow", dns_timeout="1s", dns_tries="1",
+                    dns_servers="127.0.0.1:%d" % silent.getsockname()[1], rdns_check="yes",
+                    filters="milter:inet:%d@127.0.0.1" % test_port)
+    stoppers.append(mta)
+    mta.start()
+    mta.send("s@example.test", ["slow@estafette.test"], message("slow checks", "slow@estafette.test"))
+    head = delivered(mta, "slow").decode().partition("\n\n")[0]
+    check("X-Test-Milter: ok" in head and "conn:{client_name}=unknown" in head and
+          "helo=[127.0.0.1]" in head, "filters with slow checks: " + head)
+    mta.stop()
 
 
 def same_filter_both_ways(tmp, stoppers):
