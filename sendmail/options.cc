@@ -1,5 +1,7 @@
 #include "sendmail/options.h"
 
+#include <cctype>
+
 #include <string_view>
 
 namespace estafette::sendmail {
@@ -35,7 +37,10 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
     for (std::size_t k = 1; k < a.size(); ++k) {
       char c = a[k];
       std::string value;
-      if (takes_argument(c)) {
+      if (c == 'q') {  // its value is the rest of the word, if any: -q, -q30m, -qRsite, -qIid
+        value = std::string(a.substr(k + 1));
+        k = a.size();
+      } else if (takes_argument(c)) {
         if (k + 1 < a.size()) {
           value = std::string(a.substr(k + 1));
         } else if (i + 1 < args.size()) {
@@ -69,8 +74,17 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
             o.mode = Mode::Deliver;
           else if (value == "s")
             o.mode = Mode::Smtp;
+          else if (value == "p")
+            o.mode = Mode::ListQueue;
           else
-            return fail("mode -b" + value + " is not supported (only -bm and -bs)");
+            return fail("mode -b" + value + " is not supported (only -bm, -bs and -bp)");
+          break;
+        case 'q':
+          o.mode = Mode::Flush;
+          if (value.size() > 1 && (value[0] == 'R' || value[0] == 'I'))
+            o.flush_target = value.substr(1);
+          else if (!value.empty() && !std::isdigit(static_cast<unsigned char>(value[0])))
+            return fail("option -q" + value + " is not supported (-q, -qTIME, -qRSITE, -qIID)");
           break;
         case 'o':
           if (value == "i") o.ignore_dots = true;

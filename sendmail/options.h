@@ -5,6 +5,9 @@
 //   -t                      recipients from To:/Cc:/Bcc: (Bcc: removed), plus the arguments
 //   -i, -oi                 a line with a single "." does not end the message
 //   -bm (default), -bs      deliver a message read from stdin / speak SMTP on stdin and stdout
+//   -bp                     list the queue (as `estafette mailq`)
+//   -q[TIME], -qRSITE, -qIID  run the queue now (as `estafette flush`): everything, the mail for
+//                           SITE, or one message; a TIME interval is ignored (courierd schedules)
 //   -C FILE, -c FILE        the Estafette configuration
 //   ignored: -v, -m, -n, -U, -G, -od*, -oe*, -om, -o<anything else>, and -B -N -R -V -L -h with
 //   their argument
@@ -18,7 +21,7 @@
 
 namespace estafette::sendmail {
 
-enum class Mode { Deliver, Smtp };
+enum class Mode { Deliver, Smtp, ListQueue, Flush };
 
 struct Options {
   Mode mode = Mode::Deliver;
@@ -28,6 +31,7 @@ struct Options {
   bool ignore_dots = false;           // -i / -oi
   std::string config_path;            // -C / -c; empty: the default
   std::vector<std::string> recipients;
+  std::string flush_target;  // -qR / -qI: what to flush; "" = everything
 };
 
 struct ParsedOptions {

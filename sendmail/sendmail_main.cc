@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "admin/commands.h"
 #include "esmtpd/submit_socket.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
@@ -33,7 +34,9 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: estafette-sendmail [-t] [-i|-oi] [-f sender] [-F fullname] [-C config] [-bm|-bs]\n"
-    "                          [--] [recipient ...]\n";
+    "                          [--] [recipient ...]\n"
+    "       estafette-sendmail -bp [-C config]              (the queue, as estafette mailq)\n"
+    "       estafette-sendmail -q[Rsite|Iid] [-C config]   (run the queue, as estafette flush)\n";
 
 int fail(int code, const std::string& why) {
   std::fprintf(stderr, "estafette-sendmail: %s\n", why.c_str());
@@ -101,6 +104,14 @@ int main(int argc, char** argv) {
     config = config::load_config(opt.config_path.empty() ? default_config_path() : opt.config_path);
   } catch (const std::exception& e) {
     return fail(kExConfig, e.what());
+  }
+  if (opt.mode == Mode::ListQueue || opt.mode == Mode::Flush) {
+    try {
+      return opt.mode == Mode::ListQueue ? admin::mailq(config, false, stdout)
+                                         : admin::flush(config, opt.flush_target, stdout);
+    } catch (const std::exception& e) {  // courierd not running, a timeout
+      return fail(kExTempFail, e.what());
+    }
   }
   const std::string socket_path = esmtpd::submit_socket_path(config);
   const auto timeout = config.smtpd_timeout;

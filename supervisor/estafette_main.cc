@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "admin/check_config.h"
+#include "admin/commands.h"
 #include "admin/courierd_client.h"
 #include "admin/mailq_format.h"
 #include "lib/base/paths.h"
@@ -92,52 +93,12 @@ int usage() {
 }
 
 constexpr int kExTempfail = 75;  // sysexits.h EX_TEMPFAIL
-constexpr auto kAdminTimeout = std::chrono::seconds(30);
 
 int check_config(const std::string& path) {
   auto r = admin::check_config(path);
   for (const auto& e : r.errors) std::printf("%s\n", e.c_str());
   if (!r.errors.empty()) return 1;
   std::printf("config OK: %s\n", r.source.c_str());
-  return 0;
-}
-
-int mailq(const config::Config& config, bool json) {
-  admin::CourierdClient client(config.courierd_socket(), kAdminTimeout);
-  client.send(ipc::encode(ipc::QueueListRequest{}));
-  std::vector<ipc::QueueEntry> entries;
-  for (;;) {
-    ipc::Frame f = client.receive();
-    if (auto e = ipc::decode_queue_entry(f)) {
-      entries.push_back(std::move(*e));
-      continue;
-    }
-    auto end = ipc::decode_queue_list_end(f);
-    if (!end) throw std::runtime_error("unexpected reply from courierd");
-    std::string out = json ? admin::format_mailq_json(entries, end->now_ms)
-                           : admin::format_mailq(entries, end->now_ms);
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    return 0;
-  }
-}
-
-int flush(const config::Config& config, const std::string& target) {
-  ipc::FlushRequest req;
-  req.target = target;
-  if (target.empty()) {
-    req.scope = ipc::FlushScope::All;
-  } else if (target.find_first_of(".[:") == std::string::npos) {
-    req.scope = ipc::FlushScope::Message;
-  } else {
-    req.scope = ipc::FlushScope::Domain;
-    for (auto& c : req.target) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  admin::CourierdClient client(config.courierd_socket(), kAdminTimeout);
-  client.send(ipc::encode(req));
-  auto reply = ipc::decode_flush_reply(client.receive());
-  if (!reply) throw std::runtime_error("unexpected reply from courierd");
-  std::printf("estafette: flush: %llu recipient(s) ready for delivery\n",
-              static_cast<unsigned long long>(reply->ready));
   return 0;
 }
 
@@ -173,8 +134,8 @@ int main(int argc, char** argv) {
 
   if (cmd == "mailq" || cmd == "flush") {
     try {
-      return cmd == "mailq" ? mailq(config, json)
-                            : flush(config, operands.empty() ? "" : operands[0]);
+      return cmd == "mailq" ? admin::mailq(config, json, stdout)
+                            : admin::flush(config, operands.empty() ? "" : operands[0], stdout);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
       std::fprintf(stderr, "estafette: %s\n", e.what());
       return kExTempfail;

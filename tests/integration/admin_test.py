@@ -46,6 +46,12 @@ def test(tmp, stoppers):
     assert re.search(r"^TOTAL +1 +1 +0 +0 +0 +0 +0 +0$", r.stdout, re.M), r.stdout
     assert re.search(r"^%s +1 +1 +0" % re.escape(dest), r.stdout, re.M), r.stdout
 
+    # sendmail -bp is the same listing.
+    sm = subprocess.run([mta.program("estafette-sendmail"), "-bp", "-C", mta.conf],
+                        capture_output=True, text=True, timeout=60)
+    assert sm.returncode == 0 and sm.stdout.split("\n")[0] == r.stdout.split("\n")[0], \
+        "sendmail -bp: exit %d: %r" % (sm.returncode, sm.stdout + sm.stderr)
+
     r = estafette(mta, "mailq", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(r.stdout)
@@ -70,6 +76,10 @@ def test(tmp, stoppers):
     assert "attempts=2" in r.stdout, r.stdout
     r = estafette(mta, "flush", "nothing.test")
     assert r.returncode == 0 and "0 recipient(s)" in r.stdout, r.stdout
+    sm = subprocess.run([mta.program("estafette-sendmail"), "-qRnothing.test", "-C", mta.conf],
+                        capture_output=True, text=True, timeout=60)
+    assert sm.returncode == 0 and "0 recipient(s)" in sm.stdout, \
+        "sendmail -qR: exit %d: %r" % (sm.returncode, sm.stdout + sm.stderr)
 
     # The destination comes up; flush (everything) delivers at once.
     sink = harness.SmtpSink(tmp, port=port).start()
@@ -86,6 +96,9 @@ def test(tmp, stoppers):
 
     # courierd stopped: EX_TEMPFAIL and a clear message.
     mta.stop()
+    sm = subprocess.run([mta.program("estafette-sendmail"), "-bp", "-C", mta.conf],
+                        capture_output=True, text=True, timeout=60)
+    assert sm.returncode == 75, "sendmail -bp, courierd stopped: exit %d" % sm.returncode
     for args in (["mailq"], ["flush"]):
         r = estafette(mta, *args)
         assert r.returncode == 75 and "courierd is not running" in r.stderr, \

@@ -21,6 +21,7 @@ struct OptionsCase {
   std::string config{};
   std::vector<std::string> recipients{};
   std::string error{};  // part of the error text when !ok
+  std::string flush_target{};
 };
 
 void PrintTo(const OptionsCase& c, std::ostream* os) {
@@ -45,6 +46,7 @@ TEST_P(SendmailOptions, Parses) {
   EXPECT_EQ(o.ignore_dots, c.ignore_dots);
   EXPECT_EQ(o.config_path, c.config);
   EXPECT_EQ(o.recipients, c.recipients);
+  EXPECT_EQ(o.flush_target, c.flush_target);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -83,6 +85,24 @@ INSTANTIATE_TEST_SUITE_P(
             .name = "BigC", .args = {"-C", "/etc/e.conf"}, .ok = true, .config = "/etc/e.conf"},
         OptionsCase{.name = "SmallC", .args = {"-c/x.conf"}, .ok = true, .config = "/x.conf"},
         OptionsCase{.name = "SmtpMode", .args = {"-bs"}, .ok = true, .mode = Mode::Smtp},
+        OptionsCase{.name = "ListQueue", .args = {"-bp"}, .ok = true, .mode = Mode::ListQueue},
+        OptionsCase{.name = "RunQueue", .args = {"-q"}, .ok = true, .mode = Mode::Flush},
+        OptionsCase{.name = "RunQueueInterval",
+                    .args = {"-q30m", "-C", "/x.conf"},
+                    .ok = true,
+                    .mode = Mode::Flush,
+                    .config = "/x.conf"},
+        OptionsCase{.name = "RunQueueSite",
+                    .args = {"-qRexample.org"},
+                    .ok = true,
+                    .mode = Mode::Flush,
+                    .flush_target = "example.org"},
+        OptionsCase{.name = "RunQueueId",
+                    .args = {"-qI0MWTF7F4S-00HXU-0000TDKU"},
+                    .ok = true,
+                    .mode = Mode::Flush,
+                    .flush_target = "0MWTF7F4S-00HXU-0000TDKU"},
+        OptionsCase{.name = "RunQueueBadForm", .args = {"-qX"}, .ok = false, .error = "-qX"},
         OptionsCase{
             .name = "SmtpModeSeparate", .args = {"-b", "s"}, .ok = true, .mode = Mode::Smtp},
         OptionsCase{
@@ -100,11 +120,11 @@ INSTANTIATE_TEST_SUITE_P(
                     .args = {"-f"},
                     .ok = false,
                     .error = "-f requires an argument"},
-        OptionsCase{.name = "Unknown", .args = {"-q"}, .ok = false, .error = "unknown option -q"},
+        OptionsCase{.name = "Unknown", .args = {"-X"}, .ok = false, .error = "unknown option -X"},
         OptionsCase{.name = "UnsupportedMode",
-                    .args = {"-bp"},
+                    .args = {"-bd"},
                     .ok = false,
-                    .error = "-bp is not supported"},
+                    .error = "-bd is not supported"},
         OptionsCase{
             .name = "EmptyRecipient", .args = {"--", ""}, .ok = false, .error = "empty recipient"}),
     [](const ::testing::TestParamInfo<OptionsCase>& info) { return info.param.name; });
