@@ -94,6 +94,26 @@ class ChildProcess final {
   pid_t pid_ = -1;
 };
 
+// A dnsmasq command line answering only what `records` give (--host-record=..., --mx-host=...),
+// authoritative for .test and 127.in-addr.arpa, on 127.0.0.1:port, in the foreground.
+inline std::vector<std::string> dnsmasq_args(int port, const std::vector<std::string>& records) {
+  std::vector<std::string> args = {"/usr/sbin/dnsmasq",
+                                   "--keep-in-foreground",
+                                   "--port=" + std::to_string(port),
+                                   "--listen-address=127.0.0.1",
+                                   "--bind-interfaces",
+                                   "--no-resolv",
+                                   "--no-hosts",
+                                   "--conf-file=/dev/null",
+                                   "--pid-file=",
+                                   "--log-facility=/dev/null",
+                                   "--local=/test/",
+                                   "--local=/127.in-addr.arpa/"};
+  args.insert(args.end(), records.begin(), records.end());
+  if (::geteuid() == 0) args.push_back("--user=root");
+  return args;
+}
+
 // Waits up to `limit` for a TCP listener on 127.0.0.1:port.
 inline bool wait_tcp(int port, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
   for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;

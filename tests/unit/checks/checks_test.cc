@@ -88,25 +88,12 @@ class ChecksTest : public ::testing::Test {
     // Our own dnsmasq: the rig's records that matter here, plus an authoritative reverse zone
     // (the rig's dnsmasq refuses reverse names it has no record for) with several PTR names.
     own_port_ = estafette::testing::free_port();
-    std::vector<std::string> args = {"/usr/sbin/dnsmasq",
-                                     "--keep-in-foreground",
-                                     "--port=" + std::to_string(own_port_),
-                                     "--listen-address=127.0.0.1",
-                                     "--bind-interfaces",
-                                     "--no-resolv",
-                                     "--no-hosts",
-                                     "--conf-file=/dev/null",
-                                     "--pid-file=",
-                                     "--log-facility=/dev/null",
-                                     "--local=/test/",
-                                     "--local=/127.in-addr.arpa/",
-                                     "--host-record=client.test,127.0.0.1",
-                                     "--host-record=multi-b.test,127.0.0.4",
-                                     "--host-record=multi-a.test,127.0.0.8",
-                                     "--ptr-record=4.0.0.127.in-addr.arpa,multi-a.test",
-                                     "--ptr-record=4.0.0.127.in-addr.arpa,multi-b.test",
-                                     "--ptr-record=6.0.0.127.in-addr.arpa,gone.test"};
-    if (::geteuid() == 0) args.push_back("--user=root");
+    auto args = estafette::testing::dnsmasq_args(
+        own_port_,
+        {"--host-record=client.test,127.0.0.1", "--host-record=multi-b.test,127.0.0.4",
+         "--host-record=multi-a.test,127.0.0.8", "--ptr-record=4.0.0.127.in-addr.arpa,multi-a.test",
+         "--ptr-record=4.0.0.127.in-addr.arpa,multi-b.test",
+         "--ptr-record=6.0.0.127.in-addr.arpa,gone.test"});
     if (::access(args[0].c_str(), X_OK) == 0 && own_dns_.start(args) &&
         !estafette::testing::wait_tcp(own_port_))
       own_dns_.stop();

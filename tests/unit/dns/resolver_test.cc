@@ -30,7 +30,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using estafette::testing::free_port;
-using estafette::testing::tcp_connects;
 using estafette::testing::wait_tcp;
 
 class ResolverTest : public ::testing::Test {
@@ -38,54 +37,21 @@ class ResolverTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (::access("/usr/sbin/dnsmasq", X_OK) != 0) return;
     port_ = free_port();
-    std::vector<std::string> args = {"/usr/sbin/dnsmasq",
-                                     "--keep-in-foreground",
-                                     "--port=" + std::to_string(port_),
-                                     "--listen-address=127.0.0.1",
-                                     "--bind-interfaces",
-                                     "--no-resolv",
-                                     "--no-hosts",
-                                     "--conf-file=/dev/null",
-                                     "--pid-file=",
-                                     "--log-facility=/dev/null",
-                                     "--local=/test/",
-                                     "--local=/127.in-addr.arpa/",
-                                     "--mx-host=multi.test,mx1.multi.test,10",
-                                     "--mx-host=multi.test,mx2.multi.test,20",
-                                     "--mx-host=multi.test,mx3.multi.test,10",
-                                     "--host-record=mx1.multi.test,127.0.0.11",
-                                     "--host-record=mx2.multi.test,127.0.0.12",
-                                     "--host-record=mx3.multi.test,127.0.0.13,fd00::13",
-                                     "--mx-host=dangling.test,nowhere.test,10",
-                                     "--host-record=plain.test,127.0.0.20",
-                                     "--mx-host=nullmx.test,.,0",
-                                     "--txt-record=txt.test,v=spf1 -all",
-                                     "--txt-record=split.test,part one ,part two",
-                                     "--txt-record=split.test,second",
-                                     "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test"};
-    if (::geteuid() == 0) args.push_back("--user=root");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    for (int i = 0; i < 100 && !tcp_connects(port_); ++i) std::this_thread::sleep_for(50ms);
-    if (!tcp_connects(port_)) stop();
+    auto args = estafette::testing::dnsmasq_args(
+        port_, {"--mx-host=multi.test,mx1.multi.test,10", "--mx-host=multi.test,mx2.multi.test,20",
+                "--mx-host=multi.test,mx3.multi.test,10", "--host-record=mx1.multi.test,127.0.0.11",
+                "--host-record=mx2.multi.test,127.0.0.12",
+                "--host-record=mx3.multi.test,127.0.0.13,fd00::13",
+                "--mx-host=dangling.test,nowhere.test,10", "--host-record=plain.test,127.0.0.20",
+                "--mx-host=nullmx.test,.,0", "--txt-record=txt.test,v=spf1 -all",
+                "--txt-record=split.test,part one ,part two", "--txt-record=split.test,second",
+                "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test"});
+    if (dnsmasq_.start(args) && !wait_tcp(port_)) dnsmasq_.stop();
   }
-  static void TearDownTestSuite() { stop(); }
-  static void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    pid_ = -1;
-  }
+  static void TearDownTestSuite() { dnsmasq_.stop(); }
 
   void SetUp() override {
-    if (pid_ <= 0) GTEST_SKIP() << "dnsmasq is not available";
+    if (!dnsmasq_.running()) GTEST_SKIP() << "dnsmasq is not available";
     ResolverOptions o;
     o.servers = {"127.0.0.1:" + std::to_string(port_)};
     o.timeout = 1000ms;
@@ -129,7 +95,7 @@ class ResolverTest : public ::testing::Test {
     return out;
   }
 
-  static inline pid_t pid_ = -1;
+  static inline estafette::testing::ChildProcess dnsmasq_;
   static inline int port_ = 0;
   event::Loop loop_;
   std::optional<Resolver> resolver_;

@@ -38,7 +38,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using estafette::testing::free_port;
-using estafette::testing::tcp_connects;
 using estafette::testing::wait_tcp;
 using milter::Modification;
 using milter::Verdict;
