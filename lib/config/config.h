@@ -17,6 +17,7 @@
 
 #include "lib/config/access.h"
 #include "lib/config/cidr.h"
+#include "lib/config/destinations.h"
 
 namespace estafette::config {
 
@@ -134,6 +135,8 @@ struct Config {
   Millis retry_max{std::chrono::hours(4)};
   Millis host_backoff{std::chrono::minutes(1)};  // a failed host gets no new connection before
   Seconds queue_lifetime{std::chrono::hours(24 * 5)};
+  // Per-destination concurrency, rate and MAXRCPT, from the `destinations` file.
+  DestinationTable destinations;
 
   // esmtpclient (RFC 5321 4.5.3.2 defaults)
   std::uint16_t esmtp_port = 25;
