@@ -15,7 +15,9 @@
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
+#include "lib/config/resolver_options.h"
 #include "lib/ipc/messages.h"
+#include "lib/smtp/address.h"
 
 namespace estafette::courierd {
 
@@ -86,7 +88,8 @@ Courierd::Courierd(event::Loop& loop, const config::Config& config, std::string 
       backend_(backend),
       random_(std::random_device{}()),
       scheduler_(config, Limits::from(config),
-                 [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }) {}
+                 [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }),
+      sites_(loop, config::resolver_options(config), config.destinations) {}
 
 Courierd::~Courierd() {
   loop_.cancel_timer(wakeup_timer_);
@@ -148,6 +151,7 @@ void Courierd::start() {
     }
   }
 
+  sites_.start();
   recover();
   listen();
   for (auto& [name, pool] : modules_)
@@ -226,6 +230,20 @@ void Courierd::on_client_frame(std::uint64_t client, const ipc::Frame& frame) {
 void Courierd::send_queue_list(ipc::Channel& client) {
   Time now = wall_now();
   auto entries = scheduler_.snapshot(now);
+  // Messages waiting for their MX sites: ready, under their domain, until the answer comes.
+  for (const auto& [id, p] : parked_) {
+    const auto& env = p.message.envelope;
+    ipc::QueueEntry e{id, env.arrival, p.message.body_size, env.sender, {}};
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      if (i < p.message.done.size() && p.message.done[i]) continue;
+      ipc::QueuedRcpt q;
+      q.address = env.recipients[i];
+      q.destination = destination_for(config_, q.address).key;
+      q.state = ipc::RcptState::Ready;
+      e.recipients.push_back(std::move(q));
+    }
+    entries.push_back(std::move(e));
+  }
   for (const auto& e : entries) client.send(ipc::encode(e));
   client.send(
       ipc::encode(ipc::QueueListEnd{static_cast<std::uint32_t>(entries.size()), ms_of(now)}));
@@ -250,7 +268,7 @@ void Courierd::on_new_message(const queue::QueueId& id) {
     logger().warning("bad queue id in NewMessage: " + quoted(id));
     return;
   }
-  if (scheduler_.contains(id)) return;
+  if (scheduler_.contains(id) || parked_.count(id)) return;
   auto m = backend_.load(id);
   if (!m) {
     logger().warning("new message not found id=" + id);
@@ -262,10 +280,65 @@ void Courierd::on_new_message(const queue::QueueId& id) {
 
 void Courierd::schedule(queue::StoredMessage m, bool recovered) {
   const queue::QueueId id = m.envelope.id;
+  if (scheduler_.contains(id) || parked_.count(id)) return;
+  // The MX sites of its remote domains: kept ones now, the others looked up while it waits.
+  std::unordered_map<std::string, std::string> keys;
+  std::vector<std::string> lookups;
+  auto now = Sites::Clock::now();
+  for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+    if (i < m.done.size() && m.done[i]) continue;
+    auto d = destination_for(config_, m.envelope.recipients[i]);
+    if (!d.mx_lookup || keys.count(d.key)) continue;
+    if (auto key = sites_.cached(d.key, now)) {
+      keys[d.key] = *key;
+    } else {
+      keys[d.key] = d.key;  // until the answer comes
+      lookups.push_back(d.key);
+    }
+  }
+  if (lookups.empty()) {
+    add(std::move(m), recovered, keys);
+    return;
+  }
+  parked_[id] = Parked{std::move(m), recovered, lookups.size(), std::move(keys)};
+  for (const auto& domain : lookups)
+    sites_.resolve(domain,
+                   [this, id, domain](const std::string& key) { on_site(id, domain, key); });
+}
+
+void Courierd::on_site(const queue::QueueId& id, const std::string& domain,
+                       const std::string& key) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  Parked& p = it->second;
+  p.keys[domain] = key;
+  if (--p.lookups > 0) return;
+  Parked ready = std::move(p);
+  parked_.erase(it);
+  if (stopping_) return;  // still on disk: the next start finds it
+  add(std::move(ready.message), ready.recovered, ready.keys);
+  pump();
+}
+
+Destination Courierd::route(const std::string& recipient,
+                            const std::unordered_map<std::string, std::string>& keys) const {
+  Destination d = destination_for(config_, recipient);
+  if (!d.mx_lookup) return d;
+  auto it = keys.find(d.key);
+  if (it == keys.end() || it->second == d.key) return d;
+  d.key = it->second;
+  if (const auto* site = sites_.site_limits(d.key)) d.limits = config::strictest(d.limits, *site);
+  return d;
+}
+
+void Courierd::add(queue::StoredMessage m, bool recovered,
+                   const std::unordered_map<std::string, std::string>& keys) {
+  const queue::QueueId id = m.envelope.id;
   std::string line = "queued id=" + id + " from=<" + m.envelope.sender +
                      "> nrcpt=" + std::to_string(m.envelope.recipients.size()) +
                      " size=" + std::to_string(m.body_size);
-  switch (scheduler_.add(std::move(m), wall_now())) {
+  auto router = [this, &keys](const std::string& rcpt) { return route(rcpt, keys); };
+  switch (scheduler_.add(std::move(m), wall_now(), router)) {
     case Scheduler::AddResult::Added:
       logger().information(line + (recovered ? " recovered=yes" : ""));
       break;

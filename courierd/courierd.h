@@ -8,6 +8,9 @@
 // ready process with the fewest jobs in flight (ties in turn). The local module is one process.
 // The same socket takes the admin requests of `estafette mailq` and `estafette flush`
 // (QueueListRequest, FlushRequest), answered at once from the scheduler's in-memory index.
+// Before a message enters the scheduler, the MX sites of its remote domains are looked up
+// (Sites, on this loop; usually kept from an earlier answer): the message waits in parked_ until
+// every lookup has answered, failed or timed out (then its domain is the key), never longer.
 //
 // Loop thread only; courierd has one thread. Courierd borrows the loop, the config and the
 // queue backend (all outlive it); it owns the listener, client channels and module processes.
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "courierd/module_process.h"
+#include "courierd/mx_sites.h"
 #include "courierd/scheduler.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
@@ -50,6 +54,13 @@ class Courierd final {
     Job job;
     std::int64_t started_ms = 0;
   };
+  // A message waiting for the MX sites of its domains.
+  struct Parked {
+    queue::StoredMessage message;
+    bool recovered = false;
+    std::size_t lookups = 0;                            // still to answer
+    std::unordered_map<std::string, std::string> keys;  // domain -> site (or the domain)
+  };
 
   void recover();
   void listen();
@@ -61,7 +72,14 @@ class Courierd final {
   void flush(ipc::Channel& client, const ipc::FlushRequest& request);
   void drop_client(std::uint64_t id);
   void on_new_message(const queue::QueueId& id);
+  // Looks up the MX sites the message needs (parking it meanwhile), then add()s it.
   void schedule(queue::StoredMessage message, bool recovered);
+  void on_site(const queue::QueueId& id, const std::string& domain, const std::string& key);
+  void add(queue::StoredMessage message, bool recovered,
+           const std::unordered_map<std::string, std::string>& keys);
+  // The destination of a recipient with its domain's MX site from `keys`.
+  Destination route(const std::string& recipient,
+                    const std::unordered_map<std::string, std::string>& keys) const;
   void pump();
   void dispatch(const Job& job, Time now);
   void on_result(const std::string& module, const ipc::DeliverResult& result);
@@ -87,6 +105,8 @@ class Courierd final {
   queue::Backend& backend_;
   std::mt19937_64 random_;
   Scheduler scheduler_;
+  Sites sites_;
+  std::unordered_map<queue::QueueId, Parked> parked_;
   base::UniqueFd listener_;
   std::map<std::string, std::vector<std::unique_ptr<ModuleProcess>>> modules_;  // pools by name
   std::map<std::string, std::size_t> next_pick_;  // per pool: where pick() starts looking, so

@@ -10,9 +10,16 @@ namespace estafette::courierd {
 Destination destination_for(const config::Config& config, const std::string& recipient) {
   std::string domain = smtp::domain_of(recipient);
   if (config.is_local_domain(domain)) return {std::string(kLocalModule), std::string(kLocalModule)};
-  if (auto route = config.routes.lookup(domain))
-    return {std::string(kEsmtpModule), route->to_string()};
-  return {std::string(kEsmtpModule), domain};
+  Destination d{std::string(kEsmtpModule), domain, true, {}};
+  if (auto route = config.routes.lookup(domain)) {
+    d.key = route->to_string();
+    d.mx_lookup = false;
+    if (const auto* limits = config.destinations.for_route(smtp::to_lower(d.key)))
+      d.limits = *limits;
+  } else if (const auto* limits = config.destinations.for_domain(domain)) {
+    d.limits = *limits;
+  }
+  return d;
 }
 
 Limits Limits::from(const config::Config& config) {
@@ -36,14 +43,17 @@ std::string Scheduler::dest_id(const std::string& module, const std::string& key
   return module + '\n' + key;
 }
 
-Scheduler::Dest& Scheduler::dest(const std::string& module, const std::string& key) {
-  auto [it, inserted] = dests_.try_emplace(dest_id(module, key));
+Scheduler::Dest& Scheduler::dest(const Destination& where) {
+  auto [it, inserted] = dests_.try_emplace(dest_id(where.module, where.key));
+  Dest& d = it->second;
+  d.limits = where.limits;  // the latest word: the destinations file may name it anew
   if (inserted) {
-    it->second.module = module;
-    it->second.key = key;
-    it->second.window = std::clamp<std::size_t>(limits_.initial_per_host, 1, limits_.max_per_host);
+    d.module = where.module;
+    d.key = where.key;
+    d.window = std::clamp<std::size_t>(limits_.initial_per_host, 1, max_window(d));
   }
-  return it->second;
+  d.window = std::min(d.window, max_window(d));
+  return d;
 }
 
 Millis Scheduler::retry_delay(unsigned attempts) const {
@@ -52,7 +62,7 @@ Millis Scheduler::retry_delay(unsigned attempts) const {
   return std::min(delay, limits_.retry_max);
 }
 
-Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
+Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const Router& router) {
   const queue::QueueId id = stored.envelope.id;
   if (messages_.count(id)) return AddResult::Duplicate;
   Message m;
@@ -63,19 +73,28 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
     if (!done) ++m.pending;
   }
   if (m.pending == 0) return AddResult::NothingPending;
-  // Group the pending recipients by destination, keeping the order of first appearance.
-  std::vector<std::pair<std::string, Batch>> groups;
+  // Group the pending recipients by destination (and, for an MX site, by domain: a job goes to
+  // one domain's MX hosts), keeping the order of first appearance.
+  struct Group {
+    std::string dest;
+    std::string domain;
+    Batch batch;
+  };
+  std::vector<Group> groups;
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
     if (m.rcpts[i].state == Message::Rcpt::State::Done) continue;
-    auto d = destination_for(config_, stored.envelope.recipients[i]);
-    dest(d.module, d.key);
+    const std::string& rcpt = stored.envelope.recipients[i];
+    auto d = router ? router(rcpt) : destination_for(config_, rcpt);
+    dest(d);
     auto did = dest_id(d.module, d.key);
-    auto g = std::find_if(groups.begin(), groups.end(), [&](auto& p) { return p.first == did; });
+    std::string domain = d.mx_lookup ? smtp::domain_of(rcpt) : std::string();
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](auto& x) { return x.dest == did && x.domain == domain; });
     if (g == groups.end()) {
-      groups.push_back({did, Batch{id, {}}});
+      groups.push_back({did, std::move(domain), Batch{id, {}}});
       g = groups.end() - 1;
     }
-    g->second.rcpts.push_back(i);
+    g->batch.rcpts.push_back(i);
   }
   m.stored = std::move(stored);
   // Kept for every queued message: drop what no delivery needs.
@@ -83,7 +102,7 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
   std::string().swap(m.stored.envelope.helo);
   std::vector<bool>().swap(m.stored.done);
   messages_.emplace(id, std::move(m));
-  for (auto& [did, batch] : groups) make_ready(did, std::move(batch), false);
+  for (auto& g : groups) make_ready(g.dest, std::move(g.batch), false);
   (void)now;
   return AddResult::Added;
 }
@@ -106,7 +125,8 @@ void Scheduler::make_ready(const std::string& did, Batch batch, bool front) {
 
 void Scheduler::consider(const std::string& did, Dest& d, Time now) {
   if (d.in_rotation || d.ready.empty() || d.in_flight >= concurrency(d)) return;
-  if (d.held_until > now || paused_.count(d.module)) return;
+  // Over its rate, the timer armed when its last job started puts it back.
+  if (d.held_until > now || d.next_start > now || paused_.count(d.module)) return;
   d.in_rotation = true;
   rotation_.push_back(did);
 }
@@ -159,7 +179,8 @@ std::optional<Job> Scheduler::next_job(Time now) {
     rotation_.pop_front();
     Dest& d = dests_[did];
     d.in_rotation = false;
-    if (d.held_until > now || d.in_flight >= concurrency(d) || paused_.count(d.module)) {
+    if (d.held_until > now || d.next_start > now || d.in_flight >= concurrency(d) ||
+        paused_.count(d.module)) {
       forget_if_idle(did);
       continue;
     }
@@ -172,7 +193,7 @@ std::optional<Job> Scheduler::next_job(Time now) {
       job.module = d.module;
       job.destination = d.key;
       std::size_t take = 0;
-      for (; take < batch.rcpts.size() && job.rcpt_indexes.size() < limits_.max_rcpt; ++take) {
+      for (; take < batch.rcpts.size() && job.rcpt_indexes.size() < max_rcpt(d); ++take) {
         std::size_t i = batch.rcpts[take];
         if (m.rcpts[i].state != Message::Rcpt::State::Ready) continue;
         m.rcpts[i].state = Message::Rcpt::State::InFlight;
@@ -185,6 +206,10 @@ std::optional<Job> Scheduler::next_job(Time now) {
       ++d.in_flight;
       ++in_flight_;
       running_.emplace(job.id, Running{job, did});
+      if (d.limits.interval.count() > 0) {
+        d.next_start = now + d.limits.interval;
+        add_timer(d.next_start, did, Batch{});  // puts it back into rotation, keeps next_start
+      }
       consider(did, d, now);
       return job;
     }
@@ -274,7 +299,7 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   // The host answered (even if only to defer): it is up, and the window grows by one.
   if (!host_failed) {
     d.host_failures = 0;
-    d.window = std::min(d.window + 1, limits_.max_per_host);
+    d.window = std::min(d.window + 1, max_window(d));
   }
   for (auto& [at, batch] : retries) add_timer(at, running.dest, std::move(batch));
   if (!held.rcpts.empty()) make_ready(running.dest, std::move(held), true);
@@ -363,10 +388,26 @@ void Scheduler::set_module_paused(const std::string& module, bool paused, Time n
 
 std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
   using State = Message::Rcpt::State;
-  // When each waiting recipient is due, from the retry timers.
-  std::map<std::pair<queue::QueueId, std::size_t>, Time> due;
+  // When each waiting recipient is due, from the retry timers; and which destination each
+  // recipient is in (its MX site may differ from what a lookup would say now).
+  using RcptRef = std::pair<queue::QueueId, std::size_t>;
+  std::map<RcptRef, Time> due;
+  std::map<RcptRef, const Dest*> where;
+  auto dest_of = [this](const std::string& did) -> const Dest* {
+    auto it = dests_.find(did);
+    return it == dests_.end() ? nullptr : &it->second;
+  };
   for (const auto& [at, t] : timers_)
-    for (auto i : t.batch.rcpts) due.emplace(std::make_pair(t.batch.queue_id, i), at);
+    for (auto i : t.batch.rcpts) {
+      due.emplace(std::make_pair(t.batch.queue_id, i), at);
+      where.emplace(std::make_pair(t.batch.queue_id, i), dest_of(t.dest));
+    }
+  for (const auto& [did, d] : dests_)
+    for (const auto& b : d.ready)
+      for (auto i : b.rcpts) where.emplace(std::make_pair(b.queue_id, i), &d);
+  for (const auto& [jid, r] : running_)
+    for (auto i : r.job.rcpt_indexes)
+      where.emplace(std::make_pair(r.job.queue_id, i), dest_of(r.dest));
   std::vector<ipc::QueueEntry> out;
   out.reserve(messages_.size());
   for (const auto& [id, m] : messages_) {
@@ -381,8 +422,9 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
       if (r.state == State::Done) continue;
       ipc::QueuedRcpt q;
       q.address = env.recipients[i];
-      auto d = destination_for(config_, q.address);
-      q.destination = d.key;
+      auto w = where.find({id, i});
+      const Dest* in = w == where.end() ? nullptr : w->second;
+      q.destination = in ? in->key : destination_for(config_, q.address).key;
       q.attempts = r.attempts;
       if (i < m.last_errors.size()) q.last_error = m.last_errors[i];
       switch (r.state) {
@@ -394,9 +436,10 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
         }
         case State::Ready: {
           q.state = ipc::RcptState::Ready;
-          auto dit = dests_.find(dest_id(d.module, d.key));
-          if (dit != dests_.end() && dit->second.held_until > now)
-            q.next_retry_ms = dit->second.held_until.time_since_epoch().count();
+          if (in && in->held_until > now)
+            q.next_retry_ms = in->held_until.time_since_epoch().count();
+          else if (in && in->next_start > now)  // waiting for its rate
+            q.next_retry_ms = in->next_start.time_since_epoch().count();
           break;
         }
         case State::InFlight:

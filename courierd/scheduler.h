@@ -12,6 +12,14 @@
 // Jobs that were in flight when the host went down and fail during the hold do not lengthen
 // it: one outage, one failure.
 //
+// A destination may have limits of its own (the destinations file, via Destination::limits):
+// `concurrency` replaces MAXHOST as the window's ceiling, `max_rcpt` replaces MAXRCPT, and a
+// rate spaces its job starts `interval` apart: a started job arms a timer at the next allowed
+// start (which also keeps the destination's state until then), and ready mail simply waits.
+// A remote domain's destination may be an MX site (mx_sites.h), shared by several domains; the
+// caller resolves it and passes a Router to add(). A batch of a site holds one domain only, so a
+// job goes to one domain (esmtpclient looks up that domain's MX hosts for the job).
+//
 // Pure: no I/O, no clock, no global randomness. The caller passes `now` (wall clock, because
 // queue lifetimes count from the arrival time stored in the queue) and a random source.
 // Single-threaded (courierd's loop thread). The scheduler owns copies of the envelopes it
@@ -33,6 +41,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "lib/config/config.h"
@@ -50,11 +59,25 @@ inline constexpr std::string_view kEsmtpModule = "esmtp";
 
 // Where one recipient goes: the module that delivers it and the destination key within it.
 struct Destination {
+  Destination() = default;
+  Destination(std::string module_name, std::string key_text, bool by_mx = false,
+              config::DestinationLimits own_limits = {})
+      : module(std::move(module_name)),
+        key(std::move(key_text)),
+        mx_lookup(by_mx),
+        limits(own_limits) {}
+
   std::string module;  // "local" or "esmtp"
-  std::string key;     // "local", "[host]:port" from a static route, or the domain (MX lookup)
+  // "local", "host:port" from a static route or the smarthost, the domain (MX lookup), or the
+  // domain's MX site "mx:host,host..." (set by courierd, see mx_sites.h)
+  std::string key;
+  bool mx_lookup = false;            // key is the domain: its MX site may replace it
+  config::DestinationLimits limits;  // from the destinations file; zero: the global limits
   bool operator==(const Destination&) const = default;
 };
 
+// The destination from the config alone (local domains, static routes, else the domain), with
+// the destinations file's limits for the route or the domain.
 Destination destination_for(const config::Config& config, const std::string& recipient);
 
 struct Limits {
@@ -121,6 +144,8 @@ struct ExpiredReport {
 class Scheduler final {
  public:
   using Random = std::function<double()>;  // uniform in [0, 1)
+  // The destination of each recipient (courierd: with its MX site); empty: destination_for().
+  using Router = std::function<Destination(const std::string& recipient)>;
 
   struct Message {
     queue::StoredMessage stored;
@@ -141,8 +166,9 @@ class Scheduler final {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Indexes a message; every recipient not marked done becomes ready for delivery now.
-  AddResult add(queue::StoredMessage message, Time now);
+  // Indexes a message; every recipient not marked done becomes ready for delivery now, in the
+  // destination `router` gives it.
+  AddResult add(queue::StoredMessage message, Time now, const Router& router = {});
 
   // The next job to start, or nullopt when the limits or an empty ready set forbid one.
   // Releases due retries and host holds first.
@@ -203,7 +229,9 @@ class Scheduler final {
     std::size_t in_flight = 0;
     Time held_until{};
     unsigned host_failures = 0;  // consecutive failed rounds; > 0: probe with one job
-    std::size_t window = 1;      // jobs it may have in flight (<= MAXHOST), see concurrency()
+    std::size_t window = 1;      // jobs it may have in flight (<= max_window()), concurrency()
+    config::DestinationLimits limits;  // its own limits; zero: the global ones
+    Time next_start{};                 // with a rate: no job starts before this
     bool in_rotation = false;
     std::size_t timers = 0;  // entries in timers_ naming this dest
   };
@@ -219,7 +247,14 @@ class Scheduler final {
   static std::string dest_id(const std::string& module, const std::string& key);
   // Jobs the dest may have in flight: its window, or 1 while its host is failing (a probe).
   static std::size_t concurrency(const Dest& d) { return d.host_failures > 0 ? 1 : d.window; }
-  Dest& dest(const std::string& module, const std::string& key);
+  Dest& dest(const Destination& where);
+  // The window's ceiling: the destination's concurrency, else MAXHOST.
+  std::size_t max_window(const Dest& d) const {
+    return d.limits.concurrency ? d.limits.concurrency : limits_.max_per_host;
+  }
+  std::size_t max_rcpt(const Dest& d) const {
+    return d.limits.max_rcpt ? d.limits.max_rcpt : limits_.max_rcpt;
+  }
   void make_ready(const std::string& dest, Batch batch, bool front);
   void consider(const std::string& id, Dest& d, Time now);
   void release_due(Time now);

@@ -75,7 +75,7 @@ enum class RcptState : std::uint8_t { Waiting = 0, Ready = 1, InFlight = 2 };
 // One pending recipient of a queued message, as courierd's scheduler sees it.
 struct QueuedRcpt {
   std::string address;
-  std::string destination;  // "local", "[host]:port" (a route) or the domain
+  std::string destination;  // "local", "host:port" (a route), the domain or "mx:HOST,..." (site)
   RcptState state = RcptState::Ready;
   std::uint32_t attempts = 0;
   std::int64_t next_retry_ms = 0;  // unix ms of the next try; 0 = ready now or in flight
