@@ -7,6 +7,7 @@ SMTP sinks (recording sinks written here, on 127.0.0.1 and 127.0.0.2, port esmtp
    domain would have a window of its own, up to MAXHOST 10), gets fewer connections than messages,
    and one connection carries mail for more than one domain (reuse across the site).
 2. `rate.test rate=2/s` (MX mx.rate.test, 127.0.0.2): 5 messages reach the sink >= ~0.5 s apart.
+   `estafette check-config` accepts the file, and names a broken line by file:line.
 3. A DNS server that never answers: a message to a.test is queued under the domain (no site),
    deferred with a DNS error, mailq answers at once meanwhile; when dnsmasq starts on that port,
    `estafette flush` delivers it. Nothing is lost.
@@ -171,6 +172,17 @@ def sites_and_rate(tmp, stoppers):
     mta.start()
     r = estafette(mta, "check-config")
     assert r.returncode == 0, r.stdout + r.stderr
+    # check-config names a broken destinations line by file and line.
+    bad = os.path.join(tmp, "bad-destinations")
+    with open(bad, "w") as f:
+        f.write("b.test concurrency=2\nrate.test rate=2/day\n")
+    bad_conf = os.path.join(tmp, "bad.conf")
+    with open(mta.conf) as f, open(bad_conf, "w") as out:
+        out.write(f.read().replace(dests, bad))
+    r = subprocess.run([mta.program("estafette"), "check-config", "-c", bad_conf],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "%s:2: rate: expected N/s, N/m or N/h" % bad in r.stdout + r.stderr, \
+        r.stdout + r.stderr
 
     # 1. One site for three domains: its concurrency in total, and its connections reused.
     rcpts = ["user%d@%s" % (i, d) for i in range(4) for d in ("a.test", "b.test", "c.test")]

@@ -133,5 +133,18 @@ TEST(Destinations, ConfigSettingReadsTheFile) {
   EXPECT_EQ(std::system(cleanup.c_str()), 0);
 }
 
+TEST(Destinations, TemplateExamplesParse) {
+  std::ifstream in(std::string(ESTAFETTE_TEST_SRCDIR) + "/sysconf/destinations");
+  ASSERT_TRUE(in) << "sysconf/destinations";
+  std::string line, examples;
+  while (std::getline(in, line))  // "#example.com  ..." is an example; "# text" a comment
+    if (line.size() > 1 && line[0] == '#' && line[1] != ' ') examples += line.substr(1) + "\n";
+  auto t = parse_destinations(examples, "sysconf/destinations");
+  EXPECT_EQ(t.domains.size(), 2u);
+  EXPECT_EQ(t.routes.size(), 2u);
+  ASSERT_NE(t.for_domain("gmail.com"), nullptr);
+  EXPECT_EQ(t.for_domain("gmail.com")->interval, 1000ms);
+}
+
 }  // namespace
 }  // namespace estafette::config
