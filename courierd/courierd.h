@@ -6,8 +6,9 @@
 // esmtpclient_processes processes (one event loop each, so delivery uses every CPU): the
 // scheduler sees one module "esmtp" and its limits count the whole pool; each job goes to the
 // ready process with the fewest jobs in flight (ties in turn). The local module is one process.
-// The same socket takes the admin requests of `estafette mailq` and `estafette flush`
-// (QueueListRequest, FlushRequest), answered at once from the scheduler's in-memory index.
+// The same socket takes the admin requests of `estafette mailq`, `flush`, `hold`, `release`,
+// `cancel` and `delete` (QueueListRequest, FlushRequest, QueueOpRequest), answered at once from
+// the scheduler's in-memory index (hold/release are recorded in the queue first).
 //
 // Loop thread only; courierd has one thread. Courierd borrows the loop, the config and the
 // queue backend (all outlive it); it owns the listener, client channels and module processes.
@@ -59,6 +60,12 @@ class Courierd final {
   void send_queue_list(ipc::Channel& client);
   // flush: the scope becomes ready now; replies with how many recipients did.
   void flush(ipc::Channel& client, const ipc::FlushRequest& request);
+  // hold/release/cancel/delete: applies it, replies with QueueOpReply.
+  void queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request);
+  ipc::QueueOpReply set_held(const ipc::QueueOpRequest& request, Time now);
+  // After cancel/delete (or a requeue of a message being removed): logs, bounces, and records
+  // the finished recipients durably before removing the message.
+  void finish_removal(const RemovalReport& removal, Time now);
   void drop_client(std::uint64_t id);
   void on_new_message(const queue::QueueId& id);
   void schedule(queue::StoredMessage message, bool recovered);
