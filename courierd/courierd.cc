@@ -224,6 +224,10 @@ void Courierd::on_client_frame(std::uint64_t client, const ipc::Frame& frame) {
     flush(*it->second, *f);
     return;
   }
+  if (auto op = ipc::decode_queue_op_request(frame)) {
+    queue_op(*it->second, *op);
+    return;
+  }
   logger().warning("unexpected frame from a client type=" + std::to_string(frame.type));
 }
 
@@ -233,13 +237,13 @@ void Courierd::send_queue_list(ipc::Channel& client) {
   // Messages waiting for their MX sites: ready, under their domain, until the answer comes.
   for (const auto& [id, p] : parked_) {
     const auto& env = p.message.envelope;
-    ipc::QueueEntry e{id, env.arrival, p.message.body_size, env.sender, {}};
+    ipc::QueueEntry e{id, env.arrival, p.message.body_size, env.sender, p.message.held, {}};
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
       if (i < p.message.done.size() && p.message.done[i]) continue;
       ipc::QueuedRcpt q;
       q.address = env.recipients[i];
       q.destination = destination_for(config_, q.address).key;
-      q.state = ipc::RcptState::Ready;
+      q.state = p.message.held ? ipc::RcptState::Held : ipc::RcptState::Ready;
       e.recipients.push_back(std::move(q));
     }
     entries.push_back(std::move(e));
@@ -260,6 +264,96 @@ void Courierd::flush(ipc::Channel& client, const ipc::FlushRequest& request) {
                        " ready=" + std::to_string(ready));
   client.send(ipc::encode(ipc::FlushReply{ready}));
   pump();
+}
+
+void Courierd::queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request) {
+  Time now = wall_now();
+  ipc::QueueOpReply reply;
+  const bool by_id = !request.all;
+  if (request.op == ipc::QueueOp::Hold || request.op == ipc::QueueOp::Release) {
+    reply = set_held(request, now);
+  } else if (!by_id) {
+    reply.status = ipc::QueueOpStatus::Failed;
+    reply.error = "cancel and delete take one queue id";
+  } else {
+    const bool cancel = request.op == ipc::QueueOp::Cancel;
+    RemovalReport removal = scheduler_.cancel(request.queue_id, cancel);
+    if (!removal.found) {
+      reply.status = ipc::QueueOpStatus::NotFound;
+    } else {
+      reply.messages = 1;
+      reply.recipients = removal.report.bounced.size() + removal.report.dropped.size();
+      reply.in_flight = removal.in_flight;
+      logger().information(std::string(cancel ? "cancel" : "delete") + " id=" + request.queue_id +
+                           " nrcpt=" + std::to_string(reply.recipients) +
+                           " in_flight=" + std::to_string(reply.in_flight));
+      finish_removal(removal, now);
+    }
+  }
+  if (reply.status == ipc::QueueOpStatus::NotFound)
+    logger().information("admin request for a message not in the queue id=" +
+                         quoted(request.queue_id));
+  client.send(ipc::encode(reply));
+  pump();
+}
+
+ipc::QueueOpReply Courierd::set_held(const ipc::QueueOpRequest& request, Time now) {
+  const bool hold = request.op == ipc::QueueOp::Hold;
+  ipc::QueueOpReply reply;
+  std::vector<queue::QueueId> ids;
+  if (request.all) {
+    ids = scheduler_.message_ids(!hold);  // hold: those not held yet; release: the held ones
+  } else if (scheduler_.contains(request.queue_id)) {
+    ids.push_back(request.queue_id);
+  } else {
+    reply.status = ipc::QueueOpStatus::NotFound;
+    return reply;
+  }
+  // Durable first (one fsync for all): a hold must survive a restart.
+  if (!backend_.set_held(ids, hold)) {
+    reply.status = ipc::QueueOpStatus::Failed;
+    reply.error = "the queue could not record it (see courierd's log)";
+    return reply;
+  }
+  for (const auto& id : ids) {
+    HoldResult r = hold ? scheduler_.hold(id)
+                        : scheduler_.release(id, now, [this](const std::string& rcpt) {
+                            return route_known(rcpt);
+                          });
+    if (!r.found) continue;
+    ++reply.messages;
+    reply.recipients += r.recipients;
+    reply.in_flight += r.in_flight;
+    logger().information(std::string(hold ? "hold" : "release") + " id=" + id +
+                         " nrcpt=" + std::to_string(r.recipients) +
+                         " in_flight=" + std::to_string(r.in_flight));
+  }
+  return reply;
+}
+
+void Courierd::finish_removal(const RemovalReport& removal, Time now) {
+  const auto& env = removal.message.envelope;
+  const auto& report = removal.report;
+  const std::string delay = delay_text(env.arrival, now);
+  for (const auto& b : report.bounced)
+    logger().information("bounced id=" + env.id + " to=<" + b.recipient +
+                         "> relay=none delay=" + delay + " reply=" + quoted(b.reply));
+  for (auto i : report.dropped)
+    logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> delay=" + delay +
+                         " (deleted by the administrator)");
+  if (!report.bounced.empty()) send_bounce(removal.message, report.bounced, "", now);
+  std::vector<std::size_t> done = report.dropped;
+  for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
+  // Durable even when the message goes next (unlike after deliveries): a crash must not bring
+  // back mail the administrator removed.
+  if (!done.empty() && !backend_.mark_done(env.id, done))
+    logger().error("mark_done failed id=" + env.id);
+  if (report.message_finished) {
+    if (backend_.remove(env.id))
+      logger().information("removed id=" + env.id);
+    else
+      logger().error("remove failed id=" + env.id);
+  }
 }
 
 void Courierd::on_new_message(const queue::QueueId& id) {
@@ -329,6 +423,14 @@ Destination Courierd::route(const std::string& recipient,
   d.key = it->second;
   if (const auto* site = sites_.site_limits(d.key)) d.limits = config::strictest(d.limits, *site);
   return d;
+}
+
+Destination Courierd::route_known(const std::string& recipient) {
+  std::unordered_map<std::string, std::string> keys;
+  Destination d = destination_for(config_, recipient);
+  if (d.mx_lookup)
+    if (auto key = sites_.cached(d.key, Sites::Clock::now())) keys.emplace(d.key, *key);
+  return route(recipient, keys);
 }
 
 void Courierd::add(queue::StoredMessage m, bool recovered,
@@ -424,8 +526,13 @@ void Courierd::on_result(const std::string& module_name, const ipc::DeliverResul
   for (const auto& d : report.deferred)
     logger().information(
         "deferred id=" + env.id + " to=<" + d.recipient + "> relay=" + relay + " delay=" + delay +
-        " retry_in=" + seconds_text(static_cast<double>((d.retry_at - now).count()) / 1000.0) +
+        (d.held ? std::string(" held=yes")
+                : " retry_in=" +
+                      seconds_text(static_cast<double>((d.retry_at - now).count()) / 1000.0)) +
         (result.host_failed ? " host_failed=yes" : "") + " reply=" + quoted(d.reply));
+  for (auto i : report.dropped)
+    logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> relay=" + relay +
+                         " delay=" + delay + " (deleted by the administrator)");
   for (const auto& b : report.bounced)
     logger().information("bounced id=" + env.id + " to=<" + b.recipient + "> relay=" + relay +
                          " delay=" + delay + (b.expired ? " expired=yes" : "") +
@@ -468,6 +575,7 @@ void Courierd::apply(const queue::StoredMessage& original, const JobReport& repo
   const auto& env = original.envelope;
   if (!report.bounced.empty()) send_bounce(original, report.bounced, remote_mta, now);
   std::vector<std::size_t> done = report.delivered;
+  done.insert(done.end(), report.dropped.begin(), report.dropped.end());
   for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
   // A finished message is simply removed: recording its last recipients first would cost an
   // fdatasync per message for nothing (a crash before the unlink only risks a duplicate).
@@ -531,7 +639,8 @@ void Courierd::on_module_down(const std::string& module_name,
     logger().warning("requeued id=" + it->second.job.queue_id + " job=" + std::to_string(job_id) +
                      " module=" + module_name + " (module went away)");
     running_.erase(it);
-    scheduler_.requeue(job_id, now);
+    RemovalReport removal = scheduler_.requeue(job_id, now);
+    if (removal.found) finish_removal(removal, now);  // cancelled or deleted meanwhile
   }
   if (stopping_)
     maybe_exit();

@@ -6,8 +6,9 @@
 // esmtpclient_processes processes (one event loop each, so delivery uses every CPU): the
 // scheduler sees one module "esmtp" and its limits count the whole pool; each job goes to the
 // ready process with the fewest jobs in flight (ties in turn). The local module is one process.
-// The same socket takes the admin requests of `estafette mailq` and `estafette flush`
-// (QueueListRequest, FlushRequest), answered at once from the scheduler's in-memory index.
+// The same socket takes the admin requests of `estafette mailq`, `flush`, `hold`, `release`,
+// `cancel` and `delete` (QueueListRequest, FlushRequest, QueueOpRequest), answered at once from
+// the scheduler's in-memory index (hold/release are recorded in the queue first).
 // Before a message enters the scheduler, the MX sites of its remote domains are looked up
 // (Sites, on this loop; usually kept from an earlier answer): the message waits in parked_ until
 // every lookup has answered, failed or timed out (then its domain is the key), never longer.
@@ -70,6 +71,12 @@ class Courierd final {
   void send_queue_list(ipc::Channel& client);
   // flush: the scope becomes ready now; replies with how many recipients did.
   void flush(ipc::Channel& client, const ipc::FlushRequest& request);
+  // hold/release/cancel/delete: applies it, replies with QueueOpReply.
+  void queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request);
+  ipc::QueueOpReply set_held(const ipc::QueueOpRequest& request, Time now);
+  // After cancel/delete (or a requeue of a message being removed): logs, bounces, and records
+  // the finished recipients durably before removing the message.
+  void finish_removal(const RemovalReport& removal, Time now);
   void drop_client(std::uint64_t id);
   void on_new_message(const queue::QueueId& id);
   // Looks up the MX sites the message needs (parking it meanwhile), then add()s it.
@@ -80,6 +87,9 @@ class Courierd final {
   // The destination of a recipient with its domain's MX site from `keys`.
   Destination route(const std::string& recipient,
                     const std::unordered_map<std::string, std::string>& keys) const;
+  // route() with the MX sites known now, for mail that re-enters without a lookup (a released
+  // hold): a domain whose answer has expired is its own key until its next lookup.
+  Destination route_known(const std::string& recipient);
   void pump();
   void dispatch(const Job& job, Time now);
   void on_result(const std::string& module, const ipc::DeliverResult& result);

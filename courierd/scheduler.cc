@@ -73,6 +73,10 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const
     if (!done) ++m.pending;
   }
   if (m.pending == 0) return AddResult::NothingPending;
+  if (stored.held) {
+    for (auto& r : m.rcpts)
+      if (r.state == Message::Rcpt::State::Waiting) r.state = Message::Rcpt::State::Held;
+  }
   // Group the pending recipients by destination (and, for an MX site, by domain: a job goes to
   // one domain's MX hosts), keeping the order of first appearance.
   struct Group {
@@ -82,7 +86,7 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const
   };
   std::vector<Group> groups;
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
-    if (m.rcpts[i].state == Message::Rcpt::State::Done) continue;
+    if (m.rcpts[i].state != Message::Rcpt::State::Waiting) continue;  // done, or held
     const std::string& rcpt = stored.envelope.recipients[i];
     auto d = router ? router(rcpt) : destination_for(config_, rcpt);
     dest(d);
@@ -262,6 +266,16 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
     if (res.outcome == Outcome::TempFail && res.reply.empty())
       res.reply = "451 4.3.0 no result from the delivery module";
     const std::string& addr = m.stored.envelope.recipients[i];
+    if (m.removal != Message::Removal::None && res.outcome == Outcome::TempFail) {
+      // Cancelled or deleted while this attempt ran: it ends here.
+      r.state = State::Done;
+      --m.pending;
+      if (m.removal == Message::Removal::Cancel)
+        report.bounced.push_back(Bounce{i, addr, std::string(kCancelledReply), false});
+      else
+        report.dropped.push_back(i);
+      continue;
+    }
     switch (res.outcome) {
       case Outcome::Delivered:
         r.state = State::Done;
@@ -277,7 +291,10 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
         ++r.attempts;
         if (m.last_errors.empty()) m.last_errors.resize(m.rcpts.size());
         m.last_errors[i] = res.reply;
-        if (expired) {
+        if (m.stored.held) {
+          r.state = State::Held;  // put on hold while this attempt ran: no retry, no expiry
+          report.deferred.push_back(Deferral{i, addr, res.reply, now, true});
+        } else if (expired) {
           r.state = State::Done;
           --m.pending;
           report.bounced.push_back(Bounce{i, addr, res.reply, true});
@@ -326,7 +343,7 @@ std::vector<ExpiredReport> Scheduler::expire_held(Time now) {
       if (now < expires_at(m)) break;
       auto [it, added] = report_of.try_emplace(batch.queue_id, out.size());
       if (added)
-        out.push_back(ExpiredReport{m.stored, JobReport{batch.queue_id, {}, {}, {}, false}});
+        out.push_back(ExpiredReport{m.stored, JobReport{batch.queue_id, {}, {}, {}, false, {}}});
       JobReport& report = out[it->second].report;
       for (std::size_t i : batch.rcpts) {
         auto& r = m.rcpts[i];
@@ -353,9 +370,11 @@ std::vector<ExpiredReport> Scheduler::expire_held(Time now) {
   return out;
 }
 
-void Scheduler::requeue(JobId job_id, Time now) {
+RemovalReport Scheduler::requeue(JobId job_id, Time now) {
+  using State = Message::Rcpt::State;
+  RemovalReport out;
   auto rit = running_.find(job_id);
-  if (rit == running_.end()) return;
+  if (rit == running_.end()) return out;
   Running running = std::move(rit->second);
   running_.erase(rit);
   Dest& d = dests_[running.dest];
@@ -363,17 +382,129 @@ void Scheduler::requeue(JobId job_id, Time now) {
   --in_flight_;
   auto mit = messages_.find(running.job.queue_id);
   if (mit != messages_.end()) {
+    Message& m = mit->second;
     Batch b{running.job.queue_id, {}};
+    out.report.queue_id = running.job.queue_id;
     for (auto i : running.job.rcpt_indexes) {
-      auto& r = mit->second.rcpts[i];
-      if (r.state != Message::Rcpt::State::InFlight) continue;
-      r.state = Message::Rcpt::State::Waiting;
-      b.rcpts.push_back(i);
+      auto& r = m.rcpts[i];
+      if (r.state != State::InFlight) continue;
+      if (m.removal == Message::Removal::None) {
+        r.state = m.stored.held ? State::Held : State::Waiting;
+        if (!m.stored.held) b.rcpts.push_back(i);
+        continue;
+      }
+      r.state = State::Done;
+      --m.pending;
+      if (m.removal == Message::Removal::Cancel)
+        out.report.bounced.push_back(
+            Bounce{i, m.stored.envelope.recipients[i], std::string(kCancelledReply), false});
+      else
+        out.report.dropped.push_back(i);
     }
     if (!b.rcpts.empty()) add_timer(now + limits_.requeue_delay, running.dest, std::move(b));
+    if (!out.report.bounced.empty() || !out.report.dropped.empty()) {
+      out.found = true;
+      out.message = m.stored;
+      if (m.pending == 0) {
+        messages_.erase(mit);
+        out.report.message_finished = true;
+      }
+    }
   }
   consider(running.dest, d, now);
   forget_if_idle(running.dest);
+  return out;
+}
+
+HoldResult Scheduler::hold(const queue::QueueId& id) {
+  using State = Message::Rcpt::State;
+  HoldResult out;
+  auto mit = messages_.find(id);
+  if (mit == messages_.end()) return out;
+  out.found = true;
+  Message& m = mit->second;
+  if (m.removal != Message::Removal::None) return out;
+  m.stored.held = true;
+  // Their entries in ready lists and retry timers go stale: next_job() and release_due() take
+  // only recipients in the state those lists are for.
+  for (auto& r : m.rcpts) {
+    if (r.state == State::Waiting || r.state == State::Ready) {
+      r.state = State::Held;
+      ++out.recipients;
+    } else if (r.state == State::InFlight) {
+      ++out.in_flight;
+    }
+  }
+  return out;
+}
+
+HoldResult Scheduler::release(const queue::QueueId& id, Time now, const Router& router) {
+  using State = Message::Rcpt::State;
+  HoldResult out;
+  auto mit = messages_.find(id);
+  if (mit == messages_.end()) return out;
+  out.found = true;
+  Message& m = mit->second;
+  if (!m.stored.held || m.removal != Message::Removal::None) return out;
+  m.stored.held = false;
+  std::map<std::string, Batch> by_dest;  // ready now, per destination
+  for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+    if (m.rcpts[i].state == State::InFlight) ++out.in_flight;
+    if (m.rcpts[i].state != State::Held) continue;
+    const std::string& rcpt = m.stored.envelope.recipients[i];
+    auto d = router ? router(rcpt) : destination_for(config_, rcpt);
+    dest(d);
+    auto& batch = by_dest[dest_id(d.module, d.key)];
+    batch.queue_id = id;
+    batch.rcpts.push_back(i);
+    ++out.recipients;
+  }
+  for (auto& [did, batch] : by_dest) {
+    make_ready(did, std::move(batch), false);
+    consider(did, dests_[did], now);
+  }
+  return out;
+}
+
+RemovalReport Scheduler::cancel(const queue::QueueId& id, bool bounce) {
+  using State = Message::Rcpt::State;
+  RemovalReport out;
+  auto mit = messages_.find(id);
+  if (mit == messages_.end()) return out;
+  out.found = true;
+  Message& m = mit->second;
+  out.report.queue_id = id;
+  if (m.removal != Message::Removal::None) return out;
+  m.removal = bounce ? Message::Removal::Cancel : Message::Removal::Delete;
+  for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+    auto& r = m.rcpts[i];
+    if (r.state == State::Done) continue;
+    if (r.state == State::InFlight) {
+      ++out.in_flight;
+      continue;
+    }
+    r.state = State::Done;  // stale in ready lists and timers, like a held one
+    --m.pending;
+    if (bounce)
+      out.report.bounced.push_back(
+          Bounce{i, m.stored.envelope.recipients[i], std::string(kCancelledReply), false});
+    else
+      out.report.dropped.push_back(i);
+  }
+  out.message = m.stored;
+  if (m.pending == 0) {
+    messages_.erase(mit);
+    out.report.message_finished = true;
+  }
+  return out;
+}
+
+std::vector<queue::QueueId> Scheduler::message_ids(bool held) const {
+  std::vector<queue::QueueId> out;
+  for (const auto& [id, m] : messages_)
+    if (m.stored.held == held && m.removal == Message::Removal::None) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void Scheduler::set_module_paused(const std::string& module, bool paused, Time now) {
@@ -417,6 +548,7 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
     e.arrival = env.arrival;
     e.size = m.stored.body_size;
     e.sender = env.sender;
+    e.held = m.stored.held;
     for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
       const auto& r = m.rcpts[i];
       if (r.state == State::Done) continue;
@@ -442,6 +574,9 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
             q.next_retry_ms = in->next_start.time_since_epoch().count();
           break;
         }
+        case State::Held:
+          q.state = ipc::RcptState::Held;
+          break;
         case State::InFlight:
         case State::Done:
           q.state = ipc::RcptState::InFlight;

@@ -56,6 +56,8 @@ using JobId = std::uint64_t;
 
 inline constexpr std::string_view kLocalModule = "local";
 inline constexpr std::string_view kEsmtpModule = "esmtp";
+// The status of recipients bounced by `estafette cancel`.
+inline constexpr std::string_view kCancelledReply = "554 5.0.0 cancelled by the administrator";
 
 // Where one recipient goes: the module that delivers it and the destination key within it.
 struct Destination {
@@ -123,6 +125,7 @@ struct Deferral {
   std::string recipient;
   std::string reply;
   Time retry_at;
+  bool held = false;  // its message is on hold: no retry until released (retry_at unused)
 };
 
 // What the caller must do after a job's results.
@@ -132,6 +135,7 @@ struct JobReport {
   std::vector<Bounce> bounced;         // mark done and report in a DSN
   std::vector<Deferral> deferred;      // stays queued
   bool message_finished = false;       // no recipient left: remove the queue file
+  std::vector<std::size_t> dropped;    // deleted by the admin: mark done, no DSN
 };
 
 // Recipients bounced by expire_held(): the message as queued (the scheduler may have forgotten it
@@ -139,6 +143,22 @@ struct JobReport {
 struct ExpiredReport {
   queue::StoredMessage message;
   JobReport report;
+};
+
+// What hold() and release() did to one message.
+struct HoldResult {
+  bool found = false;          // the message is queued
+  std::size_t recipients = 0;  // recipients held / made ready now
+  std::size_t in_flight = 0;   // in an attempt now: hold applies when it ends
+};
+
+// What cancel() (and requeue() of a message being cancelled or deleted) finished: the message
+// as queued (the scheduler may have forgotten it) and what to persist, as after a job.
+struct RemovalReport {
+  bool found = false;
+  queue::StoredMessage message;
+  JobReport report;
+  std::size_t in_flight = 0;  // recipients in an attempt: they finish when it ends
 };
 
 class Scheduler final {
@@ -150,7 +170,14 @@ class Scheduler final {
   struct Message {
     queue::StoredMessage stored;
     struct Rcpt {  // 8 bytes: one per recipient of every queued message
-      enum class State : std::uint8_t { Waiting, Ready, InFlight, Done } state = State::Waiting;
+      // Held: its message is on hold (stored.held); it waits in no list and no timer.
+      enum class State : std::uint8_t {
+        Waiting,
+        Ready,
+        InFlight,
+        Done,
+        Held
+      } state = State::Waiting;
       unsigned attempts = 0;
     };
     std::vector<Rcpt> rcpts;
@@ -158,6 +185,8 @@ class Scheduler final {
     // message that never failed costs no more than before.
     std::vector<std::string> last_errors;
     std::size_t pending = 0;  // recipients not Done
+    // Set by cancel(): recipients in flight when it came finish as it says when they return.
+    enum class Removal : std::uint8_t { None, Cancel, Delete } removal = Removal::None;
   };
 
   enum class AddResult { Added, Duplicate, NothingPending };
@@ -187,8 +216,27 @@ class Scheduler final {
   std::vector<ExpiredReport> expire_held(Time now);
 
   // The module running the job went away: its recipients are retried after requeue_delay,
-  // without counting an attempt or a host failure.
-  void requeue(JobId job, Time now);
+  // without counting an attempt or a host failure (held again if their message is on hold).
+  // For a message being cancelled or deleted they finish instead: the report says how (found).
+  RemovalReport requeue(JobId job, Time now);
+
+  // The admin's operations (estafette hold/release/cancel/delete), O(recipients of the
+  // message). The caller records hold/release in the queue first (Backend::set_held), and
+  // persists what a RemovalReport says.
+  // hold: the message's waiting and ready recipients are held: no attempt, no expiry, until
+  // release(); one in flight finishes its attempt, and is held if it has to be retried.
+  HoldResult hold(const queue::QueueId& id);
+  // release: held recipients become ready now (their destination's host hold still applies);
+  // queue_lifetime counts from the arrival again, so long-held mail may bounce at the next
+  // temporary failure. `router` as for add().
+  HoldResult release(const queue::QueueId& id, Time now, const Router& router = {});
+  // cancel (bounce = true) / delete: every pending recipient not in flight is finished now,
+  // bounced with kCancelledReply or dropped without a DSN; one in flight finishes its attempt
+  // (delivered stays delivered) and is then bounced or dropped the same way, unless it failed
+  // permanently (bounced with its own reply). A message already being removed: found, nothing.
+  RemovalReport cancel(const queue::QueueId& id, bool bounce);
+  // Queued messages (not being removed) that are on hold (held) or not, for hold/release --all.
+  std::vector<queue::QueueId> message_ids(bool held) const;
 
   // A paused module gets no jobs (it is not running); resuming makes its work ready again.
   void set_module_paused(const std::string& module, bool paused, Time now);
