@@ -120,6 +120,9 @@ bool Courierd::any_ready(const std::string& name) const {
 }
 
 void Courierd::start() {
+  router_ = routing::Router::load(config_);  // throws config::ConfigError (file:line)
+  scheduler_.set_router(router_);
+  loop_.on_signal(SIGHUP, [this] { reload(); });
   loop_.on_signal(SIGTERM, [this] { begin_shutdown(); });
   loop_.on_signal(SIGINT, [this] { begin_shutdown(); });
   loop_.on_signal(SIGCHLD, [this] { reap_children(); });
@@ -154,6 +157,20 @@ void Courierd::start() {
     for (auto& m : pool) m->start();
   schedule_expiry();
   pump();
+}
+
+void Courierd::reload() {
+  try {
+    router_ = routing::Router::load(config_);
+    scheduler_.set_router(router_);
+    logger().information("reloaded routing: aliases=" + std::to_string(router_->alias_count()));
+  } catch (const std::exception& e) {
+    logger().error(std::string("reload failed, keeping the previous maps: ") + e.what());
+  }
+  // The local module reads the mailbox maps too.
+  for (auto& [name, pool] : modules_)
+    for (auto& m : pool)
+      if (m->running()) ::kill(m->pid(), SIGHUP);
 }
 
 void Courierd::recover() {
@@ -309,6 +326,13 @@ void Courierd::dispatch(const Job& job, Time now) {
   d.sender = m->stored.envelope.sender;
   d.destination = job.destination;
   d.recipients = job.recipients;
+  for (std::size_t k = 0; k < job.rcpt_indexes.size(); ++k) {
+    const auto& programs = m->stored.envelope.programs;
+    if (auto p = programs.find(job.rcpt_indexes[k]); p != programs.end()) {
+      d.programs.resize(job.recipients.size());
+      d.programs[k] = p->second;
+    }
+  }
   running_[job.id] = Running{job, ms_of(now)};
   if (!mod->send(d)) {
     running_.erase(job.id);
@@ -431,7 +455,10 @@ void Courierd::send_bounce(const queue::StoredMessage& original, const std::vect
   dsn_env.id = req.message_id;
   dsn_env.arrival = req.now;
   dsn_env.sender = "";
-  dsn_env.recipients = {env.sender};
+  // A bounce to a local sender goes where its aliases lead (as mail to it would).
+  auto expanded = routing::expand_recipients(*router_, {env.sender});
+  dsn_env.recipients = std::move(expanded.recipients);
+  dsn_env.programs = std::move(expanded.programs);
   queue::QueueId dsn_id;
   bool written = false;
   try {

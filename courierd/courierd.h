@@ -31,6 +31,7 @@
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/queue/backend.h"
+#include "lib/routing/router.h"
 
 namespace estafette::courierd {
 
@@ -51,6 +52,9 @@ class Courierd final {
     std::int64_t started_ms = 0;
   };
 
+  // SIGHUP: reload the routing maps (a broken file keeps the old ones) and pass it on to the
+  // modules.
+  void reload();
   void recover();
   void listen();
   void on_accept();
@@ -86,6 +90,7 @@ class Courierd final {
   std::string config_path_;
   queue::Backend& backend_;
   std::mt19937_64 random_;
+  std::shared_ptr<const routing::Router> router_;
   Scheduler scheduler_;
   base::UniqueFd listener_;
   std::map<std::string, std::vector<std::unique_ptr<ModuleProcess>>> modules_;  // pools by name

@@ -7,9 +7,11 @@
 
 namespace estafette::courierd {
 
-Destination destination_for(const config::Config& config, const std::string& recipient) {
+Destination destination_for(const config::Config& config, const routing::Router& router,
+                            const std::string& recipient, bool program) {
   std::string domain = smtp::domain_of(recipient);
-  if (config.is_local_domain(domain)) return {std::string(kLocalModule), std::string(kLocalModule)};
+  if (program || router.is_local_domain(domain) || router.is_hosted_domain(domain))
+    return {std::string(kLocalModule), std::string(kLocalModule)};
   if (auto route = config.routes.lookup(domain))
     return {std::string(kEsmtpModule), route->to_string()};
   return {std::string(kEsmtpModule), domain};
@@ -30,7 +32,10 @@ Limits Limits::from(const config::Config& config) {
 }
 
 Scheduler::Scheduler(const config::Config& config, Limits limits, Random random)
-    : config_(config), limits_(limits), random_(std::move(random)) {}
+    : config_(config),
+      router_(std::make_shared<routing::Router>(config)),
+      limits_(limits),
+      random_(std::move(random)) {}
 
 std::string Scheduler::dest_id(const std::string& module, const std::string& key) {
   return module + '\n' + key;
@@ -67,7 +72,8 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
   std::vector<std::pair<std::string, Batch>> groups;
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
     if (m.rcpts[i].state == Message::Rcpt::State::Done) continue;
-    auto d = destination_for(config_, stored.envelope.recipients[i]);
+    auto d = destination_for(config_, *router_, stored.envelope.recipients[i],
+                             stored.envelope.programs.count(i) > 0);
     dest(d.module, d.key);
     auto did = dest_id(d.module, d.key);
     auto g = std::find_if(groups.begin(), groups.end(), [&](auto& p) { return p.first == did; });
@@ -381,7 +387,7 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
       if (r.state == State::Done) continue;
       ipc::QueuedRcpt q;
       q.address = env.recipients[i];
-      auto d = destination_for(config_, q.address);
+      auto d = destination_for(config_, *router_, q.address, env.programs.count(i) > 0);
       q.destination = d.key;
       q.attempts = r.attempts;
       if (i < m.last_errors.size()) q.last_error = m.last_errors[i];

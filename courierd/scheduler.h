@@ -29,6 +29,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -38,6 +39,7 @@
 #include "lib/config/config.h"
 #include "lib/ipc/messages.h"
 #include "lib/queue/backend.h"
+#include "lib/routing/router.h"
 
 namespace estafette::courierd {
 
@@ -55,7 +57,10 @@ struct Destination {
   bool operator==(const Destination&) const = default;
 };
 
-Destination destination_for(const config::Config& config, const std::string& recipient);
+// The one place that maps a recipient to its destination: local and hosted domains and program
+// targets -> "local"; a static route or the smarthost -> "[host]:port"; else the domain (MX).
+Destination destination_for(const config::Config& config, const routing::Router& router,
+                            const std::string& recipient, bool program = false);
 
 struct Limits {
   std::size_t max_deliveries = 100;  // MAXDELS
@@ -178,6 +183,10 @@ class Scheduler final {
   // many recipients became ready, counting the ready ones a hold released.
   std::size_t flush(ipc::FlushScope scope, const std::string& target, Time now);
 
+  // The routing used for messages added from now on (courierd's, reloaded on SIGHUP); until
+  // called, one built from the config alone (its local_domains).
+  void set_router(std::shared_ptr<const routing::Router> router) { router_ = std::move(router); }
+
   // When next_job() may have something new because a retry or hold falls due.
   std::optional<Time> next_wakeup() const;
 
@@ -236,6 +245,7 @@ class Scheduler final {
   void forget_if_idle(const std::string& did);
 
   const config::Config& config_;
+  std::shared_ptr<const routing::Router> router_;
   Limits limits_;
   Random random_;
   std::unordered_map<queue::QueueId, Message> messages_;

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
     };
     loop.on_signal(SIGTERM, stop);
     loop.on_signal(SIGINT, stop);
+    loop.on_signal(SIGHUP, [&] { server.reload(); });
     loop.run();
     // ~Server: the committer finishes and reports every commit in flight before it is destroyed.
   } catch (const std::exception& e) {
