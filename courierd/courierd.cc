@@ -167,10 +167,9 @@ void Courierd::reload() {
   } catch (const std::exception& e) {
     logger().error(std::string("reload failed, keeping the previous maps: ") + e.what());
   }
-  // The local module reads the mailbox maps too.
-  for (auto& [name, pool] : modules_)
-    for (auto& m : pool)
-      if (m->running()) ::kill(m->pid(), SIGHUP);
+  // The local module reads the mailbox maps too (esmtpclient has none).
+  for (auto& m : modules_[std::string(kLocalModule)])
+    if (m->running()) ::kill(m->pid(), SIGHUP);
 }
 
 void Courierd::recover() {

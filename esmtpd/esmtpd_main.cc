@@ -30,7 +30,14 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   try {
     event::Loop loop;
+    // SIGHUP is blocked (taken by the loop's signalfd) before the Server starts its threads,
+    // which inherit the mask: otherwise a reload could kill the process through one of them.
+    esmtpd::Server* reloadable = nullptr;
+    loop.on_signal(SIGHUP, [&] {
+      if (reloadable) reloadable->reload();
+    });
     esmtpd::Server server(loop, config, args->processes, args->submit_fd);
+    reloadable = &server;
     auto stop = [&] {
       base::log("esmtpd").information("stopping");
       server.shutdown();
@@ -38,7 +45,6 @@ int main(int argc, char** argv) {
     };
     loop.on_signal(SIGTERM, stop);
     loop.on_signal(SIGINT, stop);
-    loop.on_signal(SIGHUP, [&] { server.reload(); });
     loop.run();
     // ~Server: the committer finishes and reports every commit in flight before it is destroyed.
   } catch (const std::exception& e) {
