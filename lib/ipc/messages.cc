@@ -60,7 +60,7 @@ std::optional<Deliver> decode_deliver(const Frame& f) {
   m.sender = r.str();
   m.destination = r.str();
   m.recipients = r.strings();
-  m.programs = r.strings();
+  if (!r.ok_and_done()) m.programs = r.strings();  // optional: older senders end before it
   if (!r.ok_and_done()) return std::nullopt;
   if (!m.programs.empty() && m.programs.size() != m.recipients.size()) return std::nullopt;
   return m;

@@ -90,6 +90,9 @@ TEST(CourierdScheduler, DestinationForRecipients) {
             (Destination{"esmtp", "smart.test:25"}));
   EXPECT_EQ(destination_for(c, routing::Router(c), "a@local.test"),
             (Destination{"local", "local"}));
+  // A program target goes to the local module whatever its address.
+  EXPECT_EQ(destination_for(c, routing::Router(c), "list@example.com", true),
+            (Destination{"local", "local"}));
 }
 
 TEST(CourierdScheduler, GroupsRecipientsByDestinationAndSplitsAtMaxRcpt) {
