@@ -2,6 +2,7 @@
 
 #include "esmtpd/start_checks.h"
 #include "lib/config/config.h"
+#include "lib/routing/router.h"
 
 namespace estafette::admin {
 
@@ -17,6 +18,11 @@ CheckResult check_config(const std::string& path) {
   }
   r.source = c.source;
   r.errors = esmtpd::start_errors(c);
+  try {  // the routing files, as esmtpd, courierd and estafette-local load them
+    routing::Router::load(c);
+  } catch (const std::exception& e) {
+    r.errors.push_back(e.what());
+  }
   return r;
 }
 

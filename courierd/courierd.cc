@@ -123,6 +123,9 @@ bool Courierd::any_ready(const std::string& name) const {
 }
 
 void Courierd::start() {
+  router_ = routing::Router::load(config_);  // throws config::ConfigError (file:line)
+  scheduler_.set_router(router_);
+  loop_.on_signal(SIGHUP, [this] { reload(); });
   loop_.on_signal(SIGTERM, [this] { begin_shutdown(); });
   loop_.on_signal(SIGINT, [this] { begin_shutdown(); });
   loop_.on_signal(SIGCHLD, [this] { reap_children(); });
@@ -158,6 +161,19 @@ void Courierd::start() {
     for (auto& m : pool) m->start();
   schedule_expiry();
   pump();
+}
+
+void Courierd::reload() {
+  try {
+    router_ = routing::Router::load(config_);
+    scheduler_.set_router(router_);
+    logger().information("reloaded routing: aliases=" + std::to_string(router_->alias_count()));
+  } catch (const std::exception& e) {
+    logger().error(std::string("reload failed, keeping the previous maps: ") + e.what());
+  }
+  // The local module reads the mailbox maps too (esmtpclient has none).
+  for (auto& m : modules_[std::string(kLocalModule)])
+    if (m->running()) ::kill(m->pid(), SIGHUP);
 }
 
 void Courierd::recover() {
@@ -242,7 +258,8 @@ void Courierd::send_queue_list(ipc::Channel& client) {
       if (i < p.message.done.size() && p.message.done[i]) continue;
       ipc::QueuedRcpt q;
       q.address = env.recipients[i];
-      q.destination = destination_for(config_, q.address).key;
+      q.destination =
+          destination_for(config_, *router_, q.address, env.programs.count(i) > 0).key;
       q.state = p.message.held ? ipc::RcptState::Held : ipc::RcptState::Ready;
       e.recipients.push_back(std::move(q));
     }
@@ -317,8 +334,8 @@ ipc::QueueOpReply Courierd::set_held(const ipc::QueueOpRequest& request, Time no
   }
   for (const auto& id : ids) {
     HoldResult r = hold ? scheduler_.hold(id)
-                        : scheduler_.release(id, now, [this](const std::string& rcpt) {
-                            return route_known(rcpt);
+                        : scheduler_.release(id, now, [this](const std::string& rcpt, bool program) {
+                            return route_known(rcpt, program);
                           });
     if (!r.found) continue;
     ++reply.messages;
@@ -381,7 +398,8 @@ void Courierd::schedule(queue::StoredMessage m, bool recovered) {
   auto now = Sites::Clock::now();
   for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
     if (i < m.done.size() && m.done[i]) continue;
-    auto d = destination_for(config_, m.envelope.recipients[i]);
+    auto d = destination_for(config_, *router_, m.envelope.recipients[i],
+                             m.envelope.programs.count(i) > 0);
     if (!d.mx_lookup || keys.count(d.key)) continue;
     if (auto key = sites_.cached(d.key, now)) {
       keys[d.key] = *key;
@@ -414,9 +432,9 @@ void Courierd::on_site(const queue::QueueId& id, const std::string& domain,
   pump();
 }
 
-Destination Courierd::route(const std::string& recipient,
+Destination Courierd::route(const std::string& recipient, bool program,
                             const std::unordered_map<std::string, std::string>& keys) const {
-  Destination d = destination_for(config_, recipient);
+  Destination d = destination_for(config_, *router_, recipient, program);
   if (!d.mx_lookup) return d;
   auto it = keys.find(d.key);
   if (it == keys.end() || it->second == d.key) return d;
@@ -425,12 +443,12 @@ Destination Courierd::route(const std::string& recipient,
   return d;
 }
 
-Destination Courierd::route_known(const std::string& recipient) {
+Destination Courierd::route_known(const std::string& recipient, bool program) {
   std::unordered_map<std::string, std::string> keys;
-  Destination d = destination_for(config_, recipient);
+  Destination d = destination_for(config_, *router_, recipient, program);
   if (d.mx_lookup)
     if (auto key = sites_.cached(d.key, Sites::Clock::now())) keys.emplace(d.key, *key);
-  return route(recipient, keys);
+  return route(recipient, program, keys);
 }
 
 void Courierd::add(queue::StoredMessage m, bool recovered,
@@ -439,8 +457,10 @@ void Courierd::add(queue::StoredMessage m, bool recovered,
   std::string line = "queued id=" + id + " from=<" + m.envelope.sender +
                      "> nrcpt=" + std::to_string(m.envelope.recipients.size()) +
                      " size=" + std::to_string(m.body_size);
-  auto router = [this, &keys](const std::string& rcpt) { return route(rcpt, keys); };
-  switch (scheduler_.add(std::move(m), wall_now(), router)) {
+  auto by_site = [this, &keys](const std::string& rcpt, bool program) {
+    return route(rcpt, program, keys);
+  };
+  switch (scheduler_.add(std::move(m), wall_now(), by_site)) {
     case Scheduler::AddResult::Added:
       logger().information(line + (recovered ? " recovered=yes" : ""));
       break;
@@ -484,6 +504,13 @@ void Courierd::dispatch(const Job& job, Time now) {
   d.sender = m->stored.envelope.sender;
   d.destination = job.destination;
   d.recipients = job.recipients;
+  for (std::size_t k = 0; k < job.rcpt_indexes.size(); ++k) {
+    const auto& programs = m->stored.envelope.programs;
+    if (auto p = programs.find(job.rcpt_indexes[k]); p != programs.end()) {
+      d.programs.resize(job.recipients.size());
+      d.programs[k] = p->second;
+    }
+  }
   running_[job.id] = Running{job, ms_of(now)};
   if (!mod->send(d)) {
     running_.erase(job.id);
@@ -612,7 +639,10 @@ void Courierd::send_bounce(const queue::StoredMessage& original, const std::vect
   dsn_env.id = req.message_id;
   dsn_env.arrival = req.now;
   dsn_env.sender = "";
-  dsn_env.recipients = {env.sender};
+  // A bounce to a local sender goes where its aliases lead (as mail to it would).
+  auto expanded = routing::expand_recipients(*router_, {env.sender});
+  dsn_env.recipients = std::move(expanded.recipients);
+  dsn_env.programs = std::move(expanded.programs);
   queue::QueueId dsn_id;
   bool written = false;
   try {

@@ -36,6 +36,7 @@
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/queue/backend.h"
+#include "lib/routing/router.h"
 
 namespace estafette::courierd {
 
@@ -63,6 +64,9 @@ class Courierd final {
     std::unordered_map<std::string, std::string> keys;  // domain -> site (or the domain)
   };
 
+  // SIGHUP: reload the routing maps (a broken file keeps the old ones) and pass it on to the
+  // modules.
+  void reload();
   void recover();
   void listen();
   void on_accept();
@@ -85,11 +89,11 @@ class Courierd final {
   void add(queue::StoredMessage message, bool recovered,
            const std::unordered_map<std::string, std::string>& keys);
   // The destination of a recipient with its domain's MX site from `keys`.
-  Destination route(const std::string& recipient,
+  Destination route(const std::string& recipient, bool program,
                     const std::unordered_map<std::string, std::string>& keys) const;
   // route() with the MX sites known now, for mail that re-enters without a lookup (a released
   // hold): a domain whose answer has expired is its own key until its next lookup.
-  Destination route_known(const std::string& recipient);
+  Destination route_known(const std::string& recipient, bool program);
   void pump();
   void dispatch(const Job& job, Time now);
   void on_result(const std::string& module, const ipc::DeliverResult& result);
@@ -114,6 +118,7 @@ class Courierd final {
   std::string config_path_;
   queue::Backend& backend_;
   std::mt19937_64 random_;
+  std::shared_ptr<const routing::Router> router_;
   Scheduler scheduler_;
   Sites sites_;
   std::unordered_map<queue::QueueId, Parked> parked_;

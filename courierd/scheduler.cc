@@ -7,9 +7,11 @@
 
 namespace estafette::courierd {
 
-Destination destination_for(const config::Config& config, const std::string& recipient) {
+Destination destination_for(const config::Config& config, const routing::Router& router,
+                            const std::string& recipient, bool program) {
   std::string domain = smtp::domain_of(recipient);
-  if (config.is_local_domain(domain)) return {std::string(kLocalModule), std::string(kLocalModule)};
+  if (program || router.is_local_domain(domain) || router.is_hosted_domain(domain))
+    return {std::string(kLocalModule), std::string(kLocalModule)};
   Destination d{std::string(kEsmtpModule), domain, true, {}};
   if (auto route = config.routes.lookup(domain)) {
     d.key = route->to_string();
@@ -37,7 +39,10 @@ Limits Limits::from(const config::Config& config) {
 }
 
 Scheduler::Scheduler(const config::Config& config, Limits limits, Random random)
-    : config_(config), limits_(limits), random_(std::move(random)) {}
+    : config_(config),
+      router_(std::make_shared<routing::Router>(config)),
+      limits_(limits),
+      random_(std::move(random)) {}
 
 std::string Scheduler::dest_id(const std::string& module, const std::string& key) {
   return module + '\n' + key;
@@ -62,7 +67,7 @@ Millis Scheduler::retry_delay(unsigned attempts) const {
   return std::min(delay, limits_.retry_max);
 }
 
-Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const Router& router) {
+Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const RouteFn& route) {
   const queue::QueueId id = stored.envelope.id;
   if (messages_.count(id)) return AddResult::Duplicate;
   Message m;
@@ -88,7 +93,8 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
     if (m.rcpts[i].state != Message::Rcpt::State::Waiting) continue;  // done, or held
     const std::string& rcpt = stored.envelope.recipients[i];
-    auto d = router ? router(rcpt) : destination_for(config_, rcpt);
+    bool program = stored.envelope.programs.count(i) > 0;
+    auto d = route ? route(rcpt, program) : destination_for(config_, *router_, rcpt, program);
     dest(d);
     auto did = dest_id(d.module, d.key);
     std::string domain = d.mx_lookup ? smtp::domain_of(rcpt) : std::string();
@@ -438,7 +444,7 @@ HoldResult Scheduler::hold(const queue::QueueId& id) {
   return out;
 }
 
-HoldResult Scheduler::release(const queue::QueueId& id, Time now, const Router& router) {
+HoldResult Scheduler::release(const queue::QueueId& id, Time now, const RouteFn& route) {
   using State = Message::Rcpt::State;
   HoldResult out;
   auto mit = messages_.find(id);
@@ -452,7 +458,8 @@ HoldResult Scheduler::release(const queue::QueueId& id, Time now, const Router& 
     if (m.rcpts[i].state == State::InFlight) ++out.in_flight;
     if (m.rcpts[i].state != State::Held) continue;
     const std::string& rcpt = m.stored.envelope.recipients[i];
-    auto d = router ? router(rcpt) : destination_for(config_, rcpt);
+    bool program = m.stored.envelope.programs.count(i) > 0;
+    auto d = route ? route(rcpt, program) : destination_for(config_, *router_, rcpt, program);
     dest(d);
     auto& batch = by_dest[dest_id(d.module, d.key)];
     batch.queue_id = id;
@@ -556,7 +563,9 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
       q.address = env.recipients[i];
       auto w = where.find({id, i});
       const Dest* in = w == where.end() ? nullptr : w->second;
-      q.destination = in ? in->key : destination_for(config_, q.address).key;
+      q.destination =
+          in ? in->key
+             : destination_for(config_, *router_, q.address, env.programs.count(i) > 0).key;
       q.attempts = r.attempts;
       if (i < m.last_errors.size()) q.last_error = m.last_errors[i];
       switch (r.state) {

@@ -17,7 +17,7 @@
 // rate spaces its job starts `interval` apart: a started job arms a timer at the next allowed
 // start (which also keeps the destination's state until then), and ready mail simply waits.
 // A remote domain's destination may be an MX site (mx_sites.h), shared by several domains; the
-// caller resolves it and passes a Router to add(). A batch of a site holds one domain only, so a
+// caller resolves it and passes a RouteFn to add(). A batch of a site holds one domain only, so a
 // job goes to one domain (esmtpclient looks up that domain's MX hosts for the job).
 //
 // Pure: no I/O, no clock, no global randomness. The caller passes `now` (wall clock, because
@@ -37,6 +37,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,6 +48,7 @@
 #include "lib/config/config.h"
 #include "lib/ipc/messages.h"
 #include "lib/queue/backend.h"
+#include "lib/routing/router.h"
 
 namespace estafette::courierd {
 
@@ -78,9 +80,12 @@ struct Destination {
   bool operator==(const Destination&) const = default;
 };
 
-// The destination from the config alone (local domains, static routes, else the domain), with
-// the destinations file's limits for the route or the domain.
-Destination destination_for(const config::Config& config, const std::string& recipient);
+// The one place that maps a recipient to its destination: local and hosted domains and program
+// targets -> "local"; a static route or the smarthost -> "[host]:port" with the destinations
+// file's limits for it; else the domain (MX lookup; courierd may replace it by its MX site) with
+// the limits for the domain.
+Destination destination_for(const config::Config& config, const routing::Router& router,
+                            const std::string& recipient, bool program = false);
 
 struct Limits {
   std::size_t max_deliveries = 100;  // MAXDELS
@@ -165,7 +170,7 @@ class Scheduler final {
  public:
   using Random = std::function<double()>;  // uniform in [0, 1)
   // The destination of each recipient (courierd: with its MX site); empty: destination_for().
-  using Router = std::function<Destination(const std::string& recipient)>;
+  using RouteFn = std::function<Destination(const std::string& recipient, bool program)>;
 
   struct Message {
     queue::StoredMessage stored;
@@ -196,8 +201,8 @@ class Scheduler final {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Indexes a message; every recipient not marked done becomes ready for delivery now, in the
-  // destination `router` gives it.
-  AddResult add(queue::StoredMessage message, Time now, const Router& router = {});
+  // destination `route` gives it.
+  AddResult add(queue::StoredMessage message, Time now, const RouteFn& route = {});
 
   // The next job to start, or nullopt when the limits or an empty ready set forbid one.
   // Releases due retries and host holds first.
@@ -228,8 +233,8 @@ class Scheduler final {
   HoldResult hold(const queue::QueueId& id);
   // release: held recipients become ready now (their destination's host hold still applies);
   // queue_lifetime counts from the arrival again, so long-held mail may bounce at the next
-  // temporary failure. `router` as for add().
-  HoldResult release(const queue::QueueId& id, Time now, const Router& router = {});
+  // temporary failure. `route` as for add().
+  HoldResult release(const queue::QueueId& id, Time now, const RouteFn& route = {});
   // cancel (bounce = true) / delete: every pending recipient not in flight is finished now,
   // bounced with kCancelledReply or dropped without a DSN; one in flight finishes its attempt
   // (delivered stays delivered) and is then bounced or dropped the same way, unless it failed
@@ -251,6 +256,10 @@ class Scheduler final {
   // for a domain, of the destination named so) end: the next job probes the host. Returns how
   // many recipients became ready, counting the ready ones a hold released.
   std::size_t flush(ipc::FlushScope scope, const std::string& target, Time now);
+
+  // The routing used for messages added from now on (courierd's, reloaded on SIGHUP); until
+  // called, one built from the config alone (its local_domains).
+  void set_router(std::shared_ptr<const routing::Router> router) { router_ = std::move(router); }
 
   // When next_job() may have something new because a retry or hold falls due.
   std::optional<Time> next_wakeup() const;
@@ -319,6 +328,7 @@ class Scheduler final {
   void forget_if_idle(const std::string& did);
 
   const config::Config& config_;
+  std::shared_ptr<const routing::Router> router_;
   Limits limits_;
   Random random_;
   std::unordered_map<queue::QueueId, Message> messages_;

@@ -331,7 +331,9 @@ void Connection::filter_whole_message() {
                        qenv.sender = fenv.sender;
                        qenv.client_ip = session_.client().ip;
                        qenv.helo = env.helo;
-                       qenv.recipients = std::move(fenv.recipients);
+                       auto expanded = routing::expand_recipients(*ctx_.router, fenv.recipients);
+                       qenv.recipients = std::move(expanded.recipients);
+                       qenv.programs = std::move(expanded.programs);
                        append_failed_ = false;
                        queue_error_ = 0;
                        try {
@@ -520,7 +522,9 @@ void Connection::begin_data() {
   qenv.sender = env.sender;
   qenv.client_ip = session_.client().ip;
   qenv.helo = env.helo;
-  qenv.recipients = env.recipients;
+  auto expanded = routing::expand_recipients(*ctx_.router, env.recipients);
+  qenv.recipients = std::move(expanded.recipients);
+  qenv.programs = std::move(expanded.programs);
   append_failed_ = false;
   queue_error_ = 0;
   data_.reset();

@@ -20,6 +20,7 @@
 #include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
+#include "lib/routing/router.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
 
@@ -50,6 +51,9 @@ struct ConnectionContext {
   int dnsbl_threshold;
   CheckCounters& counters;
   const FilterSet& filters;
+  // The server's current routing (reloads swap it): the record's recipients are the expansion
+  // of the RCPT addresses.
+  const std::shared_ptr<const routing::Router>& router;
 };
 
 // This connection's checks, decided by the Admission.

@@ -30,7 +30,14 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   try {
     event::Loop loop;
+    // SIGHUP is blocked (taken by the loop's signalfd) before the Server starts its threads,
+    // which inherit the mask: otherwise a reload could kill the process through one of them.
+    esmtpd::Server* reloadable = nullptr;
+    loop.on_signal(SIGHUP, [&] {
+      if (reloadable) reloadable->reload();
+    });
     esmtpd::Server server(loop, config, args->processes, args->submit_fd);
+    reloadable = &server;
     auto stop = [&] {
       base::log("esmtpd").information("stopping");
       server.shutdown();

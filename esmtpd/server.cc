@@ -22,6 +22,7 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
     : loop_(loop),
       config_(config),
       max_sessions_(config::session_share(config.max_sessions, processes)),
+      router_(routing::Router::load(config)),
       backend_(queue::open_backend(config.queue_backend, config.queue_dir())),
       resolver_(loop, config::resolver_options(config)),
       admission_(config, config.run_dir()),
@@ -32,12 +33,16 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
   policy_.max_recipients = config.max_recipients;
   policy_.local_domains = config.local_domains;
   policy_.relay_domains = config.relay_domains;
+  policy_.check_recipient = [this](const std::string& address) {
+    auto e = router_->expand(address);
+    return smtp::RecipientVerdict{e.ours, e.reply};
+  };
   committer_ = std::make_unique<queue::Committer>(loop, *backend_);
   context_ = std::make_unique<ConnectionContext>(
       ConnectionContext{loop, policy_, *backend_, *committer_,
                         [this](const std::string& id) { courierd_.notify(id); },
                         config.smtpd_timeout, config.max_line_length, resolver_, config.greet_wait,
-                        config.dnsbl_action, config.dnsbl_threshold, counters_, filters_});
+                        config.dnsbl_action, config.dnsbl_threshold, counters_, filters_, router_});
   schedule_stats();
   // One of several processes: share the addresses. Alone: no SO_REUSEPORT, so that a second
   // instance started by mistake fails to bind instead of silently taking half the connections.
@@ -66,6 +71,16 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
   loop_.add_fd(sfd, events, [this, sfd](std::uint32_t) { accept_from(sfd, true); });
   base::log("esmtpd").information("local submission on " + submit_socket_path(config) +
                                   (submit_fd >= 0 ? " (from estafetted)" : ""));
+}
+
+void Server::reload() {
+  try {
+    router_ = routing::Router::load(config_);
+    base::log("esmtpd").information("reloaded routing: aliases=" +
+                                    std::to_string(router_->alias_count()));
+  } catch (const std::exception& e) {
+    base::log("esmtpd").error(std::string("reload failed, keeping the previous maps: ") + e.what());
+  }
 }
 
 // Every 10 minutes: the checks' figures, and rows of dead esmtpd processes swept.

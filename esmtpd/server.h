@@ -21,6 +21,7 @@
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
+#include "lib/routing/router.h"
 
 namespace estafette::esmtpd {
 
@@ -36,6 +37,9 @@ class Server final {
   void shutdown();
   std::size_t sessions() const { return connections_.size(); }
   std::size_t max_sessions() const { return max_sessions_; }
+  // SIGHUP: reload the routing maps (aliases, locals, hosted domains); a broken file is logged
+  // with file:line and the previous maps stay.
+  void reload();
 
  private:
   void accept_from(int listen_fd, bool local);
@@ -44,6 +48,7 @@ class Server final {
   event::Loop& loop_;
   const config::Config& config_;
   std::size_t max_sessions_;
+  std::shared_ptr<const routing::Router> router_;  // swapped by reload(); RCPT and records use it
   smtp::ServerPolicy policy_;
   std::unique_ptr<queue::Backend> backend_;
   std::unique_ptr<queue::Committer> committer_;

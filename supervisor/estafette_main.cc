@@ -1,6 +1,9 @@
 // estafette: the admin command. `estafette COMMAND [-c CONFIG]`.
 //   start   runs estafetted in the background and waits until it has written its pid file
 //   stop    sends SIGTERM to estafetted and waits until it has stopped every daemon
+//   reload  sends SIGHUP to estafetted: esmtpd, courierd and estafette-local reload the routing
+//           maps (aliases, locals, hosteddomains, hosted_mailboxes); a broken file is logged
+//           with file:line and the old maps stay
 //   status  exit 0 and "running (pid N)" when estafetted runs, then one line per daemon it keeps
 //           (from <state>/run/estafetted.children) and per delivery module of courierd (from
 //           /proc); exit 3 when estafetted does not run
@@ -91,7 +94,7 @@ void print_children(const std::string& status_file) {
 
 int usage(std::FILE* to = stderr) {
   std::fprintf(to,
-               "usage: estafette start|stop|status|check-config [-c CONFIG]\n"
+               "usage: estafette start|stop|reload|status|check-config [-c CONFIG]\n"
                "       estafette mailq [--json] [-c CONFIG]\n"
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release QUEUE-ID|--all [-c CONFIG]\n"
@@ -241,6 +244,16 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "estafette: estafetted did not start (see its log)\n");
     return 1;
+  }
+  if (cmd == "reload") {  // the daemons re-read their maps; errors go to the log
+    pid_t pid = running_pid(pidfile);
+    if (!pid) {
+      std::fprintf(stderr, "estafette: not running\n");
+      return 1;
+    }
+    ::kill(pid, SIGHUP);
+    std::printf("estafette: reload signalled (pid %d)\n", pid);
+    return 0;
   }
   if (cmd == "stop") {
     pid_t pid = running_pid(pidfile);

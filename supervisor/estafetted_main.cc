@@ -130,6 +130,10 @@ int main(int argc, char** argv) {
   supervisor::Supervisor supervisor(loop, std::move(programs), config_path, status_file);
   loop.on_signal(SIGTERM, [&] { supervisor.stop(); });
   loop.on_signal(SIGINT, [&] { supervisor.stop(); });
+  loop.on_signal(SIGHUP, [&] {  // reload: the daemons re-read their maps (aliases, ...)
+    base::log("estafetted").information("SIGHUP: reloading the daemons' maps");
+    supervisor.signal_children(SIGHUP);
+  });
   supervisor.start();
   loop.run();
   ::unlink(status_file.c_str());

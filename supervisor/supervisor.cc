@@ -150,4 +150,9 @@ void Supervisor::maybe_finish() {
   loop_.stop();
 }
 
+void Supervisor::signal_children(int signal) {
+  for (const auto& child : children_)
+    if (child.pid > 0) ::kill(child.pid, signal);
+}
+
 }  // namespace estafette::supervisor

@@ -35,6 +35,8 @@ class Supervisor final {
   void start();
   // Sends SIGTERM to every child, SIGKILL after the grace period; stops the loop when all exited.
   void stop();
+  // Sends `signal` to every running child (SIGHUP: reload; courierd passes it to its modules).
+  void signal_children(int signal);
 
  private:
   struct Child {

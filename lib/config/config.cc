@@ -9,6 +9,7 @@
 #include <functional>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
 
 #include "lib/base/fd.h"
 #include "lib/base/paths.h"
@@ -23,6 +24,8 @@ const char* const kDefaultConfig = R"(# Estafette embedded default configuration
 state_dir = ./estafette-state
 listen = 127.0.0.1:2525
 local_domains = estafette.test, localhost
+# Any local part has a mailbox, made in <state_dir>/maildir/ on first delivery.
+local_mailboxes = create
 relay_clients =
 smarthost =
 # No reverse DNS or sender-domain lookups: this default also runs on machines without DNS.
@@ -283,6 +286,14 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     return [&, key](const std::string& v) { files[key] = {resolve(base_dir, v), ""}; };
   };
   std::optional<HostPort> smarthost;
+  // The routing files are read by lib/routing's Router (again on reload); here only their paths.
+  std::string* routing_where = nullptr;
+  auto routing_file = [&](Config::FileRef& field) {
+    return [&](const std::string& v) {
+      field.path = v.empty() ? "" : resolve(base_dir, v);
+      routing_where = &field.where;
+    };
+  };
 
   using Setter = std::function<void(const std::string& value)>;
   auto size_setter = [](std::size_t& field, std::size_t min) {
@@ -393,6 +404,30 @@ Config parse_config(const std::string& text, const std::string& name, const std:
        }},
       {"esmtproutes", [&](const std::string& v) { routes_file = resolve(base_dir, v); }},
       {"maildir_root", [&](const std::string& v) { c.maildir_root = resolve(base_dir, v); }},
+      {"locals", routing_file(c.locals)},
+      {"hosteddomains", routing_file(c.hosteddomains)},
+      {"hosted_mailboxes", routing_file(c.hosted_mailboxes)},
+      {"aliases", routing_file(c.aliases)},
+      {"local_mailboxes",
+       [&](const std::string& v) {
+         if (v == "create")
+           c.local_mailboxes = Config::LocalMailboxes::Create;
+         else if (v == "existing")
+           c.local_mailboxes = Config::LocalMailboxes::Existing;
+         else if (v == "system")
+           c.local_mailboxes = Config::LocalMailboxes::System;
+         else
+           throw std::invalid_argument("expected create, existing or system");
+       }},
+      {"max_mailbox_message_size", size_setter(c.max_mailbox_message_size, 0)},
+      {"allow_program_delivery", bool_setter(c.allow_program_delivery)},
+      {"program_user",
+       [&](const std::string& v) {
+         if (v.empty() || v == "root")
+           throw std::invalid_argument("must name a user other than root");
+         c.program_user = v;
+       }},
+      {"program_timeout", seconds_setter(c.program_timeout)},
       {"max_message_size", size_setter(c.max_message_size, 1024)},
       {"max_recipients", count_setter(c.max_recipients)},
       {"max_line_length", size_setter(c.max_line_length, 512)},
@@ -521,6 +556,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       fail(where, key + ": " + e.what());
     }
     if (key == "esmtproutes") routes_where = where;
+    if (routing_where) *std::exchange(routing_where, nullptr) = where;
     if (auto f = files.find(key); f != files.end()) f->second.second = where;
     if (key == "filters")
       for (auto& f : c.filters) f.where = where;

@@ -92,6 +92,26 @@ struct Config {
   Routes routes;
   std::string maildir_root;  // default: <state_dir>/maildir; mail for user@local -> <root>/<user>/
 
+  // Routing (lib/routing/router.h): files read by the Router, at start and on SIGHUP. `where` is
+  // the setting's "file:line", for an error about the file itself; an empty path: no file.
+  struct FileRef {
+    std::string path;
+    std::string where;
+  };
+  FileRef locals;            // more local domains, one per line
+  FileRef hosteddomains;     // virtual domains, one per line
+  FileRef hosted_mailboxes;  // "user@hosteddomain: mailbox"
+  FileRef aliases;           // "name: target, ..." (Courier/sendmail)
+  // Which local parts of the local domains have a mailbox: Create (any, made in maildir_root on
+  // first delivery; the embedded default), Existing (directories already in maildir_root) or
+  // System (a system user other than root: ~user/Maildir, written as that user).
+  enum class LocalMailboxes { Create, Existing, System };
+  LocalMailboxes local_mailboxes = LocalMailboxes::Existing;
+  std::size_t max_mailbox_message_size = 0;  // per delivered message; 0: max_message_size
+  bool allow_program_delivery = false;       // "|command" targets in aliases
+  std::string program_user = "nobody";       // runs programs from root-owned alias files
+  Seconds program_timeout{60};               // then the program's process group is killed
+
   std::size_t max_message_size = 10 << 20;
   std::size_t max_recipients = 1000;
   std::size_t max_line_length = 2048;

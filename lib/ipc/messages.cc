@@ -22,6 +22,7 @@ std::string encode(const Deliver& m) {
       .str(m.sender)
       .str(m.destination)
       .strings(m.recipients)
+      .strings(m.programs)
       .finish();
 }
 
@@ -59,7 +60,9 @@ std::optional<Deliver> decode_deliver(const Frame& f) {
   m.sender = r.str();
   m.destination = r.str();
   m.recipients = r.strings();
+  if (!r.ok_and_done()) m.programs = r.strings();  // optional: older senders end before it
   if (!r.ok_and_done()) return std::nullopt;
+  if (!m.programs.empty() && m.programs.size() != m.recipients.size()) return std::nullopt;
   return m;
 }
 

@@ -48,6 +48,10 @@ struct Deliver {
   std::string sender;       // "" = null sender
   std::string destination;  // esmtp: "host:port" from a route, or a domain for MX lookup
   std::vector<std::string> recipients;
+  // local: per recipient, "" or a program delivery "UID COMMAND" (lib/routing Program), from
+  // the queue record's P records; empty when no recipient has one. Optional on the wire (a
+  // frame that ends after the recipients has none).
+  std::vector<std::string> programs;
 };
 
 enum class RcptStatus : std::uint8_t { Delivered = 0, TempFail = 1, PermFail = 2 };

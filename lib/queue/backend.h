@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,10 @@ struct Envelope {
   std::string client_ip;     // "" for locally generated (bounces)
   std::string helo;
   std::vector<std::string> recipients;
+  // Program deliveries from aliases (lib/routing): recipient index -> "UID COMMAND", stored as a
+  // `P` record right after its `R`. Only the router writes them: a recipient address an SMTP
+  // client sent ("|cmd"@domain is a valid local part) is never a program.
+  std::map<std::size_t, std::string> programs;
   // DSN-related fields may be added later.
 
   bool operator==(const Envelope&) const = default;

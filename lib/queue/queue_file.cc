@@ -56,6 +56,10 @@ std::string envelope_problem(const Envelope& envelope) {
   for (const auto& r : envelope.recipients) {
     if (!clean_value(r)) return "CR/LF/NUL in recipient";
   }
+  for (const auto& [index, program] : envelope.programs) {
+    if (index >= envelope.recipients.size()) return "program for a missing recipient";
+    if (!clean_value(program) || program.empty()) return "CR/LF/NUL in program";
+  }
   return {};
 }
 
@@ -72,7 +76,11 @@ EncodedHeader encode_header(const Envelope& envelope) {
   append_record(out, 'F', envelope.sender);
   if (!envelope.client_ip.empty()) append_record(out, 'C', envelope.client_ip);
   if (!envelope.helo.empty()) append_record(out, 'H', envelope.helo);
-  for (const auto& r : envelope.recipients) append_record(out, 'R', r);
+  for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
+    append_record(out, 'R', envelope.recipients[i]);
+    if (auto p = envelope.programs.find(i); p != envelope.programs.end())
+      append_record(out, 'P', p->second);
+  }
   out.append("B ");
   header.size_field_offset = out.size();
   out.append(format_size_field(0));
@@ -138,6 +146,10 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
         break;
       case 'R':
         envelope.recipients.emplace_back(value);
+        break;
+      case 'P':  // the program of the R just before it
+        if (envelope.recipients.empty()) return fail(error, "P record before any R");
+        duplicate = !envelope.programs.emplace(envelope.recipients.size() - 1, value).second;
         break;
       case 'B':
         have_body = true;

@@ -4,7 +4,7 @@
 //
 // Layout (text envelope, raw body, END trailer):
 //   ESTAFETTE-QUEUE 1\n
-//   I <id>\n  T <arrival>\n  F <sender>\n  [C <client ip>\n]  [H <helo>\n]  R <rcpt>\n ...
+//   I <id>\n  T <arrival>\n  F <sender>\n  [C <client ip>\n]  [H <helo>\n]  R <rcpt>\n [P <uid> <cmd>\n] ...
 //   B <body size: 20 decimal digits>\n          <- body_offset is just after this line
 //   <body: exactly body size bytes, SMTP wire form>
 //   \nEND <body size> <header crc32c: 8 hex> <body crc32c: 8 hex>\n

@@ -356,7 +356,10 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
     return {};
   }
   if (!block_reply_.empty()) return reply("550 5.7.1 " + sanitize(block_reply_));
-  if (!relay_allowed(cmd.address)) {
+  RecipientVerdict routed;
+  if (policy_.check_recipient) routed = policy_.check_recipient(cmd.address);
+  if (!routed.reply.empty()) return error(routed.reply);
+  if (!routed.ours && !relay_allowed(cmd.address)) {
     return error("550 5.7.1 <" + cmd.address + ">: Relay access denied");
   }
   if (client_.filtered) {

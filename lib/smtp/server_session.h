@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +43,12 @@
 
 namespace estafette::smtp {
 
+// The router's answer about one RCPT address (esmtpd: lib/routing's Router::expand).
+struct RecipientVerdict {
+  bool ours = false;  // a local or hosted mailbox or an alias: no relay permission needed
+  std::string reply;  // non-empty: refuse the RCPT with it ("550 5.1.1 ..."), a counted error
+};
+
 struct ServerPolicy {
   std::string hostname;                     // our name, in the greeting and Received
   std::size_t max_message_size = 10 << 20;  // SIZE extension value, enforced
@@ -50,6 +57,8 @@ struct ServerPolicy {
   std::vector<std::string> local_domains;   // lower-case; mail for these is accepted from anyone
   std::vector<std::string> relay_domains;   // lower-case; also accepted from anyone (we relay)
   std::string software = "Estafette";
+  // Called for each RCPT before the relay check; unset: only the domain lists decide.
+  std::function<RecipientVerdict(const std::string& address)> check_recipient;
 };
 
 struct ClientInfo {

@@ -1,12 +1,13 @@
 // estafette-local: the local delivery module. courierd starts it with `--fd N` (a socketpair)
 // and optionally `--config PATH`; it announces itself (ModuleReady "local"), then delivers each
-// Deliver into Maildirs (maildir.h), one at a time, and answers with a DeliverResult.
-// Exits 0 when the channel closes or on SIGTERM/SIGINT (between deliveries); 2 on bad usage or
-// a bad config.
+// Deliver into Maildirs or to programs (maildir.h), one at a time, and answers with a
+// DeliverResult. Exits 0 when the channel closes or on SIGTERM/SIGINT (between deliveries); 2 on
+// bad usage or a bad config.
 #include <signal.h>
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 
 #include "lib/base/cli.h"
 #include "lib/base/log.h"
@@ -14,6 +15,7 @@
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/ipc/messages.h"
+#include "lib/routing/router.h"
 #include "modules/local/maildir.h"
 
 using namespace estafette;
@@ -36,7 +38,9 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   try {
     event::Loop loop;
-    local::MaildirDelivery maildir(config.maildir_root, config.hostname);
+    // The mailbox maps; SIGHUP (from courierd) reloads them, a broken file keeps the old ones.
+    std::shared_ptr<const routing::Router> router = routing::Router::load(config);
+    local::MaildirDelivery maildir(router, config.hostname);
     ipc::Channel* out = nullptr;
     ipc::Channel channel(
         loop, base::UniqueFd(args->fd),
@@ -57,6 +61,14 @@ int main(int argc, char** argv) {
     out = &channel;
     loop.on_signal(SIGTERM, [&] { loop.stop(); });
     loop.on_signal(SIGINT, [&] { loop.stop(); });
+    loop.on_signal(SIGHUP, [&] {
+      try {
+        router = routing::Router::load(config);
+      } catch (const std::exception& e) {
+        base::log("local").error(std::string("reload failed, keeping the previous maps: ") +
+                                 e.what());
+      }
+    });
     channel.send(ipc::encode(ipc::ModuleReady{"local"}));
     loop.run();
   } catch (const std::exception& e) {

@@ -6,12 +6,14 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <vector>
 
 #include "lib/base/fd.h"
 #include "lib/base/paths.h"
 #include "lib/smtp/address.h"
 #include "lib/smtp/dotstuff.h"
+#include "modules/local/program.h"
 
 namespace estafette::local {
 
@@ -71,18 +73,6 @@ bool make_box(const std::string& box) {
 
 }  // namespace
 
-std::optional<std::string> mailbox_name(std::string_view recipient) {
-  auto at = recipient.rfind('@');
-  std::string local = smtp::to_lower(
-      smtp::unquote_local(at == std::string_view::npos ? recipient : recipient.substr(0, at)));
-  if (local.empty() || local[0] == '.') return std::nullopt;
-  for (char c : local) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '/' || u < 0x20 || u == 0x7f) return std::nullopt;
-  }
-  return local;
-}
-
 std::string wire_to_plain(std::string_view wire) {
   std::string out;
   smtp::Unstuffer unstuffer(true);
@@ -91,7 +81,9 @@ std::string wire_to_plain(std::string_view wire) {
   return out;
 }
 
-MaildirDelivery::MaildirDelivery(std::string root, std::string hostname) : root_(std::move(root)) {
+MaildirDelivery::MaildirDelivery(const std::shared_ptr<const routing::Router>& router,
+                                 std::string hostname)
+    : router_(router) {
   for (char c : hostname) {
     if (c == '/')
       hostname_ += "\\057";
@@ -124,16 +116,57 @@ ipc::DeliverResult MaildirDelivery::deliver(const ipc::Deliver& d) {
   std::string plain = wire_to_plain(wire);
   wire.clear();
   wire.shrink_to_fit();
-  for (const auto& rcpt : d.recipients)
-    result.results.push_back(deliver_one(rcpt, d.sender, plain));
+  for (std::size_t i = 0; i < d.recipients.size(); ++i)
+    result.results.push_back(deliver_one(
+        d.recipients[i], i < d.programs.size() ? d.programs[i] : std::string(), d.sender, plain));
   return result;
 }
 
-ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std::string& sender,
-                                             std::string_view plain) {
-  auto name = mailbox_name(rcpt);
-  if (!name) return {ipc::RcptStatus::PermFail, "550 5.1.1 <" + rcpt + ">: bad mailbox name"};
-  const std::string box = root_ + "/" + *name;
+ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std::string& program,
+                                             const std::string& sender, std::string_view plain) {
+  const config::Config& config = router_->config();
+  if (!program.empty()) {
+    auto p = routing::Program::parse(program);
+    if (!p) return {ipc::RcptStatus::PermFail, "550 5.3.0 <" + rcpt + ">: malformed program"};
+    if (!config.allow_program_delivery)
+      return {ipc::RcptStatus::PermFail,
+              "550 5.7.1 <" + rcpt + ">: delivery to programs is disabled"};
+    std::string message = "Return-Path: <" + sender + ">\nDelivered-To: " + rcpt + "\n";
+    message.append(plain);
+    return run_program(
+        {p->command, p->uid, config.program_user,
+         std::chrono::duration_cast<std::chrono::milliseconds>(config.program_timeout), sender,
+         rcpt},
+        message);
+  }
+  std::size_t limit =
+      config.max_mailbox_message_size ? config.max_mailbox_message_size : config.max_message_size;
+  if (plain.size() > limit)
+    return {ipc::RcptStatus::PermFail,
+            "552 5.2.3 <" + rcpt + ">: message of " + std::to_string(plain.size()) +
+                " bytes exceeds the mailbox limit of " + std::to_string(limit)};
+  auto box = router_->mailbox(rcpt);
+  if (!box.reply.empty()) return {ipc::RcptStatus::PermFail, box.reply};
+  if (box.uid && ::geteuid() == 0) {
+    // A system user's Maildir is written as that user (effective ids, restored after).
+    if (::setegid(box.gid) != 0 || ::seteuid(*box.uid) != 0) {
+      int err = errno;
+      (void)::seteuid(0);
+      (void)::setegid(0);
+      return {ipc::RcptStatus::TempFail, io_error(rcpt, "seteuid", err)};
+    }
+    auto r = write_maildir(box, rcpt, sender, plain);
+    if (::seteuid(0) != 0 || ::setegid(0) != 0) std::abort();  // must not go on as the user
+    return r;
+  }
+  return write_maildir(box, rcpt, sender, plain);
+}
+
+ipc::RcptResult MaildirDelivery::write_maildir(const routing::Mailbox& mailbox,
+                                               const std::string& rcpt, const std::string& sender,
+                                               std::string_view plain) {
+  const std::string& box = mailbox.path;
+  const std::string name = box.substr(box.rfind('/') + 1);
   const std::string file = unique_name();
   const std::string tmp = box + "/tmp/" + file;
   const std::string dest = box + "/new/" + file;
@@ -143,12 +176,17 @@ ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std:
   base::UniqueFd fd(::open(tmp.c_str(), kCreate, 0600));
   if (!fd && errno == ENOENT) {
     // A new mailbox (the common case, an existing one, costs no mkdir). Its directories must
-    // survive a crash as the message will: sync each one's entry into its parent.
-    if (!base::make_dirs(root_, 0700) || !make_box(box))
-      return {ipc::RcptStatus::TempFail, io_error(*name, "mkdir", errno)};
+    // survive a crash as the message will: sync each one's entry into its parent. Only the
+    // router may let a mailbox be created; an existing one may still lack tmp/new/cur.
+    struct stat st {};
+    if (!mailbox.create && ::stat(box.c_str(), &st) != 0)
+      return {ipc::RcptStatus::PermFail, "550 5.1.1 <" + rcpt + ">: no such mailbox"};
+    std::string parent = box.substr(0, box.rfind('/'));
+    if ((mailbox.create && !mailbox.uid && !base::make_dirs(parent, 0700)) || !make_box(box))
+      return {ipc::RcptStatus::TempFail, io_error(name, "mkdir", errno)};
     fd.reset(::open(tmp.c_str(), kCreate, 0600));
   }
-  if (!fd) return {ipc::RcptStatus::TempFail, io_error(*name, "create", errno)};
+  if (!fd) return {ipc::RcptStatus::TempFail, io_error(name, "create", errno)};
   const char* failed = nullptr;
   if (!write_all(fd.get(), head) || !write_all(fd.get(), plain))
     failed = "write";
@@ -164,9 +202,9 @@ ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std:
     int err = errno;
     fd.reset();
     ::unlink(tmp.c_str());
-    return {ipc::RcptStatus::TempFail, io_error(*name, failed, err)};
+    return {ipc::RcptStatus::TempFail, io_error(name, failed, err)};
   }
-  return {ipc::RcptStatus::Delivered, "250 2.0.0 delivered to maildir " + *name + "/new/" + file};
+  return {ipc::RcptStatus::Delivered, "250 2.0.0 delivered to maildir " + name + "/new/" + file};
 }
 
 }  // namespace estafette::local

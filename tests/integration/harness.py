@@ -102,6 +102,7 @@ class Estafette:
             "state_dir": self.state,
             "listen": "127.0.0.1:%d" % self.port,
             "local_domains": "estafette.test",
+            "local_mailboxes": "create",  # any local part has a mailbox (tests may say otherwise)
             "relay_clients": "127.0.0.0/8",
             "log_file": self.log,
             "log_level": "debug",

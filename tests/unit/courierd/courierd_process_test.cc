@@ -211,6 +211,7 @@ class CourierdProcess : public ::testing::Test {
         << "hostname = mx.estafette.test\n"
         << "state_dir = " << tmp_ << "/state\n"
         << "local_domains = local.test\n"
+        << "local_mailboxes = create\n"
         << "esmtproutes = " << tmp_ << "/routes\n"
         << "retry_base = 200ms\nretry_max = 1s\nhost_backoff = 200ms\n"
         << "MAXDELS = 10\nMAXHOST = 2\nMAXRCPT = 10\n";

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "modules/local/maildir.h"
+#include "modules/local/program.h"
 #include "tests/unit/courierd/test_files.h"
 
 namespace estafette::local {
@@ -31,6 +33,19 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// A router for local.test with mailboxes under root, made on first delivery by default.
+std::shared_ptr<const routing::Router> router_for(
+    const std::string& root,
+    config::Config::LocalMailboxes mode = config::Config::LocalMailboxes::Create,
+    std::size_t max_size = 0) {
+  config::Config c;
+  c.local_domains = {"local.test"};
+  c.maildir_root = root;
+  c.local_mailboxes = mode;
+  c.max_mailbox_message_size = max_size;
+  return std::make_shared<routing::Router>(c);
+}
 
 TEST(LocalMaildir, MailboxNames) {
   EXPECT_EQ(mailbox_name("Alice@local.test"), "alice");
@@ -57,7 +72,8 @@ TEST(LocalMaildir, DeliversIntoNewWithEnvelopeHeaders) {
   std::string wire = "Subject: test\r\n\r\nline 1\r\n..leading dot\r\n";
   std::ofstream(queue_file, std::ios::binary) << prefix << wire << "TRAILER";
 
-  MaildirDelivery maildir(tmp.path() + "/maildir", "host/with:odd");
+  auto router = router_for(tmp.path() + "/maildir");
+  MaildirDelivery maildir(router, "host/with:odd");
   ipc::Deliver d;
   d.job_id = 7;
   d.queue_id = "Q1";
@@ -92,7 +108,8 @@ TEST(LocalMaildir, DeliversIntoNewWithEnvelopeHeaders) {
 
 TEST(LocalMaildir, NullSenderAndUnreadableQueueFile) {
   TempDir tmp;
-  MaildirDelivery maildir(tmp.path() + "/maildir", "h");
+  auto router = router_for(tmp.path() + "/maildir");
+  MaildirDelivery maildir(router, "h");
   ipc::Deliver d;
   d.path = tmp.path() + "/missing";
   d.body_size = 10;
@@ -121,13 +138,91 @@ TEST(LocalMaildir, NullSenderAndUnreadableQueueFile) {
 TEST(LocalMaildir, UnusableRootIsATemporaryFailure) {
   TempDir tmp;
   std::ofstream(tmp.path() + "/q") << "x\r\n";
-  MaildirDelivery maildir(tmp.path() + "/q/not-a-dir", "h");
+  auto router = router_for(tmp.path() + "/q/not-a-dir");
+  MaildirDelivery maildir(router, "h");
   ipc::Deliver d;
   d.path = tmp.path() + "/q";
   d.body_size = 3;
   d.recipients = {"a@local.test"};
   auto r = maildir.deliver(d);
   EXPECT_EQ(r.results[0].status, ipc::RcptStatus::TempFail);
+}
+
+TEST(LocalMaildir, MissingMailboxBouncesAndIsNotCreated) {
+  TempDir tmp;
+  std::ofstream(tmp.path() + "/q") << "x\r\n";
+  ASSERT_EQ(::mkdir((tmp.path() + "/maildir").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((tmp.path() + "/maildir/alice").c_str(), 0700), 0);  // no tmp/new/cur yet
+  auto router = router_for(tmp.path() + "/maildir", config::Config::LocalMailboxes::Existing);
+  MaildirDelivery maildir(router, "h");
+  ipc::Deliver d;
+  d.path = tmp.path() + "/q";
+  d.body_size = 3;
+  d.recipients = {"alice@local.test", "nobody-here@local.test"};
+  auto r = maildir.deliver(d);
+  EXPECT_EQ(r.results[0].status, ipc::RcptStatus::Delivered) << r.results[0].reply;
+  EXPECT_EQ(list_dir(tmp.path() + "/maildir/alice/new").size(), 1u);
+  EXPECT_EQ(r.results[1].status, ipc::RcptStatus::PermFail);
+  EXPECT_EQ(r.results[1].reply.rfind("550 5.1.1 ", 0), 0u) << r.results[1].reply;
+  struct stat st {};
+  EXPECT_NE(::stat((tmp.path() + "/maildir/nobody-here").c_str(), &st), 0);
+}
+
+TEST(LocalMaildir, MessageOverTheMailboxLimitBounces) {
+  TempDir tmp;
+  std::string body(2000, 'x');
+  std::ofstream(tmp.path() + "/q") << body;
+  auto router = router_for(tmp.path() + "/maildir", config::Config::LocalMailboxes::Create, 1000);
+  MaildirDelivery maildir(router, "h");
+  ipc::Deliver d;
+  d.path = tmp.path() + "/q";
+  d.body_size = body.size();
+  d.recipients = {"alice@local.test"};
+  auto r = maildir.deliver(d);
+  EXPECT_EQ(r.results[0].status, ipc::RcptStatus::PermFail);
+  EXPECT_EQ(r.results[0].reply.rfind("552 5.2.3 ", 0), 0u) << r.results[0].reply;
+}
+
+TEST(LocalProgram, ExitStatusesMapLikeSendmail) {
+  EXPECT_EQ(program_result(0, false, "").status, ipc::RcptStatus::Delivered);
+  auto temp = program_result(75 << 8, false, "try later\nmore");
+  EXPECT_EQ(temp.status, ipc::RcptStatus::TempFail);
+  EXPECT_EQ(temp.reply, "451 4.3.0 program exited 75 (EX_TEMPFAIL): try later");
+  auto perm = program_result(67 << 8, false, "no such user\n");
+  EXPECT_EQ(perm.status, ipc::RcptStatus::PermFail);
+  EXPECT_EQ(perm.reply, "550 5.3.0 program exited 67: no such user");
+  EXPECT_EQ(program_result(9, false, "").status, ipc::RcptStatus::PermFail);  // killed
+  EXPECT_EQ(program_result(0, true, "").status, ipc::RcptStatus::TempFail);   // timed out
+}
+
+TEST(LocalProgram, RunsWithTheMessageOnStdinAndATimeout) {
+  TempDir tmp;
+  ::chmod(tmp.path().c_str(), 0777);  // the program may run as an unprivileged user
+  ProgramRun run;
+  run.uid = ::geteuid() == 0 ? 0 : ::geteuid();  // root: program_user (nobody)
+  run.command = "cat > " + tmp.path() + "/out; echo done";
+  run.sender = "s@x.test";
+  run.recipient = "prog@local.test";
+  auto r = run_program(run, "hello\n");
+  EXPECT_EQ(r.status, ipc::RcptStatus::Delivered) << r.reply;
+  EXPECT_EQ(slurp(tmp.path() + "/out"), "hello\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((tmp.path() + "/out").c_str(), &st), 0);
+  EXPECT_NE(st.st_uid, 0u);
+
+  run.command = "echo busy; exit 75";
+  r = run_program(run, "x\n");
+  EXPECT_EQ(r.status, ipc::RcptStatus::TempFail);
+  EXPECT_EQ(r.reply, "451 4.3.0 program exited 75 (EX_TEMPFAIL): busy");
+
+  // A child that keeps the output open is killed with the whole group at the timeout.
+  run.command = "sleep 30 & sleep 30";
+  run.timeout = std::chrono::milliseconds(300);
+  auto start = std::chrono::steady_clock::now();
+  r = run_program(run, "x\n");
+  EXPECT_EQ(r.status, ipc::RcptStatus::TempFail);
+  EXPECT_EQ(r.reply.rfind("451 4.3.0 program timed out", 0), 0u) << r.reply;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 }  // namespace

@@ -47,8 +47,8 @@ struct SiteFixture {
   explicit SiteFixture(Limits limits = test_limits())
       : scheduler(config, limits, [] { return 0.5; }) {
     // a.test, b.test and c.test share one MX host; other.test is on its own.
-    router = [this](const std::string& rcpt) {
-      Destination d = destination_for(config, rcpt);
+    router = [this](const std::string& rcpt, bool program) {
+      Destination d = destination_for(config, routing::Router(config), rcpt, program);
       if (d.mx_lookup && d.key != "other.test") {
         d.key = kSite;
         d.limits = site_limits;
@@ -66,7 +66,7 @@ struct SiteFixture {
   }
   config::Config config;
   config::DestinationLimits site_limits;
-  Scheduler::Router router;
+  Scheduler::RouteFn router;
   Scheduler scheduler;
 };
 
@@ -217,12 +217,12 @@ TEST(SchedulerSites, ConfigLimitsWithoutARouter) {
   c.routes.exact["routed.test"] = config::HostPort{"Relay.test", 2525};
   c.destinations.domains["slow.test"] = config::DestinationLimits{1, 0ms, 0};
   c.destinations.routes["relay.test:2525"] = config::DestinationLimits{0, 250ms, 3};
-  EXPECT_EQ(destination_for(c, "a@SLOW.test"),
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@SLOW.test"),
             (Destination{"esmtp", "slow.test", true, config::DestinationLimits{1, 0ms, 0}}));
   EXPECT_EQ(
-      destination_for(c, "a@routed.test"),
+      destination_for(c, routing::Router(c), "a@routed.test"),
       (Destination{"esmtp", "Relay.test:2525", false, config::DestinationLimits{0, 250ms, 3}}));
-  EXPECT_EQ(destination_for(c, "a@fast.test"), (Destination{"esmtp", "fast.test", true}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@fast.test"), (Destination{"esmtp", "fast.test", true}));
 
   Scheduler s(c, test_limits(), [] { return 0.5; });
   s.add(message("m1", {"a@slow.test"}), kT0);

@@ -72,16 +72,27 @@ struct Fixture {
 
 TEST(CourierdScheduler, DestinationForRecipients) {
   auto c = test_config();
-  EXPECT_EQ(destination_for(c, "a@local.test"), (Destination{"local", "local"}));
-  EXPECT_EQ(destination_for(c, "a@LOCAL.test"), (Destination{"local", "local"}));
-  EXPECT_EQ(destination_for(c, "a@routed.test"), (Destination{"esmtp", "relay.test:2525"}));
-  EXPECT_EQ(destination_for(c, "a@Example.COM"), (Destination{"esmtp", "example.com", true}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@local.test"),
+            (Destination{"local", "local"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@LOCAL.test"),
+            (Destination{"local", "local"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@routed.test"),
+            (Destination{"esmtp", "relay.test:2525"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@Example.COM"),
+            (Destination{"esmtp", "example.com", true}));
   c.local_domains.push_back(".sub.test");  // every subdomain of sub.test, not sub.test itself
-  EXPECT_EQ(destination_for(c, "a@h1.foo.SUB.test"), (Destination{"local", "local"}));
-  EXPECT_EQ(destination_for(c, "a@sub.test"), (Destination{"esmtp", "sub.test", true}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@h1.foo.SUB.test"),
+            (Destination{"local", "local"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@sub.test"),
+            (Destination{"esmtp", "sub.test", true}));
   c.routes.smarthost = config::HostPort{"smart.test", 25};
-  EXPECT_EQ(destination_for(c, "a@example.com"), (Destination{"esmtp", "smart.test:25"}));
-  EXPECT_EQ(destination_for(c, "a@local.test"), (Destination{"local", "local"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@example.com"),
+            (Destination{"esmtp", "smart.test:25"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@local.test"),
+            (Destination{"local", "local"}));
+  // A program target goes to the local module whatever its address.
+  EXPECT_EQ(destination_for(c, routing::Router(c), "list@example.com", true),
+            (Destination{"local", "local"}));
 }
 
 TEST(CourierdScheduler, GroupsRecipientsByDestinationAndSplitsAtMaxRcpt) {

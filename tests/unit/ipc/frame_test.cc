@@ -98,6 +98,25 @@ TEST(IpcFrame, RejectsZeroAndHugeLengths) {
   EXPECT_TRUE(huge.error());
 }
 
+TEST(IpcFrame, DeliverCarriesProgramsPerRecipient) {
+  Deliver d;
+  d.queue_id = "Q";
+  d.recipients = {"a@b", "prog@b"};
+  d.programs = {"", "0 /bin/log"};
+  FrameSplitter s;
+  s.feed(encode(d));
+  auto f = s.next();
+  ASSERT_TRUE(f);
+  auto back = decode_deliver(*f);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->programs, d.programs);
+  d.programs = {"0 /bin/log"};  // not one per recipient
+  s.feed(encode(d));
+  f = s.next();
+  ASSERT_TRUE(f);
+  EXPECT_FALSE(decode_deliver(*f));
+}
+
 TEST(IpcFrame, TruncatedPayloadsDoNotDecode) {
   Deliver d;
   d.queue_id = "Q";
@@ -107,9 +126,11 @@ TEST(IpcFrame, TruncatedPayloadsDoNotDecode) {
   s.feed(bytes);
   auto f = s.next();
   ASSERT_TRUE(f);
+  const std::size_t without_programs = f->payload.size() - 4;  // the empty list's count
   for (std::size_t len = 0; len < f->payload.size(); ++len) {
     Frame cut{f->type, f->payload.substr(0, len)};
-    EXPECT_FALSE(decode_deliver(cut)) << len;
+    // Ending right after the recipients is the older form, without the optional programs.
+    EXPECT_EQ(decode_deliver(cut).has_value(), len == without_programs) << len;
   }
   Frame extra{f->type, f->payload + "x"};
   EXPECT_FALSE(decode_deliver(extra));

@@ -85,6 +85,28 @@ TEST(QueueFile, UnknownRecordIsSkipped) {
   EXPECT_EQ(p.info->envelope, e);
 }
 
+TEST(QueueFile, ProgramRecordsFollowTheirRecipient) {
+  Envelope e = sample_envelope();
+  e.programs[1] = "1000 /usr/bin/archive --all";
+  EncodedHeader h = encode_header(e);
+  EXPECT_NE(h.text.find("R rcpt1@example.net\nP 1000 /usr/bin/archive --all\nB "),
+            std::string::npos);
+  Parsed p = parse_bytes(build_file(e, "x\r\n"), Check::kBody);
+  ASSERT_TRUE(p.info) << p.error;
+  EXPECT_EQ(p.info->envelope, e);
+  // A P record needs an R before it, one P per R; a program for a missing recipient is refused.
+  EXPECT_FALSE(
+      parse_envelope("ESTAFETTE-QUEUE 1\nI 0LWQ3K9ZA-02BXF-00A1K3P0\nT 1\nF a@b\n"
+                     "P 0 x\nR a@b\nB 00000000000000000000\n",
+                     nullptr));
+  EXPECT_FALSE(
+      parse_envelope("ESTAFETTE-QUEUE 1\nI 0LWQ3K9ZA-02BXF-00A1K3P0\nT 1\nF a@b\n"
+                     "R a@b\nP 0 x\nP 0 y\nB 00000000000000000000\n",
+                     nullptr));
+  e.programs[7] = "0 x";
+  EXPECT_EQ(envelope_problem(e), "program for a missing recipient");
+}
+
 TEST(QueueFile, TruncatedAtEveryLengthIsRejected) {
   std::string full = build_file(sample_envelope(), testing::test_body(100));
   ASSERT_TRUE(parse_bytes(full).info);

@@ -1,0 +1,342 @@
+#include "lib/routing/router.h"
+
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <functional>
+
+#include "lib/smtp/address.h"
+
+namespace estafette::routing {
+
+namespace {
+
+using config::ConfigError;
+
+[[noreturn]] void fail(const std::string& where, const std::string& why) {
+  throw ConfigError(where + ": " + why);
+}
+
+std::string local_of(const std::string& address) {
+  auto at = address.rfind('@');
+  return at == std::string::npos ? address : address.substr(0, at);
+}
+
+bool valid_domain_entry(std::string_view d) {
+  if (d.starts_with('.')) d.remove_prefix(1);
+  return smtp::is_valid_domain(d) && !d.starts_with('[');
+}
+
+std::string read_setting(const config::Config::FileRef& ref, const FileReader& read,
+                         uid_t* owner = nullptr) {
+  std::string error;
+  auto content = read(ref.path, &error);
+  if (!content) fail(ref.where.empty() ? ref.path : ref.where, ref.path + ": " + error);
+  if (owner) *owner = content->owner;
+  return content->text;
+}
+
+}  // namespace
+
+void DomainSet::add(std::string domain) {
+  if (domain.starts_with('.'))
+    suffix_.insert(domain.substr(1));
+  else
+    exact_.insert(std::move(domain));
+}
+
+void DomainSet::merge(const DomainSet& other) {
+  exact_.insert(other.exact_.begin(), other.exact_.end());
+  suffix_.insert(other.suffix_.begin(), other.suffix_.end());
+}
+
+bool DomainSet::contains(std::string_view domain) const {
+  std::string d(domain);
+  if (exact_.count(d)) return true;
+  for (auto dot = d.find('.'); dot != std::string::npos; dot = d.find('.', dot + 1))
+    if (suffix_.count(d.substr(dot + 1))) return true;
+  return false;
+}
+
+DomainSet parse_domains(const std::string& text, const std::string& name) {
+  DomainSet set;
+  config::for_each_line(text, name, [&](const std::string& where, std::string_view body) {
+    // Courier's hosteddomains may carry a second field (an alias domain); we take the first.
+    auto domain = smtp::to_lower(body.substr(0, body.find_first_of(" \t")));
+    if (!valid_domain_entry(domain)) fail(where, "bad domain '" + domain + "'");
+    set.add(std::move(domain));
+  });
+  return set;
+}
+
+std::unordered_map<std::string, std::string> parse_mailbox_map(const std::string& text,
+                                                               const std::string& name,
+                                                               const std::string& root) {
+  std::unordered_map<std::string, std::string> map;
+  std::unordered_map<std::string, std::string> first_at;
+  config::for_each_line(text, name, [&](const std::string& where, std::string_view body) {
+    auto sep = body.find_first_of(": \t");
+    if (sep == std::string_view::npos) fail(where, "expected 'user@domain: mailbox'");
+    auto key = smtp::to_lower(config::trim(body.substr(0, sep)));
+    auto box = std::string(config::trim(body.substr(sep + 1)));
+    if (!box.empty() && box[0] == ':') box = std::string(config::trim(box.substr(1)));
+    auto addr = smtp::parse_mailbox(key);
+    if (!addr) fail(where, "bad address '" + key + "'");
+    if (box.empty() || box.find("..") != std::string::npos)
+      fail(where, "bad mailbox '" + box + "'");
+    if (box[0] != '/') box = root + "/" + box;
+    while (box.size() > 1 && box.back() == '/') box.pop_back();
+    if (auto [it, inserted] = first_at.emplace(key, where); !inserted)
+      fail(where, "duplicate entry '" + key + "' (first at " + it->second + ")");
+    map.emplace(key, std::move(box));
+  });
+  return map;
+}
+
+std::string Program::encode() const {
+  return std::to_string(uid) + " " + command;
+}
+
+std::optional<Program> Program::parse(std::string_view text) {
+  auto space = text.find(' ');
+  if (space == std::string_view::npos || space + 1 >= text.size()) return std::nullopt;
+  Program p;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + space, p.uid);
+  if (ec != std::errc() || end != text.data() + space) return std::nullopt;
+  p.command = std::string(text.substr(space + 1));
+  return p;
+}
+
+std::optional<std::string> mailbox_name(std::string_view recipient) {
+  auto at = recipient.rfind('@');
+  std::string local = smtp::to_lower(
+      smtp::unquote_local(at == std::string_view::npos ? recipient : recipient.substr(0, at)));
+  if (local.empty() || local[0] == '.') return std::nullopt;
+  for (char c : local) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '/' || u < 0x20 || u == 0x7f) return std::nullopt;
+  }
+  return local;
+}
+
+Router::Router(const config::Config& config) : config_(config) {
+  for (const auto& d : config.local_domains) locals_.add(d);
+}
+
+std::shared_ptr<const Router> Router::load(const config::Config& config, const FileReader& read) {
+  auto r = std::make_shared<Router>(config);
+  const auto& c = r->config_;
+  if (!c.locals.path.empty())
+    r->locals_.merge(parse_domains(read_setting(c.locals, read), c.locals.path));
+  if (!c.hosteddomains.path.empty())
+    r->hosted_ = parse_domains(read_setting(c.hosteddomains, read), c.hosteddomains.path);
+  if (!c.hosted_mailboxes.path.empty())
+    r->hosted_mailboxes_ = parse_mailbox_map(read_setting(c.hosted_mailboxes, read),
+                                             c.hosted_mailboxes.path, c.maildir_root);
+  if (!c.aliases.path.empty()) {
+    uid_t owner = 0;
+    auto text = read_setting(c.aliases, read, &owner);
+    r->aliases_ = AliasMap::parse(text, c.aliases.path, owner, read);
+    r->check_loops();
+  }
+  return r;
+}
+
+bool Router::is_local_domain(std::string_view domain) const {
+  return locals_.contains(domain);
+}
+
+bool Router::is_hosted_domain(std::string_view domain) const {
+  return hosted_.contains(domain);
+}
+
+const Alias* Router::find_alias(const std::string& address) const {
+  if (aliases_.size() == 0) return nullptr;
+  std::string key = smtp::to_lower(address);
+  if (const Alias* a = aliases_.find(key)) return a;
+  if (is_local_domain(smtp::domain_of(key))) return aliases_.find(local_of(key));
+  return nullptr;
+}
+
+Expansion Router::expand(const std::string& address) const {
+  Expansion e;
+  auto domain = smtp::domain_of(address);
+  e.ours = is_local_domain(domain) || is_hosted_domain(domain) || find_alias(address) != nullptr;
+  std::unordered_set<std::string> seen;
+  // An address no alias rewrites keeps its case (the local part is the user's to interpret).
+  e.reply = expand_into(address, false, 0, e.targets, seen);
+  if (e.reply.starts_with("550 5.4.6"))  // name the RCPT address, not where the loop turned
+    e.reply = "550 5.4.6 <" + address + ">: alias loop or nesting deeper than " +
+              std::to_string(kMaxAliasDepth);
+  if (!e.reply.empty()) e.targets.clear();
+  return e;
+}
+
+std::string Router::expand_into(const std::string& address, bool no_expand, std::size_t depth,
+                                std::vector<Target>& out,
+                                std::unordered_set<std::string>& seen) const {
+  if (depth > kMaxAliasDepth)
+    return "550 5.4.6 <" + address + ">: alias loop or nesting deeper than " +
+           std::to_string(kMaxAliasDepth);
+  const Alias* alias = no_expand ? nullptr : find_alias(address);
+  if (!alias) {
+    auto domain = smtp::domain_of(address);
+    if (is_local_domain(domain) || is_hosted_domain(domain)) {
+      // The address itself must name a mailbox; a missing one further down an alias is
+      // bounced at delivery, as Postfix does, so one stale list member does not refuse the list.
+      if (depth == 0) {
+        auto box = mailbox(address);
+        if (!box.reply.empty()) return box.reply;
+      }
+    }
+    if (seen.insert(address).second) out.push_back({address, std::nullopt});
+    return {};
+  }
+  auto domain = smtp::domain_of(address);
+  for (const auto& t : alias->targets) {
+    if (t.kind == AliasTarget::Kind::Program) {
+      if (!config_.allow_program_delivery)
+        return "550 5.7.1 <" + address + ">: delivery to programs is disabled" +
+               " (allow_program_delivery = no)";
+      if (seen.insert(address + "\n|" + t.value).second)
+        out.push_back({address, Program{t.owner, t.value}});
+      continue;
+    }
+    std::string next = t.value.find('@') == std::string::npos ? t.value + "@" + domain : t.value;
+    auto r = expand_into(next, t.no_expand, depth + 1, out, seen);
+    if (!r.empty()) return r;
+  }
+  return {};
+}
+
+Mailbox Router::mailbox(const std::string& address) const {
+  Mailbox box;
+  std::string addr = smtp::to_lower(address);
+  auto domain = smtp::domain_of(addr);
+  auto no_such = [&] {
+    box.reply = "550 5.1.1 <" + address + ">: no such mailbox";
+    return box;
+  };
+  if (!is_local_domain(domain) && is_hosted_domain(domain)) {
+    auto it = hosted_mailboxes_.find(addr);
+    if (it == hosted_mailboxes_.end()) return no_such();
+    box.path = it->second;
+    box.create = true;  // listed in the map: the admin made it exist
+    return box;
+  }
+  auto name = mailbox_name(address);
+  if (!name) {
+    box.reply = "550 5.1.1 <" + address + ">: bad mailbox name";
+    return box;
+  }
+  using Mode = config::Config::LocalMailboxes;
+  switch (config_.local_mailboxes) {
+    case Mode::Create:
+      box.path = config_.maildir_root + "/" + *name;
+      box.create = true;
+      return box;
+    case Mode::Existing: {
+      box.path = config_.maildir_root + "/" + *name;
+      struct stat st {};
+      if (::stat(box.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return no_such();
+      return box;
+    }
+    case Mode::System: {
+      struct passwd pw {};
+      struct passwd* found = nullptr;
+      std::vector<char> buf(16384);
+      if (::getpwnam_r(name->c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found ||
+          pw.pw_uid == 0)
+        return no_such();  // root reads its mail through an alias (postmaster: someone)
+      box.path = std::string(pw.pw_dir) + "/Maildir";
+      box.create = true;
+      box.uid = pw.pw_uid;
+      box.gid = pw.pw_gid;
+      return box;
+    }
+  }
+  return no_such();
+}
+
+void Router::check_loops() const {
+  // Depth-first over alias keys; an edge goes from a key to the keys its address targets can
+  // match: a qualified target's full address (and its bare local part when its domain is
+  // local); an unqualified one's bare name and the name in the key's domain, or for a bare
+  // key in each local domain listed exactly (".suffix" domains cannot be listed: expansion's
+  // depth limit covers those). Each key's height (the longest chain below it) is kept, so the
+  // walk is O(aliases + targets) and also finds chains deeper than expansion would follow.
+  constexpr int kOpen = -1;
+  std::unordered_map<const Alias*, int> height;
+  height.reserve(aliases_.size());
+  std::vector<std::string> path;
+  std::function<int(const std::string&, const Alias&)> visit = [&](const std::string& key,
+                                                                   const Alias& alias) -> int {
+    height[&alias] = kOpen;
+    path.push_back(key);
+    int h = 1;
+    auto at = key.find('@');
+    for (const auto& t : alias.targets) {
+      if (t.kind != AliasTarget::Kind::Address || t.no_expand) continue;
+      std::vector<std::string> next;
+      if (t.value.find('@') == std::string::npos) {
+        next.push_back(t.value);
+        if (at != std::string::npos)
+          next.push_back(t.value + key.substr(at));
+        else
+          for (const auto& d : locals_.exact()) next.push_back(t.value + "@" + d);
+      } else {
+        next.push_back(t.value);
+        if (is_local_domain(smtp::domain_of(t.value))) next.push_back(local_of(t.value));
+      }
+      for (const auto& n : next) {
+        const Alias* a = aliases_.find(n);
+        if (!a) continue;
+        auto m = height.find(a);
+        int below;
+        if (m == height.end()) {
+          below = visit(n, *a);
+        } else if (m->second == kOpen) {
+          std::string chain;
+          bool in = false;
+          for (const auto& p : path) {
+            if (p == n) in = true;
+            if (in) chain += p + " -> ";
+          }
+          fail(a->where, "alias loop: " + chain + n);
+        } else {
+          below = m->second;
+        }
+        h = std::max(h, below + 1);
+      }
+    }
+    if (static_cast<std::size_t>(h) > kMaxAliasDepth)
+      fail(alias.where,
+           "aliases nested deeper than " + std::to_string(kMaxAliasDepth) + " (from " + key + ")");
+    path.pop_back();
+    height[&alias] = h;
+    return h;
+  };
+  for (const auto& [key, alias] : aliases_.entries())
+    if (!height.count(&alias)) visit(key, alias);
+}
+
+ExpandedRecipients expand_recipients(const Router& router,
+                                     const std::vector<std::string>& addresses) {
+  ExpandedRecipients out;
+  std::unordered_set<std::string> seen;
+  for (const auto& address : addresses) {
+    auto e = router.expand(address);
+    if (!e.reply.empty() || e.targets.empty()) e.targets = {{address, std::nullopt}};
+    for (auto& t : e.targets) {
+      std::string key = t.address + (t.program ? "\n|" + t.program->encode() : "");
+      if (!seen.insert(key).second) continue;
+      if (t.program) out.programs[out.recipients.size()] = t.program->encode();
+      out.recipients.push_back(std::move(t.address));
+    }
+  }
+  return out;
+}
+
+}  // namespace estafette::routing

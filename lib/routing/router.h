@@ -1,0 +1,134 @@
+// router.h: where an address goes, in one place for esmtpd (RCPT), courierd (destinations,
+// bounces) and estafette-local (mailboxes). Built from the config and the files it names:
+//   locals            more local domains, one per line (Courier's `locals`)
+//   hosteddomains     virtual domains, one per line: user@domain has a mailbox only when
+//                     `hosted_mailboxes` lists it
+//   hosted_mailboxes  "user@domain: mailbox" (a directory under maildir_root, or absolute)
+//   aliases           aliases.h
+// A Router is immutable once loaded; reload builds a new one and swaps it in (the old one stays
+// when the new files are broken). Lookups are hash-map lookups; the only file-system access is
+// the mailbox check of local_mailboxes = existing (stat) and system (getpwnam).
+// Errors: load() throws config::ConfigError "file:line: reason" (alias loops included); lookups
+// never throw, they return SMTP replies.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "lib/config/config.h"
+#include "lib/routing/aliases.h"
+
+namespace estafette::routing {
+
+inline constexpr std::size_t kMaxAliasDepth = 20;
+
+// A set of lower-case domains; ".example.com" entries stand for every subdomain.
+class DomainSet final {
+ public:
+  void add(std::string domain);
+  void merge(const DomainSet& other);
+  bool contains(std::string_view domain) const;
+  std::size_t size() const { return exact_.size() + suffix_.size(); }
+  const std::unordered_set<std::string>& exact() const { return exact_; }
+
+ private:
+  std::unordered_set<std::string> exact_;
+  std::unordered_set<std::string> suffix_;  // without the leading dot
+};
+
+// `locals` / `hosteddomains`: one domain per line (comments with '#').
+DomainSet parse_domains(const std::string& text, const std::string& name);
+// `hosted_mailboxes`: "user@domain: mailbox" (or white space instead of ':'), keys lower-cased;
+// a relative mailbox is taken under `root`.
+std::unordered_map<std::string, std::string> parse_mailbox_map(const std::string& text,
+                                                               const std::string& name,
+                                                               const std::string& root);
+
+// A program delivery from an alias: "|command", run as `uid` (the alias file's owner; 0 means
+// the configured program_user).
+struct Program {
+  uid_t uid = 0;
+  std::string command;
+  // Queue/IPC form "UID COMMAND"; parse returns nullopt on a malformed value.
+  std::string encode() const;
+  static std::optional<Program> parse(std::string_view text);
+};
+
+// One recipient after alias expansion.
+struct Target {
+  std::string address;             // the final address, or for a program the alias address
+  std::optional<Program> program;  // set: deliver to this program, not to `address`
+};
+
+struct Expansion {
+  std::string reply;            // non-empty: refuse the address with this SMTP reply
+  bool ours = false;            // a local/hosted address or an alias: no relay permission needed
+  std::vector<Target> targets;  // when reply is empty
+};
+
+struct Mailbox {
+  std::string reply;         // non-empty: no such mailbox (5.1.1) or a bad name
+  std::string path;          // the Maildir directory
+  bool create = false;       // local_mailboxes = create: make it on first delivery
+  std::optional<uid_t> uid;  // system users: deliver as this user
+  gid_t gid = 0;
+};
+
+class Router final {
+ public:
+  // Only the config's own settings (local_domains), no files: what load() adds to.
+  explicit Router(const config::Config& config);
+  // Reads every file the config names. Throws config::ConfigError with file:line.
+  static std::shared_ptr<const Router> load(const config::Config& config,
+                                            const FileReader& read = disk_reader());
+
+  bool is_local_domain(std::string_view domain) const;   // local_domains + locals
+  bool is_hosted_domain(std::string_view domain) const;  // hosteddomains
+  // Aliases, then the mailbox check of each final local/hosted address. Remote addresses come
+  // back as they are (ours = false unless an alias matched).
+  Expansion expand(const std::string& address) const;
+  // Where a final (already expanded) local or hosted address is delivered.
+  Mailbox mailbox(const std::string& address) const;
+
+  std::size_t alias_count() const { return aliases_.size(); }
+  const config::Config& config() const { return config_; }
+
+ private:
+  const Alias* find_alias(const std::string& address) const;
+  // "" or a reply; appends the targets of `address` at `depth`.
+  std::string expand_into(const std::string& address, bool no_expand, std::size_t depth,
+                          std::vector<Target>& out, std::unordered_set<std::string>& seen) const;
+  // Throws ConfigError at the first alias that can reach itself.
+  void check_loops() const;
+
+  config::Config config_;  // a copy: the Router outlives reloads of whoever built it
+  DomainSet locals_;
+  DomainSet hosted_;
+  std::unordered_map<std::string, std::string> hosted_mailboxes_;
+  AliasMap aliases_;
+};
+
+// The recipients of a queue record after expansion: each address expanded (an address that
+// does not expand -- unknown by now -- is kept as it is, so that delivery bounces it), duplicates
+// dropped, programs as (recipient index -> Program::encode()).
+struct ExpandedRecipients {
+  std::vector<std::string> recipients;
+  std::map<std::size_t, std::string> programs;
+};
+ExpandedRecipients expand_recipients(const Router& router,
+                                     const std::vector<std::string>& addresses);
+
+// The mailbox directory name of a local part: unquoted and lower-cased, or nullopt when it is
+// empty, starts with '.', or holds '/' or control characters.
+std::optional<std::string> mailbox_name(std::string_view recipient);
+
+}  // namespace estafette::routing

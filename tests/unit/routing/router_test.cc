@@ -1,0 +1,264 @@
+// lib/routing Router: domain files, the hosted mailbox map, alias expansion (local, remote and
+// program targets, loops found at load and at expansion), mailbox checks, recipient expansion
+// for queue records, and a 100,000-entry alias file.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+
+#include "lib/config/config.h"
+#include "lib/routing/router.h"
+
+namespace estafette::routing {
+namespace {
+
+FileReader memory(std::map<std::string, std::string> files) {
+  return [files](const std::string& path, std::string* error) -> std::optional<FileContent> {
+    auto it = files.find(path);
+    if (it == files.end()) {
+      *error = "cannot open: No such file or directory";
+      return std::nullopt;
+    }
+    return FileContent{it->second, 0};
+  };
+}
+
+config::Config base_config() {
+  config::Config c;
+  c.local_domains = {"local.test"};
+  c.maildir_root = "/var/mail/boxes";
+  c.local_mailboxes = config::Config::LocalMailboxes::Create;
+  return c;
+}
+
+// A router with these files ("" = none): aliases, locals, hosteddomains, hosted_mailboxes.
+std::shared_ptr<const Router> make(const std::string& aliases, const std::string& locals = "",
+                                   const std::string& hosted = "",
+                                   const std::string& mailboxes = "",
+                                   config::Config c = base_config()) {
+  std::map<std::string, std::string> files;
+  auto add = [&](config::Config::FileRef& ref, const char* path, const std::string& text) {
+    if (text.empty()) return;
+    ref = {path, "estafette.conf:1"};
+    files[path] = text;
+  };
+  add(c.aliases, "/etc/aliases", aliases);
+  add(c.locals, "/etc/locals", locals);
+  add(c.hosteddomains, "/etc/hosteddomains", hosted);
+  add(c.hosted_mailboxes, "/etc/hosted_mailboxes", mailboxes);
+  return Router::load(c, memory(files));
+}
+
+std::string load_error(const std::string& aliases, const std::string& locals = "",
+                       const std::string& hosted = "", const std::string& mailboxes = "") {
+  try {
+    make(aliases, locals, hosted, mailboxes);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::vector<std::string> addresses(const Expansion& e) {
+  std::vector<std::string> out;
+  for (const auto& t : e.targets) out.push_back(t.program ? "|" + t.program->command : t.address);
+  return out;
+}
+
+TEST(RoutingRouter, DomainFiles) {
+  auto r = make("", "# more\nother.test\n.sub.test\n", "hosted.test\nVIRTUAL.test extra\n");
+  EXPECT_TRUE(r->is_local_domain("local.test"));
+  EXPECT_TRUE(r->is_local_domain("other.test"));
+  EXPECT_TRUE(r->is_local_domain("a.sub.test"));
+  EXPECT_FALSE(r->is_local_domain("sub.test"));
+  EXPECT_TRUE(r->is_hosted_domain("hosted.test"));
+  EXPECT_TRUE(r->is_hosted_domain("virtual.test"));
+  EXPECT_FALSE(r->is_hosted_domain("local.test"));
+  EXPECT_EQ(load_error("", "ok.test\nbad!domain\n"), "/etc/locals:2: bad domain 'bad!domain'");
+  EXPECT_EQ(load_error("", "", "[1.2.3.4]\n"), "/etc/hosteddomains:1: bad domain '[1.2.3.4]'");
+}
+
+TEST(RoutingRouter, MissingFileNamesTheSetting) {
+  auto c = base_config();
+  c.aliases = {"/etc/none", "estafette.conf:7"};
+  try {
+    Router::load(c, memory({}));
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_STREQ(e.what(), "estafette.conf:7: /etc/none: cannot open: No such file or directory");
+  }
+}
+
+TEST(RoutingRouter, HostedMailboxMap) {
+  auto map = parse_mailbox_map("a@h.test: a/Maildir\nB@H.test /abs/b/\nc@h.test:c\n", "m", "/root");
+  EXPECT_EQ(map.at("a@h.test"), "/root/a/Maildir");
+  EXPECT_EQ(map.at("b@h.test"), "/abs/b");
+  EXPECT_EQ(map.at("c@h.test"), "/root/c");
+  struct Case {
+    std::string text, error;
+  } cases[] = {
+      {"nothing\n", "m:1: expected 'user@domain: mailbox'"},
+      {"a@h.test:\n", "m:1: bad mailbox ''"},
+      {"a@h.test: ../x\n", "m:1: bad mailbox '../x'"},
+      {"notanaddress: x\n", "m:1: bad address 'notanaddress'"},
+      {"a@h.test: x\na@h.test: y\n", "m:2: duplicate entry 'a@h.test' (first at m:1)"},
+  };
+  for (const auto& c : cases) {
+    try {
+      parse_mailbox_map(c.text, "m", "/root");
+      ADD_FAILURE() << c.text;
+    } catch (const config::ConfigError& e) {
+      EXPECT_EQ(e.what(), c.error);
+    }
+  }
+
+  auto r = make("", "", "hosted.test\n", "joe@hosted.test: joe\n");
+  auto joe = r->expand("Joe@Hosted.test");
+  EXPECT_EQ(joe.reply, "");
+  EXPECT_TRUE(joe.ours);
+  EXPECT_EQ(r->mailbox("joe@hosted.test").path, "/var/mail/boxes/joe");
+  auto ann = r->expand("ann@hosted.test");
+  EXPECT_EQ(ann.reply, "550 5.1.1 <ann@hosted.test>: no such mailbox");
+  EXPECT_TRUE(ann.ours);
+}
+
+TEST(RoutingRouter, ExpandsAliases) {
+  auto c = base_config();
+  auto r = make(
+      "postmaster: alice\n"
+      "team: alice, bob, carol@remote.test, team-archive\n"
+      "team-archive: \\alice, \"|/bin/archive\"\n"
+      "list@hosted.test: dan@local.test, alice\n",
+      "", "hosted.test\n");
+  struct Case {
+    std::string address;
+    std::vector<std::string> targets;
+  } cases[] = {
+      {"alice@local.test", {"alice@local.test"}},
+      {"PostMaster@Local.Test", {"alice@local.test"}},
+      {"team@local.test",
+       {"alice@local.test", "bob@local.test", "carol@remote.test", "|/bin/archive"}},
+      {"list@hosted.test", {"dan@local.test", "alice@hosted.test"}},
+      {"x@remote.test", {"x@remote.test"}},
+  };
+  // Programs are refused while allow_program_delivery = no.
+  auto off = r->expand("team@local.test");
+  EXPECT_EQ(off.reply,
+            "550 5.7.1 <team-archive@local.test>: delivery to programs is disabled "
+            "(allow_program_delivery = no)");
+  c.allow_program_delivery = true;
+  r = make(
+      "postmaster: alice\n"
+      "team: alice, bob, carol@remote.test, team-archive\n"
+      "team-archive: \\alice, \"|/bin/archive\"\n"
+      "list@hosted.test: dan@local.test, alice\n",
+      "", "hosted.test\n", "", c);
+  for (const auto& k : cases) {
+    auto e = r->expand(k.address);
+    EXPECT_EQ(e.reply, "") << k.address;
+    EXPECT_EQ(addresses(e), k.targets) << k.address;
+  }
+  EXPECT_FALSE(r->expand("x@remote.test").ours);
+  EXPECT_TRUE(r->expand("team@local.test").ours);
+  auto team = r->expand("team@local.test");
+  EXPECT_EQ(team.targets[3].address, "team-archive@local.test");
+  EXPECT_EQ(team.targets[3].program->uid, 0u);
+}
+
+TEST(RoutingRouter, AliasLoopsAtLoadWithFileAndLine) {
+  EXPECT_EQ(load_error("a: b\nb: c\nc: a\n").rfind("/etc/aliases:", 0), 0u);
+  EXPECT_NE(load_error("a: b\nb: c\nc: a\n").find("alias loop: "), std::string::npos);
+  EXPECT_EQ(load_error("self: self@local.test\n"), "/etc/aliases:1: alias loop: self -> self");
+  EXPECT_EQ(load_error("x: y\ny@local.test: x@local.test\n").find("alias loop"), 16u);
+  EXPECT_EQ(load_error("a: b\nb@local.test: a@local.test\n").find("alias loop"), 16u);
+  // Not loops: a backslash, and a remote target with the same local part.
+  EXPECT_EQ(load_error("alice: \\alice, alice@remote.test\n"), "");
+  std::string chain;
+  for (int i = 0; i < 30; ++i)
+    chain += "n" + std::to_string(i) + ": n" + std::to_string(i + 1) + "\n";
+  EXPECT_NE(load_error(chain).find("aliases nested deeper than 20"), std::string::npos);
+}
+
+TEST(RoutingRouter, LoopAtExpansionIsA5xx) {
+  // A loop the load-time check cannot see (a bare key's target is qualified only when
+  // expanded) stops at the depth limit.
+  auto c = base_config();
+  c.local_domains = {"local.test", ".sub.test"};
+  auto r = make("a: b\nb@x.sub.test: a@x.sub.test\n", "", "", "", c);
+  EXPECT_EQ(r->expand("a@x.sub.test").reply,
+            "550 5.4.6 <a@x.sub.test>: alias loop or nesting deeper than 20");
+  EXPECT_EQ(r->expand("B@x.sub.test").reply,
+            "550 5.4.6 <B@x.sub.test>: alias loop or nesting deeper than 20");
+  EXPECT_EQ(r->expand("a@local.test").reply, "");  // a -> b@local.test, a mailbox
+}
+
+TEST(RoutingRouter, LocalMailboxModes) {
+  char tmpl[] = "/tmp/estafette-routing-XXXXXX";
+  std::string root = ::mkdtemp(tmpl);
+  ASSERT_EQ(::mkdir((root + "/alice").c_str(), 0700), 0);
+  auto c = base_config();
+  c.maildir_root = root;
+  c.local_mailboxes = config::Config::LocalMailboxes::Existing;
+  Router existing(c);
+  EXPECT_EQ(existing.mailbox("Alice@local.test").path, root + "/alice");
+  EXPECT_EQ(existing.expand("alice@local.test").reply, "");
+  EXPECT_EQ(existing.expand("bob@local.test").reply, "550 5.1.1 <bob@local.test>: no such mailbox");
+  EXPECT_EQ(existing.expand("\"../x\"@local.test").reply,
+            "550 5.1.1 <\"../x\"@local.test>: bad mailbox name");
+  c.local_mailboxes = config::Config::LocalMailboxes::Create;
+  Router create(c);
+  EXPECT_EQ(create.expand("bob@local.test").reply, "");
+  EXPECT_TRUE(create.mailbox("bob@local.test").create);
+  c.local_mailboxes = config::Config::LocalMailboxes::System;
+  Router system(c);
+  EXPECT_NE(system.expand("root@local.test").reply, "");  // root reads mail through an alias
+  EXPECT_NE(system.expand("no-such-user-xyz@local.test").reply, "");
+  auto daemon = system.mailbox("daemon@local.test");  // a Debian system user (uid 1)
+  EXPECT_EQ(daemon.reply, "");
+  ASSERT_TRUE(daemon.uid);
+  EXPECT_EQ(*daemon.uid, 1u);
+  EXPECT_EQ(daemon.path, "/usr/sbin/Maildir");
+  [[maybe_unused]] int rc = ::system(("rm -rf '" + root + "'").c_str());
+}
+
+TEST(RoutingRouter, ExpandRecipientsForTheQueueRecord) {
+  auto c = base_config();
+  c.allow_program_delivery = true;
+  auto r = make("team: alice, bob\nlog: \"|/bin/log\", alice\n", "", "", "", c);
+  auto out = expand_recipients(
+      *r, {"team@local.test", "log@local.test", "x@remote.test", "alice@local.test"});
+  EXPECT_EQ(out.recipients, (std::vector<std::string>{"alice@local.test", "bob@local.test",
+                                                      "log@local.test", "x@remote.test"}));
+  ASSERT_EQ(out.programs.size(), 1u);
+  EXPECT_EQ(out.programs.at(2), "0 /bin/log");
+  auto p = Program::parse(out.programs.at(2));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->command, "/bin/log");
+  EXPECT_FALSE(Program::parse("x /bin/log"));
+  EXPECT_FALSE(Program::parse("12"));
+}
+
+TEST(RoutingRouter, HundredThousandAliases) {
+  std::string text;
+  text.reserve(100000 * 40);
+  for (int i = 0; i < 100000; ++i)
+    text += "user" + std::to_string(i) + ": box" + std::to_string(i % 977) + ", r" +
+            std::to_string(i) + "@remote.test\n";
+  auto r = make(text);
+  EXPECT_EQ(r->alias_count(), 100000u);
+  for (int i : {0, 1, 4242, 99999}) {
+    auto e = r->expand("user" + std::to_string(i) + "@local.test");
+    EXPECT_EQ(e.reply, "");
+    EXPECT_EQ(addresses(e),
+              (std::vector<std::string>{"box" + std::to_string(i % 977) + "@local.test",
+                                        "r" + std::to_string(i) + "@remote.test"}));
+  }
+  EXPECT_EQ(addresses(r->expand("user100000@local.test")),
+            (std::vector<std::string>{"user100000@local.test"}));
+}
+
+}  // namespace
+}  // namespace estafette::routing
