@@ -99,10 +99,18 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Before detaching, so that a second instance fails here, on the terminal.
+  base::UniqueFd submit;
+  try {
+    submit = esmtpd::open_submit_socket(config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "estafetted: %s\n", e.what());
+    return 2;
+  }
   if (account && ::geteuid() == 0) {
-    // queue/ and run/ with everything in them (a queue left by a run as root); of the state
-    // directory only itself: the maildirs below it are estafette-local's (root's or the
-    // recipients').
+    // After the submission socket: a second instance has stopped by now. queue/ and run/
+    // with everything in them (a queue left by a run as root); of the state directory only
+    // itself: the maildirs below it are estafette-local's (root's or the recipients').
     try {
       base::give_to(config.state_dir, *account, false);
       base::give_to(config.queue_dir(), *account, true);
@@ -111,14 +119,6 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "estafetted: %s\n", e.what());
       return 2;
     }
-  }
-  // Before detaching, so that a second instance fails here, on the terminal.
-  base::UniqueFd submit;
-  try {
-    submit = esmtpd::open_submit_socket(config);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "estafetted: %s\n", e.what());
-    return 2;
   }
   if (!foreground) {
     pid_t pid = ::fork();
