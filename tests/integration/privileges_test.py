@@ -51,6 +51,22 @@ def owners(top):
     return wrong
 
 
+def settled(mta):
+    """by_program() once every daemon runs and no esmtpd or esmtpclient is still starting
+    (an esmtpd is root until it has bound its addresses), else None."""
+    p = by_program(mta)
+    if len(p.get("estafette-esmtpd", [])) != 2 or len(p.get("estafette-esmtpclient", [])) != 2 \
+            or not p.get("estafette-local") or not p.get("estafette-courierd"):
+        return None
+    try:
+        if any(ids(pid)[0][0] == 0
+               for pid in p["estafette-esmtpd"] + p["estafette-esmtpclient"]):
+            return None
+    except OSError:
+        return None
+    return p
+
+
 def check_ids(mta, programs):
     for pid in programs["estafette-esmtpd"] + programs["estafette-esmtpclient"]:
         uids, gids, groups = ids(pid)
@@ -81,10 +97,7 @@ def test(tmp, stoppers):
     mta.start()
     stoppers.append(mta)
 
-    programs = harness.wait_for(
-        lambda: (lambda p: p if len(p.get("estafette-esmtpd", [])) == 2 and
-                 len(p.get("estafette-esmtpclient", [])) == 2 and
-                 p.get("estafette-local") else None)(by_program(mta)), 15, "every daemon")
+    programs = harness.wait_for(lambda: settled(mta), 15, "every daemon started and settled")
     check_ids(mta, programs)
     assert not owners(os.path.join(mta.state, "queue")), owners(os.path.join(mta.state, "queue"))
     assert os.stat(mta.state).st_uid == NOBODY
@@ -105,9 +118,8 @@ def test(tmp, stoppers):
     victim = programs["estafette-esmtpd"][0]
     os.kill(victim, signal.SIGKILL)
     programs = harness.wait_for(
-        lambda: (lambda p: p if len(p.get("estafette-esmtpd", [])) == 2 and
-                 victim not in p["estafette-esmtpd"] else None)(by_program(mta)),
-        15, "esmtpd restarted")
+        lambda: (lambda p: p if p and victim not in p["estafette-esmtpd"] else None)(
+            settled(mta)), 15, "esmtpd restarted and settled")
     check_ids(mta, programs)
     for i in range(4):  # the kernel spreads connections over both processes
         mta.send("sender@else.test", ["carol@estafette.test"],
