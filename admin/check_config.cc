@@ -1,6 +1,7 @@
 #include "admin/check_config.h"
 
 #include "esmtpd/start_checks.h"
+#include "lib/base/privileges.h"
 #include "lib/config/config.h"
 #include "lib/routing/router.h"
 
@@ -23,6 +24,9 @@ CheckResult check_config(const std::string& path) {
   } catch (const std::exception& e) {
     r.errors.push_back(e.what());
   }
+  // The daemons look the user up when they start; a missing one stops them.
+  if (!c.user.empty() && !base::find_account(c.user))
+    r.errors.push_back(c.source + ": user: no such user '" + c.user + "'");
   return r;
 }
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "lib/base/log.h"
+#include "lib/base/privileges.h"
 
 namespace estafette::courierd {
 
@@ -70,6 +71,13 @@ void ModuleProcess::start() {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::fcntl(theirs.get(), F_SETFD, 0);
+    // courierd runs as the user with root kept as its real and saved uid (`user` set): a
+    // module starts as root; estafette-local needs it, esmtpclient drops to the user itself.
+    if (::getuid() == 0 && ::geteuid() != 0 && !base::restore_root()) {
+      const char msg[] = "estafette-courierd: cannot restore root for a delivery module\n";
+      [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+      ::_exit(127);
+    }
     ::execv(argv[0], argv.data());
     const char msg[] = "estafette-courierd: exec of a delivery module failed\n";
     [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);

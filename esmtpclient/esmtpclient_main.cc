@@ -2,7 +2,8 @@
 // socketpair carrying ipc frames) and optionally `--config PATH`; it announces itself
 // (ModuleReady "esmtp") and delivers every Deliver by SMTP (esmtp_client.h), many at once on one
 // event loop. Exits 0 when the channel closes or on SIGTERM/SIGINT (in-flight deliveries are
-// simply dropped: courierd retries them); 2 on bad usage or a bad config; 1 on a start-up error.
+// simply dropped: courierd retries them); 2 on bad usage or a bad config; 1 on a start-up error
+// (such as failing to become `user`: with it set, everything runs as that user).
 #include <signal.h>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "esmtpclient/esmtp_client.h"
 #include "lib/base/cli.h"
 #include "lib/base/log.h"
+#include "lib/base/privileges.h"
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
 
@@ -34,6 +36,8 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);  // sendfile() to a reset peer must not kill the process
   try {
+    if (!config.user.empty())
+      base::drop_privileges(base::require_account(config.user, config.source));
     event::Loop loop;
     esmtpclient::EsmtpClient client(loop, config, base::UniqueFd(args->fd), [&] { loop.stop(); });
     loop.on_signal(SIGTERM, [&] { loop.stop(); });

@@ -4,6 +4,9 @@
 // sharing the listen addresses (SO_REUSEPORT), with max_sessions / N sessions.
 // `--submit-fd N` (given by estafetted): the listening local submission socket (submit_socket.h),
 // shared by every esmtpd process; without it esmtpd binds <state>/run/submit.sock itself.
+// With `user` set, esmtpd binds its listen addresses as root, then drops to that user
+// (lib/base/privileges.h) before it opens the queue, loads filter modules or accepts anything;
+// a failure to drop exits 1 with the reason.
 #include <signal.h>
 
 #include <cstdio>
@@ -11,6 +14,7 @@
 #include "esmtpd/server.h"
 #include "lib/base/cli.h"
 #include "lib/base/log.h"
+#include "lib/base/privileges.h"
 #include "lib/config/config.h"
 
 using namespace estafette;
@@ -29,22 +33,26 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);
   try {
+    auto listeners = esmtpd::bind_listeners(config, args->processes);
+    if (!config.user.empty())
+      base::drop_privileges(base::require_account(config.user, config.source));
     event::Loop loop;
-    // SIGHUP is blocked (taken by the loop's signalfd) before the Server starts its threads,
-    // which inherit the mask: otherwise a reload could kill the process through one of them.
-    esmtpd::Server* reloadable = nullptr;
+    // The signals are blocked (taken by the loop's signalfd) before the Server starts its
+    // threads, which inherit the mask: otherwise SIGHUP or SIGTERM could kill the process
+    // through one of them.
+    esmtpd::Server* running = nullptr;
     loop.on_signal(SIGHUP, [&] {
-      if (reloadable) reloadable->reload();
+      if (running) running->reload();
     });
-    esmtpd::Server server(loop, config, args->processes, args->submit_fd);
-    reloadable = &server;
     auto stop = [&] {
       base::log("esmtpd").information("stopping");
-      server.shutdown();
+      if (running) running->shutdown();
       loop.stop();
     };
     loop.on_signal(SIGTERM, stop);
     loop.on_signal(SIGINT, stop);
+    esmtpd::Server server(loop, config, std::move(listeners), args->processes, args->submit_fd);
+    running = &server;
     loop.run();
     // ~Server: the committer finishes and reports every commit in flight before it is destroyed.
   } catch (const std::exception& e) {

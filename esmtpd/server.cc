@@ -17,8 +17,17 @@
 
 namespace estafette::esmtpd {
 
-Server::Server(event::Loop& loop, const config::Config& config, std::size_t processes,
-               int submit_fd)
+std::vector<base::UniqueFd> bind_listeners(const config::Config& config, std::size_t processes) {
+  // One of several processes: share the addresses. Alone: no SO_REUSEPORT, so that a second
+  // instance started by mistake fails to bind instead of silently taking half the connections.
+  std::vector<base::UniqueFd> out;
+  for (const auto& hp : config.listen)
+    out.push_back(base::listen_tcp(hp.host, hp.port, processes > 1));
+  return out;
+}
+
+Server::Server(event::Loop& loop, const config::Config& config,
+               std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd)
     : loop_(loop),
       config_(config),
       max_sessions_(config::session_share(config.max_sessions, processes)),
@@ -44,12 +53,11 @@ Server::Server(event::Loop& loop, const config::Config& config, std::size_t proc
                         config.smtpd_timeout, config.max_line_length, resolver_, config.greet_wait,
                         config.dnsbl_action, config.dnsbl_threshold, counters_, filters_, router_});
   schedule_stats();
-  // One of several processes: share the addresses. Alone: no SO_REUSEPORT, so that a second
-  // instance started by mistake fails to bind instead of silently taking half the connections.
   const bool shared = processes > 1;
-  for (const auto& hp : config.listen) {
-    listeners_.push_back(base::listen_tcp(hp.host, hp.port, shared));
-    int fd = listeners_.back().get();
+  listeners_ = std::move(listeners);
+  for (std::size_t i = 0; i < listeners_.size() && i < config.listen.size(); ++i) {
+    const auto& hp = config.listen[i];
+    int fd = listeners_[i].get();
     loop_.add_fd(fd, EPOLLIN, [this, fd](std::uint32_t) { accept_from(fd, false); });
     base::log("esmtpd").information(
         "listening on " + hp.to_string() + " max_sessions=" + std::to_string(max_sessions_) +

@@ -18,6 +18,7 @@
 #include "esmtpd/admission.h"
 #include "esmtpd/connection.h"
 #include "esmtpd/courierd_link.h"
+#include "lib/base/fd.h"
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
@@ -25,10 +26,16 @@
 
 namespace estafette::esmtpd {
 
+// Binds every `listen` address (SO_REUSEPORT when processes > 1), one socket per address in
+// config order. esmtpd calls it before it drops privileges (port 25 needs root); throws
+// std::system_error naming the address.
+std::vector<base::UniqueFd> bind_listeners(const config::Config& config, std::size_t processes);
+
 class Server final {
  public:
-  Server(event::Loop& loop, const config::Config& config, std::size_t processes = 1,
-         int submit_fd = -1);
+  // `listeners`: from bind_listeners(config, processes).
+  Server(event::Loop& loop, const config::Config& config, std::vector<base::UniqueFd> listeners,
+         std::size_t processes = 1, int submit_fd = -1);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

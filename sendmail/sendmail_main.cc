@@ -52,11 +52,6 @@ std::string login_name() {
   return "uid" + std::to_string(uid);
 }
 
-std::string default_config_path() {
-  std::string path = std::string(ESTAFETTE_SYSCONFDIR) + "/estafette.conf";
-  return ::access(path.c_str(), R_OK) == 0 ? path : "";
-}
-
 // A blocking connection to the submission socket, or an invalid fd with errno set.
 base::UniqueFd connect_submit(const std::string& path, std::chrono::seconds timeout) {
   sockaddr_un sun{};
@@ -101,7 +96,8 @@ int main(int argc, char** argv) {
   const Options& opt = *parsed.options;
   config::Config config;
   try {
-    config = config::load_config(opt.config_path.empty() ? default_config_path() : opt.config_path);
+    config = config::load_config(opt.config_path.empty() ? config::default_config_path()
+                                                         : opt.config_path);
   } catch (const std::exception& e) {
     return fail(kExConfig, e.what());
   }

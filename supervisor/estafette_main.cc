@@ -174,6 +174,7 @@ int main(int argc, char** argv) {
     else
       return usage();
   }
+  if (config_path.empty()) config_path = config::default_config_path();
   if (cmd == "check-config") return check_config(config_path);
   config::Config config;
   try {

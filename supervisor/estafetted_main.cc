@@ -6,6 +6,10 @@
 // which children run (status_file.h). It binds the local submission socket
 // <state>/run/submit.sock itself (esmtpd/submit_socket.h) and passes it to every esmtpd process
 // with `--submit-fd N`, so connections waiting there survive the death of any one esmtpd.
+// Without -c it reads the installed config when it runs installed (config::default_config_path).
+// With `user` set it stays root itself (it restarts esmtpd, which binds port 25 as root before
+// dropping to the user) and gives the state directory, queue/ and run/ to that user before any
+// daemon starts, so that every daemon can do its job (docs/architecture.md, "Privileges").
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -14,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +27,7 @@
 #include "lib/base/cpus.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
+#include "lib/base/privileges.h"
 #include "lib/config/config.h"
 #include "supervisor/supervisor.h"
 
@@ -71,14 +77,22 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (config_path.empty()) config_path = config::default_config_path();
   config::Config config;
+  std::optional<base::Account> account;
   try {
     config = config::load_config(config_path);
+    if (!config.user.empty()) account = base::require_account(config.user, config.source);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "estafetted: %s\n", e.what());
     return 2;
   }
   if (!config_path.empty()) config_path = base::absolute_path(config_path);
+  if (account && ::geteuid() != 0 && ::geteuid() != account->uid) {
+    std::fprintf(stderr, "estafetted: user = %s: start estafetted as root (it is uid %u)\n",
+                 account->name.c_str(), static_cast<unsigned>(::geteuid()));
+    return 2;
+  }
   for (const auto& dir : {config.state_dir, config.run_dir(), config.queue_dir()}) {
     if (!base::make_dirs(dir)) {
       std::fprintf(stderr, "estafetted: cannot create %s: %s\n", dir.c_str(), std::strerror(errno));
@@ -92,6 +106,19 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "estafetted: %s\n", e.what());
     return 2;
+  }
+  if (account && ::geteuid() == 0) {
+    // After the submission socket: a second instance has stopped by now. queue/ and run/
+    // with everything in them (a queue left by a run as root); of the state directory only
+    // itself: the maildirs below it are estafette-local's (root's or the recipients').
+    try {
+      base::give_to(config.state_dir, *account, false);
+      base::give_to(config.queue_dir(), *account, true);
+      base::give_to(config.run_dir(), *account, true);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "estafetted: %s\n", e.what());
+      return 2;
+    }
   }
   if (!foreground) {
     pid_t pid = ::fork();

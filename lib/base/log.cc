@@ -32,6 +32,13 @@ void setup_logging(const LogSettings& settings) {
     AutoPtr<Poco::FileChannel> file(new Poco::FileChannel(settings.file));
     // Each line reaches the file at once (tail -f, tests); a write per line, no fsync.
     file->setProperty("flush", "true");
+    // Opened now, not at the first line: a daemon that drops privileges keeps writing to a
+    // log file only root may open, and a bad path is reported at start.
+    try {
+      file->open();
+    } catch (const Poco::Exception& e) {
+      throw std::runtime_error("log_file " + settings.file + ": " + e.displayText());
+    }
     splitter->addChannel(AutoPtr<Poco::Channel>(new Poco::FormattingChannel(file_format, file)));
   }
   if (settings.syslog) {

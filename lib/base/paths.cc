@@ -12,6 +12,12 @@
 #ifndef ESTAFETTE_LIBEXECDIR
 #define ESTAFETTE_LIBEXECDIR "/usr/local/libexec/estafette"
 #endif
+#ifndef ESTAFETTE_BINDIR
+#define ESTAFETTE_BINDIR "/usr/local/bin"
+#endif
+#ifndef ESTAFETTE_SBINDIR
+#define ESTAFETTE_SBINDIR "/usr/local/sbin"
+#endif
 
 namespace estafette::base {
 
@@ -19,7 +25,29 @@ namespace {
 bool is_executable(const std::string& path) {
   return ::access(path.c_str(), X_OK) == 0;
 }
+
+// realpath(3), or the path itself when it does not resolve.
+std::string resolved(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
 }  // namespace
+
+bool is_install_dir(const std::string& exe_dir, const std::vector<std::string>& install_dirs) {
+  for (const auto& dir : install_dirs)
+    if (!dir.empty() && dir == exe_dir) return true;
+  return false;
+}
+
+bool running_installed() {
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return false;
+  std::string dir(self, static_cast<std::size_t>(n));
+  dir.erase(dir.rfind('/'));
+  return is_install_dir(dir, {resolved(ESTAFETTE_BINDIR), resolved(ESTAFETTE_SBINDIR),
+                              resolved(ESTAFETTE_LIBEXECDIR)});
+}
 
 std::string program_path(const std::string& name) {
   if (const char* dir = std::getenv("ESTAFETTE_LIBEXEC"); dir && *dir)

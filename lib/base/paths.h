@@ -4,11 +4,20 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace estafette::base {
 
 // The absolute path of the sibling program `name` (e.g. "estafette-esmtpclient").
 std::string program_path(const std::string& name);
+
+// True when this program runs from the directory `make install` put it in (bindir, sbindir or
+// libexecdir/estafette, compared after resolving symlinks): then it reads the installed config
+// by default (config::default_config_path). A build tree or a DESTDIR copy is not installed.
+bool running_installed();
+
+// Pure part of running_installed: whether `exe_dir` is one of `install_dirs` (all resolved).
+bool is_install_dir(const std::string& exe_dir, const std::vector<std::string>& install_dirs);
 
 // Makes a path absolute against the current directory, without resolving symlinks.
 std::string absolute_path(const std::string& path);

@@ -15,6 +15,10 @@
 #include "lib/base/paths.h"
 #include "lib/smtp/address.h"
 
+#ifndef ESTAFETTE_SYSCONFDIR
+#define ESTAFETTE_SYSCONFDIR "/usr/local/etc/estafette"
+#endif
+
 namespace estafette::config {
 
 const char* const kDefaultConfig = R"(# Estafette embedded default configuration.
@@ -522,6 +526,16 @@ Config parse_config(const std::string& text, const std::string& name, const std:
          if (!n || *n < 1 || *n > 10) throw std::invalid_argument("expected 1 to 10");
          c.dns_tries = *n;
        }},
+      {"user",
+       [&](const std::string& v) {
+         // POSIX portable user names; "" = stay as started.
+         for (char ch : v)
+           if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
+                 ch == '.'))
+             throw std::invalid_argument("bad user name '" + v + "'");
+         if (!v.empty() && v[0] == '-') throw std::invalid_argument("bad user name '" + v + "'");
+         c.user = v;
+       }},
       {"log_file", [&](const std::string& v) { c.log_file = resolve(base_dir, v); }},
       {"syslog", bool_setter(c.syslog)},
       {"log_level",
@@ -607,6 +621,12 @@ Config load_config(const std::string& path) {
   auto text = read_file(path);
   auto abs = base::absolute_path(path);
   return parse_config(text, path, abs.substr(0, abs.rfind('/')));
+}
+
+std::string default_config_path() {
+  if (!base::running_installed()) return "";
+  std::string path = std::string(ESTAFETTE_SYSCONFDIR) + "/estafette.conf";
+  return ::access(path.c_str(), F_OK) == 0 ? path : "";
 }
 
 }  // namespace estafette::config

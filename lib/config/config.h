@@ -172,6 +172,10 @@ struct Config {
   Millis dns_timeout{2000};
   int dns_tries = 2;
 
+  // Privileges: esmtpd (after binding listen), esmtpclient and courierd's own work run as this
+  // user; estafetted and estafette-local stay root. "" = every process stays as started.
+  std::string user;
+
   std::string log_file;  // empty: stderr
   bool syslog = false;
   std::string log_level = "information";
@@ -189,6 +193,10 @@ extern const char* const kDefaultConfig;
 Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir);
 // Reads and parses a file; an empty path means the embedded default.
 Config load_config(const std::string& path);
+// The config a program uses when given none: an installed program (base::running_installed)
+// reads <sysconfdir>/estafette/estafette.conf when that file exists; otherwise "" (the
+// embedded default), so programs run from the build tree keep the embedded default.
+std::string default_config_path();
 // Parses an esmtproutes file into routes (throws ConfigError with file:line).
 void parse_routes(const std::string& text, const std::string& name, Routes& routes);
 

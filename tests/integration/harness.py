@@ -93,6 +93,7 @@ class Estafette:
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = settings.pop("port", None) or free_port()
+        self.host = settings.pop("host", "127.0.0.1")  # another 127.0.0.x for a fixed port
         self.state = os.path.join(self.dir, "state")
         self.conf = os.path.join(self.dir, "estafette.conf")
         self.log = os.path.join(self.dir, "estafette.log")
@@ -100,7 +101,7 @@ class Estafette:
         base = {
             "hostname": "mta.estafette.test",
             "state_dir": self.state,
-            "listen": "127.0.0.1:%d" % self.port,
+            "listen": "%s:%d" % (self.host, self.port),
             "local_domains": "estafette.test",
             "local_mailboxes": "create",  # any local part has a mailbox (tests may say otherwise)
             "relay_clients": "127.0.0.0/8",
@@ -131,7 +132,7 @@ class Estafette:
         out = open(os.path.join(self.dir, "estafetted.out"), "ab")
         self.proc = subprocess.Popen([self.program("estafetted"), "-f", "-c", self.conf],
                                      stdout=out, stderr=subprocess.STDOUT)
-        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, 15,
+        wait_for(lambda: port_open(self.port, self.host) or self.proc.poll() is not None, 15,
                  "esmtpd on %d" % self.port)
         if self.proc.poll() is not None:
             raise AssertionError("estafetted exited: " + self.read_log())
@@ -201,7 +202,7 @@ class Estafette:
         return queued_ids(os.path.join(self.state, "queue"))
 
     def send(self, sender, rcpts, message, **kw):
-        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+        with smtplib.SMTP(self.host, self.port, timeout=30) as s:
             return s.sendmail(sender, rcpts, message, **kw)
 
 

@@ -162,7 +162,24 @@ INSTANTIATE_TEST_SUITE_P(
                       ErrorCase{"esmtpd_processes = 257\n", "bad.conf:1: esmtpd_processes"},
                       ErrorCase{"esmtpd_processes = -1\n", "bad.conf:1: esmtpd_processes"},
                       ErrorCase{"esmtpclient_processes = 2x\n",
-                                "bad.conf:1: esmtpclient_processes"}));
+                                "bad.conf:1: esmtpclient_processes"},
+                      ErrorCase{"user = a b\n", "bad.conf:1: user: bad user name 'a b'"},
+                      ErrorCase{"\nuser = -x\n", "bad.conf:2: user: bad user name"},
+                      ErrorCase{"user = x/y\n", "bad.conf:1: user: bad user name"}));
+
+TEST(ConfigUser, DefaultNoneAndSet) {
+  EXPECT_EQ(load_config("").user, "");  // the embedded default stays as started
+  EXPECT_EQ(parse_config("user = estafette\n", "x.conf", "/tmp").user, "estafette");
+  EXPECT_EQ(parse_config("user = estafette\nuser =\n", "x.conf", "/tmp").user, "");
+  // The installed template runs as the dedicated user.
+  auto c = load_config(std::string(ESTAFETTE_TEST_SRCDIR) + "/sysconf/estafette.conf");
+  EXPECT_EQ(c.user, "estafette");
+}
+
+TEST(ConfigDefaultPath, BuildTreeUsesTheEmbeddedDefault) {
+  // Run from the build tree, never the installed config (scripts/run depends on it).
+  EXPECT_EQ(default_config_path(), "");
+}
 
 struct ProcessesCase {
   std::string value;

@@ -1,0 +1,129 @@
+"""make install / uninstall from the build tree into a DESTDIR, at the prefix, sysconfdir and
+systemd unit directory configure was given (under make distcheck: its own prefix). The
+installed tree has the programs (sbindir, bindir, libexecdir/estafette), the config templates
+in sysconfdir/estafette, the filter authors' headers and libestafette_milter.a, a man page for
+every command and config file (each rendered by groff -ww without a warning; estafette.conf(5)
+names every setting lib/config/config.cc accepts) and estafette.service naming the installed
+paths. A second install keeps an admin's changed file (the new template goes next to it as
+.dist); uninstall removes everything but that changed file."""
+import os
+import re
+import shutil
+import subprocess
+
+import harness
+
+PROGRAMS = {"sbindir": ["estafetted", "estafette"], "bindir": ["estafette-sendmail"],
+            "pkglibexecdir": ["estafette-esmtpd", "estafette-courierd", "estafette-esmtpclient",
+                              "estafette-local"]}
+TEMPLATES = ["estafette.conf", "esmtproutes", "dnsbl", "smtpaccess"]
+MAN = {"man8dir": ["estafetted.8", "estafette.8", "estafette-esmtpd.8", "estafette-courierd.8",
+                   "estafette-esmtpclient.8", "estafette-local.8"],
+       "man1dir": ["estafette-sendmail.1"],
+       "man5dir": ["estafette.conf.5", "esmtproutes.5", "dnsbl.5", "smtpaccess.5"]}
+
+
+def make_env():
+    """The environment for a make of our own: not part of make check's job server."""
+    env = dict(os.environ)
+    for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(k, None)
+    return env
+
+
+def make(*args):
+    r = subprocess.run(["make", "-C", harness.BUILD_DIR, "--no-print-directory"] + list(args),
+                       capture_output=True, text=True, timeout=300, env=make_env())
+    assert r.returncode == 0, "make %s: %s%s" % (" ".join(args), r.stdout[-3000:],
+                                                 r.stderr[-3000:])
+    return r.stdout
+
+
+def dirs():
+    """The installation directories the build tree was configured with, expanded by make."""
+    names = ["prefix", "sbindir", "bindir", "pkglibexecdir", "sysconfdir", "includedir",
+             "libdir", "man1dir", "man5dir", "man8dir", "systemdsystemunitdir"]
+    rules = "print-dirs:\n" + "".join("\t@echo '%s=$(%s)'\n" % (n, n) for n in names)
+    r = subprocess.run(["make", "-s", "--no-print-directory", "-C", harness.BUILD_DIR,
+                        "-f", "Makefile", "-f", "-", "print-dirs"], input=rules,
+                       capture_output=True, text=True, timeout=60, env=make_env())
+    assert r.returncode == 0, r.stderr
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+
+def files_under(top):
+    out = []
+    for root, _, files in os.walk(top):
+        out.extend(os.path.relpath(os.path.join(root, f), top) for f in files)
+    return sorted(out)
+
+
+def settings_in_config_cc():
+    """Every key parse_config accepts: the entries of its `keys` table."""
+    with open(os.path.join(harness.SRC_DIR, "lib", "config", "config.cc")) as f:
+        text = f.read()
+    table = text[text.index("std::unordered_map<std::string, Setter> keys"):]
+    table = table[:table.index("\n  };")]
+    return re.findall(r'^\s*\{"([A-Za-z_]+)",', table, re.M)
+
+
+def test(tmp, stoppers):
+    if not shutil.which("make"):
+        harness.skip("make is not installed")
+    d = dirs()
+    dest = os.path.join(tmp, "dest")
+    at = lambda key, *names: os.path.join(dest + d[key], *names)  # noqa: E731
+
+    make("install", "DESTDIR=" + dest)
+    for key, names in PROGRAMS.items():
+        for name in names:
+            assert os.access(at(key, name), os.X_OK), at(key, name)
+    conf = at("sysconfdir", "estafette")
+    for name in TEMPLATES:
+        with open(os.path.join(harness.SRC_DIR, "sysconf", name), "rb") as a, \
+                open(os.path.join(conf, name), "rb") as b:
+            assert a.read() == b.read(), name
+    for name in ["estafette/filter.h", "estafette/libmilter/mfapi.h",
+                 "estafette/libmilter/mfdef.h"]:
+        assert os.path.isfile(at("includedir", name)), name
+    assert os.path.isfile(at("libdir", "libestafette_milter.a"))
+
+    groff = shutil.which("groff")
+    for key, names in MAN.items():
+        for name in names:
+            assert os.path.isfile(at(key, name)), at(key, name)
+            if groff:
+                r = subprocess.run([groff, "-ww", "-z", "-man", at(key, name)],
+                                   capture_output=True, text=True, timeout=60)
+                assert r.returncode == 0 and not r.stderr, (name, r.stderr)
+    with open(at("man5dir", "estafette.conf.5")) as f:
+        page = f.read()
+    missing = [k for k in settings_in_config_cc()
+               if '.BI "%s = "' % k not in page]
+    assert len(settings_in_config_cc()) > 50 and not missing, \
+        "estafette.conf.5 lacks: %s" % missing
+
+    if d["systemdsystemunitdir"] != "no":
+        with open(at("systemdsystemunitdir", "estafette.service")) as f:
+            unit = f.read()
+        assert "ExecStart=%s/estafetted -f -c %s/estafette/estafette.conf" % (
+            d["sbindir"], d["sysconfdir"]) in unit, unit
+        assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "PrivateTmp" not in \
+            re.sub(r"(?m)^#.*\n", "", unit), unit
+
+    # Again, over an admin's changed file: it stays, the template goes next to it.
+    with open(os.path.join(conf, "esmtproutes"), "a") as f:
+        f.write("example.com: mx.admin.test\n")
+    out = make("install", "DESTDIR=" + dest)
+    assert "keeping" in out and os.path.isfile(os.path.join(conf, "esmtproutes.dist")), out
+    assert not os.path.exists(os.path.join(conf, "estafette.conf.dist"))  # unchanged: no .dist
+
+    make("uninstall", "DESTDIR=" + dest)
+    left = files_under(dest)
+    assert left == [os.path.relpath(os.path.join(conf, "esmtproutes"), dest)], left
+    os.unlink(os.path.join(conf, "esmtproutes"))
+    make("uninstall", "DESTDIR=" + dest)
+    assert files_under(dest) == [], files_under(dest)
+
+
+harness.run(test)
