@@ -243,7 +243,31 @@ std::vector<std::string> mail_args(const smtp::Envelope& mail) {
   std::vector<std::string> args;
   if (mail.declared_size > 0) args.push_back("SIZE=" + std::to_string(mail.declared_size));
   if (!mail.body_type.empty()) args.push_back("BODY=" + mail.body_type);
+  if (mail.ret != smtp::DsnRet::Unspecified)
+    args.push_back("RET=" + std::string(smtp::ret_text(mail.ret)));
+  if (!mail.envid.empty()) args.push_back("ENVID=" + mail.envid);
   return args;
+}
+
+// The DSN parameters of the session's envelope for the queue: RET, ENVID, and NOTIFY/ORCPT of
+// each queued recipient (found by address: the filters may have added or removed some).
+// Nothing per recipient when no recipient gave any, as in a record from before DSN.
+void set_dsn(queue::Envelope& q, const smtp::Envelope& env) {
+  q.ret = std::string(smtp::ret_text(env.ret));
+  q.envid = env.envid;
+  q.dsn.clear();
+  bool any = false;
+  for (const auto& rcpt : q.recipients) {
+    queue::RecipientDsn d;
+    for (std::size_t i = 0; i < env.recipients.size() && i < env.dsn.size(); ++i) {
+      if (env.recipients[i] != rcpt) continue;
+      d = {env.dsn[i].notify, env.dsn[i].orcpt};
+      break;
+    }
+    any = any || !d.notify.empty() || !d.orcpt.empty();
+    q.dsn.push_back(std::move(d));
+  }
+  if (!any) q.dsn.clear();
 }
 }  // namespace
 
@@ -326,6 +350,7 @@ void Connection::filter_whole_message() {
                        qenv.client_ip = session_.client().ip;
                        qenv.helo = env.helo;
                        qenv.recipients = std::move(fenv.recipients);
+                       set_dsn(qenv, env);
                        append_failed_ = false;
                        try {
                          message_ = ctx_.backend.create(std::move(qenv));
@@ -509,6 +534,7 @@ void Connection::begin_data() {
   qenv.client_ip = session_.client().ip;
   qenv.helo = env.helo;
   qenv.recipients = env.recipients;
+  set_dsn(qenv, env);
   append_failed_ = false;
   data_.reset();
   try {
