@@ -94,6 +94,10 @@ std::string rfc5322_date(std::int64_t unix_seconds) {
 
 std::string remote_host_name(std::string_view remote) {
   auto end = remote.find_first_of("[:");
+  if (end == 0 && remote.front() == '[') {  // "[192.0.2.1]:25": no name, the address then
+    auto close = remote.find(']');
+    if (close != std::string_view::npos) return std::string(remote.substr(1, close - 1));
+  }
   return std::string(remote.substr(0, end));
 }
 

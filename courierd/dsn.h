@@ -78,7 +78,8 @@ std::string read_original_headers(const std::string& path, std::uint64_t body_of
 std::string read_original_message(const std::string& path, std::uint64_t body_offset,
                                   std::uint64_t body_size, std::size_t max_bytes);
 
-// "mx.example.com" from a module's remote description "mx.example.com[192.0.2.1]:25".
+// "mx.example.com" from a module's remote description "mx.example.com[192.0.2.1]:25"; the
+// address when there is no name ("[192.0.2.1]:25").
 std::string remote_host_name(std::string_view remote);
 
 }  // namespace estafette::courierd

@@ -51,6 +51,8 @@ TEST(CourierdDsn, DatesAndRemoteNames) {
   EXPECT_EQ(remote_host_name("mx.example.com[192.0.2.1]:25"), "mx.example.com");
   EXPECT_EQ(remote_host_name("relay.test:2525"), "relay.test");
   EXPECT_EQ(remote_host_name("host"), "host");
+  EXPECT_EQ(remote_host_name("[192.0.2.1]:25"), "192.0.2.1");
+  EXPECT_EQ(remote_host_name("[::1]:25"), "::1");
 }
 
 DsnRequest sample_request() {
