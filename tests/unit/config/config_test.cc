@@ -162,7 +162,18 @@ INSTANTIATE_TEST_SUITE_P(
                       ErrorCase{"esmtpd_processes = 257\n", "bad.conf:1: esmtpd_processes"},
                       ErrorCase{"esmtpd_processes = -1\n", "bad.conf:1: esmtpd_processes"},
                       ErrorCase{"esmtpclient_processes = 2x\n",
-                                "bad.conf:1: esmtpclient_processes"}));
+                                "bad.conf:1: esmtpclient_processes"},
+                      ErrorCase{"\nwarntime = later\n", "bad.conf:2: warntime"},
+                      ErrorCase{"queuetime = 0\n", "bad.conf:1: queuetime"}));
+
+TEST(ConfigFile, CourierNamesForDsnTimes) {
+  auto c = parse_config("queuetime = 2d\nwarntime = 90m\n", "t.conf", "/tmp");
+  EXPECT_EQ(c.queue_lifetime.count(), 2 * 86400);
+  EXPECT_EQ(c.warn_time.count(), 90 * 60 * 1000);
+  c = parse_config("warntime = 0\n", "t.conf", "/tmp");
+  EXPECT_EQ(c.warn_time.count(), 0);  // never
+  EXPECT_EQ(parse_config("", "t.conf", "/tmp").warn_time, std::chrono::hours(4));
+}
 
 struct ProcessesCase {
   std::string value;
