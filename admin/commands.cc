@@ -54,4 +54,54 @@ int flush(const config::Config& config, const std::string& target, std::FILE* ou
   return 0;
 }
 
+QueueOpOutcome describe_queue_op(const ipc::QueueOpRequest& request,
+                                 const ipc::QueueOpReply& reply) {
+  static constexpr const char* kNames[] = {"hold", "release", "cancel", "delete"};
+  const std::string name = kNames[static_cast<int>(request.op) & 3];
+  const std::string prefix = "estafette: " + name + ": ";
+  switch (reply.status) {
+    case ipc::QueueOpStatus::NotFound:
+      return {prefix + "no message " + request.queue_id + " in the queue\n", true, 1};
+    case ipc::QueueOpStatus::Failed:
+      return {prefix + "failed: " + reply.error + "\n", true, 75};
+    case ipc::QueueOpStatus::Ok:
+      break;
+  }
+  auto n = [](std::uint64_t v) { return std::to_string(v); };
+  std::string text = prefix;
+  switch (request.op) {
+    case ipc::QueueOp::Hold:
+      text += n(reply.messages) + " message(s) on hold, " + n(reply.recipients) + " recipient(s)";
+      break;
+    case ipc::QueueOp::Release:
+      text += n(reply.messages) + " message(s) released, " + n(reply.recipients) +
+              " recipient(s) ready for delivery";
+      break;
+    case ipc::QueueOp::Cancel:
+      text += request.queue_id + " cancelled, " + n(reply.recipients) +
+              " recipient(s) bounced to the sender";
+      break;
+    case ipc::QueueOp::Delete:
+      text += request.queue_id + " deleted, " + n(reply.recipients) + " recipient(s) dropped";
+      break;
+  }
+  if (reply.in_flight > 0) {
+    const bool hold = request.op == ipc::QueueOp::Hold;
+    text += "; " + n(reply.in_flight) + " in a delivery attempt now: " +
+            (hold ? "held if that attempt fails" : "finished when that attempt ends");
+  }
+  return {text + "\n", false, 0};
+}
+
+int queue_op(const config::Config& config, const ipc::QueueOpRequest& request, std::FILE* out,
+             std::FILE* err) {
+  CourierdClient client(config.courierd_socket(), kAdminTimeout);
+  client.send(ipc::encode(request));
+  auto reply = ipc::decode_queue_op_reply(client.receive());
+  if (!reply) throw std::runtime_error("unexpected reply from courierd");
+  QueueOpOutcome outcome = describe_queue_op(request, *reply);
+  std::fputs(outcome.text.c_str(), outcome.error ? err : out);
+  return outcome.exit_code;
+}
+
 }  // namespace estafette::admin

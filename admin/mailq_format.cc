@@ -36,12 +36,15 @@ const char* state_name(ipc::RcptState s) {
       return "ready";
     case ipc::RcptState::InFlight:
       return "in-flight";
+    case ipc::RcptState::Held:
+      return "held";
   }
   return "?";
 }
 
 std::string next_text(const ipc::QueuedRcpt& r) {
   if (r.state == ipc::RcptState::InFlight) return "in flight";
+  if (r.state == ipc::RcptState::Held) return "held";
   if (r.next_retry_ms == 0) return "now";
   return utc_time(r.next_retry_ms);
 }
@@ -113,8 +116,9 @@ std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64
   std::uint64_t bytes = 0;
   for (const auto& e : sorted) {
     bytes += e.size;
-    out << pad_right(e.queue_id, 16) << ' ' << pad_left(std::to_string(e.size), 10) << ' '
-        << utc_time(e.arrival * 1000) << "  "
+    // Postfix marks a held message with '!' after its id.
+    out << pad_right(e.held ? e.queue_id + "!" : e.queue_id, 16) << ' '
+        << pad_left(std::to_string(e.size), 10) << ' ' << utc_time(e.arrival * 1000) << "  "
         << (e.sender.empty() ? std::string("MAILER-DAEMON") : one_line(e.sender)) << '\n';
     for (const auto& r : e.recipients) {
       out << "    " << one_line(r.address) << "  dest=" << r.destination
@@ -143,6 +147,7 @@ std::string format_mailq_json(const std::vector<ipc::QueueEntry>& entries, std::
     m->set("arrival_unix", e.arrival);
     m->set("size", e.size);
     m->set("sender", e.sender);
+    m->set("held", e.held);
     Array::Ptr rcpts = new Array;
     for (const auto& r : e.recipients) {
       Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);

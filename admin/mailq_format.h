@@ -1,8 +1,8 @@
 // mailq_format.h: what `estafette mailq` prints, from the QueueEntry list courierd sent: the
-// Postfix-style listing (each message, then each pending recipient with its destination,
-// attempts, next try and last error), the qshape-style summary (pending recipients per
-// destination by message age), and the same as one JSON document.
-// Pure: no I/O, no clock (the caller passes courierd's `now`), times printed in UTC.
+// Postfix-style listing (each message, its id followed by '!' when it is on hold, then each
+// pending recipient with its destination, attempts, next try or "held", and last error), the
+// qshape-style summary (pending recipients per destination by message age), and the same as one
+// JSON document. Pure: no I/O, no clock (the caller passes courierd's `now`), times printed in UTC.
 #pragma once
 
 #include <array>

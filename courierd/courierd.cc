@@ -15,7 +15,9 @@
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
+#include "lib/config/resolver_options.h"
 #include "lib/ipc/messages.h"
+#include "lib/smtp/address.h"
 #include "lib/smtp/esmtp_params.h"
 
 namespace estafette::courierd {
@@ -87,7 +89,8 @@ Courierd::Courierd(event::Loop& loop, const config::Config& config, std::string 
       backend_(backend),
       random_(std::random_device{}()),
       scheduler_(config, Limits::from(config),
-                 [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }) {}
+                 [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }),
+      sites_(loop, config::resolver_options(config), config.destinations) {}
 
 Courierd::~Courierd() {
   loop_.cancel_timer(wakeup_timer_);
@@ -149,6 +152,7 @@ void Courierd::start() {
     }
   }
 
+  sites_.start();
   recover();
   listen();
   for (auto& [name, pool] : modules_)
@@ -221,12 +225,30 @@ void Courierd::on_client_frame(std::uint64_t client, const ipc::Frame& frame) {
     flush(*it->second, *f);
     return;
   }
+  if (auto op = ipc::decode_queue_op_request(frame)) {
+    queue_op(*it->second, *op);
+    return;
+  }
   logger().warning("unexpected frame from a client type=" + std::to_string(frame.type));
 }
 
 void Courierd::send_queue_list(ipc::Channel& client) {
   Time now = wall_now();
   auto entries = scheduler_.snapshot(now);
+  // Messages waiting for their MX sites: ready, under their domain, until the answer comes.
+  for (const auto& [id, p] : parked_) {
+    const auto& env = p.message.envelope;
+    ipc::QueueEntry e{id, env.arrival, p.message.body_size, env.sender, p.message.held, {}};
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      if (i < p.message.done.size() && p.message.done[i]) continue;
+      ipc::QueuedRcpt q;
+      q.address = env.recipients[i];
+      q.destination = destination_for(config_, q.address).key;
+      q.state = p.message.held ? ipc::RcptState::Held : ipc::RcptState::Ready;
+      e.recipients.push_back(std::move(q));
+    }
+    entries.push_back(std::move(e));
+  }
   for (const auto& e : entries) client.send(ipc::encode(e));
   client.send(
       ipc::encode(ipc::QueueListEnd{static_cast<std::uint32_t>(entries.size()), ms_of(now)}));
@@ -245,13 +267,104 @@ void Courierd::flush(ipc::Channel& client, const ipc::FlushRequest& request) {
   pump();
 }
 
+void Courierd::queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request) {
+  Time now = wall_now();
+  ipc::QueueOpReply reply;
+  const bool by_id = !request.all;
+  if (request.op == ipc::QueueOp::Hold || request.op == ipc::QueueOp::Release) {
+    reply = set_held(request, now);
+  } else if (!by_id) {
+    reply.status = ipc::QueueOpStatus::Failed;
+    reply.error = "cancel and delete take one queue id";
+  } else {
+    const bool cancel = request.op == ipc::QueueOp::Cancel;
+    RemovalReport removal = scheduler_.cancel(request.queue_id, cancel);
+    if (!removal.found) {
+      reply.status = ipc::QueueOpStatus::NotFound;
+    } else {
+      reply.messages = 1;
+      reply.recipients = removal.report.bounced.size() + removal.report.dropped.size();
+      reply.in_flight = removal.in_flight;
+      logger().information(std::string(cancel ? "cancel" : "delete") + " id=" + request.queue_id +
+                           " nrcpt=" + std::to_string(reply.recipients) +
+                           " in_flight=" + std::to_string(reply.in_flight));
+      finish_removal(removal, now);
+    }
+  }
+  if (reply.status == ipc::QueueOpStatus::NotFound)
+    logger().information("admin request for a message not in the queue id=" +
+                         quoted(request.queue_id));
+  client.send(ipc::encode(reply));
+  pump();
+}
+
+ipc::QueueOpReply Courierd::set_held(const ipc::QueueOpRequest& request, Time now) {
+  const bool hold = request.op == ipc::QueueOp::Hold;
+  ipc::QueueOpReply reply;
+  std::vector<queue::QueueId> ids;
+  if (request.all) {
+    ids = scheduler_.message_ids(!hold);  // hold: those not held yet; release: the held ones
+  } else if (scheduler_.contains(request.queue_id)) {
+    ids.push_back(request.queue_id);
+  } else {
+    reply.status = ipc::QueueOpStatus::NotFound;
+    return reply;
+  }
+  // Durable first (one fsync for all): a hold must survive a restart.
+  if (!backend_.set_held(ids, hold)) {
+    reply.status = ipc::QueueOpStatus::Failed;
+    reply.error = "the queue could not record it (see courierd's log)";
+    return reply;
+  }
+  for (const auto& id : ids) {
+    HoldResult r =
+        hold ? scheduler_.hold(id) : scheduler_.release(id, now, [this](const std::string& rcpt) {
+          return route_known(rcpt);
+        });
+    if (!r.found) continue;
+    ++reply.messages;
+    reply.recipients += r.recipients;
+    reply.in_flight += r.in_flight;
+    logger().information(std::string(hold ? "hold" : "release") + " id=" + id +
+                         " nrcpt=" + std::to_string(r.recipients) +
+                         " in_flight=" + std::to_string(r.in_flight));
+  }
+  return reply;
+}
+
+void Courierd::finish_removal(const RemovalReport& removal, Time now) {
+  const auto& env = removal.message.envelope;
+  const auto& report = removal.report;
+  const std::string delay = delay_text(env.arrival, now);
+  for (const auto& b : report.bounced)
+    logger().information("bounced id=" + env.id + " to=<" + b.recipient +
+                         "> relay=none delay=" + delay + " reply=" + quoted(b.reply));
+  for (auto i : report.dropped)
+    logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> delay=" + delay +
+                         " (deleted by the administrator)");
+  if (auto failed = bounce_recipients(env, report.bounced, ""); !failed.empty())
+    send_notice(removal.message, failed, now);
+  std::vector<std::size_t> done = report.dropped;
+  for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
+  // Durable even when the message goes next (unlike after deliveries): a crash must not bring
+  // back mail the administrator removed.
+  if (!done.empty() && !backend_.mark_done(env.id, done))
+    logger().error("mark_done failed id=" + env.id);
+  if (report.message_finished) {
+    if (backend_.remove(env.id))
+      logger().information("removed id=" + env.id);
+    else
+      logger().error("remove failed id=" + env.id);
+  }
+}
+
 void Courierd::on_new_message(const queue::QueueId& id) {
   if (stopping_) return;  // still on disk: the next start finds it
   if (!queue::valid_queue_id(id)) {
     logger().warning("bad queue id in NewMessage: " + quoted(id));
     return;
   }
-  if (scheduler_.contains(id)) return;
+  if (scheduler_.contains(id) || parked_.count(id)) return;
   auto m = backend_.load(id);
   if (!m) {
     logger().warning("new message not found id=" + id);
@@ -263,10 +376,73 @@ void Courierd::on_new_message(const queue::QueueId& id) {
 
 void Courierd::schedule(queue::StoredMessage m, bool recovered) {
   const queue::QueueId id = m.envelope.id;
+  if (scheduler_.contains(id) || parked_.count(id)) return;
+  // The MX sites of its remote domains: kept ones now, the others looked up while it waits.
+  std::unordered_map<std::string, std::string> keys;
+  std::vector<std::string> lookups;
+  auto now = Sites::Clock::now();
+  for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+    if (i < m.done.size() && m.done[i]) continue;
+    auto d = destination_for(config_, m.envelope.recipients[i]);
+    if (!d.mx_lookup || keys.count(d.key)) continue;
+    if (auto key = sites_.cached(d.key, now)) {
+      keys[d.key] = *key;
+    } else {
+      keys[d.key] = d.key;  // until the answer comes
+      lookups.push_back(d.key);
+    }
+  }
+  if (lookups.empty()) {
+    add(std::move(m), recovered, keys);
+    return;
+  }
+  parked_[id] = Parked{std::move(m), recovered, lookups.size(), std::move(keys)};
+  for (const auto& domain : lookups)
+    sites_.resolve(domain,
+                   [this, id, domain](const std::string& key) { on_site(id, domain, key); });
+}
+
+void Courierd::on_site(const queue::QueueId& id, const std::string& domain,
+                       const std::string& key) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  Parked& p = it->second;
+  p.keys[domain] = key;
+  if (--p.lookups > 0) return;
+  Parked ready = std::move(p);
+  parked_.erase(it);
+  if (stopping_) return;  // still on disk: the next start finds it
+  add(std::move(ready.message), ready.recovered, ready.keys);
+  pump();
+}
+
+Destination Courierd::route(const std::string& recipient,
+                            const std::unordered_map<std::string, std::string>& keys) const {
+  Destination d = destination_for(config_, recipient);
+  if (!d.mx_lookup) return d;
+  auto it = keys.find(d.key);
+  if (it == keys.end() || it->second == d.key) return d;
+  d.key = it->second;
+  if (const auto* site = sites_.site_limits(d.key)) d.limits = config::strictest(d.limits, *site);
+  return d;
+}
+
+Destination Courierd::route_known(const std::string& recipient) {
+  std::unordered_map<std::string, std::string> keys;
+  Destination d = destination_for(config_, recipient);
+  if (d.mx_lookup)
+    if (auto key = sites_.cached(d.key, Sites::Clock::now())) keys.emplace(d.key, *key);
+  return route(recipient, keys);
+}
+
+void Courierd::add(queue::StoredMessage m, bool recovered,
+                   const std::unordered_map<std::string, std::string>& keys) {
+  const queue::QueueId id = m.envelope.id;
   std::string line = "queued id=" + id + " from=<" + m.envelope.sender +
                      "> nrcpt=" + std::to_string(m.envelope.recipients.size()) +
                      " size=" + std::to_string(m.body_size);
-  switch (scheduler_.add(std::move(m), wall_now())) {
+  auto router = [this, &keys](const std::string& rcpt) { return route(rcpt, keys); };
+  switch (scheduler_.add(std::move(m), wall_now(), router)) {
     case Scheduler::AddResult::Added:
       logger().information(line + (recovered ? " recovered=yes" : ""));
       break;
@@ -362,8 +538,13 @@ void Courierd::on_result(const std::string& module_name, const ipc::DeliverResul
   for (const auto& d : report.deferred)
     logger().information(
         "deferred id=" + env.id + " to=<" + d.recipient + "> relay=" + relay + " delay=" + delay +
-        " retry_in=" + seconds_text(static_cast<double>((d.retry_at - now).count()) / 1000.0) +
+        (d.held ? std::string(" held=yes")
+                : " retry_in=" +
+                      seconds_text(static_cast<double>((d.retry_at - now).count()) / 1000.0)) +
         (result.host_failed ? " host_failed=yes" : "") + " reply=" + quoted(d.reply));
+  for (auto i : report.dropped)
+    logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> relay=" + relay +
+                         " delay=" + delay + " (deleted by the administrator)");
   for (const auto& b : report.bounced)
     logger().information("bounced id=" + env.id + " to=<" + b.recipient + "> relay=" + relay +
                          " delay=" + delay + (b.expired ? " expired=yes" : "") +
@@ -414,15 +595,8 @@ void Courierd::apply(const queue::StoredMessage& original, const JobReport& repo
   const auto& env = original.envelope;
   // One notice per action: the bounced recipients that want failure notices, and the delivered
   // ones that asked for success notices.
-  std::vector<DsnRecipient> failed, succeeded;
-  for (const auto& b : report.bounced) {
-    const auto& dsn = env.dsn_of(b.rcpt_index);
-    if (smtp::notify_flags(dsn.notify) & smtp::kNotifyFailure)
-      failed.push_back({b.recipient, b.reply, remote_mta, b.expired, DsnAction::Failed, dsn.orcpt});
-    else
-      logger().information("no bounce id=" + env.id + " to=<" + b.recipient +
-                           "> (NOTIFY=" + dsn.notify + ")");
-  }
+  std::vector<DsnRecipient> failed = bounce_recipients(env, report.bounced, remote_mta);
+  std::vector<DsnRecipient> succeeded;
   if (on_delivery) {
     for (auto i : report.delivered) {
       const auto& dsn = env.dsn_of(i);
@@ -434,6 +608,7 @@ void Courierd::apply(const queue::StoredMessage& original, const JobReport& repo
   if (!failed.empty()) send_notice(original, failed, now);
   if (!succeeded.empty()) send_notice(original, succeeded, now);
   std::vector<std::size_t> done = report.delivered;
+  done.insert(done.end(), report.dropped.begin(), report.dropped.end());
   for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
   // A finished message is simply removed: recording its last recipients first would cost an
   // fdatasync per message for nothing (a crash before the unlink only risks a duplicate).
@@ -445,6 +620,21 @@ void Courierd::apply(const queue::StoredMessage& original, const JobReport& repo
     else
       logger().error("remove failed id=" + env.id);
   }
+}
+
+std::vector<DsnRecipient> Courierd::bounce_recipients(const queue::Envelope& env,
+                                                      const std::vector<Bounce>& bounced,
+                                                      const std::string& remote_mta) {
+  std::vector<DsnRecipient> failed;
+  for (const auto& b : bounced) {
+    const auto& dsn = env.dsn_of(b.rcpt_index);
+    if (smtp::notify_flags(dsn.notify) & smtp::kNotifyFailure)
+      failed.push_back({b.recipient, b.reply, remote_mta, b.expired, DsnAction::Failed, dsn.orcpt});
+    else
+      logger().information("no bounce id=" + env.id + " to=<" + b.recipient +
+                           "> (NOTIFY=" + dsn.notify + ")");
+  }
+  return failed;
 }
 
 void Courierd::send_delay_warnings(Time now) {
@@ -526,7 +716,8 @@ void Courierd::on_module_down(const std::string& module_name,
     logger().warning("requeued id=" + it->second.job.queue_id + " job=" + std::to_string(job_id) +
                      " module=" + module_name + " (module went away)");
     running_.erase(it);
-    scheduler_.requeue(job_id, now);
+    RemovalReport removal = scheduler_.requeue(job_id, now);
+    if (removal.found) finish_removal(removal, now);  // cancelled or deleted meanwhile
   }
   if (stopping_)
     maybe_exit();

@@ -6,8 +6,12 @@
 // esmtpclient_processes processes (one event loop each, so delivery uses every CPU): the
 // scheduler sees one module "esmtp" and its limits count the whole pool; each job goes to the
 // ready process with the fewest jobs in flight (ties in turn). The local module is one process.
-// The same socket takes the admin requests of `estafette mailq` and `estafette flush`
-// (QueueListRequest, FlushRequest), answered at once from the scheduler's in-memory index.
+// The same socket takes the admin requests of `estafette mailq`, `flush`, `hold`, `release`,
+// `cancel` and `delete` (QueueListRequest, FlushRequest, QueueOpRequest), answered at once from
+// the scheduler's in-memory index (hold/release are recorded in the queue first).
+// Before a message enters the scheduler, the MX sites of its remote domains are looked up
+// (Sites, on this loop; usually kept from an earlier answer): the message waits in parked_ until
+// every lookup has answered, failed or timed out (then its domain is the key), never longer.
 //
 // Loop thread only; courierd has one thread. Courierd borrows the loop, the config and the
 // queue backend (all outlive it); it owns the listener, client channels and module processes.
@@ -27,6 +31,7 @@
 
 #include "courierd/dsn.h"
 #include "courierd/module_process.h"
+#include "courierd/mx_sites.h"
 #include "courierd/scheduler.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
@@ -52,6 +57,13 @@ class Courierd final {
     Job job;
     std::int64_t started_ms = 0;
   };
+  // A message waiting for the MX sites of its domains.
+  struct Parked {
+    queue::StoredMessage message;
+    bool recovered = false;
+    std::size_t lookups = 0;                            // still to answer
+    std::unordered_map<std::string, std::string> keys;  // domain -> site (or the domain)
+  };
 
   void recover();
   void listen();
@@ -61,9 +73,25 @@ class Courierd final {
   void send_queue_list(ipc::Channel& client);
   // flush: the scope becomes ready now; replies with how many recipients did.
   void flush(ipc::Channel& client, const ipc::FlushRequest& request);
+  // hold/release/cancel/delete: applies it, replies with QueueOpReply.
+  void queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request);
+  ipc::QueueOpReply set_held(const ipc::QueueOpRequest& request, Time now);
+  // After cancel/delete (or a requeue of a message being removed): logs, bounces, and records
+  // the finished recipients durably before removing the message.
+  void finish_removal(const RemovalReport& removal, Time now);
   void drop_client(std::uint64_t id);
   void on_new_message(const queue::QueueId& id);
+  // Looks up the MX sites the message needs (parking it meanwhile), then add()s it.
   void schedule(queue::StoredMessage message, bool recovered);
+  void on_site(const queue::QueueId& id, const std::string& domain, const std::string& key);
+  void add(queue::StoredMessage message, bool recovered,
+           const std::unordered_map<std::string, std::string>& keys);
+  // The destination of a recipient with its domain's MX site from `keys`.
+  Destination route(const std::string& recipient,
+                    const std::unordered_map<std::string, std::string>& keys) const;
+  // route() with the MX sites known now, for mail that re-enters without a lookup (a released
+  // hold): a domain whose answer has expired is its own key until its next lookup.
+  Destination route_known(const std::string& recipient);
   void pump();
   void dispatch(const Job& job, Time now);
   void on_result(const std::string& module, const ipc::DeliverResult& result);
@@ -82,6 +110,10 @@ class Courierd final {
                    const std::vector<DsnRecipient>& recipients, Time now,
                    std::int64_t retry_until = 0);
   void send_delay_warnings(Time now);  // those the scheduler has due
+  // The bounced recipients whose NOTIFY asks for a failure notice (logs the others).
+  std::vector<DsnRecipient> bounce_recipients(const queue::Envelope& env,
+                                              const std::vector<Bounce>& bounced,
+                                              const std::string& remote_mta);
   void reap_children();
   void begin_shutdown();
   void stop_modules();
@@ -96,6 +128,8 @@ class Courierd final {
   queue::Backend& backend_;
   std::mt19937_64 random_;
   Scheduler scheduler_;
+  Sites sites_;
+  std::unordered_map<queue::QueueId, Parked> parked_;
   base::UniqueFd listener_;
   std::map<std::string, std::vector<std::unique_ptr<ModuleProcess>>> modules_;  // pools by name
   std::map<std::string, std::size_t> next_pick_;  // per pool: where pick() starts looking, so

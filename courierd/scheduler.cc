@@ -11,9 +11,16 @@ namespace estafette::courierd {
 Destination destination_for(const config::Config& config, const std::string& recipient) {
   std::string domain = smtp::domain_of(recipient);
   if (config.is_local_domain(domain)) return {std::string(kLocalModule), std::string(kLocalModule)};
-  if (auto route = config.routes.lookup(domain))
-    return {std::string(kEsmtpModule), route->to_string()};
-  return {std::string(kEsmtpModule), domain};
+  Destination d{std::string(kEsmtpModule), domain, true, {}};
+  if (auto route = config.routes.lookup(domain)) {
+    d.key = route->to_string();
+    d.mx_lookup = false;
+    if (const auto* limits = config.destinations.for_route(smtp::to_lower(d.key)))
+      d.limits = *limits;
+  } else if (const auto* limits = config.destinations.for_domain(domain)) {
+    d.limits = *limits;
+  }
+  return d;
 }
 
 Limits Limits::from(const config::Config& config) {
@@ -38,14 +45,17 @@ std::string Scheduler::dest_id(const std::string& module, const std::string& key
   return module + '\n' + key;
 }
 
-Scheduler::Dest& Scheduler::dest(const std::string& module, const std::string& key) {
-  auto [it, inserted] = dests_.try_emplace(dest_id(module, key));
+Scheduler::Dest& Scheduler::dest(const Destination& where) {
+  auto [it, inserted] = dests_.try_emplace(dest_id(where.module, where.key));
+  Dest& d = it->second;
+  d.limits = where.limits;  // the latest word: the destinations file may name it anew
   if (inserted) {
-    it->second.module = module;
-    it->second.key = key;
-    it->second.window = std::clamp<std::size_t>(limits_.initial_per_host, 1, limits_.max_per_host);
+    d.module = where.module;
+    d.key = where.key;
+    d.window = std::clamp<std::size_t>(limits_.initial_per_host, 1, max_window(d));
   }
-  return it->second;
+  d.window = std::min(d.window, max_window(d));
+  return d;
 }
 
 Millis Scheduler::retry_delay(unsigned attempts) const {
@@ -54,7 +64,7 @@ Millis Scheduler::retry_delay(unsigned attempts) const {
   return std::min(delay, limits_.retry_max);
 }
 
-Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
+Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const Router& router) {
   const queue::QueueId id = stored.envelope.id;
   if (messages_.count(id)) return AddResult::Duplicate;
   Message m;
@@ -65,19 +75,32 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
     if (!done) ++m.pending;
   }
   if (m.pending == 0) return AddResult::NothingPending;
-  // Group the pending recipients by destination, keeping the order of first appearance.
-  std::vector<std::pair<std::string, Batch>> groups;
+  if (stored.held) {
+    for (auto& r : m.rcpts)
+      if (r.state == Message::Rcpt::State::Waiting) r.state = Message::Rcpt::State::Held;
+  }
+  // Group the pending recipients by destination (and, for an MX site, by domain: a job goes to
+  // one domain's MX hosts), keeping the order of first appearance.
+  struct Group {
+    std::string dest;
+    std::string domain;
+    Batch batch;
+  };
+  std::vector<Group> groups;
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
-    if (m.rcpts[i].state == Message::Rcpt::State::Done) continue;
-    auto d = destination_for(config_, stored.envelope.recipients[i]);
-    dest(d.module, d.key);
+    if (m.rcpts[i].state != Message::Rcpt::State::Waiting) continue;  // done, or held
+    const std::string& rcpt = stored.envelope.recipients[i];
+    auto d = router ? router(rcpt) : destination_for(config_, rcpt);
+    dest(d);
     auto did = dest_id(d.module, d.key);
-    auto g = std::find_if(groups.begin(), groups.end(), [&](auto& p) { return p.first == did; });
+    std::string domain = d.mx_lookup ? smtp::domain_of(rcpt) : std::string();
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](auto& x) { return x.dest == did && x.domain == domain; });
     if (g == groups.end()) {
-      groups.push_back({did, Batch{id, {}}});
+      groups.push_back({did, std::move(domain), Batch{id, {}}});
       g = groups.end() - 1;
     }
-    g->second.rcpts.push_back(i);
+    g->batch.rcpts.push_back(i);
   }
   // A delay warning, if any pending recipient may want one before the message expires.
   if (limits_.warn_time.count() > 0 && !stored.envelope.sender.empty()) {
@@ -96,7 +119,7 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now) {
   std::string().swap(m.stored.envelope.helo);
   std::vector<bool>().swap(m.stored.done);
   messages_.emplace(id, std::move(m));
-  for (auto& [did, batch] : groups) make_ready(did, std::move(batch), false);
+  for (auto& g : groups) make_ready(g.dest, std::move(g.batch), false);
   (void)now;
   return AddResult::Added;
 }
@@ -119,7 +142,8 @@ void Scheduler::make_ready(const std::string& did, Batch batch, bool front) {
 
 void Scheduler::consider(const std::string& did, Dest& d, Time now) {
   if (d.in_rotation || d.ready.empty() || d.in_flight >= concurrency(d)) return;
-  if (d.held_until > now || paused_.count(d.module)) return;
+  // Over its rate, the timer armed when its last job started puts it back.
+  if (d.held_until > now || d.next_start > now || paused_.count(d.module)) return;
   d.in_rotation = true;
   rotation_.push_back(did);
 }
@@ -172,7 +196,8 @@ std::optional<Job> Scheduler::next_job(Time now) {
     rotation_.pop_front();
     Dest& d = dests_[did];
     d.in_rotation = false;
-    if (d.held_until > now || d.in_flight >= concurrency(d) || paused_.count(d.module)) {
+    if (d.held_until > now || d.next_start > now || d.in_flight >= concurrency(d) ||
+        paused_.count(d.module)) {
       forget_if_idle(did);
       continue;
     }
@@ -185,7 +210,7 @@ std::optional<Job> Scheduler::next_job(Time now) {
       job.module = d.module;
       job.destination = d.key;
       std::size_t take = 0;
-      for (; take < batch.rcpts.size() && job.rcpt_indexes.size() < limits_.max_rcpt; ++take) {
+      for (; take < batch.rcpts.size() && job.rcpt_indexes.size() < max_rcpt(d); ++take) {
         std::size_t i = batch.rcpts[take];
         if (m.rcpts[i].state != Message::Rcpt::State::Ready) continue;
         m.rcpts[i].state = Message::Rcpt::State::InFlight;
@@ -198,6 +223,10 @@ std::optional<Job> Scheduler::next_job(Time now) {
       ++d.in_flight;
       ++in_flight_;
       running_.emplace(job.id, Running{job, did});
+      if (d.limits.interval.count() > 0) {
+        d.next_start = now + d.limits.interval;
+        add_timer(d.next_start, did, Batch{});  // puts it back into rotation, keeps next_start
+      }
       consider(did, d, now);
       return job;
     }
@@ -250,6 +279,16 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
     if (res.outcome == Outcome::TempFail && res.reply.empty())
       res.reply = "451 4.3.0 no result from the delivery module";
     const std::string& addr = m.stored.envelope.recipients[i];
+    if (m.removal != Message::Removal::None && res.outcome == Outcome::TempFail) {
+      // Cancelled or deleted while this attempt ran: it ends here.
+      r.state = State::Done;
+      --m.pending;
+      if (m.removal == Message::Removal::Cancel)
+        report.bounced.push_back(Bounce{i, addr, std::string(kCancelledReply), false});
+      else
+        report.dropped.push_back(i);
+      continue;
+    }
     switch (res.outcome) {
       case Outcome::Delivered:
         r.state = State::Done;
@@ -265,7 +304,10 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
         ++r.attempts;
         if (m.last_errors.empty()) m.last_errors.resize(m.rcpts.size());
         m.last_errors[i] = res.reply;
-        if (expired) {
+        if (m.stored.held) {
+          r.state = State::Held;  // put on hold while this attempt ran: no retry, no expiry
+          report.deferred.push_back(Deferral{i, addr, res.reply, now, true});
+        } else if (expired) {
           r.state = State::Done;
           --m.pending;
           report.bounced.push_back(Bounce{i, addr, res.reply, true});
@@ -287,7 +329,7 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   // The host answered (even if only to defer): it is up, and the window grows by one.
   if (!host_failed) {
     d.host_failures = 0;
-    d.window = std::min(d.window + 1, limits_.max_per_host);
+    d.window = std::min(d.window + 1, max_window(d));
   }
   for (auto& [at, batch] : retries) add_timer(at, running.dest, std::move(batch));
   if (!held.rcpts.empty()) make_ready(running.dest, std::move(held), true);
@@ -314,7 +356,7 @@ std::vector<ExpiredReport> Scheduler::expire_held(Time now) {
       if (now < expires_at(m)) break;
       auto [it, added] = report_of.try_emplace(batch.queue_id, out.size());
       if (added)
-        out.push_back(ExpiredReport{m.stored, JobReport{batch.queue_id, {}, {}, {}, false}});
+        out.push_back(ExpiredReport{m.stored, JobReport{batch.queue_id, {}, {}, {}, false, {}}});
       JobReport& report = out[it->second].report;
       for (std::size_t i : batch.rcpts) {
         auto& r = m.rcpts[i];
@@ -363,9 +405,11 @@ std::vector<DelayWarning> Scheduler::take_delay_warnings(Time now) {
   return out;
 }
 
-void Scheduler::requeue(JobId job_id, Time now) {
+RemovalReport Scheduler::requeue(JobId job_id, Time now) {
+  using State = Message::Rcpt::State;
+  RemovalReport out;
   auto rit = running_.find(job_id);
-  if (rit == running_.end()) return;
+  if (rit == running_.end()) return out;
   Running running = std::move(rit->second);
   running_.erase(rit);
   Dest& d = dests_[running.dest];
@@ -373,17 +417,129 @@ void Scheduler::requeue(JobId job_id, Time now) {
   --in_flight_;
   auto mit = messages_.find(running.job.queue_id);
   if (mit != messages_.end()) {
+    Message& m = mit->second;
     Batch b{running.job.queue_id, {}};
+    out.report.queue_id = running.job.queue_id;
     for (auto i : running.job.rcpt_indexes) {
-      auto& r = mit->second.rcpts[i];
-      if (r.state != Message::Rcpt::State::InFlight) continue;
-      r.state = Message::Rcpt::State::Waiting;
-      b.rcpts.push_back(i);
+      auto& r = m.rcpts[i];
+      if (r.state != State::InFlight) continue;
+      if (m.removal == Message::Removal::None) {
+        r.state = m.stored.held ? State::Held : State::Waiting;
+        if (!m.stored.held) b.rcpts.push_back(i);
+        continue;
+      }
+      r.state = State::Done;
+      --m.pending;
+      if (m.removal == Message::Removal::Cancel)
+        out.report.bounced.push_back(
+            Bounce{i, m.stored.envelope.recipients[i], std::string(kCancelledReply), false});
+      else
+        out.report.dropped.push_back(i);
     }
     if (!b.rcpts.empty()) add_timer(now + limits_.requeue_delay, running.dest, std::move(b));
+    if (!out.report.bounced.empty() || !out.report.dropped.empty()) {
+      out.found = true;
+      out.message = m.stored;
+      if (m.pending == 0) {
+        messages_.erase(mit);
+        out.report.message_finished = true;
+      }
+    }
   }
   consider(running.dest, d, now);
   forget_if_idle(running.dest);
+  return out;
+}
+
+HoldResult Scheduler::hold(const queue::QueueId& id) {
+  using State = Message::Rcpt::State;
+  HoldResult out;
+  auto mit = messages_.find(id);
+  if (mit == messages_.end()) return out;
+  out.found = true;
+  Message& m = mit->second;
+  if (m.removal != Message::Removal::None) return out;
+  m.stored.held = true;
+  // Their entries in ready lists and retry timers go stale: next_job() and release_due() take
+  // only recipients in the state those lists are for.
+  for (auto& r : m.rcpts) {
+    if (r.state == State::Waiting || r.state == State::Ready) {
+      r.state = State::Held;
+      ++out.recipients;
+    } else if (r.state == State::InFlight) {
+      ++out.in_flight;
+    }
+  }
+  return out;
+}
+
+HoldResult Scheduler::release(const queue::QueueId& id, Time now, const Router& router) {
+  using State = Message::Rcpt::State;
+  HoldResult out;
+  auto mit = messages_.find(id);
+  if (mit == messages_.end()) return out;
+  out.found = true;
+  Message& m = mit->second;
+  if (!m.stored.held || m.removal != Message::Removal::None) return out;
+  m.stored.held = false;
+  std::map<std::string, Batch> by_dest;  // ready now, per destination
+  for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+    if (m.rcpts[i].state == State::InFlight) ++out.in_flight;
+    if (m.rcpts[i].state != State::Held) continue;
+    const std::string& rcpt = m.stored.envelope.recipients[i];
+    auto d = router ? router(rcpt) : destination_for(config_, rcpt);
+    dest(d);
+    auto& batch = by_dest[dest_id(d.module, d.key)];
+    batch.queue_id = id;
+    batch.rcpts.push_back(i);
+    ++out.recipients;
+  }
+  for (auto& [did, batch] : by_dest) {
+    make_ready(did, std::move(batch), false);
+    consider(did, dests_[did], now);
+  }
+  return out;
+}
+
+RemovalReport Scheduler::cancel(const queue::QueueId& id, bool bounce) {
+  using State = Message::Rcpt::State;
+  RemovalReport out;
+  auto mit = messages_.find(id);
+  if (mit == messages_.end()) return out;
+  out.found = true;
+  Message& m = mit->second;
+  out.report.queue_id = id;
+  if (m.removal != Message::Removal::None) return out;
+  m.removal = bounce ? Message::Removal::Cancel : Message::Removal::Delete;
+  for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+    auto& r = m.rcpts[i];
+    if (r.state == State::Done) continue;
+    if (r.state == State::InFlight) {
+      ++out.in_flight;
+      continue;
+    }
+    r.state = State::Done;  // stale in ready lists and timers, like a held one
+    --m.pending;
+    if (bounce)
+      out.report.bounced.push_back(
+          Bounce{i, m.stored.envelope.recipients[i], std::string(kCancelledReply), false});
+    else
+      out.report.dropped.push_back(i);
+  }
+  out.message = m.stored;
+  if (m.pending == 0) {
+    messages_.erase(mit);
+    out.report.message_finished = true;
+  }
+  return out;
+}
+
+std::vector<queue::QueueId> Scheduler::message_ids(bool held) const {
+  std::vector<queue::QueueId> out;
+  for (const auto& [id, m] : messages_)
+    if (m.stored.held == held && m.removal == Message::Removal::None) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void Scheduler::set_module_paused(const std::string& module, bool paused, Time now) {
@@ -398,10 +554,26 @@ void Scheduler::set_module_paused(const std::string& module, bool paused, Time n
 
 std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
   using State = Message::Rcpt::State;
-  // When each waiting recipient is due, from the retry timers.
-  std::map<std::pair<queue::QueueId, std::size_t>, Time> due;
+  // When each waiting recipient is due, from the retry timers; and which destination each
+  // recipient is in (its MX site may differ from what a lookup would say now).
+  using RcptRef = std::pair<queue::QueueId, std::size_t>;
+  std::map<RcptRef, Time> due;
+  std::map<RcptRef, const Dest*> where;
+  auto dest_of = [this](const std::string& did) -> const Dest* {
+    auto it = dests_.find(did);
+    return it == dests_.end() ? nullptr : &it->second;
+  };
   for (const auto& [at, t] : timers_)
-    for (auto i : t.batch.rcpts) due.emplace(std::make_pair(t.batch.queue_id, i), at);
+    for (auto i : t.batch.rcpts) {
+      due.emplace(std::make_pair(t.batch.queue_id, i), at);
+      where.emplace(std::make_pair(t.batch.queue_id, i), dest_of(t.dest));
+    }
+  for (const auto& [did, d] : dests_)
+    for (const auto& b : d.ready)
+      for (auto i : b.rcpts) where.emplace(std::make_pair(b.queue_id, i), &d);
+  for (const auto& [jid, r] : running_)
+    for (auto i : r.job.rcpt_indexes)
+      where.emplace(std::make_pair(r.job.queue_id, i), dest_of(r.dest));
   std::vector<ipc::QueueEntry> out;
   out.reserve(messages_.size());
   for (const auto& [id, m] : messages_) {
@@ -411,13 +583,15 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
     e.arrival = env.arrival;
     e.size = m.stored.body_size;
     e.sender = env.sender;
+    e.held = m.stored.held;
     for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
       const auto& r = m.rcpts[i];
       if (r.state == State::Done) continue;
       ipc::QueuedRcpt q;
       q.address = env.recipients[i];
-      auto d = destination_for(config_, q.address);
-      q.destination = d.key;
+      auto w = where.find({id, i});
+      const Dest* in = w == where.end() ? nullptr : w->second;
+      q.destination = in ? in->key : destination_for(config_, q.address).key;
       q.attempts = r.attempts;
       if (i < m.last_errors.size()) q.last_error = m.last_errors[i];
       switch (r.state) {
@@ -429,11 +603,15 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
         }
         case State::Ready: {
           q.state = ipc::RcptState::Ready;
-          auto dit = dests_.find(dest_id(d.module, d.key));
-          if (dit != dests_.end() && dit->second.held_until > now)
-            q.next_retry_ms = dit->second.held_until.time_since_epoch().count();
+          if (in && in->held_until > now)
+            q.next_retry_ms = in->held_until.time_since_epoch().count();
+          else if (in && in->next_start > now)  // waiting for its rate
+            q.next_retry_ms = in->next_start.time_since_epoch().count();
           break;
         }
+        case State::Held:
+          q.state = ipc::RcptState::Held;
+          break;
         case State::InFlight:
         case State::Done:
           q.state = ipc::RcptState::InFlight;

@@ -12,6 +12,14 @@
 // Jobs that were in flight when the host went down and fail during the hold do not lengthen
 // it: one outage, one failure.
 //
+// A destination may have limits of its own (the destinations file, via Destination::limits):
+// `concurrency` replaces MAXHOST as the window's ceiling, `max_rcpt` replaces MAXRCPT, and a
+// rate spaces its job starts `interval` apart: a started job arms a timer at the next allowed
+// start (which also keeps the destination's state until then), and ready mail simply waits.
+// A remote domain's destination may be an MX site (mx_sites.h), shared by several domains; the
+// caller resolves it and passes a Router to add(). A batch of a site holds one domain only, so a
+// job goes to one domain (esmtpclient looks up that domain's MX hosts for the job).
+//
 // Pure: no I/O, no clock, no global randomness. The caller passes `now` (wall clock, because
 // queue lifetimes count from the arrival time stored in the queue) and a random source.
 // Single-threaded (courierd's loop thread). The scheduler owns copies of the envelopes it
@@ -33,6 +41,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "lib/config/config.h"
@@ -47,14 +56,30 @@ using JobId = std::uint64_t;
 
 inline constexpr std::string_view kLocalModule = "local";
 inline constexpr std::string_view kEsmtpModule = "esmtp";
+// The status of recipients bounced by `estafette cancel`.
+inline constexpr std::string_view kCancelledReply = "554 5.0.0 cancelled by the administrator";
 
 // Where one recipient goes: the module that delivers it and the destination key within it.
 struct Destination {
+  Destination() = default;
+  Destination(std::string module_name, std::string key_text, bool by_mx = false,
+              config::DestinationLimits own_limits = {})
+      : module(std::move(module_name)),
+        key(std::move(key_text)),
+        mx_lookup(by_mx),
+        limits(own_limits) {}
+
   std::string module;  // "local" or "esmtp"
-  std::string key;     // "local", "[host]:port" from a static route, or the domain (MX lookup)
+  // "local", "host:port" from a static route or the smarthost, the domain (MX lookup), or the
+  // domain's MX site "mx:host,host..." (set by courierd, see mx_sites.h)
+  std::string key;
+  bool mx_lookup = false;            // key is the domain: its MX site may replace it
+  config::DestinationLimits limits;  // from the destinations file; zero: the global limits
   bool operator==(const Destination&) const = default;
 };
 
+// The destination from the config alone (local domains, static routes, else the domain), with
+// the destinations file's limits for the route or the domain.
 Destination destination_for(const config::Config& config, const std::string& recipient);
 
 struct Limits {
@@ -101,6 +126,7 @@ struct Deferral {
   std::string recipient;
   std::string reply;
   Time retry_at;
+  bool held = false;  // its message is on hold: no retry until released (retry_at unused)
 };
 
 // What the caller must do after a job's results.
@@ -110,6 +136,7 @@ struct JobReport {
   std::vector<Bounce> bounced;         // mark done and report in a DSN
   std::vector<Deferral> deferred;      // stays queued
   bool message_finished = false;       // no recipient left: remove the queue file
+  std::vector<std::size_t> dropped;    // deleted by the admin: mark done, no DSN
 };
 
 // A message still queued warntime after its arrival: the delay warning (RFC 3461 NOTIFY=DELAY,
@@ -132,14 +159,39 @@ struct ExpiredReport {
   JobReport report;
 };
 
+// What hold() and release() did to one message.
+struct HoldResult {
+  bool found = false;          // the message is queued
+  std::size_t recipients = 0;  // recipients held / made ready now
+  std::size_t in_flight = 0;   // in an attempt now: hold applies when it ends
+};
+
+// What cancel() (and requeue() of a message being cancelled or deleted) finished: the message
+// as queued (the scheduler may have forgotten it) and what to persist, as after a job.
+struct RemovalReport {
+  bool found = false;
+  queue::StoredMessage message;
+  JobReport report;
+  std::size_t in_flight = 0;  // recipients in an attempt: they finish when it ends
+};
+
 class Scheduler final {
  public:
   using Random = std::function<double()>;  // uniform in [0, 1)
+  // The destination of each recipient (courierd: with its MX site); empty: destination_for().
+  using Router = std::function<Destination(const std::string& recipient)>;
 
   struct Message {
     queue::StoredMessage stored;
     struct Rcpt {  // 8 bytes: one per recipient of every queued message
-      enum class State : std::uint8_t { Waiting, Ready, InFlight, Done } state = State::Waiting;
+      // Held: its message is on hold (stored.held); it waits in no list and no timer.
+      enum class State : std::uint8_t {
+        Waiting,
+        Ready,
+        InFlight,
+        Done,
+        Held
+      } state = State::Waiting;
       unsigned attempts = 0;
     };
     std::vector<Rcpt> rcpts;
@@ -147,6 +199,8 @@ class Scheduler final {
     // message that never failed costs no more than before.
     std::vector<std::string> last_errors;
     std::size_t pending = 0;  // recipients not Done
+    // Set by cancel(): recipients in flight when it came finish as it says when they return.
+    enum class Removal : std::uint8_t { None, Cancel, Delete } removal = Removal::None;
   };
 
   enum class AddResult { Added, Duplicate, NothingPending };
@@ -155,8 +209,9 @@ class Scheduler final {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Indexes a message; every recipient not marked done becomes ready for delivery now.
-  AddResult add(queue::StoredMessage message, Time now);
+  // Indexes a message; every recipient not marked done becomes ready for delivery now, in the
+  // destination `router` gives it.
+  AddResult add(queue::StoredMessage message, Time now, const Router& router = {});
 
   // The next job to start, or nullopt when the limits or an empty ready set forbid one.
   // Releases due retries and host holds first.
@@ -180,8 +235,27 @@ class Scheduler final {
   std::vector<DelayWarning> take_delay_warnings(Time now);
 
   // The module running the job went away: its recipients are retried after requeue_delay,
-  // without counting an attempt or a host failure.
-  void requeue(JobId job, Time now);
+  // without counting an attempt or a host failure (held again if their message is on hold).
+  // For a message being cancelled or deleted they finish instead: the report says how (found).
+  RemovalReport requeue(JobId job, Time now);
+
+  // The admin's operations (estafette hold/release/cancel/delete), O(recipients of the
+  // message). The caller records hold/release in the queue first (Backend::set_held), and
+  // persists what a RemovalReport says.
+  // hold: the message's waiting and ready recipients are held: no attempt, no expiry, until
+  // release(); one in flight finishes its attempt, and is held if it has to be retried.
+  HoldResult hold(const queue::QueueId& id);
+  // release: held recipients become ready now (their destination's host hold still applies);
+  // queue_lifetime counts from the arrival again, so long-held mail may bounce at the next
+  // temporary failure. `router` as for add().
+  HoldResult release(const queue::QueueId& id, Time now, const Router& router = {});
+  // cancel (bounce = true) / delete: every pending recipient not in flight is finished now,
+  // bounced with kCancelledReply or dropped without a DSN; one in flight finishes its attempt
+  // (delivered stays delivered) and is then bounced or dropped the same way, unless it failed
+  // permanently (bounced with its own reply). A message already being removed: found, nothing.
+  RemovalReport cancel(const queue::QueueId& id, bool bounce);
+  // Queued messages (not being removed) that are on hold (held) or not, for hold/release --all.
+  std::vector<queue::QueueId> message_ids(bool held) const;
 
   // A paused module gets no jobs (it is not running); resuming makes its work ready again.
   void set_module_paused(const std::string& module, bool paused, Time now);
@@ -222,7 +296,9 @@ class Scheduler final {
     std::size_t in_flight = 0;
     Time held_until{};
     unsigned host_failures = 0;  // consecutive failed rounds; > 0: probe with one job
-    std::size_t window = 1;      // jobs it may have in flight (<= MAXHOST), see concurrency()
+    std::size_t window = 1;      // jobs it may have in flight (<= max_window()), concurrency()
+    config::DestinationLimits limits;  // its own limits; zero: the global ones
+    Time next_start{};                 // with a rate: no job starts before this
     bool in_rotation = false;
     std::size_t timers = 0;  // entries in timers_ naming this dest
   };
@@ -238,7 +314,14 @@ class Scheduler final {
   static std::string dest_id(const std::string& module, const std::string& key);
   // Jobs the dest may have in flight: its window, or 1 while its host is failing (a probe).
   static std::size_t concurrency(const Dest& d) { return d.host_failures > 0 ? 1 : d.window; }
-  Dest& dest(const std::string& module, const std::string& key);
+  Dest& dest(const Destination& where);
+  // The window's ceiling: the destination's concurrency, else MAXHOST.
+  std::size_t max_window(const Dest& d) const {
+    return d.limits.concurrency ? d.limits.concurrency : limits_.max_per_host;
+  }
+  std::size_t max_rcpt(const Dest& d) const {
+    return d.limits.max_rcpt ? d.limits.max_rcpt : limits_.max_rcpt;
+  }
   void make_ready(const std::string& dest, Batch batch, bool front);
   void consider(const std::string& id, Dest& d, Time now);
   void release_due(Time now);

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "lib/base/log.h"
+#include "lib/smtp/address.h"
 
 namespace estafette::esmtpclient {
 
@@ -54,6 +55,12 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 std::optional<Destination> parse_destination(const std::string& text, std::uint16_t mx_port) {
   if (text.empty()) return std::nullopt;
   Destination d;
+  if (text.starts_with("mx:")) {
+    if (text.size() == 3) return std::nullopt;
+    d.site = true;
+    d.port = mx_port;
+    return d;
+  }
   if (text[0] == '[') {
     auto close = text.find(']');
     if (close == std::string::npos || close == 1) return std::nullopt;
@@ -147,6 +154,14 @@ void EsmtpClient::start(std::unique_ptr<Delivery> owned) {
     return;
   }
   d.destination = *dest;
+  if (dest->site) {
+    // One domain per job (courierd); any recipient's domain names the MX hosts.
+    d.destination.host = d.job.recipients.empty() ? "" : smtp::domain_of(d.job.recipients[0]);
+    if (d.destination.host.empty()) {
+      finish_all(d, ipc::RcptStatus::TempFail, "451 4.3.5 no recipient domain for a site", false);
+      return;
+    }
+  }
   if (Connection* conn = take_idle(d.job.destination)) {
     d.reused = true;
     run_on(d, *conn);

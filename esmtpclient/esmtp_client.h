@@ -3,11 +3,13 @@
 // "[v6]:port", resolved with lib/dns when host is a name, or the MX hosts of a bare domain),
 // runs the SMTP transaction on a Connection and answers each Deliver with exactly one
 // DeliverResult. Idle connections are pooled per destination and reused for the next Deliver to
-// the same destination; a Deliver never uses more than one connection at a time (MX hosts are
-// tried one after the other on connection failure or a temporary greeting failure).
-// Loop thread only. Owns the channel, the resolver and every connection. on_exit runs when the
-// channel closes (courierd is gone). Throws std::runtime_error from the constructor when the
-// resolver cannot be set up.
+// the same destination (for an MX site "mx:host,...", courierd's key for every domain whose MX
+// hosts are these, a connection opened for one domain serves the others; the MX lookup is the
+// domain of the job's recipients, which courierd keeps to one domain per job); a Deliver never uses
+// more than one connection at a time (MX hosts are tried one after the other on connection failure
+// or a temporary greeting failure). Loop thread only. Owns the channel, the resolver and every
+// connection. on_exit runs when the channel closes (courierd is gone). Throws std::runtime_error
+// from the constructor when the resolver cannot be set up.
 #pragma once
 
 #include <cstdint>
@@ -31,12 +33,13 @@ namespace estafette::esmtpclient {
 
 // A Deliver's destination: a static route (host and port) or a domain for an MX lookup.
 struct Destination {
-  std::string host;  // the route's host, or the domain
+  std::string host;  // the route's host, or the domain ("" for a site until the job sets it)
   std::uint16_t port = 25;
   bool route = false;  // false: MX lookup of `host`
+  bool site = false;   // "mx:...": an MX site; the MX lookup is the recipients' domain
 };
-// Parses "host:port", "[ipv6]:port", "[host]:port" (route) or a bare domain (MX lookup);
-// nullopt when malformed.
+// Parses "host:port", "[ipv6]:port", "[host]:port" (route), "mx:host,..." (site) or a bare
+// domain (MX lookup); nullopt when malformed.
 std::optional<Destination> parse_destination(const std::string& text, std::uint16_t mx_port);
 
 smtp::ClientTimeouts timeouts_from(const config::Config& config);

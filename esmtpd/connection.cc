@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <system_error>
 
 #include "lib/base/log.h"
 #include "lib/smtp/dotstuff.h"
@@ -16,6 +17,11 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kMaxPendingOutput = 256 * 1024;
 Poco::Logger& logger() {
   return base::log("esmtpd");
+}
+// A full file system (or quota) is worth telling the client: 452 4.3.1, not 451.
+smtp::QueueFailure failure_of(int error) {
+  return error == ENOSPC || error == EDQUOT ? smtp::QueueFailure::NoSpace
+                                            : smtp::QueueFailure::Temporary;
 }
 }  // namespace
 
@@ -45,7 +51,7 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
             if (buffering_)
               filter_buffer_.append(bytes);
             else if (message_ && !append_failed_ && !message_->append(bytes))
-              append_failed_ = true;
+              append_failed_ = true;  // the rest is read and dropped; 451/452 at the end
           },
           context.policy.max_message_size),
       started_(event::Clock::now()),
@@ -352,10 +358,16 @@ void Connection::filter_whole_message() {
                        qenv.recipients = std::move(fenv.recipients);
                        set_dsn(qenv, env);
                        append_failed_ = false;
+                       queue_error_ = 0;
                        try {
                          message_ = ctx_.backend.create(std::move(qenv));
                          if (!message_->append(smtp::stuff(filters::render_message(*parsed))))
                            append_failed_ = true;
+                       } catch (const std::system_error& e) {
+                         logger().error(std::string("cannot create a queue file: ") + e.what());
+                         message_.reset();
+                         append_failed_ = true;
+                         queue_error_ = e.code().value();
                        } catch (const std::exception& e) {
                          logger().error(std::string("cannot create a queue file: ") + e.what());
                          message_.reset();
@@ -536,9 +548,16 @@ void Connection::begin_data() {
   qenv.recipients = env.recipients;
   set_dsn(qenv, env);
   append_failed_ = false;
+  queue_error_ = 0;
   data_.reset();
   try {
     message_ = ctx_.backend.create(std::move(qenv));
+  } catch (const std::system_error& e) {
+    logger().error(std::string("cannot create a queue file: ") + e.what());
+    message_.reset();
+    append_failed_ = true;
+    queue_error_ = e.code().value();
+    return;
   } catch (const std::exception& e) {
     logger().error(std::string("cannot create a queue file: ") + e.what());
     message_.reset();
@@ -551,9 +570,11 @@ void Connection::begin_data() {
 
 void Connection::commit() {
   if (!message_ || append_failed_) {
+    int error = message_ ? message_->write_error() : queue_error_;
     if (message_) ctx_.backend.abort(std::move(message_));
-    logger().warning("queue write failed session=" + std::to_string(number_));
-    run(session_.on_queue_failed());
+    logger().warning("queue write failed session=" + std::to_string(number_) +
+                     (error ? std::string(" error=\"") + base::errno_text(error) + "\"" : ""));
+    run(session_.on_queue_failed(failure_of(error)));
     return;
   }
   awaiting_commit_ = true;
@@ -562,19 +583,21 @@ void Connection::commit() {
   auto nrcpt = message_->envelope().recipients.size();
   auto size = message_->body_size();
   std::weak_ptr<bool> alive = alive_;
-  ctx_.committer.commit(std::move(message_), [this, alive, id, sender, nrcpt, size](bool ok) {
+  ctx_.committer.commit(std::move(message_), [this, alive, id, sender, nrcpt, size](bool ok,
+                                                                                    int error) {
     // The client may be gone; the message is queued all the same and courierd must know.
     if (ok) {
       logger().information("accepted id=" + id + " from=<" + sender +
                            "> nrcpt=" + std::to_string(nrcpt) + " size=" + std::to_string(size));
       ctx_.on_queued(id);
     } else {
-      logger().error("commit failed id=" + id);
+      logger().error("commit failed id=" + id +
+                     (error ? std::string(" error=\"") + base::errno_text(error) + "\"" : ""));
     }
     if (alive.expired()) return;
     awaiting_commit_ = false;
     ++messages_;
-    run(ok ? session_.on_queued(id) : session_.on_queue_failed());
+    run(ok ? session_.on_queued(id) : session_.on_queue_failed(failure_of(error)));
     resume();  // pipelined commands that waited for the commit
   });
 }

@@ -103,6 +103,7 @@ class Connection final {
   smtp::DataReader data_;
   std::unique_ptr<queue::IncomingMessage> message_;
   bool append_failed_ = false;
+  int queue_error_ = 0;  // errno of a failed create/append (ENOSPC: 452 rather than 451)
   std::string in_;
   std::size_t in_start_ = 0;
   std::string out_;

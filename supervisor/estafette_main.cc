@@ -10,6 +10,10 @@
 //           by age (qshape); exit 75 (EX_TEMPFAIL) when courierd does not run
 //   flush [QUEUE-ID|DOMAIN]  courierd retries now: one message (an argument without '.', '['
 //           or ':'), the mail for a domain or destination, or everything; exit 75 as mailq
+//   hold QUEUE-ID|--all, release QUEUE-ID|--all  put on hold (not delivered, not expired,
+//           kept across restarts) / make deliverable again; cancel QUEUE-ID  bounce it to the
+//           sender; delete QUEUE-ID  remove it without a bounce. Exit 1 for an id not in the
+//           queue, 75 as mailq
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -84,15 +89,53 @@ void print_children(const std::string& status_file) {
   }
 }
 
-int usage() {
-  std::fprintf(stderr,
+int usage(std::FILE* to = stderr) {
+  std::fprintf(to,
                "usage: estafette start|stop|status|check-config [-c CONFIG]\n"
                "       estafette mailq [--json] [-c CONFIG]\n"
-               "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n");
+               "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
+               "       estafette hold|release QUEUE-ID|--all [-c CONFIG]\n"
+               "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
+               "\n"
+               "  start, stop, status  run, stop, show estafetted and its daemons\n"
+               "  check-config   check the config and every file it names (file:line errors)\n"
+               "  mailq          the queue, then a summary per destination by age; --json\n"
+               "  flush          retry now: one message, a domain or destination, or all\n"
+               "  hold           keep messages from delivery and expiry until released\n"
+               "  release        make held messages deliverable again, at once\n"
+               "  cancel         bounce a message to its sender (\"cancelled by the "
+               "administrator\")\n"
+               "  delete         remove a message without a bounce\n"
+               "Exit 1: no such message; 75: courierd does not run (try again later).\n");
   return 2;
 }
 
 constexpr int kExTempfail = 75;  // sysexits.h EX_TEMPFAIL
+
+// hold, release, cancel, delete: the request for `estafette CMD ARG`, or nullopt.
+std::optional<ipc::QueueOpRequest> queue_op_request(std::string_view cmd,
+                                                    const std::vector<std::string>& operands) {
+  ipc::QueueOpRequest r;
+  if (cmd == "hold")
+    r.op = ipc::QueueOp::Hold;
+  else if (cmd == "release")
+    r.op = ipc::QueueOp::Release;
+  else if (cmd == "cancel")
+    r.op = ipc::QueueOp::Cancel;
+  else if (cmd == "delete")
+    r.op = ipc::QueueOp::Delete;
+  else
+    return std::nullopt;
+  if (operands.size() != 1) return std::nullopt;
+  bool can_all = r.op == ipc::QueueOp::Hold || r.op == ipc::QueueOp::Release;
+  if (operands[0] == "--all" || operands[0] == "ALL") {
+    if (!can_all) return std::nullopt;
+    r.all = true;
+  } else {
+    r.queue_id = operands[0];
+  }
+  return r;
+}
 
 int check_config(const std::string& path) {
   auto r = admin::check_config(path);
@@ -107,6 +150,10 @@ int check_config(const std::string& path) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   std::string_view cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    usage(stdout);
+    return 0;
+  }
   std::string config_path;
   bool json = false;
   std::vector<std::string> operands;
@@ -117,6 +164,9 @@ int main(int argc, char** argv) {
     else if (a == "--json" && cmd == "mailq")
       json = true;
     else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
+      operands.emplace_back(a);
+    else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
+             operands.empty() && (a == "--all" || (!a.empty() && a[0] != '-')))
       operands.emplace_back(a);
     else
       return usage();
@@ -136,6 +186,17 @@ int main(int argc, char** argv) {
     try {
       return cmd == "mailq" ? admin::mailq(config, json, stdout)
                             : admin::flush(config, operands.empty() ? "" : operands[0], stdout);
+    } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
+      std::fprintf(stderr, "estafette: %s\n", e.what());
+      return kExTempfail;
+    }
+  }
+
+  if (cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") {
+    auto request = queue_op_request(cmd, operands);
+    if (!request) return usage();
+    try {
+      return admin::queue_op(config, *request, stdout, stderr);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
       std::fprintf(stderr, "estafette: %s\n", e.what());
       return kExTempfail;

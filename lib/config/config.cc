@@ -466,6 +466,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"queue_lifetime", seconds_setter(c.queue_lifetime)},
       {"queuetime", seconds_setter(c.queue_lifetime)},  // Courier's name
       {"warntime", millis_setter(c.warn_time)},
+      {"destinations", file_setter("destinations")},
       {"esmtp_port",
        [&](const std::string& v) {
          auto p = parse_number<unsigned>(v);
@@ -553,9 +554,17 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     }
     if (key == "dnsbl")
       c.dnsbl = parse_dnsbl(content, file.first);
+    else if (key == "destinations")
+      c.destinations = parse_destinations(content, file.first);
     else
       c.access = AccessRules::parse(content, file.first);
   }
+  for (const auto* entries : {&c.destinations.domains, &c.destinations.routes})
+    for (const auto& [dest, limits] : *entries)
+      if (limits.concurrency > c.max_deliveries)
+        fail(c.destinations.where[dest], "concurrency (" + std::to_string(limits.concurrency) +
+                                             ") exceeds MAXDELS (" +
+                                             std::to_string(c.max_deliveries) + ")");
   return c;
 }
 

@@ -17,6 +17,7 @@
 
 #include "lib/config/access.h"
 #include "lib/config/cidr.h"
+#include "lib/config/destinations.h"
 
 namespace estafette::config {
 
@@ -137,6 +138,8 @@ struct Config {
   // warntime (Courier): one delay warning (DSN, Action: delayed) per message still queued this
   // long after arrival, to a sender whose NOTIFY asks for DELAY (or who gave none); 0 = never.
   Millis warn_time{std::chrono::hours(4)};
+  // Per-destination concurrency, rate and MAXRCPT, from the `destinations` file.
+  DestinationTable destinations;
 
   // esmtpclient (RFC 5321 4.5.3.2 defaults)
   std::uint16_t esmtp_port = 25;

@@ -451,4 +451,43 @@ Request Resolver::resolve_mx(const std::string& domain, MxCallback callback) {
   return Request(token);
 }
 
+Request Resolver::lookup_mx(const std::string& domain, MxNamesCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  auto cb = guard(token, std::move(callback));
+  raw_query(domain, ns_t_mx, [cb](int status, const unsigned char* abuf, int alen) {
+    MxNames out;
+    if (abuf && alen > 0 &&
+        (status == ARES_SUCCESS || status == ARES_ENODATA || status == ARES_ENOTFOUND)) {
+      auto ttl = answer_ttl(
+          std::string_view(reinterpret_cast<const char*>(abuf), static_cast<std::size_t>(alen)));
+      if (ttl) out.ttl = std::chrono::seconds(ttl->seconds);
+    }
+    bool null_mx = false;
+    if (status == ARES_SUCCESS) {
+      ares_mx_reply* mx = nullptr;
+      status = ares_parse_mx_reply(abuf, alen, &mx);
+      for (ares_mx_reply* m = mx; status == ARES_SUCCESS && m; m = m->next) {
+        std::string host = m->host ? m->host : "";
+        if (host.empty() || host == ".") {
+          null_mx = true;
+          continue;
+        }
+        out.hosts.push_back(MxHost{host, m->priority, Status::Ok, {}});
+      }
+      if (mx) ares_free_data(mx);
+    }
+    if (status == ARES_SUCCESS && out.hosts.empty() && null_mx) {
+      out.status = Status::PermFail;
+    } else if (status == ARES_ENODATA || (status == ARES_SUCCESS && out.hosts.empty())) {
+      out.status = Status::Ok;  // the domain is its own mail exchanger (RFC 5321 5.1)
+      out.implicit = true;
+    } else {
+      out.status = map_status(status);
+    }
+    if (out.status == Status::TempFail) out.ttl = std::chrono::seconds(0);
+    cb(out);
+  });
+  return Request(token);
+}
+
 }  // namespace estafette::dns

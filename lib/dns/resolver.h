@@ -63,6 +63,16 @@ struct MxResult {
   std::vector<MxHost> hosts;         // by preference, random order among equal preferences
 };
 
+// The MX host names of a domain without their addresses (courierd's MX sites), and how long the
+// answer may be kept.
+struct MxNames {
+  // Ok: hosts, or implicit; NotFound: no such domain; PermFail: null MX; TempFail.
+  Status status = Status::TempFail;
+  bool implicit = false;        // the domain exists and has no MX records: hosts is empty
+  std::vector<MxHost> hosts;    // name and preference (no addresses), as in the answer
+  std::chrono::seconds ttl{0};  // answer_ttl() of the response; 0: do not keep it
+};
+
 namespace detail {
 struct Token {
   bool cancelled = false;
@@ -105,6 +115,7 @@ class Resolver final {
   // addresses (text), host names or TXT strings.
   using ListCallback = std::function<void(Status, std::vector<std::string>)>;
   using MxCallback = std::function<void(const MxResult&)>;
+  using MxNamesCallback = std::function<void(const MxNames&)>;
 
   Resolver(event::Loop& loop, ResolverOptions options);
   ~Resolver();
@@ -124,6 +135,8 @@ class Resolver final {
   // The mail exchangers of a domain with their addresses. A null MX gives PermFail; a domain
   // with no MX records (but existing) falls back to its own A/AAAA records.
   [[nodiscard]] Request resolve_mx(const std::string& domain, MxCallback callback);
+  // Only the MX query: host names and preferences, the answer's TTL, no address lookups.
+  [[nodiscard]] Request lookup_mx(const std::string& domain, MxNamesCallback callback);
 
   CacheStats cache_stats() const;
 

@@ -114,6 +114,7 @@ std::string encode(const QueueEntry& m) {
       .u64(static_cast<std::uint64_t>(m.arrival))
       .u64(m.size)
       .str(m.sender)
+      .u8(m.held ? 1 : 0)
       .u32(static_cast<std::uint32_t>(m.recipients.size()));
   for (const auto& r : m.recipients)
     w.str(r.address)
@@ -156,13 +157,16 @@ std::optional<QueueEntry> decode_queue_entry(const Frame& f) {
   m.arrival = static_cast<std::int64_t>(r.u64());
   m.size = r.u64();
   m.sender = r.str();
+  std::uint8_t held = r.u8();
+  if (held > 1) return std::nullopt;
+  m.held = held == 1;
   std::uint32_t n = r.u32();
   for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
     QueuedRcpt one;
     one.address = r.str();
     one.destination = r.str();
     std::uint8_t state = r.u8();
-    if (state > 2) return std::nullopt;
+    if (state > 3) return std::nullopt;
     one.state = static_cast<RcptState>(state);
     one.attempts = r.u32();
     one.next_retry_ms = static_cast<std::int64_t>(r.u64());
@@ -199,6 +203,53 @@ std::optional<FlushReply> decode_flush_reply(const Frame& f) {
   if (f.type != type_of(MessageType::FlushReply)) return std::nullopt;
   Reader r(f.payload);
   FlushReply m{r.u64()};
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
+std::string encode(const QueueOpRequest& m) {
+  return Writer(type_of(MessageType::QueueOpRequest))
+      .u8(static_cast<std::uint8_t>(m.op))
+      .u8(m.all ? 1 : 0)
+      .str(m.queue_id)
+      .finish();
+}
+
+std::string encode(const QueueOpReply& m) {
+  return Writer(type_of(MessageType::QueueOpReply))
+      .u8(static_cast<std::uint8_t>(m.status))
+      .u64(m.messages)
+      .u64(m.recipients)
+      .u64(m.in_flight)
+      .str(m.error)
+      .finish();
+}
+
+std::optional<QueueOpRequest> decode_queue_op_request(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueOpRequest)) return std::nullopt;
+  Reader r(f.payload);
+  QueueOpRequest m;
+  std::uint8_t op = r.u8();
+  std::uint8_t all = r.u8();
+  if (op > 3 || all > 1) return std::nullopt;
+  m.op = static_cast<QueueOp>(op);
+  m.all = all == 1;
+  m.queue_id = r.str();
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
+std::optional<QueueOpReply> decode_queue_op_reply(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueOpReply)) return std::nullopt;
+  Reader r(f.payload);
+  QueueOpReply m;
+  std::uint8_t status = r.u8();
+  if (status > 2) return std::nullopt;
+  m.status = static_cast<QueueOpStatus>(status);
+  m.messages = r.u64();
+  m.recipients = r.u64();
+  m.in_flight = r.u64();
+  m.error = r.str();
   if (!r.ok_and_done()) return std::nullopt;
   return m;
 }

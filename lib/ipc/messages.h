@@ -7,6 +7,8 @@
 //                          queued message, then QueueListEnd (one frame per message keeps every
 //                          frame far below kMaxFrame however long the queue is)
 //   estafette -> courierd FlushRequest   (retry now); courierd answers FlushReply
+//   estafette -> courierd QueueOpRequest (hold, release, cancel, delete); courierd answers
+//                          QueueOpReply
 // decode_* return nullopt for a frame of another type or a malformed payload.
 #pragma once
 
@@ -29,6 +31,8 @@ enum class MessageType : std::uint8_t {
   QueueListEnd = 7,
   FlushRequest = 8,
   FlushReply = 9,
+  QueueOpRequest = 10,
+  QueueOpReply = 11,
 };
 
 struct NewMessage {
@@ -80,12 +84,12 @@ struct QueueListRequest {
   bool operator==(const QueueListRequest&) const = default;
 };
 
-enum class RcptState : std::uint8_t { Waiting = 0, Ready = 1, InFlight = 2 };
+enum class RcptState : std::uint8_t { Waiting = 0, Ready = 1, InFlight = 2, Held = 3 };
 
 // One pending recipient of a queued message, as courierd's scheduler sees it.
 struct QueuedRcpt {
   std::string address;
-  std::string destination;  // "local", "[host]:port" (a route) or the domain
+  std::string destination;  // "local", "host:port" (a route), the domain or "mx:HOST,..." (site)
   RcptState state = RcptState::Ready;
   std::uint32_t attempts = 0;
   std::int64_t next_retry_ms = 0;  // unix ms of the next try; 0 = ready now or in flight
@@ -98,6 +102,7 @@ struct QueueEntry {
   std::int64_t arrival = 0;  // unix seconds
   std::uint64_t size = 0;    // body bytes
   std::string sender;        // "" = null sender
+  bool held = false;         // on hold by the administrator
   std::vector<QueuedRcpt> recipients;
   bool operator==(const QueueEntry&) const = default;
 };
@@ -121,6 +126,27 @@ struct FlushReply {
   bool operator==(const FlushReply&) const = default;
 };
 
+// The admin's operations on queued messages (estafette hold|release|cancel|delete).
+enum class QueueOp : std::uint8_t { Hold = 0, Release = 1, Cancel = 2, Delete = 3 };
+
+struct QueueOpRequest {
+  QueueOp op = QueueOp::Hold;
+  bool all = false;      // hold/release only: every queued message (queue_id is "")
+  std::string queue_id;  // the message, when not all
+  bool operator==(const QueueOpRequest&) const = default;
+};
+
+enum class QueueOpStatus : std::uint8_t { Ok = 0, NotFound = 1, Failed = 2 };
+
+struct QueueOpReply {
+  QueueOpStatus status = QueueOpStatus::Ok;
+  std::uint64_t messages = 0;    // messages it applied to
+  std::uint64_t recipients = 0;  // recipients held, released, bounced or dropped now
+  std::uint64_t in_flight = 0;   // recipients in a delivery attempt: it applies when that ends
+  std::string error;             // Failed: why (the queue could not record it)
+  bool operator==(const QueueOpReply&) const = default;
+};
+
 std::string encode(const NewMessage& m);
 std::string encode(const Deliver& m);
 std::string encode(const DeliverResult& m);
@@ -130,6 +156,8 @@ std::string encode(const QueueEntry& m);
 std::string encode(const QueueListEnd& m);
 std::string encode(const FlushRequest& m);
 std::string encode(const FlushReply& m);
+std::string encode(const QueueOpRequest& m);
+std::string encode(const QueueOpReply& m);
 
 std::optional<NewMessage> decode_new_message(const Frame& f);
 std::optional<Deliver> decode_deliver(const Frame& f);
@@ -140,5 +168,7 @@ std::optional<QueueEntry> decode_queue_entry(const Frame& f);
 std::optional<QueueListEnd> decode_queue_list_end(const Frame& f);
 std::optional<FlushRequest> decode_flush_request(const Frame& f);
 std::optional<FlushReply> decode_flush_reply(const Frame& f);
+std::optional<QueueOpRequest> decode_queue_op_request(const Frame& f);
+std::optional<QueueOpReply> decode_queue_op_reply(const Frame& f);
 
 }  // namespace estafette::ipc

@@ -4,13 +4,13 @@
 //
 // Threads: create(), IncomingMessage::append() and abort() run on the loop thread of the
 // receiving session; commit() runs on the committer thread (see committer.h); scan(), load(),
-// mark_done(), remove() and count() block on disk I/O and run where the caller can afford that
-// (scheduler thread, tools). Implementations are safe to call from these threads concurrently,
-// but not for the same message from two threads at once.
-// Ownership: the caller owns an IncomingMessage until it hands it to commit() (as a borrowed
-// pointer, then destroys it) or to abort(); a message must not outlive its Backend.
-// Errors: create() throws std::system_error (EINVAL for an invalid envelope); every other call
-// reports failure by its return value and logs the reason (logger "queue").
+// mark_done(), set_held(), remove() and count() block on disk I/O and run where the caller can
+// afford that (scheduler thread, tools). Implementations are safe to call from these threads
+// concurrently, but not for the same message from two threads at once. Ownership: the caller owns
+// an IncomingMessage until it hands it to commit() (as a borrowed pointer, then destroys it) or to
+// abort(); a message must not outlive its Backend. Errors: create() throws std::system_error
+// (EINVAL for an invalid envelope); every other call reports failure by its return value and logs
+// the reason (logger "queue").
 #pragma once
 
 #include <cstdint>
@@ -63,6 +63,9 @@ class IncomingMessage {
   virtual const Envelope& envelope() const = 0;
   virtual bool append(std::string_view bytes) = 0;  // false on a write error (disk full): 451/452
   virtual std::uint64_t body_size() const = 0;
+  // The errno of the first failed write (append or commit), 0 if none: ENOSPC/EDQUOT let the
+  // session answer 452 4.3.1 instead of 451.
+  virtual int write_error() const { return 0; }
 };
 
 // A committed message as stored: where its body bytes are, so a delivery agent can sendfile().
@@ -72,6 +75,7 @@ struct StoredMessage {
   std::uint64_t body_offset = 0;  // body bytes [body_offset, body_offset+body_size), wire form
   std::uint64_t body_size = 0;
   std::vector<bool> done;  // per recipient: already delivered/bounced (from the state log)
+  bool held = false;       // on hold by the administrator (set_held): not delivered, not expired
 };
 
 class Backend {
@@ -90,6 +94,9 @@ class Backend {
   virtual std::optional<StoredMessage> load(const QueueId& id) = 0;  // nullopt: absent or corrupt
   // Records recipients as finished (delivered or bounced) durably, before returning true.
   virtual bool mark_done(const QueueId& id, const std::vector<std::size_t>& recipient_indexes) = 0;
+  // Puts messages on hold (held = true) or releases them, durably before returning true (one
+  // fsync for the whole list). Ids not in the queue are skipped. scan() and load() report it.
+  virtual bool set_held(const std::vector<QueueId>& ids, bool held) = 0;
   // All recipients finished: deletes the message and its state. False if it did not exist.
   virtual bool remove(const QueueId& id) = 0;
   virtual std::size_t count() = 0;  // committed messages (may list the queue: O(n))

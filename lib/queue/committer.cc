@@ -30,7 +30,7 @@ void Committer::commit(std::unique_ptr<IncomingMessage> message, Done done) {
     }
   }
   backend_.abort(std::move(message));
-  done(false);
+  done(false, 0);
 }
 
 std::uint64_t Committer::rounds() const {
@@ -62,6 +62,7 @@ void Committer::work() {
       if (ok[i]) {
         batch[i].message.reset();
       } else {
+        batch[i].error = batch[i].message->write_error();
         try {
           backend_.abort(std::move(batch[i].message));
         } catch (const std::exception& e) {
@@ -86,7 +87,7 @@ void Committer::deliver() {
   }
   for (auto& job : finished) {
     --pending_;
-    if (job.done) job.done(job.ok);
+    if (job.done) job.done(job.ok, job.error);
   }
 }
 

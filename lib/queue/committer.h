@@ -6,10 +6,11 @@
 // over since its last round and commits them with one Backend::commit() call.
 // Ownership: the Committer owns a message from commit() on; it destroys a committed message and
 // abort()s a failed one. The loop and the backend must outlive the Committer.
-// Errors: a failed commit (or a throwing backend) reports done(false); the session answers 451.
+// Errors: a failed commit (or a throwing backend) reports done(false, errno of the failure or 0,
+// from IncomingMessage::write_error()); the session answers 451, or 452 for a full disk.
 // Destruction stops the worker after it has committed everything handed over, and reports those
 // results before returning; commit() called from a done callback during destruction reports
-// done(false) at once.
+// done(false, 0) at once.
 #pragma once
 
 #include <condition_variable>
@@ -27,14 +28,14 @@ namespace estafette::queue {
 
 class Committer final {
  public:
-  using Done = std::function<void(bool ok)>;
+  using Done = std::function<void(bool ok, int error)>;
 
   Committer(event::Loop& loop, Backend& backend);  // starts the worker thread
   ~Committer();                                    // stops and joins it, reports the rest
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 
-  // Loop thread; done(ok) is called later on the loop thread.
+  // Loop thread; done(ok, error) is called later on the loop thread.
   void commit(std::unique_ptr<IncomingMessage> message, Done done);
   // Commits handed over whose done has not been called yet.
   std::size_t pending() const { return pending_; }
@@ -46,6 +47,7 @@ class Committer final {
     std::unique_ptr<IncomingMessage> message;
     Done done;
     bool ok = false;
+    int error = 0;  // the message's write_error() when it failed
   };
   void work();     // worker thread
   void deliver();  // loop thread

@@ -29,6 +29,7 @@ namespace {
 
 constexpr std::size_t kBufferSize = 64 * 1024;
 constexpr std::string_view kDoneSuffix = ".done";
+constexpr std::string_view kHeldSuffix = ".held";  // msg/<id>.held: on hold (empty marker)
 
 Poco::Logger& logger() {
   return base::log("queue");
@@ -40,6 +41,10 @@ std::string errno_string(int err) {
 
 bool is_done_name(std::string_view name) {
   return name.size() > kDoneSuffix.size() && name.ends_with(kDoneSuffix);
+}
+
+bool is_held_name(std::string_view name) {
+  return name.size() > kHeldSuffix.size() && name.ends_with(kHeldSuffix);
 }
 
 class FileBackend;
@@ -61,6 +66,10 @@ class FileMessage final : public IncomingMessage {
   const Envelope& envelope() const override { return envelope_; }
   std::uint64_t body_size() const override { return record_.body_size(); }
   bool append(std::string_view bytes) override { return record_.append(bytes); }
+  int write_error() const override { return record_.error() ? record_.error() : error_; }
+  void set_error(int err) {
+    if (error_ == 0) error_ = err;
+  }
 
   // Committer thread: writes the rest, the body size and the trailer, then fdatasync().
   bool finish() {
@@ -76,6 +85,7 @@ class FileMessage final : public IncomingMessage {
 
  private:
   bool failed(const char* what) {
+    set_error(errno);
     logger().error("queue: " + std::string(what) + " failed id=" + envelope_.id + ": " +
                    errno_string(errno));
     return false;
@@ -86,6 +96,7 @@ class FileMessage final : public IncomingMessage {
   Envelope envelope_;
   base::UniqueFd fd_;
   RecordBuilder record_;
+  int error_ = 0;       // first commit-stage errno (write_error())
   bool in_tmp_ = true;  // tmp/<id> exists and is ours
 };
 
@@ -125,15 +136,18 @@ class FileBackend final : public Backend {
         messages[i]->left_tmp();
         renamed.push_back(i);
       } else {
+        messages[i]->set_error(errno);
         logger().error("queue: commit rename failed id=" + id + ": " + errno_string(errno));
         ok[i] = 0;
       }
     }
     if (!renamed.empty() && ::fsync(msg_.get()) != 0) {
       // Not durable: take the files back out rather than deliver what the client will resend.
-      logger().error("queue: fsync " + dir_ + "/msg failed: " + errno_string(errno));
+      int err = errno;
+      logger().error("queue: fsync " + dir_ + "/msg failed: " + errno_string(err));
       for (std::size_t i : renamed) {
         ::unlinkat(msg_.get(), messages[i]->envelope().id.c_str(), 0);
+        messages[i]->set_error(err);
         ok[i] = 0;
       }
     }
@@ -150,8 +164,8 @@ class FileBackend final : public Backend {
     }
     std::sort(names.begin(), names.end());
     for (const auto& name : names) {
-      if (is_done_name(name)) {
-        remove_orphan_done(name);
+      if (is_done_name(name) || is_held_name(name)) {
+        remove_orphan_state(name);
         continue;
       }
       if (!valid_queue_id(name)) {
@@ -192,6 +206,25 @@ class FileBackend final : public Backend {
     return true;
   }
 
+  bool set_held(const std::vector<QueueId>& ids, bool held) override {
+    bool changed = false;
+    for (const auto& id : ids) {
+      if (!valid_queue_id(id) || ::faccessat(msg_.get(), id.c_str(), F_OK, 0) != 0) continue;
+      std::string name = id + std::string(kHeldSuffix);
+      if (held) {
+        base::UniqueFd fd(
+            ::openat(msg_.get(), name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fd) return held_failed(name, "create");
+      } else if (::unlinkat(msg_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+        return held_failed(name, "unlink");
+      }
+      changed = true;
+    }
+    // One directory fsync makes every new or removed marker durable.
+    if (changed && ::fsync(msg_.get()) != 0) return held_failed(dir_ + "/msg", "fsync");
+    return true;
+  }
+
   bool remove(const QueueId& id) override {
     if (!valid_queue_id(id)) return false;
     // The message first: a leftover .done without its message is removed by scan(); the other
@@ -202,9 +235,11 @@ class FileBackend final : public Backend {
       }
       return false;
     }
-    std::string done = id + std::string(kDoneSuffix);
-    if (::unlinkat(msg_.get(), done.c_str(), 0) != 0 && errno != ENOENT) {
-      logger().warning("queue: remove " + done + ": " + errno_string(errno));
+    for (auto suffix : {kDoneSuffix, kHeldSuffix}) {
+      std::string state = id + std::string(suffix);
+      if (::unlinkat(msg_.get(), state.c_str(), 0) != 0 && errno != ENOENT) {
+        logger().warning("queue: remove " + state + ": " + errno_string(errno));
+      }
     }
     return true;
   }
@@ -213,7 +248,7 @@ class FileBackend final : public Backend {
     std::vector<std::string> names;
     if (!fs::list_dir(msg_.get(), names)) return 0;
     return static_cast<std::size_t>(std::count_if(names.begin(), names.end(), [](const auto& n) {
-      return !is_done_name(n) && valid_queue_id(n);
+      return !is_done_name(n) && !is_held_name(n) && valid_queue_id(n);
     }));
   }
 
@@ -243,6 +278,8 @@ class FileBackend final : public Backend {
     stored.body_offset = info->body_offset;
     stored.body_size = info->body_size;
     stored.done = read_done(id, info->envelope.recipients.size());
+    stored.held = ::faccessat(msg_.get(), (id + std::string(kHeldSuffix)).c_str(), F_OK,
+                              AT_SYMLINK_NOFOLLOW) == 0;
     stored.envelope = std::move(info->envelope);
     return stored;
   }
@@ -289,8 +326,15 @@ class FileBackend final : public Backend {
     return false;
   }
 
-  void remove_orphan_done(const std::string& name) {
-    std::string id = name.substr(0, name.size() - kDoneSuffix.size());
+  bool held_failed(const std::string& name, const char* what) {
+    logger().error("queue: set_held " + std::string(what) + " " + name +
+                   " failed: " + errno_string(errno));
+    return false;
+  }
+
+  // A .done or .held file whose message is gone (a crash between the unlinks of remove()).
+  void remove_orphan_state(const std::string& name) {
+    std::string id = name.substr(0, name.rfind('.'));
     if (::faccessat(msg_.get(), id.c_str(), F_OK, 0) == 0) return;
     if (errno != ENOENT) return;
     logger().information("queue: removing state log without message " + name);

@@ -85,6 +85,10 @@ class SegmentMessage final : public IncomingMessage {
 
   const Envelope& envelope() const override { return envelope_; }
   std::uint64_t body_size() const override { return record_.body_size(); }
+  int write_error() const override { return record_.error() ? record_.error() : error_; }
+  void set_error(int err) {
+    if (error_ == 0) error_ = err;
+  }
   bool append(std::string_view bytes) override {
     if (!record_.spilled() && !take_budget(bytes.size()) && !record_.spill_now()) return false;
     bool ok = record_.append(bytes);
@@ -99,6 +103,7 @@ class SegmentMessage final : public IncomingMessage {
   bool finish_spool() {
     if (!record_.finish()) return false;
     if (::fdatasync(spool_.get()) == 0) return true;
+    set_error(errno);
     logger().error("queue: fdatasync failed id=" + envelope_.id + ": " + errno_string(errno));
     return false;
   }
@@ -134,6 +139,7 @@ class SegmentMessage final : public IncomingMessage {
   Envelope envelope_;
   std::atomic<std::int64_t>& budget_left_;  // the backend's
   std::int64_t charged_ = 0;                // what this message holds of it
+  int error_ = 0;                           // first commit-stage errno (write_error())
   base::UniqueFd spool_;
   RecordBuilder record_;
   bool in_tmp_ = true;
@@ -189,6 +195,22 @@ class SegmentBackend final : public Backend {
     return true;
   }
 
+  bool set_held(const std::vector<QueueId>& ids, bool held) override {
+    std::lock_guard lock(reader_mutex_);
+    std::string lines;
+    std::vector<Entry*> entries;
+    for (const auto& id : ids) {
+      Entry* entry = find(id);
+      if (!entry || entry->removed) continue;
+      lines += (held ? "H " : "R ") + id + "\n";
+      entries.push_back(entry);
+    }
+    if (lines.empty()) return true;
+    if (!append_state(lines, true)) return false;
+    for (Entry* entry : entries) entry->held = held;
+    return true;
+  }
+
   bool remove(const QueueId& id) override {
     std::lock_guard lock(reader_mutex_);
     Entry* entry = find(id);
@@ -223,6 +245,7 @@ class SegmentBackend final : public Backend {
     Segment* segment = nullptr;  // null: only known from the state log so far
     std::uint64_t offset = 0;    // where its record starts
     bool removed = false;
+    bool held = false;                // H line (set_held) not followed by an R line
     std::vector<std::uint32_t> done;  // finished recipient indexes
   };
 
@@ -265,6 +288,7 @@ class SegmentBackend final : public Backend {
     stored.path = dir_ + "/seg/" + segment.name;
     stored.body_offset = info.body_offset;
     stored.body_size = info.body_size;
+    stored.held = entry.held;
     stored.done.assign(info.envelope.recipients.size(), false);
     for (auto i : entry.done) {
       if (i < stored.done.size()) stored.done[i] = true;
@@ -302,6 +326,7 @@ bool SegmentBackend::open_segment() {
     segment_fd_ = fs::create_locked(seg_.get(), dir_ + "/seg", make_queue_id(), O_WRONLY);
   } catch (const std::system_error& e) {
     logger().error(std::string("queue: cannot start a segment: ") + e.what());
+    errno = e.code().value();
     return false;
   }
   segment_size_ = 0;
@@ -327,8 +352,10 @@ std::vector<bool> SegmentBackend::commit(std::vector<IncomingMessage*> batch) {
 
   bool new_entry = false;
   bool segment_ok = false;
+  int segment_errno = 0;  // why the segment's part of the batch failed
   std::uint64_t written = 0;
-  if (!in_memory.empty() && (segment_fd_ || open_segment())) {
+  if (!in_memory.empty() && !segment_fd_ && !open_segment()) segment_errno = errno;
+  if (!in_memory.empty() && segment_fd_) {
     std::vector<std::string_view> parts;
     for (std::size_t i : in_memory) {
       parts.push_back(messages[i]->record().memory_record());
@@ -336,6 +363,7 @@ std::vector<bool> SegmentBackend::commit(std::vector<IncomingMessage*> batch) {
     }
     segment_ok = pwrite_all(segment_fd_.get(), parts, segment_size_);
     if (!segment_ok) {
+      segment_errno = errno;
       logger().error("queue: segment write failed: " + errno_string(errno));
     }
     new_entry = !segment_entry_synced_;
@@ -346,6 +374,7 @@ std::vector<bool> SegmentBackend::commit(std::vector<IncomingMessage*> batch) {
       std::size_t i = spooled[task - 1];
       ok[i] = messages[i]->finish_spool();
     } else if (segment_ok && ::fdatasync(segment_fd_.get()) != 0) {
+      segment_errno = errno;
       logger().error("queue: segment fdatasync failed: " + errno_string(errno));
       segment_ok = false;
     }
@@ -359,15 +388,18 @@ std::vector<bool> SegmentBackend::commit(std::vector<IncomingMessage*> batch) {
       renamed.push_back(i);
       new_entry = true;
     } else {
+      messages[i]->set_error(errno);
       logger().error("queue: commit rename failed id=" + id + ": " + errno_string(errno));
       ok[i] = 0;
     }
   }
   if (new_entry && ::fsync(seg_.get()) != 0) {
     // Not durable: take the files back out rather than deliver what the client will resend.
+    segment_errno = errno;
     logger().error("queue: fsync " + dir_ + "/seg failed: " + errno_string(errno));
     for (std::size_t i : renamed) {
       ::unlinkat(seg_.get(), messages[i]->envelope().id.c_str(), 0);
+      messages[i]->set_error(segment_errno);
       ok[i] = 0;
     }
     segment_ok = false;
@@ -378,6 +410,7 @@ std::vector<bool> SegmentBackend::commit(std::vector<IncomingMessage*> batch) {
     segment_entry_synced_ = true;
     if (segment_size_ >= options_.segment_size) close_segment();
   } else if (!in_memory.empty()) {
+    for (std::size_t i : in_memory) messages[i]->set_error(segment_errno ? segment_errno : EIO);
     // The segment's tail is in doubt: never append behind it again. Readers index any complete
     // record in it; its client got a 451 and may send it again (a duplicate, never a loss).
     close_segment();
@@ -603,7 +636,8 @@ void SegmentBackend::read_state() {
     std::string_view line = rest.substr(0, eol);
     rest.remove_prefix(eol + 1);
     state_read_to_ += eol + 1;
-    if (line.size() < 3 || (line[0] != 'X' && line[0] != 'D') || line[1] != ' ') {
+    if (line.size() < 3 || std::string_view("XDHR").find(line[0]) == std::string_view::npos ||
+        line[1] != ' ') {
       logger().warning("queue: bad line in " + dir_ + "/state ignored");
       continue;
     }
@@ -617,6 +651,10 @@ void SegmentBackend::read_state() {
         finished_.insert(entry.segment->name);  // deleted at the end of catch_up()
       }
       entry.removed = true;
+      continue;
+    }
+    if (line[0] == 'H' || line[0] == 'R') {
+      entry.held = line[0] == 'H';
       continue;
     }
     while (space != std::string_view::npos) {
@@ -656,14 +694,17 @@ bool SegmentBackend::compact() {
   read_state();
   std::string text;
   for (const auto& [id, entry] : index_) {
-    if (!entry.segment && !entry.removed && entry.done.empty()) continue;
+    if (!entry.segment && !entry.removed && entry.done.empty() && !entry.held) continue;
     if (entry.removed) {
       text += "X " + id + "\n";
-    } else if (!entry.done.empty()) {
+      continue;
+    }
+    if (!entry.done.empty()) {
       text += "D " + id;
       for (auto i : entry.done) text += " " + std::to_string(i);
       text += '\n';
     }
+    if (entry.held) text += "H " + id + "\n";
   }
   // Segment deletions first: lines dropped here must not come back with their segment.
   bool ok = ::fsync(seg_.get()) == 0;

@@ -396,11 +396,12 @@ Actions ServerSession::on_queued(std::string_view queue_id) {
   return reply("250 2.0.0 Ok: queued as " + std::string(queue_id));
 }
 
-Actions ServerSession::on_queue_failed() {
+Actions ServerSession::on_queue_failed(QueueFailure why) {
   if (state_ == State::kClosed) return {};
   if (state_ != State::kCommit) broken_invariant("on_queue_failed() without a Commit");
   state_ = State::kReady;
   reset_transaction();
+  if (why == QueueFailure::NoSpace) return reply("452 4.3.1 Insufficient system storage");
   return reply("451 4.3.0 Error: temporary local problem, try again later");
 }
 

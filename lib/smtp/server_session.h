@@ -117,6 +117,9 @@ enum class ActionKind {
   FilterData,     // the DATA command
   FilterMessage,  // end of data: filter the message, apply changes, make the record
 };
+// Why the queue write or commit failed: the disk is full (ENOSPC, EDQUOT), or anything else.
+enum class QueueFailure { Temporary, NoSpace };
+
 struct Action {
   ActionKind kind;
   std::string text;  // Reply: full reply line(s) including CRLF; empty otherwise
@@ -132,8 +135,10 @@ class ServerSession final {
   Actions start();                                            // 220 greeting
   Actions on_line(std::string_view line, LineStatus status);  // one command line without CRLF
   Actions on_data_end(DataStatus status, std::size_t size);   // DataReader found CRLF.CRLF
-  Actions on_queued(std::string_view queue_id);             // durable: 250 2.0.0 Ok: queued as <id>
-  Actions on_queue_failed();                                // 451 4.3.0 temporary local problem
+  Actions on_queued(std::string_view queue_id);  // durable: 250 2.0.0 Ok: queued as <id>
+  // 451 4.3.0 temporary local problem; 452 4.3.1 when the queue's file system is full. The
+  // session goes on: the client may retry on the same connection.
+  Actions on_queue_failed(QueueFailure why = QueueFailure::Temporary);
   Actions on_timeout();                                     // 421 4.4.2 ... timeout, Close
   Actions on_checks_done(const CheckVerdict& verdict);      // answers a held RCPT, if any
   Actions on_sender_checked(SenderDomain result);           // answers the MAIL that asked

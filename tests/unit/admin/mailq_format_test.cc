@@ -127,5 +127,25 @@ TEST(Mailq, JsonHasTheSameFacts) {
   EXPECT_EQ(doc->getObject("summary")->getArray("buckets")->getElement<std::string>(6), "160m+");
 }
 
+TEST(Mailq, HeldMessageIsMarked) {
+  auto h = entry("Q3", 10, {});
+  h.held = true;
+  h.recipients.push_back({"bob@dead.test", "dead.test", ipc::RcptState::Held, 2, 0, "451 later"});
+  std::string text = format_mailq({h}, kNowMs);
+  EXPECT_NE(text.find("Q3!                    2048 2023-11-14 22:13:10  alice@origin.test\n"
+                      "    bob@dead.test  dest=dead.test attempts=2 next=held\n"
+                      "        (451 later)\n"),
+            std::string::npos)
+      << text;
+  Poco::JSON::Parser parser;
+  auto doc = parser.parse(format_mailq_json({h}, kNowMs)).extract<Poco::JSON::Object::Ptr>();
+  auto m = doc->getArray("messages")->getObject(0);
+  EXPECT_TRUE(m->getValue<bool>("held"));
+  EXPECT_EQ(m->getArray("recipients")->getObject(0)->getValue<std::string>("state"), "held");
+  h.held = false;
+  doc = parser.parse(format_mailq_json({h}, kNowMs)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_FALSE(doc->getArray("messages")->getObject(0)->getValue<bool>("held"));
+}
+
 }  // namespace
 }  // namespace estafette::admin

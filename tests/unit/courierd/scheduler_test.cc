@@ -75,10 +75,10 @@ TEST(CourierdScheduler, DestinationForRecipients) {
   EXPECT_EQ(destination_for(c, "a@local.test"), (Destination{"local", "local"}));
   EXPECT_EQ(destination_for(c, "a@LOCAL.test"), (Destination{"local", "local"}));
   EXPECT_EQ(destination_for(c, "a@routed.test"), (Destination{"esmtp", "relay.test:2525"}));
-  EXPECT_EQ(destination_for(c, "a@Example.COM"), (Destination{"esmtp", "example.com"}));
+  EXPECT_EQ(destination_for(c, "a@Example.COM"), (Destination{"esmtp", "example.com", true}));
   c.local_domains.push_back(".sub.test");  // every subdomain of sub.test, not sub.test itself
   EXPECT_EQ(destination_for(c, "a@h1.foo.SUB.test"), (Destination{"local", "local"}));
-  EXPECT_EQ(destination_for(c, "a@sub.test"), (Destination{"esmtp", "sub.test"}));
+  EXPECT_EQ(destination_for(c, "a@sub.test"), (Destination{"esmtp", "sub.test", true}));
   c.routes.smarthost = config::HostPort{"smart.test", 25};
   EXPECT_EQ(destination_for(c, "a@example.com"), (Destination{"esmtp", "smart.test:25"}));
   EXPECT_EQ(destination_for(c, "a@local.test"), (Destination{"local", "local"}));

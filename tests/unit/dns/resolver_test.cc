@@ -158,6 +158,41 @@ TEST_F(ResolverTest, MxToMissingHostIsNotFound) {
   EXPECT_EQ(m.hosts[0].status, Status::NotFound);
 }
 
+// lookup_mx: the MX query alone (courierd's MX sites), no address lookups.
+TEST_F(ResolverTest, MxNamesOnly) {
+  auto names_of = [&](const std::string& domain) {
+    bool done = false;
+    MxNames out;
+    Request r = resolver_->lookup_mx(domain, [&](const MxNames& m) {
+      out = m;
+      done = true;
+    });
+    run_until(done);
+    EXPECT_TRUE(done) << domain;
+    return out;
+  };
+  MxNames multi = names_of("multi.test");
+  EXPECT_EQ(multi.status, Status::Ok);
+  EXPECT_FALSE(multi.implicit);
+  std::set<std::string> hosts;
+  for (const auto& h : multi.hosts) {
+    hosts.insert(h.name);
+    EXPECT_TRUE(h.addresses.empty()) << h.name;
+  }
+  EXPECT_EQ(hosts, (std::set<std::string>{"mx1.multi.test", "mx2.multi.test", "mx3.multi.test"}));
+  // An MX host without an address is still named: the site does not depend on addresses.
+  MxNames dangling = names_of("dangling.test");
+  EXPECT_EQ(dangling.status, Status::Ok);
+  ASSERT_EQ(dangling.hosts.size(), 1u);
+  EXPECT_EQ(dangling.hosts[0].name, "nowhere.test");
+  MxNames plain = names_of("plain.test");
+  EXPECT_EQ(plain.status, Status::Ok);
+  EXPECT_TRUE(plain.implicit);
+  EXPECT_TRUE(plain.hosts.empty());
+  EXPECT_EQ(names_of("nullmx.test").status, Status::PermFail);
+  EXPECT_EQ(names_of("nodomain.test").status, Status::NotFound);
+}
+
 TEST_F(ResolverTest, AddressLookups) {
   EXPECT_EQ(list(&Resolver::lookup_a, "mx3.multi.test"),
             std::make_pair(Status::Ok, std::vector<std::string>{"127.0.0.13"}));

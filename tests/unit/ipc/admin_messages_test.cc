@@ -22,6 +22,7 @@ QueueEntry sample_entry() {
       {"bob@dead.test", "[127.0.0.1]:9", RcptState::Waiting, 3, 1'700'000'060'123,
        "451 4.4.1 connect to 127.0.0.1:9: Connection refused"},
       {"carol@up.test", "up.test", RcptState::InFlight, 0, 0, ""},
+      {"dave@up.test", "up.test", RcptState::Held, 1, 0, "451 4.2.0 later"},
   };
   return e;
 }
@@ -45,6 +46,8 @@ std::vector<Case> cases() {
   QueueEntry empty_sender = sample_entry();
   empty_sender.sender = "";
   empty_sender.recipients.clear();
+  QueueEntry held = sample_entry();
+  held.held = true;
   return {
       make_case("list_request", QueueListRequest{}, decode_queue_list_request),
       make_case("entry", sample_entry(), decode_queue_entry),
@@ -56,6 +59,19 @@ std::vector<Case> cases() {
       make_case("flush_domain", FlushRequest{FlushScope::Domain, "dead.test"},
                 decode_flush_request),
       make_case("flush_reply", FlushReply{12}, decode_flush_reply),
+      make_case("entry_held", held, decode_queue_entry),
+      make_case("hold_one", QueueOpRequest{QueueOp::Hold, false, "0001ABCD"},
+                decode_queue_op_request),
+      make_case("release_all", QueueOpRequest{QueueOp::Release, true, ""}, decode_queue_op_request),
+      make_case("cancel", QueueOpRequest{QueueOp::Cancel, false, "0001ABCD"},
+                decode_queue_op_request),
+      make_case("delete", QueueOpRequest{QueueOp::Delete, false, "0001ABCD"},
+                decode_queue_op_request),
+      make_case("op_ok", QueueOpReply{QueueOpStatus::Ok, 3, 5, 1, ""}, decode_queue_op_reply),
+      make_case("op_not_found", QueueOpReply{QueueOpStatus::NotFound, 0, 0, 0, ""},
+                decode_queue_op_reply),
+      make_case("op_failed", QueueOpReply{QueueOpStatus::Failed, 0, 0, 0, "No space left"},
+                decode_queue_op_reply),
   };
 }
 
@@ -111,6 +127,18 @@ TEST(AdminMessages, WrongTypeOrBadEnumRejected) {
   Frame ok_scope{static_cast<std::uint8_t>(MessageType::FlushRequest),
                  std::string("\x02\0\0\0\0", 5)};
   EXPECT_TRUE(decode_flush_request(ok_scope));
+  EXPECT_FALSE(decode_queue_op_request(*f));
+  EXPECT_FALSE(decode_queue_op_reply(*f));
+  // op 4, and a bad "all" flag
+  Frame bad_op{static_cast<std::uint8_t>(MessageType::QueueOpRequest),
+               std::string("\x04\0\0\0\0\0", 6)};
+  EXPECT_FALSE(decode_queue_op_request(bad_op));
+  Frame bad_all{static_cast<std::uint8_t>(MessageType::QueueOpRequest),
+                std::string("\x00\x02\0\0\0\0", 6)};
+  EXPECT_FALSE(decode_queue_op_request(bad_all));
+  Frame good{static_cast<std::uint8_t>(MessageType::QueueOpRequest),
+             std::string("\x03\x01\0\0\0\0", 6)};
+  EXPECT_TRUE(decode_queue_op_request(good));
 }
 
 }  // namespace

@@ -46,6 +46,9 @@ class ProbeBackend final : public Backend {
   bool mark_done(const QueueId& id, const std::vector<std::size_t>& r) override {
     return inner_.mark_done(id, r);
   }
+  bool set_held(const std::vector<QueueId>& ids, bool held) override {
+    return inner_.set_held(ids, held);
+  }
   bool remove(const QueueId& id) override { return inner_.remove(id); }
   std::size_t count() override { return inner_.count(); }
 
@@ -93,7 +96,7 @@ TEST(QueueCommitter, ManyCommitsFromTheLoopCompleteInBatches) {
   Committer committer(loop, probe);
   loop.add_timer(0ms, [&] {
     for (int i = 0; i < kMessages; ++i) {
-      committer.commit(new_message(probe, i), [&](bool ok) {
+      committer.commit(new_message(probe, i), [&](bool ok, int) {
         wrong_thread = wrong_thread || std::this_thread::get_id() != loop_thread;
         ++reported;
         ok_count += ok ? 1 : 0;
@@ -125,7 +128,7 @@ TEST(QueueCommitter, LoopKeepsRunningWhileACommitIsInProgress) {
   event::Loop loop;
   Committer committer(loop, probe);
   bool timer_ran = false, done = false, done_ok = false;
-  committer.commit(new_message(probe, 0), [&](bool ok) {
+  committer.commit(new_message(probe, 0), [&](bool ok, int) {
     done = true;
     done_ok = ok;
     loop.stop();
@@ -152,7 +155,7 @@ TEST(QueueCommitter, DiskErrorReportsNotOk) {
   constexpr int kMessages = 10;
   int reported = 0, ok_count = 0;
   for (int i = 0; i < kMessages; ++i) {
-    committer.commit(new_message(probe, i), [&](bool ok) {
+    committer.commit(new_message(probe, i), [&](bool ok, int) {
       ok_count += ok ? 1 : 0;
       if (++reported == kMessages) loop.stop();
     });
@@ -171,7 +174,7 @@ TEST(QueueCommitter, ThrowingBackendReportsNotOk) {
   event::Loop loop;
   Committer committer(loop, probe);
   std::optional<bool> result;
-  committer.commit(new_message(probe, 0), [&](bool ok) {
+  committer.commit(new_message(probe, 0), [&](bool ok, int) {
     result = ok;
     loop.stop();
   });
@@ -191,7 +194,7 @@ TEST(QueueCommitter, DestructionCompletesAndReportsPendingCommits) {
   {
     Committer committer(loop, probe);
     for (int i = 0; i < 20; ++i) {
-      committer.commit(new_message(probe, i), [&](bool ok) { ok_count += ok ? 1 : 0; });
+      committer.commit(new_message(probe, i), [&](bool ok, int) { ok_count += ok ? 1 : 0; });
     }
     EXPECT_EQ(committer.pending(), 20u);
   }  // the loop never ran: the destructor reports

@@ -394,6 +394,9 @@ TEST(QueueFileBackend, WriteErrorFailsAppendAndCommit) {
     ASSERT_TRUE(small->append(test_body(256 * 1024 - header - 10)));
     auto ok = backend->commit({big.get(), small.get()});
     EXPECT_EQ(ok, (std::vector<bool>{false, false}));
+    // What esmtpd tells a full disk (452) from other failures (451) by.
+    EXPECT_EQ(big->write_error(), EFBIG);
+    EXPECT_EQ(small->write_error(), EFBIG);
   }
   backend->abort(std::move(big));
   backend->abort(std::move(small));

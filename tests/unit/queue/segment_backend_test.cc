@@ -392,6 +392,7 @@ TEST(QueueSegmentBackend, WriteErrorFailsTheBatchAndTheNextOneGoesToANewSegment)
     limit.rlim_cur = 150000;
     ::setrlimit(RLIMIT_FSIZE, &limit);
     EXPECT_EQ(backend->commit(raw), std::vector<bool>(3, false));
+    for (auto* m : raw) EXPECT_EQ(m->write_error(), EFBIG);
     ::setrlimit(RLIMIT_FSIZE, &old);
     ::signal(SIGXFSZ, old_handler);
   }

@@ -88,7 +88,7 @@ std::string ReplyText(const Actions& actions) {
 // Conversations: one event per step, with the expected actions.
 //   "!long", "!bare:<line>"          a line with LineStatus TooLong / BareLineEnding
 //   "!data:ok|toobig|bare|long[:N]"  on_data_end (N = size, default 100)
-//   "!queued:<id>", "!failed", "!timeout"
+//   "!queued:<id>", "!failed", "!nospace", "!timeout"
 //   "!checks:<rdns>:<ident>:<block reply>"  on_checks_done
 //   "!sender:ok|notfound|temp|nullmx"       on_sender_checked
 //   "!filter:<kind>[:<reply>]"              on_filter_verdict (continue, accept, reject,
@@ -138,6 +138,7 @@ Actions RunStep(ServerSession& session, const std::string& input) {
   }
   if (input.starts_with("!queued:")) return session.on_queued(arg("!queued:"));
   if (input == "!failed") return session.on_queue_failed();
+  if (input == "!nospace") return session.on_queue_failed(QueueFailure::NoSpace);
   if (input == "!timeout") return session.on_timeout();
   if (input.starts_with("!checks:")) {
     std::string rest = arg("!checks:");
@@ -348,6 +349,19 @@ INSTANTIATE_TEST_SUITE_P(
                       {"DATA", "354 DATA"},
                       {"!data:ok", "COMMIT"},
                       {"!queued:B", "250", "queued as B"}}},
+        Conversation{"QueueFull",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:ok", "COMMIT"},
+                      {"!nospace", "452", "452 4.3.1 Insufficient system storage"},
+                      {"NOOP", "250"},
+                      {kMail, "250"},
+                      {kRcpt, "250"},
+                      {"DATA", "354 DATA"},
+                      {"!data:ok", "COMMIT"},
+                      {"!queued:C", "250", "queued as C"}}},
         Conversation{"Timeout", {{"EHLO c", "250"}, {"!timeout", "421 CLOSE", "421 4.4.2 "}}},
         Conversation{"OtherCommands",
                      {{"NOOP", "250", "250 2.0.0 "},
