@@ -18,6 +18,7 @@
 #include "lib/config/resolver_options.h"
 #include "lib/ipc/messages.h"
 #include "lib/smtp/address.h"
+#include "lib/smtp/esmtp_params.h"
 
 namespace estafette::courierd {
 
@@ -358,7 +359,8 @@ void Courierd::finish_removal(const RemovalReport& removal, Time now) {
   for (auto i : report.dropped)
     logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> delay=" + delay +
                          " (deleted by the administrator)");
-  if (!report.bounced.empty()) send_bounce(removal.message, report.bounced, "", now);
+  if (auto failed = bounce_recipients(env, report.bounced, ""); !failed.empty())
+    send_notice(removal.message, failed, now);
   std::vector<std::size_t> done = report.dropped;
   for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
   // Durable even when the message goes next (unlike after deliveries): a crash must not bring
@@ -476,6 +478,7 @@ void Courierd::add(queue::StoredMessage m, bool recovered,
 void Courierd::pump() {
   if (stopping_) return;
   Time now = wall_now();
+  send_delay_warnings(now);
   while (auto job = scheduler_.next_job(now)) dispatch(*job, now);
   loop_.cancel_timer(wakeup_timer_);
   wakeup_timer_ = 0;
@@ -504,11 +507,19 @@ void Courierd::dispatch(const Job& job, Time now) {
   d.sender = m->stored.envelope.sender;
   d.destination = job.destination;
   d.recipients = job.recipients;
+  const auto& env = m->stored.envelope;
   for (std::size_t k = 0; k < job.rcpt_indexes.size(); ++k) {
-    const auto& programs = m->stored.envelope.programs;
-    if (auto p = programs.find(job.rcpt_indexes[k]); p != programs.end()) {
+    if (auto p = env.programs.find(job.rcpt_indexes[k]); p != env.programs.end()) {
       d.programs.resize(job.recipients.size());
       d.programs[k] = p->second;
+    }
+  }
+  d.ret = env.ret;
+  d.envid = env.envid;
+  if (!env.dsn.empty()) {
+    for (auto i : job.rcpt_indexes) {
+      d.notify.push_back(env.dsn_of(i).notify);
+      d.orcpt.push_back(env.dsn_of(i).orcpt);
     }
   }
   running_[job.id] = Running{job, ms_of(now)};
@@ -568,7 +579,14 @@ void Courierd::on_result(const std::string& module_name, const ipc::DeliverResul
   std::string remote_mta;
   if (module_name == kEsmtpModule && !result.remote.empty())
     remote_mta = remote_host_name(result.remote);
-  apply(original, report, remote_mta, now);
+  // NOTIFY=SUCCESS: we report a local delivery; a next hop that took the DSN parameters
+  // reports its own, and one that did not gets "relayed" from us (RFC 3461 5.2.2).
+  std::optional<DsnAction> on_delivery;
+  if (module_name == kLocalModule)
+    on_delivery = DsnAction::Delivered;
+  else if (!result.next_hop_dsn)
+    on_delivery = DsnAction::Relayed;
+  apply(original, report, remote_mta, now, on_delivery, replies);
   if (stopping_)
     maybe_exit();
   else
@@ -593,14 +611,28 @@ void Courierd::expire_held(Time now) {
     for (const auto& b : expired.report.bounced)
       logger().information("bounced id=" + env.id + " to=<" + b.recipient +
                            "> relay=none delay=" + delay + " expired=yes reply=" + quoted(b.reply));
-    apply(expired.message, expired.report, "", now);
+    apply(expired.message, expired.report, "", now, std::nullopt, {});
   }
 }
 
 void Courierd::apply(const queue::StoredMessage& original, const JobReport& report,
-                     const std::string& remote_mta, Time now) {
+                     const std::string& remote_mta, Time now, std::optional<DsnAction> on_delivery,
+                     const std::vector<std::string>& replies) {
   const auto& env = original.envelope;
-  if (!report.bounced.empty()) send_bounce(original, report.bounced, remote_mta, now);
+  // One notice per action: the bounced recipients that want failure notices, and the delivered
+  // ones that asked for success notices.
+  std::vector<DsnRecipient> failed = bounce_recipients(env, report.bounced, remote_mta);
+  std::vector<DsnRecipient> succeeded;
+  if (on_delivery) {
+    for (auto i : report.delivered) {
+      const auto& dsn = env.dsn_of(i);
+      if (!(smtp::notify_flags(dsn.notify) & smtp::kNotifySuccess)) continue;
+      succeeded.push_back({env.recipients[i], i < replies.size() ? replies[i] : "", remote_mta,
+                           false, *on_delivery, dsn.orcpt});
+    }
+  }
+  if (!failed.empty()) send_notice(original, failed, now);
+  if (!succeeded.empty()) send_notice(original, succeeded, now);
   std::vector<std::size_t> done = report.delivered;
   done.insert(done.end(), report.dropped.begin(), report.dropped.end());
   for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
@@ -616,12 +648,42 @@ void Courierd::apply(const queue::StoredMessage& original, const JobReport& repo
   }
 }
 
-void Courierd::send_bounce(const queue::StoredMessage& original, const std::vector<Bounce>& bounces,
-                           const std::string& remote_mta, Time now) {
+std::vector<DsnRecipient> Courierd::bounce_recipients(const queue::Envelope& env,
+                                                      const std::vector<Bounce>& bounced,
+                                                      const std::string& remote_mta) {
+  std::vector<DsnRecipient> failed;
+  for (const auto& b : bounced) {
+    const auto& dsn = env.dsn_of(b.rcpt_index);
+    if (smtp::notify_flags(dsn.notify) & smtp::kNotifyFailure)
+      failed.push_back({b.recipient, b.reply, remote_mta, b.expired, DsnAction::Failed, dsn.orcpt});
+    else
+      logger().information("no bounce id=" + env.id + " to=<" + b.recipient +
+                           "> (NOTIFY=" + dsn.notify + ")");
+  }
+  return failed;
+}
+
+void Courierd::send_delay_warnings(Time now) {
+  for (auto& w : scheduler_.take_delay_warnings(now)) {
+    std::vector<DsnRecipient> delayed;
+    for (const auto& r : w.recipients)
+      delayed.push_back({r.recipient, r.last_error, "", false, DsnAction::Delayed,
+                         w.message.envelope.dsn_of(r.rcpt_index).orcpt});
+    send_notice(w.message, delayed, now, ms_of(w.expires) / 1000);
+  }
+}
+
+void Courierd::send_notice(const queue::StoredMessage& original,
+                           const std::vector<DsnRecipient>& recipients, Time now,
+                           std::int64_t retry_until) {
   const auto& env = original.envelope;
+  const DsnAction action = recipients.front().action;
+  const std::string kind(action_text(action));
   if (env.sender.empty()) {
-    logger().warning("double-bounce id=" + env.id + " nrcpt=" + std::to_string(bounces.size()) +
-                     " dropped (null sender)");
+    // Notices go to the sender; one with the null sender gets none (it is a notice itself).
+    if (action == DsnAction::Failed)
+      logger().warning("double-bounce id=" + env.id +
+                       " nrcpt=" + std::to_string(recipients.size()) + " dropped (null sender)");
     return;
   }
   DsnRequest req;
@@ -631,9 +693,17 @@ void Courierd::send_bounce(const queue::StoredMessage& original, const std::vect
   req.sender = env.sender;
   req.arrival = env.arrival;
   req.now = ms_of(now) / 1000;
-  for (const auto& b : bounces) req.failed.push_back({b.recipient, b.reply, remote_mta, b.expired});
-  req.original_headers =
-      read_original_headers(original.path, original.body_offset, original.body_size);
+  req.envid = env.envid;
+  req.retry_until = retry_until;
+  req.recipients = recipients;
+  // RET=HDRS, or any notice but a bounce: the headers; a bounce otherwise: the whole message,
+  // unless it is larger than what we accept (then the headers, as for RET=HDRS).
+  if (action == DsnAction::Failed && smtp::parse_ret_text(env.ret) != smtp::DsnRet::Hdrs)
+    req.original_message = read_original_message(original.path, original.body_offset,
+                                                 original.body_size, config_.max_message_size);
+  if (req.original_message.empty())
+    req.original_headers =
+        read_original_headers(original.path, original.body_offset, original.body_size);
 
   queue::Envelope dsn_env;
   dsn_env.id = req.message_id;
@@ -648,13 +718,19 @@ void Courierd::send_bounce(const queue::StoredMessage& original, const std::vect
   try {
     written = queue::write_message(backend_, dsn_env, compose_dsn(req), &dsn_id);
   } catch (const std::exception& e) {
-    logger().error(std::string("bounce: ") + e.what());
+    logger().error("notice (" + kind + "): " + e.what());
   }
   if (!written) {
-    logger().error("cannot queue the bounce for id=" + env.id + " to=<" + env.sender + ">");
+    logger().error("cannot queue the " + kind + " notice for id=" + env.id + " to=<" + env.sender +
+                   ">");
     return;
   }
-  logger().information("bounce id=" + env.id + " dsn=" + dsn_id + " to=<" + env.sender + ">");
+  // "bounce id=..." as before for failures; "dsn action=..." for the other notices.
+  if (action == DsnAction::Failed)
+    logger().information("bounce id=" + env.id + " dsn=" + dsn_id + " to=<" + env.sender + ">");
+  else
+    logger().information("dsn action=" + kind + " id=" + env.id + " dsn=" + dsn_id + " to=<" +
+                         env.sender + "> nrcpt=" + std::to_string(recipients.size()));
   if (auto m = backend_.load(dsn_id)) schedule(std::move(*m), false);
 }
 

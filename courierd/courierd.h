@@ -23,11 +23,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "courierd/dsn.h"
 #include "courierd/module_process.h"
 #include "courierd/mx_sites.h"
 #include "courierd/scheduler.h"
@@ -98,13 +100,24 @@ class Courierd final {
   void dispatch(const Job& job, Time now);
   void on_result(const std::string& module, const ipc::DeliverResult& result);
   void on_module_down(const std::string& module, const std::vector<std::uint64_t>& lost);
-  // After a job or an expiry: the DSN for bounced recipients, then mark done or remove.
+  // After a job or an expiry: the notices (bounces per NOTIFY; success notices, with
+  // on_delivery as the action, for delivered recipients that asked; nullopt: none, the next hop
+  // reports), then mark done or remove. replies: the module's reply per recipient index.
   void apply(const queue::StoredMessage& original, const JobReport& report,
-             const std::string& remote_mta, Time now);
+             const std::string& remote_mta, Time now, std::optional<DsnAction> on_delivery,
+             const std::vector<std::string>& replies);
   void schedule_expiry();
   void expire_held(Time now);
-  void send_bounce(const queue::StoredMessage& original, const std::vector<Bounce>& bounces,
-                   const std::string& remote_mta, Time now);
+  // Queues one notice (all recipients share its action) to the original's sender, with the
+  // null sender; none when the original had the null sender.
+  void send_notice(const queue::StoredMessage& original,
+                   const std::vector<DsnRecipient>& recipients, Time now,
+                   std::int64_t retry_until = 0);
+  void send_delay_warnings(Time now);  // those the scheduler has due
+  // The bounced recipients whose NOTIFY asks for a failure notice (logs the others).
+  std::vector<DsnRecipient> bounce_recipients(const queue::Envelope& env,
+                                              const std::vector<Bounce>& bounced,
+                                              const std::string& remote_mta);
   void reap_children();
   void begin_shutdown();
   void stop_modules();

@@ -8,6 +8,7 @@
 
 #include "lib/base/fd.h"
 #include "lib/smtp/dotstuff.h"
+#include "lib/smtp/esmtp_params.h"
 
 namespace estafette::courierd {
 
@@ -93,15 +94,107 @@ std::string rfc5322_date(std::int64_t unix_seconds) {
 
 std::string remote_host_name(std::string_view remote) {
   auto end = remote.find_first_of("[:");
+  if (end == 0 && remote.front() == '[') {  // "[192.0.2.1]:25": no name, the address then
+    auto close = remote.find(']');
+    if (close != std::string_view::npos) return std::string(remote.substr(1, close - 1));
+  }
   return std::string(remote.substr(0, end));
 }
 
+std::string_view action_text(DsnAction action) {
+  switch (action) {
+    case DsnAction::Failed:
+      break;
+    case DsnAction::Delayed:
+      return "delayed";
+    case DsnAction::Delivered:
+      return "delivered";
+    case DsnAction::Relayed:
+      return "relayed";
+  }
+  return "failed";
+}
+
+std::string success_status(std::string_view reply) {
+  std::string code = enhanced_code(reply);
+  return !code.empty() && code[0] == '2' ? code : "2.0.0";
+}
+
+std::string delay_status(std::string_view reply) {
+  std::string code = enhanced_code(reply);
+  return !code.empty() && code[0] == '4' ? code : "4.0.0";
+}
+
+std::string original_recipient(std::string_view orcpt, std::string_view recipient) {
+  if (auto o = smtp::parse_orcpt(orcpt)) return o->type + "; " + one_line(o->address);
+  return "rfc822; " + one_line(recipient);
+}
+
+namespace {
+
+struct NoticeText {
+  const char* subject;
+  const char* explanation;  // after "This is the mail system at host X.\n\n"
+  const char* attachment;   // Content-Description of the original
+};
+
+NoticeText notice_text(DsnAction action, bool whole_message) {
+  switch (action) {
+    case DsnAction::Failed:
+      break;
+    case DsnAction::Delayed:
+      return {"Delayed Mail (still being retried)",
+              "Your message could not be delivered yet to one or more recipients.\n"
+              "It will be retried until it is too old; you need not send it again.\n"
+              "Its headers are attached below.\n",
+              "Undelivered Message Headers"};
+    case DsnAction::Delivered:
+    case DsnAction::Relayed:
+      return {"Successful Mail Delivery Report",
+              "Your message was delivered (or relayed to a system that sends no reports)\n"
+              "to the recipients below, as you asked. Its headers are attached below.\n",
+              "Message Headers"};
+  }
+  return {"Undelivered Mail Returned to Sender",
+          whole_message ? "I'm sorry to have to inform you that your message could not\n"
+                          "be delivered to one or more recipients. It is attached below.\n"
+                        : "I'm sorry to have to inform you that your message could not\n"
+                          "be delivered to one or more recipients. Its headers are attached "
+                          "below.\n",
+          whole_message ? "Undelivered Message" : "Undelivered Message Headers"};
+}
+
+// The Diagnostic-Code and the human-readable line of one recipient.
+std::string diagnostic(const DsnRecipient& f) {
+  std::string diag = one_line(f.reply);
+  if (f.expired) diag = "delivery time expired; last reply: " + diag;
+  return diag;
+}
+
+std::string status_of(const DsnRecipient& f) {
+  switch (f.action) {
+    case DsnAction::Failed:
+      break;
+    case DsnAction::Delayed:
+      return delay_status(f.reply);
+    case DsnAction::Delivered:
+    case DsnAction::Relayed:
+      return success_status(f.reply);
+  }
+  return dsn_status(f.reply, f.expired);
+}
+
+}  // namespace
+
 std::string compose_dsn(const DsnRequest& r) {
+  const DsnAction kind = r.recipients.empty() ? DsnAction::Failed : r.recipients.front().action;
+  const bool whole = !r.original_message.empty();
+  const NoticeText text = notice_text(kind, whole);
   const std::string boundary = r.message_id + "/" + r.hostname;
   std::string m;
   m += "From: MAILER-DAEMON@" + r.hostname + " (Mail Delivery System)\n";
   m += "To: <" + one_line(r.sender) + ">\n";
-  m += "Subject: Undelivered Mail Returned to Sender\n";
+  m += std::string("Subject: ") + text.subject + "\n";
   m += "Date: " + rfc5322_date(r.now) + "\n";
   m += "Message-ID: <" + r.message_id + "@" + r.hostname + ">\n";
   m += "Auto-Submitted: auto-replied\n";
@@ -115,37 +208,53 @@ std::string compose_dsn(const DsnRequest& r) {
   m += "Content-Description: Notification\n";
   m += "Content-Type: text/plain; charset=us-ascii\n\n";
   m += "This is the mail system at host " + r.hostname + ".\n\n";
-  m += "I'm sorry to have to inform you that your message could not\n";
-  m += "be delivered to one or more recipients. Its headers are attached below.\n\n";
-  for (const auto& f : r.failed) {
+  m += text.explanation;
+  m += "\n";
+  for (const auto& f : r.recipients) {
     m += "<" + one_line(f.recipient) + ">: ";
-    if (f.expired) m += "delivery time expired; last reply: ";
-    m += one_line(f.reply) + "\n";
+    if (f.action == DsnAction::Delivered) m += "delivered";
+    if (f.action == DsnAction::Relayed) m += "relayed to a system that sends no reports";
+    if (f.action == DsnAction::Delayed) m += "not delivered yet";
+    if (!f.reply.empty())
+      m += (f.action == DsnAction::Failed ? "" : "; last reply: ") + diagnostic(f);
+    m += "\n";
   }
   m += "\n";
 
   m += "--" + boundary + "\n";
   m += "Content-Description: Delivery report\n";
   m += "Content-Type: message/delivery-status\n\n";
+  if (auto envid = smtp::xtext_decode(r.envid); envid && !envid->empty())
+    m += "Original-Envelope-Id: " + one_line(*envid) + "\n";
   m += "Reporting-MTA: dns; " + r.hostname + "\n";
   m += "X-Estafette-Queue-ID: " + r.queue_id + "\n";
   m += "Arrival-Date: " + rfc5322_date(r.arrival) + "\n";
-  for (const auto& f : r.failed) {
+  for (const auto& f : r.recipients) {
     m += "\n";
+    m += "Original-Recipient: " + original_recipient(f.orcpt, f.recipient) + "\n";
     m += "Final-Recipient: rfc822; " + one_line(f.recipient) + "\n";
-    m += "Action: failed\n";
-    m += "Status: " + dsn_status(f.reply, f.expired) + "\n";
+    m += "Action: " + std::string(action_text(f.action)) + "\n";
+    m += "Status: " + status_of(f) + "\n";
     if (!f.remote_mta.empty()) m += "Remote-MTA: dns; " + one_line(f.remote_mta) + "\n";
-    std::string diag = one_line(f.reply);
-    if (f.expired) diag = "delivery time expired; last reply: " + diag;
-    m += "Diagnostic-Code: smtp; " + diag + "\n";
+    if (!f.reply.empty()) m += "Diagnostic-Code: smtp; " + diagnostic(f) + "\n";
+    if (f.action == DsnAction::Delayed && r.retry_until > 0)
+      m += "Will-Retry-Until: " + rfc5322_date(r.retry_until) + "\n";
   }
   m += "\n";
 
   m += "--" + boundary + "\n";
-  m += "Content-Description: Undelivered Message Headers\n";
-  m += "Content-Type: text/rfc822-headers\n\n";
-  m += clean_headers(r.original_headers);
+  m += std::string("Content-Description: ") + text.attachment + "\n";
+  if (whole) {
+    m += "Content-Type: message/rfc822\n\n";
+    std::string original;
+    for (char c : r.original_message)
+      if (c != '\r') original.push_back(c);
+    m += original;
+    if (!original.empty() && original.back() != '\n') m += "\n";
+  } else {
+    m += "Content-Type: text/rfc822-headers\n\n";
+    m += clean_headers(r.original_headers);
+  }
   m += "\n";
   m += "--" + boundary + "--\n";
   return smtp::stuff(m);
@@ -176,6 +285,31 @@ std::string read_original_headers(const std::string& path, std::uint64_t body_of
   if (end == got && got == max_bytes) {
     auto last = wire.rfind("\r\n");
     wire.resize(last == std::string::npos ? 0 : last + 2);
+  }
+  std::string plain;
+  smtp::Unstuffer unstuffer(true);
+  unstuffer.feed(wire, plain);
+  unstuffer.finish(plain);
+  return plain;
+}
+
+}  // namespace estafette::courierd
+
+namespace estafette::courierd {
+
+std::string read_original_message(const std::string& path, std::uint64_t body_offset,
+                                  std::uint64_t body_size, std::size_t max_bytes) {
+  if (body_size > max_bytes) return "";
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
+  std::string wire(body_size, '\0');
+  std::size_t got = 0;
+  while (got < body_size) {
+    ssize_t n = ::pread(fd.get(), wire.data() + got, body_size - got,
+                        static_cast<off_t>(body_offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return "";
+    got += static_cast<std::size_t>(n);
   }
   std::string plain;
   smtp::Unstuffer unstuffer(true);

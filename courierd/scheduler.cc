@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "lib/smtp/address.h"
+#include "lib/smtp/esmtp_params.h"
 
 namespace estafette::courierd {
 
@@ -34,6 +35,7 @@ Limits Limits::from(const config::Config& config) {
   l.retry_max = config.retry_max;
   l.host_backoff = config.host_backoff;
   l.queue_lifetime = std::chrono::duration_cast<Millis>(config.queue_lifetime);
+  l.warn_time = config.warn_time;
   l.requeue_delay = std::min(Millis(1000), config.retry_base);
   return l;
 }
@@ -105,6 +107,17 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const
       g = groups.end() - 1;
     }
     g->batch.rcpts.push_back(i);
+  }
+  // A delay warning, if any pending recipient may want one before the message expires.
+  if (limits_.warn_time.count() > 0 && !stored.envelope.sender.empty()) {
+    Time warn_at = Time(std::chrono::seconds(stored.envelope.arrival)) + limits_.warn_time;
+    bool wanted = false;
+    for (std::size_t i = 0; i < m.rcpts.size() && !wanted; ++i)
+      wanted = m.rcpts[i].state != Message::Rcpt::State::Done &&
+               (smtp::notify_flags(stored.envelope.dsn_of(i).notify) & smtp::kNotifyDelay);
+    if (wanted &&
+        warn_at < Time(std::chrono::seconds(stored.envelope.arrival)) + limits_.queue_lifetime)
+      warn_timers_.emplace(warn_at, id);
   }
   m.stored = std::move(stored);
   // Kept for every queued message: drop what no delivery needs.
@@ -373,6 +386,28 @@ std::vector<ExpiredReport> Scheduler::expire_held(Time now) {
   }
   for (const auto& did : touched) forget_if_idle(did);
   std::erase_if(out, [](const ExpiredReport& e) { return e.report.bounced.empty(); });
+  return out;
+}
+
+std::vector<DelayWarning> Scheduler::take_delay_warnings(Time now) {
+  std::vector<DelayWarning> out;
+  while (!warn_timers_.empty() && warn_timers_.begin()->first <= now) {
+    queue::QueueId id = std::move(warn_timers_.begin()->second);
+    warn_timers_.erase(warn_timers_.begin());
+    auto mit = messages_.find(id);
+    if (mit == messages_.end()) continue;  // delivered or bounced in time
+    const Message& m = mit->second;
+    if (now >= expires_at(m)) continue;  // it bounces instead
+    DelayWarning w{m.stored, {}, expires_at(m)};
+    const auto& env = m.stored.envelope;
+    for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+      if (m.rcpts[i].state == Message::Rcpt::State::Done) continue;
+      if (!(smtp::notify_flags(env.dsn_of(i).notify) & smtp::kNotifyDelay)) continue;
+      w.recipients.push_back(
+          {i, env.recipients[i], i < m.last_errors.size() ? m.last_errors[i] : std::string()});
+    }
+    if (!w.recipients.empty()) out.push_back(std::move(w));
+  }
   return out;
 }
 
@@ -671,8 +706,11 @@ std::size_t Scheduler::flush(ipc::FlushScope scope, const std::string& target, T
 }
 
 std::optional<Time> Scheduler::next_wakeup() const {
-  if (timers_.empty()) return std::nullopt;
-  return timers_.begin()->first;
+  std::optional<Time> at;
+  if (!timers_.empty()) at = timers_.begin()->first;
+  if (!warn_timers_.empty() && (!at || warn_timers_.begin()->first < *at))
+    at = warn_timers_.begin()->first;
+  return at;
 }
 
 const Scheduler::Message* Scheduler::message(const queue::QueueId& id) const {

@@ -96,6 +96,7 @@ struct Limits {
   Millis retry_max{std::chrono::hours(4)};
   Millis host_backoff{std::chrono::minutes(1)};
   Millis queue_lifetime{std::chrono::hours(24 * 5)};
+  Millis warn_time{std::chrono::hours(4)};        // delay warning after this long queued; 0 = never
   Millis requeue_delay{std::chrono::seconds(1)};  // after a module crash
 
   static Limits from(const config::Config& config);
@@ -141,6 +142,19 @@ struct JobReport {
   std::vector<Deferral> deferred;      // stays queued
   bool message_finished = false;       // no recipient left: remove the queue file
   std::vector<std::size_t> dropped;    // deleted by the admin: mark done, no DSN
+};
+
+// A message still queued warntime after its arrival: the delay warning (RFC 3461 NOTIFY=DELAY,
+// or no NOTIFY) for its pending recipients that want one.
+struct DelayWarning {
+  queue::StoredMessage message;
+  struct Rcpt {
+    std::size_t rcpt_index = 0;
+    std::string recipient;
+    std::string last_error;  // the last temporary failure, "" = not tried yet
+  };
+  std::vector<Rcpt> recipients;
+  Time expires;  // when it bounces (arrival + queue_lifetime): Will-Retry-Until
 };
 
 // Recipients bounced by expire_held(): the message as queued (the scheduler may have forgotten it
@@ -219,6 +233,11 @@ class Scheduler final {
   // each held destination's ready list from its front (oldest first, as queued) and stops at
   // the first message that has not expired: O(held destinations + expired recipients).
   std::vector<ExpiredReport> expire_held(Time now);
+
+  // Delay warnings due by now, at most one per message (and none for the null sender, after the
+  // message has expired, or when no pending recipient wants one). O(due warnings + their
+  // recipients). The warning times of all messages are kept in a timer map (next_wakeup).
+  std::vector<DelayWarning> take_delay_warnings(Time now);
 
   // The module running the job went away: its recipients are retried after requeue_delay,
   // without counting an attempt or a host failure (held again if their message is on hold).
@@ -335,6 +354,7 @@ class Scheduler final {
   std::unordered_map<std::string, Dest> dests_;
   std::deque<std::string> rotation_;  // dests with ready work, not held, under MAXHOST
   std::multimap<Time, Timer> timers_;
+  std::multimap<Time, queue::QueueId> warn_timers_;  // delay warnings (warn_time after arrival)
   std::unordered_map<JobId, Running> running_;
   std::set<std::string> paused_;
   std::size_t in_flight_ = 0;

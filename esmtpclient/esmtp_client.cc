@@ -283,7 +283,8 @@ void EsmtpClient::run_on(Delivery& d, Connection& conn) {
   }
   busy_[&conn] = d.job.job_id;
   d.conn = &conn;
-  smtp::Transaction txn{d.job.sender, d.job.recipients, d.job.body_size};
+  smtp::Transaction txn{d.job.sender, d.job.recipients, d.job.body_size, d.job.ret,
+                        d.job.envid,  d.job.notify,     d.job.orcpt};
   conn.start(std::move(txn), MessageBody{std::move(body), d.job.body_offset, d.job.body_size});
 }
 
@@ -341,7 +342,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
   }
   std::vector<ipc::RcptResult> results;
   for (const auto& r : done.results) results.push_back({to_ipc(r.status), r.reply});
-  finish(d, std::move(results), done.host_failed, conn.remote(), done.summary);
+  finish(d, std::move(results), done.host_failed, conn.remote(), done.summary, done.next_hop_dsn);
 }
 
 void EsmtpClient::on_ready(Connection& conn) {
@@ -379,9 +380,10 @@ void EsmtpClient::collect_garbage() {
 }
 
 void EsmtpClient::finish(Delivery& d, std::vector<ipc::RcptResult> results, bool host_failed,
-                         const std::string& remote, const std::string& summary) {
+                         const std::string& remote, const std::string& summary, bool next_hop_dsn) {
   ipc::DeliverResult r;
   r.job_id = d.job.job_id;
+  r.next_hop_dsn = next_hop_dsn;
   r.remote = remote;
   r.host_failed = host_failed;
   r.results = std::move(results);

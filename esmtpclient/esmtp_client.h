@@ -77,8 +77,9 @@ class EsmtpClient final : private ConnectionOwner {
   void on_targets(Delivery& d);
   void try_next_target(Delivery& d);
   void run_on(Delivery& d, Connection& conn);
+  // next_hop_dsn: the server advertised DSN and got the DSN parameters (DeliverResult).
   void finish(Delivery& d, std::vector<ipc::RcptResult> results, bool host_failed,
-              const std::string& remote, const std::string& summary);
+              const std::string& remote, const std::string& summary, bool next_hop_dsn = false);
   void finish_all(Delivery& d, ipc::RcptStatus status, const std::string& reply, bool host_failed);
   Connection* take_idle(const std::string& key);
   void collect_garbage();

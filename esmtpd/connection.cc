@@ -249,7 +249,39 @@ std::vector<std::string> mail_args(const smtp::Envelope& mail) {
   std::vector<std::string> args;
   if (mail.declared_size > 0) args.push_back("SIZE=" + std::to_string(mail.declared_size));
   if (!mail.body_type.empty()) args.push_back("BODY=" + mail.body_type);
+  if (mail.ret != smtp::DsnRet::Unspecified)
+    args.push_back("RET=" + std::string(smtp::ret_text(mail.ret)));
+  if (!mail.envid.empty()) args.push_back("ENVID=" + mail.envid);
   return args;
+}
+
+// The DSN parameters of the session's envelope for the queue: RET, ENVID, and NOTIFY/ORCPT of
+// each queued recipient (found by address: the filters may have added or removed some).
+// Nothing per recipient when no recipient gave any, as in a record from before DSN.
+// The DSN of each queued recipient: that of the RCPT address it came from (`given`: the
+// addresses expanded, after the filters' changes; `origin`: per recipient, its index there),
+// found by address among the session's recipients. A recipient that an alias expanded gets the
+// address the client gave as ORCPT when the client gave none (RFC 3461 5.2.1.1), so notices
+// name what the sender wrote.
+void set_dsn(queue::Envelope& q, const smtp::Envelope& env, const std::vector<std::string>& given,
+             const std::vector<std::size_t>& origin) {
+  q.ret = std::string(smtp::ret_text(env.ret));
+  q.envid = env.envid;
+  q.dsn.clear();
+  bool any = false;
+  for (std::size_t k = 0; k < q.recipients.size(); ++k) {
+    const std::string& from = k < origin.size() ? given[origin[k]] : q.recipients[k];
+    queue::RecipientDsn d;
+    for (std::size_t i = 0; i < env.recipients.size() && i < env.dsn.size(); ++i) {
+      if (env.recipients[i] != from) continue;
+      d = {env.dsn[i].notify, env.dsn[i].orcpt};
+      break;
+    }
+    if (d.orcpt.empty() && from != q.recipients[k]) d.orcpt = "rfc822;" + smtp::xtext_encode(from);
+    any = any || !d.notify.empty() || !d.orcpt.empty();
+    q.dsn.push_back(std::move(d));
+  }
+  if (!any) q.dsn.clear();
 }
 }  // namespace
 
@@ -334,6 +366,7 @@ void Connection::filter_whole_message() {
                        auto expanded = routing::expand_recipients(*ctx_.router, fenv.recipients);
                        qenv.recipients = std::move(expanded.recipients);
                        qenv.programs = std::move(expanded.programs);
+                       set_dsn(qenv, env, fenv.recipients, expanded.origin);
                        append_failed_ = false;
                        queue_error_ = 0;
                        try {
@@ -525,6 +558,7 @@ void Connection::begin_data() {
   auto expanded = routing::expand_recipients(*ctx_.router, env.recipients);
   qenv.recipients = std::move(expanded.recipients);
   qenv.programs = std::move(expanded.programs);
+  set_dsn(qenv, env, env.recipients, expanded.origin);
   append_failed_ = false;
   queue_error_ = 0;
   data_.reset();

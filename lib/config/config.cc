@@ -503,6 +503,8 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       {"retry_max", millis_setter(c.retry_max)},
       {"host_backoff", millis_setter(c.host_backoff)},
       {"queue_lifetime", seconds_setter(c.queue_lifetime)},
+      {"queuetime", seconds_setter(c.queue_lifetime)},  // Courier's name
+      {"warntime", millis_setter(c.warn_time)},
       {"destinations", file_setter("destinations")},
       {"esmtp_port",
        [&](const std::string& v) {

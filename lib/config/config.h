@@ -154,7 +154,10 @@ struct Config {
   Millis retry_base{std::chrono::minutes(5)};  // first retry; doubles each time, with jitter
   Millis retry_max{std::chrono::hours(4)};
   Millis host_backoff{std::chrono::minutes(1)};  // a failed host gets no new connection before
-  Seconds queue_lifetime{std::chrono::hours(24 * 5)};
+  Seconds queue_lifetime{std::chrono::hours(24 * 5)};  // queuetime (Courier): then it bounces
+  // warntime (Courier): one delay warning (DSN, Action: delayed) per message still queued this
+  // long after arrival, to a sender whose NOTIFY asks for DELAY (or who gave none); 0 = never.
+  Millis warn_time{std::chrono::hours(4)};
   // Per-destination concurrency, rate and MAXRCPT, from the `destinations` file.
   DestinationTable destinations;
 

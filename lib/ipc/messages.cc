@@ -22,6 +22,10 @@ std::string encode(const Deliver& m) {
       .str(m.sender)
       .str(m.destination)
       .strings(m.recipients)
+      .str(m.ret)
+      .str(m.envid)
+      .strings(m.notify)
+      .strings(m.orcpt)
       .strings(m.programs)
       .finish();
 }
@@ -33,6 +37,7 @@ std::string encode(const DeliverResult& m) {
       .u8(m.host_failed ? 1 : 0)
       .u32(static_cast<std::uint32_t>(m.results.size()));
   for (const auto& r : m.results) w.u8(static_cast<std::uint8_t>(r.status)).str(r.reply);
+  w.u8(m.next_hop_dsn ? 1 : 0);
   return w.finish();
 }
 
@@ -60,9 +65,16 @@ std::optional<Deliver> decode_deliver(const Frame& f) {
   m.sender = r.str();
   m.destination = r.str();
   m.recipients = r.strings();
+  m.ret = r.str();
+  m.envid = r.str();
+  m.notify = r.strings();
+  m.orcpt = r.strings();
   if (!r.ok_and_done()) m.programs = r.strings();  // optional: older senders end before it
   if (!r.ok_and_done()) return std::nullopt;
-  if (!m.programs.empty() && m.programs.size() != m.recipients.size()) return std::nullopt;
+  if ((!m.notify.empty() && m.notify.size() != m.recipients.size()) ||
+      (!m.orcpt.empty() && m.orcpt.size() != m.recipients.size()) ||
+      (!m.programs.empty() && m.programs.size() != m.recipients.size()))
+    return std::nullopt;
   return m;
 }
 
@@ -82,6 +94,7 @@ std::optional<DeliverResult> decode_deliver_result(const Frame& f) {
     one.reply = r.str();
     m.results.push_back(std::move(one));
   }
+  m.next_hop_dsn = r.u8() != 0;
   if (!r.ok_and_done()) return std::nullopt;
   return m;
 }

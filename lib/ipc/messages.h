@@ -48,6 +48,13 @@ struct Deliver {
   std::string sender;       // "" = null sender
   std::string destination;  // esmtp: "host:port" from a route, or a domain for MX lookup
   std::vector<std::string> recipients;
+  // DSN (RFC 3461) to pass on to a next hop that supports it: RET ("FULL"/"HDRS"/""), ENVID
+  // (xtext), and per recipient NOTIFY and ORCPT ("" = not given); notify and orcpt are either
+  // empty or parallel to recipients.
+  std::string ret;
+  std::string envid;
+  std::vector<std::string> notify;
+  std::vector<std::string> orcpt;
   // local: per recipient, "" or a program delivery "UID COMMAND" (lib/routing Program), from
   // the queue record's P records; empty when no recipient has one. Optional on the wire (a
   // frame that ends after the recipients has none).
@@ -68,6 +75,9 @@ struct DeliverResult {
   // True when the destination host itself failed (connect error, greeting 4xx): the scheduler
   // backs off the whole host, not just this message.
   bool host_failed = false;
+  // The next hop advertised DSN and got the DSN parameters: it sends any success notice
+  // itself; otherwise courierd sends "relayed" for NOTIFY=SUCCESS.
+  bool next_hop_dsn = false;
 };
 
 struct ModuleReady {

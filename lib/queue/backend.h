@@ -26,6 +26,13 @@
 
 namespace estafette::queue {
 
+// One recipient's DSN request (RFC 3461) as esmtpd received it; both "" when none was given.
+struct RecipientDsn {
+  std::string notify;  // "NEVER" or a list of SUCCESS, FAILURE, DELAY; "" = the default
+  std::string orcpt;   // ORCPT as received: "addr-type;xtext"; "" = none
+  bool operator==(const RecipientDsn&) const = default;
+};
+
 struct Envelope {
   QueueId id;
   std::int64_t arrival = 0;  // unix seconds
@@ -37,9 +44,19 @@ struct Envelope {
   // `P` record right after its `R`. Only the router writes them: a recipient address an SMTP
   // client sent ("|cmd"@domain is a valid local part) is never a program.
   std::map<std::size_t, std::string> programs;
-  // DSN-related fields may be added later.
+  // DSN (RFC 3461): RET ("FULL", "HDRS" or "" = not given) and ENVID (xtext as received) of the
+  // MAIL command, and NOTIFY/ORCPT per recipient, parallel to recipients. dsn may be shorter
+  // than recipients (or empty): a missing entry means none given. Use dsn_of().
+  std::string ret;
+  std::string envid;
+  std::vector<RecipientDsn> dsn;
 
   bool operator==(const Envelope&) const = default;
+
+  const RecipientDsn& dsn_of(std::size_t rcpt) const {
+    static const RecipientDsn kNone;
+    return rcpt < dsn.size() ? dsn[rcpt] : kNone;
+  }
 };
 
 // A message being received. append() takes the body in SMTP wire form (CRLF, dot-stuffed,

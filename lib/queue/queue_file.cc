@@ -60,6 +60,11 @@ std::string envelope_problem(const Envelope& envelope) {
     if (index >= envelope.recipients.size()) return "program for a missing recipient";
     if (!clean_value(program) || program.empty()) return "CR/LF/NUL in program";
   }
+  if (!clean_value(envelope.ret) || !clean_value(envelope.envid)) return "CR/LF/NUL in RET/ENVID";
+  if (envelope.dsn.size() > envelope.recipients.size()) return "more DSN entries than recipients";
+  for (const auto& d : envelope.dsn) {
+    if (!clean_value(d.notify) || !clean_value(d.orcpt)) return "CR/LF/NUL in NOTIFY/ORCPT";
+  }
   return {};
 }
 
@@ -76,10 +81,15 @@ EncodedHeader encode_header(const Envelope& envelope) {
   append_record(out, 'F', envelope.sender);
   if (!envelope.client_ip.empty()) append_record(out, 'C', envelope.client_ip);
   if (!envelope.helo.empty()) append_record(out, 'H', envelope.helo);
+  if (!envelope.ret.empty()) append_record(out, 'M', envelope.ret);
+  if (!envelope.envid.empty()) append_record(out, 'E', envelope.envid);
   for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
     append_record(out, 'R', envelope.recipients[i]);
     if (auto p = envelope.programs.find(i); p != envelope.programs.end())
       append_record(out, 'P', p->second);
+    const RecipientDsn& dsn = envelope.dsn_of(i);
+    if (!dsn.notify.empty()) append_record(out, 'N', dsn.notify);
+    if (!dsn.orcpt.empty()) append_record(out, 'O', dsn.orcpt);
   }
   out.append("B ");
   header.size_field_offset = out.size();
@@ -111,6 +121,7 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
   Envelope envelope;
   bool have_id = false, have_time = false, have_sender = false;
   bool have_ip = false, have_helo = false, have_body = false;
+  bool have_ret = false, have_envid = false;
   while (!header.empty()) {
     auto eol = header.find('\n');
     if (eol == std::string_view::npos) return fail(error, "unterminated header line");
@@ -151,6 +162,25 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
         if (envelope.recipients.empty()) return fail(error, "P record before any R");
         duplicate = !envelope.programs.emplace(envelope.recipients.size() - 1, value).second;
         break;
+      case 'M':
+        duplicate = std::exchange(have_ret, true);
+        envelope.ret = value;
+        break;
+      case 'E':
+        duplicate = std::exchange(have_envid, true);
+        envelope.envid = value;
+        break;
+      case 'N':
+      case 'O': {  // of the R line before
+        if (envelope.recipients.empty()) return fail(error, std::string(1, line[0]) + " before R");
+        if (value.empty()) return fail(error, std::string("empty record ") + line[0]);
+        envelope.dsn.resize(envelope.recipients.size());
+        std::string& field =
+            line[0] == 'N' ? envelope.dsn.back().notify : envelope.dsn.back().orcpt;
+        duplicate = !field.empty();
+        field = value;
+        break;
+      }
       case 'B':
         have_body = true;
         if (value.size() != kSizeDigits) return fail(error, "bad B record");
@@ -163,6 +193,7 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
   if (!have_id || !have_time || !have_sender || !have_body) {
     return fail(error, "missing envelope record");
   }
+  if (!envelope.dsn.empty()) envelope.dsn.resize(envelope.recipients.size());
   return envelope;
 }
 

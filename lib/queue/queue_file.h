@@ -4,7 +4,8 @@
 //
 // Layout (text envelope, raw body, END trailer):
 //   ESTAFETTE-QUEUE 1\n
-//   I <id>\n  T <arrival>\n  F <sender>\n  [C <client ip>\n]  [H <helo>\n]  R <rcpt>\n [P <uid> <cmd>\n] ...
+//   I <id>\n  T <arrival>\n  F <sender>\n  [C <client ip>\n]  [H <helo>\n]  [M <RET>\n]
+//   [E <ENVID xtext>\n]  R <rcpt>\n [P <uid> <cmd>\n] [N <NOTIFY>\n] [O <ORCPT>\n] ...
 //   B <body size: 20 decimal digits>\n          <- body_offset is just after this line
 //   <body: exactly body size bytes, SMTP wire form>
 //   \nEND <body size> <header crc32c: 8 hex> <body crc32c: 8 hex>\n
@@ -13,6 +14,9 @@
 // later versions can add optional ones. The B line is written with zeroes and patched at commit
 // time, when the size is known. A file is valid only if the trailer is complete and matches
 // the header (size, crc) and the file ends right after it; a torn file never is.
+// The DSN records (P, E, and N and O, which belong to the R line before them) are optional and
+// written only when the client gave the parameter, so records without DSN look as before and
+// a reader that predates them skips them.
 #pragma once
 
 #include <cstdint>

@@ -326,7 +326,8 @@ ExpandedRecipients expand_recipients(const Router& router,
                                      const std::vector<std::string>& addresses) {
   ExpandedRecipients out;
   std::unordered_set<std::string> seen;
-  for (const auto& address : addresses) {
+  for (std::size_t from = 0; from < addresses.size(); ++from) {
+    const std::string& address = addresses[from];
     auto e = router.expand(address);
     if (!e.reply.empty() || e.targets.empty()) e.targets = {{address, std::nullopt}};
     for (auto& t : e.targets) {
@@ -334,6 +335,7 @@ ExpandedRecipients expand_recipients(const Router& router,
       if (!seen.insert(key).second) continue;
       if (t.program) out.programs[out.recipients.size()] = t.program->encode();
       out.recipients.push_back(std::move(t.address));
+      out.origin.push_back(from);
     }
   }
   return out;

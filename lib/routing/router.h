@@ -123,6 +123,8 @@ class Router final {
 struct ExpandedRecipients {
   std::vector<std::string> recipients;
   std::map<std::size_t, std::string> programs;
+  // Per recipient, the index of the address it came from (for its DSN: NOTIFY and ORCPT).
+  std::vector<std::size_t> origin;
 };
 ExpandedRecipients expand_recipients(const Router& router,
                                      const std::vector<std::string>& addresses);

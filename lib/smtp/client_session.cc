@@ -201,6 +201,8 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
         }
         if (keyword == "PIPELINING") {
           caps_.pipelining = true;
+        } else if (keyword == "DSN") {
+          caps_.dsn = true;
         } else if (keyword == "8BITMIME") {
           caps_.eight_bit_mime = true;
         } else if (keyword == "SIZE") {
@@ -228,6 +230,21 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
 std::string ClientSession::mail_command() const {
   std::string cmd = "MAIL FROM:<" + transaction_->txn.sender + ">";
   if (caps_.size) cmd += " SIZE=" + std::to_string(transaction_->txn.size);
+  if (caps_.dsn) {
+    const Transaction& t = transaction_->txn;
+    if (!t.ret.empty()) cmd += " RET=" + t.ret;
+    if (!t.envid.empty()) cmd += " ENVID=" + t.envid;
+  }
+  return cmd + "\r\n";
+}
+
+std::string ClientSession::rcpt_command(std::size_t i) const {
+  const Transaction& t = transaction_->txn;
+  std::string cmd = "RCPT TO:<" + t.recipients[i] + ">";
+  if (caps_.dsn) {
+    if (i < t.notify.size() && !t.notify[i].empty()) cmd += " NOTIFY=" + t.notify[i];
+    if (i < t.orcpt.size() && !t.orcpt[i].empty()) cmd += " ORCPT=" + t.orcpt[i];
+  }
   return cmd + "\r\n";
 }
 
@@ -252,8 +269,8 @@ void ClientSession::begin_transaction(Actions& out) {
   std::string bytes = mail_command();
   t.expect.push_back(Expect::Mail);
   if (caps_.pipelining) {
-    for (const auto& r : t.txn.recipients) {
-      bytes += "RCPT TO:<" + r + ">\r\n";
+    for (std::size_t i = 0; i < t.txn.recipients.size(); ++i) {
+      bytes += rcpt_command(i);
       t.expect.push_back(Expect::Rcpt);
     }
     t.next_rcpt = t.txn.recipients.size();
@@ -303,8 +320,7 @@ void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
         return;
       }
       if (!caps_.pipelining) {
-        out.emplace_back(std::in_place_type<SendBytes>,
-                         "RCPT TO:<" + t.txn.recipients[t.next_rcpt++] + ">\r\n");
+        out.emplace_back(std::in_place_type<SendBytes>, rcpt_command(t.next_rcpt++));
         t.expect.push_back(Expect::Rcpt);
       }
       return;
@@ -319,8 +335,7 @@ void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
       }
       if (!caps_.pipelining) {
         if (t.next_rcpt < n) {
-          out.emplace_back(std::in_place_type<SendBytes>,
-                           "RCPT TO:<" + t.txn.recipients[t.next_rcpt++] + ">\r\n");
+          out.emplace_back(std::in_place_type<SendBytes>, rcpt_command(t.next_rcpt++));
           t.expect.push_back(Expect::Rcpt);
         } else if (any_accepted()) {
           out.emplace_back(std::in_place_type<SendBytes>, "DATA\r\n");
@@ -361,6 +376,7 @@ TransactionDone& ClientSession::finish(Actions& out, DeliveryStatus status,
   Pending& t = *transaction_;
   TransactionDone done;
   done.host_failed = host_failed;
+  done.next_hop_dsn = caps_.dsn && t.mail_replied;
   done.summary = decisive_reply_.empty() ? reply : decisive_reply_;
   for (auto& r : t.results)
     done.results.push_back(r ? std::move(*r) : RecipientResult{status, reply});

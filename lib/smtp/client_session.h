@@ -1,12 +1,12 @@
 // client_session.h: the ESMTP client session state machine (RFC 5321, RFC 1870 SIZE, RFC 2920
-// PIPELINING). It does no I/O: the I/O layer feeds it events (connected, a parsed reply, the
-// body was sent, the current timeout expired, the connection closed) and carries out the actions
-// it returns, in order (send bytes, send the message body, report a finished transaction, report
-// that the connection is idle and reusable, close). After every event the I/O layer re-arms one
-// timer with timeout(), the RFC 5321 4.5.3.2 limit of the current state.
-// One session per connection, used on the loop thread that owns the connection; values only.
-// Errors are never thrown: every failure becomes per-recipient results of the transaction
-// (TempFail for 4xx, timeouts and lost connections; PermFail for 5xx).
+// PIPELINING, RFC 3461 DSN). It does no I/O: the I/O layer feeds it events (connected, a parsed
+// reply, the body was sent, the current timeout expired, the connection closed) and carries out the
+// actions it returns, in order (send bytes, send the message body, report a finished transaction,
+// report that the connection is idle and reusable, close). After every event the I/O layer re-arms
+// one timer with timeout(), the RFC 5321 4.5.3.2 limit of the current state. One session per
+// connection, used on the loop thread that owns the connection; values only. Errors are never
+// thrown: every failure becomes per-recipient results of the transaction (TempFail for 4xx,
+// timeouts and lost connections; PermFail for 5xx).
 #pragma once
 
 #include <chrono>
@@ -38,6 +38,13 @@ struct Transaction {
   std::string sender;  // "" = the null reverse-path
   std::vector<std::string> recipients;
   std::uint64_t size = 0;  // size of the wire-form body, for SIZE=
+  // DSN (RFC 3461), sent only to a server that advertises DSN: RET and ENVID for MAIL, NOTIFY
+  // and ORCPT per recipient (parallel to recipients, or shorter; "" = not given). Values as
+  // received (ENVID and ORCPT in xtext).
+  std::string ret = {};
+  std::string envid = {};
+  std::vector<std::string> notify = {};
+  std::vector<std::string> orcpt = {};
 };
 
 enum class DeliveryStatus { Delivered, TempFail, PermFail };
@@ -63,6 +70,8 @@ struct TransactionDone {
   // The connection broke before any reply to this transaction arrived (e.g. a reused idle
   // connection the server had closed): retrying on a new connection is safe.
   bool no_reply = false;
+  // The server advertised DSN, so the DSN parameters went with MAIL and RCPT.
+  bool next_hop_dsn = false;
   std::string summary;  // the reply that decided it, for the log
 };
 // The session is idle: a new transaction may start (the connection can go to the pool).
@@ -78,6 +87,7 @@ struct Capabilities {
   bool pipelining = false;
   bool size = false;  // SIZE advertised (with or without a limit)
   bool eight_bit_mime = false;
+  bool dsn = false;              // RFC 3461: the DSN parameters are passed on
   std::uint64_t size_limit = 0;  // 0 = none advertised
 };
 
@@ -147,6 +157,7 @@ class ClientSession final {
   void send_quit(Actions& out);
   bool any_accepted() const;
   std::string mail_command() const;
+  std::string rcpt_command(std::size_t rcpt) const;
 
   std::string helo_name_;
   ClientTimeouts timeouts_;

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <set>
 #include <utility>
 
 #include "lib/smtp/address.h"
+#include "lib/smtp/esmtp_params.h"
 
 namespace estafette::smtp {
 namespace {
@@ -37,19 +37,6 @@ std::string rfc5322_date(std::time_t now) {
                 tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
                 tm.tm_sec);
   return buf;
-}
-
-// Parses a SIZE= value; false on bad syntax. Values that do not fit saturate.
-bool parse_size(std::string_view text, std::size_t& out) {
-  if (text.empty()) return false;
-  std::size_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    std::size_t digit = static_cast<std::size_t>(c - '0');
-    value = value > (SIZE_MAX - digit) / 10 ? SIZE_MAX : value * 10 + digit;
-  }
-  out = value;
-  return true;
 }
 
 }  // namespace
@@ -153,6 +140,7 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
         return reply(filter_reply(verdict, "550 5.7.1 <" + rcpt + ">: Recipient rejected",
                                   "451 4.7.1 Service unavailable - try again later"));
       envelope_.recipients.push_back(std::move(rcpt));
+      envelope_.dsn.push_back(std::move(pending_rcpt_dsn_));
       return reply("250 2.1.5 Ok");
     }
     case ActionKind::FilterData: {
@@ -260,6 +248,7 @@ Actions ServerSession::helo_reply() const {
   text += "250-SIZE " + std::to_string(policy_.max_message_size) + "\r\n";
   text += "250-8BITMIME\r\n";
   text += "250-ENHANCEDSTATUSCODES\r\n";
+  text += "250-DSN\r\n";
   text += "250 HELP";
   return reply(text);
 }
@@ -267,28 +256,15 @@ Actions ServerSession::helo_reply() const {
 Actions ServerSession::on_mail(const Command& cmd) {
   if (envelope_.helo.empty()) return error("503 5.5.1 Error: send HELO/EHLO first");
   if (in_transaction_) return error("503 5.5.1 Error: nested MAIL command");
-  std::set<std::string, std::less<>> seen;
-  std::string body_type;
-  std::size_t declared_size = 0;
-  for (const auto& [keyword, value] : cmd.params) {
-    if (!seen.insert(keyword).second) return error("501 5.5.4 Duplicate parameter: " + keyword);
-    if (keyword == "SIZE") {
-      if (!parse_size(value, declared_size)) return error("501 5.5.4 Bad SIZE parameter syntax");
-      if (declared_size > policy_.max_message_size) {
-        return error("552 5.3.4 Message size exceeds fixed limit");
-      }
-    } else if (keyword == "BODY") {
-      body_type = to_upper(value);
-      if (body_type != "7BIT" && body_type != "8BITMIME") {
-        return error("555 5.5.4 Unsupported BODY type: " + sanitize(value));
-      }
-    } else {
-      return error("555 5.5.4 Unsupported option: " + keyword);
-    }
-  }
+  MailParams params = parse_mail_params(cmd.params);
+  if (!params.error.empty()) return error(params.error);
+  if (params.size > policy_.max_message_size)
+    return error("552 5.3.4 Message size exceeds fixed limit");
   pending_mail_.sender = cmd.address;
-  pending_mail_.body_type = std::move(body_type);
-  pending_mail_.declared_size = declared_size;
+  pending_mail_.body_type = std::move(params.body_type);
+  pending_mail_.declared_size = params.size;
+  pending_mail_.ret = params.ret;
+  pending_mail_.envid = std::move(params.envid);
   std::string domain = domain_of(cmd.address);
   // No lookup for the null sender or an address literal ("user@[192.0.2.1]").
   if (client_.check_sender_domain && !domain.empty() && domain.front() != '[') {
@@ -307,6 +283,8 @@ Actions ServerSession::accept_mail() {
   envelope_.sender = std::move(pending_mail_.sender);
   envelope_.body_type = std::move(pending_mail_.body_type);
   envelope_.declared_size = pending_mail_.declared_size;
+  envelope_.ret = pending_mail_.ret;
+  envelope_.envid = std::move(pending_mail_.envid);
   pending_mail_ = Envelope{};
   in_transaction_ = true;
   return reply("250 2.1.0 Ok");
@@ -346,7 +324,8 @@ Actions ServerSession::on_checks_done(const CheckVerdict& verdict) {
 
 Actions ServerSession::on_rcpt(const Command& cmd) {
   if (!in_transaction_) return error("503 5.5.1 Error: need MAIL command");
-  if (!cmd.params.empty()) return error("555 5.5.4 Unsupported option: " + cmd.params[0].first);
+  RcptParams params = parse_rcpt_params(cmd.params);
+  if (!params.error.empty()) return error(params.error);
   if (envelope_.recipients.size() >= policy_.max_recipients) {
     return reply("452 4.5.3 Error: too many recipients");
   }
@@ -364,9 +343,11 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
   }
   if (client_.filtered) {
     pending_rcpt_ = cmd.address;
+    pending_rcpt_dsn_ = {std::move(params.notify), std::move(params.orcpt)};
     return wait_for(ActionKind::FilterRcpt, cmd.address);
   }
   envelope_.recipients.push_back(cmd.address);
+  envelope_.dsn.push_back({std::move(params.notify), std::move(params.orcpt)});
   return reply("250 2.1.5 Ok");
 }
 

@@ -1,4 +1,4 @@
-// server_session.h: the ESMTP server session state machine (RFC 5321, 1870, 2034, 2920).
+// server_session.h: the ESMTP server session state machine (RFC 5321, 1870, 2034, 2920, 3461).
 // No I/O: the I/O layer (esmtpd, on the connection's event loop thread) feeds events -- the
 // greeting, command lines from a CommandReader, the end of DATA from a DataReader, the queue's
 // verdict, timeouts -- and carries out the returned actions in order:
@@ -39,7 +39,8 @@
 #include <sys/types.h>
 
 #include "lib/smtp/command.h"
-#include "lib/smtp/reader.h"  // LineStatus, DataStatus
+#include "lib/smtp/esmtp_params.h"  // DsnRet
+#include "lib/smtp/reader.h"        // LineStatus, DataStatus
 
 namespace estafette::smtp {
 
@@ -95,12 +96,22 @@ struct FilterVerdict {
   std::string reply;  // Reply: the whole reply ("550 5.7.1 text"), else a default is used
 };
 
+// A recipient's DSN request (RFC 3461), as parse_rcpt_params() gives it; both "" when none.
+struct RcptDsn {
+  std::string notify;  // canonical NOTIFY ("NEVER", "SUCCESS,FAILURE", ...), "" = not given
+  std::string orcpt;   // "addr-type;xtext" as received, "" = none
+  bool operator==(const RcptDsn&) const = default;
+};
+
 struct Envelope {
   std::string helo;    // as given
   std::string sender;  // "" for the null sender
   std::vector<std::string> recipients;
-  std::string body_type;          // "7BIT", "8BITMIME" or "" (BODY= param)
-  std::size_t declared_size = 0;  // SIZE= param
+  std::vector<RcptDsn> dsn;          // parallel to recipients
+  std::string body_type;             // "7BIT", "8BITMIME" or "" (BODY= param)
+  std::size_t declared_size = 0;     // SIZE= param
+  DsnRet ret = DsnRet::Unspecified;  // RET= param
+  std::string envid;                 // ENVID= param (xtext as received), "" = none
 };
 
 enum class ActionKind {
@@ -189,6 +200,7 @@ class ServerSession final {
   std::optional<Command> held_rcpt_;  // waiting for the checks
   Envelope pending_mail_;             // MAIL waiting for its sender-domain lookup or the filters
   std::string pending_rcpt_;          // RCPT waiting for the filters
+  RcptDsn pending_rcpt_dsn_;          // and its NOTIFY / ORCPT
   ActionKind waiting_for_ = ActionKind::Reply;  // the Filter* action waiting for its verdict
   std::string session_reply_;  // a connect-stage filter rejected the session: every reply
   bool discard_ = false;       // this message is discarded (a filter said so)

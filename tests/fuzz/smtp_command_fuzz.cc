@@ -4,7 +4,7 @@
 // readers' contracts (progress, bounds, wire form ending in CRLF, no bare line endings in an
 // accepted message) and the session's reply format; abort()s on any violation.
 // Build: clang++ -std=c++20 -fsanitize=fuzzer,address -I. tests/fuzz/smtp_command_fuzz.cc
-//        lib/smtp/{address,command,dotstuff,reader,server_session}.cc
+//        lib/smtp/{address,command,dotstuff,esmtp_params,reader,server_session}.cc
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +13,7 @@
 
 #include "lib/smtp/command.h"
 #include "lib/smtp/dotstuff.h"
+#include "lib/smtp/esmtp_params.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
 
@@ -150,6 +151,32 @@ struct Harness {
   }
 };
 
+// The MAIL/RCPT parameter checks (SIZE, BODY, RET, ENVID, NOTIFY, ORCPT): an error is a
+// 501/555 reply; what is accepted is what the queue and a next hop may get: xtext that decodes
+// and encodes back, a canonical NOTIFY.
+void check_params(const Command& cmd) {
+  if (cmd.verb == Verb::Mail) {
+    MailParams p = parse_mail_params(cmd.params);
+    check(p.error.empty() || p.error.starts_with("501 5.5.4 ") ||
+          p.error.starts_with("555 5.5.4 "));
+    if (p.error.empty() && !p.envid.empty()) {
+      auto decoded = xtext_decode(p.envid);
+      check(decoded && p.envid.size() <= kMaxEnvid);
+      check(xtext_decode(xtext_encode(*decoded)) == decoded);
+    }
+  } else {
+    RcptParams p = parse_rcpt_params(cmd.params);
+    check(p.error.empty() || p.error.starts_with("501 5.5.4 ") ||
+          p.error.starts_with("555 5.5.4 "));
+    if (p.error.empty() && !p.notify.empty()) {
+      auto flags = parse_notify(p.notify);
+      check(flags && notify_text(*flags) == p.notify);
+    }
+    if (p.error.empty() && !p.orcpt.empty()) check(parse_orcpt(p.orcpt).has_value());
+    for (char c : p.orcpt) check(c > ' ' && c <= '~');  // fits a queue record and a command
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
@@ -173,6 +200,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     Command cmd = parse_command(input.substr(start, end - start));
     if (cmd.verb == Verb::Mail || cmd.verb == Verb::Rcpt) {
       check(cmd.ok() || cmd.address.empty());
+      check_params(cmd);
     }
     start = end + 1;
   }

@@ -46,10 +46,15 @@ def s_(b):
     return struct.pack("<I", len(b)) + b
 
 
-def deliver_frame(job_id, queue_id, path, offset, size, sender, destination, rcpts):
+def strings_(items):
+    return struct.pack("<I", len(items)) + b"".join(s_(i) for i in items)
+
+
+def deliver_frame(job_id, queue_id, path, offset, size, sender, destination, rcpts,
+                  ret="", envid="", notify=(), orcpt=()):
     payload = (struct.pack("<Q", job_id) + s_(queue_id) + s_(path) + struct.pack("<QQ", offset, size)
-               + s_(sender) + s_(destination) + struct.pack("<I", len(rcpts))
-               + b"".join(s_(r) for r in rcpts))
+               + s_(sender) + s_(destination) + strings_(rcpts)
+               + s_(ret) + s_(envid) + strings_(notify) + strings_(orcpt))  # DSN (RFC 3461)
     return struct.pack("<I", len(payload) + 1) + bytes([DELIVER]) + payload
 
 
@@ -111,9 +116,11 @@ class Module:
             r = Reader(payload)
             jid, remote, host_failed, n = r.u64(), r.str(), r.u8() != 0, r.u32()
             res = [(STATUS[r.u8()], r.str()) for _ in range(n)]
+            next_hop_dsn = r.u8() != 0
             check(r.pos == len(payload), "DeliverResult %d fully decoded" % jid)
             check(jid not in self.results, "one DeliverResult for job %d" % jid)
-            self.results[jid] = {"remote": remote, "host_failed": host_failed, "results": res}
+            self.results[jid] = {"remote": remote, "host_failed": host_failed, "results": res,
+                                 "next_hop_dsn": next_hop_dsn}
         return self.results[job_id]
 
 

@@ -165,7 +165,9 @@ INSTANTIATE_TEST_SUITE_P(
                                 "bad.conf:1: esmtpclient_processes"},
                       ErrorCase{"user = a b\n", "bad.conf:1: user: bad user name 'a b'"},
                       ErrorCase{"\nuser = -x\n", "bad.conf:2: user: bad user name"},
-                      ErrorCase{"user = x/y\n", "bad.conf:1: user: bad user name"}));
+                      ErrorCase{"user = x/y\n", "bad.conf:1: user: bad user name"},
+                      ErrorCase{"\nwarntime = later\n", "bad.conf:2: warntime"},
+                      ErrorCase{"queuetime = 0\n", "bad.conf:1: queuetime"}));
 
 TEST(ConfigUser, DefaultNoneAndSet) {
   EXPECT_EQ(load_config("").user, "");  // the embedded default stays as started
@@ -179,6 +181,15 @@ TEST(ConfigUser, DefaultNoneAndSet) {
 TEST(ConfigDefaultPath, BuildTreeUsesTheEmbeddedDefault) {
   // Run from the build tree, never the installed config (scripts/run depends on it).
   EXPECT_EQ(default_config_path(), "");
+}
+
+TEST(ConfigFile, CourierNamesForDsnTimes) {
+  auto c = parse_config("queuetime = 2d\nwarntime = 90m\n", "t.conf", "/tmp");
+  EXPECT_EQ(c.queue_lifetime.count(), 2 * 86400);
+  EXPECT_EQ(c.warn_time.count(), 90 * 60 * 1000);
+  c = parse_config("warntime = 0\n", "t.conf", "/tmp");
+  EXPECT_EQ(c.warn_time.count(), 0);  // never
+  EXPECT_EQ(parse_config("", "t.conf", "/tmp").warn_time, std::chrono::hours(4));
 }
 
 struct ProcessesCase {

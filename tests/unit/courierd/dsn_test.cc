@@ -51,6 +51,8 @@ TEST(CourierdDsn, DatesAndRemoteNames) {
   EXPECT_EQ(remote_host_name("mx.example.com[192.0.2.1]:25"), "mx.example.com");
   EXPECT_EQ(remote_host_name("relay.test:2525"), "relay.test");
   EXPECT_EQ(remote_host_name("host"), "host");
+  EXPECT_EQ(remote_host_name("[192.0.2.1]:25"), "192.0.2.1");
+  EXPECT_EQ(remote_host_name("[::1]:25"), "::1");
 }
 
 DsnRequest sample_request() {
@@ -61,7 +63,7 @@ DsnRequest sample_request() {
   r.sender = "alice@origin.test";
   r.arrival = 1700000000;
   r.now = 1700000100;
-  r.failed = {
+  r.recipients = {
       {"bob@remote.test", "550 5.1.1 <bob@remote.test>: user unknown", "mx.remote.test", false},
       {"carol@remote.test", "451 4.4.1 connection timed out\r\n451 second line", "", true},
       {"dave@local.test", "550 bad mailbox name", "", false}};
@@ -242,6 +244,102 @@ TEST(CourierdDsn, PythonEmailPackageAgrees) {
   int rc = ::system(cmd.c_str());
   ::unlink(path);
   EXPECT_EQ(rc, 0);
+}
+
+// The report's groups (per-message fields first) of a notice, parsed back.
+std::vector<std::multimap<std::string, std::string>> report_groups(const std::string& plain) {
+  const std::string start = "Content-Type: message/delivery-status\n\n";
+  auto pos = plain.find(start);
+  EXPECT_NE(pos, std::string::npos);
+  std::string report = plain.substr(pos + start.size());
+  report = report.substr(0, report.find("\n--"));
+  std::vector<std::multimap<std::string, std::string>> groups;
+  while (!report.empty()) {
+    auto [g, more] = split_message(report);
+    if (!g.empty()) groups.push_back(g);
+    report = more;
+  }
+  return groups;
+}
+
+TEST(CourierdDsn, OriginalEnvelopeIdAndRecipient) {
+  DsnRequest r = sample_request();
+  r.envid = "QQ+2B1";
+  r.recipients[0].orcpt = "rfc822;Bob+2Bx@remote.test";
+  r.recipients[1].orcpt = "rfc822;+zz";  // unreadable: the recipient as received
+  std::string plain;
+  smtp::Unstuffer(true).feed(compose_dsn(r), plain);
+  auto groups = report_groups(plain);
+  ASSERT_EQ(groups.size(), 4u);
+  EXPECT_EQ(field(groups[0], "Original-Envelope-Id"), "QQ+1");
+  EXPECT_EQ(field(groups[1], "Original-Recipient"), "rfc822; Bob+x@remote.test");
+  EXPECT_EQ(field(groups[2], "Original-Recipient"), "rfc822; carol@remote.test");
+  EXPECT_EQ(field(groups[3], "Original-Recipient"), "rfc822; dave@local.test");
+  // No ENVID, no Original-Envelope-Id.
+  plain.clear();
+  smtp::Unstuffer(true).feed(compose_dsn(sample_request()), plain);
+  EXPECT_EQ(report_groups(plain)[0].count("Original-Envelope-Id"), 0u);
+}
+
+TEST(CourierdDsn, DelayWarningAndSuccessNotices) {
+  DsnRequest r = sample_request();
+  r.retry_until = 1700086400;
+  r.recipients = {{"bob@remote.test", "451 4.4.1 no answer", "", false, DsnAction::Delayed},
+                  {"eve@remote.test", "", "", false, DsnAction::Delayed}};
+  std::string plain;
+  smtp::Unstuffer(true).feed(compose_dsn(r), plain);
+  EXPECT_NE(plain.find("Subject: Delayed Mail (still being retried)\n"), std::string::npos);
+  auto groups = report_groups(plain);
+  ASSERT_EQ(groups.size(), 3u);
+  EXPECT_EQ(field(groups[1], "Action"), "delayed");
+  EXPECT_EQ(field(groups[1], "Status"), "4.4.1");
+  EXPECT_EQ(field(groups[1], "Will-Retry-Until"), "Wed, 15 Nov 2023 22:13:20 +0000");
+  EXPECT_EQ(field(groups[2], "Status"), "4.0.0");
+  EXPECT_EQ(groups[2].count("Diagnostic-Code"), 0u);  // not tried yet
+  EXPECT_NE(plain.find("Content-Type: text/rfc822-headers\n"), std::string::npos);
+
+  r.recipients = {{"bob@local.test", "250 2.0.0 ok", "", false, DsnAction::Delivered},
+                  {"carol@remote.test", "250 queued", "mx.remote.test", false, DsnAction::Relayed}};
+  plain.clear();
+  smtp::Unstuffer(true).feed(compose_dsn(r), plain);
+  EXPECT_NE(plain.find("Subject: Successful Mail Delivery Report\n"), std::string::npos);
+  groups = report_groups(plain);
+  ASSERT_EQ(groups.size(), 3u);
+  EXPECT_EQ(field(groups[1], "Action"), "delivered");
+  EXPECT_EQ(field(groups[1], "Status"), "2.0.0");
+  EXPECT_EQ(field(groups[2], "Action"), "relayed");
+  EXPECT_EQ(field(groups[2], "Remote-MTA"), "dns; mx.remote.test");
+  EXPECT_EQ(groups[2].count("Will-Retry-Until"), 0u);
+}
+
+TEST(CourierdDsn, WholeMessageAttachedAsMessageRfc822) {
+  DsnRequest r = sample_request();
+  r.original_message = "From: a@b\r\nSubject: hi\r\n\r\n.leading dot\r\nlast";
+  std::string wire = compose_dsn(r);
+  EXPECT_NE(wire.find("\r\n..leading dot\r\nlast\r\n"), std::string::npos);
+  std::string plain;
+  smtp::Unstuffer(true).feed(wire, plain);
+  EXPECT_NE(plain.find("Content-Type: message/rfc822\n\nFrom: a@b\nSubject: hi\n\n"
+                       ".leading dot\nlast\n\n--"),
+            std::string::npos)
+      << plain;
+  EXPECT_EQ(plain.find("text/rfc822-headers"), std::string::npos);
+}
+
+TEST(CourierdDsn, ReadsTheWholeOriginalUpToALimit) {
+  char path[] = "/tmp/estafette-dsn-whole-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string prefix = "HDR\n";
+  std::string body = "Subject: hi\r\n\r\n..dotted\r\nend\r\n";
+  std::string content = prefix + body + "TRAILER";
+  ASSERT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  ::close(fd);
+  EXPECT_EQ(read_original_message(path, prefix.size(), body.size(), 1000),
+            "Subject: hi\n\n.dotted\nend\n");
+  EXPECT_EQ(read_original_message(path, prefix.size(), body.size(), body.size() - 1), "");
+  EXPECT_EQ(read_original_message("/nonexistent", 0, 10, 1000), "");
+  ::unlink(path);
 }
 
 }  // namespace

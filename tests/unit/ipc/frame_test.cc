@@ -20,10 +20,15 @@ std::string sample_stream() {
   d.sender = "";
   d.destination = "[127.0.0.1]:55225";
   d.recipients = {"a@x.test", "b@y.test"};
+  d.ret = "HDRS";
+  d.envid = "QQ+2B1";
+  d.notify = {"SUCCESS,FAILURE", ""};
+  d.orcpt = {"rfc822;A@x.test", ""};
   DeliverResult r;
   r.job_id = 42;
   r.remote = "sink[127.0.0.1]:55225";
   r.host_failed = true;
+  r.next_hop_dsn = true;
   r.results = {{RcptStatus::Delivered, "250 ok"}, {RcptStatus::PermFail, "550 5.1.1 no"}};
   return encode(NewMessage{"Q1"}) + encode(d) + encode(r) + encode(ModuleReady{"esmtp"});
 }
@@ -41,9 +46,14 @@ void check_frames(const std::vector<Frame>& frames) {
   EXPECT_EQ(d->sender, "");
   EXPECT_EQ(d->destination, "[127.0.0.1]:55225");
   EXPECT_EQ(d->recipients, (std::vector<std::string>{"a@x.test", "b@y.test"}));
+  EXPECT_EQ(d->ret, "HDRS");
+  EXPECT_EQ(d->envid, "QQ+2B1");
+  EXPECT_EQ(d->notify, (std::vector<std::string>{"SUCCESS,FAILURE", ""}));
+  EXPECT_EQ(d->orcpt, (std::vector<std::string>{"rfc822;A@x.test", ""}));
   auto r = decode_deliver_result(frames[2]);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->host_failed);
+  EXPECT_TRUE(r->next_hop_dsn);
   ASSERT_EQ(r->results.size(), 2u);
   EXPECT_EQ(r->results[1].status, RcptStatus::PermFail);
   EXPECT_EQ(r->results[1].reply, "550 5.1.1 no");
@@ -134,6 +144,23 @@ TEST(IpcFrame, TruncatedPayloadsDoNotDecode) {
   }
   Frame extra{f->type, f->payload + "x"};
   EXPECT_FALSE(decode_deliver(extra));
+}
+
+TEST(IpcFrame, DsnListsMustMatchTheRecipients) {
+  Deliver d;
+  d.queue_id = "Q";
+  d.recipients = {"a@b", "c@d"};
+  d.notify = {"NEVER"};  // one for two recipients
+  FrameSplitter s;
+  s.feed(encode(d));
+  auto f = s.next();
+  ASSERT_TRUE(f);
+  EXPECT_FALSE(decode_deliver(*f));
+  d.notify = {"NEVER", ""};
+  s.feed(encode(d));
+  f = s.next();
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(decode_deliver(*f));
 }
 
 TEST(IpcFrame, HugeStringCountIsMalformed) {

@@ -77,8 +77,8 @@ TEST(QueueFile, UnknownRecordIsSkipped) {
   std::string body = "body\r\n";
   EncodedHeader h = encode_header(e);
   std::size_t b = h.text.find("B ");
-  h.text.insert(b, "N NOTIFY=SUCCESS,FAILURE\n");
-  h.text.replace(b + 25 + 2, kSizeDigits, format_size_field(body.size()));
+  h.text.insert(b, "Z a later version's record\n");
+  h.text.replace(b + 27 + 2, kSizeDigits, format_size_field(body.size()));
   std::string file = h.text + body + encode_trailer(body.size(), crc32c(h.text), crc32c(body));
   Parsed p = parse_bytes(file, Check::kBody);
   ASSERT_TRUE(p.info) << p.error;
@@ -106,6 +106,69 @@ TEST(QueueFile, ProgramRecordsFollowTheirRecipient) {
   e.programs[7] = "0 x";
   EXPECT_EQ(envelope_problem(e), "program for a missing recipient");
 }
+
+TEST(QueueFile, DsnRecordsRoundTrip) {
+  Envelope e = testing::test_envelope(3);
+  e.id = "0LWQ3K9ZA-02BXF-00A1K3P0";
+  e.ret = "HDRS";
+  e.envid = "QQ+2B1";
+  e.dsn = {{"SUCCESS,FAILURE", "rfc822;A+2Bx@example.net"}, {}, {"NEVER", ""}};
+  EncodedHeader h = encode_header(e);
+  EXPECT_NE(h.text.find("M HDRS\nE QQ+2B1\nR rcpt0@example.net\nN SUCCESS,FAILURE\n"
+                        "O rfc822;A+2Bx@example.net\nR rcpt1@example.net\nR rcpt2@example.net\n"
+                        "N NEVER\nB "),
+            std::string::npos)
+      << h.text;
+  std::string body = "Subject: x\r\n\r\nbody\r\n";
+  Parsed p = parse_bytes(build_file(e, body), Check::kBody);
+  ASSERT_TRUE(p.info) << p.error;
+  EXPECT_EQ(p.info->envelope, e);
+  EXPECT_EQ(p.info->envelope.dsn_of(1), RecipientDsn{});
+  EXPECT_EQ(p.info->envelope.dsn_of(7), RecipientDsn{});  // past the end: none given
+}
+
+TEST(QueueFile, DsnOnlyOnTheFirstRecipients) {
+  Envelope e = testing::test_envelope(3);
+  e.id = "0LWQ3K9ZA-02BXF-00A1K3P0";
+  e.dsn = {{"DELAY", ""}};  // shorter than recipients: the rest have none
+  Parsed p = parse_bytes(build_file(e, "b\r\n"));
+  ASSERT_TRUE(p.info) << p.error;
+  EXPECT_EQ(p.info->envelope.dsn.size(), 3u);  // read back parallel to the recipients
+  EXPECT_EQ(p.info->envelope.dsn_of(0).notify, "DELAY");
+  EXPECT_EQ(p.info->envelope.dsn_of(2).notify, "");
+}
+
+struct BadDsnHeader {
+  std::string records;  // inserted before "B "
+  std::string error;
+};
+
+class QueueFileBadDsn : public ::testing::TestWithParam<BadDsnHeader> {};
+
+TEST_P(QueueFileBadDsn, IsRejected) {
+  Envelope e = sample_envelope();
+  e.recipients.clear();
+  std::string body = "b\r\n";
+  EncodedHeader h = encode_header(e);
+  std::size_t b = h.text.find("B ");
+  h.text.insert(b, GetParam().records);
+  std::size_t digits = h.text.find("B ") + 2;
+  h.text.replace(digits, kSizeDigits, format_size_field(body.size()));
+  std::string file = h.text + body + encode_trailer(body.size(), crc32c(h.text), crc32c(body));
+  Parsed p = parse_bytes(file);
+  EXPECT_FALSE(p.info);
+  EXPECT_EQ(p.error, GetParam().error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, QueueFileBadDsn,
+    ::testing::Values(BadDsnHeader{"N NEVER\nR a@b\n", "N before R"},
+                      BadDsnHeader{"O rfc822;a@b\nR a@b\n", "O before R"},
+                      BadDsnHeader{"R a@b\nN NEVER\nN DELAY\n", "duplicate record N"},
+                      BadDsnHeader{"R a@b\nO rfc822;x\nO rfc822;y\n", "duplicate record O"},
+                      BadDsnHeader{"R a@b\nN \n", "empty record N"},
+                      BadDsnHeader{"M FULL\nM HDRS\nR a@b\n", "duplicate record M"},
+                      BadDsnHeader{"E x\nE y\nR a@b\n", "duplicate record E"}));
 
 TEST(QueueFile, TruncatedAtEveryLengthIsRejected) {
   std::string full = build_file(sample_envelope(), testing::test_body(100));
@@ -192,7 +255,14 @@ INSTANTIATE_TEST_SUITE_P(
                       BadEnvelope{"HeloNul", [](Envelope& e) { e.helo = std::string("h\0x", 3); }},
                       BadEnvelope{"IpCr", [](Envelope& e) { e.client_ip = "1.2.3.4\r"; }},
                       BadEnvelope{"IdSlash", [](Envelope& e) { e.id = "../x"; }},
-                      BadEnvelope{"IdEmpty", [](Envelope& e) { e.id.clear(); }}),
+                      BadEnvelope{"IdEmpty", [](Envelope& e) { e.id.clear(); }},
+                      BadEnvelope{"EnvidLf", [](Envelope& e) { e.envid = "a\nR x@y"; }},
+                      BadEnvelope{"OrcptCr",
+                                  [](Envelope& e) {
+                                    e.dsn = {{"", "rfc822;a\r"}};
+                                  }},
+                      BadEnvelope{"MoreDsnThanRecipients",
+                                  [](Envelope& e) { e.dsn.resize(e.recipients.size() + 1); }}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace

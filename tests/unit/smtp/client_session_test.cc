@@ -50,6 +50,7 @@ std::string render(const Actions& actions) {
       out += "DONE";
       if (d->host_failed) out += " host";
       if (d->no_reply) out += " noreply";
+      if (d->next_hop_dsn) out += " dsn";
       out += " ";
       for (const auto& r : d->results) {
         out += r.status == DeliveryStatus::Delivered  ? "|D "
@@ -73,7 +74,43 @@ const std::string kEhloPlain = "S:250-mx.test\r\n250 8BITMIME\r\n";
 const Transaction kTwo{"s@a.test", {"x@b.test", "y@b.test"}, 500};
 const Transaction kThree{"s@a.test", {"x@b.test", "bad@b.test", "y@b.test"}, 500};
 
+const Transaction kDsn{"s@a.test",
+                       {"x@b.test", "y@b.test"},
+                       500,
+                       "HDRS",
+                       "QQ+2B1",
+                       {"SUCCESS,FAILURE", ""},
+                       {"rfc822;X+2Bx@b.test", ""}};
+
 const std::vector<Conversation> kConversations = {
+    {"dsn_parameters_only_to_a_server_that_advertises_dsn",
+     {kDsn, kDsn},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250-PIPELINING\r\n250 DSN\r\n",
+          "> MAIL FROM:<s@a.test> RET=HDRS ENVID=QQ+2B1\r\n"
+          "RCPT TO:<x@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X+2Bx@b.test\r\n"
+          "RCPT TO:<y@b.test>\r\nDATA\r\n"},
+         {"S:250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:250 done\r\n", "DONE dsn |D 250 done|D 250 done\nREADY\n"},
+     }},
+    {"dsn_parameters_dropped_without_dsn",
+     {kDsn},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloPlain, "> MAIL FROM:<s@a.test>\r\n"},
+         {"S:250 ok\r\n", "> RCPT TO:<x@b.test>\r\n"},
+         {"S:250 ok\r\n", "> RCPT TO:<y@b.test>\r\n"},
+         {"S:250 ok\r\n", "> DATA\r\n"},
+         {"S:354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:250 done\r\n", "DONE |D 250 done|D 250 done\nREADY\n"},
+     }},
     {"pipelined_success_then_reuse_then_idle_quit",
      {kThree, {"", {"z@c.test"}, 20}},
      {

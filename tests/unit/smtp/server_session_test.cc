@@ -261,7 +261,23 @@ INSTANTIATE_TEST_SUITE_P(
                       {kMail + " BODY=BINARYMIME", "555", "555 5.5.4 "},
                       {kMail + " SIZE=1 SIZE=2", "501", "Duplicate"},
                       {kMail + " body=8bitmime size=10", "250"},
-                      {"RCPT TO:<a@example.com> NOTIFY=NEVER", "555", "555 5.5.4 "}}},
+                      {"RCPT TO:<a@example.com> FOO=1", "555", "555 5.5.4 Unsupported option: FOO"},
+                      {"RCPT TO:<a@example.com> NOTIFY=NEVER", "250"}}},
+        Conversation{"Dsn",
+                     {{"EHLO c", "250", "250-DSN\r\n"},
+                      {kMail + " RET=ALL", "501", "501 5.5.4 Bad RET parameter"},
+                      {kMail + " ENVID=a ENVID=b", "501", "501 5.5.4 Duplicate parameter: ENVID"},
+                      {kMail + " ENVID=a+zz", "501", "501 5.5.4 Bad ENVID parameter"},
+                      {kMail + " RET=HDRS ENVID=QQ+2B1", "250"}}},
+        Conversation{
+            "DsnRcpt",
+            {{"EHLO c", "250"},
+             {kMail + " RET=FULL", "250"},
+             {kRcpt + " NOTIFY=NEVER,SUCCESS", "501", "501 5.5.4 Bad NOTIFY parameter"},
+             {kRcpt + " NOTIFY=NEVER NOTIFY=NEVER", "501", "501 5.5.4 Duplicate parameter: NOTIFY"},
+             {kRcpt + " ORCPT=user@example.com", "501", "501 5.5.4 Bad ORCPT parameter"},
+             {kRcpt + " NOTIFY=success,failure ORCPT=rfc822;user+2Bx@example.com", "250"},
+             {"RCPT TO:<x@relay.example> NOTIFY=NEVER", "250"}}},
         Conversation{"SyntaxErrors",
                      {{"EHLO c", "250"},
                       {"MAIL FROM:sender@remote.org", "501", "501 5.5.4 Syntax: MAIL FROM:<"},
@@ -548,6 +564,40 @@ TEST(SmtpServerSession, WaitingWhileAChecksVerdictOrLookupIsPending) {
 // ---------------------------------------------------------------------------------------------
 // Envelope, Received header.
 
+TEST(SmtpServerSession, DsnParametersGoIntoTheEnvelope) {
+  ServerPolicy policy = TestPolicy();
+  for (bool filtered : {false, true}) {
+    ClientInfo client = TestClient();
+    client.filtered = filtered;
+    ServerSession session(policy, client);
+    session.start();
+    auto answer = [&](Actions a) {
+      while (session.waiting()) a = session.on_filter_verdict({});
+      return Summarize(a);
+    };
+    answer(session.on_line("EHLO client.example", LineStatus::Ok));
+    EXPECT_EQ(answer(session.on_line("MAIL FROM:<s@x.test> RET=hdrs ENVID=id+2B1", LineStatus::Ok)),
+              "250");
+    EXPECT_EQ(answer(session.on_line("RCPT TO:<a@example.com> NOTIFY=delay,success "
+                                     "ORCPT=rfc822;A+2Ba@example.com",
+                                     LineStatus::Ok)),
+              "250");
+    EXPECT_EQ(answer(session.on_line("RCPT TO:<b@example.com>", LineStatus::Ok)), "250");
+    EXPECT_EQ(answer(session.on_line("RCPT TO:<c@example.com> NOTIFY=NEVER", LineStatus::Ok)),
+              "250");
+    const Envelope& env = session.envelope();
+    EXPECT_EQ(env.ret, DsnRet::Hdrs);
+    EXPECT_EQ(env.envid, "id+2B1");
+    EXPECT_EQ(env.dsn, (std::vector<RcptDsn>{
+                           {"SUCCESS,DELAY", "rfc822;A+2Ba@example.com"}, {"", ""}, {"NEVER", ""}}))
+        << filtered;
+    // RSET forgets them.
+    session.on_line("RSET", LineStatus::Ok);
+    EXPECT_TRUE(session.envelope().dsn.empty());
+    EXPECT_EQ(session.envelope().envid, "");
+  }
+}
+
 TEST(SmtpServerSession, EnvelopeKeptUntilCommitted) {
   ServerPolicy policy = TestPolicy();
   ServerSession session(policy, TestClient());
@@ -568,6 +618,8 @@ TEST(SmtpServerSession, EnvelopeKeptUntilCommitted) {
   EXPECT_EQ(env.recipients, (std::vector<std::string>{"a@example.com", "b@relay.example"}));
   EXPECT_EQ(env.body_type, "8BITMIME");
   EXPECT_EQ(env.declared_size, 500u);
+  EXPECT_EQ(env.dsn, (std::vector<RcptDsn>{{}, {}}));
+  EXPECT_EQ(env.ret, DsnRet::Unspecified);
   EXPECT_EQ(Summarize(session.on_queued("Q1")), "250");
   EXPECT_EQ(session.envelope().sender, "");
   EXPECT_TRUE(session.envelope().recipients.empty());

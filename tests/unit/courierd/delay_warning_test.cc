@@ -1,0 +1,111 @@
+// courierd's Scheduler: delay warnings (warntime) -- when they fall due, once per message, for
+// which recipients (NOTIFY), and none for the null sender or once the message expires.
+#include <gtest/gtest.h>
+
+#include "courierd/scheduler.h"
+
+namespace estafette::courierd {
+namespace {
+
+using namespace std::chrono_literals;
+
+const Time kT0 = Time(Millis(1'700'000'000'000));
+
+Limits warn_limits() {
+  Limits l;
+  l.retry_base = 1000ms;
+  l.retry_max = 10000ms;
+  l.host_backoff = 2000ms;
+  l.queue_lifetime = 3600s;
+  l.warn_time = 60s;
+  return l;
+}
+
+queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts,
+                             std::vector<queue::RecipientDsn> dsn = {},
+                             std::string sender = "sender@origin.test") {
+  queue::StoredMessage m;
+  m.envelope.id = id;
+  m.envelope.sender = std::move(sender);
+  m.envelope.arrival =
+      std::chrono::duration_cast<std::chrono::seconds>(kT0.time_since_epoch()).count();
+  m.envelope.recipients = std::move(rcpts);
+  m.envelope.dsn = std::move(dsn);
+  m.path = "/queue/msg/" + id;
+  m.done.assign(m.envelope.recipients.size(), false);
+  return m;
+}
+
+struct Fixture {
+  explicit Fixture(Limits limits = warn_limits()) : scheduler(config, limits, [] { return 0.5; }) {}
+  config::Config config;
+  Scheduler scheduler;
+};
+
+TEST(CourierdDelayWarning, OnceAfterWarnTimeForRecipientsThatWantIt) {
+  Fixture f;
+  f.scheduler.add(
+      message("Q1", {"a@x.test", "b@x.test", "c@x.test", "d@x.test"},
+              {{"", ""}, {"NEVER", ""}, {"SUCCESS,FAILURE", ""}, {"DELAY", "rfc822;D"}}),
+      kT0);
+  // The warning time is a wakeup of its own.
+  auto job = f.scheduler.next_job(kT0);
+  ASSERT_TRUE(job);
+  f.scheduler.complete(job->id,
+                       std::vector<RcptOutcome>(4, {Outcome::TempFail, "451 4.4.1 try later"}),
+                       false, kT0 + 1s);
+  EXPECT_TRUE(f.scheduler.take_delay_warnings(kT0 + 59s).empty());
+  ASSERT_TRUE(f.scheduler.next_wakeup());
+  EXPECT_LE(*f.scheduler.next_wakeup(), kT0 + 60s);
+
+  auto warnings = f.scheduler.take_delay_warnings(kT0 + 60s);
+  ASSERT_EQ(warnings.size(), 1u);
+  const auto& w = warnings[0];
+  EXPECT_EQ(w.message.envelope.id, "Q1");
+  EXPECT_EQ(w.expires, kT0 + 3600s);
+  ASSERT_EQ(w.recipients.size(), 2u);  // the default (a) and DELAY (d)
+  EXPECT_EQ(w.recipients[0].recipient, "a@x.test");
+  EXPECT_EQ(w.recipients[0].last_error, "451 4.4.1 try later");
+  EXPECT_EQ(w.recipients[1].rcpt_index, 3u);
+  EXPECT_TRUE(f.scheduler.take_delay_warnings(kT0 + 600s).empty());  // only once
+}
+
+TEST(CourierdDelayWarning, NoneWhenDeliveredInTimeOrNotWanted) {
+  Fixture f;
+  f.scheduler.add(message("Q1", {"a@x.test"}), kT0);
+  f.scheduler.add(message("Q2", {"a@x.test"}, {}, ""), kT0);             // null sender
+  f.scheduler.add(message("Q3", {"a@x.test"}, {{"NEVER", ""}}), kT0);    // NOTIFY=NEVER
+  f.scheduler.add(message("Q4", {"a@x.test"}, {{"FAILURE", ""}}), kT0);  // no DELAY
+  while (auto job = f.scheduler.next_job(kT0)) {
+    if (job->queue_id == "Q1")
+      f.scheduler.complete(job->id, {{Outcome::Delivered, "250 ok"}}, false, kT0 + 1s);
+    else
+      f.scheduler.complete(job->id, {{Outcome::TempFail, "451 later"}}, false, kT0 + 1s);
+  }
+  EXPECT_TRUE(f.scheduler.take_delay_warnings(kT0 + 120s).empty());
+}
+
+TEST(CourierdDelayWarning, DisabledOrPastTheLifetime) {
+  Limits off = warn_limits();
+  off.warn_time = 0s;
+  Fixture f(off);
+  f.scheduler.add(message("Q1", {"a@x.test"}), kT0);
+  EXPECT_TRUE(f.scheduler.take_delay_warnings(kT0 + 3000s).empty());
+
+  Limits late = warn_limits();
+  late.warn_time = 7200s;  // after queuetime: the message bounces instead
+  Fixture g(late);
+  g.scheduler.add(message("Q1", {"a@x.test"}), kT0);
+  EXPECT_TRUE(g.scheduler.take_delay_warnings(kT0 + 7200s).empty());
+
+  // Recovered long after its warning time (a restart): warned at once, unless expired.
+  Fixture h;
+  h.scheduler.add(message("Q1", {"a@x.test"}), kT0 + 3000s);
+  EXPECT_EQ(h.scheduler.take_delay_warnings(kT0 + 3000s).size(), 1u);
+  Fixture k;
+  k.scheduler.add(message("Q1", {"a@x.test"}), kT0 + 4000s);
+  EXPECT_TRUE(k.scheduler.take_delay_warnings(kT0 + 4000s).empty());
+}
+
+}  // namespace
+}  // namespace estafette::courierd
