@@ -259,8 +259,7 @@ void Courierd::send_queue_list(ipc::Channel& client) {
       if (i < p.message.done.size() && p.message.done[i]) continue;
       ipc::QueuedRcpt q;
       q.address = env.recipients[i];
-      q.destination =
-          destination_for(config_, *router_, q.address, env.programs.count(i) > 0).key;
+      q.destination = destination_for(config_, *router_, q.address, env.programs.count(i) > 0).key;
       q.state = p.message.held ? ipc::RcptState::Held : ipc::RcptState::Ready;
       e.recipients.push_back(std::move(q));
     }
@@ -334,10 +333,11 @@ ipc::QueueOpReply Courierd::set_held(const ipc::QueueOpRequest& request, Time no
     return reply;
   }
   for (const auto& id : ids) {
-    HoldResult r = hold ? scheduler_.hold(id)
-                        : scheduler_.release(id, now, [this](const std::string& rcpt, bool program) {
-                            return route_known(rcpt, program);
-                          });
+    HoldResult r = hold
+                       ? scheduler_.hold(id)
+                       : scheduler_.release(id, now, [this](const std::string& rcpt, bool program) {
+                           return route_known(rcpt, program);
+                         });
     if (!r.found) continue;
     ++reply.messages;
     reply.recipients += r.recipients;

@@ -18,6 +18,7 @@
 //           sender; delete QUEUE-ID  remove it without a bounce. Exit 1 for an id not in the
 //           queue, 75 as mailq
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,13 +47,6 @@ using namespace estafette;
 
 namespace {
 
-pid_t running_pid(const std::string& pidfile) {
-  std::ifstream in(pidfile);
-  pid_t pid = 0;
-  if (!(in >> pid) || pid <= 0) return 0;
-  return ::kill(pid, 0) == 0 ? pid : 0;
-}
-
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::ostringstream s;
@@ -65,6 +59,20 @@ std::string program_of(pid_t pid) {
   std::string cmdline = slurp("/proc/" + std::to_string(pid) + "/cmdline");
   std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
   return argv0.substr(argv0.rfind('/') + 1);
+}
+
+// The pid of the running estafetted, or 0. run/ belongs to the unprivileged user when `user`
+// is set, so the pid file is not trusted alone: the process must be an estafetted owned by root
+// or by us, never a process the file's writer could have put there for root to signal.
+pid_t running_pid(const std::string& pidfile) {
+  std::ifstream in(pidfile);
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 0) return 0;
+  if (::kill(pid, 0) != 0) return 0;
+  struct stat st;
+  if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0) return 0;
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) return 0;
+  return program_of(pid) == "estafetted" ? pid : 0;
 }
 
 std::vector<pid_t> children_of(pid_t pid) {

@@ -222,7 +222,8 @@ TEST(SchedulerSites, ConfigLimitsWithoutARouter) {
   EXPECT_EQ(
       destination_for(c, routing::Router(c), "a@routed.test"),
       (Destination{"esmtp", "Relay.test:2525", false, config::DestinationLimits{0, 250ms, 3}}));
-  EXPECT_EQ(destination_for(c, routing::Router(c), "a@fast.test"), (Destination{"esmtp", "fast.test", true}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@fast.test"),
+            (Destination{"esmtp", "fast.test", true}));
 
   Scheduler s(c, test_limits(), [] { return 0.5; });
   s.add(message("m1", {"a@slow.test"}), kT0);
