@@ -16,11 +16,14 @@ import harness
 PROGRAMS = {"sbindir": ["estafetted", "estafette"], "bindir": ["estafette-sendmail"],
             "pkglibexecdir": ["estafette-esmtpd", "estafette-courierd", "estafette-esmtpclient",
                               "estafette-local"]}
-TEMPLATES = ["estafette.conf", "esmtproutes", "dnsbl", "smtpaccess"]
+TEMPLATES = ["estafette.conf", "esmtproutes", "dnsbl", "smtpaccess", "destinations", "locals",
+             "hosteddomains", "hosted_mailboxes", "aliases"]
 MAN = {"man8dir": ["estafetted.8", "estafette.8", "estafette-esmtpd.8", "estafette-courierd.8",
                    "estafette-esmtpclient.8", "estafette-local.8"],
        "man1dir": ["estafette-sendmail.1"],
-       "man5dir": ["estafette.conf.5", "esmtproutes.5", "dnsbl.5", "smtpaccess.5"]}
+       "man5dir": ["estafette.conf.5", "esmtproutes.5", "dnsbl.5", "smtpaccess.5",
+                   "destinations.5", "aliases.5", "hosteddomains.5", "locals.5",
+                   "hosted_mailboxes.5"]}
 
 
 def make_env():
@@ -88,6 +91,9 @@ def test(tmp, stoppers):
         assert os.path.isfile(at("includedir", name)), name
     assert os.path.isfile(at("libdir", "libestafette_milter.a"))
 
+    # Every page in docs/man is one the test knows, so a new page cannot miss dist_man_MANS.
+    pages = sorted(os.listdir(os.path.join(harness.SRC_DIR, "docs", "man")))
+    assert pages == sorted(n for names in MAN.values() for n in names), pages
     groff = shutil.which("groff")
     for key, names in MAN.items():
         for name in names:
