@@ -406,13 +406,12 @@ class RigDns:
         self.procs = []
 
 
-class Identd:
+class Identd(ServerProcess):
     """oidentd (RFC 1413) on 127.0.0.1:113; needs root. An oidentd already answering there
     (another test's) is used as it is."""
 
     def __init__(self, tmp):
         self.dir = os.path.join(tmp, "identd")
-        self.proc = None
 
     def start(self):
         if os.geteuid() != 0:
@@ -430,12 +429,6 @@ class Identd:
         if self.proc.poll() is not None and not port_open(113):
             raise AssertionError("oidentd did not start")
         return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
 
 
 def smtp_from(source_ip, port, timeout=30):
