@@ -260,22 +260,39 @@ std::string compose_dsn(const DsnRequest& r) {
   return smtp::stuff(m);
 }
 
-std::string read_original_headers(const std::string& path, std::uint64_t body_offset,
-                                  std::uint64_t body_size, std::size_t max_bytes) {
+namespace {
+
+// At most `want` bytes of the file at `path` from `offset`: fewer where it ends or cannot be read.
+std::string read_span(const std::string& path, std::uint64_t offset, std::uint64_t want) {
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return "";
-  std::string wire;
-  std::uint64_t want = std::min<std::uint64_t>(body_size, max_bytes);
-  wire.resize(want);
+  std::string wire(want, '\0');
   std::size_t got = 0;
   while (got < want) {
-    ssize_t n =
-        ::pread(fd.get(), wire.data() + got, want - got, static_cast<off_t>(body_offset + got));
+    ssize_t n = ::pread(fd.get(), wire.data() + got, want - got, static_cast<off_t>(offset + got));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<std::size_t>(n);
   }
   wire.resize(got);
+  return wire;
+}
+
+// Wire form (dot-stuffed, CRLF) to plain text with LF line ends.
+std::string unstuff_to_lf(const std::string& wire) {
+  std::string plain;
+  smtp::Unstuffer unstuffer(true);
+  unstuffer.feed(wire, plain);
+  unstuffer.finish(plain);
+  return plain;
+}
+
+}  // namespace
+
+std::string read_original_headers(const std::string& path, std::uint64_t body_offset,
+                                  std::uint64_t body_size, std::size_t max_bytes) {
+  std::string wire = read_span(path, body_offset, std::min<std::uint64_t>(body_size, max_bytes));
+  const std::size_t got = wire.size();
   // The header section ends at the first empty line (or at a body without one).
   std::size_t end = wire.size();
   if (wire.rfind("\r\n", 0) == 0) return "";
@@ -286,36 +303,15 @@ std::string read_original_headers(const std::string& path, std::uint64_t body_of
     auto last = wire.rfind("\r\n");
     wire.resize(last == std::string::npos ? 0 : last + 2);
   }
-  std::string plain;
-  smtp::Unstuffer unstuffer(true);
-  unstuffer.feed(wire, plain);
-  unstuffer.finish(plain);
-  return plain;
+  return unstuff_to_lf(wire);
 }
-
-}  // namespace estafette::courierd
-
-namespace estafette::courierd {
 
 std::string read_original_message(const std::string& path, std::uint64_t body_offset,
                                   std::uint64_t body_size, std::size_t max_bytes) {
   if (body_size > max_bytes) return "";
-  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return "";
-  std::string wire(body_size, '\0');
-  std::size_t got = 0;
-  while (got < body_size) {
-    ssize_t n = ::pread(fd.get(), wire.data() + got, body_size - got,
-                        static_cast<off_t>(body_offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return "";
-    got += static_cast<std::size_t>(n);
-  }
-  std::string plain;
-  smtp::Unstuffer unstuffer(true);
-  unstuffer.feed(wire, plain);
-  unstuffer.finish(plain);
-  return plain;
+  std::string wire = read_span(path, body_offset, body_size);
+  if (wire.size() != body_size) return "";  // unreadable or cut short
+  return unstuff_to_lf(wire);
 }
 
 }  // namespace estafette::courierd

@@ -8,6 +8,22 @@
 
 namespace estafette::courierd {
 
+namespace {
+
+// Recipient i of a message being cancelled or deleted is done: bounced with kCancelledReply or
+// dropped without a DSN, as the removal says.
+void finish_removed(Scheduler::Message& m, std::size_t i, JobReport& report) {
+  m.rcpts[i].state = Scheduler::Message::Rcpt::State::Done;
+  --m.pending;
+  if (m.removal == Scheduler::Message::Removal::Cancel)
+    report.bounced.push_back(
+        Bounce{i, m.stored.envelope.recipients[i], std::string(kCancelledReply), false});
+  else
+    report.dropped.push_back(i);
+}
+
+}  // namespace
+
 Destination destination_for(const config::Config& config, const routing::Router& router,
                             const std::string& recipient, bool program) {
   std::string domain = smtp::domain_of(recipient);
@@ -286,13 +302,7 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
       res.reply = "451 4.3.0 no result from the delivery module";
     const std::string& addr = m.stored.envelope.recipients[i];
     if (m.removal != Message::Removal::None && res.outcome == Outcome::TempFail) {
-      // Cancelled or deleted while this attempt ran: it ends here.
-      r.state = State::Done;
-      --m.pending;
-      if (m.removal == Message::Removal::Cancel)
-        report.bounced.push_back(Bounce{i, addr, std::string(kCancelledReply), false});
-      else
-        report.dropped.push_back(i);
+      finish_removed(m, i, report);  // cancelled or deleted while this attempt ran
       continue;
     }
     switch (res.outcome) {
@@ -434,13 +444,7 @@ RemovalReport Scheduler::requeue(JobId job_id, Time now) {
         if (!m.stored.held) b.rcpts.push_back(i);
         continue;
       }
-      r.state = State::Done;
-      --m.pending;
-      if (m.removal == Message::Removal::Cancel)
-        out.report.bounced.push_back(
-            Bounce{i, m.stored.envelope.recipients[i], std::string(kCancelledReply), false});
-      else
-        out.report.dropped.push_back(i);
+      finish_removed(m, i, out.report);
     }
     if (!b.rcpts.empty()) add_timer(now + limits_.requeue_delay, running.dest, std::move(b));
     if (!out.report.bounced.empty() || !out.report.dropped.empty()) {
@@ -525,13 +529,7 @@ RemovalReport Scheduler::cancel(const queue::QueueId& id, bool bounce) {
       ++out.in_flight;
       continue;
     }
-    r.state = State::Done;  // stale in ready lists and timers, like a held one
-    --m.pending;
-    if (bounce)
-      out.report.bounced.push_back(
-          Bounce{i, m.stored.envelope.recipients[i], std::string(kCancelledReply), false});
-    else
-      out.report.dropped.push_back(i);
+    finish_removed(m, i, out.report);  // stale in ready lists and timers, like a held one
   }
   out.message = m.stored;
   if (m.pending == 0) {

@@ -109,10 +109,6 @@ bool valid_domain(std::string_view d) {
   return true;
 }
 
-[[noreturn]] void fail(const std::string& where, const std::string& why) {
-  throw ConfigError(where + ": " + why);
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot open: " + base::errno_text(errno));
@@ -127,6 +123,10 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 }
 
 }  // namespace
+
+void fail(const std::string& where, const std::string& why) {
+  throw ConfigError(where + ": " + why);
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

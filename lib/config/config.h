@@ -26,6 +26,9 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Throws ConfigError "where: why" (where: "file:line", or the file).
+[[noreturn]] void fail(const std::string& where, const std::string& why);
+
 using Seconds = std::chrono::seconds;
 using Millis = std::chrono::milliseconds;
 

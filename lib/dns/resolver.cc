@@ -64,6 +64,37 @@ Status combine(Status a, Status b) {
   return rank(a) >= rank(b) ? a : b;
 }
 
+// An MX reply's hosts, each with `host_status`; `status` is the query's or else the parse's.
+struct MxReply {
+  int status;
+  std::vector<MxHost> hosts;
+  bool null_mx = false;  // it named "." (or nothing): RFC 7505
+
+  // Only the null MX: the domain takes no mail.
+  bool no_mail() const { return status == ARES_SUCCESS && hosts.empty() && null_mx; }
+  // No MX records (asked after no_mail): the domain is its own mail exchanger (RFC 5321 5.1).
+  bool implicit() const {
+    return status == ARES_ENODATA || (status == ARES_SUCCESS && hosts.empty());
+  }
+};
+
+MxReply parse_mx(int status, const unsigned char* abuf, int alen, Status host_status) {
+  MxReply r{status, {}};
+  if (status != ARES_SUCCESS) return r;
+  ares_mx_reply* mx = nullptr;
+  r.status = ares_parse_mx_reply(abuf, alen, &mx);
+  for (ares_mx_reply* m = mx; r.status == ARES_SUCCESS && m; m = m->next) {
+    std::string host = m->host ? m->host : "";
+    if (host.empty() || host == ".") {
+      r.null_mx = true;
+      continue;
+    }
+    r.hosts.push_back(MxHost{host, m->priority, host_status, {}});
+  }
+  if (mx) ares_free_data(mx);
+  return r;
+}
+
 }  // namespace
 
 const char* to_string(Status status) {
@@ -384,37 +415,23 @@ Request Resolver::lookup_txt(const std::string& name, ListCallback callback) {
 
 void Resolver::mx_hosts(const std::string& domain, MxCallback done) {
   raw_query(domain, ns_t_mx, [this, domain, done](int status, const unsigned char* abuf, int alen) {
-    std::vector<MxHost> hosts;
-    bool null_mx = false;
-    if (status == ARES_SUCCESS) {
-      ares_mx_reply* mx = nullptr;
-      status = ares_parse_mx_reply(abuf, alen, &mx);
-      for (ares_mx_reply* m = mx; status == ARES_SUCCESS && m; m = m->next) {
-        std::string host = m->host ? m->host : "";
-        if (host.empty() || host == ".") {
-          null_mx = true;
-          continue;
-        }
-        hosts.push_back(MxHost{host, m->priority, Status::TempFail, {}});
-      }
-      if (mx) ares_free_data(mx);
-    }
-    if (status == ARES_SUCCESS && hosts.empty() && null_mx) {
+    MxReply reply = parse_mx(status, abuf, alen, Status::TempFail);
+    if (reply.no_mail()) {
       done(MxResult{Status::PermFail, false, {}});
       return;
     }
-    if (status == ARES_ENODATA || (status == ARES_SUCCESS && hosts.empty())) {
-      // No MX records: the domain is its own mail exchanger (RFC 5321 5.1).
+    if (reply.implicit()) {
       host_addresses(domain, [domain, done](Status s, std::vector<std::string> addrs) {
         MxResult r{s, true, {MxHost{domain, 0, s, std::move(addrs)}}};
         done(r);
       });
       return;
     }
-    if (status != ARES_SUCCESS) {
-      done(MxResult{map_status(status), false, {}});
+    if (reply.status != ARES_SUCCESS) {
+      done(MxResult{map_status(reply.status), false, {}});
       return;
     }
+    std::vector<MxHost> hosts = std::move(reply.hosts);
     // By preference; random among equal preferences (RFC 5321 5.1).
     std::shuffle(hosts.begin(), hosts.end(), random_);
     std::stable_sort(hosts.begin(), hosts.end(),
@@ -462,28 +479,16 @@ Request Resolver::lookup_mx(const std::string& domain, MxNamesCallback callback)
           std::string_view(reinterpret_cast<const char*>(abuf), static_cast<std::size_t>(alen)));
       if (ttl) out.ttl = std::chrono::seconds(ttl->seconds);
     }
-    bool null_mx = false;
-    if (status == ARES_SUCCESS) {
-      ares_mx_reply* mx = nullptr;
-      status = ares_parse_mx_reply(abuf, alen, &mx);
-      for (ares_mx_reply* m = mx; status == ARES_SUCCESS && m; m = m->next) {
-        std::string host = m->host ? m->host : "";
-        if (host.empty() || host == ".") {
-          null_mx = true;
-          continue;
-        }
-        out.hosts.push_back(MxHost{host, m->priority, Status::Ok, {}});
-      }
-      if (mx) ares_free_data(mx);
-    }
-    if (status == ARES_SUCCESS && out.hosts.empty() && null_mx) {
+    MxReply reply = parse_mx(status, abuf, alen, Status::Ok);
+    if (reply.no_mail()) {
       out.status = Status::PermFail;
-    } else if (status == ARES_ENODATA || (status == ARES_SUCCESS && out.hosts.empty())) {
-      out.status = Status::Ok;  // the domain is its own mail exchanger (RFC 5321 5.1)
+    } else if (reply.implicit()) {
+      out.status = Status::Ok;
       out.implicit = true;
     } else {
-      out.status = map_status(status);
+      out.status = map_status(reply.status);
     }
+    out.hosts = std::move(reply.hosts);
     if (out.status == Status::TempFail) out.ttl = std::chrono::seconds(0);
     cb(out);
   });

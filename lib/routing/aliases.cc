@@ -14,11 +14,7 @@ namespace estafette::routing {
 
 namespace {
 
-using config::ConfigError;
-
-[[noreturn]] void fail(const std::string& where, const std::string& why) {
-  throw ConfigError(where + ": " + why);
-}
+using config::fail;
 
 std::string dir_of(const std::string& path) {
   auto slash = path.rfind('/');

@@ -13,11 +13,7 @@ namespace estafette::routing {
 
 namespace {
 
-using config::ConfigError;
-
-[[noreturn]] void fail(const std::string& where, const std::string& why) {
-  throw ConfigError(where + ": " + why);
-}
+using config::fail;
 
 std::string local_of(const std::string& address) {
   auto at = address.rfind('@');

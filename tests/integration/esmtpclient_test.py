@@ -12,13 +12,13 @@ Exit 0 on pass, 1 on failure, 77 to skip.
 import os
 import shutil
 import socket
-import socketserver
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+import harness
 
 BUILD_DIR = os.environ.get("BUILD_DIR", os.getcwd())
 PROGRAM = os.path.join(BUILD_DIR, "estafette-esmtpclient")
@@ -125,18 +125,12 @@ class Module:
 
 
 # ---- a recording SMTP sink ----
-class Sink(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
+class Sink(harness.ThreadedSink):
     def __init__(self, host, port, pipelining=True, size=None, slow=0.0):
         self.pipelining, self.size, self.slow = pipelining, size, slow
-        self.lock = threading.Lock()
-        self.connections = 0
-        self.messages = []  # dicts: conn, sender, rcpts, wire, text
         self.commands = []
-        super().__init__((host, port), SinkHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        # messages: dicts with conn, sender, rcpts, wire, text
+        super().__init__(host, port, SinkHandler)
 
     def server_bind(self):
         if self.slow:  # a small window, so that the client meets a full socket buffer
@@ -153,17 +147,11 @@ class Sink(socketserver.ThreadingTCPServer):
         return False
 
 
-class SinkHandler(socketserver.StreamRequestHandler):
-    def reply(self, text):
-        self.wfile.write(text.encode() + b"\r\n")
-        self.wfile.flush()
-
+class SinkHandler(harness.SinkHandler):
     def handle(self):
         srv = self.server
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with srv.lock:
-            srv.connections += 1
-            conn = srv.connections
+        conn = self.count_connection()
         self.reply("220 sink.test ESMTP test sink")
         sender, rcpts = None, []
         while True:
@@ -225,29 +213,6 @@ class SinkHandler(socketserver.StreamRequestHandler):
                 self.reply("502 5.5.2 command not recognized")
 
 
-def start_dnsmasq(tmp, port):
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    if not os.access(exe, os.X_OK):
-        return None
-    args = [exe, "--keep-in-foreground", "--port=%d" % port, "--listen-address=127.0.0.1",
-            "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--pid-file=", "--log-facility=%s/dnsmasq.log" % tmp, "--local=/test/",
-            "--mx-host=mx.test,dead.mx.test,10", "--mx-host=mx.test,live.mx.test,20",
-            "--host-record=dead.mx.test,127.0.0.3", "--host-record=live.mx.test,127.0.0.1"]
-    if os.geteuid() == 0:
-        args.append("--user=root")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    return None
-
-
 def main():
     if not os.access(PROGRAM, os.X_OK):
         print("skip: %s not built" % PROGRAM)
@@ -272,9 +237,12 @@ def run(tmp, procs):
     port, plain_port, dead_port, dns_port = free_port(), free_port(), free_port(), free_port()
     sink = Sink("127.0.0.1", port)
     plain = Sink("127.0.0.1", plain_port, pipelining=False, size=100000)
-    dns = start_dnsmasq(tmp, dns_port)
-    if dns:
-        procs.append(dns)
+    dns = None
+    if harness.dnsmasq_installed():  # else the MX cases are left out
+        dns = harness.Dnsmasq(tmp, dns_port, [
+            "--mx-host=mx.test,dead.mx.test,10", "--mx-host=mx.test,live.mx.test,20",
+            "--host-record=dead.mx.test,127.0.0.3", "--host-record=live.mx.test,127.0.0.1"])
+        procs.append(dns.start().proc)
 
     config = os.path.join(tmp, "estafette.conf")
     with open(config, "w") as f:

@@ -10,9 +10,11 @@ import shutil
 import signal
 import smtplib
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BUILD_DIR = os.path.abspath(os.environ.get("BUILD_DIR", os.getcwd()))
@@ -50,7 +52,56 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
-class SmtpSink:
+class ServerProcess:
+    """A server process owned by the test, listening on 127.0.0.1:self.port."""
+    port = None
+    proc = None
+
+    def spawn(self, args, what):
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.port), 10, "%s on %d" % (what, self.port))
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class ThreadedSink(socketserver.ThreadingTCPServer):
+    """An SMTP server written in a test (`handler`, a SinkHandler, speaks SMTP) on host:port,
+    serving from a thread of its own; connections and messages are counted under `lock`. A
+    subclass sets its own attributes before calling __init__ (serving starts there)."""
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, host, port, handler):
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.messages = []
+        super().__init__((host, port), handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class SinkHandler(socketserver.StreamRequestHandler):
+    """The handler side of a ThreadedSink: replies, and numbers its connections from 1."""
+
+    def reply(self, text):
+        self.wfile.write(text.encode() + b"\r\n")
+        self.wfile.flush()
+
+    def count_connection(self):
+        with self.server.lock:
+            self.server.connections += 1
+            return self.server.connections
+
+
+class SmtpSink(ServerProcess):
     """Postfix's smtp-sink on a loopback port, dumping each message to a file."""
 
     def __init__(self, tmp, port=None, options=()):
@@ -65,18 +116,9 @@ class SmtpSink:
 
     def start(self):
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        self.proc = subprocess.Popen(
-            [SMTP_SINK] + user + self.options +
-            ["-d", self.dir + "/%H%M%S.", "127.0.0.1:%d" % self.port, "256"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: port_open(self.port), 10, "smtp-sink on %d" % self.port)
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
+        return self.spawn([SMTP_SINK] + user + self.options +
+                          ["-d", self.dir + "/%H%M%S.", "127.0.0.1:%d" % self.port, "256"],
+                          "smtp-sink")
 
     def messages(self):
         out = []
@@ -281,6 +323,38 @@ def run(test):
     sys.exit(0)
 
 
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def dnsmasq_installed():
+    return os.access(DNSMASQ, os.X_OK)
+
+
+def dnsmasq_command(port, log_file, records):
+    """dnsmasq in the foreground on 127.0.0.1:port, authoritative for .test and answering only
+    what `records` (--mx-host=..., --host-record=..., other options) give."""
+    args = [DNSMASQ, "--keep-in-foreground", "--port=%d" % port, "--listen-address=127.0.0.1",
+            "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+            "--pid-file=", "--log-facility=%s" % log_file, "--local=/test/"] + list(records)
+    if os.geteuid() == 0:
+        args.append("--user=root")
+    return args
+
+
+class Dnsmasq(ServerProcess):
+    """dnsmasq_command() as a process owned by the test; start() skips the test when dnsmasq is
+    not installed."""
+
+    def __init__(self, tmp, port, records):
+        self.port, self.records = port, list(records)
+        self.log = os.path.join(tmp, "dnsmasq-%d.log" % port)
+
+    def start(self):
+        if not dnsmasq_installed():
+            skip("dnsmasq is not installed (scripts/install-deps)")
+        return self.spawn(dnsmasq_command(self.port, self.log, self.records), "dnsmasq")
+
+
 class RigDns:
     """A real DNS server for the connection checks, with the records of ../shared/rig's
     dns-start.sh: dnsmasq on 127.0.0.1:port answers the .test zone and hands bl1.test/bl2.test
@@ -297,9 +371,8 @@ class RigDns:
         self.procs = []
 
     def start(self):
-        dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         rbldnsd = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
-        for exe in (dnsmasq, rbldnsd):
+        for exe in (DNSMASQ, rbldnsd):
             if not os.access(exe, os.X_OK):
                 skip(exe + " is not installed (scripts/install-deps)")
         with open(os.path.join(self.dir, "bl1.zone"), "w") as f:
@@ -312,19 +385,14 @@ class RigDns:
             [rbldnsd, "-n", "-b", "127.0.0.1/%d" % bl_port, "-w", self.dir,
              "bl1.test:ip4set:bl1.zone", "bl2.test:ip4set:bl2.zone"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        args = [dnsmasq, "--keep-in-foreground", "--port=%d" % self.port,
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                "--conf-file=/dev/null", "--pid-file=", "--log-facility=%s/dnsmasq.log" % self.dir,
-                "--local=/test/",
-                "--server=/bl1.test/127.0.0.1#%d" % bl_port,
-                "--server=/bl2.test/127.0.0.1#%d" % bl_port,
-                "--host-record=client.test,127.0.0.1", "--host-record=spammer.test,127.0.0.9",
-                "--ptr-record=1.0.0.127.in-addr.arpa,client.test",
-                "--ptr-record=2.0.0.127.in-addr.arpa,spammer.test",
-                "--host-record=mx.sink.test,127.0.0.1",
-                "--mx-host=example.test,mx.sink.test,10", "--mx-host=nullmx.test,.,0"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
+        args = dnsmasq_command(self.port, os.path.join(self.dir, "dnsmasq.log"), [
+            "--server=/bl1.test/127.0.0.1#%d" % bl_port,
+            "--server=/bl2.test/127.0.0.1#%d" % bl_port,
+            "--host-record=client.test,127.0.0.1", "--host-record=spammer.test,127.0.0.9",
+            "--ptr-record=1.0.0.127.in-addr.arpa,client.test",
+            "--ptr-record=2.0.0.127.in-addr.arpa,spammer.test",
+            "--host-record=mx.sink.test,127.0.0.1",
+            "--mx-host=example.test,mx.sink.test,10", "--mx-host=nullmx.test,.,0"])
         self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL))
         wait_for(lambda: port_open(self.port), 10, "dnsmasq on %d" % self.port)
@@ -338,13 +406,12 @@ class RigDns:
         self.procs = []
 
 
-class Identd:
+class Identd(ServerProcess):
     """oidentd (RFC 1413) on 127.0.0.1:113; needs root. An oidentd already answering there
     (another test's) is used as it is."""
 
     def __init__(self, tmp):
         self.dir = os.path.join(tmp, "identd")
-        self.proc = None
 
     def start(self):
         if os.geteuid() != 0:
@@ -362,12 +429,6 @@ class Identd:
         if self.proc.poll() is not None and not port_open(113):
             raise AssertionError("oidentd did not start")
         return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
 
 
 def smtp_from(source_ip, port, timeout=30):

@@ -14,50 +14,32 @@ SMTP sinks (recording sinks written here, on 127.0.0.1 and 127.0.0.2, port esmtp
 """
 import json
 import os
-import shutil
 import socket
-import socketserver
 import subprocess
-import threading
 import time
 
 import harness
 
 
-class Sink(socketserver.ThreadingTCPServer):
+class Sink(harness.ThreadedSink):
     """An SMTP sink recording connections, sessions at once and each message's arrival."""
-    allow_reuse_address = True
-    daemon_threads = True
 
     def __init__(self, host, port, hold=0.0):
         self.hold = hold
-        self.lock = threading.Lock()
-        self.connections = 0
         self.active = 0
         self.max_active = 0
-        self.messages = []  # (time of MAIL, conn, rcpts)
-        super().__init__((host, port), SinkHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.shutdown()
-        self.server_close()
+        super().__init__(host, port, SinkHandler)  # messages: (time of MAIL, conn, rcpts)
 
     def count(self):
         with self.lock:
             return len(self.messages)
 
 
-class SinkHandler(socketserver.StreamRequestHandler):
-    def reply(self, text):
-        self.wfile.write(text.encode() + b"\r\n")
-        self.wfile.flush()
-
+class SinkHandler(harness.SinkHandler):
     def handle(self):
         srv = self.server
+        conn = self.count_connection()
         with srv.lock:
-            srv.connections += 1
-            conn = srv.connections
             srv.active += 1
             srv.max_active = max(srv.max_active, srv.active)
         try:
@@ -99,31 +81,11 @@ class SinkHandler(socketserver.StreamRequestHandler):
                 self.reply("502 5.5.2 no")
 
 
-class Dnsmasq:
-    RECORDS = ["--mx-host=a.test,mx.site.test,10", "--mx-host=b.test,mx.site.test,10",
-               "--mx-host=c.test,mx.site.test,20", "--host-record=mx.site.test,127.0.0.1",
-               "--mx-host=rate.test,mx.rate.test,10", "--host-record=mx.rate.test,127.0.0.2"]
-
-    def __init__(self, tmp, port):
-        self.port, self.tmp, self.proc = port, tmp, None
-
-    def start(self):
-        exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        if not os.access(exe, os.X_OK):
-            harness.skip("dnsmasq is not installed (scripts/install-deps)")
-        args = [exe, "--keep-in-foreground", "--port=%d" % self.port,
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                "--conf-file=/dev/null", "--pid-file=", "--local-ttl=30",
-                "--log-facility=%s/dnsmasq-%d.log" % (self.tmp, self.port), "--local=/test/"]
-        args += self.RECORDS + (["--user=root"] if os.geteuid() == 0 else [])
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        harness.wait_for(lambda: harness.port_open(self.port), 10, "dnsmasq on %d" % self.port)
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+# MX records for sites_and_rate: a, b and c.test share mx.site.test; rate.test has its own host.
+SITE_RECORDS = ["--local-ttl=30",
+                "--mx-host=a.test,mx.site.test,10", "--mx-host=b.test,mx.site.test,10",
+                "--mx-host=c.test,mx.site.test,20", "--host-record=mx.site.test,127.0.0.1",
+                "--mx-host=rate.test,mx.rate.test,10", "--host-record=mx.rate.test,127.0.0.2"]
 
 
 def estafette(mta, *args):
@@ -158,7 +120,7 @@ def sites_and_rate(tmp, stoppers):
     stoppers.append(site_sink)
     rate_sink = Sink("127.0.0.2", smtp_port)
     stoppers.append(rate_sink)
-    stoppers.append(Dnsmasq(tmp, dns_port).start())
+    stoppers.append(harness.Dnsmasq(tmp, dns_port, SITE_RECORDS).start())
     dests = os.path.join(tmp, "destinations")
     with open(dests, "w") as f:
         f.write("# the site of b.test (shared by a.test and c.test)\n"
@@ -240,8 +202,8 @@ def silent_dns(tmp, stoppers):
 
     # The DNS server comes back on the same port; flush delivers at once (retry_base is 60 s).
     silent.close()
-    dns = Dnsmasq(tmp, dns_port)
-    dns.RECORDS = ["--mx-host=a.test,mx.site.test,10", "--host-record=mx.site.test,127.0.0.1"]
+    dns = harness.Dnsmasq(tmp, dns_port, ["--local-ttl=30", "--mx-host=a.test,mx.site.test,10",
+                                          "--host-record=mx.site.test,127.0.0.1"])
     stoppers.append(dns.start())
     r = estafette(mta, "flush")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -3,50 +3,38 @@
 #include <gtest/gtest.h>
 
 #include "courierd/scheduler.h"
+#include "tests/unit/courierd/scheduler_fixture.h"
 
 namespace estafette::courierd {
 namespace {
 
 using namespace std::chrono_literals;
 
-const Time kT0 = Time(Millis(1'700'000'000'000));
-
 Limits warn_limits() {
-  Limits l;
-  l.retry_base = 1000ms;
-  l.retry_max = 10000ms;
-  l.host_backoff = 2000ms;
-  l.queue_lifetime = 3600s;
+  Limits l = fast_limits();
   l.warn_time = 60s;
   return l;
 }
 
-queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts,
-                             std::vector<queue::RecipientDsn> dsn = {},
-                             std::string sender = "sender@origin.test") {
-  queue::StoredMessage m;
-  m.envelope.id = id;
+// A message with the recipients' NOTIFY/ORCPT and its sender ("" is the null sender).
+queue::StoredMessage dsn_message(const std::string& id, std::vector<std::string> rcpts,
+                                 std::vector<queue::RecipientDsn> dsn,
+                                 std::string sender = "sender@origin.test") {
+  queue::StoredMessage m = message(id, std::move(rcpts));
   m.envelope.sender = std::move(sender);
-  m.envelope.arrival =
-      std::chrono::duration_cast<std::chrono::seconds>(kT0.time_since_epoch()).count();
-  m.envelope.recipients = std::move(rcpts);
   m.envelope.dsn = std::move(dsn);
-  m.path = "/queue/msg/" + id;
-  m.done.assign(m.envelope.recipients.size(), false);
   return m;
 }
 
-struct Fixture {
-  explicit Fixture(Limits limits = warn_limits()) : scheduler(config, limits, [] { return 0.5; }) {}
-  config::Config config;
-  Scheduler scheduler;
+struct Fixture : SchedulerFixture {
+  explicit Fixture(Limits limits = warn_limits()) : SchedulerFixture(limits) {}
 };
 
 TEST(CourierdDelayWarning, OnceAfterWarnTimeForRecipientsThatWantIt) {
   Fixture f;
   f.scheduler.add(
-      message("Q1", {"a@x.test", "b@x.test", "c@x.test", "d@x.test"},
-              {{"", ""}, {"NEVER", ""}, {"SUCCESS,FAILURE", ""}, {"DELAY", "rfc822;D"}}),
+      dsn_message("Q1", {"a@x.test", "b@x.test", "c@x.test", "d@x.test"},
+                  {{"", ""}, {"NEVER", ""}, {"SUCCESS,FAILURE", ""}, {"DELAY", "rfc822;D"}}),
       kT0);
   // The warning time is a wakeup of its own.
   auto job = f.scheduler.next_job(kT0);
@@ -73,9 +61,9 @@ TEST(CourierdDelayWarning, OnceAfterWarnTimeForRecipientsThatWantIt) {
 TEST(CourierdDelayWarning, NoneWhenDeliveredInTimeOrNotWanted) {
   Fixture f;
   f.scheduler.add(message("Q1", {"a@x.test"}), kT0);
-  f.scheduler.add(message("Q2", {"a@x.test"}, {}, ""), kT0);             // null sender
-  f.scheduler.add(message("Q3", {"a@x.test"}, {{"NEVER", ""}}), kT0);    // NOTIFY=NEVER
-  f.scheduler.add(message("Q4", {"a@x.test"}, {{"FAILURE", ""}}), kT0);  // no DELAY
+  f.scheduler.add(dsn_message("Q2", {"a@x.test"}, {}, ""), kT0);             // null sender
+  f.scheduler.add(dsn_message("Q3", {"a@x.test"}, {{"NEVER", ""}}), kT0);    // NOTIFY=NEVER
+  f.scheduler.add(dsn_message("Q4", {"a@x.test"}, {{"FAILURE", ""}}), kT0);  // no DELAY
   while (auto job = f.scheduler.next_job(kT0)) {
     if (job->queue_id == "Q1")
       f.scheduler.complete(job->id, {{Outcome::Delivered, "250 ok"}}, false, kT0 + 1s);

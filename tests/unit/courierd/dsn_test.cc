@@ -72,6 +72,13 @@ DsnRequest sample_request() {
   return r;
 }
 
+// compose_dsn()'s notice in plain form (un-dot-stuffed, LF line ends).
+std::string plain_dsn(const DsnRequest& r) {
+  std::string plain;
+  smtp::Unstuffer(true).feed(compose_dsn(r), plain);
+  return plain;
+}
+
 // Splits a plain message into header fields (name -> value, continuation lines unfolded) and body.
 std::pair<std::multimap<std::string, std::string>, std::string> split_message(
     const std::string& text) {
@@ -122,8 +129,7 @@ TEST(CourierdDsn, WireFormIsCrlfAndDotStuffed) {
 }
 
 TEST(CourierdDsn, ParsesBackAsMultipartReport) {
-  std::string plain;
-  smtp::Unstuffer(true).feed(compose_dsn(sample_request()), plain);
+  std::string plain = plain_dsn(sample_request());
   auto [headers, body] = split_message(plain);
   EXPECT_EQ(field(headers, "From"), "MAILER-DAEMON@mx.estafette.test (Mail Delivery System)");
   EXPECT_EQ(field(headers, "To"), "<alice@origin.test>");
@@ -267,8 +273,7 @@ TEST(CourierdDsn, OriginalEnvelopeIdAndRecipient) {
   r.envid = "QQ+2B1";
   r.recipients[0].orcpt = "rfc822;Bob+2Bx@remote.test";
   r.recipients[1].orcpt = "rfc822;+zz";  // unreadable: the recipient as received
-  std::string plain;
-  smtp::Unstuffer(true).feed(compose_dsn(r), plain);
+  std::string plain = plain_dsn(r);
   auto groups = report_groups(plain);
   ASSERT_EQ(groups.size(), 4u);
   EXPECT_EQ(field(groups[0], "Original-Envelope-Id"), "QQ+1");
@@ -276,8 +281,7 @@ TEST(CourierdDsn, OriginalEnvelopeIdAndRecipient) {
   EXPECT_EQ(field(groups[2], "Original-Recipient"), "rfc822; carol@remote.test");
   EXPECT_EQ(field(groups[3], "Original-Recipient"), "rfc822; dave@local.test");
   // No ENVID, no Original-Envelope-Id.
-  plain.clear();
-  smtp::Unstuffer(true).feed(compose_dsn(sample_request()), plain);
+  plain = plain_dsn(sample_request());
   EXPECT_EQ(report_groups(plain)[0].count("Original-Envelope-Id"), 0u);
 }
 
@@ -286,8 +290,7 @@ TEST(CourierdDsn, DelayWarningAndSuccessNotices) {
   r.retry_until = 1700086400;
   r.recipients = {{"bob@remote.test", "451 4.4.1 no answer", "", false, DsnAction::Delayed},
                   {"eve@remote.test", "", "", false, DsnAction::Delayed}};
-  std::string plain;
-  smtp::Unstuffer(true).feed(compose_dsn(r), plain);
+  std::string plain = plain_dsn(r);
   EXPECT_NE(plain.find("Subject: Delayed Mail (still being retried)\n"), std::string::npos);
   auto groups = report_groups(plain);
   ASSERT_EQ(groups.size(), 3u);
@@ -300,8 +303,7 @@ TEST(CourierdDsn, DelayWarningAndSuccessNotices) {
 
   r.recipients = {{"bob@local.test", "250 2.0.0 ok", "", false, DsnAction::Delivered},
                   {"carol@remote.test", "250 queued", "mx.remote.test", false, DsnAction::Relayed}};
-  plain.clear();
-  smtp::Unstuffer(true).feed(compose_dsn(r), plain);
+  plain = plain_dsn(r);
   EXPECT_NE(plain.find("Subject: Successful Mail Delivery Report\n"), std::string::npos);
   groups = report_groups(plain);
   ASSERT_EQ(groups.size(), 3u);

@@ -5,9 +5,6 @@
 // destinations file's domains name their sites' limits.
 #include "courierd/mx_sites.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -142,18 +139,13 @@ TEST_F(SitesTest, ConcurrentLookupsShareOneQuery) {
 }
 
 TEST_F(SitesTest, SilentServerGivesTheDomainAfterTheTimeout) {
-  // A bound UDP socket that never answers.
-  int s = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = 0;
+  base::UniqueFd silent = estafette::testing::silent_udp(port);
+  ASSERT_GT(port, 0);
   config::DestinationTable table;
   table.domains["a.test"] = config::DestinationLimits{2, 0ms, 0};
   {
-    Sites sites(loop_, options(ntohs(a.sin_port)), table);
+    Sites sites(loop_, options(port), table);
     sites.start();  // the file's domain: no answer, nothing learned
     auto start = event::Clock::now();
     EXPECT_EQ(key_of(sites, "b.test"), "b.test");
@@ -166,7 +158,6 @@ TEST_F(SitesTest, SilentServerGivesTheDomainAfterTheTimeout) {
     sites.resolve("c.test", [&](const std::string&) { late = true; });
     (void)late;
   }
-  ::close(s);
 }
 
 TEST_F(SitesTest, TheFilesDomainsNameTheirSitesLimits) {

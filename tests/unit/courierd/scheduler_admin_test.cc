@@ -5,51 +5,21 @@
 #include <algorithm>
 
 #include "courierd/scheduler.h"
+#include "tests/unit/courierd/scheduler_fixture.h"
 
 namespace estafette::courierd {
 namespace {
 
 using namespace std::chrono_literals;
 
-const Time kT0 = Time(Millis(1'700'000'000'000));
-
-Limits limits() {
-  Limits l;
-  l.retry_base = 1000ms;
-  l.retry_max = 10000ms;
-  l.host_backoff = 2000ms;
-  l.queue_lifetime = 3600s;
-  return l;
-}
-
-queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts) {
-  queue::StoredMessage m;
-  m.envelope.id = id;
-  m.envelope.sender = "sender@origin.test";
-  m.envelope.arrival = 1'700'000'000;
-  m.envelope.recipients = std::move(rcpts);
-  m.body_size = 321;
-  m.done.assign(m.envelope.recipients.size(), false);
-  return m;
-}
-
-struct Fixture {
-  Fixture() : scheduler(config, limits(), [] { return 0.5; }) {
+struct Fixture : SchedulerFixture {
+  Fixture() : SchedulerFixture(fast_limits()) {
     config.routes.exact["routed.test"] = config::HostPort{"127.0.0.1", 9};
-  }
-  std::vector<Job> drain(Time now) {
-    std::vector<Job> jobs;
-    while (auto j = scheduler.next_job(now)) jobs.push_back(*j);
-    return jobs;
   }
   void fail_all(Time now, bool host_failed, const std::string& reply) {
     for (auto& j : drain(now))
-      scheduler.complete(j.id,
-                         std::vector<RcptOutcome>(j.recipients.size(), {Outcome::TempFail, reply}),
-                         host_failed, now);
+      scheduler.complete(j.id, all(j, Outcome::TempFail, reply), host_failed, now);
   }
-  config::Config config;
-  Scheduler scheduler;
 };
 
 const ipc::QueueEntry& entry(const std::vector<ipc::QueueEntry>& all, const std::string& id) {
@@ -60,11 +30,12 @@ const ipc::QueueEntry& entry(const std::vector<ipc::QueueEntry>& all, const std:
 
 TEST(SchedulerAdmin, SnapshotShowsAttemptsNextRetryAndLastError) {
   Fixture f;
-  f.scheduler.add(message("m1", {"a@routed.test", "b@other.test"}), kT0);
+  auto m = message("m1", {"a@routed.test", "b@other.test"});
+  m.body_size = 321;
+  f.scheduler.add(m, kT0);
   for (auto& j : f.drain(kT0)) {
     Outcome o = j.destination == "other.test" ? Outcome::Delivered : Outcome::TempFail;
-    f.scheduler.complete(j.id, std::vector<RcptOutcome>(j.recipients.size(), {o, "451 later"}),
-                         false, kT0);
+    f.scheduler.complete(j.id, all(j, o, "451 later"), false, kT0);
   }
   auto snap = f.scheduler.snapshot(kT0);
   ASSERT_EQ(snap.size(), 1u);

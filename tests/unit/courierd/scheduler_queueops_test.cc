@@ -7,43 +7,17 @@
 #include <algorithm>
 
 #include "courierd/scheduler.h"
+#include "tests/unit/courierd/scheduler_fixture.h"
 
 namespace estafette::courierd {
 namespace {
 
 using namespace std::chrono_literals;
 
-const Time kT0 = Time(Millis(1'700'000'000'000));
-
-Limits limits() {
-  Limits l;
-  l.retry_base = 1000ms;
-  l.retry_max = 10000ms;
-  l.host_backoff = 2000ms;
-  l.queue_lifetime = 3600s;
-  return l;
-}
-
-queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts) {
-  queue::StoredMessage m;
-  m.envelope.id = id;
-  m.envelope.sender = "sender@origin.test";
-  m.envelope.arrival = 1'700'000'000;
-  m.envelope.recipients = std::move(rcpts);
-  m.done.assign(m.envelope.recipients.size(), false);
-  return m;
-}
-
-struct Fixture {
-  Fixture() : scheduler(config, limits(), [] { return 0.5; }) {}
-  std::vector<Job> drain(Time now) {
-    std::vector<Job> jobs;
-    while (auto j = scheduler.next_job(now)) jobs.push_back(*j);
-    return jobs;
-  }
+struct Fixture : SchedulerFixture {
+  Fixture() : SchedulerFixture(fast_limits()) {}
   JobReport finish(const Job& j, Outcome o, Time now, const std::string& reply = "451 later") {
-    return scheduler.complete(j.id, std::vector<RcptOutcome>(j.recipients.size(), {o, reply}),
-                              false, now);
+    return scheduler.complete(j.id, all(j, o, reply), false, now);
   }
   static const Job& to(const std::vector<Job>& jobs, const std::string& dest) {
     auto it =
@@ -57,8 +31,6 @@ struct Fixture {
       for (auto& r : e.recipients) out.push_back(r.state);
     return out;
   }
-  config::Config config;
-  Scheduler scheduler;
 };
 
 TEST(SchedulerQueueOps, HoldStopsAttemptsUntilRelease) {

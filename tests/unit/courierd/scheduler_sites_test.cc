@@ -7,45 +7,25 @@
 #include <set>
 
 #include "courierd/scheduler.h"
+#include "tests/unit/courierd/scheduler_fixture.h"
 
 namespace estafette::courierd {
 namespace {
 
 using namespace std::chrono_literals;
 
-const Time kT0 = Time(Millis(1'700'000'000'000));
 const std::string kSite = "mx:mx.site.test";
 
+// MAXHOST 2, the rest as the defaults (MAXDELS and MAXRCPT 100).
 Limits test_limits() {
-  Limits l;
-  l.max_deliveries = 100;
+  Limits l = fast_limits();
   l.max_per_host = 2;
   l.initial_per_host = 2;
-  l.max_rcpt = 100;
-  l.retry_base = 1000ms;
-  l.retry_max = 10000ms;
-  l.host_backoff = 2000ms;
-  l.queue_lifetime = 3600s;
-  l.requeue_delay = 500ms;
   return l;
 }
 
-queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts) {
-  queue::StoredMessage m;
-  m.envelope.id = id;
-  m.envelope.sender = "sender@origin.test";
-  m.envelope.arrival =
-      std::chrono::duration_cast<std::chrono::seconds>(kT0.time_since_epoch()).count();
-  m.envelope.recipients = std::move(rcpts);
-  m.path = "/queue/msg/" + id;
-  m.body_size = 100;
-  m.done.assign(m.envelope.recipients.size(), false);
-  return m;
-}
-
-struct SiteFixture {
-  explicit SiteFixture(Limits limits = test_limits())
-      : scheduler(config, limits, [] { return 0.5; }) {
+struct SiteFixture : SchedulerFixture {
+  explicit SiteFixture(Limits limits = test_limits()) : SchedulerFixture(limits) {
     // a.test, b.test and c.test share one MX host; other.test is on its own.
     router = [this](const std::string& rcpt, bool program) {
       Destination d = destination_for(config, routing::Router(config), rcpt, program);
@@ -59,20 +39,9 @@ struct SiteFixture {
   Scheduler::AddResult add(const std::string& id, std::vector<std::string> rcpts) {
     return scheduler.add(message(id, std::move(rcpts)), kT0, router);
   }
-  std::vector<Job> drain(Time now) {
-    std::vector<Job> jobs;
-    while (auto j = scheduler.next_job(now)) jobs.push_back(*j);
-    return jobs;
-  }
-  config::Config config;
   config::DestinationLimits site_limits;
   Scheduler::RouteFn router;
-  Scheduler scheduler;
 };
-
-std::vector<RcptOutcome> all(const Job& job, Outcome o) {
-  return std::vector<RcptOutcome>(job.recipients.size(), RcptOutcome{o, "250 ok"});
-}
 
 TEST(SchedulerSites, DomainsOfOneSiteShareMaxHost) {
   SiteFixture f;

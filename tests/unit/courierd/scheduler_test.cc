@@ -9,12 +9,12 @@
 #include <map>
 #include <set>
 
+#include "tests/unit/courierd/scheduler_fixture.h"
+
 namespace estafette::courierd {
 namespace {
 
 using namespace std::chrono_literals;
-
-const Time kT0 = Time(Millis(1'700'000'000'000));
 
 config::Config test_config() {
   config::Config c;
@@ -24,50 +24,18 @@ config::Config test_config() {
 }
 
 Limits test_limits() {
-  Limits l;
+  Limits l = fast_limits();
   l.max_deliveries = 100;
   l.max_per_host = 10;
   l.initial_per_host = 5;
   l.max_rcpt = 100;
-  l.retry_base = 1000ms;
-  l.retry_max = 10000ms;
-  l.host_backoff = 2000ms;
-  l.queue_lifetime = 3600s;
   l.requeue_delay = 500ms;
   return l;
 }
 
-queue::StoredMessage message(const std::string& id, std::vector<std::string> rcpts,
-                             Time arrival = kT0) {
-  queue::StoredMessage m;
-  m.envelope.id = id;
-  m.envelope.sender = "sender@origin.test";
-  m.envelope.arrival =
-      std::chrono::duration_cast<std::chrono::seconds>(arrival.time_since_epoch()).count();
-  m.envelope.recipients = std::move(rcpts);
-  m.path = "/queue/msg/" + id;
-  m.body_size = 100;
-  m.done.assign(m.envelope.recipients.size(), false);
-  return m;
-}
-
-std::vector<RcptOutcome> all(const Job& job, Outcome o, const std::string& reply = "") {
-  return std::vector<RcptOutcome>(job.recipients.size(), RcptOutcome{o, reply});
-}
-
-struct Fixture {
+struct Fixture : SchedulerFixture {
   explicit Fixture(Limits limits = test_limits(), double random = 0.5)
-      : config(test_config()), scheduler(config, limits, [this] { return random_value; }) {
-    random_value = random;
-  }
-  std::vector<Job> drain(Time now) {
-    std::vector<Job> jobs;
-    while (auto j = scheduler.next_job(now)) jobs.push_back(*j);
-    return jobs;
-  }
-  config::Config config;
-  double random_value = 0.5;
-  Scheduler scheduler;
+      : SchedulerFixture(limits, test_config(), random) {}
 };
 
 TEST(CourierdScheduler, DestinationForRecipients) {

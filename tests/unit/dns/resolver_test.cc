@@ -2,11 +2,8 @@
 // once for the suite (skipped when dnsmasq is missing or cannot start).
 #include "lib/dns/resolver.h"
 
-#include <arpa/inet.h>
 #include <arpa/nameser.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -273,15 +270,11 @@ TEST_F(ResolverTest, DeadServerIsTempFailAtOnce) {
 
 TEST_F(ResolverTest, SilentServerTimesOut) {
   // A bound UDP socket that never answers: c-ares must retry and give up on its timer.
-  int s = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = 0;
+  base::UniqueFd silent_socket = estafette::testing::silent_udp(port);
+  ASSERT_GT(port, 0);
   ResolverOptions o;
-  o.servers = {"127.0.0.1:" + std::to_string(ntohs(a.sin_port))};
+  o.servers = {"127.0.0.1:" + std::to_string(port)};
   o.timeout = 200ms;
   o.tries = 2;
   {
@@ -306,7 +299,6 @@ TEST_F(ResolverTest, SilentServerTimesOut) {
     (void)pending;
     EXPECT_FALSE(late);
   }
-  ::close(s);
 }
 
 TEST(ReverseName, Formats) {

@@ -7,20 +7,10 @@
 
 #include "lib/config/config.h"
 #include "lib/routing/aliases.h"
+#include "tests/unit/routing/memory_files.h"
 
 namespace estafette::routing {
 namespace {
-
-FileReader memory(std::map<std::string, std::string> files) {
-  return [files](const std::string& path, std::string* error) -> std::optional<FileContent> {
-    auto it = files.find(path);
-    if (it == files.end()) {
-      *error = "cannot open: No such file or directory";
-      return std::nullopt;
-    }
-    return FileContent{it->second, 1000};
-  };
-}
 
 std::string error_of(const std::string& text, std::map<std::string, std::string> files = {}) {
   try {
@@ -84,7 +74,8 @@ TEST(RoutingAliases, IncludesRelativeNestedAndOwned) {
                              memory({{"/etc/mail/lists/team",
                                       "# members\nann, ben\n"
                                       ":include:/abs/more\n"},
-                                     {"/abs/more", "\"|/bin/log\"\n"}}));
+                                     {"/abs/more", "\"|/bin/log\"\n"}},
+                                    1000));
   const Alias* team = map.find("team");
   ASSERT_TRUE(team);
   ASSERT_EQ(team->targets.size(), 4u);

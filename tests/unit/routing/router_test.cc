@@ -11,20 +11,10 @@
 
 #include "lib/config/config.h"
 #include "lib/routing/router.h"
+#include "tests/unit/routing/memory_files.h"
 
 namespace estafette::routing {
 namespace {
-
-FileReader memory(std::map<std::string, std::string> files) {
-  return [files](const std::string& path, std::string* error) -> std::optional<FileContent> {
-    auto it = files.find(path);
-    if (it == files.end()) {
-      *error = "cannot open: No such file or directory";
-      return std::nullopt;
-    }
-    return FileContent{it->second, 0};
-  };
-}
 
 config::Config base_config() {
   config::Config c;
