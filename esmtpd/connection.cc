@@ -357,32 +357,11 @@ void Connection::filter_whole_message() {
                                        ": the filters removed every recipient; discarded");
                        verdict.action = A::Discard;
                      } else {
-                       queue::Envelope qenv;
+                       auto qenv = queue_envelope(fenv.sender, fenv.recipients);
                        qenv.id = filter_id_;
-                       qenv.arrival = std::time(nullptr);
-                       qenv.sender = fenv.sender;
-                       qenv.client_ip = session_.client().ip;
-                       qenv.helo = env.helo;
-                       auto expanded = routing::expand_recipients(*ctx_.router, fenv.recipients);
-                       qenv.recipients = std::move(expanded.recipients);
-                       qenv.programs = std::move(expanded.programs);
-                       set_dsn(qenv, env, fenv.recipients, expanded.origin);
-                       append_failed_ = false;
-                       queue_error_ = 0;
-                       try {
-                         message_ = ctx_.backend.create(std::move(qenv));
-                         if (!message_->append(smtp::stuff(filters::render_message(*parsed))))
-                           append_failed_ = true;
-                       } catch (const std::system_error& e) {
-                         logger().error(std::string("cannot create a queue file: ") + e.what());
-                         message_.reset();
+                       if (create_record(std::move(qenv)) &&
+                           !message_->append(smtp::stuff(filters::render_message(*parsed))))
                          append_failed_ = true;
-                         queue_error_ = e.code().value();
-                       } catch (const std::exception& e) {
-                         logger().error(std::string("cannot create a queue file: ") + e.what());
-                         message_.reset();
-                         append_failed_ = true;
-                       }
                      }
                    }
                    filter_id_.clear();
@@ -550,34 +529,41 @@ void Connection::begin_data() {
     filter_buffer_ = session_.received_header(filter_id_, std::time(nullptr));
     return;
   }
-  queue::Envelope qenv;
-  qenv.arrival = std::time(nullptr);
-  qenv.sender = env.sender;
-  qenv.client_ip = session_.client().ip;
-  qenv.helo = env.helo;
-  auto expanded = routing::expand_recipients(*ctx_.router, env.recipients);
-  qenv.recipients = std::move(expanded.recipients);
-  qenv.programs = std::move(expanded.programs);
-  set_dsn(qenv, env, env.recipients, expanded.origin);
-  append_failed_ = false;
-  queue_error_ = 0;
-  data_.reset();
-  try {
-    message_ = ctx_.backend.create(std::move(qenv));
-  } catch (const std::system_error& e) {
-    logger().error(std::string("cannot create a queue file: ") + e.what());
-    message_.reset();
-    append_failed_ = true;
-    queue_error_ = e.code().value();
-    return;
-  } catch (const std::exception& e) {
-    logger().error(std::string("cannot create a queue file: ") + e.what());
-    message_.reset();
-    append_failed_ = true;
-    return;
-  }
+  if (!create_record(queue_envelope(env.sender, env.recipients))) return;
   auto received = session_.received_header(message_->envelope().id, std::time(nullptr));
   if (!message_->append(received)) append_failed_ = true;
+}
+
+queue::Envelope Connection::queue_envelope(const std::string& sender,
+                                           const std::vector<std::string>& recipients) const {
+  const auto& env = session_.envelope();
+  queue::Envelope q;
+  q.arrival = std::time(nullptr);
+  q.sender = sender;
+  q.client_ip = session_.client().ip;
+  q.helo = env.helo;
+  auto expanded = routing::expand_recipients(*ctx_.router, recipients);
+  q.recipients = std::move(expanded.recipients);
+  q.programs = std::move(expanded.programs);
+  set_dsn(q, env, recipients, expanded.origin);
+  return q;
+}
+
+bool Connection::create_record(queue::Envelope envelope) {
+  append_failed_ = false;
+  queue_error_ = 0;
+  try {
+    message_ = ctx_.backend.create(std::move(envelope));
+    return true;
+  } catch (const std::system_error& e) {
+    logger().error(std::string("cannot create a queue file: ") + e.what());
+    queue_error_ = e.code().value();
+  } catch (const std::exception& e) {
+    logger().error(std::string("cannot create a queue file: ") + e.what());
+  }
+  message_.reset();
+  append_failed_ = true;
+  return false;
 }
 
 void Connection::commit() {

@@ -92,6 +92,12 @@ class Connection final {
   milter::Macros connect_macros() const;
   void begin_data();
   void commit();
+  // The queue envelope of this session's message from `sender` and `recipients` (the session's,
+  // or the filters' changes of them): aliases expanded, each recipient with its DSN.
+  queue::Envelope queue_envelope(const std::string& sender,
+                                 const std::vector<std::string>& recipients) const;
+  // Starts the queue record in message_; false (append_failed_, queue_error_ set) if it cannot.
+  bool create_record(queue::Envelope envelope);
   void send(const std::string& text);
   void flush();
   void update_interest();
