@@ -664,16 +664,23 @@ std::vector<DsnRecipient> Courierd::bounce_recipients(const queue::Envelope& env
 }
 
 void Courierd::send_delay_warnings(Time now) {
+  std::vector<queue::QueueId> warned;
   for (auto& w : scheduler_.take_delay_warnings(now)) {
     std::vector<DsnRecipient> delayed;
     for (const auto& r : w.recipients)
       delayed.push_back({r.recipient, r.last_error, "", false, DsnAction::Delayed,
                          w.message.envelope.dsn_of(r.rcpt_index).orcpt});
-    send_notice(w.message, delayed, now, ms_of(w.expires) / 1000);
+    if (send_notice(w.message, delayed, now, ms_of(w.expires) / 1000))
+      warned.push_back(w.message.envelope.id);
   }
+  // So that a restarted courierd does not warn again. Not fsynced: a crash before the state
+  // reaches the disk repeats one warning per message at worst.
+  if (!warned.empty() && !backend_.set_warned(warned))
+    logger().error("cannot record the delay warnings sent for " + std::to_string(warned.size()) +
+                   " message(s): a restart may send them again");
 }
 
-void Courierd::send_notice(const queue::StoredMessage& original,
+bool Courierd::send_notice(const queue::StoredMessage& original,
                            const std::vector<DsnRecipient>& recipients, Time now,
                            std::int64_t retry_until) {
   const auto& env = original.envelope;
@@ -684,7 +691,7 @@ void Courierd::send_notice(const queue::StoredMessage& original,
     if (action == DsnAction::Failed)
       logger().warning("double-bounce id=" + env.id +
                        " nrcpt=" + std::to_string(recipients.size()) + " dropped (null sender)");
-    return;
+    return true;
   }
   DsnRequest req;
   req.hostname = config_.hostname;
@@ -723,7 +730,7 @@ void Courierd::send_notice(const queue::StoredMessage& original,
   if (!written) {
     logger().error("cannot queue the " + kind + " notice for id=" + env.id + " to=<" + env.sender +
                    ">");
-    return;
+    return false;
   }
   // "bounce id=..." as before for failures; "dsn action=..." for the other notices.
   if (action == DsnAction::Failed)
@@ -732,6 +739,7 @@ void Courierd::send_notice(const queue::StoredMessage& original,
     logger().information("dsn action=" + kind + " id=" + env.id + " dsn=" + dsn_id + " to=<" +
                          env.sender + "> nrcpt=" + std::to_string(recipients.size()));
   if (auto m = backend_.load(dsn_id)) schedule(std::move(*m), false);
+  return true;
 }
 
 void Courierd::on_module_down(const std::string& module_name,

@@ -109,8 +109,8 @@ class Courierd final {
   void schedule_expiry();
   void expire_held(Time now);
   // Queues one notice (all recipients share its action) to the original's sender, with the
-  // null sender; none when the original had the null sender.
-  void send_notice(const queue::StoredMessage& original,
+  // null sender; none when the original had the null sender. False if it could not be queued.
+  bool send_notice(const queue::StoredMessage& original,
                    const std::vector<DsnRecipient>& recipients, Time now,
                    std::int64_t retry_until = 0);
   void send_delay_warnings(Time now);  // those the scheduler has due

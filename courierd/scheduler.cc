@@ -124,8 +124,9 @@ Scheduler::AddResult Scheduler::add(queue::StoredMessage stored, Time now, const
     }
     g->batch.rcpts.push_back(i);
   }
-  // A delay warning, if any pending recipient may want one before the message expires.
-  if (limits_.warn_time.count() > 0 && !stored.envelope.sender.empty()) {
+  // A delay warning, if any pending recipient may want one before the message expires, and
+  // none was sent before a restart (stored.warned).
+  if (limits_.warn_time.count() > 0 && !stored.envelope.sender.empty() && !stored.warned) {
     Time warn_at = Time(std::chrono::seconds(stored.envelope.arrival)) + limits_.warn_time;
     bool wanted = false;
     for (std::size_t i = 0; i < m.rcpts.size() && !wanted; ++i)
@@ -406,8 +407,9 @@ std::vector<DelayWarning> Scheduler::take_delay_warnings(Time now) {
     warn_timers_.erase(warn_timers_.begin());
     auto mit = messages_.find(id);
     if (mit == messages_.end()) continue;  // delivered or bounced in time
-    const Message& m = mit->second;
+    Message& m = mit->second;
     if (now >= expires_at(m)) continue;  // it bounces instead
+    m.stored.warned = true;              // the caller records it (Backend::set_warned)
     DelayWarning w{m.stored, {}, expires_at(m)};
     const auto& env = m.stored.envelope;
     for (std::size_t i = 0; i < m.rcpts.size(); ++i) {

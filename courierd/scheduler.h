@@ -235,7 +235,9 @@ class Scheduler final {
   std::vector<ExpiredReport> expire_held(Time now);
 
   // Delay warnings due by now, at most one per message (and none for the null sender, after the
-  // message has expired, or when no pending recipient wants one). O(due warnings + their
+  // message has expired, when no pending recipient wants one, or when stored.warned said at
+  // add() that one was sent before a restart). The caller records each it sends in the queue
+  // (Backend::set_warned). O(due warnings + their
   // recipients). The warning times of all messages are kept in a timer map (next_wakeup).
   std::vector<DelayWarning> take_delay_warnings(Time now);
 

@@ -4,13 +4,13 @@
 //
 // Threads: create(), IncomingMessage::append() and abort() run on the loop thread of the
 // receiving session; commit() runs on the committer thread (see committer.h); scan(), load(),
-// mark_done(), set_held(), remove() and count() block on disk I/O and run where the caller can
-// afford that (scheduler thread, tools). Implementations are safe to call from these threads
-// concurrently, but not for the same message from two threads at once. Ownership: the caller owns
-// an IncomingMessage until it hands it to commit() (as a borrowed pointer, then destroys it) or to
-// abort(); a message must not outlive its Backend. Errors: create() throws std::system_error
-// (EINVAL for an invalid envelope); every other call reports failure by its return value and logs
-// the reason (logger "queue").
+// mark_done(), set_held(), set_warned(), remove() and count() block on disk I/O and run where the
+// caller can afford that (scheduler thread, tools). Implementations are safe to call from these
+// threads concurrently, but not for the same message from two threads at once. Ownership: the
+// caller owns an IncomingMessage until it hands it to commit() (as a borrowed pointer, then
+// destroys it) or to abort(); a message must not outlive its Backend. Errors: create() throws
+// std::system_error (EINVAL for an invalid envelope); every other call reports failure by its
+// return value and logs the reason (logger "queue").
 #pragma once
 
 #include <cstdint>
@@ -81,6 +81,7 @@ struct StoredMessage {
   std::uint64_t body_size = 0;
   std::vector<bool> done;  // per recipient: already delivered/bounced (from the state log)
   bool held = false;       // on hold by the administrator (set_held): not delivered, not expired
+  bool warned = false;     // its delay warning was sent (set_warned): courierd sends no other
 };
 
 class Backend {
@@ -102,6 +103,10 @@ class Backend {
   // Puts messages on hold (held = true) or releases them, durably before returning true (one
   // fsync for the whole list). Ids not in the queue are skipped. scan() and load() report it.
   virtual bool set_held(const std::vector<QueueId>& ids, bool held) = 0;
+  // Records that the delay warning of these messages was sent (warned = true; it goes with the
+  // message). NOT fsynced: a crash right after may forget it, and the warning is sent once more
+  // (a duplicate notice, never a lost message). Ids not in the queue are skipped.
+  virtual bool set_warned(const std::vector<QueueId>& ids) = 0;
   // All recipients finished: deletes the message and its state. False if it did not exist.
   virtual bool remove(const QueueId& id) = 0;
   virtual std::size_t count() = 0;  // committed messages (may list the queue: O(n))

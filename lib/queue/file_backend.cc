@@ -29,7 +29,8 @@ namespace {
 
 constexpr std::size_t kBufferSize = 64 * 1024;
 constexpr std::string_view kDoneSuffix = ".done";
-constexpr std::string_view kHeldSuffix = ".held";  // msg/<id>.held: on hold (empty marker)
+constexpr std::string_view kHeldSuffix = ".held";      // msg/<id>.held: on hold (empty marker)
+constexpr std::string_view kWarnedSuffix = ".warned";  // msg/<id>.warned: delay warning sent
 
 Poco::Logger& logger() {
   return base::log("queue");
@@ -45,6 +46,15 @@ bool is_done_name(std::string_view name) {
 
 bool is_held_name(std::string_view name) {
   return name.size() > kHeldSuffix.size() && name.ends_with(kHeldSuffix);
+}
+
+bool is_warned_name(std::string_view name) {
+  return name.size() > kWarnedSuffix.size() && name.ends_with(kWarnedSuffix);
+}
+
+// A per-message state file (msg/<id>.done, .held, .warned), not a message.
+bool is_state_name(std::string_view name) {
+  return is_done_name(name) || is_held_name(name) || is_warned_name(name);
 }
 
 class FileBackend;
@@ -164,7 +174,7 @@ class FileBackend final : public Backend {
     }
     std::sort(names.begin(), names.end());
     for (const auto& name : names) {
-      if (is_done_name(name) || is_held_name(name)) {
+      if (is_state_name(name)) {
         remove_orphan_state(name);
         continue;
       }
@@ -225,6 +235,21 @@ class FileBackend final : public Backend {
     return true;
   }
 
+  bool set_warned(const std::vector<QueueId>& ids) override {
+    for (const auto& id : ids) {
+      if (!valid_queue_id(id) || ::faccessat(msg_.get(), id.c_str(), F_OK, 0) != 0) continue;
+      std::string name = id + std::string(kWarnedSuffix);
+      // No fsync: a marker lost in a crash means warning once more, never losing mail.
+      base::UniqueFd fd(
+          ::openat(msg_.get(), name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!fd) {
+        logger().error("queue: set_warned create " + name + " failed: " + errno_string(errno));
+        return false;
+      }
+    }
+    return true;
+  }
+
   bool remove(const QueueId& id) override {
     if (!valid_queue_id(id)) return false;
     // The message first: a leftover .done without its message is removed by scan(); the other
@@ -235,7 +260,7 @@ class FileBackend final : public Backend {
       }
       return false;
     }
-    for (auto suffix : {kDoneSuffix, kHeldSuffix}) {
+    for (auto suffix : {kDoneSuffix, kHeldSuffix, kWarnedSuffix}) {
       std::string state = id + std::string(suffix);
       if (::unlinkat(msg_.get(), state.c_str(), 0) != 0 && errno != ENOENT) {
         logger().warning("queue: remove " + state + ": " + errno_string(errno));
@@ -248,7 +273,7 @@ class FileBackend final : public Backend {
     std::vector<std::string> names;
     if (!fs::list_dir(msg_.get(), names)) return 0;
     return static_cast<std::size_t>(std::count_if(names.begin(), names.end(), [](const auto& n) {
-      return !is_done_name(n) && !is_held_name(n) && valid_queue_id(n);
+      return !is_state_name(n) && valid_queue_id(n);
     }));
   }
 
@@ -280,6 +305,8 @@ class FileBackend final : public Backend {
     stored.done = read_done(id, info->envelope.recipients.size());
     stored.held = ::faccessat(msg_.get(), (id + std::string(kHeldSuffix)).c_str(), F_OK,
                               AT_SYMLINK_NOFOLLOW) == 0;
+    stored.warned = ::faccessat(msg_.get(), (id + std::string(kWarnedSuffix)).c_str(), F_OK,
+                                AT_SYMLINK_NOFOLLOW) == 0;
     stored.envelope = std::move(info->envelope);
     return stored;
   }
@@ -332,7 +359,7 @@ class FileBackend final : public Backend {
     return false;
   }
 
-  // A .done or .held file whose message is gone (a crash between the unlinks of remove()).
+  // A .done, .held or .warned file whose message is gone (a crash between the unlinks of remove()).
   void remove_orphan_state(const std::string& name) {
     std::string id = name.substr(0, name.rfind('.'));
     if (::faccessat(msg_.get(), id.c_str(), F_OK, 0) == 0) return;

@@ -5,6 +5,7 @@
 //   msg/<id>        committed messages; msg/<id>.done: the per-message state log, one finished
 //                   recipient index per line (appended + fdatasync()ed by mark_done());
 //                   msg/<id>.held: empty, present while the message is on hold (set_held())
+//                   msg/<id>.warned: empty, its delay warning was sent (set_warned(), no fsync)
 //   corrupt/        torn or corrupt files found by scan() or load(), moved aside, never delivered
 // Commit of a batch: write the rest + trailer and fdatasync() each file (in parallel on up to
 // sync_threads threads), rename each tmp/<id> to msg/<id> (never replacing a file), then ONE

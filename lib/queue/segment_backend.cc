@@ -211,6 +211,23 @@ class SegmentBackend final : public Backend {
     return true;
   }
 
+  bool set_warned(const std::vector<QueueId>& ids) override {
+    std::lock_guard lock(reader_mutex_);
+    std::string lines;
+    std::vector<Entry*> entries;
+    for (const auto& id : ids) {
+      Entry* entry = find(id);
+      if (!entry || entry->removed || entry->warned) continue;
+      lines += "W " + id + "\n";
+      entries.push_back(entry);
+    }
+    if (lines.empty()) return true;
+    // No fsync: losing these lines in a crash means warning once more, never losing mail.
+    if (!append_state(lines, false)) return false;
+    for (Entry* entry : entries) entry->warned = true;
+    return true;
+  }
+
   bool remove(const QueueId& id) override {
     std::lock_guard lock(reader_mutex_);
     Entry* entry = find(id);
@@ -246,6 +263,7 @@ class SegmentBackend final : public Backend {
     std::uint64_t offset = 0;    // where its record starts
     bool removed = false;
     bool held = false;                // H line (set_held) not followed by an R line
+    bool warned = false;              // W line (set_warned): its delay warning was sent
     std::vector<std::uint32_t> done;  // finished recipient indexes
   };
 
@@ -289,6 +307,7 @@ class SegmentBackend final : public Backend {
     stored.body_offset = info.body_offset;
     stored.body_size = info.body_size;
     stored.held = entry.held;
+    stored.warned = entry.warned;
     stored.done.assign(info.envelope.recipients.size(), false);
     for (auto i : entry.done) {
       if (i < stored.done.size()) stored.done[i] = true;
@@ -636,7 +655,7 @@ void SegmentBackend::read_state() {
     std::string_view line = rest.substr(0, eol);
     rest.remove_prefix(eol + 1);
     state_read_to_ += eol + 1;
-    if (line.size() < 3 || std::string_view("XDHR").find(line[0]) == std::string_view::npos ||
+    if (line.size() < 3 || std::string_view("XDHRW").find(line[0]) == std::string_view::npos ||
         line[1] != ' ') {
       logger().warning("queue: bad line in " + dir_ + "/state ignored");
       continue;
@@ -655,6 +674,10 @@ void SegmentBackend::read_state() {
     }
     if (line[0] == 'H' || line[0] == 'R') {
       entry.held = line[0] == 'H';
+      continue;
+    }
+    if (line[0] == 'W') {
+      entry.warned = true;
       continue;
     }
     while (space != std::string_view::npos) {
@@ -694,7 +717,8 @@ bool SegmentBackend::compact() {
   read_state();
   std::string text;
   for (const auto& [id, entry] : index_) {
-    if (!entry.segment && !entry.removed && entry.done.empty() && !entry.held) continue;
+    if (!entry.segment && !entry.removed && entry.done.empty() && !entry.held && !entry.warned)
+      continue;
     if (entry.removed) {
       text += "X " + id + "\n";
       continue;
@@ -705,6 +729,7 @@ bool SegmentBackend::compact() {
       text += '\n';
     }
     if (entry.held) text += "H " + id + "\n";
+    if (entry.warned) text += "W " + id + "\n";
   }
   // Segment deletions first: lines dropped here must not come back with their segment.
   bool ok = ::fsync(seg_.get()) == 0;

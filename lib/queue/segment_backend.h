@@ -12,7 +12,8 @@
 //   tmp/<id>     spooled big messages being received (flock()ed by their writer)
 //   state        the state log: "X <id>" = message finished (removed), "D <id> <i> ..." =
 //                recipients finished, "H <id>" / "R <id>" = put on hold / released (the last
-//                one counts). Appended by the process that delivers (courierd) only.
+//                one counts), "W <id>" = its delay warning was sent (appended without fsync).
+//                Appended by the process that delivers (courierd) only.
 //   corrupt/     torn or corrupt tails of segments, copied aside by scan, never delivered
 // Commit of a batch (committer thread): one pwritev() of every in-memory record at the end of
 // the writer's segment, then one fdatasync() of it, in parallel with write + fdatasync() of the

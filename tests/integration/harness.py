@@ -254,7 +254,7 @@ def queued_ids(queue):
     says are finished; msg/* for the file backend. Also used by bench/queue-flat.sh."""
     msg = os.path.join(queue, "msg")
     if os.path.isdir(msg):
-        return [n for n in os.listdir(msg) if not n.endswith((".done", ".held"))]
+        return [n for n in os.listdir(msg) if not n.endswith((".done", ".held", ".warned"))]
     finished = set()
     try:
         with open(os.path.join(queue, "state"), "rb") as f:

@@ -49,6 +49,7 @@ class ProbeBackend final : public Backend {
   bool set_held(const std::vector<QueueId>& ids, bool held) override {
     return inner_.set_held(ids, held);
   }
+  bool set_warned(const std::vector<QueueId>& ids) override { return inner_.set_warned(ids); }
   bool remove(const QueueId& id) override { return inner_.remove(id); }
   std::size_t count() override { return inner_.count(); }
 
