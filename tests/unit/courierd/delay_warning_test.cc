@@ -95,5 +95,31 @@ TEST(CourierdDelayWarning, DisabledOrPastTheLifetime) {
   EXPECT_TRUE(k.scheduler.take_delay_warnings(kT0 + 4000s).empty());
 }
 
+TEST(CourierdDelayWarning, NotAgainForAMessageWarnedBeforeARestart) {
+  // The warning taken marks the message as warned, as the queue then records it.
+  Fixture f;
+  f.scheduler.add(message("Q1", {"a@x.test"}), kT0);
+  auto warnings = f.scheduler.take_delay_warnings(kT0 + 60s);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(warnings[0].message.warned);
+
+  // Recovered after a restart: the stored flag keeps it from being warned again, while a
+  // message of the same age not yet warned is warned at once.
+  Fixture g;
+  queue::StoredMessage warned = message("Q1", {"a@x.test"});
+  warned.warned = true;
+  g.scheduler.add(std::move(warned), kT0 + 3000s);
+  g.scheduler.add(message("Q2", {"a@x.test"}), kT0 + 3000s);
+  auto after = g.scheduler.take_delay_warnings(kT0 + 3000s);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].message.envelope.id, "Q2");
+  EXPECT_TRUE(g.scheduler.take_delay_warnings(kT0 + 3500s).empty());
+  // It is still queued and delivered as usual.
+  EXPECT_EQ(g.scheduler.message_count(), 2u);
+  std::vector<queue::QueueId> jobs;
+  while (auto job = g.scheduler.next_job(kT0 + 3000s)) jobs.push_back(job->queue_id);
+  EXPECT_EQ(jobs, (std::vector<queue::QueueId>{"Q1", "Q2"}));
+}
+
 }  // namespace
 }  // namespace estafette::courierd
