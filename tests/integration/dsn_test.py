@@ -4,9 +4,11 @@ Original-Envelope-Id and Original-Recipient, RET=HDRS: headers only, default: th
 message); NOTIFY=NEVER gives no bounce; NOTIFY=SUCCESS gives "delivered" for a local mailbox
 and "relayed" via a next hop without DSN; a next hop that advertises DSN gets the parameters on
 the wire (and reports success itself); a destination that is down gets one delay warning after
-warntime, and the message is delivered once it is up. Bad parameters get 501 5.5.4."""
+warntime, none again after a restart, and the message is delivered once it is up. Bad
+parameters get 501 5.5.4."""
 import email
 import email.policy
+import re
 import smtplib
 import time
 
@@ -150,6 +152,17 @@ def test(tmp, stoppers):
     assert r["Final-Recipient"] == "rfc822; z@down.test", r
     assert "Will-Retry-Until" in r, r
     assert not reject.messages() and not dsn.messages()[1:]
+    # The warning is recorded in the queue: estafetted restarted while the destination is still
+    # down (the message now well past warntime) tries the message again but warns no more.
+    warned_id = re.search(r"dsn action=delayed id=(\S+) .*to=<heidi@", mta.read_log()).group(1)
+    mta.stop()
+    mark = len(mta.read_log())
+    mta.start()
+    harness.wait_for(lambda: re.search(r"deferred id=%s " % warned_id, mta.read_log()[mark:]), 20,
+                     "a delivery attempt after the restart")
+    time.sleep(2)  # a second warning would be queued at the first pump and delivered at once
+    assert "dsn action=delayed" not in mta.read_log()[mark:], mta.read_log()[mark:]
+    assert len(mta.maildir_messages("heidi")) == 1, "no second delay warning after a restart"
     # The destination comes up: the message goes out; no second warning.
     late = harness.SmtpSink(tmp, port=down_port)
     stoppers.append(late.start())
