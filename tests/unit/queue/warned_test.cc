@@ -111,6 +111,20 @@ TEST_P(QueueWarned, AFreshMessageIsNotWarned) {
   EXPECT_EQ(warned_after_restart(), (std::vector<std::pair<QueueId, bool>>{{a, true}, {b, false}}));
 }
 
+TEST(QueueWarnedFile, AMarkerWithoutItsMessageIsRemovedByTheScan) {
+  // Left by a crash between the unlinks of remove().
+  TempDir dir;
+  auto backend = open_backend("file", dir.path());
+  QueueId a;
+  ASSERT_TRUE(write_message(*backend, test_envelope(1), "x\r\n", &a));
+  ASSERT_TRUE(backend->set_warned({a}));
+  testing::write_file(dir.sub("msg/ORPHAN-1.warned"), "");
+  auto all = scan_all(*backend);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_TRUE(all[0].warned);
+  EXPECT_EQ(list_names(dir.sub("msg")), (std::vector<std::string>{a, a + ".warned"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Queue, QueueWarned, ::testing::Values("segment", "file"));
 
 }  // namespace
