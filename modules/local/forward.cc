@@ -20,8 +20,8 @@ bool iequals(std::string_view a, std::string_view b) {
   return smtp::to_lower(a) == smtp::to_lower(b);
 }
 
-// The header section of a plain message (up to its first empty line), unfolded lines not needed:
-// both fields we look for fit on their first line.
+// The header section of a plain message (the lines before the first empty one). Continuation
+// lines are skipped by the caller: both fields it looks for carry their value on the first line.
 std::string_view header_of(std::string_view plain) {
   if (plain.starts_with("\n")) return {};
   auto end = plain.find("\n\n");
