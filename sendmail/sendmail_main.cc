@@ -52,24 +52,6 @@ std::string login_name() {
   return "uid" + std::to_string(uid);
 }
 
-// A blocking connection to the submission socket, or an invalid fd with errno set.
-base::UniqueFd connect_submit(const std::string& path, std::chrono::seconds timeout) {
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (path.size() >= sizeof sun.sun_path) {
-    errno = ENAMETOOLONG;
-    return {};
-  }
-  std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
-  base::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return fd;
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count());
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds connect, too
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) fd.reset();
-  return fd;
-}
-
 std::string message_id(const std::string& hostname) {
   std::timespec ts{};
   std::timespec_get(&ts, TIME_UTC);

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -148,6 +149,24 @@ SubmitResult submit(int fd, const Submission& s, std::chrono::seconds timeout) {
     result.queue_id = text.substr(at + 10);
   if (c.send("QUIT\r\n")) c.reply();  // the message is queued whatever happens now
   return result;
+}
+
+// A blocking connection to the submission socket, or an invalid fd with errno set.
+base::UniqueFd connect_submit(const std::string& path, std::chrono::seconds timeout) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sun.sun_path) {
+    errno = ENAMETOOLONG;
+    return {};
+  }
+  std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+  base::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fd;
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count());
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds connect, too
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) fd.reset();
+  return fd;
 }
 
 std::string LineEndFixer::feed(std::string_view bytes) {

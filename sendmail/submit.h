@@ -2,8 +2,8 @@
 // (EHLO, MAIL, RCPT..., DATA, QUIT) that succeeds only when every recipient is accepted and
 // esmtpd answers 250 after DATA (the message is then durable in the queue), and the -bs proxy
 // between stdin/stdout and the socket. Exit codes are sysexits(3) values.
-// submit() and proxy() do blocking I/O on the calling thread; exit_code_for() and LineEndFixer
-// are pure.
+// connect_submit(), submit() and proxy() do blocking I/O on the calling thread (estafette-local
+// uses them too, to forward for ~/.forward); exit_code_for() and LineEndFixer are pure.
 #pragma once
 
 #include <chrono>
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/base/fd.h"
 #include "lib/smtp/reply_parser.h"
 
 namespace estafette::sendmail {
@@ -47,6 +48,10 @@ struct SubmitResult {
   std::string error;     // for stderr when exit_code != 0
   std::string queue_id;  // from "250 ... queued as ID"
 };
+
+// A blocking connection to the submission socket at `path` (connect bounded by `timeout`), or
+// an invalid fd with errno set.
+base::UniqueFd connect_submit(const std::string& path, std::chrono::seconds timeout);
 
 // Runs the transaction on a connected, blocking socket; every read and write is bounded by
 // `timeout` (a timeout or a lost connection -> EX_TEMPFAIL).

@@ -246,7 +246,9 @@ Mailbox Router::mailbox(const std::string& address) const {
       if (::getpwnam_r(name->c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found ||
           pw.pw_uid == 0)
         return no_such();  // root reads its mail through an alias (postmaster: someone)
-      box.path = std::string(pw.pw_dir) + "/Maildir";
+      box.home = pw.pw_dir;
+      box.user = pw.pw_name;
+      box.path = box.home + "/Maildir";
       box.create = true;
       box.uid = pw.pw_uid;
       box.gid = pw.pw_gid;

@@ -81,6 +81,8 @@ struct Mailbox {
   bool create = false;       // local_mailboxes = create: make it on first delivery
   std::optional<uid_t> uid;  // system users: deliver as this user
   gid_t gid = 0;
+  std::string home;  // system users: the home directory (for ~/.forward)
+  std::string user;  // system users: the login name
 };
 
 class Router final {

@@ -9,10 +9,13 @@
 #include <cstdlib>
 #include <vector>
 
+#include "esmtpd/submit_socket.h"
 #include "lib/base/fd.h"
+#include "lib/base/log.h"
 #include "lib/base/paths.h"
 #include "lib/smtp/address.h"
 #include "lib/smtp/dotstuff.h"
+#include "modules/local/forward.h"
 #include "modules/local/program.h"
 
 namespace estafette::local {
@@ -113,40 +116,115 @@ ipc::DeliverResult MaildirDelivery::deliver(const ipc::Deliver& d) {
       result.results.push_back({ipc::RcptStatus::TempFail, reply});
     return result;
   }
-  std::string plain = wire_to_plain(wire);
-  wire.clear();
-  wire.shrink_to_fit();
+  std::string plain = wire_to_plain(wire);  // the wire form stays for forwarding (.forward)
   for (std::size_t i = 0; i < d.recipients.size(); ++i)
-    result.results.push_back(deliver_one(
-        d.recipients[i], i < d.programs.size() ? d.programs[i] : std::string(), d.sender, plain));
+    result.results.push_back(deliver_one(d.recipients[i],
+                                         i < d.programs.size() ? d.programs[i] : std::string(),
+                                         d.sender, plain, wire));
   return result;
 }
 
 ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std::string& program,
-                                             const std::string& sender, std::string_view plain) {
-  const config::Config& config = router_->config();
+                                             const std::string& sender, std::string_view plain,
+                                             std::string_view wire) {
   if (!program.empty()) {
     auto p = routing::Program::parse(program);
     if (!p) return {ipc::RcptStatus::PermFail, "550 5.3.0 <" + rcpt + ">: malformed program"};
-    if (!config.allow_program_delivery)
+    if (!router_->config().allow_program_delivery)
       return {ipc::RcptStatus::PermFail,
               "550 5.7.1 <" + rcpt + ">: delivery to programs is disabled"};
-    std::string message = "Return-Path: <" + sender + ">\nDelivered-To: " + rcpt + "\n";
-    message.append(plain);
-    return run_program(
-        {p->command, p->uid, config.program_user,
-         std::chrono::duration_cast<std::chrono::milliseconds>(config.program_timeout), sender,
-         rcpt},
-        message);
+    return run_as(p->uid, p->command, rcpt, sender, plain);
   }
+  auto box = router_->mailbox(rcpt);
+  if (!box.reply.empty()) return {ipc::RcptStatus::PermFail, box.reply};
+  if (box.uid && ::geteuid() == 0)
+    if (auto r = deliver_forward(box, rcpt, sender, plain, wire)) return *r;
+  return deliver_maildir(box, rcpt, sender, plain);
+}
+
+ipc::RcptResult MaildirDelivery::run_as(uid_t uid, const std::string& command,
+                                        const std::string& rcpt, const std::string& sender,
+                                        std::string_view plain) {
+  const config::Config& config = router_->config();
+  std::string message = "Return-Path: <" + sender + ">\nDelivered-To: " + rcpt + "\n";
+  message.append(plain);
+  return run_program(
+      {command, uid, config.program_user,
+       std::chrono::duration_cast<std::chrono::milliseconds>(config.program_timeout), sender, rcpt},
+      message);
+}
+
+std::optional<ipc::RcptResult> MaildirDelivery::deliver_forward(const routing::Mailbox& box,
+                                                                const std::string& rcpt,
+                                                                const std::string& sender,
+                                                                std::string_view plain,
+                                                                std::string_view wire) {
+  const config::Config& config = router_->config();
+  const std::string path = box.home + "/.forward";
+  auto file = read_forward_file(path, *box.uid);
+  switch (file.state) {
+    case ForwardFile::State::Absent:
+      return std::nullopt;
+    case ForwardFile::State::Ignored:
+      base::log("local").warning("ignoring " + path + ": " + file.reason);
+      return std::nullopt;
+    case ForwardFile::State::Error:
+      return ipc::RcptResult{ipc::RcptStatus::TempFail,
+                             "451 4.3.0 <" + rcpt + ">: " + path + ": " + file.reason};
+    case ForwardFile::State::Read:
+      break;
+  }
+  auto list = parse_forward(file.text, path, smtp::to_lower(box.user), smtp::domain_of(rcpt),
+                            [&](std::string_view d) { return router_->is_local_domain(d); });
+  // A broken .forward is retried (and bounced when the message expires): its owner can fix it.
+  if (!list.error.empty())
+    return ipc::RcptResult{ipc::RcptStatus::TempFail, "451 4.3.5 <" + rcpt + ">: " + list.error};
+  if (list.entries.empty()) return std::nullopt;
+  if (auto loop = forward_loop(plain, rcpt); !loop.empty())
+    return ipc::RcptResult{ipc::RcptStatus::PermFail,
+                           "554 5.4.6 <" + rcpt + ">: mail forwarding loop: " + loop};
+  std::vector<ipc::RcptResult> results;
+  std::vector<std::string> forward_to;
+  for (const auto& e : list.entries) {
+    switch (e.kind) {
+      case ForwardEntry::Kind::Mailbox:
+        results.push_back(deliver_maildir(box, rcpt, sender, plain));
+        break;
+      case ForwardEntry::Kind::Program:
+        if (!config.allow_program_delivery)
+          results.push_back({ipc::RcptStatus::PermFail,
+                             "550 5.7.1 <" + rcpt + ">: " + path +
+                                 " names a program, but delivery to programs is disabled "
+                                 "(allow_program_delivery = no)"});
+        else
+          results.push_back(run_as(*box.uid, e.value, rcpt, sender, plain));
+        break;
+      case ForwardEntry::Kind::Address:
+        forward_to.push_back(e.value);
+        break;
+    }
+  }
+  if (!forward_to.empty()) {
+    // The Delivered-To: line lets the next delivery to this user see the loop.
+    std::string copy = "Delivered-To: " + rcpt + "\r\n";
+    copy.append(wire);
+    results.push_back(
+        resubmit({esmtpd::submit_socket_path(config), config.hostname, sender, forward_to, copy,
+                  std::chrono::duration_cast<std::chrono::seconds>(config.smtpd_timeout)}));
+  }
+  return combine_results(rcpt, results);
+}
+
+ipc::RcptResult MaildirDelivery::deliver_maildir(const routing::Mailbox& box,
+                                                 const std::string& rcpt, const std::string& sender,
+                                                 std::string_view plain) {
+  const config::Config& config = router_->config();
   std::size_t limit =
       config.max_mailbox_message_size ? config.max_mailbox_message_size : config.max_message_size;
   if (plain.size() > limit)
     return {ipc::RcptStatus::PermFail,
             "552 5.2.3 <" + rcpt + ">: message of " + std::to_string(plain.size()) +
                 " bytes exceeds the mailbox limit of " + std::to_string(limit)};
-  auto box = router_->mailbox(rcpt);
-  if (!box.reply.empty()) return {ipc::RcptStatus::PermFail, box.reply};
   if (box.uid && ::geteuid() == 0) {
     // A system user's Maildir is written as that user (effective ids, restored after).
     if (::setegid(box.gid) != 0 || ::seteuid(*box.uid) != 0) {

@@ -2,8 +2,10 @@
 // (lib/routing Router::mailbox: <maildir_root>/<user>/ for local domains per local_mailboxes,
 // hosted_mailboxes for hosted domains, ~user/Maildir written as that user for system users) as
 // tmp/<unique>, fsync, rename to new/<unique>, fsync of new/; or to a program (program.h) for
-// a recipient the queue record marks so. The file gets Return-Path: and Delivered-To: on top
-// and the body in plain form with LF line ends (converted from the queue's wire form).
+// a recipient the queue record marks so; or, for a system user with a ~/.forward, where it
+// says (forward.h: the Maildir, programs run as the user, re-injection). The file gets Return-Path:
+// and Delivered-To: on top and the body in plain form with LF line ends (converted from the queue's
+// wire form).
 //
 // Blocking file I/O on the caller's thread (the module process has nothing else to serve).
 // Errors become per-recipient results: TempFail for I/O errors (452 4.3.1 when the disk or
@@ -36,7 +38,19 @@ class MaildirDelivery final {
 
  private:
   ipc::RcptResult deliver_one(const std::string& recipient, const std::string& program,
-                              const std::string& sender, std::string_view plain);
+                              const std::string& sender, std::string_view plain,
+                              std::string_view wire);
+  // A system user's ~/.forward (forward.h): nullopt when there is none to follow (absent,
+  // ignored as unsafe, or empty), else the recipient's result.
+  std::optional<ipc::RcptResult> deliver_forward(const routing::Mailbox& box,
+                                                 const std::string& recipient,
+                                                 const std::string& sender, std::string_view plain,
+                                                 std::string_view wire);
+  ipc::RcptResult run_as(uid_t uid, const std::string& command, const std::string& recipient,
+                         const std::string& sender, std::string_view plain);
+  // The mailbox size limit, then write_maildir as the mailbox's user if it has one.
+  ipc::RcptResult deliver_maildir(const routing::Mailbox& box, const std::string& recipient,
+                                  const std::string& sender, std::string_view plain);
   ipc::RcptResult write_maildir(const routing::Mailbox& box, const std::string& recipient,
                                 const std::string& sender, std::string_view plain);
   std::string unique_name();

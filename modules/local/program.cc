@@ -64,6 +64,16 @@ ipc::RcptResult run_program(const ProgramRun& run, std::string_view message) {
   std::string user = pw.pw_name, home = pw.pw_dir ? pw.pw_dir : "/";
   uid_t uid = pw.pw_uid;
   gid_t gid = pw.pw_gid;
+  // The user's supplementary groups (initgroups(3)), looked up here: the child only calls
+  // async-signal-safe functions.
+  std::vector<gid_t> groups(64);
+  int ngroups = static_cast<int>(groups.size());
+  if (::getgrouplist(user.c_str(), gid, groups.data(), &ngroups) < 0) {
+    groups.resize(static_cast<std::size_t>(ngroups));
+    if (::getgrouplist(user.c_str(), gid, groups.data(), &ngroups) < 0) ngroups = 0;
+  }
+  groups.resize(static_cast<std::size_t>(ngroups));
+  if (groups.empty()) groups.push_back(gid);
 
   int in_pipe[2], out_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0)
@@ -87,8 +97,8 @@ ipc::RcptResult run_program(const ProgramRun& run, std::string_view message) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
-    if (switch_user &&
-        (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0 || ::getuid() == 0))
+    if (switch_user && (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 ||
+                        ::setuid(uid) != 0 || ::getuid() == 0))
       ::_exit(kExTempfail);
     if (::dup2(in_r.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(out_w.get(), 2) < 0)
       ::_exit(kExTempfail);

@@ -1,7 +1,8 @@
 // program.h: estafette-local's delivery to a program ("|command" in aliases, only with
 // allow_program_delivery = yes): /bin/sh -c COMMAND in a process group of its own, as `user`
-// (never root), with the message on stdin (Return-Path:/Delivered-To: first, LF line ends),
-// in the user's home directory (or /), with SENDER, RECIPIENT, USER, HOME and a fixed PATH.
+// (never root; with its uid, primary gid and supplementary groups), with the message on stdin
+// (Return-Path:/Delivered-To: first, LF line ends), in the user's home directory (or /), with
+// SENDER, RECIPIENT, USER, HOME and a fixed PATH.
 // Output (stdout and stderr) is kept up to 4 KiB, for the reply.
 // Exit status, as sendmail and Postfix's local(8) map it: 0 delivered; 75 (EX_TEMPFAIL) a
 // temporary failure (retried); any other status or a signal a permanent failure (bounced) whose
