@@ -14,14 +14,7 @@ import harness
 
 
 def maildir_messages(home):
-    new = os.path.join(home, "Maildir", "new")
-    if not os.path.isdir(new):
-        return []
-    out = []
-    for name in sorted(os.listdir(new)):
-        with open(os.path.join(new, name), "rb") as f:
-            out.append(f.read())
-    return out
+    return harness.maildir_files(os.path.join(home, "Maildir"))
 
 
 def write_forward(home, user, text, mode):

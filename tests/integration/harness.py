@@ -128,6 +128,18 @@ class SmtpSink(ServerProcess):
         return out
 
 
+def maildir_files(maildir):
+    """The messages delivered to a Maildir (its new/), in name order; [] while it has none."""
+    new = os.path.join(maildir, "new")
+    if not os.path.isdir(new):
+        return []
+    out = []
+    for name in sorted(os.listdir(new)):
+        with open(os.path.join(new, name), "rb") as f:
+            out.append(f.read())
+    return out
+
+
 class Estafette:
     """One Estafette instance (estafetted -f and its daemons) with its own state directory."""
 
@@ -231,14 +243,7 @@ class Estafette:
         return os.path.join(self.state, "maildir", user)
 
     def maildir_messages(self, user):
-        new = os.path.join(self.maildir(user), "new")
-        if not os.path.isdir(new):
-            return []
-        out = []
-        for name in sorted(os.listdir(new)):
-            with open(os.path.join(new, name), "rb") as f:
-                out.append(f.read())
-        return out
+        return maildir_files(self.maildir(user))
 
     def queue_files(self):
         return queued_ids(os.path.join(self.state, "queue"))

@@ -14,24 +14,12 @@ namespace {
 using testing::list_names;
 using testing::read_file;
 using testing::scan_all;
-using testing::TempDir;
-using testing::test_envelope;
 
-class QueueHeld : public ::testing::TestWithParam<const char*> {
+class QueueHeld : public testing::PerBackend {
  protected:
-  std::unique_ptr<Backend> open() { return open_backend(GetParam(), dir_.path()); }
-  QueueId add(Backend& backend, std::size_t recipients = 2) {
-    QueueId id;
-    EXPECT_TRUE(write_message(backend, test_envelope(recipients), "x\r\n", &id));
-    return id;
-  }
-  // Held flags of what a fresh instance's start-up scan finds, by id.
   std::vector<std::pair<QueueId, bool>> held_after_restart() {
-    std::vector<std::pair<QueueId, bool>> out;
-    for (auto& m : scan_all(*open())) out.emplace_back(m.envelope.id, m.held);
-    return out;
+    return after_restart(&StoredMessage::held);
   }
-  TempDir dir_;
 };
 
 TEST_P(QueueHeld, HoldAndReleaseSurviveARestart) {

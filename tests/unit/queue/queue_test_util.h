@@ -17,6 +17,11 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <utility>
+
 #include "lib/queue/backend.h"
 
 namespace estafette::queue::testing {
@@ -116,5 +121,23 @@ inline std::vector<StoredMessage> scan_all(Backend& backend) {
   backend.scan([&](StoredMessage&& m) { all.push_back(std::move(m)); });
   return all;
 }
+
+// A test run once per backend (GetParam() is "segment" or "file"), each in a fresh directory.
+class PerBackend : public ::testing::TestWithParam<const char*> {
+ protected:
+  std::unique_ptr<Backend> open() { return open_backend(GetParam(), dir_.path()); }
+  QueueId add(Backend& backend, std::size_t recipients = 2) {
+    QueueId id;
+    EXPECT_TRUE(write_message(backend, test_envelope(recipients), "x\r\n", &id));
+    return id;
+  }
+  // One flag (held, warned) of what a fresh instance's start-up scan finds, by id.
+  std::vector<std::pair<QueueId, bool>> after_restart(bool StoredMessage::*flag) {
+    std::vector<std::pair<QueueId, bool>> out;
+    for (auto& m : scan_all(*open())) out.emplace_back(m.envelope.id, m.*flag);
+    return out;
+  }
+  TempDir dir_;
+};
 
 }  // namespace estafette::queue::testing

@@ -15,22 +15,12 @@ using testing::scan_all;
 using testing::TempDir;
 using testing::test_envelope;
 
-class QueueWarned : public ::testing::TestWithParam<const char*> {
+class QueueWarned : public testing::PerBackend {
  protected:
-  std::unique_ptr<Backend> open() { return open_backend(GetParam(), dir_.path()); }
-  QueueId add(Backend& backend, std::size_t recipients = 2) {
-    QueueId id;
-    EXPECT_TRUE(write_message(backend, test_envelope(recipients), "x\r\n", &id));
-    return id;
-  }
-  // Warned flags of what a fresh instance's start-up scan finds, by id.
   std::vector<std::pair<QueueId, bool>> warned_after_restart() {
-    std::vector<std::pair<QueueId, bool>> out;
-    for (auto& m : scan_all(*open())) out.emplace_back(m.envelope.id, m.warned);
-    return out;
+    return after_restart(&StoredMessage::warned);
   }
   bool is_file() const { return std::string(GetParam()) == "file"; }
-  TempDir dir_;
 };
 
 TEST_P(QueueWarned, SetSurvivesARestart) {
