@@ -63,6 +63,17 @@ void Loop::cancel_timer(TimerId id) {
   timers_.erase(it);
 }
 
+void Loop::post(std::function<void()> callback) {
+  posted_.push_back(std::move(callback));
+}
+
+void Loop::run_posted() {
+  // Only what was posted before this round: a callback that posts again waits for the next.
+  std::vector<std::function<void()>> batch;
+  batch.swap(posted_);
+  for (auto& callback : batch) callback();
+}
+
 void Loop::on_signal(int signo, std::function<void()> callback) {
   signal_handlers_[signo] = std::move(callback);
   sigset_t set;
@@ -86,6 +97,7 @@ void Loop::handle_signals() {
 }
 
 int Loop::next_timeout_ms() const {
+  if (!posted_.empty()) return 0;
   if (timer_order_.empty()) return -1;
   auto delta = timer_order_.begin()->first - Clock::now();
   if (delta <= Clock::duration::zero()) return 0;
@@ -127,6 +139,7 @@ void Loop::run() {
       watch->callback(events[i].events);
     }
     fire_timers();
+    run_posted();
   }
 }
 

@@ -6,6 +6,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <functional>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -76,6 +79,76 @@ TEST(EventLoop, Signals) {
   ::kill(::getpid(), SIGUSR1);
   loop.run();
   EXPECT_TRUE(got);
+}
+
+TEST(EventLoop, PostRunsInOrderAfterTheRoundAndRepostsWaitForTheNext) {
+  Loop loop;
+  std::vector<std::string> order;
+  loop.post([&] {
+    order.push_back("a");
+    loop.post([&] {
+      order.push_back("c");
+      loop.stop();
+    });
+  });
+  loop.post([&] { order.push_back("b"); });
+  // A timer due now fires in the same round, before the posted callbacks.
+  loop.add_timer(0ms, [&] { order.push_back("timer"); });
+  loop.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"timer", "a", "b", "c"}));
+}
+
+TEST(EventLoop, PostDoesNotStarveFds) {
+  Loop loop;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  base::UniqueFd a(sv[0]), b(sv[1]);
+  ASSERT_EQ(::write(b.get(), "x", 1), 1);
+  int posts = 0;
+  std::function<void()> again = [&] {
+    ++posts;
+    loop.post(again);
+  };
+  loop.post(again);
+  loop.add_fd(a.get(), EPOLLIN, [&](std::uint32_t) { loop.stop(); });
+  loop.run();
+  EXPECT_LE(posts, 2);  // the fd was served while the chain of posts went on
+}
+
+TEST(CallbackGuard, WrappedCallbacksDieWithTheGuardOrCancelAll) {
+  int calls = 0;
+  std::function<void(int)> late;
+  std::function<void()> cancelled, kept;
+  {
+    CallbackGuard guard;
+    late = guard.wrap([&](int n) { calls += n; });
+    late(1);
+    EXPECT_EQ(calls, 1);
+    cancelled = guard.wrap([&] { calls += 100; });
+    guard.cancel_all();
+    cancelled();
+    EXPECT_EQ(calls, 1);
+    kept = guard.wrap([&] { calls += 10; });
+    kept();
+    EXPECT_EQ(calls, 11);
+  }
+  late(1);
+  kept();
+  EXPECT_EQ(calls, 11);
+}
+
+TEST(CallbackGuard, AGuardedPostToADestroyedObjectDoesNothing) {
+  Loop loop;
+  struct Owner {
+    CallbackGuard guard;
+  };
+  int hits = 0;
+  auto owner = std::make_unique<Owner>();
+  loop.post(owner->guard.wrap([&hits] { ++hits; }));
+  loop.post([&] { loop.stop(); });
+  owner.reset();
+  loop.run();
+  EXPECT_EQ(hits, 0);
 }
 
 }  // namespace
