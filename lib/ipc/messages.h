@@ -55,8 +55,9 @@ struct Deliver {
   std::string envid;
   std::vector<std::string> notify;
   std::vector<std::string> orcpt;
-  // local: per recipient, "" or a program delivery "UID COMMAND" (lib/routing Program), from
-  // the queue record's P records; empty when no recipient has one. Optional on the wire (a
+  // local: per recipient, "" or the command of a program delivery, from the queue record's P
+  // records (a claim that the recipient's alias names it: estafette-local checks it against
+  // its own read of the aliases); empty when no recipient has one. Optional on the wire (a
   // frame that ends after the recipients has none).
   std::vector<std::string> programs;
 };

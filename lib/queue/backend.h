@@ -40,9 +40,11 @@ struct Envelope {
   std::string client_ip;     // "" for locally generated (bounces)
   std::string helo;
   std::vector<std::string> recipients;
-  // Program deliveries from aliases (lib/routing): recipient index -> "UID COMMAND", stored as a
-  // `P` record right after its `R`. Only the router writes them: a recipient address an SMTP
-  // client sent ("|cmd"@domain is a valid local part) is never a program.
+  // Program deliveries from aliases (lib/routing): recipient index -> the command, stored as a
+  // `P` record right after its `R` (the alias that names it). Only the router writes them: a
+  // recipient address an SMTP client sent ("|cmd"@domain is a valid local part) is never a
+  // program. A claim, never trusted: estafette-local runs only what its own read of that alias
+  // names, as the user it gives (older records' "UID COMMAND" is read the same way).
   std::map<std::size_t, std::string> programs;
   // DSN (RFC 3461): RET ("FULL", "HDRS" or "" = not given) and ENVID (xtext as received) of the
   // MAIL command, and NOTIFY/ORCPT per recipient, parallel to recipients. dsn may be shorter

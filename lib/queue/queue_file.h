@@ -5,7 +5,7 @@
 // Layout (text envelope, raw body, END trailer):
 //   ESTAFETTE-QUEUE 1\n
 //   I <id>\n  T <arrival>\n  F <sender>\n  [C <client ip>\n]  [H <helo>\n]  [M <RET>\n]
-//   [E <ENVID xtext>\n]  R <rcpt>\n [P <uid> <cmd>\n] [N <NOTIFY>\n] [O <ORCPT>\n] ...
+//   [E <ENVID xtext>\n]  R <rcpt>\n [P <cmd>\n] [N <NOTIFY>\n] [O <ORCPT>\n] ...
 //   B <body size: 20 decimal digits>\n          <- body_offset is just after this line
 //   <body: exactly body size bytes, SMTP wire form>
 //   \nEND <body size> <header crc32c: 8 hex> <body crc32c: 8 hex>\n

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <charconv>
 #include <functional>
 
 #include "lib/smtp/address.h"
@@ -91,20 +90,6 @@ std::unordered_map<std::string, std::string> parse_mailbox_map(const std::string
   return map;
 }
 
-std::string Program::encode() const {
-  return std::to_string(uid) + " " + command;
-}
-
-std::optional<Program> Program::parse(std::string_view text) {
-  auto space = text.find(' ');
-  if (space == std::string_view::npos || space + 1 >= text.size()) return std::nullopt;
-  Program p;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + space, p.uid);
-  if (ec != std::errc() || end != text.data() + space) return std::nullopt;
-  p.command = std::string(text.substr(space + 1));
-  return p;
-}
-
 std::optional<std::string> mailbox_name(std::string_view recipient) {
   auto at = recipient.rfind('@');
   std::string local = smtp::to_lower(
@@ -154,6 +139,23 @@ const Alias* Router::find_alias(const std::string& address) const {
   if (const Alias* a = aliases_.find(key)) return a;
   if (is_local_domain(smtp::domain_of(key))) return aliases_.find(local_of(key));
   return nullptr;
+}
+
+std::optional<Program> Router::program_of(const std::string& address,
+                                          std::string_view command) const {
+  if (!config_.allow_program_delivery || command.empty()) return std::nullopt;
+  const Alias* alias = find_alias(address);
+  if (!alias) return std::nullopt;
+  for (const auto& t : alias->targets) {
+    if (t.kind != AliasTarget::Kind::Program) continue;
+    if (t.value == command) return Program{t.owner, t.value};
+    // The pre-0.2 form "UID COMMAND": only the command is compared.
+    auto space = command.find(' ');
+    if (space != std::string_view::npos && space > 0 &&
+        command.find_first_not_of("0123456789") == space && command.substr(space + 1) == t.value)
+      return Program{t.owner, t.value};
+  }
+  return std::nullopt;
 }
 
 Expansion Router::expand(const std::string& address) const {
@@ -329,9 +331,9 @@ ExpandedRecipients expand_recipients(const Router& router,
     auto e = router.expand(address);
     if (!e.reply.empty() || e.targets.empty()) e.targets = {{address, std::nullopt}};
     for (auto& t : e.targets) {
-      std::string key = t.address + (t.program ? "\n|" + t.program->encode() : "");
+      std::string key = t.address + (t.program ? "\n|" + t.program->command : "");
       if (!seen.insert(key).second) continue;
-      if (t.program) out.programs[out.recipients.size()] = t.program->encode();
+      if (t.program) out.programs[out.recipients.size()] = t.program->command;
       out.recipients.push_back(std::move(t.address));
       out.origin.push_back(from);
     }

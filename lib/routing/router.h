@@ -54,13 +54,13 @@ std::unordered_map<std::string, std::string> parse_mailbox_map(const std::string
                                                                const std::string& root);
 
 // A program delivery from an alias: "|command", run as `uid` (the alias file's owner; 0 means
-// the configured program_user).
+// the configured program_user). Only the command travels in the queue and to the module, as the
+// claim "this alias names this program"; the uid never does: estafette-local gets it from its
+// own read of the alias files (Router::program_of), so whoever writes a queue record cannot
+// choose a command or a user.
 struct Program {
   uid_t uid = 0;
   std::string command;
-  // Queue/IPC form "UID COMMAND"; parse returns nullopt on a malformed value.
-  std::string encode() const;
-  static std::optional<Program> parse(std::string_view text);
 };
 
 // One recipient after alias expansion.
@@ -100,6 +100,12 @@ class Router final {
   Expansion expand(const std::string& address) const;
   // Where a final (already expanded) local or hosted address is delivered.
   Mailbox mailbox(const std::string& address) const;
+  // The program that the alias `address` itself names with exactly `command` (the alias that
+  // holds the "|command" target, as Target::address gives it), with the uid from this Router's
+  // own read of the files; nullopt when that alias names no such program or programs are off.
+  // Queue records written before the uid left them ("UID COMMAND") match too: the uid in
+  // them is ignored, never used.
+  std::optional<Program> program_of(const std::string& address, std::string_view command) const;
 
   std::size_t alias_count() const { return aliases_.size(); }
   const config::Config& config() const { return config_; }
@@ -121,7 +127,7 @@ class Router final {
 
 // The recipients of a queue record after expansion: each address expanded (an address that
 // does not expand -- unknown by now -- is kept as it is, so that delivery bounces it), duplicates
-// dropped, programs as (recipient index -> Program::encode()).
+// dropped, programs as (recipient index -> command; the recipient is the alias that names it).
 struct ExpandedRecipients {
   std::vector<std::string> recipients;
   std::map<std::size_t, std::string> programs;

@@ -128,11 +128,18 @@ ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std:
                                              const std::string& sender, std::string_view plain,
                                              std::string_view wire) {
   if (!program.empty()) {
-    auto p = routing::Program::parse(program);
-    if (!p) return {ipc::RcptStatus::PermFail, "550 5.3.0 <" + rcpt + ">: malformed program"};
     if (!router_->config().allow_program_delivery)
       return {ipc::RcptStatus::PermFail,
               "550 5.7.1 <" + rcpt + ">: delivery to programs is disabled"};
+    // The queue record (written by esmtpd or courierd, both unprivileged) only claims that the
+    // alias names this program: our own read of the alias files decides, and gives the uid.
+    auto p = router_->program_of(rcpt, program);
+    if (!p) {
+      base::log("local").warning("refused program target for <" + rcpt +
+                                 ">: no alias of ours names it (forged or stale queue record)");
+      return {ipc::RcptStatus::PermFail,
+              "550 5.7.1 <" + rcpt + ">: no alias names this program delivery"};
+    }
     return run_as(p->uid, p->command, rcpt, sender, plain);
   }
   auto box = router_->mailbox(rcpt);

@@ -439,3 +439,39 @@ class Identd(ServerProcess):
 def smtp_from(source_ip, port, timeout=30):
     """An smtplib client whose socket is bound to source_ip (127.0.0.0/8 is all local)."""
     return smtplib.SMTP("127.0.0.1", port, timeout=timeout, source_address=(source_ip, 0))
+
+
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as lib/queue/checksum.h: crc32c(b"123456789") == 0xE3069283."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def queue_record(queue_id, sender, recipients, body, arrival=None):
+    """One complete queue record (lib/queue/queue_file.h), written by this test rather than by
+    Estafette: recipients are (address, [(tag, value), ...]) with the records after its R line
+    (P, N, O); body is in wire form (CRLF, dot-stuffed)."""
+    header = b"ESTAFETTE-QUEUE 1\n"
+    header += b"I %s\nT %d\nF %s\n" % (queue_id.encode(), arrival or int(time.time()),
+                                       sender.encode())
+    for address, records in recipients:
+        header += b"R %s\n" % address.encode()
+        for tag, value in records:
+            header += b"%s %s\n" % (tag.encode(), value.encode())
+    header += b"B %020d\n" % len(body)
+    return header + body + b"\nEND %d %08x %08x\n" % (len(body), crc32c(header), crc32c(body))

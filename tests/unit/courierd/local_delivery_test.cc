@@ -225,5 +225,68 @@ TEST(LocalProgram, RunsWithTheMessageOnStdinAndATimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
+// The trust boundary: a Deliver (from courierd, built from a queue record esmtpd wrote; both
+// unprivileged) only claims a program. estafette-local runs what its own read of the aliases
+// names for that alias, as the user that read gives, and refuses anything else.
+TEST(LocalProgram, RunsOnlyWhatItsOwnAliasesName) {
+  TempDir tmp;
+  ::chmod(tmp.path().c_str(), 0777);  // the programs run as an unprivileged user
+  const std::string t = tmp.path();
+  std::string queue_file = t + "/queued";
+  const std::string wire = "Subject: x\r\n\r\nbody\r\n";
+  std::ofstream(queue_file, std::ios::binary) << wire;
+  std::ofstream(t + "/aliases") << "prog: \"|touch " << t << "/ran\", \"|touch " << t
+                                << "/ran-legacy\"\n";
+  config::Config c;
+  c.local_domains = {"local.test"};
+  c.maildir_root = t + "/maildir";
+  c.aliases = {t + "/aliases", "test"};
+  c.allow_program_delivery = true;
+  c.program_timeout = std::chrono::seconds(10);
+  std::shared_ptr<const routing::Router> router = routing::Router::load(c);
+  MaildirDelivery maildir(router, "host");
+  ipc::Deliver d;
+  d.job_id = 1;
+  d.queue_id = "Q1";
+  d.path = queue_file;
+  d.body_size = wire.size();
+  d.sender = "s@origin.test";
+  d.destination = "local";
+  d.recipients = {"prog@local.test", "prog@local.test", "alice@local.test", "prog@local.test",
+                  "prog@local.test"};
+  d.programs = {"touch " + t + "/ran",
+                "touch " + t + "/forged-other-command",  // the alias names other programs
+                "touch " + t + "/forged-no-alias",       // alice is no alias at all
+                "0 touch " + t + "/ran-legacy",          // an old record: its uid is ignored
+                "0 touch " + t + "/forged-legacy"};
+  auto r = maildir.deliver(d);
+  ASSERT_EQ(r.results.size(), 5u);
+  EXPECT_EQ(r.results[0].status, ipc::RcptStatus::Delivered) << r.results[0].reply;
+  EXPECT_EQ(r.results[3].status, ipc::RcptStatus::Delivered) << r.results[3].reply;
+  for (std::size_t i : {1u, 2u, 4u}) {
+    EXPECT_EQ(r.results[i].status, ipc::RcptStatus::PermFail) << i;
+    EXPECT_EQ(r.results[i].reply.rfind("550 5.7.1 <", 0), 0u) << r.results[i].reply;
+  }
+  struct stat st {};
+  EXPECT_EQ(::stat((t + "/ran").c_str(), &st), 0);
+  ASSERT_EQ(::stat((t + "/ran-legacy").c_str(), &st), 0);
+  // Root's alias file: program_user, whatever uid the record named.
+  if (::geteuid() == 0) {
+    EXPECT_NE(st.st_uid, 0u);
+  }
+  for (const char* forged : {"/forged-other-command", "/forged-no-alias", "/forged-legacy"})
+    EXPECT_NE(::stat((t + forged).c_str(), &st), 0) << forged;
+
+  // Programs off: nothing runs, whatever the record says.
+  c.allow_program_delivery = false;
+  router = routing::Router::load(c);
+  d.recipients = {"prog@local.test"};
+  d.programs = {"touch " + t + "/ran-while-off"};
+  r = maildir.deliver(d);
+  ASSERT_EQ(r.results.size(), 1u);
+  EXPECT_EQ(r.results[0].status, ipc::RcptStatus::PermFail);
+  EXPECT_NE(::stat((t + "/ran-while-off").c_str(), &st), 0);
+}
+
 }  // namespace
 }  // namespace estafette::local

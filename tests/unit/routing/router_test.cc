@@ -222,13 +222,35 @@ TEST(RoutingRouter, ExpandRecipientsForTheQueueRecord) {
       *r, {"team@local.test", "log@local.test", "x@remote.test", "alice@local.test"});
   EXPECT_EQ(out.recipients, (std::vector<std::string>{"alice@local.test", "bob@local.test",
                                                       "log@local.test", "x@remote.test"}));
-  ASSERT_EQ(out.programs.size(), 1u);
-  EXPECT_EQ(out.programs.at(2), "0 /bin/log");
-  auto p = Program::parse(out.programs.at(2));
+  // Only the command goes into the record, never a uid.
+  EXPECT_EQ(out.programs, (std::map<std::size_t, std::string>{{2, "/bin/log"}}));
+}
+
+// What estafette-local asks before it runs a program from a queue record: the alias itself must
+// name exactly that command; the uid comes from the Router's own read of the files.
+TEST(RoutingRouter, ProgramOfChecksTheClaimAgainstTheAliases) {
+  auto c = base_config();
+  c.allow_program_delivery = true;
+  auto r = make("log: \"|/bin/log\", alice\nteam: log, bob\n", "", "", "", c);
+  auto p = r->program_of("log@local.test", "/bin/log");
   ASSERT_TRUE(p);
   EXPECT_EQ(p->command, "/bin/log");
-  EXPECT_FALSE(Program::parse("x /bin/log"));
-  EXPECT_FALSE(Program::parse("12"));
+  EXPECT_EQ(p->uid, 0u);  // the file's owner (memory files: root)
+  EXPECT_TRUE(r->program_of("LOG@Local.Test", "/bin/log"));
+  EXPECT_TRUE(r->program_of("log", "/bin/log"));
+  EXPECT_TRUE(r->program_of("log@local.test", "1000 /bin/log"));  // old record: uid ignored
+  EXPECT_EQ(r->program_of("log@local.test", "1000 /bin/log")->uid, 0u);
+  EXPECT_FALSE(r->program_of("log@local.test", "/bin/sh -c evil"));
+  EXPECT_FALSE(r->program_of("log@local.test", "/bin/log; evil"));
+  EXPECT_FALSE(r->program_of("log@local.test", "x /bin/log"));
+  EXPECT_FALSE(r->program_of("log@local.test", " /bin/log"));
+  EXPECT_FALSE(r->program_of("log@local.test", ""));
+  EXPECT_FALSE(r->program_of("team@local.test", "/bin/log"));  // only the alias that names it
+  EXPECT_FALSE(r->program_of("alice@local.test", "/bin/log"));
+  EXPECT_FALSE(r->program_of("log@remote.test", "/bin/log"));
+  c.allow_program_delivery = false;
+  EXPECT_FALSE(
+      make("log: \"|/bin/log\"\n", "", "", "", c)->program_of("log@local.test", "/bin/log"));
 }
 
 TEST(RoutingRouter, HundredThousandAliases) {
