@@ -1,17 +1,15 @@
 #include "courierd/module_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstring>
+#include <stdexcept>
+#include <utility>
 
 #include "lib/base/log.h"
-#include "lib/base/privileges.h"
 
 namespace estafette::courierd {
 
@@ -19,10 +17,6 @@ namespace {
 Poco::Logger& logger() {
   return base::log("courierd");
 }
-
-constexpr auto kRestartBase = std::chrono::milliseconds(250);
-constexpr auto kStableAfter = std::chrono::seconds(30);
-constexpr unsigned kMaxRestartShift = 7;  // 250ms << 7 = 32s
 }  // namespace
 
 ModuleProcess::ModuleProcess(event::Loop& loop, std::string name, std::string program,
@@ -31,64 +25,50 @@ ModuleProcess::ModuleProcess(event::Loop& loop, std::string name, std::string pr
       name_(std::move(name)),
       program_(std::move(program)),
       config_path_(std::move(config_path)),
-      callbacks_(std::move(callbacks)) {}
+      callbacks_(std::move(callbacks)),
+      child_(
+          loop, "estafette-courierd", daemon::kModuleRestart,
+          {.command = [this] { return command(); },
+           .started = [this](pid_t pid) { started(pid); },
+           .start_failed =
+               [this](const std::string& reason, std::chrono::milliseconds retry_in) {
+                 ours_.reset();
+                 theirs_.reset();
+                 logger().error("module=" + name_ + " " + reason);
+                 logger().information("module restart name=" + name_ +
+                                      " in=" + std::to_string(retry_in.count()) + "ms");
+               },
+           .exited =
+               [this](pid_t pid, int status, std::optional<std::chrono::milliseconds> restart_in) {
+                 exited(pid, status, restart_in);
+               }}) {}
 
-ModuleProcess::~ModuleProcess() {
-  loop_.cancel_timer(restart_timer_);
-  loop_.cancel_timer(reap_timer_);
-}
+ModuleProcess::~ModuleProcess() = default;
 
 void ModuleProcess::start() {
-  restart_timer_ = 0;
-  if (stopping_ || pid_ > 0) return;
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    logger().error("module=" + name_ + " socketpair failed: " + base::errno_text(errno));
-    schedule_restart();
-    return;
-  }
-  base::UniqueFd ours(sv[0]);
-  base::UniqueFd theirs(sv[1]);
-  std::string fd_arg = std::to_string(theirs.get());
-  std::vector<std::string> args = {program_, "--fd", fd_arg};
-  if (!config_path_.empty()) {
-    args.push_back("--config");
-    args.push_back(config_path_);
-  }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  child_.start();
+}
 
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    logger().error("module=" + name_ + " fork failed: " + base::errno_text(errno));
-    schedule_restart();
-    return;
-  }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::fcntl(theirs.get(), F_SETFD, 0);
-    // courierd runs as the user with root kept as its real and saved uid (`user` set): a
-    // module starts as root; estafette-local needs it, esmtpclient drops to the user itself.
-    if (::getuid() == 0 && ::geteuid() != 0 && !base::restore_root()) {
-      const char msg[] = "estafette-courierd: cannot restore root for a delivery module\n";
-      [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
-      ::_exit(127);
-    }
-    ::execv(argv[0], argv.data());
-    const char msg[] = "estafette-courierd: exec of a delivery module failed\n";
-    [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
-  }
-  theirs.reset();
-  pid_ = pid;
-  started_ = loop_.now();
+daemon::Command ModuleProcess::command() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw std::runtime_error(std::string("socketpair failed: ") + base::errno_text(errno));
+  ours_.reset(sv[0]);
+  theirs_.reset(sv[1]);
+  daemon::Command command;
+  command.path = program_;
+  command.args = {"--fd", std::to_string(theirs_.get())};
+  if (!config_path_.empty()) command.args.insert(command.args.end(), {"--config", config_path_});
+  command.keep_fds = {theirs_.get()};
+  command.restore_root = true;  // estafette-local needs root; esmtpclient drops it itself
+  return command;
+}
+
+void ModuleProcess::started(pid_t pid) {
+  theirs_.reset();
   ready_ = false;
   channel_ = std::make_unique<ipc::Channel>(
-      loop_, std::move(ours), [this](const ipc::Frame& f) { on_frame(f); },
+      loop_, std::move(ours_), [this](const ipc::Frame& f) { on_frame(f); },
       [this] { channel_down(); });
   logger().information("module started name=" + name_ + " pid=" + std::to_string(pid) +
                        " program=" + program_);
@@ -106,7 +86,7 @@ void ModuleProcess::on_frame(const ipc::Frame& frame) {
   if (auto ready = ipc::decode_module_ready(frame)) {
     ready_ = true;
     logger().information("module ready name=" + name_ + " announced=" + ready->name +
-                         " pid=" + std::to_string(pid_));
+                         " pid=" + std::to_string(pid()));
     if (callbacks_.on_ready) callbacks_.on_ready();
     return;
   }
@@ -116,7 +96,7 @@ void ModuleProcess::on_frame(const ipc::Frame& frame) {
                        " result for unknown job=" + std::to_string(result->job_id));
       return;
     }
-    failures_ = 0;
+    child_.reset_backoff();  // it delivers: a later crash restarts it soon
     if (callbacks_.on_result) callbacks_.on_result(*result);
     return;
   }
@@ -128,52 +108,48 @@ void ModuleProcess::channel_down() {
   if (!channel_) return;
   ready_ = false;
   closed_.push_back(std::move(channel_));
-  loop_.cancel_timer(reap_timer_);
-  reap_timer_ = loop_.add_timer(std::chrono::milliseconds(0), [this] {
-    reap_timer_ = 0;
-    closed_.clear();
-  });
+  if (!closed_posted_) {
+    closed_posted_ = true;
+    loop_.post(guard_.wrap([this] {
+      closed_posted_ = false;
+      closed_.clear();
+    }));
+  }
   std::vector<std::uint64_t> lost(jobs_.begin(), jobs_.end());
   jobs_.clear();
-  if (!stopping_ && pid_ > 0) {
-    logger().warning("module channel closed name=" + name_ + " pid=" + std::to_string(pid_) +
+  if (!child_.stopping() && running()) {
+    logger().warning("module channel closed name=" + name_ + " pid=" + std::to_string(pid()) +
                      " jobs_lost=" + std::to_string(lost.size()));
     // It should exit by itself; make sure it does, the restart follows its exit.
-    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    child_.signal(SIGTERM);
   }
   if (callbacks_.on_down) callbacks_.on_down(std::move(lost));
 }
 
 bool ModuleProcess::child_exited(pid_t pid, int status) {
-  if (pid != pid_ || pid <= 0) return false;
-  pid_ = -1;
+  return child_.child_exited(pid, status);
+}
+
+void ModuleProcess::exited(pid_t pid, int status,
+                           std::optional<std::chrono::milliseconds> restart_in) {
   std::string how = WIFEXITED(status)     ? "status=" + std::to_string(WEXITSTATUS(status))
                     : WIFSIGNALED(status) ? "signal=" + std::to_string(WTERMSIG(status))
                                           : "status=?";
   std::string line = " name=" + name_ + " pid=" + std::to_string(pid) + " " + how;
-  if (stopping_)
+  if (child_.stopping())
     logger().information("module exited" + line);
   else
     logger().error("module died" + line);
   channel_down();
-  if (!stopping_) schedule_restart();
-  return true;
-}
-
-void ModuleProcess::schedule_restart() {
-  if (stopping_ || restart_timer_) return;
-  if (loop_.now() - started_ > kStableAfter) failures_ = 0;
-  auto delay = kRestartBase * (1u << std::min(failures_, kMaxRestartShift));
-  ++failures_;
-  logger().information("module restart name=" + name_ + " in=" + std::to_string(delay.count()) +
-                       "ms");
-  restart_timer_ = loop_.add_timer(delay, [this] { start(); });
+  if (restart_in)
+    logger().information("module restart name=" + name_ +
+                         " in=" + std::to_string(restart_in->count()) + "ms");
 }
 
 void ModuleProcess::stop() {
-  stopping_ = true;
-  loop_.cancel_timer(restart_timer_);
-  restart_timer_ = 0;
+  // No signal and no grace period here: the module exits on EOF, and courierd kills one that
+  // does not (Courierd::stop_modules).
+  child_.stop(0, std::chrono::milliseconds::zero());
   if (channel_) channel_down();
 }
 

@@ -1,7 +1,9 @@
 // module_process.h: one delivery module (estafette-local, estafette-esmtpclient) run by
 // courierd as a child process, talking over a socketpair with framed ipc messages. The child
 // gets `--fd N` (and `--config PATH` when courierd has one). A module that exits or closes its
-// channel is restarted after a short, growing delay; the jobs it had are handed back.
+// channel is restarted after a short, growing delay (daemon::kModuleRestart: 250 ms doubling to
+// 32 s, from 250 ms again after 30 s of running or a delivery result); the jobs it had are handed
+// back. The process itself is a daemon::ChildProcess (lib/daemon/child_supervisor.h).
 //
 // Loop thread only. courierd owns the ModuleProcess; it owns the channel and the child's pid
 // (courierd reaps children on SIGCHLD and reports them through child_exited()).
@@ -14,10 +16,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "lib/base/fd.h"
+#include "lib/daemon/child_supervisor.h"
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/ipc/messages.h"
@@ -48,14 +53,16 @@ class ModuleProcess final {
 
   const std::string& name() const { return name_; }
   bool ready() const { return ready_; }
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
+  bool running() const { return child_.running(); }
+  pid_t pid() const { return child_.pid(); }
   std::size_t jobs() const { return jobs_.size(); }
 
  private:
+  daemon::Command command();
+  void started(pid_t pid);
+  void exited(pid_t pid, int status, std::optional<std::chrono::milliseconds> restart_in);
   void on_frame(const ipc::Frame& frame);
   void channel_down();
-  void schedule_restart();
 
   event::Loop& loop_;
   std::string name_;
@@ -64,14 +71,12 @@ class ModuleProcess final {
   Callbacks callbacks_;
   std::unique_ptr<ipc::Channel> channel_;
   std::vector<std::unique_ptr<ipc::Channel>> closed_;  // destroyed outside their callbacks
-  pid_t pid_ = -1;
+  bool closed_posted_ = false;                         // their destruction is posted
+  base::UniqueFd ours_, theirs_;                       // the socketpair, between command() and fork
   bool ready_ = false;
-  bool stopping_ = false;
   std::set<std::uint64_t> jobs_;
-  unsigned failures_ = 0;
-  event::Clock::time_point started_;
-  event::TimerId restart_timer_ = 0;
-  event::TimerId reap_timer_ = 0;
+  daemon::ChildProcess child_;
+  event::CallbackGuard guard_;  // posted callbacks die with the module
 };
 
 }  // namespace estafette::courierd

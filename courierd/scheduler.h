@@ -45,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/base/delivery_status.h"
 #include "lib/config/config.h"
 #include "lib/ipc/messages.h"
 #include "lib/queue/backend.h"
@@ -112,7 +113,7 @@ struct Job {
   std::vector<std::string> recipients;    // the addresses, same order
 };
 
-enum class Outcome { Delivered, TempFail, PermFail };
+using Outcome = base::DeliveryStatus;  // Delivered, TempFail, PermFail
 
 struct RcptOutcome {
   Outcome outcome = Outcome::TempFail;

@@ -22,18 +22,6 @@ Poco::Logger& logger() {
   return base::log("esmtpclient");
 }
 
-ipc::RcptStatus to_ipc(smtp::DeliveryStatus s) {
-  switch (s) {
-    case smtp::DeliveryStatus::Delivered:
-      return ipc::RcptStatus::Delivered;
-    case smtp::DeliveryStatus::TempFail:
-      return ipc::RcptStatus::TempFail;
-    case smtp::DeliveryStatus::PermFail:
-      return ipc::RcptStatus::PermFail;
-  }
-  return ipc::RcptStatus::TempFail;
-}
-
 bool is_ip_literal(const std::string& s) {
   unsigned char buf[16];
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
@@ -119,9 +107,7 @@ EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::
   channel_.send(ipc::encode(ipc::ModuleReady{"esmtp"}));
 }
 
-EsmtpClient::~EsmtpClient() {
-  if (gc_timer_) loop_.cancel_timer(gc_timer_);
-}
+EsmtpClient::~EsmtpClient() = default;
 
 void EsmtpClient::on_frame(const ipc::Frame& frame) {
   auto job = ipc::decode_deliver(frame);
@@ -233,7 +219,7 @@ void EsmtpClient::try_next_target(Delivery& d) {
   if (d.next_target >= d.targets.size()) {
     if (d.last_failure) {
       std::vector<ipc::RcptResult> results;
-      for (const auto& r : d.last_failure->results) results.push_back({to_ipc(r.status), r.reply});
+      for (const auto& r : d.last_failure->results) results.push_back({r.status, r.reply});
       finish(d, std::move(results), true, "", d.last_failure->summary);
     } else {
       finish_all(d, ipc::RcptStatus::TempFail, "451 4.4.1 no host could be reached", true);
@@ -341,7 +327,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
     return;
   }
   std::vector<ipc::RcptResult> results;
-  for (const auto& r : done.results) results.push_back({to_ipc(r.status), r.reply});
+  for (const auto& r : done.results) results.push_back({r.status, r.reply});
   finish(d, std::move(results), done.host_failed, conn.remote(), done.summary, done.next_hop_dsn);
 }
 
@@ -368,13 +354,14 @@ void EsmtpClient::on_closed(Connection& conn) {
     graveyard_.push_back(std::move(it->second));
     connections_.erase(it);
   }
-  if (!gc_timer_) {
-    gc_timer_ = loop_.add_timer(std::chrono::milliseconds(0), [this] { collect_garbage(); });
+  if (!gc_posted_) {
+    gc_posted_ = true;
+    loop_.post(guard_.wrap([this] { collect_garbage(); }));
   }
 }
 
 void EsmtpClient::collect_garbage() {
-  gc_timer_ = 0;
+  gc_posted_ = false;
   graveyard_.clear();
   finished_.clear();
 }
@@ -394,8 +381,9 @@ void EsmtpClient::finish(Delivery& d, std::vector<ipc::RcptResult> results, bool
     finished_.push_back(std::move(it->second));
     deliveries_.erase(it);
   }
-  if (!gc_timer_) {
-    gc_timer_ = loop_.add_timer(std::chrono::milliseconds(0), [this] { collect_garbage(); });
+  if (!gc_posted_) {
+    gc_posted_ = true;
+    loop_.post(guard_.wrap([this] { collect_garbage(); }));
   }
 }
 

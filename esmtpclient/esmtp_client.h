@@ -101,7 +101,8 @@ class EsmtpClient final : private ConnectionOwner {
   std::map<std::string, std::vector<Connection*>> idle_;  // pool by destination
   std::vector<std::unique_ptr<Connection>> graveyard_;    // closed, destroyed from the loop
   std::vector<std::unique_ptr<Delivery>> finished_;
-  event::TimerId gc_timer_ = 0;
+  bool gc_posted_ = false;      // collect_garbage() is posted on the loop
+  event::CallbackGuard guard_;  // posted callbacks die with this object
   std::uint64_t next_conn_id_ = 1;
 };
 

@@ -31,7 +31,6 @@ Connection::Connection(event::Loop& loop, ConnectionOwner& owner, std::uint64_t 
 Connection::~Connection() {
   if (!closed_ && fd_) log_close("shutdown");
   if (timer_) loop_.cancel_timer(timer_);
-  if (fail_timer_) loop_.cancel_timer(fail_timer_);
   if (fd_) loop_.remove_fd(fd_.get());
 }
 
@@ -52,10 +51,7 @@ void Connection::connect(const sockaddr* addr, socklen_t len, std::string remote
     // Report from the loop: the caller is still setting up.
     std::string reason = "connect to " + remote_ + ": " + base::errno_text(err);
     connecting_ = true;  // nothing is written to this socket
-    fail_timer_ = loop_.add_timer(std::chrono::milliseconds(0), [this, reason] {
-      fail_timer_ = 0;
-      fail(reason);
-    });
+    loop_.post(guard_.wrap([this, reason] { fail(reason); }));
     return;
   }
   connecting_ = true;

@@ -87,7 +87,6 @@ class Connection final {
   bool closed_ = false;
   bool want_write_ = false;
   event::TimerId timer_ = 0;
-  event::TimerId fail_timer_ = 0;  // reports a connect() that failed at once
   std::string out_;
   std::size_t out_start_ = 0;
   MessageBody body_;
@@ -97,6 +96,7 @@ class Connection final {
   int transactions_ = 0;
   std::string close_reason_;
   event::Clock::time_point opened_;
+  event::CallbackGuard guard_;  // the posted report of a failed connect() dies with us
 };
 
 }  // namespace estafette::esmtpclient

@@ -11,22 +11,23 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/base/exit_codes.h"
 #include "lib/base/fd.h"
 #include "lib/smtp/reply_parser.h"
 
 namespace estafette::sendmail {
 
-// sysexits.h values, named here so that the pure code needs no system header.
-inline constexpr int kExOk = 0;
-inline constexpr int kExUsage = 64;
-inline constexpr int kExDataErr = 65;
-inline constexpr int kExNoUser = 67;
-inline constexpr int kExUnavailable = 69;
-inline constexpr int kExSoftware = 70;
-inline constexpr int kExIoErr = 74;
-inline constexpr int kExTempFail = 75;
-inline constexpr int kExProtocol = 76;
-inline constexpr int kExConfig = 78;
+// sysexits.h values (lib/base/exit_codes.h).
+using base::kExConfig;
+using base::kExDataErr;
+using base::kExIoErr;
+using base::kExNoUser;
+using base::kExOk;
+using base::kExProtocol;
+using base::kExSoftware;
+using base::kExTempFail;
+using base::kExUnavailable;
+using base::kExUsage;
 
 enum class Stage { Greeting, Ehlo, Mail, Rcpt, Data, DataEnd };
 

@@ -38,6 +38,7 @@
 #include "admin/commands.h"
 #include "admin/courierd_client.h"
 #include "admin/mailq_format.h"
+#include "lib/base/exit_codes.h"
 #include "lib/base/paths.h"
 #include "lib/config/config.h"
 #include "lib/ipc/messages.h"
@@ -121,8 +122,6 @@ int usage(std::FILE* to = stderr) {
   return 2;
 }
 
-constexpr int kExTempfail = 75;  // sysexits.h EX_TEMPFAIL
-
 // hold, release, cancel, delete: the request for `estafette CMD ARG`, or nullopt.
 std::optional<ipc::QueueOpRequest> queue_op_request(std::string_view cmd,
                                                     const std::vector<std::string>& operands) {
@@ -200,7 +199,7 @@ int main(int argc, char** argv) {
                             : admin::flush(config, operands.empty() ? "" : operands[0], stdout);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
       std::fprintf(stderr, "estafette: %s\n", e.what());
-      return kExTempfail;
+      return base::kExTempFail;
     }
   }
 
@@ -211,7 +210,7 @@ int main(int argc, char** argv) {
       return admin::queue_op(config, *request, stdout, stderr);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
       std::fprintf(stderr, "estafette: %s\n", e.what());
-      return kExTempfail;
+      return base::kExTempFail;
     }
   }
 

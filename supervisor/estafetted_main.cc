@@ -10,25 +10,31 @@
 // With `user` set it stays root itself (it restarts esmtpd, which binds port 25 as root before
 // dropping to the user) and gives the state directory, queue/ and run/ to that user before any
 // daemon starts, so that every daemon can do its job (docs/architecture.md, "Privileges").
+// lib/daemon/daemon.h runs it: these checks and detaching come before logging is set up (a
+// failure exits 2 with the reason on the terminal).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <stdexcept>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "esmtpd/submit_socket.h"
 #include "lib/base/cpus.h"
+#include "lib/base/exit_codes.h"
+#include "lib/base/fd.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
 #include "lib/base/privileges.h"
 #include "lib/config/config.h"
+#include "lib/daemon/daemon.h"
 #include "supervisor/supervisor.h"
 
 using namespace estafette;
@@ -64,108 +70,77 @@ void print_banner(const config::Config& c, const std::string& config_path,
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool foreground = false;
-  std::string config_path;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a == "-f") {
-      foreground = true;
-    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: estafetted [-f] [-c CONFIG]\n");
-      return 2;
-    }
-  }
-  if (config_path.empty()) config_path = config::default_config_path();
-  config::Config config;
   std::optional<base::Account> account;
-  try {
-    config = config::load_config(config_path);
-    if (!config.user.empty()) account = base::require_account(config.user, config.source);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "estafetted: %s\n", e.what());
-    return 2;
-  }
-  if (!config_path.empty()) config_path = base::absolute_path(config_path);
-  if (account && ::geteuid() != 0 && ::geteuid() != account->uid) {
-    std::fprintf(stderr, "estafetted: user = %s: start estafetted as root (it is uid %u)\n",
-                 account->name.c_str(), static_cast<unsigned>(::geteuid()));
-    return 2;
-  }
-  for (const auto& dir : {config.state_dir, config.run_dir(), config.queue_dir()}) {
-    if (!base::make_dirs(dir)) {
-      std::fprintf(stderr, "estafetted: cannot create %s: %s\n", dir.c_str(), std::strerror(errno));
-      return 2;
-    }
-  }
-  // Before detaching, so that a second instance fails here, on the terminal.
   base::UniqueFd submit;
-  try {
-    submit = esmtpd::open_submit_socket(config);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "estafetted: %s\n", e.what());
-    return 2;
-  }
-  if (account && ::geteuid() == 0) {
-    // After the submission socket: a second instance has stopped by now. queue/ and run/
-    // with everything in them (a queue left by a run as root); of the state directory only
-    // itself: the maildirs below it are estafette-local's (root's or the recipients').
-    try {
-      base::give_to(config.state_dir, *account, false);
-      base::give_to(config.queue_dir(), *account, true);
-      base::give_to(config.run_dir(), *account, true);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "estafetted: %s\n", e.what());
-      return 2;
+  daemon::DaemonSpec spec{
+      .program = "estafetted",
+      .log_name = "estafetted",
+      .usage = "[-f] [-c CONFIG]",
+      .options = {.fd = false, .foreground = true},
+      .default_config = true,
+      .reload = true,
+      .prepare = [&](daemon::Startup& s) -> std::optional<int> {
+        const config::Config& config = s.config;
+        if (!config.user.empty()) account = base::require_account(config.user, config.source);
+        if (account && ::geteuid() != 0 && ::geteuid() != account->uid)
+          throw std::runtime_error("user = " + account->name +
+                                   ": start estafetted as root (it is uid " +
+                                   std::to_string(::geteuid()) + ")");
+        for (const auto& dir : {config.state_dir, config.run_dir(), config.queue_dir()})
+          if (!base::make_dirs(dir))
+            throw std::runtime_error("cannot create " + dir + ": " + std::strerror(errno));
+        // Before detaching, so that a second instance fails here, on the terminal.
+        submit = esmtpd::open_submit_socket(config);
+        if (account && ::geteuid() == 0) {
+          // After the submission socket: a second instance has stopped by now. queue/ and run/
+          // with everything in them (a queue left by a run as root); of the state directory only
+          // itself: the maildirs below it are estafette-local's (root's or the recipients').
+          base::give_to(config.state_dir, *account, false);
+          base::give_to(config.queue_dir(), *account, true);
+          base::give_to(config.run_dir(), *account, true);
+        }
+        if (!s.args.foreground) {
+          pid_t pid = ::fork();
+          if (pid < 0) return base::kExitFatal;
+          if (pid > 0) return base::kExitStopped;
+          ::setsid();
+          int null = ::open("/dev/null", O_RDWR);
+          ::dup2(null, 0);
+          ::dup2(null, 1);
+          if (!config.log_file.empty()) ::dup2(null, 2);
+          if (null > 2) ::close(null);
+        }
+        // Children log to the same place; with no log file they share our stderr.
+        return std::nullopt;
+      }};
+  return daemon::run(argc, argv, spec, [&](daemon::Context& ctx) {
+    const config::Config& config = ctx.config;
+    std::string pidfile = config.run_dir() + "/estafetted.pid";
+    {
+      std::ofstream out(pidfile);
+      out << ::getpid() << "\n";
     }
-  }
-  if (!foreground) {
-    pid_t pid = ::fork();
-    if (pid < 0) return 1;
-    if (pid > 0) return 0;
-    ::setsid();
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-    if (!config.log_file.empty()) ::dup2(null, 2);
-    if (null > 2) ::close(null);
-  }
-  // Children log to the same place; with no log file they share our stderr.
-  try {
-    base::setup_logging({"estafetted", config.log_file, config.syslog, config.log_level});
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "estafetted: %s\n", e.what());
-    return 2;
-  }
-  std::string pidfile = config.run_dir() + "/estafetted.pid";
-  {
-    std::ofstream out(pidfile);
-    out << ::getpid() << "\n";
-  }
-  const std::size_t esmtpd_processes =
-      config::resolve_processes(config.esmtpd_processes, base::usable_cpus());
-  if (foreground) print_banner(config, config_path, esmtpd_processes);
-  ::signal(SIGPIPE, SIG_IGN);
-  std::vector<supervisor::Program> programs = {{"estafette-courierd", {}, 1, {}}};
-  std::vector<std::string> esmtpd_args = {"--submit-fd", std::to_string(submit.get())};
-  if (esmtpd_processes > 1)
-    esmtpd_args.insert(esmtpd_args.end(), {"--processes", std::to_string(esmtpd_processes)});
-  programs.push_back({"estafette-esmtpd", esmtpd_args, esmtpd_processes, {submit.get()}});
-  std::string status_file = config.run_dir() + "/estafetted.children";
-  event::Loop loop;
-  supervisor::Supervisor supervisor(loop, std::move(programs), config_path, status_file);
-  loop.on_signal(SIGTERM, [&] { supervisor.stop(); });
-  loop.on_signal(SIGINT, [&] { supervisor.stop(); });
-  loop.on_signal(SIGHUP, [&] {  // reload: the daemons re-read their maps (aliases, ...)
-    base::log("estafetted").information("SIGHUP: reloading the daemons' maps");
-    supervisor.signal_children(SIGHUP);
+    const std::size_t esmtpd_processes =
+        config::resolve_processes(config.esmtpd_processes, base::usable_cpus());
+    if (ctx.args.foreground) print_banner(config, ctx.config_path, esmtpd_processes);
+    std::vector<supervisor::Program> programs = {{"estafette-courierd", {}, 1, {}}};
+    std::vector<std::string> esmtpd_args = {"--submit-fd", std::to_string(submit.get())};
+    if (esmtpd_processes > 1)
+      esmtpd_args.insert(esmtpd_args.end(), {"--processes", std::to_string(esmtpd_processes)});
+    programs.push_back({"estafette-esmtpd", esmtpd_args, esmtpd_processes, {submit.get()}});
+    std::string status_file = config.run_dir() + "/estafetted.children";
+    supervisor::Supervisor supervisor(ctx.loop, std::move(programs), ctx.config_path, status_file);
+    ctx.on_stop([&] { supervisor.stop(); });
+    ctx.on_reload([&] {  // reload: the daemons re-read their maps (aliases, ...)
+      base::log("estafetted").information("SIGHUP: reloading the daemons' maps");
+      supervisor.signal_children(SIGHUP);
+    });
+    supervisor.start();
+    ctx.run();
+    ::unlink(status_file.c_str());
+    ::unlink(pidfile.c_str());
+    ::unlink(esmtpd::submit_socket_path(config).c_str());
+    base::log("estafetted").information("stopped");
+    return base::kExitStopped;
   });
-  supervisor.start();
-  loop.run();
-  ::unlink(status_file.c_str());
-  ::unlink(pidfile.c_str());
-  ::unlink(esmtpd::submit_socket_path(config).c_str());
-  base::log("estafetted").information("stopped");
-  return 0;
 }

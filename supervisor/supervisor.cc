@@ -1,12 +1,12 @@
 #include "supervisor/supervisor.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <chrono>
+#include <optional>
+#include <utility>
 
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
@@ -19,8 +19,11 @@ Poco::Logger& logger() {
   return base::log("estafetted");
 }
 constexpr auto kGrace = std::chrono::seconds(10);
-constexpr auto kMaxDelay = std::chrono::milliseconds(30000);
-constexpr auto kStableRun = std::chrono::seconds(30);
+
+std::string how_it_ended(int status) {
+  return WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                           : "killed by signal " + std::to_string(WTERMSIG(status));
+}
 }  // namespace
 
 Supervisor::Supervisor(event::Loop& loop, std::vector<Program> programs, std::string config_path,
@@ -28,26 +31,58 @@ Supervisor::Supervisor(event::Loop& loop, std::vector<Program> programs, std::st
     : loop_(loop), config_path_(std::move(config_path)), status_path_(std::move(status_path)) {
   for (auto& p : programs) {
     for (std::size_t i = 1; i <= p.copies; ++i) {
-      Child child;
-      child.program = p.name;
-      child.args = p.args;
-      child.pass_fds = p.pass_fds;
-      child.instance = i;
-      child.instances = p.copies;
+      auto child = std::make_unique<Child>();
+      Child& c = *child;
+      c.program = p.name;
+      c.instance = i;
+      c.instances = p.copies;
+      c.label = p.copies == 1 ? p.name
+                              : p.name + " " + std::to_string(i) + "/" + std::to_string(p.copies);
+      daemon::ChildProcess::Callbacks cb;
+      cb.command = [this, name = p.name, args = p.args, fds = p.pass_fds] {
+        daemon::Command command;
+        command.path = base::program_path(name);
+        if (!config_path_.empty()) command.args = {"-c", config_path_};
+        command.args.insert(command.args.end(), args.begin(), args.end());
+        command.keep_fds = fds;
+        return command;
+      };
+      cb.started = [this, &c](pid_t pid) {
+        c.note.clear();
+        logger().information("started " + c.label + " pid=" + std::to_string(pid));
+        if (started_) write_status();
+      };
+      cb.start_failed = [&c](const std::string& reason, std::chrono::milliseconds retry_in) {
+        logger().error("cannot start " + c.label + ": " + reason + "; retrying in " +
+                       std::to_string(retry_in.count()) + "ms");
+      };
+      cb.exited = [&c](pid_t pid, int status, std::optional<std::chrono::milliseconds> restart_in) {
+        std::string how = how_it_ended(status);
+        if (!restart_in) {
+          logger().information(c.label + " pid=" + std::to_string(pid) + " " + how);
+          c.note = how;
+          return;
+        }
+        c.note = how + "; restarting in " + std::to_string(restart_in->count()) + "ms";
+        logger().error(c.label + " pid=" + std::to_string(pid) + " " + c.note);
+      };
+      cb.killing = [&c](pid_t) { logger().warning(c.label + " did not stop; killing it"); };
+      c.process = std::make_unique<daemon::ChildProcess>(loop_, "estafetted",
+                                                         daemon::kDaemonRestart, std::move(cb));
       children_.push_back(std::move(child));
     }
   }
 }
 
-std::string Supervisor::label(const Child& child) {
-  if (child.instances == 1) return child.program;
-  return child.program + " " + std::to_string(child.instance) + "/" +
-         std::to_string(child.instances);
-}
-
 void Supervisor::start() {
-  loop_.on_signal(SIGCHLD, [this] { reap(); });
-  for (auto& child : children_) spawn(child);
+  reaper_ = std::make_unique<daemon::ChildReaper>(
+      loop_, [this](pid_t pid, int status) { on_exit(pid, status); },
+      [this] {
+        write_status();
+        maybe_finish();
+      });
+  for (auto& child : children_) child->process->start();
+  started_ = true;
   write_status();
 }
 
@@ -55,74 +90,15 @@ void Supervisor::write_status() {
   if (status_path_.empty()) return;
   std::vector<ChildStatus> status;
   for (const auto& c : children_)
-    status.push_back({c.program, c.instance, c.instances, c.pid, c.note});
+    status.push_back({c->program, c->instance, c->instances,
+                      c->process->running() ? c->process->pid() : 0, c->note});
   if (!write_status_file(status_path_, status))
     logger().warning("cannot write " + status_path_ + ": " + base::errno_text(errno));
 }
 
-void Supervisor::spawn(Child& child) {
-  std::string path = base::program_path(child.program);
-  std::vector<std::string> args = {path};
-  if (!config_path_.empty()) args.insert(args.end(), {"-c", config_path_});
-  args.insert(args.end(), child.args.begin(), child.args.end());
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    logger().error("fork for " + label(child) + ": " + base::errno_text(errno));
-    loop_.add_timer(child.delay, [this, &child] {
-      if (!stopping_) spawn(child);
-    });
-    return;
-  }
-  if (pid == 0) {
-    // The child must not inherit the blocked signal mask of our signalfd.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int fd : child.pass_fds) ::fcntl(fd, F_SETFD, 0);  // keep it across exec
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(path.c_str(), argv.data());
-    std::fprintf(stderr, "estafetted: cannot run %s: %s\n", path.c_str(), std::strerror(errno));
-    ::_exit(127);
-  }
-  child.pid = pid;
-  child.started = event::Clock::now();
-  child.note.clear();
-  logger().information("started " + label(child) + " pid=" + std::to_string(pid));
-}
-
-void Supervisor::reap() {
-  for (;;) {
-    int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) break;
-    for (auto& child : children_) {
-      if (child.pid != pid) continue;
-      child.pid = 0;
-      std::string how = WIFEXITED(status)
-                            ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                            : "killed by signal " + std::to_string(WTERMSIG(status));
-      if (stopping_) {
-        logger().information(label(child) + " pid=" + std::to_string(pid) + " " + how);
-        child.note = how;
-        break;
-      }
-      if (event::Clock::now() - child.started > kStableRun)
-        child.delay = std::chrono::milliseconds(500);
-      child.note = how + "; restarting in " + std::to_string(child.delay.count()) + "ms";
-      logger().error(label(child) + " pid=" + std::to_string(pid) + " " + child.note);
-      loop_.add_timer(child.delay, [this, &child] {
-        if (stopping_ || child.pid != 0) return;
-        spawn(child);
-        write_status();
-      });
-      child.delay = std::min(child.delay * 2, kMaxDelay);
-      break;
-    }
-  }
-  write_status();
-  maybe_finish();
+void Supervisor::on_exit(pid_t pid, int status) {
+  for (auto& child : children_)
+    if (child->process->child_exited(pid, status)) return;
 }
 
 void Supervisor::stop() {
@@ -131,28 +107,19 @@ void Supervisor::stop() {
   logger().information("stopping");
   // esmtpd first (it stops taking mail), courierd last.
   for (auto it = children_.rbegin(); it != children_.rend(); ++it)
-    if (it->pid > 0) ::kill(it->pid, SIGTERM);
-  loop_.add_timer(kGrace, [this] {
-    for (auto& child : children_) {
-      if (child.pid > 0) {
-        logger().warning(label(child) + " did not stop; killing it");
-        ::kill(child.pid, SIGKILL);
-      }
-    }
-  });
+    (*it)->process->stop(SIGTERM, kGrace);
   maybe_finish();
 }
 
 void Supervisor::maybe_finish() {
   if (!stopping_) return;
   for (auto& child : children_)
-    if (child.pid > 0) return;
+    if (child->process->running()) return;
   loop_.stop();
 }
 
 void Supervisor::signal_children(int signal) {
-  for (const auto& child : children_)
-    if (child.pid > 0) ::kill(child.pid, signal);
+  for (const auto& child : children_) child->process->signal(signal);
 }
 
 }  // namespace estafette::supervisor

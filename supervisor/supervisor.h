@@ -2,15 +2,19 @@
 // processes as esmtpd_processes asks for), restart one that dies (with a growing delay per
 // process, so a daemon that cannot start does not spin), and stop them all cleanly on
 // SIGTERM/SIGINT. After every start and exit it rewrites the status file that `estafette status`
-// reads (status_file.h). Loop thread; the Supervisor owns its children's pids.
+// reads (status_file.h). Each process is a daemon::ChildProcess (lib/daemon/child_supervisor.h)
+// with estafetted's restart policy (0.5 s doubling to 30 s, from 0.5 s again after 30 s of
+// running), reaped by a ChildReaper. Loop thread; the Supervisor owns its children's pids.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "lib/daemon/child_supervisor.h"
 #include "lib/event/loop.h"
 
 namespace estafette::supervisor {
@@ -32,34 +36,33 @@ class Supervisor final {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
+  // Takes SIGCHLD on the loop and starts every program.
   void start();
-  // Sends SIGTERM to every child, SIGKILL after the grace period; stops the loop when all exited.
+  // Sends SIGTERM to every child (esmtpd first, courierd last), SIGKILL to one still running
+  // after the grace period; stops the loop when all exited.
   void stop();
   // Sends `signal` to every running child (SIGHUP: reload; courierd passes it to its modules).
   void signal_children(int signal);
 
  private:
   struct Child {
+    std::string label;  // "estafette-esmtpd 2/4", or the program name alone
     std::string program;
-    std::vector<std::string> args;
-    std::vector<int> pass_fds;
     std::size_t instance = 1;  // 1..instances
     std::size_t instances = 1;
-    pid_t pid = 0;
-    event::Clock::time_point started;
-    std::chrono::milliseconds delay{500};  // before the next restart
-    std::string note;                      // while down: how it exited, for the status file
+    std::string note;  // while down: how it exited, for the status file
+    std::unique_ptr<daemon::ChildProcess> process;
   };
-  void spawn(Child& child);
-  void reap();
+  void on_exit(pid_t pid, int status);
   void maybe_finish();
   void write_status();
-  static std::string label(const Child& child);
 
   event::Loop& loop_;
   std::string config_path_;
   std::string status_path_;
-  std::vector<Child> children_;  // fixed after construction: timers hold references
+  std::vector<std::unique_ptr<Child>> children_;  // fixed after construction
+  std::unique_ptr<daemon::ChildReaper> reaper_;
+  bool started_ = false;  // after start(): each (re)start rewrites the status file
   bool stopping_ = false;
 };
 

@@ -53,10 +53,7 @@ struct ConnectionChecks::Impl {
         settings(settings),
         endpoints(std::move(endpoints)),
         done(std::move(done)) {}
-  ~Impl() {
-    if (post_timer) loop.cancel_timer(post_timer);
-    close_ident();
-  }
+  ~Impl() { close_ident(); }
 
   void start();
   void check_finished();
@@ -87,9 +84,9 @@ struct ConnectionChecks::Impl {
   std::string client_text;  // normalised
   event::Clock::time_point started;
   bool running = false;
-  bool starting = false;  // inside start(): finishing is posted instead
-  int left = 0;           // checks without an answer yet
-  event::TimerId post_timer = 0;
+  bool starting = false;       // inside start(): finishing is posted instead
+  int left = 0;                // checks without an answer yet
+  event::CallbackGuard guard;  // the posted finish() dies with the checks
 
   // FCrDNS
   dns::Request ptr_request;
@@ -141,10 +138,7 @@ void ConnectionChecks::Impl::start() {
   start_ident();
   starting = false;
   if (left == 0) {  // every check answered at once (off, nothing to ask): still report later
-    post_timer = loop.add_timer(std::chrono::milliseconds(0), [this] {
-      post_timer = 0;
-      finish();
-    });
+    loop.post(guard.wrap([this] { finish(); }));
   }
 }
 

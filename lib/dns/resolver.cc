@@ -170,7 +170,6 @@ Resolver::Resolver(event::Loop& loop, ResolverOptions options)
 }
 
 Resolver::~Resolver() {
-  *alive_ = false;
   if (timer_) loop_.cancel_timer(timer_);
   ares_destroy(channel_);  // completes every query with ARES_EDESTRUCTION: nothing is called
   for (int fd : watched_) loop_.remove_fd(fd);
@@ -213,9 +212,7 @@ void Resolver::update_timer() {
 }
 
 void Resolver::post(std::function<void()> fn) {
-  loop_.add_timer(std::chrono::milliseconds(0), [alive = alive_, fn = std::move(fn)] {
-    if (*alive) fn();
-  });
+  loop_.post(guard_.wrap(std::move(fn)));
 }
 
 void Resolver::on_query_done(void* arg, int status, int, unsigned char* abuf, int alen) {

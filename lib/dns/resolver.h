@@ -162,8 +162,8 @@ class Resolver final {
   ares_channel channel_ = nullptr;
   std::unordered_set<int> watched_;
   event::TimerId timer_ = 0;
-  int submitting_ = 0;  // >0 while inside ares_query: a completion then is deferred
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  int submitting_ = 0;          // >0 while inside ares_query: a completion then is deferred
+  event::CallbackGuard guard_;  // posted callbacks die with the resolver
   std::mt19937 random_;
 };
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/base/delivery_status.h"
 #include "lib/ipc/frame.h"
 
 namespace estafette::ipc {
@@ -62,7 +63,8 @@ struct Deliver {
   std::vector<std::string> programs;
 };
 
-enum class RcptStatus : std::uint8_t { Delivered = 0, TempFail = 1, PermFail = 2 };
+// The wire values are base::DeliveryStatus's (0 delivered, 1 temporary, 2 permanent).
+using RcptStatus = base::DeliveryStatus;
 
 struct RcptResult {
   RcptStatus status = RcptStatus::TempFail;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "lib/base/fd.h"
+#include "lib/base/io.h"
 #include "lib/base/log.h"
 #include "lib/queue/checksum.h"
 #include "lib/queue/fs_util.h"
@@ -84,7 +85,7 @@ class FileMessage final : public IncomingMessage {
   // Committer thread: writes the rest, the body size and the trailer, then fdatasync().
   bool finish() {
     if (!record_.finish()) return false;
-    if (!record_.spilled() && !fs::write_all(fd_.get(), record_.memory_record())) {
+    if (!record_.spilled() && !base::write_all(fd_.get(), record_.memory_record())) {
       return failed("write");
     }
     return ::fdatasync(fd_.get()) == 0 || failed("fdatasync");
@@ -210,7 +211,7 @@ class FileBackend final : public Backend {
     if (!created && !fs::truncate_torn_line(fd.get())) return done_failed(id, "repair");
     std::string lines;
     for (std::size_t index : recipient_indexes) lines += std::to_string(index) + "\n";
-    if (!fs::write_all(fd.get(), lines)) return done_failed(id, "write");
+    if (!base::write_all(fd.get(), lines)) return done_failed(id, "write");
     if (::fdatasync(fd.get()) != 0) return done_failed(id, "fdatasync");
     if (created && ::fsync(msg_.get()) != 0) return done_failed(id, "fsync dir");
     return true;

@@ -10,39 +10,13 @@
 #include <climits>
 #include <cstdlib>
 
+#include "lib/base/io.h"
 #include "lib/base/log.h"
 
 namespace estafette::queue::fs {
 
 void throw_errno(int err, const std::string& what) {
   throw std::system_error(err, std::system_category(), what);
-}
-
-bool write_all(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
-bool read_exact(int fd, std::uint64_t offset, std::size_t size, std::string& out) {
-  out.resize(size);
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = 0;
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 base::UniqueFd open_subdir(int dir_fd, const std::string& path, const char* name) {
@@ -156,10 +130,7 @@ bool truncate_torn_line(int fd) {
   if (::fstat(fd, &st) != 0) return false;
   if (st.st_size == 0) return true;
   std::string text;
-  if (!read_exact(fd, 0, static_cast<std::size_t>(st.st_size), text)) {
-    if (errno == 0) errno = EIO;
-    return false;
-  }
+  if (!base::read_exact(fd, 0, static_cast<std::size_t>(st.st_size), text)) return false;
   if (text.back() == '\n') return true;
   auto eol = text.rfind('\n');
   off_t keep = eol == std::string::npos ? 0 : static_cast<off_t>(eol + 1);

@@ -1,7 +1,7 @@
-// fs_util.h: the file-system steps the queue backends share: whole writes, subdirs, listing,
+// fs_util.h: the file-system steps the queue backends share: subdirs, listing,
 // lock-marked files (created and flock()ed by a live writer), no-replace renames, parallel
 // fdatasync. Any thread; functions that can fail return false with errno set, or throw
-// std::system_error where they say so.
+// std::system_error where they say so. Whole reads and writes are lib/base/io.h's.
 #pragma once
 
 #include <algorithm>
@@ -17,11 +17,6 @@
 namespace estafette::queue::fs {
 
 [[noreturn]] void throw_errno(int err, const std::string& what);
-
-// write() all of bytes (retrying EINTR and short writes); false with errno set.
-bool write_all(int fd, std::string_view bytes);
-// pread() exactly size bytes at offset into out; false on error or end of file.
-bool read_exact(int fd, std::uint64_t offset, std::size_t size, std::string& out);
 
 // Opens (creating if needed, and then fsync()ing dir_fd) the directory name below dir_fd.
 // path names dir_fd in error messages. Throws std::system_error.

@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "lib/base/fd.h"
+#include "lib/base/io.h"
 #include "lib/queue/checksum.h"
 #include "lib/queue/fs_util.h"
 
@@ -220,7 +221,7 @@ std::optional<QueueFileInfo> read_queue_record(int fd, std::uint64_t offset, std
     // Small first read: most headers fit, and a segment's records lie back to back.
     std::size_t want =
         std::min<std::uint64_t>(head.empty() ? 4096 : kReadChunk, available - head.size());
-    if (!fs::read_exact(fd, offset + head.size(), want, chunk)) {
+    if (!base::read_exact(fd, offset + head.size(), want, chunk)) {
       return fail(error, "read error in header");
     }
     head += chunk;
@@ -242,7 +243,7 @@ std::optional<QueueFileInfo> read_queue_record(int fd, std::uint64_t offset, std
   if (body_end < info.body_offset || body_end > limit) return fail(error, "torn body");
   if (record_end > limit) return fail(error, "torn trailer");
   std::string trailer;
-  if (!fs::read_exact(fd, body_end, record_end - body_end, trailer)) {
+  if (!base::read_exact(fd, body_end, record_end - body_end, trailer)) {
     return fail(error, "read error in trailer");
   }
   // The last field is the body crc; everything else must be exactly what the writer produces.
@@ -261,7 +262,7 @@ std::optional<QueueFileInfo> read_queue_record(int fd, std::uint64_t offset, std
     std::string chunk;
     for (std::uint64_t at = info.body_offset; at < body_end;) {
       std::size_t want = std::min<std::uint64_t>(kReadChunk, body_end - at);
-      if (!fs::read_exact(fd, at, want, chunk)) return fail(error, "read error in body");
+      if (!base::read_exact(fd, at, want, chunk)) return fail(error, "read error in body");
       crc = crc32c_update(crc, chunk);
       at += want;
     }

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "lib/base/fd.h"
+#include "lib/base/io.h"
 #include "lib/base/log.h"
 #include "lib/queue/checksum.h"
 #include "lib/queue/fs_util.h"
@@ -69,7 +70,7 @@ bool RecordBuilder::flush() {
 }
 
 bool RecordBuilder::write_out(std::string_view bytes) {
-  return fs::write_all(spill_fd_, bytes) || failed(errno, "write");
+  return base::write_all(spill_fd_, bytes) || failed(errno, "write");
 }
 
 bool RecordBuilder::failed(int err, const char* what) {

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "lib/base/fd.h"
+#include "lib/base/io.h"
 #include "lib/base/log.h"
 #include "lib/queue/fs_util.h"
 #include "lib/queue/queue_file.h"
@@ -588,8 +589,8 @@ void SegmentBackend::set_aside(Segment& segment, std::uint64_t end, const std::s
   std::string bytes;
   base::UniqueFd out(
       ::openat(corrupt_.get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out || !fs::read_exact(segment.fd.get(), segment.read_to, end - segment.read_to, bytes) ||
-      !fs::write_all(out.get(), bytes)) {
+  if (!out || !base::read_exact(segment.fd.get(), segment.read_to, end - segment.read_to, bytes) ||
+      !base::write_all(out.get(), bytes)) {
     logger().error("queue: cannot copy to " + dir_ + "/corrupt/" + name);
   }
   segment.read_to = end;
@@ -648,7 +649,7 @@ void SegmentBackend::read_state() {
   auto size = static_cast<std::uint64_t>(st.st_size);
   if (size <= state_read_to_) return;
   std::string text;
-  if (!fs::read_exact(state_fd_.get(), state_read_to_, size - state_read_to_, text)) return;
+  if (!base::read_exact(state_fd_.get(), state_read_to_, size - state_read_to_, text)) return;
   std::string_view rest = text;
   // Only complete lines count: a torn last line is read again once it is complete.
   for (auto eol = rest.find('\n'); eol != std::string_view::npos; eol = rest.find('\n')) {
@@ -697,7 +698,7 @@ void SegmentBackend::read_state() {
 
 bool SegmentBackend::append_state(const std::string& line, bool sync) {
   if (!open_state()) return false;
-  if (!fs::write_all(state_fd_.get(), line) || (sync && ::fdatasync(state_fd_.get()) != 0)) {
+  if (!base::write_all(state_fd_.get(), line) || (sync && ::fdatasync(state_fd_.get()) != 0)) {
     logger().error("queue: cannot write " + dir_ + "/state: " + errno_string(errno));
     return false;
   }
@@ -738,7 +739,7 @@ bool SegmentBackend::compact() {
     out.reset(::openat(root_.get(), kStateNewName,
                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   }
-  ok = ok && out && fs::write_all(out.get(), text) && ::fdatasync(out.get()) == 0 &&
+  ok = ok && out && base::write_all(out.get(), text) && ::fdatasync(out.get()) == 0 &&
        ::renameat(root_.get(), kStateNewName, root_.get(), kStateName) == 0 &&
        ::fsync(root_.get()) == 0;
   if (!ok) {

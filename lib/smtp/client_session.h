@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "lib/base/delivery_status.h"
 #include "lib/smtp/reply_parser.h"
 
 namespace estafette::smtp {
@@ -47,7 +48,7 @@ struct Transaction {
   std::vector<std::string> orcpt = {};
 };
 
-enum class DeliveryStatus { Delivered, TempFail, PermFail };
+using DeliveryStatus = base::DeliveryStatus;
 
 struct RecipientResult {
   DeliveryStatus status = DeliveryStatus::TempFail;

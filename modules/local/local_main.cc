@@ -1,18 +1,15 @@
 // estafette-local: the local delivery module. courierd starts it with `--fd N` (a socketpair)
 // and optionally `--config PATH`; it announces itself (ModuleReady "local"), then delivers each
 // Deliver into Maildirs or to programs (maildir.h), one at a time, and answers with a
-// DeliverResult. Exits 0 when the channel closes or on SIGTERM/SIGINT (between deliveries); 2 on
-// bad usage or a bad config.
-#include <signal.h>
-
-#include <cstdio>
+// DeliverResult (lib/daemon/daemon.h runs it). Exits 0 when the channel closes or on
+// SIGTERM/SIGINT (between deliveries); 2 on bad usage or a bad config. It stays root.
 #include <exception>
 #include <memory>
+#include <string>
 
-#include "lib/base/cli.h"
+#include "lib/base/fd.h"
 #include "lib/base/log.h"
-#include "lib/config/config.h"
-#include "lib/event/loop.h"
+#include "lib/daemon/daemon.h"
 #include "lib/ipc/channel.h"
 #include "lib/ipc/messages.h"
 #include "lib/routing/router.h"
@@ -21,29 +18,18 @@
 using namespace estafette;
 
 int main(int argc, char** argv) {
-  auto args = base::parse_daemon_args(argc, argv, "--fd N [--config PATH]");
-  if (!args) return 2;
-  if (args->fd < 0) {
-    std::fprintf(stderr, "estafette-local: --fd is required (courierd starts this program)\n");
-    return 2;
-  }
-  config::Config config;
-  try {
-    config = config::load_config(args->config_path);
-    base::setup_logging({"local", config.log_file, config.syslog, config.log_level});
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "estafette-local: %s\n", e.what());
-    return 2;
-  }
-  ::signal(SIGPIPE, SIG_IGN);
-  try {
-    event::Loop loop;
+  daemon::DaemonSpec spec{.program = "estafette-local",
+                          .log_name = "local",
+                          .usage = "--fd N [--config PATH]",
+                          .needs_fd = true,
+                          .reload = true};
+  return daemon::run(argc, argv, spec, [](daemon::Context& ctx) {
     // The mailbox maps; SIGHUP (from courierd) reloads them, a broken file keeps the old ones.
-    std::shared_ptr<const routing::Router> router = routing::Router::load(config);
-    local::MaildirDelivery maildir(router, config.hostname);
+    std::shared_ptr<const routing::Router> router = routing::Router::load(ctx.config);
+    local::MaildirDelivery maildir(router, ctx.config.hostname);
     ipc::Channel* out = nullptr;
     ipc::Channel channel(
-        loop, base::UniqueFd(args->fd),
+        ctx.loop, base::UniqueFd(ctx.args.fd),
         [&](const ipc::Frame& f) {
           auto d = ipc::decode_deliver(f);
           if (!d) {
@@ -57,23 +43,17 @@ int main(int argc, char** argv) {
                                          result.results[i].reply);
           out->send(ipc::encode(result));
         },
-        [&] { loop.stop(); });
+        [&] { ctx.loop.stop(); });
     out = &channel;
-    loop.on_signal(SIGTERM, [&] { loop.stop(); });
-    loop.on_signal(SIGINT, [&] { loop.stop(); });
-    loop.on_signal(SIGHUP, [&] {
+    ctx.on_reload([&] {
       try {
-        router = routing::Router::load(config);
+        router = routing::Router::load(ctx.config);
       } catch (const std::exception& e) {
         base::log("local").error(std::string("reload failed, keeping the previous maps: ") +
                                  e.what());
       }
     });
     channel.send(ipc::encode(ipc::ModuleReady{"local"}));
-    loop.run();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "estafette-local: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return ctx.run();
+  });
 }

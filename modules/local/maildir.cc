@@ -11,6 +11,7 @@
 
 #include "esmtpd/submit_socket.h"
 #include "lib/base/fd.h"
+#include "lib/base/io.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
 #include "lib/smtp/address.h"
@@ -29,41 +30,12 @@ std::string io_error(const std::string& mailbox, const char* what, int err) {
   return "451 4.3.0 mailbox " + mailbox + ": " + what + ": " + base::errno_text(err);
 }
 
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = EIO;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
-bool fsync_dir(const std::string& dir) {
-  base::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  return fd && ::fsync(fd.get()) == 0;
-}
-
-// Reads [offset, offset+size) of a file; false (errno set) on an error or a short file.
+// Reads [offset, offset+size) of a file; false (errno set) on an error or a short file (EIO:
+// the queue file is shorter than its index says).
 bool read_range(const std::string& path, std::uint64_t offset, std::uint64_t size,
                 std::string& out) {
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  out.resize(size);
-  std::size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::pread(fd.get(), out.data() + got, size - got, static_cast<off_t>(offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = EIO;  // the queue file is shorter than its index says
-      return false;
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  return true;
+  return fd && base::read_exact(fd.get(), offset, size, out);
 }
 
 // Creates box/{tmp,new,cur} (any of them may exist) and makes their entries durable.
@@ -71,7 +43,7 @@ bool make_box(const std::string& box) {
   if (::mkdir(box.c_str(), 0700) != 0 && errno != EEXIST) return false;
   for (const char* sub : {"/tmp", "/new", "/cur"})
     if (::mkdir((box + sub).c_str(), 0700) != 0 && errno != EEXIST) return false;
-  return fsync_dir(box) && fsync_dir(box.substr(0, box.rfind('/')));
+  return base::fsync_dir(box) && base::fsync_dir(box.substr(0, box.rfind('/')));
 }
 
 }  // namespace
@@ -273,7 +245,7 @@ ipc::RcptResult MaildirDelivery::write_maildir(const routing::Mailbox& mailbox,
   }
   if (!fd) return {ipc::RcptStatus::TempFail, io_error(name, "create", errno)};
   const char* failed = nullptr;
-  if (!write_all(fd.get(), head) || !write_all(fd.get(), plain))
+  if (!base::write_all(fd.get(), head) || !base::write_all(fd.get(), plain))
     failed = "write";
   else if (::fsync(fd.get()) != 0)
     failed = "fsync";
@@ -281,7 +253,7 @@ ipc::RcptResult MaildirDelivery::write_maildir(const routing::Mailbox& mailbox,
     failed = "close";
   else if (::rename(tmp.c_str(), dest.c_str()) != 0)
     failed = "rename";
-  else if (!fsync_dir(box + "/new"))
+  else if (!base::fsync_dir(box + "/new"))
     failed = "fsync new/";
   if (failed) {
     int err = errno;

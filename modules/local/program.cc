@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "lib/base/exit_codes.h"
 #include "lib/base/fd.h"
 
 namespace estafette::local {
@@ -19,7 +20,6 @@ namespace estafette::local {
 namespace {
 
 constexpr std::size_t kMaxOutput = 4096;
-constexpr int kExTempfail = 75;
 
 std::string first_line(std::string_view output) {
   auto end = output.find('\n');
@@ -39,7 +39,7 @@ ipc::RcptResult program_result(int status, bool timed_out, std::string_view outp
   if (WIFEXITED(status)) {
     int code = WEXITSTATUS(status);
     if (code == 0) return {ipc::RcptStatus::Delivered, "250 2.0.0 delivered to program"};
-    if (code == kExTempfail)
+    if (code == base::kExTempFail)
       return {ipc::RcptStatus::TempFail, "451 4.3.0 program exited 75 (EX_TEMPFAIL)" + tail};
     return {ipc::RcptStatus::PermFail, "550 5.3.0 program exited " + std::to_string(code) + tail};
   }
@@ -99,12 +99,12 @@ ipc::RcptResult run_program(const ProgramRun& run, std::string_view message) {
     ::signal(SIGPIPE, SIG_DFL);
     if (switch_user && (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 ||
                         ::setuid(uid) != 0 || ::getuid() == 0))
-      ::_exit(kExTempfail);
+      ::_exit(base::kExTempFail);
     if (::dup2(in_r.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(out_w.get(), 2) < 0)
-      ::_exit(kExTempfail);
-    if (::chdir(home.c_str()) != 0 && ::chdir("/") != 0) ::_exit(kExTempfail);
+      ::_exit(base::kExTempFail);
+    if (::chdir(home.c_str()) != 0 && ::chdir("/") != 0) ::_exit(base::kExTempFail);
     ::execle("/bin/sh", "sh", "-c", run.command.c_str(), nullptr, envp);
-    ::_exit(kExTempfail);
+    ::_exit(base::kExTempFail);
   }
   ::setpgid(pid, pid);  // also here: no race with the kill below
   in_r.reset();

@@ -1,22 +1,24 @@
-// The daemons' shared command line: -c/--config, --fd, and --processes where it is accepted.
-#include "lib/base/cli.h"
+// The daemons' shared command line: -c/--config, --fd, and --processes and -f where they are
+// accepted.
+#include "lib/daemon/options.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace estafette::base {
+namespace estafette::daemon {
 namespace {
 
-std::optional<DaemonArgs> parse(std::vector<std::string> words, bool takes_processes) {
+std::optional<DaemonArgs> parse(std::vector<std::string> words, bool takes_processes,
+                                bool takes_fd = true, bool takes_foreground = false) {
   words.insert(words.begin(), "prog");
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
   ::testing::internal::CaptureStderr();  // usage text on errors
-  auto args =
-      parse_daemon_args(static_cast<int>(words.size()), argv.data(), "usage", takes_processes);
+  auto args = parse_daemon_args(static_cast<int>(words.size()), argv.data(), "usage",
+                                {takes_fd, takes_processes, takes_foreground});
   ::testing::internal::GetCapturedStderr();
   return args;
 }
@@ -58,5 +60,17 @@ INSTANTIATE_TEST_SUITE_P(
                       CliCase{{"--submit-fd", "x"}, true, false, "", -1, 1},
                       CliCase{{"--submit-fd"}, true, false, "", -1, 1}));
 
+// estafetted: -f and -c only.
+TEST(DaemonArgs, Foreground) {
+  auto args = parse({"-f", "-c", "x.conf"}, false, false, true);
+  ASSERT_TRUE(args);
+  EXPECT_TRUE(args->foreground);
+  EXPECT_EQ(args->config_path, "x.conf");
+  EXPECT_FALSE(parse({"-f"}, false, true, false));         // not accepted
+  EXPECT_FALSE(parse({"--fd", "3"}, false, false, true));  // estafetted takes no --fd
+  EXPECT_FALSE(parse({"-c"}, false, false, true));         // -c needs its value
+  EXPECT_FALSE(parse({"-c", "a"}, false, false, true)->foreground);
+}
+
 }  // namespace
-}  // namespace estafette::base
+}  // namespace estafette::daemon

@@ -1,21 +1,23 @@
-#include "lib/base/cli.h"
+#include "lib/daemon/options.h"
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string_view>
 
-namespace estafette::base {
+namespace estafette::daemon {
 
 std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* usage,
-                                            bool takes_processes) {
+                                            OptionSet accepted) {
   DaemonArgs args;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     bool has_value = i + 1 < argc;
     if ((a == "-c" || a == "--config") && has_value) {
       args.config_path = argv[++i];
-    } else if ((a == "--fd" || (a == "--submit-fd" && takes_processes)) && has_value) {
+    } else if (a == "-f" && accepted.foreground) {
+      args.foreground = true;
+    } else if (((a == "--fd" && accepted.fd) || (a == "--submit-fd" && accepted.processes)) &&
+               has_value) {
       char* end = nullptr;
       long fd = std::strtol(argv[++i], &end, 10);
       if (*end != '\0' || fd < 0 || fd > 65535) {
@@ -23,7 +25,7 @@ std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* u
         return std::nullopt;
       }
       (a == "--fd" ? args.fd : args.submit_fd) = static_cast<int>(fd);
-    } else if (a == "--processes" && has_value && takes_processes) {
+    } else if (a == "--processes" && has_value && accepted.processes) {
       char* end = nullptr;
       long n = std::strtol(argv[++i], &end, 10);
       if (*end != '\0' || n < 1 || n > 1024) {
@@ -39,4 +41,4 @@ std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* u
   return args;
 }
 
-}  // namespace estafette::base
+}  // namespace estafette::daemon
