@@ -51,7 +51,6 @@ class Parking final {
   void schedule(queue::StoredMessage message, bool recovered);
   // The message is in the scheduler or parked here.
   bool known(const queue::QueueId& id) const;
-  std::size_t parked() const { return parked_.size(); }
 
   // The destination of a recipient with the MX sites known now, for mail that re-enters
   // without a lookup (a released hold): a domain whose answer has expired is its own key until
