@@ -559,7 +559,7 @@ void Scheduler::set_module_paused(const std::string& module, bool paused, Time n
   paused_.insert(module);
 }
 
-std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
+std::vector<QueuedMessage> Scheduler::snapshot(Time now) const {
   using State = Message::Rcpt::State;
   // When each waiting recipient is due, from the retry timers; and which destination each
   // recipient is in (its MX site may differ from what a lookup would say now).
@@ -581,11 +581,11 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
   for (const auto& [jid, r] : running_)
     for (auto i : r.job.rcpt_indexes)
       where.emplace(std::make_pair(r.job.queue_id, i), dest_of(r.dest));
-  std::vector<ipc::QueueEntry> out;
+  std::vector<QueuedMessage> out;
   out.reserve(messages_.size());
   for (const auto& [id, m] : messages_) {
     const auto& env = m.stored.envelope;
-    ipc::QueueEntry e;
+    QueuedMessage e;
     e.queue_id = id;
     e.arrival = env.arrival;
     e.size = m.stored.body_size;
@@ -594,7 +594,7 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
     for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
       const auto& r = m.rcpts[i];
       if (r.state == State::Done) continue;
-      ipc::QueuedRcpt q;
+      QueuedRecipient q;
       q.address = env.recipients[i];
       auto w = where.find({id, i});
       const Dest* in = w == where.end() ? nullptr : w->second;
@@ -605,13 +605,13 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
       if (i < m.last_errors.size()) q.last_error = m.last_errors[i];
       switch (r.state) {
         case State::Waiting: {
-          q.state = ipc::RcptState::Waiting;
+          q.state = QueuedRecipient::State::Waiting;
           auto it = due.find({id, i});
           if (it != due.end()) q.next_retry_ms = it->second.time_since_epoch().count();
           break;
         }
         case State::Ready: {
-          q.state = ipc::RcptState::Ready;
+          q.state = QueuedRecipient::State::Ready;
           if (in && in->held_until > now)
             q.next_retry_ms = in->held_until.time_since_epoch().count();
           else if (in && in->next_start > now)  // waiting for its rate
@@ -619,11 +619,11 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
           break;
         }
         case State::Held:
-          q.state = ipc::RcptState::Held;
+          q.state = QueuedRecipient::State::Held;
           break;
         case State::InFlight:
         case State::Done:
-          q.state = ipc::RcptState::InFlight;
+          q.state = QueuedRecipient::State::InFlight;
           break;
       }
       e.recipients.push_back(std::move(q));
@@ -633,24 +633,24 @@ std::vector<ipc::QueueEntry> Scheduler::snapshot(Time now) const {
   return out;
 }
 
-bool Scheduler::in_scope(ipc::FlushScope scope, const std::string& target, const Message& m,
+bool Scheduler::in_scope(FlushScope scope, const std::string& target, const Message& m,
                          std::size_t rcpt, const Dest& d) const {
   switch (scope) {
-    case ipc::FlushScope::All:
+    case FlushScope::All:
       return true;
-    case ipc::FlushScope::Message:
+    case FlushScope::Message:
       return m.stored.envelope.id == target;
-    case ipc::FlushScope::Domain:
+    case FlushScope::Domain:
       return d.key == target || smtp::domain_of(m.stored.envelope.recipients[rcpt]) == target;
   }
   return false;
 }
 
-std::size_t Scheduler::flush(ipc::FlushScope scope, const std::string& target, Time now) {
+std::size_t Scheduler::flush(FlushScope scope, const std::string& target, Time now) {
   using State = Message::Rcpt::State;
   std::size_t count = 0;
   std::set<std::string> release;  // dests whose hold ends
-  if (scope == ipc::FlushScope::Domain)
+  if (scope == FlushScope::Domain)
     for (const auto& [did, d] : dests_)
       if (d.key == target) release.insert(did);
   // Waiting recipients: out of their retry timers, into their dest's ready list.

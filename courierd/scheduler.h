@@ -47,7 +47,6 @@
 
 #include "lib/base/delivery_status.h"
 #include "lib/config/config.h"
-#include "lib/ipc/messages.h"
 #include "lib/queue/backend.h"
 #include "lib/routing/router.h"
 
@@ -181,6 +180,34 @@ struct RemovalReport {
   std::size_t in_flight = 0;  // recipients in an attempt: they finish when it ends
 };
 
+// What mailq shows of one pending recipient (Scheduler::snapshot). The IPC layer
+// (admin_service.h) converts it to the wire's ipc::QueuedRcpt.
+struct QueuedRecipient {
+  enum class State : std::uint8_t { Waiting, Ready, InFlight, Held };
+  std::string address;
+  std::string destination;  // "local", "host:port" (a route), the domain or "mx:HOST,..." (site)
+  State state = State::Ready;
+  std::uint32_t attempts = 0;
+  std::int64_t next_retry_ms = 0;  // unix ms of the next try; 0 = ready now or in flight
+  std::string last_error;          // the last temporary failure's reply, "" = none yet
+  bool operator==(const QueuedRecipient&) const = default;
+};
+
+// What mailq shows of one queued message: its pending recipients only.
+struct QueuedMessage {
+  queue::QueueId queue_id;
+  std::int64_t arrival = 0;  // unix seconds
+  std::uint64_t size = 0;    // body bytes
+  std::string sender;        // "" = null sender
+  bool held = false;         // on hold by the administrator
+  std::vector<QueuedRecipient> recipients;
+  bool operator==(const QueuedMessage&) const = default;
+};
+
+// What Scheduler::flush makes ready: everything, one message (target: its queue id), or one
+// domain or destination (target: the domain, or a destination key such as "host:port").
+enum class FlushScope : std::uint8_t { All, Message, Domain };
+
 class Scheduler final {
  public:
   using Random = std::function<double()>;  // uniform in [0, 1)
@@ -271,13 +298,13 @@ class Scheduler final {
   // mailq: every queued message with its pending recipients, their destination, attempts,
   // next try and last error, in no particular order. O(queued recipients + timers); for the
   // admin, not for the delivery path.
-  std::vector<ipc::QueueEntry> snapshot(Time now) const;
+  std::vector<QueuedMessage> snapshot(Time now) const;
 
   // flush: the waiting recipients in scope (every one, one message's, or those whose domain or
   // destination is `target`) become ready now, and the host holds of their destinations (and,
   // for a domain, of the destination named so) end: the next job probes the host. Returns how
   // many recipients became ready, counting the ready ones a hold released.
-  std::size_t flush(ipc::FlushScope scope, const std::string& target, Time now);
+  std::size_t flush(FlushScope scope, const std::string& target, Time now);
 
   // The routing used for messages added from now on (courierd's, reloaded on SIGHUP); until
   // called, one built from the config alone (its local_domains).
@@ -344,8 +371,8 @@ class Scheduler final {
   Time expires_at(const Message& m) const {
     return Time(std::chrono::seconds(m.stored.envelope.arrival)) + limits_.queue_lifetime;
   }
-  bool in_scope(ipc::FlushScope scope, const std::string& target, const Message& m,
-                std::size_t rcpt, const Dest& d) const;
+  bool in_scope(FlushScope scope, const std::string& target, const Message& m, std::size_t rcpt,
+                const Dest& d) const;
   // Drops the state of a dest with nothing ready, running or waiting (bounded memory).
   void forget_if_idle(const std::string& did);
 

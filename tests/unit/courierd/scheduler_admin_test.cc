@@ -22,7 +22,7 @@ struct Fixture : SchedulerFixture {
   }
 };
 
-const ipc::QueueEntry& entry(const std::vector<ipc::QueueEntry>& all, const std::string& id) {
+const QueuedMessage& entry(const std::vector<QueuedMessage>& all, const std::string& id) {
   auto it = std::find_if(all.begin(), all.end(), [&](auto& e) { return e.queue_id == id; });
   EXPECT_NE(it, all.end()) << id;
   return *it;
@@ -47,7 +47,7 @@ TEST(SchedulerAdmin, SnapshotShowsAttemptsNextRetryAndLastError) {
   const auto& r = e.recipients[0];
   EXPECT_EQ(r.address, "a@routed.test");
   EXPECT_EQ(r.destination, "127.0.0.1:9");
-  EXPECT_EQ(r.state, ipc::RcptState::Waiting);
+  EXPECT_EQ(r.state, QueuedRecipient::State::Waiting);
   EXPECT_EQ(r.attempts, 1u);
   EXPECT_EQ(r.last_error, "451 later");
   EXPECT_EQ(r.next_retry_ms, (kT0 + 1000ms).time_since_epoch().count());  // jitter 1.0 at 0.5
@@ -58,12 +58,12 @@ TEST(SchedulerAdmin, SnapshotOfFreshAndInFlightMail) {
   f.scheduler.add(message("m1", {"a@x.test"}), kT0);
   auto snap = f.scheduler.snapshot(kT0);
   ASSERT_EQ(snap.size(), 1u);
-  EXPECT_EQ(snap[0].recipients[0].state, ipc::RcptState::Ready);
+  EXPECT_EQ(snap[0].recipients[0].state, QueuedRecipient::State::Ready);
   EXPECT_EQ(snap[0].recipients[0].next_retry_ms, 0);
   EXPECT_EQ(snap[0].recipients[0].last_error, "");
   f.drain(kT0);
   snap = f.scheduler.snapshot(kT0);
-  EXPECT_EQ(snap[0].recipients[0].state, ipc::RcptState::InFlight);
+  EXPECT_EQ(snap[0].recipients[0].state, QueuedRecipient::State::InFlight);
 }
 
 TEST(SchedulerAdmin, HeldDestinationShowsItsHoldAsNextRetry) {
@@ -72,7 +72,7 @@ TEST(SchedulerAdmin, HeldDestinationShowsItsHoldAsNextRetry) {
   f.fail_all(kT0, true, "421 connect refused");
   auto snap = f.scheduler.snapshot(kT0);
   ASSERT_EQ(snap.size(), 1u);
-  EXPECT_EQ(snap[0].recipients[0].state, ipc::RcptState::Ready);
+  EXPECT_EQ(snap[0].recipients[0].state, QueuedRecipient::State::Ready);
   EXPECT_EQ(snap[0].recipients[0].next_retry_ms, (kT0 + 2000ms).time_since_epoch().count());
   EXPECT_EQ(snap[0].recipients[0].attempts, 1u);
   EXPECT_EQ(snap[0].recipients[0].last_error, "421 connect refused");
@@ -80,7 +80,7 @@ TEST(SchedulerAdmin, HeldDestinationShowsItsHoldAsNextRetry) {
 
 struct FlushCase {
   const char* name;
-  ipc::FlushScope scope;
+  FlushScope scope;
   std::string target;
   std::size_t ready;             // what flush() reports
   std::vector<std::string> due;  // destinations of the jobs that start right after
@@ -113,18 +113,15 @@ TEST_P(SchedulerFlush, MakesTheScopeReadyNow) {
 INSTANTIATE_TEST_SUITE_P(
     Table, SchedulerFlush,
     ::testing::Values(
-        FlushCase{"All",
-                  ipc::FlushScope::All,
-                  "",
-                  4,
-                  {"127.0.0.1:9", "one.test", "one.test", "two.test"}},
-        FlushCase{"Message", ipc::FlushScope::Message, "m1", 2, {"one.test", "two.test"}},
-        FlushCase{"HeldMessage", ipc::FlushScope::Message, "m3", 1, {"127.0.0.1:9"}},
-        FlushCase{"Domain", ipc::FlushScope::Domain, "one.test", 2, {"one.test", "one.test"}},
-        FlushCase{"RoutedDomain", ipc::FlushScope::Domain, "routed.test", 1, {"127.0.0.1:9"}},
-        FlushCase{"Destination", ipc::FlushScope::Domain, "127.0.0.1:9", 1, {"127.0.0.1:9"}},
-        FlushCase{"UnknownMessage", ipc::FlushScope::Message, "nope", 0, {}},
-        FlushCase{"UnknownDomain", ipc::FlushScope::Domain, "nope.test", 0, {}}),
+        FlushCase{
+            "All", FlushScope::All, "", 4, {"127.0.0.1:9", "one.test", "one.test", "two.test"}},
+        FlushCase{"Message", FlushScope::Message, "m1", 2, {"one.test", "two.test"}},
+        FlushCase{"HeldMessage", FlushScope::Message, "m3", 1, {"127.0.0.1:9"}},
+        FlushCase{"Domain", FlushScope::Domain, "one.test", 2, {"one.test", "one.test"}},
+        FlushCase{"RoutedDomain", FlushScope::Domain, "routed.test", 1, {"127.0.0.1:9"}},
+        FlushCase{"Destination", FlushScope::Domain, "127.0.0.1:9", 1, {"127.0.0.1:9"}},
+        FlushCase{"UnknownMessage", FlushScope::Message, "nope", 0, {}},
+        FlushCase{"UnknownDomain", FlushScope::Domain, "nope.test", 0, {}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(SchedulerAdmin, FlushedHeldHostIsProbedWithOneJob) {
@@ -135,7 +132,7 @@ TEST(SchedulerAdmin, FlushedHeldHostIsProbedWithOneJob) {
   ASSERT_EQ(jobs.size(), 3u);
   for (auto& j : jobs) f.scheduler.complete(j.id, {{Outcome::TempFail, "421"}}, true, kT0);
   Time now = kT0 + 10ms;
-  EXPECT_EQ(f.scheduler.flush(ipc::FlushScope::All, "", now), 3u);
+  EXPECT_EQ(f.scheduler.flush(FlushScope::All, "", now), 3u);
   EXPECT_FALSE(f.scheduler.held("esmtp", "127.0.0.1:9", now));
   EXPECT_EQ(f.drain(now).size(), 1u);  // a probe, not the whole window
 }

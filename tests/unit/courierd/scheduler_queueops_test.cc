@@ -25,8 +25,8 @@ struct Fixture : SchedulerFixture {
     EXPECT_NE(it, jobs.end()) << dest;
     return *it;
   }
-  std::vector<ipc::RcptState> states(Time now) {
-    std::vector<ipc::RcptState> out;
+  std::vector<QueuedRecipient::State> states(Time now) {
+    std::vector<QueuedRecipient::State> out;
     for (auto& e : scheduler.snapshot(now))
       for (auto& r : e.recipients) out.push_back(r.state);
     return out;
@@ -53,11 +53,11 @@ TEST(SchedulerQueueOps, HoldStopsAttemptsUntilRelease) {
   auto snap = f.scheduler.snapshot(kT0 + 60s);
   ASSERT_EQ(snap.size(), 1u);
   EXPECT_TRUE(snap[0].held);
-  EXPECT_EQ(f.states(kT0),
-            (std::vector<ipc::RcptState>{ipc::RcptState::Held, ipc::RcptState::Held}));
+  EXPECT_EQ(f.states(kT0), (std::vector<QueuedRecipient::State>{QueuedRecipient::State::Held,
+                                                                QueuedRecipient::State::Held}));
   EXPECT_EQ(f.scheduler.message_ids(true), std::vector<queue::QueueId>{"m1"});
   EXPECT_TRUE(f.scheduler.message_ids(false).empty());
-  EXPECT_EQ(f.scheduler.flush(ipc::FlushScope::All, "", kT0 + 60s), 0u);  // flush leaves it
+  EXPECT_EQ(f.scheduler.flush(FlushScope::All, "", kT0 + 60s), 0u);  // flush leaves it
 
   HoldResult released = f.scheduler.release("m1", kT0 + 61s);
   EXPECT_TRUE(released.found);
@@ -98,7 +98,7 @@ TEST(SchedulerQueueOps, HoldRecordedInTheQueueIsKeptAtStartUp) {
   EXPECT_EQ(f.scheduler.add(m, kT0), Scheduler::AddResult::Added);
   EXPECT_TRUE(f.drain(kT0).empty());
   EXPECT_EQ(f.scheduler.destination_count(), 0u);  // nothing waits anywhere
-  EXPECT_EQ(f.states(kT0), std::vector<ipc::RcptState>{ipc::RcptState::Held});
+  EXPECT_EQ(f.states(kT0), std::vector<QueuedRecipient::State>{QueuedRecipient::State::Held});
   EXPECT_EQ(f.scheduler.release("m1", kT0).recipients, 1u);
   auto jobs = f.drain(kT0);
   ASSERT_EQ(jobs.size(), 1u);
@@ -190,7 +190,7 @@ TEST(SchedulerQueueOps, ModuleLostDuringAHoldKeepsItHeld) {
   f.scheduler.hold("m1");
   EXPECT_FALSE(f.scheduler.requeue(jobs[0].id, kT0).found);
   EXPECT_TRUE(f.drain(kT0 + 60s).empty());
-  EXPECT_EQ(f.states(kT0), std::vector<ipc::RcptState>{ipc::RcptState::Held});
+  EXPECT_EQ(f.states(kT0), std::vector<QueuedRecipient::State>{QueuedRecipient::State::Held});
 }
 
 }  // namespace

@@ -148,7 +148,7 @@ TEST(SchedulerSites, RateSpacesStartsAndMailWaits) {
   for (const auto& e : f.scheduler.snapshot(kT0 + 100ms)) {
     if (e.queue_id == first[0].queue_id) continue;
     ASSERT_EQ(e.recipients.size(), 1u);
-    EXPECT_EQ(e.recipients[0].state, ipc::RcptState::Ready);
+    EXPECT_EQ(e.recipients[0].state, QueuedRecipient::State::Ready);
     EXPECT_EQ(e.recipients[0].destination, kSite);
     EXPECT_EQ(e.recipients[0].attempts, 0u);
     EXPECT_EQ(e.recipients[0].next_retry_ms, (kT0 + 500ms).time_since_epoch().count());
@@ -176,7 +176,7 @@ TEST(SchedulerSites, FlushDoesNotBypassTheRate) {
   f.add("m1", {"u@a.test"});
   f.add("m2", {"u@a.test"});
   ASSERT_EQ(f.drain(kT0).size(), 1u);
-  f.scheduler.flush(ipc::FlushScope::All, "", kT0 + 10ms);
+  f.scheduler.flush(FlushScope::All, "", kT0 + 10ms);
   EXPECT_TRUE(f.drain(kT0 + 10ms).empty());
   EXPECT_EQ(f.drain(kT0 + 1000ms).size(), 1u);
 }

@@ -1,0 +1,173 @@
+#include "courierd/admin_service.h"
+
+#include <string>
+#include <vector>
+
+#include "courierd/log_fields.h"
+#include "courierd/wall_clock.h"
+#include "lib/base/log.h"
+
+namespace estafette::courierd {
+
+namespace {
+
+Poco::Logger& logger() {
+  return base::log("courierd");
+}
+
+ipc::RcptState to_ipc(QueuedRecipient::State state) {
+  switch (state) {
+    case QueuedRecipient::State::Waiting:
+      return ipc::RcptState::Waiting;
+    case QueuedRecipient::State::Ready:
+      return ipc::RcptState::Ready;
+    case QueuedRecipient::State::InFlight:
+      return ipc::RcptState::InFlight;
+    case QueuedRecipient::State::Held:
+      return ipc::RcptState::Held;
+  }
+  return ipc::RcptState::Ready;
+}
+
+}  // namespace
+
+ipc::QueuedRcpt to_ipc(const QueuedRecipient& r) {
+  return ipc::QueuedRcpt{r.address,  r.destination,   to_ipc(r.state),
+                         r.attempts, r.next_retry_ms, r.last_error};
+}
+
+ipc::QueueEntry to_ipc(const QueuedMessage& m) {
+  ipc::QueueEntry e{m.queue_id, m.arrival, m.size, m.sender, m.held, {}};
+  e.recipients.reserve(m.recipients.size());
+  for (const auto& r : m.recipients) e.recipients.push_back(to_ipc(r));
+  return e;
+}
+
+FlushScope from_ipc(ipc::FlushScope scope) {
+  switch (scope) {
+    case ipc::FlushScope::All:
+      return FlushScope::All;
+    case ipc::FlushScope::Message:
+      return FlushScope::Message;
+    case ipc::FlushScope::Domain:
+      return FlushScope::Domain;
+  }
+  return FlushScope::All;
+}
+
+AdminService::AdminService(Scheduler& scheduler, Parking& parking, Notices& notices,
+                           queue::Backend& backend, Changed on_change)
+    : scheduler_(scheduler),
+      parking_(parking),
+      notices_(notices),
+      backend_(backend),
+      on_change_(std::move(on_change)) {}
+
+bool AdminService::handle(ipc::Channel& client, const ipc::Frame& frame) {
+  if (ipc::decode_queue_list_request(frame)) {
+    send_queue_list(client);
+    return true;
+  }
+  if (auto f = ipc::decode_flush_request(frame)) {
+    flush(client, *f);
+    return true;
+  }
+  if (auto op = ipc::decode_queue_op_request(frame)) {
+    queue_op(client, *op);
+    return true;
+  }
+  return false;
+}
+
+void AdminService::send_queue_list(ipc::Channel& client) {
+  Time now = wall_now();
+  auto entries = scheduler_.snapshot(now);
+  // Messages waiting for their MX sites: ready, under their domain, until the answer comes.
+  auto parked = parking_.snapshot();
+  entries.insert(entries.end(), std::make_move_iterator(parked.begin()),
+                 std::make_move_iterator(parked.end()));
+  for (const auto& e : entries) client.send(ipc::encode(to_ipc(e)));
+  client.send(
+      ipc::encode(ipc::QueueListEnd{static_cast<std::uint32_t>(entries.size()), ms_of(now)}));
+  logger().debug("mailq messages=" + std::to_string(entries.size()));
+}
+
+void AdminService::flush(ipc::Channel& client, const ipc::FlushRequest& request) {
+  std::size_t ready = scheduler_.flush(from_ipc(request.scope), request.target, wall_now());
+  const char* scope = request.scope == ipc::FlushScope::All       ? "all"
+                      : request.scope == ipc::FlushScope::Message ? "message"
+                                                                  : "domain";
+  logger().information(std::string("flush scope=") + scope +
+                       (request.target.empty() ? "" : " target=" + log_quoted(request.target)) +
+                       " ready=" + std::to_string(ready));
+  client.send(ipc::encode(ipc::FlushReply{ready}));
+  on_change_();
+}
+
+void AdminService::queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request) {
+  Time now = wall_now();
+  ipc::QueueOpReply reply;
+  const bool by_id = !request.all;
+  if (request.op == ipc::QueueOp::Hold || request.op == ipc::QueueOp::Release) {
+    reply = set_held(request, now);
+  } else if (!by_id) {
+    reply.status = ipc::QueueOpStatus::Failed;
+    reply.error = "cancel and delete take one queue id";
+  } else {
+    const bool cancel = request.op == ipc::QueueOp::Cancel;
+    RemovalReport removal = scheduler_.cancel(request.queue_id, cancel);
+    if (!removal.found) {
+      reply.status = ipc::QueueOpStatus::NotFound;
+    } else {
+      reply.messages = 1;
+      reply.recipients = removal.report.bounced.size() + removal.report.dropped.size();
+      reply.in_flight = removal.in_flight;
+      logger().information(std::string(cancel ? "cancel" : "delete") + " id=" + request.queue_id +
+                           " nrcpt=" + std::to_string(reply.recipients) +
+                           " in_flight=" + std::to_string(reply.in_flight));
+      notices_.finish_removal(removal, now);
+    }
+  }
+  if (reply.status == ipc::QueueOpStatus::NotFound)
+    logger().information("admin request for a message not in the queue id=" +
+                         log_quoted(request.queue_id));
+  client.send(ipc::encode(reply));
+  on_change_();
+}
+
+ipc::QueueOpReply AdminService::set_held(const ipc::QueueOpRequest& request, Time now) {
+  const bool hold = request.op == ipc::QueueOp::Hold;
+  ipc::QueueOpReply reply;
+  std::vector<queue::QueueId> ids;
+  if (request.all) {
+    ids = scheduler_.message_ids(!hold);  // hold: those not held yet; release: the held ones
+  } else if (scheduler_.contains(request.queue_id)) {
+    ids.push_back(request.queue_id);
+  } else {
+    reply.status = ipc::QueueOpStatus::NotFound;
+    return reply;
+  }
+  // Durable first (one fsync for all): a hold must survive a restart.
+  if (!backend_.set_held(ids, hold)) {
+    reply.status = ipc::QueueOpStatus::Failed;
+    reply.error = "the queue could not record it (see courierd's log)";
+    return reply;
+  }
+  for (const auto& id : ids) {
+    HoldResult r = hold
+                       ? scheduler_.hold(id)
+                       : scheduler_.release(id, now, [this](const std::string& rcpt, bool program) {
+                           return parking_.route_known(rcpt, program);
+                         });
+    if (!r.found) continue;
+    ++reply.messages;
+    reply.recipients += r.recipients;
+    reply.in_flight += r.in_flight;
+    logger().information(std::string(hold ? "hold" : "release") + " id=" + id +
+                         " nrcpt=" + std::to_string(r.recipients) +
+                         " in_flight=" + std::to_string(r.in_flight));
+  }
+  return reply;
+}
+
+}  // namespace estafette::courierd

@@ -1,0 +1,60 @@
+// admin_service.h: courierd's answers to the admin requests of `estafette mailq`, `flush`,
+// `hold`, `release`, `cancel` and `delete` (QueueListRequest, FlushRequest, QueueOpRequest on
+// courierd's socket, passed on by Intake), answered at once from the scheduler's in-memory
+// index and the parked messages, never from the queue files. hold/release are recorded in the
+// queue first (Backend::set_held, one fsync); cancel/delete are finished by Notices. This is
+// the IPC layer of the scheduler: it converts the scheduler's own types (QueuedMessage,
+// FlushScope) to and from the wire's (to_ipc, from_ipc).
+//
+// Loop thread only. AdminService borrows the scheduler, Parking, Notices and the queue backend
+// (all outlive it) and owns nothing; replies go to the channel the request came on.
+// Errors: nothing throws; a request the queue cannot record is answered QueueOpStatus::Failed,
+// one for a message not queued NotFound (logged, logger "courierd").
+#pragma once
+
+#include <functional>
+
+#include "courierd/notices.h"
+#include "courierd/parking.h"
+#include "courierd/scheduler.h"
+#include "lib/ipc/channel.h"
+#include "lib/ipc/messages.h"
+#include "lib/queue/backend.h"
+
+namespace estafette::courierd {
+
+// The wire form of a snapshot entry, and the scheduler's scope of a FlushRequest. Pure.
+ipc::QueueEntry to_ipc(const QueuedMessage& message);
+ipc::QueuedRcpt to_ipc(const QueuedRecipient& recipient);
+FlushScope from_ipc(ipc::FlushScope scope);
+
+class AdminService final {
+ public:
+  // After a flush or a queue operation: the scheduler may have work.
+  using Changed = std::function<void()>;
+
+  AdminService(Scheduler& scheduler, Parking& parking, Notices& notices, queue::Backend& backend,
+               Changed on_change);
+  AdminService(const AdminService&) = delete;
+  AdminService& operator=(const AdminService&) = delete;
+
+  // Answers the frame on `client` when it is an admin request (true); false for any other.
+  bool handle(ipc::Channel& client, const ipc::Frame& frame);
+
+ private:
+  // mailq: one QueueEntry frame per queued (or parked) message, then QueueListEnd.
+  void send_queue_list(ipc::Channel& client);
+  // flush: the scope becomes ready now; replies with how many recipients did.
+  void flush(ipc::Channel& client, const ipc::FlushRequest& request);
+  // hold/release/cancel/delete: applies it, replies with QueueOpReply.
+  void queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request);
+  ipc::QueueOpReply set_held(const ipc::QueueOpRequest& request, Time now);
+
+  Scheduler& scheduler_;
+  Parking& parking_;
+  Notices& notices_;
+  queue::Backend& backend_;
+  Changed on_change_;
+};
+
+}  // namespace estafette::courierd

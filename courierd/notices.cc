@@ -1,0 +1,187 @@
+#include "courierd/notices.h"
+
+#include "courierd/log_fields.h"
+#include "courierd/wall_clock.h"
+#include "lib/base/log.h"
+#include "lib/queue/queue_id.h"
+#include "lib/smtp/esmtp_params.h"
+
+namespace estafette::courierd {
+
+namespace {
+
+Poco::Logger& logger() {
+  return base::log("courierd");
+}
+
+}  // namespace
+
+Notices::Notices(const config::Config& config, queue::Backend& backend, Scheduler& scheduler,
+                 Parking& parking)
+    : config_(config), backend_(backend), scheduler_(scheduler), parking_(parking) {}
+
+void Notices::expire_held(Time now) {
+  for (auto& expired : scheduler_.expire_held(now)) {
+    const auto& env = expired.message.envelope;
+    const std::string delay = delay_text(env.arrival, now);
+    for (const auto& b : expired.report.bounced)
+      logger().information("bounced id=" + env.id + " to=<" + b.recipient + "> relay=none delay=" +
+                           delay + " expired=yes reply=" + log_quoted(b.reply));
+    apply(expired.message, expired.report, "", now, std::nullopt, {});
+  }
+}
+
+void Notices::apply(const queue::StoredMessage& original, const JobReport& report,
+                    const std::string& remote_mta, Time now, std::optional<DsnAction> on_delivery,
+                    const std::vector<std::string>& replies) {
+  const auto& env = original.envelope;
+  // One notice per action: the bounced recipients that want failure notices, and the delivered
+  // ones that asked for success notices.
+  std::vector<DsnRecipient> failed = bounce_recipients(env, report.bounced, remote_mta);
+  std::vector<DsnRecipient> succeeded;
+  if (on_delivery) {
+    for (auto i : report.delivered) {
+      const auto& dsn = env.dsn_of(i);
+      if (!(smtp::notify_flags(dsn.notify) & smtp::kNotifySuccess)) continue;
+      succeeded.push_back({env.recipients[i], i < replies.size() ? replies[i] : "", remote_mta,
+                           false, *on_delivery, dsn.orcpt});
+    }
+  }
+  if (!failed.empty()) send_notice(original, failed, now);
+  if (!succeeded.empty()) send_notice(original, succeeded, now);
+  std::vector<std::size_t> done = report.delivered;
+  done.insert(done.end(), report.dropped.begin(), report.dropped.end());
+  for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
+  // A finished message is simply removed: recording its last recipients first would cost an
+  // fdatasync per message for nothing (a crash before the unlink only risks a duplicate).
+  if (!report.message_finished && !done.empty() && !backend_.mark_done(env.id, done))
+    logger().error("mark_done failed id=" + env.id + " (recipients may be delivered twice)");
+  if (report.message_finished) {
+    if (backend_.remove(env.id))
+      logger().information("removed id=" + env.id);
+    else
+      logger().error("remove failed id=" + env.id);
+  }
+}
+
+void Notices::finish_removal(const RemovalReport& removal, Time now) {
+  const auto& env = removal.message.envelope;
+  const auto& report = removal.report;
+  const std::string delay = delay_text(env.arrival, now);
+  for (const auto& b : report.bounced)
+    logger().information("bounced id=" + env.id + " to=<" + b.recipient +
+                         "> relay=none delay=" + delay + " reply=" + log_quoted(b.reply));
+  for (auto i : report.dropped)
+    logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> delay=" + delay +
+                         " (deleted by the administrator)");
+  if (auto failed = bounce_recipients(env, report.bounced, ""); !failed.empty())
+    send_notice(removal.message, failed, now);
+  std::vector<std::size_t> done = report.dropped;
+  for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
+  // Durable even when the message goes next (unlike after deliveries): a crash must not bring
+  // back mail the administrator removed.
+  if (!done.empty() && !backend_.mark_done(env.id, done))
+    logger().error("mark_done failed id=" + env.id);
+  if (report.message_finished) {
+    if (backend_.remove(env.id))
+      logger().information("removed id=" + env.id);
+    else
+      logger().error("remove failed id=" + env.id);
+  }
+}
+
+std::vector<DsnRecipient> Notices::bounce_recipients(const queue::Envelope& env,
+                                                     const std::vector<Bounce>& bounced,
+                                                     const std::string& remote_mta) {
+  std::vector<DsnRecipient> failed;
+  for (const auto& b : bounced) {
+    const auto& dsn = env.dsn_of(b.rcpt_index);
+    if (smtp::notify_flags(dsn.notify) & smtp::kNotifyFailure)
+      failed.push_back({b.recipient, b.reply, remote_mta, b.expired, DsnAction::Failed, dsn.orcpt});
+    else
+      logger().information("no bounce id=" + env.id + " to=<" + b.recipient +
+                           "> (NOTIFY=" + dsn.notify + ")");
+  }
+  return failed;
+}
+
+void Notices::send_delay_warnings(Time now) {
+  std::vector<queue::QueueId> warned;
+  for (auto& w : scheduler_.take_delay_warnings(now)) {
+    std::vector<DsnRecipient> delayed;
+    for (const auto& r : w.recipients)
+      delayed.push_back({r.recipient, r.last_error, "", false, DsnAction::Delayed,
+                         w.message.envelope.dsn_of(r.rcpt_index).orcpt});
+    if (send_notice(w.message, delayed, now, ms_of(w.expires) / 1000))
+      warned.push_back(w.message.envelope.id);
+  }
+  // So that a restarted courierd does not warn again. Not fsynced: a crash before the state
+  // reaches the disk repeats one warning per message at worst.
+  if (!warned.empty() && !backend_.set_warned(warned))
+    logger().error("cannot record the delay warnings sent for " + std::to_string(warned.size()) +
+                   " message(s): a restart may send them again");
+}
+
+bool Notices::send_notice(const queue::StoredMessage& original,
+                          const std::vector<DsnRecipient>& recipients, Time now,
+                          std::int64_t retry_until) {
+  const auto& env = original.envelope;
+  const DsnAction action = recipients.front().action;
+  const std::string kind(action_text(action));
+  if (env.sender.empty()) {
+    // Notices go to the sender; one with the null sender gets none (it is a notice itself).
+    if (action == DsnAction::Failed)
+      logger().warning("double-bounce id=" + env.id +
+                       " nrcpt=" + std::to_string(recipients.size()) + " dropped (null sender)");
+    return true;
+  }
+  DsnRequest req;
+  req.hostname = config_.hostname;
+  req.message_id = queue::make_queue_id();
+  req.queue_id = env.id;
+  req.sender = env.sender;
+  req.arrival = env.arrival;
+  req.now = ms_of(now) / 1000;
+  req.envid = env.envid;
+  req.retry_until = retry_until;
+  req.recipients = recipients;
+  // RET=HDRS, or any notice but a bounce: the headers; a bounce otherwise: the whole message,
+  // unless it is larger than what we accept (then the headers, as for RET=HDRS).
+  if (action == DsnAction::Failed && smtp::parse_ret_text(env.ret) != smtp::DsnRet::Hdrs)
+    req.original_message = read_original_message(original.path, original.body_offset,
+                                                 original.body_size, config_.max_message_size);
+  if (req.original_message.empty())
+    req.original_headers =
+        read_original_headers(original.path, original.body_offset, original.body_size);
+
+  queue::Envelope dsn_env;
+  dsn_env.id = req.message_id;
+  dsn_env.arrival = req.now;
+  dsn_env.sender = "";
+  // A bounce to a local sender goes where its aliases lead (as mail to it would).
+  auto expanded = routing::expand_recipients(*router_, {env.sender});
+  dsn_env.recipients = std::move(expanded.recipients);
+  dsn_env.programs = std::move(expanded.programs);
+  queue::QueueId dsn_id;
+  bool written = false;
+  try {
+    written = queue::write_message(backend_, dsn_env, compose_dsn(req), &dsn_id);
+  } catch (const std::exception& e) {
+    logger().error("notice (" + kind + "): " + e.what());
+  }
+  if (!written) {
+    logger().error("cannot queue the " + kind + " notice for id=" + env.id + " to=<" + env.sender +
+                   ">");
+    return false;
+  }
+  // "bounce id=..." as before for failures; "dsn action=..." for the other notices.
+  if (action == DsnAction::Failed)
+    logger().information("bounce id=" + env.id + " dsn=" + dsn_id + " to=<" + env.sender + ">");
+  else
+    logger().information("dsn action=" + kind + " id=" + env.id + " dsn=" + dsn_id + " to=<" +
+                         env.sender + "> nrcpt=" + std::to_string(recipients.size()));
+  if (auto m = backend_.load(dsn_id)) parking_.schedule(std::move(*m), false);
+  return true;
+}
+
+}  // namespace estafette::courierd

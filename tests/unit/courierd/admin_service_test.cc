@@ -1,0 +1,49 @@
+// The IPC side of courierd's scheduler (admin_service.h): the scheduler's snapshot converted to
+// the wire's QueueEntry field by field and state by state, and the wire's flush scope to the
+// scheduler's.
+#include "courierd/admin_service.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace estafette::courierd {
+namespace {
+
+TEST(AdminServiceConversion, QueuedMessageToQueueEntry) {
+  QueuedMessage m{"q1", 1'700'000'000, 321, "sender@origin.test", true, {}};
+  m.recipients.push_back(
+      {"a@x.test", "mx:mx.x.test", QueuedRecipient::State::Waiting, 2, 1'700'000'060'000, "451 x"});
+  m.recipients.push_back({"b@y.test", "local", QueuedRecipient::State::Held, 0, 0, ""});
+  ipc::QueueEntry e = to_ipc(m);
+  ipc::QueueEntry want{"q1", 1'700'000'000, 321, "sender@origin.test", true, {}};
+  want.recipients.push_back(
+      {"a@x.test", "mx:mx.x.test", ipc::RcptState::Waiting, 2, 1'700'000'060'000, "451 x"});
+  want.recipients.push_back({"b@y.test", "local", ipc::RcptState::Held, 0, 0, ""});
+  EXPECT_EQ(e, want);
+}
+
+TEST(AdminServiceConversion, EveryRecipientState) {
+  const std::vector<std::pair<QueuedRecipient::State, ipc::RcptState>> table = {
+      {QueuedRecipient::State::Waiting, ipc::RcptState::Waiting},
+      {QueuedRecipient::State::Ready, ipc::RcptState::Ready},
+      {QueuedRecipient::State::InFlight, ipc::RcptState::InFlight},
+      {QueuedRecipient::State::Held, ipc::RcptState::Held},
+  };
+  for (const auto& [ours, wire] : table) {
+    QueuedRecipient r;
+    r.state = ours;
+    EXPECT_EQ(to_ipc(r).state, wire);
+  }
+}
+
+TEST(AdminServiceConversion, FlushScopeFromTheWire) {
+  EXPECT_EQ(from_ipc(ipc::FlushScope::All), FlushScope::All);
+  EXPECT_EQ(from_ipc(ipc::FlushScope::Message), FlushScope::Message);
+  EXPECT_EQ(from_ipc(ipc::FlushScope::Domain), FlushScope::Domain);
+}
+
+}  // namespace
+}  // namespace estafette::courierd
