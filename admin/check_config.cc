@@ -1,6 +1,6 @@
 #include "admin/check_config.h"
 
-#include "esmtpd/start_checks.h"
+#include "filters/start_checks.h"
 #include "lib/base/privileges.h"
 #include "lib/config/config.h"
 #include "lib/routing/router.h"
@@ -18,7 +18,7 @@ CheckResult check_config(const std::string& path) {
     return r;
   }
   r.source = c.source;
-  r.errors = esmtpd::start_errors(c);
+  r.errors = filters::start_errors(c);
   try {  // the routing files, as esmtpd, courierd and estafette-local load them
     routing::Router::load(c);
   } catch (const std::exception& e) {

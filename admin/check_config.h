@@ -1,7 +1,7 @@
 // check_config.h: `estafette check-config`: everything a start would check in a config, without
 // starting anything. config::load_config reads the file and every file it names (esmtproutes,
 // dnsbl, smtpaccess) and stops at the first error; then what esmtpd checks only when it starts
-// (esmtpd/start_checks.h: DNS list answer filters, milter specs, modules that load) is checked
+// (filters/start_checks.h: DNS list answer filters, milter specs, modules that load) is checked
 // entry by entry, so every such error is reported. Any thread; loads and unloads filter modules.
 #pragma once
 

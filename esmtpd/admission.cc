@@ -3,8 +3,8 @@
 #include <cerrno>
 #include <stdexcept>
 
-#include "esmtpd/start_checks.h"
 #include "lib/base/paths.h"
+#include "lib/checks/checks.h"
 
 namespace estafette::esmtpd {
 
@@ -20,7 +20,7 @@ Admission::Admission(const config::Config& config, const std::string& run_dir)
     : config_(config), table_(table_path(run_dir)) {
   for (const auto& spec : config.dnsbl) {
     auto filter = checks::AnswerFilter::parse(spec.filter);
-    if (!filter) throw config::ConfigError(dnsbl_filter_error(spec));
+    if (!filter) throw config::ConfigError(checks::dnsbl_filter_error(spec.where, spec.filter));
     lists_.push_back({spec.zone, *filter, spec.weight, spec.reply});
   }
 }

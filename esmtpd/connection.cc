@@ -6,6 +6,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "filters/message_pass.h"
 #include "lib/base/log.h"
 #include "lib/smtp/dotstuff.h"
 
@@ -58,7 +59,6 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
       setup_(std::move(checks)) {}
 
 Connection::~Connection() {
-  *alive_ = false;
   if (timer_) ctx_.loop.cancel_timer(timer_);
   if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
   if (fd_) ctx_.loop.remove_fd(fd_.get());
@@ -171,11 +171,11 @@ void Connection::on_checks_done() {
   resume();
 }
 
-milter::Macros Connection::connect_macros() const {
+filters::Macros Connection::connect_macros() const {
   const auto& c = session_.client();
-  milter::Macros m = {{"j", ctx_.policy.hostname},
-                      {"{daemon_name}", "estafette-esmtpd"},
-                      {"v", ctx_.policy.software}};
+  filters::Macros m = {{"j", ctx_.policy.hostname},
+                       {"{daemon_name}", "estafette-esmtpd"},
+                       {"v", ctx_.policy.software}};
   if (c.is_local()) {
     m.push_back({"{client_addr}", "127.0.0.1"});
     m.push_back({"{client_name}", "localhost"});
@@ -211,17 +211,17 @@ milter::Macros Connection::connect_macros() const {
 void Connection::filter_connect() {
   const auto& c = session_.client();
   filter_connect_pending_ = true;
-  milter::Family family = c.is_local()                          ? milter::Family::Unknown
-                          : c.ip.find(':') == std::string::npos ? milter::Family::Inet
-                                                                : milter::Family::Inet6;
+  filters::Family family = c.is_local()                          ? filters::Family::Unknown
+                           : c.ip.find(':') == std::string::npos ? filters::Family::Inet
+                                                                 : filters::Family::Inet6;
   filters_->connect(connect_macros(), c.is_local() ? "localhost" : c.rdns, family, c.port, c.ip,
-                    [this](const milter::Verdict& v) {
+                    [this](const filters::Verdict& v) {
                       filter_connect_pending_ = false;
-                      if (v.action != milter::Verdict::Action::Continue)
+                      if (v.action != filters::Verdict::Action::Continue)
                         logger().notice("filter session=" + std::to_string(number_) +
-                                        " phase=connect verdict=" + milter::to_string(v.action) +
-                                        (v.milter.empty() ? "" : " filter=" + v.milter));
-                      run(session_.on_filter_connect(to_session(v)));
+                                        " phase=connect verdict=" + filters::to_string(v.action) +
+                                        (v.filter.empty() ? "" : " filter=" + v.filter));
+                      run(session_.on_filter_connect(v));
                       if (finished_) return;
                       if (deferred_filter_) {
                         smtp::Action a = std::move(*deferred_filter_);
@@ -233,13 +233,13 @@ void Connection::filter_connect() {
                     });
 }
 
-void Connection::filter_answer(const milter::Verdict& v, const char* phase) {
-  using A = milter::Verdict::Action;
+void Connection::filter_answer(const filters::Verdict& v, const char* phase) {
+  using A = filters::Verdict::Action;
   if (v.action != A::Continue && v.action != A::Accept)
     logger().notice("filter session=" + std::to_string(number_) + " phase=" + phase + " verdict=" +
-                    milter::to_string(v.action) + (v.milter.empty() ? "" : " filter=" + v.milter) +
+                    filters::to_string(v.action) + (v.filter.empty() ? "" : " filter=" + v.filter) +
                     (v.text.empty() ? "" : " text=\"" + v.text + "\""));
-  run(session_.on_filter_verdict(to_session(v)));
+  run(session_.on_filter_verdict(v));
   resume();
 }
 
@@ -297,7 +297,7 @@ void Connection::filter_action(const smtp::Action& action) {
   switch (action.kind) {
     case smtp::ActionKind::FilterHelo:
       filters_->helo({}, action.text,
-                     [this](const milter::Verdict& v) { filter_answer(v, "helo"); });
+                     [this](const filters::Verdict& v) { filter_answer(v, "helo"); });
       break;
     case smtp::ActionKind::FilterMail:
       if (filter_in_message_) filters_->abort();  // the last message never reached its end
@@ -307,19 +307,19 @@ void Connection::filter_action(const smtp::Action& action) {
                       {"{mail_host}", domain(action.text)},
                       {"{mail_mailer}", "esmtp"}},
                      "<" + action.text + ">", mail_args(session_.pending_mail()),
-                     [this](const milter::Verdict& v) { filter_answer(v, "mail"); });
+                     [this](const filters::Verdict& v) { filter_answer(v, "mail"); });
       break;
     case smtp::ActionKind::FilterRcpt:
       filters_->rcpt({{"{rcpt_addr}", action.text},
                       {"{rcpt_host}", domain(action.text)},
                       {"{rcpt_mailer}", "esmtp"}},
                      "<" + action.text + ">", {},
-                     [this](const milter::Verdict& v) { filter_answer(v, "rcpt"); });
+                     [this](const filters::Verdict& v) { filter_answer(v, "rcpt"); });
       break;
     case smtp::ActionKind::FilterData:
       filter_id_ = queue::make_queue_id();
       filters_->data({{"i", filter_id_}},
-                     [this](const milter::Verdict& v) { filter_answer(v, "data"); });
+                     [this](const filters::Verdict& v) { filter_answer(v, "data"); });
       break;
     case smtp::ActionKind::FilterMessage:
       filter_whole_message();
@@ -337,36 +337,37 @@ void Connection::filter_whole_message() {
   filter_buffer_.shrink_to_fit();
   auto parsed = std::make_shared<filters::ParsedMessage>(filters::parse_message(plain));
   plain.clear();
-  filter_message(*filters_, parsed, {{"i", filter_id_}},
-                 [this, parsed](const milter::Verdict& v, std::vector<milter::Modification> mods) {
-                   filter_in_message_ = false;
-                   using A = milter::Verdict::Action;
-                   milter::Verdict verdict = v;
-                   if (v.action == A::Continue || v.action == A::Accept) {
-                     const auto& env = session_.envelope();
-                     filters::Envelope fenv{env.sender, env.recipients, {}};
-                     filters::apply(mods, *parsed, fenv);
-                     if (!fenv.quarantine.empty()) {
-                       // No hold queue yet: the reason travels with the message and the log.
-                       parsed->headers.push_back({"X-Estafette-Quarantine", " " + fenv.quarantine});
-                       logger().warning("filter quarantine id=" + filter_id_ + " reason=\"" +
-                                        fenv.quarantine + "\"");
-                     }
-                     if (fenv.recipients.empty()) {
-                       logger().notice("filter id=" + filter_id_ +
-                                       ": the filters removed every recipient; discarded");
-                       verdict.action = A::Discard;
-                     } else {
-                       auto qenv = queue_envelope(fenv.sender, fenv.recipients);
-                       qenv.id = filter_id_;
-                       if (create_record(std::move(qenv)) &&
-                           !message_->append(smtp::stuff(filters::render_message(*parsed))))
-                         append_failed_ = true;
-                     }
-                   }
-                   filter_id_.clear();
-                   filter_answer(verdict, "eom");
-                 });
+  filters::filter_message(
+      *filters_, parsed, {{"i", filter_id_}},
+      [this, parsed](const filters::Verdict& v, std::vector<filters::Modification> mods) {
+        filter_in_message_ = false;
+        using A = filters::Verdict::Action;
+        filters::Verdict verdict = v;
+        if (v.action == A::Continue || v.action == A::Accept) {
+          const auto& env = session_.envelope();
+          filters::Envelope fenv{env.sender, env.recipients, {}};
+          filters::apply(mods, *parsed, fenv);
+          if (!fenv.quarantine.empty()) {
+            // No hold queue yet: the reason travels with the message and the log.
+            parsed->headers.push_back({"X-Estafette-Quarantine", " " + fenv.quarantine});
+            logger().warning("filter quarantine id=" + filter_id_ + " reason=\"" + fenv.quarantine +
+                             "\"");
+          }
+          if (fenv.recipients.empty()) {
+            logger().notice("filter id=" + filter_id_ +
+                            ": the filters removed every recipient; discarded");
+            verdict.action = A::Discard;
+          } else {
+            auto qenv = queue_envelope(fenv.sender, fenv.recipients);
+            qenv.id = filter_id_;
+            if (create_record(std::move(qenv)) &&
+                !message_->append(smtp::stuff(filters::render_message(*parsed))))
+              append_failed_ = true;
+          }
+        }
+        filter_id_.clear();
+        filter_answer(verdict, "eom");
+      });
 }
 
 void Connection::lookup_sender(const std::string& domain) {
@@ -580,23 +581,25 @@ void Connection::commit() {
   auto sender = message_->envelope().sender;
   auto nrcpt = message_->envelope().recipients.size();
   auto size = message_->body_size();
-  std::weak_ptr<bool> alive = alive_;
-  ctx_.committer.commit(std::move(message_), [this, alive, id, sender, nrcpt, size](bool ok,
-                                                                                    int error) {
-    // The client may be gone; the message is queued all the same and courierd must know.
-    if (ok) {
-      logger().information("accepted id=" + id + " from=<" + sender +
-                           "> nrcpt=" + std::to_string(nrcpt) + " size=" + std::to_string(size));
-      ctx_.on_queued(id);
-    } else {
-      logger().error("commit failed id=" + id +
-                     (error ? std::string(" error=\"") + base::errno_text(error) + "\"" : ""));
-    }
-    if (alive.expired()) return;
+  // The session's part runs only while this connection exists.
+  auto answer = guard_.wrap([this, id](bool ok, int error) {
     awaiting_commit_ = false;
     ++messages_;
     run(ok ? session_.on_queued(id) : session_.on_queue_failed(failure_of(error)));
     resume();  // pipelined commands that waited for the commit
+  });
+  ctx_.committer.commit(std::move(message_), [&ctx = ctx_, answer = std::move(answer), id, sender,
+                                              nrcpt, size](bool ok, int error) mutable {
+    // The client may be gone; the message is queued all the same and courierd must know.
+    if (ok) {
+      logger().information("accepted id=" + id + " from=<" + sender +
+                           "> nrcpt=" + std::to_string(nrcpt) + " size=" + std::to_string(size));
+      ctx.on_queued(id);
+    } else {
+      logger().error("commit failed id=" + id +
+                     (error ? std::string(" error=\"") + base::errno_text(error) + "\"" : ""));
+    }
+    answer(ok, error);
   });
 }
 
@@ -655,7 +658,7 @@ void Connection::finish(const char* why) {
   auto done = on_finished_;
   auto number = number_;
   // Destroy this connection from a fresh loop turn: we may be deep inside its own callback.
-  ctx_.loop.add_timer(std::chrono::milliseconds(0), [done, number] { done(number); });
+  ctx_.loop.post([done, number] { done(number); });
 }
 
 }  // namespace estafette::esmtpd

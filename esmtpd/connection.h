@@ -12,8 +12,11 @@
 #include <optional>
 #include <string>
 
-#include "esmtpd/filtering.h"
 #include "esmtpd/session_table.h"
+#include "filters/chain.h"
+#include "filters/filter_set.h"
+#include "filters/message_edit.h"
+#include "filters/types.h"
 #include "lib/base/fd.h"
 #include "lib/checks/checks.h"
 #include "lib/config/config.h"
@@ -50,7 +53,7 @@ struct ConnectionContext {
   config::DnsblAction dnsbl_action;
   int dnsbl_threshold;
   CheckCounters& counters;
-  const FilterSet& filters;
+  const filters::FilterSet& filters;
   // The server's current routing (reloads swap it): the record's recipients are the expansion
   // of the RCPT addresses.
   const std::shared_ptr<const routing::Router>& router;
@@ -87,9 +90,9 @@ class Connection final {
   void resume();  // after an answer the session waited for: pipelined input, then interest
   void filter_connect();
   void filter_action(const smtp::Action& action);
-  void filter_answer(const milter::Verdict& verdict, const char* phase);
+  void filter_answer(const filters::Verdict& verdict, const char* phase);
   void filter_whole_message();
-  milter::Macros connect_macros() const;
+  filters::Macros connect_macros() const;
   void begin_data();
   void commit();
   // The queue envelope of this session's message from `sender` and `recipients` (the session's,
@@ -124,7 +127,6 @@ class Connection final {
   bool peer_eof_ = false;
   std::uint32_t interest_ = 0;
   event::TimerId timer_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   event::Clock::time_point started_;
   std::size_t messages_ = 0;
   ConnectionChecksSetup setup_;
@@ -133,13 +135,14 @@ class Connection final {
   event::TimerId greet_timer_ = 0;
   dns::Request sender_lookup_;
   // Filters (when configured): the session's chain, calls in order one at a time.
-  std::unique_ptr<milter::Chain> filters_;
+  std::unique_ptr<filters::Chain> filters_;
   bool filter_connect_pending_ = false;
   std::optional<smtp::Action> deferred_filter_;  // waits for the connect stage
   bool filter_in_message_ = false;               // MAIL went to the filters, no eom yet
   bool buffering_ = false;                       // DATA goes to filter_buffer_, not the queue
   std::string filter_buffer_;                    // wire form, our Received header first
   queue::QueueId filter_id_;
+  event::CallbackGuard guard_;  // last: callbacks handed out die first
 };
 
 }  // namespace estafette::esmtpd

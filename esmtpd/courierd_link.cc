@@ -42,10 +42,10 @@ void CourierdLink::connect() {
       [this] {
         base::log("esmtpd").warning("lost the link to courierd; reconnecting");
         // Destroy the channel outside its own callback.
-        loop_.add_timer(std::chrono::milliseconds(0), [this] {
+        loop_.post(guard_.wrap([this] {
           channel_.reset();
           if (!reconnect_timer_) connect();
-        });
+        }));
       });
   while (!waiting_.empty() && channel_->open()) {
     channel_->send(ipc::encode(ipc::NewMessage{waiting_.front()}));

@@ -2,6 +2,7 @@
 // (NewMessage over <state>/run/courierd.sock), so courierd never polls the queue.
 // Loop thread. While courierd is away, notices wait in memory (bounded) and the link reconnects
 // every second; a notice that is dropped is not lost mail: courierd scans the queue when it starts.
+// Destroying the link cancels its timer and its posted callbacks.
 #pragma once
 
 #include <deque>
@@ -33,6 +34,7 @@ class CourierdLink final {
   std::deque<std::string> waiting_;
   event::TimerId reconnect_timer_ = 0;
   bool warned_ = false;
+  event::CallbackGuard guard_;  // last: posted callbacks die first
 };
 
 }  // namespace estafette::esmtpd

@@ -18,6 +18,7 @@
 #include "esmtpd/admission.h"
 #include "esmtpd/connection.h"
 #include "esmtpd/courierd_link.h"
+#include "filters/filter_set.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
@@ -62,7 +63,7 @@ class Server final {
   dns::Resolver resolver_;
   Admission admission_;
   CheckCounters counters_;
-  FilterSet filters_;
+  filters::FilterSet filters_;
   event::TimerId stats_timer_ = 0;
   CourierdLink courierd_;
   std::unique_ptr<ConnectionContext> context_;

@@ -1,7 +1,9 @@
-// filter.h: what esmtpd's filter pipeline drives, one object per SMTP session and filter: an
-// external milter (milter::Client) or an in-process module (native C ABI or the libmilter-
-// compatible API). Every kind speaks milter semantics: the same phases, verdicts and
-// modifications (filters/milter/protocol.h and client.h define those types).
+// filter.h: what esmtpd's filter pipeline drives, one object per SMTP session and filter. Two
+// implementations: an external milter (milter::Client, filters/milter/client.h) and an
+// in-process module (NativeFilter over the native C ABI, which the libmilter-compatible shim
+// uses too; filters/module.h). Every kind speaks milter semantics -- the same phases, verdicts
+// and modifications -- in the types of filters/types.h; filters::Chain (filters/chain.h) runs any
+// of them in order. Implementations include filters/ headers, never the other way round.
 // Loop thread only. Contract, for every implementation: one call at a time, the caller waits for
 // its callback before the next; every callback runs later on the loop, never inside the call;
 // destroying the object cancels (no callback afterwards); a failure answers Verdict::Failed with
@@ -15,18 +17,9 @@
 #include <string_view>
 #include <vector>
 
-#include "filters/milter/protocol.h"
-
-namespace estafette::milter {
-struct Verdict;
-struct Modification;
-enum class DefaultAction;
-}  // namespace estafette::milter
+#include "filters/types.h"
 
 namespace estafette::filters {
-
-using milter::Family;
-using milter::Macros;
 
 // How long a module may take to answer a phase it answered PENDING (milter_command_timeout,
 // and milter_content_timeout from the first header to end of message). When it runs out, the
@@ -38,9 +31,8 @@ struct ModuleTimeouts {
 
 class Filter {
  public:
-  using Callback = std::function<void(const milter::Verdict&)>;
-  using EomCallback =
-      std::function<void(const milter::Verdict&, std::vector<milter::Modification>)>;
+  using Callback = std::function<void(const Verdict&)>;
+  using EomCallback = std::function<void(const Verdict&, std::vector<Modification>)>;
 
   virtual ~Filter() = default;
 
@@ -59,8 +51,8 @@ class Filter {
   virtual void abort() = 0;  // the message ends (RSET, rejected); no pending call
   virtual void quit() = 0;   // the session ends; no callback
 
-  virtual const std::string& name() const = 0;               // for logs and failure reasons
-  virtual milter::DefaultAction default_action() const = 0;  // when it fails
+  virtual const std::string& name() const = 0;       // for logs and failure reasons
+  virtual DefaultAction default_action() const = 0;  // when it fails
 };
 
 }  // namespace estafette::filters

@@ -93,9 +93,8 @@ std::string render_message(const ParsedMessage& message) {
   return out;
 }
 
-void apply(const std::vector<milter::Modification>& mods, ParsedMessage& message,
-           Envelope& envelope) {
-  using K = milter::Modification::Kind;
+void apply(const std::vector<Modification>& mods, ParsedMessage& message, Envelope& envelope) {
+  using K = Modification::Kind;
   for (const auto& mod : mods) {
     switch (mod.kind) {
       case K::AddHeader:

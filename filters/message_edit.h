@@ -1,5 +1,6 @@
 // message_edit.h: a message as filters see it (header fields and a body, CRLF, not dot-stuffed)
-// and the application of their modifications (milter semantics) to it and to the envelope.
+// and the application of their modifications (filters/types.h, milter semantics) to it and to
+// the envelope.
 // Pure; any thread.
 #pragma once
 
@@ -7,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "filters/milter/client.h"
+#include "filters/types.h"
 
 namespace estafette::filters {
 
@@ -40,7 +41,6 @@ struct Envelope {
 //   ReplaceBody (bare LF becomes CRLF); ChangeFrom; Quarantine.
 // A value from a filter without leading white space gets one space after the colon; bare LF in
 // it becomes CRLF.
-void apply(const std::vector<milter::Modification>& mods, ParsedMessage& message,
-           Envelope& envelope);
+void apply(const std::vector<Modification>& mods, ParsedMessage& message, Envelope& envelope);
 
 }  // namespace estafette::filters

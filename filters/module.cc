@@ -60,7 +60,7 @@ std::shared_ptr<Module> Module::load(const std::string& path,
   return m;
 }
 
-std::unique_ptr<Filter> Module::open(event::Loop& loop, milter::DefaultAction default_action,
+std::unique_ptr<Filter> Module::open(event::Loop& loop, DefaultAction default_action,
                                      ModuleTimeouts timeouts) {
   return std::make_unique<NativeFilter>(loop, shared_from_this(), *table_, name_, default_action,
                                         timeouts);

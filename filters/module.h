@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "filters/filter.h"
-#include "filters/milter/client.h"
+#include "filters/types.h"
 #include "lib/event/loop.h"
 
 namespace Poco {
@@ -38,7 +38,7 @@ class Module final : public std::enable_shared_from_this<Module> {
   Module& operator=(const Module&) = delete;
 
   // A Filter for one SMTP session (the contract of filters/filter.h).
-  std::unique_ptr<Filter> open(event::Loop& loop, milter::DefaultAction default_action,
+  std::unique_ptr<Filter> open(event::Loop& loop, DefaultAction default_action,
                                ModuleTimeouts timeouts = {});
   const std::string& name() const { return name_; }
   const std::string& path() const { return path_; }

@@ -15,9 +15,6 @@ struct estafette_ctx {
 
 namespace estafette::filters {
 
-using milter::Modification;
-using milter::Verdict;
-
 namespace {
 
 int family_code(Family family) {
@@ -324,7 +321,7 @@ HostTable::HostTable(const std::string& path, const std::vector<std::string>& mo
 
 NativeFilter::NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_alive,
                            const estafette_filter& table, std::string name,
-                           milter::DefaultAction default_action, ModuleTimeouts timeouts)
+                           DefaultAction default_action, ModuleTimeouts timeouts)
     : loop_(loop),
       keep_alive_(std::move(keep_alive)),
       table_(table),
@@ -334,7 +331,6 @@ NativeFilter::NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_a
       timeouts_(timeouts) {}
 
 NativeFilter::~NativeFilter() {
-  *alive_ = false;
   if (watchdog_) loop_.cancel_timer(watchdog_);
   close_session();
 }
@@ -353,14 +349,12 @@ void NativeFilter::close_session() {
 }
 
 void NativeFilter::post(std::function<void()> fn) {
-  loop_.add_timer(std::chrono::milliseconds(0), [alive = alive_, fn = std::move(fn)] {
-    if (*alive) fn();
-  });
+  loop_.post(guard_.wrap(std::move(fn)));
 }
 
 Verdict NativeFilter::make(Verdict::Action action, std::string text) const {
   Verdict v{action, std::move(text), {}};
-  if (action != Verdict::Action::Continue) v.milter = name_;
+  if (action != Verdict::Action::Continue) v.filter = name_;
   return v;
 }
 

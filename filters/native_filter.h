@@ -3,7 +3,8 @@
 // filters::Module::open().
 // Loop thread only. Calls the module's callbacks on the loop; a callback answering
 // ESTAFETTE_PENDING is finished later by host->resume(). Every Filter callback is posted to run
-// later on the loop. Destroying the NativeFilter (or quit()) calls the module's close() and
+// later on the loop (Loop::post, tied to the NativeFilter by a CallbackGuard). Destroying the
+// NativeFilter (or quit()) calls the module's close() and
 // removes the fds and timers the module registered for the session; no callback runs afterwards.
 // The NativeFilter keeps its module loaded (the shared_ptr given to the constructor).
 // DIAGNOSTICS: a status outside the ABI's, a call while another is pending or after the session
@@ -23,7 +24,7 @@
 #include <vector>
 
 #include "filters/filter.h"
-#include "filters/milter/client.h"
+#include "filters/types.h"
 #include "lib/event/loop.h"
 
 // The per-session handle the module sees; defined in native_filter.cc.
@@ -46,8 +47,8 @@ class NativeFilter final : public Filter {
  public:
   // keep_alive: keeps the module's code loaded as long as this session exists.
   NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_alive,
-               const estafette_filter& table, std::string name,
-               milter::DefaultAction default_action, ModuleTimeouts timeouts = {});
+               const estafette_filter& table, std::string name, DefaultAction default_action,
+               ModuleTimeouts timeouts = {});
   ~NativeFilter() override;
   NativeFilter(const NativeFilter&) = delete;
   NativeFilter& operator=(const NativeFilter&) = delete;
@@ -68,7 +69,7 @@ class NativeFilter final : public Filter {
   void quit() override;
 
   const std::string& name() const override { return name_; }
-  milter::DefaultAction default_action() const override { return default_action_; }
+  DefaultAction default_action() const override { return default_action_; }
 
  private:
   friend struct HostFunctions;
@@ -81,21 +82,21 @@ class NativeFilter final : public Filter {
            EomCallback eom_done);
   void complete(int status);  // the pending phase's answer (from the callback or resume)
   void post(std::function<void()> fn);
-  milter::Verdict make(milter::Verdict::Action action, std::string text = {}) const;
+  Verdict make(Verdict::Action action, std::string text = {}) const;
   void close_session();
 
   event::Loop& loop_;
   std::shared_ptr<const void> keep_alive_;
   const estafette_filter& table_;
   std::string name_;
-  milter::DefaultAction default_action_;
+  DefaultAction default_action_;
   std::unique_ptr<estafette_ctx> ctx_;
 
   std::map<std::string, std::string> macros_;  // every phase's, merged
   Macros phase_macros_;                        // the current phase's
   void* priv_ = nullptr;
   std::string reply_;  // the composed reply from setreply() for this phase
-  std::vector<milter::Modification> mods_;
+  std::vector<Modification> mods_;
 
   Stage pending_ = Stage::None;
   bool in_call_ = false;      // inside the module's callback
@@ -111,10 +112,10 @@ class NativeFilter final : public Filter {
   std::map<int, std::pair<estafette_fd_cb, void*>> fds_;
   estafette_timer_id next_timer_ = 1;
   std::map<estafette_timer_id, event::TimerId> timers_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   ModuleTimeouts timeouts_;
   event::TimerId watchdog_ = 0;  // armed while a PENDING phase waits for resume()
   void on_watchdog();
+  event::CallbackGuard guard_;  // last: posted callbacks die first
 };
 
 }  // namespace estafette::filters

@@ -1,4 +1,4 @@
-// client.cc: one milter session on the loop, and the Chain of milters (see client.h).
+// client.cc: one milter session on the loop (see client.h).
 #include "filters/milter/client.h"
 
 #include <arpa/inet.h>
@@ -11,6 +11,11 @@
 #include <cstring>
 
 namespace estafette::milter {
+
+using filters::Family;
+using filters::Macros;
+using filters::Modification;
+using filters::Verdict;
 
 namespace {
 
@@ -94,58 +99,23 @@ bool parse_spec(std::string_view text, Spec& out, std::string* error) {
   return true;
 }
 
-bool parse_default_action(std::string_view text, DefaultAction& out) {
-  if (text == "tempfail")
-    out = DefaultAction::Tempfail;
-  else if (text == "accept")
-    out = DefaultAction::Accept;
-  else if (text == "reject")
-    out = DefaultAction::Reject;
-  else
-    return false;
-  return true;
-}
-
-const char* to_string(Verdict::Action action) {
-  switch (action) {
-    case Verdict::Action::Continue:
-      return "continue";
-    case Verdict::Action::Accept:
-      return "accept";
-    case Verdict::Action::Reject:
-      return "reject";
-    case Verdict::Action::Tempfail:
-      return "tempfail";
-    case Verdict::Action::Discard:
-      return "discard";
-    case Verdict::Action::ReplyCode:
-      return "replycode";
-    case Verdict::Action::Failed:
-      return "failed";
-  }
-  return "?";
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client
 
 Client::Client(event::Loop& loop, Options options) : loop_(loop), options_(std::move(options)) {}
 
 Client::~Client() {
-  *alive_ = false;
   if (watching_) loop_.remove_fd(fd_.get());
   loop_.cancel_timer(timer_);
 }
 
 void Client::post(std::function<void()> fn) {
-  loop_.add_timer(std::chrono::milliseconds(0), [alive = alive_, fn = std::move(fn)] {
-    if (*alive) fn();
-  });
+  loop_.post(guard_.wrap(std::move(fn)));
 }
 
 Verdict Client::make(Verdict::Action action, std::string text) const {
   Verdict v{action, std::move(text), {}};
-  if (action != Verdict::Action::Continue) v.milter = options_.name;
+  if (action != Verdict::Action::Continue) v.filter = options_.name;
   return v;
 }
 
@@ -495,7 +465,8 @@ void Client::on_io(std::uint32_t events) {
     on_connected();
     return;
   }
-  auto alive = alive_;
+  // Tells whether this client still exists after a callback (which may destroy it).
+  auto still_here = guard_.wrap([](bool& here) { here = true; });
   if (events & EPOLLOUT) {
     if (!flush()) return;
   }
@@ -515,7 +486,9 @@ void Client::on_io(std::uint32_t events) {
     for (Reply& reply : replies) {
       on_reply(reply);
       // A callback may have destroyed us, or the reply failed the session.
-      if (!*alive || state_ == State::Failed || state_ == State::Closed) return;
+      bool here = false;
+      still_here(here);
+      if (!here || state_ == State::Failed || state_ == State::Closed) return;
     }
     if (!ok) {
       fail("malformed reply: " + parser_.error());
@@ -641,151 +614,11 @@ void Client::on_reply(Reply& reply) {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Chain
-
-Chain::Chain(event::Loop& loop, std::vector<Options> milters) : loop_(loop) {
-  for (Options& o : milters)
-    entries_.push_back({std::make_unique<Client>(loop, std::move(o)), false});
-}
-
-Chain::Chain(event::Loop& loop, std::vector<std::unique_ptr<filters::Filter>> filters)
-    : loop_(loop) {
-  for (auto& f : filters) entries_.push_back({std::move(f), false});
-}
-
-Chain::~Chain() {
-  *alive_ = false;
-}
-
-void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
-                EomCallback done) {
-  while (i < entries_.size() && entries_[i].dropped) ++i;
-  if (i == entries_.size()) {
-    // Reached from a client callback (or posted when every milter is dropped): the end.
-    done(Verdict{}, std::move(mods));
-    return;
-  }
-  filters::Filter& client = *entries_[i].client;
-  (*step)(client, [this, i, step, mods = std::move(mods), done = std::move(done)](
-                      const Verdict& v, std::vector<Modification> more) mutable {
-    using A = Verdict::Action;
-    if (v.action == A::Continue || v.action == A::Accept) {
-      mods.insert(mods.end(), std::make_move_iterator(more.begin()),
-                  std::make_move_iterator(more.end()));
-      run(i + 1, std::move(step), std::move(mods), std::move(done));
-      return;
-    }
-    if (v.action != A::Failed) {
-      done(v, {});
-      return;
-    }
-    switch (entries_[i].client->default_action()) {
-      case DefaultAction::Accept:
-        entries_[i].dropped = true;
-        run(i + 1, std::move(step), std::move(mods), std::move(done));
-        return;
-      case DefaultAction::Tempfail:
-        done(Verdict{A::Tempfail, {}, v.milter}, {});
-        return;
-      case DefaultAction::Reject:
-        done(Verdict{A::Reject, {}, v.milter}, {});
-        return;
-    }
-  });
-}
-
-void Chain::start(Step step, EomCallback done) {
-  auto shared = std::make_shared<Step>(std::move(step));
-  std::size_t first = 0;
-  while (first < entries_.size() && entries_[first].dropped) ++first;
-  if (first == entries_.size()) {
-    // Nobody to ask: answer later, like every other path.
-    loop_.add_timer(std::chrono::milliseconds(0), [alive = alive_, done = std::move(done)] {
-      if (*alive) done(Verdict{}, {});
-    });
-    return;
-  }
-  run(first, std::move(shared), {}, std::move(done));
-}
-
-namespace {
-Chain::EomCallback plain(Chain::Callback done) {
-  return [done = std::move(done)](const Verdict& v, std::vector<Modification>) { done(v); };
-}
-Client::Callback wrap(Client::EomCallback done) {
-  return [done = std::move(done)](const Verdict& v) { done(v, {}); };
-}
-}  // namespace
-
-void Chain::connect(const Macros& macros, std::string_view hostname, Family family,
-                    std::uint16_t port, std::string_view address, Callback done) {
-  start(
-      [macros, hostname = std::string(hostname), family, port, address = std::string(address)](
-          filters::Filter& c, EomCallback d) {
-        c.connect(macros, hostname, family, port, address, wrap(std::move(d)));
-      },
-      plain(std::move(done)));
-}
-
-void Chain::helo(const Macros& macros, std::string_view name, Callback done) {
-  start([macros, name = std::string(name)](
-            filters::Filter& c, EomCallback d) { c.helo(macros, name, wrap(std::move(d))); },
-        plain(std::move(done)));
-}
-
-void Chain::mail(const Macros& macros, std::string_view address,
-                 const std::vector<std::string>& args, Callback done) {
-  start(
-      [macros, address = std::string(address), args](filters::Filter& c, EomCallback d) {
-        c.mail(macros, address, args, wrap(std::move(d)));
-      },
-      plain(std::move(done)));
-}
-
-void Chain::rcpt(const Macros& macros, std::string_view address,
-                 const std::vector<std::string>& args, Callback done) {
-  start(
-      [macros, address = std::string(address), args](filters::Filter& c, EomCallback d) {
-        c.rcpt(macros, address, args, wrap(std::move(d)));
-      },
-      plain(std::move(done)));
-}
-
-void Chain::data(const Macros& macros, Callback done) {
-  start([macros](filters::Filter& c, EomCallback d) { c.data(macros, wrap(std::move(d))); },
-        plain(std::move(done)));
-}
-
-void Chain::header(std::string_view name, std::string_view value, Callback done) {
-  start([name = std::string(name), value = std::string(value)](
-            filters::Filter& c, EomCallback d) { c.header(name, value, wrap(std::move(d))); },
-        plain(std::move(done)));
-}
-
-void Chain::eoh(const Macros& macros, Callback done) {
-  start([macros](filters::Filter& c, EomCallback d) { c.eoh(macros, wrap(std::move(d))); },
-        plain(std::move(done)));
-}
-
-void Chain::body(std::string_view bytes, Callback done) {
-  start([bytes = std::string(bytes)](filters::Filter& c,
-                                     EomCallback d) { c.body(bytes, wrap(std::move(d))); },
-        plain(std::move(done)));
-}
-
-void Chain::eom(const Macros& macros, EomCallback done) {
-  start([macros](filters::Filter& c, EomCallback d) { c.eom(macros, std::move(d)); },
-        std::move(done));
-}
-
-void Chain::abort() {
-  for (Entry& e : entries_)
-    if (!e.dropped) e.client->abort();
-}
-
-void Chain::quit() {
-  for (Entry& e : entries_) e.client->quit();
+std::vector<std::unique_ptr<filters::Filter>> make_clients(event::Loop& loop,
+                                                           std::vector<Options> milters) {
+  std::vector<std::unique_ptr<filters::Filter>> out;
+  for (Options& o : milters) out.push_back(std::make_unique<Client>(loop, std::move(o)));
+  return out;
 }
 
 }  // namespace estafette::milter

@@ -1,10 +1,13 @@
 // client.h: the MTA side of one milter session (Sendmail milter protocol v6) on the process's
-// event::Loop, and a Chain that runs several milters in order for one SMTP session.
-// Loop thread only. Each Client owns its socket; the SMTP session owns its Client (or Chain).
+// event::Loop: milter::Client, one of the two implementations of filters::Filter (the other is
+// the in-process modules, filters/module.h). It speaks the filter interface's types
+// (filters/types.h: Verdict, Modification, DefaultAction, Macros, Family); filters::Chain runs it
+// with any other filters.
+// Loop thread only. Each Client owns its socket; the SMTP session's Chain owns its Client.
 // The caller makes one call at a time (connect, helo, mail, rcpt, data, header, eoh, body, eom)
 // and waits for its callback before the next; every callback runs later on the loop, never
-// inside the call that started it. Destroying a Client or Chain cancels: no callback runs
-// afterwards (as with dns::Request). A callback may destroy its Client/Chain.
+// inside the call that started it. Destroying a Client cancels: no callback runs afterwards (as
+// with dns::Request). A callback may destroy its Client.
 // DIAGNOSTICS: a refused or timed-out connect, a timeout waiting for a reply (PROGRESS restarts
 // it), a malformed or unexpected reply, a reply asking for an action or protocol step we did
 // not offer, or the milter closing the connection make the pending call (and every later one)
@@ -24,6 +27,7 @@
 
 #include "filters/filter.h"
 #include "filters/milter/protocol.h"
+#include "filters/types.h"
 #include "lib/base/fd.h"
 #include "lib/event/loop.h"
 
@@ -39,10 +43,6 @@ struct Spec {
   std::string path;  // Unix
 };
 bool parse_spec(std::string_view text, Spec& out, std::string* error);
-
-// What the caller does when a milter fails (Postfix's milter_default_action).
-enum class DefaultAction { Tempfail, Accept, Reject };
-bool parse_default_action(std::string_view text, DefaultAction& out);
 
 // Every action we can apply, and every protocol step we can skip or not wait a reply for.
 inline constexpr std::uint32_t kOfferedActions =
@@ -60,42 +60,16 @@ struct Options {
   std::chrono::milliseconds connect_timeout{30000};   // milter_connect_timeout
   std::chrono::milliseconds command_timeout{30000};   // milter_command_timeout
   std::chrono::milliseconds content_timeout{300000};  // milter_content_timeout: headers to eom
-  DefaultAction default_action = DefaultAction::Tempfail;  // used by Chain
-};
-
-struct Verdict {
-  enum class Action { Continue, Accept, Reject, Tempfail, Discard, ReplyCode, Failed };
-  Action action = Action::Continue;
-  std::string text;    // ReplyCode: the whole reply ("550 5.7.1 Rejected"); Failed: the reason
-  std::string milter;  // the milter that decided (empty for Continue)
-};
-const char* to_string(Verdict::Action action);
-
-// A change a milter asked for at end of message, in the order it sent them.
-struct Modification {
-  enum class Kind {
-    AddHeader,     // name, value: append "name:value"
-    ChangeHeader,  // name, value, index: the index-th (1-based) "name" header; empty value deletes
-    InsertHeader,  // name, value, index: insert at position index (0 = first header)
-    AddRcpt,       // address, args (ESMTP parameters, may be empty)
-    DelRcpt,       // address
-    ReplaceBody,   // body: the whole new body (chunks joined)
-    Quarantine,    // text: the reason
-    ChangeFrom,    // address, args
-  };
-  Kind kind = Kind::AddHeader;
-  std::string name;
-  std::string value;  // the text after the colon, leading space included, as it is to be written
-  std::uint32_t index = 0;
-  std::string address;
-  std::string args;
-  std::string body;
-  std::string text;
-  bool operator==(const Modification&) const = default;
+  filters::DefaultAction default_action = filters::DefaultAction::Tempfail;  // used by Chain
 };
 
 class Client final : public filters::Filter {
  public:
+  using Verdict = filters::Verdict;
+  using Modification = filters::Modification;
+  using Macros = filters::Macros;
+  using Family = filters::Family;
+
   Client(event::Loop& loop, Options options);
   ~Client();
   Client(const Client&) = delete;
@@ -134,7 +108,7 @@ class Client final : public filters::Filter {
   std::uint32_t negotiated_protocol() const { return protocol_; }
   const Options& options() const { return options_; }
   const std::string& name() const override { return options_.name; }
-  DefaultAction default_action() const override { return options_.default_action; }
+  filters::DefaultAction default_action() const override { return options_.default_action; }
 
  private:
   enum class State { Idle, Connecting, Negotiating, Ready, Failed, Closed };
@@ -189,58 +163,11 @@ class Client final : public filters::Filter {
   bool body_skipped_ = false;
   std::string body_rest_;  // body still to send after the current chunk's reply
   std::vector<Modification> mods_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  event::CallbackGuard guard_;  // last: posted callbacks die first
 };
 
-// Several milters for one SMTP session, in order. Each call goes to each milter in turn and
-// stops at the first verdict other than Continue or Accept (Accept only ends that milter's
-// part, as in Postfix). A Failed milter is handled by its default_action: Accept drops it for
-// the rest of the session, Tempfail/Reject answer Tempfail/Reject (text empty, so the caller
-// uses its own 451/550 reply; milter and reason say which milter and why).
-// All milters see the original message; eom() returns the modifications of all milters,
-// concatenated in milter order, for the caller to apply.
-class Chain final {
- public:
-  using Callback = Client::Callback;
-  using EomCallback = Client::EomCallback;
-
-  Chain(event::Loop& loop, std::vector<Options> milters);
-  // Any filters (milters, in-process modules), in order.
-  Chain(event::Loop& loop, std::vector<std::unique_ptr<filters::Filter>> filters);
-  ~Chain();
-  Chain(const Chain&) = delete;
-  Chain& operator=(const Chain&) = delete;
-
-  void connect(const Macros& macros, std::string_view hostname, Family family, std::uint16_t port,
-               std::string_view address, Callback done);
-  void helo(const Macros& macros, std::string_view name, Callback done);
-  void mail(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
-            Callback done);
-  void rcpt(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
-            Callback done);
-  void data(const Macros& macros, Callback done);
-  void header(std::string_view name, std::string_view value, Callback done);
-  void eoh(const Macros& macros, Callback done);
-  void body(std::string_view bytes, Callback done);
-  void eom(const Macros& macros, EomCallback done);
-  void abort();
-  void quit();
-
-  std::size_t size() const { return entries_.size(); }
-
- private:
-  struct Entry {
-    std::unique_ptr<filters::Filter> client;
-    bool dropped = false;  // failed with default_action = accept
-  };
-  using Step = std::function<void(filters::Filter&, Client::EomCallback)>;
-  void start(Step step, EomCallback done);
-  void run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
-           EomCallback done);
-
-  event::Loop& loop_;
-  std::vector<Entry> entries_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-};
+// One Client per entry, in order: the filters of a filters::Chain of milters only.
+std::vector<std::unique_ptr<filters::Filter>> make_clients(event::Loop& loop,
+                                                           std::vector<Options> milters);
 
 }  // namespace estafette::milter

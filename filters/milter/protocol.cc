@@ -5,6 +5,15 @@
 
 namespace estafette::milter {
 
+using filters::Family;
+using filters::Macros;
+
+// filters::Family's letters are the ones SMFIC_CONNECT carries.
+static_assert(static_cast<char>(Family::Unknown) == SMFIA_UNKNOWN);
+static_assert(static_cast<char>(Family::Unix) == SMFIA_UNIX);
+static_assert(static_cast<char>(Family::Inet) == SMFIA_INET);
+static_assert(static_cast<char>(Family::Inet6) == SMFIA_INET6);
+
 namespace {
 
 void put_u32(std::string& out, std::uint32_t v) {

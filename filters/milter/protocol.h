@@ -1,6 +1,7 @@
 // protocol.h: the Sendmail milter wire protocol (version 6), MTA side, as pure functions: encoders
 // for every SMFIC_* command and an incremental decoder for the milter's replies. No I/O; used by
-// filters/milter/client.h and the reply fuzz target.
+// filters/milter/client.h and the reply fuzz target. It speaks the filter interface's types
+// (filters/types.h: macros, family); nothing in filters/ outside milter/ includes it.
 // A packet is a 4-byte big-endian length (command byte + data), the command byte, the data;
 // strings are NUL-terminated. The wire constants come from libmilter's own headers.
 // DIAGNOSTICS: ReplyParser::feed() returns false with error() set for a malformed packet (zero
@@ -19,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "filters/types.h"
+
 namespace estafette::milter {
 
 inline constexpr std::uint32_t kProtocolVersion = SMFI_PROT_VERSION;  // 6
@@ -26,23 +29,14 @@ inline constexpr std::size_t kChunkSize = MILTER_CHUNK_SIZE;          // body ch
 // Largest packet we accept from a milter (libmilter sends at most 1 MiB - 1 with SMFIP_MDS_1M).
 inline constexpr std::size_t kMaxPacket = 1024 * 1024 + kChunkSize;
 
-// Macro name (as sent: "j", "{client_addr}") and value, in the order given.
-using Macros = std::vector<std::pair<std::string, std::string>>;
-
-// Family letters of SMFIC_CONNECT.
-enum class Family : char {
-  Unknown = SMFIA_UNKNOWN,
-  Unix = SMFIA_UNIX,
-  Inet = SMFIA_INET,
-  Inet6 = SMFIA_INET6,
-};
-
 // Encoders: each returns one complete packet.
 std::string encode_optneg(std::uint32_t version, std::uint32_t actions, std::uint32_t protocol);
 // SMFIC_MACRO for the command letter `command` (SMFIC_CONNECT, SMFIC_MAIL, ...).
-std::string encode_macro(char command, const Macros& macros);
-// Family Unknown sends neither port nor address.
-std::string encode_connect(std::string_view hostname, Family family, std::uint16_t port,
+// Macros: filters::Macros (filters/types.h), as the filter interface passes them.
+std::string encode_macro(char command, const filters::Macros& macros);
+// The family letter is filters::Family's (the SMFIA_* letters); Unknown sends neither port nor
+// address.
+std::string encode_connect(std::string_view hostname, filters::Family family, std::uint16_t port,
                            std::string_view address);
 std::string encode_helo(std::string_view name);
 // address as given in the command ("<a@b>"), then the ESMTP parameters ("SIZE=10").

@@ -34,8 +34,8 @@ const char* to_string(RdnsStatus status);
 
 struct RdnsResult {
   RdnsStatus status = RdnsStatus::Off;
-  std::string name = "unknown";         // the confirmed name, lower-case, no trailing dot
-  std::vector<std::string> ptr_names;   // as answered (at most Settings::max_ptr_names looked at)
+  std::string name = "unknown";        // the confirmed name, lower-case, no trailing dot
+  std::vector<std::string> ptr_names;  // as answered (at most Settings::max_ptr_names looked at)
 };
 
 // --- DNS lists
@@ -53,11 +53,16 @@ class AnswerFilter final {
   std::string text_;
 };
 
+// The error for a DNS list's answer filter that does not parse, naming where it was configured
+// ("file:line: bad answer filter '...' (expected ...)"), or "" when it parses. esmtpd stops on
+// it at start; `estafette check-config` reports it (filters/start_checks.h).
+std::string dnsbl_filter_error(std::string_view where, std::string_view filter);
+
 struct DnsList {
-  std::string zone;      // "bl1.test"
-  AnswerFilter filter;   // which A answers count as listed (empty: any 127.0.0.0/8 answer)
-  int weight = 1;        // negative: an allow-list
-  std::string reply;     // text for the client; "*" = the list's TXT record; "" = a default text
+  std::string zone;     // "bl1.test"
+  AnswerFilter filter;  // which A answers count as listed (empty: any 127.0.0.0/8 answer)
+  int weight = 1;       // negative: an allow-list
+  std::string reply;    // text for the client; "*" = the list's TXT record; "" = a default text
 };
 
 struct DnsListHit {

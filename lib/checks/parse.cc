@@ -141,6 +141,12 @@ std::optional<AnswerFilter> AnswerFilter::parse(std::string_view text) {
   return f;
 }
 
+std::string dnsbl_filter_error(std::string_view where, std::string_view filter) {
+  if (AnswerFilter::parse(filter)) return "";
+  return std::string(where) + ": bad answer filter '" + std::string(filter) +
+         "' (expected e.g. 127.0.0.2 or 127.0.0.[2..11])";
+}
+
 bool AnswerFilter::matches(std::string_view ipv4) const {
   unsigned char a[4];
   std::string text(ipv4);

@@ -76,30 +76,32 @@ void ServerSession::reset_transaction() {
 }
 
 namespace {
+// A failed filter's reason is for the logs, never for the client: it gets the 4xx default.
 std::string filter_reply(const FilterVerdict& v, std::string_view fallback_reject,
                          std::string_view fallback_tempfail) {
-  using K = FilterVerdict::Kind;
-  if (v.kind == K::Reply && !v.reply.empty()) return v.reply;
-  if (v.kind == K::Tempfail) return std::string(fallback_tempfail);
+  using A = FilterVerdict::Action;
+  if (v.action == A::ReplyCode && !v.text.empty()) return v.text;
+  if (v.action == A::Tempfail || v.action == A::Failed) return std::string(fallback_tempfail);
   return std::string(fallback_reject);
 }
 }  // namespace
 
 Actions ServerSession::on_filter_connect(const FilterVerdict& verdict) {
-  using K = FilterVerdict::Kind;
+  using A = FilterVerdict::Action;
   if (state_ == State::kClosed) return {};
-  switch (verdict.kind) {
-    case K::Continue:
+  switch (verdict.action) {
+    case A::Continue:
       break;
-    case K::Accept:  // nothing more to filter in this session
+    case A::Accept:  // nothing more to filter in this session
       client_.filtered = false;
       break;
-    case K::Discard:
+    case A::Discard:
       discard_session_ = discard_ = true;
       break;
-    case K::Reject:
-    case K::Tempfail:
-    case K::Reply:
+    case A::Reject:
+    case A::Tempfail:
+    case A::ReplyCode:
+    case A::Failed:
       session_reply_ = filter_reply(verdict, "554 5.7.1 Access denied by a filter",
                                     "451 4.7.1 Service unavailable - try again later");
       break;
@@ -108,15 +110,15 @@ Actions ServerSession::on_filter_connect(const FilterVerdict& verdict) {
 }
 
 Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
-  using K = FilterVerdict::Kind;
+  using A = FilterVerdict::Action;
   if (state_ == State::kClosed) return {};
   if (state_ != State::kWait || waiting_for_ == ActionKind::Reply)
     broken_invariant("on_filter_verdict() unasked");
   ActionKind phase = std::exchange(waiting_for_, ActionKind::Reply);
   state_ = State::kReady;
-  const bool go = verdict.kind == K::Continue || verdict.kind == K::Accept;
-  if (verdict.kind == K::Discard) discard_ = true;
-  const bool refused = !go && verdict.kind != K::Discard;
+  const bool go = verdict.action == A::Continue || verdict.action == A::Accept;
+  if (verdict.action == A::Discard) discard_ = true;
+  const bool refused = !go && verdict.action != A::Discard;
   switch (phase) {
     case ActionKind::FilterHelo:
       if (refused) {
@@ -160,7 +162,7 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
         return {{ActionKind::Commit, {}}};
       }
       reset_transaction();
-      if (verdict.kind == K::Discard) return reply("250 2.0.0 Ok: discarded");
+      if (verdict.action == A::Discard) return reply("250 2.0.0 Ok: discarded");
       return reply(filter_reply(verdict, "550 5.7.1 Message content rejected",
                                 "451 4.7.1 Service unavailable - try again later"));
     default:

@@ -13,7 +13,9 @@
 //              on_sender_checked(); until then waiting() is true.
 // Filters (ClientInfo::filtered): HELO, MAIL, RCPT, DATA and the end of data each emit a
 // Filter* action instead of their reply; the I/O layer runs the session's filters and calls
-// on_filter_verdict(), which gives the reply (or, at the end of data, Commit). At FilterMessage
+// on_filter_verdict() with the filters' own verdict (lib/smtp/filter_verdict.h, the type filters/
+// answers; no translation), which gives the reply (or, at the end of data, Commit); a Failed
+// verdict is answered as Tempfail. At FilterMessage
 // the I/O layer has the whole message: it applies the filters' modifications and makes the
 // queue record itself, then Commit commits it. A connect-stage verdict (on_filter_connect)
 // rejects or tempfails every later command.
@@ -40,7 +42,8 @@
 
 #include "lib/smtp/command.h"
 #include "lib/smtp/esmtp_params.h"  // DsnRet
-#include "lib/smtp/reader.h"        // LineStatus, DataStatus
+#include "lib/smtp/filter_verdict.h"
+#include "lib/smtp/reader.h"  // LineStatus, DataStatus
 
 namespace estafette::smtp {
 
@@ -88,13 +91,6 @@ struct CheckVerdict {
 };
 
 enum class SenderDomain { Ok, NotFound, TempFail, NullMx };
-
-// What the filters decided about a command or a message (milter semantics).
-struct FilterVerdict {
-  enum class Kind { Continue, Accept, Reject, Tempfail, Discard, Reply };
-  Kind kind = Kind::Continue;
-  std::string reply;  // Reply: the whole reply ("550 5.7.1 text"), else a default is used
-};
 
 // A recipient's DSN request (RFC 3461), as parse_rcpt_params() gives it; both "" when none.
 struct RcptDsn {

@@ -114,9 +114,9 @@ struct Harness {
         case ActionKind::FilterMessage: {
           check(session.waiting());
           // The argument's length picks the verdict, so each one is reached in every phase.
-          auto kind = static_cast<FilterVerdict::Kind>((action.text.size() + message.size()) % 6);
-          std::string text = kind == FilterVerdict::Kind::Reply ? "550 5.7.1 no" : "";
-          run(session.on_filter_verdict({kind, text}));
+          auto kind = static_cast<FilterVerdict::Action>((action.text.size() + message.size()) % 7);
+          std::string text = kind == FilterVerdict::Action::ReplyCode ? "550 5.7.1 no" : "";
+          run(session.on_filter_verdict({kind, text, {}}));
           break;
         }
         case ActionKind::Reply:

@@ -1,5 +1,6 @@
 // Table tests for the pure parts of lib/checks: parse_ident_reply (RFC 1413 replies),
-// AnswerFilter (postscreen reply filters), dnsbl_query_name, DnsblResult::reply_text, parse_ip.
+// AnswerFilter (postscreen reply filters) and dnsbl_filter_error, dnsbl_query_name,
+// DnsblResult::reply_text, parse_ip.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -153,6 +154,19 @@ INSTANTIATE_TEST_SUITE_P(
         FilterCase{"127.0.0.[2.3]", false}, FilterCase{"127.0.0.[2...3]", false},
         FilterCase{"127.0.0.[2..300]", false}, FilterCase{"127..0.2", false},
         FilterCase{".127.0.0.2", false}, FilterCase{"::1", false}));
+
+// What esmtpd stops on at start and `estafette check-config` reports: the same verdict as
+// AnswerFilter::parse, with the place the filter was configured.
+TEST_P(AnswerFilterParse, ErrorTextFollowsTheParser) {
+  const FilterCase& c = GetParam();
+  std::string error = dnsbl_filter_error("/etc/dnsbl:3", c.filter);
+  if (c.valid) {
+    EXPECT_EQ(error, "");
+  } else {
+    EXPECT_EQ(error, "/etc/dnsbl:3: bad answer filter '" + c.filter +
+                         "' (expected e.g. 127.0.0.2 or 127.0.0.[2..11])");
+  }
+}
 
 // --- DNS-list query names
 

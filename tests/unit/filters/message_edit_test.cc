@@ -9,7 +9,7 @@
 namespace estafette::filters {
 namespace {
 
-using Mod = milter::Modification;
+using Mod = Modification;
 using K = Mod::Kind;
 
 const std::string kMsg =

@@ -39,8 +39,6 @@ namespace {
 using namespace std::chrono_literals;
 using estafette::testing::free_port;
 using estafette::testing::wait_tcp;
-using milter::Modification;
-using milter::Verdict;
 using Action = Verdict::Action;
 using Kind = Modification::Kind;
 
@@ -127,24 +125,24 @@ Modification rcpt_mod(Kind kind, std::string address) {
 }  // namespace
 }  // namespace estafette::filters
 
-namespace estafette::milter {
+namespace estafette::filters {
 void PrintTo(const Modification& m, std::ostream* os) {
   *os << "{kind " << static_cast<int>(m.kind) << " name '" << m.name << "' value '" << m.value
       << "' index " << m.index << " address '" << m.address << "' args '" << m.args << "' body '"
       << m.body << "' text '" << m.text << "'}";
 }
-}  // namespace estafette::milter
+}  // namespace estafette::filters
 
 namespace estafette::filters {
 namespace {
 
 std::string describe(const Verdict& v) {
-  return std::string(milter::to_string(v.action)) + " " + v.text;
+  return std::string(to_string(v.action)) + " " + v.text;
 }
 
 void open_session(event::Loop& loop, Filter& f) {
   auto r = wait_for(loop, [&](auto done) {
-    f.connect(kConnectMacros, "client.test", milter::Family::Inet, 40000, "127.0.0.1", done);
+    f.connect(kConnectMacros, "client.test", Family::Inet, 40000, "127.0.0.1", done);
   });
   ASSERT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
   EXPECT_FALSE(r.answered_inside_call);
@@ -204,14 +202,14 @@ TEST(FilterModule, NativeExamplePendingAndTimer) {
   auto module = Module::load(kNativeExample, {});
   EXPECT_EQ(module->name(), "native-example");
   event::Loop loop;
-  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  auto f = module->open(loop, DefaultAction::Tempfail);
   EXPECT_EQ(f->name(), "native-example");
   open_session(loop, *f);
 
   auto r = wait_for(loop, [&](auto done) { f->mail({}, "<reject@example.test>", {}, done); });
   EXPECT_EQ(r.verdict.action, Action::ReplyCode);
   EXPECT_EQ(r.verdict.text, "550 5.7.1 rejected by native example");
-  EXPECT_EQ(r.verdict.milter, "native-example");
+  EXPECT_EQ(r.verdict.filter, "native-example");
   EXPECT_FALSE(r.answered_inside_call);
   f->abort();
 
@@ -232,7 +230,7 @@ TEST(FilterModule, NativeExamplePendingAndTimer) {
 TEST(FilterModule, NativeCancelDuringPending) {
   auto module = Module::load(kNativeExample, {});
   event::Loop loop;
-  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  auto f = module->open(loop, DefaultAction::Tempfail);
   open_session(loop, *f);
   wait_for(loop, [&](auto done) { f->mail({}, "<a@example.test>", {}, done); });
   bool called = false;
@@ -249,7 +247,7 @@ TEST(FilterModule, SampleMilterInProcess) {
   auto module = Module::load(kSampleModule, {});
   EXPECT_EQ(module->name(), "estafette-sample");
   event::Loop loop;
-  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  auto f = module->open(loop, DefaultAction::Tempfail);
   open_session(loop, *f);
 
   auto r = wait_for(loop, [&](auto done) { f->mail({}, "<reject@example.test>", {}, done); });
@@ -296,7 +294,7 @@ TEST(FilterModule, SlowLibmilterCallbackDoesNotBlockTheLoop) {
   std::string log = temp_log();
   auto module = Module::load(kSlow, {"-l", log});
   event::Loop loop;
-  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  auto f = module->open(loop, DefaultAction::Tempfail);
   open_session(loop, *f);
   std::optional<Clock::duration> timer_at;
   auto t0 = Clock::now();
@@ -317,7 +315,7 @@ TEST(FilterModule, NoAnswerInTimeFailsTheCallAndTheSession) {
   auto module = Module::load(kSlow, {"-l", log});
   event::Loop loop;
   // The slow callback takes 300 ms; the module is given 100 ms (milter_command_timeout).
-  auto f = module->open(loop, milter::DefaultAction::Tempfail, ModuleTimeouts{100ms, 100ms});
+  auto f = module->open(loop, DefaultAction::Tempfail, ModuleTimeouts{100ms, 100ms});
   open_session(loop, *f);
   auto r = wait_for(loop, [&](auto done) { f->mail({}, "<slow@example.test>", {}, done); });
   EXPECT_EQ(r.verdict.action, Action::Failed) << describe(r.verdict);
@@ -338,7 +336,7 @@ TEST(FilterModule, DestroyingMidCallCancels) {
   std::string log = temp_log();
   auto module = Module::load(kSlow, {"-l", log});
   event::Loop loop;
-  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  auto f = module->open(loop, DefaultAction::Tempfail);
   open_session(loop, *f);
   bool called = false;
   f->mail({}, "<slow@example.test>", {}, [&](const Verdict&) { called = true; });
@@ -355,8 +353,8 @@ TEST(FilterModule, DestroyingMidCallCancels) {
 TEST(FilterModule, InvalidStatusFails) {
   auto module = Module::load(kSlow, {});
   event::Loop loop;
-  auto f = module->open(loop, milter::DefaultAction::Reject);
-  EXPECT_EQ(f->default_action(), milter::DefaultAction::Reject);
+  auto f = module->open(loop, DefaultAction::Reject);
+  EXPECT_EQ(f->default_action(), DefaultAction::Reject);
   open_session(loop, *f);
   auto r = wait_for(loop, [&](auto done) { f->mail({}, "<bad@example.test>", {}, done); });
   EXPECT_EQ(r.verdict.action, Action::Failed);
@@ -369,7 +367,7 @@ TEST(FilterModule, HeaderLeadingSpace) {
     if (leadspc) args.push_back("-s");
     auto module = Module::load(kSlow, args);
     event::Loop loop;
-    auto f = module->open(loop, milter::DefaultAction::Tempfail);
+    auto f = module->open(loop, DefaultAction::Tempfail);
     open_session(loop, *f);
     wait_for(loop, [&](auto done) { f->mail({}, "<a@example.test>", {}, done); });
     auto r = message(loop, *f, {"<b@example.test>"}, {{"Subject", "  two"}}, "x\r\n");
@@ -399,7 +397,7 @@ Transcript script(event::Loop& loop, Filter& f) {
   Transcript t;
   auto note = [&](const Result& r) { t.verdicts.push_back(describe(r.verdict)); };
   note(wait_for(loop, [&](auto done) {
-    f.connect(kConnectMacros, "client.test", milter::Family::Inet, 40000, "127.0.0.1", done);
+    f.connect(kConnectMacros, "client.test", Family::Inet, 40000, "127.0.0.1", done);
   }));
   note(wait_for(loop, [&](auto done) { f.helo({}, "helo.client.test", done); }));
   note(wait_for(loop, [&](auto done) {
@@ -454,7 +452,7 @@ TEST(FilterModule, SameMilterExternalAndInProcess) {
 
   auto module = Module::load(kSampleModule, {});
   event::Loop loop;
-  auto f = module->open(loop, milter::DefaultAction::Tempfail);
+  auto f = module->open(loop, DefaultAction::Tempfail);
   Transcript internal = script(loop, *f);
 
   std::vector<std::string> want_verdicts(12, "continue ");

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "filters/chain.h"
 #include "lib/base/net.h"
 #include "tests/unit/test_servers.h"
 
@@ -43,6 +44,12 @@ using estafette::testing::free_port;
 using estafette::testing::tcp_connects;
 using estafette::testing::wait_tcp;
 using namespace std::string_literals;
+using filters::Chain;
+using filters::DefaultAction;
+using filters::Family;
+using filters::Macros;
+using filters::Modification;
+using filters::Verdict;
 using Action = Verdict::Action;
 using Kind = Modification::Kind;
 
@@ -362,7 +369,7 @@ TEST_F(MilterRealTest, FullTransactionAgainstLibmilter) {
   auto r = wait_for(loop_, [&](auto done) { c.rcpt({}, "<tempfail@example.test>", {}, done); });
   EXPECT_EQ(r.verdict.action, Action::ReplyCode);
   EXPECT_EQ(r.verdict.text, "451 4.7.1 Try that one later");
-  EXPECT_EQ(r.verdict.milter, "test");
+  EXPECT_EQ(r.verdict.filter, "test");
   expect_continue(wait_for(loop_, [&](auto done) {
     c.rcpt({{"{rcpt_addr}", "rewrite@example.test"}}, "<rewrite@example.test>", {}, done);
   }));
@@ -572,8 +579,8 @@ TEST_F(MilterRealTest, SharedRigMilters) {
 }
 
 TEST_F(MilterRealTest, ChainCollectsModificationsInOrder) {
-  Chain chain(loop_, {options_for(Milters::get().test_port(), "test"),
-                      options_for(Milters::get().dkim_port(), "opendkim")});
+  Chain chain(loop_, make_clients(loop_, {options_for(Milters::get().test_port(), "test"),
+                                          options_for(Milters::get().dkim_port(), "opendkim")}));
   auto r = wait_for(loop_, [&](auto done) {
     chain.connect(kConnectMacros, "client.test", Family::Inet, 40000, "127.0.0.1", done);
   });
@@ -581,7 +588,7 @@ TEST_F(MilterRealTest, ChainCollectsModificationsInOrder) {
   expect_continue(wait_for(loop_, [&](auto done) { chain.helo({}, "client.test", done); }));
   r = wait_for(loop_, [&](auto done) { chain.mail({}, "<reject@example.test>", {}, done); });
   EXPECT_EQ(r.verdict.action, Action::ReplyCode);
-  EXPECT_EQ(r.verdict.milter, "test");
+  EXPECT_EQ(r.verdict.filter, "test");
   chain.abort();
   expect_continue(
       wait_for(loop_, [&](auto done) { chain.mail({}, "<sender@example.test>", {}, done); }));
@@ -870,7 +877,7 @@ TEST(MilterFailure, ChainDefaultActions) {
     Options dead = fast(free_port());
     dead.name = "dead";
     dead.default_action = action;
-    Chain chain(loop, {dead, fast(fake.port())});
+    Chain chain(loop, make_clients(loop, {dead, fast(fake.port())}));
     auto r = wait_for(loop, [&](auto done) {
       chain.connect({}, "client.test", Family::Inet, 1, "127.0.0.1", done);
     });
@@ -882,7 +889,7 @@ TEST(MilterFailure, ChainDefaultActions) {
         break;
       case DefaultAction::Tempfail:
         EXPECT_EQ(r.verdict.action, Action::Tempfail);
-        EXPECT_EQ(r.verdict.milter, "dead");
+        EXPECT_EQ(r.verdict.filter, "dead");
         break;
       case DefaultAction::Reject:
         EXPECT_EQ(r.verdict.action, Action::Reject);

@@ -11,6 +11,7 @@ namespace estafette::milter {
 namespace {
 
 using namespace std::string_literals;
+using filters::Family;
 
 std::string u32(std::uint32_t v) {
   return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),

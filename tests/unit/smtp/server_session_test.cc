@@ -91,8 +91,8 @@ std::string ReplyText(const Actions& actions) {
 //   "!queued:<id>", "!failed", "!nospace", "!timeout"
 //   "!checks:<rdns>:<ident>:<block reply>"  on_checks_done
 //   "!sender:ok|notfound|temp|nullmx"       on_sender_checked
-//   "!filter:<kind>[:<reply>]"              on_filter_verdict (continue, accept, reject,
-//   "!fconnect:<kind>[:<reply>]"            tempfail, discard, reply) / on_filter_connect
+//   "!filter:<kind>[:<text>]"               on_filter_verdict (continue, accept, reject,
+//   "!fconnect:<kind>[:<text>]"             tempfail, discard, failed, reply) / on_filter_connect
 //   anything else                    on_line(text, Ok)
 
 struct Step {
@@ -151,14 +151,15 @@ Actions RunStep(ServerSession& session, const std::string& input) {
     std::string rest = connect ? arg("!fconnect:") : arg("!filter:");
     auto colon = rest.find(':');
     std::string kind = rest.substr(0, colon);
-    using K = FilterVerdict::Kind;
-    FilterVerdict v{kind == "continue"   ? K::Continue
-                    : kind == "accept"   ? K::Accept
-                    : kind == "reject"   ? K::Reject
-                    : kind == "tempfail" ? K::Tempfail
-                    : kind == "discard"  ? K::Discard
-                                         : K::Reply,
-                    colon == std::string::npos ? "" : rest.substr(colon + 1)};
+    using A = FilterVerdict::Action;
+    FilterVerdict v{kind == "continue"   ? A::Continue
+                    : kind == "accept"   ? A::Accept
+                    : kind == "reject"   ? A::Reject
+                    : kind == "tempfail" ? A::Tempfail
+                    : kind == "discard"  ? A::Discard
+                    : kind == "failed"   ? A::Failed
+                                         : A::ReplyCode,
+                    colon == std::string::npos ? "" : rest.substr(colon + 1), "test"};
     return connect ? session.on_filter_connect(v) : session.on_filter_verdict(v);
   }
   if (input.starts_with("!sender:")) {
@@ -514,6 +515,28 @@ INSTANTIATE_TEST_SUITE_P(
                       {kMail, "554"},
                       {"NOOP", "250"},
                       {"QUIT", "221 CLOSE"}},
+                     false,
+                     false,
+                     false,
+                     true},
+        // A failed filter (its default action not applied by a chain) is a 4xx with the default
+        // text: the failure's reason is for the logs, not the client.
+        Conversation{"FilterFailedIsTempfail",
+                     {{"EHLO c", "F-HELO:c"},
+                      {"!filter:failed:milter m: timed out", "451",
+                       "451 4.7.1 Service unavailable - try again later"},
+                      {"EHLO c", "F-HELO:c"},
+                      {"!filter:continue", "250"},
+                      {kMail, "F-MAIL:sender@remote.org"},
+                      {"!filter:failed:milter m: closed", "451", "451 4.7.1 Service unavailable"}},
+                     false,
+                     false,
+                     false,
+                     true},
+        Conversation{"FilterConnectFailedTempfailsTheSession",
+                     {{"!fconnect:failed:module x: no answer in time", ""},
+                      {"EHLO c", "451", "451 4.7.1 Service unavailable - try again later"},
+                      {kMail, "451"}},
                      false,
                      false,
                      false,

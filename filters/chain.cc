@@ -1,0 +1,137 @@
+// chain.cc: filters run in order for one SMTP session (see chain.h).
+#include "filters/chain.h"
+
+#include <iterator>
+#include <utility>
+
+namespace estafette::filters {
+
+Chain::Chain(event::Loop& loop, std::vector<std::unique_ptr<Filter>> filters) : loop_(loop) {
+  for (auto& f : filters) entries_.push_back({std::move(f), false});
+}
+
+void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
+                EomCallback done) {
+  while (i < entries_.size() && entries_[i].dropped) ++i;
+  if (i == entries_.size()) {
+    // Reached from a filter's callback (or posted when every filter is dropped): the end.
+    done(Verdict{}, std::move(mods));
+    return;
+  }
+  Filter& filter = *entries_[i].filter;
+  // The filter is destroyed with the Chain, and with it this callback: `this` is safe here.
+  (*step)(filter, [this, i, step, mods = std::move(mods), done = std::move(done)](
+                      const Verdict& v, std::vector<Modification> more) mutable {
+    using A = Verdict::Action;
+    if (v.action == A::Continue || v.action == A::Accept) {
+      mods.insert(mods.end(), std::make_move_iterator(more.begin()),
+                  std::make_move_iterator(more.end()));
+      run(i + 1, std::move(step), std::move(mods), std::move(done));
+      return;
+    }
+    if (v.action != A::Failed) {
+      done(v, {});
+      return;
+    }
+    switch (entries_[i].filter->default_action()) {
+      case DefaultAction::Accept:
+        entries_[i].dropped = true;
+        run(i + 1, std::move(step), std::move(mods), std::move(done));
+        return;
+      case DefaultAction::Tempfail:
+        done(Verdict{A::Tempfail, {}, v.filter}, {});
+        return;
+      case DefaultAction::Reject:
+        done(Verdict{A::Reject, {}, v.filter}, {});
+        return;
+    }
+  });
+}
+
+void Chain::start(Step step, EomCallback done) {
+  auto shared = std::make_shared<Step>(std::move(step));
+  std::size_t first = 0;
+  while (first < entries_.size() && entries_[first].dropped) ++first;
+  if (first == entries_.size()) {
+    // Nobody to ask: answer later, like every other path.
+    loop_.post(guard_.wrap([done = std::move(done)] { done(Verdict{}, {}); }));
+    return;
+  }
+  run(first, std::move(shared), {}, std::move(done));
+}
+
+namespace {
+Chain::EomCallback plain(Chain::Callback done) {
+  return [done = std::move(done)](const Verdict& v, std::vector<Modification>) { done(v); };
+}
+Filter::Callback wrap(Filter::EomCallback done) {
+  return [done = std::move(done)](const Verdict& v) { done(v, {}); };
+}
+}  // namespace
+
+void Chain::connect(const Macros& macros, std::string_view hostname, Family family,
+                    std::uint16_t port, std::string_view address, Callback done) {
+  start(
+      [macros, hostname = std::string(hostname), family, port, address = std::string(address)](
+          Filter& f, EomCallback d) {
+        f.connect(macros, hostname, family, port, address, wrap(std::move(d)));
+      },
+      plain(std::move(done)));
+}
+
+void Chain::helo(const Macros& macros, std::string_view name, Callback done) {
+  start([macros, name = std::string(name)](
+            Filter& f, EomCallback d) { f.helo(macros, name, wrap(std::move(d))); },
+        plain(std::move(done)));
+}
+
+void Chain::mail(const Macros& macros, std::string_view address,
+                 const std::vector<std::string>& args, Callback done) {
+  start([macros, address = std::string(address), args](
+            Filter& f, EomCallback d) { f.mail(macros, address, args, wrap(std::move(d))); },
+        plain(std::move(done)));
+}
+
+void Chain::rcpt(const Macros& macros, std::string_view address,
+                 const std::vector<std::string>& args, Callback done) {
+  start([macros, address = std::string(address), args](
+            Filter& f, EomCallback d) { f.rcpt(macros, address, args, wrap(std::move(d))); },
+        plain(std::move(done)));
+}
+
+void Chain::data(const Macros& macros, Callback done) {
+  start([macros](Filter& f, EomCallback d) { f.data(macros, wrap(std::move(d))); },
+        plain(std::move(done)));
+}
+
+void Chain::header(std::string_view name, std::string_view value, Callback done) {
+  start([name = std::string(name), value = std::string(value)](
+            Filter& f, EomCallback d) { f.header(name, value, wrap(std::move(d))); },
+        plain(std::move(done)));
+}
+
+void Chain::eoh(const Macros& macros, Callback done) {
+  start([macros](Filter& f, EomCallback d) { f.eoh(macros, wrap(std::move(d))); },
+        plain(std::move(done)));
+}
+
+void Chain::body(std::string_view bytes, Callback done) {
+  start(
+      [bytes = std::string(bytes)](Filter& f, EomCallback d) { f.body(bytes, wrap(std::move(d))); },
+      plain(std::move(done)));
+}
+
+void Chain::eom(const Macros& macros, EomCallback done) {
+  start([macros](Filter& f, EomCallback d) { f.eom(macros, std::move(d)); }, std::move(done));
+}
+
+void Chain::abort() {
+  for (Entry& e : entries_)
+    if (!e.dropped) e.filter->abort();
+}
+
+void Chain::quit() {
+  for (Entry& e : entries_) e.filter->quit();
+}
+
+}  // namespace estafette::filters

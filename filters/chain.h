@@ -1,0 +1,69 @@
+// chain.h: several filters for one SMTP session, in order: any filters::Filter (milters,
+// in-process modules), run as one. esmtpd owns one Chain per filtered session.
+// Loop thread only. The Chain owns its filters. The caller makes one call at a time and waits
+// for its callback; the callback runs later on the loop, never inside the call. Destroying the
+// Chain (and so its filters) cancels: no callback afterwards. A callback may destroy the Chain.
+// Each call goes to each filter in turn and stops at the first verdict other than Continue or
+// Accept (Accept only ends that filter's part, as in Postfix). A filter that answers Failed is
+// handled by its default_action(): Accept drops it for the rest of the session, Tempfail/Reject
+// answer Tempfail/Reject (text empty, so the session uses its own 451/550 reply; `filter` says
+// which one). So a Chain never answers Failed. Every filter sees the original message; eom()
+// returns the modifications of all filters, concatenated in filter order, for the caller to apply.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/filter.h"
+#include "filters/types.h"
+#include "lib/event/loop.h"
+
+namespace estafette::filters {
+
+class Chain final {
+ public:
+  using Callback = Filter::Callback;
+  using EomCallback = Filter::EomCallback;
+
+  Chain(event::Loop& loop, std::vector<std::unique_ptr<Filter>> filters);
+  Chain(const Chain&) = delete;
+  Chain& operator=(const Chain&) = delete;
+
+  void connect(const Macros& macros, std::string_view hostname, Family family, std::uint16_t port,
+               std::string_view address, Callback done);
+  void helo(const Macros& macros, std::string_view name, Callback done);
+  void mail(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done);
+  void rcpt(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
+            Callback done);
+  void data(const Macros& macros, Callback done);
+  void header(std::string_view name, std::string_view value, Callback done);
+  void eoh(const Macros& macros, Callback done);
+  void body(std::string_view bytes, Callback done);
+  void eom(const Macros& macros, EomCallback done);
+  void abort();  // every filter not dropped
+  void quit();   // every filter
+
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::unique_ptr<Filter> filter;
+    bool dropped = false;  // failed with default_action = accept
+  };
+  using Step = std::function<void(Filter&, EomCallback)>;
+  void start(Step step, EomCallback done);
+  void run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
+           EomCallback done);
+
+  event::Loop& loop_;
+  std::vector<Entry> entries_;
+  event::CallbackGuard guard_;  // last: dies first, before the filters
+};
+
+}  // namespace estafette::filters

@@ -1,0 +1,79 @@
+// filter_set.cc: config -> filters (see filter_set.h). The one place outside filters/milter/ that
+// knows the milter implementation by name: it makes milter::Client for `milter:` entries.
+#include "filters/filter_set.h"
+
+#include <exception>
+#include <utility>
+
+#include "filters/milter/client.h"
+#include "filters/module.h"
+
+namespace estafette::filters {
+
+namespace {
+DefaultAction default_action_of(const config::Config& config) {
+  DefaultAction action = DefaultAction::Tempfail;
+  parse_default_action(config.milter_default_action, action);  // load_config checked the word
+  return action;
+}
+}  // namespace
+
+FilterSet::FilterSet(event::Loop& loop, const config::Config& config) : loop_(loop) {
+  const DefaultAction action = default_action_of(config);
+  for (const auto& spec : config.filters) {
+    Opener open;
+    if (auto error = load_entry(config, spec, action, open); !error.empty())
+      throw config::ConfigError(error);
+    entries_.push_back(std::move(open));
+  }
+}
+
+std::vector<std::string> FilterSet::check(const config::Config& config) {
+  const DefaultAction action = default_action_of(config);
+  std::vector<std::string> errors;
+  for (const auto& spec : config.filters) {
+    Opener open;  // a loaded module is unloaded again at once
+    if (auto error = load_entry(config, spec, action, open); !error.empty())
+      errors.push_back(std::move(error));
+  }
+  return errors;
+}
+
+std::string FilterSet::load_entry(const config::Config& config, const config::FilterSpec& spec,
+                                  DefaultAction default_action, Opener& out) {
+  if (spec.kind == "module") {
+    std::shared_ptr<Module> module;
+    try {
+      module = Module::load(spec.target, {spec.target});
+    } catch (const std::exception& ex) {
+      return spec.where + ": filters: " + ex.what();
+    }
+    // In-process modules: milter_command/content_timeout bound a PENDING phase.
+    ModuleTimeouts timeouts{config.milter_command_timeout, config.milter_content_timeout};
+    out = [module, default_action, timeouts](event::Loop& loop) {
+      return module->open(loop, default_action, timeouts);
+    };
+    return "";
+  }
+  milter::Options options;
+  std::string error;
+  if (!milter::parse_spec(spec.target, options.spec, &error))
+    return spec.where + ": filters: milter '" + spec.target + "': " + error;
+  options.name = spec.target;
+  options.connect_timeout = config.milter_connect_timeout;
+  options.command_timeout = config.milter_command_timeout;
+  options.content_timeout = config.milter_content_timeout;
+  options.default_action = default_action;
+  out = [options](event::Loop& loop) -> std::unique_ptr<Filter> {
+    return std::make_unique<milter::Client>(loop, options);
+  };
+  return "";
+}
+
+std::unique_ptr<Chain> FilterSet::open_chain() const {
+  std::vector<std::unique_ptr<Filter>> filters;
+  for (const auto& open : entries_) filters.push_back(open(loop_));
+  return std::make_unique<Chain>(loop_, std::move(filters));
+}
+
+}  // namespace estafette::filters

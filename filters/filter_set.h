@@ -1,0 +1,54 @@
+// filter_set.h: the filters a config names (`filters = milter:..., module:...`, in order, with
+// milter_default_action and the milter_*_timeout settings), made once per process, and a fresh
+// filters::Chain of them for each SMTP session. esmtpd builds one at start; `estafette
+// check-config` (admin/check_config) runs check() without building anything.
+// The constructor and check() run at start-up on any thread (they dlopen() each module; check()
+// closes it again); open_chain() and the chains run on the loop given to the constructor, which
+// must outlive the FilterSet and its chains. A FilterSet keeps its modules loaded; each chain's
+// filters keep theirs too.
+// DIAGNOSTICS: the constructor throws config::ConfigError with the first bad entry,
+// "file:line: filters: reason" (a milter spec that does not parse, a module that does not load);
+// check() returns every such error instead.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "filters/chain.h"
+#include "filters/filter.h"
+#include "filters/types.h"
+#include "lib/config/config.h"
+#include "lib/event/loop.h"
+
+namespace estafette::filters {
+
+class FilterSet final {
+ public:
+  // Checks every entry of config.filters; throws config::ConfigError naming its line.
+  FilterSet(event::Loop& loop, const config::Config& config);
+  FilterSet(const FilterSet&) = delete;
+  FilterSet& operator=(const FilterSet&) = delete;
+
+  // What the constructor checks (each milter spec parses, each module loads), for
+  // `estafette check-config`: every error, "file:line: filters: reason", none when all is well.
+  static std::vector<std::string> check(const config::Config& config);
+  bool empty() const { return entries_.empty(); }
+  std::size_t size() const { return entries_.size(); }
+  // A fresh chain for one SMTP session (each milter gets its own connection, each module its
+  // own session), in config order.
+  std::unique_ptr<Chain> open_chain() const;
+
+ private:
+  // Makes one session's filter of one entry (a milter::Client, or a module's NativeFilter).
+  using Opener = std::function<std::unique_ptr<Filter>(event::Loop&)>;
+  // Builds one entry; returns "" or the error naming the spec's line.
+  static std::string load_entry(const config::Config& config, const config::FilterSpec& spec,
+                                DefaultAction default_action, Opener& out);
+
+  event::Loop& loop_;
+  std::vector<Opener> entries_;
+};
+
+}  // namespace estafette::filters

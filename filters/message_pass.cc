@@ -1,0 +1,76 @@
+// message_pass.cc: a whole message through a chain (see message_pass.h).
+#include "filters/message_pass.h"
+
+#include <cstddef>
+#include <functional>
+#include <utility>
+#include <vector>
+
+namespace estafette::filters {
+
+std::string filter_header_value(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (std::size_t i = 0; i < value.size(); ++i)
+    if (!(value[i] == '\r' && i + 1 < value.size() && value[i + 1] == '\n')) out += value[i];
+  return out;
+}
+
+namespace {
+
+// One message's way through the chain; keeps itself alive through its callbacks.
+struct MessagePass : std::enable_shared_from_this<MessagePass> {
+  Chain& chain;
+  std::shared_ptr<const ParsedMessage> message;
+  Macros macros;
+  Chain::EomCallback done;
+  std::size_t next = 0;
+
+  MessagePass(Chain& c, std::shared_ptr<const ParsedMessage> m, Macros mac, Chain::EomCallback d)
+      : chain(c), message(std::move(m)), macros(std::move(mac)), done(std::move(d)) {}
+
+  // Runs `then` when the verdict lets the message go on, else ends with that verdict.
+  Chain::Callback step(std::function<void()> then) {
+    return [self = shared_from_this(), then = std::move(then)](const Verdict& v) {
+      using A = Verdict::Action;
+      if (v.action == A::Continue || v.action == A::Accept)
+        then();
+      else
+        self->done(v, {});
+    };
+  }
+
+  void headers() {
+    if (next == message->headers.size()) {
+      chain.eoh(macros, step([self = shared_from_this()] { self->body(); }));
+      return;
+    }
+    const auto& h = message->headers[next++];
+    chain.header(h.name, filter_header_value(h.value),
+                 step([self = shared_from_this()] { self->headers(); }));
+  }
+
+  void body() {
+    auto eom = [self = shared_from_this()] {
+      self->chain.eom(self->macros, [self](const Verdict& v, std::vector<Modification> mods) {
+        self->done(v, std::move(mods));
+      });
+    };
+    if (message->body.empty()) {
+      eom();
+      return;
+    }
+    chain.body(message->body, step(std::move(eom)));
+  }
+};
+
+}  // namespace
+
+void filter_message(Chain& chain, std::shared_ptr<const ParsedMessage> message, Macros macros,
+                    Chain::EomCallback done) {
+  auto pass =
+      std::make_shared<MessagePass>(chain, std::move(message), std::move(macros), std::move(done));
+  pass->headers();
+}
+
+}  // namespace estafette::filters
