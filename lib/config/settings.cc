@@ -403,7 +403,9 @@ const Setting* find_setting(std::string_view name) {
 std::string embedded_default_config() {
   std::string text =
       "# Estafette's embedded default configuration: accepts mail on 127.0.0.1:2525 for the\n"
-      "# test domains, delivers it to <state_dir>/maildir/<user>/ and relays nothing.\n";
+      "# test domains and delivers it to <state_dir>/maildir/<user>/. Nothing is relayed: to\n"
+      "# relay for 127.0.0.1 through a smarthost, use a config file with\n"
+      "# \"smarthost = host:port\" and \"relay_clients = 127.0.0.0/8\".\n";
   for (const auto& s : kSettings)
     if (s.embedded) text += std::string(s.name) + " = " + std::string(*s.embedded) + "\n";
   return text;
