@@ -9,6 +9,8 @@
 //           /proc); exit 3 when estafetted does not run
 //   check-config  loads the config and the files it names, checks what esmtpd checks at start;
 //           "config OK: PATH" and exit 0, or every error as "file:line: reason" and exit 1
+//   settings  every estafette.conf setting with its default and a line of doc (lib/config's
+//           settings table, which estafette.conf(5) documents)
 //   mailq [--json]  the queue as courierd's scheduler holds it, then a per-destination summary
 //           by age (qshape); exit 75 (EX_TEMPFAIL) when courierd does not run
 //   flush [QUEUE-ID|DOMAIN]  courierd retries now: one message (an argument without '.', '['
@@ -41,6 +43,7 @@
 #include "lib/base/exit_codes.h"
 #include "lib/base/paths.h"
 #include "lib/config/config.h"
+#include "lib/config/settings.h"
 #include "lib/ipc/messages.h"
 #include "supervisor/status_file.h"
 
@@ -108,9 +111,11 @@ int usage(std::FILE* to = stderr) {
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release QUEUE-ID|--all [-c CONFIG]\n"
                "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
+               "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
                "  check-config   check the config and every file it names (file:line errors)\n"
+               "  settings       every setting of estafette.conf, its default and what it does\n"
                "  mailq          the queue, then a summary per destination by age; --json\n"
                "  flush          retry now: one message, a domain or destination, or all\n"
                "  hold           keep messages from delivery and expiry until released\n"
@@ -162,6 +167,11 @@ int main(int argc, char** argv) {
   std::string_view cmd = argv[1];
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     usage(stdout);
+    return 0;
+  }
+  if (cmd == "settings") {  // the table itself: no config is read
+    if (argc != 2) return usage();
+    std::fputs(config::settings_listing().c_str(), stdout);
     return 0;
   }
   std::string config_path;

@@ -4,15 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
-#include <fstream>
 #include <functional>
 #include <sstream>
-#include <unordered_map>
 #include <utility>
 
-#include "lib/base/fd.h"
 #include "lib/base/paths.h"
+#include "lib/config/settings.h"
+#include "lib/config/values.h"
 #include "lib/smtp/address.h"
 
 #ifndef ESTAFETTE_SYSCONFDIR
@@ -20,28 +18,6 @@
 #endif
 
 namespace estafette::config {
-
-const char* const kDefaultConfig = R"(# Estafette embedded default configuration.
-# Accepts mail on 127.0.0.1:2525 for the local test domain and delivers it to
-# <state_dir>/maildir/<user>/. Nothing is relayed: to relay for 127.0.0.1 through a
-# smarthost, use a config file with "smarthost = host:port" and "relay_clients = 127.0.0.0/8".
-state_dir = ./estafette-state
-listen = 127.0.0.1:2525
-local_domains = estafette.test, localhost
-# Any local part has a mailbox, made in <state_dir>/maildir/ on first delivery.
-local_mailboxes = create
-relay_clients =
-smarthost =
-# No reverse DNS or sender-domain lookups: this default also runs on machines without DNS.
-rdns_check = no
-BOFHCHECKDNS = no
-MAXDELS = 100
-MAXHOST = 10
-MAXRCPT = 100
-retry_base = 5m
-queue_lifetime = 5d
-log_level = information
-)";
 
 std::string HostPort::to_string() const {
   bool v6 = host.find(':') != std::string::npos;
@@ -69,60 +45,6 @@ std::size_t session_share(std::size_t max_sessions, std::size_t processes) {
 bool Config::is_local_domain(const std::string& domain) const {
   return smtp::domain_listed(local_domains, domain);
 }
-
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::vector<std::string> split_list(std::string_view value) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char c : value) {
-    if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
-      if (!item.empty()) out.push_back(std::move(item));
-      item.clear();
-    } else {
-      item.push_back(c);
-    }
-  }
-  if (!item.empty()) out.push_back(std::move(item));
-  return out;
-}
-
-template <typename T>
-std::optional<T> parse_number(std::string_view s) {
-  T v{};
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > 253) return false;
-  for (char c : d)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'))
-      return false;
-  return true;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot open: " + base::errno_text(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string resolve(const std::string& base_dir, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  return base_dir.empty() ? base::absolute_path(path) : base_dir + "/" + path;
-}
-
-}  // namespace
 
 void fail(const std::string& where, const std::string& why) {
   throw ConfigError(where + ": " + why);
@@ -276,325 +198,29 @@ std::vector<DnsListSpec> parse_dnsbl(const std::string& text, const std::string&
   return out;
 }
 
-Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir) {
-  Config c;
-  c.source = name;
-  char host[256] = "localhost";
-  ::gethostname(host, sizeof host - 1);
-  c.hostname = host;
-  std::string routes_file;
-  std::string routes_where;
-  // Files named by settings, read after all settings: key -> (path, "file:line" of the key).
-  std::map<std::string, std::pair<std::string, std::string>> files;
-  auto file_setter = [&](const char* key) {
-    return [&, key](const std::string& v) { files[key] = {resolve(base_dir, v), ""}; };
-  };
-  std::optional<HostPort> smarthost;
-  // The routing files are read by lib/routing's Router (again on reload); here only their paths.
-  std::string* routing_where = nullptr;
-  auto routing_file = [&](Config::FileRef& field) {
-    return [&](const std::string& v) {
-      field.path = v.empty() ? "" : resolve(base_dir, v);
-      routing_where = &field.where;
-    };
-  };
+namespace {
 
-  using Setter = std::function<void(const std::string& value)>;
-  auto size_setter = [](std::size_t& field, std::size_t min) {
-    return [&field, min](const std::string& v) {
-      auto n = parse_size(v);
-      if (!n) throw std::invalid_argument("expected a size such as 1000, 64K or 10M");
-      if (*n < min) throw std::invalid_argument("must be at least " + std::to_string(min));
-      field = *n;
-    };
-  };
-  // A count; with zero_means_none, 0 is allowed and means "no limit".
-  auto count_setter = [](std::size_t& field, bool zero_means_none = false) {
-    return [&field, zero_means_none](const std::string& v) {
-      auto n = parse_number<std::size_t>(v);
-      if (!n || (*n == 0 && !zero_means_none))
-        throw std::invalid_argument(zero_means_none ? "expected a number (0 = no limit)"
-                                                    : "expected a positive number");
-      field = *n;
-    };
-  };
-  auto processes_setter = [](std::size_t& field) {
-    return [&field](const std::string& v) {
-      if (lower(v) == "auto") {
-        field = kAutoProcesses;
-        return;
-      }
-      auto n = parse_number<std::size_t>(v);
-      if (!n || *n < 1 || *n > kMaxProcesses)
-        throw std::invalid_argument("expected auto or a number from 1 to " +
-                                    std::to_string(kMaxProcesses));
-      field = *n;
-    };
-  };
-  auto millis_setter = [](Millis& field) {
-    return [&field](const std::string& v) {
-      auto d = parse_duration(v);
-      if (!d) throw std::invalid_argument("expected a duration such as 250ms, 30s, 5m, 4h or 5d");
-      field = *d;
-    };
-  };
-  auto seconds_setter = [](Seconds& field) {
-    return [&field](const std::string& v) {
-      auto d = parse_duration(v);
-      if (!d || d->count() < 1000) throw std::invalid_argument("expected a duration >= 1s");
-      field = std::chrono::duration_cast<Seconds>(*d);
-    };
-  };
-  auto bool_setter = [](bool& field) {
-    return [&field](const std::string& v) {
-      auto l = lower(v);
-      if (l == "yes" || l == "true" || l == "on" || l == "1")
-        field = true;
-      else if (l == "no" || l == "false" || l == "off" || l == "0")
-        field = false;
-      else
-        throw std::invalid_argument("expected yes or no");
-    };
-  };
-  auto domains_setter = [](std::vector<std::string>& field) {
-    return [&field](const std::string& v) {
-      field.clear();
-      for (auto& d : split_list(v)) {
-        if (!valid_domain(d)) throw std::invalid_argument("bad domain '" + d + "'");
-        field.push_back(lower(d));
-      }
-    };
-  };
-  auto hostports_setter = [](std::vector<HostPort>& field, std::uint16_t def) {
-    return [&field, def](const std::string& v) {
-      field.clear();
-      for (auto& item : split_list(v)) {
-        auto hp = parse_host_port(item, def);
-        if (!hp) throw std::invalid_argument("bad address '" + item + "' (expected host:port)");
-        field.push_back(*hp);
-      }
-    };
-  };
-
-  std::unordered_map<std::string, Setter> keys = {
-      {"hostname",
-       [&](const std::string& v) {
-         if (!valid_domain(v)) throw std::invalid_argument("bad host name");
-         c.hostname = v;
-       }},
-      {"state_dir",
-       [&](const std::string& v) {
-         if (v.empty()) throw std::invalid_argument("must not be empty");
-         c.state_dir = resolve(base_dir, v);
-       }},
-      {"listen", hostports_setter(c.listen, 25)},
-      {"local_domains", domains_setter(c.local_domains)},
-      {"relay_domains", domains_setter(c.relay_domains)},
-      {"relay_clients",
-       [&](const std::string& v) {
-         c.relay_clients.clear();
-         for (auto& item : split_list(v)) {
-           auto n = Cidr::parse(item);
-           if (!n) throw std::invalid_argument("bad network '" + item + "'");
-           c.relay_clients.push_back(*n);
-         }
-       }},
-      {"smarthost",
-       [&](const std::string& v) {
-         smarthost.reset();
-         if (v.empty()) return;
-         smarthost = parse_host_port(v, 25);
-         if (!smarthost) throw std::invalid_argument("bad smarthost (expected host[:port])");
-       }},
-      {"esmtproutes", [&](const std::string& v) { routes_file = resolve(base_dir, v); }},
-      {"maildir_root", [&](const std::string& v) { c.maildir_root = resolve(base_dir, v); }},
-      {"locals", routing_file(c.locals)},
-      {"hosteddomains", routing_file(c.hosteddomains)},
-      {"hosted_mailboxes", routing_file(c.hosted_mailboxes)},
-      {"aliases", routing_file(c.aliases)},
-      {"local_mailboxes",
-       [&](const std::string& v) {
-         if (v == "create")
-           c.local_mailboxes = Config::LocalMailboxes::Create;
-         else if (v == "existing")
-           c.local_mailboxes = Config::LocalMailboxes::Existing;
-         else if (v == "system")
-           c.local_mailboxes = Config::LocalMailboxes::System;
-         else
-           throw std::invalid_argument("expected create, existing or system");
-       }},
-      {"max_mailbox_message_size", size_setter(c.max_mailbox_message_size, 0)},
-      {"allow_program_delivery", bool_setter(c.allow_program_delivery)},
-      {"program_user",
-       [&](const std::string& v) {
-         if (v.empty() || v == "root")
-           throw std::invalid_argument("must name a user other than root");
-         c.program_user = v;
-       }},
-      {"program_timeout", seconds_setter(c.program_timeout)},
-      {"max_message_size", size_setter(c.max_message_size, 1024)},
-      {"max_recipients", count_setter(c.max_recipients)},
-      {"max_line_length", size_setter(c.max_line_length, 512)},
-      {"smtpd_timeout", seconds_setter(c.smtpd_timeout)},
-      {"max_sessions", count_setter(c.max_sessions)},
-      {"MAXDAEMONS", count_setter(c.max_sessions)},
-      {"MAXPERIP", count_setter(c.max_per_ip, true)},
-      {"MAXPERC", count_setter(c.max_per_c, true)},
-      {"rdns_check", bool_setter(c.rdns_check)},
-      {"dnsbl", file_setter("dnsbl")},
-      {"dnsbl_threshold",
-       [&](const std::string& v) {
-         auto n = parse_number<int>(v);
-         if (!n || *n < 1) throw std::invalid_argument("expected a positive number");
-         c.dnsbl_threshold = *n;
-       }},
-      {"dnsbl_action",
-       [&](const std::string& v) {
-         if (v == "reject_rcpt")
-           c.dnsbl_action = DnsblAction::RejectRcpt;
-         else if (v == "reject_greeting")
-           c.dnsbl_action = DnsblAction::RejectGreeting;
-         else
-           throw std::invalid_argument("expected reject_rcpt or reject_greeting");
-       }},
-      {"ident_check", bool_setter(c.ident_check)},
-      {"ident_timeout", millis_setter(c.ident_timeout)},
-      {"greet_wait", millis_setter(c.greet_wait)},
-      {"BOFHCHECKDNS", bool_setter(c.sender_dns_check)},
-      {"dns_cache_size", count_setter(c.dns_cache_size, true)},
-      {"smtpaccess", file_setter("smtpaccess")},
-      {"filters",
-       [&](const std::string& v) {
-         c.filters.clear();
-         for (auto& item : split_list(v)) {
-           auto colon = item.find(':');
-           std::string kind = item.substr(0, colon);
-           if (colon == std::string::npos || (kind != "milter" && kind != "module") ||
-               colon + 1 == item.size())
-             throw std::invalid_argument("expected milter:SOCKET or module:PATH, not '" + item +
-                                         "'");
-           std::string target = item.substr(colon + 1);
-           if (kind == "module") target = resolve(base_dir, target);
-           c.filters.push_back({kind, target, ""});
-         }
-       }},
-      {"milter_default_action",
-       [&](const std::string& v) {
-         if (v != "tempfail" && v != "accept" && v != "reject")
-           throw std::invalid_argument("expected tempfail, accept or reject");
-         c.milter_default_action = v;
-       }},
-      {"milter_connect_timeout", millis_setter(c.milter_connect_timeout)},
-      {"milter_command_timeout", millis_setter(c.milter_command_timeout)},
-      {"milter_content_timeout", millis_setter(c.milter_content_timeout)},
-      {"queue_backend",
-       [&](const std::string& v) {
-         if (v != "segment" && v != "file") throw std::invalid_argument("expected segment or file");
-         c.queue_backend = v;
-       }},
-      {"esmtpd_processes", processes_setter(c.esmtpd_processes)},
-      {"esmtpclient_processes", processes_setter(c.esmtpclient_processes)},
-      {"local_processes", processes_setter(c.local_processes)},
-      {"MAXDELS", count_setter(c.max_deliveries)},
-      {"MAXHOST", count_setter(c.max_per_host)},
-      {"initial_host_concurrency", count_setter(c.initial_host_concurrency)},
-      {"MAXRCPT", count_setter(c.max_rcpt)},
-      {"retry_base", millis_setter(c.retry_base)},
-      {"retry_max", millis_setter(c.retry_max)},
-      {"host_backoff", millis_setter(c.host_backoff)},
-      {"queue_lifetime", seconds_setter(c.queue_lifetime)},
-      {"queuetime", seconds_setter(c.queue_lifetime)},  // Courier's name
-      {"warntime", millis_setter(c.warn_time)},
-      {"destinations", file_setter("destinations")},
-      {"esmtp_port",
-       [&](const std::string& v) {
-         auto p = parse_number<unsigned>(v);
-         if (!p || *p == 0 || *p > 65535) throw std::invalid_argument("expected a port number");
-         c.esmtp_port = static_cast<std::uint16_t>(*p);
-       }},
-      {"connect_timeout", seconds_setter(c.connect_timeout)},
-      {"greeting_timeout", seconds_setter(c.greeting_timeout)},
-      {"mail_timeout", seconds_setter(c.mail_timeout)},
-      {"rcpt_timeout", seconds_setter(c.rcpt_timeout)},
-      {"data_timeout", seconds_setter(c.data_timeout)},
-      {"data_block_timeout", seconds_setter(c.data_block_timeout)},
-      {"data_end_timeout", seconds_setter(c.data_end_timeout)},
-      {"idle_reuse", seconds_setter(c.idle_reuse)},
-      {"dns_servers", hostports_setter(c.dns_servers, 53)},
-      {"dns_timeout", millis_setter(c.dns_timeout)},
-      {"dns_tries",
-       [&](const std::string& v) {
-         auto n = parse_number<int>(v);
-         if (!n || *n < 1 || *n > 10) throw std::invalid_argument("expected 1 to 10");
-         c.dns_tries = *n;
-       }},
-      {"user",
-       [&](const std::string& v) {
-         // POSIX portable user names; "" = stay as started.
-         for (char ch : v)
-           if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
-                 ch == '.'))
-             throw std::invalid_argument("bad user name '" + v + "'");
-         if (!v.empty() && v[0] == '-') throw std::invalid_argument("bad user name '" + v + "'");
-         c.user = v;
-       }},
-      {"log_file", [&](const std::string& v) { c.log_file = resolve(base_dir, v); }},
-      {"syslog", bool_setter(c.syslog)},
-      {"log_level",
-       [&](const std::string& v) {
-         static const char* kLevels[] = {"fatal",  "critical",    "error", "warning",
-                                         "notice", "information", "debug", "trace"};
-         if (std::find(std::begin(kLevels), std::end(kLevels), v) == std::end(kLevels))
-           throw std::invalid_argument(
-               "expected one of error, warning, notice, information, debug");
-         c.log_level = v;
-       }},
-  };
-
-  for_each_line(text, name, [&](const std::string& where, std::string_view body) {
-    auto eq = body.find('=');
-    if (eq == std::string_view::npos) fail(where, "expected 'key = value'");
-    std::string key(trim(body.substr(0, eq)));
-    auto raw = body.substr(eq + 1);
-    // "#" after white space starts a comment (values themselves never contain " #").
-    for (std::size_t i = 1; i < raw.size(); ++i) {
-      if (raw[i] == '#' && std::isspace(static_cast<unsigned char>(raw[i - 1]))) {
-        raw = raw.substr(0, i);
-        break;
-      }
-    }
-    std::string value(trim(raw));
-    auto it = keys.find(key);
-    if (it == keys.end()) fail(where, "unknown setting '" + key + "'");
-    try {
-      it->second(value);
-    } catch (const std::invalid_argument& e) {
-      fail(where, key + ": " + e.what());
-    }
-    if (key == "esmtproutes") routes_where = where;
-    if (routing_where) *std::exchange(routing_where, nullptr) = where;
-    if (auto f = files.find(key); f != files.end()) f->second.second = where;
-    if (key == "filters")
-      for (auto& f : c.filters) f.where = where;
-  });
-
+// The checks across settings, and the files that settings name (read once every line is
+// parsed, so that the order of lines does not matter). Errors in this order, as always.
+void finish(ParseState& s, const std::string& name) {
+  Config& c = s.config;
   c.state_dir = base::absolute_path(c.state_dir);
   if (c.maildir_root.empty()) c.maildir_root = c.state_dir + "/maildir";
   if (c.listen.empty()) fail(name, "listen: at least one address is needed");
   if (c.max_per_host > c.max_deliveries)
     fail(name, "MAXHOST (" + std::to_string(c.max_per_host) + ") exceeds MAXDELS (" +
                    std::to_string(c.max_deliveries) + ")");
-  if (!routes_file.empty()) {
+  if (!s.routes_file.empty()) {
     std::string routes_text;
     try {
-      routes_text = read_file(routes_file);
+      routes_text = read_file(s.routes_file);
     } catch (const ConfigError& e) {
-      fail(routes_where, std::string("esmtproutes: ") + e.what());
+      fail(s.routes_where, std::string("esmtproutes: ") + e.what());
     }
-    parse_routes(routes_text, routes_file, c.routes);
+    parse_routes(routes_text, s.routes_file, c.routes);
   }
-  if (smarthost) c.routes.smarthost = smarthost;
-  for (const auto& [key, file] : files) {
+  if (s.smarthost) c.routes.smarthost = s.smarthost;
+  for (const auto& [key, file] : s.files) {
     if (file.first.empty()) continue;
     std::string content;
     try {
@@ -615,11 +241,44 @@ Config parse_config(const std::string& text, const std::string& name, const std:
         fail(c.destinations.where[dest], "concurrency (" + std::to_string(limits.concurrency) +
                                              ") exceeds MAXDELS (" +
                                              std::to_string(c.max_deliveries) + ")");
+}
+
+}  // namespace
+
+Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir) {
+  Config c;
+  c.source = name;
+  char host[256] = "localhost";
+  ::gethostname(host, sizeof host - 1);
+  c.hostname = host;
+  ParseState state{c, base_dir, "", {}, {}, {}, {}};
+  for_each_line(text, name, [&](const std::string& where, std::string_view body) {
+    auto eq = body.find('=');
+    if (eq == std::string_view::npos) fail(where, "expected 'key = value'");
+    std::string key(trim(body.substr(0, eq)));
+    auto raw = body.substr(eq + 1);
+    // "#" after white space starts a comment (values themselves never contain " #").
+    for (std::size_t i = 1; i < raw.size(); ++i) {
+      if (raw[i] == '#' && std::isspace(static_cast<unsigned char>(raw[i - 1]))) {
+        raw = raw.substr(0, i);
+        break;
+      }
+    }
+    const Setting* setting = find_setting(key);
+    if (!setting) fail(where, "unknown setting '" + key + "'");
+    state.where = where;
+    try {
+      setting->parse(state, std::string(trim(raw)));
+    } catch (const std::invalid_argument& e) {
+      fail(where, key + ": " + e.what());
+    }
+  });
+  finish(state, name);
   return c;
 }
 
 Config load_config(const std::string& path) {
-  if (path.empty()) return parse_config(kDefaultConfig, "(embedded default)", "");
+  if (path.empty()) return parse_config(embedded_default_config(), "(embedded default)", "");
   auto text = read_file(path);
   auto abs = base::absolute_path(path);
   return parse_config(text, path, abs.substr(0, abs.rfind('/')));

@@ -1,7 +1,8 @@
 // config.h: Estafette's configuration, parsed from `key = value` files into validated typed
 // structs. Pure apart from reading files; any thread. Every error is a ConfigError whose text is
 // "file:line: reason", and stops start-up. Unknown keys are errors (a typo must not be ignored).
-// An embedded default (kDefaultConfig) runs a working instance with no files at all.
+// Which keys exist, their defaults, parsers and docs: the settings table (settings.h). An
+// embedded default (embedded_default_config()) runs a working instance with no files at all.
 #pragma once
 
 #include <chrono>
@@ -192,10 +193,9 @@ struct Config {
   bool is_local_domain(const std::string& domain) const;
 };
 
-extern const char* const kDefaultConfig;
-
-// Parses config text; `name` is used in error messages, relative paths are resolved against
-// `base_dir`. Throws ConfigError.
+// Parses config text, each line by its entry in the settings table (settings.h), then checks
+// across settings and reads the files they name; `name` is used in error messages, relative
+// paths are resolved against `base_dir`. Throws ConfigError.
 Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir);
 // Reads and parses a file; an empty path means the embedded default.
 Config load_config(const std::string& path);

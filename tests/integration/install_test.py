@@ -3,9 +3,10 @@ systemd unit directory configure was given (under make distcheck: its own prefix
 installed tree has the programs (sbindir, bindir, libexecdir/estafette), the config templates
 in sysconfdir/estafette, the filter authors' headers and libestafette_milter.a, a man page for
 every command and config file (each rendered by groff -ww without a warning; estafette.conf(5)
-names every setting lib/config/config.cc accepts) and estafette.service naming the installed
-paths. A second install keeps an admin's changed file (the new template goes next to it as
-.dist); uninstall removes everything but that changed file."""
+documents every setting the installed `estafette settings` lists, with the same default, and no
+other) and estafette.service naming the installed paths. A second install keeps an admin's
+changed file (the new template goes next to it as .dist); uninstall removes everything but that
+changed file."""
 import os
 import re
 import shutil
@@ -61,13 +62,33 @@ def files_under(top):
     return sorted(out)
 
 
-def settings_in_config_cc():
-    """Every key parse_config accepts: the entries of its `keys` table."""
-    with open(os.path.join(harness.SRC_DIR, "lib", "config", "config.cc")) as f:
-        text = f.read()
-    table = text[text.index("std::unordered_map<std::string, Setter> keys"):]
-    table = table[:table.index("\n  };")]
-    return re.findall(r'^\s*\{"([A-Za-z_]+)",', table, re.M)
+def settings_of(estafette):
+    """name -> default, from `estafette settings` (lib/config's settings table): columns that
+    start where the header's NAME, DEFAULT and DESCRIPTION do."""
+    r = subprocess.run([estafette, "settings"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stderr, (r.returncode, r.stderr)
+    lines = r.stdout.splitlines()
+    header = lines[0]
+    assert header.startswith("NAME"), header
+    at_default, at_doc = header.index("DEFAULT"), header.index("DESCRIPTION")
+    out = {}
+    for line in lines[1:]:
+        name, default = line[:at_default].strip(), line[at_default:at_doc].strip()
+        assert name and default and name not in out, line
+        out[name] = default
+    return out
+
+
+def settings_in_page(page):
+    """name -> the default an estafette.conf(5) entry states: each `.BI "name = "` paragraph,
+    up to the next .TP or .SH, ends with "Default: TEXT." (groff escapes undone)."""
+    out = {}
+    for m in re.finditer(r'^\.BI "(\S+) = ".*\n((?:(?!\.TP|\.SH).*\n)*)', page, re.M):
+        body = " ".join(m.group(2).split())
+        at = body.rfind("Default: ")
+        assert at >= 0 and body.endswith(".") and m.group(1) not in out, (m.group(1), body)
+        out[m.group(1)] = body[at + len("Default: "):-1].replace("\\-", "-").replace("\\e", "\\")
+    return out
 
 
 def test(tmp, stoppers):
@@ -102,12 +123,21 @@ def test(tmp, stoppers):
                 r = subprocess.run([groff, "-ww", "-z", "-man", at(key, name)],
                                    capture_output=True, text=True, timeout=60)
                 assert r.returncode == 0 and not r.stderr, (name, r.stderr)
+    # estafette.conf(5) is written by hand (sections per daemon, paragraphs, cross-references:
+    # more than a generated list of one-line docs would give), so this compares it with the
+    # settings table both ways: every setting the installed `estafette settings` lists is
+    # documented with the same default, and the page documents no setting the table lacks.
     with open(at("man5dir", "estafette.conf.5")) as f:
         page = f.read()
-    missing = [k for k in settings_in_config_cc()
-               if '.BI "%s = "' % k not in page]
-    assert len(settings_in_config_cc()) > 50 and not missing, \
-        "estafette.conf.5 lacks: %s" % missing
+    table = settings_of(at("sbindir", "estafette"))
+    documented = settings_in_page(page)
+    missing = sorted(set(table) - set(documented))
+    extra = sorted(set(documented) - set(table))
+    wrong = sorted("%s: page %r, table %r" % (k, documented[k], table[k])
+                   for k in set(table) & set(documented) if documented[k] != table[k])
+    assert len(table) > 50 and not missing and not extra and not wrong, \
+        "estafette.conf.5 lacks: %s; has settings the table lacks: %s; other defaults: %s" % (
+            missing, extra, wrong)
 
     if d["systemdsystemunitdir"] != "no":
         with open(at("systemdsystemunitdir", "estafette.service")) as f:

@@ -1,0 +1,330 @@
+// The settings table (lib/config/settings.h): names are unique, each entry's default is what an
+// absent setting means, the embedded default is what the table says, each entry rejects a bad
+// value with "file:line: name: reason", aliases are the same setting, and the listing that
+// `estafette settings` prints has one row per name.
+#include "lib/config/settings.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace estafette::config {
+namespace {
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += i + ",";
+  return out;
+}
+
+// Every field of a Config that a setting sets, as text (the "file:line" of settings left out):
+// two Configs that describe the same are configured the same.
+std::string describe(const Config& c) {
+  std::ostringstream o;
+  auto hps = [](const std::vector<HostPort>& v) {
+    std::string out;
+    for (const auto& hp : v) out += hp.to_string() + ",";
+    return out;
+  };
+  o << "hostname=" << c.hostname << "\nstate_dir=" << c.state_dir << "\nlisten=" << hps(c.listen)
+    << "\nlocal_domains=" << join(c.local_domains) << "\nrelay_domains=" << join(c.relay_domains)
+    << "\nrelay_clients=";
+  for (const auto& n : c.relay_clients) o << n.to_string() << ",";
+  o << "\nroutes=" << c.routes.exact.size() << "/" << c.routes.suffix.size() << "/"
+    << (c.routes.smarthost ? c.routes.smarthost->to_string() : "-")
+    << "\nmaildir_root=" << c.maildir_root << "\nlocals=" << c.locals.path
+    << "\nhosteddomains=" << c.hosteddomains.path
+    << "\nhosted_mailboxes=" << c.hosted_mailboxes.path << "\naliases=" << c.aliases.path
+    << "\nlocal_mailboxes=" << static_cast<int>(c.local_mailboxes)
+    << "\nmax_mailbox_message_size=" << c.max_mailbox_message_size
+    << "\nallow_program_delivery=" << c.allow_program_delivery
+    << "\nprogram_user=" << c.program_user << "\nprogram_timeout=" << c.program_timeout.count()
+    << "\nmax_message_size=" << c.max_message_size << "\nmax_recipients=" << c.max_recipients
+    << "\nmax_line_length=" << c.max_line_length << "\nsmtpd_timeout=" << c.smtpd_timeout.count()
+    << "\nmax_sessions=" << c.max_sessions << "\nmax_per_ip=" << c.max_per_ip
+    << "\nmax_per_c=" << c.max_per_c << "\nrdns_check=" << c.rdns_check
+    << "\ndnsbl=" << c.dnsbl.size() << "\ndnsbl_threshold=" << c.dnsbl_threshold
+    << "\ndnsbl_action=" << static_cast<int>(c.dnsbl_action) << "\nident_check=" << c.ident_check
+    << "\nident_timeout=" << c.ident_timeout.count() << "\ngreet_wait=" << c.greet_wait.count()
+    << "\nsender_dns_check=" << c.sender_dns_check << "\ndns_cache_size=" << c.dns_cache_size
+    << "\naccess=" << c.access.size() << "\nfilters=";
+  for (const auto& f : c.filters) o << f.kind << ":" << f.target << ",";
+  o << "\nmilter_default_action=" << c.milter_default_action
+    << "\nmilter_connect_timeout=" << c.milter_connect_timeout.count()
+    << "\nmilter_command_timeout=" << c.milter_command_timeout.count()
+    << "\nmilter_content_timeout=" << c.milter_content_timeout.count()
+    << "\nesmtpd_processes=" << c.esmtpd_processes
+    << "\nesmtpclient_processes=" << c.esmtpclient_processes
+    << "\nlocal_processes=" << c.local_processes << "\nqueue_backend=" << c.queue_backend
+    << "\nmax_deliveries=" << c.max_deliveries << "\nmax_per_host=" << c.max_per_host
+    << "\ninitial_host_concurrency=" << c.initial_host_concurrency << "\nmax_rcpt=" << c.max_rcpt
+    << "\nretry_base=" << c.retry_base.count() << "\nretry_max=" << c.retry_max.count()
+    << "\nhost_backoff=" << c.host_backoff.count()
+    << "\nqueue_lifetime=" << c.queue_lifetime.count() << "\nwarn_time=" << c.warn_time.count()
+    << "\ndestinations=" << c.destinations.domains.size() << "/" << c.destinations.routes.size()
+    << "\nesmtp_port=" << c.esmtp_port << "\nconnect_timeout=" << c.connect_timeout.count()
+    << "\ngreeting_timeout=" << c.greeting_timeout.count()
+    << "\nmail_timeout=" << c.mail_timeout.count() << "\nrcpt_timeout=" << c.rcpt_timeout.count()
+    << "\ndata_timeout=" << c.data_timeout.count()
+    << "\ndata_block_timeout=" << c.data_block_timeout.count()
+    << "\ndata_end_timeout=" << c.data_end_timeout.count()
+    << "\nidle_reuse=" << c.idle_reuse.count() << "\ndns_servers=" << hps(c.dns_servers)
+    << "\ndns_timeout=" << c.dns_timeout.count() << "\ndns_tries=" << c.dns_tries
+    << "\nuser=" << c.user << "\nlog_file=" << c.log_file << "\nsyslog=" << c.syslog
+    << "\nlog_level=" << c.log_level << "\n";
+  return o.str();
+}
+
+// Every name and alias, with the entry it belongs to.
+std::vector<std::pair<std::string, const Setting*>> all_names() {
+  std::vector<std::pair<std::string, const Setting*>> out;
+  for (const auto& s : settings()) {
+    out.emplace_back(std::string(s.name), &s);
+    if (!s.alias.empty()) out.emplace_back(std::string(s.alias), &s);
+  }
+  return out;
+}
+
+TEST(ConfigSettings, NamesAreUniqueAndFound) {
+  std::set<std::string> seen;
+  for (const auto& [name, setting] : all_names()) {
+    EXPECT_TRUE(seen.insert(name).second) << "twice: " << name;
+    EXPECT_EQ(find_setting(name), setting) << name;
+    EXPECT_FALSE(setting->doc.empty()) << name;
+    EXPECT_NE(setting->parse, nullptr) << name;
+  }
+  EXPECT_GT(seen.size(), 50u);
+  EXPECT_EQ(find_setting("colour"), nullptr);
+  EXPECT_EQ(find_setting("maxdels"), nullptr);  // names are case-sensitive
+  EXPECT_EQ(find_setting(""), nullptr);
+}
+
+class ConfigSettingDefault : public ::testing::TestWithParam<std::string> {};
+
+// `name = <default>` configures exactly what leaving the setting out does.
+TEST_P(ConfigSettingDefault, ParsesToWhatAbsenceMeans) {
+  const Setting* s = find_setting(GetParam());
+  ASSERT_NE(s, nullptr);
+  std::string absent = describe(parse_config("", "t.conf", ""));
+  if (!s->value) {  // computed at load time: only `hostname`, the system's name
+    EXPECT_EQ(s->name, "hostname");
+    EXPECT_FALSE(s->shown.empty());
+    char host[256] = "localhost";
+    ::gethostname(host, sizeof host - 1);
+    EXPECT_EQ(parse_config("", "t.conf", "").hostname, host);
+    return;
+  }
+  std::string line = GetParam() + " = " + std::string(*s->value) + "\n";
+  EXPECT_EQ(describe(parse_config(line, "t.conf", "")), absent) << line;
+  EXPECT_EQ(s->default_text(), s->shown.empty() && s->value->empty() ? "none"
+                               : s->shown.empty()                    ? *s->value
+                                                                     : s->shown);
+}
+
+std::vector<std::string> names() {
+  std::vector<std::string> out;
+  for (const auto& [name, setting] : all_names()) out.push_back(name);
+  return out;
+}
+INSTANTIATE_TEST_SUITE_P(Table, ConfigSettingDefault, ::testing::ValuesIn(names()));
+
+TEST(ConfigSettings, EmbeddedDefaultIsTheTablesEmbeddedValues) {
+  // A file that gives every setting its embedded value (or else its default) configures what
+  // the embedded default does, and the embedded default sets nothing else.
+  std::string all;
+  std::size_t differing = 0;
+  for (const auto& s : settings()) {
+    if (s.embedded) {
+      ++differing;
+      EXPECT_NE(s.embedded, s.value) << s.name;
+    }
+    if (s.embedded || s.value)
+      all += std::string(s.name) + " = " + std::string(s.embedded ? *s.embedded : *s.value) + "\n";
+  }
+  EXPECT_EQ(describe(load_config("")), describe(parse_config(all, "(embedded default)", "")));
+  std::size_t lines = 0;
+  for_each_line(embedded_default_config(), "e", [&](const std::string&, std::string_view body) {
+    ++lines;
+    auto key = std::string(trim(body.substr(0, body.find('='))));
+    const Setting* s = find_setting(key);
+    ASSERT_NE(s, nullptr) << key;
+    EXPECT_TRUE(s->embedded) << key;
+  });
+  EXPECT_EQ(lines, differing);
+  // What differs, as it always has: the test domains, mailboxes made on first delivery, no DNS.
+  auto c = load_config("");
+  EXPECT_EQ(join(c.local_domains), "estafette.test,localhost,");
+  EXPECT_EQ(c.local_mailboxes, Config::LocalMailboxes::Create);
+  EXPECT_FALSE(c.rdns_check);
+  EXPECT_FALSE(c.sender_dns_check);
+  auto f = parse_config("", "t.conf", "");
+  EXPECT_TRUE(f.local_domains.empty());
+  EXPECT_EQ(f.local_mailboxes, Config::LocalMailboxes::Existing);
+  EXPECT_TRUE(f.rdns_check);
+  EXPECT_TRUE(f.sender_dns_check);
+}
+
+// A bad value for every setting: the error names the file, the line and the setting as
+// written, then the reason ("" here: any reason).
+const std::map<std::string, std::pair<std::string, std::string>> kBad = {
+    {"hostname", {"bad/host", "bad host name"}},
+    {"state_dir", {"", "must not be empty"}},
+    {"user", {"a b", "bad user name 'a b'"}},
+    {"syslog", {"maybe", "expected yes or no"}},
+    {"log_level", {"loud", "expected one of"}},
+    {"listen", {"127.0.0.1:99999", "bad address '127.0.0.1:99999'"}},
+    {"local_domains", {"bad/domain", "bad domain 'bad/domain'"}},
+    {"relay_domains", {"ok.example, b@d", "bad domain 'b@d'"}},
+    {"relay_clients", {"10.0.0.0/33", "bad network '10.0.0.0/33'"}},
+    {"max_message_size", {"1000", "must be at least 1024"}},
+    {"max_recipients", {"0", "expected a positive number"}},
+    {"max_line_length", {"big", "expected a size"}},
+    {"smtpd_timeout", {"500ms", "expected a duration >= 1s"}},
+    {"max_sessions", {"0", "expected a positive number"}},
+    {"MAXDAEMONS", {"many", "expected a positive number"}},
+    {"MAXPERIP", {"-1", "expected a number (0 = no limit)"}},
+    {"MAXPERC", {"x", "expected a number (0 = no limit)"}},
+    {"smtpaccess", {"/nonexistent/smtpaccess", "cannot open"}},
+    {"esmtpd_processes", {"0", "expected auto or a number from 1 to 256"}},
+    {"queue_backend", {"rocksdb", "expected segment or file"}},
+    {"rdns_check", {"perhaps", "expected yes or no"}},
+    {"dnsbl", {"/nonexistent/dnsbl", "cannot open"}},
+    {"dnsbl_threshold", {"0", "expected a positive number"}},
+    {"dnsbl_action", {"drop", "expected reject_rcpt or reject_greeting"}},
+    {"ident_check", {"2", "expected yes or no"}},
+    {"ident_timeout", {"soon", "expected a duration such as"}},
+    {"greet_wait", {"-1s", "expected a duration such as"}},
+    {"BOFHCHECKDNS", {"x", "expected yes or no"}},
+    {"dns_cache_size", {"-1", "expected a number (0 = no limit)"}},
+    {"filters", {"inet:8891@127.0.0.1", "expected milter:SOCKET or module:PATH"}},
+    {"milter_default_action", {"discard", "expected tempfail, accept or reject"}},
+    {"milter_connect_timeout", {"x", "expected a duration"}},
+    {"milter_command_timeout", {"x", "expected a duration"}},
+    {"milter_content_timeout", {"x", "expected a duration"}},
+    {"local_mailboxes", {"all", "expected create, existing or system"}},
+    {"smarthost", {"host:0", "bad smarthost"}},
+    {"esmtproutes", {"/nonexistent/routes", "cannot open"}},
+    {"max_mailbox_message_size", {"x", "expected a size"}},
+    {"allow_program_delivery", {"x", "expected yes or no"}},
+    {"program_user", {"root", "must name a user other than root"}},
+    {"program_timeout", {"0", "expected a duration >= 1s"}},
+    {"MAXDELS", {"lots", "expected a positive number"}},
+    {"MAXHOST", {"0", "expected a positive number"}},
+    {"initial_host_concurrency", {"0", "expected a positive number"}},
+    {"MAXRCPT", {"0", "expected a positive number"}},
+    {"retry_base", {"soon", "expected a duration"}},
+    {"retry_max", {"5y", "expected a duration"}},
+    {"host_backoff", {"x", "expected a duration"}},
+    {"queue_lifetime", {"0", "expected a duration >= 1s"}},
+    {"queuetime", {"0", "expected a duration >= 1s"}},
+    {"warntime", {"later", "expected a duration"}},
+    {"destinations", {"/nonexistent/destinations", "cannot open"}},
+    {"local_processes", {"0", "expected auto or a number"}},
+    {"esmtpclient_processes", {"257", "expected auto or a number"}},
+    {"esmtp_port", {"65536", "expected a port number"}},
+    {"connect_timeout", {"0", "expected a duration >= 1s"}},
+    {"greeting_timeout", {"0", "expected a duration >= 1s"}},
+    {"mail_timeout", {"0", "expected a duration >= 1s"}},
+    {"rcpt_timeout", {"0", "expected a duration >= 1s"}},
+    {"data_timeout", {"0", "expected a duration >= 1s"}},
+    {"data_block_timeout", {"0", "expected a duration >= 1s"}},
+    {"data_end_timeout", {"0", "expected a duration >= 1s"}},
+    {"idle_reuse", {"0", "expected a duration >= 1s"}},
+    {"dns_servers", {"127.0.0.1:0", "bad address '127.0.0.1:0'"}},
+    {"dns_timeout", {"x", "expected a duration"}},
+    {"dns_tries", {"11", "expected 1 to 10"}},
+};
+// Paths that only lib/routing's Router reads, and paths made at run time: any value is taken.
+const std::set<std::string> kAnyValue = {"maildir_root",  "log_file",         "locals",
+                                         "hosteddomains", "hosted_mailboxes", "aliases"};
+
+class ConfigSettingBad : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ConfigSettingBad, RejectedWithFileLineAndReason) {
+  const std::string& name = GetParam();
+  if (kAnyValue.count(name)) {
+    EXPECT_EQ(kBad.count(name), 0u) << name;
+    EXPECT_NO_THROW(parse_config(name + " = anything/at/all\n", "t.conf", "/tmp")) << name;
+    return;
+  }
+  auto bad = kBad.find(name);
+  ASSERT_NE(bad, kBad.end()) << "no bad value for " << name << " in kBad";
+  std::string text = "# line 1\n" + name + " = " + bad->second.first + "  # why\n";
+  try {
+    parse_config(text, "bad.conf", "/tmp");
+    FAIL() << "accepted: " << text;
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    std::string prefix = "bad.conf:2: " + name + ": ";
+    EXPECT_EQ(what.substr(0, prefix.size()), prefix) << what;
+    EXPECT_NE(what.find(bad->second.second), std::string::npos) << what;
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Table, ConfigSettingBad, ::testing::ValuesIn(names()));
+
+TEST(ConfigSettings, EveryBadCaseIsASetting) {
+  for (const auto& [name, bad] : kBad) EXPECT_NE(find_setting(name), nullptr) << name;
+}
+
+TEST(ConfigSettings, AliasesAreTheSameSetting) {
+  int aliases = 0;
+  for (const auto& s : settings()) {
+    if (s.alias.empty()) continue;
+    ++aliases;
+    EXPECT_EQ(find_setting(s.alias), &s);
+  }
+  EXPECT_GE(aliases, 2);
+  EXPECT_EQ(find_setting("queuetime")->name, "queue_lifetime");
+  EXPECT_EQ(find_setting("MAXDAEMONS")->name, "max_sessions");
+  EXPECT_EQ(parse_config("queuetime = 2d\n", "t.conf", "/tmp").queue_lifetime.count(), 2 * 86400);
+  EXPECT_EQ(describe(parse_config("queuetime = 2d\n", "t.conf", "/tmp")),
+            describe(parse_config("queue_lifetime = 2d\n", "t.conf", "/tmp")));
+  EXPECT_EQ(describe(parse_config("MAXDAEMONS = 7\n", "t.conf", "/tmp")),
+            describe(parse_config("max_sessions = 7\n", "t.conf", "/tmp")));
+  // The later line wins, whichever name it uses.
+  EXPECT_EQ(parse_config("queue_lifetime = 1h\nqueuetime = 2h\n", "t.conf", "/tmp")
+                .queue_lifetime.count(),
+            7200);
+}
+
+TEST(ConfigSettings, ListingHasARowPerNameInColumns) {
+  std::istringstream in(settings_listing());
+  std::string header;
+  std::getline(in, header);
+  auto def_at = header.find("DEFAULT"), doc_at = header.find("DESCRIPTION");
+  ASSERT_EQ(header.rfind("NAME", 0), 0u) << header;
+  ASSERT_NE(def_at, std::string::npos);
+  ASSERT_NE(doc_at, std::string::npos);
+  auto expected = all_names();
+  std::size_t row = 0;
+  for (std::string line; std::getline(in, line); ++row) {
+    ASSERT_LT(row, expected.size()) << line;
+    const auto& [name, s] = expected[row];
+    auto column = [&](std::size_t from, std::size_t to) {
+      auto text = line.substr(from, to == std::string::npos ? to : to - from);
+      return std::string(trim(text));
+    };
+    EXPECT_EQ(column(0, def_at), name) << line;
+    EXPECT_EQ(column(def_at, doc_at), s->default_text()) << line;
+    EXPECT_EQ(line.substr(def_at - 2, 2), "  ") << line;  // columns at least two blanks apart
+    EXPECT_EQ(line.substr(doc_at - 2, 2), "  ") << line;
+    std::string doc = column(doc_at, std::string::npos);
+    if (name == s->name) {
+      EXPECT_EQ(doc.rfind(std::string(s->doc), 0), 0u) << line;
+    } else {
+      EXPECT_EQ(doc, "The same as " + std::string(s->name) + ".") << line;
+    }
+    if (s->embedded && name == s->name) {
+      EXPECT_NE(doc.find("Embedded default: " + std::string(*s->embedded)), std::string::npos);
+    }
+  }
+  EXPECT_EQ(row, expected.size());
+}
+
+}  // namespace
+}  // namespace estafette::config
