@@ -3,11 +3,11 @@
 // finish, exit 0; SIGHUP: reload the maps.
 // `--processes N` (given by estafetted for esmtpd_processes = N > 1): this process is one of N
 // sharing the listen addresses (SO_REUSEPORT), with max_sessions / N sessions.
-// `--submit-fd N` (given by estafetted): the listening local submission socket (submit_socket.h),
-// shared by every esmtpd process; without it esmtpd binds <state>/run/submit.sock itself.
-// With `user` set, esmtpd binds its listen addresses as root, then drops to that user
-// (lib/base/privileges.h) before it opens the queue, loads filter modules or accepts anything;
-// a failure to drop exits 1 with the reason.
+// `--submit-fd N` (given by estafetted): the listening local submission socket
+// (lib/submit/socket.h), shared by every esmtpd process; without it esmtpd binds
+// <state>/run/submit.sock itself. With `user` set, esmtpd binds its listen addresses as root, then
+// drops to that user (lib/base/privileges.h) before it opens the queue, loads filter modules or
+// accepts anything; a failure to drop exits 1 with the reason.
 #include <utility>
 #include <vector>
 

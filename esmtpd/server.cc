@@ -9,11 +9,11 @@
 #include <cerrno>
 #include <system_error>
 
-#include "esmtpd/submit_socket.h"
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
 #include "lib/config/resolver_options.h"
+#include "lib/submit/socket.h"
 
 namespace estafette::esmtpd {
 
@@ -72,12 +72,12 @@ Server::Server(event::Loop& loop, const config::Config& config,
       throw std::system_error(errno, std::generic_category(), "--submit-fd");
     events |= EPOLLEXCLUSIVE;
   } else {
-    submit_listener_ = open_submit_socket(config);
-    submit_path_ = submit_socket_path(config);
+    submit_listener_ = submit::open_submit_socket(config);
+    submit_path_ = submit::submit_socket_path(config);
   }
   int sfd = submit_listener_.get();
   loop_.add_fd(sfd, events, [this, sfd](std::uint32_t) { accept_from(sfd, true); });
-  base::log("esmtpd").information("local submission on " + submit_socket_path(config) +
+  base::log("esmtpd").information("local submission on " + submit::submit_socket_path(config) +
                                   (submit_fd >= 0 ? " (from estafetted)" : ""));
 }
 

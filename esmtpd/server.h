@@ -3,9 +3,9 @@
 // With processes > 1 this is one of several esmtpd processes started by estafetted: every one
 // binds the listen addresses with SO_REUSEPORT (the kernel spreads new connections among them),
 // has its own committer and its own link to courierd, and takes max_sessions / processes.
-// Local submissions (estafette-sendmail) arrive on the unix socket of submit_socket.h: inherited
-// from estafetted (submit_fd >= 0, shared by every esmtpd process: each accepts what it can,
-// EAGAIN is normal) or, when esmtpd runs alone (submit_fd < 0), bound here and removed at
+// Local submissions (estafette-sendmail) arrive on the unix socket of lib/submit/socket.h:
+// inherited from estafetted (submit_fd >= 0, shared by every esmtpd process: each accepts what it
+// can, EAGAIN is normal) or, when esmtpd runs alone (submit_fd < 0), bound here and removed at
 // shutdown.
 #pragma once
 

@@ -2,7 +2,7 @@
 // -bs, speaks SMTP on stdin/stdout) and hands it to esmtpd over the local submission socket
 // <state_dir>/run/submit.sock, so that every message goes through the same queue writer as mail
 // from the network. Exit 0 only after esmtpd's 250 to the message (durable in the queue); on
-// failure a message on stderr and a sysexits(3) code (submit.h). Options: options.h.
+// failure a message on stderr and a sysexits(3) code (lib/submit/client.h). Options: options.h.
 // The configuration is -C FILE, else the installed estafette.conf if it exists, else the embedded
 // default (as the daemons without -c).
 #include <pwd.h>
@@ -19,16 +19,17 @@
 #include <string>
 #include <vector>
 
-#include "admin/commands.h"
-#include "esmtpd/submit_socket.h"
+#include "lib/admin/commands.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
+#include "lib/submit/client.h"
+#include "lib/submit/socket.h"
 #include "sendmail/message.h"
 #include "sendmail/options.h"
-#include "sendmail/submit.h"
 
 using namespace estafette;
 using namespace estafette::sendmail;
+using namespace estafette::submit;
 
 namespace {
 
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
       return fail(kExTempFail, e.what());
     }
   }
-  const std::string socket_path = esmtpd::submit_socket_path(config);
+  const std::string socket_path = submit::submit_socket_path(config);
   const auto timeout = config.smtpd_timeout;
   auto connect = [&]() -> base::UniqueFd {
     auto fd = connect_submit(socket_path, timeout);
@@ -153,7 +154,7 @@ int main(int argc, char** argv) {
   if (!fd) return kExTempFail;
   Submission submission{config.hostname, sender, composed.recipients, composed.wire,
                         composed.eight_bit};
-  auto result = submit(fd.get(), submission, timeout);
+  auto result = submit::submit(fd.get(), submission, timeout);
   if (result.exit_code != kExOk) return fail(result.exit_code, result.error);
   return kExOk;
 }

@@ -4,7 +4,7 @@
 // per CPU this process may run on, so `taskset -c 0 estafetted` runs one), each told with
 // `--processes N` that it shares the listen addresses. <state>/run/estafetted.children says
 // which children run (status_file.h). It binds the local submission socket
-// <state>/run/submit.sock itself (esmtpd/submit_socket.h) and passes it to every esmtpd process
+// <state>/run/submit.sock itself (lib/submit/socket.h) and passes it to every esmtpd process
 // with `--submit-fd N`, so connections waiting there survive the death of any one esmtpd.
 // Without -c it reads the installed config when it runs installed (config::default_config_path).
 // With `user` set it stays root itself (it restarts esmtpd, which binds port 25 as root before
@@ -26,7 +26,6 @@
 #include <string>
 #include <vector>
 
-#include "esmtpd/submit_socket.h"
 #include "lib/base/cpus.h"
 #include "lib/base/exit_codes.h"
 #include "lib/base/fd.h"
@@ -35,6 +34,7 @@
 #include "lib/base/privileges.h"
 #include "lib/config/config.h"
 #include "lib/daemon/daemon.h"
+#include "lib/submit/socket.h"
 #include "supervisor/supervisor.h"
 
 using namespace estafette;
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
           if (!base::make_dirs(dir))
             throw std::runtime_error("cannot create " + dir + ": " + std::strerror(errno));
         // Before detaching, so that a second instance fails here, on the terminal.
-        submit = esmtpd::open_submit_socket(config);
+        submit = estafette::submit::open_submit_socket(config);
         if (account && ::geteuid() == 0) {
           // After the submission socket: a second instance has stopped by now. queue/ and run/
           // with everything in them (a queue left by a run as root); of the state directory only
@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     ctx.run();
     ::unlink(status_file.c_str());
     ::unlink(pidfile.c_str());
-    ::unlink(esmtpd::submit_socket_path(config).c_str());
+    ::unlink(estafette::submit::submit_socket_path(config).c_str());
     base::log("estafetted").information("stopped");
     return base::kExitStopped;
   });

@@ -10,7 +10,7 @@
 
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
-#include "supervisor/status_file.h"
+#include "lib/daemon/status_file.h"
 
 namespace estafette::supervisor {
 
@@ -88,11 +88,11 @@ void Supervisor::start() {
 
 void Supervisor::write_status() {
   if (status_path_.empty()) return;
-  std::vector<ChildStatus> status;
+  std::vector<daemon::ChildStatus> status;
   for (const auto& c : children_)
     status.push_back({c->program, c->instance, c->instances,
                       c->process->running() ? c->process->pid() : 0, c->note});
-  if (!write_status_file(status_path_, status))
+  if (!daemon::write_status_file(status_path_, status))
     logger().warning("cannot write " + status_path_ + ": " + base::errno_text(errno));
 }
 

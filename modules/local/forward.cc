@@ -10,7 +10,7 @@
 #include "lib/config/config.h"
 #include "lib/routing/aliases.h"
 #include "lib/smtp/address.h"
-#include "sendmail/submit.h"
+#include "lib/submit/client.h"
 
 namespace estafette::local {
 
@@ -162,7 +162,7 @@ ipc::RcptResult combine_results(const std::string& recipient,
 }
 
 ipc::RcptResult resubmit(const Resubmission& r) {
-  base::UniqueFd fd = sendmail::connect_submit(r.socket_path, r.timeout);
+  base::UniqueFd fd = submit::connect_submit(r.socket_path, r.timeout);
   if (!fd)
     return {ipc::RcptStatus::TempFail, "451 4.3.0 forwarding: cannot connect to " + r.socket_path +
                                            ": " + base::errno_text(errno)};
@@ -173,16 +173,16 @@ ipc::RcptResult resubmit(const Resubmission& r) {
       break;
     }
   auto result =
-      sendmail::submit(fd.get(), {r.helo, r.sender, r.recipients, r.wire, eight_bit}, r.timeout);
+      submit::submit(fd.get(), {r.helo, r.sender, r.recipients, r.wire, eight_bit}, r.timeout);
   std::string to;
   for (const auto& a : r.recipients) to += (to.empty() ? "<" : ", <") + a + ">";
   switch (result.exit_code) {
-    case sendmail::kExOk:
+    case submit::kExOk:
       return {ipc::RcptStatus::Delivered,
               "250 2.0.0 forwarded to " + to + " as " + result.queue_id};
-    case sendmail::kExNoUser:
-    case sendmail::kExDataErr:
-    case sendmail::kExUnavailable:
+    case submit::kExNoUser:
+    case submit::kExDataErr:
+    case submit::kExUnavailable:
       return {ipc::RcptStatus::PermFail, "550 5.1.0 forwarding to " + to + ": " + result.error};
     default:
       return {ipc::RcptStatus::TempFail, "451 4.3.0 forwarding to " + to + ": " + result.error};

@@ -81,7 +81,7 @@ struct Resubmission {
   std::string_view wire;  // CRLF, dot-stuffed, without the final ".\r\n"
   std::chrono::seconds timeout{300};
 };
-// One SMTP transaction on the submission socket (sendmail/submit.h), so that forwarded mail
+// One SMTP transaction on the submission socket (lib/submit/client.h), so that forwarded mail
 // takes the same queue and filters as any other. Delivered once esmtpd has queued it; a 5xx to
 // the sender, a recipient or the message is PermFail; anything else is TempFail.
 ipc::RcptResult resubmit(const Resubmission& r);

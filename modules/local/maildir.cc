@@ -9,13 +9,13 @@
 #include <cstdlib>
 #include <vector>
 
-#include "esmtpd/submit_socket.h"
 #include "lib/base/fd.h"
 #include "lib/base/io.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
 #include "lib/smtp/address.h"
 #include "lib/smtp/dotstuff.h"
+#include "lib/submit/socket.h"
 #include "modules/local/forward.h"
 #include "modules/local/program.h"
 
@@ -188,7 +188,7 @@ std::optional<ipc::RcptResult> MaildirDelivery::deliver_forward(const routing::M
     std::string copy = "Delivered-To: " + rcpt + "\r\n";
     copy.append(wire);
     results.push_back(
-        resubmit({esmtpd::submit_socket_path(config), config.hostname, sender, forward_to, copy,
+        resubmit({submit::submit_socket_path(config), config.hostname, sender, forward_to, copy,
                   std::chrono::duration_cast<std::chrono::seconds>(config.smtpd_timeout)}));
   }
   return combine_results(rcpt, results);

@@ -1,6 +1,6 @@
 // What `estafette mailq` prints: qshape's age buckets, the per-destination summary, the
 // Postfix-style listing and the JSON document.
-#include "admin/mailq_format.h"
+#include "lib/admin/mailq_format.h"
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>

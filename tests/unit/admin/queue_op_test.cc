@@ -1,7 +1,7 @@
 // What estafette hold/release/cancel/delete print and exit with for each of courierd's replies.
 #include <gtest/gtest.h>
 
-#include "admin/commands.h"
+#include "lib/admin/commands.h"
 
 namespace estafette::admin {
 namespace {

@@ -1,5 +1,5 @@
 // estafette-sendmail's exit codes per SMTP stage and reply, and the -bs line-end fixer.
-#include "sendmail/submit.h"
+#include "lib/submit/client.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 
 #include "tests/unit/smtp/split_feeder.h"
 
-namespace estafette::sendmail {
+namespace estafette::submit {
 namespace {
 
 struct ExitCase {
@@ -58,4 +58,4 @@ INSTANTIATE_TEST_SUITE_P(Table, SendmailLineEndFixer,
                                            FixCase{"bare\rcr\n", "bare\rcr\r\n"}));
 
 }  // namespace
-}  // namespace estafette::sendmail
+}  // namespace estafette::submit

@@ -1,6 +1,6 @@
-// submit.h: estafette-sendmail's side of SMTP on the local submission socket: one transaction
-// (EHLO, MAIL, RCPT..., DATA, QUIT) that succeeds only when every recipient is accepted and
-// esmtpd answers 250 after DATA (the message is then durable in the queue), and the -bs proxy
+// lib/submit/client.h: estafette-sendmail's side of SMTP on the local submission socket: one
+// transaction (EHLO, MAIL, RCPT..., DATA, QUIT) that succeeds only when every recipient is accepted
+// and esmtpd answers 250 after DATA (the message is then durable in the queue), and the -bs proxy
 // between stdin/stdout and the socket. Exit codes are sysexits(3) values.
 // connect_submit(), submit() and proxy() do blocking I/O on the calling thread (estafette-local
 // uses them too, to forward for ~/.forward); exit_code_for() and LineEndFixer are pure.
@@ -15,7 +15,7 @@
 #include "lib/base/fd.h"
 #include "lib/smtp/reply_parser.h"
 
-namespace estafette::sendmail {
+namespace estafette::submit {
 
 // sysexits.h values (lib/base/exit_codes.h).
 using base::kExConfig;
@@ -72,4 +72,4 @@ class LineEndFixer final {
   bool last_cr_ = false;
 };
 
-}  // namespace estafette::sendmail
+}  // namespace estafette::submit

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace estafette::supervisor {
+namespace estafette::daemon {
 
 struct ChildStatus {
   std::string program;  // "estafette-esmtpd"
@@ -31,4 +31,4 @@ std::vector<ChildStatus> parse_status(const std::string& text);
 
 bool write_status_file(const std::string& path, const std::vector<ChildStatus>& children);
 
-}  // namespace estafette::supervisor
+}  // namespace estafette::daemon

@@ -37,15 +37,15 @@
 #include <vector>
 
 #include "admin/check_config.h"
-#include "admin/commands.h"
-#include "admin/courierd_client.h"
-#include "admin/mailq_format.h"
+#include "lib/admin/commands.h"
+#include "lib/admin/courierd_client.h"
+#include "lib/admin/mailq_format.h"
 #include "lib/base/exit_codes.h"
 #include "lib/base/paths.h"
 #include "lib/config/config.h"
 #include "lib/config/settings.h"
+#include "lib/daemon/status_file.h"
 #include "lib/ipc/messages.h"
-#include "supervisor/status_file.h"
 
 using namespace estafette;
 
@@ -89,7 +89,7 @@ std::vector<pid_t> children_of(pid_t pid) {
 
 // One line per daemon estafetted keeps, and per module under each (courierd's children).
 void print_children(const std::string& status_file) {
-  for (const auto& c : supervisor::parse_status(slurp(status_file))) {
+  for (const auto& c : daemon::parse_status(slurp(status_file))) {
     std::string name = c.program;
     if (c.instances > 1)
       name += " " + std::to_string(c.instance) + "/" + std::to_string(c.instances);

@@ -1,4 +1,4 @@
-#include "sendmail/submit.h"
+#include "lib/submit/client.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <optional>
 
-namespace estafette::sendmail {
+namespace estafette::submit {
 
 namespace {
 
@@ -220,4 +220,4 @@ int proxy(int in, int out, int sock) {
   }
 }
 
-}  // namespace estafette::sendmail
+}  // namespace estafette::submit

@@ -1,6 +1,6 @@
 // The status file estafetted writes for `estafette status`: format, parse, round trip, and lines
 // that do not parse are skipped.
-#include "supervisor/status_file.h"
+#include "lib/daemon/status_file.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace estafette::supervisor {
+namespace estafette::daemon {
 namespace {
 
 const std::vector<ChildStatus> kChildren = {
@@ -72,4 +72,4 @@ TEST(StatusFile, WritesAtomically) {
 }
 
 }  // namespace
-}  // namespace estafette::supervisor
+}  // namespace estafette::daemon

@@ -1,4 +1,4 @@
-// submit_socket.h: the local submission socket <state_dir>/run/submit.sock, where
+// lib/submit/socket.h: the local submission socket <state_dir>/run/submit.sock, where
 // estafette-sendmail hands messages to esmtpd (like Postfix's public/pickup). Mode 0666 so that
 // any local user can submit; esmtpd learns who did with SO_PEERCRED (smtp::ClientInfo::local_uid).
 // estafetted opens it once and passes the listening fd to every esmtpd process (--submit-fd), so
@@ -11,7 +11,7 @@
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
 
-namespace estafette::esmtpd {
+namespace estafette::submit {
 
 inline std::string submit_socket_path(const config::Config& config) {
   return config.run_dir() + "/submit.sock";
@@ -22,4 +22,4 @@ inline std::string submit_socket_path(const config::Config& config) {
 // socket: a stale socket file is replaced, one that a live process serves is an error.
 base::UniqueFd open_submit_socket(const config::Config& config);
 
-}  // namespace estafette::esmtpd
+}  // namespace estafette::submit

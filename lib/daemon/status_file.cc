@@ -1,4 +1,4 @@
-#include "supervisor/status_file.h"
+#include "lib/daemon/status_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 
 #include "lib/base/fd.h"
 
-namespace estafette::supervisor {
+namespace estafette::daemon {
 
 namespace {
 
@@ -78,4 +78,4 @@ bool write_status_file(const std::string& path, const std::vector<ChildStatus>& 
   return ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-}  // namespace estafette::supervisor
+}  // namespace estafette::daemon

@@ -1,12 +1,12 @@
-#include "admin/commands.h"
+#include "lib/admin/commands.h"
 
 #include <cctype>
 #include <chrono>
 #include <stdexcept>
 #include <vector>
 
-#include "admin/courierd_client.h"
-#include "admin/mailq_format.h"
+#include "lib/admin/courierd_client.h"
+#include "lib/admin/mailq_format.h"
 #include "lib/ipc/messages.h"
 
 namespace estafette::admin {

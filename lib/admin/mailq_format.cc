@@ -1,4 +1,4 @@
-#include "admin/mailq_format.h"
+#include "lib/admin/mailq_format.h"
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>

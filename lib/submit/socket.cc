@@ -1,4 +1,4 @@
-#include "esmtpd/submit_socket.h"
+#include "lib/submit/socket.h"
 
 #include <sys/stat.h>
 
@@ -8,7 +8,7 @@
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
 
-namespace estafette::esmtpd {
+namespace estafette::submit {
 
 namespace {
 // Adds search (x) permission for group and others, so that a path below can be reached.
@@ -31,4 +31,4 @@ base::UniqueFd open_submit_socket(const config::Config& config) {
   return base::listen_unix_exclusive(submit_socket_path(config), 0666);
 }
 
-}  // namespace estafette::esmtpd
+}  // namespace estafette::submit

@@ -1,4 +1,4 @@
-#include "admin/courierd_client.h"
+#include "lib/admin/courierd_client.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>
