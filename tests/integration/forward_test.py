@@ -17,6 +17,15 @@ def maildir_messages(home):
     return harness.maildir_files(os.path.join(home, "Maildir"))
 
 
+def read_file(path):
+    """The bytes of path; b"" while it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
 def write_forward(home, user, text, mode):
     path = os.path.join(home, ".forward")
     with open(path, "w") as f:
@@ -56,7 +65,10 @@ def test(tmp, stoppers):
         a_msgs = harness.wait_for(lambda: maildir_messages(homes[alice]), 20, "alice's copy")
         b_msgs = harness.wait_for(lambda: maildir_messages(homes[bob]), 20, "bob's copy")
         uid_file = os.path.join(homes[alice], "prog.uid")
-        harness.wait_for(lambda: os.path.exists(uid_file), 20, "the program's output")
+        # The program writes prog.out last: wait for all of it, not for prog.uid to exist.
+        out_file = os.path.join(homes[alice], "prog.out")
+        harness.wait_for(lambda: read_file(out_file).endswith(b"\nthe body\n"), 20,
+                         "the program's output")
         with open(uid_file) as f:
             uid = int(f.read())
         assert uid == pwd.getpwnam(alice).pw_uid, uid

@@ -128,6 +128,21 @@ class SmtpSink(ServerProcess):
         return out
 
 
+def program_copy(tmp, name):
+    """A copy of the build's program `name` in tmp/bin (made once, mode 0755), for running it as
+    another user: the build tree may lie where only root can enter (a clone in root's home, mode
+    0700, or in a mktemp -d directory), while tmp is a scratch() directory that anyone can."""
+    bin_dir = os.path.join(tmp, "bin")
+    path = os.path.join(bin_dir, name)
+    if not os.path.exists(path):
+        os.makedirs(bin_dir, exist_ok=True)
+        os.chmod(bin_dir, 0o755)
+        shutil.copyfile(os.path.join(BUILD_DIR, name), path + ".new")
+        os.chmod(path + ".new", 0o755)
+        os.rename(path + ".new", path)
+    return path
+
+
 def maildir_files(maildir):
     """The messages delivered to a Maildir (its new/), in name order; [] while it has none."""
     new = os.path.join(maildir, "new")
@@ -144,6 +159,7 @@ class Estafette:
     """One Estafette instance (estafetted -f and its daemons) with its own state directory."""
 
     def __init__(self, tmp, name="mta", **settings):
+        self.tmp = tmp
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = settings.pop("port", None) or free_port()
@@ -181,6 +197,10 @@ class Estafette:
 
     def program(self, name):
         return os.path.join(BUILD_DIR, name)
+
+    def program_for_others(self, name):
+        """program(name) for running as another user: program_copy() into the test's directory."""
+        return program_copy(self.tmp, name)
 
     def start(self):
         out = open(os.path.join(self.dir, "estafetted.out"), "ab")

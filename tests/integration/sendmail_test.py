@@ -15,12 +15,17 @@ import harness
 
 
 def sendmail(mta, args, data, user=None, timeout=30):
+    """estafette-sendmail as root, or as nobody: then the build's program copied where nobody
+    can reach it, run from the test's directory (the build tree may be root's alone)."""
     def drop():
         os.setgid(65534)
         os.setuid(65534)
+    if user == "nobody":
+        return subprocess.run([mta.program_for_others("estafette-sendmail"), "-C", mta.conf] +
+                              args, input=data, capture_output=True, timeout=timeout,
+                              preexec_fn=drop, cwd=mta.tmp)
     return subprocess.run([mta.program("estafette-sendmail"), "-C", mta.conf] + args,
-                          input=data, capture_output=True, timeout=timeout,
-                          preexec_fn=drop if user == "nobody" else None)
+                          input=data, capture_output=True, timeout=timeout)
 
 
 def one(mta, user):

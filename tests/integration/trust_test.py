@@ -8,6 +8,7 @@ alias, as the user its own read of the alias file gives, and bounce the rest wit
 forged record without a program is delivered, which shows the forged records are well-formed
 and were read. Root only in full (the daemons run as `nobody`); as another user the records are
 forged as that user."""
+import contextlib
 import os
 import pwd
 import smtplib
@@ -19,6 +20,19 @@ def send(mta, rcpt, subject):
     with smtplib.SMTP("127.0.0.1", mta.port, timeout=30) as s:
         s.sendmail("sender@client.test", [rcpt],
                    "From: sender@client.test\r\nSubject: %s\r\n\r\nbody\r\n" % subject)
+
+
+def program_uid(out, timeout, what):
+    """The uid the alias's program wrote to out/legit.uid, read once the line is there in full
+    (the shell makes the file before `id -u` writes to it)."""
+    path = os.path.join(out, "legit.uid")
+
+    def line():
+        with contextlib.suppress(FileNotFoundError), open(path) as f:
+            text = f.read()
+            return text if text.endswith("\n") else None
+
+    return int(harness.wait_for(line, timeout, what))
 
 
 def test(tmp, stoppers):
@@ -37,10 +51,9 @@ def test(tmp, stoppers):
 
     # The alias's own program runs, as program_user (nobody) for a root-owned alias file.
     send(mta, "prog@estafette.test", "legit")
-    harness.wait_for(lambda: os.path.exists(os.path.join(out, "legit.uid")), 15, "the program")
+    uid = program_uid(out, 15, "the program")
     if os.geteuid() == 0:
-        with open(os.path.join(out, "legit.uid")) as f:
-            assert int(f.read()) == pwd.getpwnam("nobody").pw_uid
+        assert uid == pwd.getpwnam("nobody").pw_uid, uid
     os.unlink(os.path.join(out, "legit"))
     mta.stop()
 
@@ -70,11 +83,9 @@ def test(tmp, stoppers):
     harness.wait_for(lambda: len(mta.maildir_messages("bob")) == 1, 20, "bob's forged message")
     # An old-style "UID COMMAND" record for the alias's own command runs it, as program_user:
     # the uid in the record (0) is ignored.
-    harness.wait_for(lambda: os.path.exists(os.path.join(out, "legit.uid")), 20,
-                     "the alias's program from an old-style record")
+    uid = program_uid(out, 20, "the alias's program from an old-style record")
     if os.geteuid() == 0:
-        with open(os.path.join(out, "legit.uid")) as f:
-            assert int(f.read()) == pwd.getpwnam("nobody").pw_uid
+        assert uid == pwd.getpwnam("nobody").pw_uid, uid
     # The three forged programs bounce with 5.7.1 to the sender; none ran.
     harness.wait_for(lambda: len(mta.maildir_messages("attacker")) >= 2, 20, "the bounces")
     bounces = b"".join(mta.maildir_messages("attacker"))
