@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <span>
 #include <utility>
 
 namespace estafette::base {
@@ -37,6 +38,15 @@ class UniqueFd final {
 // Sets O_NONBLOCK and FD_CLOEXEC; returns false (errno set) on failure.
 bool set_nonblocking(int fd);
 bool set_cloexec(int fd);
+
+// Closes every descriptor numbered `first` or above except those in `keep` (sorted ascending),
+// so that an exec'd program gets only what it is meant to have. For a forked child before exec:
+// async-signal-safe, no allocation. Uses close_range(2); where the kernel lacks it (ENOSYS,
+// EINVAL), walks /proc/self/fd with getdents64, and without /proc closes up to RLIMIT_NOFILE.
+void close_fds_from(int first, std::span<const int> keep = {}) noexcept;
+
+// The /proc/self/fd (then RLIMIT_NOFILE) fallback of close_fds_from, on its own for tests.
+void close_fds_from_by_listing(int first, std::span<const int> keep = {}) noexcept;
 
 // strerror(errno) as a std::string, thread-safe.
 const char* errno_text(int err);
