@@ -11,6 +11,7 @@
 #include <exception>
 #include <utility>
 
+#include "lib/base/fd.h"
 #include "lib/base/log.h"
 #include "lib/base/privileges.h"
 
@@ -54,13 +55,17 @@ pid_t spawn(const Command& command, const std::string& parent) {
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
+  std::vector<int> keep = command.keep_fds;
+  std::sort(keep.begin(), keep.end());
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   // The child must not inherit the blocked signal mask of the parent's signalfd.
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int fd : command.keep_fds) ::fcntl(fd, F_SETFD, 0);
+  for (int fd : keep) ::fcntl(fd, F_SETFD, 0);
+  // The child gets stdin, stdout, stderr and keep_fds, nothing else this process holds.
+  base::close_fds_from(3, keep);
   // courierd runs as the user with root kept as its real and saved uid (`user` set): a module
   // starts as root; estafette-local needs it, esmtpclient drops to the user itself.
   if (command.restore_root && ::getuid() == 0 && ::geteuid() != 0 && !base::restore_root())

@@ -1,7 +1,8 @@
 // child_supervisor.h: child processes kept running: estafetted's daemons (supervisor/) and
 // courierd's delivery modules (courierd/module_process.h) are both a ChildProcess.
 // - spawn(): fork + exec with an empty signal mask (the parent's loop blocks its signals for its
-//   signalfd), chosen fds kept across exec, and optionally root restored first.
+//   signalfd), chosen fds kept across exec (every other fd above 2 closed), and optionally root
+//   restored first.
 // - Backoff: the growing delay before a restart, so that a child that cannot start does not
 //   spin; it starts over once a child has run for a while, or when its owner says it works.
 // - ChildProcess: one child: start, restart after its exit with the Backoff, stop (a signal now,
@@ -64,7 +65,8 @@ struct Command {
   bool restore_root = false;      // courierd's modules: root again, when it is the real uid
 };
 
-// Forks and execs command. In the child: an empty signal mask, keep_fds kept, root restored
+// Forks and execs command. In the child: an empty signal mask, keep_fds kept and every other fd
+// above 2 closed (base::close_fds_from), root restored
 // when asked (real uid root, effective not; base::restore_root()); a failure there writes
 // "PARENT: cannot run PATH: reason" (or "PARENT: cannot restore root for PATH") to stderr and
 // exits 127. Returns the child's pid, or -1 with errno set when fork() failed.

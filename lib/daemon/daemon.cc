@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "lib/base/exit_codes.h"
+#include "lib/base/fd.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
 #include "lib/base/privileges.h"
@@ -72,6 +73,9 @@ int run(int argc, char** argv, const DaemonSpec& spec, const Body& body) {
     print_error(spec, "--fd is required (courierd starts this program)");
     return base::kExitBadStart;
   }
+  // courierd clears FD_CLOEXEC on the channel it passes: set it again, so that nothing this
+  // program runs (estafette-local's delivery programs) inherits the link to courierd.
+  if (args->fd >= 0) base::set_cloexec(args->fd);
   std::string config_path = args->config_path;
   if (config_path.empty() && spec.default_config) config_path = config::default_config_path();
   config::Config config;

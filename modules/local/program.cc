@@ -102,6 +102,9 @@ ipc::RcptResult run_program(const ProgramRun& run, std::string_view message) {
       ::_exit(base::kExTempFail);
     if (::dup2(in_r.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(out_w.get(), 2) < 0)
       ::_exit(base::kExTempFail);
+    // Only stdin, stdout and stderr: whatever else this process holds (its link to courierd,
+    // above all) is not the program's to read or write.
+    base::close_fds_from(3);
     if (::chdir(home.c_str()) != 0 && ::chdir("/") != 0) ::_exit(base::kExTempFail);
     ::execle("/bin/sh", "sh", "-c", run.command.c_str(), nullptr, envp);
     ::_exit(base::kExTempFail);

@@ -3,14 +3,17 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "lib/base/fd.h"
 #include "modules/local/maildir.h"
 #include "modules/local/program.h"
 #include "tests/unit/courierd/test_files.h"
@@ -223,6 +226,39 @@ TEST(LocalProgram, RunsWithTheMessageOnStdinAndATimeout) {
   EXPECT_EQ(r.status, ipc::RcptStatus::TempFail);
   EXPECT_EQ(r.reply.rfind("451 4.3.0 program timed out", 0), 0u) << r.reply;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+// estafette-local holds its link to courierd (and whatever else) without FD_CLOEXEC: the
+// program must still get only stdin, stdout and stderr, or it could read other Deliver frames
+// and forge results. `exec ls` lists its own fds: 0-2 and the directory it reads.
+TEST(LocalProgram, GetsOnlyStdinStdoutAndStderr) {
+  TempDir tmp;
+  ::chmod(tmp.path().c_str(), 0777);  // the program may run as an unprivileged user
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);  // inheritable, like courierd's link
+  base::UniqueFd ours(sv[0]), theirs(sv[1]);
+  ProgramRun run;
+  run.uid = ::geteuid() == 0 ? 0 : ::geteuid();
+  run.command = "exec ls -l /proc/self/fd > " + tmp.path() + "/fds";
+  auto r = run_program(run, "x\n");
+  ASSERT_EQ(r.status, ipc::RcptStatus::Delivered) << r.reply;
+  std::string listing = slurp(tmp.path() + "/fds");
+  std::istringstream lines(listing);
+  std::vector<int> open_fds;
+  for (std::string line; std::getline(lines, line);) {
+    auto arrow = line.find(" -> ");
+    if (arrow == std::string::npos) continue;  // "total 0"
+    auto name_start = line.rfind(' ', arrow - 1) + 1;
+    int fd = std::stoi(line.substr(name_start, arrow - name_start));
+    open_fds.push_back(fd);
+    std::string target = line.substr(arrow + 4);
+    EXPECT_EQ(target.find("socket:"), std::string::npos) << line;
+    if (fd > 2) {
+      EXPECT_EQ(target.rfind("/proc/", 0), 0u) << "leaked: " << line;  // ls's own
+    }
+  }
+  std::sort(open_fds.begin(), open_fds.end());
+  EXPECT_EQ(open_fds, (std::vector<int>{0, 1, 2, 3})) << listing;
 }
 
 // The trust boundary: a Deliver (from courierd, built from a queue record esmtpd wrote; both

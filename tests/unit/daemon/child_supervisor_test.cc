@@ -1,7 +1,7 @@
 // The child-process supervisor: the backoff sequences of estafetted's and courierd's policies,
-// spawn() (exit status, fds kept across exec, the exec failure message), and ChildProcess on a
-// real loop with real children: restarts with a growing delay, a failed start retried, stop with
-// SIGTERM, SIGKILL after the grace period for a child that ignores SIGTERM.
+// spawn() (exit status, fds kept across exec and no others, the exec failure message), and
+// ChildProcess on a real loop with real children: restarts with a growing delay, a failed start
+// retried, stop with SIGTERM, SIGKILL after the grace period for a child that ignores SIGTERM.
 #include "lib/daemon/child_supervisor.h"
 
 #include <fcntl.h>
@@ -75,6 +75,29 @@ TEST(Spawn, RunsTheCommandAndKeepsFds) {
   EXPECT_EQ(std::string(buf, 5), "kept\n");
   // Still close-on-exec in the parent.
   EXPECT_EQ(::fcntl(read_end.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+}
+
+// Only the fds meant for the child cross exec: not one the parent left inheritable.
+TEST(Spawn, ClosesEveryOtherFd) {
+  int p[2], stray[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe(stray), 0);  // inheritable, as courierd's link is in estafette-local
+  base::UniqueFd read_end(p[0]), write_end(p[1]), stray_r(stray[0]), stray_w(stray[1]);
+  Command c;
+  c.path = "/bin/sh";
+  const std::string n = std::to_string(stray_w.get()), k = std::to_string(write_end.get());
+  c.args = {"-c", "if [ -e /proc/$$/fd/" + n + " ]; then echo open >&" + k +
+                      "; else echo closed >&" + k + "; fi"};
+  c.keep_fds = {write_end.get()};
+  pid_t pid = spawn(c, "test");
+  ASSERT_GT(pid, 0);
+  write_end.reset();
+  int status = wait_status(pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  char buf[16] = {};
+  ssize_t got = ::read(read_end.get(), buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, got > 0 ? got : 0), "closed\n");
 }
 
 TEST(Spawn, ExecFailureSays127) {
