@@ -34,7 +34,7 @@ Intake::Intake(event::Loop& loop, const config::Config& config, queue::Backend& 
       on_queued_(std::move(on_queued)) {}
 
 Intake::~Intake() {
-  if (listener_) loop_.remove_fd(listener_.get());
+  acceptor_.reset();
 }
 
 void Intake::listen() {
@@ -43,14 +43,17 @@ void Intake::listen() {
     throw std::runtime_error("cannot create " + config_.run_dir() + ": " + base::errno_text(errno));
   // Replaces a stale socket from an earlier run; throws std::system_error naming the path.
   listener_ = base::listen_unix(path, 64);
-  loop_.add_fd(listener_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  // Until EAGAIN on each wake-up (batch 0), as before.
+  acceptor_ = std::make_unique<event::Acceptor>(
+      loop_, listener_.get(), event::Acceptor::Options{.batch = 0, .logger = "courierd"},
+      [this](base::UniqueFd fd, const sockaddr_storage&, socklen_t) { on_accept(std::move(fd)); });
   logger().information("listening socket=" + path);
 }
 
 void Intake::stop() {
   stopped_ = true;
+  acceptor_.reset();
   if (listener_) {
-    loop_.remove_fd(listener_.get());
     listener_.reset();
     ::unlink(config_.courierd_socket().c_str());
   }
@@ -58,20 +61,11 @@ void Intake::stop() {
   clients_.clear();
 }
 
-void Intake::on_accept() {
-  for (;;) {
-    int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (c < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        logger().warning(std::string("accept: ") + base::errno_text(errno));
-      return;
-    }
-    std::uint64_t id = next_client_++;
-    clients_[id] = std::make_unique<ipc::Channel>(
-        loop_, base::UniqueFd(c), [this, id](const ipc::Frame& f) { on_frame(id, f); },
-        [this, id] { drop_client(id); });
-  }
+void Intake::on_accept(base::UniqueFd fd) {
+  std::uint64_t id = next_client_++;
+  clients_[id] = std::make_unique<ipc::Channel>(
+      loop_, std::move(fd), [this, id](const ipc::Frame& f) { on_frame(id, f); },
+      [this, id] { drop_client(id); });
 }
 
 void Intake::drop_client(std::uint64_t id) {

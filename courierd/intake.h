@@ -6,7 +6,8 @@
 //
 // Loop thread only. Intake borrows the loop, the config, the queue backend, Parking and
 // AdminService (all outlive it); it owns the listening socket and the client channels (a
-// closed channel is destroyed in a posted callback, outside its own callbacks).
+// closed channel is destroyed in a posted callback, outside its own callbacks). The socket is
+// watched by an event::Acceptor: out of fds or memory, it pauses instead of spinning.
 // Errors: listen() throws std::runtime_error (or std::system_error naming the path) when the
 // socket cannot be set up; later errors (accept, a bad queue id, a message not found) are
 // logged (logger "courierd") and skipped.
@@ -22,6 +23,7 @@
 #include "courierd/parking.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
+#include "lib/event/acceptor.h"
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/queue/backend.h"
@@ -46,7 +48,7 @@ class Intake final {
   void stop();
 
  private:
-  void on_accept();
+  void on_accept(base::UniqueFd fd);
   void on_frame(std::uint64_t client, const ipc::Frame& frame);
   void on_new_message(const queue::QueueId& id);
   void drop_client(std::uint64_t id);
@@ -58,6 +60,7 @@ class Intake final {
   AdminService& admin_;
   Queued on_queued_;
   base::UniqueFd listener_;
+  std::unique_ptr<event::Acceptor> acceptor_;  // watches listener_; destroyed before it closes
   std::unordered_map<std::uint64_t, std::unique_ptr<ipc::Channel>> clients_;
   std::vector<std::unique_ptr<ipc::Channel>> closed_;  // destroyed outside their callbacks
   std::uint64_t next_client_ = 1;

@@ -58,7 +58,11 @@ Server::Server(event::Loop& loop, const config::Config& config,
   for (std::size_t i = 0; i < listeners_.size() && i < config.listen.size(); ++i) {
     const auto& hp = config.listen[i];
     int fd = listeners_[i].get();
-    loop_.add_fd(fd, EPOLLIN, [this, fd](std::uint32_t) { accept_from(fd, false); });
+    acceptors_.push_back(std::make_unique<event::Acceptor>(
+        loop_, fd, event::Acceptor::Options{.logger = "esmtpd"},
+        [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
+          on_connection(std::move(c), addr, false);
+        }));
     base::log("esmtpd").information(
         "listening on " + hp.to_string() + " max_sessions=" + std::to_string(max_sessions_) +
         (shared ? " processes=" + std::to_string(processes) + " reuseport=yes" : ""));
@@ -76,7 +80,11 @@ Server::Server(event::Loop& loop, const config::Config& config,
     submit_path_ = submit::submit_socket_path(config);
   }
   int sfd = submit_listener_.get();
-  loop_.add_fd(sfd, events, [this, sfd](std::uint32_t) { accept_from(sfd, true); });
+  acceptors_.push_back(std::make_unique<event::Acceptor>(
+      loop_, sfd, event::Acceptor::Options{.events = events, .logger = "esmtpd"},
+      [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
+        on_connection(std::move(c), addr, true);
+      }));
   base::log("esmtpd").information("local submission on " + submit::submit_socket_path(config) +
                                   (submit_fd >= 0 ? " (from estafetted)" : ""));
 }
@@ -106,85 +114,73 @@ Server::~Server() {
   shutdown();
 }
 
-void Server::accept_from(int listen_fd, bool local) {
-  for (int i = 0; i < 64; ++i) {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    base::UniqueFd fd(::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
-                                SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!fd) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        base::log("esmtpd").warning(std::string("accept: ") + base::errno_text(errno));
+// A new connection from one of the Acceptors (at most 64 per wake-up, as before).
+void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local) {
+  smtp::ClientInfo client;
+  client.filtered = !filters_.empty();
+  ConnectionChecksSetup setup;
+  std::string refusal;
+  if (local) {
+    // A local submission: trusted to relay; connection checks do not apply (is_local()).
+    ucred cred{};
+    socklen_t clen = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
+      base::log("esmtpd").warning(std::string("SO_PEERCRED: ") + base::errno_text(errno));
       return;
     }
-    smtp::ClientInfo client;
-    client.filtered = !filters_.empty();
-    ConnectionChecksSetup setup;
-    std::string refusal;
-    if (local) {
-      // A local submission: trusted to relay; connection checks do not apply (is_local()).
-      ucred cred{};
-      socklen_t clen = sizeof cred;
-      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
-        base::log("esmtpd").warning(std::string("SO_PEERCRED: ") + base::errno_text(errno));
-        continue;
-      }
-      client.local_uid = cred.uid;
-      client.relay_client = true;
-    } else {
-      int one = 1;
-      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      client.ip = base::address_text(reinterpret_cast<sockaddr*>(&addr), &client.port);
-      setup.endpoints.client_ip = client.ip;
-      setup.endpoints.client_port = client.port;
-      sockaddr_storage local_addr{};
-      socklen_t local_len = sizeof local_addr;
-      if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local_addr), &local_len) == 0)
-        setup.endpoints.server_ip = base::address_text(reinterpret_cast<sockaddr*>(&local_addr),
-                                                       &setup.endpoints.server_port);
-    }
-    if (connections_.size() >= max_sessions_) {
-      base::log("esmtpd").warning("too many sessions (" + std::to_string(max_sessions_) +
-                                  " in this process); refusing " + client.peer_text());
-      ++counters_.refused_limits;
-      refusal = "421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n";
-    } else if (!local) {
-      Admitted a = admission_.admit(client.ip);
-      if (!a.allowed) {
-        bool by_rule = a.rule && !a.rule->allow;
-        ++(by_rule ? counters_.refused_access : counters_.refused_limits);
-        base::log("esmtpd").notice("refused [" + client.ip + "]: " +
-                                   (by_rule ? "access rule " + a.rule->where : "session limit"));
-        refusal = a.refusal;
-      }
-      client.relay_client = a.relay_client;
-      client.check_sender_domain = a.sender_dns;
-      client.checks_pending = a.checks != nullptr;
-      setup.settings = a.checks;
-      setup.slot = std::move(a.slot);
-    }
-    auto number = next_number_++;
-    auto conn = std::make_unique<Connection>(
-        *context_, std::move(fd), std::move(client), number,
-        [this](std::uint64_t n) { connections_.erase(n); }, std::move(setup));
-    auto* raw = conn.get();
-    connections_.emplace(number, std::move(conn));
-    if (!refusal.empty())
-      raw->reject(refusal);
-    else
-      raw->start();
+    client.local_uid = cred.uid;
+    client.relay_client = true;
+  } else {
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    client.ip = base::address_text(reinterpret_cast<const sockaddr*>(&addr), &client.port);
+    setup.endpoints.client_ip = client.ip;
+    setup.endpoints.client_port = client.port;
+    sockaddr_storage local_addr{};
+    socklen_t local_len = sizeof local_addr;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local_addr), &local_len) == 0)
+      setup.endpoints.server_ip = base::address_text(reinterpret_cast<sockaddr*>(&local_addr),
+                                                     &setup.endpoints.server_port);
   }
+  if (connections_.size() >= max_sessions_) {
+    base::log("esmtpd").warning("too many sessions (" + std::to_string(max_sessions_) +
+                                " in this process); refusing " + client.peer_text());
+    ++counters_.refused_limits;
+    refusal = "421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n";
+  } else if (!local) {
+    Admitted a = admission_.admit(client.ip);
+    if (!a.allowed) {
+      bool by_rule = a.rule && !a.rule->allow;
+      ++(by_rule ? counters_.refused_access : counters_.refused_limits);
+      base::log("esmtpd").notice("refused [" + client.ip + "]: " +
+                                 (by_rule ? "access rule " + a.rule->where : "session limit"));
+      refusal = a.refusal;
+    }
+    client.relay_client = a.relay_client;
+    client.check_sender_domain = a.sender_dns;
+    client.checks_pending = a.checks != nullptr;
+    setup.settings = a.checks;
+    setup.slot = std::move(a.slot);
+  }
+  auto number = next_number_++;
+  auto conn = std::make_unique<Connection>(
+      *context_, std::move(fd), std::move(client), number,
+      [this](std::uint64_t n) { connections_.erase(n); }, std::move(setup));
+  auto* raw = conn.get();
+  connections_.emplace(number, std::move(conn));
+  if (!refusal.empty())
+    raw->reject(refusal);
+  else
+    raw->start();
 }
 
 void Server::shutdown() {
   bool counted =
       counters_.checked > 0 || counters_.refused_access > 0 || counters_.refused_limits > 0;
   if (counted && !listeners_.empty()) base::log("esmtpd").information(counters_.summary());
-  for (auto& l : listeners_) loop_.remove_fd(l.get());
+  acceptors_.clear();  // removes their watches and retry timers
   listeners_.clear();
   if (submit_listener_) {
-    loop_.remove_fd(submit_listener_.get());
     submit_listener_.reset();
     if (!submit_path_.empty()) ::unlink(submit_path_.c_str());
   }

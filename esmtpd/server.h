@@ -6,7 +6,8 @@
 // Local submissions (estafette-sendmail) arrive on the unix socket of lib/submit/socket.h:
 // inherited from estafetted (submit_fd >= 0, shared by every esmtpd process: each accepts what it
 // can, EAGAIN is normal) or, when esmtpd runs alone (submit_fd < 0), bound here and removed at
-// shutdown.
+// shutdown. Every listener is watched by an event::Acceptor: out of fds or memory, it pauses
+// instead of spinning (see lib/event/acceptor.h).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include "filters/filter_set.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
+#include "lib/event/acceptor.h"
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
@@ -50,7 +52,7 @@ class Server final {
   void reload();
 
  private:
-  void accept_from(int listen_fd, bool local);
+  void on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local);
   void schedule_stats();
 
   event::Loop& loop_;
@@ -70,6 +72,8 @@ class Server final {
   std::vector<base::UniqueFd> listeners_;
   base::UniqueFd submit_listener_;
   std::string submit_path_;  // set when this process bound the socket itself: unlinked at shutdown
+  // One per listener (TCP and submission); destroyed before their fds are closed.
+  std::vector<std::unique_ptr<event::Acceptor>> acceptors_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::uint64_t next_number_ = 1;
 };
