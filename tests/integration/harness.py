@@ -461,6 +461,21 @@ def smtp_from(source_ip, port, timeout=30):
     return smtplib.SMTP("127.0.0.1", port, timeout=timeout, source_address=(source_ip, 0))
 
 
+def start_with_program_alias(tmp, stoppers, alias_text):
+    """Starts an Estafette whose aliases file is alias_text, with program delivery on; its
+    daemons run as nobody when the test runs as root (programs then run as program_user)."""
+    aliases = os.path.join(tmp, "aliases")
+    with open(aliases, "w") as f:
+        f.write(alias_text)
+    settings = dict(aliases=aliases, allow_program_delivery="yes", program_timeout="5s")
+    if os.geteuid() == 0:
+        settings["user"] = "nobody"
+    mta = Estafette(tmp, **settings)
+    mta.start()
+    stoppers.append(mta)
+    return mta
+
+
 def _crc32c_table():
     table = []
     for n in range(256):

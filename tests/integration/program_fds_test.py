@@ -15,15 +15,7 @@ def test(tmp, stoppers):
     os.makedirs(out)
     os.chmod(out, 0o777)
     listing = os.path.join(out, "fds")
-    aliases = os.path.join(tmp, "aliases")
-    with open(aliases, "w") as f:
-        f.write('prog: "|exec ls -l /proc/self/fd > %s"\n' % listing)
-    settings = dict(aliases=aliases, allow_program_delivery="yes", program_timeout="5s")
-    if os.geteuid() == 0:
-        settings["user"] = "nobody"
-    mta = harness.Estafette(tmp, **settings)
-    mta.start()
-    stoppers.append(mta)
+    mta = harness.start_with_program_alias(tmp, stoppers, 'prog: "|exec ls -l /proc/self/fd > %s"\n' % listing)
 
     with smtplib.SMTP("127.0.0.1", mta.port, timeout=30) as s:
         s.sendmail("sender@client.test", ["prog@estafette.test"],

@@ -39,15 +39,7 @@ def test(tmp, stoppers):
     out = os.path.join(tmp, "out")  # where the programs write
     os.makedirs(out)
     os.chmod(out, 0o777)
-    aliases = os.path.join(tmp, "aliases")
-    with open(aliases, "w") as f:
-        f.write('prog: "|touch %s/legit; id -u > %s/legit.uid"\n' % (out, out))
-    settings = dict(aliases=aliases, allow_program_delivery="yes", program_timeout="5s")
-    if os.geteuid() == 0:
-        settings["user"] = "nobody"
-    mta = harness.Estafette(tmp, **settings)
-    mta.start()
-    stoppers.append(mta)
+    mta = harness.start_with_program_alias(tmp, stoppers, 'prog: "|touch %s/legit; id -u > %s/legit.uid"\n' % (out, out))
 
     # The alias's own program runs, as program_user (nobody) for a root-owned alias file.
     send(mta, "prog@estafette.test", "legit")
