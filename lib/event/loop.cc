@@ -119,9 +119,8 @@ void Loop::fire_timers() {
 }
 
 void Loop::run() {
-  running_ = true;
   std::vector<epoll_event> events(256);
-  while (running_) {
+  while (!stop_requested_) {
     int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
                          next_timeout_ms());
     if (n < 0) {
@@ -129,7 +128,7 @@ void Loop::run() {
       fail("epoll_wait");
     }
     std::uint64_t dispatch_generation = generation_;
-    for (int i = 0; i < n && running_; ++i) {
+    for (int i = 0; i < n && !stop_requested_; ++i) {
       auto it = watches_.find(events[i].data.fd);
       if (it == watches_.end()) continue;
       // Hold a reference: the callback may remove itself. Skip watches registered during this
@@ -141,10 +140,11 @@ void Loop::run() {
     fire_timers();
     run_posted();
   }
+  stop_requested_ = false;
 }
 
 void Loop::stop() {
-  running_ = false;
+  stop_requested_ = true;
 }
 
 Waker::Waker(Loop& loop, std::function<void()> on_wake)

@@ -89,8 +89,10 @@ class Loop final {
   // Calls callback on the loop when signo arrives; the signal is blocked for the process.
   void on_signal(int signo, std::function<void()> callback);
 
-  void run();   // until stop()
-  void stop();  // from the loop thread
+  void run();  // until stop(); then a later run() runs again
+  // From the loop thread. Called before run() (set-up code whose peer is already gone), it makes
+  // the next run() return at once instead of being lost.
+  void stop();
   Clock::time_point now() const { return Clock::now(); }
 
  private:
@@ -105,7 +107,7 @@ class Loop final {
 
   base::UniqueFd epoll_;
   base::UniqueFd signal_fd_;
-  bool running_ = false;
+  bool stop_requested_ = false;
   std::uint64_t generation_ = 0;
   std::unordered_map<int, std::shared_ptr<Watch>> watches_;
   TimerId next_timer_ = 1;

@@ -473,5 +473,41 @@ TEST_F(CourierdProcess, BadConfigExitsWithStatus2) {
   EXPECT_EQ(WEXITSTATUS(status), 2);
 }
 
+// A module whose courierd is gone before it is ready (its first send fails and closes the link,
+// before its loop runs) exits at once instead of waiting in epoll_wait for ever, an orphan.
+TEST(DeliveryModule, ExitsWhenItsLinkIsAlreadyClosedAtStart) {
+  const std::string build = build_dir();
+  for (const char* program : {"/estafette-local", "/estafette-esmtpclient"}) {
+    const std::string path = build + program;
+    if (::access(path.c_str(), X_OK) != 0) GTEST_SKIP() << path << " is not built";
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ::close(sv[0]);  // courierd's end: gone
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+      std::string fd = std::to_string(sv[1]);
+      ::execl(path.c_str(), path.c_str(), "--fd", fd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(sv[1]);
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 100 && done == 0; ++i) {  // 5 s at most
+      done = ::waitpid(pid, &status, WNOHANG);
+      if (done == 0) ::usleep(50000);
+    }
+    if (done == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    EXPECT_EQ(done, pid) << program << " still ran 5 s after its link closed";
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << program << " status " << status;
+  }
+}
+
 }  // namespace
 }  // namespace estafette::courierd

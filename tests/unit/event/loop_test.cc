@@ -151,5 +151,28 @@ TEST(CallbackGuard, AGuardedPostToADestroyedObjectDoesNothing) {
   EXPECT_EQ(hits, 0);
 }
 
+// A stop() before run() (set-up code whose peer is already gone) ends the next run() at once;
+// the run after that runs normally again.
+TEST(EventLoop, StopBeforeRunEndsTheNextRun) {
+  Loop loop;
+  bool timer_fired = false;
+  auto guard = loop.add_timer(5s, [&] {
+    timer_fired = true;
+    loop.stop();
+  });
+  loop.stop();
+  auto t0 = Clock::now();
+  loop.run();
+  EXPECT_LT(Clock::now() - t0, 1s);
+  EXPECT_FALSE(timer_fired);
+  loop.cancel_timer(guard);
+  loop.add_timer(10ms, [&] {
+    timer_fired = true;
+    loop.stop();
+  });
+  loop.run();
+  EXPECT_TRUE(timer_fired);
+}
+
 }  // namespace
 }  // namespace estafette::event
