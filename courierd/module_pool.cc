@@ -20,18 +20,6 @@ Poco::Logger& logger() {
   return base::log("courierd");
 }
 
-Outcome outcome_of(ipc::RcptStatus status) {
-  switch (status) {
-    case ipc::RcptStatus::Delivered:
-      return Outcome::Delivered;
-    case ipc::RcptStatus::PermFail:
-      return Outcome::PermFail;
-    case ipc::RcptStatus::TempFail:
-      break;
-  }
-  return Outcome::TempFail;
-}
-
 std::string program_for(const std::string& module) {
   return module == kLocalModule ? "estafette-local" : "estafette-esmtpclient";
 }
@@ -147,7 +135,7 @@ void ModulePool::on_result(const std::string& module_name, const ipc::DeliverRes
   const auto& env = original.envelope;
 
   std::vector<RcptOutcome> outcomes;
-  for (const auto& r : result.results) outcomes.push_back({outcome_of(r.status), r.reply});
+  for (const auto& r : result.results) outcomes.push_back({r.status, r.reply});
   if (result.results.size() != job.recipients.size())
     logger().warning("module=" + module_name + " job=" + std::to_string(job.id) + " returned " +
                      std::to_string(result.results.size()) + " results for " +
