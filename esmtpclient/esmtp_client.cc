@@ -96,6 +96,11 @@ EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::
     : loop_(loop),
       config_(config),
       helo_name_(config.hostname.empty() ? "localhost" : config.hostname),
+      self_(base::load_self_addresses([&config] {
+        std::vector<base::ListenEndpoint> listen;
+        for (const auto& hp : config.listen) listen.push_back({hp.host, hp.port});
+        return listen;
+      }())),
       timeouts_(timeouts_from(config)),
       resolver_(loop, config::resolver_options(config)),
       channel_(
@@ -199,13 +204,29 @@ void EsmtpClient::resolve(Delivery& d) {
         break;
     }
     for (const auto& host : mx.hosts) {
-      for (const auto& a : host.addresses) d.targets.push_back({host.name, a, d.destination.port});
+      for (const auto& a : host.addresses)
+        d.targets.push_back({host.name, a, d.destination.port, host.preference});
     }
     on_targets(d);
   });
 }
 
 void EsmtpClient::on_targets(Delivery& d) {
+  // Ourselves: drop that host and every one not better than it (the ones after it).
+  auto self = std::find_if(d.targets.begin(), d.targets.end(),
+                           [this](const Target& t) { return self_.contains(t.ip, t.port); });
+  if (self != d.targets.end()) {
+    const unsigned preference = self->preference;
+    logger().information("id=" + d.job.queue_id + " destination=" + d.job.destination + " " +
+                         self->name + "[" + self->ip + "]:" + std::to_string(self->port) +
+                         " is this host: dropping MX preference >= " + std::to_string(preference));
+    std::erase_if(d.targets, [preference](const Target& t) { return t.preference >= preference; });
+    if (d.targets.empty()) {
+      finish_all(d, ipc::RcptStatus::PermFail,
+                 "554 5.4.6 mail for " + d.destination.host + " loops back to myself", false);
+      return;
+    }
+  }
   if (d.targets.size() > kMaxTargets) d.targets.resize(kMaxTargets);
   if (d.targets.empty()) {
     finish_all(d, ipc::RcptStatus::TempFail, "451 4.4.3 no address for " + d.destination.host,

@@ -10,6 +10,11 @@
 // or a temporary greeting failure). Loop thread only. Owns the channel, the resolver and every
 // connection. on_exit runs when the channel closes (courierd is gone). Throws std::runtime_error
 // from the constructor when the resolver cannot be set up.
+// Mail loops: a target that is one of our own esmtpd listeners (`listen`, wildcards meaning
+// every local address: lib/base/self_addresses.h, read once at start) is never connected to. As
+// Postfix does, that MX host and every MX host of equal or worse preference are dropped; when
+// nothing is left the job fails permanently with 554 5.4.6 "mail for DOMAIN loops back to
+// myself" (a route that names another port or host is not ourselves and goes ahead).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +28,7 @@
 
 #include "esmtpclient/esmtp_connection.h"
 #include "lib/base/fd.h"
+#include "lib/base/self_addresses.h"
 #include "lib/config/config.h"
 #include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
@@ -57,6 +63,7 @@ class EsmtpClient final : private ConnectionOwner {
     std::string name;  // host name, for logs
     std::string ip;
     std::uint16_t port = 25;
+    unsigned preference = 0;  // the MX host's; 0 for a route
   };
   struct Delivery {
     ipc::Deliver job;
@@ -91,6 +98,7 @@ class EsmtpClient final : private ConnectionOwner {
   event::Loop& loop_;
   const config::Config& config_;
   std::string helo_name_;
+  base::SelfAddresses self_;  // our esmtpd's listeners: a target there is a mail loop
   smtp::ClientTimeouts timeouts_;
   dns::Resolver resolver_;
   ipc::Channel channel_;

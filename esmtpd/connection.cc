@@ -49,6 +49,7 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
       commands_(context.max_line),
       data_(
           [this](std::string_view bytes) {
+            if (!hops_.header_done()) hops_.feed(bytes);
             if (buffering_)
               filter_buffer_.append(bytes);
             else if (message_ && !append_failed_ && !message_->append(bytes))
@@ -470,7 +471,12 @@ void Connection::process_input() {
       auto status = data_.status();
       auto size = data_.size();
       // A body the disk refused is answered at the Commit action (451, the client retries).
-      run(session_.on_data_end(status, size));
+      if (status == smtp::DataStatus::Ok && ctx_.policy.max_hops > 0 &&
+          hops_.received() >= ctx_.policy.max_hops)
+        logger().warning("mail loop session=" + std::to_string(number_) + " from " +
+                         session_.client().peer_text() + ": " + std::to_string(hops_.received()) +
+                         " Received: fields, max_hops=" + std::to_string(ctx_.policy.max_hops));
+      run(session_.on_data_end(status, size, hops_.received()));
     } else {
       smtp::Line line;
       auto r = commands_.feed(avail, line);
@@ -520,6 +526,7 @@ void Connection::begin_data() {
   const auto& env = session_.envelope();
   append_failed_ = false;
   data_.reset();
+  hops_.reset();
   buffering_ = false;
   if (session_.client().filtered || session_.discarded()) {
     // The filters see the whole message before it is queued (they may change it), so it is

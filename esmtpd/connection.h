@@ -24,6 +24,7 @@
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
+#include "lib/smtp/hop_count.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
 
@@ -114,6 +115,7 @@ class Connection final {
   std::function<void(std::uint64_t)> on_finished_;
   smtp::CommandReader commands_;
   smtp::DataReader data_;
+  smtp::HopCounter hops_;  // Received: fields of the message in DATA (max_hops)
   std::unique_ptr<queue::IncomingMessage> message_;
   bool append_failed_ = false;
   int queue_error_ = 0;  // errno of a failed create/append (ENOSPC: 452 rather than 451)

@@ -42,6 +42,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
   policy_.max_recipients = config.max_recipients;
   policy_.local_domains = config.local_domains;
   policy_.relay_domains = config.relay_domains;
+  policy_.allow_untrusted_routing = config.allow_untrusted_routing;
+  policy_.max_hops = config.max_hops;
   policy_.check_recipient = [this](const std::string& address) {
     auto e = router_->expand(address);
     return smtp::RecipientVerdict{e.ours, e.reply};

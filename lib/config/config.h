@@ -119,6 +119,12 @@ struct Config {
   std::size_t max_message_size = 10 << 20;
   std::size_t max_recipients = 1000;
   std::size_t max_line_length = 2048;
+  // Mail loops (Postfix's hopcount_limit): the most Received: fields a message may carry, ours
+  // included; esmtpd refuses more (554 5.4.6), estafette-local bounces a queued one (5.4.6).
+  std::size_t max_hops = 50;
+  // Postfix's allow_untrusted_routing: relay_domains mail with routing in the address (%, !,
+  // a quoted '@', a source route) only from relay clients.
+  bool allow_untrusted_routing = false;
   Seconds smtpd_timeout{300};
   std::size_t max_sessions = 2000;  // MAXDAEMONS, in total: each esmtpd process takes its share
   std::size_t max_per_ip = 50;      // MAXPERIP: sessions from one address, all processes; 0 = any

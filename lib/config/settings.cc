@@ -277,6 +277,12 @@ constexpr Setting kSettings[] = {
     {"max_recipients", "1000", count<&Config::max_recipients>, "Recipients per message."},
     {"max_line_length", "2048", size<&Config::max_line_length, 512>,
      "Command lines, with CRLF (at least 512)."},
+    {"max_hops", "50", count<&Config::max_hops>,
+     "Received: fields a message may carry (ours included); more: a mail loop, refused with "
+     "554 5.4.6 or bounced (Postfix's hopcount_limit)."},
+    {"allow_untrusted_routing", "no", yes_no<&Config::allow_untrusted_routing>,
+     "Relay mail for relay_domains whose address has routing (%, !, a quoted @, a source route) "
+     "from clients other than relay clients (Postfix's allow_untrusted_routing)."},
     {"smtpd_timeout", "300s", seconds<&Config::smtpd_timeout>,
      "Idle time before esmtpd closes a session."},
     {"max_sessions", "2000", count<&Config::max_sessions>,

@@ -158,7 +158,15 @@ std::optional<Program> Router::program_of(const std::string& address,
   return std::nullopt;
 }
 
-Expansion Router::expand(const std::string& address) const {
+std::string Router::default_domain() const {
+  for (const auto& d : config_.local_domains)
+    if (!d.empty() && d[0] != '.') return d;
+  return config_.hostname.empty() ? "localhost" : smtp::to_lower(config_.hostname);
+}
+
+Expansion Router::expand(const std::string& given) const {
+  if (given.find('@') == std::string::npos) return expand(given + "@" + default_domain());
+  const std::string& address = given;
   Expansion e;
   auto domain = smtp::domain_of(address);
   e.ours = is_local_domain(domain) || is_hosted_domain(domain) || find_alias(address) != nullptr;

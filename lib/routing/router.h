@@ -96,8 +96,12 @@ class Router final {
   bool is_local_domain(std::string_view domain) const;   // local_domains + locals
   bool is_hosted_domain(std::string_view domain) const;  // hosteddomains
   // Aliases, then the mailbox check of each final local/hosted address. Remote addresses come
-  // back as they are (ours = false unless an alias matched).
+  // back as they are (ours = false unless an alias matched). An address without a domain (the
+  // bare <postmaster> of RFC 5321 4.5.1) is taken in default_domain() first, so its targets
+  // get that domain too ("postmaster: root" gives root@<default domain>, never "root@").
   Expansion expand(const std::string& address) const;
+  // The first local_domains entry that is not a ".suffix", else the host name, else localhost.
+  std::string default_domain() const;
   // Where a final (already expanded) local or hosted address is delivered.
   Mailbox mailbox(const std::string& address) const;
   // The program that the alias `address` itself names with exactly `command` (the alias that

@@ -1,6 +1,8 @@
 #include "lib/smtp/command.h"
 
+#include <algorithm>
 #include <array>
+#include <string>
 
 #include "lib/smtp/address.h"
 
@@ -93,7 +95,7 @@ enum class PathError { None, Syntax, Address };
 // Parses a Path at the start of `text` ("<" [A-d-l ":"] Mailbox ">" or "<>" when allowed).
 // On success stores the mailbox in `address` and the text after ">" in `rest`.
 PathError parse_path(std::string_view text, bool allow_empty, bool allow_postmaster,
-                     std::string& address, std::string_view& rest) {
+                     std::string& address, bool& source_route, std::string_view& rest) {
   if (text.empty() || text[0] != '<') return PathError::Syntax;
   std::size_t pos = 1;
   if (text.size() > 1 && text[1] == '>') {
@@ -104,6 +106,7 @@ PathError parse_path(std::string_view text, bool allow_empty, bool allow_postmas
   }
   // Source route: "@" Domain *( "," "@" Domain ) ":" -- syntax checked, then dropped.
   if (pos < text.size() && text[pos] == '@') {
+    source_route = true;
     while (true) {
       ++pos;  // the '@'
       std::size_t len = domain_length(text.substr(pos), ",:>");
@@ -170,7 +173,7 @@ void parse_mail_rcpt(Command& cmd, std::string_view args) {
   args.remove_prefix(prefix.size());
   if (!args.empty() && args[0] == ' ') args.remove_prefix(1);  // "MAIL FROM: <a@b>" (Postfix)
   std::string_view rest;
-  switch (parse_path(args, mail, !mail, cmd.address, rest)) {
+  switch (parse_path(args, mail, !mail, cmd.address, cmd.source_route, rest)) {
     case PathError::None:
       break;
     case PathError::Syntax:
@@ -182,11 +185,13 @@ void parse_mail_rcpt(Command& cmd, std::string_view args) {
   }
   if (!rest.empty() && rest[0] != ' ') {
     cmd.address.clear();
+    cmd.source_route = false;
     cmd.error = syntax;
     return;
   }
   if (!parse_params(rest, cmd.params)) {
     cmd.address.clear();
+    cmd.source_route = false;
     cmd.params.clear();
     cmd.error = kBadParams;
   }
@@ -218,9 +223,19 @@ Command parse_command(std::string_view line) {
   switch (cmd.verb) {
     case Verb::Helo:
     case Verb::Ehlo:
-      if (args.empty())
+      if (args.empty()) {
         cmd.error = cmd.verb == Verb::Helo ? "501 5.5.4 Syntax: HELO hostname"
                                            : "501 5.5.4 Syntax: EHLO hostname";
+      } else if (args.size() > kMaxHeloArgument) {
+        cmd.error = "501 5.5.2 Error: " + std::string(verb_name(cmd.verb)) +
+                    " argument longer than " + std::to_string(kMaxHeloArgument) + " characters";
+      } else if (std::any_of(args.begin(), args.end(), [](char c) {
+                   return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                 })) {
+        cmd.error = "501 5.5.2 Error: control characters in the " +
+                    std::string(verb_name(cmd.verb)) + " argument";
+      }
+      if (!cmd.ok()) cmd.argument.clear();
       break;
     case Verb::Mail:
     case Verb::Rcpt:

@@ -2,6 +2,8 @@
 // Pure function, any thread. parse_command() never fails hard: an unrecognised verb yields
 // Verb::Unknown, a recognised verb with bad arguments yields a Command whose `error` holds the
 // complete reply line to send (without CRLF), e.g. "501 5.5.4 Syntax: MAIL FROM:<address>".
+// A HELO/EHLO argument with a control character (NUL, CR, TAB, DEL, ...) or longer than
+// kMaxHeloArgument is a syntax error (501 5.5.2).
 // Semantic checks (sequence, relay control, which ESMTP parameters are supported) belong to
 // the session, not to this parser.
 #pragma once
@@ -18,16 +20,20 @@ enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Help, St
 // Maximum length of a reverse-path or forward-path including the angle brackets (RFC 5321
 // 4.5.3.1.3).
 inline constexpr std::size_t kMaxPath = 256;
+// Longest HELO/EHLO argument accepted (a domain name, RFC 5321 4.5.3.1.2; longer: 501). It goes
+// into our Received: header, which must stay bounded.
+inline constexpr std::size_t kMaxHeloArgument = 255;
 
 using EsmtpParams = std::vector<std::pair<std::string, std::string>>;
 
 struct Command {
   Verb verb = Verb::Unknown;
-  std::string argument;  // everything after the verb, surrounding spaces removed
-  std::string address;   // MAIL/RCPT: the path without <>, source route dropped; "" = <>
-  EsmtpParams params;    // MAIL/RCPT: (KEYWORD upper-cased, value) in order; value "" if none
-  std::string error;     // non-empty: a syntax error; the reply line to send, without CRLF
-                         // (address and params are then empty)
+  std::string argument;       // everything after the verb, surrounding spaces removed
+  std::string address;        // MAIL/RCPT: the path without <>, source route dropped; "" = <>
+  bool source_route = false;  // MAIL/RCPT: the path had a source route ("<@a,@b:user@c>")
+  EsmtpParams params;         // MAIL/RCPT: (KEYWORD upper-cased, value) in order; value "" if none
+  std::string error;          // non-empty: a syntax error; the reply line to send, without CRLF
+                              // (address and params are then empty)
 
   bool ok() const { return error.empty(); }
 };

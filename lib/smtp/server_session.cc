@@ -16,13 +16,33 @@ namespace {
   std::abort();
 }
 
-// Printable ASCII only, for text copied from the client into a header.
+// Printable ASCII only, for text copied from the client into a reply.
 std::string sanitize(std::string_view text) {
   std::string out(text);
   for (char& c : out) {
     if (c < 32 || c > 126) c = '?';
   }
   return out;
+}
+
+// One token of a Received: field from text the client or DNS chose: printable ASCII without
+// the characters that would end the token or the field's structure, at most kMaxDomain bytes.
+std::string received_token(std::string_view text) {
+  std::string out(text.substr(0, kMaxDomain));
+  for (char& c : out) {
+    if (c <= 32 || c > 126 || c == '(' || c == ')' || c == ';' || c == '\\' || c == '"') c = '?';
+  }
+  return out;
+}
+
+// The address asks for routing beyond its domain: a source route, or in its local part the
+// percent hack (user%host), a bang path (host!user) or an '@' (a quoted "user@host").
+bool has_routing(std::string_view address, bool source_route) {
+  if (source_route) return true;
+  auto mailbox = parse_mailbox(address);
+  if (!mailbox) return false;
+  std::string local = unquote_local(mailbox->local);
+  return local.find_first_of("%!@") != std::string::npos;
 }
 
 // RFC 5322 date-time in UTC, locale independent.
@@ -171,11 +191,13 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
   broken_invariant("bad filter phase");
 }
 
-bool ServerSession::relay_allowed(std::string_view recipient) const {
+bool ServerSession::relay_allowed(std::string_view recipient, bool source_route) const {
   std::string domain = domain_of(recipient);
   if (domain.empty()) return true;  // <postmaster>, always accepted (RFC 5321 4.5.1)
-  return domain_listed(policy_.local_domains, domain) ||
-         domain_listed(policy_.relay_domains, domain) || client_.relay_client;
+  if (client_.relay_client || domain_listed(policy_.local_domains, domain)) return true;
+  // A relay domain's next hop might act on routing in the address and relay for anyone.
+  return domain_listed(policy_.relay_domains, domain) &&
+         (policy_.allow_untrusted_routing || !has_routing(recipient, source_route));
 }
 
 Actions ServerSession::start() {
@@ -340,7 +362,7 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
   RecipientVerdict routed;
   if (policy_.check_recipient) routed = policy_.check_recipient(cmd.address);
   if (!routed.reply.empty()) return error(routed.reply);
-  if (!routed.ours && !relay_allowed(cmd.address)) {
+  if (!routed.ours && !relay_allowed(cmd.address, cmd.source_route)) {
     return error("550 5.7.1 <" + cmd.address + ">: Relay access denied");
   }
   if (client_.filtered) {
@@ -363,12 +385,18 @@ Actions ServerSession::on_data() {
   return actions;
 }
 
-Actions ServerSession::on_data_end(DataStatus status, std::size_t size) {
+Actions ServerSession::on_data_end(DataStatus status, std::size_t size, std::size_t received) {
   if (state_ == State::kClosed) return {};
   if (state_ != State::kData) broken_invariant("on_data_end() outside DATA");
   if (status == DataStatus::Ok && size > policy_.max_message_size) status = DataStatus::TooBig;
   switch (status) {
     case DataStatus::Ok:
+      if (policy_.max_hops > 0 && received >= policy_.max_hops) {  // ours would be one more
+        state_ = State::kReady;
+        reset_transaction();
+        return reply("554 5.4.6 Too many hops (" + std::to_string(received) +
+                     " Received: header fields): mail loop?");
+      }
       if (client_.filtered && !discard_) return wait_for(ActionKind::FilterMessage, {});
       if (discard_) {
         state_ = State::kReady;
@@ -426,9 +454,9 @@ std::string ServerSession::received_header(std::string_view queue_id, std::time_
     out = "Received: from local (uid " + std::to_string(*client_.local_uid) + ")\r\n";
   } else {
     std::string ip = client_.ip.find(':') == std::string::npos ? client_.ip : "IPv6:" + client_.ip;
-    std::string ident = client_.ident_user.empty() ? "" : sanitize(client_.ident_user) + "@";
-    out = "Received: from " + sanitize(envelope_.helo) + " (" + ident + sanitize(client_.rdns) +
-          " [" + sanitize(ip) + "])\r\n";
+    std::string ident = client_.ident_user.empty() ? "" : received_token(client_.ident_user) + "@";
+    out = "Received: from " + received_token(envelope_.helo) + " (" + ident +
+          received_token(client_.rdns) + " [" + received_token(ip) + "])\r\n";
   }
   out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " +
          (esmtp_ ? "ESMTP" : "SMTP") + " id " + std::string(queue_id);

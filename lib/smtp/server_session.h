@@ -60,6 +60,12 @@ struct ServerPolicy {
   std::size_t max_errors = 20;              // 421 and close after this many bad commands
   std::vector<std::string> local_domains;   // lower-case; mail for these is accepted from anyone
   std::vector<std::string> relay_domains;   // lower-case; also accepted from anyone (we relay)
+  // Postfix's allow_untrusted_routing: false refuses relay_domains recipients with routing of
+  // their own (%, !, a quoted '@' in the local part, a source route) unless relay_client.
+  bool allow_untrusted_routing = false;
+  // Postfix's hopcount_limit: a message that arrives with this many Received: fields or more
+  // (ours would make one more) is refused at the end of DATA with 554 5.4.6; 0 = no limit.
+  std::size_t max_hops = 50;
   std::string software = "Estafette";
   // Called for each RCPT before the relay check; unset: only the domain lists decide.
   std::function<RecipientVerdict(const std::string& address)> check_recipient;
@@ -139,7 +145,8 @@ class ServerSession final {
 
   Actions start();                                            // 220 greeting
   Actions on_line(std::string_view line, LineStatus status);  // one command line without CRLF
-  Actions on_data_end(DataStatus status, std::size_t size);   // DataReader found CRLF.CRLF
+  // DataReader found CRLF.CRLF; `received`: the message's own Received: fields (HopCounter).
+  Actions on_data_end(DataStatus status, std::size_t size, std::size_t received = 0);
   Actions on_queued(std::string_view queue_id);  // durable: 250 2.0.0 Ok: queued as <id>
   // 451 4.3.0 temporary local problem; 452 4.3.1 when the queue's file system is full. The
   // session goes on: the client may retry on the same connection.
@@ -166,7 +173,10 @@ class ServerSession final {
   // (SOFTWARE) with ESMTP id QID\r\n"
   // "\tfor <RCPT>; DATE\r\n" -- the "for" clause only with exactly one recipient, "with SMTP"
   // after HELO, "[IPv6:...]" for IPv6 clients, DATE in RFC 5322 form in UTC. A local
-  // submission's first line is "Received: from local (uid N)\r\n".
+  // submission's first line is "Received: from local (uid N)\r\n". Text from the client or
+  // DNS (HELO, RDNS, USER) is printable ASCII without the characters that would end its token
+  // (space, parentheses, ';', '\\', '"': each becomes '?'), each at most kMaxDomain bytes, so
+  // the field stays well-formed and bounded whatever the client sends.
   std::string received_header(std::string_view queue_id, std::time_t now) const;
 
  private:
@@ -184,7 +194,7 @@ class ServerSession final {
   Actions reply(std::string_view reply) const;
   Actions close(std::string_view reply);
   void reset_transaction();
-  bool relay_allowed(std::string_view recipient) const;
+  bool relay_allowed(std::string_view recipient, bool source_route) const;
 
   const ServerPolicy& policy_;
   ClientInfo client_;

@@ -15,6 +15,7 @@
 #include "lib/base/paths.h"
 #include "lib/smtp/address.h"
 #include "lib/smtp/dotstuff.h"
+#include "lib/smtp/hop_count.h"
 #include "lib/submit/socket.h"
 #include "modules/local/forward.h"
 #include "modules/local/program.h"
@@ -89,6 +90,16 @@ ipc::DeliverResult MaildirDelivery::deliver(const ipc::Deliver& d) {
     return result;
   }
   std::string plain = wire_to_plain(wire);  // the wire form stays for forwarding (.forward)
+  // A queued message over max_hops (one esmtpd did not refuse: an older queue, a record
+  // written otherwise) is a mail loop: bounced, never delivered.
+  const std::size_t max_hops = router_->config().max_hops;
+  if (std::size_t hops = smtp::count_received(plain); max_hops > 0 && hops > max_hops) {
+    std::string reply = "554 5.4.6 mail loop: " + std::to_string(hops) +
+                        " Received: header fields (max_hops " + std::to_string(max_hops) + ")";
+    base::log("local").warning("id=" + d.queue_id + " " + reply.substr(10));
+    result.results.assign(d.recipients.size(), {ipc::RcptStatus::PermFail, reply});
+    return result;
+  }
   for (std::size_t i = 0; i < d.recipients.size(); ++i)
     result.results.push_back(deliver_one(d.recipients[i],
                                          i < d.programs.size() ? d.programs[i] : std::string(),

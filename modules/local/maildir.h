@@ -11,7 +11,8 @@
 // Errors become per-recipient results: TempFail for I/O errors (452 4.3.1 when the disk or
 // quota is full, 451 4.3.0 otherwise), PermFail 550 5.1.1 for a missing mailbox (never created
 // unless the router says so) or a local part that cannot name one, 552 5.2.3 for a message over
-// max_mailbox_message_size. Nothing throws.
+// max_mailbox_message_size, 554 5.4.6 "mail loop" for every recipient of a message with more
+// Received: header fields than max_hops. Nothing throws.
 #pragma once
 
 #include <cstdint>

@@ -183,6 +183,8 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"relay_clients", {"10.0.0.0/33", "bad network '10.0.0.0/33'"}},
     {"max_message_size", {"1000", "must be at least 1024"}},
     {"max_recipients", {"0", "expected a positive number"}},
+    {"max_hops", {"0", "expected a positive number"}},
+    {"allow_untrusted_routing", {"sometimes", "expected yes or no"}},
     {"max_line_length", {"big", "expected a size"}},
     {"smtpd_timeout", {"500ms", "expected a duration >= 1s"}},
     {"max_sessions", {"0", "expected a positive number"}},

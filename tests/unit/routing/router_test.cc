@@ -158,6 +158,29 @@ TEST(RoutingRouter, ExpandsAliases) {
   EXPECT_EQ(team.targets[3].program->uid, 0u);
 }
 
+// RFC 5321's bare <postmaster> through the shipped "postmaster: root": the targets are in the
+// first local domain, never "root@" with an empty domain.
+TEST(RoutingRouter, BarePostmasterGetsTheDefaultDomain) {
+  auto r = make("postmaster: root\nabuse: postmaster\n");
+  EXPECT_EQ(r->default_domain(), "local.test");
+  for (const char* bare : {"postmaster", "PostMaster"}) {
+    auto e = r->expand(bare);
+    EXPECT_EQ(e.reply, "") << bare;
+    EXPECT_TRUE(e.ours) << bare;
+    EXPECT_EQ(addresses(e), std::vector<std::string>{"root@local.test"}) << bare;
+  }
+  auto queued = expand_recipients(*r, {"postmaster"});
+  EXPECT_EQ(queued.recipients, std::vector<std::string>{"root@local.test"});
+  // Without an alias it is the default domain's own postmaster.
+  auto plain = make("");
+  EXPECT_EQ(addresses(plain->expand("postmaster")),
+            std::vector<std::string>{"postmaster@local.test"});
+  auto c = base_config();
+  c.local_domains = {".sub.test"};
+  c.hostname = "MX.Host.Test";
+  EXPECT_EQ(make("", "", "", "", c)->default_domain(), "mx.host.test");
+}
+
 TEST(RoutingRouter, AliasLoopsAtLoadWithFileAndLine) {
   EXPECT_EQ(load_error("a: b\nb: c\nc: a\n").rfind("/etc/aliases:", 0), 0u);
   EXPECT_NE(load_error("a: b\nb: c\nc: a\n").find("alias loop: "), std::string::npos);

@@ -52,6 +52,14 @@ INSTANTIATE_TEST_SUITE_P(
         CommandCase{"eHlO  client.example  ", Verb::Ehlo, "", "", {}, "client.example"},
         CommandCase{"EHLO", Verb::Ehlo, "501 5.5.4 Syntax: EHLO hostname"},
         CommandCase{"HELO ", Verb::Helo, "501 5.5.4 Syntax: HELO hostname"},
+        CommandCase{std::string("HELO a\0b", 8), Verb::Helo,
+                    "501 5.5.2 Error: control characters in the HELO argument"},
+        CommandCase{"EHLO a\x1b[2Jb", Verb::Ehlo,
+                    "501 5.5.2 Error: control characters in the EHLO argument"},
+        CommandCase{"EHLO " + std::string(256, 'a'), Verb::Ehlo,
+                    "501 5.5.2 Error: EHLO argument longer than 255 characters"},
+        CommandCase{"EHLO " + std::string(255, 'a'), Verb::Ehlo, "", "", {}, std::string(255, 'a')},
+        CommandCase{"EHLO caf\xc3\xa9.example", Verb::Ehlo, "", "", {}, "caf\xc3\xa9.example"},
         CommandCase{"DATA", Verb::Data, ""}, CommandCase{"data", Verb::Data, ""},
         CommandCase{"DATA ", Verb::Data, ""},
         CommandCase{"DATA now", Verb::Data, "501 5.5.4 Syntax: DATA"},
@@ -150,6 +158,22 @@ TEST(SmtpVerbName, Names) {
   EXPECT_EQ(verb_name(Verb::Mail), "MAIL");
   EXPECT_EQ(verb_name(Verb::Starttls), "STARTTLS");
   EXPECT_EQ(verb_name(Verb::Unknown), "UNKNOWN");
+}
+
+}  // namespace
+}  // namespace estafette::smtp
+
+namespace estafette::smtp {
+namespace {
+
+// A source route is dropped from the address, but the session must know it was there
+// (allow_untrusted_routing).
+TEST(SmtpParseCommand, RemembersTheSourceRoute) {
+  EXPECT_TRUE(parse_command("RCPT TO:<@a.test,@b.test:user@c.test>").source_route);
+  EXPECT_EQ(parse_command("RCPT TO:<@a.test,@b.test:user@c.test>").address, "user@c.test");
+  EXPECT_FALSE(parse_command("RCPT TO:<user@c.test>").source_route);
+  EXPECT_FALSE(parse_command("RCPT TO:<@a.test:user@c.test> X=a=b").source_route);
+  EXPECT_TRUE(parse_command("MAIL FROM:<@a.test:user@c.test>").source_route);
 }
 
 }  // namespace

@@ -250,6 +250,42 @@ INSTANTIATE_TEST_SUITE_P(
                       {"RCPT TO:<x@other.org>", "250"},
                       {"RCPT TO:<x@[192.0.2.7]>", "250"}},
                      true},
+        // allow_untrusted_routing = no: routing in a relay_domains address only from relay
+        // clients; local domains are not relayed, so they take it (and so does a relay client).
+        // (max_errors is 5: four refusals per conversation.)
+        Conversation{"UntrustedRouting",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RCPT TO:<a%b.test@relay.example>", "550",
+                       "550 5.7.1 <a%b.test@relay.example>: Relay access denied\r\n"},
+                      {"RCPT TO:<b.test!a@relay.example>", "550", "5.7.1"},
+                      {"RCPT TO:<\"a@b.test\"@relay.example>", "550", "5.7.1"},
+                      {"RCPT TO:<\"a%b.test\"@Relay.Example>", "550", "5.7.1"},
+                      {"RCPT TO:<a@relay.example>", "250"},
+                      {"RCPT TO:<a%b.test@example.com>", "250"},
+                      {"RCPT TO:<@hop.test:u@example.com>", "250"}}},
+        Conversation{"UntrustedSourceRoute",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RCPT TO:<@hop.test,@hop2.test:a@relay.example>", "550", "5.7.1"},
+                      {"RCPT TO:<@hop.test:a@other.org>", "550", "5.7.1"},
+                      {"RCPT TO:<a@relay.example>", "250"},
+                      {"RCPT TO:<a%b.test@example.com>", "250"},
+                      {"RCPT TO:<@hop.test:u@example.com>", "250"}}},
+        Conversation{"TrustedRouting",
+                     {{"EHLO c", "250"},
+                      {kMail, "250"},
+                      {"RCPT TO:<a%b.test@relay.example>", "250"},
+                      {"RCPT TO:<@hop.test:a@relay.example>", "250"},
+                      {"RCPT TO:<\"a@b.test\"@relay.example>", "250"}},
+                     true},
+        Conversation{"HostileHeloRefused",
+                     {{std::string("EHLO a\0b", 8), "501", "501 5.5.2 "},
+                      {"EHLO a\tb", "501", "control characters"},
+                      {"HELO a\x7f", "501"},
+                      {"EHLO " + std::string(256, 'h'), "501", "longer than 255"},
+                      {"EHLO " + std::string(255, 'h'), "250"},
+                      {kMail, "250"}}},
         Conversation{"Size",
                      {{"EHLO c", "250"},
                       {kMail + " SIZE=1001", "552", "552 5.3.4 "},
@@ -623,7 +659,8 @@ TEST(SmtpServerSession, DsnParametersGoIntoTheEnvelope) {
 
 TEST(SmtpServerSession, EnvelopeKeptUntilCommitted) {
   ServerPolicy policy = TestPolicy();
-  ServerSession session(policy, TestClient());
+  // A relay client: from others a source route to a relay domain is refused (UntrustedRouting).
+  ServerSession session(policy, TestClient(true));
   session.start();
   session.on_line("EHLO client.example", LineStatus::Ok);
   session.on_line("MAIL FROM:<> BODY=8BITMIME SIZE=500", LineStatus::Ok);
@@ -712,13 +749,13 @@ INSTANTIATE_TEST_SUITE_P(
                                    "Received: from [IPv6:::1] (localhost [IPv6:::1])\r\n"
                                    "\tby mx.example.com (Estafette) with SMTP id QID1\r\n"
                                    "\tfor <a@example.com>; Tue, 29 Feb 2000 00:00:00 +0000\r\n"},
-                      ReceivedCase{"HostileHelo",
-                                   "EHLO a\x01\xff",
+                      ReceivedCase{"HostileHelo",  // 8-bit and structure: one '?' each
+                                   "EHLO a\xff\xfe(b);\"\\",
                                    {"a@example.com", "b@example.com"},
                                    "10.0.0.1",
                                    "unknown",
                                    0,
-                                   "Received: from a?? (unknown [10.0.0.1])\r\n"
+                                   "Received: from a???b???? (unknown [10.0.0.1])\r\n"
                                    "\tby mx.example.com (Estafette) with ESMTP id QID1; "
                                    "Thu, 1 Jan 1970 00:00:00 +0000\r\n"},
                       ReceivedCase{"IdentUser",  // Courier's form
@@ -732,6 +769,66 @@ INSTANTIATE_TEST_SUITE_P(
                                    "Thu, 1 Jan 1970 00:00:00 +0000\r\n",
                                    "root"}),
     [](const ::testing::TestParamInfo<ReceivedCase>& info) { return info.param.name; });
+
+TEST(SmtpServerSession, ReceivedHeaderIsBounded) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = TestClient(true);
+  client.rdns = std::string(5000, 'r') + "(x);y";
+  client.ident_user = std::string(300, 'u');
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO " + std::string(255, 'h'), LineStatus::Ok);
+  session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+  session.on_line("RCPT TO:<a@example.com>", LineStatus::Ok);
+  std::string header = session.received_header("QID1", 0);
+  std::size_t start = 0;
+  for (std::size_t end; (end = header.find("\r\n", start)) != std::string::npos; start = end + 2)
+    EXPECT_LE(end - start, 998u) << header;  // RFC 5322 2.1.1
+  EXPECT_EQ(start, header.size());
+  EXPECT_EQ(header.find('(', 20), header.find("(" + std::string(255, 'u') + "@"));
+}
+
+// max_hops: a message arriving with max_hops Received: fields or more would have one more with
+// ours; refused at the end of DATA (554 5.4.6), and the session goes on.
+TEST(SmtpServerSession, TooManyHops) {
+  ServerPolicy policy = TestPolicy();
+  policy.max_hops = 5;
+  ServerSession session(policy, TestClient(true));
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  auto transaction = [&] {
+    EXPECT_EQ(Summarize(session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok)), "250");
+    EXPECT_EQ(Summarize(session.on_line("RCPT TO:<a@example.com>", LineStatus::Ok)), "250");
+    EXPECT_EQ(Summarize(session.on_line("DATA", LineStatus::Ok)), "354 DATA");
+  };
+  transaction();
+  auto refused = session.on_data_end(DataStatus::Ok, 100, 5);
+  EXPECT_EQ(Summarize(refused), "554");
+  EXPECT_EQ(ReplyText(refused).substr(0, 9), "554 5.4.6");
+  EXPECT_TRUE(session.envelope().recipients.empty());
+  transaction();
+  EXPECT_EQ(Summarize(session.on_data_end(DataStatus::Ok, 100, 4)), "COMMIT");
+  policy.max_hops = 0;  // no limit
+  ServerSession unlimited(policy, TestClient(true));
+  unlimited.start();
+  unlimited.on_line("EHLO c", LineStatus::Ok);
+  unlimited.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+  unlimited.on_line("RCPT TO:<a@example.com>", LineStatus::Ok);
+  unlimited.on_line("DATA", LineStatus::Ok);
+  EXPECT_EQ(Summarize(unlimited.on_data_end(DataStatus::Ok, 100, 500)), "COMMIT");
+}
+
+TEST(SmtpServerSession, UntrustedRoutingAllowed) {
+  ServerPolicy policy = TestPolicy();
+  policy.allow_untrusted_routing = true;
+  ServerSession session(policy, TestClient(false));
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<a%b.test@relay.example>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<@h.test:a@relay.example>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<a%b.test@other.org>", LineStatus::Ok)), "550");
+}
 
 TEST(SmtpServerSession, LocalSubmissionReceivedHeaderNamesTheUid) {
   ServerPolicy policy = TestPolicy();
