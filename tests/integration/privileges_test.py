@@ -3,7 +3,7 @@ on port 587 of 127.0.0.87 (a port below 1024 that neither another test nor the r
 uses). Checked through /proc: esmtpd and esmtpclient run as nobody with no other group,
 courierd works as nobody (effective) with root kept as its real and saved uid, estafette-local
 and estafetted stay root. queue/ and run/ (with a directory a run as root left) belong to
-nobody. A message still flows end to end, to the local Maildir and relayed through
+nobody, the state directory itself to root. A message still flows end to end, to the local Maildir and relayed through
 esmtpclient to smtp-sink; an esmtpd that is killed comes back as nobody (estafetted binds port
 587 again as root through it). A missing user stops estafetted and check-config with a clear
 message."""
@@ -100,7 +100,9 @@ def test(tmp, stoppers):
     programs = harness.wait_for(lambda: settled(mta), 15, "every daemon started and settled")
     check_ids(mta, programs)
     assert not owners(os.path.join(mta.state, "queue")), owners(os.path.join(mta.state, "queue"))
-    assert os.stat(mta.state).st_uid == NOBODY
+    # The state directory itself stays root's: nobody must not be able to plant a link next
+    # to maildir/ (issue 13, item 9).
+    assert os.stat(mta.state).st_uid == 0
 
     mta.send("sender@else.test", ["alice@estafette.test"], b"Subject: local\r\n\r\nhi\r\n")
     mta.send("sender@else.test", ["bob@remote.test"], b"Subject: relayed\r\n\r\nhi\r\n")
