@@ -24,7 +24,7 @@ Poco::Logger& logger() {
 }  // namespace
 
 Courierd::Courierd(event::Loop& loop, const config::Config& config, std::string config_path,
-                   queue::Backend& backend)
+                   queue::Backend& backend, daemon::RootSpawner* spawner)
     : loop_(loop),
       config_(config),
       backend_(backend),
@@ -33,7 +33,9 @@ Courierd::Courierd(event::Loop& loop, const config::Config& config, std::string 
                  [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }),
       parking_(loop, config, scheduler_, backend, [this] { pump(); }),
       notices_(config, backend, scheduler_, parking_),
-      modules_(loop, config, std::move(config_path), scheduler_, notices_, [this] { settle(); }),
+      modules_(
+          loop, config, std::move(config_path), scheduler_, notices_, [this] { settle(); },
+          spawner),
       admin_(scheduler_, parking_, notices_, backend, [this] { pump(); }),
       intake_(loop, config, backend, parking_, admin_, [this] { pump(); }) {}
 

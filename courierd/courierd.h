@@ -39,8 +39,9 @@ namespace estafette::courierd {
 
 class Courierd final {
  public:
+  // spawner: see ModulePool (null: courierd forks its modules itself).
   Courierd(event::Loop& loop, const config::Config& config, std::string config_path,
-           queue::Backend& backend);
+           queue::Backend& backend, daemon::RootSpawner* spawner = nullptr);
   ~Courierd();
   Courierd(const Courierd&) = delete;
   Courierd& operator=(const Courierd&) = delete;

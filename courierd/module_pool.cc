@@ -27,7 +27,8 @@ std::string program_for(const std::string& module) {
 }  // namespace
 
 ModulePool::ModulePool(event::Loop& loop, const config::Config& config, std::string config_path,
-                       Scheduler& scheduler, Notices& notices, Changed on_change)
+                       Scheduler& scheduler, Notices& notices, Changed on_change,
+                       daemon::RootSpawner* spawner)
     : scheduler_(scheduler), notices_(notices), on_change_(std::move(on_change)) {
   const std::size_t esmtp_processes =
       config::resolve_processes(config.esmtpclient_processes, base::usable_cpus());
@@ -48,7 +49,8 @@ ModulePool::ModulePool(event::Loop& loop, const config::Config& config, std::str
       cb.on_result = [this, n](const ipc::DeliverResult& r) { on_result(n, r); };
       cb.on_down = [this, n](std::vector<std::uint64_t> lost) { on_module_down(n, lost); };
       modules_[n].push_back(std::make_unique<ModuleProcess>(
-          loop, n, base::program_path(program_for(n)), config_path, std::move(cb)));
+          loop, n, base::program_path(program_for(n)), config_path, std::move(cb), spawner,
+          n == kLocalModule ? kSpawnerLocal : kSpawnerEsmtp));
     }
   }
 }

@@ -33,6 +33,10 @@
 
 namespace estafette::courierd {
 
+// The programs of courierd's RootSpawner, by index.
+inline constexpr std::size_t kSpawnerLocal = 0;
+inline constexpr std::size_t kSpawnerEsmtp = 1;
+
 class ModulePool final {
  public:
   // A process became ready, a job ended or a process went away: the scheduler may have work.
@@ -40,8 +44,10 @@ class ModulePool final {
 
   // Creates the pools' processes (not started yet) and pauses each module in the scheduler
   // until one of its processes is ready. config_path is passed on to the modules.
+  // spawner: when courierd has dropped root, starts the modules (kSpawnerLocal, kSpawnerEsmtp).
   ModulePool(event::Loop& loop, const config::Config& config, std::string config_path,
-             Scheduler& scheduler, Notices& notices, Changed on_change);
+             Scheduler& scheduler, Notices& notices, Changed on_change,
+             daemon::RootSpawner* spawner = nullptr);
   ModulePool(const ModulePool&) = delete;
   ModulePool& operator=(const ModulePool&) = delete;
 

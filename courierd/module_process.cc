@@ -20,12 +20,15 @@ Poco::Logger& logger() {
 }  // namespace
 
 ModuleProcess::ModuleProcess(event::Loop& loop, std::string name, std::string program,
-                             std::string config_path, Callbacks callbacks)
+                             std::string config_path, Callbacks callbacks,
+                             daemon::RootSpawner* spawner, std::size_t spawner_index)
     : loop_(loop),
       name_(std::move(name)),
       program_(std::move(program)),
       config_path_(std::move(config_path)),
       callbacks_(std::move(callbacks)),
+      spawner_(spawner),
+      spawner_index_(spawner_index),
       child_(
           loop, "estafette-courierd", daemon::kModuleRestart,
           {.command = [this] { return command(); },
@@ -50,6 +53,15 @@ void ModuleProcess::start() {
 }
 
 daemon::Command ModuleProcess::command() {
+  if (spawner_) {
+    // The spawner runs the program it was made for, with its own socketpair: ours comes back.
+    daemon::Command command;
+    command.path = program_;
+    command.launcher = [this](const daemon::Command&) {
+      return spawner_->spawn(spawner_index_, &ours_);
+    };
+    return command;
+  }
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     throw std::runtime_error(std::string("socketpair failed: ") + base::errno_text(errno));

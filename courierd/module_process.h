@@ -23,6 +23,7 @@
 
 #include "lib/base/fd.h"
 #include "lib/daemon/child_supervisor.h"
+#include "lib/daemon/root_spawner.h"
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/ipc/messages.h"
@@ -37,8 +38,11 @@ class ModuleProcess final {
     std::function<void(std::vector<std::uint64_t> lost)> on_down;  // channel gone; jobs lost
   };
 
+  // spawner: when set (courierd has dropped root), the module is started by it, as its program
+  // number spawner_index (the module starts as root), instead of by a fork of courierd.
   ModuleProcess(event::Loop& loop, std::string name, std::string program, std::string config_path,
-                Callbacks callbacks);
+                Callbacks callbacks, daemon::RootSpawner* spawner = nullptr,
+                std::size_t spawner_index = 0);
   ~ModuleProcess();
   ModuleProcess(const ModuleProcess&) = delete;
   ModuleProcess& operator=(const ModuleProcess&) = delete;
@@ -69,6 +73,8 @@ class ModuleProcess final {
   std::string program_;
   std::string config_path_;
   Callbacks callbacks_;
+  daemon::RootSpawner* spawner_;
+  std::size_t spawner_index_;
   std::unique_ptr<ipc::Channel> channel_;
   std::vector<std::unique_ptr<ipc::Channel>> closed_;  // destroyed outside their callbacks
   bool closed_posted_ = false;                         // their destruction is posted

@@ -81,6 +81,9 @@ Server::Server(event::Loop& loop, const config::Config& config,
     submit_listener_ = submit::open_submit_socket(config);
     submit_path_ = submit::submit_socket_path(config);
   }
+  submit_access_ = submit::SubmitAccess::resolve(config);
+  for (const auto& name : submit_access_.unknown())
+    base::log("esmtpd").warning("submit_allowed_users: no such user or group '" + name + "'");
   int sfd = submit_listener_.get();
   acceptors_.push_back(std::make_unique<event::Acceptor>(
       loop_, sfd, event::Acceptor::Options{.events = events, .logger = "esmtpd"},
@@ -132,6 +135,14 @@ void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool
     }
     client.local_uid = cred.uid;
     client.relay_client = true;
+    if (!submit_access_.anyone() &&
+        !submit_access_.allows(cred.uid, cred.gid, submit::peer_groups(fd.get()))) {
+      base::log("esmtpd").warning("refused local submission uid=" + std::to_string(cred.uid) +
+                                  " gid=" + std::to_string(cred.gid) + " pid=" +
+                                  std::to_string(cred.pid) + ": not in submit_allowed_users");
+      refusal = "554 5.7.1 " + config_.hostname + " local submission not allowed for uid " +
+                std::to_string(cred.uid) + "\r\n";
+    }
   } else {
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

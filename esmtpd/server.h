@@ -6,8 +6,10 @@
 // Local submissions (estafette-sendmail) arrive on the unix socket of lib/submit/socket.h:
 // inherited from estafetted (submit_fd >= 0, shared by every esmtpd process: each accepts what it
 // can, EAGAIN is normal) or, when esmtpd runs alone (submit_fd < 0), bound here and removed at
-// shutdown. Every listener is watched by an event::Acceptor: out of fds or memory, it pauses
-// instead of spinning (see lib/event/acceptor.h).
+// shutdown. Each local session is logged with the submitter's uid (SO_PEERCRED); one that
+// submit_allowed_users does not name gets 554 5.7.1 instead of the greeting. Every listener is
+// watched by an event::Acceptor: out of fds or memory, it pauses instead of spinning (see
+// lib/event/acceptor.h).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,7 @@
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
+#include "lib/submit/access.h"
 
 namespace estafette::esmtpd {
 
@@ -71,6 +74,7 @@ class Server final {
   std::unique_ptr<ConnectionContext> context_;
   std::vector<base::UniqueFd> listeners_;
   base::UniqueFd submit_listener_;
+  submit::SubmitAccess submit_access_;  // submit_allowed_users, resolved at start
   std::string submit_path_;  // set when this process bound the socket itself: unlinked at shutdown
   // One per listener (TCP and submission); destroyed before their fds are closed.
   std::vector<std::unique_ptr<event::Acceptor>> acceptors_;

@@ -20,7 +20,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,9 +28,11 @@
 #include "lib/base/cpus.h"
 #include "lib/base/exit_codes.h"
 #include "lib/base/fd.h"
+#include "lib/base/io.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
 #include "lib/base/privileges.h"
+#include "lib/base/safe_dir.h"
 #include "lib/config/config.h"
 #include "lib/daemon/daemon.h"
 #include "lib/submit/socket.h"
@@ -86,16 +87,30 @@ int main(int argc, char** argv) {
           throw std::runtime_error("user = " + account->name +
                                    ": start estafetted as root (it is uid " +
                                    std::to_string(::geteuid()) + ")");
-        for (const auto& dir : {config.state_dir, config.run_dir(), config.queue_dir()})
-          if (!base::make_dirs(dir))
-            throw std::runtime_error("cannot create " + dir + ": " + std::strerror(errno));
+        if (!base::make_dirs(config.state_dir))
+          throw std::runtime_error("cannot create " + config.state_dir + ": " +
+                                   std::strerror(errno));
+        if (account && ::geteuid() == 0) {
+          // The state directory is root's (an older run gave it to the user: taken back), so
+          // the user cannot swap queue/, run/ or maildir/ for a symlink or a tree of its own;
+          // maildir/ below it is estafette-local's (root's).
+          base::give_to(config.state_dir, base::Account{"root", 0, 0}, false);
+        }
+        // Created without following a symlink (an older state directory was the user's).
+        base::UniqueFd state(::open(config.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!state)
+          throw std::runtime_error("cannot open " + config.state_dir + ": " + std::strerror(errno));
+        for (const char* sub : {"run", "queue"}) {
+          std::string why;
+          if (!base::open_dir_at(state.get(), config.state_dir, sub,
+                                 {.create = true, .trusted = false}, &why))
+            throw std::runtime_error("cannot create " + config.state_dir + "/" + sub + ": " + why);
+        }
         // Before detaching, so that a second instance fails here, on the terminal.
         submit = estafette::submit::open_submit_socket(config);
         if (account && ::geteuid() == 0) {
           // After the submission socket: a second instance has stopped by now. queue/ and run/
-          // with everything in them (a queue left by a run as root); of the state directory only
-          // itself: the maildirs below it are estafette-local's (root's or the recipients').
-          base::give_to(config.state_dir, *account, false);
+          // with everything in them (a queue left by a run as root).
           base::give_to(config.queue_dir(), *account, true);
           base::give_to(config.run_dir(), *account, true);
         }
@@ -116,10 +131,9 @@ int main(int argc, char** argv) {
   return daemon::run(argc, argv, spec, [&](daemon::Context& ctx) {
     const config::Config& config = ctx.config;
     std::string pidfile = config.run_dir() + "/estafetted.pid";
-    {
-      std::ofstream out(pidfile);
-      out << ::getpid() << "\n";
-    }
+    // run/ is the user's: replaced, never written through a link planted there.
+    if (!base::replace_file(pidfile, std::to_string(::getpid()) + "\n"))
+      base::log("estafetted").error("cannot write " + pidfile + ": " + base::errno_text(errno));
     const std::size_t esmtpd_processes =
         config::resolve_processes(config.esmtpd_processes, base::usable_cpus());
     if (ctx.args.foreground) print_banner(config, ctx.config_path, esmtpd_processes);

@@ -37,6 +37,15 @@ bool read_exact(int fd, std::uint64_t offset, std::size_t size, std::string& out
   return true;
 }
 
+bool replace_file(const std::string& path, std::string_view text, unsigned mode) {
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd || !write_all(fd.get(), text)) return false;
+  fd.reset();
+  return ::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
 bool fsync_dir(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   return fd && ::fsync(fd.get()) == 0;

@@ -17,6 +17,11 @@ bool write_all(int fd, std::string_view bytes);
 // pread() exactly size bytes at offset into out (resized to size).
 bool read_exact(int fd, std::uint64_t offset, std::size_t size, std::string& out);
 
+// Replaces the file at path with `text` (mode): written to a new PATH.tmp (an old one removed
+// first; O_EXCL | O_NOFOLLOW), then renamed over path. Safe for root in a directory another user
+// can write: a symlink or hard link planted at either name is replaced, never written through.
+bool replace_file(const std::string& path, std::string_view text, unsigned mode = 0644);
+
 // Opens the directory at path and fsync()s it, so that the entries created or renamed in it
 // survive a crash.
 bool fsync_dir(const std::string& path);

@@ -52,14 +52,28 @@ sockaddr_un unix_address(const std::string& path) {
   std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
   return sun;
 }
+
+// The socket file gets the socket inode's mode less the umask: set both, so the file has exactly
+// `mode` from its creation on (no chmod by path afterwards, which a symlink or hard link swapped
+// into a directory another user owns would redirect). The umask is the process's; the daemons
+// bind before their threads start (esmtpd alone: before any thread creates a file).
+void bind_with_mode(int fd, const sockaddr_un& sun, const std::string& path, unsigned mode) {
+  if (::fchmod(fd, mode) != 0) fail("fchmod socket for " + path);
+  mode_t old = ::umask(0);
+  int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sun), sizeof sun);
+  int err = errno;
+  ::umask(old);
+  errno = err;
+  if (rc != 0) fail("bind " + path);
+}
 }  // namespace
 
-UniqueFd listen_unix(const std::string& path, int backlog) {
+UniqueFd listen_unix(const std::string& path, int backlog, unsigned mode) {
   auto sun = unix_address(path);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) fail("socket for " + path);
   ::unlink(path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) fail("bind " + path);
+  bind_with_mode(fd.get(), sun, path, mode);
   if (::listen(fd.get(), backlog) != 0) fail("listen " + path);
   return fd;
 }
@@ -77,8 +91,7 @@ UniqueFd listen_unix_exclusive(const std::string& path, unsigned mode, int backl
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) fail("socket for " + path);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) fail("bind " + path);
-  if (::chmod(path.c_str(), mode) != 0) fail("chmod " + path);
+  bind_with_mode(fd.get(), sun, path, mode);
   if (::listen(fd.get(), backlog) != 0) fail("listen " + path);
   return fd;
 }

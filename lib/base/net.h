@@ -16,8 +16,10 @@ namespace estafette::base {
 UniqueFd listen_tcp(const std::string& host, std::uint16_t port, bool reuse_port = false,
                     int backlog = 1024);
 
-// A non-blocking listening unix stream socket; a stale socket file is replaced.
-UniqueFd listen_unix(const std::string& path, int backlog = 128);
+// A non-blocking listening unix stream socket with file mode `mode` whatever the umask (set on
+// the socket before bind(), so no chmod by path follows: the directory may be another user's);
+// a stale socket file is replaced.
+UniqueFd listen_unix(const std::string& path, int backlog = 128, unsigned mode = 0600);
 
 // A non-blocking listening unix stream socket with file mode `mode`, for a socket only one
 // process may serve: a socket file nobody answers on (stale) is replaced; one where a process

@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace estafette::base {
 
@@ -46,6 +47,35 @@ void become_effective(const Account& account);
 // In a forked child of a become_effective() process, before exec: back to root (uid, gid,
 // no supplementary groups). Async-signal-safe; returns false when a call failed.
 bool restore_root() noexcept;
+
+// A root process (estafette-local) acting with another user's rights for a while: the effective
+// gid, supplementary groups and effective uid become the user's, and the destructor makes them
+// root's again (it aborts the process if it cannot: going on with a mix of the two is worse).
+// Opening a file as the user lets the kernel decide what the user may read or write, with no
+// window between a check and the use. Not root (nothing to switch): a no-op that succeeds.
+// The process must be single-threaded (the ids are the process's).
+class ActingAs final {
+ public:
+  // `groups`: the user's supplementary groups (getgrouplist); empty: the primary group only.
+  ActingAs(uid_t uid, gid_t gid, const std::vector<gid_t>& groups = {});
+  ~ActingAs();
+  ActingAs(const ActingAs&) = delete;
+  ActingAs& operator=(const ActingAs&) = delete;
+
+  // False when the switch failed (errno set; root's ids are back already).
+  bool ok() const { return ok_; }
+
+ private:
+  void restore() noexcept;
+
+  bool switched_ = false;
+  bool ok_ = true;
+  std::vector<gid_t> saved_groups_;
+  gid_t saved_gid_ = 0;
+};
+
+// The supplementary groups of `user` with primary group gid (getgrouplist); {gid} on failure.
+std::vector<gid_t> groups_of(const std::string& user, gid_t gid);
 
 // chown of `path` to the account (and its group), without following symlinks; with
 // `recursive` everything below it too. Only entries that do not already belong to it change:

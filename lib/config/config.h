@@ -188,6 +188,9 @@ struct Config {
   // Privileges: esmtpd (after binding listen), esmtpclient and courierd's own work run as this
   // user; estafetted and estafette-local stay root. "" = every process stays as started.
   std::string user;
+  // Who may submit on <state>/run/submit.sock: user names, uids and @groups; empty: anyone
+  // (Postfix's authorized_submit_users = static:anyone). root and `user` always may.
+  std::vector<std::string> submit_allowed_users;
 
   std::string log_file;  // empty: stderr
   bool syslog = false;

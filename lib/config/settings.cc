@@ -186,6 +186,24 @@ void user(ParseState& s, const std::string& v) {
   s.config.user = v;
 }
 
+void submit_users(ParseState& s, const std::string& v) {
+  auto& field = s.config.submit_allowed_users;
+  field.clear();
+  auto items = split_list(v);
+  if (items.size() == 1 && items[0] == "anyone") return;
+  if (items.empty()) throw std::invalid_argument("expected anyone or users, uids and @groups");
+  for (auto& item : items) {
+    std::string_view name = item;
+    if (name.starts_with('@')) name.remove_prefix(1);
+    bool ok = !name.empty() && name[0] != '-';
+    for (char ch : name)
+      ok = ok &&
+           (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.');
+    if (!ok || item == "anyone") throw std::invalid_argument("bad user or @group '" + item + "'");
+    field.push_back(item);
+  }
+}
+
 void log_level(ParseState& s, const std::string& v) {
   static constexpr std::string_view kLevels[] = {"fatal",  "critical",    "error", "warning",
                                                  "notice", "information", "debug", "trace"};
@@ -257,6 +275,9 @@ constexpr Setting kSettings[] = {
      "Mail for user@<local domain> goes to <root>/user/.", {}, "state_dir/maildir"},
     {"user", "", user,
      "The unprivileged user esmtpd, esmtpclient and courierd run as; empty: stay as started."},
+    {"submit_allowed_users", "anyone", submit_users,
+     "Who may submit through submit.sock (estafette-sendmail): anyone, or users, uids and "
+     "@groups; root and user always may."},
     {"log_file", "", path<&Config::log_file>, "Every daemon's log, one line per event.", {},
      "standard error"},
     {"syslog", "no", yes_no<&Config::syslog>, "Also log to syslog, facility mail."},

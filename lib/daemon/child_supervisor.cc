@@ -88,7 +88,7 @@ void ChildProcess::start() {
   std::string failure;
   try {
     Command command = callbacks_.command();
-    pid_t pid = spawn(command, parent_);
+    pid_t pid = command.launcher ? command.launcher(command) : spawn(command, parent_);
     if (pid > 0) {
       pid_ = pid;
       started_ = loop_.now();

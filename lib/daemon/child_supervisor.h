@@ -63,6 +63,9 @@ struct Command {
   std::vector<std::string> args;  // argv[1...]
   std::vector<int> keep_fds;      // inherited across exec (FD_CLOEXEC cleared in the child)
   bool restore_root = false;      // courierd's modules: root again, when it is the real uid
+  // Who starts it: empty, spawn() (fork + exec); else this (courierd's RootSpawner for
+  // estafette-local), which returns the pid or -1 with errno set.
+  std::function<pid_t(const Command&)> launcher = {};
 };
 
 // Forks and execs command. In the child: an empty signal mask, keep_fds kept and every other fd

@@ -50,7 +50,8 @@ namespace estafette::daemon {
 enum class Privileges {
   Keep,       // stays as started (estafetted, estafette-local: root)
   Drop,       // becomes the user for good (esmtpd after binding, esmtpclient)
-  Effective,  // the user as effective ids, root kept as real and saved uid (courierd)
+  Effective,  // the user as effective ids, root kept as real and saved uid (unused since
+              // courierd drops for good: lib/daemon/root_spawner.h)
 };
 
 // The daemon's config, read before the loop exists (spec.prepare, spec.as_root).

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "lib/base/fd.h"
+#include "lib/base/io.h"
 
 namespace estafette::daemon {
 
@@ -63,19 +64,8 @@ std::vector<ChildStatus> parse_status(const std::string& text) {
 }
 
 bool write_status_file(const std::string& path, const std::vector<ChildStatus>& children) {
-  std::string tmp = path + ".tmp";
-  base::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return false;
-  std::string text = format_status(children);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  fd.reset();
-  return ::rename(tmp.c_str(), path.c_str()) == 0;
+  // run/ is the unprivileged user's: never write through a name it may have planted.
+  return base::replace_file(path, format_status(children), 0644);
 }
 
 }  // namespace estafette::daemon

@@ -65,7 +65,9 @@ ForwardList parse_forward(std::string_view text, const std::string& name, const 
       if (addr.empty()) return fail(lineno, "empty address");
       bool qualified = addr.find('@') != std::string_view::npos;
       bool ok = qualified ? smtp::parse_mailbox(addr).has_value() : smtp::is_valid_local_part(addr);
-      if (!ok) return fail(lineno, "bad address '" + std::string(addr) + "'");
+      // The reason only, never the text: it goes into replies, DSNs and logs, and the file
+      // may hold what its owner must not see (a hard link to a file of root's).
+      if (!ok) return fail(lineno, "bad address");
       std::string address = smtp::to_lower(addr);
       std::string local = address.substr(0, address.find('@'));
       if (local == user && (!qualified || is_local(smtp::domain_of(address)))) {
@@ -83,6 +85,8 @@ std::string forward_file_problem(const struct stat& st, uid_t uid) {
   if (st.st_uid != uid && st.st_uid != 0)
     return "owned by uid " + std::to_string(st.st_uid) + ", not by the user or root";
   if (st.st_mode & (S_IWGRP | S_IWOTH)) return "writable by group or others";
+  // A hard link to someone else's file (fs.protected_hardlinks = 0) is not the user's .forward.
+  if (st.st_nlink > 1) return "has other hard links";
   if (static_cast<std::size_t>(st.st_size) > kMaxForwardSize)
     return "larger than " + std::to_string(kMaxForwardSize) + " bytes";
   return {};
@@ -94,7 +98,9 @@ ForwardFile read_forward_file(const std::string& path, uid_t uid) {
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) {
     if (errno == ENOENT || errno == ENOTDIR) return f;
-    f.state = errno == ELOOP ? ForwardFile::State::Ignored : ForwardFile::State::Error;
+    // Opened as the user: what the user may not read is not its .forward.
+    bool ignore = errno == ELOOP || errno == EACCES || errno == EPERM;
+    f.state = ignore ? ForwardFile::State::Ignored : ForwardFile::State::Error;
     f.reason = errno == ELOOP ? "a symbolic link" : base::errno_text(errno);
     return f;
   }

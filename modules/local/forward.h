@@ -1,13 +1,15 @@
 // forward.h: a system user's ~/.forward (local_mailboxes = system), which estafette-local reads
-// at delivery time as root (esmtpd may run unprivileged and never reads home directories).
+// at delivery time as that user (esmtpd may run unprivileged and never reads home directories).
 // Syntax as sendmail's and Postfix's: entries separated by commas or newlines, '#' comment
 // lines, "quoted" entries (a command holding a comma):
 //   \alice                      the user's own Maildir (so is "alice" or alice@<local domain>)
 //   "|/usr/bin/procmail -t"     a program, run as the user (program.h), if the admin allows it
 //   bob@example.org, carol      forward: re-injected through esmtpd's submission socket
-// The file is used only when it is a regular file (opened with O_NOFOLLOW: no symlink) owned
-// by the user or root and not writable by group or others; otherwise it is ignored (logged) and
-// mail goes to the Maildir as before.
+// The file is opened and read with the user's rights (as Postfix's local(8) does: the caller
+// switches to the user's ids), and used only when it is a regular file (opened with O_NOFOLLOW:
+// no symlink) owned by the user or root, with no other hard link, and not writable by group or
+// others; otherwise (or when the user may not read it) it is ignored (logged) and mail goes to
+// the Maildir as before. Errors name the file and a line number, never the file's text.
 // parse_forward, forward_file_problem, forward_loop and combine_results are pure (table tests);
 // read_forward_file and resubmit do blocking I/O on the caller's thread.
 #pragma once
@@ -60,8 +62,9 @@ struct ForwardFile {
   std::string reason;  // Ignored or Error
 };
 // Opens `path` with O_NOFOLLOW, checks it with forward_file_problem on the open file (no race
-// with a rename) and reads it. A symlink or an unsafe file is Ignored; any other error but
-// ENOENT is an Error (the delivery is retried).
+// with a rename) and reads it; the caller acts as the user (base::ActingAs). A symlink, an
+// unsafe file or one the user may not read (EACCES) is Ignored; any other error but ENOENT is an
+// Error (the delivery is retried).
 ForwardFile read_forward_file(const std::string& path, uid_t uid);
 
 // "" or why forwarding this message (plain form, LF line ends) for `recipient` would loop: more

@@ -13,6 +13,8 @@
 #include "lib/base/io.h"
 #include "lib/base/log.h"
 #include "lib/base/paths.h"
+#include "lib/base/privileges.h"
+#include "lib/base/safe_dir.h"
 #include "lib/smtp/address.h"
 #include "lib/smtp/dotstuff.h"
 #include "lib/smtp/hop_count.h"
@@ -31,20 +33,50 @@ std::string io_error(const std::string& mailbox, const char* what, int err) {
   return "451 4.3.0 mailbox " + mailbox + ": " + what + ": " + base::errno_text(err);
 }
 
-// Reads [offset, offset+size) of a file; false (errno set) on an error or a short file (EIO:
-// the queue file is shorter than its index says).
-bool read_range(const std::string& path, std::uint64_t offset, std::uint64_t size,
-                std::string& out) {
-  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+// Reads [offset, offset+size) of the queue file courierd names; false (errno set) on an error
+// or a short file (EIO: the queue file is shorter than its index says). The path comes from
+// courierd, which runs as `user` like everything that writes queue/: it is opened with that
+// user's rights (O_NOFOLLOW too), so a forged path or a link planted in queue/ can give us
+// nothing that user could not read itself (say /etc/shadow).
+bool read_range(const config::Config& config, const std::string& path, std::uint64_t offset,
+                std::uint64_t size, std::string& out) {
+  std::optional<base::Account> account;
+  if (!config.user.empty() && ::geteuid() == 0) {
+    account = base::find_account(config.user);
+    if (!account) {
+      errno = ESRCH;
+      return false;
+    }
+  }
+  base::UniqueFd fd;
+  {
+    std::optional<base::ActingAs> as_user;
+    if (account) {
+      as_user.emplace(account->uid, account->gid);
+      if (!as_user->ok()) return false;
+    }
+    fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  }
   return fd && base::read_exact(fd.get(), offset, size, out);
 }
 
-// Creates box/{tmp,new,cur} (any of them may exist) and makes their entries durable.
-bool make_box(const std::string& box) {
-  if (::mkdir(box.c_str(), 0700) != 0 && errno != EEXIST) return false;
-  for (const char* sub : {"/tmp", "/new", "/cur"})
-    if (::mkdir((box + sub).c_str(), 0700) != 0 && errno != EEXIST) return false;
-  return base::fsync_dir(box) && base::fsync_dir(box.substr(0, box.rfind('/')));
+// The mailbox directory itself. Root's Maildirs (no uid: maildir_root, hosted_mailboxes) by a
+// walk from "/" that follows no symlink and trusts only directories of root's (safe_dir.h): the
+// state directory's other parts belong to the unprivileged user. A system user's Maildir is
+// opened as that user (deliver_maildir), so the kernel checks what the user may do; its own
+// ~/Maildir may be a symlink of its own. With `create`, missing directories are made (for a
+// system user only the Maildir itself: the home must exist).
+base::UniqueFd open_box(const routing::Mailbox& box, bool create, std::string* why) {
+  if (!box.uid) return base::open_dir(box.path, {.create = create, .mode = 0700}, why);
+  if (create && ::mkdir(box.path.c_str(), 0700) == 0) {
+    if (!base::fsync_dir(box.path.substr(0, box.path.rfind('/')))) {
+      *why = "fsync " + box.path + "/..: " + base::errno_text(errno);
+      return base::UniqueFd();
+    }
+  }
+  base::UniqueFd fd(::open(box.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) *why = box.path + ": " + base::errno_text(errno);
+  return fd;
 }
 
 }  // namespace
@@ -83,7 +115,7 @@ ipc::DeliverResult MaildirDelivery::deliver(const ipc::Deliver& d) {
   result.job_id = d.job_id;
   result.remote = "maildir";
   std::string wire;
-  if (!read_range(d.path, d.body_offset, d.body_size, wire)) {
+  if (!read_range(router_->config(), d.path, d.body_offset, d.body_size, wire)) {
     std::string reply = "451 4.3.0 cannot read queue file: " + std::string(base::errno_text(errno));
     for (std::size_t i = 0; i < d.recipients.size(); ++i)
       result.results.push_back({ipc::RcptStatus::TempFail, reply});
@@ -151,7 +183,14 @@ std::optional<ipc::RcptResult> MaildirDelivery::deliver_forward(const routing::M
                                                                 std::string_view wire) {
   const config::Config& config = router_->config();
   const std::string path = box.home + "/.forward";
-  auto file = read_forward_file(path, *box.uid);
+  ForwardFile file;
+  {
+    // As the user, as Postfix's local(8): root must not read what the user could not.
+    base::ActingAs as_user(*box.uid, box.gid, base::groups_of(box.user, box.gid));
+    if (!as_user.ok())
+      return ipc::RcptResult{ipc::RcptStatus::TempFail, io_error(rcpt, "seteuid", errno)};
+    file = read_forward_file(path, *box.uid);
+  }
   switch (file.state) {
     case ForwardFile::State::Absent:
       return std::nullopt;
@@ -216,16 +255,10 @@ ipc::RcptResult MaildirDelivery::deliver_maildir(const routing::Mailbox& box,
             "552 5.2.3 <" + rcpt + ">: message of " + std::to_string(plain.size()) +
                 " bytes exceeds the mailbox limit of " + std::to_string(limit)};
   if (box.uid && ::geteuid() == 0) {
-    // A system user's Maildir is written as that user (effective ids, restored after).
-    if (::setegid(box.gid) != 0 || ::seteuid(*box.uid) != 0) {
-      int err = errno;
-      (void)::seteuid(0);
-      (void)::setegid(0);
-      return {ipc::RcptStatus::TempFail, io_error(rcpt, "seteuid", err)};
-    }
-    auto r = write_maildir(box, rcpt, sender, plain);
-    if (::seteuid(0) != 0 || ::setegid(0) != 0) std::abort();  // must not go on as the user
-    return r;
+    // A system user's Maildir is written as that user (effective ids and groups, root's after).
+    base::ActingAs as_user(*box.uid, box.gid, base::groups_of(box.user, box.gid));
+    if (!as_user.ok()) return {ipc::RcptStatus::TempFail, io_error(rcpt, "seteuid", errno)};
+    return write_maildir(box, rcpt, sender, plain);
   }
   return write_maildir(box, rcpt, sender, plain);
 }
@@ -236,24 +269,40 @@ ipc::RcptResult MaildirDelivery::write_maildir(const routing::Mailbox& mailbox,
   const std::string& box = mailbox.path;
   const std::string name = box.substr(box.rfind('/') + 1);
   const std::string file = unique_name();
-  const std::string tmp = box + "/tmp/" + file;
-  const std::string dest = box + "/new/" + file;
   std::string head = "Return-Path: <" + sender + ">\nDelivered-To: " + rcpt + "\n";
+  std::string why;
+  auto unsafe = [&](const char* what) {
+    int err = errno;
+    base::log("local").warning("mailbox " + box + " for <" + rcpt + ">: " + what + ": " + why +
+                               " (delivery deferred)");
+    return ipc::RcptResult{ipc::RcptStatus::TempFail, io_error(name, what, err)};
+  };
 
-  constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-  base::UniqueFd fd(::open(tmp.c_str(), kCreate, 0600));
-  if (!fd && errno == ENOENT) {
-    // A new mailbox (the common case, an existing one, costs no mkdir). Its directories must
-    // survive a crash as the message will: sync each one's entry into its parent. Only the
-    // router may let a mailbox be created; an existing one may still lack tmp/new/cur.
-    struct stat st {};
-    if (!mailbox.create && ::stat(box.c_str(), &st) != 0)
+  // Every directory is opened by fd, never by a path that could be redirected meanwhile.
+  // A new mailbox (an existing one costs no mkdir) is made only where the router says so, and
+  // its directories' entries are synced into their parents, so they survive a crash as the
+  // message will. An existing mailbox may still lack tmp/new/cur.
+  base::UniqueFd box_fd = open_box(mailbox, false, &why);
+  if (!box_fd && errno == ENOENT) {
+    if (!mailbox.create)
       return {ipc::RcptStatus::PermFail, "550 5.1.1 <" + rcpt + ">: no such mailbox"};
-    std::string parent = box.substr(0, box.rfind('/'));
-    if ((mailbox.create && !mailbox.uid && !base::make_dirs(parent, 0700)) || !make_box(box))
-      return {ipc::RcptStatus::TempFail, io_error(name, "mkdir", errno)};
-    fd.reset(::open(tmp.c_str(), kCreate, 0600));
+    box_fd = open_box(mailbox, true, &why);
   }
+  if (!box_fd) return unsafe("mkdir");
+  const base::DirWalk existing{.create = false};
+  const base::DirWalk make{.create = true};
+  base::UniqueFd tmp_fd = base::open_dir_at(box_fd.get(), box, "tmp", existing, &why);
+  if (!tmp_fd && errno == ENOENT) {
+    for (const char* sub : {"cur", "new"})
+      if (!base::open_dir_at(box_fd.get(), box, sub, make, &why)) return unsafe("mkdir");
+    tmp_fd = base::open_dir_at(box_fd.get(), box, "tmp", make, &why);
+  }
+  if (!tmp_fd) return unsafe("open tmp/");
+  base::UniqueFd new_fd = base::open_dir_at(box_fd.get(), box, "new", make, &why);
+  if (!new_fd) return unsafe("open new/");
+
+  constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  base::UniqueFd fd(::openat(tmp_fd.get(), file.c_str(), kCreate, 0600));
   if (!fd) return {ipc::RcptStatus::TempFail, io_error(name, "create", errno)};
   const char* failed = nullptr;
   if (!base::write_all(fd.get(), head) || !base::write_all(fd.get(), plain))
@@ -262,14 +311,14 @@ ipc::RcptResult MaildirDelivery::write_maildir(const routing::Mailbox& mailbox,
     failed = "fsync";
   else if (::close(fd.release()) != 0)
     failed = "close";
-  else if (::rename(tmp.c_str(), dest.c_str()) != 0)
+  else if (::renameat(tmp_fd.get(), file.c_str(), new_fd.get(), file.c_str()) != 0)
     failed = "rename";
-  else if (!base::fsync_dir(box + "/new"))
+  else if (::fsync(new_fd.get()) != 0)
     failed = "fsync new/";
   if (failed) {
     int err = errno;
     fd.reset();
-    ::unlink(tmp.c_str());
+    ::unlinkat(tmp_fd.get(), file.c_str(), 0);
     return {ipc::RcptStatus::TempFail, io_error(name, failed, err)};
   }
   return {ipc::RcptStatus::Delivered, "250 2.0.0 delivered to maildir " + name + "/new/" + file};

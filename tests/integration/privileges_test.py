@@ -1,9 +1,9 @@
 """Privilege separation (root only): estafetted started as root with `user = nobody`, listening
 on port 587 of 127.0.0.87 (a port below 1024 that neither another test nor the rig's Postfix
-uses). Checked through /proc: esmtpd and esmtpclient run as nobody with no other group,
-courierd works as nobody (effective) with root kept as its real and saved uid, estafette-local
-and estafetted stay root. queue/ and run/ (with a directory a run as root left) belong to
-nobody. A message still flows end to end, to the local Maildir and relayed through
+uses). Checked through /proc: esmtpd, esmtpclient and courierd run as nobody with no other group
+(real, effective and saved); courierd's root helper starts estafette-local, which stays root
+(effective and saved; its real uid is nobody's) as does estafetted. queue/ and run/ (with a directory a run as root left) belong to
+nobody, the state directory itself to root. A message still flows end to end, to the local Maildir and relayed through
 esmtpclient to smtp-sink; an esmtpd that is killed comes back as nobody (estafetted binds port
 587 again as root through it). A missing user stops estafetted and check-config with a clear
 message."""
@@ -26,6 +26,11 @@ def ids(pid):
     gids = tuple(int(x) for x in fields["Gid"].split()[:3])
     groups = sorted(int(x) for x in fields["Groups"].split())
     return uids, gids, groups
+
+
+def parent(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def by_program(mta):
@@ -59,7 +64,7 @@ def settled(mta):
             or not p.get("estafette-local") or not p.get("estafette-courierd"):
         return None
     try:
-        if any(ids(pid)[0][0] == 0
+        if any(0 in ids(pid)[0]
                for pid in p["estafette-esmtpd"] + p["estafette-esmtpclient"]):
             return None
     except OSError:
@@ -72,13 +77,23 @@ def check_ids(mta, programs):
         uids, gids, groups = ids(pid)
         assert uids == (NOBODY,) * 3 and gids == (NOBODY,) * 3, (pid, uids, gids)
         assert groups == [NOBODY], (pid, groups)
-    (courierd,) = programs["estafette-courierd"]
+    # courierd is nobody for good (issue 13, item 11); its root helper (a fork of it, the same
+    # program) only starts estafette-local, which is courierd's child with nobody as its real
+    # uid (so courierd may signal it) and root as its effective and saved uid.
+    courierds = programs["estafette-courierd"]
+    (courierd,) = [p for p in courierds if parent(p) == mta.proc.pid]
     uids, gids, groups = ids(courierd)
-    assert uids == (0, NOBODY, 0), uids
-    assert gids[1] == NOBODY and groups == [NOBODY], (gids, groups)
-    for pid in programs["estafette-local"] + [mta.proc.pid]:
+    assert uids == (NOBODY,) * 3 and gids == (NOBODY,) * 3, (uids, gids)
+    assert groups == [NOBODY], groups
+    (helper,) = [p for p in courierds if p != courierd]
+    assert parent(helper) == courierd and ids(helper)[0] == (0, 0, 0), ids(helper)
+    fds = sorted(int(n) for n in os.listdir("/proc/%d/fd" % helper))
+    assert fds[:3] == [0, 1, 2] and len(fds) == 4, fds  # stdio and its link to courierd
+    for pid in programs["estafette-local"]:
         uids, _, _ = ids(pid)
-        assert uids == (0, 0, 0), (pid, uids)
+        assert uids == (NOBODY, 0, 0), (pid, uids)
+        assert parent(pid) == courierd, (pid, parent(pid))
+    assert ids(mta.proc.pid)[0] == (0, 0, 0)
 
 
 def test(tmp, stoppers):
@@ -100,7 +115,9 @@ def test(tmp, stoppers):
     programs = harness.wait_for(lambda: settled(mta), 15, "every daemon started and settled")
     check_ids(mta, programs)
     assert not owners(os.path.join(mta.state, "queue")), owners(os.path.join(mta.state, "queue"))
-    assert os.stat(mta.state).st_uid == NOBODY
+    # The state directory itself stays root's: nobody must not be able to plant a link next
+    # to maildir/ (issue 13, item 9).
+    assert os.stat(mta.state).st_uid == 0
 
     mta.send("sender@else.test", ["alice@estafette.test"], b"Subject: local\r\n\r\nhi\r\n")
     mta.send("sender@else.test", ["bob@remote.test"], b"Subject: relayed\r\n\r\nhi\r\n")

@@ -214,6 +214,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"max_mailbox_message_size", {"x", "expected a size"}},
     {"allow_program_delivery", {"x", "expected yes or no"}},
     {"program_user", {"root", "must name a user other than root"}},
+    {"submit_allowed_users", {"alice, @", "bad user or @group '@'"}},
     {"program_timeout", {"0", "expected a duration >= 1s"}},
     {"MAXDELS", {"lots", "expected a positive number"}},
     {"MAXHOST", {"0", "expected a positive number"}},

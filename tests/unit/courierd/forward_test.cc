@@ -58,8 +58,10 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"|", {}, "/home/alice/.forward:1: empty program after '|'"},
         ParseCase{
             "ok\n:include:/etc/list", {}, "/home/alice/.forward:2: :include: is not allowed here"},
-        ParseCase{"bad address", {}, "/home/alice/.forward:1: bad address 'bad address'"},
-        ParseCase{"x@", {}, "/home/alice/.forward:1: bad address 'x@'"},
+        // The line number only: the text may be a file the user must not see (issue 13).
+        ParseCase{"bad address", {}, "/home/alice/.forward:1: bad address"},
+        ParseCase{"x@", {}, "/home/alice/.forward:1: bad address"},
+        ParseCase{"root:$6$secret:19000:0:99999:7:::", {}, "/home/alice/.forward:1: bad address"},
         ParseCase{"<>", {}, "/home/alice/.forward:1: empty address"}));
 
 struct StatCase {
@@ -67,6 +69,7 @@ struct StatCase {
   uid_t owner;
   off_t size;
   std::string problem;
+  nlink_t links = 1;
 };
 
 class ForwardStat : public ::testing::TestWithParam<StatCase> {};
@@ -77,6 +80,7 @@ TEST_P(ForwardStat, Problem) {
   st.st_mode = c.mode;
   st.st_uid = c.owner;
   st.st_size = c.size;
+  st.st_nlink = c.links;
   EXPECT_EQ(forward_file_problem(st, 1000), c.problem);
 }
 
@@ -89,7 +93,9 @@ INSTANTIATE_TEST_SUITE_P(
         StatCase{S_IFREG | 0644, 1001, 10, "owned by uid 1001, not by the user or root"},
         StatCase{S_IFDIR | 0755, 1000, 10, "not a regular file"},
         StatCase{S_IFIFO | 0600, 1000, 0, "not a regular file"},
-        StatCase{S_IFREG | 0644, 1000, kMaxForwardSize + 1, "larger than 65536 bytes"}));
+        StatCase{S_IFREG | 0644, 1000, kMaxForwardSize + 1, "larger than 65536 bytes"},
+        // `ln /etc/shadow ~/.forward` where fs.protected_hardlinks = 0.
+        StatCase{S_IFREG | 0640, 0, 10, "has other hard links", 2}));
 
 class TempDir {
  public:

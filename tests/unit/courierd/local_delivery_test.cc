@@ -138,6 +138,41 @@ TEST(LocalMaildir, NullSenderAndUnreadableQueueFile) {
             "Return-Path: <>\nDelivered-To: a@local.test\nabc");
 }
 
+// The queue file's path comes from courierd (the unprivileged user's): a symlink there is not
+// followed, and with `user` set a root-only file cannot be read through it (issue 13, item 9).
+TEST(LocalMaildir, QueuePathIsNotFollowedNorReadAsRoot) {
+  TempDir tmp;
+  const std::string secret = tmp.path() + "/secret";
+  std::ofstream(secret) << "SECRET\r\n";
+  ::chmod(secret.c_str(), 0600);
+  ASSERT_EQ(::symlink(secret.c_str(), (tmp.path() + "/seg-link").c_str()), 0);
+  config::Config c;
+  c.local_domains = {"local.test"};
+  c.maildir_root = tmp.path() + "/maildir";
+  c.local_mailboxes = config::Config::LocalMailboxes::Create;
+  auto router = std::make_shared<const routing::Router>(c);
+  MaildirDelivery maildir(router, "h");
+  ipc::Deliver d;
+  d.path = tmp.path() + "/seg-link";
+  d.body_size = 8;
+  d.recipients = {"a@local.test"};
+  auto r = maildir.deliver(d);
+  EXPECT_EQ(r.results[0].status, ipc::RcptStatus::TempFail) << r.results[0].reply;
+  if (::geteuid() != 0) GTEST_SKIP() << "reading as the user needs root";
+  c.user = "nobody";
+  ::chmod(tmp.path().c_str(), 0755);
+  auto as_user = std::make_shared<const routing::Router>(c);
+  MaildirDelivery nobody(as_user, "h");
+  d.path = secret;  // no link at all: nobody may not read it, so neither may we
+  r = nobody.deliver(d);
+  EXPECT_EQ(r.results[0].status, ipc::RcptStatus::TempFail) << r.results[0].reply;
+  EXPECT_NE(r.results[0].reply.find("Permission denied"), std::string::npos) << r.results[0].reply;
+  EXPECT_EQ(::geteuid(), 0u);  // root again after the read
+  ::chmod(secret.c_str(), 0644);  // readable by nobody: delivered
+  r = nobody.deliver(d);
+  EXPECT_EQ(r.results[0].status, ipc::RcptStatus::Delivered) << r.results[0].reply;
+}
+
 TEST(LocalMaildir, UnusableRootIsATemporaryFailure) {
   TempDir tmp;
   std::ofstream(tmp.path() + "/q") << "x\r\n";
