@@ -107,8 +107,10 @@ void Connection::start() {
 
 void Connection::greet() {
   if (greeted_ || finished_) return;
-  // greet_pause: a client that talks before this is a bot that does not wait for us.
-  auto not_before = started_ + ctx_.greet_pause;
+  // greet_pause: a client that talks before this is a bot that does not wait for us (a local
+  // submission is no bot).
+  auto not_before =
+      started_ + (session_.client().is_local() ? std::chrono::milliseconds(0) : ctx_.greet_pause);
   if (auto now = event::Clock::now(); now < not_before) {
     if (!greet_timer_)
       greet_timer_ = ctx_.loop.add_timer(not_before - now, [this] {
