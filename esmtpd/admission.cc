@@ -17,7 +17,7 @@ std::string table_path(const std::string& run_dir) {
 }  // namespace
 
 Admission::Admission(const config::Config& config, const std::string& run_dir)
-    : config_(config), table_(table_path(run_dir)) {
+    : config_(config), table_(table_path(run_dir), config.ipv6_prefix_length) {
   for (const auto& spec : config.dnsbl) {
     auto filter = checks::AnswerFilter::parse(spec.filter);
     if (!filter) throw config::ConfigError(checks::dnsbl_filter_error(spec.where, spec.filter));

@@ -14,8 +14,8 @@ namespace estafette::esmtpd {
 
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
-// Stop reading from a client that does not read its replies.
-constexpr std::size_t kMaxPendingOutput = 256 * 1024;
+// A session that reaches its deadline while its message is being committed answers it first.
+constexpr std::chrono::seconds kDeadlineCommitGrace{1};
 Poco::Logger& logger() {
   return base::log("esmtpd");
 }
@@ -61,6 +61,7 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
 
 Connection::~Connection() {
   if (timer_) ctx_.loop.cancel_timer(timer_);
+  if (deadline_timer_) ctx_.loop.cancel_timer(deadline_timer_);
   if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
   if (fd_) ctx_.loop.remove_fd(fd_.get());
   if (message_) ctx_.backend.abort(std::move(message_));
@@ -72,6 +73,10 @@ void Connection::start() {
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
   arm_timer();
+  deadline_timer_ = ctx_.loop.add_timer(ctx_.session_deadline, [this] {
+    deadline_timer_ = 0;
+    on_deadline();
+  });
   if (session_.client().filtered) {
     filters_ = ctx_.filters.open_chain();
     // The connect stage goes first; with checks it waits for their results, and every
@@ -103,6 +108,19 @@ void Connection::start() {
 
 void Connection::greet() {
   if (greeted_ || finished_) return;
+  // greet_pause: a client that talks before this is a bot that does not wait for us (a local
+  // submission is no bot).
+  auto not_before =
+      started_ + (session_.client().is_local() ? std::chrono::milliseconds(0) : ctx_.greet_pause);
+  if (auto now = event::Clock::now(); now < not_before) {
+    if (!greet_timer_)
+      greet_timer_ = ctx_.loop.add_timer(not_before - now, [this] {
+        greet_timer_ = 0;
+        greet();
+        resume();
+      });
+    return;
+  }
   greeted_ = true;
   if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
   greet_timer_ = 0;
@@ -241,6 +259,7 @@ void Connection::filter_answer(const filters::Verdict& v, const char* phase) {
                     filters::to_string(v.action) + (v.filter.empty() ? "" : " filter=" + v.filter) +
                     (v.text.empty() ? "" : " text=\"" + v.text + "\""));
   run(session_.on_filter_verdict(v));
+  check_early_input();
   resume();
 }
 
@@ -414,27 +433,95 @@ void Connection::reject(const std::string& reply) {
 
 void Connection::arm_timer() {
   if (timer_) ctx_.loop.cancel_timer(timer_);
+  written_at_arm_ = written_;
   timer_ = ctx_.loop.add_timer(ctx_.timeout, [this] {
     timer_ = 0;
-    if (awaiting_commit_) {  // the disk is slow, not the client: wait for the commit
+    on_idle_timer();
+  });
+}
+
+void Connection::on_idle_timer() {
+  if (awaiting_commit_) {  // the disk is slow, not the client: wait for the commit
+    arm_timer();
+    return;
+  }
+  if (out_start_ < out_.size()) {
+    if (written_ != written_at_arm_) {  // a slow reader, but a reader
       arm_timer();
       return;
     }
-    logger().information("timeout session=" + std::to_string(number_));
-    run(session_.on_timeout());
+    // Replies have waited a whole timeout without a byte going out: a 421 would not go either.
+    finish(closing_ ? "timeout sending the last reply" : "write timeout");
+    return;
+  }
+  logger().information("timeout session=" + std::to_string(number_));
+  run(session_.on_timeout());
+  if (!finished_) arm_timer();  // the 421 did not go out at once: it gets one timeout
+}
+
+void Connection::on_deadline() {
+  if (finished_) return;
+  if (deadline_passed_) {  // the 421 was not read in time
+    finish("session deadline");
+    return;
+  }
+  if (awaiting_commit_) {  // answer the message being committed first
+    deadline_timer_ = ctx_.loop.add_timer(kDeadlineCommitGrace, [this] {
+      deadline_timer_ = 0;
+      on_deadline();
+    });
+    return;
+  }
+  deadline_passed_ = true;
+  logger().notice("session deadline session=" + std::to_string(number_) + " " +
+                  session_.client().peer_text());
+  run(session_.on_deadline());
+  if (finished_) return;
+  deadline_timer_ = ctx_.loop.add_timer(ctx_.timeout, [this] {
+    deadline_timer_ = 0;
+    on_deadline();
   });
+}
+
+void Connection::on_pregreet() {
+  std::size_t bytes = in_.size() - in_start_;
+  std::string_view first(in_.data() + in_start_, std::min<std::size_t>(bytes, 60));
+  first = first.substr(0, first.find_first_of("\r\n"));
+  std::string shown;
+  for (char c : first) shown += c >= 32 && c < 127 && c != '"' ? c : '?';
+  auto after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(event::Clock::now() - started_);
+  logger().notice("pregreet session=" + std::to_string(number_) + " " +
+                  session_.client().peer_text() + " bytes=" + std::to_string(bytes) +
+                  " after=" + std::to_string(after.count()) + "ms text=\"" + shown + "\"");
+  greeted_ = true;  // no greeting: the 554 instead
+  if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
+  greet_timer_ = 0;
+  in_.clear();
+  in_start_ = 0;
+  run(session_.on_pregreet());
 }
 
 void Connection::on_events(std::uint32_t events) {
   if (finished_) return;
-  if (events & EPOLLOUT) flush();
-  if (finished_) return;
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_input();
+  if (events & EPOLLOUT) {
+    bool backlog = output_backlog();
+    flush();
+    if (finished_) return;
+    // Replies went out: run the pipelined commands that waited for them.
+    if (backlog && !output_backlog()) resume();
+    if (finished_) return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_input(events);
 }
 
-void Connection::read_input() {
+void Connection::read_input(std::uint32_t events) {
   char buf[kReadChunk];
-  for (int round = 0; round < 4 && !peer_eof_; ++round) {
+  // Each chunk is run before the next is read, so a client that does not read its replies
+  // leaves its flood in the kernel, not here. A hang-up or error is read at any time.
+  const bool hangup = events & (EPOLLHUP | EPOLLERR);
+  bool progress = false;
+  for (int round = 0; round < 4 && !peer_eof_ && (hangup || !output_backlog()); ++round) {
     ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
     if (n > 0) {
       if (in_start_ == in_.size()) {
@@ -442,16 +529,22 @@ void Connection::read_input() {
         in_start_ = 0;
       }
       in_.append(buf, static_cast<std::size_t>(n));
+      progress = true;
+      if (!greeted_) {
+        on_pregreet();
+        return;
+      }
+      process_input();
+      if (finished_) return;
       if (static_cast<std::size_t>(n) < sizeof buf) break;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     peer_eof_ = true;
+    progress = true;
   }
-  arm_timer();
-  process_input();
-  if (finished_) return;
+  if (progress) arm_timer();
   if (peer_eof_ && !awaiting_commit_ && !session_.waiting() && greeted_) {
     finish(session_.in_data() ? "lost connection in DATA" : "disconnect");
     return;
@@ -459,10 +552,20 @@ void Connection::read_input() {
   update_interest();
 }
 
+void Connection::check_early_input() {
+  if (!finished_ && session_.refused_data() && in_start_ < in_.size()) {
+    logger().notice("pipelined data after a refused DATA session=" + std::to_string(number_) + " " +
+                    session_.client().peer_text() +
+                    " bytes=" + std::to_string(in_.size() - in_start_));
+    run(session_.on_early_input());
+  }
+}
+
 void Connection::process_input() {
-  // Input before the greeting stays buffered (the client should not talk first).
+  // Input before the greeting never gets here (on_pregreet); while replies back up, the commands
+  // wait.
   while (greeted_ && !finished_ && !closing_ && !awaiting_commit_ && !session_.waiting() &&
-         in_start_ < in_.size()) {
+         !output_backlog() && in_start_ < in_.size()) {
     std::string_view avail(in_.data() + in_start_, in_.size() - in_start_);
     if (session_.in_data()) {
       std::size_t used = data_.feed(avail);
@@ -483,6 +586,7 @@ void Connection::process_input() {
       in_start_ += r.consumed;
       if (!r.line_ready) break;
       run(session_.on_line(line.text, line.status));
+      check_early_input();
     }
   }
   if (in_start_ == in_.size()) {
@@ -623,6 +727,7 @@ void Connection::flush() {
     ssize_t n = ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_, MSG_NOSIGNAL);
     if (n > 0) {
       out_start_ += static_cast<std::size_t>(n);
+      written_ += static_cast<std::size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -640,9 +745,9 @@ void Connection::flush() {
 void Connection::update_interest() {
   if (finished_) return;
   std::uint32_t want = 0;
-  bool backlog = out_.size() - out_start_ > kMaxPendingOutput;
-  bool held = !greeted_ || awaiting_commit_ || session_.waiting();
-  if (!closing_ && !held && !peer_eof_ && !backlog) want |= EPOLLIN;
+  // Before the greeting: watched, to catch a client that talks first.
+  bool held = awaiting_commit_ || session_.waiting();
+  if (!closing_ && !held && !peer_eof_ && !output_backlog()) want |= EPOLLIN;
   if (out_start_ < out_.size()) want |= EPOLLOUT;
   if (want != interest_) {
     interest_ = want;
@@ -662,6 +767,8 @@ void Connection::finish(const char* why) {
   fd_.reset();
   if (timer_) ctx_.loop.cancel_timer(timer_);
   timer_ = 0;
+  if (deadline_timer_) ctx_.loop.cancel_timer(deadline_timer_);
+  deadline_timer_ = 0;
   auto done = on_finished_;
   auto number = number_;
   // Destroy this connection from a fresh loop turn: we may be deep inside its own callback.

@@ -4,6 +4,11 @@
 // sent only when the Committer reports the message on disk).
 // Loop thread. Owned by the Server; it asks the Server to destroy it through on_finished, which
 // runs outside of any of its own callbacks.
+// A hostile client costs bounded memory and time: commands are read and run only while fewer than
+// kMaxPendingOutput bytes of replies wait to be sent (the rest of a pipelined flood stays in the
+// kernel); `timeout` bounds both idleness and a send that makes no progress (then the connection
+// closes without a 421, which could not be sent either); `session_deadline` bounds the session
+// (421, then at most `timeout` to read it); bytes before a held greeting are answered 554.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +52,7 @@ struct ConnectionContext {
   queue::Backend& backend;
   queue::Committer& committer;
   std::function<void(const std::string& queue_id)> on_queued;  // tell courierd
-  std::chrono::seconds timeout;
+  std::chrono::seconds timeout;  // idle, and no progress sending replies
   std::size_t max_line;
   dns::Resolver& resolver;
   std::chrono::milliseconds greet_wait;
@@ -58,6 +63,8 @@ struct ConnectionContext {
   // The server's current routing (reloads swap it): the record's recipients are the expansion
   // of the RCPT addresses.
   const std::shared_ptr<const routing::Router>& router;
+  std::chrono::seconds session_deadline;  // a whole session, at most
+  std::chrono::milliseconds greet_pause;  // the greeting never sooner (pregreet detection)
 };
 
 // This connection's checks, decided by the Admission.
@@ -69,6 +76,9 @@ struct ConnectionChecksSetup {
 
 class Connection final {
  public:
+  // Replies waiting to be sent beyond which no more input is read or run.
+  static constexpr std::size_t kMaxPendingOutput = 64 * 1024;
+
   Connection(ConnectionContext& context, base::UniqueFd fd, smtp::ClientInfo client,
              std::uint64_t number, std::function<void(std::uint64_t)> on_finished,
              ConnectionChecksSetup checks = {});
@@ -82,7 +92,7 @@ class Connection final {
 
  private:
   void on_events(std::uint32_t events);
-  void read_input();
+  void read_input(std::uint32_t events);
   void process_input();
   void run(smtp::Actions actions);
   void greet();
@@ -106,6 +116,12 @@ class Connection final {
   void flush();
   void update_interest();
   void arm_timer();
+  void on_idle_timer();
+  void on_deadline();
+  void on_pregreet();
+  // After a refused DATA: input the client sent before it saw the refusal is not commands.
+  void check_early_input();
+  bool output_backlog() const { return out_.size() - out_start_ > kMaxPendingOutput; }
   void finish(const char* why);
 
   ConnectionContext& ctx_;
@@ -129,6 +145,10 @@ class Connection final {
   bool peer_eof_ = false;
   std::uint32_t interest_ = 0;
   event::TimerId timer_ = 0;
+  std::uint64_t written_ = 0;         // reply bytes sent, ever
+  std::uint64_t written_at_arm_ = 0;  // written_ when timer_ was armed: progress since?
+  event::TimerId deadline_timer_ = 0;
+  bool deadline_passed_ = false;
   event::Clock::time_point started_;
   std::size_t messages_ = 0;
   ConnectionChecksSetup setup_;

@@ -26,6 +26,20 @@ std::vector<base::UniqueFd> bind_listeners(const config::Config& config, std::si
   return out;
 }
 
+void set_peer_liveness(int fd, std::chrono::seconds timeout) {
+  auto set = [fd](int level, int name, int value) {
+    if (::setsockopt(fd, level, name, &value, sizeof value) != 0)
+      base::log("esmtpd").warning("setsockopt " + std::to_string(name) + ": " +
+                                  base::errno_text(errno));
+  };
+  set(SOL_SOCKET, SO_KEEPALIVE, 1);
+  set(IPPROTO_TCP, TCP_KEEPIDLE, kKeepaliveIdle);
+  set(IPPROTO_TCP, TCP_KEEPINTVL, kKeepaliveInterval);
+  set(IPPROTO_TCP, TCP_KEEPCNT, kKeepaliveProbes);
+  set(IPPROTO_TCP, TCP_USER_TIMEOUT,
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+}
+
 Server::Server(event::Loop& loop, const config::Config& config,
                std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd)
     : loop_(loop),
@@ -40,6 +54,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
+  policy_.max_junk_commands = config.junk_command_limit;
   policy_.local_domains = config.local_domains;
   policy_.relay_domains = config.relay_domains;
   policy_.allow_untrusted_routing = config.allow_untrusted_routing;
@@ -53,13 +68,15 @@ Server::Server(event::Loop& loop, const config::Config& config,
       ConnectionContext{loop, policy_, *backend_, *committer_,
                         [this](const std::string& id) { courierd_.notify(id); },
                         config.smtpd_timeout, config.max_line_length, resolver_, config.greet_wait,
-                        config.dnsbl_action, config.dnsbl_threshold, counters_, filters_, router_});
+                        config.dnsbl_action, config.dnsbl_threshold, counters_, filters_, router_,
+                        config.session_deadline, config.greet_pause});
   schedule_stats();
   const bool shared = processes > 1;
   listeners_ = std::move(listeners);
   for (std::size_t i = 0; i < listeners_.size() && i < config.listen.size(); ++i) {
     const auto& hp = config.listen[i];
     int fd = listeners_[i].get();
+    set_peer_liveness(fd, config.smtpd_timeout);
     acceptors_.push_back(std::make_unique<event::Acceptor>(
         loop_, fd, event::Acceptor::Options{.logger = "esmtpd"},
         [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {

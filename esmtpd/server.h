@@ -12,6 +12,7 @@
 // lib/event/acceptor.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,13 @@ namespace estafette::esmtpd {
 // config order. esmtpd calls it before it drops privileges (port 25 needs root); throws
 // std::system_error naming the address.
 std::vector<base::UniqueFd> bind_listeners(const config::Config& config, std::size_t processes);
+
+// A dead or vanished client is found by TCP itself, also while its session waits (a commit, a
+// filter): keepalive probes after kKeepaliveIdle s of silence, and TCP_USER_TIMEOUT = `timeout`
+// (smtpd_timeout) for data it does not acknowledge. Set on a listening socket: every accepted
+// socket inherits them (Linux), so it costs nothing per connection. Failures are logged.
+inline constexpr int kKeepaliveIdle = 60, kKeepaliveInterval = 15, kKeepaliveProbes = 4;
+void set_peer_liveness(int fd, std::chrono::seconds timeout);
 
 class Server final {
  public:

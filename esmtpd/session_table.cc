@@ -5,22 +5,46 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 namespace estafette::esmtpd {
 
 namespace {
 
-// A row: its total (in a cache line of its own), then the address and the network buckets.
+// The file: a header (magic, the hash key) in a page of its own, then the rows. A row: its
+// total (in a cache line of its own), then the address and the network buckets.
+constexpr std::size_t kFileHeader = 4096;
+constexpr char kMagic[8] = {'E', 'S', 'T', 'S', 'E', 'S', 'S', '2'};
+struct FileHeader {
+  char magic[8];
+  base::SipKey key;
+};
 constexpr std::size_t kHeader = 16;  // in uint32 slots: 64 bytes
 constexpr std::size_t kRowBytes = (kHeader + 2 * SessionTable::kBuckets) * sizeof(std::uint32_t);
+// The lock held while a process claims its row and, when alone, draws the key (a byte past the
+// rows' lock bytes).
+constexpr off_t kSetupLock = SessionTable::kRows;
 
-std::uint64_t fnv1a(const std::uint8_t* p, std::size_t n, std::uint64_t salt) {
-  std::uint64_t h = 1469598103934665603ULL ^ salt;
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
+// The bucket of `len` bytes of address, in one of the two kinds ('a' address, 'n' network).
+std::size_t bucket(const base::SipKey& key, char kind, const std::uint8_t* addr, std::size_t len) {
+  std::uint8_t buf[18];
+  buf[0] = static_cast<std::uint8_t>(kind);
+  buf[1] = static_cast<std::uint8_t>(len);
+  std::memcpy(buf + 2, addr, len);
+  return base::siphash24(key, buf, len + 2) % SessionTable::kBuckets;
+}
+
+// Keeps the first `bits` bits of `len` bytes, zeroes the rest.
+void keep_prefix(std::uint8_t* addr, std::size_t len, int bits) {
+  for (std::size_t i = 0; i < len; ++i) {
+    int keep = std::clamp(bits - static_cast<int>(8 * i), 0, 8);
+    addr[i] &= static_cast<std::uint8_t>(0xff00 >> keep);
+  }
 }
 
 // An OFD lock on byte `row` (no data lives there; the lock is the claim).
@@ -39,10 +63,11 @@ bool lock_row(int fd, std::size_t row, short type, bool test_only = false) {
 
 }  // namespace
 
-bool SessionTable::buckets_of(std::string_view ip, Buckets& out) {
+bool SessionTable::buckets_of(std::string_view ip, Buckets& out) const {
   std::array<std::uint8_t, 16> addr{};
   std::string text(ip);
   std::size_t len = 0, net = 0;
+  int address_bits = 32;
   if (::inet_pton(AF_INET, text.c_str(), addr.data()) == 1) {
     len = 4;
     net = 3;
@@ -55,19 +80,23 @@ bool SessionTable::buckets_of(std::string_view ip, Buckets& out) {
     } else {
       len = 16;
       net = 8;
+      address_bits = ipv6_prefix_length_;
     }
   } else {
     return false;
   }
-  out.address = kHeader + fnv1a(addr.data(), len, len) % kBuckets;
-  out.network = kHeader + kBuckets + fnv1a(addr.data(), net, net) % kBuckets;
+  out.network = kHeader + kBuckets + bucket(key_, 'n', addr.data(), net);
+  keep_prefix(addr.data(), len, address_bits);
+  out.address = kHeader + bucket(key_, 'a', addr.data(), len);
   return true;
 }
 
-SessionTable::SessionTable(const std::string& path) {
+SessionTable::SessionTable(const std::string& path, int ipv6_prefix_length,
+                           const base::SipKey* fixed_key)
+    : ipv6_prefix_length_(std::clamp(ipv6_prefix_length, 0, 128)) {
   fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd_) throw std::runtime_error(path + ": " + base::errno_text(errno));
-  size_ = kRows * kRowBytes;
+  size_ = kFileHeader + kRows * kRowBytes;
   struct stat st {};
   if (::fstat(fd_.get(), &st) != 0 || (static_cast<std::size_t>(st.st_size) < size_ &&
                                        ::ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0))
@@ -77,13 +106,35 @@ SessionTable::SessionTable(const std::string& path) {
     map_ = nullptr;
     throw std::runtime_error(path + ": mmap: " + base::errno_text(errno));
   }
+  struct flock setup {};
+  setup.l_type = F_WRLCK;
+  setup.l_whence = SEEK_SET;
+  setup.l_start = kSetupLock;
+  setup.l_len = 1;
+  while (::fcntl(fd_.get(), F_OFD_SETLKW, &setup) != 0)
+    if (errno != EINTR) throw std::runtime_error(path + ": lock: " + base::errno_text(errno));
   row_ = kRows;
+  bool alone = true;
   for (std::size_t r = 0; r < kRows; ++r) {
-    if (lock_row(fd_.get(), r, F_WRLCK)) {
+    if (row_ == kRows && lock_row(fd_.get(), r, F_WRLCK))
       row_ = r;
-      break;
-    }
+    else if (r != row_ && !lock_row(fd_.get(), r, F_WRLCK, true))
+      alone = false;
   }
+  auto* header = static_cast<FileHeader*>(map_);
+  if (row_ < kRows && (alone || std::memcmp(header->magic, kMagic, sizeof kMagic) != 0)) {
+    // Nobody else counts: a fresh key, so that what was learnt about the last one is worthless.
+    try {
+      header->key = fixed_key ? *fixed_key : base::random_sip_key();
+    } catch (const std::system_error& e) {
+      throw std::runtime_error(path + ": " + e.what());
+    }
+    std::memcpy(header->magic, kMagic, sizeof kMagic);
+    std::memset(static_cast<char*>(map_) + kFileHeader, 0, kRows * kRowBytes);
+  }
+  key_ = header->key;
+  setup.l_type = F_UNLCK;
+  ::fcntl(fd_.get(), F_OFD_SETLK, &setup);
   if (row_ == kRows) throw std::runtime_error(path + ": every row is held by a live process");
   std::memset(static_cast<void*>(row_ptr(row_)), 0, kRowBytes);
   sweep();
@@ -94,7 +145,8 @@ SessionTable::~SessionTable() {
 }
 
 std::atomic<std::uint32_t>* SessionTable::row_ptr(std::size_t row) const {
-  return reinterpret_cast<std::atomic<std::uint32_t>*>(static_cast<char*>(map_) + row * kRowBytes);
+  return reinterpret_cast<std::atomic<std::uint32_t>*>(static_cast<char*>(map_) + kFileHeader +
+                                                       row * kRowBytes);
 }
 
 void SessionTable::sweep() {

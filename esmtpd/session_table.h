@@ -6,6 +6,12 @@
 // with an OFD lock, which the kernel drops when its process dies; rows nobody holds are zeroed
 // at start-up and by sweep(), so a crashed process's sessions stop counting once its row is
 // swept (the owner re-zeroes a row when it claims it). Hash collisions can only over-count.
+// Buckets are chosen by SipHash-2-4 with a random key kept in the file's header: a client cannot
+// compute which of its addresses share a victim's bucket. The first process to claim a row when
+// no other row is held (a fresh start of esmtpd) draws a new key and zeroes every row, under a
+// lock of its own so that processes starting together agree on one key.
+// An IPv6 client is counted per network of `ipv6_prefix_length` bits (default /64: one customer
+// gets a /64, so counting per /128 would not limit it at all); IPv4 per address.
 // Loop thread of one process; other processes share the file.
 #pragma once
 
@@ -16,6 +22,7 @@
 #include <string_view>
 
 #include "lib/base/fd.h"
+#include "lib/base/siphash.h"
 
 namespace estafette::esmtpd {
 
@@ -25,8 +32,10 @@ class SessionTable final {
                                                  // would do the same with a bigger file)
   static constexpr std::size_t kBuckets = 4096;  // per kind (address, network) and row
 
-  // Opens or creates the file and claims a free row; throws std::runtime_error.
-  explicit SessionTable(const std::string& path);
+  // Opens or creates the file and claims a free row; throws std::runtime_error. `fixed_key`
+  // (tests only): the key to use instead of a random one when this table draws the key.
+  explicit SessionTable(const std::string& path, int ipv6_prefix_length = 64,
+                        const base::SipKey* fixed_key = nullptr);
   ~SessionTable();
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
@@ -63,9 +72,11 @@ class SessionTable final {
     std::size_t address;
     std::size_t network;
   };
-  static bool buckets_of(std::string_view ip, Buckets& out);
+  bool buckets_of(std::string_view ip, Buckets& out) const;
   std::atomic<std::uint32_t>* row_ptr(std::size_t row) const;
 
+  int ipv6_prefix_length_;
+  base::SipKey key_{};
   base::UniqueFd fd_;
   void* map_ = nullptr;
   std::size_t size_ = 0;

@@ -125,10 +125,14 @@ struct Config {
   // Postfix's allow_untrusted_routing: relay_domains mail with routing in the address (%, !,
   // a quoted '@', a source route) only from relay clients.
   bool allow_untrusted_routing = false;
-  Seconds smtpd_timeout{300};
+  Seconds smtpd_timeout{300};  // idle, and no progress sending replies (Postfix's smtpd_timeout)
+  Seconds session_deadline{3600};        // a whole SMTP session, at most
+  Millis greet_pause{0};                 // the greeting never sooner; talking before it: 554
+  std::size_t junk_command_limit = 100;  // NOOP/RSET/VRFY/HELP beyond it count as errors; 0 = any
   std::size_t max_sessions = 2000;  // MAXDAEMONS, in total: each esmtpd process takes its share
   std::size_t max_per_ip = 50;      // MAXPERIP: sessions from one address, all processes; 0 = any
   std::size_t max_per_c = 0;        // MAXPERC: sessions from one IPv4 /24 (IPv6 /64); 0 = any
+  int ipv6_prefix_length = 64;      // MAXPERIP counts IPv6 clients per network of this length
 
   // esmtpd's connection checks (lib/checks), all started at connect, asynchronous.
   bool rdns_check = true;          // forward-confirmed reverse DNS, into Received and logs

@@ -87,6 +87,11 @@ Actions ServerSession::error(std::string_view text) {
   return actions;
 }
 
+Actions ServerSession::junk(std::string_view text) {
+  if (policy_.max_junk_commands > 0 && ++junk_ > policy_.max_junk_commands) return error(text);
+  return reply(text);
+}
+
 void ServerSession::reset_transaction() {
   std::string helo = std::move(envelope_.helo);
   envelope_ = Envelope{};
@@ -168,6 +173,7 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
     case ActionKind::FilterData: {
       if (refused) {
         reset_transaction();
+        refused_data_ = true;
         return reply(filter_reply(verdict, "550 5.7.1 Message rejected",
                                   "451 4.7.1 Service unavailable - try again later"));
       }
@@ -212,13 +218,23 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
   if (state_ == State::kCommit) broken_invariant("on_line() while awaiting the commit");
   if (state_ == State::kWait) broken_invariant("on_line() while waiting for a lookup");
   state_ = State::kReady;
+  Command cmd;
+  if (status == LineStatus::Ok) cmd = parse_command(line);
+  // After a refused DATA, a line that is no valid command is the body the client sent anyway.
+  if (std::exchange(refused_data_, false) &&
+      (status != LineStatus::Ok || cmd.verb == Verb::Unknown || !cmd.ok()))
+    return on_early_input();
   if (status == LineStatus::TooLong) return error("500 5.5.6 Error: line too long");
   if (status == LineStatus::BareLineEnding) {
     return error("500 5.5.2 Error: bare <CR> or <LF> received");
   }
-  Command cmd = parse_command(line);
   if (cmd.verb == Verb::Unknown) return error("500 5.5.2 Error: command not recognized");
   if (!cmd.ok()) return error(cmd.error);
+  if (cmd.verb == Verb::Data) {
+    Actions actions = on_data();
+    refused_data_ = state_ == State::kReady;  // not 354 (kData), a filter (kWait) or closed
+    return actions;
+  }
   if (!session_reply_.empty() && cmd.verb != Verb::Quit && cmd.verb != Verb::Rset &&
       cmd.verb != Verb::Noop)
     return reply(session_reply_);
@@ -231,18 +247,18 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
     case Verb::Rcpt:
       return on_rcpt(cmd);
     case Verb::Data:
-      return on_data();
+      break;  // above
     case Verb::Rset:
       reset_transaction();
-      return reply("250 2.0.0 Ok");
+      return junk("250 2.0.0 Ok");
     case Verb::Noop:
-      return reply("250 2.0.0 Ok");
+      return junk("250 2.0.0 Ok");
     case Verb::Quit:
       return close("221 2.0.0 Bye");
     case Verb::Vrfy:
-      return reply("252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+      return junk("252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
     case Verb::Help:
-      return reply("214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+      return junk("214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
     case Verb::Starttls:
       return error("502 5.5.1 Error: command not implemented");
     case Verb::Unknown:
@@ -376,6 +392,7 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
 }
 
 Actions ServerSession::on_data() {
+  if (!session_reply_.empty()) return reply(session_reply_);
   if (!in_transaction_) return error("503 5.5.1 Error: need MAIL command");
   if (envelope_.recipients.empty()) return error("554 5.5.1 Error: no valid recipients");
   if (client_.filtered) return wait_for(ActionKind::FilterData, {});
@@ -426,6 +443,7 @@ Actions ServerSession::on_queued(std::string_view queue_id) {
   if (state_ != State::kCommit) broken_invariant("on_queued() without a Commit");
   state_ = State::kReady;
   reset_transaction();
+  junk_ = 0;  // as Postfix: the junk count starts again after mail is delivered
   return reply("250 2.0.0 Ok: queued as " + std::string(queue_id));
 }
 
@@ -441,6 +459,23 @@ Actions ServerSession::on_queue_failed(QueueFailure why) {
 Actions ServerSession::on_timeout() {
   if (state_ == State::kClosed) return {};
   return close("421 4.4.2 " + policy_.hostname + " Error: timeout exceeded");
+}
+
+Actions ServerSession::on_deadline() {
+  if (state_ == State::kClosed) return {};
+  return close("421 4.4.2 " + policy_.hostname + " Error: session time limit exceeded");
+}
+
+Actions ServerSession::on_pregreet() {
+  if (state_ == State::kClosed) return {};
+  return close("554 5.5.1 " + policy_.hostname + " Error: talked before the greeting");
+}
+
+Actions ServerSession::on_early_input() {
+  if (state_ == State::kClosed) return {};
+  refused_data_ = false;
+  return close("421 4.5.0 " + policy_.hostname +
+               " Error: SMTP protocol synchronization (data sent after a refused DATA)");
 }
 
 std::string ClientInfo::peer_text() const {

@@ -24,6 +24,12 @@
 // waiting() the I/O layer must NOT feed lines, as while awaiting a commit.
 // Per-session problems become replies, never exceptions. Every 5xx reply to a command line counts
 // as an error; at policy.max_errors (0 = no limit) the reply is followed by 421 4.7.0 and Close.
+// Junk commands (NOOP, RSET, VRFY, HELP) beyond policy.max_junk_commands each count as an error
+// too, as Postfix's smtpd_junk_command_limit; the count starts again after a queued message.
+// A refused DATA (any reply but 354) ends a pipelined group (RFC 2920 3.1): input the client sent
+// before it could see that reply is a message body, never commands. The I/O layer calls
+// on_early_input() when it holds such input (refused_data() is true and bytes follow); a line
+// after a refused DATA that is no valid command is taken as such a body too. Both: 421 and Close.
 // Calling on_line() during DATA or while awaiting a commit is a broken invariant and aborts.
 // After Close every event returns nothing.
 // The session keeps a reference to the ServerPolicy, which must outlive it.
@@ -58,6 +64,7 @@ struct ServerPolicy {
   std::size_t max_message_size = 10 << 20;  // SIZE extension value, enforced
   std::size_t max_recipients = 1000;        // 452 4.5.3 beyond it
   std::size_t max_errors = 20;              // 421 and close after this many bad commands
+  std::size_t max_junk_commands = 100;      // NOOP/RSET/VRFY/HELP beyond it count as errors
   std::vector<std::string> local_domains;   // lower-case; mail for these is accepted from anyone
   std::vector<std::string> relay_domains;   // lower-case; also accepted from anyone (we relay)
   // Postfix's allow_untrusted_routing: false refuses relay_domains recipients with routing of
@@ -151,7 +158,10 @@ class ServerSession final {
   // 451 4.3.0 temporary local problem; 452 4.3.1 when the queue's file system is full. The
   // session goes on: the client may retry on the same connection.
   Actions on_queue_failed(QueueFailure why = QueueFailure::Temporary);
-  Actions on_timeout();                                     // 421 4.4.2 ... timeout, Close
+  Actions on_timeout();      // 421 4.4.2 ... timeout, Close
+  Actions on_deadline();     // the session's total time is over: 421 4.4.2, Close
+  Actions on_pregreet();     // the client talked before the greeting: 554 5.5.1, Close
+  Actions on_early_input();  // bytes sent before a refused DATA's reply: 421 4.5.0, Close
   Actions on_checks_done(const CheckVerdict& verdict);      // answers a held RCPT, if any
   Actions on_sender_checked(SenderDomain result);           // answers the MAIL that asked
   Actions on_filter_verdict(const FilterVerdict& verdict);  // answers the pending Filter* action
@@ -168,6 +178,8 @@ class ServerSession final {
   const ClientInfo& client() const { return client_; }
   bool esmtp() const { return esmtp_; }  // the client said EHLO (not HELO)
   std::size_t error_count() const { return errors_; }
+  // The last command was a DATA that got no 354 (and nothing came since).
+  bool refused_data() const { return refused_data_; }
 
   // "Received: from HELO (RDNS [IP])" ("(USER@RDNS [IP])" with an ident user)\r\n\tby HOST
   // (SOFTWARE) with ESMTP id QID\r\n"
@@ -191,6 +203,7 @@ class ServerSession final {
   Actions on_rcpt(const Command& cmd);
   Actions on_data();
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
+  Actions junk(std::string_view reply);   // a junk command's reply, an error past the junk limit
   Actions reply(std::string_view reply) const;
   Actions close(std::string_view reply);
   void reset_transaction();
@@ -212,6 +225,8 @@ class ServerSession final {
   bool discard_ = false;       // this message is discarded (a filter said so)
   bool discard_session_ = false;
   std::size_t errors_ = 0;
+  std::size_t junk_ = 0;
+  bool refused_data_ = false;
 };
 
 }  // namespace estafette::smtp

@@ -241,6 +241,10 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"dns_servers", {"127.0.0.1:0", "bad address '127.0.0.1:0'"}},
     {"dns_timeout", {"x", "expected a duration"}},
     {"dns_tries", {"11", "expected 1 to 10"}},
+    {"session_deadline", {"0", "expected a duration >= 1s"}},
+    {"greet_pause", {"soon", "expected a duration"}},
+    {"smtpd_junk_command_limit", {"-1", "expected a number (0 = no limit)"}},
+    {"ipv6_prefix_length", {"129", "expected 1 to 128"}},
 };
 // Paths that only lib/routing's Router reads, and paths made at run time: any value is taken.
 const std::set<std::string> kAnyValue = {"maildir_root",  "log_file",         "locals",

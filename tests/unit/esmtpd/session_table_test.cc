@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace estafette::esmtpd {
@@ -29,8 +30,12 @@ class SessionTableTest : public ::testing::Test {
   std::string dir_, path_;
 };
 
+// A key under which the addresses below fall into different buckets (the default key is random).
+constexpr base::SipKey kKey = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
 TEST_F(SessionTableTest, CountsAddressesAndNetworksAcrossTables) {
-  SessionTable a(path_), b(path_);  // two open file descriptions: two rows, as two processes
+  // Two open file descriptions: two rows, as two processes; IPv6 per address here.
+  SessionTable a(path_, 128, &kKey), b(path_, 128);
   EXPECT_NE(a.row(), b.row());
   auto s1 = a.add("192.0.2.1");
   auto s2 = b.add("192.0.2.1");
@@ -77,6 +82,71 @@ TEST_F(SessionTableTest, ADeadProcessRowIsSweptAndReused) {
   auto slot = other.add("203.0.113.10");
   live.sweep();
   EXPECT_EQ(live.counts("203.0.113.10").address, 1u);
+}
+
+TEST_F(SessionTableTest, IPv6CountsPerPrefixByDefault) {
+  SessionTable table(path_, 64, &kKey);
+  auto s1 = table.add("2001:db8:0:1::1");
+  auto s2 = table.add("2001:db8:0:1:ffff:ffff:ffff:ffff");  // the same /64: one client
+  EXPECT_EQ(table.counts("2001:db8:0:1::1").address, 2u);
+  EXPECT_EQ(table.counts("2001:db8:0:1:1234::").address, 2u);
+  EXPECT_EQ(table.counts("2001:db8:0:2::1").address, 0u);  // the next /64
+  EXPECT_EQ(table.counts("192.0.2.1").address, 0u);
+  auto s3 = table.add("192.0.2.1");
+  EXPECT_EQ(table.counts("192.0.2.2").address, 0u);  // IPv4 stays per address
+}
+
+TEST_F(SessionTableTest, PrefixLengthIsConfigurable) {
+  SessionTable table(path_, 48, &kKey);
+  auto s1 = table.add("2001:db8:1:1::1");
+  EXPECT_EQ(table.counts("2001:db8:1:ffff::9").address, 1u);  // same /48
+  EXPECT_EQ(table.counts("2001:db8:2::1").address, 0u);
+}
+
+// Two IPv4 addresses sharing an address bucket under the table's key: found by trying
+// (a birthday search, about 100 tries for 4096 buckets). Empty strings if none.
+std::pair<std::string, std::string> colliding_pair(SessionTable& table, int salt) {
+  std::vector<std::string> tried;
+  std::vector<SessionTable::Slot> slots;
+  for (int i = 0; i < 2000; ++i) {
+    std::string ip = "10." + std::to_string(salt) + "." + std::to_string(i / 250) + "." +
+                     std::to_string(i % 250 + 1);
+    if (table.counts(ip).address > 0) {
+      for (const auto& other : tried) {
+        slots.clear();  // release all, then test one against the other
+        slots.push_back(table.add(other));
+        if (table.counts(ip).address == 1) return {other, ip};
+      }
+    }
+    tried.push_back(ip);
+    slots.push_back(table.add(ip));
+  }
+  return {};
+}
+
+TEST_F(SessionTableTest, BucketsDependOnARandomKeyDrawnAtEachFreshStart) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  {
+    SessionTable first(path_);
+    for (int salt = 0; salt < 3; ++salt) {
+      pairs.push_back(colliding_pair(first, salt));
+      ASSERT_FALSE(pairs.back().first.empty());
+    }
+    SessionTable joined(path_);  // a second process while the first lives: the same key
+    for (const auto& [x, y] : pairs) {
+      auto slot = joined.add(x);
+      EXPECT_EQ(first.counts(y).address, 1u) << x << " " << y;
+    }
+  }
+  // Every table closed: the next start draws another key, and the pairs (almost surely: the
+  // chance that all three still collide is 4096^-3) fall apart.
+  SessionTable second(path_);
+  std::size_t still = 0;
+  for (const auto& [x, y] : pairs) {
+    auto slot = second.add(x);
+    still += second.counts(y).address;
+  }
+  EXPECT_LT(still, pairs.size());
 }
 
 TEST_F(SessionTableTest, EveryRowTaken) {

@@ -621,6 +621,132 @@ TEST(SmtpServerSession, WaitingWhileAChecksVerdictOrLookupIsPending) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hostile clients: junk commands, a body after a refused DATA, deadline, talking first.
+
+TEST(SmtpServerSession, JunkCommandsPastTheLimitCountAsErrors) {
+  ServerPolicy policy = TestPolicy();  // max_errors 5
+  policy.max_junk_commands = 3;
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  for (const char* junk : {"NOOP", "RSET", "VRFY x"})
+    EXPECT_EQ(Summarize(session.on_line(junk, LineStatus::Ok)), junk[0] == 'V' ? "252" : "250")
+        << junk;
+  EXPECT_EQ(session.error_count(), 0u);
+  // Beyond the limit each still gets its reply, and counts as an error.
+  EXPECT_EQ(Summarize(session.on_line("HELP", LineStatus::Ok)), "214");
+  EXPECT_EQ(session.error_count(), 1u);
+  // A delivered message starts the junk count again.
+  session.on_line(kMail, LineStatus::Ok);
+  session.on_line(kRcpt, LineStatus::Ok);
+  session.on_line("DATA", LineStatus::Ok);
+  session.on_data_end(DataStatus::Ok, 10);
+  session.on_queued("q1");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Summarize(session.on_line("NOOP", LineStatus::Ok)), "250");
+  EXPECT_EQ(session.error_count(), 1u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Summarize(session.on_line("NOOP", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(session.on_line("NOOP", LineStatus::Ok)), "250 421 CLOSE");
+  EXPECT_TRUE(session.closed());
+}
+
+TEST(SmtpServerSession, TheDefaultJunkLimitIsPostfixs) {
+  ServerPolicy policy;
+  ServerSession session(policy, TestClient());
+  session.start();
+  for (int i = 0; i < 100; ++i) session.on_line("NOOP", LineStatus::Ok);
+  EXPECT_EQ(session.error_count(), 0u);
+  std::string last;
+  for (int i = 0; i < 20; ++i) last = Summarize(session.on_line("NOOP", LineStatus::Ok));
+  EXPECT_EQ(last, "250 421 CLOSE");
+}
+
+TEST(SmtpServerSession, ALineThatIsNoCommandAfterARefusedDataIsABody) {
+  for (const char* first : {"DATA", "MAIL FROM:<a@remote.org>"}) {
+    ServerPolicy policy = TestPolicy();
+    ServerSession session(policy, TestClient());
+    session.start();
+    session.on_line("EHLO c", LineStatus::Ok);
+    session.on_line(first, LineStatus::Ok);
+    session.on_line("RCPT TO:<x@other.org>", LineStatus::Ok);  // relay denied
+    Actions data = session.on_line("DATA", LineStatus::Ok);
+    EXPECT_NE(Summarize(data), "354 DATA");
+    EXPECT_TRUE(session.refused_data());
+    Actions body = session.on_line("Subject: MAIL FROM:<x@y>", LineStatus::Ok);
+    EXPECT_EQ(Summarize(body), "421 CLOSE");
+    EXPECT_NE(ReplyText(body).find("421 4.5.0 "), std::string::npos) << ReplyText(body);
+    EXPECT_TRUE(session.closed());
+  }
+  // A bad line status is no command either.
+  ServerPolicy policy = TestPolicy();
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("DATA", LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_line("x", LineStatus::BareLineEnding)), "421 CLOSE");
+}
+
+TEST(SmtpServerSession, ACommandAfterARefusedDataIsServed) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_line("DATA", LineStatus::Ok)), "503");
+  EXPECT_TRUE(session.refused_data());
+  EXPECT_EQ(Summarize(session.on_line("RSET", LineStatus::Ok)), "250");
+  EXPECT_FALSE(session.refused_data());
+  EXPECT_EQ(Summarize(session.on_line("Subject: x", LineStatus::Ok)), "500");  // only right after
+  // The I/O layer found bytes the client sent before it could see the refusal.
+  session.on_line("DATA", LineStatus::Ok);
+  Actions early = session.on_early_input();
+  EXPECT_EQ(Summarize(early), "421 CLOSE");
+  EXPECT_TRUE(session.closed());
+}
+
+TEST(SmtpServerSession, OnlyARefusedDataMarksTheSession) {
+  ClientInfo client = TestClient();
+  client.filtered = true;
+  ServerPolicy policy = TestPolicy();
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  session.on_filter_verdict({});
+  session.on_line(kMail, LineStatus::Ok);
+  session.on_filter_verdict({});
+  session.on_line(kRcpt, LineStatus::Ok);
+  session.on_filter_verdict({});
+  EXPECT_EQ(Summarize(session.on_line("DATA", LineStatus::Ok)), "F-DATA");
+  EXPECT_FALSE(session.refused_data());  // not yet answered
+  EXPECT_EQ(Summarize(session.on_filter_verdict({FilterVerdict::Action::Reject, "", "f"})), "550");
+  EXPECT_TRUE(session.refused_data());
+  // A DATA answered 354 does not.
+  ServerSession plain(policy, TestClient());
+  plain.start();
+  plain.on_line("EHLO c", LineStatus::Ok);
+  plain.on_line(kMail, LineStatus::Ok);
+  plain.on_line(kRcpt, LineStatus::Ok);
+  EXPECT_EQ(Summarize(plain.on_line("DATA", LineStatus::Ok)), "354 DATA");
+  EXPECT_FALSE(plain.refused_data());
+}
+
+TEST(SmtpServerSession, DeadlineAndPregreetClose) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession late(policy, TestClient());
+  late.start();
+  late.on_line("EHLO c", LineStatus::Ok);
+  late.on_line(kMail, LineStatus::Ok);
+  late.on_line(kRcpt, LineStatus::Ok);
+  late.on_line("DATA", LineStatus::Ok);  // a slow body
+  Actions deadline = late.on_deadline();
+  EXPECT_EQ(Summarize(deadline), "421 CLOSE");
+  EXPECT_NE(ReplyText(deadline).find("421 4.4.2 mx.example "), std::string::npos);
+  EXPECT_TRUE(late.on_deadline().empty());
+  ServerSession eager(policy, TestClient());  // no greeting yet
+  Actions pregreet = eager.on_pregreet();
+  EXPECT_EQ(Summarize(pregreet), "554 CLOSE");
+  EXPECT_NE(ReplyText(pregreet).find("554 5.5.1 "), std::string::npos);
+  EXPECT_TRUE(eager.closed());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Envelope, Received header.
 
 TEST(SmtpServerSession, DsnParametersGoIntoTheEnvelope) {
@@ -961,10 +1087,11 @@ INSTANTIATE_TEST_SUITE_P(
                    kHead + "DATA\r\nx\r.\rMAIL FROM:<e@remote.org>\r\n.\r\nNOOP\r\n",
                    "220 250 250 250 354 550 250",
                    {}},
-        StreamCase{"DataRejectedBodyIsCommands",
+        // Issue 13: the body a client sends after a refused DATA is not run as commands.
+        StreamCase{"DataRefusedBodyIsNotCommands",
                    "EHLO c\r\nMAIL FROM:<a@remote.org>\r\nRCPT TO:<x@other.org>\r\nDATA\r\n"
-                   "hello\r\n.\r\nQUIT\r\n",
-                   "220 250 250 550 554 500 500 221",
+                   "hello\r\nMAIL FROM:<e@remote.org>\r\n.\r\nQUIT\r\n",
+                   "220 250 250 550 554 421",
                    {}},
         StreamCase{"TooBig",
                    kHead + "DATA\r\n" + std::string(1200, 'x') + "\r\n.\r\nRSET\r\n",
