@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "esmtpd/message_memory.h"
 #include "esmtpd/session_table.h"
 #include "filters/chain.h"
 #include "filters/filter_set.h"
@@ -24,6 +25,7 @@
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
+#include "lib/smtp/dotstuff.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
 
@@ -57,6 +59,10 @@ struct ConnectionContext {
   // The server's current routing (reloads swap it): the record's recipients are the expansion
   // of the RCPT addresses.
   const std::shared_ptr<const routing::Router>& router;
+  // The process's budget for messages held in memory (filtered ones), and the header limits
+  // every message is read with.
+  MessageMemory& memory;
+  smtp::HeaderLimits header_limits;
 };
 
 // This connection's checks, decided by the Admission.
@@ -92,6 +98,7 @@ class Connection final {
   void filter_action(const smtp::Action& action);
   void filter_answer(const filters::Verdict& verdict, const char* phase);
   void filter_whole_message();
+  void drop_buffer();  // the buffered message is refused or done: its memory goes back
   filters::Macros connect_macros() const;
   void begin_data();
   void commit();
@@ -140,7 +147,9 @@ class Connection final {
   std::optional<smtp::Action> deferred_filter_;  // waits for the connect stage
   bool filter_in_message_ = false;               // MAIL went to the filters, no eom yet
   bool buffering_ = false;                       // DATA goes to filter_buffer_, not the queue
-  std::string filter_buffer_;                    // wire form, our Received header first
+  std::string filter_buffer_;                    // plain form (unstuffed), our Received first
+  smtp::Unstuffer unstuffer_;                    // wire -> filter_buffer_, as it arrives
+  MessageMemory::Reservation buffer_charge_;     // filter_buffer_ (then the parsed message)
   queue::QueueId filter_id_;
   event::CallbackGuard guard_;  // last: callbacks handed out die first
 };
