@@ -50,14 +50,25 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
       data_(
           [this](std::string_view bytes) {
             if (!hops_.header_done()) hops_.feed(bytes);
-            if (buffering_)
-              filter_buffer_.append(bytes);
-            else if (message_ && !append_failed_ && !message_->append(bytes))
+            if (buffering_) {
+              unstuffer_.feed(bytes, filter_buffer_);
+              if (!buffer_charge_.grow_to(filter_buffer_.capacity())) {
+                // Over the process's budget: the rest is read and dropped, 452 4.3.1 at the end.
+                logger().warning(
+                    "message memory budget exhausted session=" + std::to_string(number_) +
+                    " used=" + std::to_string(ctx_.memory.used()) +
+                    " limit=" + std::to_string(ctx_.memory.limit()));
+                data_.refuse(smtp::DataStatus::NoStorage);
+                drop_buffer();
+              }
+            } else if (message_ && !append_failed_ && !message_->append(bytes)) {
               append_failed_ = true;  // the rest is read and dropped; 451/452 at the end
+            }
           },
-          context.policy.max_message_size),
+          context.policy.max_message_size, smtp::kDefaultMaxDataLine, context.header_limits),
       started_(event::Clock::now()),
-      setup_(std::move(checks)) {}
+      setup_(std::move(checks)),
+      buffer_charge_(context.memory) {}
 
 Connection::~Connection() {
   if (timer_) ctx_.loop.cancel_timer(timer_);
@@ -349,14 +360,18 @@ void Connection::filter_action(const smtp::Action& action) {
   }
 }
 
+void Connection::drop_buffer() {
+  buffering_ = false;
+  std::string().swap(filter_buffer_);
+  buffer_charge_.release();
+}
+
 void Connection::filter_whole_message() {
   buffering_ = false;
-  std::string plain;
-  smtp::unstuff_append(filter_buffer_, plain);
-  filter_buffer_.clear();
-  filter_buffer_.shrink_to_fit();
-  auto parsed = std::make_shared<filters::ParsedMessage>(filters::parse_message(plain));
-  plain.clear();
+  // The buffer becomes the parsed message's body in place (no copy); the charge stays until
+  // the record is written.
+  auto parsed = std::make_shared<filters::ParsedMessage>(
+      filters::parse_message_in_place(std::exchange(filter_buffer_, std::string())));
   filters::filter_message(
       *filters_, parsed, {{"i", filter_id_}},
       [this, parsed](const filters::Verdict& v, std::vector<filters::Modification> mods) {
@@ -367,13 +382,21 @@ void Connection::filter_whole_message() {
           const auto& env = session_.envelope();
           filters::Envelope fenv{env.sender, env.recipients, {}};
           filters::apply(mods, *parsed, fenv);
+          std::size_t size = parsed->body.size() + 2;
+          for (const auto& h : parsed->headers) size += h.name.size() + h.value.size() + 3;
           if (!fenv.quarantine.empty()) {
             // No hold queue yet: the reason travels with the message and the log.
             parsed->headers.push_back({"X-Estafette-Quarantine", " " + fenv.quarantine});
             logger().warning("filter quarantine id=" + filter_id_ + " reason=\"" + fenv.quarantine +
                              "\"");
           }
-          if (fenv.recipients.empty()) {
+          if (size > ctx_.policy.max_message_size) {
+            // The filters' changes (a replaced body, added headers) made it too big.
+            logger().warning("filter id=" + filter_id_ + ": the message is " +
+                             std::to_string(size) + " bytes after the filters' changes, over " +
+                             "max_message_size; refused");
+            verdict = {A::ReplyCode, "552 5.3.4 Message size exceeds fixed limit", {}};
+          } else if (fenv.recipients.empty()) {
             logger().notice("filter id=" + filter_id_ +
                             ": the filters removed every recipient; discarded");
             verdict.action = A::Discard;
@@ -381,11 +404,13 @@ void Connection::filter_whole_message() {
             auto qenv = queue_envelope(fenv.sender, fenv.recipients);
             qenv.id = filter_id_;
             if (create_record(std::move(qenv)) &&
-                !message_->append(smtp::stuff(filters::render_message(*parsed))))
+                !filters::write_wire(
+                    *parsed, [this](std::string_view piece) { return message_->append(piece); }))
               append_failed_ = true;
           }
         }
         filter_id_.clear();
+        buffer_charge_.release();
         filter_answer(verdict, "eom");
       });
 }
@@ -580,6 +605,7 @@ void Connection::process_input() {
                          session_.client().peer_text() + ": " + std::to_string(hops_.received()) +
                          " Received: fields, max_hops=" + std::to_string(ctx_.policy.max_hops));
       run(session_.on_data_end(status, size, hops_.received()));
+      if (buffering_) drop_buffer();  // refused (too big, ...): the filters never see it
     } else {
       smtp::Line line;
       auto r = commands_.feed(avail, line);
@@ -636,9 +662,13 @@ void Connection::begin_data() {
     // The filters see the whole message before it is queued (they may change it), so it is
     // kept here until their verdict; then filter_whole_message() makes the record.
     buffering_ = true;
-    filter_buffer_.clear();
+    unstuffer_ = smtp::Unstuffer();
     if (filter_id_.empty()) filter_id_ = queue::make_queue_id();
-    filter_buffer_ = session_.received_header(filter_id_, std::time(nullptr));
+    filter_buffer_ = session_.received_header(filter_id_, std::time(nullptr));  // no dot to unstuff
+    if (!buffer_charge_.grow_to(filter_buffer_.capacity())) {
+      data_.refuse(smtp::DataStatus::NoStorage);
+      drop_buffer();
+    }
     return;
   }
   if (!create_record(queue_envelope(env.sender, env.recipients))) return;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "esmtpd/message_memory.h"
 #include "esmtpd/session_table.h"
 #include "filters/chain.h"
 #include "filters/filter_set.h"
@@ -30,6 +31,7 @@
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
 #include "lib/smtp/hop_count.h"
+#include "lib/smtp/dotstuff.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
 
@@ -65,6 +67,10 @@ struct ConnectionContext {
   const std::shared_ptr<const routing::Router>& router;
   std::chrono::seconds session_deadline;  // a whole session, at most
   std::chrono::milliseconds greet_pause;  // the greeting never sooner (pregreet detection)
+  // The process's budget for messages held in memory (filtered ones), and the header limits
+  // every message is read with.
+  MessageMemory& memory;
+  smtp::HeaderLimits header_limits;
 };
 
 // This connection's checks, decided by the Admission.
@@ -103,6 +109,7 @@ class Connection final {
   void filter_action(const smtp::Action& action);
   void filter_answer(const filters::Verdict& verdict, const char* phase);
   void filter_whole_message();
+  void drop_buffer();  // the buffered message is refused or done: its memory goes back
   filters::Macros connect_macros() const;
   void begin_data();
   void commit();
@@ -162,7 +169,9 @@ class Connection final {
   std::optional<smtp::Action> deferred_filter_;  // waits for the connect stage
   bool filter_in_message_ = false;               // MAIL went to the filters, no eom yet
   bool buffering_ = false;                       // DATA goes to filter_buffer_, not the queue
-  std::string filter_buffer_;                    // wire form, our Received header first
+  std::string filter_buffer_;                    // plain form (unstuffed), our Received first
+  smtp::Unstuffer unstuffer_;                    // wire -> filter_buffer_, as it arrives
+  MessageMemory::Reservation buffer_charge_;     // filter_buffer_ (then the parsed message)
   queue::QueueId filter_id_;
   event::CallbackGuard guard_;  // last: callbacks handed out die first
 };

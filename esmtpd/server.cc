@@ -50,6 +50,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
       resolver_(loop, config::resolver_options(config)),
       admission_(config, config.run_dir()),
       filters_(loop, config),
+      memory_(config.message_memory_budget),
       courierd_(loop, config.courierd_socket()) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
@@ -63,13 +64,31 @@ Server::Server(event::Loop& loop, const config::Config& config,
     auto e = router_->expand(address);
     return smtp::RecipientVerdict{e.ours, e.reply};
   };
+  policy_.admit_buffered = [this](std::size_t declared) {
+    if (memory_.admits(declared)) return true;
+    base::log("esmtpd").warning(
+        "message memory budget exhausted at DATA used=" + std::to_string(memory_.used()) +
+        " limit=" + std::to_string(memory_.limit()));
+    return false;
+  };
   committer_ = std::make_unique<queue::Committer>(loop, *backend_);
   context_ = std::make_unique<ConnectionContext>(
-      ConnectionContext{loop, policy_, *backend_, *committer_,
+      ConnectionContext{loop,
+                        policy_,
+                        *backend_,
+                        *committer_,
                         [this](const std::string& id) { courierd_.notify(id); },
-                        config.smtpd_timeout, config.max_line_length, resolver_, config.greet_wait,
-                        config.dnsbl_action, config.dnsbl_threshold, counters_, filters_, router_,
-                        config.session_deadline, config.greet_pause});
+                        config.smtpd_timeout,
+                        config.max_line_length,
+                        resolver_,
+                        config.greet_wait,
+                        config.dnsbl_action,
+                        config.dnsbl_threshold,
+                        counters_,
+                        filters_,
+                        router_,
+                        memory_,
+                        {config.max_header_count, config.max_header_size}});
   schedule_stats();
   const bool shared = processes > 1;
   listeners_ = std::move(listeners);

@@ -22,6 +22,7 @@
 #include "esmtpd/admission.h"
 #include "esmtpd/connection.h"
 #include "esmtpd/courierd_link.h"
+#include "esmtpd/message_memory.h"
 #include "filters/filter_set.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
@@ -77,6 +78,7 @@ class Server final {
   Admission admission_;
   CheckCounters counters_;
   filters::FilterSet filters_;
+  MessageMemory memory_;  // messages held in memory by every session (filtered ones)
   event::TimerId stats_timer_ = 0;
   CourierdLink courierd_;
   std::unique_ptr<ConnectionContext> context_;

@@ -4,9 +4,13 @@
 #include <iterator>
 #include <utility>
 
+#include "lib/base/log.h"
+
 namespace estafette::filters {
 
-Chain::Chain(event::Loop& loop, std::vector<std::unique_ptr<Filter>> filters) : loop_(loop) {
+Chain::Chain(event::Loop& loop, std::vector<std::unique_ptr<Filter>> filters,
+             ModificationLimits limits)
+    : loop_(loop), limits_(limits) {
   for (auto& f : filters) entries_.push_back({std::move(f), false});
 }
 
@@ -21,8 +25,21 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
   Filter& filter = *entries_[i].filter;
   // The filter is destroyed with the Chain, and with it this callback: `this` is safe here.
   (*step)(filter, [this, i, step, mods = std::move(mods), done = std::move(done)](
-                      const Verdict& v, std::vector<Modification> more) mutable {
+                      const Verdict& answer, std::vector<Modification> more) mutable {
     using A = Verdict::Action;
+    const std::string& name = entries_[i].filter->name();
+    Verdict v = answer;
+    // What the filter answered is checked before anything of it is used.
+    std::string invalid;
+    if (v.action == A::ReplyCode)
+      invalid = check_reply(v.text);
+    else if ((v.action == A::Continue || v.action == A::Accept) && !more.empty())
+      invalid = check_modifications(more, limits_);
+    if (invalid.empty() && mods.size() + more.size() > limits_.max_modifications)
+      invalid = "more than " + std::to_string(limits_.max_modifications) +
+                " modifications in one message";
+    if (!invalid.empty())
+      v = Verdict{A::Failed, "filter " + name + ": invalid answer: " + invalid, name};
     if (v.action == A::Continue || v.action == A::Accept) {
       mods.insert(mods.end(), std::make_move_iterator(more.begin()),
                   std::make_move_iterator(more.end()));
@@ -33,7 +50,12 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
       done(v, {});
       return;
     }
-    switch (entries_[i].filter->default_action()) {
+    const DefaultAction action = entries_[i].filter->default_action();
+    base::log("filters").warning("filter " + name + " failed: " + v.text + "; default action " +
+                                 (action == DefaultAction::Accept   ? "accept"
+                                  : action == DefaultAction::Reject ? "reject"
+                                                                    : "tempfail"));
+    switch (action) {
       case DefaultAction::Accept:
         entries_[i].dropped = true;
         run(i + 1, std::move(step), std::move(mods), std::move(done));
@@ -116,9 +138,9 @@ void Chain::eoh(const Macros& macros, Callback done) {
 }
 
 void Chain::body(std::string_view bytes, Callback done) {
-  start(
-      [bytes = std::string(bytes)](Filter& f, EomCallback d) { f.body(bytes, wrap(std::move(d))); },
-      plain(std::move(done)));
+  // No copy: the caller keeps the bytes until `done` (a body is the size of the message).
+  start([bytes](Filter& f, EomCallback d) { f.body(bytes, wrap(std::move(d))); },
+        plain(std::move(done)));
 }
 
 void Chain::eom(const Macros& macros, EomCallback done) {

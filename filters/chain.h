@@ -9,6 +9,10 @@
 // answer Tempfail/Reject (text empty, so the session uses its own 451/550 reply; `filter` says
 // which one). So a Chain never answers Failed. Every filter sees the original message; eom()
 // returns the modifications of all filters, concatenated in filter order, for the caller to apply.
+// Nothing a filter answers is trusted (filters/validate.h): a ReplyCode whose text fails
+// check_reply(), or modifications that fail check_modifications() (each, and their number
+// together with the earlier filters'), are that filter's failure, handled as above. Every failure
+// is logged (logger "filters", warning) with the filter's name and the reason.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +25,7 @@
 
 #include "filters/filter.h"
 #include "filters/types.h"
+#include "filters/validate.h"
 #include "lib/event/loop.h"
 
 namespace estafette::filters {
@@ -30,7 +35,8 @@ class Chain final {
   using Callback = Filter::Callback;
   using EomCallback = Filter::EomCallback;
 
-  Chain(event::Loop& loop, std::vector<std::unique_ptr<Filter>> filters);
+  Chain(event::Loop& loop, std::vector<std::unique_ptr<Filter>> filters,
+        ModificationLimits limits = {});
   Chain(const Chain&) = delete;
   Chain& operator=(const Chain&) = delete;
 
@@ -44,7 +50,7 @@ class Chain final {
   void data(const Macros& macros, Callback done);
   void header(std::string_view name, std::string_view value, Callback done);
   void eoh(const Macros& macros, Callback done);
-  void body(std::string_view bytes, Callback done);
+  void body(std::string_view bytes, Callback done);  // bytes stay valid until done runs
   void eom(const Macros& macros, EomCallback done);
   void abort();  // every filter not dropped
   void quit();   // every filter
@@ -63,6 +69,7 @@ class Chain final {
 
   event::Loop& loop_;
   std::vector<Entry> entries_;
+  ModificationLimits limits_;
   event::CallbackGuard guard_;  // last: dies first, before the filters
 };
 

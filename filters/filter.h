@@ -46,7 +46,9 @@ class Filter {
   virtual void data(const Macros& macros, Callback done) = 0;
   virtual void header(std::string_view name, std::string_view value, Callback done) = 0;
   virtual void eoh(const Macros& macros, Callback done) = 0;
-  virtual void body(std::string_view bytes, Callback done) = 0;  // CRLF, not dot-stuffed
+  // CRLF, not dot-stuffed. The caller keeps `bytes` valid until `done` runs (or the filter is
+  // destroyed), so that a message's body is never copied whole.
+  virtual void body(std::string_view bytes, Callback done) = 0;
   virtual void eom(const Macros& macros, EomCallback done) = 0;
   virtual void abort() = 0;  // the message ends (RSET, rejected); no pending call
   virtual void quit() = 0;   // the session ends; no callback

@@ -16,9 +16,17 @@ DefaultAction default_action_of(const config::Config& config) {
   parse_default_action(config.milter_default_action, action);  // load_config checked the word
   return action;
 }
+
+ModificationLimits limits_of(const config::Config& config) {
+  ModificationLimits limits;
+  limits.max_header_value = config.max_header_size;
+  limits.max_body = config.max_message_size;
+  return limits;
+}
 }  // namespace
 
-FilterSet::FilterSet(event::Loop& loop, const config::Config& config) : loop_(loop) {
+FilterSet::FilterSet(event::Loop& loop, const config::Config& config)
+    : loop_(loop), limits_(limits_of(config)) {
   const DefaultAction action = default_action_of(config);
   for (const auto& spec : config.filters) {
     Opener open;
@@ -64,6 +72,8 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
   options.command_timeout = config.milter_command_timeout;
   options.content_timeout = config.milter_content_timeout;
   options.default_action = default_action;
+  options.max_modifications = limits_of(config).max_modifications;
+  options.max_body = config.max_message_size;
   out = [options](event::Loop& loop) -> std::unique_ptr<Filter> {
     return std::make_unique<milter::Client>(loop, options);
   };
@@ -73,7 +83,7 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
 std::unique_ptr<Chain> FilterSet::open_chain() const {
   std::vector<std::unique_ptr<Filter>> filters;
   for (const auto& open : entries_) filters.push_back(open(loop_));
-  return std::make_unique<Chain>(loop_, std::move(filters));
+  return std::make_unique<Chain>(loop_, std::move(filters), limits_);
 }
 
 }  // namespace estafette::filters

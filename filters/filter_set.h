@@ -49,6 +49,7 @@ class FilterSet final {
 
   event::Loop& loop_;
   std::vector<Opener> entries_;
+  ModificationLimits limits_;  // from max_header_size and max_message_size
 };
 
 }  // namespace estafette::filters

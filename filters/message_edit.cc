@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
+
+#include "lib/smtp/dotstuff.h"
 
 namespace estafette::filters {
 
@@ -49,18 +52,16 @@ std::string bare(std::string_view address) {
 
 }  // namespace
 
-ParsedMessage parse_message(std::string_view plain) {
-  ParsedMessage m;
+namespace {
+// The header fields of `plain` into m.headers; returns where the body starts.
+std::size_t parse_header(std::string_view plain, ParsedMessage& m) {
   std::size_t at = 0;
   while (at < plain.size()) {
     std::size_t eol = plain.find("\r\n", at);
     std::size_t next = eol == std::string_view::npos ? plain.size() : eol + 2;
     std::string_view line =
         plain.substr(at, (eol == std::string_view::npos ? plain.size() : eol) - at);
-    if (line.empty()) {  // the empty line: the body follows it
-      m.body = std::string(plain.substr(next));
-      return m;
-    }
+    if (line.empty()) return next;  // the empty line: the body follows it
     std::size_t colon = 0;
     if ((line[0] == ' ' || line[0] == '\t') && !m.headers.empty()) {
       m.headers.back().value += "\r\n";
@@ -69,12 +70,56 @@ ParsedMessage parse_message(std::string_view plain) {
       m.headers.push_back(
           {std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
     } else {
-      m.body = std::string(plain.substr(at));  // not a header line: the body starts here
-      return m;
+      return at;  // not a header line: the body starts here
     }
     at = next;
   }
+  return at;
+}
+}  // namespace
+
+ParsedMessage parse_message(std::string_view plain) {
+  ParsedMessage m;
+  m.body = std::string(plain.substr(parse_header(plain, m)));
   return m;
+}
+
+ParsedMessage parse_message_in_place(std::string&& plain) {
+  ParsedMessage m;
+  std::size_t body = parse_header(plain, m);
+  m.body = std::move(plain);
+  m.body.erase(0, body);
+  return m;
+}
+
+bool write_wire(const ParsedMessage& message, const std::function<bool(std::string_view)>& sink) {
+  constexpr std::size_t kPiece = 64 * 1024;
+  std::string head;
+  for (const auto& h : message.headers) {
+    head += h.name;
+    head += ':';
+    head += h.value;
+    head += "\r\n";
+  }
+  head += "\r\n";
+  if (!sink(smtp::stuff(head))) return false;
+  std::string_view body = message.body;
+  while (!body.empty()) {
+    // Cut after a line end, so that the next piece starts a line (stuff() treats it as one).
+    std::size_t cut = body.size() <= kPiece ? std::string_view::npos : body.find('\n', kPiece);
+    std::size_t n = cut == std::string_view::npos ? body.size() : cut + 1;
+    if (!sink(smtp::stuff(body.substr(0, n)))) return false;
+    body.remove_prefix(n);
+  }
+  return true;
+}
+
+std::string sanitize_reason(std::string_view reason) {
+  constexpr std::size_t kMax = 200;
+  std::string out(reason.substr(0, kMax));
+  for (char& c : out)
+    if (c < 32 || c > 126 || c == '"' || c == '\\') c = '?';
+  return out.empty() ? "quarantined by a filter" : out;
 }
 
 std::string render_message(const ParsedMessage& message) {
@@ -136,7 +181,7 @@ void apply(const std::vector<Modification>& mods, ParsedMessage& message, Envelo
         message.body = crlf(mod.body);
         break;
       case K::Quarantine:
-        envelope.quarantine = mod.text.empty() ? "quarantined by a filter" : mod.text;
+        envelope.quarantine = sanitize_reason(mod.text);
         break;
       case K::ChangeFrom:
         envelope.sender = bare(mod.address);

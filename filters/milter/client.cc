@@ -157,7 +157,7 @@ void Client::finish(Verdict verdict) {
   Stage stage = std::exchange(pending_, Stage::None);
   loop_.cancel_timer(timer_);
   timer_ = 0;
-  body_rest_.clear();
+  body_rest_ = {};
   if (stage == Stage::Eom) {
     auto done = std::move(eom_done_);
     eom_done_ = nullptr;
@@ -182,7 +182,10 @@ void Client::end_message() {
 }
 
 void Client::queue_write(std::string bytes) {
-  out_.append(bytes);
+  if (out_.empty())
+    out_ = std::move(bytes);
+  else
+    out_.append(bytes);
   flush();
 }
 
@@ -396,21 +399,23 @@ void Client::body(std::string_view bytes, Callback done) {
   bool skip = has(SMFIP_NOBODY) || body_skipped_ || bytes.empty();
   std::string_view first = bytes.substr(0, kChunkSize);
   if (has(SMFIP_NR_BODY)) {
-    // No replies: every chunk goes out at once.
+    // No replies: every chunk goes out at once (into the output buffer, one copy).
     std::string all;
-    for (std::size_t at = first.size(); at < bytes.size(); at += kChunkSize)
-      all += encode_body(bytes.substr(at, kChunkSize));
-    send_stage(Stage::Body, -1, 0, nullptr, encode_body(first) + all, skip, true, std::move(done));
+    if (!skip) {
+      all.reserve(bytes.size() + (bytes.size() / kChunkSize + 1) * 5);
+      for (std::size_t at = 0; at < bytes.size(); at += kChunkSize)
+        all += encode_body(bytes.substr(at, kChunkSize));
+    }
+    send_stage(Stage::Body, -1, 0, nullptr, std::move(all), skip, true, std::move(done));
     return;
   }
   send_stage(Stage::Body, -1, 0, nullptr, encode_body(first), skip, false, std::move(done));
-  if (pending_ == Stage::Body) body_rest_.assign(bytes.substr(first.size()));
+  if (pending_ == Stage::Body) body_rest_ = bytes.substr(first.size());  // the caller's bytes
 }
 
 void Client::send_next_body_chunk() {
-  std::string_view rest = body_rest_;
-  std::string packet = encode_body(rest.substr(0, kChunkSize));
-  body_rest_.erase(0, std::min(body_rest_.size(), kChunkSize));
+  std::string packet = encode_body(body_rest_.substr(0, kChunkSize));
+  body_rest_.remove_prefix(std::min(body_rest_.size(), kChunkSize));
   arm_timer(timeout_for(Stage::Body));
   queue_write(std::move(packet));
 }
@@ -434,6 +439,7 @@ void Client::abort() {
   if (pending_ != Stage::None) {
     // The milter's answer to the pending call would be taken for the answer to the next one.
     pending_ = Stage::None;
+    body_rest_ = {};
     done_ = nullptr;
     eom_done_ = nullptr;
     fail("aborted while a reply was pending");
@@ -450,6 +456,7 @@ void Client::quit() {
     (void)::send(fd_.get(), q.data(), q.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   pending_ = Stage::None;
+  body_rest_ = {};
   done_ = nullptr;
   eom_done_ = nullptr;
   if (watching_) loop_.remove_fd(fd_.get());
@@ -526,9 +533,15 @@ void Client::on_reply(Reply& reply) {
     return has(SMFIP_HDR_LEADSPC) ? std::move(reply.value) : " " + reply.value;
   };
   using K = Modification::Kind;
+  // A milter could send changes (and body chunks) for ever: memory stays bounded.
   auto add = [this](K kind) {
+    if (mods_.size() >= options_.max_modifications) {
+      fail("more than " + std::to_string(options_.max_modifications) + " modifications");
+      return false;
+    }
     mods_.emplace_back();
     mods_.back().kind = kind;
+    return true;
   };
   switch (reply.type) {
     case ReplyType::Continue:
@@ -570,14 +583,14 @@ void Client::on_reply(Reply& reply) {
     case ReplyType::AddHeader:
     case ReplyType::InsertHeader:
       if (!need(SMFIF_ADDHDRS)) return;
-      add(reply.type == ReplyType::AddHeader ? K::AddHeader : K::InsertHeader);
+      if (!add(reply.type == ReplyType::AddHeader ? K::AddHeader : K::InsertHeader)) return;
       mods_.back().name = std::move(reply.name);
       mods_.back().value = header_value();
       mods_.back().index = reply.index;
       return;
     case ReplyType::ChangeHeader:
       if (!need(SMFIF_CHGHDRS)) return;
-      add(K::ChangeHeader);
+      if (!add(K::ChangeHeader)) return;
       mods_.back().value = reply.value.empty() ? std::string() : header_value();
       mods_.back().name = std::move(reply.name);
       mods_.back().index = reply.index;
@@ -592,7 +605,7 @@ void Client::on_reply(Reply& reply) {
           : reply.type == ReplyType::DelRcpt    ? std::pair{K::DelRcpt, SMFIF_DELRCPT}
                                                 : std::pair{K::ChangeFrom, SMFIF_CHGFROM};
       if (!need(action)) return;
-      add(kind);
+      if (!add(kind)) return;
       mods_.back().address = std::move(reply.address);
       mods_.back().args = std::move(reply.args);
       return;
@@ -600,12 +613,18 @@ void Client::on_reply(Reply& reply) {
     case ReplyType::ReplaceBody:
       if (!need(SMFIF_CHGBODY)) return;
       // Chunks of one replacement arrive as consecutive replies.
-      if (mods_.empty() || mods_.back().kind != K::ReplaceBody) add(K::ReplaceBody);
+      if (mods_.empty() || mods_.back().kind != K::ReplaceBody) {
+        if (!add(K::ReplaceBody)) return;
+      }
+      if (reply.body.size() > options_.max_body - mods_.back().body.size()) {
+        fail("replacement body larger than " + std::to_string(options_.max_body));
+        return;
+      }
       mods_.back().body += reply.body;
       return;
     case ReplyType::Quarantine:
       if (!need(SMFIF_QUARANTINE)) return;
-      add(K::Quarantine);
+      if (!add(K::Quarantine)) return;
       mods_.back().text = std::move(reply.text);
       return;
     case ReplyType::OptNeg:

@@ -61,6 +61,10 @@ struct Options {
   std::chrono::milliseconds command_timeout{30000};   // milter_command_timeout
   std::chrono::milliseconds content_timeout{300000};  // milter_content_timeout: headers to eom
   filters::DefaultAction default_action = filters::DefaultAction::Tempfail;  // used by Chain
+  // Bounds on what one end of message may bring, checked as the replies arrive (the Chain checks
+  // the rest): more modifications, or a larger replacement body, fail the session.
+  std::size_t max_modifications = 1000;
+  std::size_t max_body = 10 << 20;  // max_message_size
 };
 
 class Client final : public filters::Filter {
@@ -161,7 +165,7 @@ class Client final : public filters::Filter {
   bool in_message_ = false;
   bool message_done_ = false;  // a message-stage verdict ended filtering for this message
   bool body_skipped_ = false;
-  std::string body_rest_;  // body still to send after the current chunk's reply
+  std::string_view body_rest_;  // the caller's body still to send after this chunk's reply
   std::vector<Modification> mods_;
   event::CallbackGuard guard_;  // last: posted callbacks die first
 };

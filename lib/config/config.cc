@@ -207,6 +207,9 @@ void finish(ParseState& s, const std::string& name) {
   c.state_dir = base::absolute_path(c.state_dir);
   if (c.maildir_root.empty()) c.maildir_root = c.state_dir + "/maildir";
   if (c.listen.empty()) fail(name, "listen: at least one address is needed");
+  if (c.message_memory_budget != 0 && c.message_memory_budget < c.max_message_size)
+    fail(name, "message_memory_budget (" + std::to_string(c.message_memory_budget) +
+                   ") is less than max_message_size (" + std::to_string(c.max_message_size) + ")");
   if (c.max_per_host > c.max_deliveries)
     fail(name, "MAXHOST (" + std::to_string(c.max_per_host) + ") exceeds MAXDELS (" +
                    std::to_string(c.max_deliveries) + ")");

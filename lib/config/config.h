@@ -117,6 +117,9 @@ struct Config {
   Seconds program_timeout{60};               // then the program's process group is killed
 
   std::size_t max_message_size = 10 << 20;
+  std::size_t max_header_count = 1000;            // header fields per message (552 5.3.4 beyond)
+  std::size_t max_header_size = 102400;           // one header field (Postfix's header_size_limit)
+  std::size_t message_memory_budget = 256 << 20;  // per esmtpd process, messages held in memory
   std::size_t max_recipients = 1000;
   std::size_t max_line_length = 2048;
   // Mail loops (Postfix's hopcount_limit): the most Received: fields a message may carry, ours

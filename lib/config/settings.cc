@@ -295,6 +295,13 @@ constexpr Setting kSettings[] = {
     {"relay_clients", "", cidrs, "Networks (CIDR) that may relay to any domain."},
     {"max_message_size", "10M", size<&Config::max_message_size, 1024>,
      "Announced with SIZE and enforced."},
+    {"max_header_count", "1000", count<&Config::max_header_count>,
+     "Header fields per message; more: 552 5.3.4."},
+    {"max_header_size", "100K", size<&Config::max_header_size, 1000>,
+     "One header field with its continuation lines; larger: 552 5.3.4 (header_size_limit)."},
+    {"message_memory_budget", "256M", size<&Config::message_memory_budget, 0>,
+     "Per esmtpd process: filtered messages held in memory together; over it 452 4.3.1; 0: no "
+     "limit."},
     {"max_recipients", "1000", count<&Config::max_recipients>, "Recipients per message."},
     {"max_line_length", "2048", size<&Config::max_line_length, 512>,
      "Command lines, with CRLF (at least 512)."},

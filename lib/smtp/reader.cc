@@ -16,6 +16,13 @@ std::size_t next_line_break(std::string_view data, std::size_t from) {
   if (const void* lf = std::memchr(start, '\n', n)) n = static_cast<const char*>(lf) - start;
   return from + n;
 }
+// The first CR, LF or NUL at or after from, or data.size().
+std::size_t next_special(std::string_view data, std::size_t from) {
+  std::size_t end = next_line_break(data, from);
+  if (const void* nul = std::memchr(data.data() + from, '\0', end - from))
+    end = static_cast<std::size_t>(static_cast<const char*>(nul) - data.data());
+  return end;
+}
 }  // namespace
 
 CommandReader::CommandReader(std::size_t max_line) : max_text_(max_line > 2 ? max_line - 2 : 0) {}
@@ -66,15 +73,55 @@ CommandReader::FeedResult CommandReader::feed(std::string_view data, Line& out) 
   return {data.size(), false};
 }
 
-DataReader::DataReader(Sink sink, std::size_t max_size, std::size_t max_line)
-    : sink_(std::move(sink)), max_size_(max_size), max_line_(max_line) {}
+DataReader::DataReader(Sink sink, std::size_t max_size, std::size_t max_line, HeaderLimits headers)
+    : sink_(std::move(sink)), max_size_(max_size), max_line_(max_line), header_limits_(headers) {
+  reset();
+}
 
 void DataReader::reset() {
   state_ = State::kLineStart;
   status_ = DataStatus::Ok;
   size_ = 0;
   line_len_ = 0;
+  // Without header limits nothing is counted: the header takes the fast path too.
+  in_header_ = header_limits_.max_count != 0 || header_limits_.max_field_size != 0;
+  in_name_ = false;
+  fields_ = 0;
+  field_size_ = 0;
   out_.clear();
+}
+
+// One byte of the message header (line_len_ counts it already): counts the fields and their
+// sizes. A line that is neither a field ("name:", name of printable ASCII) nor a continuation of
+// one starts the body, as in filters::parse_message; so does the empty line.
+void DataReader::header_byte(char c) {
+  if (line_len_ == 1) {
+    if (c == '\r' || ((c == ' ' || c == '\t') && fields_ == 0)) {
+      in_header_ = false;
+      return;
+    }
+    if (c != ' ' && c != '\t') {
+      in_name_ = true;
+      field_size_ = 0;
+    }
+  }
+  if (in_name_) {
+    if (c == ':' && line_len_ > 1) {
+      in_name_ = false;
+      if (++fields_ > header_limits_.max_count && header_limits_.max_count != 0) {
+        fail(DataStatus::TooManyHeaders);
+        in_header_ = false;  // nothing more to count: the rest takes the fast path
+        return;
+      }
+    } else if (c == ':' || c <= 32 || c >= 127) {
+      in_header_ = false;  // not a field: the body starts here
+      return;
+    }
+  }
+  if (++field_size_ > header_limits_.max_field_size && header_limits_.max_field_size != 0) {
+    fail(DataStatus::HeaderTooBig);
+    in_header_ = false;
+  }
 }
 
 // One message byte, in order.
@@ -83,6 +130,7 @@ void DataReader::accept(char c) {
   ++line_len_;
   if (size_ > max_size_) fail(DataStatus::TooBig);
   if (line_len_ > max_line_) fail(DataStatus::LineTooLong);
+  if (in_header_ && status_ == DataStatus::Ok) header_byte(c);
   if (status_ == DataStatus::Ok) out_.push_back(c);
 }
 
@@ -94,6 +142,7 @@ void DataReader::mid(char c) {
     return;
   }
   if (c == '\n') fail(DataStatus::BareLineEnding);
+  if (c == '\0') fail(DataStatus::Nul);  // not in SMTP text (RFC 5321 2.3.8, RFC 6152)
   accept(c);
   state_ = State::kMid;
 }
@@ -139,13 +188,13 @@ std::size_t DataReader::feed(std::string_view data) {
         }
         break;
       case State::kMid: {
-        if (c == '\r' || c == '\n') {
-          mid(c);
+        if (c == '\r' || c == '\n' || c == '\0' || in_header_) {
+          mid(c);  // the header goes byte by byte: header_byte() sees each
           break;
         }
-        // Fast path: the run of ordinary bytes up to the next CR or LF.
+        // Fast path: the run of ordinary bytes up to the next CR, LF or NUL.
         std::size_t begin = i - 1;
-        std::size_t end = next_line_break(data, i);
+        std::size_t end = next_special(data, i);
         std::size_t run = end - begin;
         if (status_ == DataStatus::Ok) {
           // Pass what fits within both limits; the byte after it (if any) sets the status.

@@ -27,7 +27,26 @@
 namespace estafette::smtp {
 
 enum class LineStatus { Ok, TooLong, BareLineEnding };
-enum class DataStatus { Ok, TooBig, BareLineEnding, LineTooLong };
+// TooManyHeaders, HeaderTooBig: over HeaderLimits; Nul: a NUL byte anywhere in the message;
+// NoStorage: the I/O layer refused the message (refuse(), e.g. over its memory budget).
+enum class DataStatus {
+  Ok,
+  TooBig,
+  BareLineEnding,
+  LineTooLong,
+  TooManyHeaders,
+  HeaderTooBig,
+  Nul,
+  NoStorage,
+};
+
+// The message header's limits, checked as the bytes arrive (before anything is built from
+// them): header fields (a "name:" line and its continuation lines, as filters/message_edit.h
+// parses them) at most max_count, each at most max_field_size bytes with its CRLFs. 0: no limit.
+struct HeaderLimits {
+  std::size_t max_count = 0;
+  std::size_t max_field_size = 0;
+};
 
 inline constexpr std::size_t kDefaultMaxCommandLine = 2048;    // incl. CRLF; RFC minimum 512
 inline constexpr std::size_t kDefaultMaxDataLine = 64 * 1024;  // incl. CRLF; RFC minimum 1000
@@ -71,13 +90,15 @@ class CommandReader final {
 // size; the terminating ".\r\n" is not passed, the CRLF before it is. Only CRLF "." CRLF ends
 // the data: a bare LF or CR never starts a line. The first problem found sets the status
 // (BareLineEnding, TooBig beyond max_size message bytes, LineTooLong beyond max_line bytes
-// including CRLF); from then on nothing more is passed to the sink, but the reader keeps going
+// including CRLF, Nul at a NUL byte, TooManyHeaders/HeaderTooBig over `headers`, NoStorage
+// from refuse()); from then on nothing more is passed to the sink, but the reader keeps going
 // until the real end so that the session stays in sync with the client.
 class DataReader final {
  public:
   using Sink = std::function<void(std::string_view)>;
 
-  DataReader(Sink sink, std::size_t max_size, std::size_t max_line = kDefaultMaxDataLine);
+  DataReader(Sink sink, std::size_t max_size, std::size_t max_line = kDefaultMaxDataLine,
+             HeaderLimits headers = {});
   DataReader(const DataReader&) = delete;
   DataReader& operator=(const DataReader&) = delete;
 
@@ -91,6 +112,9 @@ class DataReader final {
 
   // Starts a new DATA phase with the same sink and limits.
   void reset();
+  // Sets `status` (when none is set yet): nothing more goes to the sink; the data is still
+  // read to its end. The sink may call it.
+  void refuse(DataStatus status) { fail(status); }
 
  private:
   enum class State { kLineStart, kMid, kMidCr, kDot, kDotCr, kDone };
@@ -100,6 +124,7 @@ class DataReader final {
   }
   void accept(char c);
   void mid(char c);
+  void header_byte(char c);
 
   Sink sink_;
   std::size_t max_size_;
@@ -108,6 +133,11 @@ class DataReader final {
   DataStatus status_ = DataStatus::Ok;
   std::size_t size_ = 0;
   std::size_t line_len_ = 0;
+  HeaderLimits header_limits_;
+  bool in_header_ = true;   // still in the message header
+  bool in_name_ = false;    // in a field's name (before its colon)
+  std::size_t fields_ = 0;  // header fields so far
+  std::size_t field_size_ = 0;
   std::string out_;  // bytes for the sink, collected during one feed()
 };
 

@@ -395,6 +395,9 @@ Actions ServerSession::on_data() {
   if (!session_reply_.empty()) return reply(session_reply_);
   if (!in_transaction_) return error("503 5.5.1 Error: need MAIL command");
   if (envelope_.recipients.empty()) return error("554 5.5.1 Error: no valid recipients");
+  if ((client_.filtered || discard_) && policy_.admit_buffered &&
+      !policy_.admit_buffered(envelope_.declared_size))
+    return reply("452 4.3.1 Insufficient system storage");
   if (client_.filtered) return wait_for(ActionKind::FilterData, {});
   state_ = State::kData;
   Actions actions = reply("354 End data with <CR><LF>.<CR><LF>");
@@ -434,6 +437,22 @@ Actions ServerSession::on_data_end(DataStatus status, std::size_t size, std::siz
       state_ = State::kReady;
       reset_transaction();
       return reply("552 5.6.0 Message contains a line that is too long");
+    case DataStatus::TooManyHeaders:
+      state_ = State::kReady;
+      reset_transaction();
+      return reply("552 5.3.4 Message header has too many fields");
+    case DataStatus::HeaderTooBig:
+      state_ = State::kReady;
+      reset_transaction();
+      return reply("552 5.3.4 Message header field exceeds the size limit");
+    case DataStatus::Nul:
+      state_ = State::kReady;
+      reset_transaction();
+      return reply("554 5.6.0 NUL characters not allowed");
+    case DataStatus::NoStorage:
+      state_ = State::kReady;
+      reset_transaction();
+      return reply("452 4.3.1 Insufficient system storage");
   }
   broken_invariant("bad DataStatus");
 }

@@ -76,6 +76,10 @@ struct ServerPolicy {
   std::string software = "Estafette";
   // Called for each RCPT before the relay check; unset: only the domain lists decide.
   std::function<RecipientVerdict(const std::string& address)> check_recipient;
+  // Called at DATA for a message the I/O layer keeps in memory to its end (a filtered or a
+  // discarded one) with the SIZE= the client declared (0: none); false answers 452 4.3.1
+  // instead of going on (the transaction stays). Unset: always admitted.
+  std::function<bool(std::size_t declared_size)> admit_buffered;
 };
 
 struct ClientInfo {

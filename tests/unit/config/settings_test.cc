@@ -182,6 +182,9 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"relay_domains", {"ok.example, b@d", "bad domain 'b@d'"}},
     {"relay_clients", {"10.0.0.0/33", "bad network '10.0.0.0/33'"}},
     {"max_message_size", {"1000", "must be at least 1024"}},
+    {"max_header_count", {"0", "expected a positive number"}},
+    {"max_header_size", {"999", "must be at least 1000"}},
+    {"message_memory_budget", {"lots", "expected a size such as"}},
     {"max_recipients", {"0", "expected a positive number"}},
     {"max_hops", {"0", "expected a positive number"}},
     {"allow_untrusted_routing", {"sometimes", "expected yes or no"}},
@@ -273,6 +276,18 @@ TEST_P(ConfigSettingBad, RejectedWithFileLineAndReason) {
   }
 }
 INSTANTIATE_TEST_SUITE_P(Table, ConfigSettingBad, ::testing::ValuesIn(names()));
+
+TEST(ConfigSettings, MessageMemoryBudgetHoldsAMaximalMessage) {
+  EXPECT_THROW(
+      parse_config("max_message_size = 20M\nmessage_memory_budget = 10M\n", "t.conf", "/tmp"),
+      ConfigError);
+  EXPECT_EQ(parse_config("message_memory_budget = 0\n", "t.conf", "/tmp").message_memory_budget,
+            0u);
+  Config c = parse_config("", "t.conf", "/tmp");
+  EXPECT_EQ(c.max_header_count, 1000u);
+  EXPECT_EQ(c.max_header_size, 102400u);
+  EXPECT_EQ(c.message_memory_budget, 256u << 20);
+}
 
 TEST(ConfigSettings, EveryBadCaseIsASetting) {
   for (const auto& [name, bad] : kBad) EXPECT_NE(find_setting(name), nullptr) << name;

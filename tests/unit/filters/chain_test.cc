@@ -226,6 +226,54 @@ TEST_F(FilterChain, EomConcatenatesModificationsInFilterOrder) {
                                                add_header("X-B", " 3")}));
 }
 
+// Issue 13: nothing a filter answers is trusted. An invalid modification or reply is that
+// filter's failure: its default action refuses the message (tempfail, reject) or drops the
+// filter with its changes (accept).
+TEST_F(FilterChain, InvalidModificationIsTheFiltersFailure) {
+  for (DefaultAction action :
+       {DefaultAction::Tempfail, DefaultAction::Reject, DefaultAction::Accept}) {
+    SCOPED_TRACE(static_cast<int>(action));
+    chain_.reset();
+    log_.clear();
+    add("good").mods = {add_header("X-Good", " 1")};
+    add("hostile", action).mods = {add_header("X-Ok", " 2"), add_header("Bcc: x", " y")};
+    Answer r = wait(loop_, [&](auto done) { chain().eom({}, done); });
+    switch (action) {
+      case DefaultAction::Tempfail:
+        EXPECT_EQ(r.verdict.action, Action::Tempfail);
+        EXPECT_TRUE(r.mods.empty());
+        break;
+      case DefaultAction::Reject:
+        EXPECT_EQ(r.verdict.action, Action::Reject);
+        EXPECT_TRUE(r.mods.empty());
+        break;
+      case DefaultAction::Accept:  // as if the hostile filter were not there
+        EXPECT_EQ(r.verdict.action, Action::Continue);
+        EXPECT_EQ(r.mods, (std::vector<Modification>{add_header("X-Good", " 1")}));
+        break;
+    }
+    if (action != DefaultAction::Accept) {
+      EXPECT_EQ(r.verdict.filter, "hostile");
+    }
+  }
+}
+
+TEST_F(FilterChain, InvalidReplyCodeIsTheFiltersFailure) {
+  add("hostile").answers["helo"] = {Action::ReplyCode, "550-5.7.1 a\r\n250 2.0.0 ok", {}};
+  Answer r = helo();
+  EXPECT_EQ(r.verdict.action, Action::Tempfail);
+  EXPECT_EQ(r.verdict.text, "");  // the session's own 451, never the filter's text
+  EXPECT_EQ(r.verdict.filter, "hostile");
+}
+
+TEST_F(FilterChain, ModificationsOfAllFiltersAreCounted) {
+  add("a").mods = std::vector<Modification>(600, add_header("X-A", " 1"));
+  add("b").mods = std::vector<Modification>(600, add_header("X-B", " 1"));
+  Answer r = wait(loop_, [&](auto done) { chain().eom({}, done); });
+  EXPECT_EQ(r.verdict.action, Action::Tempfail);
+  EXPECT_EQ(r.verdict.filter, "b");
+}
+
 TEST_F(FilterChain, DestroyingTheChainCancelsItsCallback) {
   add("a");
   bool called = false;

@@ -118,6 +118,25 @@ INSTANTIATE_TEST_SUITE_P(
                           {{"", LineStatus::TooLong}, {"NOOP"}}}),
     PrintCase);
 
+TEST(SmtpDataReaderApi, RefuseStopsTheSinkAndReadsToTheEnd) {
+  std::string message;
+  DataReader* self = nullptr;
+  DataReader reader(
+      [&](std::string_view piece) {
+        message.append(piece);
+        self->refuse(DataStatus::NoStorage);  // e.g. over the memory budget
+      },
+      1000);
+  self = &reader;
+  EXPECT_EQ(reader.feed("abc\r\n"), 5u);
+  EXPECT_EQ(reader.feed("def\r\n.\r\nQUIT\r\n"), 8u);
+  EXPECT_TRUE(reader.done());
+  EXPECT_EQ(reader.status(), DataStatus::NoStorage);
+  EXPECT_EQ(message, "abc\r\n");
+  reader.reset();
+  EXPECT_EQ(reader.status(), DataStatus::Ok);
+}
+
 TEST(SmtpCommandReaderApi, StopsAfterEachLine) {
   CommandReader reader;
   Line line;
@@ -143,6 +162,7 @@ struct DataReaderCase {
   std::size_t size = std::string::npos;  // npos: message.size()
   std::size_t max_size = 1000;
   std::size_t max_line = kDefaultMaxDataLine;
+  HeaderLimits headers = {};
 };
 
 std::string PrintDataCase(const ::testing::TestParamInfo<DataReaderCase>& info) {
@@ -162,7 +182,7 @@ TEST_P(SmtpDataReader, SameResultWhateverTheSplit) {
     SCOPED_TRACE(split.name);
     std::string message;
     DataReader reader([&](std::string_view piece) { message.append(piece); }, c.max_size,
-                      c.max_line);
+                      c.max_line, c.headers);
     std::size_t consumed = 0;
     for (std::string_view chunk : split.chunks) {
       std::size_t n = reader.feed(chunk);
@@ -237,7 +257,94 @@ INSTANTIATE_TEST_SUITE_P(
         DataReaderCase{"StuffedLineCountsDot", "..2345678\r\n.\r\n", true, "..2345678\r",
                        DataStatus::LineTooLong, "", 11, 1000, 10},
         DataReaderCase{"RfcLineLimit", kBody1000 + "\r\n.\r\n", true, kBody1000 + "\r\n",
-                       DataStatus::Ok, "", std::string::npos, 2000, 1000}),
+                       DataStatus::Ok, "", std::string::npos, 2000, 1000},
+        // NUL anywhere in the message (header or body) is refused; the end is still found.
+        DataReaderCase{"NulInBody", std::string("a\r\nb\0c\r\n.\r\nNOOP\r\n", 17), true, "a\r\nb",
+                       DataStatus::Nul, "NOOP\r\n", 8},
+        DataReaderCase{"NulAtLineStart", std::string("\0x\r\n.\r\n", 7), true, "", DataStatus::Nul,
+                       "", 4},
+        DataReaderCase{"NulInHeaderValue",
+                       std::string("A: b\0c\r\n\r\n.\r\n", 13),
+                       true,
+                       "A: b",
+                       DataStatus::Nul,
+                       "",
+                       10,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {10, 100}},
+        // Header limits: counted as the bytes arrive, the field past the count is refused at
+        // its colon; continuation lines belong to their field; the body is not counted.
+        DataReaderCase{"HeaderCountExact",
+                       "A: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n.\r\n",
+                       true,
+                       "A: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n",
+                       DataStatus::Ok,
+                       "",
+                       std::string::npos,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {3, 0}},
+        DataReaderCase{"HeaderCountOver",
+                       "A: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n.\r\n",
+                       true,
+                       "A: 1\r\nB: 2\r\nC",
+                       DataStatus::TooManyHeaders,
+                       "",
+                       26,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {2, 0}},
+        DataReaderCase{"BodyFieldsNotCounted",
+                       "A: 1\r\n 2\r\n\r\nB: x\r\nC: y\r\n.\r\n",
+                       true,
+                       "A: 1\r\n 2\r\n\r\nB: x\r\nC: y\r\n",
+                       DataStatus::Ok,
+                       "",
+                       std::string::npos,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {1, 0}},
+        DataReaderCase{"NonFieldLineStartsBody",
+                       "A: 1\r\nno field\r\nB: 2\r\n.\r\n",
+                       true,
+                       "A: 1\r\nno field\r\nB: 2\r\n",
+                       DataStatus::Ok,
+                       "",
+                       std::string::npos,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {1, 0}},
+        DataReaderCase{"HeaderFieldExact",
+                       "A: 12\r\n 3\r\n\r\nxyz\r\n.\r\n",
+                       true,
+                       "A: 12\r\n 3\r\n\r\nxyz\r\n",
+                       DataStatus::Ok,
+                       "",
+                       std::string::npos,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {0, 11}},
+        DataReaderCase{"HeaderFieldOver",
+                       "A: 12\r\n 3\r\n\r\nxyz\r\n.\r\n",
+                       true,
+                       "A: 12\r\n 3\r",
+                       DataStatus::HeaderTooBig,
+                       "",
+                       18,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {0, 10}},
+        DataReaderCase{"LongBodyLineNotAField",
+                       "A: 1\r\n\r\n" + std::string(30, 'x') + "\r\n.\r\n",
+                       true,
+                       "A: 1\r\n\r\n" + std::string(30, 'x') + "\r\n",
+                       DataStatus::Ok,
+                       "",
+                       std::string::npos,
+                       1000,
+                       kDefaultMaxDataLine,
+                       {0, 10}}),
     PrintDataCase);
 
 TEST(SmtpDataReaderApi, TooBigPassesExactlyMaxSizeBytes) {

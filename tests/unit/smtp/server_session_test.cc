@@ -1105,3 +1105,74 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace estafette::smtp
+
+namespace estafette::smtp {
+namespace {
+
+// Header limits, NUL and a refused buffer end the message with their own reply; the session
+// goes on (the next transaction works).
+TEST(SmtpServerSession, DataStatusesOfIssue13) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("EHLO client.example", LineStatus::Ok);
+  const std::pair<DataStatus, std::string> cases[] = {
+      {DataStatus::TooManyHeaders, "552 5.3.4 Message header has too many fields\r\n"},
+      {DataStatus::HeaderTooBig, "552 5.3.4 Message header field exceeds the size limit\r\n"},
+      {DataStatus::Nul, "554 5.6.0 NUL characters not allowed\r\n"},
+      {DataStatus::NoStorage, "452 4.3.1 Insufficient system storage\r\n"},
+  };
+  for (const auto& [status, reply] : cases) {
+    session.on_line("MAIL FROM:<a@example.com>", LineStatus::Ok);
+    session.on_line("RCPT TO:<b@example.com>", LineStatus::Ok);
+    EXPECT_EQ(Summarize(session.on_line("DATA", LineStatus::Ok)), "354 DATA");
+    Actions a = session.on_data_end(status, 100);
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].text, reply);
+    EXPECT_FALSE(session.in_data());
+    EXPECT_TRUE(session.envelope().recipients.empty());
+  }
+}
+
+// A message held in memory (filtered) is admitted at DATA only when the I/O layer says so.
+TEST(SmtpServerSession, BufferedMessageRefusedAtDataWhenNotAdmitted) {
+  ServerPolicy policy = TestPolicy();
+  std::size_t asked = 0;
+  bool room = false;
+  policy.admit_buffered = [&](std::size_t declared) {
+    asked = declared;
+    return room;
+  };
+  ClientInfo client = TestClient();
+  client.filtered = true;
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO client.example", LineStatus::Ok);
+  session.on_filter_verdict({});
+  session.on_line("MAIL FROM:<a@example.com> SIZE=700", LineStatus::Ok);
+  session.on_filter_verdict({});
+  session.on_line("RCPT TO:<b@example.com>", LineStatus::Ok);
+  session.on_filter_verdict({});
+  Actions a = session.on_line("DATA", LineStatus::Ok);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].text, "452 4.3.1 Insufficient system storage\r\n");
+  EXPECT_EQ(asked, 700u);
+  EXPECT_FALSE(session.in_data());
+  room = true;  // the transaction stays: DATA again once there is room
+  a = session.on_line("DATA", LineStatus::Ok);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, ActionKind::FilterData);
+  // An unfiltered session streams to the queue: never asked.
+  ServerSession plain(policy, TestClient());
+  room = false;
+  asked = 0;
+  plain.start();
+  plain.on_line("EHLO client.example", LineStatus::Ok);
+  plain.on_line("MAIL FROM:<a@example.com> SIZE=5", LineStatus::Ok);
+  plain.on_line("RCPT TO:<b@example.com>", LineStatus::Ok);
+  EXPECT_EQ(Summarize(plain.on_line("DATA", LineStatus::Ok)), "354 DATA");
+  EXPECT_EQ(asked, 0u);
+}
+
+}  // namespace
+}  // namespace estafette::smtp
