@@ -135,7 +135,7 @@ TEST(CourierdDsn, LongRepliesAreCutToLineLimit) {
   std::string reply = "550-5.7.1 " + std::string(900, 'x');
   for (int i = 0; i < 60; ++i) reply += "\r\n550-5.7.1 " + std::string(900, 'y');
   r.recipients[0].reply = reply;
-  r.recipients[0].recipient = std::string(200, 'b') + "@" + std::string(50, 'r') + ".test";
+  r.recipients[0].recipient = std::string(64, 'b') + "@" + std::string(250, 'r') + ".test";
   r.recipients[1].reply = reply;  // expired: a prefix in front of the reply
   for (auto action : {DsnAction::Failed, DsnAction::Delayed}) {
     for (auto& f : r.recipients) f.action = action;
