@@ -6,7 +6,13 @@
 # $OUT/crashes/<name>/ and makes the run fail. Prints one summary line per target; the whole
 # libFuzzer output is in $OUT/logs/<name>.log.
 # Environment: SRCDIR, OUT, TARGETS, FUZZ_SECONDS, FUZZ_MERGE, FUZZ_TIMEOUT (seconds per input).
+# Targets that write files (segment_scan) use TMPDIR: /dev/shm when there is one (no disk, fast
+# fsync), unless TMPDIR is set.
 set -u
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  TMPDIR=/dev/shm
+  export TMPDIR
+fi
 seconds=${FUZZ_SECONDS:-60}
 status=0
 commit=$(git -C "$SRCDIR" rev-parse --short HEAD 2>/dev/null || echo unknown)
