@@ -164,10 +164,15 @@ NoticeText notice_text(DsnAction action, bool whole_message) {
           whole_message ? "Undelivered Message" : "Undelivered Message Headers"};
 }
 
-// The Diagnostic-Code and the human-readable line of one recipient.
+// The Diagnostic-Code and the human-readable line of one recipient. Cut to kMaxDiagnostic: a
+// server's reply may be 64 KB (many lines joined into one), and a notice line must stay within
+// RFC 5322's 998 characters, with the recipient (an address: at most 320) before it in the human
+// part.
+constexpr std::size_t kMaxDiagnostic = 600;
 std::string diagnostic(const DsnRecipient& f) {
   std::string diag = one_line(f.reply);
   if (f.expired) diag = "delivery time expired; last reply: " + diag;
+  if (diag.size() > kMaxDiagnostic) diag.replace(kMaxDiagnostic - 3, std::string::npos, "...");
   return diag;
 }
 

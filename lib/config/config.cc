@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <utility>
 
@@ -88,6 +89,7 @@ std::optional<Millis> parse_duration(std::string_view text) {
     ms = 86'400'000;
   else
     return std::nullopt;
+  if (*n > std::numeric_limits<std::int64_t>::max() / ms) return std::nullopt;  // would overflow
   return Millis(*n * ms);
 }
 
@@ -111,7 +113,7 @@ std::optional<std::size_t> parse_size(std::string_view text) {
     if (mult != 1) text.remove_suffix(1);
   }
   auto n = parse_number<std::size_t>(text);
-  if (!n) return std::nullopt;
+  if (!n || *n > std::numeric_limits<std::size_t>::max() / mult) return std::nullopt;
   return *n * mult;
 }
 

@@ -141,7 +141,7 @@ Actions ClientSession::on_reply(const Reply& reply) {
   switch (state_) {
     case State::Greeting:
       if (reply.code / 100 == 2) {
-        out.emplace_back(std::in_place_type<SendBytes>, "EHLO " + helo_name_ + "\r\n");
+        out.emplace_back(SendBytes{"EHLO " + helo_name_ + "\r\n"});
         state_ = State::Ehlo;
       } else {
         fail_host(out,
@@ -220,7 +220,7 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
     return;
   }
   if (state_ == State::Ehlo && reply.permanent()) {
-    out.emplace_back(std::in_place_type<SendBytes>, "HELO " + helo_name_ + "\r\n");
+    out.emplace_back(SendBytes{"HELO " + helo_name_ + "\r\n"});
     state_ = State::Helo;
     return;
   }
@@ -277,7 +277,7 @@ void ClientSession::begin_transaction(Actions& out) {
     bytes += "DATA\r\n";
     t.expect.push_back(Expect::Data);
   }
-  out.emplace_back(std::in_place_type<SendBytes>, std::move(bytes));
+  out.emplace_back(SendBytes{std::move(bytes)});
 }
 
 bool ClientSession::any_accepted() const {
@@ -320,7 +320,7 @@ void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
         return;
       }
       if (!caps_.pipelining) {
-        out.emplace_back(std::in_place_type<SendBytes>, rcpt_command(t.next_rcpt++));
+        out.emplace_back(SendBytes{rcpt_command(t.next_rcpt++)});
         t.expect.push_back(Expect::Rcpt);
       }
       return;
@@ -335,10 +335,10 @@ void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
       }
       if (!caps_.pipelining) {
         if (t.next_rcpt < n) {
-          out.emplace_back(std::in_place_type<SendBytes>, rcpt_command(t.next_rcpt++));
+          out.emplace_back(SendBytes{rcpt_command(t.next_rcpt++)});
           t.expect.push_back(Expect::Rcpt);
         } else if (any_accepted()) {
-          out.emplace_back(std::in_place_type<SendBytes>, "DATA\r\n");
+          out.emplace_back(SendBytes{"DATA\r\n"});
           t.expect.push_back(Expect::Data);
         } else {
           abort_transaction(out);
@@ -355,7 +355,7 @@ void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
           // Pipelined DATA accepted although nothing else was: end an empty message.
           t.discard_body = true;
           state_ = State::EndOfData;
-          out.emplace_back(std::in_place_type<SendBytes>, ".\r\n");
+          out.emplace_back(SendBytes{".\r\n"});
         }
         return;
       }
@@ -388,7 +388,7 @@ TransactionDone& ClientSession::finish(Actions& out, DeliveryStatus status,
 
 void ClientSession::abort_transaction(Actions& out) {
   finish(out, DeliveryStatus::TempFail, "transaction aborted", false);
-  out.emplace_back(std::in_place_type<SendBytes>, "RSET\r\n");
+  out.emplace_back(SendBytes{"RSET\r\n"});
   state_ = State::Rset;
 }
 
@@ -398,7 +398,7 @@ void ClientSession::fail_host(Actions& out, DeliveryStatus status, const std::st
 }
 
 void ClientSession::send_quit(Actions& out) {
-  out.emplace_back(std::in_place_type<SendBytes>, "QUIT\r\n");
+  out.emplace_back(SendBytes{"QUIT\r\n"});
   state_ = State::Quit;
 }
 

@@ -1,7 +1,6 @@
 #!/bin/sh
 # replay.sh: make check's driver for the fuzz targets: each tests/fuzz/<name>_replay binary runs
-# over tests/fuzz/corpus/<name>/. Build the real fuzzers with clang -fsanitize=fuzzer (see
-# docs/fuzzing in tests/fuzz/README).
+# over tests/fuzz/corpus/<name>/. `make fuzz` builds and runs the real fuzzers (README.md).
 set -u
 status=0
 for bin in "$BUILD_DIR"/tests/fuzz/*_replay; do

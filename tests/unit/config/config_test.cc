@@ -22,13 +22,17 @@ TEST_P(ConfigDuration, Parses) {
     EXPECT_EQ(d->count(), GetParam().ms);
   }
 }
-INSTANTIATE_TEST_SUITE_P(Table, ConfigDuration,
-                         ::testing::Values(DurationCase{"30", 30000}, DurationCase{"30s", 30000},
-                                           DurationCase{"250ms", 250}, DurationCase{"5m", 300000},
-                                           DurationCase{"2h", 7200000},
-                                           DurationCase{"5d", 432000000}, DurationCase{"", -1},
-                                           DurationCase{"s", -1}, DurationCase{"5x", -1},
-                                           DurationCase{"-5s", -1}, DurationCase{"5 m", -1}));
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigDuration,
+    ::testing::Values(DurationCase{"30", 30000}, DurationCase{"30s", 30000},
+                      DurationCase{"250ms", 250}, DurationCase{"5m", 300000},
+                      DurationCase{"2h", 7200000}, DurationCase{"5d", 432000000},
+                      DurationCase{"", -1}, DurationCase{"s", -1}, DurationCase{"5x", -1},
+                      DurationCase{"-5s", -1}, DurationCase{"5 m", -1},
+                      // Overflows of int64 milliseconds (found by fuzzing).
+                      DurationCase{"9223372036854775807ms", 9223372036854775807LL},
+                      DurationCase{"9223372036854776s", -1}, DurationCase{"876950927440754910", -1},
+                      DurationCase{"106751991167301d", -1}));
 
 struct SizeCase {
   std::string text;
@@ -47,8 +51,11 @@ TEST_P(ConfigSize, Parses) {
 INSTANTIATE_TEST_SUITE_P(Table, ConfigSize,
                          ::testing::Values(SizeCase{"1000", 1000}, SizeCase{"64K", 65536},
                                            SizeCase{"10M", 10485760}, SizeCase{"1g", 1073741824},
-                                           SizeCase{"K", -1}, SizeCase{"12Q", -1},
-                                           SizeCase{"", -1}));
+                                           SizeCase{"K", -1}, SizeCase{"12Q", -1}, SizeCase{"", -1},
+                                           // Sizes that do not fit in size_t (wrapped to 0).
+                                           SizeCase{"8589934591G", 9223372035781033984LL},
+                                           SizeCase{"17179869184G", -1},
+                                           SizeCase{"18014398509481984K", -1}));
 
 struct HostPortCase {
   std::string text;

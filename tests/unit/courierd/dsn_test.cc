@@ -128,6 +128,30 @@ TEST(CourierdDsn, WireFormIsCrlfAndDotStuffed) {
   EXPECT_EQ(wire.find("\r\n.\r\n"), std::string::npos);
 }
 
+// A server may answer with a 64 KB multi-line reply; the notice's own lines stay within
+// RFC 5322's 998 characters (found by tests/fuzz/dsn_compose_fuzz.cc: corpus long_reply).
+TEST(CourierdDsn, LongRepliesAreCutToLineLimit) {
+  DsnRequest r = sample_request();
+  std::string reply = "550-5.7.1 " + std::string(900, 'x');
+  for (int i = 0; i < 60; ++i) reply += "\r\n550-5.7.1 " + std::string(900, 'y');
+  r.recipients[0].reply = reply;
+  r.recipients[0].recipient = std::string(64, 'b') + "@" + std::string(250, 'r') + ".test";
+  r.recipients[1].reply = reply;  // expired: a prefix in front of the reply
+  for (auto action : {DsnAction::Failed, DsnAction::Delayed}) {
+    for (auto& f : r.recipients) f.action = action;
+    std::string wire = compose_dsn(r);
+    for (std::size_t start = 0, end; start < wire.size(); start = end + 2) {
+      end = wire.find("\r\n", start);
+      ASSERT_NE(end, std::string::npos);
+      EXPECT_LE(end - start, 998u) << wire.substr(start, 80);
+    }
+    std::string plain = plain_dsn(r);
+    EXPECT_NE(plain.find("Diagnostic-Code: smtp; 550-5.7.1 xxx"), std::string::npos);
+    EXPECT_NE(plain.find("xxx...\n"), std::string::npos);
+    EXPECT_NE(plain.find("last reply: 550-5.7.1 xxx"), std::string::npos);
+  }
+}
+
 TEST(CourierdDsn, ParsesBackAsMultipartReport) {
   std::string plain = plain_dsn(sample_request());
   auto [headers, body] = split_message(plain);
