@@ -242,6 +242,15 @@ class SegmentBackend final : public Backend {
     return true;
   }
 
+  std::vector<QueueId> ids() override {
+    std::lock_guard lock(reader_mutex_);
+    catch_up();
+    std::vector<QueueId> out;
+    for (const auto& [id, entry] : index_)
+      if (entry.segment && !entry.removed) out.push_back(id);
+    return out;
+  }
+
   std::size_t count() override {
     std::lock_guard lock(reader_mutex_);
     catch_up();
