@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <utility>
 
 #include "courierd/wall_clock.h"
 #include "lib/base/log.h"
@@ -16,6 +17,8 @@ namespace {
 constexpr auto kShutdownGrace = std::chrono::seconds(3);  // jobs in flight, then children
 // How often mail waiting behind a held destination is checked for expiry (queue_lifetime).
 constexpr auto kExpiryCheck = std::chrono::seconds(60);
+// Messages a rescan looks at per loop turn: each unknown one costs a load() from the queue.
+constexpr std::size_t kRescanBatch = 256;
 
 Poco::Logger& logger() {
   return base::log("courierd");
@@ -32,12 +35,13 @@ Courierd::Courierd(event::Loop& loop, const config::Config& config, std::string 
       scheduler_(config, Limits::from(config),
                  [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }),
       parking_(loop, config, scheduler_, backend, [this] { pump(); }),
-      notices_(config, backend, scheduler_, parking_),
+      notices_(loop, config, backend, scheduler_, parking_, [this] { pump(); }),
       modules_(
           loop, config, std::move(config_path), scheduler_, notices_, [this] { settle(); },
           spawner),
       admin_(scheduler_, parking_, notices_, backend, [this] { pump(); }),
-      intake_(loop, config, backend, parking_, admin_, [this] { pump(); }) {}
+      intake_(
+          loop, config, backend, parking_, admin_, [this] { pump(); }, [this] { rescan(); }) {}
 
 Courierd::~Courierd() {
   loop_.cancel_timer(wakeup_timer_);
@@ -89,6 +93,43 @@ void Courierd::recover() {
   });
   logger().information("recovered messages=" + std::to_string(found) +
                        " scheduled=" + std::to_string(scheduler_.message_count()));
+}
+
+void Courierd::rescan() {
+  if (stopping_) return;
+  if (rescanning_) {
+    rescan_again_ = true;
+    return;
+  }
+  rescanning_ = true;
+  rescan_found_ = 0;
+  rescan_ids_ = backend_.ids();
+  loop_.post(guard_.wrap([this] { rescan_step(); }));
+}
+
+void Courierd::rescan_step() {
+  if (stopping_) {
+    rescanning_ = false;
+    return;
+  }
+  for (std::size_t n = 0; n < kRescanBatch && !rescan_ids_.empty(); ++n) {
+    queue::QueueId id = std::move(rescan_ids_.back());
+    rescan_ids_.pop_back();
+    if (parking_.known(id) || notices_.holds(id)) continue;
+    auto m = backend_.load(id);
+    if (!m) continue;  // finished meanwhile
+    logger().information("rescan found id=" + id);
+    ++rescan_found_;
+    parking_.schedule(std::move(*m), false);
+  }
+  pump();
+  if (!rescan_ids_.empty()) {
+    loop_.post(guard_.wrap([this] { rescan_step(); }));
+    return;
+  }
+  logger().information("rescan done found=" + std::to_string(rescan_found_));
+  rescanning_ = false;
+  if (std::exchange(rescan_again_, false)) rescan();
 }
 
 void Courierd::pump() {

@@ -6,6 +6,9 @@
 //   Parking (parking.h)            MX parking: messages wait for their domains' MX sites
 //   ModulePool (module_pool.h)     the module processes: dispatch, results, module death
 //   Notices (notices.h)            DSNs, expiry, delay warnings; mark_done/remove in the queue
+// After an esmtpd lost notices of new mail (Intake: Rescan), courierd rescans the queue on the
+// loop, kRescanBatch messages per turn, for the messages it does not know (not in Parking or the
+// scheduler, not kept by Notices), so mail answered 250 never waits for a restart.
 // At start it recovers the queue (every message goes through Parking), listens, starts the
 // modules and installs the signal handlers: SIGHUP reloads the routing maps (a broken file keeps
 // the old ones) and passes it on to the local module; SIGTERM/SIGINT stop: the socket goes, jobs
@@ -23,6 +26,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "courierd/admin_service.h"
 #include "courierd/intake.h"
@@ -53,6 +57,10 @@ class Courierd final {
   void set_router(std::shared_ptr<const routing::Router> router);
   void reload();
   void recover();
+  // Starts a rescan, or asks for another one after the one running (its list may be older than
+  // the loss). rescan_step() loads one batch, then posts the next.
+  void rescan();
+  void rescan_step();
   // Hands out every job the scheduler allows now (after the delay warnings due) and arms the
   // wakeup timer for the next retry or hold that falls due.
   void pump();
@@ -74,6 +82,11 @@ class Courierd final {
   ModulePool modules_;
   AdminService admin_;
   Intake intake_;
+  std::vector<queue::QueueId> rescan_ids_;  // what the running rescan still has to look at
+  bool rescanning_ = false;
+  bool rescan_again_ = false;
+  std::size_t rescan_found_ = 0;
+  event::CallbackGuard guard_;  // posted rescan steps die with Courierd
   event::TimerId wakeup_timer_ = 0;
   event::TimerId expiry_timer_ = 0;
   event::TimerId grace_timer_ = 0;

@@ -25,13 +25,14 @@ Poco::Logger& logger() {
 }  // namespace
 
 Intake::Intake(event::Loop& loop, const config::Config& config, queue::Backend& backend,
-               Parking& parking, AdminService& admin, Queued on_queued)
+               Parking& parking, AdminService& admin, Queued on_queued, RescanRequested on_rescan)
     : loop_(loop),
       config_(config),
       backend_(backend),
       parking_(parking),
       admin_(admin),
-      on_queued_(std::move(on_queued)) {}
+      on_queued_(std::move(on_queued)),
+      on_rescan_(std::move(on_rescan)) {}
 
 Intake::~Intake() {
   acceptor_.reset();
@@ -85,6 +86,13 @@ void Intake::drop_client(std::uint64_t id) {
 void Intake::on_frame(std::uint64_t client, const ipc::Frame& frame) {
   if (auto m = ipc::decode_new_message(frame)) {
     on_new_message(m->queue_id);
+    return;
+  }
+  if (auto r = ipc::decode_rescan(frame)) {
+    if (stopped_) return;  // the next start scans anyway
+    logger().warning("an esmtpd lost " + std::to_string(r->lost) +
+                     " notice(s) of new mail: rescanning the queue");
+    if (on_rescan_) on_rescan_();
     return;
   }
   auto it = clients_.find(client);

@@ -2,7 +2,8 @@
 // esmtpd processes (one channel each, NewMessage{id} after every commit) and the `estafette`
 // admin tool, whose requests go to AdminService. A NewMessage makes the new message's queue
 // record load (Backend::load) and go to Parking, which adds it to the scheduler once the MX
-// sites of its domains are known; then on_queued runs.
+// sites of its domains are known; then on_queued runs. A Rescan (an esmtpd lost NewMessages)
+// runs on_rescan, which looks for the messages courierd does not know (Courierd::rescan).
 //
 // Loop thread only. Intake borrows the loop, the config, the queue backend, Parking and
 // AdminService (all outlive it); it owns the listening socket and the client channels (a
@@ -34,9 +35,11 @@ class Intake final {
  public:
   // A NewMessage went to Parking: the scheduler may have work.
   using Queued = std::function<void()>;
+  // An esmtpd lost notices of new mail: rescan the queue.
+  using RescanRequested = std::function<void()>;
 
   Intake(event::Loop& loop, const config::Config& config, queue::Backend& backend, Parking& parking,
-         AdminService& admin, Queued on_queued);
+         AdminService& admin, Queued on_queued, RescanRequested on_rescan);
   ~Intake();
   Intake(const Intake&) = delete;
   Intake& operator=(const Intake&) = delete;
@@ -59,6 +62,7 @@ class Intake final {
   Parking& parking_;
   AdminService& admin_;
   Queued on_queued_;
+  RescanRequested on_rescan_;
   base::UniqueFd listener_;
   std::unique_ptr<event::Acceptor> acceptor_;  // watches listener_; destroyed before it closes
   std::unordered_map<std::uint64_t, std::unique_ptr<ipc::Channel>> clients_;

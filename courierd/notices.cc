@@ -1,5 +1,7 @@
 #include "courierd/notices.h"
 
+#include <algorithm>
+
 #include "courierd/log_fields.h"
 #include "courierd/wall_clock.h"
 #include "lib/base/log.h"
@@ -16,9 +18,18 @@ Poco::Logger& logger() {
 
 }  // namespace
 
-Notices::Notices(const config::Config& config, queue::Backend& backend, Scheduler& scheduler,
-                 Parking& parking)
-    : config_(config), backend_(backend), scheduler_(scheduler), parking_(parking) {}
+Notices::Notices(event::Loop& loop, const config::Config& config, queue::Backend& backend,
+                 Scheduler& scheduler, Parking& parking, Retried on_retried)
+    : loop_(loop),
+      config_(config),
+      backend_(backend),
+      scheduler_(scheduler),
+      parking_(parking),
+      on_retried_(std::move(on_retried)) {}
+
+Notices::~Notices() {
+  loop_.cancel_timer(retry_timer_);
+}
 
 void Notices::expire_held(Time now) {
   for (auto& expired : scheduler_.expire_held(now)) {
@@ -36,32 +47,30 @@ void Notices::apply(const queue::StoredMessage& original, const JobReport& repor
                     const std::vector<std::string>& replies) {
   const auto& env = original.envelope;
   // One notice per action: the bounced recipients that want failure notices, and the delivered
-  // ones that asked for success notices.
-  std::vector<DsnRecipient> failed = bounce_recipients(env, report.bounced, remote_mta);
-  std::vector<DsnRecipient> succeeded;
-  if (on_delivery) {
-    for (auto i : report.delivered) {
-      const auto& dsn = env.dsn_of(i);
-      if (!(smtp::notify_flags(dsn.notify) & smtp::kNotifySuccess)) continue;
-      succeeded.push_back({env.recipients[i], i < replies.size() ? replies[i] : "", remote_mta,
-                           false, *on_delivery, dsn.orcpt});
+  // ones that asked for success notices. The others are done at once.
+  Notice failed = bounce_notice(env, report.bounced, remote_mta);
+  Notice succeeded;
+  std::vector<std::size_t> done = report.dropped;
+  for (auto i : report.delivered) {
+    const auto& dsn = env.dsn_of(i);
+    if (!on_delivery || !(smtp::notify_flags(dsn.notify) & smtp::kNotifySuccess)) {
+      done.push_back(i);
+      continue;
     }
+    succeeded.recipients.push_back({env.recipients[i], i < replies.size() ? replies[i] : "",
+                                    remote_mta, false, *on_delivery, dsn.orcpt});
+    succeeded.indexes.push_back(i);
   }
-  if (!failed.empty()) send_notice(original, failed, now);
-  if (!succeeded.empty()) send_notice(original, succeeded, now);
-  std::vector<std::size_t> done = report.delivered;
-  done.insert(done.end(), report.dropped.begin(), report.dropped.end());
-  for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
+  for (const auto& b : report.bounced)
+    if (std::find(failed.indexes.begin(), failed.indexes.end(), b.rcpt_index) ==
+        failed.indexes.end())
+      done.push_back(b.rcpt_index);
+  std::vector<Notice> notices;
+  notices.push_back(std::move(failed));
+  notices.push_back(std::move(succeeded));
   // A finished message is simply removed: recording its last recipients first would cost an
   // fdatasync per message for nothing (a crash before the unlink only risks a duplicate).
-  if (!report.message_finished && !done.empty() && !backend_.mark_done(env.id, done))
-    logger().error("mark_done failed id=" + env.id + " (recipients may be delivered twice)");
-  if (report.message_finished) {
-    if (backend_.remove(env.id))
-      logger().information("removed id=" + env.id);
-    else
-      logger().error("remove failed id=" + env.id);
-  }
+  settle(original, std::move(notices), std::move(done), report.message_finished, false, now);
 }
 
 void Notices::finish_removal(const RemovalReport& removal, Time now) {
@@ -74,33 +83,93 @@ void Notices::finish_removal(const RemovalReport& removal, Time now) {
   for (auto i : report.dropped)
     logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> delay=" + delay +
                          " (deleted by the administrator)");
-  if (auto failed = bounce_recipients(env, report.bounced, ""); !failed.empty())
-    send_notice(removal.message, failed, now);
+  Notice failed = bounce_notice(env, report.bounced, "");
   std::vector<std::size_t> done = report.dropped;
-  for (const auto& b : report.bounced) done.push_back(b.rcpt_index);
+  for (const auto& b : report.bounced)
+    if (std::find(failed.indexes.begin(), failed.indexes.end(), b.rcpt_index) ==
+        failed.indexes.end())
+      done.push_back(b.rcpt_index);
+  std::vector<Notice> notices;
+  notices.push_back(std::move(failed));
   // Durable even when the message goes next (unlike after deliveries): a crash must not bring
   // back mail the administrator removed.
-  if (!done.empty() && !backend_.mark_done(env.id, done))
-    logger().error("mark_done failed id=" + env.id);
-  if (report.message_finished) {
-    if (backend_.remove(env.id))
-      logger().information("removed id=" + env.id);
-    else
-      logger().error("remove failed id=" + env.id);
-  }
+  settle(removal.message, std::move(notices), std::move(done), report.message_finished, true, now);
 }
 
-std::vector<DsnRecipient> Notices::bounce_recipients(const queue::Envelope& env,
-                                                     const std::vector<Bounce>& bounced,
-                                                     const std::string& remote_mta) {
-  std::vector<DsnRecipient> failed;
+void Notices::settle(const queue::StoredMessage& original, std::vector<Notice> notices,
+                     std::vector<std::size_t> done, bool finished, bool durable, Time now) {
+  const queue::QueueId& id = original.envelope.id;
+  std::vector<Notice> waiting;
+  for (auto& n : notices) {
+    if (n.recipients.empty()) continue;
+    if (send_notice(original, n.recipients, now, n.retry_until))
+      done.insert(done.end(), n.indexes.begin(), n.indexes.end());
+    else
+      waiting.push_back(std::move(n));
+  }
+  auto it = held_.find(id);
+  if (!waiting.empty() && it == held_.end()) it = held_.emplace(id, Held{original, {}}).first;
+  if (it != held_.end()) {
+    Held& h = it->second;
+    for (auto& n : waiting) h.notices.push_back(std::move(n));
+    h.finished = h.finished || finished;
+    h.durable = h.durable || durable;
+    finished = h.finished;
+    durable = h.durable;
+  }
+  const bool keep = it != held_.end() && !it->second.notices.empty();
+  if (!waiting.empty())
+    logger().warning("kept id=" + id + " in the queue until its notice can be queued (" +
+                     std::to_string(it->second.notices.size()) + " waiting); retrying");
+  const bool remove = finished && !keep;
+  if (!done.empty() && (!remove || durable) && !backend_.mark_done(id, done))
+    logger().error("mark_done failed id=" + id + " (recipients may be delivered twice)");
+  if (remove) {
+    if (backend_.remove(id))
+      logger().information("removed id=" + id);
+    else
+      logger().error("remove failed id=" + id);
+  }
+  if (keep)
+    arm_retry();
+  else if (it != held_.end())
+    held_.erase(it);
+}
+
+void Notices::arm_retry() {
+  if (retry_timer_) return;
+  const Millis ceiling = std::max(Millis(1), config_.retry_base);
+  retry_delay_ = std::min(ceiling, retry_delay_.count() == 0 ? Millis(1000) : 2 * retry_delay_);
+  retry_timer_ = loop_.add_timer(retry_delay_, [this] {
+    retry_timer_ = 0;
+    retry();
+  });
+}
+
+void Notices::retry() {
+  auto held = std::move(held_);
+  held_.clear();
+  Time now = wall_now();
+  for (auto& [id, h] : held)
+    settle(h.original, std::move(h.notices), {}, h.finished, h.durable, now);
+  if (held_.empty()) retry_delay_ = Millis(0);
+  if (on_retried_) on_retried_();
+}
+
+Notices::Notice Notices::bounce_notice(const queue::Envelope& env,
+                                       const std::vector<Bounce>& bounced,
+                                       const std::string& remote_mta) {
+  Notice failed;
   for (const auto& b : bounced) {
     const auto& dsn = env.dsn_of(b.rcpt_index);
-    if (smtp::notify_flags(dsn.notify) & smtp::kNotifyFailure)
-      failed.push_back({b.recipient, b.reply, remote_mta, b.expired, DsnAction::Failed, dsn.orcpt});
-    else
+    if (smtp::notify_flags(dsn.notify) & smtp::kNotifyFailure) {
+      failed.recipients.push_back(
+          {b.recipient, b.reply, remote_mta, b.expired, DsnAction::Failed, dsn.orcpt});
+      failed.indexes.push_back(b.rcpt_index);
+    } else {
       logger().information("no bounce id=" + env.id + " to=<" + b.recipient +
                            "> (NOTIFY=" + dsn.notify + ")");
+    }
   }
   return failed;
 }

@@ -6,8 +6,8 @@
 
 namespace estafette::esmtpd {
 
-CourierdLink::CourierdLink(event::Loop& loop, std::string socket_path)
-    : loop_(loop), socket_path_(std::move(socket_path)) {
+CourierdLink::CourierdLink(event::Loop& loop, std::string socket_path, std::size_t backlog)
+    : loop_(loop), socket_path_(std::move(socket_path)), backlog_(backlog) {
   connect();
 }
 
@@ -20,7 +20,10 @@ void CourierdLink::notify(const std::string& queue_id) {
     channel_->send(ipc::encode(ipc::NewMessage{queue_id}));
     return;
   }
-  if (waiting_.size() >= kMaxWaiting) waiting_.pop_front();  // courierd's start-up scan finds it
+  if (waiting_.size() >= backlog_) {
+    waiting_.pop_front();
+    ++lost_;  // Rescan once connected
+  }
   waiting_.push_back(queue_id);
 }
 
@@ -40,6 +43,8 @@ void CourierdLink::connect() {
   channel_ = std::make_unique<ipc::Channel>(
       loop_, std::move(fd), [](const ipc::Frame&) {},
       [this] {
+        // Frames still unsent are lost; a courierd that stays up must look for their messages.
+        if (channel_->queued_bytes() > 0) ++lost_;
         base::log("esmtpd").warning("lost the link to courierd; reconnecting");
         // Destroy the channel outside its own callback.
         loop_.post(guard_.wrap([this] {
@@ -50,6 +55,12 @@ void CourierdLink::connect() {
   while (!waiting_.empty() && channel_->open()) {
     channel_->send(ipc::encode(ipc::NewMessage{waiting_.front()}));
     waiting_.pop_front();
+  }
+  if (lost_ > 0 && channel_->open()) {
+    base::log("esmtpd").warning("asking courierd to rescan the queue: " + std::to_string(lost_) +
+                                " notice(s) of new mail lost");
+    channel_->send(ipc::encode(ipc::Rescan{lost_}));
+    lost_ = 0;
   }
 }
 

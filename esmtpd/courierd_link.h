@@ -1,10 +1,14 @@
 // courierd_link.h: esmtpd's typed link to courierd: tells it about each committed message at once
 // (NewMessage over <state>/run/courierd.sock), so courierd never polls the queue.
-// Loop thread. While courierd is away, notices wait in memory (bounded) and the link reconnects
-// every second; a notice that is dropped is not lost mail: courierd scans the queue when it starts.
+// Loop thread. While courierd is away, notices wait in memory (at most `backlog`, the setting
+// courierd_notify_backlog) and the link reconnects every second. A notice dropped from a full
+// backlog, or left unsent on a link that closed, would leave its message (answered 250) unknown
+// to a courierd that had already scanned the queue: so after any such loss the link sends
+// Rescan once it is connected again, and courierd looks for the messages it does not know.
 // Destroying the link cancels its timer and its posted callbacks.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
@@ -16,7 +20,7 @@ namespace estafette::esmtpd {
 
 class CourierdLink final {
  public:
-  CourierdLink(event::Loop& loop, std::string socket_path);
+  CourierdLink(event::Loop& loop, std::string socket_path, std::size_t backlog);
   ~CourierdLink();
   CourierdLink(const CourierdLink&) = delete;
   CourierdLink& operator=(const CourierdLink&) = delete;
@@ -24,14 +28,15 @@ class CourierdLink final {
   void notify(const std::string& queue_id);
 
  private:
-  static constexpr std::size_t kMaxWaiting = 100000;
   void connect();
   void schedule_reconnect();
 
   event::Loop& loop_;
   std::string socket_path_;
   std::unique_ptr<ipc::Channel> channel_;
+  std::size_t backlog_;
   std::deque<std::string> waiting_;
+  std::uint64_t lost_ = 0;  // notices lost since the last Rescan was sent
   event::TimerId reconnect_timer_ = 0;
   bool warned_ = false;
   event::CallbackGuard guard_;  // last: posted callbacks die first

@@ -51,7 +51,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
       admission_(config, config.run_dir()),
       filters_(loop, config),
       memory_(config.message_memory_budget),
-      courierd_(loop, config.courierd_socket()) {
+      courierd_(loop, config.courierd_socket(), config.courierd_notify_backlog) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;

@@ -332,6 +332,8 @@ constexpr Setting kSettings[] = {
      "esmtpd processes sharing the listen addresses; auto: one per usable CPU."},
     {"queue_backend", "segment", one_of<&Config::queue_backend, kQueueBackends>,
      "segment (shared segments, group commit) or file (one file per message)."},
+    {"courierd_notify_backlog", "100000", count<&Config::courierd_notify_backlog>,
+     "New-mail notices esmtpd keeps while courierd is away; past it, courierd rescans the queue."},
     // esmtpd: connection checks. The embedded default also runs on machines without DNS.
     {"rdns_check", "yes", yes_no<&Config::rdns_check>,
      "Forward-confirmed reverse DNS of the client, into Received: and the log.", {}, {}, "no"},

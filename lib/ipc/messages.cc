@@ -12,6 +12,10 @@ std::string encode(const NewMessage& m) {
   return Writer(type_of(MessageType::NewMessage)).str(m.queue_id).finish();
 }
 
+std::string encode(const Rescan& m) {
+  return Writer(type_of(MessageType::Rescan)).u64(m.lost).finish();
+}
+
 std::string encode(const Deliver& m) {
   return Writer(type_of(MessageType::Deliver))
       .u64(m.job_id)
@@ -49,6 +53,14 @@ std::optional<NewMessage> decode_new_message(const Frame& f) {
   if (f.type != type_of(MessageType::NewMessage)) return std::nullopt;
   Reader r(f.payload);
   NewMessage m{r.str()};
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
+std::optional<Rescan> decode_rescan(const Frame& f) {
+  if (f.type != type_of(MessageType::Rescan)) return std::nullopt;
+  Reader r(f.payload);
+  Rescan m{r.u64()};
   if (!r.ok_and_done()) return std::nullopt;
   return m;
 }

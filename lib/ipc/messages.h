@@ -1,5 +1,6 @@
 // messages.h: the typed messages between Estafette's processes and their encoding.
 //   esmtpd   -> courierd  NewMessage     (a message was committed to the queue)
+//   esmtpd   -> courierd  Rescan         (NewMessages were lost: look for them in the queue)
 //   courierd -> module    Deliver        (deliver one message to some of its recipients)
 //   module   -> courierd  DeliverResult  (per-recipient outcome of a Deliver)
 //   module   -> courierd  ModuleReady    (a module announces its name and limits on start)
@@ -34,10 +35,17 @@ enum class MessageType : std::uint8_t {
   FlushReply = 9,
   QueueOpRequest = 10,
   QueueOpReply = 11,
+  Rescan = 12,
 };
 
 struct NewMessage {
   std::string queue_id;
+};
+
+// Sent after NewMessages were lost (too many waiting while courierd was away, or unsent on a
+// link that closed): courierd rescans the queue for messages it does not know.
+struct Rescan {
+  std::uint64_t lost = 0;  // notices lost, as far as the sender knows (for the log)
 };
 
 struct Deliver {
@@ -155,6 +163,7 @@ struct QueueOpReply {
 };
 
 std::string encode(const NewMessage& m);
+std::string encode(const Rescan& m);
 std::string encode(const Deliver& m);
 std::string encode(const DeliverResult& m);
 std::string encode(const ModuleReady& m);
@@ -167,6 +176,7 @@ std::string encode(const QueueOpRequest& m);
 std::string encode(const QueueOpReply& m);
 
 std::optional<NewMessage> decode_new_message(const Frame& f);
+std::optional<Rescan> decode_rescan(const Frame& f);
 std::optional<Deliver> decode_deliver(const Frame& f);
 std::optional<DeliverResult> decode_deliver_result(const Frame& f);
 std::optional<ModuleReady> decode_module_ready(const Frame& f);

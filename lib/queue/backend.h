@@ -112,6 +112,10 @@ class Backend {
   // All recipients finished: deletes the message and its state. False if it did not exist.
   virtual bool remove(const QueueId& id) = 0;
   virtual std::size_t count() = 0;  // committed messages (may list the queue: O(n))
+  // The ids of all committed messages not removed, in no order, bringing the backend's view up
+  // to date first (O(n) in the queue; blocks on reading new records and listing directories).
+  // For courierd's rescan after lost notices.
+  virtual std::vector<QueueId> ids() = 0;
 };
 
 // Opens the backend named by the queue_backend setting: "segment" (segment_backend.h) or "file"

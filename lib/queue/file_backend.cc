@@ -270,6 +270,15 @@ class FileBackend final : public Backend {
     return true;
   }
 
+  std::vector<QueueId> ids() override {
+    std::vector<std::string> names;
+    std::vector<QueueId> out;
+    if (!fs::list_dir(msg_.get(), names)) return out;
+    for (auto& n : names)
+      if (!is_state_name(n) && valid_queue_id(n)) out.push_back(std::move(n));
+    return out;
+  }
+
   std::size_t count() override {
     std::vector<std::string> names;
     if (!fs::list_dir(msg_.get(), names)) return 0;

@@ -242,6 +242,15 @@ class SegmentBackend final : public Backend {
     return true;
   }
 
+  std::vector<QueueId> ids() override {
+    std::lock_guard lock(reader_mutex_);
+    catch_up();
+    std::vector<QueueId> out;
+    for (const auto& [id, entry] : index_)
+      if (entry.segment && !entry.removed) out.push_back(id);
+    return out;
+  }
+
   std::size_t count() override {
     std::lock_guard lock(reader_mutex_);
     catch_up();
@@ -295,7 +304,9 @@ class SegmentBackend final : public Backend {
   bool add_segment(const std::string& name);  // opens and reads it; false if it is not there
   void read_records(Segment& segment, std::vector<StoredMessage>* collect);
   bool try_seal(Segment& segment);
-  void set_aside(Segment& segment, std::uint64_t end, const std::string& reason);
+  std::uint64_t next_valid_record(Segment& segment, std::uint64_t size, Check check);
+  bool copy_aside(Segment& segment, std::uint64_t from, std::uint64_t to, const std::string& name);
+  void set_aside(Segment& segment, std::uint64_t end, bool resync, const std::string& reason);
   void delete_if_finished(Segment& segment);
   bool open_state();
   bool append_state(const std::string& line, bool sync);
@@ -550,11 +561,13 @@ void SegmentBackend::read_records(Segment& segment, std::vector<StoredMessage>* 
     std::string error;
     auto info = read_queue_record(segment.fd.get(), segment.read_to, size, check, &error);
     if (!info) {
-      // Being written (its writer holds it), or the torn/corrupt end of a dead writer's segment.
-      if (try_seal(segment)) {
-        set_aside(segment, size, error);
-        segment.fd.reset();
-      }
+      // Being written (its writer holds it), or a corrupt record or the torn end of a dead
+      // writer's segment: set aside up to the next valid record, if any, and go on from there.
+      if (!try_seal(segment)) return;
+      std::uint64_t next = next_valid_record(segment, size, check);
+      set_aside(segment, next, next < size, error);
+      if (next < size) continue;
+      segment.fd.reset();
       return;
     }
     std::uint64_t offset = segment.read_to;
@@ -562,8 +575,14 @@ void SegmentBackend::read_records(Segment& segment, std::vector<StoredMessage>* 
     auto [it, added] = index_.try_emplace(info->envelope.id);
     Entry& entry = it->second;
     if (entry.segment) {
+      // Another message with the same id (ids make this all but impossible): the index and the
+      // state log know one message per id, so this one cannot be delivered from here, but its
+      // data is never deleted with its segment: it is copied to corrupt/ for the administrator.
+      std::string name = segment.name + "." + std::to_string(offset) + ".duplicate";
       logger().error("queue: duplicate queue id " + it->first + " in " + dir_ + "/seg/" +
-                     segment.name + " ignored");
+                     segment.name + " at offset " + std::to_string(offset) + ": copied to " + dir_ +
+                     "/corrupt/" + name + ", not delivered");
+      copy_aside(segment, offset, info->record_end, name);
       continue;
     }
     entry.segment = &segment;
@@ -579,20 +598,51 @@ void SegmentBackend::read_records(Segment& segment, std::vector<StoredMessage>* 
   if (try_seal(segment)) segment.fd.reset();
 }
 
-// Copies the bad end of a sealed segment to corrupt/ and stops reading it there.
-void SegmentBackend::set_aside(Segment& segment, std::uint64_t end, const std::string& reason) {
-  std::string name = segment.name + "." + std::to_string(segment.read_to);
-  logger().warning("queue: corrupt or torn end of segment " + dir_ + "/seg/" + segment.name +
-                   " at offset " + std::to_string(segment.read_to) + " (" +
-                   std::to_string(end - segment.read_to) + " bytes) reason=\"" + reason +
-                   "\" copied to " + dir_ + "/corrupt/" + name);
-  std::string bytes;
-  base::UniqueFd out(
-      ::openat(corrupt_.get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out || !base::read_exact(segment.fd.get(), segment.read_to, end - segment.read_to, bytes) ||
-      !base::write_all(out.get(), bytes)) {
-    logger().error("queue: cannot copy to " + dir_ + "/corrupt/" + name);
+// The offset of the first valid record after the bad one at segment.read_to (its magic line,
+// then a header whose crc matches and a complete trailer), or size if there is none. A body
+// cannot fake one: bodies are in wire form, where every line ends in CRLF, and a record's
+// header lines end in a bare LF. Reads the rest of the segment (at most
+// segment_size) once, then each candidate's header and trailer.
+std::uint64_t SegmentBackend::next_valid_record(Segment& segment, std::uint64_t size, Check check) {
+  std::string rest;
+  std::uint64_t from = segment.read_to + 1;
+  if (from >= size || !base::read_exact(segment.fd.get(), from, size - from, rest)) return size;
+  for (auto at = rest.find(kMagicLine); at != std::string::npos;
+       at = rest.find(kMagicLine, at + 1)) {
+    std::uint64_t candidate = from + at;
+    std::string error;
+    if (read_queue_record(segment.fd.get(), candidate, size, check, &error)) return candidate;
   }
+  return size;
+}
+
+// Copies bytes [from, to) of a segment to corrupt/<name>; false (logged) if it cannot.
+bool SegmentBackend::copy_aside(Segment& segment, std::uint64_t from, std::uint64_t to,
+                                const std::string& name) {
+  std::string bytes;
+  base::UniqueFd out(::openat(corrupt_.get(), name.c_str(),
+                              O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!out || !base::read_exact(segment.fd.get(), from, to - from, bytes) ||
+      !base::write_all(out.get(), bytes) || ::fdatasync(out.get()) != 0) {
+    logger().error("queue: cannot copy to " + dir_ + "/corrupt/" + name + ": " +
+                   errno_string(errno));
+    return false;
+  }
+  return true;
+}
+
+// Copies the bad bytes of a sealed segment, from segment.read_to to end (the next valid record
+// or the end of the segment), to corrupt/ and goes on reading at end.
+void SegmentBackend::set_aside(Segment& segment, std::uint64_t end, bool resync,
+                               const std::string& reason) {
+  std::string name = segment.name + "." + std::to_string(segment.read_to);
+  std::string what = resync ? "corrupt record in segment " : "corrupt or torn end of segment ";
+  std::string resumed = resync ? ", reading on at offset " + std::to_string(end) : "";
+  logger().warning("queue: " + what + dir_ + "/seg/" + segment.name + " at offset " +
+                   std::to_string(segment.read_to) + " (" + std::to_string(end - segment.read_to) +
+                   " bytes" + resumed + ") reason=\"" + reason + "\" copied to " + dir_ +
+                   "/corrupt/" + name);
+  copy_aside(segment, segment.read_to, end, name);
   segment.read_to = end;
 }
 

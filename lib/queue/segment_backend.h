@@ -14,7 +14,11 @@
 //                recipients finished, "H <id>" / "R <id>" = put on hold / released (the last
 //                one counts), "W <id>" = its delay warning was sent (appended without fsync).
 //                Appended by the process that delivers (courierd) only.
-//   corrupt/     torn or corrupt tails of segments, copied aside by scan, never delivered
+//   corrupt/     what a reader sets aside, never delivered: a corrupt record of a sealed
+//                segment (reading goes on at the next record whose header crc and trailer
+//                check out: one bad record costs only itself), a torn tail, and the record of
+//                a second message with an id already indexed (queue_id.h makes that all but
+//                impossible; its data is kept there, never deleted with its segment)
 // Commit of a batch (committer thread): one pwritev() of every in-memory record at the end of
 // the writer's segment, then one fdatasync() of it, in parallel with write + fdatasync() of the
 // batch's spooled messages; then one fsync() of seg/ when the batch made a new directory entry

@@ -197,6 +197,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"smtpaccess", {"/nonexistent/smtpaccess", "cannot open"}},
     {"esmtpd_processes", {"0", "expected auto or a number from 1 to 256"}},
     {"queue_backend", {"rocksdb", "expected segment or file"}},
+    {"courierd_notify_backlog", {"0", "expected a positive number"}},
     {"rdns_check", {"perhaps", "expected yes or no"}},
     {"dnsbl", {"/nonexistent/dnsbl", "cannot open"}},
     {"dnsbl_threshold", {"0", "expected a positive number"}},

@@ -43,6 +43,7 @@ class ProbeBackend final : public Backend {
   }
   void scan(const std::function<void(StoredMessage&&)>& visit) override { inner_.scan(visit); }
   std::optional<StoredMessage> load(const QueueId& id) override { return inner_.load(id); }
+  std::vector<QueueId> ids() override { return inner_.ids(); }
   bool mark_done(const QueueId& id, const std::vector<std::size_t>& r) override {
     return inner_.mark_done(id, r);
   }

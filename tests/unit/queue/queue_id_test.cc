@@ -91,6 +91,37 @@ TEST(QueueId, UniqueAcrossForkedProcesses) {
   EXPECT_EQ(ids.size(), static_cast<std::size_t>((kChildren + 1) * kPerChild));
 }
 
+// The part after the pid is a key drawn per process, and again in a fork()ed child: a child
+// whose pid an earlier process had gets a key of its own, so it cannot repeat that process's ids
+// (a clock step back plus pid reuse made the old 20 random bits collide).
+TEST(QueueId, EachProcessHasItsOwnKey) {
+  auto key = [](const QueueId& id) {
+    auto first = id.find('-'), last = id.rfind('-');
+    return id.substr(first + 6, last - first - 6);  // after the 5 pid digits
+  };
+  QueueId a = make_queue_id(), b = make_queue_id();
+  ASSERT_EQ(key(a).size(), 13u) << a;
+  EXPECT_EQ(key(a), key(b));  // one process, one key
+  EXPECT_NE(a.substr(a.rfind('-')), b.substr(b.rfind('-')));
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string id = make_queue_id();
+    ::_exit(::write(pipe_fds[1], id.data(), id.size()) == static_cast<ssize_t>(id.size()) ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  char buf[128];
+  ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_GT(n, 0);
+  QueueId child(buf, static_cast<std::size_t>(n));
+  EXPECT_NE(key(child), key(a)) << child << " " << a;
+}
+
 struct IdCase {
   std::string id;
   bool valid;
