@@ -87,6 +87,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
                         counters_,
                         filters_,
                         router_,
+                        config.session_deadline,
+                        config.greet_pause,
                         memory_,
                         {config.max_header_count, config.max_header_size}});
   schedule_stats();
