@@ -2,7 +2,10 @@
 // knows the milter implementation by name: it makes milter::Client for `milter:` entries.
 #include "filters/filter_set.h"
 
+#include <sys/stat.h>
+
 #include <exception>
+#include <set>
 #include <utility>
 
 #include "filters/milter/client.h"
@@ -23,11 +26,27 @@ ModificationLimits limits_of(const config::Config& config) {
   limits.max_body = config.max_message_size;
   return limits;
 }
+// A module listed twice would be one library initialised twice (dlopen hands back the same
+// copy), against the ABI's one estafette_filter_init per process: its globals would point at the
+// second host table, freed while the first entry's sessions still use it. Same file = same
+// device and inode, so a symlink to it counts too.
+std::string repeated_module(const config::Config& config) {
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (const auto& spec : config.filters) {
+    struct stat st {};
+    if (spec.kind != "module" || ::stat(spec.target.c_str(), &st) != 0) continue;
+    if (!seen.emplace(st.st_dev, st.st_ino).second)
+      return spec.where + ": filters: module " + spec.target +
+             " is listed twice (a module is loaded once per process)";
+  }
+  return "";
+}
 }  // namespace
 
 FilterSet::FilterSet(event::Loop& loop, const config::Config& config)
     : loop_(loop), limits_(limits_of(config)) {
   const DefaultAction action = default_action_of(config);
+  if (auto error = repeated_module(config); !error.empty()) throw config::ConfigError(error);
   for (const auto& spec : config.filters) {
     Opener open;
     if (auto error = load_entry(config, spec, action, open); !error.empty())
@@ -39,6 +58,7 @@ FilterSet::FilterSet(event::Loop& loop, const config::Config& config)
 std::vector<std::string> FilterSet::check(const config::Config& config) {
   const DefaultAction action = default_action_of(config);
   std::vector<std::string> errors;
+  if (auto error = repeated_module(config); !error.empty()) errors.push_back(std::move(error));
   for (const auto& spec : config.filters) {
     Opener open;  // a loaded module is unloaded again at once
     if (auto error = load_entry(config, spec, action, open); !error.empty())

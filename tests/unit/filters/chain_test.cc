@@ -3,6 +3,7 @@
 // pass over a whole message), FilterSet and start_errors (config -> filters, the check-config
 // errors). A scripted fake Filter stands for any implementation; no milter, no module code.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <map>
@@ -370,12 +371,32 @@ TEST(FilterSet, MakesOneFilterPerEntryForEachSession) {
                          {"module", kNativeExample, "conf:1"},
                          {"milter", "unix:/run/x.sock", "conf:2"}});
   c.milter_default_action = "accept";
+  // check() loads and unloads the module: before the set loads it (a module is loaded once per
+  // process, as in esmtpd, where only check-config's own process runs check()).
+  EXPECT_TRUE(FilterSet::check(c).empty());
   FilterSet set(loop, c);
   EXPECT_EQ(set.size(), 3u);
-  EXPECT_TRUE(FilterSet::check(c).empty());
   auto chain = set.open_chain();
   EXPECT_EQ(chain->size(), 3u);
   EXPECT_NE(set.open_chain().get(), chain.get());
+}
+
+// Two entries for one module would initialise the one library twice: its globals would point at
+// the second host table, freed while the first entry's sessions still used it (ASan found it).
+TEST(FilterSet, AModuleListedTwiceIsAConfigError) {
+  event::Loop loop;
+  auto link = testing::TempDir() + "native_example_link.so";
+  ::unlink(link.c_str());
+  ASSERT_EQ(::symlink(kNativeExample.c_str(), link.c_str()), 0);
+  for (const auto& second : {kNativeExample, link}) {
+    auto c = with_filters({{"module", kNativeExample, "conf:1"}, {"module", second, "conf:2"}});
+    auto errors = FilterSet::check(c);
+    ASSERT_EQ(errors.size(), 1u) << second;
+    EXPECT_EQ(errors[0], "conf:2: filters: module " + second +
+                             " is listed twice (a module is loaded once per process)");
+    EXPECT_THROW(FilterSet(loop, c), config::ConfigError);
+  }
+  ::unlink(link.c_str());
 }
 
 TEST(FilterSet, BadEntriesNameTheirLine) {
