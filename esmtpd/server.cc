@@ -41,7 +41,8 @@ void set_peer_liveness(int fd, std::chrono::seconds timeout) {
 }
 
 Server::Server(event::Loop& loop, const config::Config& config,
-               std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd)
+               std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd,
+               RecipientLookups::Lookup lookup, RecipientLookups::Options lookup_options)
     : loop_(loop),
       config_(config),
       max_sessions_(config::session_share(config.max_sessions, processes)),
@@ -50,7 +51,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
       resolver_(loop, config::resolver_options(config)),
       admission_(config, config.run_dir()),
       filters_(loop, config),
-      courierd_(loop, config.courierd_socket()) {
+      courierd_(loop, config.courierd_socket()),
+      recipient_lookups_(loop, lookup_options, std::move(lookup)) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
@@ -59,9 +61,11 @@ Server::Server(event::Loop& loop, const config::Config& config,
   policy_.relay_domains = config.relay_domains;
   policy_.allow_untrusted_routing = config.allow_untrusted_routing;
   policy_.max_hops = config.max_hops;
+  // On the loop: the maps only. A mailbox check (stat, getpwnam) is deferred to
+  // recipient_lookups_; remote and aliased addresses never need one.
   policy_.check_recipient = [this](const std::string& address) {
-    auto e = router_->expand(address);
-    return smtp::RecipientVerdict{e.ours, e.reply};
+    auto e = router_->expand(address, routing::MailboxCheck::Defer);
+    return smtp::RecipientVerdict{e.ours, e.reply, e.deferred};
   };
   committer_ = std::make_unique<queue::Committer>(loop, *backend_);
   context_ = std::make_unique<ConnectionContext>(
@@ -69,7 +73,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
                         [this](const std::string& id) { courierd_.notify(id); },
                         config.smtpd_timeout, config.max_line_length, resolver_, config.greet_wait,
                         config.dnsbl_action, config.dnsbl_threshold, counters_, filters_, router_,
-                        config.session_deadline, config.greet_pause});
+                        config.session_deadline, config.greet_pause, recipient_lookups_});
   schedule_stats();
   const bool shared = processes > 1;
   listeners_ = std::move(listeners);
