@@ -437,6 +437,25 @@ void Connection::lookup_sender(const std::string& domain) {
   });
 }
 
+void Connection::lookup_recipient(const std::string& address) {
+  using Outcome = RecipientLookups::Outcome;
+  auto done = guard_.wrap([this, address](Outcome outcome, const smtp::RecipientVerdict& verdict) {
+    if (outcome == Outcome::Answered) {
+      run(session_.on_recipient_checked(verdict));
+    } else {
+      logger().warning("recipient lookup failed or timed out session=" + std::to_string(number_) +
+                       " rcpt=<" + address + ">");
+      run(session_.on_recipient_lookup_failed(smtp::RecipientLookupFailure::TimedOut));
+    }
+    resume();  // pipelined commands that waited for this RCPT
+  });
+  if (!ctx_.recipient_lookups.submit(ctx_.router, address, std::move(done))) {
+    logger().warning("recipient lookups busy session=" + std::to_string(number_) + " rcpt=<" +
+                     address + ">");
+    run(session_.on_recipient_lookup_failed(smtp::RecipientLookupFailure::Busy));
+  }
+}
+
 void Connection::resume() {
   if (finished_) return;
   process_input();
@@ -640,6 +659,9 @@ void Connection::run(smtp::Actions actions) {
       case smtp::ActionKind::LookupSender:
         lookup_sender(action.text);
         break;
+      case smtp::ActionKind::LookupRecipient:
+        lookup_recipient(action.text);
+        break;
       case smtp::ActionKind::FilterHelo:
       case smtp::ActionKind::FilterMail:
       case smtp::ActionKind::FilterRcpt:
@@ -684,7 +706,8 @@ queue::Envelope Connection::queue_envelope(const std::string& sender,
   q.sender = sender;
   q.client_ip = session_.client().ip;
   q.helo = env.helo;
-  auto expanded = routing::expand_recipients(*ctx_.router, recipients);
+  // Each RCPT had its mailbox checked (off the loop); here only the maps, in memory.
+  auto expanded = routing::expand_recipients(*ctx_.router, recipients, routing::MailboxCheck::Skip);
   q.recipients = std::move(expanded.recipients);
   q.programs = std::move(expanded.programs);
   set_dsn(q, env, recipients, expanded.origin);

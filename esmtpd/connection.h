@@ -1,7 +1,9 @@
 // connection.h: the I/O side of one SMTP server session. It reads bytes, splits them with the
 // pure readers of lib/smtp, feeds the session state machine and carries out its actions: replies,
 // opening a queue file at DATA, streaming the body into it, and the durable commit (the 250 is
-// sent only when the Committer reports the message on disk).
+// sent only when the Committer reports the message on disk). Nothing here blocks: an RCPT whose
+// check needs passwd or the file system waits for RecipientLookups (and the commands pipelined
+// after it wait in order), and the record's recipients are expanded without that check.
 // Loop thread. Owned by the Server; it asks the Server to destroy it through on_finished, which
 // runs outside of any of its own callbacks.
 // A hostile client costs bounded memory and time: commands are read and run only while fewer than
@@ -18,6 +20,7 @@
 #include <string>
 
 #include "esmtpd/message_memory.h"
+#include "esmtpd/recipient_lookups.h"
 #include "esmtpd/session_table.h"
 #include "filters/chain.h"
 #include "filters/filter_set.h"
@@ -71,6 +74,8 @@ struct ConnectionContext {
   // every message is read with.
   MessageMemory& memory;
   smtp::HeaderLimits header_limits;
+  // The RCPT checks that may block (passwd, stat), off the loop.
+  RecipientLookups& recipient_lookups;
 };
 
 // This connection's checks, decided by the Admission.
@@ -104,6 +109,7 @@ class Connection final {
   void greet();
   void on_checks_done();
   void lookup_sender(const std::string& domain);
+  void lookup_recipient(const std::string& address);
   void resume();  // after an answer the session waited for: pipelined input, then interest
   void filter_connect();
   void filter_action(const smtp::Action& action);

@@ -41,7 +41,8 @@ void set_peer_liveness(int fd, std::chrono::seconds timeout) {
 }
 
 Server::Server(event::Loop& loop, const config::Config& config,
-               std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd)
+               std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd,
+               RecipientLookups::Lookup lookup, RecipientLookups::Options lookup_options)
     : loop_(loop),
       config_(config),
       max_sessions_(config::session_share(config.max_sessions, processes)),
@@ -51,7 +52,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
       admission_(config, config.run_dir()),
       filters_(loop, config),
       memory_(config.message_memory_budget),
-      courierd_(loop, config.courierd_socket(), config.courierd_notify_backlog) {
+      courierd_(loop, config.courierd_socket(), config.courierd_notify_backlog),
+      recipient_lookups_(loop, lookup_options, std::move(lookup)) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
@@ -60,9 +62,11 @@ Server::Server(event::Loop& loop, const config::Config& config,
   policy_.relay_domains = config.relay_domains;
   policy_.allow_untrusted_routing = config.allow_untrusted_routing;
   policy_.max_hops = config.max_hops;
+  // On the loop: the maps only. A mailbox check (stat, getpwnam) is deferred to
+  // recipient_lookups_; remote and aliased addresses never need one.
   policy_.check_recipient = [this](const std::string& address) {
-    auto e = router_->expand(address);
-    return smtp::RecipientVerdict{e.ours, e.reply};
+    auto e = router_->expand(address, routing::MailboxCheck::Defer);
+    return smtp::RecipientVerdict{e.ours, e.reply, e.deferred};
   };
   policy_.admit_buffered = [this](std::size_t declared) {
     if (memory_.admits(declared)) return true;
@@ -90,7 +94,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
                         config.session_deadline,
                         config.greet_pause,
                         memory_,
-                        {config.max_header_count, config.max_header_size}});
+                        {config.max_header_count, config.max_header_size},
+                        recipient_lookups_});
   schedule_stats();
   const bool shared = processes > 1;
   listeners_ = std::move(listeners);

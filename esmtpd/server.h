@@ -49,8 +49,12 @@ void set_peer_liveness(int fd, std::chrono::seconds timeout);
 class Server final {
  public:
   // `listeners`: from bind_listeners(config, processes).
+  // `lookup`: the RCPT check that may block, and its threads, queue and timeout (tests inject
+  // slow ones).
   Server(event::Loop& loop, const config::Config& config, std::vector<base::UniqueFd> listeners,
-         std::size_t processes = 1, int submit_fd = -1);
+         std::size_t processes = 1, int submit_fd = -1,
+         RecipientLookups::Lookup lookup = RecipientLookups::expand,
+         RecipientLookups::Options lookup_options = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -81,6 +85,7 @@ class Server final {
   MessageMemory memory_;  // messages held in memory by every session (filtered ones)
   event::TimerId stats_timer_ = 0;
   CourierdLink courierd_;
+  RecipientLookups recipient_lookups_;
   std::unique_ptr<ConnectionContext> context_;
   std::vector<base::UniqueFd> listeners_;
   base::UniqueFd submit_listener_;

@@ -14,6 +14,9 @@ namespace {
 
 using config::fail;
 
+// expand_into()'s answer when MailboxCheck::Defer meets a mailbox check (never a real reply).
+constexpr std::string_view kDeferred = "\n(deferred)";
+
 std::string local_of(const std::string& address) {
   auto at = address.rfind('@');
   return at == std::string::npos ? address : address.substr(0, at);
@@ -164,15 +167,20 @@ std::string Router::default_domain() const {
   return config_.hostname.empty() ? "localhost" : smtp::to_lower(config_.hostname);
 }
 
-Expansion Router::expand(const std::string& given) const {
-  if (given.find('@') == std::string::npos) return expand(given + "@" + default_domain());
+Expansion Router::expand(const std::string& given, MailboxCheck check) const {
+  if (given.find('@') == std::string::npos) return expand(given + "@" + default_domain(), check);
   const std::string& address = given;
   Expansion e;
   auto domain = smtp::domain_of(address);
   e.ours = is_local_domain(domain) || is_hosted_domain(domain) || find_alias(address) != nullptr;
   std::unordered_set<std::string> seen;
   // An address no alias rewrites keeps its case (the local part is the user's to interpret).
-  e.reply = expand_into(address, false, 0, e.targets, seen);
+  e.reply = expand_into(address, false, 0, check, e.targets, seen);
+  if (e.reply == kDeferred) {
+    Expansion deferred;
+    deferred.deferred = true;
+    return deferred;
+  }
   if (e.reply.starts_with("550 5.4.6"))  // name the RCPT address, not where the loop turned
     e.reply = "550 5.4.6 <" + address + ">: alias loop or nesting deeper than " +
               std::to_string(kMaxAliasDepth);
@@ -181,7 +189,7 @@ Expansion Router::expand(const std::string& given) const {
 }
 
 std::string Router::expand_into(const std::string& address, bool no_expand, std::size_t depth,
-                                std::vector<Target>& out,
+                                MailboxCheck check, std::vector<Target>& out,
                                 std::unordered_set<std::string>& seen) const {
   if (depth > kMaxAliasDepth)
     return "550 5.4.6 <" + address + ">: alias loop or nesting deeper than " +
@@ -192,7 +200,9 @@ std::string Router::expand_into(const std::string& address, bool no_expand, std:
     if (is_local_domain(domain) || is_hosted_domain(domain)) {
       // The address itself must name a mailbox; a missing one further down an alias is
       // bounced at delivery, as Postfix does, so one stale list member does not refuse the list.
-      if (depth == 0) {
+      if (depth == 0 && check != MailboxCheck::Skip) {
+        if (check == MailboxCheck::Defer && mailbox_needs_io(address))
+          return std::string(kDeferred);
         auto box = mailbox(address);
         if (!box.reply.empty()) return box.reply;
       }
@@ -211,10 +221,18 @@ std::string Router::expand_into(const std::string& address, bool no_expand, std:
       continue;
     }
     std::string next = t.value.find('@') == std::string::npos ? t.value + "@" + domain : t.value;
-    auto r = expand_into(next, t.no_expand, depth + 1, out, seen);
+    auto r = expand_into(next, t.no_expand, depth + 1, check, out, seen);
     if (!r.empty()) return r;
   }
   return {};
+}
+
+bool Router::mailbox_needs_io(const std::string& address) const {
+  // As mailbox() below: hosted addresses and bad names are answered from memory.
+  auto domain = smtp::domain_of(smtp::to_lower(address));
+  if (!is_local_domain(domain) && is_hosted_domain(domain)) return false;
+  if (!mailbox_name(address)) return false;
+  return config_.local_mailboxes != config::Config::LocalMailboxes::Create;
 }
 
 Mailbox Router::mailbox(const std::string& address) const {
@@ -331,12 +349,13 @@ void Router::check_loops() const {
 }
 
 ExpandedRecipients expand_recipients(const Router& router,
-                                     const std::vector<std::string>& addresses) {
+                                     const std::vector<std::string>& addresses,
+                                     MailboxCheck check) {
   ExpandedRecipients out;
   std::unordered_set<std::string> seen;
   for (std::size_t from = 0; from < addresses.size(); ++from) {
     const std::string& address = addresses[from];
-    auto e = router.expand(address);
+    auto e = router.expand(address, check == MailboxCheck::Defer ? MailboxCheck::Now : check);
     if (!e.reply.empty() || e.targets.empty()) e.targets = {{address, std::nullopt}};
     for (auto& t : e.targets) {
       std::string key = t.address + (t.program ? "\n|" + t.program->command : "");

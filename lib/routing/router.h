@@ -7,7 +7,8 @@
 //   aliases           aliases.h
 // A Router is immutable once loaded; reload builds a new one and swaps it in (the old one stays
 // when the new files are broken). Lookups are hash-map lookups; the only file-system access is
-// the mailbox check of local_mailboxes = existing (stat) and system (getpwnam).
+// the mailbox check of local_mailboxes = existing (stat) and system (getpwnam), which a caller
+// on an event loop defers (MailboxCheck) to a thread of its own (esmtpd/recipient_lookups.h).
 // Errors: load() throws config::ConfigError "file:line: reason" (alias loops included); lookups
 // never throw, they return SMTP replies.
 #pragma once
@@ -69,7 +70,16 @@ struct Target {
   std::optional<Program> program;  // set: deliver to this program, not to `address`
 };
 
+// Whether expand() may check the mailbox of a local address on the file system / in NSS
+// (local_mailboxes = existing: stat; system: getpwnam), which can block for as long as NSS does.
+enum class MailboxCheck {
+  Now,    // check it here (estafette-local, courierd, tests)
+  Defer,  // do not: when the answer needs the check, return Expansion::deferred (esmtpd's loop)
+  Skip,   // do not: take the mailbox as existing (esmtpd's record, after RCPT checked it)
+};
+
 struct Expansion {
+  bool deferred = false;        // MailboxCheck::Defer and the check is needed: nothing else set
   std::string reply;            // non-empty: refuse the address with this SMTP reply
   bool ours = false;            // a local/hosted address or an alias: no relay permission needed
   std::vector<Target> targets;  // when reply is empty
@@ -99,7 +109,10 @@ class Router final {
   // back as they are (ours = false unless an alias matched). An address without a domain (the
   // bare <postmaster> of RFC 5321 4.5.1) is taken in default_domain() first, so its targets
   // get that domain too ("postmaster: root" gives root@<default domain>, never "root@").
-  Expansion expand(const std::string& address) const;
+  // The mailbox check is the only part that may block; see MailboxCheck.
+  Expansion expand(const std::string& address, MailboxCheck check = MailboxCheck::Now) const;
+  // True when mailbox(address) would touch the file system or NSS (stat, getpwnam).
+  bool mailbox_needs_io(const std::string& address) const;
   // The first local_domains entry that is not a ".suffix", else the host name, else localhost.
   std::string default_domain() const;
   // Where a final (already expanded) local or hosted address is delivered.
@@ -118,7 +131,8 @@ class Router final {
   const Alias* find_alias(const std::string& address) const;
   // "" or a reply; appends the targets of `address` at `depth`.
   std::string expand_into(const std::string& address, bool no_expand, std::size_t depth,
-                          std::vector<Target>& out, std::unordered_set<std::string>& seen) const;
+                          MailboxCheck check, std::vector<Target>& out,
+                          std::unordered_set<std::string>& seen) const;
   // Throws ConfigError at the first alias that can reach itself.
   void check_loops() const;
 
@@ -138,8 +152,11 @@ struct ExpandedRecipients {
   // Per recipient, the index of the address it came from (for its DSN: NOTIFY and ORCPT).
   std::vector<std::size_t> origin;
 };
+// `check`: Now or Skip (the targets are the same either way, except that an address whose
+// mailbox check fails is kept as given rather than qualified with the default domain).
 ExpandedRecipients expand_recipients(const Router& router,
-                                     const std::vector<std::string>& addresses);
+                                     const std::vector<std::string>& addresses,
+                                     MailboxCheck check = MailboxCheck::Now);
 
 // The mailbox directory name of a local part: unquoted and lower-cased, or nullopt when it is
 // empty, starts with '.', or holds '/' or control characters.

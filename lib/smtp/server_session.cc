@@ -332,7 +332,7 @@ Actions ServerSession::accept_mail() {
 
 Actions ServerSession::on_sender_checked(SenderDomain result) {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWait || held_rcpt_ || waiting_for_ != ActionKind::Reply)
+  if (state_ != State::kWait || held_rcpt_ || lookup_rcpt_ || waiting_for_ != ActionKind::Reply)
     broken_invariant("on_sender_checked() unasked");
   state_ = State::kReady;
   const std::string who = "<" + pending_mail_.sender + ">: Sender address rejected: ";
@@ -377,6 +377,38 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
   if (!block_reply_.empty()) return reply("550 5.7.1 " + sanitize(block_reply_));
   RecipientVerdict routed;
   if (policy_.check_recipient) routed = policy_.check_recipient(cmd.address);
+  if (routed.lookup) {  // answered by on_recipient_checked() or on_recipient_lookup_failed()
+    lookup_rcpt_ = cmd;
+    state_ = State::kWait;
+    return {{ActionKind::LookupRecipient, cmd.address}};
+  }
+  return rcpt_routed(cmd, routed);
+}
+
+Actions ServerSession::on_recipient_checked(const RecipientVerdict& verdict) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWait || !lookup_rcpt_ || verdict.lookup)
+    broken_invariant("on_recipient_checked() unasked");
+  state_ = State::kReady;
+  Command cmd = std::move(*lookup_rcpt_);
+  lookup_rcpt_.reset();
+  return rcpt_routed(cmd, verdict);
+}
+
+Actions ServerSession::on_recipient_lookup_failed(RecipientLookupFailure why) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWait || !lookup_rcpt_)
+    broken_invariant("on_recipient_lookup_failed() unasked");
+  state_ = State::kReady;
+  std::string address = std::move(lookup_rcpt_->address);
+  lookup_rcpt_.reset();
+  if (why == RecipientLookupFailure::Busy)
+    return reply("451 4.3.0 <" + address + ">: Recipient lookups are busy, try again later");
+  return reply("451 4.4.3 <" + address + ">: Temporary lookup failure, try again later");
+}
+
+Actions ServerSession::rcpt_routed(const Command& cmd, const RecipientVerdict& routed) {
+  RcptParams params = parse_rcpt_params(cmd.params);  // checked by on_rcpt()
   if (!routed.reply.empty()) return error(routed.reply);
   if (!routed.ours && !relay_allowed(cmd.address, cmd.source_route)) {
     return error("550 5.7.1 <" + cmd.address + ">: Relay access denied");

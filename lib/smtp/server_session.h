@@ -11,6 +11,10 @@
 //   Close      flush the pending replies and close the connection.
 //   LookupSender  look up the MX/A/AAAA of the domain in `text` (BOFHCHECKDNS) and call
 //              on_sender_checked(); until then waiting() is true.
+//   LookupRecipient  policy.check_recipient said its answer needs a lookup that may block
+//              (passwd, stat): run it off the loop for the address in `text` and call
+//              on_recipient_checked() with its verdict, or on_recipient_lookup_failed(); until
+//              then waiting() is true, so pipelined commands after the RCPT wait in order.
 // Filters (ClientInfo::filtered): HELO, MAIL, RCPT, DATA and the end of data each emit a
 // Filter* action instead of their reply; the I/O layer runs the session's filters and calls
 // on_filter_verdict() with the filters' own verdict (lib/smtp/filter_verdict.h, the type filters/
@@ -57,7 +61,14 @@ namespace estafette::smtp {
 struct RecipientVerdict {
   bool ours = false;  // a local or hosted mailbox or an alias: no relay permission needed
   std::string reply;  // non-empty: refuse the RCPT with it ("550 5.1.1 ..."), a counted error
+  // The answer needs a lookup that may block (NSS, the file system): the session asks for it
+  // with a LookupRecipient action instead; `ours` and `reply` are not set.
+  bool lookup = false;
 };
+
+// Why a LookupRecipient got no verdict: too many lookups queued already (451 4.3.0), or none
+// came in time (451 4.4.3). Neither counts as an error of the client.
+enum class RecipientLookupFailure { Busy, TimedOut };
 
 struct ServerPolicy {
   std::string hostname;                     // our name, in the greeting and Received
@@ -74,7 +85,8 @@ struct ServerPolicy {
   // (ours would make one more) is refused at the end of DATA with 554 5.4.6; 0 = no limit.
   std::size_t max_hops = 50;
   std::string software = "Estafette";
-  // Called for each RCPT before the relay check; unset: only the domain lists decide.
+  // Called for each RCPT before the relay check; unset: only the domain lists decide. On the
+  // loop: it must not block (a verdict with `lookup` set defers what would).
   std::function<RecipientVerdict(const std::string& address)> check_recipient;
   // Called at DATA for a message the I/O layer keeps in memory to its end (a filtered or a
   // discarded one) with the SIZE= the client declared (0: none); false answers 452 4.3.1
@@ -133,11 +145,12 @@ enum class ActionKind {
   Commit,
   Close,
   LookupSender,
-  FilterHelo,     // text: the HELO/EHLO argument
-  FilterMail,     // text: the sender
-  FilterRcpt,     // text: the recipient
-  FilterData,     // the DATA command
-  FilterMessage,  // end of data: filter the message, apply changes, make the record
+  LookupRecipient,  // text: the RCPT address
+  FilterHelo,       // text: the HELO/EHLO argument
+  FilterMail,       // text: the sender
+  FilterRcpt,       // text: the recipient
+  FilterData,       // the DATA command
+  FilterMessage,    // end of data: filter the message, apply changes, make the record
 };
 // Why the queue write or commit failed: the disk is full (ENOSPC, EDQUOT), or anything else.
 enum class QueueFailure { Temporary, NoSpace };
@@ -166,8 +179,10 @@ class ServerSession final {
   Actions on_deadline();     // the session's total time is over: 421 4.4.2, Close
   Actions on_pregreet();     // the client talked before the greeting: 554 5.5.1, Close
   Actions on_early_input();  // bytes sent before a refused DATA's reply: 421 4.5.0, Close
-  Actions on_checks_done(const CheckVerdict& verdict);      // answers a held RCPT, if any
-  Actions on_sender_checked(SenderDomain result);           // answers the MAIL that asked
+  Actions on_checks_done(const CheckVerdict& verdict);             // answers a held RCPT, if any
+  Actions on_sender_checked(SenderDomain result);                  // answers the MAIL that asked
+  Actions on_recipient_checked(const RecipientVerdict& verdict);   // answers a LookupRecipient
+  Actions on_recipient_lookup_failed(RecipientLookupFailure why);  // 451 to its RCPT
   Actions on_filter_verdict(const FilterVerdict& verdict);  // answers the pending Filter* action
   Actions on_filter_connect(const FilterVerdict& verdict);  // the connect stage's verdict
   bool discarded() const { return discard_; }  // a filter said discard for this message
@@ -205,6 +220,7 @@ class ServerSession final {
   Actions helo_reply() const;
   Actions wait_for(ActionKind filter_action, std::string text);
   Actions on_rcpt(const Command& cmd);
+  Actions rcpt_routed(const Command& cmd, const RecipientVerdict& routed);
   Actions on_data();
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
   Actions junk(std::string_view reply);   // a junk command's reply, an error past the junk limit
@@ -218,12 +234,13 @@ class ServerSession final {
   Envelope envelope_;
   State state_ = State::kInit;
   bool esmtp_ = false;
-  bool in_transaction_ = false;       // MAIL accepted
-  std::string block_reply_;           // from the checks
-  std::optional<Command> held_rcpt_;  // waiting for the checks
-  Envelope pending_mail_;             // MAIL waiting for its sender-domain lookup or the filters
-  std::string pending_rcpt_;          // RCPT waiting for the filters
-  RcptDsn pending_rcpt_dsn_;          // and its NOTIFY / ORCPT
+  bool in_transaction_ = false;         // MAIL accepted
+  std::string block_reply_;             // from the checks
+  std::optional<Command> held_rcpt_;    // waiting for the checks
+  std::optional<Command> lookup_rcpt_;  // waiting for its LookupRecipient verdict
+  Envelope pending_mail_;               // MAIL waiting for its sender-domain lookup or the filters
+  std::string pending_rcpt_;            // RCPT waiting for the filters
+  RcptDsn pending_rcpt_dsn_;            // and its NOTIFY / ORCPT
   ActionKind waiting_for_ = ActionKind::Reply;  // the Filter* action waiting for its verdict
   std::string session_reply_;  // a connect-stage filter rejected the session: every reply
   bool discard_ = false;       // this message is discarded (a filter said so)

@@ -69,6 +69,12 @@ struct Harness {
     p.max_errors = 50;
     p.local_domains = {"example.com"};
     p.relay_domains = {"relay.example"};
+    // Every other address length asks for a (blocking) lookup, as a local mailbox does.
+    p.check_recipient = [](const std::string& address) {
+      RecipientVerdict v;
+      v.lookup = address.size() % 2 == 0;
+      return v;
+    };
     return p;
   }
 
@@ -105,6 +111,25 @@ struct Harness {
           // The domain's length picks the answer, so each answer is reached.
           auto answer = static_cast<SenderDomain>(action.text.size() % 4);
           run(session.on_sender_checked(answer));
+          break;
+        }
+        case ActionKind::LookupRecipient: {
+          check(session.waiting() && !action.text.empty());
+          // The address's length picks the answer: ours, refused, busy, timed out.
+          switch (action.text.size() % 4) {
+            case 0:
+              run(session.on_recipient_checked({true, ""}));
+              break;
+            case 1:
+              run(session.on_recipient_checked({false, "550 5.1.1 <x>: no such mailbox"}));
+              break;
+            case 2:
+              run(session.on_recipient_lookup_failed(RecipientLookupFailure::Busy));
+              break;
+            default:
+              run(session.on_recipient_lookup_failed(RecipientLookupFailure::TimedOut));
+              break;
+          }
           break;
         }
         case ActionKind::FilterHelo:

@@ -237,6 +237,39 @@ TEST(RoutingRouter, LocalMailboxModes) {
   [[maybe_unused]] int rc = ::system(("rm -rf '" + root + "'").c_str());
 }
 
+// esmtpd's loop never runs the mailbox check (stat, getpwnam): Defer says when one is needed,
+// Skip leaves it out; what the maps decide is answered at once either way.
+TEST(RoutingRouter, MailboxCheckDeferredOrSkipped) {
+  auto c = base_config();
+  c.local_mailboxes = config::Config::LocalMailboxes::Existing;
+  auto r = make("team: alice, nobody\n", "", "hosted.test\n", "bob@hosted.test: bob\n", c);
+  using M = MailboxCheck;
+  EXPECT_TRUE(r->expand("alice@local.test", M::Defer).deferred);
+  EXPECT_TRUE(r->expand("postmaster", M::Defer).deferred);  // in the default domain
+  EXPECT_TRUE(r->mailbox_needs_io("alice@local.test"));
+  for (const char* answered : {"x@remote.test", "team@local.test", "bob@hosted.test",
+                               "eve@hosted.test", "\"../x\"@local.test"}) {
+    SCOPED_TRACE(answered);
+    auto e = r->expand(answered, M::Defer);
+    EXPECT_FALSE(e.deferred);
+    auto now = r->expand(answered, M::Now);
+    EXPECT_EQ(e.reply, now.reply);
+    EXPECT_EQ(e.ours, now.ours);
+    EXPECT_EQ(e.targets.size(), now.targets.size());
+  }
+  // /var/mail/boxes/alice does not exist: Now refuses, Skip takes the address as its target.
+  EXPECT_EQ(r->expand("alice@local.test", M::Now).reply,
+            "550 5.1.1 <alice@local.test>: no such mailbox");
+  auto skipped = r->expand("alice@local.test", M::Skip);
+  EXPECT_EQ(skipped.reply, "");
+  ASSERT_EQ(skipped.targets.size(), 1u);
+  EXPECT_EQ(skipped.targets[0].address, "alice@local.test");
+  EXPECT_EQ(expand_recipients(*r, {"alice@local.test", "team@local.test"}, M::Skip).recipients,
+            expand_recipients(*r, {"alice@local.test", "team@local.test"}, M::Now).recipients);
+  c.local_mailboxes = config::Config::LocalMailboxes::Create;
+  EXPECT_FALSE(Router(c).expand("alice@local.test", M::Defer).deferred);
+}
+
 TEST(RoutingRouter, ExpandRecipientsForTheQueueRecord) {
   auto c = base_config();
   c.allow_program_delivery = true;

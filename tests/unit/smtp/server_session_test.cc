@@ -58,6 +58,9 @@ std::string Summarize(const Actions& actions) {
       case ActionKind::LookupSender:
         out += "LOOKUP:" + action.text;
         break;
+      case ActionKind::LookupRecipient:
+        out += "RCPT-LOOKUP:" + action.text;
+        break;
       case ActionKind::FilterHelo:
         out += "F-HELO:" + action.text;
         break;
@@ -621,6 +624,140 @@ TEST(SmtpServerSession, WaitingWhileAChecksVerdictOrLookupIsPending) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// RCPT checks that may block (passwd, stat) are asked for with LookupRecipient and answered
+// later; the session answers nothing and takes no command meanwhile.
+
+// A policy whose check defers every address in example.com (a local mailbox to look up).
+ServerPolicy LookupPolicy() {
+  ServerPolicy policy = TestPolicy();
+  policy.max_recipients = 10;
+  policy.check_recipient = [](const std::string& address) {
+    RecipientVerdict v;
+    v.lookup = address.ends_with("@example.com");
+    return v;
+  };
+  return policy;
+}
+
+TEST(SmtpServerSession, ALocalRecipientWaitsForItsLookup) {
+  ServerPolicy policy = LookupPolicy();
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  session.on_line(kMail, LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<alice@example.com> NOTIFY=NEVER", LineStatus::Ok)),
+            "RCPT-LOOKUP:alice@example.com");
+  EXPECT_TRUE(session.waiting());
+  EXPECT_DEATH(session.on_line("NOOP", LineStatus::Ok), "waiting for a lookup");
+  EXPECT_EQ(Summarize(session.on_recipient_checked({true, ""})), "250");
+  EXPECT_FALSE(session.waiting());
+  ASSERT_EQ(session.envelope().recipients, std::vector<std::string>{"alice@example.com"});
+  EXPECT_EQ(session.envelope().dsn.at(0).notify, "NEVER");
+  // A refusal from the lookup is the router's reply, a counted error.
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<nobody@example.com>", LineStatus::Ok)),
+            "RCPT-LOOKUP:nobody@example.com");
+  auto refused =
+      session.on_recipient_checked({false, "550 5.1.1 <nobody@example.com>: no such mailbox"});
+  EXPECT_EQ(Summarize(refused), "550");
+  EXPECT_EQ(session.error_count(), 1u);
+  // A remote address is decided at once (no lookup): relay denied.
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<bob@remote.org>", LineStatus::Ok)), "550");
+  EXPECT_EQ(session.envelope().recipients.size(), 1u);
+}
+
+TEST(SmtpServerSession, ALookupThatFailsIsATemporaryRefusalNotAnError) {
+  ServerPolicy policy = LookupPolicy();
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  session.on_line(kMail, LineStatus::Ok);
+  session.on_line("RCPT TO:<alice@example.com>", LineStatus::Ok);
+  auto timed_out = session.on_recipient_lookup_failed(RecipientLookupFailure::TimedOut);
+  ASSERT_EQ(timed_out.size(), 1u);
+  EXPECT_EQ(timed_out[0].text,
+            "451 4.4.3 <alice@example.com>: Temporary lookup failure, try again later\r\n");
+  session.on_line("RCPT TO:<bob@example.com>", LineStatus::Ok);
+  auto busy = session.on_recipient_lookup_failed(RecipientLookupFailure::Busy);
+  ASSERT_EQ(busy.size(), 1u);
+  EXPECT_EQ(busy[0].text,
+            "451 4.3.0 <bob@example.com>: Recipient lookups are busy, try again later\r\n");
+  EXPECT_EQ(session.error_count(), 0u);
+  EXPECT_TRUE(session.envelope().recipients.empty());
+  EXPECT_FALSE(session.waiting());
+  EXPECT_DEATH(session.on_recipient_checked({true, ""}), "unasked");
+}
+
+TEST(SmtpServerSession, ALookupVerdictGoesToTheFiltersAndAfterTheChecks) {
+  ServerPolicy policy = LookupPolicy();
+  ClientInfo client = TestClient();
+  client.checks_pending = true;
+  client.filtered = true;
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  session.on_filter_verdict({FilterVerdict::Action::Continue, "", {}});
+  session.on_line(kMail, LineStatus::Ok);
+  session.on_filter_verdict({FilterVerdict::Action::Continue, "", {}});
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<alice@example.com>", LineStatus::Ok)), "");
+  EXPECT_EQ(Summarize(session.on_checks_done({"client.test", "", ""})),
+            "RCPT-LOOKUP:alice@example.com");
+  EXPECT_EQ(Summarize(session.on_recipient_checked({true, ""})), "F-RCPT:alice@example.com");
+  EXPECT_EQ(Summarize(session.on_filter_verdict({FilterVerdict::Action::Continue, "", {}})), "250");
+}
+
+TEST(SmtpServerSession, ASessionClosedWhileItsLookupRunsIgnoresTheAnswer) {
+  ServerPolicy policy = LookupPolicy();
+  ServerSession session(policy, TestClient());
+  session.start();
+  session.on_line("EHLO c", LineStatus::Ok);
+  session.on_line(kMail, LineStatus::Ok);
+  session.on_line("RCPT TO:<alice@example.com>", LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_deadline()), "421 CLOSE");
+  EXPECT_TRUE(session.on_recipient_checked({true, ""}).empty());
+  EXPECT_TRUE(session.on_recipient_lookup_failed(RecipientLookupFailure::TimedOut).empty());
+}
+
+// Two sessions, one policy: while one waits for its lookup, the other runs a whole transaction;
+// the waiting one's pipelined commands, fed only when it stops waiting (as esmtpd does), are
+// answered in order.
+TEST(SmtpServerSession, PipelinedCommandsAfterALookupAreAnsweredInOrder) {
+  ServerPolicy policy = LookupPolicy();
+  ServerSession slow(policy, TestClient()), fast(policy, TestClient());
+  slow.start();
+  fast.start();
+  std::vector<std::string> pipelined = {"EHLO c", kMail, "RCPT TO:<alice@example.com>",
+                                        "RCPT TO:<bob@example.com>", "DATA"};
+  std::string slow_codes;
+  std::size_t next = 0;
+  auto feed_slow = [&](const Actions& first) {
+    Actions actions = first;
+    for (;;) {
+      std::string s = Summarize(actions);
+      if (!s.empty()) slow_codes += (slow_codes.empty() ? "" : " ") + s;
+      if (slow.waiting() || slow.in_data() || next == pipelined.size()) return;
+      actions = slow.on_line(pipelined[next++], LineStatus::Ok);
+    }
+  };
+  feed_slow({});
+  EXPECT_EQ(slow_codes, "250 250 RCPT-LOOKUP:alice@example.com");
+  // Meanwhile, the other session.
+  std::string fast_codes;
+  for (const char* line :
+       {"EHLO d", "MAIL FROM:<x@remote.org>", "RCPT TO:<y@relay.example>", "DATA"})
+    fast_codes += Summarize(fast.on_line(line, LineStatus::Ok)) + " ";
+  fast_codes += Summarize(fast.on_data_end(DataStatus::Ok, 10)) + " ";
+  fast_codes += Summarize(fast.on_queued("Q1"));
+  EXPECT_EQ(fast_codes, "250 250 250 354 DATA COMMIT 250");
+  EXPECT_EQ(slow_codes, "250 250 RCPT-LOOKUP:alice@example.com");
+  feed_slow(slow.on_recipient_checked({true, ""}));
+  EXPECT_EQ(slow_codes, "250 250 RCPT-LOOKUP:alice@example.com 250 RCPT-LOOKUP:bob@example.com");
+  feed_slow(slow.on_recipient_lookup_failed(RecipientLookupFailure::TimedOut));
+  EXPECT_EQ(slow_codes,
+            "250 250 RCPT-LOOKUP:alice@example.com 250 RCPT-LOOKUP:bob@example.com 451 354 DATA");
+  EXPECT_EQ(slow.envelope().recipients, std::vector<std::string>{"alice@example.com"});
+}
+
+// ---------------------------------------------------------------------------------------------
 // Hostile clients: junk commands, a body after a refused DATA, deadline, talking first.
 
 TEST(SmtpServerSession, JunkCommandsPastTheLimitCountAsErrors) {
@@ -1007,6 +1144,7 @@ struct Driver {
           act(session.on_queued("Q" + std::to_string(messages.size())));
           break;
         case ActionKind::LookupSender:  // this policy never asks
+        case ActionKind::LookupRecipient:
         case ActionKind::FilterHelo:
         case ActionKind::FilterMail:
         case ActionKind::FilterRcpt:
