@@ -16,6 +16,16 @@ Poco::Logger& logger() {
   return base::log("courierd");
 }
 
+// Bounced recipients the failure notice does not carry (their NOTIFY does not ask for one) are
+// done at once; the others only once their notice is queued.
+void add_bounced_without_notice(const std::vector<Bounce>& bounced,
+                                const std::vector<std::size_t>& in_notice,
+                                std::vector<std::size_t>& done) {
+  for (const auto& b : bounced)
+    if (std::find(in_notice.begin(), in_notice.end(), b.rcpt_index) == in_notice.end())
+      done.push_back(b.rcpt_index);
+}
+
 }  // namespace
 
 Notices::Notices(event::Loop& loop, const config::Config& config, queue::Backend& backend,
@@ -61,10 +71,7 @@ void Notices::apply(const queue::StoredMessage& original, const JobReport& repor
                                     remote_mta, false, *on_delivery, dsn.orcpt});
     succeeded.indexes.push_back(i);
   }
-  for (const auto& b : report.bounced)
-    if (std::find(failed.indexes.begin(), failed.indexes.end(), b.rcpt_index) ==
-        failed.indexes.end())
-      done.push_back(b.rcpt_index);
+  add_bounced_without_notice(report.bounced, failed.indexes, done);
   std::vector<Notice> notices;
   notices.push_back(std::move(failed));
   notices.push_back(std::move(succeeded));
@@ -85,10 +92,7 @@ void Notices::finish_removal(const RemovalReport& removal, Time now) {
                          " (deleted by the administrator)");
   Notice failed = bounce_notice(env, report.bounced, "");
   std::vector<std::size_t> done = report.dropped;
-  for (const auto& b : report.bounced)
-    if (std::find(failed.indexes.begin(), failed.indexes.end(), b.rcpt_index) ==
-        failed.indexes.end())
-      done.push_back(b.rcpt_index);
+  add_bounced_without_notice(report.bounced, failed.indexes, done);
   std::vector<Notice> notices;
   notices.push_back(std::move(failed));
   // Durable even when the message goes next (unlike after deliveries): a crash must not bring
