@@ -14,6 +14,17 @@ std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string
   throw std::invalid_argument("unknown queue backend '" + kind + "'");
 }
 
+std::unique_ptr<Backend> open_queue(const std::string& kind, const std::string& queue_dir) {
+  auto backend = open_backend(kind, queue_dir);
+  try {
+    claim_queue_id_instance(queue_dir);
+  } catch (const std::system_error& e) {
+    base::log("queue").error(std::string("no queue id instance: ") + e.what() +
+                             "; new ids use the pid and a random key instead");
+  }
+  return backend;
+}
+
 bool write_message(Backend& backend, Envelope envelope, std::string_view wire_body, QueueId* id) {
   std::unique_ptr<IncomingMessage> message;
   try {

@@ -122,6 +122,11 @@ class Backend {
 // (file_backend.h). Throws std::system_error, or std::invalid_argument for another name.
 std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string& queue_dir);
 
+// What a daemon that names new messages calls (esmtpd, courierd): open_backend(), then
+// claim_queue_id_instance() so that this process's ids cannot collide with any other's (a
+// failed claim is logged, and ids fall back to pid and key: queue_id.h).
+std::unique_ptr<Backend> open_queue(const std::string& kind, const std::string& queue_dir);
+
 // Synchronous create + append + commit in the calling thread, for rare events (bounces built by
 // the scheduler) and tools. It BLOCKS on fsync: never call it on a loop thread that serves
 // sessions. Sets envelope.id if empty; returns true when the message is committed. On success

@@ -1,10 +1,13 @@
 #include "lib/queue/queue_id.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -15,17 +18,38 @@
 namespace estafette::queue {
 namespace {
 
-// [0-9A-Z]{9}-[0-9A-Z]{5,}-[0-9A-Z]{8}
+// [0-9A-Z]{9}-[0-9A-Z]{5,}-[0-9A-Z]{8,} (pid and key), or with "i[0-9A-Z]{7,}" (an instance)
+// in the middle
 bool has_id_format(const std::string& id) {
   auto upper36 = [](std::string_view s) {
     return s.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == std::string_view::npos;
   };
   auto first = id.find('-'), last = id.rfind('-');
-  if (first != 9 || last == first || id.size() - last - 1 != 8 || last - first - 1 < 5)
-    return false;
+  if (first != 9 || last == first || id.size() - last - 1 < 8 || last - first - 1 < 5) return false;
   std::string_view v = id;
-  return upper36(v.substr(0, first)) && upper36(v.substr(first + 1, last - first - 1)) &&
-         upper36(v.substr(last + 1));
+  std::string_view middle = v.substr(first + 1, last - first - 1);
+  if (middle.front() == 'i') {
+    middle.remove_prefix(1);
+    if (middle.size() < 7) return false;
+  }
+  return upper36(v.substr(0, first)) && upper36(middle) && upper36(v.substr(last + 1));
+}
+
+// Runs body in a forked child (claims change this process's ids: the tests keep them out of the
+// test process); the child's exit status is body's result.
+bool in_child(const std::function<bool()>& body) {
+  pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    bool ok = false;
+    try {
+      ok = body();
+    } catch (...) {
+    }
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 TEST(QueueId, HasTimePidCounterFormat) {
@@ -120,6 +144,146 @@ TEST(QueueId, EachProcessHasItsOwnKey) {
   ASSERT_GT(n, 0);
   QueueId child(buf, static_cast<std::size_t>(n));
   EXPECT_NE(key(child), key(a)) << child << " " << a;
+}
+
+// Collision-free by construction: each process of a queue claims an instance number the queue's
+// instance file gives no other process, concurrent claims included (flock), and its ids carry it.
+TEST(QueueId, ConcurrentProcessesClaimDistinctInstances) {
+  testing::TempDir dir;
+  constexpr int kChildren = 8, kPerChild = 2000;
+  std::vector<pid_t> children;
+  for (int c = 0; c < kChildren; ++c) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      bool ok = true;
+      try {
+        claim_queue_id_instance(dir.path());
+      } catch (...) {
+        ok = false;
+      }
+      std::ofstream out(dir.sub("ids" + std::to_string(c)));
+      out << queue_id_instance() << '\n';
+      for (int i = 0; i < kPerChild; ++i) out << make_queue_id() << '\n';
+      out.close();
+      ::_exit(ok && out ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::set<std::string> instances, ids;
+  for (int c = 0; c < kChildren; ++c) {
+    std::ifstream in(dir.sub("ids" + std::to_string(c)));
+    std::string instance;
+    std::getline(in, instance);
+    instances.insert(instance);
+    for (std::string line; std::getline(in, line);) {
+      EXPECT_TRUE(has_id_format(line)) << line;
+      EXPECT_NE(line.find("-i"), std::string::npos) << line;
+      ids.insert(line);
+    }
+  }
+  std::set<std::string> expected;
+  for (int i = 1; i <= kChildren; ++i) expected.insert(std::to_string(i));
+  EXPECT_EQ(instances, expected);  // 1..8, each once
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kChildren * kPerChild));
+  EXPECT_EQ(testing::read_file(dir.sub("instance")), std::to_string(kChildren) + "\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.sub("instance").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+// Two processes with the same pid (reused), the same millisecond (a clock step back) and the
+// same counter still differ: the ids hold only the time, the instance and the counter.
+TEST(QueueId, IdsDependOnTheInstanceNotThePid) {
+  testing::TempDir dir;
+  auto middle = [](const QueueId& id) {
+    auto first = id.find('-'), last = id.rfind('-');
+    return id.substr(first + 1, last - first - 1);
+  };
+  EXPECT_TRUE(in_child([&] {
+    claim_queue_id_instance(dir.path());
+    QueueId a = make_queue_id();
+    claim_queue_id_instance(dir.path());  // a restart, as far as the queue is concerned
+    QueueId b = make_queue_id();
+    return middle(a) == "i0000001" && middle(b) == "i0000002" && has_id_format(a);
+  }));
+}
+
+// A fork()ed child of a process that claimed an instance claims its own on its first id.
+TEST(QueueId, ForkedChildClaimsAgain) {
+  testing::TempDir dir;
+  EXPECT_TRUE(in_child([&] {
+    claim_queue_id_instance(dir.path());
+    std::string parent = make_queue_id();
+    return in_child([&] {
+             std::string child = make_queue_id();
+             return child.find("-i0000002-") != std::string::npos && queue_id_instance() == 2;
+           }) &&
+           parent.find("-i0000001-") != std::string::npos;
+  }));
+  EXPECT_EQ(testing::read_file(dir.sub("instance")), "2\n");
+}
+
+// A damaged file (not a number) restarts above any number it can have handed out: the time in
+// milliseconds. A planted symlink or a directory is refused, its target untouched.
+TEST(QueueId, DamagedOrPlantedInstanceFile) {
+  testing::TempDir dir;
+  testing::write_file(dir.sub("instance"), "12x\n");
+  const std::uint64_t before_ms = static_cast<std::uint64_t>(::time(nullptr)) * 1000;
+  EXPECT_TRUE(in_child([&] {
+    claim_queue_id_instance(dir.path());
+    return queue_id_instance() > before_ms;
+  }));
+  testing::write_file(dir.sub("instance"), std::string(40, '9'));  // too long for a number
+  EXPECT_TRUE(in_child([&] {
+    claim_queue_id_instance(dir.path());
+    return queue_id_instance() > before_ms;
+  }));
+
+  testing::TempDir planted;
+  testing::write_file(planted.sub("target"), "41\n");
+  ASSERT_EQ(::symlink(planted.sub("target").c_str(), planted.sub("instance").c_str()), 0);
+  EXPECT_TRUE(in_child([&] {
+    try {
+      claim_queue_id_instance(planted.path());
+    } catch (const std::system_error&) {
+      // Refused; the ids fall back to pid and key.
+      return queue_id_instance() == 0 && has_id_format(make_queue_id());
+    }
+    return false;
+  }));
+  EXPECT_EQ(testing::read_file(planted.sub("target")), "41\n");
+  ASSERT_EQ(::unlink(planted.sub("instance").c_str()), 0);
+  ASSERT_EQ(::mkdir(planted.sub("instance").c_str(), 0700), 0);
+  EXPECT_TRUE(in_child([&] {
+    try {
+      claim_queue_id_instance(planted.path());
+    } catch (const std::system_error&) {
+      return true;
+    }
+    return false;
+  }));
+}
+
+// The daemons' way in: open_queue() opens the backend and claims; a queue dir where the claim
+// fails still opens (ids fall back, logged).
+TEST(QueueId, OpenQueueClaims) {
+  testing::TempDir dir;
+  EXPECT_TRUE(in_child([&] {
+    auto backend = open_queue("segment", dir.path());
+    return backend && queue_id_instance() == 1;
+  }));
+  testing::TempDir planted;
+  ASSERT_EQ(::symlink("/dev/null", planted.sub("instance").c_str()), 0);
+  EXPECT_TRUE(in_child([&] {
+    auto backend = open_queue("file", planted.path());
+    return backend && queue_id_instance() == 0 && has_id_format(make_queue_id());
+  }));
 }
 
 struct IdCase {
