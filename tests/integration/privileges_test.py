@@ -142,6 +142,11 @@ def test(tmp, stoppers):
         mta.send("sender@else.test", ["carol@estafette.test"],
                  b"Subject: after restart %d\r\n\r\nhi\r\n" % i)
     harness.wait_for(lambda: len(mta.maildir_messages("carol")) == 4, 20, "4 deliveries")
+    # Queue ids: courierd, both esmtpd processes and the restarted one each claimed an instance
+    # number of their own, as nobody (issue 13, item 15).
+    with open(os.path.join(mta.state, "queue", "instance")) as f:
+        assert int(f.read()) >= 4
+    assert "no queue id instance" not in mta.read_log()
     mta.stop()
 
     # A user that does not exist: a clear error, nothing starts.
