@@ -185,8 +185,13 @@ void Notices::send_delay_warnings(Time now) {
     for (const auto& r : w.recipients)
       delayed.push_back({r.recipient, r.last_error, "", false, DsnAction::Delayed,
                          w.message.envelope.dsn_of(r.rcpt_index).orcpt});
-    if (send_notice(w.message, delayed, now, ms_of(w.expires) / 1000))
+    if (send_notice(w.message, delayed, now, ms_of(w.expires) / 1000)) {
       warned.push_back(w.message.envelope.id);
+    } else {
+      // Not lost: due again after retry_base, as a failed delivery would be.
+      scheduler_.retry_delay_warning(w.message.envelope.id,
+                                     now + std::max(Millis(1000), config_.retry_base));
+    }
   }
   // So that a restarted courierd does not warn again. Not fsynced: a crash before the state
   // reaches the disk repeats one warning per message at worst.

@@ -63,7 +63,8 @@ class Notices final {
   // bounced and applied.
   void expire_held(Time now);
   // The delay warnings the scheduler has due, each recorded in the queue once sent
-  // (Backend::set_warned) so that a restarted courierd does not warn again.
+  // (Backend::set_warned) so that a restarted courierd does not warn again. One that cannot be
+  // queued is due again after retry_base (Scheduler::retry_delay_warning).
   void send_delay_warnings(Time now);
   // The message is still queued only because a notice about it waits for a retry (the
   // scheduler may have forgotten it): it must not be scheduled again.

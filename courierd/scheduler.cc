@@ -423,6 +423,13 @@ std::vector<DelayWarning> Scheduler::take_delay_warnings(Time now) {
   return out;
 }
 
+void Scheduler::retry_delay_warning(const queue::QueueId& id, Time at) {
+  auto mit = messages_.find(id);
+  if (mit == messages_.end()) return;
+  mit->second.stored.warned = false;
+  warn_timers_.emplace(at, id);
+}
+
 RemovalReport Scheduler::requeue(JobId job_id, Time now) {
   using State = Message::Rcpt::State;
   RemovalReport out;

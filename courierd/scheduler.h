@@ -268,6 +268,9 @@ class Scheduler final {
   // (Backend::set_warned). O(due warnings + their
   // recipients). The warning times of all messages are kept in a timer map (next_wakeup).
   std::vector<DelayWarning> take_delay_warnings(Time now);
+  // A warning taken above that could not be queued (a full or failing disk): due again at
+  // `at`, unless the message has finished or expired by then.
+  void retry_delay_warning(const queue::QueueId& id, Time at);
 
   // The module running the job went away: its recipients are retried after requeue_delay,
   // without counting an attempt or a host failure (held again if their message is on hold).

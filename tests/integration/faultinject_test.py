@@ -6,7 +6,8 @@ every daemon, active in one program only and only while a switch file exists):
 - the Maildir write in estafette-local fails (write, fsync, rename): the delivery is deferred,
   nothing is left in new/ or tmp/, and once the fault clears the message is delivered once, whole;
 - writing a bounce in courierd fails (ENOSPC): the message stays queued (it used to be removed
-  with its bounce lost) and the bounce is delivered once the disk works again."""
+  with its bounce lost) and the bounce is delivered once the disk works again; a delay warning
+  that cannot be written is retried (it used to wait for a restart)."""
 import os
 import smtplib
 
@@ -141,10 +142,36 @@ def bounce_fault(tmp, stoppers):
         mta.stop()
 
 
+def delay_warning_fault(tmp, stoppers):
+    """A delay warning that cannot be written is sent once the disk works again, without a
+    restart (it used to wait for the next start)."""
+    sink = harness.SmtpSink(tmp, options=["-r", "rcpt"])  # 4xx: the recipient stays queued
+    sink.start()
+    stoppers.append(sink)
+    mta, switch, fault_log = start(
+        tmp, stoppers, "warning", "estafette-courierd", "pwritev", "ENOSPC",
+        lambda m: os.path.join(m.state, "queue", "seg") + "/", relay_domains="far.test",
+        warntime="1s", routes={"far.test": "127.0.0.1,%d" % sink.port})
+    try:
+        msg = b"Subject: slow\r\nMessage-ID: <slowwarn@estafette.test>\r\n\r\nx\r\n"
+        mta.send("alice@estafette.test", ["later@far.test"], msg)
+        harness.wait_for(lambda: "cannot queue the delayed notice" in mta.read_log(), 20,
+                         "the delay warning to fail")
+        assert faults(fault_log), "no fault was injected"
+        assert mta.maildir_messages("alice") == []
+        os.unlink(switch)
+        warnings = harness.wait_for(lambda: mta.maildir_messages("alice"), 20, "the warning")
+        assert len(warnings) == 1 and b"slowwarn@estafette.test" in warnings[0], warnings
+        assert b"delayed" in warnings[0].lower(), warnings[0][:500]
+    finally:
+        mta.stop()
+
+
 def test(tmp, stoppers):
     if not os.path.exists(SHIM):
         harness.skip("tests/faultinject/libfaultinject.so is not built")
     bounce_fault(tmp, stoppers)
+    delay_warning_fault(tmp, stoppers)
     queue_write_fault(tmp, stoppers, "pwritev", "EIO", 451)
     queue_write_fault(tmp, stoppers, "fdatasync", "EIO", 451)
     queue_write_fault(tmp, stoppers, "pwritev", "ENOSPC", 452)

@@ -58,6 +58,33 @@ TEST(CourierdDelayWarning, OnceAfterWarnTimeForRecipientsThatWantIt) {
   EXPECT_TRUE(f.scheduler.take_delay_warnings(kT0 + 600s).empty());  // only once
 }
 
+// A warning that could not be queued (a full disk) is given back and falls due again then;
+// not for a message delivered meanwhile.
+TEST(CourierdDelayWarning, RetriedWhenItCouldNotBeQueued) {
+  Fixture f;
+  f.scheduler.add(dsn_message("Q1", {"a@x.test"}, {{"", ""}}), kT0);
+  f.scheduler.add(dsn_message("Q2", {"b@y.test"}, {{"", ""}}), kT0);
+  ASSERT_EQ(f.scheduler.take_delay_warnings(kT0 + 60s).size(), 2u);
+  f.scheduler.retry_delay_warning("Q1", kT0 + 90s);
+  f.scheduler.retry_delay_warning("Q2", kT0 + 90s);
+  f.scheduler.retry_delay_warning("Q3", kT0 + 90s);  // not queued: nothing
+  ASSERT_TRUE(f.scheduler.next_wakeup());
+  EXPECT_LE(*f.scheduler.next_wakeup(), kT0 + 90s);
+  EXPECT_TRUE(f.scheduler.take_delay_warnings(kT0 + 89s).empty());
+  // Q2 is delivered before then.
+  for (int i = 0; i < 2; ++i) {
+    auto job = f.scheduler.next_job(kT0 + 80s);
+    ASSERT_TRUE(job);
+    bool q2 = job->queue_id == "Q2";
+    f.scheduler.complete(job->id, {{q2 ? Outcome::Delivered : Outcome::TempFail, "x"}}, false,
+                         kT0 + 80s);
+  }
+  auto again = f.scheduler.take_delay_warnings(kT0 + 90s);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].message.envelope.id, "Q1");
+  EXPECT_TRUE(f.scheduler.take_delay_warnings(kT0 + 900s).empty());  // once more, not twice
+}
+
 TEST(CourierdDelayWarning, NoneWhenDeliveredInTimeOrNotWanted) {
   Fixture f;
   f.scheduler.add(message("Q1", {"a@x.test"}), kT0);
