@@ -15,22 +15,6 @@ SPARE_FDS = 16     # fds esmtpd may open beyond what it has after start-up
 EXTRA_CLIENTS = 8  # clients left in the backlog once the fds are gone
 
 
-def esmtpd_pid(mta):
-    for pid in mta.daemon_pids():
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                argv0 = f.read().split(b"\0")[0]
-        except OSError:
-            continue
-        if os.path.basename(argv0) == b"estafette-esmtpd":
-            return pid
-    raise AssertionError("no estafette-esmtpd among %r" % mta.daemon_pids())
-
-
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -45,15 +29,15 @@ def accept_error_lines(mta):
 def test(tmp, stoppers):
     mta = harness.Estafette(tmp, esmtpd_processes="1", MAXPERIP="0").start()
     stoppers.append(mta)
-    pid = esmtpd_pid(mta)
-    limit = open_fds(pid) + SPARE_FDS
+    pid = mta.esmtpd_pids()[0]
+    limit = harness.open_fds(pid) + SPARE_FDS
     subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:" % limit], check=True)
 
     idle = []
     try:
         for _ in range(SPARE_FDS + EXTRA_CLIENTS):
             idle.append(socket.create_connection(("127.0.0.1", mta.port), timeout=10))
-        harness.wait_for(lambda: open_fds(pid) >= limit, 10, "esmtpd to run out of fds")
+        harness.wait_for(lambda: harness.open_fds(pid) >= limit, 10, "esmtpd to run out of fds")
         time.sleep(0.5)  # let a spin, if any, get going
         errors_before = len(accept_error_lines(mta))
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
@@ -71,7 +55,8 @@ def test(tmp, stoppers):
             s.close()
 
     # The fds come back (the idle sessions end, the backlog drains) and a client is served.
-    harness.wait_for(lambda: open_fds(pid) < limit - SPARE_FDS // 2, 15, "esmtpd to free fds")
+    harness.wait_for(lambda: harness.open_fds(pid) < limit - SPARE_FDS // 2, 15,
+                     "esmtpd to free fds")
     started = time.monotonic()
     refused = mta.send("sender@client.test", ["alice@estafette.test"],
                        b"Subject: after the storm\r\n\r\nhello\r\n")

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 
-from harness import BUILD_DIR, Estafette, run, skip, wait_for
+from harness import BUILD_DIR, Estafette, run, skip, status_kb, wait_for
 import hostile_milter as hm
 
 BUDGET_MB = 32
@@ -26,25 +26,6 @@ CEILING_MB = BUDGET_MB * 2 + 16
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
-
-
-def esmtpd_pid(mta):
-    for pid in mta.daemon_pids():
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if b"estafette-esmtpd" in f.read().split(b"\0")[0]:
-                    return pid
-        except OSError:
-            pass
-    raise AssertionError("no esmtpd process")
-
-
-def status_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s for %d" % (field, pid))
 
 
 def body_of(k):
@@ -106,7 +87,7 @@ def load(tmp, stoppers):
     mta.start()
     mta.send("s@example.test", ["warm@estafette.test"], b"Subject: warm\r\n\r\nhello\r\n")
     wait_for(lambda: mta.maildir_messages("warm"), 15, "warm-up delivery")
-    pid = esmtpd_pid(mta)
+    pid = mta.esmtpd_pids()[0]
     idle_kb = status_kb(pid, "VmRSS")
 
     refused = {"at_data": 0, "at_end": 0}

@@ -143,6 +143,24 @@ def program_copy(tmp, name):
     return path
 
 
+def status_kb(pid, field):
+    """A /proc/PID/status figure in kB (VmRSS, VmHWM, ...)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for %d" % (field, pid))
+
+
+def rss(pid):
+    """Resident set size of PID in bytes."""
+    return status_kb(pid, "VmRSS") * 1024
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 def maildir_files(maildir):
     """The messages delivered to a Maildir (its new/), in name order; [] while it has none."""
     new = os.path.join(maildir, "new")
@@ -228,6 +246,24 @@ class Estafette:
             pids.extend(kids)
             todo.extend(kids)
         return pids
+
+    def pids_of(self, program):
+        """PIDs of this instance's running processes whose program is `program` (e.g.
+        "estafette-esmtpd"); at least one, or AssertionError."""
+        pids = []
+        for pid in self.daemon_pids():
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    argv0 = f.read().split(b"\0")[0]
+            except OSError:
+                continue
+            if os.path.basename(argv0) == program.encode():
+                pids.append(pid)
+        assert pids, "no %s among %r" % (program, self.daemon_pids())
+        return pids
+
+    def esmtpd_pids(self):
+        return self.pids_of("estafette-esmtpd")
 
     def kill9(self):
         """kill -9 the supervisor and every daemon at once, as a crash would."""

@@ -27,32 +27,6 @@ import harness
 MIB = 1024 * 1024
 
 
-def esmtpd_pids(mta):
-    pids = []
-    for pid in mta.daemon_pids():
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                argv0 = f.read().split(b"\0")[0]
-        except OSError:
-            continue
-        if os.path.basename(argv0) == b"estafette-esmtpd":
-            pids.append(pid)
-    assert pids, "no estafette-esmtpd among %r" % mta.daemon_pids()
-    return pids
-
-
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def connect(port, timeout=10):
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
@@ -96,10 +70,10 @@ def never_reading_flood(tmp, stoppers):
     mta = harness.Estafette(tmp, name="flood", esmtpd_processes="1", smtpd_timeout="3s",
                             log_level="information")
     stoppers.append(mta.start())
-    pid = esmtpd_pids(mta)[0]
+    pid = mta.esmtpd_pids()[0]
     transaction(mta, "warm-up")
-    fds_before = open_fds(pid)
-    rss_before = rss(pid)
+    fds_before = harness.open_fds(pid)
+    rss_before = harness.rss(pid)
 
     flood = b"EHLO x\r\n" * (MIB // 8)
     clients = []
@@ -122,7 +96,7 @@ def never_reading_flood(tmp, stoppers):
                     pass
                 except OSError:
                     c[1] = len(flood)  # closed by the server already
-        peak = max(peak, rss(pid))
+        peak = max(peak, harness.rss(pid))
         if not progress:
             time.sleep(0.05)
     sent = sum(c[1] for c in clients)
@@ -139,9 +113,10 @@ def never_reading_flood(tmp, stoppers):
             len(timers), timers[0].split("timer:")[1] if timers else "-"))
 
     # Each session is closed once its replies made no progress for smtpd_timeout.
-    harness.wait_for(lambda: open_fds(pid) <= fds_before, 15, "the flooded sessions to close")
+    harness.wait_for(lambda: harness.open_fds(pid) <= fds_before, 15,
+                     "the flooded sessions to close")
     for _ in range(20):
-        peak = max(peak, rss(pid))
+        peak = max(peak, harness.rss(pid))
     growth = peak - rss_before
     assert growth < 4 * MIB, "esmtpd grew by %.1f MiB under 20 never-reading floods" % (
         growth / MIB)
@@ -306,15 +281,15 @@ def idle_connections(tmp, stoppers):
     mta = harness.Estafette(tmp, name="idle", max_sessions="12000", esmtpd_processes="2",
                             log_level="notice")
     stoppers.append(mta.start())
-    pids = esmtpd_pids(mta)
-    base = sum(open_fds(p) for p in pids)
+    pids = mta.esmtpd_pids()
+    base = sum(harness.open_fds(p) for p in pids)
     idle = []
     try:
         for _ in range(target):
             idle.append(connect(mta.port))
-        harness.wait_for(lambda: sum(open_fds(p) for p in pids) >= base + target, 30,
+        harness.wait_for(lambda: sum(harness.open_fds(p) for p in pids) >= base + target, 30,
                          "%d sessions in esmtpd" % target)
-        total = sum(rss(p) for p in pids)
+        total = sum(harness.rss(p) for p in pids)
         print("%d idle sessions: esmtpd RSS %.1f MiB in %d processes" % (target, total / MIB,
                                                                          len(pids)))
         assert total < 64 * MIB, "esmtpd RSS %.1f MiB with %d idle sessions" % (total / MIB,
