@@ -14,6 +14,7 @@ import time
 
 from harness import (BUILD_DIR, SRC_DIR, Estafette, RigDns, free_port, port_open, run, skip,
                      wait_for)
+import hostile_milter as hm
 
 MILTER = os.path.join(BUILD_DIR, "tests", "milter", "test_milter")
 OPENDKIM = "/usr/sbin/opendkim"
@@ -36,39 +37,6 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-class FakeMilter:
-    """A listener for the failure cases: 'hang' accepts and never answers, 'garbage' answers
-    the option negotiation with bytes that are no milter packet."""
-
-    def __init__(self, mode):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.mode = mode
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            if self.mode == "garbage":
-                try:
-                    c.recv(4096)
-                    c.sendall(b"\x00\x00\x00\x05zhello garbage")
-                except OSError:
-                    pass
-
-    def stop(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 def start_milters(tmp, stoppers):
@@ -153,7 +121,7 @@ def real_milters(tmp, stoppers):
 def default_actions(tmp, stoppers):
     """Down, hanging and garbage milters with each default action; concurrent sessions are
     not serialised behind a hanging milter."""
-    hang, garbage = FakeMilter("hang"), FakeMilter("garbage")
+    hang, garbage = hm.HostileMilter("hang"), hm.HostileMilter("garbage")
     stoppers += [hang, garbage]
     down = free_port()
     cases = [("down-tempfail", "inet:%d@127.0.0.1" % down, "tempfail", 451),

@@ -50,9 +50,12 @@ def reply_code(text):
 
 class HostileMilter:
     """Listens on 127.0.0.1:port; `eom` (bytes: packets) is sent at end of message, followed by
-    `final` (continue unless it is a REPLYCODE that stands for the verdict)."""
+    `final` (continue unless it is a REPLYCODE that stands for the verdict). mode "hang" accepts
+    and never answers; "garbage" answers the option negotiation with bytes that are no milter
+    packet."""
 
-    def __init__(self):
+    def __init__(self, mode="protocol"):
+        self.mode = mode
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -82,6 +85,15 @@ class HostileMilter:
             except OSError:
                 return
             self.conns.append(c)
+            if self.mode == "hang":
+                continue
+            if self.mode == "garbage":
+                try:
+                    c.recv(4096)
+                    c.sendall(b"\x00\x00\x00\x05zhello garbage")
+                except OSError:
+                    pass
+                continue
             threading.Thread(target=self.session, args=(c,), daemon=True).start()
 
     @staticmethod
