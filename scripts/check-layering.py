@@ -21,6 +21,7 @@ LIB_DEPENDS = {
     "base": set(),
     "event": {"base"},
     "smtp": {"base"},
+    "auth": {"base"},
     "ipc": {"base", "event"},
     "dns": {"base", "event"},
     "queue": {"base", "event"},

@@ -12,7 +12,7 @@ fuzz_target_objs := $(patsubst %,$(fuzz_obj)/tests/fuzz/%_fuzz.o,$(FUZZ_TARGETS)
 fuzz_flags := -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
   -fno-sanitize-recover=undefined -Wall -Wextra
 fuzz_cppflags := $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) $(CPPFLAGS)
-fuzz_libs := $(POCO_LIBS) $(CARES_LIBS) $(SSL_LIBS) -lpthread
+fuzz_libs := $(POCO_LIBS) $(CARES_LIBS) $(SSL_LIBS) $(CRYPT_LIBS) -lpthread
 
 fuzz-binaries: $(patsubst %,$(FUZZ_BUILD)/%_fuzz,$(FUZZ_TARGETS))
 

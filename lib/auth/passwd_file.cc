@@ -1,0 +1,179 @@
+#include "lib/auth/passwd_file.h"
+
+#include <crypt.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+#include "lib/base/fd.h"
+
+namespace estafette::auth {
+
+namespace {
+
+constexpr std::size_t kMaxFileSize = 16 * 1024 * 1024;
+constexpr std::size_t kMaxUserLength = 255;
+
+// The hash without a Dovecot scheme prefix that means crypt(3); nullopt for another scheme.
+std::optional<std::string_view> crypt_hash(std::string_view field) {
+  if (field.empty() || field.front() != '{') return field;
+  auto close = field.find('}');
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view scheme = field.substr(1, close - 1);
+  for (std::string_view ok : {"CRYPT", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "MD5-CRYPT"})
+    if (scheme == ok) return field.substr(close + 1);
+  return std::nullopt;
+}
+
+bool user_ok(std::string_view user) {
+  if (user.empty() || user.size() > kMaxUserLength) return false;
+  for (unsigned char c : user)
+    if (c < 0x21 || c == 0x7f) return false;  // no controls, no spaces
+  return true;
+}
+
+// A whole hash, not only a setting (crypt_checksalt() looks at the setting only, and takes
+// "hunter2" for a DES salt): "$id$...$<hash>" with something after the last '$', or a
+// traditional DES hash (13 characters) or a BSDi one ("_" and 19 more).
+bool looks_like_hash(std::string_view hash) {
+  for (unsigned char c : hash)
+    if (c < 0x21 || c == 0x7f || c == ':') return false;
+  if (!hash.empty() && hash.front() == '$') return hash.back() != '$' && hash.rfind('$') > 0;
+  if (!hash.empty() && hash.front() == '_') return hash.size() == 20;
+  return hash.size() == 13;
+}
+
+// crypt_rn into a buffer wiped afterwards; "" when libcrypt refuses the setting.
+std::string run_crypt(std::string_view password, const std::string& setting) {
+  auto data = std::make_unique<crypt_data>();
+  std::string phrase(password);
+  std::string out;
+  if (::crypt_rn(phrase.c_str(), setting.c_str(), data.get(), sizeof *data) != nullptr &&
+      data->output[0] != '*')
+    out = data->output;
+  OPENSSL_cleanse(data.get(), sizeof *data);
+  OPENSSL_cleanse(phrase.data(), phrase.size());
+  return out;
+}
+
+}  // namespace
+
+std::optional<PasswdFile> PasswdFile::parse(std::string_view text, std::string* error) {
+  PasswdFile file;
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto bad = [&](const char* why) {
+      if (error) *error = "line " + std::to_string(line_no) + ": " + why;
+      return std::nullopt;
+    };
+    auto first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) return bad("expected user:hash");
+    std::string_view user = line.substr(0, colon);
+    std::string_view rest = line.substr(colon + 1);
+    std::string_view field = rest.substr(0, rest.find(':'));
+    if (!user_ok(user)) return bad("user name empty, too long or with spaces or controls");
+    auto hash = crypt_hash(field);
+    if (!hash) return bad("not a crypt(3) scheme (plaintext passwords are not accepted)");
+    const std::string stored(*hash);
+    if (!looks_like_hash(stored)) return bad("not a crypt(3) hash this system can check");
+    switch (::crypt_checksalt(stored.c_str())) {
+      case CRYPT_SALT_OK:
+        break;
+      case CRYPT_SALT_METHOD_LEGACY:
+      case CRYPT_SALT_TOO_CHEAP:
+        file.legacy_lines_.push_back(line_no);
+        break;
+      default:
+        return bad("not a crypt(3) hash this system can check");
+    }
+    if (!file.hashes_.emplace(std::string(user), stored).second) return bad("user listed twice");
+  }
+  return file;
+}
+
+std::optional<PasswdFile> PasswdFile::load(const std::string& path, std::string* error) {
+  auto fail = [&](const std::string& why) {
+    if (error) *error = path + ": " + why;
+    return std::nullopt;
+  };
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd) return fail(base::errno_text(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail(base::errno_text(errno));
+  if (!S_ISREG(st.st_mode)) return fail("not a regular file");
+  if (static_cast<std::size_t>(st.st_size) > kMaxFileSize) return fail("larger than 16 MiB");
+  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(base::errno_text(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  std::string why;
+  auto file = parse(text, &why);
+  OPENSSL_cleanse(text.data(), text.size());
+  if (!file) return fail(why);
+  return file;
+}
+
+const std::string* PasswdFile::hash_of(std::string_view user) const {
+  auto it = hashes_.find(std::string(user));
+  return it == hashes_.end() ? nullptr : &it->second;
+}
+
+bool verify_password(std::string_view password, const std::string& hash) {
+  if (hash.empty() || hash.front() == '*' || hash.front() == '!') return false;
+  std::string computed = run_crypt(password, hash);
+  return !computed.empty() && computed.size() == hash.size() &&
+         CRYPTO_memcmp(computed.data(), hash.data(), hash.size()) == 0;
+}
+
+const std::string& dummy_hash() {
+  static const std::string hash = [] {
+    std::array<unsigned char, 24> bytes{};
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1)
+      throw std::runtime_error("no random bytes for the dummy password hash");
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string password;
+    for (unsigned char b : bytes) {
+      password.push_back(kHex[b >> 4]);
+      password.push_back(kHex[b & 0xf]);
+    }
+    std::string hash = hash_password(password);
+    OPENSSL_cleanse(password.data(), password.size());
+    return hash;
+  }();
+  return hash;
+}
+
+std::string hash_password(std::string_view password) {
+  if (password.find('\0') != std::string_view::npos)
+    throw std::invalid_argument("a password cannot contain NUL");
+  std::array<char, CRYPT_GENSALT_OUTPUT_SIZE> setting{};
+  if (::crypt_gensalt_rn(nullptr, 0, nullptr, 0, setting.data(),
+                         static_cast<int>(setting.size())) == nullptr)
+    throw std::runtime_error(std::string("crypt_gensalt: ") + base::errno_text(errno));
+  std::string out = run_crypt(password, setting.data());
+  if (out.empty()) throw std::runtime_error("crypt failed");
+  return out;
+}
+
+}  // namespace estafette::auth

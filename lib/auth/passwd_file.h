@@ -1,0 +1,56 @@
+// passwd_file.h: the data of the `file:` auth backend (auth_backend = file:/etc/estafette/passwd)
+// and password hashing with libcrypt (libxcrypt: yescrypt, SHA-512-crypt, bcrypt, ...).
+//
+// Format: one "user:HASH" per line, '#' comments and blank lines ignored; fields after HASH
+// (":uid:gid:..." as in Dovecot's passwd-file) are ignored. HASH is a crypt(3) string, optionally
+// prefixed by a Dovecot scheme name that means crypt(3): {CRYPT}, {SHA512-CRYPT}, {BLF-CRYPT}
+// or {SHA256-CRYPT}. Plaintext ({PLAIN}, {CLEAR}) and anything libcrypt does not take are
+// refused when the file loads, naming the line but never echoing its content.
+//
+// parse()/load() are pure apart from reading the file. verify_password() and hash_password()
+// BLOCK for the hash's cost (tens of ms for yescrypt): call them on a worker thread, never on a
+// loop. All functions are thread-safe. Errors: parse/load return nullopt with a message;
+// hash_password throws std::runtime_error.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace estafette::auth {
+
+class PasswdFile final {
+ public:
+  // nullopt on the first bad line: *error says "line N: why".
+  static std::optional<PasswdFile> parse(std::string_view text, std::string* error);
+  // Reads path (a regular file of at most 16 MiB) and parses it; *error names the path.
+  static std::optional<PasswdFile> load(const std::string& path, std::string* error);
+
+  // The crypt(3) hash of user (without a scheme prefix); nullptr when unknown.
+  const std::string* hash_of(std::string_view user) const;
+  std::size_t size() const { return hashes_.size(); }
+  // Lines whose hash uses a method libcrypt calls legacy (DES, MD5, ...): accepted, but
+  // check-config warns about them.
+  const std::vector<std::size_t>& legacy_lines() const { return legacy_lines_; }
+
+ private:
+  std::unordered_map<std::string, std::string> hashes_;
+  std::vector<std::size_t> legacy_lines_;
+};
+
+// True when password matches the crypt(3) hash (the outputs compared in constant time). False
+// for a hash libcrypt does not take. Blocks (see above).
+bool verify_password(std::string_view password, const std::string& hash);
+
+// A hash to check the password of an unknown user against, so that the time taken does not
+// tell unknown users from known ones: yescrypt of random bytes, made once per process.
+const std::string& dummy_hash();
+
+// A new hash for `estafette passwd`: libcrypt's preferred method (yescrypt on Debian 12) and
+// default cost, random salt from the OS. Throws std::runtime_error.
+std::string hash_password(std::string_view password);
+
+}  // namespace estafette::auth
