@@ -21,7 +21,7 @@ LIB_DEPENDS = {
     "base": set(),
     "event": {"base"},
     "smtp": {"base"},
-    "auth": {"base"},
+    "auth": {"base", "event"},
     "ipc": {"base", "event"},
     "dns": {"base", "event"},
     "queue": {"base", "event"},

@@ -1,0 +1,54 @@
+// backend.h: where esmtpd checks SMTP AUTH credentials (auth_backend): the interface the session
+// uses, and the `file:` backend (a passwd file, passwd_file.h). Dovecot's auth-client socket is
+// the other backend (dovecot_protocol.h).
+//
+// Loop thread: construct, verify(), reload() and destroy there; Done runs on the loop thread,
+// never inside verify(). The file backend hashes on an event::BlockingPool (yescrypt takes tens of
+// ms: never on the loop), checks an unknown user against dummy_hash() so that the time taken does
+// not tell unknown users from known ones, and answers Unavailable (451 4.7.0) when its queue is
+// full or a check times out.
+// Ownership: the caller keeps what Done touches alive or guards it (event::CallbackGuard);
+// destruction calls no pending Done.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "lib/auth/passwd_file.h"
+#include "lib/auth/sasl.h"
+#include "lib/event/blocking_pool.h"
+
+namespace estafette::auth {
+
+enum class Verdict {
+  Accepted,     // 235 2.7.0
+  Refused,      // 535 5.7.8: bad credentials, unknown user, or an authzid other than the user
+  Unavailable,  // 451 4.7.0: the backend cannot answer now
+};
+
+class Backend {
+ public:
+  // user: the authenticated name (Accepted only).
+  using Done = std::function<void(Verdict verdict, const std::string& user)>;
+  virtual ~Backend() = default;
+  virtual void verify(Credentials credentials, Done done) = 0;
+};
+
+class FileBackend final : public Backend {
+ public:
+  FileBackend(event::Loop& loop, std::shared_ptr<const PasswdFile> file,
+              event::BlockingPool::Options options = {
+                  .threads = 2, .max_queued = 64, .timeout = std::chrono::seconds(10)});
+  // A reloaded file; checks in progress finish against the one they started with.
+  void reload(std::shared_ptr<const PasswdFile> file) { file_ = std::move(file); }
+  void verify(Credentials credentials, Done done) override;
+
+ private:
+  event::Loop& loop_;
+  event::CallbackGuard guard_;
+  std::shared_ptr<const PasswdFile> file_;
+  event::BlockingPool pool_;
+};
+
+}  // namespace estafette::auth
