@@ -6,7 +6,7 @@ FileBackend::FileBackend(event::Loop& loop, std::shared_ptr<const PasswdFile> fi
                          event::BlockingPool::Options options)
     : loop_(loop), file_(std::move(file)), pool_(loop, options, "auth") {}
 
-void FileBackend::verify(Credentials credentials, Done done) {
+void FileBackend::verify(Credentials credentials, const ClientInfo&, Done done) {
   // PLAIN's authorization identity: only the user's own (nobody may act for another here).
   const bool authzid_ok =
       credentials.authzid.empty() || credentials.authzid == credentials.username;

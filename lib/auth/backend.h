@@ -1,6 +1,6 @@
 // backend.h: where esmtpd checks SMTP AUTH credentials (auth_backend): the interface the session
 // uses, and the `file:` backend (a passwd file, passwd_file.h). Dovecot's auth-client socket is
-// the other backend (dovecot_protocol.h).
+// the other backend (dovecot_backend.h).
 //
 // Loop thread: construct, verify(), reload() and destroy there; Done runs on the loop thread,
 // never inside verify(). The file backend hashes on an event::BlockingPool (yescrypt takes tens of
@@ -11,6 +11,7 @@
 // destruction calls no pending Done.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,12 +28,19 @@ enum class Verdict {
   Unavailable,  // 451 4.7.0: the backend cannot answer now
 };
 
+// The SMTP client the credentials come from (Dovecot logs it and applies its penalties by it).
+struct ClientInfo {
+  std::string local_ip, remote_ip;
+  std::uint16_t local_port = 0, remote_port = 0;
+  bool secured = false;  // under TLS
+};
+
 class Backend {
  public:
   // user: the authenticated name (Accepted only).
   using Done = std::function<void(Verdict verdict, const std::string& user)>;
   virtual ~Backend() = default;
-  virtual void verify(Credentials credentials, Done done) = 0;
+  virtual void verify(Credentials credentials, const ClientInfo& client, Done done) = 0;
 };
 
 class FileBackend final : public Backend {
@@ -42,7 +50,7 @@ class FileBackend final : public Backend {
                   .threads = 2, .max_queued = 64, .timeout = std::chrono::seconds(10)});
   // A reloaded file; checks in progress finish against the one they started with.
   void reload(std::shared_ptr<const PasswdFile> file) { file_ = std::move(file); }
-  void verify(Credentials credentials, Done done) override;
+  void verify(Credentials credentials, const ClientInfo& client, Done done) override;
 
  private:
   event::Loop& loop_;

@@ -41,7 +41,7 @@ std::pair<Answer, event::Clock::duration> check(event::Loop& loop, Backend& back
   std::optional<Answer> answer;
   const auto loop_thread = std::this_thread::get_id();
   auto start = event::Clock::now();
-  backend.verify(std::move(c), [&](Verdict v, const std::string& user) {
+  backend.verify(std::move(c), {}, [&](Verdict v, const std::string& user) {
     EXPECT_EQ(std::this_thread::get_id(), loop_thread);
     answer = Answer{v, user};
     loop.stop();
@@ -92,7 +92,7 @@ TEST(AuthFileBackend, FullQueueIsUnavailableAndAnsweredLater) {
     verdicts.push_back(v);
     if (verdicts.size() == 4) loop.stop();
   };
-  for (int i = 0; i < 4; ++i) backend.verify(creds("alice", "right"), record);
+  for (int i = 0; i < 4; ++i) backend.verify(creds("alice", "right"), {}, record);
   EXPECT_TRUE(verdicts.empty());  // not even the refused ones inside verify()
   loop.add_timer(10s, [&] { loop.stop(); });
   loop.run();
