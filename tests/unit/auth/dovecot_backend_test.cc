@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -20,6 +19,7 @@
 
 #include "lib/auth/passwd_file.h"
 #include "lib/base/net.h"
+#include "tests/unit/queue/queue_test_util.h"
 
 extern char** environ;
 
@@ -58,26 +58,14 @@ std::optional<Answer> check(event::Loop& loop, Backend& backend, Credentials c,
   return answer;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/estafette-dovecot-XXXXXX";
-    if (!::mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
-    path_ = pattern;
-    ::chmod(path_.c_str(), 0755);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = queue::testing::TempDir;
 
 class RealDovecot : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::access(kDovecot, X_OK) != 0) GTEST_SKIP() << "dovecot-core is not installed";
     if (::geteuid() != 0) GTEST_SKIP() << "dovecot needs root to start its services";
+    ::chmod(dir_.path().c_str(), 0755);  // Dovecot's auth process reads the users file
     std::ofstream(dir_.path() + "/users") << "alice:{CRYPT}" << hash_password("secret")
                                           << "\nbob:{CRYPT}" << hash_password("pw") << "\n";
     socket_ = dir_.path() + "/auth-client";

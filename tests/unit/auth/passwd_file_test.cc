@@ -7,9 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <memory>
+
+#include "tests/unit/queue/queue_test_util.h"
 
 namespace estafette::auth {
 namespace {
@@ -129,13 +130,8 @@ TEST(PasswdFile, HashPasswordSaltsEachHash) {
 
 class PasswdFileLoad : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/estafette-passwd-XXXXXX";
-    ASSERT_TRUE(::mkdtemp(pattern));
-    dir_ = pattern;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-  std::string dir_;
+  queue::testing::TempDir tmp_;
+  const std::string& dir_ = tmp_.path();
 };
 
 TEST_F(PasswdFileLoad, ReadsAFileAndRefusesWhatIsNotOne) {
