@@ -563,7 +563,19 @@ void SegmentBackend::read_records(Segment& segment, std::vector<StoredMessage>* 
     if (!info) {
       // Being written (its writer holds it), or a corrupt record or the torn end of a dead
       // writer's segment: set aside up to the next valid record, if any, and go on from there.
-      if (!try_seal(segment)) return;
+      if (!try_seal(segment)) {
+        // Held by its writer: a record still being written waits. One that is complete (header
+        // crc and trailer match) and only fails its body crc is set aside now, or it would hold
+        // up every record behind it until the writer lets go of the segment.
+        std::optional<QueueFileInfo> complete;
+        if (check == Check::kBody) {
+          complete = read_queue_record(segment.fd.get(), segment.read_to, size, Check::kStructure,
+                                       nullptr);
+        }
+        if (!complete) return;
+        set_aside(segment, complete->record_end, true, error);
+        continue;
+      }
       std::uint64_t next = next_valid_record(segment, size, check);
       set_aside(segment, next, next < size, error);
       if (next < size) continue;

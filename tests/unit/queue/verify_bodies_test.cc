@@ -76,6 +76,22 @@ TEST_P(QueueVerifyBodies, OnSetsTheDamagedMessageAsideAndKeepsTheOthers) {
   EXPECT_EQ(list_names(dir_.sub("corrupt")).size(), 1u);
 }
 
+// courierd's path: esmtpd (the writer) still holds its segment when courierd loads the new
+// messages by id. A complete record whose body fails its crc is set aside at once; it must not
+// hold up the messages behind it until the writer lets go of the segment.
+TEST_P(QueueVerifyBodies, OnWhileTheWriterIsStillWriting) {
+  auto writer = open(false);
+  auto reader = open(true);
+  QueueId damaged = add_damaged(*writer);
+  QueueId good = add_good(*writer);
+  EXPECT_FALSE(reader->load(damaged));
+  auto m = reader->load(good);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(stored_body(*m), "Subject: y\r\n\r\nfine\r\n");
+  EXPECT_EQ(list_names(dir_.sub("corrupt")).size(), 1u);
+  EXPECT_EQ(reader->count(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Queue, QueueVerifyBodies, ::testing::Values("segment", "file"));
 
 }  // namespace
