@@ -3,6 +3,9 @@
 # and 64 KiB; prints both results and Estafette/Postfix ratios (and the rig's direct ceiling with
 # --direct). The machine is shared and noisy: only ratios measured in the same run mean much.
 #   relay-compare.sh [--count400 N] [--count64k N] [--direct] [--only-estafette]
+# RELAY_PORT and SINK_PORT (defaults 55125, 55225) move Estafette's relay and the sink, so that
+# two runs on one machine do not meet (Postfix's relay stays on 55125: use them with
+# --only-estafette); BENCH_DIR, EXTRA_CONF, ...: see estafette-relay.sh.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 shared=${SHARED_BENCH:-$here/../../shared/bench}
@@ -24,7 +27,8 @@ declare -A result
 status=0
 run() {  # label size count
   local out
-  out=$("$shared/relay-bench.sh" --count "$3" --size "$2" --label "$1" ${4:-}) || status=1
+  out=$("$shared/relay-bench.sh" --count "$3" --size "$2" --label "$1" \
+    --relay "127.0.0.1:${RELAY_PORT:-55125}" --sink-port "${SINK_PORT:-55225}" ${4:-}) || status=1
   echo "$out"
   result[$1-$2]=$(rate "$out")
 }
@@ -50,7 +54,7 @@ peak_rss() {
 }
 
 PATH=$PATH:/usr/sbin
-postfix stop >/dev/null 2>&1 || true
+[ "$only" = 0 ] && { postfix stop >/dev/null 2>&1 || true; }  # leave another run's Postfix be
 "$here/estafette-relay.sh" stop >/dev/null 2>&1 || true
 for size in 400 65536; do
   count=$count400; [ "$size" = 65536 ] && count=$count64k

@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
     if (!base::make_dirs(config.queue_dir()))
       throw std::runtime_error("cannot create " + config.queue_dir() + ": " +
                                base::errno_text(errno));
-    auto backend = queue::open_queue(config.queue_backend, config.queue_dir());
+    auto backend = queue::open_queue(config.queue_backend, config.queue_dir(),
+                                     {.verify_bodies = config.queue_verify_bodies});
     courierd::Courierd daemon(ctx.loop, config, ctx.config_path, *backend, spawner.get());
     daemon.start();
     return ctx.run();

@@ -162,6 +162,10 @@ struct Config {
   std::size_t esmtpclient_processes = kAutoProcesses;
   std::size_t local_processes = kAutoProcesses;  // estafette-local (Maildir) processes
   std::string queue_backend = "segment";  // "segment" (group commit) or "file" (one per message)
+  // courierd reads and checksums each body when it takes a message from the queue, and sets a
+  // damaged one aside instead of delivering it (queue::BackendOptions::verify_bodies). On by
+  // default: its cost is below what the relay benchmark resolves (docs/benchmarks.md).
+  bool queue_verify_bodies = true;
   // New-mail notices an esmtpd keeps while courierd is away; past it they are dropped and
   // courierd is asked to rescan the queue once the link is back.
   std::size_t courierd_notify_backlog = 100000;

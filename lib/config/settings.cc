@@ -332,6 +332,9 @@ constexpr Setting kSettings[] = {
      "esmtpd processes sharing the listen addresses; auto: one per usable CPU."},
     {"queue_backend", "segment", one_of<&Config::queue_backend, kQueueBackends>,
      "segment (shared segments, group commit) or file (one file per message)."},
+    {"queue_verify_bodies", "yes", yes_no<&Config::queue_verify_bodies>,
+     "courierd checks each body's checksum when it takes a message from the queue and sets a "
+     "damaged one aside (queue/corrupt/) instead of delivering it (cost: docs/benchmarks.md)."},
     {"courierd_notify_backlog", "100000", count<&Config::courierd_notify_backlog>,
      "New-mail notices esmtpd keeps while courierd is away; past it, courierd rescans the queue."},
     // esmtpd: connection checks. The embedded default also runs on machines without DNS.

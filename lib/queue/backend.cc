@@ -8,14 +8,24 @@
 
 namespace estafette::queue {
 
-std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string& queue_dir) {
-  if (kind == "segment") return open_segment_backend(queue_dir);
-  if (kind == "file") return open_file_backend(queue_dir);
+std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string& queue_dir,
+                                      const BackendOptions& options) {
+  if (kind == "segment") {
+    SegmentBackendOptions segment;
+    segment.verify_body_on_read = options.verify_bodies;
+    return open_segment_backend(queue_dir, segment);
+  }
+  if (kind == "file") {
+    FileBackendOptions file;
+    file.verify_body_on_read = options.verify_bodies;
+    return open_file_backend(queue_dir, file);
+  }
   throw std::invalid_argument("unknown queue backend '" + kind + "'");
 }
 
-std::unique_ptr<Backend> open_queue(const std::string& kind, const std::string& queue_dir) {
-  auto backend = open_backend(kind, queue_dir);
+std::unique_ptr<Backend> open_queue(const std::string& kind, const std::string& queue_dir,
+                                    const BackendOptions& options) {
+  auto backend = open_backend(kind, queue_dir, options);
   try {
     claim_queue_id_instance(queue_dir);
   } catch (const std::system_error& e) {

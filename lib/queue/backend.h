@@ -118,14 +118,24 @@ class Backend {
   virtual std::vector<QueueId> ids() = 0;
 };
 
+// What the configuration chooses for either backend.
+struct BackendOptions {
+  // scan() and load() also read each body and check its crc (queue_verify_bodies): a body
+  // damaged on disk is set aside (corrupt/) instead of delivered, at the cost of reading it once
+  // more. Off: only the envelope, sizes and trailer are checked.
+  bool verify_bodies = false;
+};
+
 // Opens the backend named by the queue_backend setting: "segment" (segment_backend.h) or "file"
 // (file_backend.h). Throws std::system_error, or std::invalid_argument for another name.
-std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string& queue_dir);
+std::unique_ptr<Backend> open_backend(const std::string& kind, const std::string& queue_dir,
+                                      const BackendOptions& options = {});
 
 // What a daemon that names new messages calls (esmtpd, courierd): open_backend(), then
 // claim_queue_id_instance() so that this process's ids cannot collide with any other's (a
 // failed claim is logged, and ids fall back to pid and key: queue_id.h).
-std::unique_ptr<Backend> open_queue(const std::string& kind, const std::string& queue_dir);
+std::unique_ptr<Backend> open_queue(const std::string& kind, const std::string& queue_dir,
+                                    const BackendOptions& options = {});
 
 // Synchronous create + append + commit in the calling thread, for rare events (bounces built by
 // the scheduler) and tools. It BLOCKS on fsync: never call it on a loop thread that serves

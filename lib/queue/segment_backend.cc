@@ -553,22 +553,55 @@ bool SegmentBackend::try_seal(Segment& segment) {
 
 void SegmentBackend::read_records(Segment& segment, std::vector<StoredMessage>* collect) {
   if (!segment.fd) return;  // sealed and read to its end
-  struct stat st {};
-  if (::fstat(segment.fd.get(), &st) != 0) return;
-  auto size = static_cast<std::uint64_t>(st.st_size);
+  // The size is final only once the writer has let go (sealed): a writer appends, then lets go
+  // of a full segment at any moment. So whenever try_seal() succeeds here, the size is taken
+  // again before a record is judged torn or the segment read to its end (taking the size from
+  // before lost what was appended in between: never indexed, deleted with the segment).
+  bool final_size = segment.sealed;
+  std::uint64_t size = 0;
+  auto take_size = [&] {
+    struct stat st {};
+    if (::fstat(segment.fd.get(), &st) != 0) return false;
+    size = static_cast<std::uint64_t>(st.st_size);
+    return true;
+  };
+  if (!take_size()) return;
   Check check = options_.verify_body_on_read ? Check::kBody : Check::kStructure;
-  while (segment.read_to < size) {
+  while (true) {
+    if (segment.read_to >= size) {
+      if (final_size) break;
+      if (!try_seal(segment)) return;  // still written: the rest is read next time
+      final_size = true;
+      if (!take_size()) return;
+      continue;
+    }
     std::string error;
     auto info = read_queue_record(segment.fd.get(), segment.read_to, size, check, &error);
     if (!info) {
-      // Being written (its writer holds it), or a corrupt record or the torn end of a dead
-      // writer's segment: set aside up to the next valid record, if any, and go on from there.
-      if (!try_seal(segment)) return;
+      if (!final_size) {
+        if (try_seal(segment)) {  // its writer let go meanwhile: read it again, to its end
+          final_size = true;
+          if (!take_size()) return;
+          continue;
+        }
+        // Held by its writer: a record still being written waits. One that is complete
+        // (header crc and trailer match) and only fails its body crc is set aside now, or it
+        // would hold up every record behind it until the writer lets go of the segment.
+        std::optional<QueueFileInfo> complete;
+        if (check == Check::kBody) {
+          complete = read_queue_record(segment.fd.get(), segment.read_to, size, Check::kStructure,
+                                       nullptr);
+        }
+        if (!complete) return;
+        set_aside(segment, complete->record_end, true, error);
+        continue;
+      }
+      // A corrupt record or the torn end of a dead writer's segment: set aside up to the next
+      // valid record, if any, and go on from there.
       std::uint64_t next = next_valid_record(segment, size, check);
       set_aside(segment, next, next < size, error);
       if (next < size) continue;
-      segment.fd.reset();
-      return;
+      break;
     }
     std::uint64_t offset = segment.read_to;
     segment.read_to = info->record_end;
@@ -593,9 +626,9 @@ void SegmentBackend::read_records(Segment& segment, std::vector<StoredMessage>* 
       if (collect) collect->push_back(stored_from(std::move(*info), segment, entry));
     }
   }
-  // All read: once its writer has let go (a spooled message's segment, a full one), it is
-  // complete; its fd is closed so that a queue of big messages does not hold one fd each.
-  if (try_seal(segment)) segment.fd.reset();
+  // Sealed and all read (a spooled message's segment, a full one): it is complete; its fd is
+  // closed so that a queue of big messages does not hold one fd each.
+  segment.fd.reset();
 }
 
 // The offset of the first valid record after the bad one at segment.read_to (its magic line,

@@ -61,7 +61,8 @@ std::string describe(const Config& c) {
     << "\nesmtpd_processes=" << c.esmtpd_processes
     << "\nesmtpclient_processes=" << c.esmtpclient_processes
     << "\nlocal_processes=" << c.local_processes << "\nqueue_backend=" << c.queue_backend
-    << "\nmax_deliveries=" << c.max_deliveries << "\nmax_per_host=" << c.max_per_host
+    << "\nqueue_verify_bodies=" << c.queue_verify_bodies << "\nmax_deliveries=" << c.max_deliveries
+    << "\nmax_per_host=" << c.max_per_host
     << "\ninitial_host_concurrency=" << c.initial_host_concurrency << "\nmax_rcpt=" << c.max_rcpt
     << "\nretry_base=" << c.retry_base.count() << "\nretry_max=" << c.retry_max.count()
     << "\nhost_backoff=" << c.host_backoff.count()
@@ -197,6 +198,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"smtpaccess", {"/nonexistent/smtpaccess", "cannot open"}},
     {"esmtpd_processes", {"0", "expected auto or a number from 1 to 256"}},
     {"queue_backend", {"rocksdb", "expected segment or file"}},
+    {"queue_verify_bodies", {"sometimes", "expected yes or no"}},
     {"courierd_notify_backlog", {"0", "expected a positive number"}},
     {"rdns_check", {"perhaps", "expected yes or no"}},
     {"dnsbl", {"/nonexistent/dnsbl", "cannot open"}},
