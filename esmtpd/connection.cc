@@ -80,7 +80,8 @@ Connection::~Connection() {
 
 void Connection::start() {
   logger().information("connect from " + session_.client().peer_text() +
-                       " session=" + std::to_string(number_));
+                       " session=" + std::to_string(number_) +
+                       " role=" + std::string(smtp::role_name(session_.client().role)));
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
   arm_timer();

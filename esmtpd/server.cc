@@ -105,8 +105,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
     set_peer_liveness(fd, config.smtpd_timeout);
     acceptors_.push_back(std::make_unique<event::Acceptor>(
         loop_, fd, event::Acceptor::Options{.logger = "esmtpd"},
-        [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
-          on_connection(std::move(c), addr, false);
+        [this, role = hp.role](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
+          on_connection(std::move(c), addr, false, role);
         }));
     base::log("esmtpd").information(
         "listening on " + hp.to_string() + " max_sessions=" + std::to_string(max_sessions_) +
@@ -131,7 +131,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
   acceptors_.push_back(std::make_unique<event::Acceptor>(
       loop_, sfd, event::Acceptor::Options{.events = events, .logger = "esmtpd"},
       [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
-        on_connection(std::move(c), addr, true);
+        on_connection(std::move(c), addr, true, smtp::ListenerRole::Submission);
       }));
   base::log("esmtpd").information("local submission on " + submit::submit_socket_path(config) +
                                   (submit_fd >= 0 ? " (from estafetted)" : ""));
@@ -163,8 +163,10 @@ Server::~Server() {
 }
 
 // A new connection from one of the Acceptors (at most 64 per wake-up, as before).
-void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local) {
+void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local,
+                           smtp::ListenerRole role) {
   smtp::ClientInfo client;
+  client.role = role;
   client.filtered = !filters_.empty();
   ConnectionChecksSetup setup;
   std::string refusal;

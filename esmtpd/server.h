@@ -68,7 +68,9 @@ class Server final {
   void reload();
 
  private:
-  void on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local);
+  // `role`: the listener's (a local submission counts as submission).
+  void on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local,
+                     smtp::ListenerRole role);
   void schedule_stats();
 
   event::Loop& loop_;

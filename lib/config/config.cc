@@ -25,6 +25,34 @@ std::string HostPort::to_string() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+std::string Listener::to_string() const {
+  return address().to_string() + " " + std::string(smtp::role_name(role));
+}
+
+std::vector<Listener> parse_listen(std::string_view value) {
+  std::vector<Listener> out;
+  bool role_given = false;  // for out.back()
+  for (auto& item : split_list(value)) {
+    if (auto role = smtp::role_from_name(item)) {
+      if (out.empty()) throw std::invalid_argument("role '" + item + "' without an address");
+      if (role_given)
+        throw std::invalid_argument("two roles for " + out.back().address().to_string());
+      out.back().role = *role;
+      role_given = true;
+      continue;
+    }
+    auto hp = parse_host_port(item, 25);
+    if (!hp) throw std::invalid_argument("bad address '" + item + "' (expected host:port [role])");
+    for (const auto& l : out)
+      if (l.host == hp->host && l.port == hp->port)
+        throw std::invalid_argument("address " + hp->to_string() + " listed twice");
+    out.push_back({hp->host, hp->port, smtp::ListenerRole::Mx});
+    role_given = false;
+  }
+  if (out.empty()) throw std::invalid_argument("at least one address is needed");
+  return out;
+}
+
 std::optional<HostPort> Routes::lookup(const std::string& domain) const {
   if (auto it = exact.find(domain); it != exact.end()) return it->second;
   for (std::size_t dot = domain.find('.'); dot != std::string::npos;

@@ -134,6 +134,10 @@ void host_ports(ParseState& s, const std::string& v) {
   }
 }
 
+void listen(ParseState& s, const std::string& v) {
+  s.config.listen = parse_listen(v);
+}
+
 void cidrs(ParseState& s, const std::string& v) {
   s.config.relay_clients.clear();
   for (auto& item : split_list(v)) {
@@ -284,8 +288,9 @@ constexpr Setting kSettings[] = {
     {"log_level", "information", log_level,
      "fatal, critical, error, warning, notice, information, debug or trace."},
     // esmtpd: what mail to accept, and from whom
-    {"listen", "127.0.0.1:2525", host_ports<&Config::listen, 25>,
-     "The addresses esmtpd listens on ([IPv6]:port for IPv6)."},
+    {"listen", "127.0.0.1:2525", listen,
+     "The addresses esmtpd listens on ([IPv6]:port for IPv6), each with its role: mx "
+     "(the default), submission or submissions (TLS from the first byte)."},
     // The embedded default accepts mail for the test domains.
     {"local_domains", "", domains<&Config::local_domains>,
      "Domains delivered here by estafette-local; .example.com: every subdomain.", {}, {},

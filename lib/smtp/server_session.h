@@ -53,6 +53,7 @@
 #include "lib/smtp/command.h"
 #include "lib/smtp/esmtp_params.h"  // DsnRet
 #include "lib/smtp/filter_verdict.h"
+#include "lib/smtp/listener_role.h"
 #include "lib/smtp/reader.h"  // LineStatus, DataStatus
 
 namespace estafette::smtp {
@@ -107,6 +108,7 @@ struct ClientInfo {
   // submitter's uid from SO_PEERCRED. Such a session relays (relay_client is set), its Received
   // header reads "from local (uid N)", and connection checks (rDNS, DNSBL, IDENT) are skipped.
   std::optional<uid_t> local_uid = std::nullopt;
+  ListenerRole role = ListenerRole::Mx;  // of the listener the client came in on
   bool is_local() const { return local_uid.has_value(); }
   // "[ip]:port", or "local uid=N", for logs.
   std::string peer_text() const;

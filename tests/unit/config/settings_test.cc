@@ -26,7 +26,7 @@ std::string join(const std::vector<std::string>& items) {
 // two Configs that describe the same are configured the same.
 std::string describe(const Config& c) {
   std::ostringstream o;
-  auto hps = [](const std::vector<HostPort>& v) {
+  auto hps = [](const auto& v) {  // listen (Listener) and dns_servers (HostPort)
     std::string out;
     for (const auto& hp : v) out += hp.to_string() + ",";
     return out;
