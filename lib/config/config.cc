@@ -237,6 +237,12 @@ void finish(ParseState& s, const std::string& name) {
   c.state_dir = base::absolute_path(c.state_dir);
   if (c.maildir_root.empty()) c.maildir_root = c.state_dir + "/maildir";
   if (c.listen.empty()) fail(name, "listen: at least one address is needed");
+  if (!c.tls_key_files.empty() && c.tls_key_files.size() != c.tls_cert_files.size())
+    fail(name, "tls_key_file names " + std::to_string(c.tls_key_files.size()) + " files for " +
+                   std::to_string(c.tls_cert_files.size()) + " tls_cert_file");
+  for (const auto& l : c.listen)
+    if (l.role == smtp::ListenerRole::Submissions && c.tls_cert_files.empty())
+      fail(name, "listen: " + l.to_string() + " needs a certificate (tls_cert_file)");
   if (c.message_memory_budget != 0 && c.message_memory_budget < c.max_message_size)
     fail(name, "message_memory_budget (" + std::to_string(c.message_memory_budget) +
                    ") is less than max_message_size (" + std::to_string(c.max_message_size) + ")");

@@ -213,6 +213,17 @@ struct Config {
   Millis dns_timeout{2000};
   int dns_tries = 2;
 
+  // TLS (lib/tls): esmtpd's certificates and what it accepts. No certificate: no STARTTLS.
+  std::vector<std::string> tls_cert_files;  // each: PEM certificate then its chain
+  std::vector<std::string> tls_key_files;   // one per certificate; empty: in the cert files
+  std::vector<std::string> tls_protocols = {"TLSv1.2", "TLSv1.3"};  // a range, lowest first
+  std::string tls_ciphers;       // OpenSSL cipher list for TLS <= 1.2; "": OpenSSL's default
+  std::string tls_ciphersuites;  // TLS 1.3 suites; "": OpenSSL's default
+  std::string tls_groups;        // key exchange groups; "": OpenSSL's default
+  bool tls_session_tickets = true;
+  Seconds tls_session_timeout{3600};  // cached sessions and tickets resume this long
+  Seconds tls_handshake_timeout{60};  // STARTTLS or port 465: the handshake, at most
+
   // Privileges: esmtpd (after binding listen), esmtpclient and courierd's own work run as this
   // user; estafetted and estafette-local stay root. "" = every process stays as started.
   std::string user;
