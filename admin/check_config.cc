@@ -4,6 +4,9 @@
 #include "lib/base/privileges.h"
 #include "lib/config/config.h"
 #include "lib/routing/router.h"
+#include "lib/tls/context.h"
+
+#include <ctime>
 
 namespace estafette::admin {
 
@@ -23,6 +26,22 @@ CheckResult check_config(const std::string& path) {
     routing::Router::load(c);
   } catch (const std::exception& e) {
     r.errors.push_back(e.what());
+  }
+  if (!c.tls_cert_files.empty()) {
+    try {
+      auto tls = tls::ServerContext::load(tls::server_settings(c));
+      std::time_t now = std::time(nullptr);
+      for (const auto& cert : tls->certificates()) {
+        auto left = cert.not_after - now;
+        if (left <= 0)
+          r.warnings.push_back(cert.file + ": the certificate has expired");
+        else if (left < std::chrono::duration_cast<std::chrono::seconds>(kExpiryWarning).count())
+          r.warnings.push_back(cert.file + ": the certificate expires in " +
+                               std::to_string(left / 86400) + " days");
+      }
+    } catch (const std::exception& e) {
+      r.errors.push_back(c.source + ": tls_cert_file: " + e.what());
+    }
   }
   // The daemons look the user up when they start; a missing one stops them.
   if (!c.user.empty() && !base::find_account(c.user))

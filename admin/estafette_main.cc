@@ -154,6 +154,7 @@ std::optional<ipc::QueueOpRequest> queue_op_request(std::string_view cmd,
 
 int check_config(const std::string& path) {
   auto r = admin::check_config(path);
+  for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
   for (const auto& e : r.errors) std::printf("%s\n", e.c_str());
   if (!r.errors.empty()) return 1;
   std::printf("config OK: %s\n", r.source.c_str());

@@ -74,16 +74,24 @@ Connection::~Connection() {
   if (timer_) ctx_.loop.cancel_timer(timer_);
   if (deadline_timer_) ctx_.loop.cancel_timer(deadline_timer_);
   if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
+  if (handshake_timer_) ctx_.loop.cancel_timer(handshake_timer_);
   if (fd_) ctx_.loop.remove_fd(fd_.get());
   if (message_) ctx_.backend.abort(std::move(message_));
 }
 
 void Connection::start() {
   logger().information("connect from " + session_.client().peer_text() +
-                       " session=" + std::to_string(number_));
+                       " session=" + std::to_string(number_) +
+                       " role=" + std::string(smtp::role_name(session_.client().role)));
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
   arm_timer();
+  // Port 465: TLS from the first byte; the greeting waits for the handshake (greet()).
+  if (session_.client().role == smtp::ListenerRole::Submissions && ctx_.tls) {
+    implicit_tls_ = true;
+    start_handshake();
+    if (finished_) return;
+  }
   deadline_timer_ = ctx_.loop.add_timer(ctx_.session_deadline, [this] {
     deadline_timer_ = 0;
     on_deadline();
@@ -118,7 +126,7 @@ void Connection::start() {
 }
 
 void Connection::greet() {
-  if (greeted_ || finished_) return;
+  if (greeted_ || finished_ || handshaking_) return;
   // greet_pause: a client that talks before this is a bot that does not wait for us (a local
   // submission is no bot).
   auto not_before =
@@ -327,18 +335,23 @@ void Connection::filter_action(const smtp::Action& action) {
   };
   switch (action.kind) {
     case smtp::ActionKind::FilterHelo:
-      filters_->helo({}, action.text,
+      filters_->helo(tls_macros(), action.text,
                      [this](const filters::Verdict& v) { filter_answer(v, "helo"); });
       break;
     case smtp::ActionKind::FilterMail:
       if (filter_in_message_) filters_->abort();  // the last message never reached its end
       filter_in_message_ = true;
       filter_id_.clear();
-      filters_->mail({{"{mail_addr}", action.text},
-                      {"{mail_host}", domain(action.text)},
-                      {"{mail_mailer}", "esmtp"}},
-                     "<" + action.text + ">", mail_args(session_.pending_mail()),
-                     [this](const filters::Verdict& v) { filter_answer(v, "mail"); });
+      filters_->mail(
+          [&] {
+            filters::Macros m = {{"{mail_addr}", action.text},
+                                 {"{mail_host}", domain(action.text)},
+                                 {"{mail_mailer}", "esmtp"}};
+            for (auto& t : tls_macros()) m.push_back(std::move(t));
+            return m;
+          }(),
+          "<" + action.text + ">", mail_args(session_.pending_mail()),
+          [this](const filters::Verdict& v) { filter_answer(v, "mail"); });
       break;
     case smtp::ActionKind::FilterRcpt:
       filters_->rcpt({{"{rcpt_addr}", action.text},
@@ -548,6 +561,14 @@ void Connection::on_pregreet() {
 
 void Connection::on_events(std::uint32_t events) {
   if (finished_) return;
+  if (handshaking_) {
+    continue_handshake();
+    return;
+  }
+  if ((events & EPOLLOUT) && tls_read_wants_write_) read_input(EPOLLIN);
+  if (finished_) return;
+  if ((events & EPOLLIN) && tls_write_wants_read_) flush();
+  if (finished_) return;
   if (events & EPOLLOUT) {
     bool backlog = output_backlog();
     flush();
@@ -565,8 +586,11 @@ void Connection::read_input(std::uint32_t events) {
   // leaves its flood in the kernel, not here. A hang-up or error is read at any time.
   const bool hangup = events & (EPOLLHUP | EPOLLERR);
   bool progress = false;
-  for (int round = 0; round < 4 && !peer_eof_ && (hangup || !output_backlog()); ++round) {
-    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+  // Nothing more is read in plaintext once STARTTLS is answered: the handshake reads the rest.
+  for (int round = 0; round < 4 && !peer_eof_ && !tls_after_flush_ && !handshaking_ &&
+                      (hangup || !output_backlog());
+       ++round) {
+    ssize_t n = receive(buf, sizeof buf);
     if (n > 0) {
       if (in_start_ == in_.size()) {
         in_.clear();
@@ -588,7 +612,8 @@ void Connection::read_input(std::uint32_t events) {
     peer_eof_ = true;
     progress = true;
   }
-  if (progress) arm_timer();
+  if (progress && !handshaking_) arm_timer();
+  if (handshaking_ || finished_) return;
   if (peer_eof_ && !awaiting_commit_ && !session_.waiting() && greeted_) {
     finish(session_.in_data() ? "lost connection in DATA" : "disconnect");
     return;
@@ -669,9 +694,140 @@ void Connection::run(smtp::Actions actions) {
       case smtp::ActionKind::FilterMessage:
         filter_action(action);
         break;
+      case smtp::ActionKind::StartTls:
+        prepare_tls();
+        break;
     }
   }
   flush();
+}
+
+ssize_t Connection::receive(char* buffer, std::size_t size) {
+  if (!tls_) return ::recv(fd_.get(), buffer, size, 0);
+  auto r = tls_->read(buffer, size);
+  tls_read_wants_write_ = r.status == tls::Stream::Status::WantWrite;
+  switch (r.status) {
+    case tls::Stream::Status::Ok:
+      return static_cast<ssize_t>(r.bytes);
+    case tls::Stream::Status::WantRead:
+    case tls::Stream::Status::WantWrite:
+      errno = EAGAIN;
+      return -1;
+    case tls::Stream::Status::Closed:
+      return 0;
+    case tls::Stream::Status::Failed:
+      break;
+  }
+  logger().notice("TLS read failed session=" + std::to_string(number_) + ": " + tls_->reason());
+  errno = ECONNRESET;
+  return -1;
+}
+
+ssize_t Connection::transmit(const char* data, std::size_t size) {
+  if (!tls_) return ::send(fd_.get(), data, size, MSG_NOSIGNAL);
+  auto r = tls_->write(data, size);
+  tls_write_wants_read_ = r.status == tls::Stream::Status::WantRead;
+  switch (r.status) {
+    case tls::Stream::Status::Ok:
+      return static_cast<ssize_t>(r.bytes);
+    case tls::Stream::Status::WantRead:
+    case tls::Stream::Status::WantWrite:
+      errno = EAGAIN;
+      return -1;
+    case tls::Stream::Status::Closed:
+    case tls::Stream::Status::Failed:
+      break;
+  }
+  logger().notice("TLS write failed session=" + std::to_string(number_) + ": " + tls_->reason());
+  errno = EPIPE;
+  return -1;
+}
+
+void Connection::prepare_tls() {
+  // CVE-2011-0411: whatever came after the STARTTLS line was sent in plaintext before the
+  // client could see our 220; it must not be run as if it had come inside TLS.
+  if (std::size_t extra = in_.size() - in_start_; extra > 0)
+    logger().warning("discarded " + std::to_string(extra) +
+                     " bytes pipelined after STARTTLS session=" + std::to_string(number_) + " " +
+                     session_.client().peer_text());
+  in_.clear();
+  in_start_ = 0;
+  commands_ = smtp::CommandReader(ctx_.max_line);
+  tls_after_flush_ = true;  // flush() starts the handshake once the 220 is out
+}
+
+void Connection::start_handshake() {
+  tls_after_flush_ = false;
+  if (!ctx_.tls) {  // cannot happen: STARTTLS is offered only with a context
+    finish("no TLS context");
+    return;
+  }
+  try {
+    tls_ = std::make_unique<tls::Stream>(ctx_.tls, fd_.get());
+  } catch (const std::exception& e) {
+    logger().error(std::string("TLS: ") + e.what());
+    finish("TLS unavailable");
+    return;
+  }
+  handshaking_ = true;
+  if (timer_) ctx_.loop.cancel_timer(timer_);  // the handshake has its own timeout
+  timer_ = 0;
+  handshake_timer_ = ctx_.loop.add_timer(ctx_.tls_handshake_timeout, [this] {
+    handshake_timer_ = 0;
+    logger().notice("TLS handshake timeout session=" + std::to_string(number_) + " " +
+                    session_.client().peer_text());
+    finish("TLS handshake timeout");
+  });
+  continue_handshake();
+}
+
+void Connection::continue_handshake() {
+  std::uint32_t want = 0;
+  switch (tls_->handshake()) {
+    case tls::Stream::Status::Ok:
+      handshake_done();
+      return;
+    case tls::Stream::Status::WantRead:
+      want = EPOLLIN;
+      break;
+    case tls::Stream::Status::WantWrite:
+      want = EPOLLOUT;
+      break;
+    case tls::Stream::Status::Closed:
+    case tls::Stream::Status::Failed:
+      logger().notice("TLS handshake failed session=" + std::to_string(number_) + " " +
+                      session_.client().peer_text() + ": " + tls_->reason());
+      finish("TLS handshake failed");
+      return;
+  }
+  if (want != interest_) {
+    interest_ = want;
+    ctx_.loop.modify_fd(fd_.get(), want);
+  }
+}
+
+void Connection::handshake_done() {
+  handshaking_ = false;
+  if (handshake_timer_) ctx_.loop.cancel_timer(handshake_timer_);
+  handshake_timer_ = 0;
+  auto info = tls_->info();
+  logger().information("TLS session=" + std::to_string(number_) + " " + info.version +
+                       " cipher=" + info.cipher + " bits=" + std::to_string(info.bits) +
+                       (info.resumed ? " resumed=yes" : "") +
+                       (info.server_name.empty() ? "" : " sni=" + info.server_name));
+  arm_timer();
+  run(session_.on_tls_started({info.version, info.cipher, info.bits, info.alg_bits}));
+  if (finished_) return;
+  if (implicit_tls_) greet();
+  resume();
+}
+
+filters::Macros Connection::tls_macros() const {
+  const auto& t = session_.client().tls;
+  if (!t) return {};
+  return {{"{tls_version}", t->version},
+          {"{cipher}", t->cipher},
+          {"{cipher_bits}", std::to_string(t->bits)}};
 }
 
 void Connection::begin_data() {
@@ -776,8 +932,9 @@ void Connection::send(const std::string& text) {
 }
 
 void Connection::flush() {
+  if (handshaking_) return;  // replies made meanwhile wait for the handshake
   while (out_start_ < out_.size()) {
-    ssize_t n = ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_, MSG_NOSIGNAL);
+    ssize_t n = transmit(out_.data() + out_start_, out_.size() - out_start_);
     if (n > 0) {
       out_start_ += static_cast<std::size_t>(n);
       written_ += static_cast<std::size_t>(n);
@@ -792,16 +949,32 @@ void Connection::flush() {
     finish("closed");
     return;
   }
+  if (tls_after_flush_ && out_start_ == out_.size()) {
+    start_handshake();
+    return;
+  }
   update_interest();
 }
 
 void Connection::update_interest() {
-  if (finished_) return;
+  if (finished_ || handshaking_) return;
   std::uint32_t want = 0;
   // Before the greeting: watched, to catch a client that talks first.
   bool held = awaiting_commit_ || session_.waiting();
   if (!closing_ && !held && !peer_eof_ && !output_backlog()) want |= EPOLLIN;
   if (out_start_ < out_.size()) want |= EPOLLOUT;
+  if (tls_) {
+    if (tls_read_wants_write_) want |= EPOLLOUT;
+    if (tls_write_wants_read_) want |= EPOLLIN;
+    // Bytes OpenSSL already decrypted make no epoll event: read them from the next turn.
+    if ((want & EPOLLIN) && !tls_read_posted_ && tls_->pending()) {
+      tls_read_posted_ = true;
+      ctx_.loop.post(guard_.wrap([this] {
+        tls_read_posted_ = false;
+        if (!finished_ && !handshaking_) read_input(EPOLLIN);
+      }));
+    }
+  }
   if (want != interest_) {
     interest_ = want;
     ctx_.loop.modify_fd(fd_.get(), want);
@@ -816,7 +989,12 @@ void Connection::finish(const char* why) {
   std::snprintf(secs, sizeof secs, "%.3f", elapsed);
   logger().information(std::string("disconnect session=") + std::to_string(number_) + " reason=\"" +
                        why + "\" messages=" + std::to_string(messages_) + " time=" + secs + "s");
+  if (tls_ && !handshaking_) tls_->shutdown();
+  if (handshake_timer_) ctx_.loop.cancel_timer(handshake_timer_);
+  handshake_timer_ = 0;
+  handshaking_ = false;
   ctx_.loop.remove_fd(fd_.get());
+  tls_.reset();
   fd_.reset();
   if (timer_) ctx_.loop.cancel_timer(timer_);
   timer_ = 0;

@@ -11,6 +11,12 @@
 // kernel); `timeout` bounds both idleness and a send that makes no progress (then the connection
 // closes without a 421, which could not be sent either); `session_deadline` bounds the session
 // (421, then at most `timeout` to read it); bytes before a held greeting are answered 554.
+// TLS (lib/tls): after STARTTLS (the session's StartTls action), or from the first byte on a
+// submissions listener, the same buffers and bounds carry decrypted bytes through a tls::Stream;
+// every byte received after the STARTTLS line and before the handshake is thrown away
+// (CVE-2011-0411), the handshake runs on the loop under `tls_handshake_timeout` (no idle
+// timer meanwhile) and a failed one ends this connection only. Plain connections pay one test
+// per read and write.
 #pragma once
 
 #include <cstdint>
@@ -33,10 +39,11 @@
 #include "lib/event/loop.h"
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
-#include "lib/smtp/hop_count.h"
 #include "lib/smtp/dotstuff.h"
+#include "lib/smtp/hop_count.h"
 #include "lib/smtp/reader.h"
 #include "lib/smtp/server_session.h"
+#include "lib/tls/stream.h"
 
 namespace estafette::esmtpd {
 
@@ -76,6 +83,10 @@ struct ConnectionContext {
   smtp::HeaderLimits header_limits;
   // The RCPT checks that may block (passwd, stat), off the loop.
   RecipientLookups& recipient_lookups;
+  // The server's current TLS context (null: no certificate; reloads swap it), and how long a
+  // handshake may take.
+  const std::shared_ptr<const tls::ServerContext>& tls;
+  std::chrono::seconds tls_handshake_timeout;
 };
 
 // This connection's checks, decided by the Admission.
@@ -127,6 +138,15 @@ class Connection final {
   bool create_record(queue::Envelope envelope);
   void send(const std::string& text);
   void flush();
+  // recv/send through TLS when it is on; the same results (EAGAIN when TLS wants the socket).
+  ssize_t receive(char* buffer, std::size_t size);
+  ssize_t transmit(const char* data, std::size_t size);
+  // After the 220 to STARTTLS: drop what the client sent behind it, handshake once it is sent.
+  void prepare_tls();
+  void start_handshake();
+  void continue_handshake();
+  void handshake_done();
+  filters::Macros tls_macros() const;
   void update_interest();
   void arm_timer();
   void on_idle_timer();
@@ -139,6 +159,14 @@ class Connection final {
 
   ConnectionContext& ctx_;
   base::UniqueFd fd_;
+  std::unique_ptr<tls::Stream> tls_;  // set from the handshake on; before fd_ is closed
+  bool implicit_tls_ = false;         // submissions: the handshake comes before the greeting
+  bool tls_after_flush_ = false;      // STARTTLS answered: handshake once the 220 is out
+  bool handshaking_ = false;
+  bool tls_read_wants_write_ = false;  // the last TLS read needs the socket writable
+  bool tls_write_wants_read_ = false;  // the last TLS write needs it readable
+  bool tls_read_posted_ = false;       // a read of bytes OpenSSL holds is posted
+  event::TimerId handshake_timer_ = 0;
   smtp::ServerSession session_;
   std::uint64_t number_;
   std::function<void(std::uint64_t)> on_finished_;

@@ -1,6 +1,6 @@
 // estafette-esmtpd: the ESMTP server. Reads the config, then hands over to the Server on one
 // event loop (lib/daemon/daemon.h). SIGTERM/SIGINT: stop accepting, let queue commits in flight
-// finish, exit 0; SIGHUP: reload the maps.
+// finish, exit 0; SIGHUP: reload the maps and the TLS certificates.
 // `--processes N` (given by estafetted for esmtpd_processes = N > 1): this process is one of N
 // sharing the listen addresses (SO_REUSEPORT), with max_sessions / N sessions.
 // `--submit-fd N` (given by estafetted): the listening local submission socket
@@ -19,7 +19,8 @@
 using namespace estafette;
 
 int main(int argc, char** argv) {
-  std::vector<base::UniqueFd> listeners;  // bound as root, before the privileges go
+  std::vector<base::UniqueFd> listeners;          // bound as root, before the privileges go
+  std::shared_ptr<const tls::ServerContext> tls;  // keys read as root too
   daemon::DaemonSpec spec{.program = "estafette-esmtpd",
                           .log_name = "esmtpd",
                           .usage = "[-c CONFIG] [--processes N] [--submit-fd N]",
@@ -28,12 +29,13 @@ int main(int argc, char** argv) {
                           .reload = true,
                           .as_root = [&](daemon::Startup& s) {
                             listeners = esmtpd::bind_listeners(s.config, s.args.processes);
+                            tls = esmtpd::load_tls(s.config);
                           }};
   return daemon::run(argc, argv, spec, [&](daemon::Context& ctx) {
     // The skeleton took the signals on the loop before this: the Server's threads inherit them
     // blocked, so SIGHUP or SIGTERM always reaches the loop.
     esmtpd::Server server(ctx.loop, ctx.config, std::move(listeners), ctx.args.processes,
-                          ctx.args.submit_fd);
+                          ctx.args.submit_fd, esmtpd::RecipientLookups::expand, {}, std::move(tls));
     ctx.on_reload([&] { server.reload(); });
     ctx.on_stop([&] {
       base::log("esmtpd").information("stopping");

@@ -40,13 +40,27 @@ void set_peer_liveness(int fd, std::chrono::seconds timeout) {
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
 }
 
+std::shared_ptr<const tls::ServerContext> load_tls(const config::Config& config) {
+  if (config.tls_cert_files.empty()) return nullptr;
+  auto context = tls::ServerContext::load(tls::server_settings(config));
+  for (const auto& c : context->certificates()) {
+    std::string names;
+    for (const auto& n : c.names) names += (names.empty() ? "" : ",") + n;
+    base::log("esmtpd").information("TLS certificate " + c.file + " " + c.key_type + " " +
+                                    std::to_string(c.key_bits) + " bits names=" + names);
+  }
+  return context;
+}
+
 Server::Server(event::Loop& loop, const config::Config& config,
                std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd,
-               RecipientLookups::Lookup lookup, RecipientLookups::Options lookup_options)
+               RecipientLookups::Lookup lookup, RecipientLookups::Options lookup_options,
+               std::shared_ptr<const tls::ServerContext> tls)
     : loop_(loop),
       config_(config),
       max_sessions_(config::session_share(config.max_sessions, processes)),
       router_(routing::Router::load(config)),
+      tls_(tls ? std::move(tls) : load_tls(config)),
       backend_(queue::open_queue(config.queue_backend, config.queue_dir(),
                                  {.verify_bodies = config.queue_verify_bodies})),
       resolver_(loop, config::resolver_options(config)),
@@ -96,7 +110,9 @@ Server::Server(event::Loop& loop, const config::Config& config,
                         config.greet_pause,
                         memory_,
                         {config.max_header_count, config.max_header_size},
-                        recipient_lookups_});
+                        recipient_lookups_,
+                        tls_,
+                        config.tls_handshake_timeout});
   schedule_stats();
   const bool shared = processes > 1;
   listeners_ = std::move(listeners);
@@ -106,8 +122,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
     set_peer_liveness(fd, config.smtpd_timeout);
     acceptors_.push_back(std::make_unique<event::Acceptor>(
         loop_, fd, event::Acceptor::Options{.logger = "esmtpd"},
-        [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
-          on_connection(std::move(c), addr, false);
+        [this, role = hp.role](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
+          on_connection(std::move(c), addr, false, role);
         }));
     base::log("esmtpd").information(
         "listening on " + hp.to_string() + " max_sessions=" + std::to_string(max_sessions_) +
@@ -132,7 +148,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
   acceptors_.push_back(std::make_unique<event::Acceptor>(
       loop_, sfd, event::Acceptor::Options{.events = events, .logger = "esmtpd"},
       [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
-        on_connection(std::move(c), addr, true);
+        on_connection(std::move(c), addr, true, smtp::ListenerRole::Submission);
       }));
   base::log("esmtpd").information("local submission on " + submit::submit_socket_path(config) +
                                   (submit_fd >= 0 ? " (from estafetted)" : ""));
@@ -145,6 +161,14 @@ void Server::reload() {
                                     std::to_string(router_->alias_count()));
   } catch (const std::exception& e) {
     base::log("esmtpd").error(std::string("reload failed, keeping the previous maps: ") + e.what());
+  }
+  if (!tls_) return;
+  try {
+    tls_ = load_tls(config_);
+    base::log("esmtpd").information("reloaded TLS certificates");
+  } catch (const std::exception& e) {
+    base::log("esmtpd").error(
+        std::string("TLS reload failed, keeping the previous certificates: ") + e.what());
   }
 }
 
@@ -164,8 +188,11 @@ Server::~Server() {
 }
 
 // A new connection from one of the Acceptors (at most 64 per wake-up, as before).
-void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local) {
+void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local,
+                           smtp::ListenerRole role) {
   smtp::ClientInfo client;
+  client.role = role;
+  client.tls_offered = tls_ != nullptr && !local;
   client.filtered = !filters_.empty();
   ConnectionChecksSetup setup;
   std::string refusal;

@@ -31,6 +31,7 @@
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
 #include "lib/submit/access.h"
+#include "lib/tls/context.h"
 
 namespace estafette::esmtpd {
 
@@ -46,15 +47,20 @@ std::vector<base::UniqueFd> bind_listeners(const config::Config& config, std::si
 inline constexpr int kKeepaliveIdle = 60, kKeepaliveInterval = 15, kKeepaliveProbes = 4;
 void set_peer_liveness(int fd, std::chrono::seconds timeout);
 
+// The TLS context of the config's certificates, or null when none is configured. esmtpd loads it
+// before it drops privileges (the key may be root's); throws tls::Error naming the file.
+std::shared_ptr<const tls::ServerContext> load_tls(const config::Config& config);
+
 class Server final {
  public:
   // `listeners`: from bind_listeners(config, processes).
   // `lookup`: the RCPT check that may block, and its threads, queue and timeout (tests inject
-  // slow ones).
+  // slow ones). `tls`: from load_tls(config); null: loaded here when certificates are configured.
   Server(event::Loop& loop, const config::Config& config, std::vector<base::UniqueFd> listeners,
          std::size_t processes = 1, int submit_fd = -1,
          RecipientLookups::Lookup lookup = RecipientLookups::expand,
-         RecipientLookups::Options lookup_options = {});
+         RecipientLookups::Options lookup_options = {},
+         std::shared_ptr<const tls::ServerContext> tls = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -63,18 +69,22 @@ class Server final {
   void shutdown();
   std::size_t sessions() const { return connections_.size(); }
   std::size_t max_sessions() const { return max_sessions_; }
-  // SIGHUP: reload the routing maps (aliases, locals, hosted domains); a broken file is logged
-  // with file:line and the previous maps stay.
+  // SIGHUP: reload the routing maps (aliases, locals, hosted domains) and the TLS certificates
+  // and keys (from the same files, as the user esmtpd runs as); a broken file is logged with
+  // the reason and the previous maps or context stay. Sessions in progress keep theirs.
   void reload();
 
  private:
-  void on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local);
+  // `role`: the listener's (a local submission counts as submission).
+  void on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local,
+                     smtp::ListenerRole role);
   void schedule_stats();
 
   event::Loop& loop_;
   const config::Config& config_;
   std::size_t max_sessions_;
   std::shared_ptr<const routing::Router> router_;  // swapped by reload(); RCPT and records use it
+  std::shared_ptr<const tls::ServerContext> tls_;  // null: no certificate; swapped by reload()
   smtp::ServerPolicy policy_;
   std::unique_ptr<queue::Backend> backend_;
   std::unique_ptr<queue::Committer> committer_;

@@ -27,6 +27,7 @@ LIB_DEPENDS = {
     "queue": {"base", "event"},
     "checks": {"base", "event", "dns"},
     "config": {"base", "dns", "smtp"},
+    "tls": {"base", "config"},
     "routing": {"base", "config", "smtp"},
     "daemon": {"base", "event", "config"},
     "submit": {"base", "config", "smtp"},

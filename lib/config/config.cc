@@ -25,6 +25,34 @@ std::string HostPort::to_string() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+std::string Listener::to_string() const {
+  return address().to_string() + " " + std::string(smtp::role_name(role));
+}
+
+std::vector<Listener> parse_listen(std::string_view value) {
+  std::vector<Listener> out;
+  bool role_given = false;  // for out.back()
+  for (auto& item : split_list(value)) {
+    if (auto role = smtp::role_from_name(item)) {
+      if (out.empty()) throw std::invalid_argument("role '" + item + "' without an address");
+      if (role_given)
+        throw std::invalid_argument("two roles for " + out.back().address().to_string());
+      out.back().role = *role;
+      role_given = true;
+      continue;
+    }
+    auto hp = parse_host_port(item, 25);
+    if (!hp) throw std::invalid_argument("bad address '" + item + "' (expected host:port [role])");
+    for (const auto& l : out)
+      if (l.host == hp->host && l.port == hp->port)
+        throw std::invalid_argument("address " + hp->to_string() + " listed twice");
+    out.push_back({hp->host, hp->port, smtp::ListenerRole::Mx});
+    role_given = false;
+  }
+  if (out.empty()) throw std::invalid_argument("at least one address is needed");
+  return out;
+}
+
 std::optional<HostPort> Routes::lookup(const std::string& domain) const {
   if (auto it = exact.find(domain); it != exact.end()) return it->second;
   for (std::size_t dot = domain.find('.'); dot != std::string::npos;
@@ -209,6 +237,12 @@ void finish(ParseState& s, const std::string& name) {
   c.state_dir = base::absolute_path(c.state_dir);
   if (c.maildir_root.empty()) c.maildir_root = c.state_dir + "/maildir";
   if (c.listen.empty()) fail(name, "listen: at least one address is needed");
+  if (!c.tls_key_files.empty() && c.tls_key_files.size() != c.tls_cert_files.size())
+    fail(name, "tls_key_file names " + std::to_string(c.tls_key_files.size()) + " files for " +
+                   std::to_string(c.tls_cert_files.size()) + " tls_cert_file");
+  for (const auto& l : c.listen)
+    if (l.role == smtp::ListenerRole::Submissions && c.tls_cert_files.empty())
+      fail(name, "listen: " + l.to_string() + " needs a certificate (tls_cert_file)");
   if (c.message_memory_budget != 0 && c.message_memory_budget < c.max_message_size)
     fail(name, "message_memory_budget (" + std::to_string(c.message_memory_budget) +
                    ") is less than max_message_size (" + std::to_string(c.max_message_size) + ")");

@@ -19,6 +19,7 @@
 #include "lib/config/access.h"
 #include "lib/config/cidr.h"
 #include "lib/config/destinations.h"
+#include "lib/smtp/listener_role.h"
 
 namespace estafette::config {
 
@@ -38,6 +39,23 @@ struct HostPort {
   std::uint16_t port = 25;
   std::string to_string() const;
 };
+
+// One `listen` entry: an address and what its connections are for.
+struct Listener {
+  std::string host;
+  std::uint16_t port = 25;
+  smtp::ListenerRole role = smtp::ListenerRole::Mx;
+  HostPort address() const { return {host, port}; }
+  std::string to_string() const;  // "127.0.0.1:25 mx", "[::1]:465 submissions"
+  bool operator==(const Listener&) const = default;
+};
+
+// The `listen` value: addresses separated by commas or blanks, each optionally followed by its
+// role ("127.0.0.1:25 mx, [::1]:587 submission, 127.0.0.1:465 submissions"; mx when none is
+// given, port 25 when none is given). Pure. Errors (empty list, a role with no address before
+// it, two roles for one address, a bad address, one address listed twice) throw
+// std::invalid_argument with the reason.
+std::vector<Listener> parse_listen(std::string_view value);
 
 // Static routes, Courier esmtproutes style: "domain: host[,port]" ("host:port" also accepted);
 // ".example.com: host" matches every subdomain; an empty domain is the smarthost.
@@ -88,7 +106,7 @@ struct Config {
   std::string source = "(embedded default)";    // file the settings came from
   std::string hostname;                         // default: the system's host name
   std::string state_dir = "./estafette-state";  // made absolute; holds queue/, run/, maildir/
-  std::vector<HostPort> listen = {{"127.0.0.1", 2525}};
+  std::vector<Listener> listen = {{"127.0.0.1", 2525}};
   // Lower-case; an entry ".example.com" stands for every subdomain of example.com.
   std::vector<std::string> local_domains;  // delivered by the local module
   std::vector<std::string> relay_domains;  // accepted from anyone, relayed
@@ -198,6 +216,17 @@ struct Config {
   std::vector<HostPort> dns_servers;  // empty: /etc/resolv.conf
   Millis dns_timeout{2000};
   int dns_tries = 2;
+
+  // TLS (lib/tls): esmtpd's certificates and what it accepts. No certificate: no STARTTLS.
+  std::vector<std::string> tls_cert_files;  // each: PEM certificate then its chain
+  std::vector<std::string> tls_key_files;   // one per certificate; empty: in the cert files
+  std::vector<std::string> tls_protocols = {"TLSv1.2", "TLSv1.3"};  // a range, lowest first
+  std::string tls_ciphers;       // OpenSSL cipher list for TLS <= 1.2; "": OpenSSL's default
+  std::string tls_ciphersuites;  // TLS 1.3 suites; "": OpenSSL's default
+  std::string tls_groups;        // key exchange groups; "": OpenSSL's default
+  bool tls_session_tickets = true;
+  Seconds tls_session_timeout{3600};  // cached sessions and tickets resume this long
+  Seconds tls_handshake_timeout{60};  // STARTTLS or port 465: the handshake, at most
 
   // Privileges: esmtpd (after binding listen), esmtpclient and courierd's own work run as this
   // user; estafetted and estafette-local stay root. "" = every process stays as started.

@@ -134,6 +134,57 @@ void host_ports(ParseState& s, const std::string& v) {
   }
 }
 
+void listen(ParseState& s, const std::string& v) {
+  s.config.listen = parse_listen(v);
+}
+
+// A list of paths, each relative to the config file's directory, each once.
+template <std::vector<std::string> Config::*F>
+void paths(ParseState& s, const std::string& v) {
+  auto& field = s.config.*F;
+  field.clear();
+  for (auto& item : split_list(v)) {
+    auto p = resolve(s.base_dir, item);
+    if (std::find(field.begin(), field.end(), p) != field.end())
+      throw std::invalid_argument("'" + item + "' listed twice");
+    field.push_back(p);
+  }
+}
+
+// An OpenSSL list (ciphers, suites, groups), passed on as it is: OpenSSL's own words and
+// separators only, so a typo such as ';' is found here rather than by the TLS context.
+template <std::string Config::*F>
+void openssl_list(ParseState& s, const std::string& v) {
+  for (char c : v)
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view("_-+!@=:., ").find(c) == std::string_view::npos)
+      throw std::invalid_argument(std::string("unexpected character '") + c + "'");
+  s.config.*F = v;
+}
+
+// A contiguous range of TLS versions, in any order ("TLSv1.2 TLSv1.3"); kept lowest first.
+void tls_protocols(ParseState& s, const std::string& v) {
+  static constexpr std::string_view kVersions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+  bool on[std::size(kVersions)] = {};
+  auto items = split_list(v);
+  if (items.empty()) throw std::invalid_argument("expected TLS versions such as TLSv1.2 TLSv1.3");
+  for (const auto& item : items) {
+    auto it = std::find(std::begin(kVersions), std::end(kVersions), item);
+    if (it == std::end(kVersions))
+      throw std::invalid_argument("unknown protocol '" + item +
+                                  "' (expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)");
+    on[it - std::begin(kVersions)] = true;
+  }
+  auto& field = s.config.tls_protocols;
+  field.clear();
+  for (std::size_t i = 0; i < std::size(kVersions); ++i) {
+    if (!on[i]) continue;
+    if (!field.empty() && !on[i - 1])
+      throw std::invalid_argument("the protocols must be a range without gaps");
+    field.emplace_back(kVersions[i]);
+  }
+}
+
 void cidrs(ParseState& s, const std::string& v) {
   s.config.relay_clients.clear();
   for (auto& item : split_list(v)) {
@@ -283,9 +334,30 @@ constexpr Setting kSettings[] = {
     {"syslog", "no", yes_no<&Config::syslog>, "Also log to syslog, facility mail."},
     {"log_level", "information", log_level,
      "fatal, critical, error, warning, notice, information, debug or trace."},
+    // TLS (esmtpd)
+    {"tls_cert_file", "", paths<&Config::tls_cert_files>,
+     "PEM certificate files (each: the certificate, then its chain); several for RSA and "
+     "ECDSA, or for other names (SNI). None: no STARTTLS."},
+    {"tls_key_file", "", paths<&Config::tls_key_files>,
+     "The private key of each tls_cert_file, in order; none: the keys are in the cert files."},
+    {"tls_protocols", "TLSv1.2 TLSv1.3", tls_protocols,
+     "TLS versions accepted: a range of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3."},
+    {"tls_ciphers", "", openssl_list<&Config::tls_ciphers>,
+     "OpenSSL cipher list for TLS 1.2 and older.", {}, "OpenSSL's default"},
+    {"tls_ciphersuites", "", openssl_list<&Config::tls_ciphersuites>,
+     "OpenSSL cipher suites for TLS 1.3.", {}, "OpenSSL's default"},
+    {"tls_groups", "", openssl_list<&Config::tls_groups>,
+     "Key exchange groups (X25519:P-256:ffdhe2048 ...).", {}, "OpenSSL's default"},
+    {"tls_session_tickets", "yes", yes_no<&Config::tls_session_tickets>,
+     "Resume TLS sessions with tickets (RFC 5077, TLS 1.3) besides the session cache."},
+    {"tls_session_timeout", "1h", seconds<&Config::tls_session_timeout>,
+     "How long a TLS session may be resumed."},
+    {"tls_handshake_timeout", "60s", seconds<&Config::tls_handshake_timeout>,
+     "The TLS handshake after STARTTLS or on a submissions port, at most."},
     // esmtpd: what mail to accept, and from whom
-    {"listen", "127.0.0.1:2525", host_ports<&Config::listen, 25>,
-     "The addresses esmtpd listens on ([IPv6]:port for IPv6)."},
+    {"listen", "127.0.0.1:2525", listen,
+     "The addresses esmtpd listens on ([IPv6]:port for IPv6), each with its role: mx "
+     "(the default), submission or submissions (TLS from the first byte)."},
     // The embedded default accepts mail for the test domains.
     {"local_domains", "", domains<&Config::local_domains>,
      "Domains delivered here by estafette-local; .example.com: every subdomain.", {}, {},

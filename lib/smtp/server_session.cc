@@ -260,11 +260,43 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
     case Verb::Help:
       return junk("214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
     case Verb::Starttls:
-      return error("502 5.5.1 Error: command not implemented");
+      return on_starttls();
     case Verb::Unknown:
       break;
   }
   return error("500 5.5.2 Error: command not recognized");
+}
+
+Actions ServerSession::on_starttls() {
+  if (client_.tls) return error("554 5.5.1 Error: TLS already active");
+  if (!client_.tls_offered) return error("502 5.5.1 Error: command not implemented");
+  if (in_transaction_) return error("503 5.5.1 Error: MAIL transaction in progress");
+  Actions actions = reply("220 2.0.0 Ready to start TLS");
+  state_ = State::kWait;
+  waiting_for_ = ActionKind::StartTls;
+  actions.push_back({ActionKind::StartTls, {}});
+  return actions;
+}
+
+Actions ServerSession::on_tls_started(const TlsInfo& tls) {
+  if (state_ == State::kClosed) return {};
+  if (state_ == State::kInit) {  // implicit TLS: before the greeting
+    client_.tls = tls;
+    return {};
+  }
+  if (state_ != State::kWait || waiting_for_ != ActionKind::StartTls)
+    broken_invariant("on_tls_started() unasked");
+  waiting_for_ = ActionKind::Reply;
+  state_ = State::kReady;
+  client_.tls = tls;
+  // RFC 3207 4.2: discard any knowledge obtained from the client before TLS.
+  envelope_ = Envelope{};
+  pending_mail_ = Envelope{};
+  esmtp_ = false;
+  in_transaction_ = false;
+  discard_ = discard_session_;
+  refused_data_ = false;
+  return {};
 }
 
 Actions ServerSession::wait_for(ActionKind filter_action, std::string text) {
@@ -287,6 +319,7 @@ Actions ServerSession::helo_reply() const {
   text += "250-PIPELINING\r\n";
   text += "250-SIZE " + std::to_string(policy_.max_message_size) + "\r\n";
   text += "250-8BITMIME\r\n";
+  if (client_.tls_offered && !client_.tls) text += "250-STARTTLS\r\n";
   text += "250-ENHANCEDSTATUSCODES\r\n";
   text += "250-DSN\r\n";
   text += "250 HELP";
@@ -544,8 +577,12 @@ std::string ServerSession::received_header(std::string_view queue_id, std::time_
     out = "Received: from " + received_token(envelope_.helo) + " (" + ident +
           received_token(client_.rdns) + " [" + received_token(ip) + "])\r\n";
   }
+  if (client_.tls)
+    out += "\t(using " + received_token(client_.tls->version) + " with cipher " +
+           received_token(client_.tls->cipher) + " (" + std::to_string(client_.tls->bits) + "/" +
+           std::to_string(client_.tls->alg_bits) + " bits))\r\n";
   out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " +
-         (esmtp_ ? "ESMTP" : "SMTP") + " id " + std::string(queue_id);
+         (esmtp_ ? (client_.tls ? "ESMTPS" : "ESMTP") : "SMTP") + " id " + std::string(queue_id);
   if (envelope_.recipients.size() == 1) {
     out += "\r\n\tfor <" + envelope_.recipients.front() + ">";
   }

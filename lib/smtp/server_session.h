@@ -11,6 +11,10 @@
 //   Close      flush the pending replies and close the connection.
 //   LookupSender  look up the MX/A/AAAA of the domain in `text` (BOFHCHECKDNS) and call
 //              on_sender_checked(); until then waiting() is true.
+//   StartTls   (after "220 2.0.0 Ready to start TLS") throw away every byte received after the
+//              STARTTLS line (plaintext pipelined behind it must never run inside TLS:
+//              CVE-2011-0411), send the 220, run the TLS handshake and call on_tls_started();
+//              until then waiting() is true. A failed handshake ends the connection.
 //   LookupRecipient  policy.check_recipient said its answer needs a lookup that may block
 //              (passwd, stat): run it off the loop for the address in `text` and call
 //              on_recipient_checked() with its verdict, or on_recipient_lookup_failed(); until
@@ -23,6 +27,10 @@
 // the I/O layer has the whole message: it applies the filters' modifications and makes the
 // queue record itself, then Commit commits it. A connect-stage verdict (on_filter_connect)
 // rejects or tempfails every later command.
+// TLS (RFC 3207): EHLO offers STARTTLS while ClientInfo::tls_offered and not yet in TLS;
+// on_tls_started() forgets what the client said before (EHLO, the transaction), as RFC 3207 4.2
+// says, so the client must say EHLO again. Implicit TLS (port 465, RFC 8314): the I/O layer calls
+// on_tls_started() before start(). The Received header then says how (RFC 3848: ESMTPS).
 // Connection checks: with ClientInfo::checks_pending the first RCPT waits (waiting() is true, no
 // reply yet) until on_checks_done() brings the verdict; the RCPT is then answered. While
 // waiting() the I/O layer must NOT feed lines, as while awaiting a commit.
@@ -53,6 +61,7 @@
 #include "lib/smtp/command.h"
 #include "lib/smtp/esmtp_params.h"  // DsnRet
 #include "lib/smtp/filter_verdict.h"
+#include "lib/smtp/listener_role.h"
 #include "lib/smtp/reader.h"  // LineStatus, DataStatus
 
 namespace estafette::smtp {
@@ -94,6 +103,14 @@ struct ServerPolicy {
   std::function<bool(std::size_t declared_size)> admit_buffered;
 };
 
+// What a TLS handshake agreed on (lib/tls's SessionInfo, as the session needs it).
+struct TlsInfo {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;   // "TLS_AES_256_GCM_SHA384"
+  int bits = 0;         // secret bits of the cipher
+  int alg_bits = 0;     // bits of its algorithm
+};
+
 struct ClientInfo {
   std::string ip;  // "127.0.0.1" or "::1"; "" for a local submission
   std::uint16_t port = 0;
@@ -107,6 +124,9 @@ struct ClientInfo {
   // submitter's uid from SO_PEERCRED. Such a session relays (relay_client is set), its Received
   // header reads "from local (uid N)", and connection checks (rDNS, DNSBL, IDENT) are skipped.
   std::optional<uid_t> local_uid = std::nullopt;
+  ListenerRole role = ListenerRole::Mx;  // of the listener the client came in on
+  bool tls_offered = false;              // a certificate is configured: STARTTLS may be used
+  std::optional<TlsInfo> tls;            // set once the connection is encrypted
   bool is_local() const { return local_uid.has_value(); }
   // "[ip]:port", or "local uid=N", for logs.
   std::string peer_text() const;
@@ -151,6 +171,7 @@ enum class ActionKind {
   FilterRcpt,       // text: the recipient
   FilterData,       // the DATA command
   FilterMessage,    // end of data: filter the message, apply changes, make the record
+  StartTls,         // after the 220 to STARTTLS: drop buffered input, handshake, on_tls_started()
 };
 // Why the queue write or commit failed: the disk is full (ENOSPC, EDQUOT), or anything else.
 enum class QueueFailure { Temporary, NoSpace };
@@ -185,6 +206,9 @@ class ServerSession final {
   Actions on_recipient_lookup_failed(RecipientLookupFailure why);  // 451 to its RCPT
   Actions on_filter_verdict(const FilterVerdict& verdict);  // answers the pending Filter* action
   Actions on_filter_connect(const FilterVerdict& verdict);  // the connect stage's verdict
+  // The TLS handshake is done: after StartTls, the session starts again without EHLO (no
+  // reply: the client speaks first); before start() (implicit TLS), only recorded.
+  Actions on_tls_started(const TlsInfo& tls);
   bool discarded() const { return discard_; }  // a filter said discard for this message
   // During FilterMail: the MAIL command's sender and parameters (SIZE, BODY).
   const Envelope& pending_mail() const { return pending_mail_; }
@@ -201,7 +225,9 @@ class ServerSession final {
   bool refused_data() const { return refused_data_; }
 
   // "Received: from HELO (RDNS [IP])" ("(USER@RDNS [IP])" with an ident user)\r\n\tby HOST
-  // (SOFTWARE) with ESMTP id QID\r\n"
+  // (SOFTWARE) with ESMTP id QID\r\n"; over TLS a line "\t(using VERSION with cipher CIPHER
+  // (BITS/ALG_BITS bits))\r\n" comes before "\tby" and EHLO says "with ESMTPS" (Postfix's form,
+  // RFC 3848).
   // "\tfor <RCPT>; DATE\r\n" -- the "for" clause only with exactly one recipient, "with SMTP"
   // after HELO, "[IPv6:...]" for IPv6 clients, DATE in RFC 5322 form in UTC. A local
   // submission's first line is "Received: from local (uid N)\r\n". Text from the client or
@@ -222,6 +248,7 @@ class ServerSession final {
   Actions on_rcpt(const Command& cmd);
   Actions rcpt_routed(const Command& cmd, const RecipientVerdict& routed);
   Actions on_data();
+  Actions on_starttls();
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
   Actions junk(std::string_view reply);   // a junk command's reply, an error past the junk limit
   Actions reply(std::string_view reply) const;

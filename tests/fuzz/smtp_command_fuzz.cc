@@ -53,6 +53,7 @@ struct Harness {
   // With the checks pending and BOFHCHECKDNS on, so that the waits are exercised too.
   static ClientInfo make_client() {
     ClientInfo c;
+    c.tls_offered = true;  // STARTTLS and the session's restart are reached too
     c.ip = "192.0.2.1";
     c.port = 25;
     c.checks_pending = true;
@@ -144,6 +145,12 @@ struct Harness {
           run(session.on_filter_verdict({kind, text, {}}));
           break;
         }
+        case ActionKind::StartTls:
+          // The I/O layer's handshake succeeded: the session starts again (RFC 3207 4.2).
+          check(session.waiting() && !session.client().tls);
+          run(session.on_tls_started({"TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, 256}));
+          check(!session.waiting() && session.client().tls && session.envelope().helo.empty());
+          break;
         case ActionKind::Reply:
           break;
       }

@@ -303,5 +303,58 @@ TEST(ConfigCidr, RejectsMalformed) {
     EXPECT_FALSE(Cidr::parse(bad)) << bad;
 }
 
+// listen: addresses with roles (issue 14), mx when none is given, so older values mean the same.
+struct ListenCase {
+  std::string value;
+  std::string parsed;  // each Listener's to_string() then ";", or "error: <reason part>"
+};
+class ConfigListen : public ::testing::TestWithParam<ListenCase> {};
+
+TEST_P(ConfigListen, Parses) {
+  const auto& p = GetParam();
+  std::string got;
+  try {
+    for (const auto& l : parse_listen(p.value)) got += l.to_string() + ";";
+  } catch (const std::invalid_argument& e) {
+    got = std::string("error: ") + e.what();
+  }
+  if (p.parsed.starts_with("error: "))
+    EXPECT_TRUE(got.starts_with(p.parsed)) << p.value << " -> " << got;
+  else
+    EXPECT_EQ(got, p.parsed) << p.value;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigListen,
+    ::testing::Values(
+        ListenCase{"127.0.0.1:2525", "127.0.0.1:2525 mx;"},
+        ListenCase{"127.0.0.1:2525, [::1]:2525", "127.0.0.1:2525 mx;[::1]:2525 mx;"},
+        ListenCase{"127.0.0.1", "127.0.0.1:25 mx;"},
+        ListenCase{"127.0.0.1:25 mx, [::1]:25 mx, 127.0.0.1:587 submission, "
+                   "127.0.0.1:465 submissions",
+                   "127.0.0.1:25 mx;[::1]:25 mx;127.0.0.1:587 submission;127.0.0.1:465 "
+                   "submissions;"},
+        ListenCase{"127.0.0.1:587 submission 127.0.0.1:25",
+                   "127.0.0.1:587 submission;127.0.0.1:25 mx;"},
+        ListenCase{"  127.0.0.1:465   submissions  ", "127.0.0.1:465 submissions;"},
+        ListenCase{"[::1]:465 submissions,[::1]:25", "[::1]:465 submissions;[::1]:25 mx;"},
+        ListenCase{"", "error: at least one address"},
+        ListenCase{"mx", "error: role 'mx' without an address"},
+        ListenCase{"submission 127.0.0.1:587", "error: role 'submission' without"},
+        ListenCase{"127.0.0.1:25 mx submission", "error: two roles for 127.0.0.1:25"},
+        ListenCase{"127.0.0.1:25 mx mx", "error: two roles"},
+        ListenCase{"127.0.0.1:25, 127.0.0.1:25 submission", "error: address 127.0.0.1:25 listed"},
+        ListenCase{"127.0.0.1:99999 mx", "error: bad address '127.0.0.1:99999'"},
+        // Roles are lower-case words; anything else is an address (a host name), as before.
+        ListenCase{"127.0.0.1:25 MX", "127.0.0.1:25 mx;MX:25 mx;"}));
+
+TEST(ConfigFile, ListenRolesReachTheConfig) {
+  auto c = parse_config("listen = 127.0.0.1:25, 127.0.0.1:587 submission\n", "t.conf", "/etc");
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[0].role, smtp::ListenerRole::Mx);
+  EXPECT_EQ(c.listen[1].role, smtp::ListenerRole::Submission);
+  EXPECT_EQ(c.listen[1].port, 587);
+}
+
 }  // namespace
 }  // namespace estafette::config

@@ -26,11 +26,15 @@ std::string join(const std::vector<std::string>& items) {
 // two Configs that describe the same are configured the same.
 std::string describe(const Config& c) {
   std::ostringstream o;
-  auto hps = [](const std::vector<HostPort>& v) {
+  auto hps = [](const auto& v) {  // listen (Listener) and dns_servers (HostPort)
     std::string out;
     for (const auto& hp : v) out += hp.to_string() + ",";
     return out;
   };
+  o << "tls=" << join(c.tls_cert_files) << "/" << join(c.tls_key_files) << "/"
+    << join(c.tls_protocols) << "/" << c.tls_ciphers << "/" << c.tls_ciphersuites << "/"
+    << c.tls_groups << "/" << c.tls_session_tickets << "/" << c.tls_session_timeout.count() << "/"
+    << c.tls_handshake_timeout.count() << "\n";
   o << "hostname=" << c.hostname << "\nstate_dir=" << c.state_dir << "\nlisten=" << hps(c.listen)
     << "\nlocal_domains=" << join(c.local_domains) << "\nrelay_domains=" << join(c.relay_domains)
     << "\nrelay_clients=";
@@ -251,6 +255,15 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"greet_pause", {"soon", "expected a duration"}},
     {"smtpd_junk_command_limit", {"-1", "expected a number (0 = no limit)"}},
     {"ipv6_prefix_length", {"129", "expected 1 to 128"}},
+    {"tls_cert_file", {"a.pem, a.pem", "'a.pem' listed twice"}},
+    {"tls_key_file", {"k.pem k.pem", "'k.pem' listed twice"}},
+    {"tls_protocols", {"SSLv3", "unknown protocol 'SSLv3'"}},
+    {"tls_ciphers", {"HIGH;!aNULL", "unexpected character ';'"}},
+    {"tls_ciphersuites", {"TLS_AES_256_GCM_SHA384$", "unexpected character '$'"}},
+    {"tls_groups", {"X25519/P-256", "unexpected character '/'"}},
+    {"tls_session_tickets", {"maybe", "expected yes or no"}},
+    {"tls_session_timeout", {"0", "expected a duration >= 1s"}},
+    {"tls_handshake_timeout", {"500ms", "expected a duration >= 1s"}},
 };
 // Paths that only lib/routing's Router reads, and paths made at run time: any value is taken.
 const std::set<std::string> kAnyValue = {"maildir_root",  "log_file",         "locals",
@@ -290,6 +303,25 @@ TEST(ConfigSettings, MessageMemoryBudgetHoldsAMaximalMessage) {
   EXPECT_EQ(c.max_header_count, 1000u);
   EXPECT_EQ(c.max_header_size, 102400u);
   EXPECT_EQ(c.message_memory_budget, 256u << 20);
+}
+
+TEST(ConfigSettings, TlsProtocolsAreARange) {
+  EXPECT_EQ(join(parse_config("tls_protocols = TLSv1.3, TLSv1.2\n", "t", "/").tls_protocols),
+            "TLSv1.2,TLSv1.3,");
+  EXPECT_EQ(join(parse_config("tls_protocols = TLSv1.3\n", "t", "/").tls_protocols), "TLSv1.3,");
+  EXPECT_THROW(parse_config("tls_protocols = TLSv1 TLSv1.3\n", "t", "/"), ConfigError);
+  EXPECT_EQ(join(parse_config("", "t", "/").tls_protocols), "TLSv1.2,TLSv1.3,");
+}
+
+TEST(ConfigSettings, TlsCrossChecks) {
+  // A key per certificate, or none (the keys are in the cert files).
+  EXPECT_NO_THROW(parse_config("tls_cert_file = a.pem b.pem\n", "t", "/"));
+  EXPECT_THROW(parse_config("tls_cert_file = a.pem b.pem\ntls_key_file = a.key\n", "t", "/"),
+               ConfigError);
+  // Port 465 is TLS from the first byte: it needs a certificate.
+  EXPECT_THROW(parse_config("listen = 127.0.0.1:465 submissions\n", "t", "/"), ConfigError);
+  EXPECT_NO_THROW(
+      parse_config("listen = 127.0.0.1:465 submissions\ntls_cert_file = a.pem\n", "t", "/"));
 }
 
 TEST(ConfigSettings, EveryBadCaseIsASetting) {

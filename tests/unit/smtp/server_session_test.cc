@@ -76,6 +76,9 @@ std::string Summarize(const Actions& actions) {
       case ActionKind::FilterMessage:
         out += "F-MSG";
         break;
+      case ActionKind::StartTls:
+        out += "STARTTLS";
+        break;
     }
   }
   return out;
@@ -1150,6 +1153,7 @@ struct Driver {
         case ActionKind::FilterRcpt:
         case ActionKind::FilterData:
         case ActionKind::FilterMessage:
+        case ActionKind::StartTls:  // no certificate here
           ADD_FAILURE() << "unexpected lookup or filter action";
           break;
         case ActionKind::Close:
@@ -1310,6 +1314,109 @@ TEST(SmtpServerSession, BufferedMessageRefusedAtDataWhenNotAdmitted) {
   plain.on_line("RCPT TO:<b@example.com>", LineStatus::Ok);
   EXPECT_EQ(Summarize(plain.on_line("DATA", LineStatus::Ok)), "354 DATA");
   EXPECT_EQ(asked, 0u);
+}
+
+// STARTTLS (RFC 3207), issue 14.
+TlsInfo TestTls() {
+  return {"TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, 256};
+}
+
+TEST(SmtpServerStartTls, OfferedOnlyWithACertificateAndOnlyBeforeTls) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession plain(policy, TestClient());
+  plain.start();
+  EXPECT_EQ(ReplyText(plain.on_line("EHLO c.example", LineStatus::Ok)).find("STARTTLS"),
+            std::string::npos);
+  EXPECT_EQ(Summarize(plain.on_line("STARTTLS", LineStatus::Ok)), "502");
+
+  ClientInfo client = TestClient();
+  client.tls_offered = true;
+  ServerSession session(policy, client);
+  session.start();
+  EXPECT_NE(ReplyText(session.on_line("EHLO c.example", LineStatus::Ok)).find("250-STARTTLS\r\n"),
+            std::string::npos);
+  auto started = session.on_line("STARTTLS", LineStatus::Ok);
+  EXPECT_EQ(Summarize(started), "220 STARTTLS");
+  EXPECT_EQ(ReplyText(started), "220 2.0.0 Ready to start TLS\r\n");
+  EXPECT_TRUE(session.waiting());  // nothing more is fed until the handshake is done
+  EXPECT_TRUE(session.on_tls_started(TestTls()).empty());  // the client speaks first
+  EXPECT_FALSE(session.waiting());
+  ASSERT_TRUE(session.client().tls);
+  EXPECT_EQ(session.client().tls->cipher, "TLS_AES_256_GCM_SHA384");
+}
+
+TEST(SmtpServerStartTls, TheSessionForgetsEverythingBeforeTls) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = TestClient();
+  client.tls_offered = true;
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO before.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_line("STARTTLS", LineStatus::Ok)), "220 STARTTLS");
+  session.on_tls_started(TestTls());
+  EXPECT_EQ(session.envelope().helo, "");
+  EXPECT_FALSE(session.esmtp());
+  // RFC 3207 4.2: the EHLO before TLS does not count.
+  EXPECT_EQ(Summarize(session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok)), "503");
+  auto ehlo = ReplyText(session.on_line("EHLO after.example", LineStatus::Ok));
+  EXPECT_EQ(ehlo.find("STARTTLS"), std::string::npos) << ehlo;
+  EXPECT_EQ(Summarize(session.on_line("STARTTLS", LineStatus::Ok)), "554");
+  EXPECT_EQ(Summarize(session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(session.on_line("RCPT TO:<u@example.com>", LineStatus::Ok)), "250");
+  EXPECT_EQ(session.envelope().helo, "after.example");
+}
+
+TEST(SmtpServerStartTls, RefusedInATransactionOrWithAnArgument) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = TestClient();
+  client.tls_offered = true;
+  ServerSession session(policy, client);
+  session.start();
+  session.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_line("STARTTLS now", LineStatus::Ok)), "501");
+  session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+  EXPECT_EQ(Summarize(session.on_line("STARTTLS", LineStatus::Ok)), "503");
+  EXPECT_FALSE(session.waiting());
+  EXPECT_EQ(Summarize(session.on_line("RSET", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(session.on_line("STARTTLS", LineStatus::Ok)), "220 STARTTLS");
+}
+
+TEST(SmtpServerStartTls, ImplicitTlsBeforeTheGreeting) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = TestClient();
+  client.tls_offered = true;
+  client.role = ListenerRole::Submissions;
+  ServerSession session(policy, client);
+  EXPECT_TRUE(session.on_tls_started(TestTls()).empty());
+  EXPECT_EQ(Summarize(session.start()), "220");
+  auto ehlo = ReplyText(session.on_line("EHLO c.example", LineStatus::Ok));
+  EXPECT_EQ(ehlo.find("STARTTLS"), std::string::npos) << ehlo;
+  EXPECT_EQ(Summarize(session.on_line("STARTTLS", LineStatus::Ok)), "554");
+}
+
+TEST(SmtpServerStartTls, ReceivedHeaderSaysHowAsPostfixDoes) {
+  ServerPolicy policy = TestPolicy();
+  policy.hostname = "mx.example.com";
+  for (bool ehlo : {true, false}) {
+    ClientInfo client = TestClient(true);
+    client.rdns = "client.example";
+    client.tls_offered = true;
+    ServerSession session(policy, client);
+    session.start();
+    session.on_line("EHLO client.example", LineStatus::Ok);
+    session.on_line("STARTTLS", LineStatus::Ok);
+    session.on_tls_started(TestTls());
+    session.on_line(ehlo ? "EHLO client.example" : "HELO client.example", LineStatus::Ok);
+    session.on_line("MAIL FROM:<s@remote.org>", LineStatus::Ok);
+    session.on_line("RCPT TO:<u@example.com>", LineStatus::Ok);
+    EXPECT_EQ(session.received_header("QID1", 0),
+              std::string("Received: from client.example (client.example [192.0.2.1])\r\n"
+                          "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
+                          "\tby mx.example.com (Estafette) with ") +
+                  (ehlo ? "ESMTPS" : "SMTP") +
+                  " id QID1\r\n"
+                  "\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n");
+  }
 }
 
 }  // namespace

@@ -1,0 +1,233 @@
+#include "lib/tls/context.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace estafette::tls {
+namespace {
+
+// Fixed for every context, so that a session resumes in whichever of our contexts SNI picks.
+constexpr unsigned char kSessionIdContext[] = "estafette-esmtpd";
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+int protocol_version(const std::string& name) {
+  if (name == "TLSv1") return TLS1_VERSION;
+  if (name == "TLSv1.1") return TLS1_1_VERSION;
+  if (name == "TLSv1.2") return TLS1_2_VERSION;
+  if (name == "TLSv1.3") return TLS1_3_VERSION;
+  throw Error("unknown TLS protocol '" + name + "'");
+}
+
+std::unique_ptr<std::FILE, FileCloser> open_file(const std::string& path) {
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "re"));
+  if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
+  return f;
+}
+
+X509Ptr read_leaf(const std::string& path) {
+  auto f = open_file(path);
+  X509Ptr x(PEM_read_X509(f.get(), nullptr, nullptr, nullptr));
+  if (!x) throw Error(path + ": no PEM certificate: " + openssl_errors());
+  return x;
+}
+
+PkeyPtr read_key(const std::string& path) {
+  auto f = open_file(path);
+  PkeyPtr k(PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr));
+  if (!k) throw Error(path + ": no PEM private key: " + openssl_errors());
+  return k;
+}
+
+std::vector<std::string> dns_names(X509* x) {
+  std::vector<std::string> names;
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  if (sans) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
+      if (n->type != GEN_DNS) continue;
+      const auto* s = n->d.dNSName;
+      names.push_back(lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                        static_cast<std::size_t>(ASN1_STRING_length(s)))));
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  if (names.empty()) {
+    char cn[256];
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn) > 0)
+      names.push_back(lower(cn));
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+std::string subject_of(X509* x) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(len));
+  BIO_free(bio);
+  return out;
+}
+
+std::time_t time_of(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+  return timegm(&tm);
+}
+
+bool name_matches(const std::string& pattern, const std::string& name) {
+  if (pattern == name) return true;
+  if (pattern.starts_with("*.")) {
+    auto dot = name.find('.');
+    return dot != std::string::npos && dot > 0 && name.substr(dot) == pattern.substr(1);
+  }
+  return false;
+}
+
+SSL_CTX* new_context(const ServerSettings& s) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) throw Error("SSL_CTX_new: " + openssl_errors());
+  auto fail = [ctx](const std::string& what) {
+    std::string why = openssl_errors();
+    SSL_CTX_free(ctx);
+    throw Error(what + (why.empty() ? "" : ": " + why));
+  };
+  if (!SSL_CTX_set_min_proto_version(ctx, protocol_version(s.min_protocol)) ||
+      !SSL_CTX_set_max_proto_version(ctx, protocol_version(s.max_protocol)))
+    fail("tls_protocols");
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                               SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
+  if (!s.session_tickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  if (!s.ciphers.empty() && !SSL_CTX_set_cipher_list(ctx, s.ciphers.c_str()))
+    fail("tls_ciphers '" + s.ciphers + "'");
+  if (!s.ciphersuites.empty() && !SSL_CTX_set_ciphersuites(ctx, s.ciphersuites.c_str()))
+    fail("tls_ciphersuites '" + s.ciphersuites + "'");
+  if (!s.groups.empty() && !SSL_CTX_set1_groups_list(ctx, s.groups.c_str()))
+    fail("tls_groups '" + s.groups + "'");
+  SSL_CTX_set_dh_auto(ctx, 1);
+  SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_timeout(ctx, static_cast<long>(s.session_timeout.count()));
+  return ctx;
+}
+
+}  // namespace
+
+std::string openssl_errors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    out += (out.empty() ? "" : "; ") + std::string(buf);
+  }
+  return out;
+}
+
+ServerSettings server_settings(const config::Config& c) {
+  ServerSettings s;
+  for (std::size_t i = 0; i < c.tls_cert_files.size(); ++i)
+    s.certificates.push_back({c.tls_cert_files[i], i < c.tls_key_files.size()
+                                                       ? c.tls_key_files[i]
+                                                       : c.tls_cert_files[i]});
+  if (!c.tls_protocols.empty()) {
+    s.min_protocol = c.tls_protocols.front();
+    s.max_protocol = c.tls_protocols.back();
+  }
+  s.ciphers = c.tls_ciphers;
+  s.ciphersuites = c.tls_ciphersuites;
+  s.groups = c.tls_groups;
+  s.session_tickets = c.tls_session_tickets;
+  s.session_timeout = c.tls_session_timeout;
+  return s;
+}
+
+std::shared_ptr<const ServerContext> ServerContext::load(const ServerSettings& settings) {
+  if (settings.certificates.empty()) throw Error("no certificate configured (tls_cert_file)");
+  ERR_clear_error();
+  std::shared_ptr<ServerContext> out(new ServerContext());
+  for (const auto& pair : settings.certificates) {
+    X509Ptr leaf = read_leaf(pair.cert_file);
+    PkeyPtr key = read_key(pair.key_file);
+    if (X509_check_private_key(leaf.get(), key.get()) != 1) {
+      ERR_clear_error();
+      throw Error(pair.key_file + ": the key does not match the certificate in " + pair.cert_file);
+    }
+    CertificateInfo info;
+    info.file = pair.cert_file;
+    info.subject = subject_of(leaf.get());
+    info.names = dns_names(leaf.get());
+    info.key_type = OBJ_nid2sn(EVP_PKEY_get_base_id(key.get()));
+    info.key_bits = EVP_PKEY_get_bits(key.get());
+    info.not_after = time_of(X509_get0_notAfter(leaf.get()));
+    auto site = std::find_if(out->sites_.begin(), out->sites_.end(),
+                             [&](const Site& s) { return s.names == info.names; });
+    if (site == out->sites_.end()) {
+      out->sites_.push_back({new_context(settings), info.names});
+      site = std::prev(out->sites_.end());
+    }
+    if (SSL_CTX_use_certificate_chain_file(site->ctx, pair.cert_file.c_str()) != 1)
+      throw Error(pair.cert_file + ": " + openssl_errors());
+    if (SSL_CTX_use_PrivateKey(site->ctx, key.get()) != 1 ||
+        SSL_CTX_check_private_key(site->ctx) != 1)
+      throw Error(pair.key_file + ": " + openssl_errors());
+    out->certificates_.push_back(std::move(info));
+  }
+  if (out->sites_.size() > 1) {
+    // The first context sees every ClientHello: it picks the site by SNI. Every context shares
+    // its ticket keys (OpenSSL uses the initial context's), so resumption works on any site.
+    SSL_CTX_set_tlsext_servername_callback(out->default_context(), &ServerContext::on_servername);
+    SSL_CTX_set_tlsext_servername_arg(out->default_context(), out.get());
+  }
+  return out;
+}
+
+ServerContext::~ServerContext() {
+  for (auto& s : sites_) SSL_CTX_free(s.ctx);
+}
+
+const ServerContext::Site* ServerContext::site_for(const std::string& name) const {
+  for (const auto& site : sites_)
+    for (const auto& pattern : site.names)
+      if (name_matches(pattern, name)) return &site;
+  return nullptr;
+}
+
+int ServerContext::on_servername(SSL* ssl, int*, void* arg) {
+  const auto* self = static_cast<const ServerContext*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!name) return SSL_TLSEXT_ERR_NOACK;
+  const Site* site = self->site_for(lower(name));
+  if (site && site->ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, site->ctx);
+  return SSL_TLSEXT_ERR_OK;  // no match: the default certificate, as most servers do
+}
+
+}  // namespace estafette::tls

@@ -1,0 +1,94 @@
+// context.h: a TLS server context (OpenSSL) built from estafette.conf's tls_* settings, for
+// esmtpd now and esmtpclient's outbound TLS later (issue 15). Immutable once loaded and shared
+// (std::shared_ptr): SIGHUP loads a new one and new handshakes use it, while a tls::Stream keeps
+// the context it started with alive.
+// Certificates come in (certificate file, key file) pairs; each certificate file holds the leaf
+// then its chain (PEM). Pairs whose certificates carry the same DNS names (an RSA and an ECDSA
+// certificate for one host) share one SSL_CTX, and OpenSSL picks by the client's signature
+// algorithms. Pairs for other names get an SSL_CTX of their own, chosen by the client's SNI
+// (exact name or "*." wildcard, case-insensitive); the first pair's names are the default.
+// Protocols: the range of tls_protocols (TLSv1 .. TLSv1.3); renegotiation off; ECDHE with
+// tls_groups (or OpenSSL's default) and automatic DHE parameters; a server session cache and
+// session tickets (keys of this context: a ticket resumes only where it was issued).
+// Any thread while loading; the result is read-only. Errors: tls::Error naming the file and
+// OpenSSL's reason (missing file, bad PEM, key that does not match its certificate, unknown
+// cipher list or group); the process is never ended here.
+#pragma once
+
+#include <chrono>
+#include <ctime>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lib/config/config.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
+namespace estafette::tls {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// OpenSSL's errors queued on this thread, as one line ("" when none); clears the queue.
+std::string openssl_errors();
+
+struct ServerSettings {
+  struct Pair {
+    std::string cert_file;  // leaf, then its chain
+    std::string key_file;   // its private key (may be the same file)
+  };
+  std::vector<Pair> certificates;
+  std::string min_protocol = "TLSv1.2";  // TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3
+  std::string max_protocol = "TLSv1.3";
+  std::string ciphers;       // OpenSSL cipher list for TLS <= 1.2; "": OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 suites; "": OpenSSL's default
+  std::string groups;        // key exchange groups, "X25519:P-256"; "": OpenSSL's default
+  bool session_tickets = true;
+  std::chrono::seconds session_timeout{3600};
+};
+
+// The server settings of a config (tls_cert_file, tls_key_file, tls_protocols, ...); no
+// certificate when tls_cert_file is empty.
+ServerSettings server_settings(const config::Config& config);
+
+// What a loaded certificate says, for logs and check-config.
+struct CertificateInfo {
+  std::string file;
+  std::string subject;             // one line, RFC 2253
+  std::vector<std::string> names;  // DNS names (SAN, else CN), lower-case
+  std::string key_type;            // "RSA", "EC", ...
+  int key_bits = 0;
+  std::time_t not_after = 0;
+};
+
+class ServerContext final {
+ public:
+  // Throws tls::Error; settings.certificates must not be empty.
+  static std::shared_ptr<const ServerContext> load(const ServerSettings& settings);
+  ~ServerContext();
+  ServerContext(const ServerContext&) = delete;
+  ServerContext& operator=(const ServerContext&) = delete;
+
+  // The context a new connection starts with (its SNI callback may switch to another).
+  SSL_CTX* default_context() const { return sites_.front().ctx; }
+  const std::vector<CertificateInfo>& certificates() const { return certificates_; }
+
+ private:
+  struct Site {
+    SSL_CTX* ctx = nullptr;
+    std::vector<std::string> names;  // lower-case; "*.example.org" allowed
+  };
+  ServerContext() = default;
+  static int on_servername(SSL* ssl, int* alert, void* arg);
+  const Site* site_for(const std::string& name) const;
+
+  std::vector<Site> sites_;  // [0]: the default
+  std::vector<CertificateInfo> certificates_;
+};
+
+}  // namespace estafette::tls

@@ -1,0 +1,115 @@
+#include "lib/tls/stream.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace estafette::tls {
+
+Stream::Stream(std::shared_ptr<const ServerContext> context, int fd)
+    : context_(std::move(context)) {
+  ERR_clear_error();
+  ssl_ = SSL_new(context_->default_context());
+  if (!ssl_ || SSL_set_fd(ssl_, fd) != 1) {
+    std::string why = openssl_errors();
+    if (ssl_) SSL_free(ssl_);
+    throw Error("SSL_new: " + why);
+  }
+  SSL_set_accept_state(ssl_);
+}
+
+Stream::~Stream() {
+  SSL_free(ssl_);
+}
+
+Stream::Status Stream::status_of(int ret, const char* what) {
+  int error = SSL_get_error(ssl_, ret);
+  switch (error) {
+    case SSL_ERROR_WANT_READ:
+      return Status::WantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Status::WantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return Status::Closed;
+    case SSL_ERROR_SYSCALL: {
+      int e = errno;
+      std::string queued = openssl_errors();
+      if (e == EINTR) return Status::WantRead;  // nothing happened; the loop comes back
+      reason_ = std::string(what) + ": " +
+                (!queued.empty() ? queued
+                 : e             ? std::strerror(e)
+                                 : "connection closed");
+      return Status::Failed;
+    }
+    default:
+      reason_ = std::string(what) + ": " + openssl_errors();
+      return Status::Failed;
+  }
+}
+
+Stream::Status Stream::handshake() {
+  ERR_clear_error();
+  int r = SSL_do_handshake(ssl_);
+  if (r == 1) return Status::Ok;
+  auto s = status_of(r, "handshake");
+  if (s == Status::Closed) {
+    reason_ = "handshake: connection closed";
+    return Status::Failed;
+  }
+  return s;
+}
+
+Stream::Result Stream::read(char* buffer, std::size_t size) {
+  std::size_t total = 0;
+  while (total < size) {
+    ERR_clear_error();
+    std::size_t got = 0;
+    int r = SSL_read_ex(ssl_, buffer + total, size - total, &got);
+    if (r == 1) {
+      total += got;
+      continue;
+    }
+    auto s = status_of(r, "read");
+    if (total > 0 && (s == Status::WantRead || s == Status::WantWrite)) break;
+    if (total > 0) {  // give what we have; the close or error comes with the next read
+      return {Status::Ok, total};
+    }
+    return {s, 0};
+  }
+  return {Status::Ok, total};
+}
+
+Stream::Result Stream::write(const char* data, std::size_t size) {
+  ERR_clear_error();
+  std::size_t put = 0;
+  int r = SSL_write_ex(ssl_, data, size, &put);
+  if (r == 1) return {Status::Ok, put};
+  return {status_of(r, "write"), 0};
+}
+
+bool Stream::pending() const {
+  return SSL_has_pending(ssl_) == 1;
+}
+
+void Stream::shutdown() {
+  ERR_clear_error();
+  if (SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
+SessionInfo Stream::info() const {
+  SessionInfo i;
+  i.version = SSL_get_version(ssl_);
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+  if (c) {
+    i.cipher = SSL_CIPHER_get_name(c);
+    i.bits = SSL_CIPHER_get_bits(c, &i.alg_bits);
+  }
+  i.resumed = SSL_session_reused(ssl_) == 1;
+  if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) i.server_name = name;
+  return i;
+}
+
+}  // namespace estafette::tls

@@ -1,0 +1,72 @@
+// stream.h: one TLS connection (server side) over a connected, non-blocking socket, driven by
+// its owner's event loop. Nothing here blocks or waits: handshake(), read() and write() do what
+// the socket allows now and say what they need next (WantRead: call again when the fd is
+// readable; WantWrite: when writable), which the owner turns into its epoll interest. A read may
+// need the socket writable and a write readable (TLS 1.3 key updates); the owner honours that too.
+// Loop thread of the owner. The owner keeps the fd and closes it after the Stream is gone; the
+// Stream keeps its ServerContext (and so its SSL_CTX) alive. Errors: Failed with reason() (the
+// handshake or a record went wrong: OpenSSL's reason, or the errno), Closed when the peer ended
+// the stream (close_notify, or end of file, which is not an error for SMTP: the protocol
+// itself says where a message ends). Never throws after construction.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "lib/tls/context.h"
+
+typedef struct ssl_st SSL;
+
+namespace estafette::tls {
+
+// What the handshake agreed on: the Received header's "(using TLSv1.3 with cipher
+// TLS_AES_256_GCM_SHA384 (256/256 bits))", logs and milter macros.
+struct SessionInfo {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;   // "TLS_AES_256_GCM_SHA384"
+  int bits = 0;         // secret bits of the cipher
+  int alg_bits = 0;     // bits of its algorithm
+  bool resumed = false;
+  std::string server_name;  // SNI the client sent, "" when none
+};
+
+class Stream final {
+ public:
+  enum class Status { Ok, WantRead, WantWrite, Closed, Failed };
+  struct Result {
+    Status status;
+    std::size_t bytes = 0;  // read into / written from the caller's buffer
+  };
+
+  // A server stream on `fd`; throws tls::Error when OpenSSL cannot make one (out of memory).
+  Stream(std::shared_ptr<const ServerContext> context, int fd);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Ok once the handshake is done; WantRead/WantWrite; Failed (garbage, a refused protocol,
+  // the peer went away).
+  Status handshake();
+  // Up to `size` bytes, from as many records as are here: Ok with bytes > 0 (possibly fewer,
+  // the rest needs the socket), WantRead/WantWrite with none, Closed, Failed.
+  Result read(char* buffer, std::size_t size);
+  // Ok with the bytes taken (maybe fewer than size), or a Want/Failed with none. A retry after
+  // a Want passes the same bytes again (at a moved address and with more after them is fine).
+  Result write(const char* data, std::size_t size);
+  // Decrypted bytes wait inside OpenSSL (epoll will not say so).
+  bool pending() const;
+  // Sends close_notify if the socket takes it now; no waiting for the peer's.
+  void shutdown();
+  SessionInfo info() const;
+  const std::string& reason() const { return reason_; }
+
+ private:
+  Status status_of(int ret, const char* what);
+
+  std::shared_ptr<const ServerContext> context_;
+  SSL* ssl_ = nullptr;
+  std::string reason_;
+};
+
+}  // namespace estafette::tls
