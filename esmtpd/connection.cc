@@ -706,27 +706,17 @@ ssize_t Connection::receive(char* buffer, std::size_t size) {
   if (!tls_) return ::recv(fd_.get(), buffer, size, 0);
   auto r = tls_->read(buffer, size);
   tls_read_wants_write_ = r.status == tls::Stream::Status::WantWrite;
-  switch (r.status) {
-    case tls::Stream::Status::Ok:
-      return static_cast<ssize_t>(r.bytes);
-    case tls::Stream::Status::WantRead:
-    case tls::Stream::Status::WantWrite:
-      errno = EAGAIN;
-      return -1;
-    case tls::Stream::Status::Closed:
-      return 0;
-    case tls::Stream::Status::Failed:
-      break;
-  }
-  logger().notice("TLS read failed session=" + std::to_string(number_) + ": " + tls_->reason());
-  errno = ECONNRESET;
-  return -1;
+  return as_socket_result(r, true);
 }
 
 ssize_t Connection::transmit(const char* data, std::size_t size) {
   if (!tls_) return ::send(fd_.get(), data, size, MSG_NOSIGNAL);
   auto r = tls_->write(data, size);
   tls_write_wants_read_ = r.status == tls::Stream::Status::WantRead;
+  return as_socket_result(r, false);
+}
+
+ssize_t Connection::as_socket_result(const tls::Stream::Result& r, bool reading) {
   switch (r.status) {
     case tls::Stream::Status::Ok:
       return static_cast<ssize_t>(r.bytes);
@@ -735,11 +725,14 @@ ssize_t Connection::transmit(const char* data, std::size_t size) {
       errno = EAGAIN;
       return -1;
     case tls::Stream::Status::Closed:
+      if (reading) return 0;  // the peer's close_notify: end of input, as recv() says it
+      break;
     case tls::Stream::Status::Failed:
       break;
   }
-  logger().notice("TLS write failed session=" + std::to_string(number_) + ": " + tls_->reason());
-  errno = EPIPE;
+  logger().notice(std::string("TLS ") + (reading ? "read" : "write") +
+                  " failed session=" + std::to_string(number_) + ": " + tls_->reason());
+  errno = reading ? ECONNRESET : EPIPE;
   return -1;
 }
 

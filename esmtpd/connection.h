@@ -141,6 +141,9 @@ class Connection final {
   // recv/send through TLS when it is on; the same results (EAGAIN when TLS wants the socket).
   ssize_t receive(char* buffer, std::size_t size);
   ssize_t transmit(const char* data, std::size_t size);
+  // A TLS read's or write's outcome as recv()/send() report theirs (bytes, 0 at the end of
+  // input, -1 with errno EAGAIN, or ECONNRESET/EPIPE after logging why).
+  ssize_t as_socket_result(const tls::Stream::Result& r, bool reading);
   // After the 220 to STARTTLS: drop what the client sent behind it, handshake once it is sent.
   void prepare_tls();
   void start_handshake();
