@@ -72,6 +72,9 @@ def never_reading_flood(tmp, stoppers):
     stoppers.append(mta.start())
     pid = mta.esmtpd_pids()[0]
     transaction(mta, "warm-up")
+    # Delivered: esmtpd's link to courierd is up (it retries when courierd starts after it), so
+    # the fd count below is the steady one the flood must come back to.
+    harness.wait_for(lambda: mta.maildir_messages("alice"), 15, "the warm-up delivery")
     fds_before = harness.open_fds(pid)
     rss_before = harness.rss(pid)
 
