@@ -107,7 +107,9 @@ std::uint64_t claim_instance(const std::string& queue_dir) {
   if (::pwrite(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()) ||
       ::ftruncate(fd.get(), static_cast<off_t>(text.size())) != 0 || ::fdatasync(fd.get()) != 0)
     fail("cannot write " + path);
-  if (created && ::fsync(dir.get()) != 0) fail("cannot sync " + queue_dir);
+  // A new file (made here, or by a process that died before it wrote) must survive a crash
+  // with its name, or the numbers would start again from 1.
+  if ((created || n == 0) && ::fsync(dir.get()) != 0) fail("cannot sync " + queue_dir);
   return next;  // the lock goes with the fd
 }
 
