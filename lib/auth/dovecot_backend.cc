@@ -20,11 +20,6 @@ Poco::Logger& logger() {
   return base::log("auth");
 }
 
-void wipe(std::string& s) {
-  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
-  s.clear();
-}
-
 }  // namespace
 
 DovecotBackend::DovecotBackend(event::Loop& loop, Options options)
@@ -34,9 +29,9 @@ DovecotBackend::~DovecotBackend() {
   if (fd_) loop_.remove_fd(fd_.get());
   for (auto& [id, p] : pending_) {
     loop_.cancel_timer(p.timer);
-    wipe(p.request);
+    wipe_secret(p.request);
   }
-  wipe(out_);
+  wipe_secret(out_);
 }
 
 void DovecotBackend::later(Done done, Verdict verdict) {
@@ -70,9 +65,9 @@ void DovecotBackend::verify(Credentials credentials, const ClientInfo& client, D
   message.push_back('\0');
   message += credentials.password;
   r.initial_response = base64_encode(message);
-  wipe(message);
+  wipe_secret(message);
   Pending p{std::move(done), 0, dovecot::format_auth(r), credentials.username};
-  wipe(r.initial_response);
+  wipe_secret(r.initial_response);
   p.timer = loop_.add_timer(options_.timeout, guard_.wrap([this, id] {
     logger().warning("dovecot auth: no answer within " + std::to_string(options_.timeout.count()) +
                      " ms");
@@ -102,7 +97,7 @@ void DovecotBackend::send_waiting() {
   for (auto& [id, p] : pending_) {
     if (p.request.empty()) continue;
     out_ += p.request;
-    wipe(p.request);
+    wipe_secret(p.request);
   }
   flush();
 }
@@ -192,7 +187,7 @@ void DovecotBackend::finish(std::uint32_t id, Verdict verdict, const std::string
   Pending p = std::move(it->second);
   pending_.erase(it);
   loop_.cancel_timer(p.timer);
-  wipe(p.request);
+  wipe_secret(p.request);
   // Dovecot names the user it authenticated (it may normalise the name); the name asked for
   // otherwise.
   p.done(verdict, verdict == Verdict::Accepted ? (user.empty() ? p.username : user) : "");
@@ -204,12 +199,12 @@ void DovecotBackend::disconnect(const std::string& why) {
   fd_.reset();
   handshake_done_ = false;
   in_.clear();
-  wipe(out_);
+  wipe_secret(out_);
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, p] : pending) {
     loop_.cancel_timer(p.timer);
-    wipe(p.request);
+    wipe_secret(p.request);
     later(std::move(p.done), Verdict::Unavailable);
   }
 }

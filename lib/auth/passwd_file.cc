@@ -13,6 +13,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "lib/auth/sasl.h"
 #include "lib/base/fd.h"
 
 namespace estafette::auth {
@@ -60,7 +61,7 @@ std::string run_crypt(std::string_view password, const std::string& setting) {
       data->output[0] != '*')
     out = data->output;
   OPENSSL_cleanse(data.get(), sizeof *data);
-  OPENSSL_cleanse(phrase.data(), phrase.size());
+  wipe_secret(phrase);
   return out;
 }
 
@@ -129,7 +130,7 @@ std::optional<PasswdFile> PasswdFile::load(const std::string& path, std::string*
   text.resize(got);
   std::string why;
   auto file = parse(text, &why);
-  OPENSSL_cleanse(text.data(), text.size());
+  wipe_secret(text);
   if (!file) return fail(why);
   return file;
 }
@@ -158,7 +159,7 @@ const std::string& dummy_hash() {
       password.push_back(kHex[b & 0xf]);
     }
     std::string hash = hash_password(password);
-    OPENSSL_cleanse(password.data(), password.size());
+    wipe_secret(password);
     return hash;
   }();
   return hash;

@@ -32,15 +32,15 @@ bool field_ok(std::string_view field, bool may_be_empty) {
   return field.find('\0') == std::string_view::npos;
 }
 
-void wipe(std::string& secret) {
+}  // namespace
+
+void wipe_secret(std::string& secret) {
   if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
   secret.clear();
 }
 
-}  // namespace
-
 Credentials::~Credentials() {
-  wipe(password);
+  wipe_secret(password);
 }
 
 std::optional<Mechanism> mechanism_named(std::string_view name) {
@@ -61,7 +61,7 @@ SaslStep SaslExchange::start(std::optional<std::string_view> initial_response) {
   auto decoded = base64_decode(text);
   if (!decoded) return malformed("initial response is not base64");
   SaslStep step = mechanism_ == Mechanism::Plain ? plain(*decoded) : login_username(*decoded);
-  wipe(*decoded);
+  wipe_secret(*decoded);
   return step;
 }
 
@@ -85,7 +85,7 @@ SaslStep SaslExchange::respond(std::string_view line) {
     step.credentials.username = std::move(username_);
     step.credentials.password = *decoded;
   }
-  wipe(*decoded);
+  wipe_secret(*decoded);
   return step;
 }
 

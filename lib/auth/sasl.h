@@ -17,6 +17,9 @@ enum class Mechanism { Plain, Login };
 std::optional<Mechanism> mechanism_named(std::string_view name);
 std::string_view mechanism_name(Mechanism mechanism);
 
+// Overwrites a secret's bytes (OPENSSL_cleanse: not optimised away) and empties it.
+void wipe_secret(std::string& secret);
+
 struct Credentials {
   Credentials() = default;
   Credentials(const Credentials&) = default;
