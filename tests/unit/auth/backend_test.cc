@@ -10,15 +10,14 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/auth/verify_util.h"
+
 namespace estafette::auth {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct Answer {
-  Verdict verdict;
-  std::string user;
-};
+using testing::check;
+using testing::creds;
 
 std::shared_ptr<const PasswdFile> file_with(const std::string& text) {
   std::string error;
@@ -27,43 +26,17 @@ std::shared_ptr<const PasswdFile> file_with(const std::string& text) {
   return std::make_shared<const PasswdFile>(std::move(*file));
 }
 
-Credentials creds(std::string user, std::string password, std::string authzid = "") {
-  Credentials c;
-  c.username = std::move(user);
-  c.password = std::move(password);
-  c.authzid = std::move(authzid);
-  return c;
-}
-
-// Runs verify on the loop and waits for its answer; returns it and the time it took.
-std::pair<Answer, event::Clock::duration> check(event::Loop& loop, Backend& backend,
-                                                Credentials c) {
-  std::optional<Answer> answer;
-  const auto loop_thread = std::this_thread::get_id();
-  auto start = event::Clock::now();
-  backend.verify(std::move(c), {}, [&](Verdict v, const std::string& user) {
-    EXPECT_EQ(std::this_thread::get_id(), loop_thread);
-    answer = Answer{v, user};
-    loop.stop();
-  });
-  EXPECT_FALSE(answer);  // never inside verify()
-  loop.add_timer(10s, [&] { loop.stop(); });
-  loop.run();
-  EXPECT_TRUE(answer);
-  return {answer.value_or(Answer{Verdict::Unavailable, "timeout"}), event::Clock::now() - start};
-}
-
 TEST(AuthFileBackend, VerdictsAndTheAuthorizationIdentity) {
   event::Loop loop;
   FileBackend backend(loop, file_with("alice:" + hash_password("right") + "\n"));
-  auto [ok, t1] = check(loop, backend, creds("alice", "right"));
+  auto ok = check(loop, backend, creds("alice", "right")).got();
   EXPECT_EQ(ok.verdict, Verdict::Accepted);
   EXPECT_EQ(ok.user, "alice");
-  EXPECT_EQ(check(loop, backend, creds("alice", "wrong")).first.verdict, Verdict::Refused);
-  EXPECT_EQ(check(loop, backend, creds("bob", "right")).first.verdict, Verdict::Refused);
-  EXPECT_EQ(check(loop, backend, creds("alice", "right", "alice")).first.verdict,
+  EXPECT_EQ(check(loop, backend, creds("alice", "wrong")).got().verdict, Verdict::Refused);
+  EXPECT_EQ(check(loop, backend, creds("bob", "right")).got().verdict, Verdict::Refused);
+  EXPECT_EQ(check(loop, backend, creds("alice", "right", "alice")).got().verdict,
             Verdict::Accepted);
-  auto other = check(loop, backend, creds("alice", "right", "root")).first;
+  auto other = check(loop, backend, creds("alice", "right", "root")).got();
   EXPECT_EQ(other.verdict, Verdict::Refused);  // acting for another user
   EXPECT_EQ(other.user, "");
 }
@@ -75,8 +48,8 @@ TEST(AuthFileBackend, UnknownUsersCostAHashToo) {
   FileBackend backend(loop, file_with("alice:" + hash_password("right") + "\n"));
   std::vector<event::Clock::duration> known, unknown;
   for (int i = 0; i < 3; ++i) {
-    known.push_back(check(loop, backend, creds("alice", "wrong")).second);
-    unknown.push_back(check(loop, backend, creds("nobody", "wrong")).second);
+    known.push_back(check(loop, backend, creds("alice", "wrong")).took);
+    unknown.push_back(check(loop, backend, creds("nobody", "wrong")).took);
   }
   std::sort(known.begin(), known.end());
   std::sort(unknown.begin(), unknown.end());
@@ -104,10 +77,10 @@ TEST(AuthFileBackend, FullQueueIsUnavailableAndAnsweredLater) {
 TEST(AuthFileBackend, Reload) {
   event::Loop loop;
   FileBackend backend(loop, file_with("alice:" + hash_password("old") + "\n"));
-  EXPECT_EQ(check(loop, backend, creds("alice", "old")).first.verdict, Verdict::Accepted);
+  EXPECT_EQ(check(loop, backend, creds("alice", "old")).got().verdict, Verdict::Accepted);
   backend.reload(file_with("alice:" + hash_password("new") + "\n"));
-  EXPECT_EQ(check(loop, backend, creds("alice", "old")).first.verdict, Verdict::Refused);
-  EXPECT_EQ(check(loop, backend, creds("alice", "new")).first.verdict, Verdict::Accepted);
+  EXPECT_EQ(check(loop, backend, creds("alice", "old")).got().verdict, Verdict::Refused);
+  EXPECT_EQ(check(loop, backend, creds("alice", "new")).got().verdict, Verdict::Accepted);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 
 #include "lib/auth/passwd_file.h"
 #include "lib/base/net.h"
+#include "tests/unit/auth/verify_util.h"
 #include "tests/unit/queue/queue_test_util.h"
 
 extern char** environ;
@@ -27,36 +28,10 @@ namespace estafette::auth {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::check;
+using testing::creds;
 
 constexpr const char* kDovecot = "/usr/sbin/dovecot";
-
-struct Answer {
-  Verdict verdict;
-  std::string user;
-};
-
-Credentials creds(std::string user, std::string password) {
-  Credentials c;
-  c.username = std::move(user);
-  c.password = std::move(password);
-  return c;
-}
-
-// verify() on the loop, waiting at most `limit` for the answer.
-std::optional<Answer> check(event::Loop& loop, Backend& backend, Credentials c,
-                            std::chrono::milliseconds limit = 10s) {
-  std::optional<Answer> answer;
-  ClientInfo client{"127.0.0.1", "127.0.0.2", 587, 40000, true};
-  backend.verify(std::move(c), client, [&](Verdict v, const std::string& user) {
-    answer = Answer{v, user};
-    loop.stop();
-  });
-  EXPECT_FALSE(answer);  // never inside verify()
-  auto timer = loop.add_timer(limit, [&] { loop.stop(); });
-  loop.run();
-  loop.cancel_timer(timer);
-  return answer;
-}
 
 using TempDir = queue::testing::TempDir;
 
@@ -119,15 +94,15 @@ class RealDovecot : public ::testing::Test {
 
 TEST_F(RealDovecot, GoodBadAndUnknown) {
   DovecotBackend backend(loop_, {.socket_path = socket_});
-  auto ok = check(loop_, backend, creds("alice", "secret"));
+  auto ok = check(loop_, backend, creds("alice", "secret")).answer;
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->verdict, Verdict::Accepted);
   EXPECT_EQ(ok->user, "alice");
-  auto bad = check(loop_, backend, creds("alice", "wrong"));
+  auto bad = check(loop_, backend, creds("alice", "wrong")).answer;
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->verdict, Verdict::Refused);
   EXPECT_EQ(bad->user, "");
-  auto unknown = check(loop_, backend, creds("mallory", "secret"));
+  auto unknown = check(loop_, backend, creds("mallory", "secret")).answer;
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->verdict, Verdict::Refused);
 }
@@ -152,16 +127,16 @@ TEST_F(RealDovecot, RequestsBeforeTheHandshakeEndsAreAnswered) {
 // Dovecot down: 451 (Unavailable), and once it is back the next check reconnects.
 TEST_F(RealDovecot, DownThenBackAgain) {
   DovecotBackend backend(loop_, {.socket_path = socket_});
-  ASSERT_EQ(check(loop_, backend, creds("alice", "secret"))->verdict, Verdict::Accepted);
+  ASSERT_EQ(check(loop_, backend, creds("alice", "secret")).answer->verdict, Verdict::Accepted);
   stop();
-  auto down = check(loop_, backend, creds("alice", "secret"));
+  auto down = check(loop_, backend, creds("alice", "secret")).answer;
   ASSERT_TRUE(down);
   EXPECT_EQ(down->verdict, Verdict::Unavailable);
-  auto still = check(loop_, backend, creds("alice", "secret"));
+  auto still = check(loop_, backend, creds("alice", "secret")).answer;
   ASSERT_TRUE(still);
   EXPECT_EQ(still->verdict, Verdict::Unavailable);
   start();
-  auto back = check(loop_, backend, creds("alice", "secret"));
+  auto back = check(loop_, backend, creds("alice", "secret")).answer;
   ASSERT_TRUE(back);
   EXPECT_EQ(back->verdict, Verdict::Accepted);
 }
@@ -208,7 +183,7 @@ TEST(DovecotBackendHostile, ServerThatNeverAnswersTimesOut) {
   FakeServer server(dir.path() + "/s", kHandshake, "");
   DovecotBackend backend(loop, {.socket_path = dir.path() + "/s", .timeout = 300ms});
   auto start = event::Clock::now();
-  auto a = check(loop, backend, creds("alice", "secret"), 5s);
+  auto a = check(loop, backend, creds("alice", "secret"), 5s).answer;
   ASSERT_TRUE(a);
   EXPECT_EQ(a->verdict, Verdict::Unavailable);
   EXPECT_LT(event::Clock::now() - start, 3s);
@@ -219,7 +194,7 @@ TEST(DovecotBackendHostile, EndlessLineIsCutOff) {
   event::Loop loop;
   FakeServer server(dir.path() + "/s", kHandshake + "OK\t1\tuser=" + std::string(100000, 'a'), "");
   DovecotBackend backend(loop, {.socket_path = dir.path() + "/s"});
-  auto a = check(loop, backend, creds("alice", "secret"), 5s);
+  auto a = check(loop, backend, creds("alice", "secret"), 5s).answer;
   ASSERT_TRUE(a);
   EXPECT_EQ(a->verdict, Verdict::Unavailable);
 }
@@ -230,22 +205,22 @@ TEST(DovecotBackendHostile, NoPlainOrWrongVersionOrTemporaryFailure) {
   {
     FakeServer server(dir.path() + "/a", "VERSION\t1\t2\nMECH\tCRAM-MD5\nDONE\n", "OK\t1\n");
     DovecotBackend backend(loop, {.socket_path = dir.path() + "/a"});
-    EXPECT_EQ(check(loop, backend, creds("a", "b"))->verdict, Verdict::Unavailable);
+    EXPECT_EQ(check(loop, backend, creds("a", "b")).answer->verdict, Verdict::Unavailable);
   }
   {
     FakeServer server(dir.path() + "/b", "VERSION\t2\t0\nMECH\tPLAIN\nDONE\n", "OK\t1\n");
     DovecotBackend backend(loop, {.socket_path = dir.path() + "/b"});
-    EXPECT_EQ(check(loop, backend, creds("a", "b"))->verdict, Verdict::Unavailable);
+    EXPECT_EQ(check(loop, backend, creds("a", "b")).answer->verdict, Verdict::Unavailable);
   }
   {
     FakeServer server(dir.path() + "/c", kHandshake, "FAIL\t1\ttemp\n");
     DovecotBackend backend(loop, {.socket_path = dir.path() + "/c"});
-    EXPECT_EQ(check(loop, backend, creds("a", "b"))->verdict, Verdict::Unavailable);
+    EXPECT_EQ(check(loop, backend, creds("a", "b")).answer->verdict, Verdict::Unavailable);
   }
   {
     FakeServer server(dir.path() + "/d", kHandshake, "OK\t1\tuser=alice\n");
     DovecotBackend backend(loop, {.socket_path = dir.path() + "/d"});
-    auto a = check(loop, backend, creds("ALICE", "b"));
+    auto a = check(loop, backend, creds("ALICE", "b")).answer;
     EXPECT_EQ(a->verdict, Verdict::Accepted);
     EXPECT_EQ(a->user, "alice");  // Dovecot's name for the user
   }
