@@ -1,6 +1,7 @@
 #include "esmtpd/admission.h"
 
 #include <cerrno>
+#include <ctime>
 #include <stdexcept>
 
 #include "lib/base/paths.h"
@@ -74,6 +75,25 @@ Admitted Admission::admit(const std::string& ip) {
                           pick(rule ? rule->dnsbl : std::nullopt, true),
                           pick(rule ? rule->ident : std::nullopt, config_.ident_check));
   return a;
+}
+
+namespace {
+std::uint32_t now_seconds() {
+  return static_cast<std::uint32_t>(std::time(nullptr));
+}
+}  // namespace
+
+void Admission::auth_failed(const std::string& ip) {
+  if (config_.auth_fail_limit == 0) return;
+  table_.add_auth_failure(ip, now_seconds(),
+                          static_cast<std::uint32_t>(config_.auth_fail_window.count()));
+}
+
+bool Admission::auth_blocked(const std::string& ip) const {
+  if (config_.auth_fail_limit == 0 || ip.empty()) return false;
+  return table_.auth_failures(ip, now_seconds(),
+                              static_cast<std::uint32_t>(config_.auth_fail_window.count())) >=
+         config_.auth_fail_limit;
 }
 
 }  // namespace estafette::esmtpd

@@ -1,7 +1,7 @@
 // admission.h: what esmtpd decides about a client when it connects, before its session starts:
 // the access rule that matches it (smtpaccess), the session limits (MAXPERIP, MAXPERC; the total
 // is the Server's), and which connection checks run for it (the global settings, overridden by
-// the rule). Loop thread of one esmtpd process.
+// the rule); later, whether it may still try AUTH. Loop thread of one esmtpd process.
 #pragma once
 
 #include <array>
@@ -34,6 +34,9 @@ class Admission final {
 
   Admitted admit(const std::string& ip);
   void sweep() { table_.sweep(); }
+  // The brute-force limit (auth_fail_limit in auth_fail_window), across esmtpd processes.
+  void auth_failed(const std::string& ip);
+  bool auth_blocked(const std::string& ip) const;
 
  private:
   const checks::Settings* settings_for(bool rdns, bool dnsbl, bool ident);

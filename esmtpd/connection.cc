@@ -16,6 +16,14 @@ namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 // A session that reaches its deadline while its message is being committed answers it first.
 constexpr std::chrono::seconds kDeadlineCommitGrace{1};
+// A printable, bounded copy of a name the client or the auth backend chose, for the log.
+std::string log_token(std::string_view text) {
+  std::string out(text.substr(0, 64));
+  for (char& c : out)
+    if (c < 33 || c > 126) c = '?';
+  return out;
+}
+
 Poco::Logger& logger() {
   return base::log("esmtpd");
 }
@@ -348,6 +356,7 @@ void Connection::filter_action(const smtp::Action& action) {
                                  {"{mail_host}", domain(action.text)},
                                  {"{mail_mailer}", "esmtp"}};
             for (auto& t : tls_macros()) m.push_back(std::move(t));
+            for (auto& a : auth_macros()) m.push_back(std::move(a));
             return m;
           }(),
           "<" + action.text + ">", mail_args(session_.pending_mail()),
@@ -697,9 +706,57 @@ void Connection::run(smtp::Actions actions) {
       case smtp::ActionKind::StartTls:
         prepare_tls();
         break;
+      case smtp::ActionKind::VerifyAuth:
+        verify_auth(action.text);
+        break;
     }
   }
   flush();
+}
+
+void Connection::verify_auth(const std::string& mechanism) {
+  const auto& c = session_.client();
+  auth::ClientInfo info;
+  info.remote_ip = c.ip;
+  info.remote_port = c.port;
+  info.local_ip = setup_.endpoints.server_ip;
+  info.local_port = setup_.endpoints.server_port;
+  info.secured = c.tls.has_value();
+  auth::Credentials credentials = session_.take_credentials();
+  std::string name = log_token(credentials.username);  // the client chose it
+  if (!ctx_.auth) {  // cannot happen: the session offers AUTH only with a backend
+    run(session_.on_auth_result(smtp::AuthResult::Unavailable));
+    resume();
+    return;
+  }
+  auto done = guard_.wrap([this, mechanism, name](auth::Verdict verdict, const std::string& user) {
+    const auto& client = session_.client();
+    std::string who = " session=" + std::to_string(number_) + " client=" + client.peer_text() +
+                      " mechanism=" + mechanism;
+    switch (verdict) {
+      case auth::Verdict::Accepted:
+        logger().notice("auth ok user=" + log_token(user) + who);
+        run(session_.on_auth_result(smtp::AuthResult::Accepted, user));
+        break;
+      case auth::Verdict::Refused:
+        logger().warning("auth failed user=" + name + who);
+        ctx_.admission.auth_failed(client.ip);
+        run(session_.on_auth_result(smtp::AuthResult::Refused));
+        break;
+      case auth::Verdict::Unavailable:
+        logger().warning("auth unavailable user=" + name + who);
+        run(session_.on_auth_result(smtp::AuthResult::Unavailable));
+        break;
+    }
+    resume();  // pipelined commands that waited for the answer
+  });
+  ctx_.auth->verify(std::move(credentials), info, std::move(done));
+}
+
+filters::Macros Connection::auth_macros() const {
+  if (session_.authenticated_user().empty()) return {};
+  return {{"{auth_type}", std::string(session_.auth_mechanism())},
+          {"{auth_authen}", session_.authenticated_user()}};
 }
 
 ssize_t Connection::receive(char* buffer, std::size_t size) {

@@ -17,6 +17,9 @@
 // (CVE-2011-0411), the handshake runs on the loop under `tls_handshake_timeout` (no idle
 // timer meanwhile) and a failed one ends this connection only. Plain connections pay one test
 // per read and write.
+// AUTH: the session's VerifyAuth goes to the auth backend (ConnectionContext::auth); pipelined
+// input waits meanwhile. Each success and failure is logged with the user and the client, never
+// the password; each failure also counts towards the client's auth_fail_limit.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +28,7 @@
 #include <optional>
 #include <string>
 
+#include "esmtpd/admission.h"
 #include "esmtpd/message_memory.h"
 #include "esmtpd/recipient_lookups.h"
 #include "esmtpd/session_table.h"
@@ -32,6 +36,7 @@
 #include "filters/filter_set.h"
 #include "filters/message_edit.h"
 #include "filters/types.h"
+#include "lib/auth/backend.h"
 #include "lib/base/fd.h"
 #include "lib/checks/checks.h"
 #include "lib/config/config.h"
@@ -87,6 +92,10 @@ struct ConnectionContext {
   // handshake may take.
   const std::shared_ptr<const tls::ServerContext>& tls;
   std::chrono::seconds tls_handshake_timeout;
+  // SMTP AUTH: where credentials are checked (null: no AUTH), and the failure count they feed
+  // (auth_fail_limit, kept by the Admission across processes).
+  auth::Backend* auth;
+  Admission& admission;
 };
 
 // This connection's checks, decided by the Admission.
@@ -150,6 +159,8 @@ class Connection final {
   void continue_handshake();
   void handshake_done();
   filters::Macros tls_macros() const;
+  filters::Macros auth_macros() const;  // {auth_type}, {auth_authen} once authenticated
+  void verify_auth(const std::string& mechanism);
   void update_interest();
   void arm_timer();
   void on_idle_timer();

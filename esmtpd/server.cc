@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "lib/auth/dovecot_backend.h"
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
@@ -52,6 +53,26 @@ std::shared_ptr<const tls::ServerContext> load_tls(const config::Config& config)
   return context;
 }
 
+namespace {
+std::shared_ptr<const auth::PasswdFile> load_passwd(const std::string& path) {
+  std::string error;
+  auto file = auth::PasswdFile::load(path, &error);
+  if (!file) throw config::ConfigError("auth_backend: " + error);
+  return std::make_shared<const auth::PasswdFile>(std::move(*file));
+}
+}  // namespace
+
+std::unique_ptr<auth::Backend> make_auth_backend(event::Loop& loop, const config::Config& config) {
+  const std::string& spec = config.auth_backend;
+  if (spec.empty()) return nullptr;
+  std::size_t colon = spec.find(':');
+  std::string kind = spec.substr(0, colon), target = spec.substr(colon + 1);
+  if (kind == "dovecot")
+    return std::make_unique<auth::DovecotBackend>(
+        loop, auth::DovecotBackend::Options{.socket_path = target});
+  return std::make_unique<auth::FileBackend>(loop, load_passwd(target));
+}
+
 Server::Server(event::Loop& loop, const config::Config& config,
                std::vector<base::UniqueFd> listeners, std::size_t processes, int submit_fd,
                RecipientLookups::Lookup lookup, RecipientLookups::Options lookup_options,
@@ -68,7 +89,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
       filters_(loop, config),
       memory_(config.message_memory_budget),
       courierd_(loop, config.courierd_socket(), config.courierd_notify_backlog),
-      recipient_lookups_(loop, lookup_options, std::move(lookup)) {
+      recipient_lookups_(loop, lookup_options, std::move(lookup)),
+      auth_(make_auth_backend(loop, config)) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
@@ -89,6 +111,10 @@ Server::Server(event::Loop& loop, const config::Config& config,
         "message memory budget exhausted at DATA used=" + std::to_string(memory_.used()) +
         " limit=" + std::to_string(memory_.limit()));
     return false;
+  };
+  policy_.auth_allow_plaintext = config.auth_allow_plaintext;
+  policy_.auth_blocked = [this](const smtp::ClientInfo& c) {
+    return admission_.auth_blocked(c.ip);
   };
   committer_ = std::make_unique<queue::Committer>(loop, *backend_);
   context_ = std::make_unique<ConnectionContext>(
@@ -112,7 +138,9 @@ Server::Server(event::Loop& loop, const config::Config& config,
                         {config.max_header_count, config.max_header_size},
                         recipient_lookups_,
                         tls_,
-                        config.tls_handshake_timeout});
+                        config.tls_handshake_timeout,
+                        auth_.get(),
+                        admission_});
   schedule_stats();
   const bool shared = processes > 1;
   listeners_ = std::move(listeners);
@@ -122,8 +150,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
     set_peer_liveness(fd, config.smtpd_timeout);
     acceptors_.push_back(std::make_unique<event::Acceptor>(
         loop_, fd, event::Acceptor::Options{.logger = "esmtpd"},
-        [this, role = hp.role](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
-          on_connection(std::move(c), addr, false, role);
+        [this, &hp](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
+          on_connection(std::move(c), addr, &hp);
         }));
     base::log("esmtpd").information(
         "listening on " + hp.to_string() + " max_sessions=" + std::to_string(max_sessions_) +
@@ -148,7 +176,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
   acceptors_.push_back(std::make_unique<event::Acceptor>(
       loop_, sfd, event::Acceptor::Options{.events = events, .logger = "esmtpd"},
       [this](base::UniqueFd c, const sockaddr_storage& addr, socklen_t) {
-        on_connection(std::move(c), addr, true, smtp::ListenerRole::Submission);
+        on_connection(std::move(c), addr, nullptr);
       }));
   base::log("esmtpd").information("local submission on " + submit::submit_socket_path(config) +
                                   (submit_fd >= 0 ? " (from estafetted)" : ""));
@@ -161,6 +189,16 @@ void Server::reload() {
                                     std::to_string(router_->alias_count()));
   } catch (const std::exception& e) {
     base::log("esmtpd").error(std::string("reload failed, keeping the previous maps: ") + e.what());
+  }
+  if (auto* file = dynamic_cast<auth::FileBackend*>(auth_.get())) {
+    const std::string& spec = config_.auth_backend;
+    try {
+      file->reload(load_passwd(spec.substr(spec.find(':') + 1)));
+      base::log("esmtpd").information("reloaded auth_backend " + spec);
+    } catch (const std::exception& e) {
+      base::log("esmtpd").error(std::string("auth reload failed, keeping the previous file: ") +
+                                e.what());
+    }
   }
   if (!tls_) return;
   try {
@@ -188,11 +226,16 @@ Server::~Server() {
 }
 
 // A new connection from one of the Acceptors (at most 64 per wake-up, as before).
-void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local,
-                           smtp::ListenerRole role) {
+void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
+                           const config::Listener* listener) {
+  const bool local = listener == nullptr;
   smtp::ClientInfo client;
-  client.role = role;
+  client.role = local ? smtp::ListenerRole::Submission : listener->role;
   client.tls_offered = tls_ != nullptr && !local;
+  if (!local) {
+    client.tls_required = listener->tls_required;
+    client.auth_offered = auth_ && (listener->auth || listener->role != smtp::ListenerRole::Mx);
+  }
   client.filtered = !filters_.empty();
   ConnectionChecksSetup setup;
   std::string refusal;

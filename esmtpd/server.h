@@ -24,6 +24,7 @@
 #include "esmtpd/courierd_link.h"
 #include "esmtpd/message_memory.h"
 #include "filters/filter_set.h"
+#include "lib/auth/backend.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
 #include "lib/event/acceptor.h"
@@ -51,6 +52,10 @@ void set_peer_liveness(int fd, std::chrono::seconds timeout);
 // before it drops privileges (the key may be root's); throws tls::Error naming the file.
 std::shared_ptr<const tls::ServerContext> load_tls(const config::Config& config);
 
+// The auth backend of `auth_backend` (null when none): the passwd file read now (throws
+// config::ConfigError naming the file and line), or Dovecot's socket (connected on first use).
+std::unique_ptr<auth::Backend> make_auth_backend(event::Loop& loop, const config::Config& config);
+
 class Server final {
  public:
   // `listeners`: from bind_listeners(config, processes).
@@ -69,15 +74,16 @@ class Server final {
   void shutdown();
   std::size_t sessions() const { return connections_.size(); }
   std::size_t max_sessions() const { return max_sessions_; }
-  // SIGHUP: reload the routing maps (aliases, locals, hosted domains) and the TLS certificates
-  // and keys (from the same files, as the user esmtpd runs as); a broken file is logged with
-  // the reason and the previous maps or context stay. Sessions in progress keep theirs.
+  // SIGHUP: reload the routing maps (aliases, locals, hosted domains), the TLS certificates
+  // and keys and the auth passwd file (from the same files, as the user esmtpd runs as); a
+  // broken file is logged with the reason and the previous maps or context stay. Sessions in
+  // progress keep theirs.
   void reload();
 
  private:
-  // `role`: the listener's (a local submission counts as submission).
-  void on_connection(base::UniqueFd fd, const sockaddr_storage& addr, bool local,
-                     smtp::ListenerRole role);
+  // `listener`: the one it came in on; null: a local submission (counts as submission).
+  void on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
+                     const config::Listener* listener);
   void schedule_stats();
 
   event::Loop& loop_;
@@ -96,6 +102,7 @@ class Server final {
   event::TimerId stats_timer_ = 0;
   CourierdLink courierd_;
   RecipientLookups recipient_lookups_;
+  std::unique_ptr<auth::Backend> auth_;  // null: no auth_backend
   std::unique_ptr<ConnectionContext> context_;
   std::vector<base::UniqueFd> listeners_;
   base::UniqueFd submit_listener_;

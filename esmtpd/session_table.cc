@@ -17,26 +17,31 @@ namespace estafette::esmtpd {
 namespace {
 
 // The file: a header (magic, the hash key) in a page of its own, then the rows. A row: its
-// total (in a cache line of its own), then the address and the network buckets.
+// total and whether it holds AUTH failures (in a cache line of their own), then the address and
+// the network buckets, then the failed-AUTH windows (start, count).
 constexpr std::size_t kFileHeader = 4096;
-constexpr char kMagic[8] = {'E', 'S', 'T', 'S', 'E', 'S', 'S', '2'};
+constexpr char kMagic[8] = {'E', 'S', 'T', 'S', 'E', 'S', 'S', '3'};
 struct FileHeader {
   char magic[8];
   base::SipKey key;
 };
 constexpr std::size_t kHeader = 16;  // in uint32 slots: 64 bytes
-constexpr std::size_t kRowBytes = (kHeader + 2 * SessionTable::kBuckets) * sizeof(std::uint32_t);
+constexpr std::size_t kAuthBase = kHeader + 2 * SessionTable::kBuckets;
+constexpr std::size_t kRowSlots = kAuthBase + 2 * SessionTable::kAuthBuckets;
+constexpr std::size_t kRowBytes = kRowSlots * sizeof(std::uint32_t);
+constexpr std::size_t kAuthUsed = 1;  // header slot: this row has recorded an AUTH failure
 // The lock held while a process claims its row and, when alone, draws the key (a byte past the
 // rows' lock bytes).
 constexpr off_t kSetupLock = SessionTable::kRows;
 
 // The bucket of `len` bytes of address, in one of the two kinds ('a' address, 'n' network).
-std::size_t bucket(const base::SipKey& key, char kind, const std::uint8_t* addr, std::size_t len) {
+std::size_t bucket(const base::SipKey& key, char kind, const std::uint8_t* addr, std::size_t len,
+                   std::size_t buckets = SessionTable::kBuckets) {
   std::uint8_t buf[18];
   buf[0] = static_cast<std::uint8_t>(kind);
   buf[1] = static_cast<std::uint8_t>(len);
   std::memcpy(buf + 2, addr, len);
-  return base::siphash24(key, buf, len + 2) % SessionTable::kBuckets;
+  return base::siphash24(key, buf, len + 2) % buckets;
 }
 
 // Keeps the first `bits` bits of `len` bytes, zeroes the rest.
@@ -88,6 +93,7 @@ bool SessionTable::buckets_of(std::string_view ip, Buckets& out) const {
   out.network = kHeader + kBuckets + bucket(key_, 'n', addr.data(), net);
   keep_prefix(addr.data(), len, address_bits);
   out.address = kHeader + bucket(key_, 'a', addr.data(), len);
+  out.auth = kAuthBase + 2 * bucket(key_, 'f', addr.data(), len, kAuthBuckets);
   return true;
 }
 
@@ -155,8 +161,9 @@ void SessionTable::sweep() {
     // Take the row's lock for a moment: held by nobody means its counts are stale.
     if (!lock_row(fd_.get(), r, F_WRLCK)) continue;
     auto* p = row_ptr(r);
-    if (p[0].load(std::memory_order_relaxed) != 0) {
-      for (std::size_t i = 1; i < kHeader + 2 * kBuckets; ++i)
+    if (p[0].load(std::memory_order_relaxed) != 0 ||
+        p[kAuthUsed].load(std::memory_order_relaxed) != 0) {
+      for (std::size_t i = 1; i < kRowSlots; ++i)
         if (p[i].load(std::memory_order_relaxed) != 0) p[i].store(0, std::memory_order_relaxed);
       p[0].store(0, std::memory_order_relaxed);
     }
@@ -175,6 +182,34 @@ SessionTable::Counts SessionTable::counts(std::string_view ip) const {
     c.network += p[b.network].load(std::memory_order_relaxed);
   }
   return c;
+}
+
+void SessionTable::add_auth_failure(std::string_view ip, std::uint32_t now, std::uint32_t window) {
+  Buckets b;
+  if (!buckets_of(ip, b)) return;
+  auto* p = row_ptr(row_);  // only this process writes its row: no compare-and-swap needed
+  p[kAuthUsed].store(1, std::memory_order_relaxed);
+  std::uint32_t start = p[b.auth].load(std::memory_order_relaxed);
+  if (start == 0 || now - start >= window || now < start) {
+    p[b.auth + 1].store(0, std::memory_order_relaxed);
+    p[b.auth].store(now, std::memory_order_relaxed);
+  }
+  p[b.auth + 1].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint32_t SessionTable::auth_failures(std::string_view ip, std::uint32_t now,
+                                          std::uint32_t window) const {
+  Buckets b;
+  if (!buckets_of(ip, b)) return 0;
+  std::uint32_t total = 0;
+  for (std::size_t r = 0; r < kRows; ++r) {
+    const auto* p = row_ptr(r);
+    if (p[kAuthUsed].load(std::memory_order_relaxed) == 0) continue;
+    std::uint32_t start = p[b.auth].load(std::memory_order_relaxed);
+    if (start == 0 || now < start || now - start >= window) continue;
+    total += p[b.auth + 1].load(std::memory_order_relaxed);
+  }
+  return total;
 }
 
 SessionTable::Slot SessionTable::add(std::string_view ip) {

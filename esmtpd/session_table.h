@@ -12,6 +12,9 @@
 // lock of its own so that processes starting together agree on one key.
 // An IPv6 client is counted per network of `ipv6_prefix_length` bits (default /64: one customer
 // gets a /64, so counting per /128 would not limit it at all); IPv4 per address.
+// Failed AUTHs (auth_fail_limit) are counted the same way: each process records its own in its
+// row (per bucket: the start of the current window and the failures in it), readers add up the
+// rows whose window is still open. A swept row's failures stop counting.
 // Loop thread of one process; other processes share the file.
 #pragma once
 
@@ -28,9 +31,10 @@ namespace estafette::esmtpd {
 
 class SessionTable final {
  public:
-  static constexpr std::size_t kRows = 64;       // esmtpd processes at most (kMaxProcesses: 256
-                                                 // would do the same with a bigger file)
-  static constexpr std::size_t kBuckets = 4096;  // per kind (address, network) and row
+  static constexpr std::size_t kRows = 64;           // esmtpd processes at most (kMaxProcesses: 256
+                                                     // would do the same with a bigger file)
+  static constexpr std::size_t kBuckets = 4096;      // per kind (address, network) and row
+  static constexpr std::size_t kAuthBuckets = 1024;  // failed-AUTH windows per row
 
   // Opens or creates the file and claims a free row; throws std::runtime_error. `fixed_key`
   // (tests only): the key to use instead of a random one when this table draws the key.
@@ -65,12 +69,20 @@ class SessionTable final {
   Slot add(std::string_view ip);
   void sweep();  // zero the rows no live process holds
 
+  // One failed AUTH from ip at `now` (seconds): counted in this row's bucket, whose window
+  // starts again when the last one began `window` seconds ago or more.
+  void add_auth_failure(std::string_view ip, std::uint32_t now, std::uint32_t window);
+  // Failed AUTHs from ip in windows that began less than `window` seconds before `now`, all
+  // processes; 0 for a bad address.
+  std::uint32_t auth_failures(std::string_view ip, std::uint32_t now, std::uint32_t window) const;
+
   std::size_t row() const { return row_; }
 
  private:
   struct Buckets {
     std::size_t address;
     std::size_t network;
+    std::size_t auth;  // the window start; the count is the next slot
   };
   bool buckets_of(std::string_view ip, Buckets& out) const;
   std::atomic<std::uint32_t>* row_ptr(std::size_t row) const;

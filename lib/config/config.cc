@@ -26,7 +26,8 @@ std::string HostPort::to_string() const {
 }
 
 std::string Listener::to_string() const {
-  return address().to_string() + " " + std::string(smtp::role_name(role));
+  return address().to_string() + " " + std::string(smtp::role_name(role)) +
+         (tls_required ? " tls_required" : "") + (auth ? " auth" : "");
 }
 
 std::vector<Listener> parse_listen(std::string_view value) {
@@ -39,6 +40,16 @@ std::vector<Listener> parse_listen(std::string_view value) {
         throw std::invalid_argument("two roles for " + out.back().address().to_string());
       out.back().role = *role;
       role_given = true;
+      continue;
+    }
+    if (item == "tls_required" || item == "auth") {
+      if (out.empty()) throw std::invalid_argument("option '" + item + "' without an address");
+      bool& option = item == "auth" ? out.back().auth : out.back().tls_required;
+      if (option)
+        throw std::invalid_argument("option '" + item + "' twice for " +
+                                    out.back().address().to_string());
+      option = true;
+      role_given = true;  // a role after an option would be ambiguous: it must come first
       continue;
     }
     auto hp = parse_host_port(item, 25);
@@ -240,9 +251,14 @@ void finish(ParseState& s, const std::string& name) {
   if (!c.tls_key_files.empty() && c.tls_key_files.size() != c.tls_cert_files.size())
     fail(name, "tls_key_file names " + std::to_string(c.tls_key_files.size()) + " files for " +
                    std::to_string(c.tls_cert_files.size()) + " tls_cert_file");
-  for (const auto& l : c.listen)
+  for (const auto& l : c.listen) {
     if (l.role == smtp::ListenerRole::Submissions && c.tls_cert_files.empty())
       fail(name, "listen: " + l.to_string() + " needs a certificate (tls_cert_file)");
+    if (l.tls_required && c.tls_cert_files.empty())
+      fail(name, "listen: " + l.to_string() + " needs a certificate (tls_cert_file)");
+    if ((l.auth || l.role != smtp::ListenerRole::Mx) && c.auth_backend.empty())
+      fail(name, "listen: " + l.to_string() + " needs an auth_backend (AUTH)");
+  }
   if (c.message_memory_budget != 0 && c.message_memory_budget < c.max_message_size)
     fail(name, "message_memory_budget (" + std::to_string(c.message_memory_budget) +
                    ") is less than max_message_size (" + std::to_string(c.max_message_size) + ")");

@@ -45,16 +45,19 @@ struct Listener {
   std::string host;
   std::uint16_t port = 25;
   smtp::ListenerRole role = smtp::ListenerRole::Mx;
+  bool tls_required = false;  // option tls_required: no MAIL before STARTTLS (RFC 3207)
+  bool auth = false;          // option auth: AUTH on an mx listener (submission roles: always)
   HostPort address() const { return {host, port}; }
-  std::string to_string() const;  // "127.0.0.1:25 mx", "[::1]:465 submissions"
+  // "127.0.0.1:25 mx", "[::1]:465 submissions", "127.0.0.1:25 mx tls_required auth"
+  std::string to_string() const;
   bool operator==(const Listener&) const = default;
 };
 
 // The `listen` value: addresses separated by commas or blanks, each optionally followed by its
 // role ("127.0.0.1:25 mx, [::1]:587 submission, 127.0.0.1:465 submissions"; mx when none is
-// given, port 25 when none is given). Pure. Errors (empty list, a role with no address before
-// it, two roles for one address, a bad address, one address listed twice) throw
-// std::invalid_argument with the reason.
+// given, port 25 when none is given) and options (tls_required, auth). Pure. Errors (empty list,
+// a role or option with no address before it, two roles for one address, an option twice, a bad
+// address, one address listed twice) throw std::invalid_argument with the reason.
 std::vector<Listener> parse_listen(std::string_view value);
 
 // Static routes, Courier esmtproutes style: "domain: host[,port]" ("host:port" also accepted);
@@ -227,6 +230,12 @@ struct Config {
   bool tls_session_tickets = true;
   Seconds tls_session_timeout{3600};  // cached sessions and tickets resume this long
   Seconds tls_handshake_timeout{60};  // STARTTLS or port 465: the handshake, at most
+
+  // SMTP AUTH (lib/auth): "file:PATH" or "dovecot:SOCKET"; "" = no AUTH anywhere.
+  std::string auth_backend;
+  bool auth_allow_plaintext = false;  // PLAIN/LOGIN without TLS (smtpd_tls_auth_only = no)
+  std::size_t auth_fail_limit = 10;   // failed AUTHs per client and window; 0 = no limit
+  Seconds auth_fail_window{600};
 
   // Privileges: esmtpd (after binding listen), esmtpclient and courierd's own work run as this
   // user; estafetted and estafette-local stay root. "" = every process stays as started.

@@ -138,6 +138,19 @@ void listen(ParseState& s, const std::string& v) {
   s.config.listen = parse_listen(v);
 }
 
+// "file:PATH" (relative to the config's directory) or "dovecot:SOCKET"; "" = none.
+void auth_backend(ParseState& s, const std::string& v) {
+  if (v.empty()) {
+    s.config.auth_backend.clear();
+    return;
+  }
+  std::size_t colon = v.find(':');
+  std::string kind = v.substr(0, colon);
+  if (colon == std::string::npos || colon + 1 == v.size() || (kind != "file" && kind != "dovecot"))
+    throw std::invalid_argument("expected file:PATH or dovecot:SOCKET");
+  s.config.auth_backend = kind + ":" + resolve(s.base_dir, v.substr(colon + 1));
+}
+
 // A list of paths, each relative to the config file's directory, each once.
 template <std::vector<std::string> Config::*F>
 void paths(ParseState& s, const std::string& v) {
@@ -354,10 +367,22 @@ constexpr Setting kSettings[] = {
      "How long a TLS session may be resumed."},
     {"tls_handshake_timeout", "60s", seconds<&Config::tls_handshake_timeout>,
      "The TLS handshake after STARTTLS or on a submissions port, at most."},
+    // SMTP AUTH (esmtpd)
+    {"auth_backend", "", auth_backend,
+     "Where AUTH checks passwords: file:PATH (user:crypt-hash lines, `estafette passwd`) or "
+     "dovecot:SOCKET (Dovecot's auth-client socket). None: no AUTH."},
+    {"auth_allow_plaintext", "no", yes_no<&Config::auth_allow_plaintext>,
+     "Offer AUTH PLAIN/LOGIN without TLS too (Postfix: smtpd_tls_auth_only = no)."},
+    {"auth_fail_limit", "10", count<&Config::auth_fail_limit, Zero::NoLimit>,
+     "Failed AUTH attempts per client address (IPv6: per network) in auth_fail_window, "
+     "counted by every esmtpd process; beyond it AUTH gets 421 4.7.0. 0: no limit."},
+    {"auth_fail_window", "10m", seconds<&Config::auth_fail_window>,
+     "The window auth_fail_limit counts in; a blocked client waits until it has passed."},
     // esmtpd: what mail to accept, and from whom
     {"listen", "127.0.0.1:2525", listen,
      "The addresses esmtpd listens on ([IPv6]:port for IPv6), each with its role: mx "
-     "(the default), submission or submissions (TLS from the first byte)."},
+     "(the default), submission or submissions (TLS from the first byte; both need AUTH "
+     "before MAIL), then options: tls_required (no MAIL before STARTTLS), auth (AUTH on mx)."},
     // The embedded default accepts mail for the test domains.
     {"local_domains", "", domains<&Config::local_domains>,
      "Domains delivered here by estafette-local; .example.com: every subdomain.", {}, {},

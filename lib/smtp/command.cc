@@ -14,7 +14,7 @@ struct VerbEntry {
   Verb verb;
 };
 
-constexpr std::array<VerbEntry, 11> kVerbs = {{
+constexpr std::array<VerbEntry, 12> kVerbs = {{
     {"HELO", Verb::Helo},
     {"EHLO", Verb::Ehlo},
     {"MAIL", Verb::Mail},
@@ -26,6 +26,7 @@ constexpr std::array<VerbEntry, 11> kVerbs = {{
     {"VRFY", Verb::Vrfy},
     {"HELP", Verb::Help},
     {"STARTTLS", Verb::Starttls},
+    {"AUTH", Verb::Auth},
 }};
 
 constexpr std::string_view kMailSyntax = "501 5.5.4 Syntax: MAIL FROM:<address>";
@@ -250,12 +251,39 @@ Command parse_command(std::string_view line) {
     case Verb::Starttls:
       if (!args.empty()) cmd.error = "501 5.5.4 Syntax: " + std::string(verb_name(cmd.verb));
       break;
+    case Verb::Auth: {
+      // RFC 4954 4: "AUTH" SP sasl-mech [SP initial-response]; the mechanism is 1*20 of
+      // [A-Z0-9-_], the response base64 or "=" (checked by the SASL exchange).
+      auto [mechanism, initial] = auth_argument(args);
+      bool mechanism_ok = !mechanism.empty() && mechanism.size() <= 20 &&
+                          std::all_of(mechanism.begin(), mechanism.end(),
+                                      [](char c) { return is_keyword_char(c, false) || c == '_'; });
+      bool initial_ok =
+          !initial || (!initial->empty() && initial->find(' ') == std::string_view::npos);
+      if (!mechanism_ok || !initial_ok) {
+        cmd.error = "501 5.5.4 Syntax: AUTH mechanism [initial-response]";
+        cmd.argument.clear();
+      }
+      break;
+    }
     case Verb::Noop:
     case Verb::Help:
     case Verb::Unknown:
       break;
   }
   return cmd;
+}
+
+AuthArgument auth_argument(std::string_view argument) {
+  AuthArgument out;
+  std::size_t space = argument.find(' ');
+  out.mechanism = argument.substr(0, space);
+  if (space != std::string_view::npos) {
+    std::string_view rest = argument.substr(space);
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    out.initial_response = rest;
+  }
+  return out;
 }
 
 }  // namespace estafette::smtp

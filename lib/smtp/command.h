@@ -2,12 +2,15 @@
 // Pure function, any thread. parse_command() never fails hard: an unrecognised verb yields
 // Verb::Unknown, a recognised verb with bad arguments yields a Command whose `error` holds the
 // complete reply line to send (without CRLF), e.g. "501 5.5.4 Syntax: MAIL FROM:<address>".
+// AUTH takes a mechanism name and at most an initial response ("AUTH PLAIN dGVzdA=="); its
+// argument is kept whole for the session to split (auth_argument()).
 // A HELO/EHLO argument with a control character (NUL, CR, TAB, DEL, ...) or longer than
 // kMaxHeloArgument is a syntax error (501 5.5.2).
 // Semantic checks (sequence, relay control, which ESMTP parameters are supported) belong to
 // the session, not to this parser.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,7 +18,21 @@
 
 namespace estafette::smtp {
 
-enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Help, Starttls, Unknown };
+enum class Verb {
+  Helo,
+  Ehlo,
+  Mail,
+  Rcpt,
+  Data,
+  Rset,
+  Noop,
+  Quit,
+  Vrfy,
+  Help,
+  Starttls,
+  Auth,
+  Unknown
+};
 
 // Maximum length of a reverse-path or forward-path including the angle brackets (RFC 5321
 // 4.5.3.1.3).
@@ -39,6 +56,13 @@ struct Command {
 };
 
 Command parse_command(std::string_view line);
+
+// AUTH's argument split into the mechanism name and the initial response (nullopt: none).
+struct AuthArgument {
+  std::string_view mechanism;
+  std::optional<std::string_view> initial_response;
+};
+AuthArgument auth_argument(std::string_view argument);
 
 // "MAIL", "RCPT", ...; "UNKNOWN" for Verb::Unknown.
 std::string_view verb_name(Verb verb);

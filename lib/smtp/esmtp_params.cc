@@ -4,6 +4,7 @@
 #include <set>
 
 #include "lib/smtp/address.h"
+#include "lib/smtp/command.h"  // kMaxPath
 
 namespace estafette::smtp {
 namespace {
@@ -183,6 +184,12 @@ MailParams parse_mail_params(const EsmtpParams& params) {
       if (!decoded || decoded->empty() || !printable(*decoded) || value.size() > kMaxEnvid)
         out.error = "501 5.5.4 Bad ENVID parameter: expected xtext of at most 100 characters";
       out.envid = value;
+    } else if (keyword == "AUTH") {
+      auto decoded = xtext_decode(value);
+      if (!decoded || decoded->empty() || !printable(*decoded) || decoded->size() > kMaxPath)
+        out.error = "501 5.5.4 Bad AUTH parameter: expected AUTH=<> or AUTH=xtext mailbox";
+      else
+        out.auth = std::move(*decoded);
     } else {
       out.error = unsupported(keyword);
     }

@@ -59,6 +59,9 @@ struct MailParams {
   std::string body_type;  // "7BIT", "8BITMIME" or ""
   DsnRet ret = DsnRet::Unspecified;
   std::string envid;  // xtext as received, "" = none
+  // AUTH= (RFC 4954 5): the decoded mailbox, "<>" when the client gave that; nullopt = none.
+  // Only syntax is checked here; the session decides whether the client may use it.
+  std::optional<std::string> auth;
   std::string error;  // non-empty: the reply to send
 };
 MailParams parse_mail_params(const EsmtpParams& params);

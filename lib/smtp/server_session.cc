@@ -200,7 +200,8 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
 bool ServerSession::relay_allowed(std::string_view recipient, bool source_route) const {
   std::string domain = domain_of(recipient);
   if (domain.empty()) return true;  // <postmaster>, always accepted (RFC 5321 4.5.1)
-  if (client_.relay_client || domain_listed(policy_.local_domains, domain)) return true;
+  if (client_.relay_client || !auth_user_.empty() || domain_listed(policy_.local_domains, domain))
+    return true;
   // A relay domain's next hop might act on routing in the address and relay for anyone.
   return domain_listed(policy_.relay_domains, domain) &&
          (policy_.allow_untrusted_routing || !has_routing(recipient, source_route));
@@ -217,6 +218,7 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
   if (state_ == State::kData) broken_invariant("on_line() during DATA");
   if (state_ == State::kCommit) broken_invariant("on_line() while awaiting the commit");
   if (state_ == State::kWait) broken_invariant("on_line() while waiting for a lookup");
+  if (state_ == State::kAuth) return on_auth_line(line, status);
   state_ = State::kReady;
   Command cmd;
   if (status == LineStatus::Ok) cmd = parse_command(line);
@@ -261,6 +263,8 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
       return junk("214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
     case Verb::Starttls:
       return on_starttls();
+    case Verb::Auth:
+      return on_auth(cmd);
     case Verb::Unknown:
       break;
   }
@@ -296,7 +300,105 @@ Actions ServerSession::on_tls_started(const TlsInfo& tls) {
   in_transaction_ = false;
   discard_ = discard_session_;
   refused_data_ = false;
+  auth_user_.clear();
+  auth_mechanism_.reset();
   return {};
+}
+
+bool ServerSession::auth_advertised() const {
+  return client_.auth_offered && (client_.tls || policy_.auth_allow_plaintext);
+}
+
+std::string_view ServerSession::auth_mechanism() const {
+  return auth_mechanism_ ? auth::mechanism_name(*auth_mechanism_) : std::string_view();
+}
+
+Actions ServerSession::on_auth(const Command& cmd) {
+  if (!client_.auth_offered) return error("503 5.5.1 Error: authentication not enabled");
+  if (!esmtp_) return error("503 5.5.1 Error: send EHLO first");
+  if (!auth_user_.empty()) return error("503 5.5.1 Error: already authenticated");
+  if (in_transaction_) return error("503 5.5.1 Error: MAIL transaction in progress");
+  AuthArgument arg = auth_argument(cmd.argument);
+  auto mechanism = auth::mechanism_named(arg.mechanism);
+  if (!mechanism) return error("504 5.5.4 Unrecognized authentication type");
+  if (!client_.tls && !policy_.auth_allow_plaintext)
+    return error("538 5.7.11 Encryption required for requested authentication mechanism");
+  if (policy_.auth_blocked && policy_.auth_blocked(client_))
+    return close("421 4.7.0 " + policy_.hostname +
+                 " Error: too many failed authentications, try again later");
+  auth_mechanism_ = mechanism;
+  sasl_.emplace(*mechanism);
+  return sasl_step(sasl_->start(arg.initial_response));
+}
+
+Actions ServerSession::on_auth_line(std::string_view line, LineStatus status) {
+  state_ = State::kReady;
+  if (status == LineStatus::TooLong) {
+    sasl_.reset();
+    return error("500 5.5.6 Authentication exchange line is too long");
+  }
+  if (status != LineStatus::Ok) {
+    sasl_.reset();
+    return error("501 5.5.2 Error: bare <CR> or <LF> in the authentication exchange");
+  }
+  return sasl_step(sasl_->respond(line));
+}
+
+Actions ServerSession::sasl_step(auth::SaslStep step) {
+  using K = auth::SaslStep::Kind;
+  switch (step.kind) {
+    case K::Challenge:
+      state_ = State::kAuth;
+      return reply("334 " + step.challenge);
+    case K::Credentials:
+      sasl_.reset();
+      credentials_ = std::move(step.credentials);
+      state_ = State::kWait;
+      waiting_for_ = ActionKind::VerifyAuth;
+      return {{ActionKind::VerifyAuth, std::string(auth_mechanism())}};
+    case K::Cancelled:
+      sasl_.reset();
+      state_ = State::kReady;
+      return error("501 5.0.0 Authentication aborted");
+    case K::Malformed:
+      break;
+  }
+  sasl_.reset();
+  state_ = State::kReady;
+  return error("501 5.5.2 Error: cannot decode the authentication response");
+}
+
+auth::Credentials ServerSession::take_credentials() {
+  if (!credentials_) broken_invariant("take_credentials() without a VerifyAuth");
+  auth::Credentials out = std::move(*credentials_);
+  credentials_.reset();
+  return out;
+}
+
+Actions ServerSession::on_auth_result(AuthResult result, std::string_view user) {
+  credentials_.reset();  // not taken: wiped here
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWait || waiting_for_ != ActionKind::VerifyAuth)
+    broken_invariant("on_auth_result() unasked");
+  waiting_for_ = ActionKind::Reply;
+  state_ = State::kReady;
+  switch (result) {
+    case AuthResult::Accepted:
+      auth_user_ = user.empty() ? "?" : std::string(user);
+      return reply("235 2.7.0 Authentication successful");
+    case AuthResult::Refused: {
+      Actions actions = error("535 5.7.8 Error: authentication failed");
+      if (state_ != State::kClosed && policy_.auth_blocked && policy_.auth_blocked(client_)) {
+        Actions bye = close("421 4.7.0 " + policy_.hostname +
+                            " Error: too many failed authentications, try again later");
+        actions.insert(actions.end(), bye.begin(), bye.end());
+      }
+      return actions;
+    }
+    case AuthResult::Unavailable:
+      return reply("454 4.7.0 Temporary authentication failure, try again later");
+  }
+  broken_invariant("bad AuthResult");
 }
 
 Actions ServerSession::wait_for(ActionKind filter_action, std::string text) {
@@ -320,6 +422,7 @@ Actions ServerSession::helo_reply() const {
   text += "250-SIZE " + std::to_string(policy_.max_message_size) + "\r\n";
   text += "250-8BITMIME\r\n";
   if (client_.tls_offered && !client_.tls) text += "250-STARTTLS\r\n";
+  if (auth_advertised()) text += "250-AUTH PLAIN LOGIN\r\n";
   text += "250-ENHANCEDSTATUSCODES\r\n";
   text += "250-DSN\r\n";
   text += "250 HELP";
@@ -329,8 +432,19 @@ Actions ServerSession::helo_reply() const {
 Actions ServerSession::on_mail(const Command& cmd) {
   if (envelope_.helo.empty()) return error("503 5.5.1 Error: send HELO/EHLO first");
   if (in_transaction_) return error("503 5.5.1 Error: nested MAIL command");
+  if (client_.tls_required && !client_.tls && !client_.is_local())
+    return error("530 5.7.0 Must issue a STARTTLS command first");
+  if (client_.role != ListenerRole::Mx && !client_.is_local() && auth_user_.empty())
+    return error("530 5.7.0 Authentication required");
   MailParams params = parse_mail_params(cmd.params);
   if (!params.error.empty()) return error(params.error);
+  // AUTH= (RFC 4954 5) is ours to take or leave: accepted where AUTH is offered, and the
+  // message is recorded with the login that authenticated, never with what the client claims.
+  if (params.auth && !client_.auth_offered) return error("555 5.5.4 Unsupported option: AUTH");
+  if (!auth_user_.empty() && !cmd.address.empty() && policy_.sender_owned &&
+      !policy_.sender_owned(auth_user_, cmd.address))
+    return error("553 5.7.1 <" + sanitize(cmd.address) +
+                 ">: Sender address rejected: not owned by user " + sanitize(auth_user_));
   if (params.size > policy_.max_message_size)
     return error("552 5.3.4 Message size exceeds fixed limit");
   pending_mail_.sender = cmd.address;
@@ -358,6 +472,7 @@ Actions ServerSession::accept_mail() {
   envelope_.declared_size = pending_mail_.declared_size;
   envelope_.ret = pending_mail_.ret;
   envelope_.envid = std::move(pending_mail_.envid);
+  envelope_.auth_user = auth_user_;
   pending_mail_ = Envelope{};
   in_transaction_ = true;
   return reply("250 2.1.0 Ok");
@@ -567,6 +682,14 @@ std::string ClientInfo::peer_text() const {
   return "[" + ip + "]:" + std::to_string(port);
 }
 
+std::string ServerSession::protocol_name() const {
+  if (!esmtp_) return "SMTP";
+  std::string name = "ESMTP";
+  if (client_.tls) name += 'S';
+  if (!auth_user_.empty()) name += 'A';
+  return name;
+}
+
 std::string ServerSession::received_header(std::string_view queue_id, std::time_t now) const {
   std::string out;
   if (client_.local_uid) {
@@ -581,8 +704,8 @@ std::string ServerSession::received_header(std::string_view queue_id, std::time_
     out += "\t(using " + received_token(client_.tls->version) + " with cipher " +
            received_token(client_.tls->cipher) + " (" + std::to_string(client_.tls->bits) + "/" +
            std::to_string(client_.tls->alg_bits) + " bits))\r\n";
-  out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " +
-         (esmtp_ ? (client_.tls ? "ESMTPS" : "ESMTP") : "SMTP") + " id " + std::string(queue_id);
+  out += "\tby " + policy_.hostname + " (" + policy_.software + ") with " + protocol_name() +
+         " id " + std::string(queue_id);
   if (envelope_.recipients.size() == 1) {
     out += "\r\n\tfor <" + envelope_.recipients.front() + ">";
   }

@@ -15,6 +15,8 @@
 //              STARTTLS line (plaintext pipelined behind it must never run inside TLS:
 //              CVE-2011-0411), send the 220, run the TLS handshake and call on_tls_started();
 //              until then waiting() is true. A failed handshake ends the connection.
+//   VerifyAuth  (text: the SASL mechanism) check take_credentials() with the auth backend and
+//              call on_auth_result(); until then waiting() is true. Never log the credentials.
 //   LookupRecipient  policy.check_recipient said its answer needs a lookup that may block
 //              (passwd, stat): run it off the loop for the address in `text` and call
 //              on_recipient_checked() with its verdict, or on_recipient_lookup_failed(); until
@@ -31,6 +33,14 @@
 // on_tls_started() forgets what the client said before (EHLO, the transaction), as RFC 3207 4.2
 // says, so the client must say EHLO again. Implicit TLS (port 465, RFC 8314): the I/O layer calls
 // on_tls_started() before start(). The Received header then says how (RFC 3848: ESMTPS).
+// SMTP AUTH (RFC 4954; PLAIN and LOGIN, lib/auth/sasl.h): offered when ClientInfo::auth_offered
+// and the connection is encrypted (or policy.auth_allow_plaintext). During the SASL exchange
+// on_line() takes the client's responses, not commands. A submission or submissions listener
+// requires it before MAIL (530 5.7.0; local submissions never), a listener with tls_required
+// requires TLS before MAIL. An authenticated client may relay; with policy.sender_owned set it
+// may only use the senders that says it owns (553 5.7.1). policy.auth_blocked (the brute-force
+// limit) is asked at AUTH and after each failure: a blocked client gets 421 4.7.0 and Close.
+// on_tls_started() forgets an authentication made before TLS, as RFC 3207 says.
 // Connection checks: with ClientInfo::checks_pending the first RCPT waits (waiting() is true, no
 // reply yet) until on_checks_done() brings the verdict; the RCPT is then answered. While
 // waiting() the I/O layer must NOT feed lines, as while awaiting a commit.
@@ -58,6 +68,7 @@
 
 #include <sys/types.h>
 
+#include "lib/auth/sasl.h"
 #include "lib/smtp/command.h"
 #include "lib/smtp/esmtp_params.h"  // DsnRet
 #include "lib/smtp/filter_verdict.h"
@@ -78,6 +89,8 @@ struct RecipientVerdict {
 // Why a LookupRecipient got no verdict: too many lookups queued already (451 4.3.0), or none
 // came in time (451 4.4.3). Neither counts as an error of the client.
 enum class RecipientLookupFailure { Busy, TimedOut };
+
+struct ClientInfo;
 
 struct ServerPolicy {
   std::string hostname;                     // our name, in the greeting and Received
@@ -101,6 +114,13 @@ struct ServerPolicy {
   // discarded one) with the SIZE= the client declared (0: none); false answers 452 4.3.1
   // instead of going on (the transaction stays). Unset: always admitted.
   std::function<bool(std::size_t declared_size)> admit_buffered;
+  // AUTH with PLAIN and LOGIN also without TLS (Postfix's smtpd_tls_auth_only = no).
+  bool auth_allow_plaintext = false;
+  // sender_login_map: does `login` own `sender`? Asked at MAIL of an authenticated client
+  // (never for the null sender); unset: any sender.
+  std::function<bool(std::string_view login, std::string_view sender)> sender_owned;
+  // The brute-force limit (auth_fail_limit): true while this client may not try AUTH.
+  std::function<bool(const ClientInfo& client)> auth_blocked;
 };
 
 // What a TLS handshake agreed on (lib/tls's SessionInfo, as the session needs it).
@@ -127,6 +147,8 @@ struct ClientInfo {
   ListenerRole role = ListenerRole::Mx;  // of the listener the client came in on
   bool tls_offered = false;              // a certificate is configured: STARTTLS may be used
   std::optional<TlsInfo> tls;            // set once the connection is encrypted
+  bool tls_required = false;             // the listener's tls_required: no MAIL before STARTTLS
+  bool auth_offered = false;             // an auth backend serves this listener (AUTH)
   bool is_local() const { return local_uid.has_value(); }
   // "[ip]:port", or "local uid=N", for logs.
   std::string peer_text() const;
@@ -157,6 +179,7 @@ struct Envelope {
   std::size_t declared_size = 0;     // SIZE= param
   DsnRet ret = DsnRet::Unspecified;  // RET= param
   std::string envid;                 // ENVID= param (xtext as received), "" = none
+  std::string auth_user;             // the login of an authenticated client, "" = none
 };
 
 enum class ActionKind {
@@ -172,6 +195,13 @@ enum class ActionKind {
   FilterData,       // the DATA command
   FilterMessage,    // end of data: filter the message, apply changes, make the record
   StartTls,         // after the 220 to STARTTLS: drop buffered input, handshake, on_tls_started()
+  VerifyAuth,       // text: the SASL mechanism; verify take_credentials(), on_auth_result()
+};
+// What the auth backend said about the credentials of a VerifyAuth.
+enum class AuthResult {
+  Accepted,     // 235 2.7.0
+  Refused,      // 535 5.7.8, a counted error
+  Unavailable,  // 454 4.7.0 (RFC 4954 6): the backend cannot answer now; the session goes on
 };
 // Why the queue write or commit failed: the disk is full (ENOSPC, EDQUOT), or anything else.
 enum class QueueFailure { Temporary, NoSpace };
@@ -209,6 +239,13 @@ class ServerSession final {
   // The TLS handshake is done: after StartTls, the session starts again without EHLO (no
   // reply: the client speaks first); before start() (implicit TLS), only recorded.
   Actions on_tls_started(const TlsInfo& tls);
+  // Answers a VerifyAuth; `user`: the authenticated login (Accepted only).
+  Actions on_auth_result(AuthResult result, std::string_view user = {});
+  // During VerifyAuth: the credentials to check (moved out; the session keeps no copy).
+  auth::Credentials take_credentials();
+  const std::string& authenticated_user() const { return auth_user_; }  // "" = none
+  // The mechanism of the AUTH in progress or done ("PLAIN", "LOGIN"); "" = none.
+  std::string_view auth_mechanism() const;
   bool discarded() const { return discard_; }  // a filter said discard for this message
   // During FilterMail: the MAIL command's sender and parameters (SIZE, BODY).
   const Envelope& pending_mail() const { return pending_mail_; }
@@ -226,8 +263,7 @@ class ServerSession final {
 
   // "Received: from HELO (RDNS [IP])" ("(USER@RDNS [IP])" with an ident user)\r\n\tby HOST
   // (SOFTWARE) with ESMTP id QID\r\n"; over TLS a line "\t(using VERSION with cipher CIPHER
-  // (BITS/ALG_BITS bits))\r\n" comes before "\tby" and EHLO says "with ESMTPS" (Postfix's form,
-  // RFC 3848).
+  // (BITS/ALG_BITS bits))\r\n" comes before "\tby"; "with" is protocol_name() (Postfix's form).
   // "\tfor <RCPT>; DATE\r\n" -- the "for" clause only with exactly one recipient, "with SMTP"
   // after HELO, "[IPv6:...]" for IPv6 clients, DATE in RFC 5322 form in UTC. A local
   // submission's first line is "Received: from local (uid N)\r\n". Text from the client or
@@ -235,9 +271,11 @@ class ServerSession final {
   // (space, parentheses, ';', '\\', '"': each becomes '?'), each at most kMaxDomain bytes, so
   // the field stays well-formed and bounded whatever the client sends.
   std::string received_header(std::string_view queue_id, std::time_t now) const;
+  // RFC 3848's "with" protocol: SMTP (HELO), ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA.
+  std::string protocol_name() const;
 
  private:
-  enum class State { kInit, kReady, kData, kCommit, kWait, kClosed };
+  enum class State { kInit, kReady, kData, kCommit, kWait, kClosed, kAuth };
 
   Actions on_helo(std::string_view argument, bool esmtp);
   Actions on_mail(const Command& cmd);
@@ -249,6 +287,10 @@ class ServerSession final {
   Actions rcpt_routed(const Command& cmd, const RecipientVerdict& routed);
   Actions on_data();
   Actions on_starttls();
+  Actions on_auth(const Command& cmd);
+  Actions sasl_step(auth::SaslStep step);
+  Actions on_auth_line(std::string_view line, LineStatus status);
+  bool auth_advertised() const;
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
   Actions junk(std::string_view reply);   // a junk command's reply, an error past the junk limit
   Actions reply(std::string_view reply) const;
@@ -275,6 +317,10 @@ class ServerSession final {
   std::size_t errors_ = 0;
   std::size_t junk_ = 0;
   bool refused_data_ = false;
+  std::optional<auth::SaslExchange> sasl_;         // kAuth: the exchange in progress
+  std::optional<auth::Mechanism> auth_mechanism_;  // of the AUTH in progress or done
+  std::optional<auth::Credentials> credentials_;   // VerifyAuth: until take_credentials()
+  std::string auth_user_;                          // authenticated as; "" = not
 };
 
 }  // namespace estafette::smtp

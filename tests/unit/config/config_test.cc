@@ -346,10 +346,20 @@ INSTANTIATE_TEST_SUITE_P(
         ListenCase{"127.0.0.1:25, 127.0.0.1:25 submission", "error: address 127.0.0.1:25 listed"},
         ListenCase{"127.0.0.1:99999 mx", "error: bad address '127.0.0.1:99999'"},
         // Roles are lower-case words; anything else is an address (a host name), as before.
-        ListenCase{"127.0.0.1:25 MX", "127.0.0.1:25 mx;MX:25 mx;"}));
+        ListenCase{"127.0.0.1:25 MX", "127.0.0.1:25 mx;MX:25 mx;"},
+        // Options after the role (issue 14): tls_required, auth.
+        ListenCase{"127.0.0.1:25 mx tls_required auth, 127.0.0.1:587 submission tls_required",
+                   "127.0.0.1:25 mx tls_required auth;127.0.0.1:587 submission tls_required;"},
+        ListenCase{"127.0.0.1:25 auth", "127.0.0.1:25 mx auth;"},
+        ListenCase{"auth 127.0.0.1:25", "error: option 'auth' without an address"},
+        ListenCase{"127.0.0.1:25 auth auth", "error: option 'auth' twice for 127.0.0.1:25"},
+        ListenCase{"127.0.0.1:25 auth mx", "error: two roles for 127.0.0.1:25"}));
 
 TEST(ConfigFile, ListenRolesReachTheConfig) {
-  auto c = parse_config("listen = 127.0.0.1:25, 127.0.0.1:587 submission\n", "t.conf", "/etc");
+  auto c =
+      parse_config("listen = 127.0.0.1:25, 127.0.0.1:587 submission\nauth_backend = file:passwd\n",
+                   "t.conf", "/etc");
+  EXPECT_EQ(c.auth_backend, "file:/etc/passwd");
   ASSERT_EQ(c.listen.size(), 2u);
   EXPECT_EQ(c.listen[0].role, smtp::ListenerRole::Mx);
   EXPECT_EQ(c.listen[1].role, smtp::ListenerRole::Submission);

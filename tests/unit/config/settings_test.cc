@@ -264,6 +264,10 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"tls_session_tickets", {"maybe", "expected yes or no"}},
     {"tls_session_timeout", {"0", "expected a duration >= 1s"}},
     {"tls_handshake_timeout", {"500ms", "expected a duration >= 1s"}},
+    {"auth_backend", {"ldap:x", "expected file:PATH or dovecot:SOCKET"}},
+    {"auth_allow_plaintext", {"sure", "expected yes or no"}},
+    {"auth_fail_limit", {"-1", "expected a number (0 = no limit)"}},
+    {"auth_fail_window", {"forever", "expected a duration"}},
 };
 // Paths that only lib/routing's Router reads, and paths made at run time: any value is taken.
 const std::set<std::string> kAnyValue = {"maildir_root",  "log_file",         "locals",
@@ -320,8 +324,32 @@ TEST(ConfigSettings, TlsCrossChecks) {
                ConfigError);
   // Port 465 is TLS from the first byte: it needs a certificate.
   EXPECT_THROW(parse_config("listen = 127.0.0.1:465 submissions\n", "t", "/"), ConfigError);
-  EXPECT_NO_THROW(
-      parse_config("listen = 127.0.0.1:465 submissions\ntls_cert_file = a.pem\n", "t", "/"));
+  EXPECT_NO_THROW(parse_config(
+      "listen = 127.0.0.1:465 submissions\ntls_cert_file = a.pem\nauth_backend = file:p\n", "t",
+      "/"));
+  // tls_required needs a certificate too.
+  EXPECT_THROW(parse_config("listen = 127.0.0.1:25 mx tls_required\n", "t", "/"), ConfigError);
+}
+
+TEST(ConfigSettings, AuthCrossChecks) {
+  // Submission roles and the auth option need an auth backend; mx alone does not.
+  EXPECT_NO_THROW(parse_config("listen = 127.0.0.1:25\n", "t", "/"));
+  for (const char* listen : {"127.0.0.1:587 submission", "127.0.0.1:25 mx auth"}) {
+    std::string text = std::string("listen = ") + listen + "\n";
+    try {
+      parse_config(text, "t", "/");
+      ADD_FAILURE() << listen << " accepted without auth_backend";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("needs an auth_backend"), std::string::npos) << e.what();
+    }
+    EXPECT_NO_THROW(
+        parse_config(text + "auth_backend = dovecot:/run/dovecot/auth-client\n", "t", "/"));
+  }
+  auto c = parse_config("auth_backend = dovecot:auth\n", "t", "/etc/estafette");
+  EXPECT_EQ(c.auth_backend, "dovecot:/etc/estafette/auth");
+  EXPECT_EQ(c.auth_fail_limit, 10u);
+  EXPECT_EQ(c.auth_fail_window, Seconds(600));
+  EXPECT_FALSE(c.auth_allow_plaintext);
 }
 
 TEST(ConfigSettings, EveryBadCaseIsASetting) {

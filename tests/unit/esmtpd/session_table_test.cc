@@ -158,5 +158,44 @@ TEST_F(SessionTableTest, EveryRowTaken) {
   EXPECT_NO_THROW(SessionTable again(path_));
 }
 
+TEST_F(SessionTableTest, AuthFailuresAddUpAcrossTablesWithinTheWindow) {
+  SessionTable a(path_, 64, &kKey), b(path_, 64);
+  constexpr std::uint32_t kWindow = 600, kT0 = 1'000'000;
+  a.add_auth_failure("192.0.2.1", kT0, kWindow);
+  b.add_auth_failure("192.0.2.1", kT0 + 10, kWindow);
+  b.add_auth_failure("192.0.2.1", kT0 + 20, kWindow);
+  EXPECT_EQ(a.auth_failures("192.0.2.1", kT0 + 30, kWindow), 3u);
+  EXPECT_EQ(b.auth_failures("::ffff:192.0.2.1", kT0 + 30, kWindow), 3u);
+  EXPECT_EQ(a.auth_failures("192.0.2.2", kT0 + 30, kWindow), 0u);
+  // IPv6: one /64 is one client.
+  a.add_auth_failure("2001:db8::1", kT0, kWindow);
+  EXPECT_EQ(b.auth_failures("2001:db8::ffff", kT0 + 1, kWindow), 1u);
+  EXPECT_EQ(b.auth_failures("2001:db8:0:1::1", kT0 + 1, kWindow), 0u);
+  // a's window (from kT0) is over at kT0 + 600; b's (from kT0 + 10) ten seconds later.
+  EXPECT_EQ(a.auth_failures("192.0.2.1", kT0 + kWindow, kWindow), 2u);
+  EXPECT_EQ(a.auth_failures("192.0.2.1", kT0 + kWindow + 10, kWindow), 0u);
+  // A failure after the window starts a new one.
+  a.add_auth_failure("192.0.2.1", kT0 + 2 * kWindow, kWindow);
+  EXPECT_EQ(b.auth_failures("192.0.2.1", kT0 + 2 * kWindow, kWindow), 1u);
+  EXPECT_EQ(a.auth_failures("bogus", kT0, kWindow), 0u);
+}
+
+TEST_F(SessionTableTest, AuthFailuresOfADeadProcessAreSwept) {
+  SessionTable a(path_, 64, &kKey);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    SessionTable child(path_, 64);
+    child.add_auth_failure("192.0.2.9", 5000, 600);
+    ::_exit(child.auth_failures("192.0.2.9", 5001, 600) == 1 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(a.auth_failures("192.0.2.9", 5001, 600), 1u);  // until its row is swept
+  a.sweep();
+  EXPECT_EQ(a.auth_failures("192.0.2.9", 5001, 600), 0u);
+}
+
 }  // namespace
 }  // namespace estafette::esmtpd

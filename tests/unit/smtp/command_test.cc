@@ -77,7 +77,17 @@ INSTANTIATE_TEST_SUITE_P(
         CommandCase{"STARTTLS x", Verb::Starttls, "501 5.5.4 Syntax: STARTTLS"},
         CommandCase{"", Verb::Unknown, ""}, CommandCase{" HELO x", Verb::Unknown, ""},
         CommandCase{"HELOX x", Verb::Unknown, ""}, CommandCase{"HEL", Verb::Unknown, ""},
-        CommandCase{"AUTH PLAIN", Verb::Unknown, ""},
+        CommandCase{"AUTH PLAIN", Verb::Auth, "", "", {}, "PLAIN"},
+        CommandCase{"auth login dXNlcg==", Verb::Auth, "", "", {}, "login dXNlcg=="},
+        CommandCase{"AUTH PLAIN =", Verb::Auth, "", "", {}, "PLAIN ="},
+        CommandCase{"AUTH SCRAM-SHA-256", Verb::Auth, "", "", {}, "SCRAM-SHA-256"},
+        CommandCase{"AUTH", Verb::Auth, "501 5.5.4 Syntax: AUTH mechanism [initial-response]"},
+        CommandCase{"AUTH PLAIN a b", Verb::Auth,
+                    "501 5.5.4 Syntax: AUTH mechanism [initial-response]"},
+        CommandCase{"AUTH PL\x01AIN", Verb::Auth,
+                    "501 5.5.4 Syntax: AUTH mechanism [initial-response]"},
+        CommandCase{"AUTH " + std::string(21, 'A'), Verb::Auth,
+                    "501 5.5.4 Syntax: AUTH mechanism [initial-response]"},
         CommandCase{"GET / HTTP/1.0", Verb::Unknown, ""},
         CommandCase{"MAIL\tFROM:<a@b>", Verb::Unknown, ""},
         CommandCase{std::string("DATA\0", 5), Verb::Unknown, ""}));
@@ -157,6 +167,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(SmtpVerbName, Names) {
   EXPECT_EQ(verb_name(Verb::Mail), "MAIL");
   EXPECT_EQ(verb_name(Verb::Starttls), "STARTTLS");
+  EXPECT_EQ(verb_name(Verb::Auth), "AUTH");
   EXPECT_EQ(verb_name(Verb::Unknown), "UNKNOWN");
 }
 
@@ -174,6 +185,19 @@ TEST(SmtpParseCommand, RemembersTheSourceRoute) {
   EXPECT_FALSE(parse_command("RCPT TO:<user@c.test>").source_route);
   EXPECT_FALSE(parse_command("RCPT TO:<@a.test:user@c.test> X=a=b").source_route);
   EXPECT_TRUE(parse_command("MAIL FROM:<@a.test:user@c.test>").source_route);
+}
+
+TEST(SmtpAuthArgument, SplitsMechanismAndInitialResponse) {
+  auto plain = auth_argument("PLAIN");
+  EXPECT_EQ(plain.mechanism, "PLAIN");
+  EXPECT_FALSE(plain.initial_response);
+  auto with = auth_argument("LOGIN   dXNlcg==");
+  EXPECT_EQ(with.mechanism, "LOGIN");
+  ASSERT_TRUE(with.initial_response);
+  EXPECT_EQ(*with.initial_response, "dXNlcg==");
+  auto empty = auth_argument("PLAIN =");
+  ASSERT_TRUE(empty.initial_response);
+  EXPECT_EQ(*empty.initial_response, "=");
 }
 
 }  // namespace

@@ -155,8 +155,22 @@ INSTANTIATE_TEST_SUITE_P(
             "EnvidTwice", {{"ENVID", "a"}, {"ENVID", "a"}}, "501 5.5.4 Duplicate parameter: ENVID"},
         MailCase{"NotifyOnMail", {{"NOTIFY", "NEVER"}}, "555 5.5.4 Unsupported option: NOTIFY"},
         MailCase{"SizeBad", {{"SIZE", "1x"}}, "501 5.5.4 Bad SIZE"},
-        MailCase{"Body", {{"BODY", "7BIT"}, {"RET", "FULL"}}, "", DsnRet::Full}),
+        MailCase{"Body", {{"BODY", "7BIT"}, {"RET", "FULL"}}, "", DsnRet::Full},
+        MailCase{"AuthNull", {{"AUTH", "<>"}}, ""},
+        MailCase{"AuthMailbox", {{"AUTH", "user+40example.com"}}, ""},
+        MailCase{"AuthBadXtext", {{"AUTH", "user+4"}}, "501 5.5.4 Bad AUTH parameter"},
+        MailCase{"AuthControl", {{"AUTH", "a+0D+0A"}}, "501 5.5.4 Bad AUTH parameter"},
+        MailCase{"AuthEmpty", {{"AUTH", ""}}, "501 5.5.4 Bad AUTH parameter"},
+        MailCase{"AuthTooLong", {{"AUTH", std::string(257, 'a')}}, "501 5.5.4 Bad AUTH"},
+        MailCase{"AuthTwice", {{"AUTH", "<>"}, {"AUTH", "<>"}}, "501 5.5.4 Duplicate"}),
     [](const auto& info) { return info.param.name; });
+
+TEST(SmtpMailParamsAuth, DecodedValue) {
+  auto p = parse_mail_params({{"AUTH", "user+40example.com"}});
+  ASSERT_TRUE(p.auth);
+  EXPECT_EQ(*p.auth, "user@example.com");
+  EXPECT_FALSE(parse_mail_params({}).auth);
+}
 
 struct RcptCase {
   std::string name;

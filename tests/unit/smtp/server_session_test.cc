@@ -79,6 +79,9 @@ std::string Summarize(const Actions& actions) {
       case ActionKind::StartTls:
         out += "STARTTLS";
         break;
+      case ActionKind::VerifyAuth:
+        out += "AUTH:" + action.text;
+        break;
     }
   }
   return out;
@@ -1153,7 +1156,8 @@ struct Driver {
         case ActionKind::FilterRcpt:
         case ActionKind::FilterData:
         case ActionKind::FilterMessage:
-        case ActionKind::StartTls:  // no certificate here
+        case ActionKind::StartTls:    // no certificate here
+        case ActionKind::VerifyAuth:  // no auth backend here
           ADD_FAILURE() << "unexpected lookup or filter action";
           break;
         case ActionKind::Close:
@@ -1418,6 +1422,311 @@ TEST(SmtpServerStartTls, ReceivedHeaderSaysHowAsPostfixDoes) {
                   "\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n");
   }
 }
+
+// SMTP AUTH (RFC 4954), issue 14.
+namespace auth_tests {
+
+ClientInfo AuthClient(bool tls = true, ListenerRole role = ListenerRole::Mx) {
+  ClientInfo client = TestClient();
+  client.auth_offered = true;
+  client.tls_offered = true;
+  client.role = role;
+  if (tls) client.tls = TestTls();
+  return client;
+}
+
+// EHLO, then AUTH PLAIN for user/pass with the backend's answer.
+Actions Authenticate(ServerSession& s, AuthResult result) {
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  auto asked = s.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok);  // "\0user\0pass"
+  EXPECT_EQ(Summarize(asked), "AUTH:PLAIN");
+  EXPECT_TRUE(s.waiting());
+  auto creds = s.take_credentials();
+  EXPECT_EQ(creds.username, "user");
+  EXPECT_EQ(creds.password, "pass");
+  return s.on_auth_result(result, result == AuthResult::Accepted ? "user" : "");
+}
+
+TEST(SmtpServerAuth, OfferedOnlyOverTlsUnlessPlaintextIsAllowed) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession plain(policy, AuthClient(false));
+  plain.start();
+  auto ehlo = ReplyText(plain.on_line("EHLO c.example", LineStatus::Ok));
+  EXPECT_EQ(ehlo.find("AUTH"), std::string::npos) << ehlo;
+  auto refused = plain.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(refused),
+            "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+  EXPECT_EQ(plain.error_count(), 1u);
+
+  ServerSession secured(policy, AuthClient(true));
+  secured.start();
+  EXPECT_NE(
+      ReplyText(secured.on_line("EHLO c.example", LineStatus::Ok)).find("250-AUTH PLAIN LOGIN\r\n"),
+      std::string::npos);
+
+  policy.auth_allow_plaintext = true;
+  ServerSession allowed(policy, AuthClient(false));
+  allowed.start();
+  EXPECT_NE(ReplyText(allowed.on_line("EHLO c.example", LineStatus::Ok)).find("AUTH PLAIN LOGIN"),
+            std::string::npos);
+  EXPECT_EQ(Summarize(allowed.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)),
+            "AUTH:PLAIN");
+
+  ClientInfo none = TestClient();
+  none.tls = TestTls();
+  ServerSession off(policy, none);  // no backend for this listener
+  off.start();
+  auto ehlo_off = ReplyText(off.on_line("EHLO c.example", LineStatus::Ok));
+  EXPECT_EQ(ehlo_off.find("AUTH"), std::string::npos) << ehlo_off;
+  EXPECT_EQ(ReplyText(off.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)),
+            "503 5.5.1 Error: authentication not enabled\r\n");
+}
+
+TEST(SmtpServerAuth, PlainAcceptedMayRelayAndIsRecorded) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession s(policy, AuthClient());
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(s.on_line("RCPT TO:<x@elsewhere.org>", LineStatus::Ok)), "550");
+  s.on_line("RSET", LineStatus::Ok);
+  auto ok = Authenticate(s, AuthResult::Accepted);
+  EXPECT_EQ(ReplyText(ok), "235 2.7.0 Authentication successful\r\n");
+  EXPECT_EQ(s.authenticated_user(), "user");
+  EXPECT_EQ(s.auth_mechanism(), "PLAIN");
+  EXPECT_EQ(Summarize(s.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)), "503");
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "250");
+  EXPECT_EQ(s.envelope().auth_user, "user");
+  EXPECT_EQ(Summarize(s.on_line("RCPT TO:<x@elsewhere.org>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(s.on_line("AUTH LOGIN", LineStatus::Ok)), "503");  // authenticated
+  auto received = s.received_header("Q1", 0);
+  EXPECT_NE(received.find("with ESMTPSA id Q1"), std::string::npos) << received;
+}
+
+TEST(SmtpServerAuth, ProtocolNamesOfRfc3848) {
+  ServerPolicy policy = TestPolicy();
+  policy.auth_allow_plaintext = true;
+  ServerSession s(policy, AuthClient(false));
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(s.protocol_name(), "ESMTP");
+  s.on_line("RSET", LineStatus::Ok);
+  Authenticate(s, AuthResult::Accepted);
+  EXPECT_EQ(s.protocol_name(), "ESMTPA");
+  ServerSession h(policy, AuthClient(true));
+  h.start();
+  h.on_line("HELO c.example", LineStatus::Ok);
+  EXPECT_EQ(h.protocol_name(), "SMTP");
+  EXPECT_EQ(Summarize(h.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)), "503");
+}
+
+TEST(SmtpServerAuth, LoginAndPlainWithChallenges) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession s(policy, AuthClient());
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(s.on_line("AUTH LOGIN", LineStatus::Ok)), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_FALSE(s.waiting());  // the next line is the answer, fed as any line
+  EXPECT_EQ(ReplyText(s.on_line("dXNlcg==", LineStatus::Ok)), "334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(Summarize(s.on_line("cGFzcw==", LineStatus::Ok)), "AUTH:LOGIN");
+  auto creds = s.take_credentials();
+  EXPECT_EQ(creds.username, "user");
+  EXPECT_EQ(creds.password, "pass");
+  EXPECT_EQ(Summarize(s.on_auth_result(AuthResult::Accepted, "user")), "235");
+
+  ServerSession p(policy, AuthClient());
+  p.start();
+  p.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(p.on_line("AUTH plain", LineStatus::Ok)), "334 \r\n");  // empty challenge
+  EXPECT_EQ(Summarize(p.on_line("AHVzZXIAcGFzcw==", LineStatus::Ok)), "AUTH:PLAIN");
+  // "AUTH PLAIN =" is an empty initial response: PLAIN cannot be empty.
+  ServerSession e(policy, AuthClient());
+  e.start();
+  e.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(e.on_line("AUTH PLAIN =", LineStatus::Ok)), "501");
+}
+
+TEST(SmtpServerAuth, CancelMalformedAndOverlongAnswersEndTheExchange) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession s(policy, AuthClient());
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  s.on_line("AUTH LOGIN", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(s.on_line("*", LineStatus::Ok)), "501 5.0.0 Authentication aborted\r\n");
+  // Commands again: the exchange is over.
+  EXPECT_EQ(Summarize(s.on_line("NOOP", LineStatus::Ok)), "250");
+  s.on_line("AUTH LOGIN", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("not base64!", LineStatus::Ok)), "501");
+  EXPECT_EQ(Summarize(s.on_line("NOOP", LineStatus::Ok)), "250");
+  s.on_line("AUTH LOGIN", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(s.on_line("", LineStatus::TooLong)),
+            "500 5.5.6 Authentication exchange line is too long\r\n");
+  s.on_line("AUTH LOGIN", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("dXNlcg==", LineStatus::BareLineEnding)), "501");
+  // A command sent as the answer is no command: it is a (malformed) answer.
+  s.on_line("AUTH LOGIN", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("HELO c.example", LineStatus::Ok)), "501 421 CLOSE");  // 5th
+  EXPECT_TRUE(s.closed());
+}
+
+TEST(SmtpServerAuth, RefusedAndUnavailable) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession s(policy, AuthClient());
+  s.start();
+  auto refused = Authenticate(s, AuthResult::Refused);
+  EXPECT_EQ(ReplyText(refused), "535 5.7.8 Error: authentication failed\r\n");
+  EXPECT_EQ(s.error_count(), 1u);
+  EXPECT_EQ(s.authenticated_user(), "");
+  s.on_line("RSET", LineStatus::Ok);
+  auto down = Authenticate(s, AuthResult::Unavailable);
+  EXPECT_EQ(ReplyText(down), "454 4.7.0 Temporary authentication failure, try again later\r\n");
+  EXPECT_EQ(s.error_count(), 1u);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(s.on_line("RCPT TO:<x@elsewhere.org>", LineStatus::Ok)), "550");
+}
+
+TEST(SmtpServerAuth, BruteForceLimitClosesTheSession) {
+  // As esmtpd does: each failure is recorded before the session hears of it; 2 are allowed.
+  ServerPolicy policy = TestPolicy();
+  int failures = 0;
+  std::string asked_for;
+  policy.auth_blocked = [&](const ClientInfo& c) {
+    asked_for = c.ip;
+    return failures >= 2;
+  };
+  ServerSession s(policy, AuthClient());
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    EXPECT_EQ(Summarize(s.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)), "AUTH:PLAIN");
+    s.take_credentials();
+    ++failures;
+    auto refused = s.on_auth_result(AuthResult::Refused);
+    EXPECT_EQ(Summarize(refused), attempt == 1 ? "535" : "535 421 CLOSE") << attempt;
+  }
+  EXPECT_EQ(asked_for, "192.0.2.1");
+  EXPECT_TRUE(s.closed());
+  ServerSession later(policy, AuthClient());  // another connection of the client
+  later.start();
+  later.on_line("EHLO c.example", LineStatus::Ok);
+  auto bye = later.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok);
+  EXPECT_EQ(Summarize(bye), "421 CLOSE");
+  EXPECT_NE(ReplyText(bye).find("421 4.7.0 "), std::string::npos);
+}
+
+TEST(SmtpServerAuth, SubmissionNeedsAuthBeforeMailButNotLocally) {
+  ServerPolicy policy = TestPolicy();
+  for (auto role : {ListenerRole::Submission, ListenerRole::Submissions}) {
+    ServerSession s(policy, AuthClient(true, role));
+    s.start();
+    s.on_line("EHLO c.example", LineStatus::Ok);
+    EXPECT_EQ(ReplyText(s.on_line("MAIL FROM:<a@example.com>", LineStatus::Ok)),
+              "530 5.7.0 Authentication required\r\n");
+    s.on_line("RSET", LineStatus::Ok);
+    Authenticate(s, AuthResult::Accepted);
+    EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@example.com>", LineStatus::Ok)), "250");
+  }
+  ClientInfo local;
+  local.local_uid = 1000;
+  local.relay_client = true;
+  local.role = ListenerRole::Submission;
+  ServerSession l(policy, local);
+  l.start();
+  l.on_line("EHLO localhost", LineStatus::Ok);
+  EXPECT_EQ(Summarize(l.on_line("MAIL FROM:<a@example.com>", LineStatus::Ok)), "250");
+}
+
+TEST(SmtpServerAuth, TlsRequiredListenerRefusesMailBeforeStartTls) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = TestClient();
+  client.tls_offered = true;
+  client.tls_required = true;
+  ServerSession s(policy, client);
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)),
+            "530 5.7.0 Must issue a STARTTLS command first\r\n");
+  EXPECT_EQ(Summarize(s.on_line("STARTTLS", LineStatus::Ok)), "220 STARTTLS");
+  s.on_tls_started(TestTls());
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "250");
+}
+
+TEST(SmtpServerAuth, TlsForgetsAnAuthenticationMadeBeforeIt) {
+  ServerPolicy policy = TestPolicy();
+  policy.auth_allow_plaintext = true;
+  ServerSession s(policy, AuthClient(false));
+  s.start();
+  Authenticate(s, AuthResult::Accepted);
+  EXPECT_EQ(s.authenticated_user(), "user");
+  EXPECT_EQ(Summarize(s.on_line("STARTTLS", LineStatus::Ok)), "220 STARTTLS");
+  s.on_tls_started(TestTls());
+  EXPECT_EQ(s.authenticated_user(), "");
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(s.on_line("RCPT TO:<x@elsewhere.org>", LineStatus::Ok)), "550");
+}
+
+TEST(SmtpServerAuth, SenderLoginMapDecidesWhichSendersALoginMayUse) {
+  ServerPolicy policy = TestPolicy();
+  std::vector<std::string> asked;
+  policy.sender_owned = [&](std::string_view login, std::string_view sender) {
+    asked.push_back(std::string(login) + "/" + std::string(sender));
+    return sender == "user@example.com";
+  };
+  ServerSession s(policy, AuthClient());
+  s.start();
+  // Not authenticated: the map is not asked (the listener decides whether AUTH is needed).
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<boss@example.com>", LineStatus::Ok)), "250");
+  EXPECT_TRUE(asked.empty());
+  s.on_line("RSET", LineStatus::Ok);
+  Authenticate(s, AuthResult::Accepted);
+  EXPECT_EQ(ReplyText(s.on_line("MAIL FROM:<boss@example.com>", LineStatus::Ok)),
+            "553 5.7.1 <boss@example.com>: Sender address rejected: not owned by user user\r\n");
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<user@example.com>", LineStatus::Ok)), "250");
+  s.on_line("RSET", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<>", LineStatus::Ok)), "250");  // bounces: no owner
+  EXPECT_EQ(asked, (std::vector<std::string>{"user/boss@example.com", "user/user@example.com"}));
+}
+
+TEST(SmtpServerAuth, AuthParameterOnMail) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession none(policy, TestClient());
+  none.start();
+  none.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(none.on_line("MAIL FROM:<a@remote.org> AUTH=<>", LineStatus::Ok)),
+            "555 5.5.4 Unsupported option: AUTH\r\n");
+  ServerSession s(policy, AuthClient());
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  // Unauthenticated: taken as AUTH=<> (RFC 4954 5), never as who the client claims to be.
+  EXPECT_EQ(
+      Summarize(s.on_line("MAIL FROM:<a@remote.org> AUTH=boss+40example.com", LineStatus::Ok)),
+      "250");
+  EXPECT_EQ(s.envelope().auth_user, "");
+  s.on_line("RSET", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org> AUTH=+zz", LineStatus::Ok)), "501");
+}
+
+TEST(SmtpServerAuth, RefusedWhereRfc4954SaysSo) {
+  ServerPolicy policy = TestPolicy();
+  policy.max_errors = 0;
+  ServerSession s(policy, AuthClient());
+  s.start();
+  EXPECT_EQ(ReplyText(s.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)),
+            "503 5.5.1 Error: send EHLO first\r\n");
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(s.on_line("AUTH CRAM-MD5", LineStatus::Ok)),
+            "504 5.5.4 Unrecognized authentication type\r\n");
+  EXPECT_EQ(Summarize(s.on_line("AUTH", LineStatus::Ok)), "501");
+  EXPECT_EQ(Summarize(s.on_line("AUTH PLAIN a b", LineStatus::Ok)), "501");
+  s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(s.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)),
+            "503 5.5.1 Error: MAIL transaction in progress\r\n");
+}
+
+}  // namespace auth_tests
 
 }  // namespace
 }  // namespace estafette::smtp
