@@ -309,6 +309,19 @@ class Estafette:
             return s.sendmail(sender, rcpts, message, **kw)
 
 
+def write_passwd(path, users):
+    """An auth_backend = file: passwd file: user:SHA-512-crypt lines (`openssl passwd -6`)."""
+    lines = []
+    for user, password in users.items():
+        r = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password.encode(),
+                           capture_output=True, check=True)
+        lines.append("%s:%s\n" % (user, r.stdout.decode().strip()))
+    with open(path, "w") as f:
+        f.write("# estafette test users\n" + "".join(lines))
+    os.chmod(path, 0o644)  # esmtpd may run as another user in the test
+    return path
+
+
 def queued_ids(queue):
     """Ids of the messages still queued in a queue dir, read with a parser of our own (docs:
     lib/queue/queue_file.h, segment_backend.h): records in seg/*, minus the ones the state log

@@ -85,7 +85,9 @@ def test(tmp, stoppers):
         listen="127.0.0.1:%d mx, 127.0.0.1:%d submissions" % (port, port465),
         tls_cert_file="%s, %s, %s" % (rsa_pem, ec_pem, other_pem),
         tls_key_file="%s, %s, %s" % (rsa_key, ec_key, other_key),
-        tls_handshake_timeout="2s", esmtpd_processes="1").start()
+        tls_handshake_timeout="2s", esmtpd_processes="1",
+        auth_backend="file:" + harness.write_passwd(os.path.join(tmp, "passwd"),
+                                                    {"alice": "s3cret"})).start()
     stoppers.append(mta)
     harness.wait_for(lambda: harness.port_open(port465), 10, "port 465")
 
@@ -109,13 +111,15 @@ def test(tmp, stoppers):
     with smtplib.SMTP_SSL("127.0.0.1", port465, timeout=20, context=client_context()) as s:
         s.ehlo("client.test")
         assert not s.has_extn("starttls"), s.esmtp_features
+        s.login("alice", "s3cret")  # submissions: AUTH before MAIL
         refused = s.sendmail("a@estafette.test", ["b@domain1.grey"], MSG % (b"2", b"2"))
         assert refused == {}, refused
     got = harness.wait_for(lambda: len(sink.messages()) >= 2 and sink.messages(), 20,
                            "two messages at the sink")
     for text in got:
         assert b"(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))" in text, text
-        assert b"with ESMTPS id" in text, text
+    assert sorted(b"with ESMTPSA id" in text for text in got) == [False, True], got
+    assert all(b"with ESMTPS id" in text or b"with ESMTPSA id" in text for text in got), got
 
     # RSA and ECDSA on one name: each client gets the certificate it can use; SNI picks another.
     r = openssl("s_client", "-connect", "127.0.0.1:%d" % port465, "-sigalgs", "ECDSA+SHA256",
@@ -146,7 +150,8 @@ def test(tmp, stoppers):
     # swaks, when installed (scripts/install-deps installs it).
     if shutil.which("swaks"):
         for args in (["--server", "127.0.0.1:%d" % port, "--tls"],
-                     ["--server", "127.0.0.1:%d" % port465, "--tlsc"]):
+                     ["--server", "127.0.0.1:%d" % port465, "--tlsc", "--auth", "PLAIN",
+                      "--auth-user", "alice", "--auth-password", "s3cret"]):
             r = subprocess.run(["swaks", "--from", "a@estafette.test", "--to", "b@domain1.grey",
                                 "--helo", "swaks.test", "--timeout", "20"] + args,
                                capture_output=True, timeout=60)

@@ -1,0 +1,271 @@
+"""SMTP AUTH in esmtpd (issue 14) with real clients and a real Dovecot, all on loopback.
+
+An Estafette with mx, submission (587) and submissions (465) listeners, a self-signed
+certificate, `auth_backend = file:` (a passwd file of SHA-512-crypt hashes) and two esmtpd
+processes, relaying for authenticated clients only (relay_clients covers no loopback address):
+- submission: no AUTH before STARTTLS (538), MAIL before AUTH 530, a bad password 535, PLAIN
+  and LOGIN with Python's smtplib, the message at a sink with "with ESMTPSA"; port 465 the same
+  with SMTP_SSL; swaks --auth PLAIN/LOGIN when installed; unauthenticated relay refused;
+- the brute-force limit: auth_fail_limit failed AUTHs on new connections from one address
+  (spread over the esmtpd processes), then that address gets 421 4.7.0 at AUTH while another
+  address still logs in; no password in the log;
+- SIGHUP reloads the passwd file (a new user logs in; a broken file keeps the old one);
+- `auth_backend = dovecot:`: a real Dovecot (dovecot-core, passwd-file passdb) started by the
+  test: good and bad password, unknown user, and Dovecot killed: 454 4.7.0 and the session
+  goes on; Dovecot back: AUTH works again on a new connection."""
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+
+import harness
+from tls_test import client_context, make_cert
+
+MSG = b"From: a@estafette.test\r\nTo: b@domain1.grey\r\nSubject: auth %s\r\n\r\nbody %s\r\n"
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+
+
+class Dovecot:
+    """A throwaway Dovecot serving only its auth-client socket, users from a passwd-file."""
+
+    def __init__(self, tmp, users_file):
+        self.dir = os.path.join(tmp, "dovecot")
+        self.socket = os.path.join(self.dir, "auth-client")
+        self.proc = None
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write("base_dir = %s/run\nstate_dir = %s/state\nlog_path = %s/dovecot.log\n"
+                    "protocols =\nssl = no\ndisable_plaintext_auth = no\n"
+                    "auth_mechanisms = plain login\nauth_failure_delay = 0\n"
+                    "default_internal_user = dovecot\ndefault_login_user = dovenull\n"
+                    "passdb {\n  driver = passwd-file\n  args = username_format=%%u %s\n}\n"
+                    "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup "
+                    "home=/nonexistent\n}\n"
+                    "service auth {\n  unix_listener %s {\n    mode = 0666\n  }\n}\n"
+                    % (self.dir, self.dir, self.dir, users_file, self.socket))
+
+    def start(self):
+        if not os.access(DOVECOT, os.X_OK):
+            harness.skip("dovecot-core is not installed (scripts/install-deps)")
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.socket)
+                return True
+            except OSError:
+                return False
+        harness.wait_for(listening, 15, "dovecot's auth socket")
+        return self
+
+    def stop(self):
+        """Dovecot and all its processes at once, as a crash would."""
+        if not self.proc:
+            return
+        pids, i = [self.proc.pid], 0
+        while i < len(pids):
+            try:
+                with open("/proc/%d/task/%d/children" % (pids[i], pids[i])) as f:
+                    pids += [int(p) for p in f.read().split()]
+            except OSError:
+                pass
+            i += 1
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
+        self.proc = None
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+
+
+def smtp(port, source="127.0.0.1", tls=False):
+    if tls:
+        return smtplib.SMTP_SSL("127.0.0.1", port, timeout=20, context=client_context(),
+                                source_address=(source, 0))
+    return smtplib.SMTP("127.0.0.1", port, timeout=20, source_address=(source, 0))
+
+
+def plain_login(port, user, password, source="127.0.0.1"):
+    """(code, text) of AUTH PLAIN after STARTTLS on a new submission connection."""
+    s = smtp(port, source)
+    try:
+        s.ehlo("client.test")
+        s.starttls(context=client_context())
+        s.ehlo("client.test")
+        s.user, s.password = user, password
+        return s.auth("PLAIN", s.auth_plain, initial_response_ok=True)
+    except smtplib.SMTPAuthenticationError as e:
+        return e.smtp_code, e.smtp_error
+    finally:
+        s.close()
+
+
+def test_file_backend(tmp, stoppers, sink, cert):
+    passwd = harness.write_passwd(os.path.join(tmp, "passwd"),
+                                  {"alice": "s3cret", "bob@estafette.test": "pw2"})
+    port, port587, port465 = harness.free_port(), harness.free_port(), harness.free_port()
+    mta = harness.Estafette(
+        tmp, port=port, relay_domains="", relay_clients="192.0.2.0/24",
+        routes={"domain1.grey": "127.0.0.1,%d" % sink.port},
+        listen="127.0.0.1:%d mx, 127.0.0.1:%d submission, 127.0.0.1:%d submissions"
+        % (port, port587, port465),
+        tls_cert_file=cert[0], tls_key_file=cert[1], auth_backend="file:" + passwd,
+        auth_fail_limit="4", auth_fail_window="10m", esmtpd_processes="2").start()
+    stoppers.append(mta)
+    harness.wait_for(lambda: harness.port_open(port465) and harness.port_open(port587), 10,
+                     "submission ports")
+
+    # Port 587 before TLS: no AUTH offered, AUTH refused, MAIL needs AUTH.
+    with smtp(port587) as s:
+        s.ehlo("client.test")
+        assert not s.has_extn("auth"), s.esmtp_features
+        assert s.has_extn("starttls"), s.esmtp_features
+        code, text = s.docmd("AUTH", "PLAIN AGFsaWNlAHMzY3JldA==")
+        assert code == 538 and b"5.7.11" in text, (code, text)
+        code, text = s.mail("a@estafette.test")
+        assert code == 530 and b"5.7.0 Authentication required" in text, (code, text)
+        s.starttls(context=client_context())
+        s.ehlo("client.test")
+        assert "PLAIN" in s.esmtp_features.get("auth", "").upper(), s.esmtp_features
+        assert "LOGIN" in s.esmtp_features.get("auth", "").upper(), s.esmtp_features
+        try:
+            s.login("alice", "wrong")
+            raise AssertionError("a bad password was accepted")
+        except smtplib.SMTPAuthenticationError as e:
+            assert e.smtp_code == 535 and b"5.7.8" in e.smtp_error, e
+        s.login("alice", "s3cret")  # smtplib prefers CRAM-MD5, then PLAIN
+        refused = s.sendmail("a@estafette.test", ["b@domain1.grey"], MSG % (b"587", b"587"))
+        assert refused == {}, refused
+
+    # LOGIN explicitly, on port 465 (TLS from the first byte).
+    with smtp(port465, tls=True) as s:
+        s.ehlo("client.test")
+        s.user, s.password = "bob@estafette.test", "pw2"
+        code, text = s.auth("LOGIN", s.auth_login, initial_response_ok=False)
+        assert code == 235, (code, text)
+        refused = s.sendmail("bob@estafette.test", ["c@domain1.grey"], MSG % (b"465", b"465"))
+        assert refused == {}, refused
+
+    # Port 25 without AUTH: relaying stays closed for this (non-relay_clients) address.
+    with smtp(port) as s:
+        s.ehlo("client.test")
+        assert not s.has_extn("auth"), s.esmtp_features
+        s.mail("a@estafette.test")
+        code, text = s.rcpt("x@domain1.grey")
+        assert code == 550 and b"Relay access denied" in text, (code, text)
+
+    want = 2
+    if shutil.which("swaks"):
+        for mech, args in (("PLAIN", ["--server", "127.0.0.1:%d" % port587, "--tls"]),
+                           ("LOGIN", ["--server", "127.0.0.1:%d" % port465, "--tlsc"])):
+            r = subprocess.run(["swaks", "--from", "a@estafette.test", "--to", "d@domain1.grey",
+                                "--helo", "swaks.test", "--timeout", "20", "--auth", mech,
+                                "--auth-user", "alice", "--auth-password", "s3cret"] + args,
+                               capture_output=True, timeout=60)
+            assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+            assert b"235 2.7.0" in r.stdout, r.stdout[-2000:]
+        want += 2
+    else:
+        print("swaks not installed: its part skipped")
+    got = harness.wait_for(lambda: len(sink.messages()) >= want and sink.messages(), 30,
+                           "%d messages at the sink" % want)
+    for text in got:
+        assert b"with ESMTPSA id" in text, text
+
+    # Brute force from 127.0.0.2: four failures on four connections (two esmtpd processes),
+    # then AUTH gets 421 there, also with the right password; 127.0.0.3 is not affected.
+    for attempt in range(4):
+        code, text = plain_login(port587, "alice", "guess%d" % attempt, "127.0.0.2")
+        assert code == 535, (attempt, code, text)
+    for attempt in range(3):  # whichever process the connection lands in
+        code, text = plain_login(port587, "alice", "s3cret", "127.0.0.2")
+        assert code == 421 and b"4.7.0" in text, (code, text)
+    code, text = plain_login(port587, "alice", "s3cret", "127.0.0.3")
+    assert code == 235, (code, text)
+    log = mta.read_log()
+    assert "auth failed user=alice" in log and "[127.0.0.2]" in log, log[-3000:]
+    assert "auth ok user=alice" in log, log[-3000:]
+    for secret in ("s3cret", "guess0", "pw2"):
+        assert secret not in log, "a password in the log: " + secret
+
+    # SIGHUP: a new user; then a broken file keeps the previous users.
+    harness.write_passwd(passwd, {"alice": "s3cret", "carol": "new"})
+    os.kill(mta.proc.pid, signal.SIGHUP)
+    harness.wait_for(lambda: plain_login(port587, "carol", "new", "127.0.0.4")[0] == 235, 15,
+                     "carol after SIGHUP")
+    with open(passwd, "w") as f:
+        f.write("carol:{PLAIN}new\n")  # plaintext is refused when the file loads
+    os.kill(mta.proc.pid, signal.SIGHUP)
+    harness.wait_for(lambda: mta.read_log().count("auth reload failed") >= 2, 15,
+                     "the reload failure in the log (one per esmtpd process)")
+    code, text = plain_login(port587, "carol", "new", "127.0.0.4")
+    assert code == 235, (code, text)
+    mta.stop()
+    stoppers.remove(mta)
+
+
+def test_dovecot_backend(tmp, stoppers, sink, cert):
+    users = os.path.join(tmp, "dovecot-users")
+    r = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=b"dpass",
+                       capture_output=True, check=True)
+    with open(users, "w") as f:
+        f.write("dave:{CRYPT}%s\n" % r.stdout.decode().strip())
+    os.chmod(users, 0o644)
+    dovecot = Dovecot(tmp, users).start()
+    stoppers.append(dovecot)
+    port, port587 = harness.free_port(), harness.free_port()
+    mta = harness.Estafette(
+        tmp, name="dovecot-mta", port=port, relay_domains="", relay_clients="192.0.2.0/24",
+        routes={"domain1.grey": "127.0.0.1,%d" % sink.port},
+        listen="127.0.0.1:%d mx, 127.0.0.1:%d submission" % (port, port587),
+        tls_cert_file=cert[0], tls_key_file=cert[1], auth_backend="dovecot:" + dovecot.socket,
+        auth_fail_limit="0", esmtpd_processes="1").start()
+    stoppers.append(mta)
+    harness.wait_for(lambda: harness.port_open(port587), 10, "port 587")
+    assert plain_login(port587, "dave", "dpass")[0] == 235
+    assert plain_login(port587, "dave", "nope")[0] == 535
+    assert plain_login(port587, "nobody-here", "dpass")[0] == 535
+    before = len(sink.messages())
+    with smtp(port587) as s:
+        s.ehlo("client.test")
+        s.starttls(context=client_context())
+        s.ehlo("client.test")
+        s.login("dave", "dpass")
+        refused = s.sendmail("dave@estafette.test", ["e@domain1.grey"], MSG % (b"dc", b"dc"))
+        assert refused == {}, refused
+    dovecot.stop()  # as a crash would: AUTH gets 454 4.7.0 and the session goes on
+    with smtp(port587) as s:
+        s.ehlo("client.test")
+        s.starttls(context=client_context())
+        s.ehlo("client.test")
+        code, text = s.docmd("AUTH", "PLAIN AGRhdmUAZHBhc3M=")  # \0dave\0dpass
+        assert code == 454 and b"4.7.0" in text, (code, text)
+        code, text = s.docmd("NOOP")
+        assert code == 250, (code, text)
+    dovecot.start()
+    harness.wait_for(lambda: plain_login(port587, "dave", "dpass")[0] == 235, 20,
+                     "AUTH with Dovecot back")
+    got = harness.wait_for(lambda: len(sink.messages()) > before and sink.messages(), 20,
+                           "dave's message at the sink")
+    assert any(b"with ESMTPSA id" in m and b"Subject: auth dc" in m for m in got), got
+
+
+def test(tmp, stoppers):
+    cert = make_cert(tmp, "rsa", "rsa", "mta.estafette.test")
+    sink = harness.SmtpSink(tmp).start()
+    stoppers.append(sink)
+    test_file_backend(tmp, stoppers, sink, cert)
+    test_dovecot_backend(tmp, stoppers, sink, cert)
+
+
+if __name__ == "__main__":
+    harness.run(test)
