@@ -54,6 +54,7 @@ struct Harness {
   static ClientInfo make_client() {
     ClientInfo c;
     c.tls_offered = true;  // STARTTLS and the session's restart are reached too
+    c.auth_offered = true;  // AUTH and its SASL exchange too (plaintext allowed below)
     c.ip = "192.0.2.1";
     c.port = 25;
     c.checks_pending = true;
@@ -70,6 +71,10 @@ struct Harness {
     p.max_errors = 50;
     p.local_domains = {"example.com"};
     p.relay_domains = {"relay.example"};
+    p.auth_allow_plaintext = true;
+    p.sender_owned = [](std::string_view login, std::string_view sender) {
+      return (login.size() + sender.size()) % 2 == 0;
+    };
     // Every other address length asks for a (blocking) lookup, as a local mailbox does.
     p.check_recipient = [](const std::string& address) {
       RecipientVerdict v;
@@ -151,6 +156,18 @@ struct Harness {
           run(session.on_tls_started({"TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, 256}));
           check(!session.waiting() && session.client().tls && session.envelope().helo.empty());
           break;
+        case ActionKind::VerifyAuth: {
+          // The exchange gave credentials within RFC 4616's limits; the length of the name
+          // picks the backend's answer, so that each is reached.
+          check(session.waiting() && (action.text == "PLAIN" || action.text == "LOGIN"));
+          auto creds = session.take_credentials();
+          check(!creds.username.empty() && creds.username.size() <= 255);
+          check(!creds.password.empty() && creds.password.size() <= 255);
+          auto result = static_cast<AuthResult>(creds.username.size() % 3);
+          run(session.on_auth_result(result, creds.username));
+          check(!session.waiting());
+          break;
+        }
         case ActionKind::Reply:
           break;
       }
