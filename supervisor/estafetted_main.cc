@@ -52,6 +52,8 @@ void print_banner(const config::Config& c, const std::string& config_path,
       "  queue:   %s\n"
       "  mail for @%s goes to %s/<user>/new/\n"
       "  routes:  %s\n"
+      "  TLS:     %s\n"
+      "  AUTH:    %s\n"
       "Send a test message from another shell:\n"
       "  swaks --server %s --port %u --to alice@%s --from you@%s\n"
       "or: python3 -c \"import smtplib; smtplib.SMTP('%s', %u).sendmail('you@%s', "
@@ -63,6 +65,12 @@ void print_banner(const config::Config& c, const std::string& config_path,
       c.maildir_root.c_str(),
       c.routes.smarthost ? ("smarthost " + c.routes.smarthost->to_string()).c_str()
                          : "no smarthost: mail for other domains is refused",
+      c.tls_cert_files.empty()
+          ? "off (no tls_cert_file; README, \"TLS and submission\", turns it on)"
+          : ("STARTTLS with " + c.tls_cert_files.front() +
+             (c.tls_cert_files.size() > 1 ? " and others" : ""))
+                .c_str(),
+      c.auth_backend.empty() ? "off (no auth_backend: no submission port)" : c.auth_backend.c_str(),
       l.host.c_str(), l.port, domain.c_str(), domain.c_str(), l.host.c_str(), l.port,
       domain.c_str(), domain.c_str(), c.maildir_root.c_str());
   std::fflush(stdout);
