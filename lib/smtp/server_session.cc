@@ -454,7 +454,9 @@ Actions ServerSession::on_mail(const Command& cmd) {
   pending_mail_.envid = std::move(params.envid);
   std::string domain = domain_of(cmd.address);
   // No lookup for the null sender or an address literal ("user@[192.0.2.1]").
-  if (client_.check_sender_domain && !domain.empty() && domain.front() != '[') {
+  // An authenticated client is trusted as a relay client is (Courier sets RELAYCLIENT then).
+  if (client_.check_sender_domain && auth_user_.empty() && !domain.empty() &&
+      domain.front() != '[') {
     state_ = State::kWait;
     return {{ActionKind::LookupSender, std::move(domain)}};
   }

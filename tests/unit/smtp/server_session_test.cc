@@ -1503,6 +1503,20 @@ TEST(SmtpServerAuth, PlainAcceptedMayRelayAndIsRecorded) {
   EXPECT_NE(received.find("with ESMTPSA id Q1"), std::string::npos) << received;
 }
 
+TEST(SmtpServerAuth, AnAuthenticatedSenderSkipsTheSenderDomainCheck) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = AuthClient();
+  client.check_sender_domain = true;
+  ServerSession s(policy, client);
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "LOOKUP:remote.org");
+  s.on_sender_checked(SenderDomain::NotFound);
+  s.on_line("RSET", LineStatus::Ok);
+  Authenticate(s, AuthResult::Accepted);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "250");
+}
+
 TEST(SmtpServerAuth, ProtocolNamesOfRfc3848) {
   ServerPolicy policy = TestPolicy();
   policy.auth_allow_plaintext = true;
