@@ -492,6 +492,14 @@ void Connection::resume() {
 void Connection::reject(const std::string& reply) {
   interest_ = 0;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
+  if (session_.client().role == smtp::ListenerRole::Submissions && ctx_.tls) {
+    // Port 465 speaks TLS from the first byte: the refusal too, after the handshake (bounded
+    // by tls_handshake_timeout), never as plaintext the client's TLS layer would choke on.
+    implicit_tls_ = true;
+    tls_refusal_ = reply;
+    start_handshake();
+    return;
+  }
   closing_ = true;
   send(reply);
   flush();
@@ -866,6 +874,12 @@ void Connection::handshake_done() {
                        (info.resumed ? " resumed=yes" : "") +
                        (info.server_name.empty() ? "" : " sni=" + info.server_name));
   arm_timer();
+  if (!tls_refusal_.empty()) {  // a refused connection on port 465: the reply, then close
+    closing_ = true;
+    send(std::exchange(tls_refusal_, {}));
+    flush();
+    return;
+  }
   run(session_.on_tls_started({info.version, info.cipher, info.bits, info.alg_bits}));
   if (finished_) return;
   if (implicit_tls_) greet();

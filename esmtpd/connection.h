@@ -118,7 +118,8 @@ class Connection final {
   Connection& operator=(const Connection&) = delete;
 
   void start();
-  // Sends a reply and closes (over the session limit, shutting down).
+  // Sends a reply and closes (over the session limit, shutting down); on a submissions
+  // listener after the TLS handshake.
   void reject(const std::string& reply);
 
  private:
@@ -175,6 +176,7 @@ class Connection final {
   base::UniqueFd fd_;
   std::unique_ptr<tls::Stream> tls_;  // set from the handshake on; before fd_ is closed
   bool implicit_tls_ = false;         // submissions: the handshake comes before the greeting
+  std::string tls_refusal_;           // reject() on submissions: sent once the handshake is done
   bool tls_after_flush_ = false;      // STARTTLS answered: handshake once the 220 is out
   bool handshaking_ = false;
   bool tls_read_wants_write_ = false;  // the last TLS read needs the socket writable

@@ -79,13 +79,16 @@ def test(tmp, stoppers):
     sink = harness.SmtpSink(tmp).start()
     stoppers.append(sink)
     port, port465 = harness.free_port(), harness.free_port()
+    access = os.path.join(tmp, "smtpaccess")
+    with open(access, "w") as f:
+        f.write("127.0.0.5 deny Go away\n")
     mta = harness.Estafette(
         tmp, port=port, relay_domains="domain1.grey",
         routes={"domain1.grey": "127.0.0.1,%d" % sink.port},
         listen="127.0.0.1:%d mx, 127.0.0.1:%d submissions" % (port, port465),
         tls_cert_file="%s, %s, %s" % (rsa_pem, ec_pem, other_pem),
         tls_key_file="%s, %s, %s" % (rsa_key, ec_key, other_key),
-        tls_handshake_timeout="2s", esmtpd_processes="1",
+        tls_handshake_timeout="2s", esmtpd_processes="1", smtpaccess=access,
         auth_backend="file:" + harness.write_passwd(os.path.join(tmp, "passwd"),
                                                     {"alice": "s3cret"})).start()
     stoppers.append(mta)
@@ -120,6 +123,18 @@ def test(tmp, stoppers):
         assert b"(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))" in text, text
     assert sorted(b"with ESMTPSA id" in text for text in got) == [False, True], got
     assert all(b"with ESMTPS id" in text or b"with ESMTPSA id" in text for text in got), got
+
+    # A refusal before the session on port 465 is sent over TLS too, never as plaintext.
+    with socket.create_connection(("127.0.0.1", port465), timeout=10,
+                                  source_address=("127.0.0.5", 0)) as raw:
+        with client_context().wrap_socket(raw, server_hostname="mta.estafette.test") as s:
+            f = s.makefile("rb")
+            refusal = read_reply(f)
+            assert refusal.startswith(b"554 ") and b"Go away" in refusal, refusal
+            assert f.read() == b"", "more after the refusal"
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=("127.0.0.5", 0)) as raw:
+        assert raw.makefile("rb").readline().startswith(b"554 "), "port 25 refusal"
 
     # RSA and ECDSA on one name: each client gets the certificate it can use; SNI picks another.
     r = openssl("s_client", "-connect", "127.0.0.1:%d" % port465, "-sigalgs", "ECDSA+SHA256",
