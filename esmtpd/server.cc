@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -13,6 +14,7 @@
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
+#include "lib/base/privileges.h"
 #include "lib/config/resolver_options.h"
 #include "lib/submit/socket.h"
 
@@ -41,9 +43,33 @@ void set_peer_liveness(int fd, std::chrono::seconds timeout) {
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
 }
 
+namespace {
+// The ticket keys every esmtpd process shares (run/tls-ticket-keys); none when the file cannot
+// be used (logged): each process then resumes only its own tickets.
+std::optional<tls::TicketKeys> shared_ticket_keys(const config::Config& config) {
+  const bool root = ::geteuid() == 0;
+  std::optional<tls::FileOwner> owner;
+  if (root && !config.user.empty())
+    if (auto account = base::find_account(config.user))
+      owner = tls::FileOwner{account->uid, account->gid};
+  // Not as root for another user: estafetted made run/ theirs; a root-owned one would lock
+  // them out of it.
+  if (!root || config.user.empty()) base::make_dirs(config.run_dir());
+  try {
+    return tls::shared_ticket_keys(config.run_dir() + "/tls-ticket-keys",
+                                   config.tls_session_timeout, owner);
+  } catch (const tls::Error& e) {
+    base::log("esmtpd").warning(std::string("TLS ticket keys not shared: ") + e.what());
+    return std::nullopt;
+  }
+}
+}  // namespace
+
 std::shared_ptr<const tls::ServerContext> load_tls(const config::Config& config) {
   if (config.tls_cert_files.empty()) return nullptr;
-  auto context = tls::ServerContext::load(tls::server_settings(config));
+  auto settings = tls::server_settings(config);
+  if (config.tls_session_tickets) settings.ticket_keys = shared_ticket_keys(config);
+  auto context = tls::ServerContext::load(settings);
   for (const auto& c : context->certificates()) {
     std::string names;
     for (const auto& n : c.names) names += (names.empty() ? "" : ",") + n;
@@ -142,6 +168,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
                         auth_.get(),
                         admission_});
   schedule_stats();
+  if (tls_ && config.tls_session_tickets) schedule_tls_rotation();
   const bool shared = processes > 1;
   listeners_ = std::move(listeners);
   for (std::size_t i = 0; i < listeners_.size() && i < config.listen.size(); ++i) {
@@ -200,14 +227,29 @@ void Server::reload() {
                                 e.what());
     }
   }
+  reload_tls("reloaded TLS certificates");
+}
+
+void Server::reload_tls(const char* what) {
   if (!tls_) return;
   try {
     tls_ = load_tls(config_);
-    base::log("esmtpd").information("reloaded TLS certificates");
+    base::log("esmtpd").information(what);
   } catch (const std::exception& e) {
     base::log("esmtpd").error(
         std::string("TLS reload failed, keeping the previous certificates: ") + e.what());
   }
+}
+
+// Session-ticket keys are renewed after half of tls_session_timeout (ticket_keys.h): each
+// process loads its context again that often, and the first to find the keys old renews them.
+void Server::schedule_tls_rotation() {
+  auto every =
+      std::max<std::chrono::seconds>(std::chrono::seconds(60), config_.tls_session_timeout / 2);
+  tls_rotation_timer_ = loop_.add_timer(every, [this] {
+    reload_tls("TLS session ticket keys checked for renewal");
+    schedule_tls_rotation();
+  });
 }
 
 // Every 10 minutes: the checks' figures, and rows of dead esmtpd processes swept.
@@ -221,6 +263,7 @@ void Server::schedule_stats() {
 
 Server::~Server() {
   if (stats_timer_) loop_.cancel_timer(stats_timer_);
+  if (tls_rotation_timer_) loop_.cancel_timer(tls_rotation_timer_);
   connections_.clear();
   shutdown();
 }

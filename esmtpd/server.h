@@ -85,6 +85,8 @@ class Server final {
   void on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
                      const config::Listener* listener);
   void schedule_stats();
+  void schedule_tls_rotation();
+  void reload_tls(const char* what);  // logs `what` when it worked
 
   event::Loop& loop_;
   const config::Config& config_;
@@ -100,6 +102,7 @@ class Server final {
   filters::FilterSet filters_;
   MessageMemory memory_;  // messages held in memory by every session (filtered ones)
   event::TimerId stats_timer_ = 0;
+  event::TimerId tls_rotation_timer_ = 0;
   CourierdLink courierd_;
   RecipientLookups recipient_lookups_;
   std::unique_ptr<auth::Backend> auth_;  // null: no auth_backend

@@ -1,5 +1,6 @@
 #include "lib/tls/context.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -206,6 +207,13 @@ std::shared_ptr<const ServerContext> ServerContext::load(const ServerSettings& s
     // its ticket keys (OpenSSL uses the initial context's), so resumption works on any site.
     SSL_CTX_set_tlsext_servername_callback(out->default_context(), &ServerContext::on_servername);
     SSL_CTX_set_tlsext_servername_arg(out->default_context(), out.get());
+  }
+  if (settings.session_tickets && settings.ticket_keys) {
+    auto keys = *settings.ticket_keys;  // OpenSSL's macro takes a non-const pointer
+    for (auto& site : out->sites_)
+      if (SSL_CTX_set_tlsext_ticket_keys(site.ctx, keys.data(), keys.size()) != 1)
+        throw Error("session ticket keys: " + openssl_errors());
+    OPENSSL_cleanse(keys.data(), keys.size());
   }
   return out;
 }

@@ -9,7 +9,8 @@
 // (exact name or "*." wildcard, case-insensitive); the first pair's names are the default.
 // Protocols: the range of tls_protocols (TLSv1 .. TLSv1.3); renegotiation off; ECDHE with
 // tls_groups (or OpenSSL's default) and automatic DHE parameters; a server session cache and
-// session tickets (keys of this context: a ticket resumes only where it was issued).
+// session tickets (the keys of ServerSettings::ticket_keys, shared by esmtpd's processes, else
+// this context's own: a ticket then resumes only where it was issued).
 // Any thread while loading; the result is read-only. Errors: tls::Error naming the file and
 // OpenSSL's reason (missing file, bad PEM, key that does not match its certificate, unknown
 // cipher list or group); the process is never ended here.
@@ -18,11 +19,13 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "lib/config/config.h"
+#include "lib/tls/ticket_keys.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -50,6 +53,8 @@ struct ServerSettings {
   std::string groups;        // key exchange groups, "X25519:P-256"; "": OpenSSL's default
   bool session_tickets = true;
   std::chrono::seconds session_timeout{3600};
+  // Ticket keys shared with other processes (ticket_keys.h); none: the context's own.
+  std::optional<TicketKeys> ticket_keys;
 };
 
 // The server settings of a config (tls_cert_file, tls_key_file, tls_protocols, ...); no

@@ -21,7 +21,7 @@ import socket
 import subprocess
 
 import harness
-from tls_test import client_context, make_cert
+from tls_test import client_context, make_cert, openssl
 
 MSG = b"From: a@estafette.test\r\nTo: b@domain1.grey\r\nSubject: auth %s\r\n\r\nbody %s\r\n"
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -154,6 +154,21 @@ def test_file_backend(tmp, stoppers, sink, cert):
         assert code == 235, (code, text)
         refused = s.sendmail("bob@estafette.test", ["c@domain1.grey"], MSG % (b"465", b"465"))
         assert refused == {}, refused
+
+    # Both esmtpd processes share the session-ticket keys (run/tls-ticket-keys): a session
+    # resumes whichever process the kernel hands the connection to (with keys per process,
+    # 8 of 8 would resume 1 time in 256).
+    for version in ("-tls1_2", "-tls1_3"):
+        sess = os.path.join(tmp, "sess465" + version)
+        r = openssl("s_client", "-connect", "127.0.0.1:%d" % port465, version, "-sess_out", sess,
+                    stdin=b"EHLO c.test\r\nQUIT\r\n")
+        assert r.returncode == 0 and b"New, TLSv1." in r.stdout, r.stdout[-2000:]
+        for attempt in range(8):
+            r = openssl("s_client", "-connect", "127.0.0.1:%d" % port465, version, "-sess_in",
+                        sess, stdin=b"QUIT\r\n")
+            assert b"Reused, TLSv1." in r.stdout, (version, attempt, r.stdout[-2000:])
+    keys = os.stat(os.path.join(mta.state, "run", "tls-ticket-keys"))
+    assert keys.st_mode & 0o777 == 0o600 and keys.st_size == 80, keys
 
     # Port 25 without AUTH: relaying stays closed for this (non-relay_clients) address.
     with smtp(port) as s:
