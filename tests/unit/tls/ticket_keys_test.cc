@@ -7,11 +7,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <string>
 
 #include "lib/tls/context.h"
+#include "tests/unit/queue/queue_test_util.h"  // TempDir
 
 namespace estafette::tls {
 namespace {
@@ -20,22 +20,13 @@ using std::chrono::seconds;
 
 class TicketKeysTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/estafette-tickets-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
-    path_ = dir_ + "/tls-ticket-keys";
-  }
-  void TearDown() override {
-    std::string cmd = "rm -rf " + dir_;
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
-  }
   void age_file(int by_seconds) {
     struct timeval times[2] = {{::time(nullptr) - by_seconds, 0},
                                {::time(nullptr) - by_seconds, 0}};
     ASSERT_EQ(::utimes(path_.c_str(), times), 0);
   }
-  std::string dir_, path_;
+  queue::testing::TempDir tmp_;
+  std::string dir_ = tmp_.path(), path_ = tmp_.sub("tls-ticket-keys");
 };
 
 TEST_F(TicketKeysTest, EveryCallerGetsTheSameKeysUntilTheyAreOld) {
