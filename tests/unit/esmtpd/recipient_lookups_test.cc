@@ -188,6 +188,7 @@ class EsmtpdRcptLookup : public ::testing::Test {
     config_.rdns_check = false;
   }
   void TearDown() override {
+    gate_.open();  // also when a test failed before it opened the gate
     server_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -204,6 +205,10 @@ class EsmtpdRcptLookup : public ::testing::Test {
 
   std::string dir_;
   config::Config config_;
+  // Lookups wait here. Declared before server_, so destroyed after it: a pool thread still in
+  // pass() when a test ends (a lookup the server gave up on) must never find it gone, or the
+  // pool's destructor would wait for that thread for ever.
+  Gate gate_;
   event::Loop loop_;
   std::unique_ptr<Server> server_;
 };
@@ -269,7 +274,7 @@ TEST_F(EsmtpdRcptLookup, ASlowLookupDoesNotStallOtherSessions) {
 // Pipelined commands after a waiting RCPT are answered in order once it is answered; another
 // session meanwhile gets its replies; a lookup that never answers gives 451 4.4.3 in time.
 TEST_F(EsmtpdRcptLookup, PipelinedCommandsWaitInOrderAndMissingMailboxesAreRefused) {
-  Gate gate;
+  Gate& gate = gate_;
   auto port = start([&](const routing::Router& router, const std::string& address) {
     if (address.starts_with("held@")) gate.pass();
     return RecipientLookups::expand(router, address);
@@ -315,7 +320,7 @@ TEST_F(EsmtpdRcptLookup, PipelinedCommandsWaitInOrderAndMissingMailboxesAreRefus
 // A stuck lookup: the RCPT behind it gets 451 4.4.3 after the timeout; with the one thread stuck
 // and its queue full, the next RCPT gets 451 4.3.0 at once; the sessions go on.
 TEST_F(EsmtpdRcptLookup, AStuckLookupTimesOutAndAFullQueueIsBusy) {
-  Gate gate;
+  Gate& gate = gate_;
   auto port = start(
       [&](const routing::Router& router, const std::string& address) {
         gate.pass();
