@@ -228,6 +228,10 @@ struct Config {
   Seconds tls_session_timeout{3600};  // cached sessions and tickets resume this long
   Seconds tls_handshake_timeout{60};  // STARTTLS or port 465: the handshake, at most
 
+  // SMTP AUTH: the MAIL FROM addresses each login may use (lib/auth/sender_login_map.h reads
+  // the file, at start and on SIGHUP); an empty path: no restriction.
+  FileRef sender_login_map;
+
   // Privileges: esmtpd (after binding listen), esmtpclient and courierd's own work run as this
   // user; estafetted and estafette-local stay root. "" = every process stays as started.
   std::string user;

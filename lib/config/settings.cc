@@ -354,6 +354,10 @@ constexpr Setting kSettings[] = {
      "How long a TLS session may be resumed."},
     {"tls_handshake_timeout", "60s", seconds<&Config::tls_handshake_timeout>,
      "The TLS handshake after STARTTLS or on a submissions port, at most."},
+    // SMTP AUTH. sender_login_map: a FileRef like the routing files; lib/auth reads it.
+    {"sender_login_map", "", routing_file<&Config::sender_login_map>,
+     "Which logins may use which MAIL FROM addresses (\"address login, ...\", \"@domain "
+     "login\"); none: any (Postfix's smtpd_sender_login_maps)."},
     // esmtpd: what mail to accept, and from whom
     {"listen", "127.0.0.1:2525", listen,
      "The addresses esmtpd listens on ([IPv6]:port for IPv6), each with its role: mx "
