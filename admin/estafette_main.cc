@@ -19,6 +19,9 @@
 //           kept across restarts) / make deliverable again; cancel QUEUE-ID  bounce it to the
 //           sender; delete QUEUE-ID  remove it without a bounce. Exit 1 for an id not in the
 //           queue, 75 as mailq
+//   passwd [--file PATH] [--stdin] [--delete] USER  sets (adds or replaces) USER's password in
+//           the `file:` auth backend's passwd file, read twice from the terminal without echo or
+//           once from standard input; --delete removes USER (admin/passwd.h). Exit 1 refused.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,6 +40,7 @@
 #include <vector>
 
 #include "admin/check_config.h"
+#include "admin/passwd.h"
 #include "lib/admin/commands.h"
 #include "lib/admin/courierd_client.h"
 #include "lib/admin/mailq_format.h"
@@ -111,6 +115,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release QUEUE-ID|--all [-c CONFIG]\n"
                "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
+               "       estafette passwd --file PATH [--stdin] [--delete] USER\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
@@ -123,6 +128,7 @@ int usage(std::FILE* to = stderr) {
                "  cancel         bounce a message to its sender (\"cancelled by the "
                "administrator\")\n"
                "  delete         remove a message without a bounce\n"
+               "  passwd         set (--delete: remove) a user of an auth_backend file\n"
                "Exit 1: no such message; 75: courierd does not run (try again later).\n");
   return 2;
 }
@@ -177,6 +183,7 @@ int main(int argc, char** argv) {
   }
   std::string config_path;
   bool json = false;
+  admin::PasswdOptions passwd;
   std::vector<std::string> operands;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -184,6 +191,14 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     else if (a == "--json" && cmd == "mailq")
       json = true;
+    else if (cmd == "passwd" && a == "--file" && i + 1 < argc)
+      passwd.file = argv[++i];
+    else if (cmd == "passwd" && a == "--stdin")
+      passwd.from_stdin = true;
+    else if (cmd == "passwd" && a == "--delete")
+      passwd.remove = true;
+    else if (cmd == "passwd" && passwd.user.empty() && !a.empty() && a[0] != '-')
+      passwd.user = a;
     else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
     else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
@@ -191,6 +206,14 @@ int main(int argc, char** argv) {
       operands.emplace_back(a);
     else
       return usage();
+  }
+  if (cmd == "passwd") {  // the passwd file is named by --file: no config is read
+    if (passwd.user.empty()) return usage();
+    if (passwd.file.empty()) {
+      std::fprintf(stderr, "estafette passwd: name the passwd file with --file PATH\n");
+      return 2;
+    }
+    return admin::passwd(passwd, stdout, stderr);
   }
   if (config_path.empty()) config_path = config::default_config_path();
   if (cmd == "check-config") return check_config(config_path);
