@@ -265,9 +265,11 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"tls_session_timeout", {"0", "expected a duration >= 1s"}},
     {"tls_handshake_timeout", {"500ms", "expected a duration >= 1s"}},
 };
-// Paths that only lib/routing's Router reads, and paths made at run time: any value is taken.
-const std::set<std::string> kAnyValue = {"maildir_root",  "log_file",         "locals",
-                                         "hosteddomains", "hosted_mailboxes", "aliases"};
+// Paths that only lib/routing's Router (or lib/auth) reads, and paths made at run time: any
+// value is taken.
+const std::set<std::string> kAnyValue = {"maildir_root",    "log_file",         "locals",
+                                         "hosteddomains",   "hosted_mailboxes", "aliases",
+                                         "sender_login_map"};
 
 class ConfigSettingBad : public ::testing::TestWithParam<std::string> {};
 
