@@ -1,6 +1,7 @@
 #include "admin/check_config.h"
 
 #include "filters/start_checks.h"
+#include "lib/auth/sender_login_map.h"
 #include "lib/base/privileges.h"
 #include "lib/config/config.h"
 #include "lib/routing/router.h"
@@ -26,6 +27,10 @@ CheckResult check_config(const std::string& path) {
     routing::Router::load(c);
   } catch (const std::exception& e) {
     r.errors.push_back(e.what());
+  }
+  if (!c.sender_login_map.path.empty()) {
+    std::string error;
+    if (!auth::load_sender_login_map(c.sender_login_map.path, &error)) r.errors.push_back(error);
   }
   if (!c.tls_cert_files.empty()) {
     try {

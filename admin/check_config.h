@@ -4,7 +4,8 @@
 // (filters/start_checks.h: DNS list answer filters, milter specs, modules that load) is checked
 // entry by entry, so every such error is reported; the TLS certificates and keys load as esmtpd
 // loads them (each key matches its certificate), and a certificate that expires within
-// kExpiryWarning (or has expired) is a warning. Any thread; loads and unloads filter modules.
+// kExpiryWarning (or has expired) is a warning; the sender_login_map file parses. Any thread; loads
+// and unloads filter modules.
 #pragma once
 
 #include <chrono>

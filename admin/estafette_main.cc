@@ -19,6 +19,10 @@
 //           kept across restarts) / make deliverable again; cancel QUEUE-ID  bounce it to the
 //           sender; delete QUEUE-ID  remove it without a bounce. Exit 1 for an id not in the
 //           queue, 75 as mailq
+//   passwd [--file PATH] [--stdin] [--delete] USER  sets (adds or replaces) USER's password in
+//           the `file:` auth backend's passwd file (--file, else the config's auth_backend), read
+//           twice from the terminal without echo or
+//           once from standard input; --delete removes USER (admin/passwd.h). Exit 1 refused.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,6 +41,7 @@
 #include <vector>
 
 #include "admin/check_config.h"
+#include "admin/passwd.h"
 #include "lib/admin/commands.h"
 #include "lib/admin/courierd_client.h"
 #include "lib/admin/mailq_format.h"
@@ -111,6 +116,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release QUEUE-ID|--all [-c CONFIG]\n"
                "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
+               "       estafette passwd [-c CONFIG | --file PATH] [--stdin] [--delete] USER\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
@@ -123,6 +129,7 @@ int usage(std::FILE* to = stderr) {
                "  cancel         bounce a message to its sender (\"cancelled by the "
                "administrator\")\n"
                "  delete         remove a message without a bounce\n"
+               "  passwd         set (--delete: remove) a user of an auth_backend file\n"
                "Exit 1: no such message; 75: courierd does not run (try again later).\n");
   return 2;
 }
@@ -177,6 +184,7 @@ int main(int argc, char** argv) {
   }
   std::string config_path;
   bool json = false;
+  admin::PasswdOptions passwd;
   std::vector<std::string> operands;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -184,6 +192,14 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     else if (a == "--json" && cmd == "mailq")
       json = true;
+    else if (cmd == "passwd" && a == "--file" && i + 1 < argc)
+      passwd.file = argv[++i];
+    else if (cmd == "passwd" && a == "--stdin")
+      passwd.from_stdin = true;
+    else if (cmd == "passwd" && a == "--delete")
+      passwd.remove = true;
+    else if (cmd == "passwd" && passwd.user.empty() && !a.empty() && a[0] != '-')
+      passwd.user = a;
     else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
     else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
@@ -193,6 +209,27 @@ int main(int argc, char** argv) {
       return usage();
   }
   if (config_path.empty()) config_path = config::default_config_path();
+  if (cmd == "passwd") {  // --file, else the config's auth_backend = file:PATH
+    if (passwd.user.empty()) return usage();
+    if (passwd.file.empty()) {
+      std::string backend;
+      try {
+        backend = config::load_config(config_path).auth_backend;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "estafette: %s\n", e.what());
+        return 2;
+      }
+      if (!backend.starts_with("file:")) {
+        std::fprintf(stderr,
+                     "estafette passwd: %s has no auth_backend = file:PATH; name the file with "
+                     "--file PATH\n",
+                     config_path.c_str());
+        return 2;
+      }
+      passwd.file = backend.substr(5);
+    }
+    return admin::passwd(passwd, stdout, stderr);
+  }
   if (cmd == "check-config") return check_config(config_path);
   config::Config config;
   try {

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "lib/auth/dovecot_backend.h"
+#include "lib/auth/sender_login_map.h"
 #include "lib/base/log.h"
 #include "lib/base/net.h"
 #include "lib/base/paths.h"
@@ -80,6 +81,15 @@ std::shared_ptr<const tls::ServerContext> load_tls(const config::Config& config)
 }
 
 namespace {
+// The sender_login_map of the config; null when none. Throws config::ConfigError.
+std::shared_ptr<const auth::SenderLoginMap> load_sender_logins(const config::Config& config) {
+  if (config.sender_login_map.path.empty()) return nullptr;
+  std::string error;
+  auto map = auth::load_sender_login_map(config.sender_login_map.path, &error);
+  if (!map) throw config::ConfigError(error);
+  return map;
+}
+
 std::shared_ptr<const auth::PasswdFile> load_passwd(const std::string& path) {
   std::string error;
   auto file = auth::PasswdFile::load(path, &error);
@@ -116,7 +126,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
       memory_(config.message_memory_budget),
       courierd_(loop, config.courierd_socket(), config.courierd_notify_backlog),
       recipient_lookups_(loop, lookup_options, std::move(lookup)),
-      auth_(make_auth_backend(loop, config)) {
+      auth_(make_auth_backend(loop, config)),
+      sender_logins_(load_sender_logins(config)) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
@@ -139,6 +150,10 @@ Server::Server(event::Loop& loop, const config::Config& config,
     return false;
   };
   policy_.auth_allow_plaintext = config.auth_allow_plaintext;
+  if (sender_logins_)
+    policy_.sender_owned = [this](std::string_view login, std::string_view sender) {
+      return sender_logins_->owns(login, sender);
+    };
   policy_.auth_blocked = [this](const smtp::ClientInfo& c) {
     return admission_.auth_blocked(c.ip);
   };
@@ -216,6 +231,16 @@ void Server::reload() {
                                     std::to_string(router_->alias_count()));
   } catch (const std::exception& e) {
     base::log("esmtpd").error(std::string("reload failed, keeping the previous maps: ") + e.what());
+  }
+  if (sender_logins_) {
+    try {
+      sender_logins_ = load_sender_logins(config_);
+      base::log("esmtpd").information("reloaded sender_login_map " +
+                                      config_.sender_login_map.path);
+    } catch (const std::exception& e) {
+      base::log("esmtpd").error(
+          std::string("sender_login_map reload failed, keeping the previous map: ") + e.what());
+    }
   }
   if (auto* file = dynamic_cast<auth::FileBackend*>(auth_.get())) {
     const std::string& spec = config_.auth_backend;

@@ -25,6 +25,7 @@
 #include "esmtpd/message_memory.h"
 #include "filters/filter_set.h"
 #include "lib/auth/backend.h"
+#include "lib/auth/sender_login_map.h"
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
 #include "lib/event/acceptor.h"
@@ -106,6 +107,8 @@ class Server final {
   CourierdLink courierd_;
   RecipientLookups recipient_lookups_;
   std::unique_ptr<auth::Backend> auth_;  // null: no auth_backend
+  // sender_login_map (null: none); reload() swaps it. Sessions ask it at MAIL.
+  std::shared_ptr<const auth::SenderLoginMap> sender_logins_;
   std::unique_ptr<ConnectionContext> context_;
   std::vector<base::UniqueFd> listeners_;
   base::UniqueFd submit_listener_;

@@ -34,13 +34,6 @@ std::optional<std::string_view> crypt_hash(std::string_view field) {
   return std::nullopt;
 }
 
-bool user_ok(std::string_view user) {
-  if (user.empty() || user.size() > kMaxUserLength) return false;
-  for (unsigned char c : user)
-    if (c < 0x21 || c == 0x7f) return false;  // no controls, no spaces
-  return true;
-}
-
 // A whole hash, not only a setting (crypt_checksalt() looks at the setting only, and takes
 // "hunter2" for a DES salt): "$id$...$<hash>" with something after the last '$', or a
 // traditional DES hash (13 characters) or a BSDi one ("_" and 19 more).
@@ -87,7 +80,8 @@ std::optional<PasswdFile> PasswdFile::parse(std::string_view text, std::string* 
     std::string_view user = line.substr(0, colon);
     std::string_view rest = line.substr(colon + 1);
     std::string_view field = rest.substr(0, rest.find(':'));
-    if (!user_ok(user)) return bad("user name empty, too long or with spaces or controls");
+    if (!valid_passwd_user(user))
+      return bad("user name empty, too long or with spaces or controls");
     auto hash = crypt_hash(field);
     if (!hash) return bad("not a crypt(3) scheme (plaintext passwords are not accepted)");
     const std::string stored(*hash);
@@ -135,6 +129,13 @@ std::optional<PasswdFile> PasswdFile::load(const std::string& path, std::string*
   return file;
 }
 
+bool valid_passwd_user(std::string_view user) {
+  if (user.empty() || user.size() > kMaxUserLength) return false;
+  for (unsigned char c : user)
+    if (c < 0x21 || c == 0x7f || c == ':') return false;  // no controls, no spaces
+  return true;
+}
+
 const std::string* PasswdFile::hash_of(std::string_view user) const {
   auto it = hashes_.find(std::string(user));
   return it == hashes_.end() ? nullptr : &it->second;
@@ -168,13 +169,19 @@ const std::string& dummy_hash() {
 std::string hash_password(std::string_view password) {
   if (password.find('\0') != std::string_view::npos)
     throw std::invalid_argument("a password cannot contain NUL");
-  std::array<char, CRYPT_GENSALT_OUTPUT_SIZE> setting{};
-  if (::crypt_gensalt_rn(nullptr, 0, nullptr, 0, setting.data(),
-                         static_cast<int>(setting.size())) == nullptr)
-    throw std::runtime_error(std::string("crypt_gensalt: ") + base::errno_text(errno));
-  std::string out = run_crypt(password, setting.data());
-  if (out.empty()) throw std::runtime_error("crypt failed");
-  return out;
+  // Named, not libcrypt's "preferred" (nullptr), so that a distribution that changes its
+  // preference does not change what we write. EINVAL from gensalt: no such method here.
+  for (const char* prefix : {"$y$", "$6$"}) {
+    std::array<char, CRYPT_GENSALT_OUTPUT_SIZE> setting{};
+    if (::crypt_gensalt_rn(prefix, 0, nullptr, 0, setting.data(),
+                           static_cast<int>(setting.size())) == nullptr) {
+      if (errno == EINVAL) continue;
+      throw std::runtime_error(std::string("crypt_gensalt: ") + base::errno_text(errno));
+    }
+    std::string out = run_crypt(password, setting.data());
+    if (!out.empty()) return out;
+  }
+  throw std::runtime_error("crypt: neither yescrypt nor SHA-512-crypt is available");
 }
 
 }  // namespace estafette::auth

@@ -41,6 +41,10 @@ class PasswdFile final {
   std::vector<std::size_t> legacy_lines_;
 };
 
+// Whether user can be a passwd file's user name: 1 to 255 bytes, no ':', no space, no control
+// character (parse refuses the same).
+bool valid_passwd_user(std::string_view user);
+
 // True when password matches the crypt(3) hash (the outputs compared in constant time). False
 // for a hash libcrypt does not take. Blocks (see above).
 bool verify_password(std::string_view password, const std::string& hash);
@@ -49,8 +53,9 @@ bool verify_password(std::string_view password, const std::string& hash);
 // tell unknown users from known ones: yescrypt of random bytes, made once per process.
 const std::string& dummy_hash();
 
-// A new hash for `estafette passwd`: libcrypt's preferred method (yescrypt on Debian 12) and
-// default cost, random salt from the OS. Throws std::runtime_error.
+// A new hash for `estafette passwd`: yescrypt ($y$, Debian's default), or SHA-512-crypt ($6$)
+// where libcrypt has no yescrypt; libcrypt's default cost, random salt from the OS. Throws
+// std::runtime_error (std::invalid_argument for a password with NUL).
 std::string hash_password(std::string_view password);
 
 }  // namespace estafette::auth

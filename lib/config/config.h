@@ -236,6 +236,9 @@ struct Config {
   bool auth_allow_plaintext = false;  // PLAIN/LOGIN without TLS (smtpd_tls_auth_only = no)
   std::size_t auth_fail_limit = 10;   // failed AUTHs per client and window; 0 = no limit
   Seconds auth_fail_window{600};
+  // SMTP AUTH: the MAIL FROM addresses each login may use (lib/auth/sender_login_map.h reads
+  // the file, at start and on SIGHUP); an empty path: no restriction.
+  FileRef sender_login_map;
 
   // Privileges: esmtpd (after binding listen), esmtpclient and courierd's own work run as this
   // user; estafetted and estafette-local stay root. "" = every process stays as started.

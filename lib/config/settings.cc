@@ -378,6 +378,10 @@ constexpr Setting kSettings[] = {
      "counted by every esmtpd process; beyond it AUTH gets 421 4.7.0. 0: no limit."},
     {"auth_fail_window", "10m", seconds<&Config::auth_fail_window>,
      "The window auth_fail_limit counts in; a blocked client waits until it has passed."},
+    // sender_login_map: a FileRef like the routing files; lib/auth reads it.
+    {"sender_login_map", "", routing_file<&Config::sender_login_map>,
+     "Which logins may use which MAIL FROM addresses (\"address login, ...\", \"@domain "
+     "login\"); none: any (Postfix's smtpd_sender_login_maps)."},
     // esmtpd: what mail to accept, and from whom
     {"listen", "127.0.0.1:2525", listen,
      "The addresses esmtpd listens on ([IPv6]:port for IPv6), each with its role: mx "

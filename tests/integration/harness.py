@@ -386,7 +386,7 @@ def run(test):
                 test(tmp, stoppers)
             except AssertionError:
                 for thing in stoppers:
-                    if isinstance(thing, Estafette):
+                    if isinstance(thing, (Estafette, Postfix)):
                         print("---- log of", thing.dir, "(last 6000 bytes)")
                         print(thing.read_log()[-6000:])
                 raise
@@ -503,6 +503,151 @@ class Identd(ServerProcess):
         if self.proc.poll() is not None and not port_open(113):
             raise AssertionError("oidentd did not start")
         return self
+
+
+POSTFIX = "/usr/sbin/postfix"
+
+# The daemons a relay-only Postfix needs, none chrooted (the temp queue has no chroot tree).
+POSTFIX_MASTER_CF = """\
+{listen} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class Postfix:
+    """A throwaway Postfix (the pattern of ../shared/rig/postfix-start.sh): its own
+    config_directory (main.cf, master.cf), queue_directory, data_directory and maillog under
+    tmp/NAME, smtpd on a free loopback port, accepting from 127.0.0.0/8 and relaying everything
+    to relayhost = [127.0.0.1]:relay_port (the Estafette under test); `main_cf` adds or
+    overrides main.cf parameters. `postfix -c DIR start`/`stop`; skips the test when Postfix is
+    not installed or we are not root (Postfix's daemons change to the postfix user). The
+    system's /etc/postfix is never read for more than the daemon paths, never changed."""
+
+    QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+
+    def __init__(self, tmp, relay_port, name="postfix", port=None, **main_cf):
+        if not os.access(POSTFIX, os.X_OK):
+            skip("postfix is not installed")
+        if os.geteuid() != 0:
+            skip("a throwaway Postfix needs root")
+        self.port = port or free_port()
+        self.dir = os.path.join(tmp, name)
+        self.conf_dir = os.path.join(self.dir, "etc")
+        self.spool = os.path.join(self.dir, "spool")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "maillog")
+        for d in (self.conf_dir, self.spool, self.data):
+            os.makedirs(d, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        shutil.chown(self.data, "postfix")  # its lock file and caches
+        params = {
+            "compatibility_level": "3.6",
+            "queue_directory": self.spool,
+            "data_directory": self.data,
+            "syslog_name": "postfix-test-%d" % self.port,
+            "maillog_file": self.log,
+            "maillog_file_prefixes": self.dir,
+            "myhostname": "postfix.rig.test",
+            "mydomain": "rig.test",
+            "myorigin": "rig.test",
+            "mydestination": "",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject",
+            "local_recipient_maps": "",
+            "alias_maps": "",
+            "alias_database": "",
+            "relayhost": "[127.0.0.1]:%d" % relay_port,
+            "smtp_dns_support_level": "disabled",
+            "smtp_tls_loglevel": "1",
+            "biff": "no",
+            "notify_classes": "",
+            "bounce_queue_lifetime": "1h",
+            "maximal_queue_lifetime": "1h",
+        }
+        params.update(main_cf)
+        with open(os.path.join(self.conf_dir, "main.cf"), "w") as f:
+            f.writelines("%s = %s\n" % kv for kv in params.items())
+        with open(os.path.join(self.conf_dir, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER_CF.format(listen="127.0.0.1:%d" % self.port))
+        self.running = False
+
+    def postfix(self, *args):
+        r = subprocess.run([POSTFIX, "-c", self.conf_dir, *args], capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("postfix %s: %s%s" % (" ".join(args), r.stdout, r.stderr))
+        return r
+
+    def start(self):
+        self.postfix("check")  # also makes the queue directories
+        self.postfix("start")
+        self.running = True
+        wait_for(lambda: port_open(self.port), 15, "Postfix's smtpd on %d" % self.port)
+        return self
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def stop(self):
+        if not self.running:
+            return
+        pid = self.master_pid()
+        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+            self.postfix("stop")
+        if pid:  # its daemons leave with it; the test's directory goes after
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: not os.path.exists("/proc/%d" % pid), 20, "postfix master")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.running = False
+
+    def send(self, sender, rcpts, message):
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+            return s.sendmail(sender, rcpts, message)
+
+    def flush(self):
+        """Deliver the deferred mail now (postqueue -f; it also forgets dead destinations)."""
+        subprocess.run(["postqueue", "-c", self.conf_dir, "-f"], check=True, timeout=30)
+
+    def queued(self):
+        """Queue ids of the messages in Postfix's queue (any of QUEUES), from its files."""
+        ids = []
+        for q in self.QUEUES:
+            for _, _, files in os.walk(os.path.join(self.spool, q)):
+                ids.extend(files)
+        return ids
+
+    def read_log(self):
+        with contextlib.suppress(OSError):
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        return ""
 
 
 def smtp_from(source_ip, port, timeout=30):

@@ -269,9 +269,11 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"auth_fail_limit", {"-1", "expected a number (0 = no limit)"}},
     {"auth_fail_window", {"forever", "expected a duration"}},
 };
-// Paths that only lib/routing's Router reads, and paths made at run time: any value is taken.
-const std::set<std::string> kAnyValue = {"maildir_root",  "log_file",         "locals",
-                                         "hosteddomains", "hosted_mailboxes", "aliases"};
+// Paths that only lib/routing's Router (or lib/auth) reads, and paths made at run time: any
+// value is taken.
+const std::set<std::string> kAnyValue = {"maildir_root",    "log_file",         "locals",
+                                         "hosteddomains",   "hosted_mailboxes", "aliases",
+                                         "sender_login_map"};
 
 class ConfigSettingBad : public ::testing::TestWithParam<std::string> {};
 
