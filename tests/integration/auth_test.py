@@ -3,7 +3,8 @@
 An Estafette with mx, submission (587) and submissions (465) listeners, a self-signed
 certificate, `auth_backend = file:` (a passwd file of SHA-512-crypt hashes) and two esmtpd
 processes, relaying for authenticated clients only (relay_clients covers no loopback address):
-- submission: no AUTH before STARTTLS (538), MAIL before AUTH 530, a bad password 535, PLAIN
+- submission: no AUTH before STARTTLS (538), MAIL before AUTH 530, a bad password 535,
+  sender_login_map (553 for a sender the login does not own), PLAIN
   and LOGIN with Python's smtplib, the message at a sink with "with ESMTPSA"; port 465 the same
   with SMTP_SSL; swaks --auth PLAIN/LOGIN when installed; unauthenticated relay refused;
 - the brute-force limit: auth_fail_limit failed AUTHs on new connections from one address
@@ -112,6 +113,10 @@ def plain_login(port, user, password, source="127.0.0.1"):
 def test_file_backend(tmp, stoppers, sink, cert):
     passwd = harness.write_passwd(os.path.join(tmp, "passwd"),
                                   {"alice": "s3cret", "bob@estafette.test": "pw2"})
+    logins = os.path.join(tmp, "sender_logins")
+    with open(logins, "w") as f:
+        f.write("a@estafette.test alice\nbob@estafette.test bob@estafette.test\n"
+                "@shared.test alice, bob@estafette.test\n")
     port, port587, port465 = harness.free_port(), harness.free_port(), harness.free_port()
     mta = harness.Estafette(
         tmp, port=port, relay_domains="", relay_clients="192.0.2.0/24",
@@ -119,7 +124,8 @@ def test_file_backend(tmp, stoppers, sink, cert):
         listen="127.0.0.1:%d mx, 127.0.0.1:%d submission, 127.0.0.1:%d submissions"
         % (port, port587, port465),
         tls_cert_file=cert[0], tls_key_file=cert[1], auth_backend="file:" + passwd,
-        auth_fail_limit="4", auth_fail_window="10m", esmtpd_processes="2").start()
+        auth_fail_limit="4", auth_fail_window="10m", esmtpd_processes="2",
+        sender_login_map=logins).start()
     stoppers.append(mta)
     harness.wait_for(lambda: harness.port_open(port465) and harness.port_open(port587), 10,
                      "submission ports")
@@ -143,6 +149,13 @@ def test_file_backend(tmp, stoppers, sink, cert):
         except smtplib.SMTPAuthenticationError as e:
             assert e.smtp_code == 535 and b"5.7.8" in e.smtp_error, e
         s.login("alice", "s3cret")  # smtplib prefers CRAM-MD5, then PLAIN
+        # sender_login_map: alice may not send as bob, nor as an address nobody owns.
+        for sender in ("bob@estafette.test", "nobody@estafette.test"):
+            code, text = s.mail(sender)
+            assert code == 553 and b"not owned by user alice" in text, (sender, code, text)
+        code, text = s.mail("x@shared.test")  # @domain line
+        assert code == 250, (code, text)
+        s.rset()
         refused = s.sendmail("a@estafette.test", ["b@domain1.grey"], MSG % (b"587", b"587"))
         assert refused == {}, refused
 
