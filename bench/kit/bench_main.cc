@@ -16,7 +16,8 @@ constexpr const char* kUsage =
     "                            [--record-ids FILE] [--tls-cert FILE --tls-key FILE] [--count N]\n"
     "       estafette-bench source --target HOST:PORT --messages N [--concurrency C]\n"
     "                            [--size BYTES] [--per-session K] [--pipelining on|off]\n"
-    "                            [--starttls] [--tls-resume] [--helo NAME] [--from A] [--to B]\n"
+    "                            [--starttls] [--tls-resume] [--tls-max 1.2|1.3]\n"
+    "                            [--helo NAME] [--from A] [--to B]\n"
     "                            [--timeout SECONDS] [--handshake-only]\n";
 
 int run(const std::string& command, const std::vector<std::string>& args) {

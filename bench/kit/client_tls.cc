@@ -9,11 +9,12 @@
 
 namespace estafette::bench {
 
-ClientContext::ClientContext(bool resume) : resume_(resume) {
+ClientContext::ClientContext(bool resume, int max_version) : resume_(resume) {
   ERR_clear_error();
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (!ctx_) throw tls::Error("SSL_CTX_new: " + tls::openssl_errors());
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(ctx_, max_version);
   SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
   SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_app_data(ctx_, this);

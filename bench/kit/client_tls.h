@@ -24,7 +24,8 @@ namespace estafette::bench {
 
 class ClientContext final {
  public:
-  explicit ClientContext(bool resume);
+  // max_version: TLS1_2_VERSION or TLS1_3_VERSION.
+  ClientContext(bool resume, int max_version);
   ~ClientContext();
   ClientContext(const ClientContext&) = delete;
   ClientContext& operator=(const ClientContext&) = delete;

@@ -146,6 +146,10 @@ SourceOptions parse_source_options(const std::vector<std::string>& args) {
   table.valued["--timeout"] = [&](const std::string& v) {
     o.timeout_s = parse_number("--timeout", v, 1, 86400);
   };
+  table.valued["--tls-max"] = [&](const std::string& v) {
+    if (v != "1.2" && v != "1.3") throw UsageError("--tls-max: expected 1.2 or 1.3");
+    o.tls_max = v == "1.2" ? 12 : 13;
+  };
   table.flags["--starttls"] = [&] { o.starttls = true; };
   table.flags["--tls-resume"] = [&] { o.starttls = o.tls_resume = true; };
   table.flags["--handshake-only"] = [&] { o.starttls = o.handshake_only = true; };

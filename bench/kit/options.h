@@ -47,6 +47,7 @@ struct SourceOptions {
   bool pipelining = true;         // MAIL, RCPT and DATA in one write when the server offers it
   bool starttls = false;
   bool tls_resume = false;  // implies starttls
+  int tls_max = 13;         // highest TLS version offered: 12 (TLS 1.2) or 13 (TLS 1.3)
   std::string helo = "source.bench.estafette.test";
   std::string from = "tester@bench.estafette.test";
   std::string to = "recip1@domain1.grey";

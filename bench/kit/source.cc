@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -321,7 +322,10 @@ Source::Source(const SourceOptions& options)
   std::memcpy(&target_, result->ai_addr, result->ai_addrlen);
   target_len_ = result->ai_addrlen;
   ::freeaddrinfo(result);
-  if (options_.starttls) tls_ = std::make_unique<ClientContext>(options_.tls_resume);
+  if (options_.starttls) {
+    tls_ = std::make_unique<ClientContext>(
+        options_.tls_resume, options_.tls_max == 12 ? TLS1_2_VERSION : TLS1_3_VERSION);
+  }
   first_tls_done_ = !options_.tls_resume;
   ::signal(SIGPIPE, SIG_IGN);
 }

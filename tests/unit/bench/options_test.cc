@@ -71,10 +71,10 @@ TEST(BenchSinkOptions, Refuses) {
 
 TEST(BenchSourceOptions, All) {
   auto o = parse_source_options(
-      {"--target",     "127.0.0.1:25", "--messages",    "1000",          "--concurrency",
-       "250",          "--size",       "65536",         "--per-session", "10",
-       "--pipelining", "off",          "--tls-resume",  "--helo",        "h.test",
-       "--from",       "a@b.test",     "--to=c@d.test", "--timeout",     "60"});
+      {"--target",     "127.0.0.1:25",  "--messages",    "1000",   "--concurrency", "250",
+       "--size",       "65536",         "--per-session", "10",     "--pipelining",  "off",
+       "--tls-resume", "--tls-max",     "1.2",           "--helo", "h.test",        "--from",
+       "a@b.test",     "--to=c@d.test", "--timeout",     "60"});
   EXPECT_EQ(o.target, (HostPort{"127.0.0.1", 25}));
   EXPECT_EQ(o.messages, 1000u);
   EXPECT_EQ(o.concurrency, 250u);
@@ -83,6 +83,7 @@ TEST(BenchSourceOptions, All) {
   EXPECT_FALSE(o.pipelining);
   EXPECT_TRUE(o.starttls);  // --tls-resume implies it
   EXPECT_TRUE(o.tls_resume);
+  EXPECT_EQ(o.tls_max, 12);
   EXPECT_EQ(o.helo, "h.test");
   EXPECT_EQ(o.from, "a@b.test");
   EXPECT_EQ(o.to, "c@d.test");
@@ -106,6 +107,7 @@ TEST(BenchSourceOptions, Defaults) {
   EXPECT_FALSE(o.starttls);
   EXPECT_FALSE(o.tls_resume);
   EXPECT_FALSE(o.handshake_only);
+  EXPECT_EQ(o.tls_max, 13);
 }
 
 TEST(BenchSourceOptions, Refuses) {
@@ -122,6 +124,7 @@ TEST(BenchSourceOptions, Refuses) {
       {"--target", "127.0.0.1:25", "--messages", "10", "--helo", "x\r\nMAIL"},
       {"--target", "127.0.0.1:25", "--messages", "10", "--starttls=yes"},
       {"--target", "127.0.0.1:25", "--messages", "1e3"},
+      {"--target", "127.0.0.1:25", "--messages", "10", "--tls-max", "1.1"},
       {"--target", "127.0.0.1:25", "--messages", "10", "--concurrency"},
   };
   for (const auto& args : bad) {
