@@ -65,7 +65,9 @@ chmod 755 "$tmp"
 ulimit -n 65536 2>/dev/null || true
 status=0
 
+sink_pid=
 cleanup() {
+  [ -n "$sink_pid" ] && kill -TERM "$sink_pid" 2>/dev/null
   BENCH_DIR=$tmp/estafette ESTAFETTE=$bin "$here/estafette-relay.sh" stop >/dev/null 2>&1
   [ -d "$tmp/postfix/etc" ] && postfix -c "$tmp/postfix/etc" stop >/dev/null 2>&1
   if [ -n "${KEEP_TMP:-}" ]; then echo "tls-compare: files kept in $tmp"; else rm -rf "$tmp"; fi
@@ -110,7 +112,7 @@ measure() {
   local tls_opts=()
   [ -n "${direct_cert:-}" ] && tls_opts=(--tls-cert "$cert" --tls-key "$key")
   "$kit" sink --listen 127.0.0.1:$sink_port --count "$count" "${tls_opts[@]}" >"$out" 2>&1 &
-  local sink_pid=$!
+  sink_pid=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$sink_port) 2>/dev/null && break; sleep 0.1; done
   local t0 src cpu0=0 cpu1=0
   [ -n "$mta_pid" ] && cpu0=$(tree_cpu "$mta_pid")
@@ -131,6 +133,7 @@ measure() {
   done
   [ -n "$mta_pid" ] && cpu1=$(tree_cpu "$mta_pid")
   kill -TERM $sink_pid 2>/dev/null; wait $sink_pid 2>/dev/null
+  sink_pid=
   local sink_line; sink_line=$(grep '^sink:' "$out")
   local sent failed received last accept rate lost
   sent=$(fields sent "$src"); failed=$(fields failed "$src")
