@@ -1,0 +1,82 @@
+// source.h: estafette-bench source: an SMTP load generator on one epoll loop (lib/event).
+// `concurrency` sessions at once until `messages` were tried, `per_session` per connection,
+// each with a unique Message-ID; PIPELINING (MAIL, RCPT, DATA in one write) when the server
+// offers it and it is on; STARTTLS with OpenSSL (client_tls.h), resuming the newest session
+// with --tls-resume. Replies are parsed by lib/smtp's ReplyParser.
+// One per process, on the thread that calls run(). Errors: the constructor throws
+// (std::runtime_error: the target does not resolve; tls::Error); a session that breaks counts
+// its untried messages as failed and the run goes on.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <sys/socket.h>
+
+#include "bench/kit/client_tls.h"
+#include "bench/kit/options.h"
+#include "lib/event/loop.h"
+
+namespace estafette::bench {
+
+// The message text (headers and body, CRLF lines, dot-stuffing not needed) of exactly `size`
+// bytes (at least the headers' length) without the final ".", with a fixed-width id that
+// set_message_id() overwrites in place.
+class MessageTemplate final {
+ public:
+  MessageTemplate(std::size_t size, const std::string& from, const std::string& to,
+                  const std::string& id_suffix);
+  // The text with id `n` (n < 10^16) written into the Message-ID; followed by ".\r\n".
+  const std::string& with_id(std::uint64_t n);
+
+ private:
+  std::string text_;
+  std::size_t id_at_ = 0;
+};
+
+class Source final {
+ public:
+  struct Counts {
+    std::uint64_t sent = 0;    // answered 250 after the data
+    std::uint64_t failed = 0;  // refused, or lost with a broken session
+    std::uint64_t sessions = 0;
+    std::uint64_t handshakes = 0;
+    std::uint64_t resumed = 0;
+    double elapsed_s = 0;
+    std::string first_error;
+  };
+
+  explicit Source(const SourceOptions& options);
+  ~Source();
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+
+  void run();
+  const Counts& counts() const { return counts_; }
+  // "source: msgs_per_s=N sent=N failed=N handshakes=N resumed=N elapsed_s=S sessions=N
+  //  handshakes_per_s=N"
+  std::string summary() const;
+
+ private:
+  class Session;
+  void start_sessions();
+  void release_first_session();
+  void finished(int fd);
+  void error(const std::string& what);
+
+  SourceOptions options_;
+  event::Loop loop_;
+  sockaddr_storage target_{};
+  socklen_t target_len_ = 0;
+  std::unique_ptr<ClientContext> tls_;
+  MessageTemplate message_;
+  std::uint64_t unassigned_;  // messages no session has taken yet
+  std::uint64_t next_id_ = 0;
+  bool first_tls_done_ = false;  // with --tls-resume, the first session goes alone
+  Counts counts_;
+  std::unordered_map<int, std::unique_ptr<Session>> sessions_;
+};
+
+}  // namespace estafette::bench
