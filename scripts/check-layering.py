@@ -20,8 +20,8 @@ import tempfile
 LIB_DEPENDS = {
     "base": set(),
     "event": {"base"},
-    "smtp": {"base"},
     "auth": {"base", "event"},
+    "smtp": {"base", "auth"},  # the server session runs AUTH's SASL exchange (lib/auth/sasl.h)
     "ipc": {"base", "event"},
     "dns": {"base", "event"},
     "queue": {"base", "event"},

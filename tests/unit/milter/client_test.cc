@@ -830,13 +830,16 @@ TEST(MilterFailure, ProgressExtendsTheTimeout) {
     event::Loop loop;
     FakeMilter fake(loop, [progress](char command, FakeMilter& self) -> std::string {
       if (command != SMFIC_BODYEOB) return polite(command, self);
-      // Answers after 800 ms; with progress every 200 ms the 300 ms timeout never fires.
-      for (int i = 1; progress && i <= 3; ++i)
+      // Answers after 3 s; with progress every 200 ms the 1 s timeout never fires (wide margins:
+      // a loaded machine delays timers by hundreds of ms).
+      for (int i = 1; progress && i <= 14; ++i)
         self.later(std::chrono::milliseconds(200 * i), reply('p'));
-      self.later(800ms, reply('c'));
+      self.later(3000ms, reply('c'));
       return "";
     });
-    Client c(loop, fast(fake.port()));
+    Options options = fast(fake.port());
+    options.content_timeout = options.command_timeout = 1000ms;
+    Client c(loop, options);
     expect_continue(connect_only(loop, c));
     expect_continue(wait_for(loop, [&](auto done) { c.mail({}, "<a@b>", {}, done); }));
     auto r = wait_eom(loop, [&](auto done) { c.eom({}, done); });
