@@ -44,6 +44,8 @@ CheckResult check_config(const std::string& path) {
           r.warnings.push_back(cert.file + ": the certificate expires in " +
                                std::to_string(left / 86400) + " days");
       }
+    } catch (const config::ConfigError& e) {  // relay_clientcerts: file:line already
+      r.errors.push_back(e.what());
     } catch (const std::exception& e) {
       r.errors.push_back(c.source + ": tls_cert_file: " + e.what());
     }

@@ -27,6 +27,44 @@ std::string log_token(std::string_view text) {
 Poco::Logger& logger() {
   return base::log("esmtpd");
 }
+
+// The client certificate for the TLS log line: " client_cert=verified|failed|none" with its
+// fingerprint, subject and issuer (already printable), and whether relay_clientcerts has it.
+std::string client_cert_text(const tls::SessionInfo& info, bool trusted) {
+  using PeerCert = tls::SessionInfo::PeerCert;
+  switch (info.peer_cert) {
+    case PeerCert::NotAsked:
+      return {};
+    case PeerCert::None:
+      return " client_cert=none";
+    case PeerCert::Verified:
+    case PeerCert::Failed:
+      break;
+  }
+  std::string out = info.peer_cert == PeerCert::Verified
+                        ? " client_cert=verified"
+                        : " client_cert=failed (" + info.verify_error + ")";
+  return out + " fingerprint=" + info.peer_fingerprint + (trusted ? " relay=yes" : "") +
+         " subject=\"" + info.peer_subject + "\" issuer=\"" + info.peer_issuer + "\"";
+}
+
+// Sendmail's {verify} (OK, FAIL, NO: none sent, NOT: none asked for), {cert_subject} and
+// {cert_issuer}.
+filters::Macros client_cert_macros(const tls::SessionInfo& info) {
+  using PeerCert = tls::SessionInfo::PeerCert;
+  switch (info.peer_cert) {
+    case PeerCert::NotAsked:
+      return {{"{verify}", "NOT"}};
+    case PeerCert::None:
+      return {{"{verify}", "NO"}};
+    case PeerCert::Verified:
+    case PeerCert::Failed:
+      break;
+  }
+  return {{"{verify}", info.peer_cert == PeerCert::Verified ? "OK" : "FAIL"},
+          {"{cert_subject}", info.peer_subject},
+          {"{cert_issuer}", info.peer_issuer}};
+}
 // A full file system (or quota) is worth telling the client: 452 4.3.1, not 451.
 smtp::QueueFailure failure_of(int error) {
   return error == ENOSPC || error == EDQUOT ? smtp::QueueFailure::NoSpace
@@ -869,10 +907,13 @@ void Connection::handshake_done() {
   if (handshake_timer_) ctx_.loop.cancel_timer(handshake_timer_);
   handshake_timer_ = 0;
   auto info = tls_->info();
+  const bool trusted = tls_->client_trusted(info);
   logger().information("TLS session=" + std::to_string(number_) + " " + info.version +
                        " cipher=" + info.cipher + " bits=" + std::to_string(info.bits) +
                        (info.resumed ? " resumed=yes" : "") +
-                       (info.server_name.empty() ? "" : " sni=" + info.server_name));
+                       (info.server_name.empty() ? "" : " sni=" + info.server_name) +
+                       client_cert_text(info, trusted));
+  cert_macros_ = client_cert_macros(info);
   arm_timer();
   if (!tls_refusal_.empty()) {  // a refused connection on port 465: the reply, then close
     closing_ = true;
@@ -880,7 +921,7 @@ void Connection::handshake_done() {
     flush();
     return;
   }
-  run(session_.on_tls_started({info.version, info.cipher, info.bits, info.alg_bits}));
+  run(session_.on_tls_started({info.version, info.cipher, info.bits, info.alg_bits, trusted}));
   if (finished_) return;
   if (implicit_tls_) greet();
   resume();
@@ -889,9 +930,11 @@ void Connection::handshake_done() {
 filters::Macros Connection::tls_macros() const {
   const auto& t = session_.client().tls;
   if (!t) return {};
-  return {{"{tls_version}", t->version},
-          {"{cipher}", t->cipher},
-          {"{cipher_bits}", std::to_string(t->bits)}};
+  filters::Macros out = {{"{tls_version}", t->version},
+                         {"{cipher}", t->cipher},
+                         {"{cipher_bits}", std::to_string(t->bits)}};
+  out.insert(out.end(), cert_macros_.begin(), cert_macros_.end());
+  return out;
 }
 
 void Connection::begin_data() {

@@ -175,6 +175,7 @@ class Connection final {
   ConnectionContext& ctx_;
   base::UniqueFd fd_;
   std::unique_ptr<tls::Stream> tls_;  // set from the handshake on; before fd_ is closed
+  filters::Macros cert_macros_;       // {verify}, {cert_*}: from the handshake on
   bool implicit_tls_ = false;         // submissions: the handshake comes before the greeting
   std::string tls_refusal_;           // reject() on submissions: sent once the handshake is done
   bool tls_after_flush_ = false;      // STARTTLS answered: handshake once the 220 is out

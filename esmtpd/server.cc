@@ -77,6 +77,12 @@ std::shared_ptr<const tls::ServerContext> load_tls(const config::Config& config)
     base::log("esmtpd").information("TLS certificate " + c.file + " " + c.key_type + " " +
                                     std::to_string(c.key_bits) + " bits names=" + names);
   }
+  if (!config.tls_client_ca_file.empty())
+    base::log("esmtpd").information(
+        "TLS client certificates asked for, verified with " + config.tls_client_ca_file +
+        (config.relay_clientcerts.empty() ? ""
+                                          : "; " + std::to_string(context->trusted_client_count()) +
+                                                " may relay (" + config.relay_clientcerts + ")"));
   return context;
 }
 

@@ -251,6 +251,10 @@ void finish(ParseState& s, const std::string& name) {
   if (!c.tls_key_files.empty() && c.tls_key_files.size() != c.tls_cert_files.size())
     fail(name, "tls_key_file names " + std::to_string(c.tls_key_files.size()) + " files for " +
                    std::to_string(c.tls_cert_files.size()) + " tls_cert_file");
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_files.empty())
+    fail(name, "tls_client_ca_file needs a certificate (tls_cert_file)");
+  if (!c.relay_clientcerts.empty() && c.tls_client_ca_file.empty())
+    fail(name, "relay_clientcerts needs tls_client_ca_file (only a verified certificate counts)");
   for (const auto& l : c.listen) {
     if (l.role == smtp::ListenerRole::Submissions && c.tls_cert_files.empty())
       fail(name, "listen: " + l.to_string() + " needs a certificate (tls_cert_file)");

@@ -230,6 +230,12 @@ struct Config {
   bool tls_session_tickets = true;
   Seconds tls_session_timeout{3600};  // cached sessions and tickets resume this long
   Seconds tls_handshake_timeout{60};  // STARTTLS or port 465: the handshake, at most
+  // Client certificates: "" = none asked for; else asked for (not required) and verified
+  // against this CA file (Postfix's smtpd_tls_ask_ccert with smtpd_tls_CAfile).
+  std::string tls_client_ca_file;
+  // SHA-256 fingerprints of verified client certificates that may relay (lib/config/
+  // fingerprints.h; Postfix's relay_clientcerts); "" = none. Read with the certificates.
+  std::string relay_clientcerts;
 
   // SMTP AUTH (lib/auth): "file:PATH" or "dovecot:SOCKET"; "" = no AUTH anywhere.
   std::string auth_backend;

@@ -213,6 +213,13 @@ void path(ParseState& s, const std::string& v) {
   s.config.*F = resolve(s.base_dir, v);
 }
 
+// One file, read later (lib/tls reads the TLS ones with the certificates, again on SIGHUP).
+template <std::string Config::*F>
+void one_file(ParseState& s, const std::string& v) {
+  if (split_list(v).size() > 1) throw std::invalid_argument("expected one file");
+  s.config.*F = resolve(s.base_dir, v);
+}
+
 // A routing file: lib/routing's Router reads it (again on reload); here only its path and the
 // setting's file:line. An empty value: no such file.
 template <Config::FileRef Config::*F>
@@ -367,6 +374,12 @@ constexpr Setting kSettings[] = {
      "How long a TLS session may be resumed."},
     {"tls_handshake_timeout", "60s", seconds<&Config::tls_handshake_timeout>,
      "The TLS handshake after STARTTLS or on a submissions port, at most."},
+    {"tls_client_ca_file", "", one_file<&Config::tls_client_ca_file>,
+     "PEM CA certificates: ask clients for a certificate (not required) and verify it against "
+     "them (Postfix: smtpd_tls_ask_ccert, smtpd_tls_CAfile). None: no client certificates."},
+    {"relay_clientcerts", "", one_file<&Config::relay_clientcerts>,
+     "A file of SHA-256 fingerprints (AA:BB:... or hex, one a line) of client certificates "
+     "that may relay once verified against tls_client_ca_file (Postfix: relay_clientcerts)."},
     // SMTP AUTH (esmtpd)
     {"auth_backend", "", auth_backend,
      "Where AUTH checks passwords: file:PATH (user:crypt-hash lines, `estafette passwd`) or "

@@ -200,7 +200,9 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
 bool ServerSession::relay_allowed(std::string_view recipient, bool source_route) const {
   std::string domain = domain_of(recipient);
   if (domain.empty()) return true;  // <postmaster>, always accepted (RFC 5321 4.5.1)
-  if (client_.relay_client || !auth_user_.empty() || domain_listed(policy_.local_domains, domain))
+  if (client_.relay_client || !auth_user_.empty() ||
+      (client_.tls && client_.tls->client_cert_trusted) ||
+      domain_listed(policy_.local_domains, domain))
     return true;
   // A relay domain's next hop might act on routing in the address and relay for anyone.
   return domain_listed(policy_.relay_domains, domain) &&

@@ -129,6 +129,9 @@ struct TlsInfo {
   std::string cipher;   // "TLS_AES_256_GCM_SHA384"
   int bits = 0;         // secret bits of the cipher
   int alg_bits = 0;     // bits of its algorithm
+  // The client's certificate verified and is in relay_clientcerts: may relay to any domain
+  // (Postfix's permit_tls_clientcerts).
+  bool client_cert_trusted = false;
 };
 
 struct ClientInfo {

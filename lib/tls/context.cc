@@ -112,6 +112,26 @@ bool name_matches(const std::string& pattern, const std::string& name) {
   return false;
 }
 
+// Client certificates are asked for, never required (a client without one is served as before),
+// and a chain that fails to verify does not end the handshake: Stream::info() reports it and
+// only a verified certificate counts (Postfix's smtpd_tls_ask_ccert).
+int accept_any_chain(int, X509_STORE_CTX*) {
+  return 1;
+}
+
+// Postfix's smtpd_tls_ccert_verifydepth.
+constexpr int kClientVerifyDepth = 9;
+
+void ask_client_certificates(SSL_CTX* ctx, const std::string& ca_file) {
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1)
+    throw Error(ca_file + ": no CA certificates: " + openssl_errors());
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca_file.c_str());
+  if (!names) throw Error(ca_file + ": no CA certificates: " + openssl_errors());
+  SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_chain);
+  SSL_CTX_set_verify_depth(ctx, kClientVerifyDepth);
+}
+
 SSL_CTX* new_context(const ServerSettings& s) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) throw Error("SSL_CTX_new: " + openssl_errors());
@@ -168,6 +188,8 @@ ServerSettings server_settings(const config::Config& c) {
   s.groups = c.tls_groups;
   s.session_tickets = c.tls_session_tickets;
   s.session_timeout = c.tls_session_timeout;
+  s.client_ca_file = c.tls_client_ca_file;
+  s.relay_clientcerts = c.relay_clientcerts;
   return s;
 }
 
@@ -194,6 +216,9 @@ std::shared_ptr<const ServerContext> ServerContext::load(const ServerSettings& s
     if (site == out->sites_.end()) {
       out->sites_.push_back({new_context(settings), info.names});
       site = std::prev(out->sites_.end());
+      // Every site: after an SNI switch OpenSSL verifies with the new SSL_CTX's store.
+      if (!settings.client_ca_file.empty())
+        ask_client_certificates(site->ctx, settings.client_ca_file);
     }
     if (SSL_CTX_use_certificate_chain_file(site->ctx, pair.cert_file.c_str()) != 1)
       throw Error(pair.cert_file + ": " + openssl_errors());
@@ -202,6 +227,8 @@ std::shared_ptr<const ServerContext> ServerContext::load(const ServerSettings& s
       throw Error(pair.key_file + ": " + openssl_errors());
     out->certificates_.push_back(std::move(info));
   }
+  if (!settings.relay_clientcerts.empty())
+    out->trusted_clients_ = config::load_fingerprints(settings.relay_clientcerts);
   if (out->sites_.size() > 1) {
     // The first context sees every ClientHello: it picks the site by SNI. Every context shares
     // its ticket keys (OpenSSL uses the initial context's), so resumption works on any site.

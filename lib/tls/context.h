@@ -11,9 +11,14 @@
 // tls_groups (or OpenSSL's default) and automatic DHE parameters; a server session cache and
 // session tickets (the keys of ServerSettings::ticket_keys, shared by esmtpd's processes, else
 // this context's own: a ticket then resumes only where it was issued).
+// Client certificates (tls_client_ca_file): every site asks for one (without requiring it) and
+// verifies it against that CA file; the handshake goes on whatever the outcome, which
+// Stream::info() reports. relay_clientcerts, read with the certificates so that SIGHUP reloads
+// both, lists the fingerprints that trusts_client() grants.
 // Any thread while loading; the result is read-only. Errors: tls::Error naming the file and
 // OpenSSL's reason (missing file, bad PEM, key that does not match its certificate, unknown
-// cipher list or group); the process is never ended here.
+// cipher list or group, a CA file without certificates); config::ConfigError with file:line for
+// a bad relay_clientcerts; the process is never ended here.
 #pragma once
 
 #include <chrono>
@@ -26,6 +31,7 @@
 
 #include "lib/config/config.h"
 #include "lib/tls/ticket_keys.h"
+#include "lib/config/fingerprints.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -55,6 +61,8 @@ struct ServerSettings {
   std::chrono::seconds session_timeout{3600};
   // Ticket keys shared with other processes (ticket_keys.h); none: the context's own.
   std::optional<TicketKeys> ticket_keys;
+  std::string client_ca_file;     // "": no client certificate asked for
+  std::string relay_clientcerts;  // "": no fingerprint trusted
 };
 
 // The server settings of a config (tls_cert_file, tls_key_file, tls_protocols, ...); no
@@ -82,6 +90,12 @@ class ServerContext final {
   // The context a new connection starts with (its SNI callback may switch to another).
   SSL_CTX* default_context() const { return sites_.front().ctx; }
   const std::vector<CertificateInfo>& certificates() const { return certificates_; }
+  // Whether a client certificate with this SHA-256 fingerprint (canonical "AA:BB:..." form) is
+  // in relay_clientcerts. The caller checks that the certificate verified.
+  bool trusts_client(const std::string& fingerprint) const {
+    return trusted_clients_.contains(fingerprint);
+  }
+  std::size_t trusted_client_count() const { return trusted_clients_.size(); }
 
  private:
   struct Site {
@@ -94,6 +108,7 @@ class ServerContext final {
 
   std::vector<Site> sites_;  // [0]: the default
   std::vector<CertificateInfo> certificates_;
+  config::Fingerprints trusted_clients_;
 };
 
 }  // namespace estafette::tls

@@ -2,11 +2,47 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <cerrno>
 #include <cstring>
 
 namespace estafette::tls {
+namespace {
+
+// Subjects and issuers go to logs and milter macros: printable ASCII only (RFC 2253 escapes
+// what OpenSSL would print raw; anything left becomes '?'), and bounded.
+constexpr std::size_t kMaxNameLength = 512;
+
+std::string name_text(const X509_NAME* name) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return {};
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(len > 0 ? len : 0));
+  BIO_free(bio);
+  if (out.size() > kMaxNameLength) out.resize(kMaxNameLength);
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return out;
+}
+
+std::string sha256_fingerprint(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return {};
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    if (i) out += ':';
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0xf];
+  }
+  return out;
+}
+
+}  // namespace
 
 Stream::Stream(std::shared_ptr<const ServerContext> context, int fd)
     : context_(std::move(context)) {
@@ -109,7 +145,28 @@ SessionInfo Stream::info() const {
   }
   i.resumed = SSL_session_reused(ssl_) == 1;
   if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) i.server_name = name;
+  if (!(SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER)) return i;
+  X509* peer = SSL_get0_peer_certificate(ssl_);  // also after resumption: the session keeps it
+  if (!peer) {
+    i.peer_cert = SessionInfo::PeerCert::None;
+    return i;
+  }
+  i.peer_subject = name_text(X509_get_subject_name(peer));
+  i.peer_issuer = name_text(X509_get_issuer_name(peer));
+  i.peer_fingerprint = sha256_fingerprint(peer);
+  long result = SSL_get_verify_result(ssl_);
+  if (result == X509_V_OK) {
+    i.peer_cert = SessionInfo::PeerCert::Verified;
+  } else {
+    i.peer_cert = SessionInfo::PeerCert::Failed;
+    i.verify_error = X509_verify_cert_error_string(result);
+  }
   return i;
+}
+
+bool Stream::client_trusted(const SessionInfo& info) const {
+  return info.peer_cert == SessionInfo::PeerCert::Verified && !info.peer_fingerprint.empty() &&
+         context_->trusts_client(info.peer_fingerprint);
 }
 
 }  // namespace estafette::tls

@@ -29,6 +29,13 @@ struct SessionInfo {
   int alg_bits = 0;     // bits of its algorithm
   bool resumed = false;
   std::string server_name;  // SNI the client sent, "" when none
+  // The client certificate, when one was asked for (tls_client_ca_file).
+  enum class PeerCert { NotAsked, None, Verified, Failed };
+  PeerCert peer_cert = PeerCert::NotAsked;
+  std::string peer_subject;      // RFC 2253, one line of printable ASCII, bounded; "" if none
+  std::string peer_issuer;       // likewise
+  std::string peer_fingerprint;  // SHA-256, "AA:BB:..." as relay_clientcerts has it
+  std::string verify_error;      // Failed: OpenSSL's reason
 };
 
 class Stream final {
@@ -58,7 +65,11 @@ class Stream final {
   bool pending() const;
   // Sends close_notify if the socket takes it now; no waiting for the peer's.
   void shutdown();
+  // What the handshake agreed on and the client's certificate; after handshake() gave Ok.
   SessionInfo info() const;
+  // Whether relay_clientcerts of the context this stream started with trusts `info`'s
+  // certificate: it verified and its fingerprint is listed.
+  bool client_trusted(const SessionInfo& info) const;
   const std::string& reason() const { return reason_; }
 
  private:

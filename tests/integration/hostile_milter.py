@@ -67,6 +67,7 @@ class HostileMilter:
         self.headers = []   # (name, value) of every SMFIC_HEADER received
         self.bodies = 0     # SMFIC_BODY packets received
         self.eoms = 0
+        self.macros = {}    # name -> value, from every SMFIC_MACRO received (last one wins)
         self.conns = []
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -115,6 +116,11 @@ class HostileMilter:
                 if cmd == b"O":
                     c.sendall(packet(b"O", struct.pack(">III", 6, ALL_ACTIONS, 0)))
                 elif cmd in (b"D", b"A"):
+                    if cmd == b"D":  # stage letter, then name\0value\0 pairs
+                        items = data[1:].split(b"\0")
+                        with self.lock:
+                            for name, value in zip(items[0::2], items[1::2]):
+                                self.macros[name.decode()] = value.decode(errors="replace")
                     continue  # macros, abort: no reply
                 elif cmd in (b"Q", b"K"):
                     return

@@ -264,6 +264,8 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"tls_session_tickets", {"maybe", "expected yes or no"}},
     {"tls_session_timeout", {"0", "expected a duration >= 1s"}},
     {"tls_handshake_timeout", {"500ms", "expected a duration >= 1s"}},
+    {"tls_client_ca_file", {"ca.pem, other.pem", "expected one file"}},
+    {"relay_clientcerts", {"a b", "expected one file"}},
     {"auth_backend", {"ldap:x", "expected file:PATH or dovecot:SOCKET"}},
     {"auth_allow_plaintext", {"sure", "expected yes or no"}},
     {"auth_fail_limit", {"-1", "expected a number (0 = no limit)"}},

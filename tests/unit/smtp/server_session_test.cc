@@ -1349,6 +1349,28 @@ TEST(SmtpServerStartTls, OfferedOnlyWithACertificateAndOnlyBeforeTls) {
   EXPECT_EQ(session.client().tls->cipher, "TLS_AES_256_GCM_SHA384");
 }
 
+// tls_client_ca_file + relay_clientcerts: a trusted client certificate relays, as
+// relay_clients do (Postfix's permit_tls_clientcerts); any other TLS client does not.
+TEST(SmtpServerStartTls, ATrustedClientCertificateMayRelay) {
+  ServerPolicy policy = TestPolicy();
+  for (bool trusted : {false, true}) {
+    ClientInfo client = TestClient();
+    client.tls_offered = true;
+    ServerSession s(policy, client);
+    s.start();
+    s.on_line("EHLO c.example", LineStatus::Ok);
+    EXPECT_EQ(Summarize(s.on_line("STARTTLS", LineStatus::Ok)), "220 STARTTLS");
+    TlsInfo tls = TestTls();
+    tls.client_cert_trusted = trusted;
+    s.on_tls_started(tls);
+    s.on_line("EHLO c.example", LineStatus::Ok);
+    EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok)), "250");
+    EXPECT_EQ(Summarize(s.on_line("RCPT TO:<x@elsewhere.org>", LineStatus::Ok)),
+              trusted ? "250" : "550")
+        << trusted;
+  }
+}
+
 TEST(SmtpServerStartTls, TheSessionForgetsEverythingBeforeTls) {
   ServerPolicy policy = TestPolicy();
   ClientInfo client = TestClient();
