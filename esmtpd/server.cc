@@ -241,8 +241,7 @@ void Server::reload() {
   if (sender_logins_) {
     try {
       sender_logins_ = load_sender_logins(config_);
-      base::log("esmtpd").information("reloaded sender_login_map " +
-                                      config_.sender_login_map.path);
+      base::log("esmtpd").information("reloaded sender_login_map " + config_.sender_login_map.path);
     } catch (const std::exception& e) {
       base::log("esmtpd").error(
           std::string("sender_login_map reload failed, keeping the previous map: ") + e.what());

@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "lib/config/config.h"
-#include "lib/tls/ticket_keys.h"
 #include "lib/config/fingerprints.h"
+#include "lib/tls/ticket_keys.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;

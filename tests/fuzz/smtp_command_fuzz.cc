@@ -53,7 +53,7 @@ struct Harness {
   // With the checks pending and BOFHCHECKDNS on, so that the waits are exercised too.
   static ClientInfo make_client() {
     ClientInfo c;
-    c.tls_offered = true;  // STARTTLS and the session's restart are reached too
+    c.tls_offered = true;   // STARTTLS and the session's restart are reached too
     c.auth_offered = true;  // AUTH and its SASL exchange too (plaintext allowed below)
     c.ip = "192.0.2.1";
     c.port = 25;
