@@ -101,7 +101,7 @@ std::optional<PasswdFile> PasswdFile::parse(std::string_view text, std::string* 
   return file;
 }
 
-std::optional<PasswdFile> PasswdFile::load(const std::string& path, std::string* error) {
+std::optional<std::string> read_auth_file(const std::string& path, std::string* error) {
   auto fail = [&](const std::string& why) {
     if (error) *error = path + ": " + why;
     return std::nullopt;
@@ -122,10 +122,16 @@ std::optional<PasswdFile> PasswdFile::load(const std::string& path, std::string*
     got += static_cast<std::size_t>(n);
   }
   text.resize(got);
+  return text;
+}
+
+std::optional<PasswdFile> PasswdFile::load(const std::string& path, std::string* error) {
+  auto text = read_auth_file(path, error);
+  if (!text) return std::nullopt;
   std::string why;
-  auto file = parse(text, &why);
-  wipe_secret(text);
-  if (!file) return fail(why);
+  auto file = parse(*text, &why);
+  wipe_secret(*text);
+  if (!file && error) *error = path + ": " + why;
   return file;
 }
 

@@ -49,6 +49,10 @@ bool valid_passwd_user(std::string_view user);
 // for a hash libcrypt does not take. Blocks (see above).
 bool verify_password(std::string_view password, const std::string& hash);
 
+// The text of path, a regular file of at most 16 MiB (the auth files: passwd, sender_login_map);
+// nullopt with *error "path: why" otherwise. Blocking file I/O.
+std::optional<std::string> read_auth_file(const std::string& path, std::string* error);
+
 // A hash to check the password of an unknown user against, so that the time taken does not
 // tell unknown users from known ones: yescrypt of random bytes, made once per process.
 const std::string& dummy_hash();

@@ -6,13 +6,12 @@
 
 #include <cerrno>
 
+#include "lib/auth/passwd_file.h"  // read_auth_file
 #include "lib/base/fd.h"
 
 namespace estafette::auth {
 
 namespace {
-
-constexpr std::size_t kMaxFileSize = 16 * 1024 * 1024;
 
 bool is_blank(char c) {
   return c == ' ' || c == '\t';
@@ -118,26 +117,9 @@ bool SenderLoginMap::owns(std::string_view login, std::string_view sender) const
 
 std::shared_ptr<const SenderLoginMap> load_sender_login_map(const std::string& path,
                                                             std::string* error) {
-  auto fail = [&](const std::string& why) {
-    if (error) *error = path + ": " + why;
-    return nullptr;
-  };
-  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (!fd) return fail(base::errno_text(errno));
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return fail(base::errno_text(errno));
-  if (!S_ISREG(st.st_mode)) return fail("not a regular file");
-  if (static_cast<std::size_t>(st.st_size) > kMaxFileSize) return fail("larger than 16 MiB");
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(base::errno_text(errno));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  text.resize(got);
+  auto read = read_auth_file(path, error);
+  if (!read) return nullptr;
+  const std::string& text = *read;
   auto map = SenderLoginMap::parse(text, path, error);
   if (!map) return nullptr;
   return std::make_shared<const SenderLoginMap>(std::move(*map));
