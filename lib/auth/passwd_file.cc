@@ -15,6 +15,7 @@
 
 #include "lib/auth/sasl.h"
 #include "lib/base/fd.h"
+#include "lib/base/lines.h"
 
 namespace estafette::auth {
 
@@ -65,10 +66,7 @@ std::optional<PasswdFile> PasswdFile::parse(std::string_view text, std::string* 
   std::size_t line_no = 0;
   while (!text.empty()) {
     ++line_no;
-    auto end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::string_view line = base::next_line(text);
     auto bad = [&](const char* why) {
       if (error) *error = "line " + std::to_string(line_no) + ": " + why;
       return std::nullopt;

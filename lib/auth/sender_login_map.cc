@@ -8,6 +8,7 @@
 
 #include "lib/auth/passwd_file.h"  // read_auth_file
 #include "lib/base/fd.h"
+#include "lib/base/lines.h"
 
 namespace estafette::auth {
 
@@ -63,10 +64,7 @@ std::optional<SenderLoginMap> SenderLoginMap::parse(std::string_view text, std::
   std::size_t line_no = 0;
   while (!text.empty()) {
     ++line_no;
-    auto end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::string_view line = base::next_line(text);
     auto bad = [&](const std::string& why) {
       if (error) *error = std::string(name) + ":" + std::to_string(line_no) + ": " + why;
       return std::nullopt;
