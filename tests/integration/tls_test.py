@@ -157,6 +157,9 @@ def test(tmp, stoppers):
                     "-sess_out", sess, stdin=b"EHLO c.test\r\nQUIT\r\n")
         assert r.returncode == 0 and b"New, TLSv1." in r.stdout, r.stdout[-2000:]
         assert b"250 HELP" in r.stdout, r.stdout[-2000:]
+        if version == "-tls1_3":  # one ticket per handshake, not OpenSSL's default two
+            tickets = r.stdout.count(b"Post-Handshake New Session Ticket arrived")
+            assert tickets == 1, (tickets, r.stdout[-3000:])
         r = openssl("s_client", "-connect", "127.0.0.1:%d" % port, "-starttls", "smtp", version,
                     "-sess_in", sess, stdin=b"QUIT\r\n")
         assert r.returncode == 0 and b"Reused, TLSv1." in r.stdout, (version, r.stdout[-2000:])
