@@ -21,6 +21,10 @@ std::string dir_of(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
+// Sendmail's limit on alias recursion (MAXRCRSN). Loop detection alone does not bound the
+// nesting: through a symlink (lists/lists -> .) every level is a new path to the same file.
+constexpr std::size_t kMaxIncludeDepth = 10;
+
 struct Parser {
   const FileReader& read;
   std::vector<std::string> include_stack;  // absolute paths being read, for include loops
@@ -34,6 +38,9 @@ struct Parser {
       if (path[0] != '/') path = dir_of(file) + "/" + path;
       for (const auto& open : include_stack)
         if (open == path) fail(where, ":include: loop through " + path);
+      if (include_stack.size() >= kMaxIncludeDepth)
+        fail(where,
+             ":include: nested more than " + std::to_string(kMaxIncludeDepth) + " deep at " + path);
       std::string error;
       auto content = read(path, &error);
       if (!content) fail(where, ":include:" + path + ": " + error);

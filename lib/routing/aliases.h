@@ -12,9 +12,9 @@
 // Keys are `local` (any local domain) or `local@domain`, case-insensitive. Targets are addresses
 // (an unqualified one takes the domain of the address being expanded), programs ("|command",
 // quoted when it holds a comma) and `:include:PATH` (relative to the including file's directory;
-// its lines hold targets, separated by commas or newlines; includes nest). A missing include
-// file, an include loop, an empty target list or a duplicate key is a ConfigError "file:line:
-// reason". Alias loops are found by the Router, which knows which domains are local.
+// its lines hold targets, separated by commas or newlines; includes nest, at most 10 deep). A
+// missing include file, an include loop, an empty target list or a duplicate key is a ConfigError
+// "file:line: reason". Alias loops are found by the Router, which knows which domains are local.
 #pragma once
 
 #include <sys/types.h>

@@ -2,6 +2,11 @@
 // errors with file:line, from an in-memory file system.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <string>
 
@@ -109,6 +114,29 @@ TEST(RoutingAliases, ErrorsNameFileAndLine) {
       {"a: :include:/l1\n", {{"/l1", "ok\nbad@@x\n"}}, "/l1:2: bad address 'bad@@x'"},
   };
   for (const auto& c : cases) EXPECT_EQ(error_of(c.text, c.files), c.error) << c.text;
+}
+
+// Loop detection compares paths; a symlink back to its own directory makes every level a new
+// path to the same file (found by the config_files fuzz target as a stack overflow).
+TEST(RoutingAliases, IncludesThroughASymlinkLoopStopAtTheDepthLimit) {
+  char tmpl[] = "/tmp/estafette-aliases-XXXXXX";
+  std::string root = ::mkdtemp(tmpl);
+  ASSERT_EQ(::mkdir((root + "/lists").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(".", (root + "/lists/lists").c_str()), 0);
+  { std::ofstream(root + "/lists/team") << "ann\n:include:lists/team\n"; }
+  std::string error;
+  try {
+    AliasMap::parse("team: :include:lists/team\n", root + "/aliases", 0, disk_reader());
+  } catch (const config::ConfigError& e) {
+    error = e.what();
+  }
+  std::string deep = root + "/lists";
+  for (int i = 0; i < 9; ++i) deep += "/lists";  // the 10 open files, then the 11th
+  EXPECT_EQ(error, deep.substr(0, deep.size() - 6) +
+                       "/team:2: :include: nested more than 10 "
+                       "deep at " +
+                       deep + "/team");
+  [[maybe_unused]] int rc = ::system(("rm -rf '" + root + "'").c_str());
 }
 
 }  // namespace
