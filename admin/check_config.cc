@@ -1,6 +1,7 @@
 #include "admin/check_config.h"
 
 #include "filters/start_checks.h"
+#include "lib/auth/passwd_file.h"
 #include "lib/auth/sender_login_map.h"
 #include "lib/base/privileges.h"
 #include "lib/config/config.h"
@@ -31,6 +32,11 @@ CheckResult check_config(const std::string& path) {
   if (!c.sender_login_map.path.empty()) {
     std::string error;
     if (!auth::load_sender_login_map(c.sender_login_map.path, &error)) r.errors.push_back(error);
+  }
+  if (c.auth_backend.starts_with("file:")) {  // as esmtpd loads it: "PATH: line N: why"
+    std::string error;
+    if (!auth::PasswdFile::load(c.auth_backend.substr(5), &error))
+      r.errors.push_back("auth_backend: " + error);
   }
   if (!c.tls_cert_files.empty()) {
     try {

@@ -19,10 +19,11 @@
 //           kept across restarts) / make deliverable again; cancel QUEUE-ID  bounce it to the
 //           sender; delete QUEUE-ID  remove it without a bounce. Exit 1 for an id not in the
 //           queue, 75 as mailq
-//   passwd [--file PATH] [--stdin] [--delete] USER  sets (adds or replaces) USER's password in
-//           the `file:` auth backend's passwd file (--file, else the config's auth_backend), read
-//           twice from the terminal without echo or
-//           once from standard input; --delete removes USER (admin/passwd.h). Exit 1 refused.
+//   passwd [--file PATH] [--stdin] [--scheme crypt|scram-sha-256] [--delete] USER  sets (adds
+//           or replaces) USER's password in the `file:` auth backend's passwd file (--file, else
+//           the config's auth_backend), read twice from the terminal without echo or
+//           once from standard input; --scheme scram-sha-256 writes a SCRAM-SHA-256 secret
+//           instead of a crypt(3) hash; --delete removes USER (admin/passwd.h). Exit 1 refused.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -116,7 +117,8 @@ int usage(std::FILE* to = stderr) {
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release QUEUE-ID|--all [-c CONFIG]\n"
                "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
-               "       estafette passwd [-c CONFIG | --file PATH] [--stdin] [--delete] USER\n"
+               "       estafette passwd [-c CONFIG | --file PATH] [--stdin]\n"
+               "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
@@ -196,7 +198,11 @@ int main(int argc, char** argv) {
       passwd.file = argv[++i];
     else if (cmd == "passwd" && a == "--stdin")
       passwd.from_stdin = true;
-    else if (cmd == "passwd" && a == "--delete")
+    else if (cmd == "passwd" && a == "--scheme" && i + 1 < argc) {
+      std::string scheme = argv[++i];
+      if (scheme != "crypt" && scheme != "scram-sha-256") return usage();
+      passwd.scram = scheme == "scram-sha-256";
+    } else if (cmd == "passwd" && a == "--delete")
       passwd.remove = true;
     else if (cmd == "passwd" && passwd.user.empty() && !a.empty() && a[0] != '-')
       passwd.user = a;

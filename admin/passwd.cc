@@ -15,6 +15,7 @@
 #include "lib/auth/passwd_file.h"
 #include "lib/auth/passwd_update.h"
 #include "lib/auth/sasl.h"
+#include "lib/auth/scram.h"
 #include "lib/base/fd.h"
 #include "lib/base/io.h"
 
@@ -178,7 +179,8 @@ int passwd(const PasswdOptions& options, std::FILE* out, std::FILE* err) {
     why = bad_password(*password);
     if (!why) {
       try {
-        hash = auth::hash_password(*password);
+        hash =
+            options.scram ? auth::hash_scram_password(*password) : auth::hash_password(*password);
       } catch (const std::exception& e) {
         std::fprintf(err, "estafette passwd: %s\n", e.what());
         auth::wipe_secret(*password);

@@ -755,6 +755,16 @@ void Connection::run(smtp::Actions actions) {
       case smtp::ActionKind::VerifyAuth:
         verify_auth(action.text);
         break;
+      case smtp::ActionKind::LookupScram:
+        lookup_scram(action.text);
+        break;
+      case smtp::ActionKind::AuthChecked: {
+        const smtp::CheckedAuth& checked = session_.checked_auth();
+        const bool ok = checked.result == smtp::AuthResult::Accepted;
+        auth_verdict(action.text, log_token(checked.user),
+                     ok ? auth::Verdict::Accepted : auth::Verdict::Refused, checked.user);
+        break;
+      }
     }
   }
   flush();
@@ -776,27 +786,55 @@ void Connection::verify_auth(const std::string& mechanism) {
     return;
   }
   auto done = guard_.wrap([this, mechanism, name](auth::Verdict verdict, const std::string& user) {
-    const auto& client = session_.client();
-    std::string who = " session=" + std::to_string(number_) + " client=" + client.peer_text() +
-                      " mechanism=" + mechanism;
-    switch (verdict) {
-      case auth::Verdict::Accepted:
-        logger().notice("auth ok user=" + log_token(user) + who);
-        run(session_.on_auth_result(smtp::AuthResult::Accepted, user));
-        break;
-      case auth::Verdict::Refused:
-        logger().warning("auth failed user=" + name + who);
-        ctx_.admission.auth_failed(client.ip);
-        run(session_.on_auth_result(smtp::AuthResult::Refused));
-        break;
-      case auth::Verdict::Unavailable:
-        logger().warning("auth unavailable user=" + name + who);
-        run(session_.on_auth_result(smtp::AuthResult::Unavailable));
-        break;
-    }
+    auth_verdict(mechanism, name, verdict, user);
     resume();  // pipelined commands that waited for the answer
   });
   ctx_.auth->verify(std::move(credentials), info, std::move(done));
+}
+
+void Connection::auth_verdict(const std::string& mechanism, const std::string& name,
+                              auth::Verdict verdict, const std::string& user) {
+  const auto& client = session_.client();
+  std::string who = " session=" + std::to_string(number_) + " client=" + client.peer_text() +
+                    " mechanism=" + mechanism;
+  switch (verdict) {
+    case auth::Verdict::Accepted:
+      logger().notice("auth ok user=" + log_token(user) + who);
+      run(session_.on_auth_result(smtp::AuthResult::Accepted, user));
+      break;
+    case auth::Verdict::Refused:
+      logger().warning("auth failed user=" + name + who);
+      ctx_.admission.auth_failed(client.ip);
+      run(session_.on_auth_result(smtp::AuthResult::Refused));
+      break;
+    case auth::Verdict::Unavailable:
+      logger().warning("auth unavailable user=" + name + who);
+      run(session_.on_auth_result(smtp::AuthResult::Unavailable));
+      break;
+  }
+}
+
+void Connection::lookup_scram(const std::string& user) {
+  const auto& c = session_.client();
+  auth::ClientInfo info;
+  info.remote_ip = c.ip;
+  info.remote_port = c.port;
+  info.local_ip = setup_.endpoints.server_ip;
+  info.local_port = setup_.endpoints.server_port;
+  info.secured = c.tls.has_value();
+  if (!ctx_.auth) {  // cannot happen: the session offers AUTH only with a backend
+    run(session_.on_scram_secret(auth::ScramLookup{}, ""));
+    resume();
+    return;
+  }
+  auto done = guard_.wrap([this, name = log_token(user)](const auth::ScramLookup& lookup) {
+    if (lookup.kind == auth::ScramLookup::Kind::Unavailable)
+      logger().warning("auth unavailable user=" + name + " session=" + std::to_string(number_) +
+                       " client=" + session_.client().peer_text() + " mechanism=SCRAM-SHA-256");
+    run(session_.on_scram_secret(lookup, auth::scram_server_nonce()));
+    resume();
+  });
+  ctx_.auth->scram_secret(user, info, std::move(done));
 }
 
 filters::Macros Connection::auth_macros() const {

@@ -162,6 +162,10 @@ class Connection final {
   filters::Macros tls_macros() const;
   filters::Macros auth_macros() const;  // {auth_type}, {auth_authen} once authenticated
   void verify_auth(const std::string& mechanism);
+  void lookup_scram(const std::string& user);
+  // Logs the verdict (never a secret), counts a refusal for the brute-force limit, answers it.
+  void auth_verdict(const std::string& mechanism, const std::string& name, auth::Verdict verdict,
+                    const std::string& user);
   void update_interest();
   void arm_timer();
   void on_idle_timer();

@@ -308,6 +308,7 @@ void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
   if (!local) {
     client.tls_required = listener->tls_required;
     client.auth_offered = auth_ && (listener->auth || listener->role != smtp::ListenerRole::Mx);
+    client.auth_scram = client.auth_offered && auth_->offers_scram();
   }
   client.filtered = !filters_.empty();
   ConnectionChecksSetup setup;

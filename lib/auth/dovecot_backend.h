@@ -6,6 +6,7 @@
 // the handshake runs are sent after its DONE. Each request is PLAIN with the initial response
 // (the session has the credentials, whatever mechanism the SMTP client used), service=smtp,
 // nologin, the client's addresses and `secured` under TLS.
+// SCRAM-SHA-256 is not offered with this backend (the exchange is not proxied to Dovecot).
 // Answers: OK -> Accepted with Dovecot's user=; FAIL -> Refused, or Unavailable when Dovecot says
 // the failure is temporary; no answer within `timeout`, Dovecot down, a lost connection, a
 // handshake without PLAIN or another major version, or a line over 16 KiB -> Unavailable (the
@@ -41,6 +42,9 @@ class DovecotBackend final : public Backend {
   DovecotBackend& operator=(const DovecotBackend&) = delete;
 
   void verify(Credentials credentials, const ClientInfo& client, Done done) override;
+  // SCRAM-SHA-256 is not proxied to Dovecot (yet): not offered, and a lookup is Unavailable.
+  bool offers_scram() const override { return false; }
+  void scram_secret(const std::string& user, const ClientInfo& client, ScramDone done) override;
 
  private:
   struct Pending {

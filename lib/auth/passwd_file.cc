@@ -3,6 +3,7 @@
 #include <crypt.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <stdexcept>
 
@@ -63,6 +65,16 @@ std::string run_crypt(std::string_view password, const std::string& setting) {
 
 std::optional<PasswdFile> PasswdFile::parse(std::string_view text, std::string* error) {
   PasswdFile file;
+  std::map<std::uint32_t, std::size_t> iteration_counts;
+  {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) {
+      if (error) *error = "SHA-256 failed";
+      return std::nullopt;
+    }
+    file.fake_scram_key_.assign(reinterpret_cast<const char*>(digest.data()), size);
+  }
   std::size_t line_no = 0;
   while (!text.empty()) {
     ++line_no;
@@ -80,6 +92,18 @@ std::optional<PasswdFile> PasswdFile::parse(std::string_view text, std::string* 
     std::string_view field = rest.substr(0, rest.find(':'));
     if (!valid_passwd_user(user))
       return bad("user name empty, too long or with spaces or controls");
+    if (field.starts_with(kScramScheme)) {
+      std::string why;
+      auto secret = parse_scram_secret(field.substr(kScramScheme.size()), &why);
+      if (!secret) return bad(why.c_str());
+      ++iteration_counts[secret->iterations];
+      PasswdEntry entry;
+      entry.scram = std::move(*secret);
+      if (!file.entries_.emplace(std::string(user), std::move(entry)).second)
+        return bad("user listed twice");
+      ++file.scram_entries_;
+      continue;
+    }
     auto hash = crypt_hash(field);
     if (!hash) return bad("not a crypt(3) scheme (plaintext passwords are not accepted)");
     const std::string stored(*hash);
@@ -94,7 +118,15 @@ std::optional<PasswdFile> PasswdFile::parse(std::string_view text, std::string* 
       default:
         return bad("not a crypt(3) hash this system can check");
     }
-    if (!file.hashes_.emplace(std::string(user), stored).second) return bad("user listed twice");
+    if (!file.entries_.emplace(std::string(user), PasswdEntry{stored, std::nullopt}).second)
+      return bad("user listed twice");
+  }
+  std::size_t most = 0;
+  for (const auto& [iterations, count] : iteration_counts) {
+    if (count > most) {
+      most = count;
+      file.usual_iterations_ = iterations;
+    }
   }
   return file;
 }
@@ -140,9 +172,14 @@ bool valid_passwd_user(std::string_view user) {
   return true;
 }
 
+const PasswdEntry* PasswdFile::entry_of(std::string_view user) const {
+  auto it = entries_.find(std::string(user));
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
 const std::string* PasswdFile::hash_of(std::string_view user) const {
-  auto it = hashes_.find(std::string(user));
-  return it == hashes_.end() ? nullptr : &it->second;
+  const PasswdEntry* entry = entry_of(user);
+  return entry && !entry->scram ? &entry->crypt_hash : nullptr;
 }
 
 bool verify_password(std::string_view password, const std::string& hash) {

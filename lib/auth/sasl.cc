@@ -46,11 +46,21 @@ Credentials::~Credentials() {
 std::optional<Mechanism> mechanism_named(std::string_view name) {
   if (name.size() == 5 && ::strncasecmp(name.data(), "PLAIN", 5) == 0) return Mechanism::Plain;
   if (name.size() == 5 && ::strncasecmp(name.data(), "LOGIN", 5) == 0) return Mechanism::Login;
+  if (name.size() == 13 && ::strncasecmp(name.data(), "SCRAM-SHA-256", 13) == 0)
+    return Mechanism::ScramSha256;
   return std::nullopt;
 }
 
 std::string_view mechanism_name(Mechanism mechanism) {
-  return mechanism == Mechanism::Plain ? "PLAIN" : "LOGIN";
+  switch (mechanism) {
+    case Mechanism::Plain:
+      return "PLAIN";
+    case Mechanism::Login:
+      return "LOGIN";
+    case Mechanism::ScramSha256:
+      return "SCRAM-SHA-256";
+  }
+  return "?";
 }
 
 SaslStep SaslExchange::start(std::optional<std::string_view> initial_response) {

@@ -11,9 +11,11 @@
 
 namespace estafette::auth {
 
-enum class Mechanism { Plain, Login };
+// ScramSha256 is named here so that the session has one list of mechanisms; its exchange is
+// ScramServer (scram.h), never a SaslExchange.
+enum class Mechanism { Plain, Login, ScramSha256 };
 
-// "PLAIN" or "LOGIN", any case; nullopt for anything else.
+// "PLAIN", "LOGIN" or "SCRAM-SHA-256", any case; nullopt for anything else.
 std::optional<Mechanism> mechanism_named(std::string_view name);
 std::string_view mechanism_name(Mechanism mechanism);
 
@@ -52,6 +54,7 @@ inline constexpr std::size_t kMaxSaslField = 255;
 
 class SaslExchange final {
  public:
+  // PLAIN or LOGIN only.
   explicit SaslExchange(Mechanism mechanism) : mechanism_(mechanism) {}
 
   // After "AUTH <mechanism> [initial-response]": nullopt when there was none; "=" stands for

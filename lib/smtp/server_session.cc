@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "lib/auth/base64.h"
 #include "lib/smtp/address.h"
 #include "lib/smtp/esmtp_params.h"
 
@@ -304,6 +305,7 @@ Actions ServerSession::on_tls_started(const TlsInfo& tls) {
   refused_data_ = false;
   auth_user_.clear();
   auth_mechanism_.reset();
+  scram_.reset();
   return {};
 }
 
@@ -322,13 +324,21 @@ Actions ServerSession::on_auth(const Command& cmd) {
   if (in_transaction_) return error("503 5.5.1 Error: MAIL transaction in progress");
   AuthArgument arg = auth_argument(cmd.argument);
   auto mechanism = auth::mechanism_named(arg.mechanism);
-  if (!mechanism) return error("504 5.5.4 Unrecognized authentication type");
+  if (!mechanism || (*mechanism == auth::Mechanism::ScramSha256 && !client_.auth_scram))
+    return error("504 5.5.4 Unrecognized authentication type");
   if (!client_.tls && !policy_.auth_allow_plaintext)
     return error("538 5.7.11 Encryption required for requested authentication mechanism");
   if (policy_.auth_blocked && policy_.auth_blocked(client_))
     return close("421 4.7.0 " + policy_.hostname +
                  " Error: too many failed authentications, try again later");
   auth_mechanism_ = mechanism;
+  if (*mechanism == auth::Mechanism::ScramSha256) {
+    scram_.emplace();
+    scram_wants_ = ScramWants::ClientFirst;
+    if (arg.initial_response) return scram_client_first(*arg.initial_response);
+    state_ = State::kAuth;
+    return reply("334 ");
+  }
   sasl_.emplace(*mechanism);
   return sasl_step(sasl_->start(arg.initial_response));
 }
@@ -337,13 +347,87 @@ Actions ServerSession::on_auth_line(std::string_view line, LineStatus status) {
   state_ = State::kReady;
   if (status == LineStatus::TooLong) {
     sasl_.reset();
+    scram_.reset();
     return error("500 5.5.6 Authentication exchange line is too long");
   }
   if (status != LineStatus::Ok) {
     sasl_.reset();
+    scram_.reset();
     return error("501 5.5.2 Error: bare <CR> or <LF> in the authentication exchange");
   }
+  if (scram_) return scram_line(line);
   return sasl_step(sasl_->respond(line));
+}
+
+Actions ServerSession::scram_line(std::string_view line) {
+  if (line == "*") {
+    scram_.reset();
+    return error("501 5.0.0 Authentication aborted");
+  }
+  switch (scram_wants_) {
+    case ScramWants::ClientFirst:
+      return scram_client_first(line);
+    case ScramWants::ClientFinal: {
+      auto decoded = auth::base64_decode(line);
+      if (!decoded) break;
+      switch (scram_->client_final(*decoded, nullptr)) {
+        case auth::ScramServer::Verdict::Malformed:
+          break;
+        case auth::ScramServer::Verdict::Refused:
+          return scram_checked(AuthResult::Refused);
+        case auth::ScramServer::Verdict::Accepted:
+          // RFC 4954 4: the server's final data goes in a 334; the client answers "".
+          scram_wants_ = ScramWants::Ack;
+          state_ = State::kAuth;
+          return reply("334 " + auth::base64_encode(scram_->server_final()));
+      }
+      break;
+    }
+    case ScramWants::Ack:
+      if (line.empty()) return scram_checked(AuthResult::Accepted);
+      break;
+  }
+  scram_.reset();
+  return error("501 5.5.2 Error: cannot decode the authentication response");
+}
+
+Actions ServerSession::scram_client_first(std::string_view response) {
+  // "=" is AUTH's empty initial response (RFC 4954 4); SCRAM has no empty client-first.
+  auto decoded = auth::base64_decode(response == "=" ? std::string_view() : response);
+  if (!decoded || !scram_->client_first(*decoded, nullptr)) {
+    scram_.reset();
+    state_ = State::kReady;
+    return error("501 5.5.2 Error: cannot decode the authentication response");
+  }
+  state_ = State::kWait;
+  waiting_for_ = ActionKind::LookupScram;
+  return {{ActionKind::LookupScram, scram_->username()}};
+}
+
+Actions ServerSession::on_scram_secret(const auth::ScramLookup& lookup,
+                                       std::string_view server_nonce) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWait || waiting_for_ != ActionKind::LookupScram || !scram_)
+    broken_invariant("on_scram_secret() unasked");
+  waiting_for_ = ActionKind::Reply;
+  state_ = State::kReady;
+  if (lookup.kind == auth::ScramLookup::Kind::Unavailable) {
+    scram_.reset();
+    return reply("454 4.7.0 Temporary authentication failure, try again later");
+  }
+  std::string first = scram_->server_first(
+      lookup.secret, lookup.kind == auth::ScramLookup::Kind::Found, server_nonce);
+  scram_wants_ = ScramWants::ClientFinal;
+  state_ = State::kAuth;
+  return reply("334 " + auth::base64_encode(first));
+}
+
+Actions ServerSession::scram_checked(AuthResult result) {
+  checked_auth_ = CheckedAuth{result, scram_->username()};
+  scram_.reset();
+  state_ = State::kWait;
+  waiting_for_ = ActionKind::AuthChecked;
+  return {{ActionKind::AuthChecked, std::string(auth_mechanism())}};
 }
 
 Actions ServerSession::sasl_step(auth::SaslStep step) {
@@ -380,8 +464,10 @@ auth::Credentials ServerSession::take_credentials() {
 Actions ServerSession::on_auth_result(AuthResult result, std::string_view user) {
   credentials_.reset();  // not taken: wiped here
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWait || waiting_for_ != ActionKind::VerifyAuth)
+  if (state_ != State::kWait ||
+      (waiting_for_ != ActionKind::VerifyAuth && waiting_for_ != ActionKind::AuthChecked))
     broken_invariant("on_auth_result() unasked");
+  checked_auth_ = CheckedAuth{};
   waiting_for_ = ActionKind::Reply;
   state_ = State::kReady;
   switch (result) {
@@ -424,7 +510,9 @@ Actions ServerSession::helo_reply() const {
   text += "250-SIZE " + std::to_string(policy_.max_message_size) + "\r\n";
   text += "250-8BITMIME\r\n";
   if (client_.tls_offered && !client_.tls) text += "250-STARTTLS\r\n";
-  if (auth_advertised()) text += "250-AUTH PLAIN LOGIN\r\n";
+  if (auth_advertised())
+    text +=
+        client_.auth_scram ? "250-AUTH PLAIN LOGIN SCRAM-SHA-256\r\n" : "250-AUTH PLAIN LOGIN\r\n";
   text += "250-ENHANCEDSTATUSCODES\r\n";
   text += "250-DSN\r\n";
   text += "250 HELP";

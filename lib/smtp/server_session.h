@@ -17,6 +17,12 @@
 //              until then waiting() is true. A failed handshake ends the connection.
 //   VerifyAuth  (text: the SASL mechanism) check take_credentials() with the auth backend and
 //              call on_auth_result(); until then waiting() is true. Never log the credentials.
+//   LookupScram  (text: the SCRAM user name) ask the auth backend for that user's SCRAM-SHA-256
+//              secret and call on_scram_secret() with it and a fresh server nonce
+//              (auth::scram_server_nonce()); until then waiting() is true.
+//   AuthChecked  (text: the SASL mechanism) the session checked a SCRAM proof itself:
+//              checked_auth() says the verdict and the user name; log and count it as a
+//              backend's verdict and call on_auth_result() with it; until then waiting() is true.
 //   LookupRecipient  policy.check_recipient said its answer needs a lookup that may block
 //              (passwd, stat): run it off the loop for the address in `text` and call
 //              on_recipient_checked() with its verdict, or on_recipient_lookup_failed(); until
@@ -33,8 +39,12 @@
 // on_tls_started() forgets what the client said before (EHLO, the transaction), as RFC 3207 4.2
 // says, so the client must say EHLO again. Implicit TLS (port 465, RFC 8314): the I/O layer calls
 // on_tls_started() before start(). The Received header then says how (RFC 3848: ESMTPS).
-// SMTP AUTH (RFC 4954; PLAIN and LOGIN, lib/auth/sasl.h): offered when ClientInfo::auth_offered
-// and the connection is encrypted (or policy.auth_allow_plaintext). During the SASL exchange
+// SMTP AUTH (RFC 4954; PLAIN and LOGIN, lib/auth/sasl.h, and SCRAM-SHA-256, lib/auth/scram.h,
+// when ClientInfo::auth_scram): offered when ClientInfo::auth_offered and the connection is
+// encrypted (or policy.auth_allow_plaintext). SCRAM: AUTH [client-first] -> LookupScram ->
+// 334 server-first -> client-final -> 334 v=server-final -> empty line -> AuthChecked -> 235
+// (RFC 4954 4: no data with the 235); a wrong proof is AuthChecked too (535). During the SASL
+// exchange
 // on_line() takes the client's responses, not commands. A submission or submissions listener
 // requires it before MAIL (530 5.7.0; local submissions never), a listener with tls_required
 // requires TLS before MAIL. An authenticated client may relay; with policy.sender_owned set it
@@ -69,6 +79,7 @@
 #include <sys/types.h>
 
 #include "lib/auth/sasl.h"
+#include "lib/auth/scram.h"
 #include "lib/smtp/command.h"
 #include "lib/smtp/esmtp_params.h"  // DsnRet
 #include "lib/smtp/filter_verdict.h"
@@ -152,6 +163,7 @@ struct ClientInfo {
   std::optional<TlsInfo> tls;            // set once the connection is encrypted
   bool tls_required = false;             // the listener's tls_required: no MAIL before STARTTLS
   bool auth_offered = false;             // an auth backend serves this listener (AUTH)
+  bool auth_scram = false;               // and it offers SCRAM-SHA-256
   bool is_local() const { return local_uid.has_value(); }
   // "[ip]:port", or "local uid=N", for logs.
   std::string peer_text() const;
@@ -199,12 +211,19 @@ enum class ActionKind {
   FilterMessage,    // end of data: filter the message, apply changes, make the record
   StartTls,         // after the 220 to STARTTLS: drop buffered input, handshake, on_tls_started()
   VerifyAuth,       // text: the SASL mechanism; verify take_credentials(), on_auth_result()
+  LookupScram,      // text: the SCRAM user; backend's secret -> on_scram_secret()
+  AuthChecked,      // text: the SASL mechanism; checked_auth() -> log, count, on_auth_result()
 };
 // What the auth backend said about the credentials of a VerifyAuth.
 enum class AuthResult {
   Accepted,     // 235 2.7.0
   Refused,      // 535 5.7.8, a counted error
   Unavailable,  // 454 4.7.0 (RFC 4954 6): the backend cannot answer now; the session goes on
+};
+// What the session decided about a SCRAM exchange (AuthChecked).
+struct CheckedAuth {
+  AuthResult result = AuthResult::Refused;  // Accepted or Refused
+  std::string user;                         // the name the client gave (for the log)
 };
 // Why the queue write or commit failed: the disk is full (ENOSPC, EDQUOT), or anything else.
 enum class QueueFailure { Temporary, NoSpace };
@@ -246,6 +265,11 @@ class ServerSession final {
   Actions on_auth_result(AuthResult result, std::string_view user = {});
   // During VerifyAuth: the credentials to check (moved out; the session keeps no copy).
   auth::Credentials take_credentials();
+  // Answers a LookupScram: 334 server-first, or 454 4.7.0 when the backend was Unavailable.
+  // server_nonce: printable, no ',' (auth::scram_server_nonce()).
+  Actions on_scram_secret(const auth::ScramLookup& lookup, std::string_view server_nonce);
+  // During AuthChecked: what the session decided.
+  const CheckedAuth& checked_auth() const { return checked_auth_; }
   const std::string& authenticated_user() const { return auth_user_; }  // "" = none
   // The mechanism of the AUTH in progress or done ("PLAIN", "LOGIN"); "" = none.
   std::string_view auth_mechanism() const;
@@ -293,6 +317,9 @@ class ServerSession final {
   Actions on_auth(const Command& cmd);
   Actions sasl_step(auth::SaslStep step);
   Actions on_auth_line(std::string_view line, LineStatus status);
+  Actions scram_line(std::string_view line);
+  Actions scram_client_first(std::string_view response);
+  Actions scram_checked(AuthResult result);
   bool auth_advertised() const;
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
   Actions junk(std::string_view reply);   // a junk command's reply, an error past the junk limit
@@ -323,7 +350,11 @@ class ServerSession final {
   std::optional<auth::SaslExchange> sasl_;         // kAuth: the exchange in progress
   std::optional<auth::Mechanism> auth_mechanism_;  // of the AUTH in progress or done
   std::optional<auth::Credentials> credentials_;   // VerifyAuth: until take_credentials()
-  std::string auth_user_;                          // authenticated as; "" = not
+  std::optional<auth::ScramServer> scram_;         // a SCRAM exchange in progress
+  // What a SCRAM line in kAuth is: client-first, client-final, or the empty line after v=.
+  enum class ScramWants { ClientFirst, ClientFinal, Ack } scram_wants_ = ScramWants::ClientFirst;
+  CheckedAuth checked_auth_;  // AuthChecked: until on_auth_result()
+  std::string auth_user_;     // authenticated as; "" = not
 };
 
 }  // namespace estafette::smtp

@@ -55,6 +55,7 @@ struct Harness {
     ClientInfo c;
     c.tls_offered = true;   // STARTTLS and the session's restart are reached too
     c.auth_offered = true;  // AUTH and its SASL exchange too (plaintext allowed below)
+    c.auth_scram = true;    // and SCRAM-SHA-256's
     c.ip = "192.0.2.1";
     c.port = 25;
     c.checks_pending = true;
@@ -165,6 +166,26 @@ struct Harness {
           check(!creds.password.empty() && creds.password.size() <= 255);
           auto result = static_cast<AuthResult>(creds.username.size() % 3);
           run(session.on_auth_result(result, creds.username));
+          check(!session.waiting());
+          break;
+        }
+        case ActionKind::LookupScram: {
+          // A parsed client-first: a user name within bounds. Its length picks the backend's
+          // answer (found, unknown, unavailable), with a secret from the name's length.
+          check(session.waiting() && !action.text.empty() && action.text.size() <= 255);
+          estafette::auth::ScramLookup lookup;
+          lookup.kind = static_cast<estafette::auth::ScramLookup::Kind>(action.text.size() % 3);
+          lookup.secret.iterations = 4096;
+          lookup.secret.salt = action.text;
+          run(session.on_scram_secret(lookup, "fuzznonce"));
+          check(!session.waiting());
+          break;
+        }
+        case ActionKind::AuthChecked: {
+          check(session.waiting() && action.text == "SCRAM-SHA-256");
+          const auto& checked = session.checked_auth();
+          check(!checked.user.empty());
+          run(session.on_auth_result(checked.result, checked.user));
           check(!session.waiting());
           break;
         }

@@ -92,6 +92,18 @@ INSTANTIATE_TEST_SUITE_P(
              "sender_login_map = DIR/senders\n",
              {{"senders", "alice@x.test alice\nalice bob\n"}},
              {"DIR/senders:2: a key is user@domain or @domain"}},
+        Case{"GoodPasswdFileWithScram",
+             "auth_backend = file:DIR/passwd\n",
+             {{"passwd",
+               "sc:{SCRAM-SHA-256}4096,QW7KavEx8BfYhBmI9aerLA==,Blp1CJC+nY9hLV7Ly785bfDzlQyw+"
+               "GxUULydK6tY2gE=,syfkt2vS8YTjbFsDyibdvVN2vHP0N1EFVCu6gBpLMSg=\n"}},
+             {}},
+        Case{"ScramIterationsTooLow",  // the line named, the secret not echoed
+             "auth_backend = file:DIR/passwd\n",
+             {{"passwd",
+               "# users\nsc:{SCRAM-SHA-256}1000,QW7KavEx8BfYhBmI9aerLA==,Blp1CJC+nY9hLV7Ly785bf"
+               "DzlQyw+GxUULydK6tY2gE=,syfkt2vS8YTjbFsDyibdvVN2vHP0N1EFVCu6gBpLMSg=\n"}},
+             {"auth_backend: DIR/passwd: line 2: SCRAM-SHA-256 iteration count below 4096"}},
         Case{"MissingSenderLoginMap",
              "sender_login_map = DIR/nothing\n",
              {},

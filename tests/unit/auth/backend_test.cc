@@ -83,5 +83,45 @@ TEST(AuthFileBackend, Reload) {
   EXPECT_EQ(check(loop, backend, creds("alice", "new")).got().verdict, Verdict::Accepted);
 }
 
+// SCRAM-SHA-256 entries: PLAIN checks the password by PBKDF2 with the stored salt; the SCRAM
+// lookup answers on the loop (never inside the call) with the user's secret, and with the same
+// fake secret each time for an unknown user or a crypt(3) one, shaped like the real ones.
+TEST(AuthFileBackend, ScramEntries) {
+  event::Loop loop;
+  const std::string scram = hash_scram_password("pencil");
+  FileBackend backend(loop,
+                      file_with("alice:" + hash_password("right") + "\nuser:" + scram + "\n"));
+  EXPECT_TRUE(backend.offers_scram());
+  EXPECT_EQ(check(loop, backend, creds("user", "pencil")).got().verdict, Verdict::Accepted);
+  EXPECT_EQ(check(loop, backend, creds("user", "pencil2")).got().verdict, Verdict::Refused);
+  EXPECT_EQ(check(loop, backend, creds("user", "pencil", "root")).got().verdict, Verdict::Refused);
+  EXPECT_EQ(check(loop, backend, creds("alice", "right")).got().verdict, Verdict::Accepted);
+
+  auto lookup = [&](const std::string& user) {
+    std::optional<ScramLookup> got;
+    backend.scram_secret(user, ClientInfo{}, [&](const ScramLookup& l) {
+      got = l;
+      loop.stop();
+    });
+    EXPECT_FALSE(got);  // never inside the call
+    loop.run();
+    return got.value_or(ScramLookup{});
+  };
+  auto found = lookup("user");
+  EXPECT_EQ(found.kind, ScramLookup::Kind::Found);
+  EXPECT_EQ(format_scram_secret(found.secret), scram);
+  auto nobody = lookup("nobody");
+  EXPECT_EQ(nobody.kind, ScramLookup::Kind::Unknown);
+  EXPECT_EQ(nobody.secret.iterations, found.secret.iterations);
+  EXPECT_EQ(nobody.secret.salt.size(), found.secret.salt.size());
+  EXPECT_EQ(lookup("nobody").secret, nobody.secret);  // stable: asking twice tells nothing
+  auto crypt_user = lookup("alice");
+  EXPECT_EQ(crypt_user.kind, ScramLookup::Kind::Unknown);
+  EXPECT_NE(crypt_user.secret.salt, nobody.secret.salt);
+
+  FileBackend crypt_only(loop, file_with("alice:" + hash_password("right") + "\n"));
+  EXPECT_FALSE(crypt_only.offers_scram());
+}
+
 }  // namespace
 }  // namespace estafette::auth

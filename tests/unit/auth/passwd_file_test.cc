@@ -160,5 +160,51 @@ TEST_F(PasswdFileLoad, ReadsAFileAndRefusesWhatIsNotOne) {
   EXPECT_EQ(error, path + ": line 1: not a crypt(3) scheme (plaintext passwords are not accepted)");
 }
 
+// Dovecot's SCRAM-SHA-256 entries (a line doveadm printed for "pencil"): loaded, offered, and
+// out-of-bounds iteration counts refused naming the line, never echoing the secret.
+TEST(PasswdFile, ScramEntries) {
+  const std::string doveadm =
+      "{SCRAM-SHA-256}4096,QW7KavEx8BfYhBmI9aerLA==,"
+      "Blp1CJC+nY9hLV7Ly785bfDzlQyw+GxUULydK6tY2gE=,syfkt2vS8YTjbFsDyibdvVN2vHP0N1EFVCu6gBpLMSg=";
+  std::string error;
+  auto crypt_only = PasswdFile::parse("alice:" + hash_password("x") + "\n", &error);
+  ASSERT_TRUE(crypt_only) << error;
+  EXPECT_FALSE(crypt_only->has_scram());
+  auto file =
+      PasswdFile::parse("alice:" + hash_password("x") + "\nuser:" + doveadm +
+                            ":1000:1000::/home/user::\nother:" + hash_scram_password("y") + "\n",
+                        &error);
+  ASSERT_TRUE(file) << error;
+  EXPECT_TRUE(file->has_scram());
+  EXPECT_EQ(file->usual_scram_iterations(), 4096u);
+  EXPECT_EQ(file->hash_of("user"), nullptr);  // not a crypt(3) hash
+  const PasswdEntry* entry = file->entry_of("user");
+  ASSERT_TRUE(entry && entry->scram);
+  EXPECT_TRUE(verify_scram_password("pencil", *entry->scram));
+  ASSERT_TRUE(file->entry_of("alice"));
+  EXPECT_FALSE(file->entry_of("alice")->scram);
+  // The fake-secret key: 32 bytes, the same for the same text (every esmtpd process), not for
+  // another.
+  EXPECT_EQ(file->fake_scram_key().size(), 32u);
+  EXPECT_EQ(PasswdFile::parse("user:" + doveadm + "\n", &error)->fake_scram_key(),
+            PasswdFile::parse("user:" + doveadm + "\n", &error)->fake_scram_key());
+  EXPECT_NE(PasswdFile::parse("user:" + doveadm + "\n", &error)->fake_scram_key(),
+            PasswdFile::parse("user:" + doveadm + "\n\n", &error)->fake_scram_key());
+
+  std::string low = doveadm;
+  low.replace(low.find("4096"), 4, "1000");
+  EXPECT_FALSE(PasswdFile::parse("a:" + hash_password("x") + "\nb:" + low + "\n", &error));
+  EXPECT_EQ(error, "line 2: SCRAM-SHA-256 iteration count below 4096");
+  std::string high = doveadm;
+  high.replace(high.find("4096"), 4, "50000000");
+  EXPECT_FALSE(PasswdFile::parse("b:" + high + "\n", &error));
+  EXPECT_EQ(error, "line 1: SCRAM-SHA-256 iteration count above 1000000");
+  EXPECT_FALSE(PasswdFile::parse("b:{SCRAM-SHA-256}4096,QW7KavEx8BfYhBmI9aerLA==\n", &error));
+  EXPECT_EQ(error.find("QW7K"), std::string::npos) << error;
+  EXPECT_NE(error.find("line 1"), std::string::npos) << error;
+  EXPECT_FALSE(PasswdFile::parse("b:" + doveadm + "\nb:" + doveadm + "\n", &error));
+  EXPECT_EQ(error, "line 2: user listed twice");
+}
+
 }  // namespace
 }  // namespace estafette::auth

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/auth/base64.h"
 #include "tests/unit/smtp/split_feeder.h"
 
 namespace estafette::smtp {
@@ -81,6 +82,12 @@ std::string Summarize(const Actions& actions) {
         break;
       case ActionKind::VerifyAuth:
         out += "AUTH:" + action.text;
+        break;
+      case ActionKind::LookupScram:
+        out += "SCRAM-LOOKUP:" + action.text;
+        break;
+      case ActionKind::AuthChecked:
+        out += "CHECKED:" + action.text;
         break;
     }
   }
@@ -1158,6 +1165,8 @@ struct Driver {
         case ActionKind::FilterMessage:
         case ActionKind::StartTls:    // no certificate here
         case ActionKind::VerifyAuth:  // no auth backend here
+        case ActionKind::LookupScram:
+        case ActionKind::AuthChecked:
           ADD_FAILURE() << "unexpected lookup or filter action";
           break;
         case ActionKind::Close:
@@ -1760,6 +1769,185 @@ TEST(SmtpServerAuth, RefusedWhereRfc4954SaysSo) {
   s.on_line("MAIL FROM:<a@remote.org>", LineStatus::Ok);
   EXPECT_EQ(ReplyText(s.on_line("AUTH PLAIN AHVzZXIAcGFzcw==", LineStatus::Ok)),
             "503 5.5.1 Error: MAIL transaction in progress\r\n");
+}
+
+// SCRAM-SHA-256 (RFC 5802, 7677) in the session: RFC 7677's exchange, as SMTP carries it.
+constexpr std::string_view kScramFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+constexpr std::string_view kScramNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+constexpr std::string_view kScramServerFirst =
+    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+constexpr std::string_view kScramFinal =
+    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+    "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+constexpr std::string_view kScramServerFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+ClientInfo ScramClient() {
+  ClientInfo client = AuthClient();
+  client.auth_scram = true;
+  return client;
+}
+
+auth::ScramLookup Pencil(auth::ScramLookup::Kind kind = auth::ScramLookup::Kind::Found) {
+  auth::ScramLookup lookup;
+  lookup.kind = kind;
+  lookup.secret =
+      auth::derive_scram_secret("pencil", *auth::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+  return lookup;
+}
+
+std::string B64(std::string_view text) {
+  return auth::base64_encode(text);
+}
+
+// EHLO, AUTH SCRAM-SHA-256 with client-first as the initial response, the secret: server-first.
+void ScramToServerFirst(ServerSession& s, const auth::ScramLookup& lookup = Pencil()) {
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  auto asked = s.on_line("AUTH SCRAM-SHA-256 " + B64(kScramFirst), LineStatus::Ok);
+  ASSERT_EQ(Summarize(asked), "SCRAM-LOOKUP:user");
+  EXPECT_TRUE(s.waiting());
+  EXPECT_EQ(ReplyText(s.on_scram_secret(lookup, kScramNonce)),
+            "334 " + B64(kScramServerFirst) + "\r\n");
+}
+
+TEST(SmtpServerAuth, ScramAdvertisedOnlyWhenTheBackendHasIt) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession without(policy, AuthClient());
+  without.start();
+  EXPECT_NE(
+      ReplyText(without.on_line("EHLO c.example", LineStatus::Ok)).find("250-AUTH PLAIN LOGIN\r\n"),
+      std::string::npos);
+  EXPECT_EQ(ReplyText(without.on_line("AUTH SCRAM-SHA-256", LineStatus::Ok)),
+            "504 5.5.4 Unrecognized authentication type\r\n");
+  ServerSession with(policy, ScramClient());
+  with.start();
+  EXPECT_NE(ReplyText(with.on_line("EHLO c.example", LineStatus::Ok))
+                .find("250-AUTH PLAIN LOGIN SCRAM-SHA-256\r\n"),
+            std::string::npos);
+  // The same TLS rule as PLAIN and LOGIN.
+  ClientInfo plaintext = ScramClient();
+  plaintext.tls.reset();
+  ServerSession clear(policy, plaintext);
+  clear.start();
+  EXPECT_EQ(ReplyText(clear.on_line("EHLO c.example", LineStatus::Ok)).find("AUTH"),
+            std::string::npos);
+  EXPECT_EQ(Summarize(clear.on_line("AUTH SCRAM-SHA-256", LineStatus::Ok)), "538");
+}
+
+TEST(SmtpServerAuth, ScramRfc7677ExchangeThenEmptyLineThen235) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession s(policy, ScramClient());
+  ScramToServerFirst(s);
+  EXPECT_EQ(ReplyText(s.on_line(B64(kScramFinal), LineStatus::Ok)),
+            "334 " + B64(kScramServerFinal) + "\r\n");
+  EXPECT_FALSE(s.waiting());
+  auto checked = s.on_line("", LineStatus::Ok);  // RFC 4954 4: the client's empty answer
+  EXPECT_EQ(Summarize(checked), "CHECKED:SCRAM-SHA-256");
+  EXPECT_TRUE(s.waiting());
+  EXPECT_EQ(s.checked_auth().result, AuthResult::Accepted);
+  EXPECT_EQ(s.checked_auth().user, "user");
+  EXPECT_EQ(ReplyText(s.on_auth_result(AuthResult::Accepted, "user")),
+            "235 2.7.0 Authentication successful\r\n");
+  EXPECT_EQ(s.authenticated_user(), "user");
+  EXPECT_EQ(s.auth_mechanism(), "SCRAM-SHA-256");
+  EXPECT_EQ(s.protocol_name(), "ESMTPSA");
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<user@elsewhere.example>", LineStatus::Ok)), "250");
+  EXPECT_EQ(Summarize(s.on_line("RCPT TO:<x@relay-me.example>", LineStatus::Ok)), "250");
+}
+
+TEST(SmtpServerAuth, ScramWithoutInitialResponse) {
+  ServerPolicy policy = TestPolicy();
+  ServerSession s(policy, ScramClient());
+  s.start();
+  s.on_line("EHLO c.example", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(s.on_line("AUTH scram-sha-256", LineStatus::Ok)), "334 \r\n");
+  EXPECT_EQ(Summarize(s.on_line(B64(kScramFirst), LineStatus::Ok)), "SCRAM-LOOKUP:user");
+  EXPECT_EQ(Summarize(s.on_scram_secret(Pencil(), kScramNonce)), "334");
+  EXPECT_EQ(Summarize(s.on_line(B64(kScramFinal), LineStatus::Ok)), "334");
+  EXPECT_EQ(Summarize(s.on_line("", LineStatus::Ok)), "CHECKED:SCRAM-SHA-256");
+  EXPECT_EQ(Summarize(s.on_auth_result(AuthResult::Accepted, "user")), "235");
+}
+
+TEST(SmtpServerAuth, ScramWrongProofUnknownUserAndBruteForceLimit) {
+  ServerPolicy policy = TestPolicy();
+  int failures = 0;
+  policy.auth_blocked = [&](const ClientInfo&) { return failures >= 2; };
+  std::string bad_proof(kScramFinal);
+  bad_proof[bad_proof.size() - 3] = 'A';  // "...dVQ=" -> "...AVQ=": another 32 bytes
+  ServerSession s(policy, ScramClient());
+  ScramToServerFirst(s);
+  EXPECT_EQ(Summarize(s.on_line(B64(bad_proof), LineStatus::Ok)), "CHECKED:SCRAM-SHA-256");
+  EXPECT_EQ(s.checked_auth().result, AuthResult::Refused);
+  EXPECT_EQ(s.checked_auth().user, "user");
+  ++failures;
+  EXPECT_EQ(ReplyText(s.on_auth_result(AuthResult::Refused)),
+            "535 5.7.8 Error: authentication failed\r\n");
+  // The right proof, but the backend does not know the user (a fake secret): refused too.
+  auto asked = s.on_line("AUTH SCRAM-SHA-256 " + B64(kScramFirst), LineStatus::Ok);
+  EXPECT_EQ(Summarize(asked), "SCRAM-LOOKUP:user");
+  s.on_scram_secret(Pencil(auth::ScramLookup::Kind::Unknown), kScramNonce);
+  EXPECT_EQ(Summarize(s.on_line(B64(kScramFinal), LineStatus::Ok)), "CHECKED:SCRAM-SHA-256");
+  EXPECT_EQ(s.checked_auth().result, AuthResult::Refused);
+  ++failures;
+  EXPECT_EQ(Summarize(s.on_auth_result(AuthResult::Refused)), "535 421 CLOSE");
+  EXPECT_TRUE(s.closed());
+  EXPECT_EQ(s.authenticated_user(), "");
+}
+
+TEST(SmtpServerAuth, ScramCancelMalformedAndUnavailable) {
+  ServerPolicy policy = TestPolicy();
+  {  // cancel at client-first, at client-final, at the acknowledgement
+    ServerSession s(policy, ScramClient());
+    s.start();
+    s.on_line("EHLO c.example", LineStatus::Ok);
+    s.on_line("AUTH SCRAM-SHA-256", LineStatus::Ok);
+    EXPECT_EQ(ReplyText(s.on_line("*", LineStatus::Ok)), "501 5.0.0 Authentication aborted\r\n");
+  }
+  {
+    ServerSession s(policy, ScramClient());
+    ScramToServerFirst(s);
+    EXPECT_EQ(Summarize(s.on_line("*", LineStatus::Ok)), "501");
+    EXPECT_EQ(Summarize(s.on_line("NOOP", LineStatus::Ok)), "250");  // back to commands
+  }
+  {
+    ServerSession s(policy, ScramClient());
+    ScramToServerFirst(s);
+    s.on_line(B64(kScramFinal), LineStatus::Ok);
+    EXPECT_EQ(Summarize(s.on_line("*", LineStatus::Ok)), "501");
+    EXPECT_EQ(s.authenticated_user(), "");
+  }
+  for (std::string_view first : {"p=tls-unique,,n=user,r=abc", "n,,n=us=er,r=abc", "n,,r=abc"}) {
+    ServerSession s(policy, ScramClient());
+    s.start();
+    s.on_line("EHLO c.example", LineStatus::Ok);
+    EXPECT_EQ(ReplyText(s.on_line("AUTH SCRAM-SHA-256 " + B64(first), LineStatus::Ok)),
+              "501 5.5.2 Error: cannot decode the authentication response\r\n")
+        << first;
+  }
+  {  // not base64; the wrong nonce; a non-empty acknowledgement
+    ServerSession s(policy, ScramClient());
+    ScramToServerFirst(s);
+    EXPECT_EQ(Summarize(s.on_line("not base64!", LineStatus::Ok)), "501");
+    ServerSession n(policy, ScramClient());
+    ScramToServerFirst(n);
+    std::string other(kScramFinal);
+    other[20] = 'x';
+    EXPECT_EQ(Summarize(n.on_line(B64(other), LineStatus::Ok)), "501");
+    ServerSession a(policy, ScramClient());
+    ScramToServerFirst(a);
+    a.on_line(B64(kScramFinal), LineStatus::Ok);
+    EXPECT_EQ(Summarize(a.on_line("=", LineStatus::Ok)), "501");
+    EXPECT_EQ(a.authenticated_user(), "");
+  }
+  {  // the backend cannot answer
+    ServerSession s(policy, ScramClient());
+    s.start();
+    s.on_line("EHLO c.example", LineStatus::Ok);
+    s.on_line("AUTH SCRAM-SHA-256 " + B64(kScramFirst), LineStatus::Ok);
+    EXPECT_EQ(ReplyText(s.on_scram_secret(auth::ScramLookup{}, kScramNonce)),
+              "454 4.7.0 Temporary authentication failure, try again later\r\n");
+    EXPECT_EQ(Summarize(s.on_line("NOOP", LineStatus::Ok)), "250");
+  }
 }
 
 }  // namespace auth_tests
