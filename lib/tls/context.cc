@@ -344,13 +344,17 @@ ClientContext::~ClientContext() {
 int ClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* self = static_cast<ClientContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   const auto* destination = static_cast<const std::string*>(SSL_get_app_data(ssl));
-  if (!self || !destination || destination->empty()) return 0;  // OpenSSL keeps its reference
-  self->remember(*destination, session);
-  return 1;  // the reference is ours now
+  // A copy, not OpenSSL's reference: the connection still holds `session` and marks it not
+  // resumable when it ends without close_notify (or a newer ticket comes), which must not
+  // spoil the one kept for the next connection.
+  if (self && destination && !destination->empty()) {
+    if (SSL_SESSION* copy = SSL_SESSION_dup(session)) self->remember(*destination, copy);
+  }
+  return 0;  // OpenSSL keeps its reference
 }
 
 void ClientContext::remember(const std::string& destination, SSL_SESSION* session) {
-  SessionPtr owned(session);
+  SessionPtr owned(session);  // ours now
   if (auto it = sessions_.find(destination); it != sessions_.end()) {
     it->second->session = std::move(owned);
     lru_.splice(lru_.begin(), lru_, it->second);
@@ -375,8 +379,7 @@ SSL_SESSION* ClientContext::session_for(const std::string& destination) {
     return nullptr;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
-  // A copy for each connection: OpenSSL marks a connection's session not resumable when the
-  // connection ends without close_notify, which must not spoil the one kept here.
+  // A copy for each connection, for the same reason as in on_new_session().
   return SSL_SESSION_dup(kept);
 }
 

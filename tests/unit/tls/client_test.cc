@@ -113,7 +113,7 @@ class TlsClientTest : public ::testing::Test {
   // client's reason when its handshake failed.
   SessionInfo connect(std::shared_ptr<const ServerContext> server_context,
                       std::shared_ptr<ClientContext> client_context, ClientOptions options,
-                      std::string* failed = nullptr) {
+                      std::string* failed = nullptr, bool close_notify = true) {
     int fds[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
     base::UniqueFd server_fd(fds[0]), client_fd(fds[1]);
@@ -153,8 +153,10 @@ class TlsClientTest : public ::testing::Test {
     }
     EXPECT_EQ(got, "220 hi\r\n");
     if (failed) failed->clear();
-    client.shutdown();
-    server_stream.shutdown();
+    if (close_notify) {
+      client.shutdown();
+      server_stream.shutdown();
+    }
     return client.info();
   }
 
@@ -233,6 +235,21 @@ TEST_F(TlsClientTest, ResumesOnlyForTheSameDestination) {
     EXPECT_FALSE(connect(server_context, client, to("mx.test", "mx.test:587")).resumed);
     EXPECT_FALSE(connect(server_context, client, to("mx.test")).resumed);  // no key: no cache
     EXPECT_EQ(client->cached_sessions(), 2u);
+  }
+}
+
+// OpenSSL marks a connection's session not resumable when it ends without close_notify; the
+// cached session must not be that object.
+TEST_F(TlsClientTest, AConnectionEndedWithoutCloseNotifyDoesNotSpoilTheCache) {
+  for (const char* version : {"TLSv1.3", "TLSv1.2"}) {
+    SCOPED_TRACE(version);
+    auto server_context = server("mx.pem");
+    ClientSettings s = trusting_ca();
+    s.max_protocol = version;
+    auto client = ClientContext::load(s);
+    connect(server_context, client, to("mx.test", "mx"), nullptr, false);
+    EXPECT_TRUE(connect(server_context, client, to("mx.test", "mx"), nullptr, false).resumed);
+    EXPECT_TRUE(connect(server_context, client, to("mx.test", "mx")).resumed);
   }
 }
 
