@@ -108,6 +108,13 @@ class TlsClientTest : public ::testing::Test {
     return s;
   }
 
+  std::shared_ptr<ClientContext> caching(std::size_t sessions, const char* max = "TLSv1.3") {
+    ClientSettings s = trusting_ca();
+    s.session_cache_size = sessions;
+    s.max_protocol = max;
+    return ClientContext::load(s);
+  }
+
   // One connection: handshake both ends, the server says a line (a TLS 1.3 ticket comes with
   // it), the client reads it, both close. Returns the client's SessionInfo; `failed` gets the
   // client's reason when its handshake failed.
@@ -218,65 +225,65 @@ TEST_F(TlsClientTest, VerificationOffAsksNothing) {
   EXPECT_EQ(info.server_name, "");
 }
 
-TEST_F(TlsClientTest, ResumesOnlyForTheSameDestination) {
-  for (const char* version : {"TLSv1.3", "TLSv1.2"}) {
-    SCOPED_TRACE(version);
-    auto server_context = server("mx.pem");
-    ClientSettings s = trusting_ca();
-    s.max_protocol = version;
-    auto client = ClientContext::load(s);
-    EXPECT_FALSE(connect(server_context, client, to("mx.test", "mx.test:25")).resumed);
-    EXPECT_TRUE(client->has_session("mx.test:25"));
-    auto again = connect(server_context, client, to("mx.test", "mx.test:25"));
-    EXPECT_TRUE(again.resumed);
-    EXPECT_EQ(again.version, version);
-    // The session keeps the verification outcome of its full handshake.
-    EXPECT_EQ(again.peer_cert, SessionInfo::PeerCert::Verified);
-    EXPECT_FALSE(connect(server_context, client, to("mx.test", "mx.test:587")).resumed);
-    EXPECT_FALSE(connect(server_context, client, to("mx.test")).resumed);  // no key: no cache
-    EXPECT_EQ(client->cached_sessions(), 2u);
+// Resumption, on each protocol version (TLS 1.3 tickets after the handshake, TLS 1.2 tickets
+// at its end).
+class TlsClientResumeTest : public TlsClientTest,
+                            public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    TlsClientTest::SetUp();
+    mx_ = server("mx.pem");
+    client_ = caching(ClientSettings{}.session_cache_size, GetParam());
   }
+  SessionInfo again(const std::string& destination, bool close_notify = true) {
+    return connect(mx_, client_, to("mx.test", destination), nullptr, close_notify);
+  }
+  std::shared_ptr<const ServerContext> mx_;
+  std::shared_ptr<ClientContext> client_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Versions, TlsClientResumeTest, ::testing::Values("TLSv1.3", "TLSv1.2"));
+
+TEST_P(TlsClientResumeTest, OnlyForTheSameDestination) {
+  EXPECT_FALSE(again("mx.test:25").resumed);
+  EXPECT_TRUE(client_->has_session("mx.test:25"));
+  auto info = again("mx.test:25");
+  EXPECT_TRUE(info.resumed);
+  EXPECT_EQ(info.version, GetParam());
+  // The session keeps the verification outcome of its full handshake.
+  EXPECT_EQ(info.peer_cert, SessionInfo::PeerCert::Verified);
+  EXPECT_FALSE(again("mx.test:587").resumed);
+  EXPECT_FALSE(again("").resumed);  // no key: no cache
+  EXPECT_EQ(client_->cached_sessions(), 2u);
 }
 
 // OpenSSL marks a connection's session not resumable when it ends without close_notify; the
 // cached session must not be that object.
-TEST_F(TlsClientTest, AConnectionEndedWithoutCloseNotifyDoesNotSpoilTheCache) {
-  for (const char* version : {"TLSv1.3", "TLSv1.2"}) {
-    SCOPED_TRACE(version);
-    auto server_context = server("mx.pem");
-    ClientSettings s = trusting_ca();
-    s.max_protocol = version;
-    auto client = ClientContext::load(s);
-    connect(server_context, client, to("mx.test", "mx"), nullptr, false);
-    EXPECT_TRUE(connect(server_context, client, to("mx.test", "mx"), nullptr, false).resumed);
-    EXPECT_TRUE(connect(server_context, client, to("mx.test", "mx")).resumed);
-  }
+TEST_P(TlsClientResumeTest, AConnectionEndedWithoutCloseNotifyDoesNotSpoilTheCache) {
+  again("mx", false);
+  EXPECT_TRUE(again("mx", false).resumed);
+  EXPECT_TRUE(again("mx").resumed);
 }
 
 TEST_F(TlsClientTest, NoCacheNoResumption) {
-  auto server_context = server("mx.pem");
-  ClientSettings s = trusting_ca();
-  s.session_cache_size = 0;
-  auto client = ClientContext::load(s);
-  connect(server_context, client, to("mx.test", "mx.test:25"));
-  EXPECT_FALSE(connect(server_context, client, to("mx.test", "mx.test:25")).resumed);
+  auto mx = server("mx.pem");
+  auto client = caching(0);
+  connect(mx, client, to("mx.test", "mx.test:25"));
+  EXPECT_FALSE(connect(mx, client, to("mx.test", "mx.test:25")).resumed);
   EXPECT_EQ(client->cached_sessions(), 0u);
 }
 
 TEST_F(TlsClientTest, SessionCacheIsBoundedAndDropsTheLeastRecentlyUsed) {
-  auto server_context = server("mx.pem");
-  ClientSettings s = trusting_ca();
-  s.session_cache_size = 2;
-  auto client = ClientContext::load(s);
-  connect(server_context, client, to("mx.test", "a"));
-  connect(server_context, client, to("mx.test", "b"));
-  EXPECT_TRUE(connect(server_context, client, to("mx.test", "a")).resumed);  // a: newest now
-  connect(server_context, client, to("mx.test", "c"));                       // b goes
+  auto mx = server("mx.pem");
+  auto client = caching(2);
+  for (const char* key : {"a", "b"}) connect(mx, client, to("mx.test", key));
+  EXPECT_TRUE(connect(mx, client, to("mx.test", "a")).resumed);  // a: the newest now
+  connect(mx, client, to("mx.test", "c"));                       // b goes
   EXPECT_EQ(client->cached_sessions(), 2u);
   EXPECT_TRUE(client->has_session("a"));
   EXPECT_FALSE(client->has_session("b"));
   EXPECT_TRUE(client->has_session("c"));
-  EXPECT_FALSE(connect(server_context, client, to("mx.test", "b")).resumed);
+  EXPECT_FALSE(connect(mx, client, to("mx.test", "b")).resumed);
   EXPECT_EQ(client->cached_sessions(), 2u);
 }
 
