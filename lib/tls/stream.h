@@ -59,7 +59,8 @@ class Stream final {
 
   // A server stream on `fd`; throws tls::Error when OpenSSL cannot make one (out of memory).
   Stream(std::shared_ptr<const ServerContext> context, int fd);
-  // A client stream on `fd`, offering options.destination's cached session if there is one.
+  // A client stream on `fd`, offering options.destination's cached session if there is one;
+  // throws tls::Error (out of memory, a server name OpenSSL refuses).
   Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions options);
   ~Stream();
   Stream(const Stream&) = delete;
@@ -78,7 +79,7 @@ class Stream final {
   bool pending() const;
   // Sends close_notify if the socket takes it now; no waiting for the peer's.
   void shutdown();
-  // What the handshake agreed on and the client's certificate; after handshake() gave Ok.
+  // What the handshake agreed on and the peer's certificate; after handshake() gave Ok.
   SessionInfo info() const;
   bool resumed() const;  // info().resumed, without the rest
   // Whether relay_clientcerts of the context this stream started with trusts `info`'s
