@@ -92,12 +92,12 @@ class Source::Session final {
     for (;;) {
       if (handshaking_) {
         auto s = tls_->handshake();
-        if (s == ClientStream::Status::WantRead) return true;
-        if (s == ClientStream::Status::WantWrite) {
+        if (s == tls::Stream::Status::WantRead) return true;
+        if (s == tls::Stream::Status::WantWrite) {
           want_write_ = true;
           return true;
         }
-        if (s != ClientStream::Status::Ok) return fail("STARTTLS " + tls_->reason());
+        if (s != tls::Stream::Status::Ok) return fail("STARTTLS " + tls_->reason());
         handshaking_ = false;
         ++source_.counts_.handshakes;
         if (tls_->resumed()) ++source_.counts_.resumed;
@@ -108,14 +108,14 @@ class Source::Session final {
       std::size_t got = 0;
       if (tls_) {
         auto r = tls_->read(buffer, sizeof buffer);
-        if (r.status == ClientStream::Status::WantRead) break;
-        if (r.status == ClientStream::Status::WantWrite) {
+        if (r.status == tls::Stream::Status::WantRead) break;
+        if (r.status == tls::Stream::Status::WantWrite) {
           want_write_ = true;
           break;
         }
-        if (r.status != ClientStream::Status::Ok) {
-          return fail(r.status == ClientStream::Status::Closed ? "connection closed"
-                                                               : tls_->reason());
+        if (r.status != tls::Stream::Status::Ok) {
+          return fail(r.status == tls::Stream::Status::Closed ? "connection closed"
+                                                              : tls_->reason());
         }
         got = r.bytes;
       } else {
@@ -157,12 +157,12 @@ class Source::Session final {
       std::size_t put = 0;
       if (tls_) {
         auto r = tls_->write(out_.data() + out_at_, out_.size() - out_at_);
-        if (r.status == ClientStream::Status::WantWrite) {
+        if (r.status == tls::Stream::Status::WantWrite) {
           want_write_ = true;
           return true;
         }
-        if (r.status == ClientStream::Status::WantRead) return true;
-        if (r.status != ClientStream::Status::Ok) {
+        if (r.status == tls::Stream::Status::WantRead) return true;
+        if (r.status != tls::Stream::Status::Ok) {
           errno = EPIPE;
           return false;
         }
@@ -234,12 +234,15 @@ class Source::Session final {
         }
         begin_message();
         break;
-      case Expect::StartTls:
+      case Expect::StartTls: {
         if (reply.code != 220) return fail("STARTTLS " + reply.to_string());
         if (!flush()) return fail("write");
-        tls_ = std::make_unique<ClientStream>(*source_.tls_, fd_.get(), "");
+        tls::ClientOptions options;
+        options.destination = source_.destination_;
+        tls_ = std::make_unique<tls::Stream>(source_.tls_, fd_.get(), std::move(options));
         handshaking_ = true;
         break;
+      }
       case Expect::Mail:
         if (!reply.positive()) message_failed_ = true;
         if (!pipelining_) {
@@ -293,7 +296,7 @@ class Source::Session final {
   std::uint64_t remaining_;  // messages of this session not yet answered
   smtp::ReplyParser parser_;
   std::deque<Expect> expected_{Expect::Greeting};
-  std::unique_ptr<ClientStream> tls_;
+  std::unique_ptr<tls::Stream> tls_;
   std::string out_;
   std::size_t out_at_ = 0;
   bool connecting_ = true;
@@ -323,8 +326,13 @@ Source::Source(const SourceOptions& options)
   target_len_ = result->ai_addrlen;
   ::freeaddrinfo(result);
   if (options_.starttls) {
-    tls_ = std::make_unique<ClientContext>(
-        options_.tls_resume, options_.tls_max == 12 ? TLS1_2_VERSION : TLS1_3_VERSION);
+    // The targets are loopback test instances with self-signed certificates: no verification.
+    tls::ClientSettings settings;
+    settings.max_protocol = options_.tls_max == 12 ? "TLSv1.2" : "TLSv1.3";
+    settings.verify_peer = false;
+    settings.session_cache_size = options_.tls_resume ? 1 : 0;
+    tls_ = tls::ClientContext::load(settings);
+    destination_ = options_.target.host + ":" + port;
   }
   first_tls_done_ = !options_.tls_resume;
   ::signal(SIGPIPE, SIG_IGN);
@@ -338,7 +346,7 @@ void Source::release_first_session() {
   // With --tls-resume the first session goes alone until the server has handed it a session to
   // resume (a TLS 1.3 ticket arrives with the first reply after the handshake), so that the
   // others resume instead of all making a full handshake at once.
-  if (first_tls_done_ || !tls_ || !tls_->has_session()) return;
+  if (first_tls_done_ || !tls_ || !tls_->has_session(destination_)) return;
   first_tls_done_ = true;
   start_sessions();
 }

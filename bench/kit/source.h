@@ -1,7 +1,7 @@
 // source.h: estafette-bench source: an SMTP load generator on one epoll loop (lib/event).
 // `concurrency` sessions at once until `messages` were tried, `per_session` per connection,
 // each with a unique Message-ID; PIPELINING (MAIL, RCPT, DATA in one write) when the server
-// offers it and it is on; STARTTLS with OpenSSL (client_tls.h), resuming the newest session
+// offers it and it is on; STARTTLS with lib/tls's client, resuming the newest session
 // with --tls-resume. Replies are parsed by lib/smtp's ReplyParser.
 // One per process, on the thread that calls run(). Errors: the constructor throws
 // (std::runtime_error: the target does not resolve; tls::Error); a session that breaks counts
@@ -15,9 +15,9 @@
 
 #include <sys/socket.h>
 
-#include "bench/kit/client_tls.h"
 #include "bench/kit/options.h"
 #include "lib/event/loop.h"
+#include "lib/tls/stream.h"
 
 namespace estafette::bench {
 
@@ -70,7 +70,8 @@ class Source final {
   event::Loop loop_;
   sockaddr_storage target_{};
   socklen_t target_len_ = 0;
-  std::unique_ptr<ClientContext> tls_;
+  std::shared_ptr<tls::ClientContext> tls_;
+  std::string destination_;  // the session cache's key: the target
   MessageTemplate message_;
   std::uint64_t unassigned_;  // messages no session has taken yet
   std::uint64_t next_id_ = 0;

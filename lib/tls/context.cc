@@ -132,17 +132,41 @@ void ask_client_certificates(SSL_CTX* ctx, const std::string& ca_file) {
   SSL_CTX_set_verify_depth(ctx, kClientVerifyDepth);
 }
 
-SSL_CTX* new_context(const ServerSettings& s) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) throw Error("SSL_CTX_new: " + openssl_errors());
-  auto fail = [ctx](const std::string& what) {
-    std::string why = openssl_errors();
-    SSL_CTX_free(ctx);
-    throw Error(what + (why.empty() ? "" : ": " + why));
-  };
+struct CtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
+
+[[noreturn]] void fail(const std::string& what) {
+  std::string why = openssl_errors();
+  throw Error(what + (why.empty() ? "" : ": " + why));
+}
+
+CtxPtr new_ctx(const SSL_METHOD* method) {
+  CtxPtr ctx(SSL_CTX_new(method));
+  if (!ctx) fail("SSL_CTX_new");
+  return ctx;
+}
+
+// What both sides take from tls_protocols, tls_ciphers, tls_ciphersuites and tls_groups.
+template <typename Settings>
+void set_protocols(SSL_CTX* ctx, const Settings& s) {
   if (!SSL_CTX_set_min_proto_version(ctx, protocol_version(s.min_protocol)) ||
       !SSL_CTX_set_max_proto_version(ctx, protocol_version(s.max_protocol)))
     fail("tls_protocols");
+  if (!s.ciphers.empty() && !SSL_CTX_set_cipher_list(ctx, s.ciphers.c_str()))
+    fail("tls_ciphers '" + s.ciphers + "'");
+  if (!s.ciphersuites.empty() && !SSL_CTX_set_ciphersuites(ctx, s.ciphersuites.c_str()))
+    fail("tls_ciphersuites '" + s.ciphersuites + "'");
+  if (!s.groups.empty() && !SSL_CTX_set1_groups_list(ctx, s.groups.c_str()))
+    fail("tls_groups '" + s.groups + "'");
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+SSL_CTX* new_context(const ServerSettings& s) {
+  CtxPtr owner = new_ctx(TLS_server_method());
+  SSL_CTX* ctx = owner.get();
+  set_protocols(ctx, s);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
   if (!s.session_tickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -152,19 +176,12 @@ SSL_CTX* new_context(const ServerSettings& s) {
   // Read whole socket buffers, not a 5-byte record header and then its body: half the read()
   // calls per record (Stream::pending() uses SSL_has_pending, which sees read-ahead bytes).
   SSL_CTX_set_read_ahead(ctx, 1);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_RELEASE_BUFFERS);
-  if (!s.ciphers.empty() && !SSL_CTX_set_cipher_list(ctx, s.ciphers.c_str()))
-    fail("tls_ciphers '" + s.ciphers + "'");
-  if (!s.ciphersuites.empty() && !SSL_CTX_set_ciphersuites(ctx, s.ciphersuites.c_str()))
-    fail("tls_ciphersuites '" + s.ciphersuites + "'");
-  if (!s.groups.empty() && !SSL_CTX_set1_groups_list(ctx, s.groups.c_str()))
-    fail("tls_groups '" + s.groups + "'");
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_dh_auto(ctx, 1);
   SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   SSL_CTX_set_timeout(ctx, static_cast<long>(s.session_timeout.count()));
-  return ctx;
+  return owner.release();
 }
 
 }  // namespace
@@ -269,6 +286,101 @@ int ServerContext::on_servername(SSL* ssl, int*, void* arg) {
   const Site* site = self->site_for(lower(name));
   if (site && site->ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, site->ctx);
   return SSL_TLSEXT_ERR_OK;  // no match: the default certificate, as most servers do
+}
+
+}  // namespace estafette::tls
+
+namespace estafette::tls {
+
+void ClientContext::SessionFree::operator()(SSL_SESSION* s) const {
+  SSL_SESSION_free(s);
+}
+
+std::shared_ptr<ClientContext> ClientContext::load(const ClientSettings& settings) {
+  ERR_clear_error();
+  std::shared_ptr<ClientContext> out(new ClientContext());
+  CtxPtr owner = new_ctx(TLS_client_method());
+  SSL_CTX* ctx = owner.get();
+  set_protocols(ctx, settings);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  if (settings.verify_peer) {
+    if (!settings.ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(ctx, settings.ca_file.c_str(), nullptr) != 1)
+        fail(settings.ca_file + ": no CA certificates");
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      fail("the system's CA certificates");
+    }
+    // Verified or not, the handshake goes on: Stream::info() says which, the caller decides.
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_chain);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  if (!settings.cert_file.empty()) {
+    const std::string& key = settings.key_file.empty() ? settings.cert_file : settings.key_file;
+    if (SSL_CTX_use_certificate_chain_file(ctx, settings.cert_file.c_str()) != 1)
+      fail(settings.cert_file);
+    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+      fail(key);
+  }
+  out->cache_size_ = settings.session_cache_size;
+  if (out->cache_size_ > 0) {
+    // OpenSSL's client cache is keyed by nothing we choose: ours is keyed by destination.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, &ClientContext::on_new_session);
+    SSL_CTX_set_app_data(ctx, out.get());
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  }
+  out->ctx_ = owner.release();
+  return out;
+}
+
+ClientContext::~ClientContext() {
+  SSL_CTX_free(ctx_);
+}
+
+int ClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* self = static_cast<ClientContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  const auto* destination = static_cast<const std::string*>(SSL_get_app_data(ssl));
+  // A copy, not OpenSSL's reference: the connection still holds `session` and marks it not
+  // resumable when it ends without close_notify (or a newer ticket comes), which must not
+  // spoil the one kept for the next connection.
+  if (self && destination && !destination->empty()) {
+    if (SSL_SESSION* copy = SSL_SESSION_dup(session)) self->remember(*destination, copy);
+  }
+  return 0;  // OpenSSL keeps its reference
+}
+
+void ClientContext::remember(const std::string& destination, SSL_SESSION* session) {
+  SessionPtr owned(session);  // ours now
+  if (auto it = sessions_.find(destination); it != sessions_.end()) {
+    it->second->session = std::move(owned);
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return;
+  }
+  if (sessions_.size() >= cache_size_) {
+    sessions_.erase(lru_.back().destination);
+    lru_.pop_back();
+  }
+  lru_.push_front({destination, std::move(owned)});
+  sessions_.emplace(destination, lru_.begin());
+}
+
+SSL_SESSION* ClientContext::session_for(const std::string& destination) {
+  auto it = sessions_.find(destination);
+  if (it == sessions_.end()) return nullptr;
+  SSL_SESSION* kept = it->second->session.get();
+  long age = static_cast<long>(std::time(nullptr)) - SSL_SESSION_get_time(kept);
+  if (!SSL_SESSION_is_resumable(kept) || age > SSL_SESSION_get_timeout(kept)) {
+    lru_.erase(it->second);
+    sessions_.erase(it);
+    return nullptr;
+  }
+  lru_.splice(lru_.begin(), lru_, it->second);
+  // A copy for each connection, for the same reason as in on_new_session().
+  return SSL_SESSION_dup(kept);
 }
 
 }  // namespace estafette::tls

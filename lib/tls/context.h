@@ -1,5 +1,6 @@
-// context.h: a TLS server context (OpenSSL) built from estafette.conf's tls_* settings, for
-// esmtpd now and esmtpclient's outbound TLS later (issue 15). Immutable once loaded and shared
+// context.h: TLS contexts (OpenSSL). ServerContext: built from estafette.conf's tls_* settings,
+// for esmtpd. ClientContext (below): the client side, for esmtpclient's outbound TLS (issue 15)
+// and estafette-bench's source. ServerContext is immutable once loaded and shared
 // (std::shared_ptr): SIGHUP loads a new one and new handshakes use it, while a tls::Stream keeps
 // the context it started with alive.
 // Certificates come in (certificate file, key file) pairs; each certificate file holds the leaf
@@ -22,11 +23,14 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <ctime>
+#include <list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lib/config/config.h"
@@ -35,6 +39,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
+typedef struct ssl_session_st SSL_SESSION;
 
 namespace estafette::tls {
 
@@ -109,6 +114,63 @@ class ServerContext final {
   std::vector<Site> sites_;  // [0]: the default
   std::vector<CertificateInfo> certificates_;
   config::Fingerprints trusted_clients_;
+};
+
+// The client side. ClientContext: one SSL_CTX for every outbound connection of a process
+// (TLS_client_method, protocol range, ciphers, CA trust, an optional client certificate) and a
+// bounded cache of the newest session per destination: a key the caller picks
+// ("mx.example.org:25"), so that a later connection to the same place resumes. Sessions come
+// from OpenSSL's new-session callback (TLS 1.2: at the end of the handshake; TLS 1.3: each
+// ticket, after it); the least recently used destination goes when the cache is full.
+// Not shared between threads: it is mutable (the cache), owned by one loop thread through a
+// std::shared_ptr that each client tls::Stream also holds. Errors: load() throws tls::Error
+// naming the file or setting and OpenSSL's reason; nothing after it throws.
+struct ClientSettings {
+  std::string min_protocol = "TLSv1.2";  // as ServerSettings
+  std::string max_protocol = "TLSv1.3";
+  std::string ciphers;
+  std::string ciphersuites;
+  std::string groups;
+  // Verify the server's chain (the handshake goes on either way: Stream::info() reports it and
+  // the caller decides, as Postfix's smtp_tls_security_level does). false: not even asked.
+  bool verify_peer = true;
+  std::string ca_file;                    // trusted CAs (PEM); "": the system store
+  std::string cert_file;                  // client certificate and chain; "": none
+  std::string key_file;                   // its key; "": in cert_file
+  std::size_t session_cache_size = 1000;  // destinations kept; 0: no resumption at all
+};
+
+class ClientContext final {
+ public:
+  static std::shared_ptr<ClientContext> load(const ClientSettings& settings);
+  ~ClientContext();
+  ClientContext(const ClientContext&) = delete;
+  ClientContext& operator=(const ClientContext&) = delete;
+
+  SSL_CTX* context() const { return ctx_; }
+  // A copy of the newest session for `destination` to offer (the caller frees it, as
+  // SSL_set_session leaves its own reference), or null: none, or expired. Marks it recently used.
+  SSL_SESSION* session_for(const std::string& destination);
+  bool has_session(const std::string& destination) const { return sessions_.contains(destination); }
+  std::size_t cached_sessions() const { return sessions_.size(); }
+
+ private:
+  struct SessionFree {
+    void operator()(SSL_SESSION* s) const;
+  };
+  using SessionPtr = std::unique_ptr<SSL_SESSION, SessionFree>;
+  struct Entry {
+    std::string destination;
+    SessionPtr session;
+  };
+  ClientContext() = default;
+  static int on_new_session(SSL* ssl, SSL_SESSION* session);
+  void remember(const std::string& destination, SSL_SESSION* session);
+
+  SSL_CTX* ctx_ = nullptr;
+  std::size_t cache_size_ = 0;
+  std::list<Entry> lru_;  // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> sessions_;
 };
 
 }  // namespace estafette::tls

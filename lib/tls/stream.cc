@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cerrno>
 #include <cstring>
@@ -44,16 +45,44 @@ std::string sha256_fingerprint(X509* cert) {
 
 }  // namespace
 
-Stream::Stream(std::shared_ptr<const ServerContext> context, int fd)
-    : context_(std::move(context)) {
+void Stream::attach(SSL_CTX* ctx, int fd) {
   ERR_clear_error();
-  ssl_ = SSL_new(context_->default_context());
+  ssl_ = SSL_new(ctx);
   if (!ssl_ || SSL_set_fd(ssl_, fd) != 1) {
     std::string why = openssl_errors();
     if (ssl_) SSL_free(ssl_);
     throw Error("SSL_new: " + why);
   }
+}
+
+Stream::Stream(std::shared_ptr<const ServerContext> context, int fd) : server_(std::move(context)) {
+  attach(server_->default_context(), fd);
   SSL_set_accept_state(ssl_);
+}
+
+Stream::Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions options)
+    : client_(std::move(context)), destination_(std::move(options.destination)) {
+  attach(client_->context(), fd);
+  bool ok = true;
+  if (!options.server_name.empty())
+    ok = SSL_set_tlsext_host_name(ssl_, options.server_name.c_str()) == 1;
+  if (ok && !options.verify_name.empty()) {
+    SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    ok = SSL_set1_host(ssl_, options.verify_name.c_str()) == 1;
+  }
+  if (!ok) {
+    std::string why = openssl_errors();
+    SSL_free(ssl_);
+    throw Error("server name '" + options.server_name + "': " + why);
+  }
+  SSL_set_app_data(ssl_, &destination_);  // for ClientContext::on_new_session
+  if (!destination_.empty()) {
+    if (SSL_SESSION* session = client_->session_for(destination_)) {
+      SSL_set_session(ssl_, session);
+      SSL_SESSION_free(session);
+    }
+  }
+  SSL_set_connect_state(ssl_);
 }
 
 Stream::~Stream() {
@@ -143,7 +172,7 @@ SessionInfo Stream::info() const {
     i.cipher = SSL_CIPHER_get_name(c);
     i.bits = SSL_CIPHER_get_bits(c, &i.alg_bits);
   }
-  i.resumed = SSL_session_reused(ssl_) == 1;
+  i.resumed = resumed();
   if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) i.server_name = name;
   if (!(SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER)) return i;
   X509* peer = SSL_get0_peer_certificate(ssl_);  // also after resumption: the session keeps it
@@ -164,9 +193,13 @@ SessionInfo Stream::info() const {
   return i;
 }
 
+bool Stream::resumed() const {
+  return SSL_session_reused(ssl_) == 1;
+}
+
 bool Stream::client_trusted(const SessionInfo& info) const {
-  return info.peer_cert == SessionInfo::PeerCert::Verified && !info.peer_fingerprint.empty() &&
-         context_->trusts_client(info.peer_fingerprint);
+  return server_ && info.peer_cert == SessionInfo::PeerCert::Verified &&
+         !info.peer_fingerprint.empty() && server_->trusts_client(info.peer_fingerprint);
 }
 
 }  // namespace estafette::tls

@@ -1,13 +1,15 @@
-// stream.h: one TLS connection (server side) over a connected, non-blocking socket, driven by
-// its owner's event loop. Nothing here blocks or waits: handshake(), read() and write() do what
-// the socket allows now and say what they need next (WantRead: call again when the fd is
-// readable; WantWrite: when writable), which the owner turns into its epoll interest. A read may
-// need the socket writable and a write readable (TLS 1.3 key updates); the owner honours that too.
-// Loop thread of the owner. The owner keeps the fd and closes it after the Stream is gone; the
-// Stream keeps its ServerContext (and so its SSL_CTX) alive. Errors: Failed with reason() (the
-// handshake or a record went wrong: OpenSSL's reason, or the errno), Closed when the peer ended
-// the stream (close_notify, or end of file, which is not an error for SMTP: the protocol
-// itself says where a message ends). Never throws after construction.
+// stream.h: one TLS connection, server side (esmtpd) or client side (esmtpclient, the bench's
+// source), over a connected, non-blocking socket, driven by its owner's event loop. Both sides
+// share everything after the constructor. Nothing here blocks or waits: handshake(), read() and
+// write() do what the socket allows now and say what they need next (WantRead: call again when the
+// fd is readable; WantWrite: when writable), which the owner turns into its epoll interest. A read
+// may need the socket writable and a write readable (TLS 1.3 key updates); the owner honours that
+// too. Loop thread of the owner. The owner keeps the fd and closes it after the Stream is gone; the
+// Stream keeps its ServerContext or ClientContext (and so its SSL_CTX) alive; a client Stream
+// puts the session the server hands out into its ClientContext's cache while it runs. Errors:
+// Failed with reason() (the handshake or a record went wrong: OpenSSL's reason, or the errno),
+// Closed when the peer ended the stream (close_notify, or end of file, which is not an error for
+// SMTP: the protocol itself says where a message ends). Never throws after construction.
 #pragma once
 
 #include <cstddef>
@@ -29,13 +31,22 @@ struct SessionInfo {
   int alg_bits = 0;     // bits of its algorithm
   bool resumed = false;
   std::string server_name;  // SNI the client sent, "" when none
-  // The client certificate, when one was asked for (tls_client_ca_file).
+  // Server side: the client certificate, when one was asked for (tls_client_ca_file). Client
+  // side: the server's certificate, unless ClientSettings::verify_peer is off; Failed also when
+  // ClientOptions::verify_name does not match it (RFC 6125, no partial wildcards).
   enum class PeerCert { NotAsked, None, Verified, Failed };
   PeerCert peer_cert = PeerCert::NotAsked;
   std::string peer_subject;      // RFC 2253, one line of printable ASCII, bounded; "" if none
   std::string peer_issuer;       // likewise
   std::string peer_fingerprint;  // SHA-256, "AA:BB:..." as relay_clientcerts has it
   std::string verify_error;      // Failed: OpenSSL's reason
+};
+
+// How a client Stream starts.
+struct ClientOptions {
+  std::string server_name;  // SNI; "": none (e.g. an IP address)
+  std::string verify_name;  // the name the certificate must carry; "": any
+  std::string destination;  // session cache key ("mx.example.org:25"); "": no resumption
 };
 
 class Stream final {
@@ -48,6 +59,9 @@ class Stream final {
 
   // A server stream on `fd`; throws tls::Error when OpenSSL cannot make one (out of memory).
   Stream(std::shared_ptr<const ServerContext> context, int fd);
+  // A client stream on `fd`, offering options.destination's cached session if there is one;
+  // throws tls::Error (out of memory, a server name OpenSSL refuses).
+  Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions options);
   ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -65,17 +79,21 @@ class Stream final {
   bool pending() const;
   // Sends close_notify if the socket takes it now; no waiting for the peer's.
   void shutdown();
-  // What the handshake agreed on and the client's certificate; after handshake() gave Ok.
+  // What the handshake agreed on and the peer's certificate; after handshake() gave Ok.
   SessionInfo info() const;
+  bool resumed() const;  // info().resumed, without the rest
   // Whether relay_clientcerts of the context this stream started with trusts `info`'s
-  // certificate: it verified and its fingerprint is listed.
+  // certificate: it verified and its fingerprint is listed. Always false on the client side.
   bool client_trusted(const SessionInfo& info) const;
   const std::string& reason() const { return reason_; }
 
  private:
+  void attach(SSL_CTX* ctx, int fd);
   Status status_of(int ret, const char* what);
 
-  std::shared_ptr<const ServerContext> context_;
+  std::shared_ptr<const ServerContext> server_;  // one of these two
+  std::shared_ptr<ClientContext> client_;
+  std::string destination_;  // client: where a new session goes (SSL's app data points here)
   SSL* ssl_ = nullptr;
   std::string reason_;
 };
