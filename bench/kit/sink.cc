@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "bench/kit/sink_session.h"
@@ -19,6 +20,7 @@ namespace estafette::bench {
 
 namespace {
 constexpr std::size_t kReadSize = 64 * 1024;
+constexpr unsigned long long kReportedErrors = 10;
 
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -93,7 +95,10 @@ class Sink::Connection final {
 
  private:
   bool fail() {
-    ++sink_.counts_.errors;
+    // The first few reasons go to stderr: enough to see what went wrong, never a flood.
+    if (++sink_.counts_.errors <= kReportedErrors)
+      std::fprintf(stderr, "estafette-bench sink: connection error: %s\n",
+                   tls_ && !tls_->reason().empty() ? tls_->reason().c_str() : std::strerror(errno));
     return false;
   }
   // Writes what is queued; false on a broken socket.

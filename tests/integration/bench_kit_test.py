@@ -9,6 +9,7 @@ installed) is counted by the sink like any client."""
 import os
 import re
 import signal
+import socket
 import subprocess
 
 import harness
@@ -31,8 +32,20 @@ class Sink(harness.ServerProcess):
     def start(self):
         self.file = open(self.out, "w")
         self.proc = subprocess.Popen(self.args, stdout=self.file, stderr=subprocess.STDOUT)
-        harness.wait_for(lambda: harness.port_open(self.port), 10, "the sink")
+        harness.wait_for(lambda: self.ready(), 10, "the sink")
         return self
+
+    def ready(self):
+        """A whole session (greeting, QUIT, 221): a probe that closed with the greeting unread
+        would make the kernel reset the connection, and the sink count an error."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                f = s.makefile("rb")
+                greeting = f.readline()
+                s.sendall(b"QUIT\r\n")
+                return greeting.startswith(b"220") and f.readline().startswith(b"221")
+        except OSError:
+            return False
 
     def summary(self):
         """SIGTERM, then the summary line's fields."""
