@@ -770,7 +770,7 @@ void Connection::run(smtp::Actions actions) {
   flush();
 }
 
-void Connection::verify_auth(const std::string& mechanism) {
+auth::ClientInfo Connection::auth_client_info() const {
   const auto& c = session_.client();
   auth::ClientInfo info;
   info.remote_ip = c.ip;
@@ -778,6 +778,11 @@ void Connection::verify_auth(const std::string& mechanism) {
   info.local_ip = setup_.endpoints.server_ip;
   info.local_port = setup_.endpoints.server_port;
   info.secured = c.tls.has_value();
+  return info;
+}
+
+void Connection::verify_auth(const std::string& mechanism) {
+  auth::ClientInfo info = auth_client_info();
   auth::Credentials credentials = session_.take_credentials();
   std::string name = log_token(credentials.username);  // the client chose it
   if (!ctx_.auth) {  // cannot happen: the session offers AUTH only with a backend
@@ -815,13 +820,7 @@ void Connection::auth_verdict(const std::string& mechanism, const std::string& n
 }
 
 void Connection::lookup_scram(const std::string& user) {
-  const auto& c = session_.client();
-  auth::ClientInfo info;
-  info.remote_ip = c.ip;
-  info.remote_port = c.port;
-  info.local_ip = setup_.endpoints.server_ip;
-  info.local_port = setup_.endpoints.server_port;
-  info.secured = c.tls.has_value();
+  auth::ClientInfo info = auth_client_info();
   if (!ctx_.auth) {  // cannot happen: the session offers AUTH only with a backend
     run(session_.on_scram_secret(auth::ScramLookup{}, ""));
     resume();

@@ -160,7 +160,8 @@ class Connection final {
   void continue_handshake();
   void handshake_done();
   filters::Macros tls_macros() const;
-  filters::Macros auth_macros() const;  // {auth_type}, {auth_authen} once authenticated
+  filters::Macros auth_macros() const;        // {auth_type}, {auth_authen} once authenticated
+  auth::ClientInfo auth_client_info() const;  // who is authenticating, for the backend
   void verify_auth(const std::string& mechanism);
   void lookup_scram(const std::string& user);
   // Logs the verdict (never a secret), counts a refusal for the brute-force limit, answers it.
