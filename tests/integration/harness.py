@@ -28,10 +28,20 @@ def skip(why):
     sys.exit(77)
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not given out before by this process: servers made before
+    any of them starts (three sinks, then their start()s) must not get the same one, and the
+    kernel hands a just-closed ephemeral port out again (dsn_test's two sinks once did)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_for(predicate, timeout=15.0, what="condition"):
