@@ -10,15 +10,10 @@
 #include <vector>
 
 #include "lib/auth/base64.h"
+#include "tests/unit/auth/rfc7677.h"
 
 namespace estafette::auth {
 namespace {
-
-std::string b64d(std::string_view text) {
-  auto raw = base64_decode(text);
-  if (!raw) throw std::runtime_error("bad base64 in a test");
-  return *raw;
-}
 
 std::string hmac(std::string_view key, std::string_view data) {
   unsigned char out[32];
@@ -47,18 +42,10 @@ std::string client_proof(std::string_view password, const ScramSecret& params,
   return client_key;
 }
 
-// RFC 7677 section 3.
-constexpr std::string_view kClientFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
-constexpr std::string_view kServerNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-constexpr std::string_view kServerFirst =
-    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-constexpr std::string_view kClientFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-constexpr std::string_view kServerFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+using namespace rfc7677;  // the example exchange
 
 ScramSecret pencil() {
-  return derive_scram_secret("pencil", b64d("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+  return pencil_secret();
 }
 
 TEST(Scram, Rfc7677TestVector) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "lib/auth/base64.h"
+#include "tests/unit/auth/rfc7677.h"
 #include "tests/unit/smtp/split_feeder.h"
 
 namespace estafette::smtp {
@@ -1772,15 +1773,6 @@ TEST(SmtpServerAuth, RefusedWhereRfc4954SaysSo) {
 }
 
 // SCRAM-SHA-256 (RFC 5802, 7677) in the session: RFC 7677's exchange, as SMTP carries it.
-constexpr std::string_view kScramFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
-constexpr std::string_view kScramNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-constexpr std::string_view kScramServerFirst =
-    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-constexpr std::string_view kScramFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-constexpr std::string_view kScramServerFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
-
 ClientInfo ScramClient() {
   ClientInfo client = AuthClient();
   client.auth_scram = true;
@@ -1790,8 +1782,7 @@ ClientInfo ScramClient() {
 auth::ScramLookup Pencil(auth::ScramLookup::Kind kind = auth::ScramLookup::Kind::Found) {
   auth::ScramLookup lookup;
   lookup.kind = kind;
-  lookup.secret =
-      auth::derive_scram_secret("pencil", *auth::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+  lookup.secret = auth::rfc7677::pencil_secret();
   return lookup;
 }
 
@@ -1803,11 +1794,11 @@ std::string B64(std::string_view text) {
 void ScramToServerFirst(ServerSession& s, const auth::ScramLookup& lookup = Pencil()) {
   s.start();
   s.on_line("EHLO c.example", LineStatus::Ok);
-  auto asked = s.on_line("AUTH SCRAM-SHA-256 " + B64(kScramFirst), LineStatus::Ok);
+  auto asked = s.on_line("AUTH SCRAM-SHA-256 " + B64(auth::rfc7677::kClientFirst), LineStatus::Ok);
   ASSERT_EQ(Summarize(asked), "SCRAM-LOOKUP:user");
   EXPECT_TRUE(s.waiting());
-  EXPECT_EQ(ReplyText(s.on_scram_secret(lookup, kScramNonce)),
-            "334 " + B64(kScramServerFirst) + "\r\n");
+  EXPECT_EQ(ReplyText(s.on_scram_secret(lookup, auth::rfc7677::kServerNonce)),
+            "334 " + B64(auth::rfc7677::kServerFirst) + "\r\n");
 }
 
 TEST(SmtpServerAuth, ScramAdvertisedOnlyWhenTheBackendHasIt) {
@@ -1838,8 +1829,8 @@ TEST(SmtpServerAuth, ScramRfc7677ExchangeThenEmptyLineThen235) {
   ServerPolicy policy = TestPolicy();
   ServerSession s(policy, ScramClient());
   ScramToServerFirst(s);
-  EXPECT_EQ(ReplyText(s.on_line(B64(kScramFinal), LineStatus::Ok)),
-            "334 " + B64(kScramServerFinal) + "\r\n");
+  EXPECT_EQ(ReplyText(s.on_line(B64(auth::rfc7677::kClientFinal), LineStatus::Ok)),
+            "334 " + B64(auth::rfc7677::kServerFinal) + "\r\n");
   EXPECT_FALSE(s.waiting());
   auto checked = s.on_line("", LineStatus::Ok);  // RFC 4954 4: the client's empty answer
   EXPECT_EQ(Summarize(checked), "CHECKED:SCRAM-SHA-256");
@@ -1861,9 +1852,10 @@ TEST(SmtpServerAuth, ScramWithoutInitialResponse) {
   s.start();
   s.on_line("EHLO c.example", LineStatus::Ok);
   EXPECT_EQ(ReplyText(s.on_line("AUTH scram-sha-256", LineStatus::Ok)), "334 \r\n");
-  EXPECT_EQ(Summarize(s.on_line(B64(kScramFirst), LineStatus::Ok)), "SCRAM-LOOKUP:user");
-  EXPECT_EQ(Summarize(s.on_scram_secret(Pencil(), kScramNonce)), "334");
-  EXPECT_EQ(Summarize(s.on_line(B64(kScramFinal), LineStatus::Ok)), "334");
+  EXPECT_EQ(Summarize(s.on_line(B64(auth::rfc7677::kClientFirst), LineStatus::Ok)),
+            "SCRAM-LOOKUP:user");
+  EXPECT_EQ(Summarize(s.on_scram_secret(Pencil(), auth::rfc7677::kServerNonce)), "334");
+  EXPECT_EQ(Summarize(s.on_line(B64(auth::rfc7677::kClientFinal), LineStatus::Ok)), "334");
   EXPECT_EQ(Summarize(s.on_line("", LineStatus::Ok)), "CHECKED:SCRAM-SHA-256");
   EXPECT_EQ(Summarize(s.on_auth_result(AuthResult::Accepted, "user")), "235");
 }
@@ -1872,7 +1864,7 @@ TEST(SmtpServerAuth, ScramWrongProofUnknownUserAndBruteForceLimit) {
   ServerPolicy policy = TestPolicy();
   int failures = 0;
   policy.auth_blocked = [&](const ClientInfo&) { return failures >= 2; };
-  std::string bad_proof(kScramFinal);
+  std::string bad_proof(auth::rfc7677::kClientFinal);
   bad_proof[bad_proof.size() - 3] = 'A';  // "...dVQ=" -> "...AVQ=": another 32 bytes
   ServerSession s(policy, ScramClient());
   ScramToServerFirst(s);
@@ -1883,10 +1875,11 @@ TEST(SmtpServerAuth, ScramWrongProofUnknownUserAndBruteForceLimit) {
   EXPECT_EQ(ReplyText(s.on_auth_result(AuthResult::Refused)),
             "535 5.7.8 Error: authentication failed\r\n");
   // The right proof, but the backend does not know the user (a fake secret): refused too.
-  auto asked = s.on_line("AUTH SCRAM-SHA-256 " + B64(kScramFirst), LineStatus::Ok);
+  auto asked = s.on_line("AUTH SCRAM-SHA-256 " + B64(auth::rfc7677::kClientFirst), LineStatus::Ok);
   EXPECT_EQ(Summarize(asked), "SCRAM-LOOKUP:user");
-  s.on_scram_secret(Pencil(auth::ScramLookup::Kind::Unknown), kScramNonce);
-  EXPECT_EQ(Summarize(s.on_line(B64(kScramFinal), LineStatus::Ok)), "CHECKED:SCRAM-SHA-256");
+  s.on_scram_secret(Pencil(auth::ScramLookup::Kind::Unknown), auth::rfc7677::kServerNonce);
+  EXPECT_EQ(Summarize(s.on_line(B64(auth::rfc7677::kClientFinal), LineStatus::Ok)),
+            "CHECKED:SCRAM-SHA-256");
   EXPECT_EQ(s.checked_auth().result, AuthResult::Refused);
   ++failures;
   EXPECT_EQ(Summarize(s.on_auth_result(AuthResult::Refused)), "535 421 CLOSE");
@@ -1912,7 +1905,7 @@ TEST(SmtpServerAuth, ScramCancelMalformedAndUnavailable) {
   {
     ServerSession s(policy, ScramClient());
     ScramToServerFirst(s);
-    s.on_line(B64(kScramFinal), LineStatus::Ok);
+    s.on_line(B64(auth::rfc7677::kClientFinal), LineStatus::Ok);
     EXPECT_EQ(Summarize(s.on_line("*", LineStatus::Ok)), "501");
     EXPECT_EQ(s.authenticated_user(), "");
   }
@@ -1930,12 +1923,12 @@ TEST(SmtpServerAuth, ScramCancelMalformedAndUnavailable) {
     EXPECT_EQ(Summarize(s.on_line("not base64!", LineStatus::Ok)), "501");
     ServerSession n(policy, ScramClient());
     ScramToServerFirst(n);
-    std::string other(kScramFinal);
+    std::string other(auth::rfc7677::kClientFinal);
     other[20] = 'x';
     EXPECT_EQ(Summarize(n.on_line(B64(other), LineStatus::Ok)), "501");
     ServerSession a(policy, ScramClient());
     ScramToServerFirst(a);
-    a.on_line(B64(kScramFinal), LineStatus::Ok);
+    a.on_line(B64(auth::rfc7677::kClientFinal), LineStatus::Ok);
     EXPECT_EQ(Summarize(a.on_line("=", LineStatus::Ok)), "501");
     EXPECT_EQ(a.authenticated_user(), "");
   }
@@ -1943,8 +1936,8 @@ TEST(SmtpServerAuth, ScramCancelMalformedAndUnavailable) {
     ServerSession s(policy, ScramClient());
     s.start();
     s.on_line("EHLO c.example", LineStatus::Ok);
-    s.on_line("AUTH SCRAM-SHA-256 " + B64(kScramFirst), LineStatus::Ok);
-    EXPECT_EQ(ReplyText(s.on_scram_secret(auth::ScramLookup{}, kScramNonce)),
+    s.on_line("AUTH SCRAM-SHA-256 " + B64(auth::rfc7677::kClientFirst), LineStatus::Ok);
+    EXPECT_EQ(ReplyText(s.on_scram_secret(auth::ScramLookup{}, auth::rfc7677::kServerNonce)),
               "454 4.7.0 Temporary authentication failure, try again later\r\n");
     EXPECT_EQ(Summarize(s.on_line("NOOP", LineStatus::Ok)), "250");
   }
