@@ -382,7 +382,8 @@ constexpr Setting kSettings[] = {
      "that may relay once verified against tls_client_ca_file (Postfix: relay_clientcerts)."},
     // SMTP AUTH (esmtpd)
     {"auth_backend", "", auth_backend,
-     "Where AUTH checks passwords: file:PATH (user:crypt-hash lines, `estafette passwd`) or "
+     "Where AUTH checks passwords: file:PATH (user:HASH lines, a crypt(3) hash or a "
+     "{SCRAM-SHA-256} secret; `estafette passwd`) or "
      "dovecot:SOCKET (Dovecot's auth-client socket). None: no AUTH."},
     {"auth_allow_plaintext", "no", yes_no<&Config::auth_allow_plaintext>,
      "Offer AUTH PLAIN/LOGIN without TLS too (Postfix: smtpd_tls_auth_only = no)."},
