@@ -87,16 +87,6 @@ std::vector<std::string> dns_names(X509* x) {
   return names;
 }
 
-std::string subject_of(X509* x) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<std::size_t>(len));
-  BIO_free(bio);
-  return out;
-}
-
 std::time_t time_of(const ASN1_TIME* t) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(t, &tm) != 1) return 0;
@@ -196,6 +186,20 @@ std::string openssl_errors() {
   return out;
 }
 
+std::string name_text(const X509_NAME* name) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return {};
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(len > 0 ? len : 0));
+  BIO_free(bio);
+  if (out.size() > kMaxNameLength) out.resize(kMaxNameLength);
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return out;
+}
+
 ServerSettings server_settings(const config::Config& c) {
   ServerSettings s;
   for (std::size_t i = 0; i < c.tls_cert_files.size(); ++i)
@@ -229,7 +233,7 @@ std::shared_ptr<const ServerContext> ServerContext::load(const ServerSettings& s
     }
     CertificateInfo info;
     info.file = pair.cert_file;
-    info.subject = subject_of(leaf.get());
+    info.subject = name_text(X509_get_subject_name(leaf.get()));
     info.names = dns_names(leaf.get());
     info.key_type = OBJ_nid2sn(EVP_PKEY_get_base_id(key.get()));
     info.key_bits = EVP_PKEY_get_bits(key.get());

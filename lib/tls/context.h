@@ -40,6 +40,7 @@
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct ssl_session_st SSL_SESSION;
+typedef struct X509_name_st X509_NAME;
 
 namespace estafette::tls {
 
@@ -50,6 +51,12 @@ class Error : public std::runtime_error {
 
 // OpenSSL's errors queued on this thread, as one line ("" when none); clears the queue.
 std::string openssl_errors();
+
+// A certificate's subject or issuer for logs, milter macros and check-config: RFC 2253, printable
+// ASCII only (RFC 2253 escapes what OpenSSL would print raw; anything left becomes '?'), at
+// most kMaxNameLength bytes.
+inline constexpr std::size_t kMaxNameLength = 512;
+std::string name_text(const X509_NAME* name);
 
 struct ServerSettings {
   struct Pair {

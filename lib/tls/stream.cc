@@ -11,24 +11,6 @@
 namespace estafette::tls {
 namespace {
 
-// Subjects and issuers go to logs and milter macros: printable ASCII only (RFC 2253 escapes
-// what OpenSSL would print raw; anything left becomes '?'), and bounded.
-constexpr std::size_t kMaxNameLength = 512;
-
-std::string name_text(const X509_NAME* name) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  if (!bio) return {};
-  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<std::size_t>(len > 0 ? len : 0));
-  BIO_free(bio);
-  if (out.size() > kMaxNameLength) out.resize(kMaxNameLength);
-  for (char& c : out)
-    if (c < 0x20 || c > 0x7e) c = '?';
-  return out;
-}
-
 std::string sha256_fingerprint(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
