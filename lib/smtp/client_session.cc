@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "lib/auth/base64.h"
+
 namespace estafette::smtp {
 
 namespace {
@@ -31,6 +33,12 @@ const char* to_string(ClientSession::State state) {
       return "EHLO";
     case S::Helo:
       return "HELO";
+    case S::StartTls:
+      return "STARTTLS";
+    case S::TlsHandshake:
+      return "TLS handshake";
+    case S::Auth:
+      return "AUTH";
     case S::Idle:
       return "idle";
     case S::Transaction:
@@ -49,8 +57,27 @@ const char* to_string(ClientSession::State state) {
   return "?";
 }
 
-ClientSession::ClientSession(std::string helo_name, ClientTimeouts timeouts)
-    : helo_name_(std::move(helo_name)), timeouts_(timeouts) {}
+ClientSession::ClientSession(std::string helo_name, ClientTimeouts timeouts,
+                             ClientSecurity security)
+    : helo_name_(std::move(helo_name)),
+      timeouts_(timeouts),
+      security_(std::move(security)),
+      tls_active_(security_.implicit_tls) {}
+
+bool ClientSession::before_mail() const {
+  switch (state_) {
+    case State::Connecting:
+    case State::Greeting:
+    case State::Ehlo:
+    case State::Helo:
+    case State::StartTls:
+    case State::TlsHandshake:
+    case State::Auth:
+      return true;
+    default:
+      return false;
+  }
+}
 
 std::chrono::seconds ClientSession::timeout() const {
   switch (state_) {
@@ -60,8 +87,12 @@ std::chrono::seconds ClientSession::timeout() const {
       return timeouts_.greeting;
     case State::Ehlo:
     case State::Helo:
+    case State::StartTls:
+    case State::Auth:
     case State::Rset:
       return timeouts_.mail;
+    case State::TlsHandshake:
+      return timeouts_.tls_handshake;
     case State::Idle:
       return timeouts_.idle;
     case State::Transaction:
@@ -89,9 +120,7 @@ std::chrono::seconds ClientSession::timeout() const {
 
 Actions ClientSession::start(Transaction transaction) {
   Actions out;
-  bool before_hello = state_ == State::Connecting || state_ == State::Greeting ||
-                      state_ == State::Ehlo || state_ == State::Helo;
-  if (transaction_ || !(before_hello || state_ == State::Idle)) std::abort();  // caller's bug
+  if (transaction_ || !(before_mail() || state_ == State::Idle)) std::abort();  // caller's bug
   Pending p;
   p.results.resize(transaction.recipients.size());
   p.accepted.resize(transaction.recipients.size(), false);
@@ -154,6 +183,19 @@ Actions ClientSession::on_reply(const Reply& reply) {
     case State::Helo:
       on_ehlo_reply(reply, out);
       break;
+    case State::StartTls:
+      on_starttls_reply(reply, out);
+      break;
+    case State::Auth:
+      on_auth_reply(reply, out);
+      break;
+    case State::TlsHandshake:  // nothing may come before the handshake
+      if (transaction_)
+        finish(out, DeliveryStatus::TempFail, "reply before the TLS handshake: " + reply.to_string(),
+               true);
+      state_ = State::Closed;
+      out.emplace_back(std::in_place_type<Close>);
+      break;
     case State::Transaction:
     case State::EndOfData:
       on_transaction_reply(reply, out);
@@ -208,15 +250,23 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
         } else if (keyword == "SIZE") {
           caps_.size = true;
           caps_.size_limit = std::strtoull(std::string(param).c_str(), nullptr, 10);
+        } else if (keyword == "STARTTLS") {
+          caps_.starttls = true;
+        } else if (keyword == "AUTH" || keyword.starts_with("AUTH=")) {
+          // "AUTH PLAIN LOGIN", or the pre-RFC "AUTH=LOGIN PLAIN" some servers still send.
+          caps_.auth = true;
+          std::string_view mechs = keyword == "AUTH" ? param : std::string_view(line).substr(5);
+          while (!mechs.empty()) {
+            auto sp = mechs.find(' ');
+            std::string_view mech = mechs.substr(0, sp);
+            if (mech == "PLAIN") caps_.auth_plain = true;
+            if (mech == "LOGIN") caps_.auth_login = true;
+            mechs = sp == std::string_view::npos ? std::string_view() : mechs.substr(sp + 1);
+          }
         }
       }
     }
-    if (transaction_) {
-      begin_transaction(out);
-    } else {
-      state_ = State::Idle;
-      out.emplace_back(std::in_place_type<Ready>);
-    }
+    after_hello(out);
     return;
   }
   if (state_ == State::Ehlo && reply.permanent()) {
@@ -225,6 +275,100 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
     return;
   }
   fail_host(out, status_of(reply), reply.to_string());
+}
+
+void ClientSession::after_hello(Actions& out) {
+  if (!tls_active_ && !starttls_tried_ && security_.starttls != StartTls::Never &&
+      caps_.starttls) {
+    starttls_tried_ = true;
+    out.emplace_back(SendBytes{"STARTTLS\r\n"});
+    state_ = State::StartTls;
+    return;
+  }
+  if (!tls_active_ && security_.starttls == StartTls::Required) {
+    fail_host(out, DeliveryStatus::TempFail,
+              "451 4.7.5 TLS is required, but was not offered by the server");
+    return;
+  }
+  if (security_.credentials && !authenticated_ && caps_.auth) {
+    if (!tls_active_ && !security_.auth_without_tls) {
+      fail_host(out, DeliveryStatus::TempFail,
+                "451 4.7.0 not sending credentials over a connection without TLS");
+      return;
+    }
+    const ClientCredentials& c = *security_.credentials;
+    if (caps_.auth_plain) {
+      std::string response = std::string(1, '\0') + c.user + '\0' + c.password;
+      out.emplace_back(SendBytes{"AUTH PLAIN " + auth::base64_encode(response) + "\r\n"});
+      auth_login_ = false;
+    } else if (caps_.auth_login) {
+      out.emplace_back(SendBytes{"AUTH LOGIN " + auth::base64_encode(c.user) + "\r\n"});
+      auth_login_ = true;
+    } else {
+      fail_host(out, DeliveryStatus::TempFail,
+                "451 4.7.0 the server offers no AUTH mechanism we can use (PLAIN, LOGIN)");
+      return;
+    }
+    state_ = State::Auth;
+    return;
+  }
+  if (transaction_) {
+    begin_transaction(out);
+  } else {
+    state_ = State::Idle;
+    out.emplace_back(std::in_place_type<Ready>);
+  }
+}
+
+void ClientSession::on_starttls_reply(const Reply& reply, Actions& out) {
+  if (reply.code == 220) {
+    state_ = State::TlsHandshake;
+    out.emplace_back(std::in_place_type<StartTlsNow>);
+    return;
+  }
+  if (security_.starttls == StartTls::Required) {
+    fail_host(out, DeliveryStatus::TempFail,
+              "451 4.7.5 TLS is required, but the server refused STARTTLS: " + reply.to_string());
+    return;
+  }
+  after_hello(out);  // only wanted: on in plaintext
+}
+
+Actions ClientSession::on_tls_started(const std::string& refusal) {
+  Actions out;
+  if (state_ != State::TlsHandshake) return out;
+  tls_active_ = true;
+  if (!refusal.empty()) {
+    fail_host(out, DeliveryStatus::TempFail, "451 4.7.5 " + refusal);
+    return out;
+  }
+  // RFC 3207 4.2: forget what the server said before TLS; ask again.
+  caps_ = Capabilities{};
+  out.emplace_back(SendBytes{"EHLO " + helo_name_ + "\r\n"});
+  state_ = State::Ehlo;
+  return out;
+}
+
+void ClientSession::on_auth_reply(const Reply& reply, Actions& out) {
+  if (reply.code == 235) {
+    authenticated_ = true;
+    after_hello(out);
+    return;
+  }
+  if (reply.code == 334 && auth_login_) {
+    auth_login_ = false;  // the one challenge left: the password
+    out.emplace_back(
+        SendBytes{auth::base64_encode(security_.credentials->password) + "\r\n"});
+    return;
+  }
+  if (reply.code == 334) {  // a challenge we have no answer for: cancel (RFC 4954 4)
+    out.emplace_back(SendBytes{"*\r\n"});
+    return;
+  }
+  // 535 and friends: a deferral, with the server's words, for the admin to fix.
+  fail_host(out, DeliveryStatus::TempFail,
+            "authentication failed: " + reply.to_string() +
+                (reply.permanent() ? " (deferred: check client_credentials)" : ""));
 }
 
 std::string ClientSession::mail_command() const {
@@ -410,9 +554,8 @@ Actions ClientSession::on_timeout() {
   }
   if (state_ == State::Closed) return out;
   if (transaction_) {
-    bool host_failed = state_ == State::Connecting || state_ == State::Greeting ||
-                       state_ == State::Ehlo || state_ == State::Helo ||
-                       (state_ == State::Transaction && !transaction_->mail_replied);
+    bool host_failed =
+        before_mail() || (state_ == State::Transaction && !transaction_->mail_replied);
     std::string what = state_ == State::Connecting ? "connect timeout"
                        : state_ == State::Body
                            ? "timeout sending the message body"
@@ -429,8 +572,7 @@ Actions ClientSession::on_closed(const std::string& reason) {
   if (state_ == State::Closed) return out;
   if (transaction_) {
     bool no_reply = !transaction_->got_reply;
-    bool host_failed = state_ == State::Connecting || state_ == State::Greeting ||
-                       state_ == State::Ehlo || state_ == State::Helo ||
+    bool host_failed = before_mail() ||
                        (state_ == State::Transaction && !transaction_->mail_replied && !no_reply);
     std::string where =
         state_ == State::Connecting

@@ -1,8 +1,11 @@
 // client_session.h: the ESMTP client session state machine (RFC 5321, RFC 1870 SIZE, RFC 2920
-// PIPELINING, RFC 3461 DSN). It does no I/O: the I/O layer feeds it events (connected, a parsed
-// reply, the body was sent, the current timeout expired, the connection closed) and carries out the
-// actions it returns, in order (send bytes, send the message body, report a finished transaction,
-// report that the connection is idle and reusable, close). After every event the I/O layer re-arms
+// PIPELINING, RFC 3461 DSN, RFC 3207 STARTTLS, RFC 4954 AUTH PLAIN/LOGIN). It does no I/O: the
+// I/O layer feeds it events (connected, a parsed reply, the TLS handshake is done, the body was
+// sent, the current timeout expired, the connection closed) and carries out the actions it
+// returns, in order (send bytes, start TLS, send the message body, report a finished transaction,
+// report that the connection is idle and reusable, close). What TLS and AUTH it asks for is
+// fixed per connection (ClientSecurity); whether a certificate is good enough is the I/O layer's
+// call, which it reports with on_tls_started(). After every event the I/O layer re-arms
 // one timer with timeout(), the RFC 5321 4.5.3.2 limit of the current state. One session per
 // connection, used on the loop thread that owns the connection; values only. Errors are never
 // thrown: every failure becomes per-recipient results of the transaction (TempFail for 4xx,
@@ -33,6 +36,27 @@ struct ClientTimeouts {
   Seconds data_end{600};
   Seconds idle{10};  // an idle connection is kept this long for reuse, then QUIT
   Seconds quit{30};
+  Seconds tls_handshake{60};
+};
+
+// RFC 3207 for one connection: never; when the server offers it (Postfix's "may": a refused
+// STARTTLS goes on in plaintext); or required (no STARTTLS offered, or refused: a 4.7.5
+// deferral of the transaction, never plaintext).
+enum class StartTls { Never, IfOffered, Required };
+
+struct ClientCredentials {
+  std::string user;
+  std::string password;
+};
+
+struct ClientSecurity {
+  StartTls starttls = StartTls::Never;
+  bool implicit_tls = false;  // TLS from the first byte (port 465): no STARTTLS
+  // AUTH after EHLO when the server offers PLAIN or LOGIN (and none of it when it offers no AUTH
+  // at all, as Postfix does). A 5xx to AUTH defers the transaction: the credentials are wrong
+  // for every message, which is the admin's to fix, not the senders'.
+  std::optional<ClientCredentials> credentials = {};
+  bool auth_without_tls = false;  // false: credentials never go over a plaintext connection
 };
 
 struct Transaction {
@@ -79,8 +103,11 @@ struct TransactionDone {
 struct Ready {};
 // Close the connection (after writing what was queued before).
 struct Close {};
+// Start the TLS handshake now (after the 220 to STARTTLS; nothing else is queued), then call
+// on_tls_started().
+struct StartTlsNow {};
 
-using Action = std::variant<SendBytes, SendBody, TransactionDone, Ready, Close>;
+using Action = std::variant<SendBytes, SendBody, TransactionDone, Ready, Close, StartTlsNow>;
 using Actions = std::vector<Action>;
 
 struct Capabilities {
@@ -89,6 +116,10 @@ struct Capabilities {
   bool size = false;  // SIZE advertised (with or without a limit)
   bool eight_bit_mime = false;
   bool dsn = false;              // RFC 3461: the DSN parameters are passed on
+  bool starttls = false;
+  bool auth_plain = false;
+  bool auth_login = false;
+  bool auth = false;             // AUTH advertised, with whatever mechanisms
   std::uint64_t size_limit = 0;  // 0 = none advertised
 };
 
@@ -99,6 +130,9 @@ class ClientSession final {
     Greeting,
     Ehlo,
     Helo,
+    StartTls,      // STARTTLS sent, waiting for its 220
+    TlsHandshake,  // the I/O layer runs the handshake
+    Auth,          // AUTH sent, in its exchange
     Idle,         // ready for a transaction
     Transaction,  // MAIL/RCPT/DATA sent, waiting for replies
     Body,         // the I/O layer is sending the body
@@ -108,7 +142,7 @@ class ClientSession final {
     Closed,
   };
 
-  ClientSession(std::string helo_name, ClientTimeouts timeouts);
+  ClientSession(std::string helo_name, ClientTimeouts timeouts, ClientSecurity security = {});
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
 
@@ -118,7 +152,11 @@ class ClientSession final {
   // Gracefully ends an idle session (QUIT), or closes at once in any other state.
   Actions quit();
 
-  Actions on_connected();
+  Actions on_connected();  // with implicit_tls: after the handshake
+  // The STARTTLS handshake is done. refusal "": the session goes on inside TLS (a new EHLO);
+  // otherwise why the peer is not good enough ("certificate not trusted ..."): the transaction
+  // is deferred with 4.7.5 and the session QUITs.
+  Actions on_tls_started(const std::string& refusal);
   Actions on_reply(const Reply& reply);
   Actions on_body_sent();
   Actions on_timeout();
@@ -129,6 +167,8 @@ class ClientSession final {
   bool idle() const { return state_ == State::Idle; }
   bool in_transaction() const { return transaction_.has_value(); }
   const Capabilities& capabilities() const { return caps_; }
+  bool tls_active() const { return tls_active_; }
+  bool authenticated() const { return authenticated_; }
   // The timeout that applies in the current state.
   std::chrono::seconds timeout() const;
 
@@ -150,6 +190,11 @@ class ClientSession final {
   void begin_transaction(Actions& out);
   void on_transaction_reply(const Reply& reply, Actions& out);
   void on_ehlo_reply(const Reply& reply, Actions& out);
+  // After EHLO/HELO (or a STARTTLS the server refused): STARTTLS, AUTH, then the transaction.
+  void after_hello(Actions& out);
+  void on_starttls_reply(const Reply& reply, Actions& out);
+  void on_auth_reply(const Reply& reply, Actions& out);
+  bool before_mail() const;  // connect to AUTH: a failure here is the host's
   // Ends the transaction: unresolved recipients get `status` / `reply`.
   TransactionDone& finish(Actions& out, DeliveryStatus status, const std::string& reply,
                           bool host_failed);
@@ -162,6 +207,11 @@ class ClientSession final {
 
   std::string helo_name_;
   ClientTimeouts timeouts_;
+  ClientSecurity security_;
+  bool tls_active_ = false;
+  bool starttls_tried_ = false;  // once per connection, whatever came of it
+  bool authenticated_ = false;
+  bool auth_login_ = false;  // AUTH LOGIN: the next 334 asks for the password
   State state_ = State::Connecting;
   Capabilities caps_;
   std::optional<Pending> transaction_;

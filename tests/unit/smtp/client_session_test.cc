@@ -22,6 +22,7 @@ struct Conversation {
   const char* name;
   std::vector<Transaction> transactions;  // started in order by "start" steps
   std::vector<Step> steps;
+  ClientSecurity security = {};
 };
 
 ClientTimeouts test_timeouts() {
@@ -36,6 +37,7 @@ ClientTimeouts test_timeouts() {
   t.data_end = S(7);
   t.idle = S(8);
   t.quit = S(9);
+  t.tls_handshake = S(10);
   return t;
 }
 
@@ -63,6 +65,8 @@ std::string render(const Actions& actions) {
       out += "READY\n";
     } else if (std::holds_alternative<Close>(a)) {
       out += "CLOSE\n";
+    } else if (std::holds_alternative<StartTlsNow>(a)) {
+      out += "STARTTLS\n";
     }
   }
   return out;
@@ -82,7 +86,226 @@ const Transaction kDsn{"s@a.test",
                        {"SUCCESS,FAILURE", ""},
                        {"rfc822;X+2Bx@b.test", ""}};
 
+const Transaction kOne{"s@a.test", {"x@b.test"}, 10};
+const std::string kEhloTls = "S:250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n";
+const std::string kMailOne = "> MAIL FROM:<s@a.test>\r\nRCPT TO:<x@b.test>\r\nDATA\r\n";
+const ClientSecurity kMay{StartTls::IfOffered};
+const ClientSecurity kMust{StartTls::Required};
+const ClientSecurity kMustAuth{StartTls::Required, false, ClientCredentials{"user", "pass"}};
+const ClientSecurity kAuthPlaintextOk{StartTls::Never, false, ClientCredentials{"user", "pass"},
+                                      true};
+
 const std::vector<Conversation> kConversations = {
+    {"starttls_when_offered_then_ehlo_again_inside_tls",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n", 3},
+         {"S:220 2.0.0 go ahead\r\n", "STARTTLS\n", 10},
+         {"tls", "> EHLO client.test\r\n", 3},
+         // Still advertised inside TLS (some servers do): never a second STARTTLS.
+         {kEhloTls, kMailOne},
+         {"S:250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:250 done\r\n", "DONE |D 250 done\nREADY\n"},
+     },
+     kMay},
+    {"may_without_starttls_offered_goes_on_in_plaintext",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250 PIPELINING\r\n", kMailOne},
+     },
+     kMay},
+    {"may_with_starttls_refused_goes_on_in_plaintext",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:454 4.7.0 TLS not available\r\n", kMailOne},
+     },
+     kMay},
+    {"never_ignores_an_offered_starttls",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, kMailOne},
+     }},
+    {"required_but_not_offered_defers_and_quits",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250 PIPELINING\r\n",
+          "DONE host |T 451 4.7.5 TLS is required, but was not offered by the server\n"
+          "> QUIT\r\n"},
+     },
+     kMust},
+    {"required_after_helo_defers",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:502 no EHLO here\r\n", "> HELO client.test\r\n"},
+         {"S:250 hi\r\n",
+          "DONE host |T 451 4.7.5 TLS is required, but was not offered by the server\n"
+          "> QUIT\r\n"},
+     },
+     kMust},
+    {"required_and_refused_defers_with_the_servers_words",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:454 4.7.0 TLS not available\r\n",
+          "DONE host |T 451 4.7.5 TLS is required, but the server refused STARTTLS: 454 4.7.0 "
+          "TLS not available\n> QUIT\r\n"},
+     },
+     kMust},
+    {"a_certificate_refused_by_policy_defers_and_quits_inside_tls",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:220 go\r\n", "STARTTLS\n"},
+         {"tlsbad", "DONE host |T 451 4.7.5 certificate not trusted\n> QUIT\r\n"},
+     },
+     kMust},
+    {"a_reply_before_the_handshake_is_an_injection_and_closes",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:220 go\r\n250 injected\r\n",
+          "STARTTLS\nDONE host |T reply before the TLS handshake: 250 injected\nCLOSE\n"},
+     },
+     kMay},
+    {"handshake_timeout_is_a_host_failure",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:220 go\r\n", "STARTTLS\n", 10},
+         {"timeout", "DONE host |T timeout waiting for TLS handshake reply\nCLOSE\n"},
+     },
+     kMay},
+    {"auth_plain_inside_tls",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         // Credentials are never offered before TLS, even when AUTH is advertised.
+         {"S:250-mx.test\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n", "> STARTTLS\r\n"},
+         {"S:220 go\r\n", "STARTTLS\n"},
+         {"tls", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250-PIPELINING\r\n250 AUTH LOGIN PLAIN\r\n",
+          "> AUTH PLAIN AHVzZXIAcGFzcw==\r\n", 3},
+         {"S:235 2.7.0 ok\r\n", kMailOne},
+     },
+     kMustAuth},
+    {"auth_login_in_the_old_auth_equals_form",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:220 go\r\n", "STARTTLS\n"},
+         {"tls", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250-PIPELINING\r\n250 AUTH=LOGIN\r\n", "> AUTH LOGIN dXNlcg==\r\n"},
+         {"S:334 UGFzc3dvcmQ6\r\n", "> cGFzcw==\r\n"},
+         {"S:235 2.7.0 ok\r\n", kMailOne},
+     },
+     kMustAuth},
+    {"auth_535_defers_the_transaction",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:220 go\r\n", "STARTTLS\n"},
+         {"tls", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250 AUTH PLAIN\r\n", "> AUTH PLAIN AHVzZXIAcGFzcw==\r\n"},
+         {"S:535 5.7.8 bad credentials\r\n",
+          "DONE host |T authentication failed: 535 5.7.8 bad credentials (deferred: check "
+          "client_credentials)\n> QUIT\r\n"},
+     },
+     kMustAuth},
+    {"auth_with_an_unknown_challenge_cancels",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250 AUTH PLAIN\r\n", "> AUTH PLAIN AHVzZXIAcGFzcw==\r\n"},
+         {"S:334 \r\n", "> *\r\n"},
+         {"S:501 5.7.0 cancelled\r\n",
+          "DONE host |T authentication failed: 501 5.7.0 cancelled (deferred: check "
+          "client_credentials)\n> QUIT\r\n"},
+     },
+     kAuthPlaintextOk},
+    {"no_credentials_over_plaintext",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250 AUTH PLAIN\r\n",
+          "DONE host |T 451 4.7.0 not sending credentials over a connection without TLS\n"
+          "> QUIT\r\n"},
+     },
+     {StartTls::IfOffered, false, ClientCredentials{"user", "pass"}}},
+    {"no_usable_mechanism_defers",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250 AUTH CRAM-MD5 GSSAPI\r\n",
+          "DONE host |T 451 4.7.0 the server offers no AUTH mechanism we can use (PLAIN, "
+          "LOGIN)\n> QUIT\r\n"},
+     },
+     kAuthPlaintextOk},
+    {"no_auth_advertised_goes_on_without_as_postfix_does",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250 PIPELINING\r\n", kMailOne},
+     },
+     kAuthPlaintextOk},
+    {"implicit_tls_authenticates_without_starttls",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+          "> AUTH PLAIN AHVzZXIAcGFzcw==\r\n"},
+         {"S:235 ok\r\n", "> MAIL FROM:<s@a.test>\r\n"},
+     },
+     {StartTls::Required, true, ClientCredentials{"user", "pass"}}},
     {"dsn_parameters_only_to_a_server_that_advertises_dsn",
      {kDsn, kDsn},
      {
@@ -403,7 +626,7 @@ class ClientSessionTest : public ::testing::TestWithParam<Conversation> {};
 
 TEST_P(ClientSessionTest, Conversation) {
   const Conversation& c = GetParam();
-  ClientSession session("client.test", test_timeouts());
+  ClientSession session("client.test", test_timeouts(), c.security);
   std::size_t next_txn = 0;
   for (std::size_t i = 0; i < c.steps.size(); ++i) {
     const Step& step = c.steps[i];
@@ -421,6 +644,10 @@ TEST_P(ClientSessionTest, Conversation) {
       actions = session.on_closed("gone");
     } else if (step.in == "quit") {
       actions = session.quit();
+    } else if (step.in == "tls") {
+      actions = session.on_tls_started("");
+    } else if (step.in == "tlsbad") {
+      actions = session.on_tls_started("certificate not trusted");
     } else {
       ASSERT_EQ(step.in.substr(0, 2), "S:");
       ReplyParser parser;
@@ -449,6 +676,7 @@ TEST(ClientSessionCaps, ParsesEhlo) {
   EXPECT_TRUE(s.capabilities().pipelining);
   EXPECT_TRUE(s.capabilities().eight_bit_mime);
   EXPECT_EQ(s.capabilities().size_limit, 42u);
+  EXPECT_TRUE(s.capabilities().starttls);
   EXPECT_TRUE(s.idle());
 }
 
