@@ -4,6 +4,7 @@
 #include "lib/auth/passwd_file.h"
 #include "lib/auth/sender_login_map.h"
 #include "lib/base/privileges.h"
+#include "lib/config/client_credentials.h"
 #include "lib/config/config.h"
 #include "lib/routing/router.h"
 #include "lib/tls/context.h"
@@ -54,6 +55,19 @@ CheckResult check_config(const std::string& path) {
       r.errors.push_back(e.what());
     } catch (const std::exception& e) {
       r.errors.push_back(c.source + ": tls_cert_file: " + e.what());
+    }
+  }
+  // esmtpclient's side: its CA file, and the credentials it reads as root (same checks).
+  try {
+    tls::ClientContext::load(tls::client_settings(c));
+  } catch (const std::exception& e) {
+    r.errors.push_back(c.source + ": tls_ca_file: " + e.what());
+  }
+  if (!c.client_credentials.empty()) {
+    try {
+      config::load_client_credentials(c.client_credentials);
+    } catch (const std::exception& e) {
+      r.errors.push_back(std::string("client_credentials: ") + e.what());
     }
   }
   // The daemons look the user up when they start; a missing one stops them.

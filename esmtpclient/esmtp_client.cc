@@ -16,7 +16,8 @@ namespace estafette::esmtpclient {
 
 namespace {
 
-constexpr std::size_t kMaxTargets = 10;  // addresses tried per Deliver
+constexpr std::size_t kMaxTargets = 10;       // addresses tried per Deliver
+constexpr std::size_t kMaxFallbacks = 10000;  // `may` hosts remembered as failing TLS
 
 Poco::Logger& logger() {
   return base::log("esmtpclient");
@@ -88,11 +89,12 @@ smtp::ClientTimeouts timeouts_from(const config::Config& config) {
   t.data_block = config.data_block_timeout;
   t.data_end = config.data_end_timeout;
   t.idle = config.idle_reuse;
+  t.tls_handshake = config.tls_handshake_timeout;
   return t;
 }
 
 EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::UniqueFd ipc_fd,
-                         std::function<void()> on_exit)
+                         std::function<void()> on_exit, config::CredentialTable credentials)
     : loop_(loop),
       config_(config),
       helo_name_(config.hostname.empty() ? "localhost" : config.hostname),
@@ -102,6 +104,8 @@ EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::
         return listen;
       }())),
       timeouts_(timeouts_from(config)),
+      credentials_(std::move(credentials)),
+      tls_(tls::ClientContext::load(tls::client_settings(config))),
       resolver_(loop, config::resolver_options(config)),
       channel_(
           loop, std::move(ipc_fd), [this](const ipc::Frame& f) { on_frame(f); },
@@ -153,12 +157,86 @@ void EsmtpClient::start(std::unique_ptr<Delivery> owned) {
       return;
     }
   }
-  if (Connection* conn = take_idle(d.job.destination)) {
+  d.security = security_for(d);
+  if (Connection* conn = take_idle(d.security.pool_key)) {
     d.reused = true;
     run_on(d, *conn);
     return;
   }
   resolve(d);
+}
+
+EsmtpClient::Security EsmtpClient::security_for(const Delivery& d) const {
+  Security s;
+  s.level = config_.tls_policy;
+  // Routes are named as in the destinations file; MX deliveries by the recipients' domain.
+  std::string key = smtp::to_lower(d.destination.route ? d.job.destination : d.destination.host);
+  const config::DestinationLimits* limits = d.destination.route
+                                                ? config_.destinations.for_route(key)
+                                                : config_.destinations.for_domain(key);
+  if (limits && limits->tls) s.level = *limits->tls;
+  if (limits) s.match = limits->tls_match;
+  s.implicit_tls = limits && limits->implicit_tls
+                       ? *limits->implicit_tls
+                       : d.destination.route && d.destination.port == 465;
+  // Implicit TLS is TLS or nothing.
+  if (s.implicit_tls && s.level < config::TlsLevel::Encrypt) s.level = config::TlsLevel::Encrypt;
+  s.credentials = credentials_.find(key);
+  s.pool_key = d.job.destination + " tls=" + config::to_string(s.level);
+  for (const auto& m : s.match) s.pool_key += "," + m;
+  if (s.implicit_tls) s.pool_key += " implicit";
+  if (s.credentials) s.pool_key += " auth=" + s.credentials->user;
+  return s;
+}
+
+bool EsmtpClient::in_fallback(const std::string& address) {
+  auto it = tls_fallback_.find(address);
+  if (it == tls_fallback_.end()) return false;
+  if (it->second > loop_.now()) return true;
+  tls_fallback_.erase(it);
+  return false;
+}
+
+std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(const Delivery& d,
+                                                                           const Target& t) {
+  const Security& s = d.security;
+  smtp::ClientSecurity security;
+  TlsSetup setup;
+  if (s.credentials) {
+    security.credentials = smtp::ClientCredentials{s.credentials->user, s.credentials->password};
+    security.auth_without_tls = config_.client_auth_plaintext;
+  }
+  const std::string address = t.ip + ":" + std::to_string(t.port);
+  bool plaintext =
+      s.level == config::TlsLevel::None ||
+      (s.level == config::TlsLevel::May && (d.plaintext_retry || in_fallback(address)));
+  setup.policy = config::to_string(s.level);
+  if (plaintext) {
+    if (s.level == config::TlsLevel::May) setup.policy = "may (plaintext after a failed handshake)";
+    return {security, setup};
+  }
+  security.implicit_tls = s.implicit_tls;
+  security.starttls = s.implicit_tls || s.level >= config::TlsLevel::Encrypt
+                          ? smtp::StartTls::Required
+                          : smtp::StartTls::IfOffered;
+  setup.context = tls_;
+  if (!is_ip_literal(t.name)) setup.options.server_name = t.name;  // SNI
+  if (s.level >= config::TlsLevel::Verify) {
+    setup.require_verified = true;
+    if (!s.match.empty()) {
+      setup.options.verify_names = s.match;
+    } else if (s.level == config::TlsLevel::Secure) {
+      // The next hop: the recipients' domain, or the route's host; names below it too.
+      setup.options.verify_names = {d.destination.host, "." + d.destination.host};
+    } else if (!is_ip_literal(t.name)) {
+      setup.options.verify_names = {t.name};  // the MX host (or route host) name
+    }
+  }
+  // Sessions are resumed per address and per policy: a session from a `may` connection must
+  // never let a `verify` one skip its checks.
+  setup.options.destination = address + " " + setup.policy;
+  for (const auto& n : setup.options.verify_names) setup.options.destination += " " + n;
+  return {security, setup};
 }
 
 void EsmtpClient::resolve(Delivery& d) {
@@ -241,7 +319,7 @@ void EsmtpClient::try_next_target(Delivery& d) {
     if (d.last_failure) {
       std::vector<ipc::RcptResult> results;
       for (const auto& r : d.last_failure->results) results.push_back({r.status, r.reply});
-      finish(d, std::move(results), true, "", d.last_failure->summary);
+      finish(d, std::move(results), !d.last_failure->policy_failed, "", d.last_failure->summary);
     } else {
       finish_all(d, ipc::RcptStatus::TempFail, "451 4.4.1 no host could be reached", true);
     }
@@ -264,9 +342,11 @@ void EsmtpClient::try_next_target(Delivery& d) {
     try_next_target(d);
     return;
   }
-  auto owned =
-      std::make_unique<Connection>(loop_, static_cast<ConnectionOwner&>(*this), next_conn_id_++,
-                                   d.job.destination, helo_name_, timeouts_);
+  auto [security, tls_setup] = connection_security(d, t);
+  d.plaintext_retry = false;  // that one connection only
+  auto owned = std::make_unique<Connection>(loop_, static_cast<ConnectionOwner&>(*this),
+                                            next_conn_id_++, d.security.pool_key, helo_name_,
+                                            timeouts_, std::move(security), std::move(tls_setup));
   Connection& conn = *owned;
   connections_[&conn] = std::move(owned);
   std::string remote = (t.name == t.ip ? "" : t.name) + "[" + t.ip + "]:" + std::to_string(t.port);
@@ -331,7 +411,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
                        " rcpts=" + std::to_string(done.results.size()) +
                        " delivered=" + std::to_string(ok) + " deferred=" + std::to_string(temp) +
                        " bounced=" + std::to_string(perm) + (d.reused ? " reused=yes" : "") +
-                       (done.host_failed ? " host_failed=yes" : "") +
+                       (done.host_failed ? " host_failed=yes" : "") + " " + conn.tls_summary() +
                        " time=" + std::to_string(ms.count()) + "ms reply=" + done.summary);
 
   if (done.no_reply && d.reused && !d.stale_retried) {
@@ -342,14 +422,38 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
     return;
   }
   bool all_temp = temp == done.results.size();
+  if (conn.tls_failed() && d.security.level == config::TlsLevel::May && !d.plaintext_retry &&
+      d.next_target > 0) {
+    // Opportunistic TLS that failed: the same host again in plaintext, and for a while.
+    const Target& t = d.targets[d.next_target - 1];
+    const std::string address = t.ip + ":" + std::to_string(t.port);
+    if (tls_fallback_.size() >= kMaxFallbacks) {
+      std::erase_if(tls_fallback_, [now = loop_.now()](const auto& e) { return e.second <= now; });
+      if (tls_fallback_.size() >= kMaxFallbacks) tls_fallback_.erase(tls_fallback_.begin());
+    }
+    tls_fallback_[address] = loop_.now() + config_.tls_fallback_time;
+    logger().warning("id=" + d.job.queue_id + " remote=" + conn.remote() +
+                     " TLS handshake failed under policy may (" + done.summary +
+                     "): retrying in plaintext; plaintext for this host for " +
+                     std::to_string(config_.tls_fallback_time.count()) + "s");
+    d.plaintext_retry = true;
+    --d.next_target;
+    try_next_target(d);
+    return;
+  }
+  // A failed handshake or a refused certificate is our policy's verdict on this host, not a
+  // host that is down: courierd must not hold back other destinations' mail for it.
+  const bool policy_failed = done.policy_failed || conn.tls_failed();
   if (done.host_failed && all_temp && d.next_target < d.targets.size()) {
     d.last_failure = done;
+    d.last_failure->policy_failed = policy_failed;
     try_next_target(d);
     return;
   }
   std::vector<ipc::RcptResult> results;
   for (const auto& r : done.results) results.push_back({r.status, r.reply});
-  finish(d, std::move(results), done.host_failed, conn.remote(), done.summary, done.next_hop_dsn);
+  finish(d, std::move(results), done.host_failed && !policy_failed, conn.remote(), done.summary,
+         done.next_hop_dsn);
 }
 
 void EsmtpClient::on_ready(Connection& conn) {

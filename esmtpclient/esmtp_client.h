@@ -15,6 +15,12 @@
 // Postfix does, that MX host and every MX host of equal or worse preference are dropped; when
 // nothing is left the job fails permanently with 554 5.4.6 "mail for DOMAIN loops back to
 // myself" (a route that names another port or host is not ourselves and goes ahead).
+// TLS: each Deliver's level (tls= of its destination in the destinations file, else tls_policy)
+// and AUTH (client_credentials) decide the connection's smtp::ClientSecurity and TlsSetup; a
+// pooled connection serves only jobs with the same level, names and credentials (its pool key).
+// Under `may` a failed STARTTLS handshake is retried at once in plaintext on a new connection to
+// the same address, and that address gets plaintext without a handshake for tls_fallback_time
+// (a bounded table). One tls::ClientContext per process resumes sessions per address and policy.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +35,7 @@
 #include "esmtpclient/esmtp_connection.h"
 #include "lib/base/fd.h"
 #include "lib/base/self_addresses.h"
+#include "lib/config/client_credentials.h"
 #include "lib/config/config.h"
 #include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
@@ -52,8 +59,9 @@ smtp::ClientTimeouts timeouts_from(const config::Config& config);
 
 class EsmtpClient final : private ConnectionOwner {
  public:
+  // credentials: the client_credentials file, read by the caller while still root.
   EsmtpClient(event::Loop& loop, const config::Config& config, base::UniqueFd ipc_fd,
-              std::function<void()> on_exit);
+              std::function<void()> on_exit, config::CredentialTable credentials = {});
   ~EsmtpClient();
   EsmtpClient(const EsmtpClient&) = delete;
   EsmtpClient& operator=(const EsmtpClient&) = delete;
@@ -65,9 +73,19 @@ class EsmtpClient final : private ConnectionOwner {
     std::uint16_t port = 25;
     unsigned preference = 0;  // the MX host's; 0 for a route
   };
+  // What a Deliver asks of its connections' security.
+  struct Security {
+    config::TlsLevel level = config::TlsLevel::May;
+    std::vector<std::string> match;  // tls_match names, or empty
+    bool implicit_tls = false;
+    const config::Credentials* credentials = nullptr;
+    std::string pool_key;  // the Deliver's destination plus all of the above
+  };
   struct Delivery {
     ipc::Deliver job;
     Destination destination;
+    Security security;
+    bool plaintext_retry = false;  // `may`: the next connection skips STARTTLS
     std::vector<Target> targets;
     std::size_t next_target = 0;
     Connection* conn = nullptr;  // the connection running this job's transaction
@@ -80,6 +98,10 @@ class EsmtpClient final : private ConnectionOwner {
 
   void on_frame(const ipc::Frame& frame);
   void start(std::unique_ptr<Delivery> delivery);
+  Security security_for(const Delivery& d) const;
+  // The connection's STARTTLS/AUTH settings and TLS setup for one target of d.
+  std::pair<smtp::ClientSecurity, TlsSetup> connection_security(const Delivery& d, const Target& t);
+  bool in_fallback(const std::string& address);
   void resolve(Delivery& d);
   void on_targets(Delivery& d);
   void try_next_target(Delivery& d);
@@ -100,6 +122,10 @@ class EsmtpClient final : private ConnectionOwner {
   std::string helo_name_;
   base::SelfAddresses self_;  // our esmtpd's listeners: a target there is a mail loop
   smtp::ClientTimeouts timeouts_;
+  config::CredentialTable credentials_;
+  std::shared_ptr<tls::ClientContext> tls_;
+  // `may` hosts ("ip:port") whose handshake failed, until when they get plaintext at once.
+  std::unordered_map<std::string, event::Clock::time_point> tls_fallback_;
   dns::Resolver resolver_;
   ipc::Channel channel_;
   std::function<void()> on_exit_;

@@ -14,19 +14,28 @@ namespace estafette::esmtpclient {
 
 namespace {
 constexpr std::size_t kSendfileChunk = 1 << 20;
+constexpr std::size_t kTlsBodyBlock = 64 * 1024;  // body read per block when TLS carries it
 Poco::Logger& logger() {
   return base::log("esmtpclient");
 }
 }  // namespace
 
 Connection::Connection(event::Loop& loop, ConnectionOwner& owner, std::uint64_t id, std::string key,
-                       std::string helo_name, smtp::ClientTimeouts timeouts)
+                       std::string helo_name, smtp::ClientTimeouts timeouts,
+                       smtp::ClientSecurity security, TlsSetup tls)
     : loop_(loop),
       owner_(owner),
       id_(id),
       key_(std::move(key)),
-      session_(std::move(helo_name), timeouts),
+      implicit_tls_(security.implicit_tls),
+      session_(std::move(helo_name), timeouts, std::move(security)),
+      tls_setup_(std::move(tls)),
       opened_(loop.now()) {}
+
+std::string Connection::tls_summary() const {
+  std::string policy = tls_setup_.policy.empty() ? "none" : tls_setup_.policy;
+  return (tls_info_.empty() ? "tls=none" : "tls=" + tls_info_) + " policy=" + policy;
+}
 
 Connection::~Connection() {
   if (!closed_ && fd_) log_close("shutdown");
@@ -80,6 +89,11 @@ void Connection::on_events(std::uint32_t events) {
     on_connect_result();
     if (closed_ || connecting_) return;
   }
+  if (handshaking_) {
+    step_handshake();
+    return;
+  }
+  tls_wants_write_ = false;
   if (events & EPOLLOUT) {
     flush();
     if (closed_) return;
@@ -97,18 +111,147 @@ void Connection::on_connect_result() {
   }
   connecting_ = false;
   logger().debug("conn=" + std::to_string(id_) + " connected to " + remote_);
+  if (implicit_tls_) {
+    start_tls();  // the session hears of the connection once TLS is up
+    return;
+  }
   dispatch(session_.on_connected());
+}
+
+void Connection::start_tls() {
+  if (!tls_setup_.context) {
+    fail("TLS asked for without a TLS context");
+    return;
+  }
+  if (parser_.has_partial()) {
+    // Plaintext after the 220 would be read as if it came through TLS (CVE-2011-1431 class).
+    fail("response injection: " + remote_ + " sent more after its 220 to STARTTLS");
+    return;
+  }
+  try {
+    tls_ = std::make_unique<tls::Stream>(tls_setup_.context, fd_.get(), tls_setup_.options);
+  } catch (const std::exception& e) {
+    fail(std::string("TLS setup: ") + e.what());
+    return;
+  }
+  handshaking_ = true;
+  step_handshake();
+}
+
+void Connection::step_handshake() {
+  auto status = tls_->handshake();
+  if (status == tls::Stream::Status::WantRead || status == tls::Stream::Status::WantWrite) {
+    tls_wants_write_ = status == tls::Stream::Status::WantWrite;
+    update_interest();
+    return;
+  }
+  handshaking_ = false;
+  tls_wants_write_ = false;
+  if (status != tls::Stream::Status::Ok) {
+    tls_failed_ = true;
+    fail("451 4.7.5 TLS handshake with " + remote_ + " failed: " + tls_->reason());
+    return;
+  }
+  tls::SessionInfo info = tls_->info();
+  std::string cert;
+  switch (info.peer_cert) {
+    case tls::SessionInfo::PeerCert::Verified:
+      cert = "verified";
+      break;
+    case tls::SessionInfo::PeerCert::Failed:
+      cert = "unverified (" + info.verify_error + ")";
+      break;
+    case tls::SessionInfo::PeerCert::None:
+      cert = "none";
+      break;
+    case tls::SessionInfo::PeerCert::NotAsked:
+      cert = "not checked";
+      break;
+  }
+  tls_info_ = info.version + "/" + info.cipher + " cert=" + cert;
+  if (info.resumed) tls_info_ += " resumed";
+  std::string refusal;
+  if (tls_setup_.require_verified && info.peer_cert != tls::SessionInfo::PeerCert::Verified) {
+    refusal = "certificate of " + remote_ + " not accepted under policy " + tls_setup_.policy +
+              ": " + (info.verify_error.empty() ? cert : info.verify_error);
+  }
+  logger().debug("conn=" + std::to_string(id_) + " " + tls_summary());
+  if (session_.state() == smtp::ClientSession::State::Connecting) {  // implicit TLS
+    if (!refusal.empty()) {
+      fail("451 4.7.5 " + refusal);
+      return;
+    }
+    dispatch(session_.on_connected());
+  } else {
+    dispatch(session_.on_tls_started(refusal));
+  }
+  if (!closed_) read_replies();  // a greeting may wait inside OpenSSL already
+}
+
+Connection::IoResult Connection::receive(char* buffer, std::size_t size) {
+  if (tls_) {
+    auto r = tls_->read(buffer, size);
+    switch (r.status) {
+      case tls::Stream::Status::Ok:
+        return {Io::Done, r.bytes};
+      case tls::Stream::Status::WantWrite:
+        tls_wants_write_ = true;
+        [[fallthrough]];
+      case tls::Stream::Status::WantRead:
+        return {Io::Again};
+      case tls::Stream::Status::Closed:
+        return {Io::Eof};
+      case tls::Stream::Status::Failed:
+        return {Io::Error, 0, "TLS read from " + remote_ + ": " + tls_->reason()};
+    }
+  }
+  for (;;) {
+    ssize_t n = ::recv(fd_.get(), buffer, size, 0);
+    if (n > 0) return {Io::Done, static_cast<std::size_t>(n)};
+    if (n == 0) return {Io::Eof};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {Io::Again};
+    return {Io::Error, 0, "read from " + remote_ + ": " + base::errno_text(errno)};
+  }
+}
+
+Connection::IoResult Connection::send_some(const char* data, std::size_t size) {
+  if (tls_) {
+    auto r = tls_->write(data, size);
+    switch (r.status) {
+      case tls::Stream::Status::Ok:
+        return {Io::Done, r.bytes};
+      case tls::Stream::Status::WantWrite:
+        tls_wants_write_ = true;
+        [[fallthrough]];
+      case tls::Stream::Status::WantRead:
+        return {Io::Again};
+      case tls::Stream::Status::Closed:
+      case tls::Stream::Status::Failed:
+        return {Io::Error, 0, "TLS write to " + remote_ + ": " + tls_->reason()};
+    }
+  }
+  for (;;) {
+    ssize_t n = ::send(fd_.get(), data, size, MSG_NOSIGNAL);
+    if (n >= 0) return {Io::Done, static_cast<std::size_t>(n)};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      tls_wants_write_ = false;
+      return {Io::Again};
+    }
+    return {Io::Error, 0, "write to " + remote_ + ": " + base::errno_text(errno)};
+  }
 }
 
 void Connection::read_replies() {
   char buf[16384];
   for (;;) {
-    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
-    if (n > 0) {
-      parser_.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    IoResult r = receive(buf, sizeof buf);
+    if (r.io == Io::Done) {
+      parser_.feed(std::string_view(buf, r.bytes));
       while (auto reply = parser_.next()) {
         dispatch(session_.on_reply(*reply));
-        if (closed_) return;
+        if (closed_ || handshaking_) return;  // the handshake reads the socket from here on
       }
       if (parser_.error() != smtp::ReplyParser::Error::None) {
         fail("bad reply from " + remote_ + ": " + parser_.error_text());
@@ -116,10 +259,11 @@ void Connection::read_replies() {
       }
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    fail(n == 0 ? "connection closed by " + remote_
-                : "read from " + remote_ + ": " + base::errno_text(errno));
+    if (r.io == Io::Again) {
+      if (tls_wants_write_) update_interest();
+      return;
+    }
+    fail(r.io == Io::Eof ? "connection closed by " + remote_ : r.error);
     return;
   }
 }
@@ -146,10 +290,14 @@ void Connection::dispatch(smtp::Actions actions) {
     } else if (std::holds_alternative<smtp::Close>(action)) {
       do_close();
       return;
+    } else if (std::holds_alternative<smtp::StartTlsNow>(action)) {
+      arm_timer();  // the handshake's own timeout
+      start_tls();
+      return;  // nothing follows StartTlsNow; the handshake owns the socket now
     }
   }
   if (closed_) return;
-  if (!connecting_ && fd_) flush();
+  if (!connecting_ && !handshaking_ && fd_) flush();
   if (!closed_) arm_timer();
 }
 
@@ -157,20 +305,39 @@ void Connection::flush() {
   bool progress = false;
   while (!closed_) {
     if (out_start_ < out_.size()) {
-      ssize_t n =
-          ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_, MSG_NOSIGNAL);
-      if (n > 0) {
-        out_start_ += static_cast<std::size_t>(n);
+      IoResult r = send_some(out_.data() + out_start_, out_.size() - out_start_);
+      if (r.io == Io::Done && r.bytes > 0) {
+        out_start_ += r.bytes;
         progress = true;
         continue;
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      fail("write to " + remote_ + ": " + base::errno_text(errno));
+      if (r.io == Io::Again || r.io == Io::Done) break;
+      fail(r.error);
       return;
     }
     if (!body_active_) break;
     std::uint64_t end = body_.offset + body_.size;
+    if (body_pos_ < end && tls_) {
+      // No sendfile() through TLS: the next block of the file goes through out_.
+      std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(end - body_pos_, kTlsBodyBlock));
+      out_.resize(want);
+      out_start_ = 0;
+      ssize_t n = ::pread(body_.fd.get(), out_.data(), want, static_cast<off_t>(body_pos_));
+      if (n < 0 && errno == EINTR) {
+        out_.clear();
+        continue;
+      }
+      if (n <= 0) {
+        out_.clear();
+        fail(n == 0 ? std::string("queue file is shorter than its recorded body")
+                    : std::string("reading the queue file: ") + base::errno_text(errno));
+        return;
+      }
+      out_.resize(static_cast<std::size_t>(n));
+      body_pos_ += static_cast<std::uint64_t>(n);
+      continue;
+    }
     if (body_pos_ < end) {
       off_t off = static_cast<off_t>(body_pos_);
       std::size_t want =
@@ -214,7 +381,7 @@ void Connection::flush() {
 }
 
 void Connection::update_interest() {
-  bool pending = out_start_ < out_.size() || body_active_;
+  bool pending = out_start_ < out_.size() || body_active_ || tls_wants_write_;
   if (pending != want_write_ && fd_ && !connecting_) {
     want_write_ = pending;
     loop_.modify_fd(fd_.get(), EPOLLIN | (pending ? EPOLLOUT : 0u));
@@ -243,9 +410,12 @@ void Connection::fail(const std::string& reason) {
 void Connection::do_close() {
   if (closed_) return;
   closed_ = true;
-  if (fd_ && out_start_ < out_.size() && !connecting_) {  // a last QUIT, best effort
-    [[maybe_unused]] auto n =
-        ::send(fd_.get(), out_.data() + out_start_, out_.size() - out_start_, MSG_NOSIGNAL);
+  if (fd_ && out_start_ < out_.size() && !connecting_ && !handshaking_) {  // a last QUIT
+    send_some(out_.data() + out_start_, out_.size() - out_start_);         // best effort
+  }
+  if (tls_) {
+    if (!handshaking_ && !tls_failed_) tls_->shutdown();
+    tls_.reset();
   }
   if (timer_) loop_.cancel_timer(timer_);
   timer_ = 0;

@@ -3,22 +3,31 @@
 // replies in through smtp::ReplyParser, the message body with sendfile()). It never blocks: a
 // slow peer only makes it wait for EPOLLOUT. One timer follows ClientSession::timeout(); while
 // the body is being written it restarts on every write progress (the data-block timeout).
+// TLS (RFC 3207 STARTTLS when the session asks for it, or implicit TLS from the first byte) runs
+// through a lib/tls client Stream on the same loop; then bytes and the body go through it (the
+// body read from the queue file in blocks instead of sendfile()). After the 220 to STARTTLS
+// nothing the server sent in plaintext is kept: bytes after it are a response injection and
+// close the connection. Whether the certificate is good enough is TlsSetup's rule, which the
+// Connection applies after the handshake (the session then defers with 4.7.5).
 // Loop thread only. The owner (ConnectionOwner) owns the Connection and is told about finished
 // transactions, idleness (the connection may be reused) and the close; it must not destroy the
 // Connection from inside one of those calls (defer it to the loop). Failures (connect errors,
-// resets, malformed replies, timeouts) become smtp results; nothing is thrown after connect().
+// resets, malformed replies, timeouts, failed handshakes) become smtp results; nothing is thrown
+// after connect().
 #pragma once
 
 #include <sys/socket.h>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "lib/base/fd.h"
 #include "lib/event/loop.h"
 #include "lib/smtp/client_session.h"
 #include "lib/smtp/reply_parser.h"
+#include "lib/tls/stream.h"
 
 namespace estafette::esmtpclient {
 
@@ -41,10 +50,19 @@ struct MessageBody {
   std::uint64_t size = 0;
 };
 
+// How a connection does TLS. No context: never (the session must not ask for it).
+struct TlsSetup {
+  std::shared_ptr<tls::ClientContext> context;
+  tls::ClientOptions options;     // SNI, the names to verify, the session cache key
+  bool require_verified = false;  // verify/secure: an unverified certificate is refused
+  std::string policy;             // the level's name, for the log ("may", "verify", ...)
+};
+
 class Connection final {
  public:
   Connection(event::Loop& loop, ConnectionOwner& owner, std::uint64_t id, std::string key,
-             std::string helo_name, smtp::ClientTimeouts timeouts);
+             std::string helo_name, smtp::ClientTimeouts timeouts,
+             smtp::ClientSecurity security = {}, TlsSetup tls = {});
   ~Connection();  // closes the socket without telling the owner
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -62,10 +80,27 @@ class Connection final {
   const std::string& remote() const { return remote_; }
   bool idle() const { return !closed_ && session_.idle(); }
   bool closed() const { return closed_; }
+  // The TLS handshake failed (not a certificate the policy refused): under `may` the caller
+  // retries in plaintext.
+  bool tls_failed() const { return tls_failed_; }
+  // For the delivery log: "tls=TLSv1.3/TLS_AES_256_GCM_SHA384 cert=verified policy=verify",
+  // "tls=none policy=may", with why a certificate did not verify.
+  std::string tls_summary() const;
 
  private:
   void on_events(std::uint32_t events);
   void on_connect_result();
+  void start_tls();
+  void step_handshake();
+  // One read or write on the socket or through TLS: bytes moved, or why none were.
+  enum class Io { Done, Again, Eof, Error };
+  struct IoResult {
+    Io io;
+    std::size_t bytes = 0;
+    std::string error = {};
+  };
+  IoResult receive(char* buffer, std::size_t size);
+  IoResult send_some(const char* data, std::size_t size);
   void read_replies();
   void dispatch(smtp::Actions actions);
   void flush();
@@ -80,9 +115,16 @@ class Connection final {
   std::uint64_t id_;
   std::string key_;
   std::string remote_;
+  bool implicit_tls_;
   smtp::ClientSession session_;
   smtp::ReplyParser parser_;
+  TlsSetup tls_setup_;
   base::UniqueFd fd_;
+  std::unique_ptr<tls::Stream> tls_;  // after fd_: destroyed before the socket closes
+  bool handshaking_ = false;
+  bool tls_wants_write_ = false;  // the last TLS call needs the socket writable
+  bool tls_failed_ = false;
+  std::string tls_info_;  // "TLSv1.3/TLS_AES_... cert=verified", once the handshake is done
   bool connecting_ = false;
   bool closed_ = false;
   bool want_write_ = false;

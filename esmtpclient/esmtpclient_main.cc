@@ -5,21 +5,29 @@
 // (in-flight deliveries are simply dropped: courierd retries them); 2 on bad usage or a bad
 // config; 1 on a start-up error (such as failing to become `user`: with it set, everything runs
 // as that user). SIGPIPE is ignored: sendfile() to a reset peer must not kill the process.
+// client_credentials is read while still root (it is a root-only file) and kept in memory.
 #include "esmtpclient/esmtp_client.h"
 #include "lib/base/fd.h"
+#include "lib/config/client_credentials.h"
 #include "lib/daemon/daemon.h"
 
 using namespace estafette;
 
 int main(int argc, char** argv) {
+  config::CredentialTable credentials;
   daemon::DaemonSpec spec{.program = "estafette-esmtpclient",
                           .log_name = "esmtpclient",
                           .usage = "--fd N [--config PATH]",
                           .needs_fd = true,
                           .privileges = daemon::Privileges::Drop};
-  return daemon::run(argc, argv, spec, [](daemon::Context& ctx) {
-    esmtpclient::EsmtpClient client(ctx.loop, ctx.config, base::UniqueFd(ctx.args.fd),
-                                    [&] { ctx.loop.stop(); });
+  spec.as_root = [&credentials](daemon::Startup& startup) {
+    if (!startup.config.client_credentials.empty())
+      credentials = config::load_client_credentials(startup.config.client_credentials);
+  };
+  return daemon::run(argc, argv, spec, [&credentials](daemon::Context& ctx) {
+    esmtpclient::EsmtpClient client(
+        ctx.loop, ctx.config, base::UniqueFd(ctx.args.fd), [&] { ctx.loop.stop(); },
+        std::move(credentials));
     return ctx.run();
   });
 }

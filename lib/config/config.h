@@ -215,7 +215,19 @@ struct Config {
   Seconds data_timeout{120};
   Seconds data_block_timeout{180};
   Seconds data_end_timeout{600};
-  Seconds idle_reuse{10};             // keep an idle connection this long for reuse
+  Seconds idle_reuse{10};  // keep an idle connection this long for reuse
+  // Outbound TLS (lib/tls's client side): the level of a destination without tls= in the
+  // destinations file (Postfix's smtp_tls_security_level), the CAs verify/secure trust ("": the
+  // system store; Postfix's smtp_tls_CAfile), and how long a host whose STARTTLS handshake
+  // failed under `may` gets plaintext at once, without another try.
+  TlsLevel tls_policy = TlsLevel::May;
+  std::string tls_ca_file;
+  Seconds tls_fallback_time{3600};
+  // "destination user password" lines for AUTH to smarthosts and routes (root-only file, read
+  // by esmtpclient before it drops privileges); "" = no AUTH.
+  std::string client_credentials;
+  bool client_auth_plaintext =
+      false;  // AUTH without TLS too (Postfix: smtp_sasl_tls_security_options)
   std::vector<HostPort> dns_servers;  // empty: /etc/resolv.conf
   Millis dns_timeout{2000};
   int dns_tries = 2;

@@ -38,7 +38,29 @@ DestinationLimits strictest(const DestinationLimits& a, const DestinationLimits&
   out.concurrency = smaller_set(a.concurrency, b.concurrency);
   out.max_rcpt = smaller_set(a.max_rcpt, b.max_rcpt);
   out.interval = std::max(a.interval, b.interval);  // the longer interval is the lower rate
+  out.tls = !a.tls ? b.tls : !b.tls ? a.tls : std::max(*a.tls, *b.tls);
+  out.tls_match = a.tls_match.empty() ? b.tls_match : a.tls_match;
+  out.implicit_tls = a.implicit_tls ? a.implicit_tls : b.implicit_tls;
   return out;
+}
+
+namespace {
+constexpr std::pair<TlsLevel, const char*> kTlsLevels[] = {
+    {TlsLevel::None, "none"},     {TlsLevel::May, "may"},       {TlsLevel::Encrypt, "encrypt"},
+    {TlsLevel::Verify, "verify"}, {TlsLevel::Secure, "secure"},
+};
+}  // namespace
+
+std::optional<TlsLevel> parse_tls_level(std::string_view text) {
+  for (const auto& [level, name] : kTlsLevels)
+    if (text == name) return level;
+  return std::nullopt;
+}
+
+const char* to_string(TlsLevel level) {
+  for (const auto& [l, name] : kTlsLevels)
+    if (l == level) return name;
+  return "?";
 }
 
 const DestinationLimits* DestinationTable::for_domain(const std::string& domain) const {
@@ -94,9 +116,30 @@ DestinationTable parse_destinations(const std::string& text, const std::string& 
         auto n = parse_count(value);
         if (!n) fail("max_rcpt: expected a positive number, not '" + std::string(value) + "'");
         limits.max_rcpt = *n;
+      } else if (key == "tls") {
+        limits.tls = parse_tls_level(value);
+        if (!limits.tls)
+          fail("tls: expected none, may, encrypt, verify or secure, not '" + std::string(value) +
+               "'");
+      } else if (key == "tls_match") {
+        for (std::string_view rest_names = value; !rest_names.empty();) {
+          auto comma = rest_names.find(',');
+          std::string name = smtp::to_lower(std::string(rest_names.substr(0, comma)));
+          rest_names = comma == std::string_view::npos ? "" : rest_names.substr(comma + 1);
+          std::string_view bare = name;
+          if (bare.starts_with('.')) bare.remove_prefix(1);
+          if (!valid_domain(bare)) fail("tls_match: bad name '" + name + "'");
+          limits.tls_match.push_back(name);
+        }
+        if (limits.tls_match.empty()) fail("tls_match: expected NAME,...");
+      } else if (key == "implicit_tls") {
+        if (value != "yes" && value != "no")
+          fail("implicit_tls: expected yes or no, not '" + std::string(value) + "'");
+        limits.implicit_tls = value == "yes";
       } else {
         fail("unknown setting '" + std::string(item) +
-             "' (expected concurrency=N, rate=N/s|N/m|N/h or max_rcpt=N)");
+             "' (expected concurrency=N, rate=N/s|N/m|N/h, max_rcpt=N, tls=LEVEL, "
+             "tls_match=NAME,... or implicit_tls=yes|no)");
       }
     }
 

@@ -10,7 +10,11 @@
 // give it. Settings: concurrency=N (deliveries in progress at once, instead of MAXHOST; at most
 // MAXDELS), rate=N/s|N/m|N/h (deliveries started per second, minute or hour, evenly spaced: one
 // delivery is one SMTP transaction, one message to its recipients at that destination),
-// max_rcpt=N (recipients per transaction, instead of MAXRCPT).
+// max_rcpt=N (recipients per transaction, instead of MAXRCPT); and for esmtpclient tls=LEVEL
+// (instead of tls_policy: none, may, encrypt, verify, secure; Postfix's smtp_tls_security_level
+// names), tls_match=NAME,... (the names verify and secure check the certificate against, instead
+// of the MX host name or the next-hop domain; ".example.com" matches any name below it),
+// implicit_tls=yes|no (TLS from the first byte, as on port 465; the default for port 465).
 // Errors: ConfigError "file:line: reason" (bad destination, unknown or malformed setting,
 // duplicate destination).
 #pragma once
@@ -21,13 +25,25 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace estafette::config {
 
+// Outbound TLS, weakest first (the order strictest() relies on). none: no STARTTLS; may:
+// STARTTLS when offered, a failed handshake retried in plaintext; encrypt: TLS or defer;
+// verify: also a trusted certificate for the MX host name (or route host); secure: a trusted
+// certificate for the next-hop domain (or a name below it), whatever DNS says the MX host is.
+enum class TlsLevel { None, May, Encrypt, Verify, Secure };
+std::optional<TlsLevel> parse_tls_level(std::string_view text);
+const char* to_string(TlsLevel level);
+
 struct DestinationLimits {
-  std::size_t concurrency = 0;            // 0: MAXHOST
-  std::chrono::milliseconds interval{0};  // least time between two starts; 0: no rate
-  std::size_t max_rcpt = 0;               // 0: MAXRCPT
+  std::size_t concurrency = 0;              // 0: MAXHOST
+  std::chrono::milliseconds interval{0};    // least time between two starts; 0: no rate
+  std::size_t max_rcpt = 0;                 // 0: MAXRCPT
+  std::optional<TlsLevel> tls = {};         // nullopt: tls_policy
+  std::vector<std::string> tls_match = {};  // lower-case; empty: the level's own names
+  std::optional<bool> implicit_tls = {};    // nullopt: yes for port 465
   bool operator==(const DestinationLimits&) const = default;
 };
 

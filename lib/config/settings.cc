@@ -176,6 +176,12 @@ void openssl_list(ParseState& s, const std::string& v) {
 }
 
 // A contiguous range of TLS versions, in any order ("TLSv1.2 TLSv1.3"); kept lowest first.
+void tls_policy(ParseState& s, const std::string& v) {
+  auto level = parse_tls_level(v);
+  if (!level) throw std::invalid_argument("expected none, may, encrypt, verify or secure");
+  s.config.tls_policy = *level;
+}
+
 void tls_protocols(ParseState& s, const std::string& v) {
   static constexpr std::string_view kVersions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
   bool on[std::size(kVersions)] = {};
@@ -537,6 +543,21 @@ constexpr Setting kSettings[] = {
     {"data_end_timeout", "600s", seconds<&Config::data_end_timeout>, "The reply to the final dot."},
     {"idle_reuse", "10s", seconds<&Config::idle_reuse>,
      "Keep an idle connection this long for the next message."},
+    {"tls_policy", "may", tls_policy,
+     "Outbound TLS where the destinations file sets no tls=: none, may (STARTTLS when offered), "
+     "encrypt (TLS or defer), verify (and a trusted certificate for the MX host name), secure "
+     "(for the next-hop domain). Postfix: smtp_tls_security_level."},
+    {"tls_ca_file", "", one_file<&Config::tls_ca_file>,
+     "PEM CA certificates that outbound verify and secure trust (Postfix: smtp_tls_CAfile).",
+     {}, "the system store"},
+    {"tls_fallback_time", "1h", seconds<&Config::tls_fallback_time>,
+     "After a failed STARTTLS handshake under may, the host gets plaintext this long without "
+     "another try."},
+    {"client_credentials", "", one_file<&Config::client_credentials>,
+     "A root-only file of \"destination user password\" lines: AUTH to those smarthosts and "
+     "routes (Postfix: smtp_sasl_password_maps). None: no AUTH."},
+    {"client_auth_plaintext", "no", yes_no<&Config::client_auth_plaintext>,
+     "Send client_credentials over connections without TLS too."},
     {"dns_servers", "", host_ports<&Config::dns_servers, 53>,
      "DNS servers for esmtpd's checks and esmtpclient's lookups.", {}, "/etc/resolv.conf"},
     {"dns_timeout", "2s", millis<&Config::dns_timeout>, "Per DNS try."},

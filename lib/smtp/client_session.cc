@@ -191,8 +191,8 @@ Actions ClientSession::on_reply(const Reply& reply) {
       break;
     case State::TlsHandshake:  // nothing may come before the handshake
       if (transaction_)
-        finish(out, DeliveryStatus::TempFail, "reply before the TLS handshake: " + reply.to_string(),
-               true);
+        finish(out, DeliveryStatus::TempFail,
+               "reply before the TLS handshake: " + reply.to_string(), true);
       state_ = State::Closed;
       out.emplace_back(std::in_place_type<Close>);
       break;
@@ -278,8 +278,7 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
 }
 
 void ClientSession::after_hello(Actions& out) {
-  if (!tls_active_ && !starttls_tried_ && security_.starttls != StartTls::Never &&
-      caps_.starttls) {
+  if (!tls_active_ && !starttls_tried_ && security_.starttls != StartTls::Never && caps_.starttls) {
     starttls_tried_ = true;
     out.emplace_back(SendBytes{"STARTTLS\r\n"});
     state_ = State::StartTls;
@@ -287,13 +286,13 @@ void ClientSession::after_hello(Actions& out) {
   }
   if (!tls_active_ && security_.starttls == StartTls::Required) {
     fail_host(out, DeliveryStatus::TempFail,
-              "451 4.7.5 TLS is required, but was not offered by the server");
+              "451 4.7.5 TLS is required, but was not offered by the server", true);
     return;
   }
   if (security_.credentials && !authenticated_ && caps_.auth) {
     if (!tls_active_ && !security_.auth_without_tls) {
       fail_host(out, DeliveryStatus::TempFail,
-                "451 4.7.0 not sending credentials over a connection without TLS");
+                "451 4.7.0 not sending credentials over a connection without TLS", true);
       return;
     }
     const ClientCredentials& c = *security_.credentials;
@@ -328,7 +327,8 @@ void ClientSession::on_starttls_reply(const Reply& reply, Actions& out) {
   }
   if (security_.starttls == StartTls::Required) {
     fail_host(out, DeliveryStatus::TempFail,
-              "451 4.7.5 TLS is required, but the server refused STARTTLS: " + reply.to_string());
+              "451 4.7.5 TLS is required, but the server refused STARTTLS: " + reply.to_string(),
+              true);
     return;
   }
   after_hello(out);  // only wanted: on in plaintext
@@ -339,7 +339,7 @@ Actions ClientSession::on_tls_started(const std::string& refusal) {
   if (state_ != State::TlsHandshake) return out;
   tls_active_ = true;
   if (!refusal.empty()) {
-    fail_host(out, DeliveryStatus::TempFail, "451 4.7.5 " + refusal);
+    fail_host(out, DeliveryStatus::TempFail, "451 4.7.5 " + refusal, true);
     return out;
   }
   // RFC 3207 4.2: forget what the server said before TLS; ask again.
@@ -357,8 +357,7 @@ void ClientSession::on_auth_reply(const Reply& reply, Actions& out) {
   }
   if (reply.code == 334 && auth_login_) {
     auth_login_ = false;  // the one challenge left: the password
-    out.emplace_back(
-        SendBytes{auth::base64_encode(security_.credentials->password) + "\r\n"});
+    out.emplace_back(SendBytes{auth::base64_encode(security_.credentials->password) + "\r\n"});
     return;
   }
   if (reply.code == 334) {  // a challenge we have no answer for: cancel (RFC 4954 4)
@@ -536,8 +535,9 @@ void ClientSession::abort_transaction(Actions& out) {
   state_ = State::Rset;
 }
 
-void ClientSession::fail_host(Actions& out, DeliveryStatus status, const std::string& reply) {
-  if (transaction_) finish(out, status, reply, true);
+void ClientSession::fail_host(Actions& out, DeliveryStatus status, const std::string& reply,
+                              bool policy) {
+  if (transaction_) finish(out, status, reply, true).policy_failed = policy;
   send_quit(out);
 }
 
@@ -572,10 +572,10 @@ Actions ClientSession::on_closed(const std::string& reason) {
   if (state_ == State::Closed) return out;
   if (transaction_) {
     bool no_reply = !transaction_->got_reply;
-    bool host_failed = before_mail() ||
-                       (state_ == State::Transaction && !transaction_->mail_replied && !no_reply);
+    bool host_failed =
+        before_mail() || (state_ == State::Transaction && !transaction_->mail_replied && !no_reply);
     std::string where =
-        state_ == State::Connecting
+        state_ == State::Connecting || state_ == State::TlsHandshake
             ? reason
             : "connection lost in " + std::string(to_string(state_)) + ": " + reason;
     // A fresh connection that never got a greeting is a host failure, not a stale reuse.

@@ -97,6 +97,9 @@ struct TransactionDone {
   bool no_reply = false;
   // The server advertised DSN, so the DSN parameters went with MAIL and RCPT.
   bool next_hop_dsn = false;
+  // Our TLS policy refused this host (no STARTTLS, a refused certificate): host_failed is set
+  // so that the next MX host is tried, but the host is not down for other destinations.
+  bool policy_failed = false;
   std::string summary;  // the reply that decided it, for the log
 };
 // The session is idle: a new transaction may start (the connection can go to the pool).
@@ -115,7 +118,7 @@ struct Capabilities {
   bool pipelining = false;
   bool size = false;  // SIZE advertised (with or without a limit)
   bool eight_bit_mime = false;
-  bool dsn = false;              // RFC 3461: the DSN parameters are passed on
+  bool dsn = false;  // RFC 3461: the DSN parameters are passed on
   bool starttls = false;
   bool auth_plain = false;
   bool auth_login = false;
@@ -133,10 +136,10 @@ class ClientSession final {
     StartTls,      // STARTTLS sent, waiting for its 220
     TlsHandshake,  // the I/O layer runs the handshake
     Auth,          // AUTH sent, in its exchange
-    Idle,         // ready for a transaction
-    Transaction,  // MAIL/RCPT/DATA sent, waiting for replies
-    Body,         // the I/O layer is sending the body
-    EndOfData,    // waiting for the reply to the end of data
+    Idle,          // ready for a transaction
+    Transaction,   // MAIL/RCPT/DATA sent, waiting for replies
+    Body,          // the I/O layer is sending the body
+    EndOfData,     // waiting for the reply to the end of data
     Rset,
     Quit,
     Closed,
@@ -198,7 +201,8 @@ class ClientSession final {
   // Ends the transaction: unresolved recipients get `status` / `reply`.
   TransactionDone& finish(Actions& out, DeliveryStatus status, const std::string& reply,
                           bool host_failed);
-  void fail_host(Actions& out, DeliveryStatus status, const std::string& reply);
+  void fail_host(Actions& out, DeliveryStatus status, const std::string& reply,
+                 bool policy = false);
   void abort_transaction(Actions& out);  // finished early: report, then RSET
   void send_quit(Actions& out);
   bool any_accepted() const;

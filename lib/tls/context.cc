@@ -200,6 +200,17 @@ std::string name_text(const X509_NAME* name) {
   return out;
 }
 
+ClientSettings client_settings(const config::Config& c) {
+  ClientSettings s;
+  s.min_protocol = c.tls_protocols.front();
+  s.max_protocol = c.tls_protocols.back();
+  s.ciphers = c.tls_ciphers;
+  s.ciphersuites = c.tls_ciphersuites;
+  s.groups = c.tls_groups;
+  s.ca_file = c.tls_ca_file;
+  return s;
+}
+
 ServerSettings server_settings(const config::Config& c) {
   ServerSettings s;
   for (std::size_t i = 0; i < c.tls_cert_files.size(); ++i)

@@ -147,6 +147,9 @@ struct ClientSettings {
   std::size_t session_cache_size = 1000;  // destinations kept; 0: no resumption at all
 };
 
+// esmtpclient's settings from the config: tls_protocols, the cipher lists, tls_ca_file.
+ClientSettings client_settings(const config::Config& config);
+
 class ClientContext final {
  public:
   static std::shared_ptr<ClientContext> load(const ClientSettings& settings);

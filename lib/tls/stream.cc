@@ -48,14 +48,17 @@ Stream::Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions opt
   bool ok = true;
   if (!options.server_name.empty())
     ok = SSL_set_tlsext_host_name(ssl_, options.server_name.c_str()) == 1;
-  if (ok && !options.verify_name.empty()) {
-    SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    ok = SSL_set1_host(ssl_, options.verify_name.c_str()) == 1;
+  SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  std::string refused;  // the name OpenSSL would not take
+  for (const auto& name : options.verify_names) {
+    if (!ok) break;
+    ok = SSL_add1_host(ssl_, name.c_str()) == 1;
+    if (!ok) refused = name;
   }
   if (!ok) {
     std::string why = openssl_errors();
     SSL_free(ssl_);
-    throw Error("server name '" + options.server_name + "': " + why);
+    throw Error("server name '" + (refused.empty() ? options.server_name : refused) + "': " + why);
   }
   SSL_set_app_data(ssl_, &destination_);  // for ClientContext::on_new_session
   if (!destination_.empty()) {

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lib/tls/context.h"
 
@@ -33,7 +34,7 @@ struct SessionInfo {
   std::string server_name;  // SNI the client sent, "" when none
   // Server side: the client certificate, when one was asked for (tls_client_ca_file). Client
   // side: the server's certificate, unless ClientSettings::verify_peer is off; Failed also when
-  // ClientOptions::verify_name does not match it (RFC 6125, no partial wildcards).
+  // it matches none of ClientOptions::verify_names (RFC 6125, no partial wildcards).
   enum class PeerCert { NotAsked, None, Verified, Failed };
   PeerCert peer_cert = PeerCert::NotAsked;
   std::string peer_subject;      // RFC 2253, one line of printable ASCII, bounded; "" if none
@@ -45,7 +46,9 @@ struct SessionInfo {
 // How a client Stream starts.
 struct ClientOptions {
   std::string server_name;  // SNI; "": none (e.g. an IP address)
-  std::string verify_name;  // the name the certificate must carry; "": any
+  // The certificate must carry one of these names; ".example.org" stands for any name below
+  // example.org (OpenSSL's X509_check_host rule); empty: any name.
+  std::vector<std::string> verify_names;
   std::string destination;  // session cache key ("mx.example.org:25"); "": no resumption
 };
 

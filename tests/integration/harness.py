@@ -555,7 +555,7 @@ class Postfix:
 
     QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 
-    def __init__(self, tmp, relay_port, name="postfix", port=None, **main_cf):
+    def __init__(self, tmp, relay_port, name="postfix", port=None, host="127.0.0.1", **main_cf):
         if not os.access(POSTFIX, os.X_OK):
             skip("postfix is not installed")
         if os.geteuid() != 0:
@@ -581,7 +581,7 @@ class Postfix:
             "mydomain": "rig.test",
             "myorigin": "rig.test",
             "mydestination": "",
-            "inet_interfaces": "127.0.0.1",
+            "inet_interfaces": "127.0.0.1",  # host itself is no interface's address
             "inet_protocols": "ipv4",
             "mynetworks": "127.0.0.0/8",
             "smtpd_relay_restrictions": "permit_mynetworks, reject",
@@ -600,7 +600,8 @@ class Postfix:
         with open(os.path.join(self.conf_dir, "main.cf"), "w") as f:
             f.writelines("%s = %s\n" % kv for kv in params.items())
         with open(os.path.join(self.conf_dir, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF.format(listen="127.0.0.1:%d" % self.port))
+            f.write(POSTFIX_MASTER_CF.format(listen="%s:%d" % (host, self.port)))
+        self.host = host
         self.running = False
 
     def postfix(self, *args):
@@ -614,7 +615,8 @@ class Postfix:
         self.postfix("check")  # also makes the queue directories
         self.postfix("start")
         self.running = True
-        wait_for(lambda: port_open(self.port), 15, "Postfix's smtpd on %d" % self.port)
+        wait_for(lambda: port_open(self.port, self.host), 15,
+                 "Postfix's smtpd on %s:%d" % (self.host, self.port))
         return self
 
     def master_pid(self):

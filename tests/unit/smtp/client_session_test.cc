@@ -53,6 +53,7 @@ std::string render(const Actions& actions) {
       if (d->host_failed) out += " host";
       if (d->no_reply) out += " noreply";
       if (d->next_hop_dsn) out += " dsn";
+      if (d->policy_failed) out += " policy";
       out += " ";
       for (const auto& r : d->results) {
         out += r.status == DeliveryStatus::Delivered  ? "|D "
@@ -146,7 +147,7 @@ const std::vector<Conversation> kConversations = {
          {"connect", ""},
          {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
          {"S:250-mx.test\r\n250 PIPELINING\r\n",
-          "DONE host |T 451 4.7.5 TLS is required, but was not offered by the server\n"
+          "DONE host policy |T 451 4.7.5 TLS is required, but was not offered by the server\n"
           "> QUIT\r\n"},
      },
      kMust},
@@ -158,7 +159,7 @@ const std::vector<Conversation> kConversations = {
          {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
          {"S:502 no EHLO here\r\n", "> HELO client.test\r\n"},
          {"S:250 hi\r\n",
-          "DONE host |T 451 4.7.5 TLS is required, but was not offered by the server\n"
+          "DONE host policy |T 451 4.7.5 TLS is required, but was not offered by the server\n"
           "> QUIT\r\n"},
      },
      kMust},
@@ -170,7 +171,8 @@ const std::vector<Conversation> kConversations = {
          {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
          {kEhloTls, "> STARTTLS\r\n"},
          {"S:454 4.7.0 TLS not available\r\n",
-          "DONE host |T 451 4.7.5 TLS is required, but the server refused STARTTLS: 454 4.7.0 "
+          "DONE host policy |T 451 4.7.5 TLS is required, but the server refused STARTTLS: 454 "
+          "4.7.0 "
           "TLS not available\n> QUIT\r\n"},
      },
      kMust},
@@ -182,7 +184,7 @@ const std::vector<Conversation> kConversations = {
          {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
          {kEhloTls, "> STARTTLS\r\n"},
          {"S:220 go\r\n", "STARTTLS\n"},
-         {"tlsbad", "DONE host |T 451 4.7.5 certificate not trusted\n> QUIT\r\n"},
+         {"tlsbad", "DONE host policy |T 451 4.7.5 certificate not trusted\n> QUIT\r\n"},
      },
      kMust},
     {"a_reply_before_the_handshake_is_an_injection_and_closes",
@@ -271,7 +273,7 @@ const std::vector<Conversation> kConversations = {
          {"connect", ""},
          {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
          {"S:250-mx.test\r\n250 AUTH PLAIN\r\n",
-          "DONE host |T 451 4.7.0 not sending credentials over a connection without TLS\n"
+          "DONE host policy |T 451 4.7.0 not sending credentials over a connection without TLS\n"
           "> QUIT\r\n"},
      },
      {StartTls::IfOffered, false, ClientCredentials{"user", "pass"}}},

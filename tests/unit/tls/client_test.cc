@@ -174,7 +174,7 @@ class TlsClientTest : public ::testing::Test {
 ClientOptions to(const std::string& name, const std::string& destination = "") {
   ClientOptions o;
   o.server_name = name;
-  o.verify_name = name;
+  o.verify_names = {name};
   o.destination = destination;
   return o;
 }

@@ -1,0 +1,94 @@
+"""Smarthost AUTH in esmtpclient (issue 15): routes to Estafette's own submission listeners with
+credentials from a root-only client_credentials file. The receiving Estafette has a certificate
+from a test CA and AUTH users in a passwd file; it listens on a submission port (STARTTLS, then
+AUTH), a submissions port (TLS from the first byte) and a second submission port for which the
+sending side has a wrong password. Checked: mail over 587 and over 465 arrives in the receiver's
+Maildir, AUTHenticated (its Received header says ESMTPSA, its log names the login); the wrong
+password defers (535 in mailq, "check client_credentials"), nothing bounces; a credentials file
+that others may read stops check-config and esmtpclient (it holds passwords)."""
+import json
+import os
+import subprocess
+
+import harness
+from testca import make_ca, server_cert
+
+
+def test(tmp, stoppers):
+    ca = make_ca(tmp)
+    cert, key = server_cert(tmp, ca, "smarthost", "smarthost.test")
+    p587, p465, pbad = harness.free_port(), harness.free_port(), harness.free_port()
+    passwd = os.path.join(tmp, "passwd")
+    harness.write_passwd(passwd, {"relay@rcv.test": "right horse battery"})
+    receiver = harness.Estafette(
+        tmp, name="receiver", port=p587,
+        listen="127.0.0.1:%d submission, 127.0.0.1:%d submissions, 127.0.0.1:%d submission" % (
+            p587, p465, pbad),
+        local_domains="rcv.test, imp.test, bad.test", relay_clients="",
+        tls_cert_file=cert, tls_key_file=key, auth_backend="file:" + passwd).start()
+    stoppers.append(receiver)
+
+    creds = os.path.join(tmp, "client_credentials")
+    with open(creds, "w") as f:
+        f.write("# destination user password\n"
+                "127.0.0.1:%d relay@rcv.test right horse battery\n"
+                "127.0.0.1:%d relay@rcv.test right horse battery\n"
+                "127.0.0.1:%d relay@rcv.test wrong horse\n" % (p587, p465, pbad))
+    os.chmod(creds, 0o600)
+    dests = os.path.join(tmp, "destinations")
+    with open(dests, "w") as f:
+        f.write("127.0.0.1:%d tls=verify tls_match=smarthost.test\n"
+                "127.0.0.1:%d implicit_tls=yes\n" % (p587, p465))  # port 465 would not need it
+    sender = harness.Estafette(
+        tmp, name="sender", client_credentials=creds, tls_ca_file=ca[2], destinations=dests,
+        routes={"rcv.test": "127.0.0.1,%d" % p587, "imp.test": "127.0.0.1,%d" % p465,
+                "bad.test": "127.0.0.1,%d" % pbad},
+        retry_base="1h", retry_max="1h")
+
+    # A credentials file that others may read: check-config and esmtpclient refuse it.
+    os.chmod(creds, 0o644)
+    r = subprocess.run([sender.program("estafette"), "check-config", "-c", sender.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "client_credentials" in r.stdout + r.stderr and \
+        "chmod 600" in r.stdout + r.stderr, r.stdout + r.stderr
+    os.chmod(creds, 0o600)
+    r = subprocess.run([sender.program("estafette"), "check-config", "-c", sender.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    sender.start()
+    stoppers.append(sender)
+
+    for rcpt, subject in (("alice@rcv.test", b"over 587"), ("bob@imp.test", b"over 465"),
+                          ("carol@bad.test", b"wrong password")):
+        sender.send("me@estafette.test", [rcpt], b"Subject: %s\r\n\r\nbody\r\n" % subject)
+
+    harness.wait_for(lambda: receiver.maildir_messages("alice") and
+                     receiver.maildir_messages("bob"), 30, "both messages at the receiver")
+    for user in ("alice", "bob"):
+        (msg,) = receiver.maildir_messages(user)
+        assert b"with ESMTPSA" in msg, msg
+    log = receiver.read_log()
+    assert "relay@rcv.test" in log, log
+    sent = sender.read_log()
+    line587 = [ln for ln in sent.splitlines() if ":%d " % p587 in ln and "delivered=1" in ln]
+    assert line587 and "cert=verified policy=verify" in line587[0], line587
+    line465 = [ln for ln in sent.splitlines() if ":%d " % p465 in ln and "delivered=1" in ln]
+    assert line465 and "policy=encrypt" in line465[0] and "tls=TLSv1.3" in line465[0], line465
+
+    def carol():
+        r = subprocess.run([sender.program("estafette"), "mailq", "--json", "-c", sender.conf],
+                           capture_output=True, text=True, timeout=30)
+        for m in json.loads(r.stdout)["messages"]:
+            for rc in m["recipients"]:
+                if rc["address"] == "carol@bad.test" and rc.get("last_error"):
+                    return rc
+        return None
+    harness.wait_for(carol, 30, "carol's deferral")
+    error = carol()["last_error"]
+    assert "535" in error and "check client_credentials" in error, error
+    assert not receiver.maildir_messages("carol")
+    assert not sender.maildir_messages("me"), "a bounce for a wrong password"
+
+
+if __name__ == "__main__":
+    harness.run(test)
