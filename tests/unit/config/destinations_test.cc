@@ -96,7 +96,50 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"a.test rate=1/s\nA.TEST concurrency=1\n",
                   "dests:2: duplicate destination 'a.test' (first at dests:1)"},
         ErrorCase{"[relay.test]:25 rate=1/s\nrelay.test:25 concurrency=1\n",
-                  "dests:2: duplicate destination 'relay.test:25' (first at dests:1)"}));
+                  "dests:2: duplicate destination 'relay.test:25' (first at dests:1)"},
+        ErrorCase{"a.test tls=dane\n", "dests:1: tls: expected none, may, encrypt, verify"},
+        ErrorCase{"a.test tls=\n", "dests:1: tls: expected"},
+        ErrorCase{"a.test tls_match=\n", "dests:1: tls_match: expected NAME"},
+        ErrorCase{"a.test tls_match=a.test,,b.test\n", "dests:1: tls_match: bad name ''"},
+        ErrorCase{"a.test tls_match=a/b.test\n", "dests:1: tls_match: bad name 'a/b.test'"},
+        ErrorCase{"a.test implicit_tls=1\n", "dests:1: implicit_tls: expected yes or no"}));
+
+TEST(Destinations, TlsSettings) {
+  auto t = parse_destinations(
+      "bank.example tls=verify\n"
+      "partner.example tls=secure tls_match=.Partner.example,mx.hoster.example\n"
+      "smtp.example.net:465 implicit_tls=no tls=encrypt\n"
+      "old.example concurrency=2\n",
+      "dests");
+  EXPECT_EQ(t.for_domain("bank.example")->tls, TlsLevel::Verify);
+  EXPECT_TRUE(t.for_domain("bank.example")->tls_match.empty());
+  const auto* p = t.for_domain("partner.example");
+  EXPECT_EQ(p->tls, TlsLevel::Secure);
+  EXPECT_EQ(p->tls_match, (std::vector<std::string>{".partner.example", "mx.hoster.example"}));
+  const auto* r = t.for_route("smtp.example.net:465");
+  EXPECT_EQ(r->implicit_tls, false);
+  EXPECT_EQ(r->tls, TlsLevel::Encrypt);
+  EXPECT_FALSE(t.for_domain("old.example")->tls);  // tls_policy applies
+  EXPECT_FALSE(t.for_domain("old.example")->implicit_tls);
+}
+
+TEST(Destinations, StrictestTlsIsTheStrongerLevel) {
+  DestinationLimits may, verify, none;
+  may.tls = TlsLevel::May;
+  verify.tls = TlsLevel::Verify;
+  EXPECT_EQ(strictest(may, verify).tls, TlsLevel::Verify);
+  EXPECT_EQ(strictest(verify, may).tls, TlsLevel::Verify);
+  EXPECT_EQ(strictest(none, may).tls, TlsLevel::May);
+  EXPECT_FALSE(strictest(none, none).tls);
+}
+
+TEST(Destinations, TlsLevelNamesRoundTrip) {
+  for (auto level :
+       {TlsLevel::None, TlsLevel::May, TlsLevel::Encrypt, TlsLevel::Verify, TlsLevel::Secure})
+    EXPECT_EQ(parse_tls_level(to_string(level)), level);
+  EXPECT_FALSE(parse_tls_level("MAY"));
+  EXPECT_FALSE(parse_tls_level("dane"));
+}
 
 TEST(Destinations, StrictestOfTwo) {
   DestinationLimits a{2, 1000ms, 0}, b{0, 500ms, 10}, c{5, 0ms, 20};
