@@ -2,15 +2,19 @@
 credentials from a root-only client_credentials file. The receiving Estafette has a certificate
 from a test CA and AUTH users in a passwd file; it listens on a submission port (STARTTLS, then
 AUTH), a submissions port (TLS from the first byte) and a second submission port for which the
-sending side has a wrong password. Checked: mail over 587 and over 465 arrives in the receiver's
-Maildir, AUTHenticated (its Received header says ESMTPSA, its log names the login); the wrong
-password defers (535 in mailq, "check client_credentials"), nothing bounces; a credentials file
-that others may read stops check-config and esmtpclient (it holds passwords)."""
+sending side has a wrong password. A throwaway Postfix with Dovecot SASL (Dovecot's auth socket,
+a passwd-file) is a second smarthost that relays only for authenticated clients. Checked: mail
+over 587 and over 465 arrives in the receiver's Maildir, AUTHenticated (its Received header says
+ESMTPSA, its log names the login); through Postfix it reaches the sink behind it, Postfix logging
+sasl_username; the wrong password defers (535 in mailq, "check client_credentials"), nothing
+bounces; a credentials file that others may read stops check-config and esmtpclient (it holds
+passwords)."""
 import json
 import os
 import subprocess
 
 import harness
+from auth_test import Dovecot
 from testca import make_ca, server_cert
 
 
@@ -28,12 +32,33 @@ def test(tmp, stoppers):
         tls_cert_file=cert, tls_key_file=key, auth_backend="file:" + passwd).start()
     stoppers.append(receiver)
 
+    # Postfix with Dovecot SASL: relays for authenticated clients only, to a sink.
+    users = os.path.join(tmp, "dovecot-users")
+    with open(users, "w") as f:
+        f.write("relay@dove.test:{PLAIN}postfix side secret\n")
+    os.chmod(users, 0o644)
+    dovecot = Dovecot(tmp, users).start()
+    stoppers.append(dovecot)
+    sink = harness.SmtpSink(tmp).start()
+    stoppers.append(sink)
+    pcert, pkey = server_cert(tmp, ca, "postfix", "postfix.test")
+    postfix = harness.Postfix(tmp, sink.port, name="postfix-sasl",
+                              mynetworks="192.0.2.1/32", smtpd_tls_cert_file=pcert,
+                              smtpd_tls_key_file=pkey, smtpd_tls_security_level="may",
+                              smtpd_tls_auth_only="yes", smtpd_sasl_auth_enable="yes",
+                              smtpd_sasl_type="dovecot", smtpd_sasl_path=dovecot.socket,
+                              smtpd_relay_restrictions="permit_sasl_authenticated, reject")
+    stoppers.append(postfix)
+    postfix.start()
+
     creds = os.path.join(tmp, "client_credentials")
     with open(creds, "w") as f:
         f.write("# destination user password\n"
                 "127.0.0.1:%d relay@rcv.test right horse battery\n"
                 "127.0.0.1:%d relay@rcv.test right horse battery\n"
-                "127.0.0.1:%d relay@rcv.test wrong horse\n" % (p587, p465, pbad))
+                "127.0.0.1:%d relay@rcv.test wrong horse\n"
+                "127.0.0.1:%d relay@dove.test postfix side secret\n" % (p587, p465, pbad,
+                                                                       postfix.port))
     os.chmod(creds, 0o600)
     dests = os.path.join(tmp, "destinations")
     with open(dests, "w") as f:
@@ -42,7 +67,7 @@ def test(tmp, stoppers):
     sender = harness.Estafette(
         tmp, name="sender", client_credentials=creds, tls_ca_file=ca[2], destinations=dests,
         routes={"rcv.test": "127.0.0.1,%d" % p587, "imp.test": "127.0.0.1,%d" % p465,
-                "bad.test": "127.0.0.1,%d" % pbad},
+                "bad.test": "127.0.0.1,%d" % pbad, "dove.test": "127.0.0.1,%d" % postfix.port},
         retry_base="1h", retry_max="1h")
 
     # A credentials file that others may read: check-config and esmtpclient refuse it.
@@ -59,7 +84,8 @@ def test(tmp, stoppers):
     stoppers.append(sender)
 
     for rcpt, subject in (("alice@rcv.test", b"over 587"), ("bob@imp.test", b"over 465"),
-                          ("carol@bad.test", b"wrong password")):
+                          ("carol@bad.test", b"wrong password"),
+                          ("dave@dove.test", b"through postfix")):
         sender.send("me@estafette.test", [rcpt], b"Subject: %s\r\n\r\nbody\r\n" % subject)
 
     harness.wait_for(lambda: receiver.maildir_messages("alice") and
@@ -74,6 +100,11 @@ def test(tmp, stoppers):
     assert line587 and "cert=verified policy=verify" in line587[0], line587
     line465 = [ln for ln in sent.splitlines() if ":%d " % p465 in ln and "delivered=1" in ln]
     assert line465 and "policy=encrypt" in line465[0] and "tls=TLSv1.3" in line465[0], line465
+
+    harness.wait_for(lambda: sink.messages(), 30, "the message through Postfix at the sink")
+    assert b"through postfix" in sink.messages()[0], sink.messages()
+    assert "sasl_method=PLAIN, sasl_username=relay@dove.test" in postfix.read_log(), \
+        postfix.read_log()
 
     def carol():
         r = subprocess.run([sender.program("estafette"), "mailq", "--json", "-c", sender.conf],
