@@ -17,12 +17,19 @@
 # one run mean much.
 #
 #   tls-compare.sh [--count N] [--handshakes N] [--cert ec|rsa] [--only-estafette] [--perf]
+#   tls-compare.sh --outbound [--count N] [--only-estafette]
 #
 #   --count N       messages per relay measurement (default 5000)
 #   --handshakes N  sessions per handshake measurement (default 3000)
 #   --cert          ECDSA P-256 (default) or RSA 2048 certificate for both MTAs
 #   --perf          `perf record -g` esmtpd during Estafette's STARTTLS run (no resumption);
 #                   the top of `perf report --stdio` goes to $TMP/perf.txt and is printed
+#   --outbound      TLS on the outbound leg instead (issue 15): the source speaks plaintext to
+#                   the MTA, the sink offers STARTTLS; Estafette with tls_policy = may (its
+#                   default), Postfix with smtp_tls_security_level = may and its TLS session
+#                   cache. The sink counts sessions, TLS sessions and resumed ones: connection
+#                   reuse and session resumption show there. Summary:
+#   tls-compare: outbound estafette/postfix=R (goal >= 5) ... sessions=N tls=N resumed=N
 # Environment: ESTAFETTE (the build directory; default: the source tree, an in-tree build),
 # RELAY_PORT (Estafette, default 55135), POSTFIX_PORT (55145), SINK_PORT (55235), KEEP_TMP=1 to
 # keep the temp dir, BENCH_LOCK (default /tmp/estafette-bench.lock, held for the whole run;
@@ -38,7 +45,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${ESTAFETTE:-$here/..}
 kit=$bin/estafette-bench
-count=5000 handshakes=3000 cert_kind=ec only=0 perf=0 size=400 concurrency=250
+count=5000 handshakes=3000 cert_kind=ec only=0 perf=0 size=400 concurrency=250 outbound=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) count=$2; shift ;;
@@ -46,7 +53,8 @@ while [ $# -gt 0 ]; do
     --cert) cert_kind=$2; shift ;;
     --only-estafette) only=1 ;;
     --perf) perf=1 ;;
-    *) echo "usage: $0 [--count N] [--handshakes N] [--cert ec|rsa] [--only-estafette] [--perf]" >&2
+    --outbound) outbound=1 ;;
+    *) echo "usage: $0 [--count N] [--handshakes N] [--cert ec|rsa] [--only-estafette] [--perf] [--outbound]" >&2
        exit 2 ;;
   esac
   shift
@@ -152,14 +160,104 @@ measure() {
   echo "tls-compare: run label=$label sent=$sent failed=$failed received=$received lost=$lost" \
     "msgs_per_s=$rate accept_msgs_per_s=$accept handshakes=$(fields handshakes "$src")" \
     "resumed=$(fields resumed "$src") source_elapsed_s=$(fields elapsed_s "$src")" \
-    "mta_cpu_ms_per_msg=$mta_ms source_cpu_ms_per_msg=$src_ms"
+    "mta_cpu_ms_per_msg=$mta_ms source_cpu_ms_per_msg=$src_ms" \
+    "sink_sessions=$(fields sessions "$sink_line") sink_tls=$(fields tls_sessions "$sink_line")" \
+    "sink_resumed=$(fields tls_resumed "$sink_line")"
+  result[sink_$label]="sessions=$(fields sessions "$sink_line") tls=$(fields tls_sessions "$sink_line") resumed=$(fields tls_resumed "$sink_line")"
   result[cpu_$label]=$mta_ms
   if [ "$failed" != 0 ]; then grep -i 'first failure' <<<"$src" | sed 's/^/tls-compare:   /'; fi
   result[$label]=$rate
   total_lost=$((${total_lost:-0} + lost))
 }
 
+# postfix_start SMTP_TLS_LEVEL: a throwaway Postfix relaying to the sink; mta_pid is its master.
+postfix_start() {
+  pf=$tmp/postfix
+  mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
+  chown postfix "$pf/data"
+  cat >"$pf/etc/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+syslog_name = postfix-tlsbench
+maillog_file = $pf/maillog
+maillog_file_prefixes = $pf
+myhostname = relay.bench.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = domain1.grey domain2.grey domain3.grey domain4.grey domain5.grey
+relayhost = [127.0.0.1]:$sink_port
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+default_destination_concurrency_limit = 250
+smtp_destination_concurrency_limit = 250
+relay_destination_concurrency_limit = 250
+default_process_limit = 300
+smtpd_client_connection_count_limit = 500
+smtpd_client_connection_rate_limit = 0
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = permit_mynetworks, reject
+local_recipient_maps =
+notify_classes =
+biff = no
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $cert
+smtpd_tls_key_file = $key
+smtpd_tls_session_cache_database = btree:\${data_directory}/smtpd_scache
+smtp_tls_security_level = $1
+smtp_tls_session_cache_database = btree:\${data_directory}/smtp_scache
+CF
+  # Debian's master.cf without its inet services, plus smtpd on our port (as the seed relay
+  # test: no header/body checks) and postlog for maillog_file.
+  master=/etc/postfix/master.cf.proto; [ -f /etc/postfix/master.cf.orig ] && master=/etc/postfix/master.cf.orig
+  [ -f "$master" ] || master=/etc/postfix/master.cf
+  awk -v port="$postfix_port" '
+    /^[^#[:space:]]+[[:space:]]+inet[[:space:]]/ { skip = 1; print "#" $0; next }
+    skip && /^[[:space:]]/ { print "#" $0; next }
+    { skip = 0 }
+    /^#?postlog[[:space:]]/ { print "postlog   unix-dgram n  -       n       -       1       postlogd"; next }
+    { print }
+    END { print "127.0.0.1:" port " inet n - n - - smtpd\n  -o receive_override_options=no_header_body_checks" }' \
+    "$master" >"$pf/etc/master.cf"
+  postfix -c "$pf/etc" check >/dev/null 2>&1
+  if ! postfix -c "$pf/etc" start >/dev/null 2>&1; then
+    echo "tls-compare: Postfix did not start (see $pf/maillog)" >&2; exit 1
+  fi
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$postfix_port) 2>/dev/null && break; sleep 0.1; done
+  mta_pid=$(head -1 "$pf/queue/pid/master.pid" 2>/dev/null | tr -d ' ')
+}
+
 esmtpd_pids() { pgrep -f "estafette-esmtpd .*$tmp/estafette/estafette.conf" | paste -sd, -; }
+
+if [ "$outbound" = 1 ]; then
+  r() { echo "${result[$1]:-0}"; }
+  measure direct_plain $sink_port
+  export BENCH_DIR=$tmp/estafette ESTAFETTE=$bin RELAY_PORT=$relay_port SINK_PORT=$sink_port
+  export EXTRA_CONF="tls_policy = may"
+  "$here/estafette-relay.sh" start || { echo "tls-compare: Estafette did not start" >&2; exit 1; }
+  mta_pid=$(cat "$tmp/estafette/state/run/estafetted.pid")
+  direct_cert=1 measure estafette_out $relay_port
+  "$here/estafette-relay.sh" stop >/dev/null
+  mta_pid=
+  if [ "$only" = 0 ]; then
+    postfix_start may
+    direct_cert=1 measure postfix_out $postfix_port
+    postfix -c "$pf/etc" stop >/dev/null 2>&1
+  fi
+  echo "---"
+  echo "tls-compare: direct (rig ceiling) plain=$(r direct_plain) msgs/s"
+  for mta in estafette postfix; do
+    [ "$mta" = postfix ] && [ "$only" = 1 ] && continue
+    echo "tls-compare: outbound mta=$mta size=$size concurrency=$concurrency count=$count" \
+      "msgs_per_s=$(r ${mta}_out) cpu_ms_per_msg=$(r cpu_${mta}_out) sink $(r sink_${mta}_out)"
+  done
+  [ "$only" = 0 ] && echo "tls-compare: outbound estafette/postfix=$(awk -v a="$(r estafette_out)" \
+    -v b="$(r postfix_out)" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}') (goal >= 5)"
+  echo "tls-compare: lost=${total_lost:-0}"
+  exit $status
+fi
 
 # --- The rig's ceiling: source straight into the sink (the sink doing STARTTLS itself) --------
 measure direct_plain $sink_port
@@ -213,60 +311,7 @@ unset EXTRA_CONF
 
 # --- Postfix ---------------------------------------------------------------------------------
 if [ "$only" = 0 ]; then
-  pf=$tmp/postfix
-  mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
-  chown postfix "$pf/data"
-  cat >"$pf/etc/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $pf/queue
-data_directory = $pf/data
-syslog_name = postfix-tlsbench
-maillog_file = $pf/maillog
-maillog_file_prefixes = $pf
-myhostname = relay.bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = domain1.grey domain2.grey domain3.grey domain4.grey domain5.grey
-relayhost = [127.0.0.1]:$sink_port
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-default_destination_concurrency_limit = 250
-smtp_destination_concurrency_limit = 250
-relay_destination_concurrency_limit = 250
-default_process_limit = 300
-smtpd_client_connection_count_limit = 500
-smtpd_client_connection_rate_limit = 0
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_recipient_restrictions = permit_mynetworks, reject
-local_recipient_maps =
-notify_classes =
-biff = no
-smtpd_tls_security_level = may
-smtpd_tls_cert_file = $cert
-smtpd_tls_key_file = $key
-smtpd_tls_session_cache_database = btree:\${data_directory}/smtpd_scache
-smtp_tls_security_level = none
-CF
-  # Debian's master.cf without its inet services, plus smtpd on our port (as the seed relay
-  # test: no header/body checks) and postlog for maillog_file.
-  master=/etc/postfix/master.cf.proto; [ -f /etc/postfix/master.cf.orig ] && master=/etc/postfix/master.cf.orig
-  [ -f "$master" ] || master=/etc/postfix/master.cf
-  awk -v port="$postfix_port" '
-    /^[^#[:space:]]+[[:space:]]+inet[[:space:]]/ { skip = 1; print "#" $0; next }
-    skip && /^[[:space:]]/ { print "#" $0; next }
-    { skip = 0 }
-    /^#?postlog[[:space:]]/ { print "postlog   unix-dgram n  -       n       -       1       postlogd"; next }
-    { print }
-    END { print "127.0.0.1:" port " inet n - n - - smtpd\n  -o receive_override_options=no_header_body_checks" }' \
-    "$master" >"$pf/etc/master.cf"
-  postfix -c "$pf/etc" check >/dev/null 2>&1
-  if ! postfix -c "$pf/etc" start >/dev/null 2>&1; then
-    echo "tls-compare: Postfix did not start (see $pf/maillog)" >&2; exit 1
-  fi
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$postfix_port) 2>/dev/null && break; sleep 0.1; done
-  mta_pid=$(head -1 "$pf/queue/pid/master.pid" 2>/dev/null | tr -d ' ')
+  postfix_start none
   measure postfix_plain $postfix_port
   measure postfix_tls $postfix_port --starttls
   measure postfix_tls_resume $postfix_port --tls-resume
