@@ -10,6 +10,8 @@ of a handshake, one speaks only TLS 1.0. dnsmasq gives each test domain its MX h
   secure with tls_match=.good.test delivered, secure without it deferred (4.7.5, the name);
   verify with a wrong name or an expired certificate deferred with OpenSSL's reason, in mailq;
   none: no STARTTLS; encrypt with a failing handshake or a TLS 1.0-only server: deferred 4.7.5;
+  a server that pipelines a plaintext reply after its 220 to STARTTLS: dropped (response
+  injection), nothing sent;
   may with either: delivered in plaintext on a new connection, and the next message to that
   host goes in plaintext at once (no second STARTTLS)."""
 import json
@@ -24,8 +26,8 @@ import time
 import harness
 from testca import make_ca, server_cert
 
-GOOD, WRONG, EXPIRED, BROKEN, OLD = ("127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14",
-                                     "127.0.0.15")
+GOOD, WRONG, EXPIRED, BROKEN, OLD, INJECT = ("127.0.0.11", "127.0.0.12", "127.0.0.13",
+                                             "127.0.0.14", "127.0.0.15", "127.0.0.16")
 
 
 class FailingTls(harness.SinkHandler):
@@ -47,6 +49,13 @@ class FailingTls(harness.SinkHandler):
             elif verb == "STARTTLS":
                 with self.server.lock:
                     self.server.starttls += 1
+                if self.server.mode == "inject":
+                    # A plaintext reply pipelined after the 220 (CVE-2011-1431 class): a client
+                    # that read it as coming through TLS would believe a forged EHLO reply.
+                    self.wfile.write(b"220 2.0.0 go ahead\r\n250 2.0.0 injected\r\n")
+                    self.wfile.flush()
+                    self.connection.recv(4096)
+                    return
                 self.reply("220 2.0.0 go ahead")
                 if self.server.mode == "garbage":
                     self.connection.recv(4096)  # the ClientHello, answered with nonsense
@@ -137,7 +146,7 @@ def delivery_line(mta, rcpt_domain_remote, marker):
 
 
 def test(tmp, stoppers):
-    hosts = (GOOD, WRONG, EXPIRED, BROKEN, OLD)
+    hosts = (GOOD, WRONG, EXPIRED, BROKEN, OLD, INJECT)
     port, dns_port = free_port_on_all(hosts), harness.free_port()
     ca = make_ca(tmp)
     sink = harness.SmtpSink(tmp).start()
@@ -158,14 +167,16 @@ def test(tmp, stoppers):
     stoppers.append(broken)
     old = FailingTlsServer(OLD, port, "tls1.0", good_cert)
     stoppers.append(old)
+    inject = FailingTlsServer(INJECT, port, "inject", good_cert)
+    stoppers.append(inject)
 
     records = ["--host-record=mx.good.test,%s" % GOOD, "--host-record=mx.wrong.test,%s" % WRONG,
                "--host-record=mx.expired.test,%s" % EXPIRED,
                "--host-record=mx.broken.test,%s" % BROKEN,
-               "--host-record=mx.old.test,%s" % OLD]
+               "--host-record=mx.old.test,%s" % OLD, "--host-record=mx.inject.test,%s" % INJECT]
     mx = {"maygood": "good", "verify": "good", "secure": "good", "securebad": "good",
           "none": "good", "wrongname": "wrong", "expired": "expired", "broken": "broken",
-          "maybroken": "broken", "old": "old", "mayold": "old"}
+          "maybroken": "broken", "old": "old", "mayold": "old", "inject": "inject"}
     records += ["--mx-host=%s.test,mx.%s.test,10" % kv for kv in mx.items()]
     stoppers.append(harness.Dnsmasq(tmp, dns_port, records).start())
     dests = os.path.join(tmp, "destinations")
@@ -177,7 +188,8 @@ def test(tmp, stoppers):
                 "wrongname.test tls=verify\n"
                 "expired.test tls=verify\n"
                 "broken.test tls=encrypt\n"
-                "old.test tls=encrypt\n")
+                "old.test tls=encrypt\n"
+                "inject.test tls=encrypt\n")
     mta = harness.Estafette(tmp, esmtp_port=port, dns_servers="127.0.0.1:%d" % dns_port,
                             tls_ca_file=ca[2], destinations=dests, idle_reuse="3s",
                             esmtpclient_processes=1,
@@ -241,6 +253,11 @@ def test(tmp, stoppers):
     wait_error(mta, "b@broken.test", "4.7.5", "TLS handshake with mx.broken.test")
     wait_error(mta, "o@old.test", "4.7.5", "TLS handshake with mx.old.test")
     assert not broken.messages and not old.messages, (broken.messages, old.messages)
+
+    # A reply injected after the 220 to STARTTLS: the connection is dropped, nothing is sent.
+    send("i@inject.test", b"inject")
+    wait_error(mta, "i@inject.test", "response injection: mx.inject.test")
+    assert not inject.messages and inject.starttls >= 1, (inject.messages, inject.starttls)
 
     # may with the same servers: plaintext on a new connection; the host is remembered.
     starttls_before = broken.starttls
