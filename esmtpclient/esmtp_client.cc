@@ -443,7 +443,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
   }
   // A failed handshake or a refused certificate is our policy's verdict on this host, not a
   // host that is down: courierd must not hold back other destinations' mail for it.
-  const bool policy_failed = done.policy_failed || conn.tls_failed();
+  const bool policy_failed = done.policy_failed || conn.tls_failed() || conn.policy_refused();
   if (done.host_failed && all_temp && d.next_target < d.targets.size()) {
     d.last_failure = done;
     d.last_failure->policy_failed = policy_failed;

@@ -178,6 +178,7 @@ void Connection::step_handshake() {
   logger().debug("conn=" + std::to_string(id_) + " " + tls_summary());
   if (session_.state() == smtp::ClientSession::State::Connecting) {  // implicit TLS
     if (!refusal.empty()) {
+      policy_refused_ = true;
       fail("451 4.7.5 " + refusal);
       return;
     }

@@ -83,6 +83,8 @@ class Connection final {
   // The TLS handshake failed (not a certificate the policy refused): under `may` the caller
   // retries in plaintext.
   bool tls_failed() const { return tls_failed_; }
+  // Implicit TLS whose certificate the policy refused (with STARTTLS the session reports it).
+  bool policy_refused() const { return policy_refused_; }
   // For the delivery log: "tls=TLSv1.3/TLS_AES_256_GCM_SHA384 cert=verified policy=verify",
   // "tls=none policy=may", with why a certificate did not verify.
   std::string tls_summary() const;
@@ -124,6 +126,7 @@ class Connection final {
   bool handshaking_ = false;
   bool tls_wants_write_ = false;  // the last TLS call needs the socket writable
   bool tls_failed_ = false;
+  bool policy_refused_ = false;
   std::string tls_info_;  // "TLSv1.3/TLS_AES_... cert=verified", once the handshake is done
   bool connecting_ = false;
   bool closed_ = false;
