@@ -108,6 +108,7 @@ void ModulePool::dispatch(const Job& job, Time now) {
   }
   d.ret = env.ret;
   d.envid = env.envid;
+  d.require_tls = env.require_tls;
   if (!env.dsn.empty()) {
     for (auto i : job.rcpt_indexes) {
       d.notify.push_back(env.dsn_of(i).notify);

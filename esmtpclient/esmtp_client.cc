@@ -175,6 +175,8 @@ EsmtpClient::Security EsmtpClient::security_for(const Delivery& d) const {
                                                 ? config_.destinations.for_route(key)
                                                 : config_.destinations.for_domain(key);
   if (limits && limits->tls) s.level = *limits->tls;
+  // REQUIRETLS (RFC 8689 4.2.1): a trusted certificate that names the MX host, at least.
+  if (d.job.require_tls && s.level < config::TlsLevel::Verify) s.level = config::TlsLevel::Verify;
   if (limits) s.match = limits->tls_match;
   s.implicit_tls = limits && limits->implicit_tls
                        ? *limits->implicit_tls
@@ -319,6 +321,7 @@ void EsmtpClient::try_next_target(Delivery& d) {
     if (d.last_failure) {
       std::vector<ipc::RcptResult> results;
       for (const auto& r : d.last_failure->results) results.push_back({r.status, r.reply});
+      if (d.last_failure->policy_failed) requiretls_bounce(d, results);
       finish(d, std::move(results), !d.last_failure->policy_failed, "", d.last_failure->summary);
     } else {
       finish_all(d, ipc::RcptStatus::TempFail, "451 4.4.1 no host could be reached", true);
@@ -371,7 +374,7 @@ void EsmtpClient::run_on(Delivery& d, Connection& conn) {
   busy_[&conn] = d.job.job_id;
   d.conn = &conn;
   smtp::Transaction txn{d.job.sender, d.job.recipients, d.job.body_size, d.job.ret,
-                        d.job.envid,  d.job.notify,     d.job.orcpt};
+                        d.job.envid,  d.job.notify,     d.job.orcpt,     d.job.require_tls};
   conn.start(std::move(txn), MessageBody{std::move(body), d.job.body_offset, d.job.body_size});
 }
 
@@ -452,6 +455,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
   }
   std::vector<ipc::RcptResult> results;
   for (const auto& r : done.results) results.push_back({r.status, r.reply});
+  if (policy_failed) requiretls_bounce(d, results);
   finish(d, std::move(results), done.host_failed && !policy_failed, conn.remote(), done.summary,
          done.next_hop_dsn);
 }
@@ -509,6 +513,17 @@ void EsmtpClient::finish(Delivery& d, std::vector<ipc::RcptResult> results, bool
   if (!gc_posted_) {
     gc_posted_ = true;
     loop_.post(guard_.wrap([this] { collect_garbage(); }));
+  }
+}
+
+void EsmtpClient::requiretls_bounce(const Delivery& d, std::vector<ipc::RcptResult>& results) {
+  // RFC 8689 4.2.1: no MX host could take REQUIRETLS mail over verified TLS: the message is
+  // returned, not retried on plaintext or an unverified host.
+  if (!d.job.require_tls) return;
+  for (auto& r : results) {
+    if (r.status != ipc::RcptStatus::TempFail) continue;
+    r.status = ipc::RcptStatus::PermFail;
+    r.reply = "550 5.7.10 REQUIRETLS could not be met: " + r.reply;
   }
 }
 

@@ -110,6 +110,8 @@ class EsmtpClient final : private ConnectionOwner {
   void finish(Delivery& d, std::vector<ipc::RcptResult> results, bool host_failed,
               const std::string& remote, const std::string& summary, bool next_hop_dsn = false);
   void finish_all(Delivery& d, ipc::RcptStatus status, const std::string& reply, bool host_failed);
+  // A REQUIRETLS job whose last host failed our TLS policy: its temporary results become 5.7.10.
+  static void requiretls_bounce(const Delivery& d, std::vector<ipc::RcptResult>& results);
   Connection* take_idle(const std::string& key);
   void collect_garbage();
 

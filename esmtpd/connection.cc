@@ -352,6 +352,7 @@ void set_dsn(queue::Envelope& q, const smtp::Envelope& env, const std::vector<st
              const std::vector<std::size_t>& origin) {
   q.ret = std::string(smtp::ret_text(env.ret));
   q.envid = env.envid;
+  q.require_tls = env.require_tls;
   q.dsn.clear();
   bool any = false;
   for (std::size_t k = 0; k < q.recipients.size(); ++k) {

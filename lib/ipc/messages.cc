@@ -31,6 +31,7 @@ std::string encode(const Deliver& m) {
       .strings(m.notify)
       .strings(m.orcpt)
       .strings(m.programs)
+      .u8(m.require_tls ? 1 : 0)
       .finish();
 }
 
@@ -82,6 +83,7 @@ std::optional<Deliver> decode_deliver(const Frame& f) {
   m.notify = r.strings();
   m.orcpt = r.strings();
   if (!r.ok_and_done()) m.programs = r.strings();  // optional: older senders end before it
+  if (!r.ok_and_done()) m.require_tls = r.u8() != 0;
   if (!r.ok_and_done()) return std::nullopt;
   if ((!m.notify.empty() && m.notify.size() != m.recipients.size()) ||
       (!m.orcpt.empty() && m.orcpt.size() != m.recipients.size()) ||

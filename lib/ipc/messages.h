@@ -69,6 +69,9 @@ struct Deliver {
   // its own read of the aliases); empty when no recipient has one. Optional on the wire (a
   // frame that ends after the recipients has none).
   std::vector<std::string> programs;
+  // REQUIRETLS (RFC 8689): verified TLS to a next hop that supports it, or 5.7.10. Optional on
+  // the wire, after programs.
+  bool require_tls = false;
 };
 
 // The wire values are base::DeliveryStatus's (0 delivered, 1 temporary, 2 permanent).

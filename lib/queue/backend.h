@@ -52,6 +52,9 @@ struct Envelope {
   std::string ret;
   std::string envid;
   std::vector<RecipientDsn> dsn;
+  // REQUIRETLS (RFC 8689) on MAIL: delivered only over verified TLS, else bounced (5.7.10).
+  // A `Q 1` record; absent in older records.
+  bool require_tls = false;
 
   bool operator==(const Envelope&) const = default;
 

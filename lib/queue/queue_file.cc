@@ -84,6 +84,7 @@ EncodedHeader encode_header(const Envelope& envelope) {
   if (!envelope.helo.empty()) append_record(out, 'H', envelope.helo);
   if (!envelope.ret.empty()) append_record(out, 'M', envelope.ret);
   if (!envelope.envid.empty()) append_record(out, 'E', envelope.envid);
+  if (envelope.require_tls) append_record(out, 'Q', "1");
   for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
     append_record(out, 'R', envelope.recipients[i]);
     if (auto p = envelope.programs.find(i); p != envelope.programs.end())
@@ -170,6 +171,10 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
       case 'E':
         duplicate = std::exchange(have_envid, true);
         envelope.envid = value;
+        break;
+      case 'Q':
+        if (value != "1") return fail(error, "Q record is not 1");
+        duplicate = std::exchange(envelope.require_tls, true);
         break;
       case 'N':
       case 'O': {  // of the R line before

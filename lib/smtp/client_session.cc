@@ -252,6 +252,8 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
           caps_.size_limit = std::strtoull(std::string(param).c_str(), nullptr, 10);
         } else if (keyword == "STARTTLS") {
           caps_.starttls = true;
+        } else if (keyword == "REQUIRETLS") {
+          caps_.requiretls = true;
         } else if (keyword == "AUTH" || keyword.starts_with("AUTH=")) {
           // "AUTH PLAIN LOGIN", or the pre-RFC "AUTH=LOGIN PLAIN" some servers still send.
           caps_.auth = true;
@@ -378,6 +380,7 @@ std::string ClientSession::mail_command() const {
     if (!t.ret.empty()) cmd += " RET=" + t.ret;
     if (!t.envid.empty()) cmd += " ENVID=" + t.envid;
   }
+  if (transaction_->txn.require_tls) cmd += " REQUIRETLS";
   return cmd + "\r\n";
 }
 
@@ -397,6 +400,13 @@ void ClientSession::begin_transaction(Actions& out) {
     finish(out, DeliveryStatus::PermFail, "no recipients", false);
     state_ = State::Idle;
     out.emplace_back(std::in_place_type<Ready>);
+    return;
+  }
+  if (t.txn.require_tls && !(tls_active_ && caps_.requiretls)) {
+    fail_host(out, DeliveryStatus::TempFail,
+              tls_active_ ? "451 5.7.10 REQUIRETLS: the server does not offer REQUIRETLS"
+                          : "451 5.7.10 REQUIRETLS: no TLS to this server",
+              true);
     return;
   }
   if (caps_.size_limit > 0 && t.txn.size > caps_.size_limit) {

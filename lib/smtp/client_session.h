@@ -70,6 +70,9 @@ struct Transaction {
   std::string envid = {};
   std::vector<std::string> notify = {};
   std::vector<std::string> orcpt = {};
+  // REQUIRETLS (RFC 8689): MAIL carries it, and a next hop without TLS or without REQUIRETLS
+  // gets nothing (a policy failure, 5.7.10).
+  bool require_tls = false;
 };
 
 using DeliveryStatus = base::DeliveryStatus;
@@ -120,6 +123,7 @@ struct Capabilities {
   bool eight_bit_mime = false;
   bool dsn = false;  // RFC 3461: the DSN parameters are passed on
   bool starttls = false;
+  bool requiretls = false;
   bool auth_plain = false;
   bool auth_login = false;
   bool auth = false;             // AUTH advertised, with whatever mechanisms

@@ -184,6 +184,9 @@ MailParams parse_mail_params(const EsmtpParams& params) {
       if (!decoded || decoded->empty() || !printable(*decoded) || value.size() > kMaxEnvid)
         out.error = "501 5.5.4 Bad ENVID parameter: expected xtext of at most 100 characters";
       out.envid = value;
+    } else if (keyword == "REQUIRETLS") {
+      if (!value.empty()) out.error = "501 5.5.4 REQUIRETLS takes no value";
+      out.require_tls = true;
     } else if (keyword == "AUTH") {
       auto decoded = xtext_decode(value);
       if (!decoded || decoded->empty() || !printable(*decoded) || decoded->size() > kMaxPath)

@@ -58,7 +58,8 @@ struct MailParams {
   std::size_t size = 0;   // SIZE=, 0 when not given (saturates when too big)
   std::string body_type;  // "7BIT", "8BITMIME" or ""
   DsnRet ret = DsnRet::Unspecified;
-  std::string envid;  // xtext as received, "" = none
+  std::string envid;         // xtext as received, "" = none
+  bool require_tls = false;  // REQUIRETLS (RFC 8689), which takes no value
   // AUTH= (RFC 4954 5): the decoded mailbox, "<>" when the client gave that; nullopt = none.
   // Only syntax is checked here; the session decides whether the client may use it.
   std::optional<std::string> auth;

@@ -515,6 +515,7 @@ Actions ServerSession::helo_reply() const {
         client_.auth_scram ? "250-AUTH PLAIN LOGIN SCRAM-SHA-256\r\n" : "250-AUTH PLAIN LOGIN\r\n";
   text += "250-ENHANCEDSTATUSCODES\r\n";
   text += "250-DSN\r\n";
+  if (client_.tls) text += "250-REQUIRETLS\r\n";  // RFC 8689: only inside TLS
   text += "250 HELP";
   return reply(text);
 }
@@ -537,11 +538,14 @@ Actions ServerSession::on_mail(const Command& cmd) {
                  ">: Sender address rejected: not owned by user " + sanitize(auth_user_));
   if (params.size > policy_.max_message_size)
     return error("552 5.3.4 Message size exceeds fixed limit");
+  if (params.require_tls && !client_.tls)
+    return error("530 5.7.10 REQUIRETLS needs a TLS session (RFC 8689)");
   pending_mail_.sender = cmd.address;
   pending_mail_.body_type = std::move(params.body_type);
   pending_mail_.declared_size = params.size;
   pending_mail_.ret = params.ret;
   pending_mail_.envid = std::move(params.envid);
+  pending_mail_.require_tls = params.require_tls;
   std::string domain = domain_of(cmd.address);
   // No lookup for the null sender or an address literal ("user@[192.0.2.1]").
   // An authenticated client is trusted as a relay client is (Courier sets RELAYCLIENT then).
@@ -564,6 +568,7 @@ Actions ServerSession::accept_mail() {
   envelope_.declared_size = pending_mail_.declared_size;
   envelope_.ret = pending_mail_.ret;
   envelope_.envid = std::move(pending_mail_.envid);
+  envelope_.require_tls = pending_mail_.require_tls;
   envelope_.auth_user = auth_user_;
   pending_mail_ = Envelope{};
   in_transaction_ = true;

@@ -195,6 +195,7 @@ struct Envelope {
   DsnRet ret = DsnRet::Unspecified;  // RET= param
   std::string envid;                 // ENVID= param (xtext as received), "" = none
   std::string auth_user;             // the login of an authenticated client, "" = none
+  bool require_tls = false;          // REQUIRETLS (RFC 8689): TLS all the way, or a bounce
 };
 
 enum class ActionKind {

@@ -24,6 +24,7 @@ std::string sample_stream() {
   d.envid = "QQ+2B1";
   d.notify = {"SUCCESS,FAILURE", ""};
   d.orcpt = {"rfc822;A@x.test", ""};
+  d.require_tls = true;
   DeliverResult r;
   r.job_id = 42;
   r.remote = "sink[127.0.0.1]:55225";
@@ -50,6 +51,7 @@ void check_frames(const std::vector<Frame>& frames) {
   EXPECT_EQ(d->envid, "QQ+2B1");
   EXPECT_EQ(d->notify, (std::vector<std::string>{"SUCCESS,FAILURE", ""}));
   EXPECT_EQ(d->orcpt, (std::vector<std::string>{"rfc822;A@x.test", ""}));
+  EXPECT_TRUE(d->require_tls);
   auto r = decode_deliver_result(frames[2]);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->host_failed);
@@ -136,11 +138,15 @@ TEST(IpcFrame, TruncatedPayloadsDoNotDecode) {
   s.feed(bytes);
   auto f = s.next();
   ASSERT_TRUE(f);
-  const std::size_t without_programs = f->payload.size() - 4;  // the empty list's count
+  const std::size_t without_require_tls = f->payload.size() - 1;  // its one byte
+  const std::size_t without_programs = without_require_tls - 4;   // the empty list's count
   for (std::size_t len = 0; len < f->payload.size(); ++len) {
     Frame cut{f->type, f->payload.substr(0, len)};
-    // Ending right after the recipients is the older form, without the optional programs.
-    EXPECT_EQ(decode_deliver(cut).has_value(), len == without_programs) << len;
+    // Ending after the DSN lists or after programs are the older forms, without the optional
+    // programs and require_tls.
+    EXPECT_EQ(decode_deliver(cut).has_value(),
+              len == without_programs || len == without_require_tls)
+        << len;
   }
   Frame extra{f->type, f->payload + "x"};
   EXPECT_FALSE(decode_deliver(extra));

@@ -127,6 +127,27 @@ TEST(QueueFile, DsnRecordsRoundTrip) {
   EXPECT_EQ(p.info->envelope.dsn_of(7), RecipientDsn{});  // past the end: none given
 }
 
+TEST(QueueFile, RequireTlsRoundTripsAndIsCheckedOnRead) {
+  Envelope e = testing::test_envelope(1);
+  e.id = "0LWQ3K9ZA-02BXF-00A1K3P0";
+  e.require_tls = true;
+  std::string file = build_file(e, "b\r\n");
+  EXPECT_NE(file.find("\nQ 1\n"), std::string::npos);
+  Parsed p = parse_bytes(file);
+  ASSERT_TRUE(p.info) << p.error;
+  EXPECT_TRUE(p.info->envelope.require_tls);
+  e.require_tls = false;  // older records have no Q: not required
+  Parsed old = parse_bytes(build_file(e, "b\r\n"));
+  ASSERT_TRUE(old.info) << old.error;
+  EXPECT_FALSE(old.info->envelope.require_tls);
+  std::string bad = file;
+  bad.replace(bad.find("\nQ 1\n"), 5, "\nQ 2\n");
+  EXPECT_FALSE(parse_bytes(bad).info);
+  std::string twice = file;
+  twice.replace(twice.find("\nQ 1\n"), 5, "\nQ 1\nQ 1\n");
+  EXPECT_FALSE(parse_bytes(twice).info);
+}
+
 TEST(QueueFile, DsnOnlyOnTheFirstRecipients) {
   Envelope e = testing::test_envelope(3);
   e.id = "0LWQ3K9ZA-02BXF-00A1K3P0";

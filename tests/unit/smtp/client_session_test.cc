@@ -90,6 +90,7 @@ const Transaction kDsn{"s@a.test",
 const Transaction kOne{"s@a.test", {"x@b.test"}, 10};
 const std::string kEhloTls = "S:250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n";
 const std::string kMailOne = "> MAIL FROM:<s@a.test>\r\nRCPT TO:<x@b.test>\r\nDATA\r\n";
+const Transaction kRequireTls{"s@a.test", {"x@b.test"}, 10, "", "", {}, {}, true};
 const ClientSecurity kMay{StartTls::IfOffered};
 const ClientSecurity kMust{StartTls::Required};
 const ClientSecurity kMustAuth{StartTls::Required, false, ClientCredentials{"user", "pass"}};
@@ -113,6 +114,33 @@ const std::vector<Conversation> kConversations = {
          {"S:250 done\r\n", "DONE |D 250 done\nREADY\n"},
      },
      kMay},
+    {"requiretls_goes_with_mail_inside_tls",
+     {kRequireTls},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:220 go\r\n", "STARTTLS\n"},
+         {"tls", "> EHLO client.test\r\n"},
+         {"S:250-mx.test\r\n250-PIPELINING\r\n250 REQUIRETLS\r\n",
+          "> MAIL FROM:<s@a.test> REQUIRETLS\r\nRCPT TO:<x@b.test>\r\nDATA\r\n"},
+     },
+     kMust},
+    {"requiretls_to_a_server_without_it_is_a_policy_failure",
+     {kRequireTls},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
+         {kEhloTls, "> STARTTLS\r\n"},
+         {"S:220 go\r\n", "STARTTLS\n"},
+         {"tls", "> EHLO client.test\r\n"},
+         {kEhloTls,
+          "DONE host policy |T 451 5.7.10 REQUIRETLS: the server does not offer REQUIRETLS\n"
+          "> QUIT\r\n"},
+     },
+     kMust},
     {"may_without_starttls_offered_goes_on_in_plaintext",
      {kOne},
      {

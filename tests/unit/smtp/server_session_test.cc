@@ -1381,6 +1381,26 @@ TEST(SmtpServerStartTls, ATrustedClientCertificateMayRelay) {
   }
 }
 
+// RFC 8689: REQUIRETLS is offered and taken only inside TLS, and goes with the envelope.
+TEST(SmtpServerStartTls, RequireTlsOnlyInsideTls) {
+  ServerPolicy policy = TestPolicy();
+  ClientInfo client = TestClient();
+  client.tls_offered = true;
+  ServerSession s(policy, client);
+  s.start();
+  EXPECT_EQ(ReplyText(s.on_line("EHLO c.example", LineStatus::Ok)).find("REQUIRETLS"),
+            std::string::npos);
+  auto refused = s.on_line("MAIL FROM:<a@remote.org> REQUIRETLS", LineStatus::Ok);
+  EXPECT_EQ(ReplyText(refused), "530 5.7.10 REQUIRETLS needs a TLS session (RFC 8689)\r\n");
+  EXPECT_EQ(Summarize(s.on_line("STARTTLS", LineStatus::Ok)), "220 STARTTLS");
+  s.on_tls_started(TestTls());
+  EXPECT_NE(ReplyText(s.on_line("EHLO c.example", LineStatus::Ok)).find("250-REQUIRETLS\r\n"),
+            std::string::npos);
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org> REQUIRETLS=yes", LineStatus::Ok)), "501");
+  EXPECT_EQ(Summarize(s.on_line("MAIL FROM:<a@remote.org> REQUIRETLS", LineStatus::Ok)), "250");
+  EXPECT_TRUE(s.envelope().require_tls);
+}
+
 TEST(SmtpServerStartTls, TheSessionForgetsEverythingBeforeTls) {
   ServerPolicy policy = TestPolicy();
   ClientInfo client = TestClient();
