@@ -13,10 +13,13 @@ of a handshake, one speaks only TLS 1.0. dnsmasq gives each test domain its MX h
   a server that pipelines a plaintext reply after its 220 to STARTTLS: dropped (response
   injection), nothing sent;
   may with either: delivered in plaintext on a new connection, and the next message to that
-  host goes in plaintext at once (no second STARTTLS)."""
+  host goes in plaintext at once (no second STARTTLS). REQUIRETLS: refused outside TLS (530
+  5.7.10), passed on inside TLS to a verified next hop that offers it, bounced (5.7.10) where
+  the next hop (Postfix) does not offer it."""
 import json
 import os
 import re
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -26,8 +29,9 @@ import time
 import harness
 from testca import make_ca, server_cert
 
-GOOD, WRONG, EXPIRED, BROKEN, OLD, INJECT = ("127.0.0.11", "127.0.0.12", "127.0.0.13",
-                                             "127.0.0.14", "127.0.0.15", "127.0.0.16")
+GOOD, WRONG, EXPIRED, BROKEN, OLD, INJECT, RTLS = ("127.0.0.11", "127.0.0.12", "127.0.0.13",
+                                                   "127.0.0.14", "127.0.0.15", "127.0.0.16",
+                                                   "127.0.0.17")
 
 
 class FailingTls(harness.SinkHandler):
@@ -45,7 +49,8 @@ class FailingTls(harness.SinkHandler):
             cmd = line.decode(errors="replace").strip()
             verb = cmd.split(" ")[0].upper()
             if verb == "EHLO":
-                self.reply("250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS")
+                self.reply("250-mx.test\r\n250-PIPELINING\r\n250 REQUIRETLS" if in_tls
+                           else "250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS")
             elif verb == "STARTTLS":
                 with self.server.lock:
                     self.server.starttls += 1
@@ -57,6 +62,11 @@ class FailingTls(harness.SinkHandler):
                     self.connection.recv(4096)
                     return
                 self.reply("220 2.0.0 go ahead")
+                if self.server.mode == "requiretls":  # a good server that offers REQUIRETLS
+                    conn = self.server.modern.wrap_socket(self.connection, server_side=True)
+                    self.rfile, self.wfile = conn.makefile("rb"), conn.makefile("wb")
+                    in_tls = True
+                    continue
                 if self.server.mode == "garbage":
                     self.connection.recv(4096)  # the ClientHello, answered with nonsense
                     self.wfile.write(b"this is not a TLS handshake\r\n" * 20)
@@ -98,6 +108,8 @@ class FailingTlsServer(harness.ThreadedSink):
         self.tls.minimum_version = self.tls.maximum_version = ssl.TLSVersion.TLSv1
         self.tls.set_ciphers("ALL:@SECLEVEL=0")
         self.tls.load_cert_chain(*cert)
+        self.modern = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.modern.load_cert_chain(*cert)
         super().__init__(host, port, FailingTls)
 
 
@@ -146,7 +158,7 @@ def delivery_line(mta, rcpt_domain_remote, marker):
 
 
 def test(tmp, stoppers):
-    hosts = (GOOD, WRONG, EXPIRED, BROKEN, OLD, INJECT)
+    hosts = (GOOD, WRONG, EXPIRED, BROKEN, OLD, INJECT, RTLS)
     port, dns_port = free_port_on_all(hosts), harness.free_port()
     ca = make_ca(tmp)
     sink = harness.SmtpSink(tmp).start()
@@ -169,14 +181,18 @@ def test(tmp, stoppers):
     stoppers.append(old)
     inject = FailingTlsServer(INJECT, port, "inject", good_cert)
     stoppers.append(inject)
+    rtls = FailingTlsServer(RTLS, port, "requiretls", server_cert(tmp, ca, "rtls", "mx.rtls.test"))
+    stoppers.append(rtls)
 
     records = ["--host-record=mx.good.test,%s" % GOOD, "--host-record=mx.wrong.test,%s" % WRONG,
                "--host-record=mx.expired.test,%s" % EXPIRED,
                "--host-record=mx.broken.test,%s" % BROKEN,
-               "--host-record=mx.old.test,%s" % OLD, "--host-record=mx.inject.test,%s" % INJECT]
+               "--host-record=mx.old.test,%s" % OLD, "--host-record=mx.inject.test,%s" % INJECT,
+               "--host-record=mx.rtls.test,%s" % RTLS]
     mx = {"maygood": "good", "verify": "good", "secure": "good", "securebad": "good",
           "none": "good", "wrongname": "wrong", "expired": "expired", "broken": "broken",
-          "maybroken": "broken", "old": "old", "mayold": "old", "inject": "inject"}
+          "maybroken": "broken", "old": "old", "mayold": "old", "inject": "inject",
+          "rtls": "rtls"}
     records += ["--mx-host=%s.test,mx.%s.test,10" % kv for kv in mx.items()]
     stoppers.append(harness.Dnsmasq(tmp, dns_port, records).start())
     dests = os.path.join(tmp, "destinations")
@@ -190,7 +206,9 @@ def test(tmp, stoppers):
                 "broken.test tls=encrypt\n"
                 "old.test tls=encrypt\n"
                 "inject.test tls=encrypt\n")
+    mta_cert = server_cert(tmp, ca, "mta", "mta.estafette.test")
     mta = harness.Estafette(tmp, esmtp_port=port, dns_servers="127.0.0.1:%d" % dns_port,
+                            tls_cert_file=mta_cert[0], tls_key_file=mta_cert[1],
                             tls_ca_file=ca[2], destinations=dests, idle_reuse="3s",
                             esmtpclient_processes=1,
                             retry_base="1h", retry_max="1h").start()
@@ -272,6 +290,32 @@ def test(tmp, stoppers):
     send("m@mayold.test", b"mayold")
     harness.wait_for(lambda: len(old.messages) == 1, 30, "mayold in plaintext")
     assert not mailq(mta).get("m@mayold.test"), mailq(mta)
+
+    # REQUIRETLS (RFC 8689): taken only inside TLS; passed on to a verified next hop that
+    # offers it; bounced (5.7.10) where the next hop does not offer it (Postfix).
+    with smtplib.SMTP(mta.host, mta.port, timeout=30) as s:
+        s.ehlo("client.test")
+        try:
+            s.sendmail("alice@estafette.test", ["r@rtls.test"], b"Subject: x\r\n\r\nx\r\n",
+                       mail_options=["REQUIRETLS"])
+            raise AssertionError("REQUIRETLS accepted without TLS")
+        except smtplib.SMTPSenderRefused as e:
+            assert e.smtp_code == 530 and b"5.7.10" in e.smtp_error, e
+    with smtplib.SMTP(mta.host, mta.port, timeout=30) as s:
+        s.starttls(context=ssl._create_unverified_context())
+        s.ehlo("client.test")
+        assert s.has_extn("requiretls"), s.esmtp_features
+        s.sendmail("alice@estafette.test", ["r@rtls.test"], b"Subject: rtls\r\n\r\nx\r\n",
+                   mail_options=["REQUIRETLS"])
+        s.sendmail("alice@estafette.test", ["r@maygood.test"],
+                   b"Subject: rtls-postfix\r\n\r\nx\r\n", mail_options=["REQUIRETLS"])
+    harness.wait_for(lambda: rtls.messages, 30, "the REQUIRETLS message at its next hop")
+    (sender, _, _, in_tls) = rtls.messages[0]
+    assert "REQUIRETLS" in sender and in_tls, rtls.messages[0]
+    harness.wait_for(lambda: mta.maildir_messages("alice"), 30, "the 5.7.10 bounce")
+    (bounce,) = mta.maildir_messages("alice")
+    assert b"5.7.10" in bounce and b"r@maygood.test" in bounce, bounce
+    assert not at_sink(b"rtls-postfix"), "REQUIRETLS mail went to a server without it"
 
 
 if __name__ == "__main__":
