@@ -301,8 +301,8 @@ void Resolver::raw_query(const std::string& name, int type, AresDone done) {
   }
   // ares_query() with the AD bit set (RFC 6840 5.7): c-ares 1.18 has no flag for it. RD as
   // ares_query() sets it; no EDNS0, as before (the channel has no ARES_FLAG_EDNS). ares_send()
-  // keeps the caller's query id and drops an answer whose id two queries share: ids are random
-  // and unique among the queries in flight, as ares_query() makes them.
+  // sends the caller's query id as it is: ids are random (a forged answer must guess one) and
+  // distinct among the queries in flight, as ares_query() makes them.
   std::uint16_t id = 0;
   do {
     id = static_cast<std::uint16_t>(random_());

@@ -4,6 +4,7 @@
 
 #include <arpa/nameser.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,7 +43,10 @@ class ResolverTest : public ::testing::Test {
                 "--mx-host=dangling.test,nowhere.test,10", "--host-record=plain.test,127.0.0.20",
                 "--mx-host=nullmx.test,.,0", "--txt-record=txt.test,v=spf1 -all",
                 "--txt-record=split.test,part one ,part two", "--txt-record=split.test,second",
-                "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test"});
+                "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test",
+                // TLSA (type 52): DANE-EE 3 1 1 and PKIX-EE 1 1 1, each with 32 bytes of data
+                "--dns-rr=_25._tcp.mx1.multi.test,52,030101" + std::string(64, 'a'),
+                "--dns-rr=_25._tcp.mx1.multi.test,52,010101" + std::string(64, 'b')});
     if (dnsmasq_.start(args) && !wait_tcp(port_)) dnsmasq_.stop();
   }
   static void TearDownTestSuite() { dnsmasq_.stop(); }
@@ -237,6 +241,76 @@ TEST_F(ResolverTest, GenericQuery) {
   EXPECT_EQ(status, Status::Ok);
   EXPECT_GT(size, 12u);  // at least a DNS header
   EXPECT_FALSE(r.pending());
+}
+
+// dnsmasq does not validate: no answer is authenticated, whatever the records.
+TEST_F(ResolverTest, TlsaAndMxFromANonValidatingServerAreInsecure) {
+  bool done = false;
+  TlsaResult tlsa;
+  Request r = resolver_->lookup_tlsa("mx1.multi.test", 25, [&](const TlsaResult& t) {
+    tlsa = t;
+    done = true;
+  });
+  run_until(done);
+  ASSERT_EQ(tlsa.status, Status::Ok);
+  EXPECT_FALSE(tlsa.authenticated);
+  ASSERT_EQ(tlsa.records.size(), 2u);
+  std::vector<std::string> texts{tlsa_text(tlsa.records[0]), tlsa_text(tlsa.records[1])};
+  std::sort(texts.begin(), texts.end());
+  EXPECT_EQ(texts[0], "1 1 1 " + std::string(64, 'b'));
+  EXPECT_EQ(texts[1], "3 1 1 " + std::string(64, 'a'));
+
+  done = false;
+  r = resolver_->lookup_tlsa("mx2.multi.test", 25, [&](const TlsaResult& t) {
+    tlsa = t;
+    done = true;
+  });
+  run_until(done);
+  EXPECT_EQ(tlsa.status, Status::NotFound);
+  EXPECT_TRUE(tlsa.records.empty());
+
+  MxResult m = mx(*resolver_, "multi.test");
+  EXPECT_EQ(m.status, Status::Ok);
+  EXPECT_FALSE(m.authenticated);
+  for (const auto& h : m.hosts) EXPECT_FALSE(h.authenticated) << h.name;
+}
+
+// What goes on the wire: every query asks for the AD bit (RFC 6840 5.7) with RD, and the
+// queries in flight carry distinct ids (c-ares 1.18's ares_send takes the caller's id as it is;
+// a fixed one would let anyone on the path guess it). Read at a socket that never answers.
+TEST_F(ResolverTest, QueriesAskForTheAdBitWithDistinctIds) {
+  int port = 0;
+  base::UniqueFd server = estafette::testing::silent_udp(port);
+  ASSERT_GT(port, 0);
+  ResolverOptions o;
+  o.servers = {"127.0.0.1:" + std::to_string(port)};
+  o.timeout = 5000ms;
+  o.tries = 1;
+  Resolver silent(loop_, o);
+  constexpr int kQueries = 64;
+  std::vector<Request> requests;
+  for (int i = 0; i < kQueries; ++i)
+    requests.push_back(silent.lookup_a("n" + std::to_string(i) + ".test",
+                                       [](Status, std::vector<std::string>) {}));
+  std::set<unsigned> ids;
+  int ad = 0, rd = 0, seen = 0;
+  auto deadline = event::Clock::now() + 5s;
+  while (seen < kQueries && event::Clock::now() < deadline) {
+    auto tick = loop_.add_timer(5ms, [this] { loop_.stop(); });
+    loop_.run();  // c-ares sends
+    loop_.cancel_timer(tick);
+    unsigned char packet[512];
+    while (::recv(server.get(), packet, sizeof packet, MSG_DONTWAIT) >= 12) {
+      ++seen;
+      ids.insert(static_cast<unsigned>(packet[0]) << 8 | packet[1]);
+      if (packet[3] & 0x20) ++ad;
+      if (packet[2] & 0x01) ++rd;
+    }
+  }
+  EXPECT_EQ(seen, kQueries);
+  EXPECT_EQ(ad, kQueries);
+  EXPECT_EQ(rd, kQueries);
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kQueries));  // all distinct
 }
 
 TEST_F(ResolverTest, CancelledRequestNeverCallsBack) {
