@@ -439,7 +439,19 @@ class Dnsmasq(ServerProcess):
         return self.spawn(dnsmasq_command(self.port, self.log, self.records), "dnsmasq")
 
 
-class RigDns:
+class ProcessGroup:
+    """Server processes a fixture started (self.procs), stopped together."""
+    procs = ()
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+        self.procs = []
+
+
+class RigDns(ProcessGroup):
     """A real DNS server for the connection checks, with the records of ../shared/rig's
     dns-start.sh: dnsmasq on 127.0.0.1:port answers the .test zone and hands bl1.test/bl2.test
     to rbldnsd (a real DNSBL server) on port+1.
@@ -482,12 +494,6 @@ class RigDns:
         wait_for(lambda: port_open(self.port), 10, "dnsmasq on %d" % self.port)
         return self
 
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
-        self.procs = []
 
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
@@ -546,7 +552,7 @@ class DnssecZone:
             f.writelines(out)
 
 
-class ValidatingDns:
+class ValidatingDns(ProcessGroup):
     """A DNSSEC-validating resolver for the test's zones, as an admin would put in dns_servers:
     Debian's unbound on 127.0.0.1:port (validator + iterator, a trust anchor per signed zone,
     RD answers with AD for secure data, SERVFAIL for bogus), which asks a second unbound on
@@ -612,12 +618,6 @@ class ValidatingDns:
             return f.read()
         return ""
 
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
-        self.procs = []
 
 
 class Identd(ServerProcess):

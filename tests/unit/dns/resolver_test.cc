@@ -53,11 +53,16 @@ class ResolverTest : public ::testing::Test {
 
   void SetUp() override {
     if (!dnsmasq_.running()) GTEST_SKIP() << "dnsmasq is not available";
+    resolver_.emplace(loop_, at(port_, 1000ms, 2));
+  }
+
+  // Options for a server on 127.0.0.1:port.
+  static ResolverOptions at(int port, std::chrono::milliseconds timeout, int tries) {
     ResolverOptions o;
-    o.servers = {"127.0.0.1:" + std::to_string(port_)};
-    o.timeout = 1000ms;
-    o.tries = 2;
-    resolver_.emplace(loop_, o);
+    o.servers = {"127.0.0.1:" + std::to_string(port)};
+    o.timeout = timeout;
+    o.tries = tries;
+    return o;
   }
 
   // Runs the loop until `done` or 10 s.
@@ -282,11 +287,7 @@ TEST_F(ResolverTest, QueriesAskForTheAdBitWithDistinctIds) {
   int port = 0;
   base::UniqueFd server = estafette::testing::silent_udp(port);
   ASSERT_GT(port, 0);
-  ResolverOptions o;
-  o.servers = {"127.0.0.1:" + std::to_string(port)};
-  o.timeout = 5000ms;
-  o.tries = 1;
-  Resolver silent(loop_, o);
+  Resolver silent(loop_, at(port, 5000ms, 1));
   constexpr int kQueries = 64;
   std::vector<Request> requests;
   for (int i = 0; i < kQueries; ++i)
@@ -331,11 +332,7 @@ TEST_F(ResolverTest, CancelledRequestNeverCallsBack) {
 }
 
 TEST_F(ResolverTest, DeadServerIsTempFailAtOnce) {
-  ResolverOptions o;
-  o.servers = {"127.0.0.1:" + std::to_string(free_port())};  // nobody listens: ICMP refused
-  o.timeout = 500ms;
-  o.tries = 2;
-  Resolver dead(loop_, o);
+  Resolver dead(loop_, at(free_port(), 500ms, 2));  // nobody listens: ICMP refused
   auto start = event::Clock::now();
   MxResult m = mx(dead, "multi.test");
   EXPECT_EQ(m.status, Status::TempFail);
@@ -347,12 +344,8 @@ TEST_F(ResolverTest, SilentServerTimesOut) {
   int port = 0;
   base::UniqueFd silent_socket = estafette::testing::silent_udp(port);
   ASSERT_GT(port, 0);
-  ResolverOptions o;
-  o.servers = {"127.0.0.1:" + std::to_string(port)};
-  o.timeout = 200ms;
-  o.tries = 2;
   {
-    Resolver silent(loop_, o);
+    Resolver silent(loop_, at(port, 200ms, 2));
     auto start = event::Clock::now();
     bool done = false;
     Status status = Status::Ok;
