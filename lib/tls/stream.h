@@ -6,7 +6,9 @@
 // may need the socket writable and a write readable (TLS 1.3 key updates); the owner honours that
 // too. Loop thread of the owner. The owner keeps the fd and closes it after the Stream is gone; the
 // Stream keeps its ServerContext or ClientContext (and so its SSL_CTX) alive; a client Stream
-// puts the session the server hands out into its ClientContext's cache while it runs. Errors:
+// puts the session the server hands out into its ClientContext's cache while it runs.
+// A client Stream given TLSA records authenticates the server by DANE (RFC 7672, OpenSSL's
+// DANE; ClientOptions::tlsa) instead of the CA store. Errors:
 // Failed with reason() (the handshake or a record went wrong: OpenSSL's reason, or the errno),
 // Closed when the peer ended the stream (close_notify, or end of file, which is not an error for
 // SMTP: the protocol itself says where a message ends). Never throws after construction.
