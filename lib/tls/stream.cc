@@ -117,10 +117,12 @@ Stream::Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions opt
 void Stream::enable_dane(const ClientOptions& options) {
   const std::string& base =
       options.dane_base_domain.empty() ? options.server_name : options.dane_base_domain;
+  // Without one DANE-TA would check no name at all.
+  if (base.empty()) throw Error("DANE needs the TLSA base domain (the MX host name)");
   SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   // The base domain is the first reference identifier (DANE-TA's name check); DANE-EE checks no
   // name (RFC 7672 3.1.1).
-  if (SSL_dane_enable(ssl_, base.empty() ? nullptr : base.c_str()) <= 0)
+  if (SSL_dane_enable(ssl_, base.c_str()) <= 0)
     throw Error("DANE for '" + base + "': " + openssl_errors());
   SSL_dane_set_flags(ssl_, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
   if (!options.verify_name.empty() && options.verify_name != base &&

@@ -84,7 +84,7 @@ class Stream final {
   Stream(std::shared_ptr<const ServerContext> context, int fd);
   // A client stream on `fd`, offering options.destination's cached session if there is one;
   // throws tls::Error (out of memory, a server name OpenSSL refuses, TLSA records of which
-  // OpenSSL takes none: pass dns::usable_tlsa() ones).
+  // OpenSSL takes none: pass dns::usable_tlsa() ones; TLSA records without a base domain).
   Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions options);
   ~Stream();
   Stream(const Stream&) = delete;

@@ -449,6 +449,10 @@ TEST_F(TlsDaneTest, UnusableRecordsOnlyAreRefused) {
   base::UniqueFd a(fds[0]), b(fds[1]);
   // A SHA-256 of the wrong length: OpenSSL takes none, so DANE would be off: refused.
   EXPECT_THROW(Stream(client(), a.get(), dane({{3, 1, 1, "short"}})), Error);
+  // No base domain (no SNI either): DANE-TA would check no name.
+  ClientOptions nameless = dane({ee()}, "");
+  nameless.server_name.clear();
+  EXPECT_THROW(Stream(client(), a.get(), nameless), Error);
 }
 
 // A session cached without DANE must not let a DANE connection skip its verification, and a
