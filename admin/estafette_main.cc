@@ -24,6 +24,10 @@
 //           the config's auth_backend), read twice from the terminal without echo or
 //           once from standard input; --scheme scram-sha-256 writes a SCRAM-SHA-256 secret
 //           instead of a crypt(3) hash; --delete removes USER (admin/passwd.h). Exit 1 refused.
+//   tls-policy DOMAIN...  per MX host of each domain, through dns_servers: whether the MX RRset
+//           and the host are DNSSEC-secure, its TLSA records, and whether DANE applies
+//           (admin/tls_policy.h). Exit 0: DANE for every MX host; 1: not for some; 75: a lookup
+//           failed (a DANE delivery would be deferred)
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,6 +47,7 @@
 
 #include "admin/check_config.h"
 #include "admin/passwd.h"
+#include "admin/tls_policy.h"
 #include "lib/admin/commands.h"
 #include "lib/admin/courierd_client.h"
 #include "lib/admin/mailq_format.h"
@@ -119,6 +124,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
                "       estafette passwd [-c CONFIG | --file PATH] [--stdin]\n"
                "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
+               "       estafette tls-policy DOMAIN... [-c CONFIG]\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
@@ -132,7 +138,9 @@ int usage(std::FILE* to = stderr) {
                "administrator\")\n"
                "  delete         remove a message without a bounce\n"
                "  passwd         set (--delete: remove) a user of an auth_backend file\n"
-               "Exit 1: no such message; 75: courierd does not run (try again later).\n");
+               "  tls-policy     DNSSEC and TLSA (DANE) of each MX host, through dns_servers\n"
+               "Exit 1: no such message; 75: courierd does not run (try again later).\n"
+               "tls-policy: exit 0 DANE for every MX host, 1 not for some, 75 a lookup failed.\n");
   return 2;
 }
 
@@ -208,6 +216,8 @@ int main(int argc, char** argv) {
       passwd.user = a;
     else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
+    else if (cmd == "tls-policy" && !a.empty() && a[0] != '-')
+      operands.emplace_back(a);
     else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
              operands.empty() && (a == "--all" || (!a.empty() && a[0] != '-')))
       operands.emplace_back(a);
@@ -263,6 +273,16 @@ int main(int argc, char** argv) {
     try {
       return admin::queue_op(config, *request, stdout, stderr);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
+      std::fprintf(stderr, "estafette: %s\n", e.what());
+      return base::kExTempFail;
+    }
+  }
+
+  if (cmd == "tls-policy") {
+    if (operands.empty()) return usage();
+    try {
+      return admin::tls_policy(config, operands, stdout);
+    } catch (const std::exception& e) {  // the resolver could not be set up
       std::fprintf(stderr, "estafette: %s\n", e.what());
       return base::kExTempFail;
     }

@@ -27,7 +27,7 @@ LIB_DEPENDS = {
     "queue": {"base", "event"},
     "checks": {"base", "event", "dns"},
     "config": {"base", "dns", "smtp"},
-    "tls": {"base", "config"},
+    "tls": {"base", "config", "dns"},  # DANE: the client takes lib/dns/tlsa.h records
     "routing": {"base", "config", "smtp"},
     "daemon": {"base", "event", "config"},
     "submit": {"base", "config", "smtp"},

@@ -2,87 +2,15 @@
 
 #include <algorithm>
 
+#include "lib/dns/wire_reader.h"
+
 namespace estafette::dns {
 
 namespace {
 
-constexpr std::size_t kHeaderSize = 12;
 constexpr std::uint16_t kTypeSoa = 6;
 constexpr unsigned kRcodeNoError = 0;
 constexpr unsigned kRcodeNxDomain = 3;
-
-// A bounds-checked reader over [0, end) of the message.
-class Reader {
- public:
-  explicit Reader(std::string_view message) : msg_(message), end_(message.size()) {}
-
-  std::size_t pos() const { return pos_; }
-  bool ok() const { return ok_; }
-
-  std::uint16_t u16() {
-    if (!need(2)) return 0;
-    auto v = static_cast<std::uint16_t>(byte(pos_) << 8 | byte(pos_ + 1));
-    pos_ += 2;
-    return v;
-  }
-  std::uint32_t u32() {
-    std::uint32_t hi = u16();
-    return hi << 16 | u16();
-  }
-  void skip(std::size_t n) {
-    if (need(n)) pos_ += n;
-  }
-
-  // Skips a domain name: labels up to a zero byte, or up to a compression pointer, which must
-  // point backwards (to an earlier name) and inside the message. At most 255 bytes of labels.
-  void skip_name() {
-    std::size_t length = 0;
-    while (ok_) {
-      if (!need(1)) return;
-      unsigned len = byte(pos_);
-      if (len == 0) {
-        ++pos_;
-        return;
-      }
-      if ((len & 0xC0) == 0xC0) {
-        std::size_t at = pos_;
-        std::size_t target = u16() & 0x3FFF;
-        if (ok_ && target >= at) ok_ = false;
-        return;
-      }
-      if ((len & 0xC0) != 0) {  // 0x40 / 0x80: obsolete or reserved label types
-        ok_ = false;
-        return;
-      }
-      length += len + 1;
-      if (length > 255) {
-        ok_ = false;
-        return;
-      }
-      skip(len + 1);
-    }
-  }
-
-  // Restricts reading to [pos, pos + n) (an RR's RDATA); returns the old end.
-  std::size_t limit(std::size_t n) {
-    std::size_t old = end_;
-    if (need(n)) end_ = pos_ + n;
-    return old;
-  }
-  void unlimit(std::size_t old_end) { end_ = old_end; }
-
- private:
-  bool need(std::size_t n) {
-    if (!ok_ || n > end_ - pos_) ok_ = false;
-    return ok_;
-  }
-  unsigned byte(std::size_t i) const { return static_cast<unsigned char>(msg_[i]); }
-
-  std::string_view msg_;
-  std::size_t end_;
-  std::size_t pos_ = 0;
-  bool ok_ = true;
-};
 
 struct Record {
   std::uint16_t type = 0;
@@ -95,7 +23,7 @@ std::uint32_t clamp_ttl(std::uint32_t ttl) {
 }
 
 // Reads one resource record; false when malformed.
-bool read_record(Reader& r, Record& rec) {
+bool read_record(WireReader& r, Record& rec) {
   r.skip_name();
   rec.type = r.u16();
   r.u16();  // class
@@ -120,8 +48,8 @@ bool read_record(Reader& r, Record& rec) {
 }  // namespace
 
 std::optional<AnswerTtl> answer_ttl(std::string_view message) {
-  if (message.size() < kHeaderSize) return std::nullopt;
-  Reader r(message);
+  if (message.size() < kDnsHeaderSize) return std::nullopt;
+  WireReader r(message);
   r.u16();  // id
   std::uint16_t flags = r.u16();
   std::uint16_t qdcount = r.u16(), ancount = r.u16(), nscount = r.u16();

@@ -1,6 +1,7 @@
 #include "lib/dns/resolver.h"
 
 #include "lib/dns/answer_ttl.h"
+#include "lib/dns/wire_reader.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -39,6 +40,36 @@ std::function<void(Args...)> guard(const std::shared_ptr<detail::Token>& token,
     token->done = true;
     callback(std::forward<Args>(args)...);
   };
+}
+
+bool authentic(const unsigned char* abuf, int alen) {
+  return abuf && alen > 0 &&
+         authentic_data(
+             std::string_view(reinterpret_cast<const char*>(abuf), static_cast<std::size_t>(alen)));
+}
+
+// What ares_query() makes of a response's RCODE and answer count, for ares_send() (which reports
+// any response as success).
+int rcode_status(const unsigned char* abuf, int alen) {
+  if (!abuf || alen < static_cast<int>(kDnsHeaderSize)) return ARES_EBADRESP;
+  unsigned rcode = abuf[3] & 0xF;
+  unsigned ancount = static_cast<unsigned>(abuf[6]) << 8 | abuf[7];
+  switch (rcode) {
+    case ns_r_noerror:
+      return ancount > 0 ? ARES_SUCCESS : ARES_ENODATA;
+    case ns_r_formerr:
+      return ARES_EFORMERR;
+    case ns_r_servfail:
+      return ARES_ESERVFAIL;
+    case ns_r_nxdomain:
+      return ARES_ENOTFOUND;
+    case ns_r_notimpl:
+      return ARES_ENOTIMP;
+    case ns_r_refused:
+      return ARES_EREFUSED;
+    default:
+      return ARES_SUCCESS;  // as ares_query(): other codes pass and fail in the parsers
+  }
 }
 
 bool is_ip_literal(const std::string& s) {
@@ -136,6 +167,7 @@ struct Resolver::QueryState {
   Resolver* resolver;
   AresDone done;
   std::string cache_key;  // empty without a cache
+  std::uint16_t id;       // in ids_in_flight_ until done
 };
 
 Resolver::Resolver(event::Loop& loop, ResolverOptions options)
@@ -218,7 +250,9 @@ void Resolver::post(std::function<void()> fn) {
 void Resolver::on_query_done(void* arg, int status, int, unsigned char* abuf, int alen) {
   std::unique_ptr<QueryState> state(static_cast<QueryState*>(arg));
   if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) return;
+  if (status == ARES_SUCCESS) status = rcode_status(abuf, alen);
   Resolver* self = state->resolver;
+  self->ids_in_flight_.erase(state->id);
   if (!state->cache_key.empty()) self->remember(state->cache_key, status, abuf, alen);
   if (self->submitting_ > 0) {
     // Completed inside ares_query() (e.g. a bad name): report it from the loop instead.
@@ -265,10 +299,29 @@ void Resolver::raw_query(const std::string& name, int type, AresDone done) {
     }
     ++stats_.misses;
   }
+  // ares_query() with the AD bit set (RFC 6840 5.7): c-ares 1.18 has no flag for it. RD as
+  // ares_query() sets it; no EDNS0, as before (the channel has no ARES_FLAG_EDNS). ares_send()
+  // sends the caller's query id as it is: ids are random (a forged answer must guess one) and
+  // distinct among the queries in flight, as ares_query() makes them.
+  std::uint16_t id = 0;
+  do {
+    id = static_cast<std::uint16_t>(random_());
+  } while (ids_in_flight_.contains(id));
+  unsigned char* packet = nullptr;
+  int length = 0;
+  int rc = ares_create_query(name.c_str(), ns_c_in, type, id, 1, &packet, &length, 0);
+  if (rc != ARES_SUCCESS) {
+    if (packet) ares_free_string(packet);
+    post([done = std::move(done), rc] { done(rc, nullptr, 0); });
+    return;
+  }
+  packet[3] |= kDnsFlagAd;
+  ids_in_flight_.insert(id);
   ++submitting_;
-  ares_query(channel_, name.c_str(), ns_c_in, type, &Resolver::on_query_done,
-             new QueryState{this, std::move(done), std::move(key)});
+  ares_send(channel_, packet, length, &Resolver::on_query_done,
+            new QueryState{this, std::move(done), std::move(key), id});
   --submitting_;
+  ares_free_string(packet);
   update_timer();
 }
 
@@ -283,8 +336,9 @@ Request Resolver::query(const std::string& name, int type, RawCallback callback)
   return Request(token);
 }
 
-void Resolver::address_query(const std::string& name, int type, ListCallback done) {
+void Resolver::address_query(const std::string& name, int type, AddressesDone done) {
   raw_query(name, type, [type, done](int status, const unsigned char* abuf, int alen) {
+    bool secure = authentic(abuf, alen);
     std::vector<std::string> out;
     if (status == ARES_SUCCESS) {
       char text[INET6_ADDRSTRLEN];
@@ -304,32 +358,40 @@ void Resolver::address_query(const std::string& name, int type, ListCallback don
       }
       if (status == ARES_SUCCESS && out.empty()) status = ARES_ENODATA;
     }
-    done(map_status(status), std::move(out));
+    done(map_status(status), std::move(out), secure);
   });
 }
 
+namespace {
+// A ListCallback that drops the authenticated flag, for the lookups that do not report it.
+auto without_flag(Resolver::ListCallback cb) {
+  return [cb = std::move(cb)](Status s, std::vector<std::string> v, bool) { cb(s, std::move(v)); };
+}
+}  // namespace
+
 Request Resolver::lookup_a(const std::string& name, ListCallback callback) {
   auto token = std::make_shared<detail::Token>();
-  address_query(name, ns_t_a, guard(token, std::move(callback)));
+  address_query(name, ns_t_a, without_flag(guard(token, std::move(callback))));
   return Request(token);
 }
 
 Request Resolver::lookup_aaaa(const std::string& name, ListCallback callback) {
   auto token = std::make_shared<detail::Token>();
-  address_query(name, ns_t_aaaa, guard(token, std::move(callback)));
+  address_query(name, ns_t_aaaa, without_flag(guard(token, std::move(callback))));
   return Request(token);
 }
 
-void Resolver::host_addresses(const std::string& name, ListCallback done) {
+void Resolver::host_addresses(const std::string& name, AddressesDone done) {
   if (is_ip_literal(name)) {
-    post([done, name] { done(Status::Ok, {name}); });
+    post([done, name] { done(Status::Ok, {name}, false); });
     return;
   }
   struct Join {
     int left = 2;
     Status a = Status::NotFound, aaaa = Status::NotFound;
+    bool a_secure = false, aaaa_secure = false;
     std::vector<std::string> v4, v6;
-    ListCallback done;
+    AddressesDone done;
   };
   auto join = std::make_shared<Join>();
   join->done = std::move(done);
@@ -338,15 +400,21 @@ void Resolver::host_addresses(const std::string& name, ListCallback done) {
     std::vector<std::string> all = std::move(join->v4);
     all.insert(all.end(), join->v6.begin(), join->v6.end());
     Status s = all.empty() ? combine(join->a, join->aaaa) : Status::Ok;
-    join->done(s, std::move(all));
+    // Secure when each answer that came (records or a denial) was; a failed lookup adds nothing.
+    auto answered = [](Status st) { return st == Status::Ok || st == Status::NotFound; };
+    bool secure = s == Status::Ok && (!answered(join->a) || join->a_secure) &&
+                  (!answered(join->aaaa) || join->aaaa_secure);
+    join->done(s, std::move(all), secure);
   };
-  address_query(name, ns_t_a, [join, finish](Status s, std::vector<std::string> v) {
+  address_query(name, ns_t_a, [join, finish](Status s, std::vector<std::string> v, bool secure) {
     join->a = s;
+    join->a_secure = secure;
     join->v4 = std::move(v);
     finish();
   });
-  address_query(name, ns_t_aaaa, [join, finish](Status s, std::vector<std::string> v) {
+  address_query(name, ns_t_aaaa, [join, finish](Status s, std::vector<std::string> v, bool secure) {
     join->aaaa = s;
+    join->aaaa_secure = secure;
     join->v6 = std::move(v);
     finish();
   });
@@ -354,7 +422,7 @@ void Resolver::host_addresses(const std::string& name, ListCallback done) {
 
 Request Resolver::resolve_host(const std::string& name, ListCallback callback) {
   auto token = std::make_shared<detail::Token>();
-  host_addresses(name, guard(token, std::move(callback)));
+  host_addresses(name, without_flag(guard(token, std::move(callback))));
   return Request(token);
 }
 
@@ -413,15 +481,17 @@ Request Resolver::lookup_txt(const std::string& name, ListCallback callback) {
 void Resolver::mx_hosts(const std::string& domain, MxCallback done) {
   raw_query(domain, ns_t_mx, [this, domain, done](int status, const unsigned char* abuf, int alen) {
     MxReply reply = parse_mx(status, abuf, alen, Status::TempFail);
+    bool mx_secure = authentic(abuf, alen);
     if (reply.no_mail()) {
-      done(MxResult{Status::PermFail, false, {}});
+      done(MxResult{Status::PermFail, false, {}, mx_secure});
       return;
     }
     if (reply.implicit()) {
-      host_addresses(domain, [domain, done](Status s, std::vector<std::string> addrs) {
-        MxResult r{s, true, {MxHost{domain, 0, s, std::move(addrs)}}};
-        done(r);
-      });
+      host_addresses(
+          domain, [domain, done, mx_secure](Status s, std::vector<std::string> addrs, bool secure) {
+            MxResult r{s, true, {MxHost{domain, 0, s, std::move(addrs), secure}}, mx_secure};
+            done(r);
+          });
       return;
     }
     if (reply.status != ARES_SUCCESS) {
@@ -442,12 +512,14 @@ void Resolver::mx_hosts(const std::string& domain, MxCallback done) {
     auto join = std::make_shared<Join>();
     join->left = hosts.size();
     join->result.hosts = std::move(hosts);
+    join->result.authenticated = mx_secure;
     join->done = done;
     for (std::size_t i = 0; i < join->result.hosts.size(); ++i) {
       host_addresses(join->result.hosts[i].name,
-                     [join, i](Status s, std::vector<std::string> addrs) {
+                     [join, i](Status s, std::vector<std::string> addrs, bool secure) {
                        join->result.hosts[i].status = s;
                        join->result.hosts[i].addresses = std::move(addrs);
+                       join->result.hosts[i].authenticated = secure;
                        if (--join->left > 0) return;
                        Status overall = Status::NotFound;
                        for (const auto& h : join->result.hosts)
@@ -487,6 +559,31 @@ Request Resolver::lookup_mx(const std::string& domain, MxNamesCallback callback)
     }
     out.hosts = std::move(reply.hosts);
     if (out.status == Status::TempFail) out.ttl = std::chrono::seconds(0);
+    cb(out);
+  });
+  return Request(token);
+}
+
+Request Resolver::lookup_tlsa(const std::string& host, unsigned port, TlsaCallback callback) {
+  auto token = std::make_shared<detail::Token>();
+  auto cb = guard(token, std::move(callback));
+  std::string name = "_" + std::to_string(port) + "._tcp." + host;
+  raw_query(name, kTypeTlsa, [cb](int status, const unsigned char* abuf, int alen) {
+    TlsaResult out;
+    out.authenticated = authentic(abuf, alen);
+    out.status = map_status(status);
+    if (status == ARES_SUCCESS) {
+      auto records = parse_tlsa_answer(
+          std::string_view(reinterpret_cast<const char*>(abuf), static_cast<std::size_t>(alen)));
+      if (!records) {
+        out.status = Status::TempFail;  // malformed: as any other lookup
+      } else if (records->empty()) {
+        out.status = Status::NotFound;  // e.g. a CNAME to a name without TLSA records
+      } else {
+        out.records = std::move(*records);
+      }
+    }
+    if (out.status == Status::TempFail || out.status == Status::PermFail) out.authenticated = false;
     cb(out);
   });
   return Request(token);

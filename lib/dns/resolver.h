@@ -14,6 +14,12 @@
 // lookup (answer_cache.h): positive ones for their smallest answer TTL, NXDOMAIN/NODATA for their
 // SOA minimum (none without an SOA), both at most cache_max_ttl; temporary failures never. A
 // cached answer is delivered on the loop like any other, never inside the call.
+// DNSSEC: every query asks for the AD bit (RFC 6840 5.7; no DO bit, so no signatures travel),
+// and the answer's AD bit says whether the resolver validated it. The cache keeps the whole
+// response, header included, so a cached answer is exactly as authenticated as it was. The bit
+// means something only from a validating resolver on a trusted path (dns_servers on loopback);
+// RFC 7672 2.2 uses it for DANE: resolve_mx() reports it for the MX RRset and for each host's
+// addresses, lookup_tlsa() for the TLSA RRset, and dane.h decides what it means.
 #pragma once
 
 #include <ares.h>
@@ -29,6 +35,7 @@
 #include <vector>
 
 #include "lib/dns/answer_cache.h"
+#include "lib/dns/tlsa.h"
 #include "lib/event/loop.h"
 
 namespace estafette::dns {
@@ -55,12 +62,27 @@ struct MxHost {
   unsigned preference = 0;
   Status status = Status::TempFail;    // of this host's address lookup
   std::vector<std::string> addresses;  // IPv4 first, then IPv6, as text
+  // DNSSEC-secure addresses: every A/AAAA answer (records or none) had the AD bit and one had
+  // records. Never for an IP literal.
+  bool authenticated = false;
 };
 
 struct MxResult {
   Status status = Status::TempFail;  // Ok when at least one host has an address
   bool implicit = false;             // no MX records: the domain itself (RFC 5321 5.1)
   std::vector<MxHost> hosts;         // by preference, random order among equal preferences
+  // The MX answer had the AD bit (implicit: the answer that there is no MX RRset had it).
+  bool authenticated = false;
+};
+
+// The TLSA RRset of a service (lookup_tlsa). Ok: records (usable or not: tlsa.h); NotFound: no
+// TLSA records or no such name (authenticated: a secure denial); TempFail: SERVFAIL, which is
+// what a validating resolver says for a bogus answer (RFC 7672 2.2: defer), a timeout or a
+// malformed answer.
+struct TlsaResult {
+  Status status = Status::TempFail;
+  bool authenticated = false;  // the answer (records or denial) had the AD bit
+  std::vector<TlsaRecord> records;
 };
 
 // The MX host names of a domain without their addresses (courierd's MX sites), and how long the
@@ -116,6 +138,7 @@ class Resolver final {
   using ListCallback = std::function<void(Status, std::vector<std::string>)>;
   using MxCallback = std::function<void(const MxResult&)>;
   using MxNamesCallback = std::function<void(const MxNames&)>;
+  using TlsaCallback = std::function<void(const TlsaResult&)>;
 
   Resolver(event::Loop& loop, ResolverOptions options);
   ~Resolver();
@@ -137,19 +160,23 @@ class Resolver final {
   [[nodiscard]] Request resolve_mx(const std::string& domain, MxCallback callback);
   // Only the MX query: host names and preferences, the answer's TTL, no address lookups.
   [[nodiscard]] Request lookup_mx(const std::string& domain, MxNamesCallback callback);
+  // The TLSA records of _PORT._tcp.HOST (RFC 6698 3, RFC 7672 2.2.1), e.g. (mx host, 25).
+  [[nodiscard]] Request lookup_tlsa(const std::string& host, unsigned port, TlsaCallback callback);
 
   CacheStats cache_stats() const;
 
  private:
   using AresDone = std::function<void(int status, const unsigned char* abuf, int alen)>;
+  // Addresses with whether they were DNSSEC-secure (MxHost::authenticated).
+  using AddressesDone = std::function<void(Status, std::vector<std::string>, bool authenticated)>;
   struct QueryState;
 
   static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable);
   static void on_query_done(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   void raw_query(const std::string& name, int type, AresDone done);
-  void host_addresses(const std::string& name, ListCallback done);
+  void host_addresses(const std::string& name, AddressesDone done);
   void mx_hosts(const std::string& domain, MxCallback done);
-  void address_query(const std::string& name, int type, ListCallback done);
+  void address_query(const std::string& name, int type, AddressesDone done);
   void post(std::function<void()> fn);  // run on the loop later, unless the resolver is gone
   void process(int fd, std::uint32_t events);
   void update_timer();
@@ -161,8 +188,9 @@ class Resolver final {
   CacheStats stats_;
   ares_channel channel_ = nullptr;
   std::unordered_set<int> watched_;
+  std::unordered_set<std::uint16_t> ids_in_flight_;  // query ids c-ares has not answered yet
   event::TimerId timer_ = 0;
-  int submitting_ = 0;          // >0 while inside ares_query: a completion then is deferred
+  int submitting_ = 0;          // >0 while inside ares_send: a completion then is deferred
   event::CallbackGuard guard_;  // posted callbacks die with the resolver
   std::mt19937 random_;
 };

@@ -330,6 +330,8 @@ std::shared_ptr<ClientContext> ClientContext::load(const ClientSettings& setting
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
+  // DANE's digest tables; each connection that has TLSA records turns DANE on for itself.
+  if (SSL_CTX_dane_enable(ctx) <= 0) fail("DANE");
   if (!settings.cert_file.empty()) {
     const std::string& key = settings.key_file.empty() ? settings.cert_file : settings.key_file;
     if (SSL_CTX_use_certificate_chain_file(ctx, settings.cert_file.c_str()) != 1)

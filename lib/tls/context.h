@@ -128,7 +128,8 @@ class ServerContext final {
 // bounded cache of the newest session per destination: a key the caller picks
 // ("mx.example.org:25"), so that a later connection to the same place resumes. Sessions come
 // from OpenSSL's new-session callback (TLS 1.2: at the end of the handshake; TLS 1.3: each
-// ticket, after it); the least recently used destination goes when the cache is full.
+// ticket, after it); the least recently used destination goes when the cache is full. DANE is
+// enabled on the context (SSL_CTX_dane_enable); a Stream with TLSA records turns it on for itself.
 // Not shared between threads: it is mutable (the cache), owned by one loop thread through a
 // std::shared_ptr that each client tls::Stream also holds. Errors: load() throws tls::Error
 // naming the file or setting and OpenSSL's reason; nothing after it throws.

@@ -1,11 +1,13 @@
 #include "lib/tls/stream.h"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace estafette::tls {
@@ -23,6 +25,41 @@ std::string sha256_fingerprint(X509* cert) {
     out += kHex[md[i] & 0xf];
   }
   return out;
+}
+
+// The session cache key of a DANE connection: the destination and a digest of its TLSA records
+// (ClientOptions::tlsa), so that a session verified otherwise is never offered to it.
+std::string dane_destination(const std::string& destination,
+                             const std::vector<dns::TlsaRecord>& tlsa) {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1;
+  for (const auto& r : tlsa) {
+    unsigned char head[7] = {r.usage,
+                             r.selector,
+                             r.matching_type,
+                             static_cast<unsigned char>(r.data.size() >> 24),
+                             static_cast<unsigned char>(r.data.size() >> 16),
+                             static_cast<unsigned char>(r.data.size() >> 8),
+                             static_cast<unsigned char>(r.data.size())};
+    ok = ok && EVP_DigestUpdate(md, head, sizeof head) == 1 &&
+         EVP_DigestUpdate(md, r.data.data(), r.data.size()) == 1;
+  }
+  ok = ok && EVP_DigestFinal_ex(md, digest, &len) == 1;
+  EVP_MD_CTX_free(md);
+  if (!ok) return {};  // no digest: no resumption for this connection
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = destination + " dane=";
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+int accept_any_chain(int, X509_STORE_CTX*) {
+  return 1;  // the handshake goes on; info() reports the outcome and the caller decides
 }
 
 }  // namespace
@@ -50,7 +87,9 @@ Stream::Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions opt
     ok = SSL_set_tlsext_host_name(ssl_, options.server_name.c_str()) == 1;
   SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   std::string refused;  // the name OpenSSL would not take
-  for (const auto& name : options.verify_names) {
+  // With DANE, enable_dane() sets the names itself (DANE-TA checks them, DANE-EE does not).
+  for (const auto& name : options.tlsa.empty() ? options.verify_names
+                                               : std::vector<std::string>{}) {
     if (!ok) break;
     ok = SSL_add1_host(ssl_, name.c_str()) == 1;
     if (!ok) refused = name;
@@ -60,6 +99,16 @@ Stream::Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions opt
     SSL_free(ssl_);
     throw Error("server name '" + (refused.empty() ? options.server_name : refused) + "': " + why);
   }
+  if (!options.tlsa.empty()) {
+    try {
+      enable_dane(options);
+    } catch (const Error&) {
+      SSL_free(ssl_);
+      throw;
+    }
+    dane_ = true;
+    if (!destination_.empty()) destination_ = dane_destination(destination_, options.tlsa);
+  }
   SSL_set_app_data(ssl_, &destination_);  // for ClientContext::on_new_session
   if (!destination_.empty()) {
     if (SSL_SESSION* session = client_->session_for(destination_)) {
@@ -68,6 +117,35 @@ Stream::Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions opt
     }
   }
   SSL_set_connect_state(ssl_);
+}
+
+void Stream::enable_dane(const ClientOptions& options) {
+  const std::string& base =
+      options.dane_base_domain.empty() ? options.server_name : options.dane_base_domain;
+  // Without one DANE-TA would check no name at all.
+  if (base.empty()) throw Error("DANE needs the TLSA base domain (the MX host name)");
+  SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  // The base domain is the first reference identifier (DANE-TA's name check); DANE-EE checks no
+  // name (RFC 7672 3.1.1).
+  if (SSL_dane_enable(ssl_, base.c_str()) <= 0)
+    throw Error("DANE for '" + base + "': " + openssl_errors());
+  SSL_dane_set_flags(ssl_, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+  for (const auto& name : options.verify_names) {
+    if (name != base && SSL_add1_host(ssl_, name.c_str()) != 1)
+      throw Error("server name '" + name + "': " + openssl_errors());
+  }
+  int taken = 0;
+  for (const auto& r : options.tlsa) {
+    int rc =
+        SSL_dane_tlsa_add(ssl_, r.usage, r.selector, r.matching_type,
+                          reinterpret_cast<const unsigned char*>(r.data.data()), r.data.size());
+    if (rc < 0) throw Error("TLSA record " + dns::tlsa_text(r) + ": " + openssl_errors());
+    if (rc > 0) ++taken;
+  }
+  // None taken would leave DANE off and the CA store in charge: never for a DANE connection.
+  if (taken == 0) throw Error("no usable TLSA record");
+  if (!(SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER))
+    SSL_set_verify(ssl_, SSL_VERIFY_PEER, accept_any_chain);
 }
 
 Stream::~Stream() {
@@ -174,6 +252,17 @@ SessionInfo Stream::info() const {
   } else {
     i.peer_cert = SessionInfo::PeerCert::Failed;
     i.verify_error = X509_verify_cert_error_string(result);
+  }
+  if (dane_) {
+    // A resumed session carries the verify result of the handshake that made it, which was a
+    // DANE one with the same records (the cache key says so): OpenSSL verifies nothing again.
+    i.dane = result == X509_V_OK ? SessionInfo::Dane::Verified : SessionInfo::Dane::Failed;
+    std::uint8_t usage = 0, selector = 0, mtype = 0;
+    int depth = SSL_get0_dane_tlsa(ssl_, &usage, &selector, &mtype, nullptr, nullptr);
+    if (i.dane == SessionInfo::Dane::Verified)
+      i.dane_match = depth >= 0 ? std::to_string(usage) + " " + std::to_string(selector) + " " +
+                                      std::to_string(mtype) + " at depth " + std::to_string(depth)
+                                : "resumed";
   }
   return i;
 }

@@ -6,7 +6,9 @@
 // may need the socket writable and a write readable (TLS 1.3 key updates); the owner honours that
 // too. Loop thread of the owner. The owner keeps the fd and closes it after the Stream is gone; the
 // Stream keeps its ServerContext or ClientContext (and so its SSL_CTX) alive; a client Stream
-// puts the session the server hands out into its ClientContext's cache while it runs. Errors:
+// puts the session the server hands out into its ClientContext's cache while it runs.
+// A client Stream given TLSA records authenticates the server by DANE (RFC 7672, OpenSSL's
+// DANE; ClientOptions::tlsa) instead of the CA store. Errors:
 // Failed with reason() (the handshake or a record went wrong: OpenSSL's reason, or the errno),
 // Closed when the peer ended the stream (close_notify, or end of file, which is not an error for
 // SMTP: the protocol itself says where a message ends). Never throws after construction.
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/dns/tlsa.h"
 #include "lib/tls/context.h"
 
 typedef struct ssl_st SSL;
@@ -41,6 +44,15 @@ struct SessionInfo {
   std::string peer_issuer;       // likewise
   std::string peer_fingerprint;  // SHA-256, "AA:BB:..." as relay_clientcerts has it
   std::string verify_error;      // Failed: OpenSSL's reason
+  // Client side with ClientOptions::tlsa: DANE decided peer_cert (Verified: a TLSA record
+  // matched, and for DANE-TA the name; Failed: verify_error says why, e.g. "no matching DANE
+  // TLSA records"). NotAsked: no TLSA records were given, the CA store decided.
+  enum class Dane { NotAsked, Verified, Failed };
+  Dane dane = Dane::NotAsked;
+  // Verified: "3 1 1 at depth 0", the matching record's usage, selector, matching type and the
+  // chain depth it matched (0: the server's own certificate); "resumed" when the session was
+  // resumed (it was verified with the same TLSA records when it was made).
+  std::string dane_match;
 };
 
 // How a client Stream starts.
@@ -50,6 +62,16 @@ struct ClientOptions {
   // example.org (OpenSSL's X509_check_host rule); empty: any name.
   std::vector<std::string> verify_names;
   std::string destination;  // session cache key ("mx.example.org:25"); "": no resumption
+  // DANE (RFC 7672 3): the server's usable TLSA records (dns::DaneVerdict::records). Not empty:
+  // they alone authenticate the server, with OpenSSL's DANE (no CA store, verification asked
+  // for even when ClientSettings::verify_peer is off). DANE-EE(3) matches the server's own
+  // certificate or key, without name or validity checks (RFC 7672 3.1.1); DANE-TA(2) needs a
+  // chain to the matched trust anchor and the certificate to carry dane_base_domain or
+  // one of verify_names (e.g. the next-hop domain; RFC 7672 3.2.2). Sessions are cached under
+  // destination plus a digest of the records: a session made without DANE (or with other
+  // records) is never offered, and a resumed one keeps the DANE outcome it was made with.
+  std::vector<dns::TlsaRecord> tlsa;
+  std::string dane_base_domain;  // the TLSA base domain (the MX host name); "": server_name
 };
 
 class Stream final {
@@ -63,7 +85,8 @@ class Stream final {
   // A server stream on `fd`; throws tls::Error when OpenSSL cannot make one (out of memory).
   Stream(std::shared_ptr<const ServerContext> context, int fd);
   // A client stream on `fd`, offering options.destination's cached session if there is one;
-  // throws tls::Error (out of memory, a server name OpenSSL refuses).
+  // throws tls::Error (out of memory, a server name OpenSSL refuses, TLSA records of which
+  // OpenSSL takes none: pass dns::usable_tlsa() ones; TLSA records without a base domain).
   Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions options);
   ~Stream();
   Stream(const Stream&) = delete;
@@ -92,11 +115,13 @@ class Stream final {
 
  private:
   void attach(SSL_CTX* ctx, int fd);
+  void enable_dane(const ClientOptions& options);
   Status status_of(int ret, const char* what);
 
   std::shared_ptr<const ServerContext> server_;  // one of these two
   std::shared_ptr<ClientContext> client_;
   std::string destination_;  // client: where a new session goes (SSL's app data points here)
+  bool dane_ = false;        // client: ClientOptions::tlsa was not empty
   SSL* ssl_ = nullptr;
   std::string reason_;
 };

@@ -439,7 +439,19 @@ class Dnsmasq(ServerProcess):
         return self.spawn(dnsmasq_command(self.port, self.log, self.records), "dnsmasq")
 
 
-class RigDns:
+class ProcessGroup:
+    """Server processes a fixture started (self.procs), stopped together."""
+    procs = ()
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+        self.procs = []
+
+
+class RigDns(ProcessGroup):
     """A real DNS server for the connection checks, with the records of ../shared/rig's
     dns-start.sh: dnsmasq on 127.0.0.1:port answers the .test zone and hands bl1.test/bl2.test
     to rbldnsd (a real DNSBL server) on port+1.
@@ -482,12 +494,130 @@ class RigDns:
         wait_for(lambda: port_open(self.port), 10, "dnsmasq on %d" % self.port)
         return self
 
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
+
+
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+LDNS_KEYGEN = shutil.which("ldns-keygen") or "/usr/bin/ldns-keygen"
+LDNS_SIGNZONE = shutil.which("ldns-signzone") or "/usr/bin/ldns-signzone"
+
+
+class DnssecZone:
+    """A test zone for ValidatingDns. records: zone-file lines relative to the zone
+    ("@ MX 10 mx", "mx A 127.0.0.1", "_25._tcp.mx TLSA 3 1 1 <hex>"); an SOA and NS come with
+    it. kind: "signed" (ldns-signzone, with a trust anchor: answers come out secure, AD set),
+    "unsigned" (no signatures, no anchor: insecure) or "bogus" (signed and anchored, then the
+    RDATA of every `broken` record type changed after signing: those answers fail validation,
+    SERVFAIL; the rest of the zone stays secure)."""
+
+    def __init__(self, name, records, kind="signed", broken=("TLSA",)):
+        assert kind in ("signed", "unsigned", "bogus")
+        self.name, self.records, self.kind, self.broken = name.rstrip("."), list(records), kind, broken
+        self.ds = None  # the trust anchor (a DS record) once built
+
+    def build(self, directory):
+        """Writes (and signs) the zone file in directory; returns its path."""
+        path = os.path.join(directory, self.name + ".zone")
+        with open(path, "w") as f:
+            f.write("$ORIGIN %s.\n$TTL 300\n" % self.name)
+            f.write("@ SOA ns.%s. admin.%s. 1 3600 600 86400 300\n" % (self.name, self.name))
+            f.write("@ NS ns.%s.\nns A 127.0.0.1\n" % self.name)
+            f.write("".join(line + "\n" for line in self.records))
+        if self.kind == "unsigned":
+            return path
+        key = subprocess.run([LDNS_KEYGEN, "-a", "ECDSAP256SHA256", "-k", self.name],
+                             cwd=directory, check=True, capture_output=True,
+                             text=True).stdout.strip()
+        subprocess.run([LDNS_SIGNZONE, "-f", path + ".signed", path, key], cwd=directory,
+                       check=True, capture_output=True)
+        with open(os.path.join(directory, key + ".ds")) as f:
+            self.ds = " ".join(f.read().split())
+        if self.kind == "bogus":
+            self._break(path + ".signed")
+        return path + ".signed"
+
+    def _break(self, path):
+        """Changes the last RDATA character of each record of a `broken` type (not the RRSIGs)."""
+        out, changed = [], 0
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 4 and fields[3] in self.broken:
+                    last = fields[-1]
+                    fields[-1] = last[:-1] + ("0" if last[-1] != "0" else "1")
+                    line = "\t".join(fields) + "\n"
+                    changed += 1
+                out.append(line)
+        assert changed, "bogus zone %s has no %s records to break" % (self.name, self.broken)
+        with open(path, "w") as f:
+            f.writelines(out)
+
+
+class ValidatingDns(ProcessGroup):
+    """A DNSSEC-validating resolver for the test's zones, as an admin would put in dns_servers:
+    Debian's unbound on 127.0.0.1:port (validator + iterator, a trust anchor per signed zone,
+    RD answers with AD for secure data, SERVFAIL for bogus), which asks a second unbound on
+    port+... (auth_port, authoritative for the DnssecZones through auth-zone) by stub-zone.
+    Nothing leaves 127.0.0.0/8: both only answer the test zones (local-zone "." refuse, each
+    test zone transparent), send only from 127.0.0.1, know no root hints but a loopback one and
+    no root trust anchor. start() skips the test when unbound or ldns-signzone is missing."""
+
+    def __init__(self, tmp, zones, port=None):
+        self.port = port or free_port()
+        self.auth_port = free_port()
+        self.zones = list(zones)
+        self.dir = os.path.join(tmp, "unbound-%d" % self.port)
+        os.makedirs(self.dir, exist_ok=True)
         self.procs = []
+
+    def _server(self, port, log, extra):
+        lines = ["server:",
+                 "  interface: 127.0.0.1@%d" % port, "  port: %d" % port,
+                 "  do-daemonize: no", "  username: \"\"", "  chroot: \"\"",
+                 "  directory: \"%s\"" % self.dir, "  pidfile: \"\"", "  use-syslog: no",
+                 "  logfile: \"%s\"" % os.path.join(self.dir, log), "  verbosity: 1",
+                 "  do-ip6: no", "  num-threads: 1", "  so-reuseport: no",
+                 "  access-control: 127.0.0.0/8 allow", "  outgoing-interface: 127.0.0.1",
+                 "  root-hints: \"%s\"" % os.path.join(self.dir, "root.hints"),
+                 "  trust-anchor-signaling: no", "  local-zone: \".\" refuse"]
+        lines += ["  local-zone: \"%s.\" transparent" % z.name for z in self.zones]
+        return "\n".join(lines + extra) + "\n"
+
+    def start(self):
+        for exe in (UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE):
+            if not os.access(exe, os.X_OK):
+                skip(exe + " is not installed (scripts/install-deps: unbound ldnsutils)")
+        with open(os.path.join(self.dir, "root.hints"), "w") as f:
+            f.write(". 3600 IN NS root.invalid.\nroot.invalid. 3600 IN A 127.0.0.1\n")
+        auth = []
+        for z in self.zones:
+            path = z.build(self.dir)
+            auth += ["auth-zone:", "  name: \"%s.\"" % z.name, "  zonefile: \"%s\"" % path,
+                     "  for-downstream: yes", "  for-upstream: no"]
+        resolver = ["  do-not-query-localhost: no", "  module-config: \"validator iterator\""]
+        resolver += ["  trust-anchor: \"%s\"" % z.ds for z in self.zones if z.ds]
+        for z in self.zones:
+            resolver += ["stub-zone:", "  name: \"%s.\"" % z.name,
+                         "  stub-addr: 127.0.0.1@%d" % self.auth_port]
+        for name, port, log, extra in (("auth.conf", self.auth_port, "auth.log", auth),
+                                       ("resolver.conf", self.port, "resolver.log", resolver)):
+            conf = os.path.join(self.dir, name)
+            with open(conf, "w") as f:
+                f.write(self._server(port, log, extra if name == "resolver.conf" else [])
+                        + ("\n".join(extra) + "\n" if name == "auth.conf" else ""))
+            self.procs.append(subprocess.Popen([UNBOUND, "-d", "-c", conf],
+                                               stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL))
+            wait_for(lambda: port_open(port) or self.procs[-1].poll() is not None, 10,
+                     "unbound on %d" % port)
+            if self.procs[-1].poll() is not None:
+                raise AssertionError("unbound %s did not start: %s" % (name, self.log(log)))
+        return self
+
+    def log(self, name="resolver.log"):
+        with contextlib.suppress(OSError), open(os.path.join(self.dir, name)) as f:
+            return f.read()
+        return ""
+
 
 
 class Identd(ServerProcess):

@@ -7,50 +7,13 @@
 #include <string>
 
 #include "lib/dns/answer_cache.h"
+#include "tests/unit/dns/dns_message.h"
 
 namespace estafette::dns {
 namespace {
 
-// --- a tiny DNS message builder
+using namespace wire;
 
-std::string u16(unsigned v) {
-  return {static_cast<char>(v >> 8 & 0xff), static_cast<char>(v & 0xff)};
-}
-std::string u32(std::uint32_t v) {
-  return u16(v >> 16) + u16(v & 0xffff);
-}
-std::string name(const std::string& dotted) {  // "a.test" -> 1a4test0
-  std::string out;
-  std::size_t start = 0;
-  while (start < dotted.size()) {
-    std::size_t dot = dotted.find('.', start);
-    if (dot == std::string::npos) dot = dotted.size();
-    out += static_cast<char>(dot - start);
-    out += dotted.substr(start, dot - start);
-    start = dot + 1;
-  }
-  return out + std::string(1, '\0');
-}
-std::string ptr(unsigned offset) {
-  return u16(0xC000 | offset);
-}
-constexpr unsigned kQ = 12;  // offset of the question name
-
-constexpr unsigned kNoError = 0x8180;  // QR RD RA
-constexpr unsigned kNxDomain = 0x8183;
-constexpr unsigned kServFail = 0x8182;
-constexpr unsigned kRefused = 0x8185;
-
-std::string header(unsigned flags, unsigned qd, unsigned an, unsigned ns, unsigned ar = 0) {
-  return u16(0x1234) + u16(flags) + u16(qd) + u16(an) + u16(ns) + u16(ar);
-}
-std::string question(const std::string& n = "host.test", unsigned type = 1) {
-  return name(n) + u16(type) + u16(1);
-}
-std::string rr(const std::string& owner, unsigned type, std::uint32_t ttl,
-               const std::string& rdata) {
-  return owner + u16(type) + u16(1) + u32(ttl) + u16(static_cast<unsigned>(rdata.size())) + rdata;
-}
 std::string a_rr(std::uint32_t ttl, const std::string& owner = ptr(kQ)) {
   return rr(owner, 1, ttl, std::string("\x7f\x00\x00\x01", 4));
 }

@@ -4,6 +4,7 @@
 
 #include <arpa/nameser.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,18 +43,26 @@ class ResolverTest : public ::testing::Test {
                 "--mx-host=dangling.test,nowhere.test,10", "--host-record=plain.test,127.0.0.20",
                 "--mx-host=nullmx.test,.,0", "--txt-record=txt.test,v=spf1 -all",
                 "--txt-record=split.test,part one ,part two", "--txt-record=split.test,second",
-                "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test"});
+                "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test",
+                // TLSA (type 52): DANE-EE 3 1 1 and PKIX-EE 1 1 1, each with 32 bytes of data
+                "--dns-rr=_25._tcp.mx1.multi.test,52,030101" + std::string(64, 'a'),
+                "--dns-rr=_25._tcp.mx1.multi.test,52,010101" + std::string(64, 'b')});
     if (dnsmasq_.start(args) && !wait_tcp(port_)) dnsmasq_.stop();
   }
   static void TearDownTestSuite() { dnsmasq_.stop(); }
 
   void SetUp() override {
     if (!dnsmasq_.running()) GTEST_SKIP() << "dnsmasq is not available";
+    resolver_.emplace(loop_, at(port_, 1000ms, 2));
+  }
+
+  // Options for a server on 127.0.0.1:port.
+  static ResolverOptions at(int port, std::chrono::milliseconds timeout, int tries) {
     ResolverOptions o;
-    o.servers = {"127.0.0.1:" + std::to_string(port_)};
-    o.timeout = 1000ms;
-    o.tries = 2;
-    resolver_.emplace(loop_, o);
+    o.servers = {"127.0.0.1:" + std::to_string(port)};
+    o.timeout = timeout;
+    o.tries = tries;
+    return o;
   }
 
   // Runs the loop until `done` or 10 s.
@@ -239,6 +248,72 @@ TEST_F(ResolverTest, GenericQuery) {
   EXPECT_FALSE(r.pending());
 }
 
+// dnsmasq does not validate: no answer is authenticated, whatever the records.
+TEST_F(ResolverTest, TlsaAndMxFromANonValidatingServerAreInsecure) {
+  bool done = false;
+  TlsaResult tlsa;
+  Request r = resolver_->lookup_tlsa("mx1.multi.test", 25, [&](const TlsaResult& t) {
+    tlsa = t;
+    done = true;
+  });
+  run_until(done);
+  ASSERT_EQ(tlsa.status, Status::Ok);
+  EXPECT_FALSE(tlsa.authenticated);
+  ASSERT_EQ(tlsa.records.size(), 2u);
+  std::vector<std::string> texts{tlsa_text(tlsa.records[0]), tlsa_text(tlsa.records[1])};
+  std::sort(texts.begin(), texts.end());
+  EXPECT_EQ(texts[0], "1 1 1 " + std::string(64, 'b'));
+  EXPECT_EQ(texts[1], "3 1 1 " + std::string(64, 'a'));
+
+  done = false;
+  r = resolver_->lookup_tlsa("mx2.multi.test", 25, [&](const TlsaResult& t) {
+    tlsa = t;
+    done = true;
+  });
+  run_until(done);
+  EXPECT_EQ(tlsa.status, Status::NotFound);
+  EXPECT_TRUE(tlsa.records.empty());
+
+  MxResult m = mx(*resolver_, "multi.test");
+  EXPECT_EQ(m.status, Status::Ok);
+  EXPECT_FALSE(m.authenticated);
+  for (const auto& h : m.hosts) EXPECT_FALSE(h.authenticated) << h.name;
+}
+
+// What goes on the wire: every query asks for the AD bit (RFC 6840 5.7) with RD, and the
+// queries in flight carry distinct ids (c-ares 1.18's ares_send takes the caller's id as it is;
+// a fixed one would let anyone on the path guess it). Read at a socket that never answers.
+TEST_F(ResolverTest, QueriesAskForTheAdBitWithDistinctIds) {
+  int port = 0;
+  base::UniqueFd server = estafette::testing::silent_udp(port);
+  ASSERT_GT(port, 0);
+  Resolver silent(loop_, at(port, 5000ms, 1));
+  constexpr int kQueries = 64;
+  std::vector<Request> requests;
+  for (int i = 0; i < kQueries; ++i)
+    requests.push_back(silent.lookup_a("n" + std::to_string(i) + ".test",
+                                       [](Status, std::vector<std::string>) {}));
+  std::set<unsigned> ids;
+  int ad = 0, rd = 0, seen = 0;
+  auto deadline = event::Clock::now() + 5s;
+  while (seen < kQueries && event::Clock::now() < deadline) {
+    auto tick = loop_.add_timer(5ms, [this] { loop_.stop(); });
+    loop_.run();  // c-ares sends
+    loop_.cancel_timer(tick);
+    unsigned char packet[512];
+    while (::recv(server.get(), packet, sizeof packet, MSG_DONTWAIT) >= 12) {
+      ++seen;
+      ids.insert(static_cast<unsigned>(packet[0]) << 8 | packet[1]);
+      if (packet[3] & 0x20) ++ad;
+      if (packet[2] & 0x01) ++rd;
+    }
+  }
+  EXPECT_EQ(seen, kQueries);
+  EXPECT_EQ(ad, kQueries);
+  EXPECT_EQ(rd, kQueries);
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kQueries));  // all distinct
+}
+
 TEST_F(ResolverTest, CancelledRequestNeverCallsBack) {
   bool cancelled_called = false;
   {
@@ -257,11 +332,7 @@ TEST_F(ResolverTest, CancelledRequestNeverCallsBack) {
 }
 
 TEST_F(ResolverTest, DeadServerIsTempFailAtOnce) {
-  ResolverOptions o;
-  o.servers = {"127.0.0.1:" + std::to_string(free_port())};  // nobody listens: ICMP refused
-  o.timeout = 500ms;
-  o.tries = 2;
-  Resolver dead(loop_, o);
+  Resolver dead(loop_, at(free_port(), 500ms, 2));  // nobody listens: ICMP refused
   auto start = event::Clock::now();
   MxResult m = mx(dead, "multi.test");
   EXPECT_EQ(m.status, Status::TempFail);
@@ -273,12 +344,8 @@ TEST_F(ResolverTest, SilentServerTimesOut) {
   int port = 0;
   base::UniqueFd silent_socket = estafette::testing::silent_udp(port);
   ASSERT_GT(port, 0);
-  ResolverOptions o;
-  o.servers = {"127.0.0.1:" + std::to_string(port)};
-  o.timeout = 200ms;
-  o.tries = 2;
   {
-    Resolver silent(loop_, o);
+    Resolver silent(loop_, at(port, 200ms, 2));
     auto start = event::Clock::now();
     bool done = false;
     Status status = Status::Ok;

@@ -1,7 +1,8 @@
 // lib/tls's client side against lib/tls's server over real sockets (a socketpair, both ends
 // non-blocking, driven by poll()): handshake, resumption by destination key, verification of
 // the server's certificate with a CA made here (right name, wrong name, expired, untrusted),
-// the session cache's bound, and a TLS 1.0-only server refused by the default client.
+// the session cache's bound, a TLS 1.0-only server refused by the default client, and DANE
+// (TLSA records made from the test's certificates: DANE-EE, DANE-TA, resumption).
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -14,8 +15,10 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lib/base/fd.h"
+#include "lib/dns/tlsa.h"
 #include "lib/tls/context.h"
 #include "lib/tls/stream.h"
 #include "tests/unit/queue/queue_test_util.h"  // TempDir
@@ -316,6 +319,169 @@ TEST_F(TlsClientTest, BadSettingsThrow) {
   s.cert_file = tmp_.sub("ca.pem");
   s.key_file = tmp_.sub("mx.pem");  // not its key
   EXPECT_THROW(ClientContext::load(s), Error);
+}
+
+// --- DANE (RFC 7672 3): TLSA records made from the test's certificates; the client does not
+// trust the test CA, so only DANE can verify.
+
+std::string digest(const unsigned char* der, int length, const EVP_MD* md = EVP_sha256()) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(der, static_cast<std::size_t>(length), out, &size, md, nullptr);
+  return std::string(reinterpret_cast<const char*>(out), size);
+}
+std::string spki_sha256(X509* x) {  // selector 1, matching type 1
+  unsigned char* der = nullptr;
+  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+  std::string d = digest(der, n);
+  OPENSSL_free(der);
+  return d;
+}
+std::string cert_sha256(X509* x) {  // selector 0, matching type 1
+  unsigned char* der = nullptr;
+  int n = i2d_X509(x, &der);
+  std::string d = digest(der, n);
+  OPENSSL_free(der);
+  return d;
+}
+
+class TlsDaneTest : public TlsClientTest {
+ protected:
+  void SetUp() override {
+    TlsClientTest::SetUp();
+    leaf_ = make_cert("mx.test", &ca_, false);
+    write_pem(tmp_.sub("leaf.pem"), leaf_);
+    // The leaf, the CA (DANE-TA 2 0 1 matches a certificate the server sends), the key.
+    std::FILE* f = std::fopen(tmp_.sub("chain.pem").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    PEM_write_X509(f, leaf_.cert.get());
+    PEM_write_X509(f, ca_.cert.get());
+    PEM_write_PrivateKey(f, leaf_.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(f);
+  }
+  // A client that trusts nothing of the test's: the system store only.
+  std::shared_ptr<ClientContext> client(std::size_t sessions = 0) {
+    ClientSettings s;
+    s.session_cache_size = sessions;
+    return ClientContext::load(s);
+  }
+  static ClientOptions dane(std::vector<dns::TlsaRecord> tlsa, const std::string& base = "mx.test",
+                            const std::string& destination = "") {
+    ClientOptions o;
+    o.server_name = "mx.test";
+    o.dane_base_domain = base;
+    o.destination = destination;
+    o.tlsa = std::move(tlsa);
+    return o;
+  }
+  dns::TlsaRecord ee() const { return {3, 1, 1, spki_sha256(leaf_.cert.get())}; }
+  dns::TlsaRecord ta() const { return {2, 0, 1, cert_sha256(ca_.cert.get())}; }
+  Made leaf_;
+};
+
+TEST_F(TlsDaneTest, WithoutDaneTheCaIsNotTrusted) {
+  auto info = connect(server("leaf.pem"), client(), to("mx.test"));
+  EXPECT_EQ(info.peer_cert, SessionInfo::PeerCert::Failed);
+  EXPECT_EQ(info.dane, SessionInfo::Dane::NotAsked);
+}
+
+TEST_F(TlsDaneTest, DaneEeMatchingVerifiesWithoutANameCheck) {
+  // Base domain other.test: DANE-EE(3) checks no name (RFC 7672 3.1.1).
+  auto info = connect(server("leaf.pem"), client(), dane({ee()}, "other.test"));
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Verified) << info.verify_error;
+  EXPECT_EQ(info.peer_cert, SessionInfo::PeerCert::Verified);
+  EXPECT_EQ(info.dane_match, "3 1 1 at depth 0");
+  EXPECT_EQ(info.peer_subject, "CN=mx.test");
+}
+
+TEST_F(TlsDaneTest, DaneEeFullCertificateAndSha512Match) {
+  unsigned char* der = nullptr;
+  int n = i2d_X509(leaf_.cert.get(), &der);
+  dns::TlsaRecord full{3, 0, 0, std::string(reinterpret_cast<const char*>(der), n)};
+  dns::TlsaRecord sha512{3, 0, 2, digest(der, n, EVP_sha512())};
+  OPENSSL_free(der);
+  EXPECT_EQ(connect(server("leaf.pem"), client(), dane({full})).dane, SessionInfo::Dane::Verified);
+  EXPECT_EQ(connect(server("leaf.pem"), client(), dane({sha512})).dane_match, "3 0 2 at depth 0");
+}
+
+TEST_F(TlsDaneTest, DaneEeNotMatchingFails) {
+  dns::TlsaRecord wrong = ee();
+  wrong.data[0] = static_cast<char>(wrong.data[0] ^ 1);
+  auto info = connect(server("leaf.pem"), client(), dane({wrong}));
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Failed);
+  EXPECT_EQ(info.peer_cert, SessionInfo::PeerCert::Failed);
+  EXPECT_EQ(info.verify_error, X509_verify_cert_error_string(X509_V_ERR_DANE_NO_MATCH));
+  EXPECT_EQ(info.dane_match, "");
+}
+
+TEST_F(TlsDaneTest, DaneEeIgnoresExpiryAndSelfSigning) {
+  Made expired = make_cert("mx.test", &ca_, false, -86400, -3600);
+  write_pem(tmp_.sub("expired-leaf.pem"), expired);
+  auto info = connect(server("expired-leaf.pem"), client(),
+                      dane({{3, 1, 1, spki_sha256(expired.cert.get())}}));
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Verified) << info.verify_error;
+  Made self = make_cert("self.test", nullptr, false);
+  write_pem(tmp_.sub("self-leaf.pem"), self);
+  info =
+      connect(server("self-leaf.pem"), client(), dane({{3, 1, 1, spki_sha256(self.cert.get())}}));
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Verified) << info.verify_error;
+}
+
+TEST_F(TlsDaneTest, DaneTaNeedsTheMxName) {
+  auto info = connect(server("chain.pem"), client(), dane({ta()}, "mx.test"));
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Verified) << info.verify_error;
+  EXPECT_EQ(info.dane_match, "2 0 1 at depth 1");
+  info = connect(server("chain.pem"), client(), dane({ta()}, "wrong.test"));
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Failed);
+  EXPECT_EQ(info.verify_error, X509_verify_cert_error_string(X509_V_ERR_HOSTNAME_MISMATCH));
+}
+
+TEST_F(TlsDaneTest, DaneTaWithAnotherCaFails) {
+  Made other_ca = make_cert("Other CA", nullptr, true);
+  auto info =
+      connect(server("chain.pem"), client(), dane({{2, 0, 1, cert_sha256(other_ca.cert.get())}}));
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Failed);
+}
+
+TEST_F(TlsDaneTest, UnusableRecordsOnlyAreRefused) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  base::UniqueFd a(fds[0]), b(fds[1]);
+  // A SHA-256 of the wrong length: OpenSSL takes none, so DANE would be off: refused.
+  EXPECT_THROW(Stream(client(), a.get(), dane({{3, 1, 1, "short"}})), Error);
+  // No base domain (no SNI either): DANE-TA would check no name.
+  ClientOptions nameless = dane({ee()}, "");
+  nameless.server_name.clear();
+  EXPECT_THROW(Stream(client(), a.get(), nameless), Error);
+}
+
+// A session cached without DANE must not let a DANE connection skip its verification, and a
+// DANE session resumes only for the same records.
+TEST_F(TlsDaneTest, NoResumptionAcrossDaneAndOtherRecords) {
+  auto mx = server("leaf.pem");
+  ClientSettings s = trusting_ca();  // the non-DANE connection verifies with the CA
+  auto shared = ClientContext::load(s);
+  auto plain = connect(mx, shared, to("mx.test", "mx.test:25"));
+  ASSERT_EQ(plain.peer_cert, SessionInfo::PeerCert::Verified);
+  ASSERT_TRUE(shared->has_session("mx.test:25"));
+  dns::TlsaRecord wrong = ee();
+  wrong.data[0] = static_cast<char>(wrong.data[0] ^ 1);
+  auto info = connect(mx, shared, dane({wrong}, "mx.test", "mx.test:25"));
+  EXPECT_FALSE(info.resumed);
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Failed);
+  EXPECT_EQ(info.peer_cert, SessionInfo::PeerCert::Failed);
+  // The same records again: resumed, still failed (the session keeps its outcome).
+  info = connect(mx, shared, dane({wrong}, "mx.test", "mx.test:25"));
+  EXPECT_TRUE(info.resumed);
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Failed);
+  // Matching records: a full handshake, verified; then resumed and verified.
+  info = connect(mx, shared, dane({ee()}, "mx.test", "mx.test:25"));
+  EXPECT_FALSE(info.resumed);
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Verified);
+  info = connect(mx, shared, dane({ee()}, "mx.test", "mx.test:25"));
+  EXPECT_TRUE(info.resumed);
+  EXPECT_EQ(info.dane, SessionInfo::Dane::Verified);
+  EXPECT_EQ(info.dane_match, "resumed");
 }
 
 }  // namespace
