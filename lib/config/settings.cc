@@ -541,6 +541,17 @@ constexpr Setting kSettings[] = {
      "DNS servers for esmtpd's checks and esmtpclient's lookups.", {}, "/etc/resolv.conf"},
     {"dns_timeout", "2s", millis<&Config::dns_timeout>, "Per DNS try."},
     {"dns_tries", "2", int_in_range<&Config::dns_tries, 1, 10>, "DNS tries, 1 to 10."},
+    {"tls_ca_file", "", one_file<&Config::tls_ca_file>,
+     "PEM CA certificates that outbound TLS trusts (MTA-STS policy hosts, verified MX hosts; "
+     "Postfix: smtp_tls_CAfile).", {}, "the system store"},
+    // MTA-STS (RFC 8461): esmtpclient and `estafette mta-sts`
+    {"mta_sts", "yes", yes_no<&Config::mta_sts>,
+     "Look up the MTA-STS policy of recipient domains (_mta-sts TXT, HTTPS fetch, cache).", {},
+     {}, "no"},
+    {"mta_sts_timeout", "60s", seconds<&Config::mta_sts_timeout>,
+     "An MTA-STS policy fetch (DNS, connect, TLS, HTTP), at most (RFC 8461 3.3)."},
+    {"mta_sts_cache_size", "10000", count<&Config::mta_sts_cache_size>,
+     "MTA-STS policies kept in <state_dir>/mta-sts (one small file each)."},
 };
 // clang-format on
 
