@@ -24,6 +24,9 @@
 //           the config's auth_backend), read twice from the terminal without echo or
 //           once from standard input; --scheme scram-sha-256 writes a SCRAM-SHA-256 secret
 //           instead of a crypt(3) hash; --delete removes USER (admin/passwd.h). Exit 1 refused.
+//   mta-sts [--cached] DOMAIN  the MTA-STS policy for mail to DOMAIN: looked up and fetched (or
+//           cached) as esmtpclient would, or only the cache; exit 0 a policy, 1 none published,
+//           3 none to be had (DNS or fetch failed, none cached), 2 usage (admin/mta_sts.h)
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -42,6 +45,7 @@
 #include <vector>
 
 #include "admin/check_config.h"
+#include "admin/mta_sts.h"
 #include "admin/passwd.h"
 #include "lib/admin/commands.h"
 #include "lib/admin/courierd_client.h"
@@ -119,6 +123,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
                "       estafette passwd [-c CONFIG | --file PATH] [--stdin]\n"
                "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
+               "       estafette mta-sts [--cached] DOMAIN [-c CONFIG]\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
@@ -132,6 +137,7 @@ int usage(std::FILE* to = stderr) {
                "administrator\")\n"
                "  delete         remove a message without a bounce\n"
                "  passwd         set (--delete: remove) a user of an auth_backend file\n"
+               "  mta-sts        the MTA-STS policy of a domain (exit 0 one, 1 none, 3 unknown)\n"
                "Exit 1: no such message; 75: courierd does not run (try again later).\n");
   return 2;
 }
@@ -186,6 +192,7 @@ int main(int argc, char** argv) {
   }
   std::string config_path;
   bool json = false;
+  bool cached_only = false;  // mta-sts --cached
   admin::PasswdOptions passwd;
   std::vector<std::string> operands;
   for (int i = 2; i < argc; ++i) {
@@ -207,6 +214,10 @@ int main(int argc, char** argv) {
     else if (cmd == "passwd" && passwd.user.empty() && !a.empty() && a[0] != '-')
       passwd.user = a;
     else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
+      operands.emplace_back(a);
+    else if (cmd == "mta-sts" && a == "--cached")
+      cached_only = true;
+    else if (cmd == "mta-sts" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
     else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
              operands.empty() && (a == "--all" || (!a.empty() && a[0] != '-')))
@@ -243,6 +254,10 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "estafette: %s\n", e.what());
     return 2;
+  }
+  if (cmd == "mta-sts") {
+    if (operands.size() != 1) return usage();
+    return admin::mta_sts(config, operands[0], cached_only, stdout, stderr);
   }
   std::string pidfile = config.run_dir() + "/estafetted.pid";
   using namespace std::chrono_literals;
