@@ -14,7 +14,7 @@ PolicyFetch::PolicyFetch(event::Loop& loop, dns::Resolver& resolver,
     : loop_(loop), resolver_(resolver), tls_(std::move(tls)), options_(options) {}
 
 PolicyFetch::~PolicyFetch() {
-  loop_.cancel_timer(timer_);
+  if (timer_) loop_.cancel_timer(timer_);
   close_socket();
 }
 
