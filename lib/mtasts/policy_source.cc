@@ -99,8 +99,10 @@ Lookup PolicySource::lookup(const std::string& name, Callback callback) {
 
 const CachedPolicy* PolicySource::entry(const std::string& domain, const std::string& want_id) {
   auto it = memory_.find(domain);
-  if (it != memory_.end() && (want_id.empty() || it->second.id == want_id)) return &it->second;
-  // Not in memory, or another id: another process may have fetched the new one already.
+  if (it != memory_.end() && (want_id.empty() || it->second.id == want_id) &&
+      it->second.expires() > now())
+    return &it->second;
+  // Not in memory, another id or expired: another process may have fetched a new one already.
   std::string why;
   auto loaded = cache_.load(domain, &why);
   if (!why.empty()) logger().warning("ignoring cached MTA-STS policy " + why);
