@@ -127,8 +127,13 @@ bool PolicyCache::store(const CachedPolicy& entry, std::string* why) {
   std::random_device random;
   std::string tmp = dir_ + "/." + entry.domain + "." + std::to_string(::getpid()) + "." +
                     std::to_string(random()) + ".tmp";
-  base::UniqueFd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  auto open_tmp = [&] {
+    return base::UniqueFd(
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  };
+  base::UniqueFd fd = open_tmp();
+  // A daemon run alone (no estafetted made the directory): its own, in a parent that exists.
+  if (!fd && errno == ENOENT && ::mkdir(dir_.c_str(), 0700) == 0) fd = open_tmp();
   if (!fd) return fail(tmp);
   std::string_view rest = text;
   while (!rest.empty()) {

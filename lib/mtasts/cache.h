@@ -39,7 +39,8 @@ std::optional<CachedPolicy> parse_entry(std::string_view text, const std::string
 
 class PolicyCache final {
  public:
-  // `dir` must exist for store() to work; load() of a missing directory finds nothing.
+  // store() makes `dir` (0700) when it is missing but its parent is there; load() of a missing
+  // directory finds nothing.
   PolicyCache(std::string dir, std::size_t max_entries);
   PolicyCache(const PolicyCache&) = delete;
   PolicyCache& operator=(const PolicyCache&) = delete;

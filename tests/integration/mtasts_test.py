@@ -4,7 +4,9 @@ TXT lookup, HTTPS fetch, policy cache) against dnsmasq serving the _mta-sts TXT 
 mta-sts.<domain> addresses, and HTTPS servers (Python http.server + ssl) on port 443 of
 127.0.0.15x with certificates from a CA the test makes (tls_ca_file names it).
 
-  good.test       enforce policy: fetched, cached in <state>/mta-sts/good.test; then, with its
+  good.test       enforce policy: fetched, cached in <state>/mta-sts/good.test (with `user`
+                  set: estafetted gives that directory to the user, and the probe drops to the
+                  user before writing there); then, with its
                   HTTPS server stopped and the DNS server dead, the cached enforce policy still
                   applies (exit 0, source: cache); a new TXT id (another DNS server)
                   fetches again and replaces the cached policy; a corrupt cache file is ignored
@@ -38,6 +40,7 @@ SITES = {  # domain: (address, certificate name, what the server does)
 }
 SLOW = ("slow.test", "127.0.0.156")
 TIMEOUT = 3  # mta_sts_timeout, seconds
+NOBODY = 65534
 
 
 def openssl(*args):
@@ -232,6 +235,19 @@ def test(tmp, stoppers):
     servers["good.test"].handler.behaviour = "policy"
     code, out, err, _ = probe(mta, "good.test")
     assert code == 0 and "policy: enforce\nsource: fetched\n" in out, (code, out, err)
+
+    # With `user`: estafetted gives <state>/mta-sts to the user (esmtpclient writes there), and
+    # the probe, started as root, drops to the user before it writes the cache.
+    priv = Estafette(tmp, name="priv", user="nobody", dns_servers="127.0.0.1:%d" % dns.port,
+                     tls_ca_file=ca[0], mta_sts_timeout="%ds" % TIMEOUT)
+    stoppers.append(priv)
+    priv.start()
+    priv_cache = os.path.join(priv.state, "mta-sts")
+    assert os.path.isdir(priv_cache) and os.stat(priv_cache).st_uid == NOBODY, priv_cache
+    priv.stop()
+    code, out, err, _ = probe(priv, "good.test")
+    assert code == 0 and "source: fetched\n" in out, (code, out, err)
+    assert os.stat(os.path.join(priv_cache, "good.test")).st_uid == NOBODY
 
     # The HTTPS server gone and the DNS server dead: the cached enforce policy still applies.
     servers["good.test"].stop()

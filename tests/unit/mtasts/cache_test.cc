@@ -63,6 +63,20 @@ TEST(PolicyCache, StoresAndLoads) {
   EXPECT_EQ(files_in(dir.path()), 1u);
 }
 
+TEST(PolicyCache, MakesItsDirectoryButNotItsParents) {
+  TempDir dir;
+  PolicyCache cache(dir.sub("mta-sts"), 10);
+  std::string why;
+  ASSERT_TRUE(cache.store(entry("example.test", 1000), &why)) << why;
+  EXPECT_TRUE(cache.load("example.test", &why)) << why;
+  struct stat st;
+  ASSERT_EQ(::stat(dir.sub("mta-sts").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  PolicyCache deeper(dir.sub("a/b"), 10);
+  EXPECT_FALSE(deeper.store(entry("example.test", 1000), &why));
+  EXPECT_NE(why.find("No such file"), std::string::npos) << why;
+}
+
 TEST(PolicyCache, RefusesNamesThatAreNotDomains) {
   TempDir dir;
   PolicyCache cache(dir.path(), 10);
