@@ -28,6 +28,9 @@
 //           and the host are DNSSEC-secure, its TLSA records, and whether DANE applies
 //           (admin/tls_policy.h). Exit 0: DANE for every MX host; 1: not for some; 75: a lookup
 //           failed (a DANE delivery would be deferred)
+//   mta-sts [--cached] DOMAIN  the MTA-STS policy for mail to DOMAIN: looked up and fetched (or
+//           cached) as esmtpclient would, or only the cache; exit 0 a policy, 1 none published,
+//           3 none to be had (DNS or fetch failed, none cached), 2 usage (admin/mta_sts.h)
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,6 +49,7 @@
 #include <vector>
 
 #include "admin/check_config.h"
+#include "admin/mta_sts.h"
 #include "admin/passwd.h"
 #include "admin/tls_policy.h"
 #include "lib/admin/commands.h"
@@ -125,6 +129,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette passwd [-c CONFIG | --file PATH] [--stdin]\n"
                "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
                "       estafette tls-policy DOMAIN... [-c CONFIG]\n"
+               "       estafette mta-sts [--cached] DOMAIN [-c CONFIG]\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
@@ -139,6 +144,7 @@ int usage(std::FILE* to = stderr) {
                "  delete         remove a message without a bounce\n"
                "  passwd         set (--delete: remove) a user of an auth_backend file\n"
                "  tls-policy     DNSSEC and TLSA (DANE) of each MX host, through dns_servers\n"
+               "  mta-sts        the MTA-STS policy of a domain (exit 0 one, 1 none, 3 unknown)\n"
                "Exit 1: no such message; 75: courierd does not run (try again later).\n"
                "tls-policy: exit 0 DANE for every MX host, 1 not for some, 75 a lookup failed.\n");
   return 2;
@@ -194,6 +200,7 @@ int main(int argc, char** argv) {
   }
   std::string config_path;
   bool json = false;
+  bool cached_only = false;  // mta-sts --cached
   admin::PasswdOptions passwd;
   std::vector<std::string> operands;
   for (int i = 2; i < argc; ++i) {
@@ -217,6 +224,10 @@ int main(int argc, char** argv) {
     else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
     else if (cmd == "tls-policy" && !a.empty() && a[0] != '-')
+      operands.emplace_back(a);
+    else if (cmd == "mta-sts" && a == "--cached")
+      cached_only = true;
+    else if (cmd == "mta-sts" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
     else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
              operands.empty() && (a == "--all" || (!a.empty() && a[0] != '-')))
@@ -253,6 +264,10 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "estafette: %s\n", e.what());
     return 2;
+  }
+  if (cmd == "mta-sts") {
+    if (operands.size() != 1) return usage();
+    return admin::mta_sts(config, operands[0], cached_only, stdout, stderr);
   }
   std::string pidfile = config.run_dir() + "/estafetted.pid";
   using namespace std::chrono_literals;

@@ -32,6 +32,7 @@ LIB_DEPENDS = {
     "daemon": {"base", "event", "config"},
     "submit": {"base", "config", "smtp"},
     "admin": {"base", "event", "ipc", "config"},
+    "mtasts": {"base", "event", "dns", "tls", "config"},
 }
 # Program folders (one component each) and the component libraries above lib/ they may use.
 PROGRAM_DEPENDS = {

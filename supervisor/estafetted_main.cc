@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
         base::UniqueFd state(::open(config.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!state)
           throw std::runtime_error("cannot open " + config.state_dir + ": " + std::strerror(errno));
-        for (const char* sub : {"run", "queue"}) {
+        for (const char* sub : {"run", "queue", "mta-sts"}) {
           std::string why;
           if (!base::open_dir_at(state.get(), config.state_dir, sub,
                                  {.create = true, .trusted = false}, &why))
@@ -117,10 +117,11 @@ int main(int argc, char** argv) {
         // Before detaching, so that a second instance fails here, on the terminal.
         submit = estafette::submit::open_submit_socket(config);
         if (account && ::geteuid() == 0) {
-          // After the submission socket: a second instance has stopped by now. queue/ and run/
-          // with everything in them (a queue left by a run as root).
+          // After the submission socket: a second instance has stopped by now. queue/, run/ and
+          // mta-sts/ with everything in them (a queue left by a run as root).
           base::give_to(config.queue_dir(), *account, true);
           base::give_to(config.run_dir(), *account, true);
+          base::give_to(config.mta_sts_dir(), *account, true);  // esmtpclient's policy cache
         }
         if (!s.args.foreground) {
           pid_t pid = ::fork();

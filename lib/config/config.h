@@ -231,6 +231,11 @@ struct Config {
   std::vector<HostPort> dns_servers;  // empty: /etc/resolv.conf
   Millis dns_timeout{2000};
   int dns_tries = 2;
+  // MTA-STS (RFC 8461, lib/mtasts): look policies up for recipient domains; the policy fetch's
+  // total timeout; policies kept in <state_dir>/mta-sts.
+  bool mta_sts = true;
+  Seconds mta_sts_timeout{60};
+  std::size_t mta_sts_cache_size = 10000;
 
   // TLS (lib/tls): esmtpd's certificates and what it accepts. No certificate: no STARTTLS.
   std::vector<std::string> tls_cert_files;  // each: PEM certificate then its chain
@@ -271,6 +276,7 @@ struct Config {
 
   std::string queue_dir() const { return state_dir + "/queue"; }
   std::string run_dir() const { return state_dir + "/run"; }
+  std::string mta_sts_dir() const { return state_dir + "/mta-sts"; }
   std::string courierd_socket() const { return run_dir() + "/courierd.sock"; }
   bool is_local_domain(const std::string& domain) const;
 };

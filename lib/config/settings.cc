@@ -548,7 +548,8 @@ constexpr Setting kSettings[] = {
      "encrypt (TLS or defer), verify (and a trusted certificate for the MX host name), secure "
      "(for the next-hop domain). Postfix: smtp_tls_security_level."},
     {"tls_ca_file", "", one_file<&Config::tls_ca_file>,
-     "PEM CA certificates that outbound verify and secure trust (Postfix: smtp_tls_CAfile).",
+     "PEM CA certificates that outbound TLS trusts (verify and secure MX hosts, MTA-STS policy "
+     "hosts; Postfix: smtp_tls_CAfile).",
      {}, "the system store"},
     {"tls_fallback_time", "1h", seconds<&Config::tls_fallback_time>,
      "After a failed STARTTLS handshake under may, the host gets plaintext this long without "
@@ -562,6 +563,14 @@ constexpr Setting kSettings[] = {
      "DNS servers for esmtpd's checks and esmtpclient's lookups.", {}, "/etc/resolv.conf"},
     {"dns_timeout", "2s", millis<&Config::dns_timeout>, "Per DNS try."},
     {"dns_tries", "2", int_in_range<&Config::dns_tries, 1, 10>, "DNS tries, 1 to 10."},
+    // MTA-STS (RFC 8461): esmtpclient and `estafette mta-sts`
+    {"mta_sts", "yes", yes_no<&Config::mta_sts>,
+     "Look up the MTA-STS policy of recipient domains (_mta-sts TXT, HTTPS fetch, cache).", {},
+     {}, "no"},
+    {"mta_sts_timeout", "60s", seconds<&Config::mta_sts_timeout>,
+     "An MTA-STS policy fetch (DNS, connect, TLS, HTTP), at most (RFC 8461 3.3)."},
+    {"mta_sts_cache_size", "10000", count<&Config::mta_sts_cache_size>,
+     "MTA-STS policies kept in <state_dir>/mta-sts (one small file each)."},
 };
 // clang-format on
 

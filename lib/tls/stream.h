@@ -70,8 +70,8 @@ struct ClientOptions {
   // one of verify_names (e.g. the next-hop domain; RFC 7672 3.2.2). Sessions are cached under
   // destination plus a digest of the records: a session made without DANE (or with other
   // records) is never offered, and a resumed one keeps the DANE outcome it was made with.
-  std::vector<dns::TlsaRecord> tlsa;
-  std::string dane_base_domain;  // the TLSA base domain (the MX host name); "": server_name
+  std::vector<dns::TlsaRecord> tlsa = {};
+  std::string dane_base_domain = {};  // the TLSA base domain (the MX host name); "": server_name
 };
 
 class Stream final {
