@@ -176,7 +176,9 @@ EsmtpClient::Security EsmtpClient::security_for(const Delivery& d) const {
                                                 : config_.destinations.for_domain(key);
   if (limits && limits->tls) s.level = *limits->tls;
   // REQUIRETLS (RFC 8689 4.2.1): a trusted certificate that names the MX host, at least.
-  if (d.job.require_tls && s.level < config::TlsLevel::Verify) s.level = config::TlsLevel::Verify;
+  if (d.job.require_tls && s.level < config::TlsLevel::Verify &&
+      s.level != config::TlsLevel::DaneOnly)
+    s.level = config::TlsLevel::Verify;
   if (limits) s.match = limits->tls_match;
   s.implicit_tls = limits && limits->implicit_tls
                        ? *limits->implicit_tls
@@ -199,11 +201,17 @@ bool EsmtpClient::in_fallback(const std::string& address) {
   return false;
 }
 
-std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(const Delivery& d,
-                                                                           const Target& t) {
-  const Security& s = d.security;
+std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
+    const Delivery& d, const Target& t, const dns::DaneVerdict* dane) {
+  Security s = d.security;
   smtp::ClientSecurity security;
   TlsSetup setup;
+  const bool dane_verify = dane && dane->state == dns::DaneState::Verify;
+  std::string dane_note;
+  if (dane && !dane_verify) {  // `dane` without usable TLSA records: opportunistic (dane-only
+    s.level = config::TlsLevel::May;  // never gets here: dane_ready refused the host)
+    dane_note = " (DANE does not apply: " + dane->reason + ")";
+  }
   if (s.credentials) {
     security.credentials = smtp::ClientCredentials{s.credentials->user, s.credentials->password};
     security.auth_without_tls = config_.client_auth_plaintext;
@@ -212,7 +220,9 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(const
   bool plaintext =
       s.level == config::TlsLevel::None ||
       (s.level == config::TlsLevel::May && (d.plaintext_retry || in_fallback(address)));
-  setup.policy = config::to_string(s.level);
+  setup.policy = dane ? std::string(config::to_string(d.security.level)) + dane_note
+                      : config::to_string(s.level);
+  setup.opportunistic = s.level == config::TlsLevel::May;
   if (plaintext) {
     if (s.level == config::TlsLevel::May) setup.policy = "may (plaintext after a failed handshake)";
     return {security, setup};
@@ -223,6 +233,16 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(const
                           : smtp::StartTls::IfOffered;
   setup.context = tls_;
   if (!is_ip_literal(t.name)) setup.options.server_name = t.name;  // SNI
+  if (dane_verify) {
+    // RFC 7672: the TLSA records alone authenticate the server; the MX host name is the base
+    // domain (DANE-TA's name check).
+    security.starttls = smtp::StartTls::Required;
+    setup.options.tlsa = dane->records;
+    setup.options.dane_base_domain = t.name;
+    setup.require_dane = true;
+    setup.options.destination = t.ip + ":" + std::to_string(t.port) + " dane";
+    return {security, setup};
+  }
   if (s.level >= config::TlsLevel::Verify) {
     setup.require_verified = true;
     if (!s.match.empty()) {
@@ -266,6 +286,7 @@ void EsmtpClient::resolve(Delivery& d) {
     return;
   }
   d.dns = resolver_.resolve_mx(dest.host, [this, &d](const dns::MxResult& mx) {
+    d.mx = mx;
     const std::string& domain = d.destination.host;
     switch (mx.status) {
       case dns::Status::PermFail:
@@ -328,7 +349,29 @@ void EsmtpClient::try_next_target(Delivery& d) {
     }
     return;
   }
-  const Target& t = d.targets[d.next_target++];
+  const Target& t = d.targets[d.next_target];
+  if (!dane_ready(d, t)) return;  // its TLSA lookup runs; back here when it is done
+  ++d.next_target;
+  const dns::DaneVerdict* dane = nullptr;
+  if (auto v = d.dane.find(t.name); v != d.dane.end()) {
+    dane = &v->second;
+    if (dane->state == dns::DaneState::TempFail ||
+        (dane->state == dns::DaneState::NotApplicable &&
+         d.security.level == config::TlsLevel::DaneOnly)) {
+      // This host fails our policy before any connection: the next one may do better.
+      std::string reply = "451 4.7.5 DANE for " + t.name + ": " + dane->reason;
+      logger().information("id=" + d.job.queue_id + " destination=" + d.job.destination +
+                           " policy=" + config::to_string(d.security.level) + " " + reply);
+      smtp::TransactionDone done;
+      done.host_failed = true;
+      done.policy_failed = true;
+      done.summary = reply;
+      done.results.assign(d.job.recipients.size(), {smtp::DeliveryStatus::TempFail, reply});
+      d.last_failure = std::move(done);
+      try_next_target(d);
+      return;
+    }
+  }
   sockaddr_storage ss{};
   socklen_t len = 0;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
@@ -345,7 +388,7 @@ void EsmtpClient::try_next_target(Delivery& d) {
     try_next_target(d);
     return;
   }
-  auto [security, tls_setup] = connection_security(d, t);
+  auto [security, tls_setup] = connection_security(d, t, dane);
   d.plaintext_retry = false;  // that one connection only
   auto owned = std::make_unique<Connection>(loop_, static_cast<ConnectionOwner&>(*this),
                                             next_conn_id_++, d.security.pool_key, helo_name_,
@@ -356,6 +399,44 @@ void EsmtpClient::try_next_target(Delivery& d) {
   conn.connect(reinterpret_cast<sockaddr*>(&ss), len, remote);
   d.reused = false;
   run_on(d, conn);
+}
+
+bool EsmtpClient::dane_ready(Delivery& d, const Target& t) {
+  const auto level = d.security.level;
+  if (level != config::TlsLevel::Dane && level != config::TlsLevel::DaneOnly) return true;
+  if (d.dane.contains(t.name)) return true;
+  const dns::MxHost* host = nullptr;
+  if (d.mx) {
+    for (const auto& h : d.mx->hosts)
+      if (h.name == t.name) host = &h;
+  }
+  if (!host) {
+    d.dane[t.name] = {
+        dns::DaneState::NotApplicable, {}, "a static route has no DNSSEC-secured MX lookup"};
+    return true;
+  }
+  if (!dns::dane_wants_tlsa(*d.mx, *host)) {
+    d.dane[t.name] = dns::dane_verdict(*d.mx, *host, nullptr);
+    return true;
+  }
+  const std::uint64_t id = d.job.job_id;
+  d.dns =
+      resolver_.lookup_tlsa(t.name, t.port, [this, id, name = t.name](const dns::TlsaResult& tlsa) {
+        auto it = deliveries_.find(id);
+        if (it == deliveries_.end() || !it->second->mx) return;
+        Delivery& dd = *it->second;
+        for (const auto& h : dd.mx->hosts) {
+          if (h.name == name) {
+            dd.dane[name] = dns::dane_verdict(*dd.mx, h, &tlsa);
+            break;
+          }
+        }
+        // Not from inside the resolver's callback: the next step may start another lookup.
+        loop_.post(guard_.wrap([this, id] {
+          if (auto d2 = deliveries_.find(id); d2 != deliveries_.end()) try_next_target(*d2->second);
+        }));
+      });
+  return false;
 }
 
 void EsmtpClient::run_on(Delivery& d, Connection& conn) {
@@ -425,8 +506,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
     return;
   }
   bool all_temp = temp == done.results.size();
-  if (conn.tls_failed() && d.security.level == config::TlsLevel::May && !d.plaintext_retry &&
-      d.next_target > 0) {
+  if (conn.tls_failed() && conn.opportunistic() && !d.plaintext_retry && d.next_target > 0) {
     // Opportunistic TLS that failed: the same host again in plaintext, and for a while.
     const Target& t = d.targets[d.next_target - 1];
     const std::string address = t.ip + ":" + std::to_string(t.port);

@@ -37,6 +37,7 @@
 #include "lib/base/self_addresses.h"
 #include "lib/config/client_credentials.h"
 #include "lib/config/config.h"
+#include "lib/dns/dane.h"
 #include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
@@ -92,6 +93,8 @@ class EsmtpClient final : private ConnectionOwner {
     bool reused = false;         // conn came from the idle pool
     bool stale_retried = false;
     dns::Request dns;
+    std::optional<dns::MxResult> mx;               // the MX answer, for DANE's verdicts
+    std::map<std::string, dns::DaneVerdict> dane;  // by MX host name (dane, dane-only)
     std::optional<smtp::TransactionDone> last_failure;
     event::Clock::time_point started;
   };
@@ -100,7 +103,12 @@ class EsmtpClient final : private ConnectionOwner {
   void start(std::unique_ptr<Delivery> delivery);
   Security security_for(const Delivery& d) const;
   // The connection's STARTTLS/AUTH settings and TLS setup for one target of d.
-  std::pair<smtp::ClientSecurity, TlsSetup> connection_security(const Delivery& d, const Target& t);
+  // dane: the host's DANE verdict under dane/dane-only, else null.
+  std::pair<smtp::ClientSecurity, TlsSetup> connection_security(const Delivery& d, const Target& t,
+                                                                const dns::DaneVerdict* dane);
+  // dane/dane-only: the verdict for the next target, after its TLSA lookup; false while the
+  // lookup runs (try_next_target is called again when it is done).
+  bool dane_ready(Delivery& d, const Target& t);
   bool in_fallback(const std::string& address);
   void resolve(Delivery& d);
   void on_targets(Delivery& d);

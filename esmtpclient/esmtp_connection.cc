@@ -168,10 +168,18 @@ void Connection::step_handshake() {
       cert = "not checked";
       break;
   }
+  if (info.dane == tls::SessionInfo::Dane::Verified)
+    cert = "dane (" + info.dane_match + ")";
+  else if (info.dane == tls::SessionInfo::Dane::Failed)
+    cert = "dane-failed (" + info.verify_error + ")";
   tls_info_ = info.version + "/" + info.cipher + " cert=" + cert;
   if (info.resumed) tls_info_ += " resumed";
   std::string refusal;
-  if (tls_setup_.require_verified && info.peer_cert != tls::SessionInfo::PeerCert::Verified) {
+  if (tls_setup_.require_dane && info.dane != tls::SessionInfo::Dane::Verified) {
+    refusal = "DANE: no TLSA record of " + remote_ + " matches its certificate (" +
+              info.verify_error + ")";
+  } else if (tls_setup_.require_verified &&
+             info.peer_cert != tls::SessionInfo::PeerCert::Verified) {
     refusal = "certificate of " + remote_ + " not accepted under policy " + tls_setup_.policy +
               ": " + (info.verify_error.empty() ? cert : info.verify_error);
   }

@@ -55,6 +55,8 @@ struct TlsSetup {
   std::shared_ptr<tls::ClientContext> context;
   tls::ClientOptions options;     // SNI, the names to verify, the session cache key
   bool require_verified = false;  // verify/secure: an unverified certificate is refused
+  bool require_dane = false;      // options.tlsa set: only a DANE match is accepted
+  bool opportunistic = false;     // `may`: a failed handshake is retried in plaintext
   std::string policy;             // the level's name, for the log ("may", "verify", ...)
 };
 
@@ -85,6 +87,7 @@ class Connection final {
   bool tls_failed() const { return tls_failed_; }
   // Implicit TLS whose certificate the policy refused (with STARTTLS the session reports it).
   bool policy_refused() const { return policy_refused_; }
+  bool opportunistic() const { return tls_setup_.opportunistic; }
   // For the delivery log: "tls=TLSv1.3/TLS_AES_256_GCM_SHA384 cert=verified policy=verify",
   // "tls=none policy=may", with why a certificate did not verify.
   std::string tls_summary() const;

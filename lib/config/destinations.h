@@ -11,7 +11,8 @@
 // MAXDELS), rate=N/s|N/m|N/h (deliveries started per second, minute or hour, evenly spaced: one
 // delivery is one SMTP transaction, one message to its recipients at that destination),
 // max_rcpt=N (recipients per transaction, instead of MAXRCPT); and for esmtpclient tls=LEVEL
-// (instead of tls_policy: none, may, encrypt, verify, secure; Postfix's smtp_tls_security_level
+// (instead of tls_policy: none, may, dane, encrypt, dane-only, verify, secure; Postfix's
+// smtp_tls_security_level
 // names), tls_match=NAME,... (the names verify and secure check the certificate against, instead
 // of the MX host name or the next-hop domain; ".example.com" matches any name below it),
 // implicit_tls=yes|no (TLS from the first byte, as on port 465; the default for port 465).
@@ -30,10 +31,12 @@
 namespace estafette::config {
 
 // Outbound TLS, weakest first (the order strictest() relies on). none: no STARTTLS; may:
-// STARTTLS when offered, a failed handshake retried in plaintext; encrypt: TLS or defer;
-// verify: also a trusted certificate for the MX host name (or route host); secure: a trusted
-// certificate for the next-hop domain (or a name below it), whatever DNS says the MX host is.
-enum class TlsLevel { None, May, Encrypt, Verify, Secure };
+// STARTTLS when offered, a failed handshake retried in plaintext; dane: DANE (RFC 7672) where
+// the MX host has usable DNSSEC-signed TLSA records, else may; encrypt: TLS or defer;
+// dane-only: DANE or defer; verify: a trusted certificate for the MX host name (or route
+// host); secure: a trusted certificate for the next-hop domain (or a name below it), whatever
+// DNS says the MX host is.
+enum class TlsLevel { None, May, Dane, Encrypt, DaneOnly, Verify, Secure };
 std::optional<TlsLevel> parse_tls_level(std::string_view text);
 const char* to_string(TlsLevel level);
 

@@ -178,7 +178,8 @@ void openssl_list(ParseState& s, const std::string& v) {
 // A contiguous range of TLS versions, in any order ("TLSv1.2 TLSv1.3"); kept lowest first.
 void tls_policy(ParseState& s, const std::string& v) {
   auto level = parse_tls_level(v);
-  if (!level) throw std::invalid_argument("expected none, may, encrypt, verify or secure");
+  if (!level)
+    throw std::invalid_argument("expected none, may, dane, encrypt, dane-only, verify or secure");
   s.config.tls_policy = *level;
 }
 

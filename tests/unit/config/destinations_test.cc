@@ -97,7 +97,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "dests:2: duplicate destination 'a.test' (first at dests:1)"},
         ErrorCase{"[relay.test]:25 rate=1/s\nrelay.test:25 concurrency=1\n",
                   "dests:2: duplicate destination 'relay.test:25' (first at dests:1)"},
-        ErrorCase{"a.test tls=dane\n", "dests:1: tls: expected none, may, encrypt, verify"},
+        ErrorCase{"a.test tls=DANE\n", "dests:1: tls: expected none, may, dane, encrypt"},
         ErrorCase{"a.test tls=\n", "dests:1: tls: expected"},
         ErrorCase{"a.test tls_match=\n", "dests:1: tls_match: expected NAME"},
         ErrorCase{"a.test tls_match=a.test,,b.test\n", "dests:1: tls_match: bad name ''"},
@@ -134,11 +134,11 @@ TEST(Destinations, StrictestTlsIsTheStrongerLevel) {
 }
 
 TEST(Destinations, TlsLevelNamesRoundTrip) {
-  for (auto level :
-       {TlsLevel::None, TlsLevel::May, TlsLevel::Encrypt, TlsLevel::Verify, TlsLevel::Secure})
+  for (auto level : {TlsLevel::None, TlsLevel::May, TlsLevel::Dane, TlsLevel::Encrypt,
+                     TlsLevel::DaneOnly, TlsLevel::Verify, TlsLevel::Secure})
     EXPECT_EQ(parse_tls_level(to_string(level)), level);
   EXPECT_FALSE(parse_tls_level("MAY"));
-  EXPECT_FALSE(parse_tls_level("dane"));
+  EXPECT_FALSE(parse_tls_level("dane_only"));
 }
 
 TEST(Destinations, StrictestOfTwo) {

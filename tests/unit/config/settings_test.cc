@@ -249,7 +249,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"data_end_timeout", {"0", "expected a duration >= 1s"}},
     {"idle_reuse", {"0", "expected a duration >= 1s"}},
     {"dns_servers", {"127.0.0.1:0", "bad address '127.0.0.1:0'"}},
-    {"tls_policy", {"dane", "expected none, may, encrypt, verify or secure"}},
+    {"tls_policy", {"mta-sts", "expected none, may, dane, encrypt, dane-only, verify or secure"}},
     {"tls_ca_file", {"a.pem b.pem", "expected one file"}},
     {"tls_fallback_time", {"soon", "expected a duration"}},
     {"client_credentials", {"a b", "expected one file"}},
