@@ -113,6 +113,13 @@ EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::
             if (on_exit_) on_exit_();
           }),
       on_exit_(std::move(on_exit)) {
+  if (config.mta_sts) {
+    sts_cache_ =
+        std::make_unique<mtasts::PolicyCache>(config.mta_sts_dir(), config.mta_sts_cache_size);
+    mtasts::SourceOptions options;
+    options.fetch.timeout = config.mta_sts_timeout;
+    sts_ = std::make_unique<mtasts::PolicySource>(loop, resolver_, tls_, *sts_cache_, options);
+  }
   channel_.send(ipc::encode(ipc::ModuleReady{"esmtp"}));
 }
 
@@ -158,6 +165,31 @@ void EsmtpClient::start(std::unique_ptr<Delivery> owned) {
     }
   }
   d.security = security_for(d);
+  if (wants_mta_sts(d)) {
+    d.sts_lookup = sts_->lookup(d.destination.host, [this, id](const mtasts::Decision& sts) {
+      auto it = deliveries_.find(id);
+      if (it == deliveries_.end()) return;
+      Delivery& dd = *it->second;
+      dd.sts = sts;
+      if (!sts.note.empty())
+        logger().information("id=" + dd.job.queue_id + " mta-sts " + sts.domain + ": " + sts.note);
+      // A connection made under an enforced policy is not one made without it.
+      if (sts.mode == mtasts::Mode::Enforce) dd.security.pool_key += " mta-sts=" + sts.id;
+      connect_or_reuse(dd);
+    });
+    return;
+  }
+  connect_or_reuse(d);
+}
+
+bool EsmtpClient::wants_mta_sts(const Delivery& d) const {
+  using L = config::TlsLevel;
+  const L level = d.security.level;
+  return sts_ && !d.destination.route && !d.security.implicit_tls &&
+         (level == L::May || level == L::Dane || level == L::Encrypt);
+}
+
+void EsmtpClient::connect_or_reuse(Delivery& d) {
   if (Connection* conn = take_idle(d.security.pool_key)) {
     d.reused = true;
     run_on(d, *conn);
@@ -202,7 +234,7 @@ bool EsmtpClient::in_fallback(const std::string& address) {
 }
 
 std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
-    const Delivery& d, const Target& t, const dns::DaneVerdict* dane) {
+    const Delivery& d, const Target& t, const dns::DaneVerdict* dane, const mtasts::MxCheck* sts) {
   Security s = d.security;
   smtp::ClientSecurity security;
   TlsSetup setup;
@@ -211,6 +243,10 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
   if (dane && !dane_verify) {  // `dane` without usable TLSA records: opportunistic (dane-only
     s.level = config::TlsLevel::May;  // never gets here: dane_ready refused the host)
     dane_note = " (DANE does not apply: " + dane->reason + ")";
+  }
+  if (sts) {  // an enforced MTA-STS policy: PKIX-valid TLS for the MX host name, or defer
+    s.level = config::TlsLevel::Verify;
+    s.match = {sts->verify_name};
   }
   if (s.credentials) {
     security.credentials = smtp::ClientCredentials{s.credentials->user, s.credentials->password};
@@ -222,6 +258,7 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
       (s.level == config::TlsLevel::May && (d.plaintext_retry || in_fallback(address)));
   setup.policy = dane ? std::string(config::to_string(d.security.level)) + dane_note
                       : config::to_string(s.level);
+  if (sts) setup.policy = "mta-sts enforce (" + d.sts->id + ")";
   setup.opportunistic = s.level == config::TlsLevel::May;
   if (plaintext) {
     if (s.level == config::TlsLevel::May) setup.policy = "may (plaintext after a failed handshake)";
@@ -388,7 +425,30 @@ void EsmtpClient::try_next_target(Delivery& d) {
     try_next_target(d);
     return;
   }
-  auto [security, tls_setup] = connection_security(d, t, dane);
+  // MTA-STS (DANE wins where it applies, RFC 8461 2).
+  std::optional<mtasts::MxCheck> sts;
+  if (d.sts && d.sts->mode != mtasts::Mode::None &&
+      !(dane && dane->state == dns::DaneState::Verify)) {
+    mtasts::MxCheck check = mtasts::check_mx(*d.sts, t.name);
+    if (!check.allowed) {
+      std::string reply = "451 4.7.5 MTA-STS: " + check.reason;
+      logger().information("id=" + d.job.queue_id + " destination=" + d.job.destination + " " +
+                           reply);
+      smtp::TransactionDone done;
+      done.host_failed = true;
+      done.policy_failed = true;
+      done.summary = reply;
+      done.results.assign(d.job.recipients.size(), {smtp::DeliveryStatus::TempFail, reply});
+      d.last_failure = std::move(done);
+      try_next_target(d);
+      return;
+    }
+    if (check.verify && !check.report_only)
+      sts = std::move(check);
+    else if (check.report_only && !check.reason.empty())
+      logger().information("id=" + d.job.queue_id + " mta-sts testing: " + check.reason);
+  }
+  auto [security, tls_setup] = connection_security(d, t, dane, sts ? &*sts : nullptr);
   d.plaintext_retry = false;  // that one connection only
   auto owned = std::make_unique<Connection>(loop_, static_cast<ConnectionOwner&>(*this),
                                             next_conn_id_++, d.security.pool_key, helo_name_,

@@ -42,6 +42,7 @@
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/ipc/messages.h"
+#include "lib/mtasts/policy_source.h"
 
 namespace estafette::esmtpclient {
 
@@ -95,17 +96,26 @@ class EsmtpClient final : private ConnectionOwner {
     dns::Request dns;
     std::optional<dns::MxResult> mx;               // the MX answer, for DANE's verdicts
     std::map<std::string, dns::DaneVerdict> dane;  // by MX host name (dane, dane-only)
+    mtasts::Lookup sts_lookup;
+    std::optional<mtasts::Decision> sts;  // the MTA-STS policy of the recipients' domain
     std::optional<smtp::TransactionDone> last_failure;
     event::Clock::time_point started;
   };
 
   void on_frame(const ipc::Frame& frame);
   void start(std::unique_ptr<Delivery> delivery);
+  // After the policies are known: an idle connection with the same pool key, or a new one.
+  void connect_or_reuse(Delivery& d);
+  // MTA-STS (RFC 8461) applies to MX deliveries under may, dane (where DANE does not apply)
+  // and encrypt, with mta_sts = yes; verify, secure and dane-only have their own stricter rules.
+  bool wants_mta_sts(const Delivery& d) const;
   Security security_for(const Delivery& d) const;
   // The connection's STARTTLS/AUTH settings and TLS setup for one target of d.
   // dane: the host's DANE verdict under dane/dane-only, else null.
+  // sts: the MTA-STS check of an enforced policy for this host, else null.
   std::pair<smtp::ClientSecurity, TlsSetup> connection_security(const Delivery& d, const Target& t,
-                                                                const dns::DaneVerdict* dane);
+                                                                const dns::DaneVerdict* dane,
+                                                                const mtasts::MxCheck* sts);
   // dane/dane-only: the verdict for the next target, after its TLSA lookup; false while the
   // lookup runs (try_next_target is called again when it is done).
   bool dane_ready(Delivery& d, const Target& t);
@@ -137,6 +147,8 @@ class EsmtpClient final : private ConnectionOwner {
   // `may` hosts ("ip:port") whose handshake failed, until when they get plaintext at once.
   std::unordered_map<std::string, event::Clock::time_point> tls_fallback_;
   dns::Resolver resolver_;
+  std::unique_ptr<mtasts::PolicyCache> sts_cache_;  // with mta_sts = yes
+  std::unique_ptr<mtasts::PolicySource> sts_;
   ipc::Channel channel_;
   std::function<void()> on_exit_;
   std::map<std::uint64_t, std::unique_ptr<Delivery>> deliveries_;  // by job id

@@ -1,6 +1,7 @@
 """A test CA and server certificates it signs (python3-cryptography), for the outbound TLS tests:
 make_ca(tmp) -> (certificate, key, ca.pem path); server_cert(tmp, ca, label, dns_name,
-expired=False) -> (label.pem, label.key), the name as CN and subjectAltName."""
+expired=False, more_names=()) -> (label.pem, label.key), the name as CN and subjectAltName (with
+more_names)."""
 import datetime
 import os
 
@@ -33,7 +34,7 @@ def make_ca(tmp):
     return cert, key, path
 
 
-def server_cert(tmp, ca, label, dns_name, expired=False):
+def server_cert(tmp, ca, label, dns_name, expired=False, more_names=()):
     ca_cert, ca_key, _ = ca
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -45,7 +46,8 @@ def server_cert(tmp, ca, label, dns_name, expired=False):
             .issuer_name(ca_cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(before).not_valid_after(after)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in (dns_name,) + tuple(more_names)]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     pem, key_path = os.path.join(tmp, label + ".pem"), os.path.join(tmp, label + ".key")
     with open(pem, "wb") as f:
