@@ -395,17 +395,7 @@ void EsmtpClient::try_next_target(Delivery& d) {
     if (dane->state == dns::DaneState::TempFail ||
         (dane->state == dns::DaneState::NotApplicable &&
          d.security.level == config::TlsLevel::DaneOnly)) {
-      // This host fails our policy before any connection: the next one may do better.
-      std::string reply = "451 4.7.5 DANE for " + t.name + ": " + dane->reason;
-      logger().information("id=" + d.job.queue_id + " destination=" + d.job.destination +
-                           " policy=" + config::to_string(d.security.level) + " " + reply);
-      smtp::TransactionDone done;
-      done.host_failed = true;
-      done.policy_failed = true;
-      done.summary = reply;
-      done.results.assign(d.job.recipients.size(), {smtp::DeliveryStatus::TempFail, reply});
-      d.last_failure = std::move(done);
-      try_next_target(d);
+      refuse_target(d, "451 4.7.5 DANE for " + t.name + ": " + dane->reason);
       return;
     }
   }
@@ -431,16 +421,7 @@ void EsmtpClient::try_next_target(Delivery& d) {
       !(dane && dane->state == dns::DaneState::Verify)) {
     mtasts::MxCheck check = mtasts::check_mx(*d.sts, t.name);
     if (!check.allowed) {
-      std::string reply = "451 4.7.5 MTA-STS: " + check.reason;
-      logger().information("id=" + d.job.queue_id + " destination=" + d.job.destination + " " +
-                           reply);
-      smtp::TransactionDone done;
-      done.host_failed = true;
-      done.policy_failed = true;
-      done.summary = reply;
-      done.results.assign(d.job.recipients.size(), {smtp::DeliveryStatus::TempFail, reply});
-      d.last_failure = std::move(done);
-      try_next_target(d);
+      refuse_target(d, "451 4.7.5 MTA-STS: " + check.reason);
       return;
     }
     if (check.verify && !check.report_only)
@@ -459,6 +440,19 @@ void EsmtpClient::try_next_target(Delivery& d) {
   conn.connect(reinterpret_cast<sockaddr*>(&ss), len, remote);
   d.reused = false;
   run_on(d, conn);
+}
+
+void EsmtpClient::refuse_target(Delivery& d, const std::string& reply) {
+  // This host fails our policy before any connection: the next one may do better.
+  logger().information("id=" + d.job.queue_id + " destination=" + d.job.destination +
+                       " policy=" + config::to_string(d.security.level) + " " + reply);
+  smtp::TransactionDone done;
+  done.host_failed = true;
+  done.policy_failed = true;
+  done.summary = reply;
+  done.results.assign(d.job.recipients.size(), {smtp::DeliveryStatus::TempFail, reply});
+  d.last_failure = std::move(done);
+  try_next_target(d);
 }
 
 bool EsmtpClient::dane_ready(Delivery& d, const Target& t) {

@@ -119,6 +119,9 @@ class EsmtpClient final : private ConnectionOwner {
   // dane/dane-only: the verdict for the next target, after its TLSA lookup; false while the
   // lookup runs (try_next_target is called again when it is done).
   bool dane_ready(Delivery& d, const Target& t);
+  // The next target is refused by DANE or MTA-STS before any connection: a policy failure
+  // (4.7.5 `reply`), then the target after it.
+  void refuse_target(Delivery& d, const std::string& reply);
   bool in_fallback(const std::string& address);
   void resolve(Delivery& d);
   void on_targets(Delivery& d);

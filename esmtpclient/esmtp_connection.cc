@@ -197,23 +197,27 @@ void Connection::step_handshake() {
   if (!closed_) read_replies();  // a greeting may wait inside OpenSSL already
 }
 
-Connection::IoResult Connection::receive(char* buffer, std::size_t size) {
-  if (tls_) {
-    auto r = tls_->read(buffer, size);
-    switch (r.status) {
-      case tls::Stream::Status::Ok:
-        return {Io::Done, r.bytes};
-      case tls::Stream::Status::WantWrite:
-        tls_wants_write_ = true;
-        [[fallthrough]];
-      case tls::Stream::Status::WantRead:
-        return {Io::Again};
-      case tls::Stream::Status::Closed:
-        return {Io::Eof};
-      case tls::Stream::Status::Failed:
-        return {Io::Error, 0, "TLS read from " + remote_ + ": " + tls_->reason()};
-    }
+Connection::IoResult Connection::from_tls(tls::Stream::Result r, bool reading) {
+  switch (r.status) {
+    case tls::Stream::Status::Ok:
+      return {Io::Done, r.bytes};
+    case tls::Stream::Status::WantWrite:
+      tls_wants_write_ = true;
+      return {Io::Again};
+    case tls::Stream::Status::WantRead:
+      return {Io::Again};
+    case tls::Stream::Status::Closed:
+      if (reading) return {Io::Eof};
+      break;
+    case tls::Stream::Status::Failed:
+      break;
   }
+  return {Io::Error, 0,
+          (reading ? "TLS read from " : "TLS write to ") + remote_ + ": " + tls_->reason()};
+}
+
+Connection::IoResult Connection::receive(char* buffer, std::size_t size) {
+  if (tls_) return from_tls(tls_->read(buffer, size), true);
   for (;;) {
     ssize_t n = ::recv(fd_.get(), buffer, size, 0);
     if (n > 0) return {Io::Done, static_cast<std::size_t>(n)};
@@ -225,21 +229,7 @@ Connection::IoResult Connection::receive(char* buffer, std::size_t size) {
 }
 
 Connection::IoResult Connection::send_some(const char* data, std::size_t size) {
-  if (tls_) {
-    auto r = tls_->write(data, size);
-    switch (r.status) {
-      case tls::Stream::Status::Ok:
-        return {Io::Done, r.bytes};
-      case tls::Stream::Status::WantWrite:
-        tls_wants_write_ = true;
-        [[fallthrough]];
-      case tls::Stream::Status::WantRead:
-        return {Io::Again};
-      case tls::Stream::Status::Closed:
-      case tls::Stream::Status::Failed:
-        return {Io::Error, 0, "TLS write to " + remote_ + ": " + tls_->reason()};
-    }
-  }
+  if (tls_) return from_tls(tls_->write(data, size), false);
   for (;;) {
     ssize_t n = ::send(fd_.get(), data, size, MSG_NOSIGNAL);
     if (n >= 0) return {Io::Done, static_cast<std::size_t>(n)};

@@ -105,6 +105,7 @@ class Connection final {
     std::string error = {};
   };
   IoResult receive(char* buffer, std::size_t size);
+  IoResult from_tls(tls::Stream::Result result, bool reading);
   IoResult send_some(const char* data, std::size_t size);
   void read_replies();
   void dispatch(smtp::Actions actions);

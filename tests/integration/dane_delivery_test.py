@@ -8,9 +8,7 @@ no CA vouches for: only its DANE-EE(3 1 1) TLSA record can authenticate it. Chec
   unsigned zone under dane: DANE does not apply, delivered with opportunistic TLS and the
   reason in the log; the same under dane-only: deferred 4.7.5, no connection."""
 import hashlib
-import json
 import os
-import socket
 import subprocess
 
 import harness
@@ -71,10 +69,7 @@ def test(tmp, stoppers):
         mta.send("alice@estafette.test", [rcpt], b"Subject: %s\r\n\r\nbody\r\n" % rcpt.encode())
 
     def deferred():
-        r = subprocess.run([mta.program("estafette"), "mailq", "--json", "-c", mta.conf],
-                           capture_output=True, text=True, timeout=30)
-        return {rc["address"]: rc.get("last_error", "") for m in json.loads(r.stdout)["messages"]
-                for rc in m["recipients"] if rc.get("last_error")}
+        return harness.recipient_errors(mta)
 
     harness.wait_for(lambda: len(match.messages) >= 2, 30, "the two deliveries to the good host")
     harness.wait_for(lambda: len(deferred()) == 3, 30, "three deferrals")

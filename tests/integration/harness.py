@@ -5,6 +5,7 @@ and stops them all at the end (also on failure). BUILD_DIR names the build tree 
 estafette* programs (set by `make check`). Exit codes follow automake: 0 pass, 1 fail, 77 skip.
 """
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -317,6 +318,15 @@ class Estafette:
     def send(self, sender, rcpts, message, **kw):
         with smtplib.SMTP(self.host, self.port, timeout=30) as s:
             return s.sendmail(sender, rcpts, message, **kw)
+
+
+def recipient_errors(mta):
+    """{address: last error} of every queued recipient that has one (`estafette mailq --json`)."""
+    r = subprocess.run([mta.program("estafette"), "mailq", "--json", "-c", mta.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {rc["address"]: rc["last_error"] for m in json.loads(r.stdout)["messages"]
+            for rc in m["recipients"] if rc.get("last_error")}
 
 
 def write_passwd(path, users):

@@ -9,10 +9,8 @@ mta-sts.* names) serves an enforce policy per domain; the MX hosts are SMTP serv
   (under may alone it would have gone), nothing delivered there;
   stsmx.test: the policy lists other MX hosts: deferred 4.7.5 "MTA-STS", no connection."""
 import http.server
-import json
 import os
 import ssl
-import subprocess
 import threading
 
 import harness
@@ -87,10 +85,7 @@ def test(tmp, stoppers):
         mta.send("alice@estafette.test", [rcpt], b"Subject: %s\r\n\r\nbody\r\n" % rcpt.encode())
 
     def deferred():
-        r = subprocess.run([mta.program("estafette"), "mailq", "--json", "-c", mta.conf],
-                           capture_output=True, text=True, timeout=30)
-        return {rc["address"]: rc.get("last_error", "") for m in json.loads(r.stdout)["messages"]
-                for rc in m["recipients"] if rc.get("last_error")}
+        return harness.recipient_errors(mta)
 
     harness.wait_for(lambda: good.messages, 30, "the stsgood.test message at its MX host")
     harness.wait_for(lambda: len(deferred()) == 2, 30, "two deferrals")

@@ -9,7 +9,6 @@ ESMTPSA, its log names the login); through Postfix it reaches the sink behind it
 sasl_username; the wrong password defers (535 in mailq, "check client_credentials"), nothing
 bounces; a credentials file that others may read stops check-config and esmtpclient (it holds
 passwords)."""
-import json
 import os
 import subprocess
 
@@ -106,16 +105,9 @@ def test(tmp, stoppers):
     assert "sasl_method=PLAIN, sasl_username=relay@dove.test" in postfix.read_log(), \
         postfix.read_log()
 
-    def carol():
-        r = subprocess.run([sender.program("estafette"), "mailq", "--json", "-c", sender.conf],
-                           capture_output=True, text=True, timeout=30)
-        for m in json.loads(r.stdout)["messages"]:
-            for rc in m["recipients"]:
-                if rc["address"] == "carol@bad.test" and rc.get("last_error"):
-                    return rc
-        return None
-    harness.wait_for(carol, 30, "carol's deferral")
-    error = carol()["last_error"]
+    harness.wait_for(lambda: harness.recipient_errors(sender).get("carol@bad.test"), 30,
+                     "carol's deferral")
+    error = harness.recipient_errors(sender)["carol@bad.test"]
     assert "535" in error and "check client_credentials" in error, error
     assert not receiver.maildir_messages("carol")
     assert not sender.maildir_messages("me"), "a bounce for a wrong password"
