@@ -240,8 +240,8 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
   TlsSetup setup;
   const bool dane_verify = dane && dane->state == dns::DaneState::Verify;
   std::string dane_note;
-  if (dane && !dane_verify) {  // `dane` without usable TLSA records: opportunistic (dane-only
-    s.level = config::TlsLevel::May;  // never gets here: dane_ready refused the host)
+  if (dane && !dane_verify) {         // `dane` where DANE does not apply: opportunistic (dane-only
+    s.level = config::TlsLevel::May;  // never gets here: try_next_target refused the host)
     dane_note = " (DANE does not apply: " + dane->reason + ")";
   }
   if (sts) {  // an enforced MTA-STS policy: PKIX-valid TLS for the MX host name, or defer

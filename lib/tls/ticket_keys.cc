@@ -48,7 +48,10 @@ TicketKeys shared_ticket_keys(const std::string& path, std::chrono::seconds max_
 
   TicketKeys keys{};
   const auto age = std::chrono::seconds(std::time(nullptr) - st.st_mtime);
-  const bool fresh = age >= std::chrono::seconds(0) && age < max_age / 2;
+  // The file system stamps mtime from the kernel's coarse clock, which can be a tick ahead of
+  // time(): a file written a moment ago may look up to a second "from the future". Beyond that
+  // slack a future mtime is not trusted.
+  const bool fresh = age >= -std::chrono::seconds(2) && age < max_age / 2;
   if (fresh && st.st_size == static_cast<off_t>(kTicketKeyBytes) &&
       ::pread(fd.get(), keys.data(), keys.size(), 0) == static_cast<ssize_t>(keys.size()))
     return keys;

@@ -5,7 +5,7 @@ SMTP servers written here offer STARTTLS and then fail it: one sends plaintext g
 of a handshake, one speaks only TLS 1.0. dnsmasq gives each test domain its MX host;
 `destinations` sets each domain's level. Checked:
   may: STARTTLS with Postfix (its Received header says TLSv1.3), the delivery log line names
-  version, cipher, certificate status and policy; verify: delivered, then a second message reuses
+  version, cipher, certificate status and policy; encrypt with Postfix: TLS; verify: delivered, then a second message reuses
   the TLS connection and a third, on a new connection after idle_reuse, resumes the session;
   secure with tls_match=.good.test delivered, secure without it deferred (4.7.5, the name);
   verify with a wrong name or an expired certificate deferred with OpenSSL's reason, in mailq;
@@ -179,7 +179,7 @@ def test(tmp, stoppers):
                "--host-record=mx.broken.test,%s" % BROKEN,
                "--host-record=mx.old.test,%s" % OLD, "--host-record=mx.inject.test,%s" % INJECT,
                "--host-record=mx.rtls.test,%s" % RTLS]
-    mx = {"maygood": "good", "verify": "good", "secure": "good", "securebad": "good",
+    mx = {"maygood": "good", "encgood": "good", "verify": "good", "secure": "good", "securebad": "good",
           "none": "good", "wrongname": "wrong", "expired": "expired", "broken": "broken",
           "maybroken": "broken", "old": "old", "mayold": "old", "inject": "inject",
           "rtls": "rtls"}
@@ -187,7 +187,8 @@ def test(tmp, stoppers):
     stoppers.append(harness.Dnsmasq(tmp, dns_port, records).start())
     dests = os.path.join(tmp, "destinations")
     with open(dests, "w") as f:
-        f.write("verify.test tls=verify\n"
+        f.write("encgood.test tls=encrypt\n"
+                "verify.test tls=verify\n"
                 "secure.test tls=secure tls_match=.good.test\n"
                 "securebad.test tls=secure\n"
                 "none.test tls=none\n"
@@ -219,6 +220,12 @@ def test(tmp, stoppers):
     assert b"(using TLSv1.3 with cipher" in msg, msg
     line = delivery_line(mta, GOOD, "delivered=1")
     assert line and "tls=TLSv1.3/TLS_" in line and "policy=may" in line, line
+
+    # encrypt against Postfix: TLS, no name asked for.
+    send("e@encgood.test", b"encrypt-good")
+    harness.wait_for(lambda: at_sink(b"encrypt-good"), 30, "encrypt-good at the sink")
+    assert b"(using TLSv1.3 with cipher" in at_sink(b"encrypt-good")[0]
+    assert delivery_line(mta, GOOD, "policy=encrypt"), mta.read_log()
 
     # verify: delivered with a verified certificate; a reused connection keeps TLS; a new one
     # resumes the session.

@@ -46,6 +46,16 @@ TEST_F(TicketKeysTest, EveryCallerGetsTheSameKeysUntilTheyAreOld) {
   EXPECT_EQ(shared_ticket_keys(path_, seconds(3600)), renewed);
 }
 
+// A file written a moment ago can carry an mtime a little ahead of time() (fine-grained file
+// timestamps against the coarse clock): still fresh. Far in the future: not trusted, renewed.
+TEST_F(TicketKeysTest, AnMtimeJustAheadOfTheClockIsFresh) {
+  TicketKeys keys = shared_ticket_keys(path_, seconds(3600));
+  age_file(-1);
+  EXPECT_EQ(shared_ticket_keys(path_, seconds(3600)), keys);
+  age_file(-600);
+  EXPECT_NE(shared_ticket_keys(path_, seconds(3600)), keys);
+}
+
 TEST_F(TicketKeysTest, AShortFileIsReplaced) {
   std::ofstream(path_) << "short";
   ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
