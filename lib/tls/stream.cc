@@ -88,8 +88,8 @@ Stream::Stream(std::shared_ptr<ClientContext> context, int fd, ClientOptions opt
   SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   std::string refused;  // the name OpenSSL would not take
   // With DANE, enable_dane() sets the names itself (DANE-TA checks them, DANE-EE does not).
-  for (const auto& name : options.tlsa.empty() ? options.verify_names
-                                               : std::vector<std::string>{}) {
+  for (const auto& name :
+       options.tlsa.empty() ? options.verify_names : std::vector<std::string>{}) {
     if (!ok) break;
     ok = SSL_add1_host(ssl_, name.c_str()) == 1;
     if (!ok) refused = name;
