@@ -277,7 +277,7 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
     setup.options.tlsa = dane->records;
     setup.options.dane_base_domain = t.name;
     setup.require_dane = true;
-    setup.options.destination = t.ip + ":" + std::to_string(t.port) + " dane";
+    setup.options.destination = address + " dane";
     return {security, setup};
   }
   if (s.level >= config::TlsLevel::Verify) {
@@ -560,7 +560,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
     return;
   }
   bool all_temp = temp == done.results.size();
-  if (conn.tls_failed() && conn.opportunistic() && !d.plaintext_retry && d.next_target > 0) {
+  if (conn.tls_failed() && conn.opportunistic() && d.next_target > 0) {
     // Opportunistic TLS that failed: the same host again in plaintext, and for a while.
     const Target& t = d.targets[d.next_target - 1];
     const std::string address = t.ip + ":" + std::to_string(t.port);

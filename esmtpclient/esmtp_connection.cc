@@ -27,7 +27,6 @@ Connection::Connection(event::Loop& loop, ConnectionOwner& owner, std::uint64_t 
       owner_(owner),
       id_(id),
       key_(std::move(key)),
-      implicit_tls_(security.implicit_tls),
       session_(std::move(helo_name), timeouts, std::move(security)),
       tls_setup_(std::move(tls)),
       opened_(loop.now()) {}
@@ -111,8 +110,8 @@ void Connection::on_connect_result() {
   }
   connecting_ = false;
   logger().debug("conn=" + std::to_string(id_) + " connected to " + remote_);
-  if (implicit_tls_) {
-    start_tls();  // the session hears of the connection once TLS is up
+  if (session_.tls_active()) {  // implicit TLS: the session was made with TLS on
+    start_tls();                // and hears of the connection once TLS is up
     return;
   }
   dispatch(session_.on_connected());
@@ -234,10 +233,7 @@ Connection::IoResult Connection::send_some(const char* data, std::size_t size) {
     ssize_t n = ::send(fd_.get(), data, size, MSG_NOSIGNAL);
     if (n >= 0) return {Io::Done, static_cast<std::size_t>(n)};
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      tls_wants_write_ = false;
-      return {Io::Again};
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {Io::Again};
     return {Io::Error, 0, "write to " + remote_ + ": " + base::errno_text(errno)};
   }
 }

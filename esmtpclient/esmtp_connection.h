@@ -121,7 +121,6 @@ class Connection final {
   std::uint64_t id_;
   std::string key_;
   std::string remote_;
-  bool implicit_tls_;
   smtp::ClientSession session_;
   smtp::ReplyParser parser_;
   TlsSetup tls_setup_;
