@@ -33,6 +33,7 @@ LIB_DEPENDS = {
     "submit": {"base", "config", "smtp"},
     "admin": {"base", "event", "ipc", "config"},
     "mtasts": {"base", "event", "dns", "tls", "config"},
+    "tlsrpt": {"base", "auth", "smtp"},
 }
 # Program folders (one component each) and the component libraries above lib/ they may use.
 PROGRAM_DEPENDS = {
