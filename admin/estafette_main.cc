@@ -31,6 +31,9 @@
 //   mta-sts [--cached] DOMAIN  the MTA-STS policy for mail to DOMAIN: looked up and fetched (or
 //           cached) as esmtpclient would, or only the cache; exit 0 a policy, 1 none published,
 //           3 none to be had (DNS or fetch failed, none cached), 2 usage (admin/mta_sts.h)
+//   tls-report [--date YYYY-MM-DD] [--print]  mails the SMTP TLS reports (RFC 8460) of the days
+//           esmtpclient counted (tls_reporting = yes) to each domain's _smtp._tls rua, or prints
+//           them; estafetted runs it once a day (admin/tls_report.h). Exit 75: kept for later
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -52,6 +55,7 @@
 #include "admin/mta_sts.h"
 #include "admin/passwd.h"
 #include "admin/tls_policy.h"
+#include "admin/tls_report.h"
 #include "lib/admin/commands.h"
 #include "lib/admin/courierd_client.h"
 #include "lib/admin/mailq_format.h"
@@ -130,6 +134,7 @@ int usage(std::FILE* to = stderr) {
                "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
                "       estafette tls-policy DOMAIN... [-c CONFIG]\n"
                "       estafette mta-sts [--cached] DOMAIN [-c CONFIG]\n"
+               "       estafette tls-report [--date YYYY-MM-DD] [--print] [-c CONFIG]\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, status  run, stop, show estafetted and its daemons\n"
@@ -145,6 +150,7 @@ int usage(std::FILE* to = stderr) {
                "  passwd         set (--delete: remove) a user of an auth_backend file\n"
                "  tls-policy     DNSSEC and TLSA (DANE) of each MX host, through dns_servers\n"
                "  mta-sts        the MTA-STS policy of a domain (exit 0 one, 1 none, 3 unknown)\n"
+               "  tls-report     mail (--print: show) the TLS reports of past days, or of --date\n"
                "Exit 1: no such message; 75: courierd does not run (try again later).\n"
                "tls-policy: exit 0 DANE for every MX host, 1 not for some, 75 a lookup failed.\n");
   return 2;
@@ -201,6 +207,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   bool json = false;
   bool cached_only = false;  // mta-sts --cached
+  admin::TlsReportOptions tls_report;
   admin::PasswdOptions passwd;
   std::vector<std::string> operands;
   for (int i = 2; i < argc; ++i) {
@@ -225,6 +232,10 @@ int main(int argc, char** argv) {
       operands.emplace_back(a);
     else if (cmd == "tls-policy" && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
+    else if (cmd == "tls-report" && a == "--date" && i + 1 < argc)
+      tls_report.date = argv[++i];
+    else if (cmd == "tls-report" && a == "--print")
+      tls_report.print = true;
     else if (cmd == "mta-sts" && a == "--cached")
       cached_only = true;
     else if (cmd == "mta-sts" && operands.empty() && !a.empty() && a[0] != '-')
@@ -269,6 +280,7 @@ int main(int argc, char** argv) {
     if (operands.size() != 1) return usage();
     return admin::mta_sts(config, operands[0], cached_only, stdout, stderr);
   }
+  if (cmd == "tls-report") return admin::tls_report(config, tls_report, stdout, stderr);
   std::string pidfile = config.run_dir() + "/estafetted.pid";
   using namespace std::chrono_literals;
 

@@ -13,8 +13,7 @@
 #include <exception>
 #include <optional>
 
-#include "lib/base/privileges.h"
-#include "lib/base/safe_dir.h"
+#include "admin/user_dir.h"
 #include "lib/config/resolver_options.h"
 #include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
@@ -46,26 +45,6 @@ void print(const mtasts::Decision& d, std::FILE* out) {
   if (!d.note.empty()) std::fprintf(out, "note: %s\n", d.note.c_str());
 }
 
-// The cache directory exists and belongs to `user` (estafetted makes it so at start; the probe
-// may run first), then the process becomes the user. Errors: a reason.
-std::optional<std::string> prepare(const config::Config& config) {
-  std::optional<base::Account> account;
-  if (!config.user.empty() && ::geteuid() == 0)
-    account = base::require_account(config.user, config.source);
-  std::string why;
-  base::UniqueFd state =
-      base::open_dir(config.state_dir, {.create = true, .mode = 0755, .trusted = false}, &why);
-  if (!state) return "cannot open " + config.state_dir + ": " + why;
-  if (!base::open_dir_at(state.get(), config.state_dir, "mta-sts",
-                         {.create = true, .mode = 0700, .trusted = false}, &why))
-    return "cannot create " + config.mta_sts_dir() + ": " + why;
-  if (account) {
-    base::give_to(config.mta_sts_dir(), *account, true);
-    base::drop_privileges(*account);
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 int mta_sts(const config::Config& config, const std::string& name, bool cached_only, std::FILE* out,
@@ -84,7 +63,7 @@ int mta_sts(const config::Config& config, const std::string& name, bool cached_o
   logger.setLevel(Poco::Message::PRIO_WARNING);
   mtasts::Decision decision;
   try {
-    if (auto problem = prepare(config)) {
+    if (auto problem = enter_user_dir(config, "mta-sts")) {
       std::fprintf(err, "estafette mta-sts: %s\n", problem->c_str());
       return 2;
     }

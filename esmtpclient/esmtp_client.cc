@@ -120,6 +120,7 @@ EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::
     options.fetch.timeout = config.mta_sts_timeout;
     sts_ = std::make_unique<mtasts::PolicySource>(loop, resolver_, tls_, *sts_cache_, options);
   }
+  if (config.tls_reporting) reports_ = std::make_unique<TlsReports>(loop, config.tlsrpt_dir());
   channel_.send(ipc::encode(ipc::ModuleReady{"esmtp"}));
 }
 
@@ -392,9 +393,14 @@ void EsmtpClient::try_next_target(Delivery& d) {
   const dns::DaneVerdict* dane = nullptr;
   if (auto v = d.dane.find(t.name); v != d.dane.end()) {
     dane = &v->second;
-    if (dane->state == dns::DaneState::TempFail ||
-        (dane->state == dns::DaneState::NotApplicable &&
-         d.security.level == config::TlsLevel::DaneOnly)) {
+    const bool temp = dane->state == dns::DaneState::TempFail;
+    if (temp || (dane->state == dns::DaneState::NotApplicable &&
+                 d.security.level == config::TlsLevel::DaneOnly)) {
+      report_refusal(d, t,
+                     temp ? tlsrpt::Policy{tlsrpt::PolicyType::Tlsa, d.destination.host, {}, {t.name}}
+                          : report_policy(d, t, nullptr),
+                     temp ? tlsrpt::ResultType::DnssecInvalid : tlsrpt::ResultType::DaneRequired,
+                     dane->reason);
       refuse_target(d, "451 4.7.5 DANE for " + t.name + ": " + dane->reason);
       return;
     }
@@ -421,6 +427,8 @@ void EsmtpClient::try_next_target(Delivery& d) {
       !(dane && dane->state == dns::DaneState::Verify)) {
     mtasts::MxCheck check = mtasts::check_mx(*d.sts, t.name);
     if (!check.allowed) {
+      report_refusal(d, t, report_policy(d, t, dane), tlsrpt::ResultType::ValidationFailure,
+                     check.reason);
       refuse_target(d, "451 4.7.5 MTA-STS: " + check.reason);
       return;
     }
@@ -430,6 +438,12 @@ void EsmtpClient::try_next_target(Delivery& d) {
       logger().information("id=" + d.job.queue_id + " mta-sts testing: " + check.reason);
   }
   auto [security, tls_setup] = connection_security(d, t, dane, sts ? &*sts : nullptr);
+  if (!sts && d.sts && d.sts->mode == mtasts::Mode::Testing && tls_setup.context &&
+      tls_setup.options.verify_names.empty() && !tls_setup.require_dane) {
+    // testing: the certificate is checked as enforce would, for the report; nothing depends on it.
+    tls_setup.options.verify_names = {mtasts::check_mx(*d.sts, t.name).verify_name};
+    tls_setup.options.destination += " " + tls_setup.options.verify_names[0];
+  }
   d.plaintext_retry = false;  // that one connection only
   auto owned = std::make_unique<Connection>(loop_, static_cast<ConnectionOwner&>(*this),
                                             next_conn_id_++, d.security.pool_key, helo_name_,
@@ -513,6 +527,97 @@ void EsmtpClient::run_on(Delivery& d, Connection& conn) {
   conn.start(std::move(txn), MessageBody{std::move(body), d.job.body_offset, d.job.body_size});
 }
 
+tlsrpt::Policy EsmtpClient::report_policy(const Delivery& d, const Target& t,
+                                          const dns::DaneVerdict* dane) const {
+  tlsrpt::Policy p;
+  p.domain = smtp::to_lower(d.destination.host);
+  if (dane && dane->state == dns::DaneState::Verify) {
+    p.type = tlsrpt::PolicyType::Tlsa;
+    for (const auto& r : dane->records) p.strings.push_back(dns::tlsa_text(r));
+    p.mx_hosts = {t.name};
+  } else if (d.sts && (d.sts->source == mtasts::Decision::Source::None
+                           ? d.sts->failed
+                           : d.sts->mode != mtasts::Mode::None)) {
+    p.type = tlsrpt::PolicyType::Sts;
+    if (d.sts->source != mtasts::Decision::Source::None) {
+      std::string text = mtasts::format_policy(d.sts->policy);
+      for (std::size_t start = 0, end; start < text.size(); start = end + 1) {
+        end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(start, end - start);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty()) p.strings.push_back(std::move(line));
+      }
+      p.mx_hosts = d.sts->policy.mx;
+    }
+  } else {
+    p.type = tlsrpt::PolicyType::NoPolicyFound;
+  }
+  return p;
+}
+
+void EsmtpClient::report_refusal(const Delivery& d, const Target& t, const tlsrpt::Policy& policy,
+                                 tlsrpt::ResultType result, const std::string& why) {
+  if (!reports_ || d.destination.route) return;
+  reports_->failure(policy, {result, "", t.name, t.ip, why});
+}
+
+void EsmtpClient::report_tls(const Delivery& d, const Connection& conn) {
+  if (!reports_ || d.destination.route || d.reused || d.next_target == 0 || !conn.tls_wanted())
+    return;
+  const Target& t = d.targets[d.next_target - 1];
+  const dns::DaneVerdict* dane = nullptr;
+  if (auto v = d.dane.find(t.name); v != d.dane.end()) dane = &v->second;
+  tlsrpt::Policy policy = report_policy(d, t, dane);
+  tlsrpt::Failure f{tlsrpt::ResultType::ValidationFailure, conn.local_ip(), t.name, t.ip, ""};
+  if (policy.type == tlsrpt::PolicyType::Sts && d.sts->source == mtasts::Decision::Source::None) {
+    f.result = tlsrpt::ResultType::StsPolicyFetchError;  // the domain may have a policy we lack
+    f.additional = d.sts->note;
+    reports_->failure(policy, f);
+    return;
+  }
+  if (const auto& info = conn.tls_session()) {
+    using PeerCert = tls::SessionInfo::PeerCert;
+    using Why = tls::SessionInfo::VerifyFailure;
+    bool ok = true;
+    if (policy.type == tlsrpt::PolicyType::Tlsa) {
+      ok = info->dane == tls::SessionInfo::Dane::Verified;
+    } else if (policy.type == tlsrpt::PolicyType::Sts) {
+      ok = info->peer_cert == PeerCert::Verified;
+      if (!ok) {
+        switch (info->verify_failure) {
+          case Why::NameMismatch:
+            f.result = tlsrpt::ResultType::CertificateHostMismatch;
+            break;
+          case Why::Expired:
+            f.result = tlsrpt::ResultType::CertificateExpired;
+            break;
+          case Why::NotTrusted:
+            f.result = tlsrpt::ResultType::CertificateNotTrusted;
+            break;
+          default:
+            break;
+        }
+      }
+    }
+    if (ok) {
+      reports_->success(policy);
+      return;
+    }
+    f.additional = info->verify_error.empty() ? "certificate not verified" : info->verify_error;
+    reports_->failure(policy, f);
+    return;
+  }
+  if (conn.tls_attempted()) {  // the handshake failed
+    f.additional = "TLS handshake failed: " + conn.tls_error();
+  } else if (conn.greeted()) {  // not offered, or refused
+    f.result = tlsrpt::ResultType::StarttlsNotSupported;
+  } else {
+    return;  // the connection ended before TLS could be tried: not a TLS session
+  }
+  reports_->failure(policy, f);
+}
+
 Connection* EsmtpClient::take_idle(const std::string& key) {
   auto it = idle_.find(key);
   if (it == idle_.end()) return nullptr;
@@ -552,6 +657,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
                        (done.host_failed ? " host_failed=yes" : "") + " " + conn.tls_summary() +
                        " time=" + std::to_string(ms.count()) + "ms reply=" + done.summary);
 
+  report_tls(d, conn);
   if (done.no_reply && d.reused && !d.stale_retried) {
     // The pooled connection had gone stale: retry once on a fresh connection.
     d.stale_retried = true;

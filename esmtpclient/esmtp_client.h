@@ -21,6 +21,9 @@
 // Under `may` a failed STARTTLS handshake is retried at once in plaintext on a new connection to
 // the same address, and that address gets plaintext without a handshake for tls_fallback_time
 // (a bounded table). One tls::ClientContext per process resumes sessions per address and policy.
+// TLS reports: with tls_reporting, each new connection of an MX delivery that meant to do TLS is
+// counted as a success or a failure of its domain's policy (tls_reports.h); so is a host that
+// DANE or MTA-STS refused before any connection.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +36,7 @@
 #include <vector>
 
 #include "esmtpclient/esmtp_connection.h"
+#include "esmtpclient/tls_reports.h"
 #include "lib/base/fd.h"
 #include "lib/base/self_addresses.h"
 #include "lib/config/client_credentials.h"
@@ -67,6 +71,11 @@ class EsmtpClient final : private ConnectionOwner {
   ~EsmtpClient();
   EsmtpClient(const EsmtpClient&) = delete;
   EsmtpClient& operator=(const EsmtpClient&) = delete;
+
+  // tls_reporting: appends the counts so far to the journal files now (also every minute).
+  void flush_reports() {
+    if (reports_) reports_->flush();
+  }
 
  private:
   struct Target {
@@ -133,6 +142,14 @@ class EsmtpClient final : private ConnectionOwner {
   void finish_all(Delivery& d, ipc::RcptStatus status, const std::string& reply, bool host_failed);
   // A REQUIRETLS job whose last host failed our TLS policy: its temporary results become 5.7.10.
   static void requiretls_bounce(const Delivery& d, std::vector<ipc::RcptResult>& results);
+  // TLS reporting (RFC 8460): the policy of the recipients' domain that applied to target t, and
+  // the outcome of a new connection's TLS under it (nothing for routes, reused connections and
+  // connections that never got as far as TLS).
+  tlsrpt::Policy report_policy(const Delivery& d, const Target& t,
+                               const dns::DaneVerdict* dane) const;
+  void report_tls(const Delivery& d, const Connection& conn);
+  void report_refusal(const Delivery& d, const Target& t, const tlsrpt::Policy& policy,
+                      tlsrpt::ResultType result, const std::string& why);
   Connection* take_idle(const std::string& key);
   void collect_garbage();
 
@@ -152,6 +169,7 @@ class EsmtpClient final : private ConnectionOwner {
   dns::Resolver resolver_;
   std::unique_ptr<mtasts::PolicyCache> sts_cache_;  // with mta_sts = yes
   std::unique_ptr<mtasts::PolicySource> sts_;
+  std::unique_ptr<TlsReports> reports_;  // with tls_reporting = yes
   ipc::Channel channel_;
   std::function<void()> on_exit_;
   std::map<std::uint64_t, std::unique_ptr<Delivery>> deliveries_;  // by job id

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "lib/base/log.h"
+#include "lib/base/net.h"
 
 namespace estafette::esmtpclient {
 
@@ -109,6 +110,10 @@ void Connection::on_connect_result() {
     return;
   }
   connecting_ = false;
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof local;
+  if (::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&local), &local_len) == 0)
+    local_ip_ = base::address_text(reinterpret_cast<sockaddr*>(&local));
   logger().debug("conn=" + std::to_string(id_) + " connected to " + remote_);
   if (session_.tls_active()) {  // implicit TLS: the session was made with TLS on
     start_tls();                // and hears of the connection once TLS is up
@@ -148,10 +153,12 @@ void Connection::step_handshake() {
   tls_wants_write_ = false;
   if (status != tls::Stream::Status::Ok) {
     tls_failed_ = true;
+    tls_error_ = tls_->reason();
     fail("451 4.7.5 TLS handshake with " + remote_ + " failed: " + tls_->reason());
     return;
   }
   tls::SessionInfo info = tls_->info();
+  tls_session_ = info;
   std::string cert;
   switch (info.peer_cert) {
     case tls::SessionInfo::PeerCert::Verified:

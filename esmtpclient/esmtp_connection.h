@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "lib/base/fd.h"
@@ -88,6 +89,14 @@ class Connection final {
   // Implicit TLS whose certificate the policy refused (with STARTTLS the session reports it).
   bool policy_refused() const { return policy_refused_; }
   bool opportunistic() const { return tls_setup_.opportunistic; }
+  // For TLS reports: whether this connection meant to do TLS (it has a context), the server
+  // answered EHLO/HELO, a handshake was started, and what a successful one agreed on.
+  bool tls_wanted() const { return tls_setup_.context != nullptr; }
+  bool greeted() const { return session_.greeted(); }
+  bool tls_attempted() const { return tls_ != nullptr; }
+  const std::optional<tls::SessionInfo>& tls_session() const { return tls_session_; }
+  const std::string& tls_error() const { return tls_error_; }  // the failed handshake's reason
+  const std::string& local_ip() const { return local_ip_; }  // once connected, else ""
   // For the delivery log: "tls=TLSv1.3/TLS_AES_256_GCM_SHA384 cert=verified policy=verify",
   // "tls=none policy=may", with why a certificate did not verify.
   std::string tls_summary() const;
@@ -131,6 +140,9 @@ class Connection final {
   bool tls_failed_ = false;
   bool policy_refused_ = false;
   std::string tls_info_;  // "TLSv1.3/TLS_AES_... cert=verified", once the handshake is done
+  std::optional<tls::SessionInfo> tls_session_;
+  std::string tls_error_;
+  std::string local_ip_;
   bool connecting_ = false;
   bool closed_ = false;
   bool want_write_ = false;

@@ -5,6 +5,7 @@
 // (in-flight deliveries are simply dropped: courierd retries them); 2 on bad usage or a bad
 // config; 1 on a start-up error (such as failing to become `user`: with it set, everything runs
 // as that user). SIGPIPE is ignored: sendfile() to a reset peer must not kill the process.
+// SIGHUP writes the TLS report journals (tls_reports.h) at once.
 // client_credentials is read while still root (it is a root-only file) and kept in memory.
 #include "esmtpclient/esmtp_client.h"
 #include "lib/base/fd.h"
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
     esmtpclient::EsmtpClient client(
         ctx.loop, ctx.config, base::UniqueFd(ctx.args.fd), [&] { ctx.loop.stop(); },
         std::move(credentials));
+    // SIGHUP (`estafette reload`, passed on by courierd): the TLS report counts to disk now.
+    ctx.on_reload([&client] { client.flush_reports(); });
     return ctx.run();
   });
 }

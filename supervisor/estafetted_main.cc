@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
         base::UniqueFd state(::open(config.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!state)
           throw std::runtime_error("cannot open " + config.state_dir + ": " + std::strerror(errno));
-        for (const char* sub : {"run", "queue", "mta-sts"}) {
+        for (const char* sub : {"run", "queue", "mta-sts", "tlsrpt"}) {
           std::string why;
           if (!base::open_dir_at(state.get(), config.state_dir, sub,
                                  {.create = true, .trusted = false}, &why))
@@ -122,6 +122,7 @@ int main(int argc, char** argv) {
           base::give_to(config.queue_dir(), *account, true);
           base::give_to(config.run_dir(), *account, true);
           base::give_to(config.mta_sts_dir(), *account, true);  // esmtpclient's policy cache
+          base::give_to(config.tlsrpt_dir(), *account, true);   // its TLS report journals
         }
         if (!s.args.foreground) {
           pid_t pid = ::fork();
@@ -153,6 +154,8 @@ int main(int argc, char** argv) {
     programs.push_back({"estafette-esmtpd", esmtpd_args, esmtpd_processes, {submit.get()}});
     std::string status_file = config.run_dir() + "/estafetted.children";
     supervisor::Supervisor supervisor(ctx.loop, std::move(programs), ctx.config_path, status_file);
+    // RFC 8460: yesterday's TLS reports, once a day shortly after midnight UTC.
+    if (config.tls_reporting) supervisor.add_daily("estafette", {"tls-report"});
     ctx.on_stop([&] { supervisor.stop(); });
     ctx.on_reload([&] {  // reload: the daemons re-read their maps (aliases, ...)
       base::log("estafetted").information("SIGHUP: reloading the daemons' maps");

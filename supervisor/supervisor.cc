@@ -5,7 +5,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <optional>
+#include <random>
 #include <utility>
 
 #include "lib/base/log.h"
@@ -82,6 +84,7 @@ void Supervisor::start() {
         maybe_finish();
       });
   for (auto& child : children_) child->process->start();
+  for (auto& job : daily_) arm_daily(*job);
   started_ = true;
   write_status();
 }
@@ -96,7 +99,60 @@ void Supervisor::write_status() {
     logger().warning("cannot write " + status_path_ + ": " + base::errno_text(errno));
 }
 
+std::int64_t next_daily_run(std::int64_t now, std::int64_t spread) {
+  return (now / 86400 + 1) * 86400 + spread;
+}
+
+void Supervisor::add_daily(std::string program, std::vector<std::string> args) {
+  auto job = std::make_unique<Daily>();
+  job->program = std::move(program);
+  job->args = std::move(args);
+  daily_.push_back(std::move(job));
+}
+
+void Supervisor::arm_daily(Daily& job) {
+  std::random_device random;
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  const std::int64_t at = next_daily_run(now, 60 + static_cast<std::int64_t>(random() % 3540));
+  job.timer = loop_.add_timer(std::chrono::seconds(at - now), [this, &job] {
+    job.timer = 0;
+    run_daily(job);
+    arm_daily(job);
+  });
+}
+
+void Supervisor::run_daily(Daily& job) {
+  if (stopping_) return;
+  if (job.pid > 0) {
+    logger().warning(job.program + " " + job.args.front() + " pid=" + std::to_string(job.pid) +
+                     " still runs; not starting another");
+    return;
+  }
+  daemon::Command command;
+  command.path = base::program_path(job.program);
+  command.args = job.args;
+  if (!config_path_.empty()) command.args.insert(command.args.end(), {"-c", config_path_});
+  job.pid = daemon::spawn(command, "estafetted");
+  if (job.pid < 0) {
+    logger().error("cannot start " + command.path + ": " + base::errno_text(errno));
+    return;
+  }
+  logger().information("started " + job.program + " " + job.args.front() +
+                       " pid=" + std::to_string(job.pid));
+}
+
 void Supervisor::on_exit(pid_t pid, int status) {
+  for (auto& job : daily_) {
+    if (job->pid != pid) continue;
+    job->pid = -1;
+    auto log_level = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? Poco::Message::PRIO_INFORMATION
+                                                                   : Poco::Message::PRIO_WARNING;
+    logger().log(Poco::Message("estafetted",
+                               job->program + " " + job->args.front() + " pid=" +
+                                   std::to_string(pid) + " " + how_it_ended(status),
+                               log_level));
+    return;
+  }
   for (auto& child : children_)
     if (child->process->child_exited(pid, status)) return;
 }
@@ -105,6 +161,10 @@ void Supervisor::stop() {
   if (stopping_) return;
   stopping_ = true;
   logger().information("stopping");
+  for (auto& job : daily_) {
+    loop_.cancel_timer(job->timer);
+    if (job->pid > 0) ::kill(job->pid, SIGTERM);
+  }
   // esmtpd first (it stops taking mail), courierd last.
   for (auto it = children_.rbegin(); it != children_.rend(); ++it)
     (*it)->process->stop(SIGTERM, kGrace);

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ struct Program {
   std::vector<int> pass_fds;  // fds (owned by the caller) the program inherits across exec
 };
 
+// When a daily job runs next, in Unix seconds: the next 00:00:00 UTC after now plus `spread`
+// seconds (a random delay, as RFC 8460 asks of reporters, so that not every server sends at once).
+std::int64_t next_daily_run(std::int64_t now, std::int64_t spread);
+
 class Supervisor final {
  public:
   // Programs are started in this order, each with `-c config_path` when it is not empty.
@@ -43,6 +48,9 @@ class Supervisor final {
   void stop();
   // Sends `signal` to every running child (SIGHUP: reload; courierd passes it to its modules).
   void signal_children(int signal);
+  // Runs `program args` (with -c CONFIG after args) once a day, at next_daily_run(): a one-shot
+  // child, not restarted; its exit status is logged. Before start().
+  void add_daily(std::string program, std::vector<std::string> args);
 
  private:
   struct Child {
@@ -53,6 +61,14 @@ class Supervisor final {
     std::string note;  // while down: how it exited, for the status file
     std::unique_ptr<daemon::ChildProcess> process;
   };
+  struct Daily {
+    std::string program;
+    std::vector<std::string> args;
+    pid_t pid = -1;
+    event::TimerId timer = 0;
+  };
+  void arm_daily(Daily& job);
+  void run_daily(Daily& job);
   void on_exit(pid_t pid, int status);
   void maybe_finish();
   void write_status();
@@ -61,6 +77,7 @@ class Supervisor final {
   std::string config_path_;
   std::string status_path_;
   std::vector<std::unique_ptr<Child>> children_;  // fixed after construction
+  std::vector<std::unique_ptr<Daily>> daily_;
   std::unique_ptr<daemon::ChildReaper> reaper_;
   bool started_ = false;  // after start(): each (re)start rewrites the status file
   bool stopping_ = false;

@@ -236,6 +236,12 @@ struct Config {
   bool mta_sts = true;
   Seconds mta_sts_timeout{60};
   std::size_t mta_sts_cache_size = 10000;
+  // TLS reporting (RFC 8460, lib/tlsrpt): esmtpclient journals per-policy session counts in
+  // <state_dir>/tlsrpt; estafetted runs `estafette tls-report --send` once a day. "" below:
+  // postmaster@hostname and hostname.
+  bool tls_reporting = false;
+  std::string tls_report_contact;
+  std::string tls_report_organization;
 
   // TLS (lib/tls): esmtpd's certificates and what it accepts. No certificate: no STARTTLS.
   std::vector<std::string> tls_cert_files;  // each: PEM certificate then its chain
@@ -277,6 +283,7 @@ struct Config {
   std::string queue_dir() const { return state_dir + "/queue"; }
   std::string run_dir() const { return state_dir + "/run"; }
   std::string mta_sts_dir() const { return state_dir + "/mta-sts"; }
+  std::string tlsrpt_dir() const { return state_dir + "/tlsrpt"; }
   std::string courierd_socket() const { return run_dir() + "/courierd.sock"; }
   bool is_local_domain(const std::string& domain) const;
 };

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lib/config/values.h"
+#include "lib/smtp/address.h"
 
 namespace estafette::config {
 namespace {
@@ -248,6 +249,18 @@ constexpr std::string_view kDestinations = "destinations";
 void hostname(ParseState& s, const std::string& v) {
   if (!valid_domain(v)) throw std::invalid_argument("bad host name");
   s.config.hostname = v;
+}
+
+void report_contact(ParseState& s, const std::string& v) {
+  if (!v.empty() && !smtp::parse_mailbox(v)) throw std::invalid_argument("expected a mailbox");
+  s.config.tls_report_contact = v;
+}
+
+void report_organization(ParseState& s, const std::string& v) {
+  for (char ch : v)
+    if (ch < 0x20 || ch > 0x7e) throw std::invalid_argument("printable ASCII only");
+  if (v.size() > 200) throw std::invalid_argument("at most 200 characters");
+  s.config.tls_report_organization = v;
 }
 
 void state_dir(ParseState& s, const std::string& v) {
@@ -572,6 +585,14 @@ constexpr Setting kSettings[] = {
      "An MTA-STS policy fetch (DNS, connect, TLS, HTTP), at most (RFC 8461 3.3)."},
     {"mta_sts_cache_size", "10000", count<&Config::mta_sts_cache_size>,
      "MTA-STS policies kept in <state_dir>/mta-sts (one small file each)."},
+    // TLS reporting (RFC 8460): esmtpclient counts, estafetted sends the daily reports
+    {"tls_reporting", "no", yes_no<&Config::tls_reporting>,
+     "Count outbound TLS sessions per recipient domain policy and mail each domain that asks "
+     "(_smtp._tls TXT rua=mailto:) a daily report."},
+    {"tls_report_contact", "", report_contact,
+     "From: and contact-info of TLS reports (a mailbox).", {}, "postmaster@<hostname>"},
+    {"tls_report_organization", "", report_organization,
+     "organization-name of TLS reports.", {}, "<hostname>"},
 };
 // clang-format on
 

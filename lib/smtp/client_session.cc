@@ -280,6 +280,7 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
 }
 
 void ClientSession::after_hello(Actions& out) {
+  greeted_ = true;
   if (!tls_active_ && !starttls_tried_ && security_.starttls != StartTls::Never && caps_.starttls) {
     starttls_tried_ = true;
     out.emplace_back(SendBytes{"STARTTLS\r\n"});

@@ -175,6 +175,8 @@ class ClientSession final {
   bool in_transaction() const { return transaction_.has_value(); }
   const Capabilities& capabilities() const { return caps_; }
   bool tls_active() const { return tls_active_; }
+  // EHLO or HELO was answered with success: STARTTLS was possible from then on.
+  bool greeted() const { return greeted_; }
   bool authenticated() const { return authenticated_; }
   // The timeout that applies in the current state.
   std::chrono::seconds timeout() const;
@@ -218,6 +220,7 @@ class ClientSession final {
   ClientSecurity security_;
   bool tls_active_ = false;
   bool starttls_tried_ = false;  // once per connection, whatever came of it
+  bool greeted_ = false;
   bool authenticated_ = false;
   bool auth_login_ = false;  // AUTH LOGIN: the next 334 asks for the password
   State state_ = State::Connecting;

@@ -252,6 +252,26 @@ SessionInfo Stream::info() const {
   } else {
     i.peer_cert = SessionInfo::PeerCert::Failed;
     i.verify_error = X509_verify_cert_error_string(result);
+    switch (result) {
+      case X509_V_ERR_HOSTNAME_MISMATCH:
+        i.verify_failure = SessionInfo::VerifyFailure::NameMismatch;
+        break;
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        i.verify_failure = SessionInfo::VerifyFailure::Expired;
+        break;
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_CERT_UNTRUSTED:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        i.verify_failure = SessionInfo::VerifyFailure::NotTrusted;
+        break;
+      default:
+        i.verify_failure = SessionInfo::VerifyFailure::Other;
+        break;
+    }
   }
   if (dane_) {
     // A resumed session carries the verify result of the handshake that made it, which was a

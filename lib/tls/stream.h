@@ -44,6 +44,9 @@ struct SessionInfo {
   std::string peer_issuer;       // likewise
   std::string peer_fingerprint;  // SHA-256, "AA:BB:..." as relay_clientcerts has it
   std::string verify_error;      // Failed: OpenSSL's reason
+  // Failed: the kind of reason, as TLS reports (RFC 8460 4.3.1) tell it.
+  enum class VerifyFailure { None, NameMismatch, Expired, NotTrusted, Other };
+  VerifyFailure verify_failure = VerifyFailure::None;
   // Client side with ClientOptions::tlsa: DANE decided peer_cert (Verified: a TLSA record
   // matched, and for DANE-TA the name; Failed: verify_error says why, e.g. "no matching DANE
   // TLSA records"). NotAsked: no TLSA records were given, the CA store decided.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <ctime>
 #include <exception>
 #include <sstream>
 #include <utility>
@@ -144,6 +145,15 @@ std::optional<ResultType> parse_result_type(std::string_view text) {
   for (const auto& [t, name] : kResultTypes)
     if (text == name) return t;
   return std::nullopt;
+}
+
+std::string utc_day(std::int64_t unix_time) {
+  std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char text[16];
+  std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
+  return text;
 }
 
 std::string bounded_text(std::string_view text) {

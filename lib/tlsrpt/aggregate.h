@@ -102,6 +102,9 @@ class Aggregate final {
   std::uint64_t dropped_ = 0;
 };
 
+// "YYYY-MM-DD" of a Unix time, UTC: the report day (and journal file name) of a session.
+std::string utc_day(std::int64_t unix_time);
+
 // A text field as it is kept: printable ASCII (other bytes become '?'), at most kMaxText bytes.
 std::string bounded_text(std::string_view text);
 
