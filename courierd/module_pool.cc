@@ -212,8 +212,10 @@ void ModulePool::reap_children() {
 }
 
 void ModulePool::reload() {
-  for (auto& m : modules_[std::string(kLocalModule)])
-    if (m->running()) ::kill(m->pid(), SIGHUP);
+  // estafette-local reloads its maps; estafette-esmtpclient writes its TLS report journal.
+  for (auto& [name, pool] : modules_)
+    for (auto& m : pool)
+      if (m->running()) ::kill(m->pid(), SIGHUP);
 }
 
 void ModulePool::stop() {

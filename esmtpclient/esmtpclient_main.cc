@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
                           .log_name = "esmtpclient",
                           .usage = "--fd N [--config PATH]",
                           .needs_fd = true,
-                          .privileges = daemon::Privileges::Drop};
+                          .privileges = daemon::Privileges::Drop,
+                          .reload = true};
   spec.as_root = [&credentials](daemon::Startup& startup) {
     if (!startup.config.client_credentials.empty())
       credentials = config::load_client_credentials(startup.config.client_credentials);

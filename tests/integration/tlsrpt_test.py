@@ -1,0 +1,201 @@
+"""SMTP TLS reporting (issue 15, RFC 8460) end to end, with tls_reporting = yes and mta_sts = yes.
+dnsmasq publishes MX, MTA-STS and _smtp._tls records; an HTTPS server on 127.0.0.161:443 serves
+the MTA-STS policies; the MX hosts are SMTP servers written here. Four messages go out:
+  stsgood.test  enforce policy, certificate names the MX: delivered, an sts success;
+  stsbad.test   enforce policy, certificate names another host: deferred, an sts failure
+                certificate-host-mismatch;
+  notls.test    no policy, the MX offers no STARTTLS: delivered in plaintext, a no-policy-found
+                failure starttls-not-supported;
+  plain.test    no policy, TLS works: a no-policy-found success; it publishes no _smtp._tls
+                record, so it gets no report.
+`estafette reload` makes esmtpclient write its journal; a garbage line and a symlink planted in
+<state>/tlsrpt are ignored with a warning; `estafette tls-report --date TODAY` then mails three
+reports through the submission socket into the local Maildir of tlsrpt@estafette.test. Each one
+is parsed as a mail client would (MIME, base64, gzip, JSON) and its counts are checked. A second
+run sends nothing again (<day>.sent)."""
+import email
+import gzip
+import json
+import os
+import subprocess
+import time
+
+import harness
+from mtasts_delivery_test import POLICY_HOST, PolicyServer, POLICIES
+from testca import make_ca, server_cert
+from tls_client_test import FailingTlsServer, free_port_on_all
+
+GOOD_MX, BAD_MX, NOTLS_MX = "127.0.0.162", "127.0.0.163", "127.0.0.164"
+RUA = "tlsrpt@estafette.test"
+
+
+class NoTls(harness.SinkHandler):
+    """An MX host without STARTTLS."""
+
+    def handle(self):
+        self.count_connection()
+        self.reply("220 mx.notls.test ESMTP")
+        sender, rcpts = None, []
+        while True:
+            line = self.rfile.readline(4096)
+            if not line:
+                return
+            cmd = line.decode(errors="replace").strip()
+            verb = cmd.split(" ")[0].upper()
+            if verb == "EHLO":
+                self.reply("250-mx.notls.test\r\n250 PIPELINING")
+            elif verb == "MAIL":
+                sender, rcpts = cmd, []
+                self.reply("250 2.1.0 ok")
+            elif verb == "RCPT":
+                rcpts.append(cmd)
+                self.reply("250 2.1.5 ok")
+            elif verb == "DATA":
+                self.reply("354 go")
+                while True:
+                    chunk = self.rfile.readline(65536)
+                    if not chunk or chunk == b".\r\n":
+                        break
+                with self.server.lock:
+                    self.server.messages.append((sender, rcpts))
+                self.reply("250 2.0.0 kept")
+            elif verb == "QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 ok")
+
+
+def estafette(mta, *args):
+    return subprocess.run([mta.program("estafette")] + list(args) + ["-c", mta.conf],
+                          capture_output=True, text=True, timeout=120)
+
+
+def reports(mta):
+    """{TLS-Report-Domain: (message, report JSON)} of the reports in the rua Maildir."""
+    out = {}
+    for data in mta.maildir_messages("tlsrpt"):
+        msg = email.message_from_bytes(data)
+        assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+        assert msg.get_param("report-type") == "tlsrpt", msg.get_params()
+        parts = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+gzip"]
+        assert len(parts) == 1, [p.get_content_type() for p in msg.walk()]
+        assert parts[0].get_filename().endswith(".json.gz"), parts[0].get_filename()
+        report = json.loads(gzip.decompress(parts[0].get_payload(decode=True)))
+        out[msg["TLS-Report-Domain"]] = (msg, report)
+    return out
+
+
+def only_policy(report):
+    assert len(report["policies"]) == 1, report
+    return report["policies"][0]
+
+
+def test(tmp, stoppers):
+    port = free_port_on_all((GOOD_MX, BAD_MX, NOTLS_MX))
+    dns_port = harness.free_port()
+    ca = make_ca(tmp)
+    stoppers.append(PolicyServer(server_cert(tmp, ca, "policy", "mta-sts.stsgood.test",
+                                             more_names=("mta-sts.stsbad.test",
+                                                         "mta-sts.stsmx.test"))))
+    good = FailingTlsServer(GOOD_MX, port, "requiretls",
+                            server_cert(tmp, ca, "mxgood", "mx.stsgood.test"))
+    stoppers.append(good)
+    bad = FailingTlsServer(BAD_MX, port, "requiretls", server_cert(tmp, ca, "mxbad", "other.test"))
+    stoppers.append(bad)
+    notls = harness.ThreadedSink(NOTLS_MX, port, NoTls)
+    stoppers.append(notls)
+    assert "mta-sts.stsgood.test" in POLICIES
+    records = ["--host-record=mx.stsgood.test,%s" % GOOD_MX,
+               "--host-record=mx.plain.test,%s" % GOOD_MX,
+               "--host-record=mx.stsbad.test,%s" % BAD_MX,
+               "--host-record=mx.notls.test,%s" % NOTLS_MX,
+               "--mx-host=stsgood.test,mx.stsgood.test,10",
+               "--mx-host=stsbad.test,mx.stsbad.test,10",
+               "--mx-host=plain.test,mx.plain.test,10",
+               "--mx-host=notls.test,mx.notls.test,10"]
+    for domain in ("stsgood", "stsbad"):
+        records += ["--host-record=mta-sts.%s.test,%s" % (domain, POLICY_HOST),
+                    "--txt-record=_mta-sts.%s.test,v=STSv1; id=20261206;" % domain]
+    for domain in ("stsgood", "stsbad", "notls"):
+        records.append("--txt-record=_smtp._tls.%s.test,v=TLSRPTv1; rua=mailto:%s" % (domain, RUA))
+    stoppers.append(harness.Dnsmasq(tmp, dns_port, records).start())
+    mta = harness.Estafette(tmp, esmtp_port=port, dns_servers="127.0.0.1:%d" % dns_port,
+                            tls_ca_file=ca[2], mta_sts_timeout="10s", tls_reporting="yes",
+                            tls_report_organization="Estafette test",
+                            retry_base="1h", retry_max="1h").start()
+    stoppers.append(mta)
+    for rcpt in ("a@stsgood.test", "b@stsbad.test", "c@plain.test", "d@notls.test"):
+        mta.send("alice@estafette.test", [rcpt], b"Subject: %s\r\n\r\nbody\r\n" % rcpt.encode())
+    harness.wait_for(lambda: len(good.messages) == 2 and notls.messages, 30,
+                     "stsgood.test, plain.test and notls.test delivered")
+    harness.wait_for(lambda: "b@stsbad.test" in harness.recipient_errors(mta), 30,
+                     "the stsbad.test deferral")
+
+    # The counts reach the journal on SIGHUP (else within a minute).
+    journal_dir = os.path.join(mta.state, "tlsrpt")
+    r = estafette(mta, "reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    harness.wait_for(lambda: any(n.endswith(".journal") for n in os.listdir(journal_dir)), 20,
+                     "a TLS report journal")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    with open(os.path.join(journal_dir, "%s.1.journal" % today), "w") as f:
+        f.write('garbage\n{"type":"sts","domain":"x.test","ok":-5}\n')
+    os.symlink("/etc/passwd", os.path.join(journal_dir, "%s.2.journal" % today))
+
+    printed = estafette(mta, "tls-report", "--date", today, "--print")
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    domains = sorted(json.loads(line)["policies"][0]["policy"]["policy-domain"]
+                     for line in printed.stdout.splitlines())
+    assert domains == ["notls.test", "plain.test", "stsbad.test", "stsgood.test"], printed.stdout
+    assert "2 malformed journal lines ignored" in printed.stderr, printed.stderr
+    assert "skipping" in printed.stderr and ".2.journal" in printed.stderr, printed.stderr
+    assert not mta.maildir_messages("tlsrpt")
+
+    sent = estafette(mta, "tls-report", "--date", today)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.count("report sent to " + RUA) == 3, sent.stdout
+    assert "plain.test: no report: no v=TLSRPTv1 TXT record" in sent.stdout or \
+        "plain.test: no report: no _smtp._tls TXT record" in sent.stdout, sent.stdout
+    harness.wait_for(lambda: len(mta.maildir_messages("tlsrpt")) == 3, 30, "three reports")
+    got = reports(mta)
+    assert sorted(got) == ["notls.test", "stsbad.test", "stsgood.test"], sorted(got)
+
+    msg, report = got["stsgood.test"]
+    assert msg["TLS-Report-Submitter"] == "mta.estafette.test", msg["TLS-Report-Submitter"]
+    assert msg["Subject"].startswith("Report Domain: stsgood.test Submitter: mta.estafette.test "
+                                     "Report-ID: <"), msg["Subject"]
+    assert report["organization-name"] == "Estafette test", report
+    assert report["date-range"]["start-datetime"] == today + "T00:00:00Z", report
+    assert report["contact-info"] == "postmaster@mta.estafette.test", report
+    p = only_policy(report)
+    assert p["policy"]["policy-type"] == "sts", p
+    assert "mode: enforce" in p["policy"]["policy-string"], p
+    assert p["policy"]["mx-host"] == ["mx.stsgood.test"], p
+    assert p["summary"] == {"total-successful-session-count": 1,
+                            "total-failure-session-count": 0}, p
+
+    p = only_policy(got["stsbad.test"][1])
+    assert p["policy"]["policy-type"] == "sts", p
+    assert p["summary"]["total-successful-session-count"] == 0, p
+    assert p["summary"]["total-failure-session-count"] == 1, p
+    detail = p["failure-details"][0]
+    assert detail["result-type"] == "certificate-host-mismatch", detail
+    assert detail["receiving-mx-hostname"] == "mx.stsbad.test", detail
+    assert detail["receiving-ip"] == BAD_MX, detail
+    assert detail["sending-mta-ip"].startswith("127."), detail
+    assert detail["failed-session-count"] == 1, detail
+
+    p = only_policy(got["notls.test"][1])
+    assert p["policy"]["policy-type"] == "no-policy-found", p
+    assert p["summary"]["total-failure-session-count"] == 1, p
+    assert p["failure-details"][0]["result-type"] == "starttls-not-supported", p
+
+    again = estafette(mta, "tls-report", "--date", today)
+    assert again.returncode == 0 and "report sent" not in again.stdout, again.stdout
+    time.sleep(1)
+    assert len(mta.maildir_messages("tlsrpt")) == 3
+
+
+if __name__ == "__main__":
+    harness.run(test)
