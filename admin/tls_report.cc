@@ -282,7 +282,7 @@ std::optional<std::int64_t> parse_day(const std::string& text) {
   tm.tm_year = std::stoi(text.substr(0, 4)) - 1900;
   tm.tm_mon = std::stoi(text.substr(5, 2)) - 1;
   tm.tm_mday = std::stoi(text.substr(8, 2));
-  if (tm.tm_year < 70 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31) return std::nullopt;
+  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31) return std::nullopt;
   std::int64_t t = ::timegm(&tm);
   std::tm back{};
   std::time_t tt = static_cast<std::time_t>(t);

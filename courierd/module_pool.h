@@ -58,7 +58,8 @@ class ModulePool final {
   void dispatch(const Job& job, Time now);
   // SIGCHLD: reaps every exited child and tells its ModuleProcess (which restarts it).
   void reap_children();
-  // SIGHUP: passed on to the local module's processes (they read the mailbox maps too).
+  // SIGHUP: passed on to every module process (estafette-local reloads the mailbox maps,
+  // estafette-esmtpclient writes its TLS report journal).
   void reload();
 
   // Shutdown: closes every module's channel (modules exit on EOF) and stops restarting them.
