@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <exception>
+#include <functional>
 #include <map>
 #include <set>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "lib/base/exit_codes.h"
 #include "lib/base/fd.h"
 #include "lib/base/io.h"
+#include "lib/base/log.h"
 #include "lib/base/safe_dir.h"
 #include "lib/config/resolver_options.h"
 #include "lib/dns/resolver.h"
@@ -27,6 +29,9 @@
 
 namespace estafette::admin {
 namespace {
+
+constexpr std::size_t kInFlight = 100;  // TXT lookups at a time
+constexpr std::size_t kMaxSentFile = 16 * 1024 * 1024;
 
 bool digits(std::string_view s) {
   if (s.empty()) return false;
@@ -69,19 +74,68 @@ std::map<std::string, DayFiles> list_days(int dir_fd) {
   return days;
 }
 
-// A regular file in dir, at most max bytes, not through a symlink; nullopt otherwise.
-std::optional<std::string> read_small(int dir_fd, const std::string& name, std::size_t max,
-                                      std::string* why) {
+// Opens a regular file in dir, not through a symlink; an invalid fd and *why otherwise.
+base::UniqueFd open_regular(int dir_fd, const std::string& name, std::string* why) {
   base::UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   struct stat st {};
   if (!fd || ::fstat(fd.get(), &st) != 0) {
     *why = base::errno_text(errno);
-    return std::nullopt;
+    return {};
   }
   if (!S_ISREG(st.st_mode)) {
     *why = "not a regular file";
-    return std::nullopt;
+    return {};
   }
+  return fd;
+}
+
+// Merges a journal file into `aggregate` a block at a time (memory: one block and one line);
+// a line longer than tlsrpt::kMaxJournalLine is skipped and counted as refused. Returns the
+// refused lines, or nullopt with *why when the file cannot be read.
+std::optional<std::size_t> merge_file(int dir_fd, const std::string& name,
+                                      tlsrpt::Aggregate& aggregate, std::string* why) {
+  base::UniqueFd fd = open_regular(dir_fd, name, why);
+  if (!fd) return std::nullopt;
+  std::size_t refused = 0;
+  std::string pending;
+  bool skipping = false;  // inside a line that is too long
+  std::vector<char> block(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(fd.get(), block.data(), block.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *why = base::errno_text(errno);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    std::string_view data(block.data(), static_cast<std::size_t>(n));
+    while (!data.empty()) {
+      std::size_t nl = data.find('\n');
+      std::string_view piece = data.substr(0, nl);
+      if (!skipping) pending.append(piece);
+      if (pending.size() > tlsrpt::kMaxJournalLine) {
+        pending.clear();
+        if (!skipping) ++refused;
+        skipping = true;
+      }
+      if (nl == std::string_view::npos) break;
+      data.remove_prefix(nl + 1);
+      if (!skipping) refused += aggregate.merge_journal(pending);
+      pending.clear();
+      skipping = false;
+    }
+  }
+  if (!skipping && !pending.empty()) refused += aggregate.merge_journal(pending);
+  return refused;
+}
+
+// A small file (our own DAY.sent), whole.
+std::optional<std::string> read_small(int dir_fd, const std::string& name, std::size_t max,
+                                      std::string* why) {
+  base::UniqueFd fd = open_regular(dir_fd, name, why);
+  if (!fd) return std::nullopt;
+  struct stat st {};
+  ::fstat(fd.get(), &st);
   if (static_cast<std::uint64_t>(st.st_size) > max) {
     *why = "larger than " + std::to_string(max) + " bytes";
     return std::nullopt;
@@ -114,10 +168,13 @@ std::map<std::string, std::pair<dns::Status, tlsrpt::RuaResult>> lookup_rua(
   std::map<std::string, std::pair<dns::Status, tlsrpt::RuaResult>> out;
   event::Loop loop;
   dns::Resolver resolver(loop, config::resolver_options(config));
-  std::vector<dns::Request> requests;
-  std::size_t pending = domains.size();
-  for (const auto& domain : domains) {
-    requests.push_back(resolver.lookup_txt(
+  std::vector<dns::Request> requests(domains.size());
+  std::size_t next = 0, done = 0;
+  // At most kInFlight queries at a time, so a long day does not flood the resolver.
+  std::function<void()> start_next = [&] {
+    const std::size_t i = next++;
+    const std::string domain = domains[i];
+    requests[i] = resolver.lookup_txt(
         "_smtp._tls." + domain, [&, domain](dns::Status s, std::vector<std::string> records) {
           tlsrpt::RuaResult r;
           if (s == dns::Status::Ok)
@@ -125,10 +182,12 @@ std::map<std::string, std::pair<dns::Status, tlsrpt::RuaResult>> lookup_rua(
           else
             r.reason = std::string("no _smtp._tls TXT record (") + dns::to_string(s) + ")";
           out[domain] = {s, std::move(r)};
-          if (--pending == 0) loop.stop();
-        }));
-  }
-  if (pending > 0) loop.run();
+          if (++done == domains.size()) loop.stop();
+          if (next < domains.size()) start_next();
+        });
+  };
+  while (next < domains.size() && next < kInFlight) start_next();
+  if (done < domains.size()) loop.run();
   return out;
 }
 
@@ -142,6 +201,8 @@ class Run {
         config.tls_report_contact.empty() ? "postmaster@" + host : config.tls_report_contact;
     info_.organization =
         config.tls_report_organization.empty() ? host : config.tls_report_organization;
+    if (logging_)
+      base::setup_logging({"tls-report", config.log_file, config.syslog, config.log_level});
   }
 
   // Returns false when something is kept for a later run.
@@ -151,20 +212,16 @@ class Run {
     std::size_t refused = 0;
     for (const auto& name : files.journals) {
       std::string why;
-      auto text = read_small(dir_fd_, name, kMaxJournalFile, &why);
-      if (!text) {
-        std::fprintf(err_, "estafette tls-report: skipping %s/%s: %s\n",
-                     config_.tlsrpt_dir().c_str(), name.c_str(), why.c_str());
+      auto bad = merge_file(dir_fd_, name, aggregate, &why);
+      if (!bad) {
+        warn("skipping " + config_.tlsrpt_dir() + "/" + name + ": " + why);
         continue;
       }
-      refused += aggregate.merge_journal(*text);
+      refused += *bad;
     }
-    if (refused)
-      std::fprintf(err_, "estafette tls-report: %s: %zu malformed journal lines ignored\n",
-                   day.c_str(), refused);
+    if (refused) warn(day + ": " + std::to_string(refused) + " malformed journal lines ignored");
     if (aggregate.dropped())
-      std::fprintf(err_, "estafette tls-report: %s: %llu sessions beyond the limits\n",
-                   day.c_str(), static_cast<unsigned long long>(aggregate.dropped()));
+      warn(day + ": " + std::to_string(aggregate.dropped()) + " sessions beyond the limits");
     const std::vector<std::string> domains = aggregate.domains();
     if (print) {
       for (const auto& domain : domains)
@@ -174,7 +231,7 @@ class Run {
     std::set<std::string> sent;
     if (files.has_sent) {
       std::string why;
-      if (auto text = read_small(dir_fd_, day + ".sent", kMaxJournalFile, &why)) {
+      if (auto text = read_small(dir_fd_, day + ".sent", kMaxSentFile, &why)) {
         for (std::size_t start = 0, end; start < text->size(); start = end + 1) {
           end = text->find('\n', start);
           if (end == std::string::npos) end = text->size();
@@ -190,14 +247,12 @@ class Run {
     for (const auto& domain : todo) {
       const auto& [status, result] = rua[domain];
       if (status == dns::Status::TempFail) {
-        std::fprintf(out_, "%s %s: DNS lookup failed, kept for the next run\n", day.c_str(),
-                     domain.c_str());
+        say(day + " " + domain + ": DNS lookup failed, kept for the next run");
         complete = false;
         continue;
       }
       if (!result.ok || result.mailto.empty()) {
-        std::fprintf(out_, "%s %s: no report: %s\n", day.c_str(), domain.c_str(),
-                     result.ok ? "no mailto: rua" : result.reason.c_str());
+        say(day + " " + domain + ": no report: " + (result.ok ? "no mailto: rua" : result.reason));
         continue;
       }
       const std::string json = tlsrpt::report_json(aggregate, domain, info_);
@@ -205,12 +260,10 @@ class Run {
       for (const auto& to : result.mailto) {
         std::string error;
         if (!submit(domain, to, json, &error)) {
-          std::fprintf(out_, "%s %s: to %s: %s, kept for the next run\n", day.c_str(),
-                       domain.c_str(), to.c_str(), error.c_str());
+          say(day + " " + domain + ": to " + to + ": " + error + ", kept for the next run");
           all = false;
         } else {
-          std::fprintf(out_, "%s %s: report sent to %s\n", day.c_str(), domain.c_str(),
-                       to.c_str());
+          say(day + " " + domain + ": report sent to " + to);
         }
       }
       if (!all) {
@@ -223,9 +276,7 @@ class Run {
     const bool expired =
         info_.day_start + (kKeepDays + 1) * 86400 < static_cast<std::int64_t>(std::time(nullptr));
     if (!complete && !expired) return false;
-    if (!complete)
-      std::fprintf(err_, "estafette tls-report: %s: giving up after %d days\n", day.c_str(),
-                   kKeepDays);
+    if (!complete) warn(day + ": giving up after " + std::to_string(kKeepDays) + " days");
     for (const auto& name : files.journals) ::unlinkat(dir_fd_, name.c_str(), 0);
     ::unlinkat(dir_fd_, (day + ".sent").c_str(), 0);
     return complete;
@@ -234,8 +285,7 @@ class Run {
  private:
   bool submit(const std::string& domain, const std::string& to, const std::string& json,
               std::string* error) {
-    const std::string message =
-        tlsrpt::report_message(info_, domain, to, json, rfc5322_now());
+    const std::string message = tlsrpt::report_message(info_, domain, to, json, rfc5322_now());
     const std::string wire = smtp::stuff(message);
     base::UniqueFd fd =
         submit::connect_submit(submit::submit_socket_path(config_), std::chrono::seconds(30));
@@ -261,8 +311,18 @@ class Run {
     base::UniqueFd fd(::openat(dir_fd_, (day + ".sent").c_str(),
                                O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd || !base::write_all(fd.get(), domain + "\n"))
-      std::fprintf(err_, "estafette tls-report: cannot record %s as sent: %s\n", domain.c_str(),
-                   base::errno_text(errno));
+      warn("cannot record " + domain + " as sent: " + base::errno_text(errno));
+  }
+
+  // Each outcome to standard output, and to the log when there is one (estafetted's daily run
+  // has no terminal).
+  void say(const std::string& line) {
+    std::fprintf(out_, "%s\n", line.c_str());
+    if (logging_) base::log("tls-report").information(line);
+  }
+  void warn(const std::string& line) {
+    std::fprintf(err_, "estafette tls-report: %s\n", line.c_str());
+    if (logging_) base::log("tls-report").warning(line);
   }
 
   const config::Config& config_;
@@ -270,6 +330,7 @@ class Run {
   std::FILE* out_;
   std::FILE* err_;
   tlsrpt::ReportInfo info_;
+  bool logging_ = !config_.log_file.empty() || config_.syslog;
 };
 
 }  // namespace
@@ -282,7 +343,8 @@ std::optional<std::int64_t> parse_day(const std::string& text) {
   tm.tm_year = std::stoi(text.substr(0, 4)) - 1900;
   tm.tm_mon = std::stoi(text.substr(5, 2)) - 1;
   tm.tm_mday = std::stoi(text.substr(8, 2));
-  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31) return std::nullopt;
+  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
+    return std::nullopt;
   std::int64_t t = ::timegm(&tm);
   std::tm back{};
   std::time_t tt = static_cast<std::time_t>(t);

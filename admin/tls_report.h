@@ -12,7 +12,8 @@
 // --print: the JSON reports on standard output; nothing is looked up, sent or removed.
 // Run as root with `user` set, it drops to the user first, as esmtpclient runs. Journal lines are
 // untrusted (another process wrote them): lib/tlsrpt refuses malformed ones, counted in a
-// warning; a file over kMaxJournalFile is skipped.
+// warning; files are read a block at a time (any size, memory bounded by the aggregate's limits);
+// what is not a regular file is skipped. Each outcome also goes to the log (log_file, syslog).
 // Exit: 0 done; 75 something is kept for a later run (DNS, esmtpd not answering); 2 usage or
 // set-up error.
 #pragma once
@@ -26,7 +27,6 @@
 
 namespace estafette::admin {
 
-inline constexpr std::size_t kMaxJournalFile = 64 * 1024 * 1024;
 inline constexpr int kKeepDays = 3;
 
 struct TlsReportOptions {

@@ -396,11 +396,12 @@ void EsmtpClient::try_next_target(Delivery& d) {
     const bool temp = dane->state == dns::DaneState::TempFail;
     if (temp || (dane->state == dns::DaneState::NotApplicable &&
                  d.security.level == config::TlsLevel::DaneOnly)) {
-      report_refusal(d, t,
-                     temp ? tlsrpt::Policy{tlsrpt::PolicyType::Tlsa, d.destination.host, {}, {t.name}}
-                          : report_policy(d, t, nullptr),
-                     temp ? tlsrpt::ResultType::DnssecInvalid : tlsrpt::ResultType::DaneRequired,
-                     dane->reason);
+      report_refusal(
+          d, t,
+          temp ? tlsrpt::Policy{tlsrpt::PolicyType::Tlsa, d.destination.host, {}, {t.name}}
+               : report_policy(d, t, nullptr),
+          temp ? tlsrpt::ResultType::DnssecInvalid : tlsrpt::ResultType::DaneRequired,
+          dane->reason);
       refuse_target(d, "451 4.7.5 DANE for " + t.name + ": " + dane->reason);
       return;
     }

@@ -72,7 +72,7 @@ class EsmtpClient final : private ConnectionOwner {
   EsmtpClient(const EsmtpClient&) = delete;
   EsmtpClient& operator=(const EsmtpClient&) = delete;
 
-  // tls_reporting: appends the counts so far to the journal files now (also every minute).
+  // tls_reporting: appends the counts so far to the journal files now (also every five minutes).
   void flush_reports() {
     if (reports_) reports_->flush();
   }

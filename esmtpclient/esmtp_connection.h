@@ -96,7 +96,7 @@ class Connection final {
   bool tls_attempted() const { return tls_ != nullptr; }
   const std::optional<tls::SessionInfo>& tls_session() const { return tls_session_; }
   const std::string& tls_error() const { return tls_error_; }  // the failed handshake's reason
-  const std::string& local_ip() const { return local_ip_; }  // once connected, else ""
+  const std::string& local_ip() const { return local_ip_; }    // once connected, else ""
   // For the delivery log: "tls=TLSv1.3/TLS_AES_256_GCM_SHA384 cert=verified policy=verify",
   // "tls=none policy=may", with why a certificate did not verify.
   std::string tls_summary() const;

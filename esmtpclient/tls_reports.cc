@@ -38,7 +38,9 @@ tlsrpt::Aggregate& TlsReports::today() {
   return days_[day];
 }
 
-void TlsReports::success(const tlsrpt::Policy& policy) { today().add_success(policy); }
+void TlsReports::success(const tlsrpt::Policy& policy) {
+  today().add_success(policy);
+}
 
 void TlsReports::failure(const tlsrpt::Policy& policy, const tlsrpt::Failure& failure) {
   today().add_failure(policy, failure);
@@ -51,13 +53,13 @@ bool TlsReports::flush() {
       it = days_.erase(it);
       continue;
     }
-    const std::string path =
-        dir_ + "/" + it->first + "." + std::to_string(::getpid()) + ".journal";
+    const std::string path = dir_ + "/" + it->first + "." + std::to_string(::getpid()) + ".journal";
     base::UniqueFd fd(
         ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd || !base::write_all(fd.get(), it->second.journal())) {
-      base::log("esmtpclient").warning("TLS report journal " + path + ": " +
-                                       base::errno_text(errno) + " (kept for the next try)");
+      base::log("esmtpclient")
+          .warning("TLS report journal " + path + ": " + base::errno_text(errno) +
+                   " (kept for the next try)");
       all = false;
       ++it;
       continue;

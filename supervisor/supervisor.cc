@@ -148,8 +148,8 @@ void Supervisor::on_exit(pid_t pid, int status) {
     auto log_level = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? Poco::Message::PRIO_INFORMATION
                                                                    : Poco::Message::PRIO_WARNING;
     logger().log(Poco::Message("estafetted",
-                               job->program + " " + job->args.front() + " pid=" +
-                                   std::to_string(pid) + " " + how_it_ended(status),
+                               job->program + " " + job->args.front() +
+                                   " pid=" + std::to_string(pid) + " " + how_it_ended(status),
                                log_level));
     return;
   }

@@ -71,8 +71,8 @@ struct Limits {
 };
 
 inline constexpr std::size_t kMaxJournalLine = 256 * 1024;
-inline constexpr std::size_t kMaxText = 1024;     // any one string field, in bytes
-inline constexpr std::size_t kMaxStrings = 210;   // policy strings (an STS policy: 3 + 100 mx)
+inline constexpr std::size_t kMaxText = 1024;    // any one string field, in bytes
+inline constexpr std::size_t kMaxStrings = 210;  // policy strings (an STS policy: 3 + 100 mx)
 inline constexpr std::uint64_t kMaxCount = 1ull << 48;  // one line's counts, each
 
 class Aggregate final {

@@ -19,7 +19,9 @@ namespace {
 
 constexpr std::string_view kVersion = "v=TLSRPTv1";
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
@@ -98,8 +100,7 @@ RuaResult parse_txt_record(std::string_view record) {
       if (r.mailto.size() + r.https.size() >= kMaxRua) break;
       std::string lower = smtp::to_lower(uri.substr(0, 8));
       if (lower.starts_with("mailto:")) {
-        if (auto address = mailto_address(uri.substr(7)))
-          r.mailto.push_back(*address);
+        if (auto address = mailto_address(uri.substr(7))) r.mailto.push_back(*address);
       } else if (lower.starts_with("https://") && uri.size() <= kMaxText) {
         r.https.emplace_back(uri);
       }
@@ -127,8 +128,8 @@ RuaResult parse_txt_records(const std::vector<std::string>& records) {
   }
   if (count != 1) {
     RuaResult r;
-    r.reason = count == 0 ? "no v=TLSRPTv1 TXT record"
-                          : std::to_string(count) + " v=TLSRPTv1 TXT records";
+    r.reason =
+        count == 0 ? "no v=TLSRPTv1 TXT record" : std::to_string(count) + " v=TLSRPTv1 TXT records";
     return r;
   }
   return parse_txt_record(*found);

@@ -34,9 +34,9 @@ RuaResult parse_txt_record(std::string_view record);
 RuaResult parse_txt_records(const std::vector<std::string>& records);
 
 struct ReportInfo {
-  std::string organization;  // organization-name
-  std::string contact;       // contact-info: a mailbox
-  std::string submitter;     // our host name (TLS-Report-Submitter, the file name)
+  std::string organization;    // organization-name
+  std::string contact;         // contact-info: a mailbox
+  std::string submitter;       // our host name (TLS-Report-Submitter, the file name)
   std::int64_t day_start = 0;  // Unix time of the report day's 00:00:00Z
 };
 

@@ -8,8 +8,8 @@ the MTA-STS policies; the MX hosts are SMTP servers written here. Four messages 
                 failure starttls-not-supported;
   plain.test    no policy, TLS works: a no-policy-found success; it publishes no _smtp._tls
                 record, so it gets no report.
-`estafette reload` makes esmtpclient write its journal; a garbage line and a symlink planted in
-<state>/tlsrpt are ignored with a warning; `estafette tls-report --date TODAY` then mails three
+`estafette reload` makes esmtpclient write its journal; garbage lines (one of 1.5 MB) and a
+symlink planted in <state>/tlsrpt are ignored with a warning, a good line after them counts; `estafette tls-report --date TODAY` then mails three
 reports through the submission socket into the local Maildir of tlsrpt@estafette.test. Each one
 is parsed as a mail client would (MIME, base64, gzip, JSON) and its counts are checked. A second
 run sends nothing again (<day>.sent)."""
@@ -140,15 +140,18 @@ def test(tmp, stoppers):
                      "a TLS report journal")
     today = time.strftime("%Y-%m-%d", time.gmtime())
     with open(os.path.join(journal_dir, "%s.1.journal" % today), "w") as f:
-        f.write('garbage\n{"type":"sts","domain":"x.test","ok":-5}\n')
+        # A line over the 256 KiB bound that spans read blocks, then a good one after it.
+        f.write('garbage\n{"type":"sts","domain":"x.test","ok":-5}\n' + "x" * 1500000 + "\n" +
+                '{"type":"no-policy-found","domain":"planted.test","ok":1}\n')
     os.symlink("/etc/passwd", os.path.join(journal_dir, "%s.2.journal" % today))
 
     printed = estafette(mta, "tls-report", "--date", today, "--print")
     assert printed.returncode == 0, printed.stdout + printed.stderr
     domains = sorted(json.loads(line)["policies"][0]["policy"]["policy-domain"]
                      for line in printed.stdout.splitlines())
-    assert domains == ["notls.test", "plain.test", "stsbad.test", "stsgood.test"], printed.stdout
-    assert "2 malformed journal lines ignored" in printed.stderr, printed.stderr
+    assert domains == ["notls.test", "plain.test", "planted.test", "stsbad.test",
+                       "stsgood.test"], printed.stdout
+    assert "3 malformed journal lines ignored" in printed.stderr, printed.stderr
     assert "skipping" in printed.stderr and ".2.journal" in printed.stderr, printed.stderr
     assert not mta.maildir_messages("tlsrpt")
 

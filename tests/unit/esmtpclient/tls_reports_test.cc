@@ -38,8 +38,8 @@ TEST(TlsReports, FlushAppendsPerDayAndProcess) {
   std::int64_t now = 1765065600;  // 2025-12-07T00:00:00Z
   TlsReports reports(loop, dir.path(), std::chrono::seconds(3600), [&] { return now; });
   reports.success(kPolicy);
-  reports.failure(kPolicy, {tlsrpt::ResultType::StarttlsNotSupported, "127.0.0.1",
-                            "mx.example.net", "127.0.0.2", ""});
+  reports.failure(kPolicy, {tlsrpt::ResultType::StarttlsNotSupported, "127.0.0.1", "mx.example.net",
+                            "127.0.0.2", ""});
   now += 86400;
   reports.success(kPolicy);
   ASSERT_TRUE(reports.flush());
@@ -95,8 +95,8 @@ TEST(TlsReports, AtMostMaxDaysInMemory) {
   EXPECT_TRUE(reports.flush());
   std::size_t files = 0;
   for (std::size_t i = 0; i < TlsReports::kMaxDays + 2; ++i)
-    files += ::access(journal_path(missing, tlsrpt::utc_day(1765065600 + 86400 * i)).c_str(),
-                      F_OK) == 0;
+    files +=
+        ::access(journal_path(missing, tlsrpt::utc_day(1765065600 + 86400 * i)).c_str(), F_OK) == 0;
   EXPECT_EQ(files, TlsReports::kMaxDays);
   // The oldest ones went.
   EXPECT_NE(::access(journal_path(missing, "2025-12-07").c_str(), F_OK), 0);

@@ -100,8 +100,8 @@ TEST(TlsrptJournal, HostileLinesAreRefusedAndCounted) {
       R"({"type":"sts","domain":"a.example","fail":1,"details":[{"result":"nope","n":1}]})",
       R"({"type":"sts","domain":"a.example","fail":1,"details":[{"result":"dane-required","n":2}]})",
       R"({"type":"sts","domain":"a.example","ok":1,"x":[[[[[[]]]]]]})",
-      "{\"type\":\"sts\",\"domain\":\"a.example\",\"ok\":1,\"x\":\"" + std::string(kMaxJournalLine, 'a') +
-          "\"}",
+      "{\"type\":\"sts\",\"domain\":\"a.example\",\"ok\":1,\"x\":\"" +
+          std::string(kMaxJournalLine, 'a') + "\"}",
       std::string(100000, '['),
   };
   for (const auto& line : bad) {
