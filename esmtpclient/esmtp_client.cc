@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "lib/auth/scram.h"
 #include "lib/base/log.h"
 #include "lib/smtp/address.h"
 
@@ -251,6 +252,8 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
   }
   if (s.credentials) {
     security.credentials = smtp::ClientCredentials{s.credentials->user, s.credentials->password};
+    if (!no_scram_.contains(s.credentials->user + " " + d.job.destination))
+      security.scram_nonce = auth::scram_server_nonce();  // used if the server offers SCRAM
     security.auth_without_tls = config_.client_auth_plaintext;
   }
   const std::string address = t.ip + ":" + std::to_string(t.port);
@@ -659,6 +662,10 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
                        " time=" + std::to_string(ms.count()) + "ms reply=" + done.summary);
 
   report_tls(d, conn);
+  if (conn.scram_refused() && d.security.credentials) {
+    if (no_scram_.size() >= kMaxFallbacks) no_scram_.clear();
+    no_scram_.insert(d.security.credentials->user + " " + d.job.destination);
+  }
   if (done.no_reply && d.reused && !d.stale_retried) {
     // The pooled connection had gone stale: retry once on a fresh connection.
     d.stale_retried = true;

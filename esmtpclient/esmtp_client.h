@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "esmtpclient/esmtp_connection.h"
@@ -166,6 +167,10 @@ class EsmtpClient final : private ConnectionOwner {
   std::shared_ptr<tls::ClientContext> tls_;
   // `may` hosts ("ip:port") whose handshake failed, until when they get plaintext at once.
   std::unordered_map<std::string, event::Clock::time_point> tls_fallback_;
+  // Logins ("user destination") whose server refused our SCRAM proof and took PLAIN: their
+  // accounts hold a hash SCRAM cannot use, so they skip SCRAM (and a failed login each time,
+  // which the server may count against us). Bounded: cleared when full.
+  std::unordered_set<std::string> no_scram_;
   dns::Resolver resolver_;
   std::unique_ptr<mtasts::PolicyCache> sts_cache_;  // with mta_sts = yes
   std::unique_ptr<mtasts::PolicySource> sts_;

@@ -92,6 +92,7 @@ class Connection final {
   // For TLS reports: whether this connection meant to do TLS (it has a context), the server
   // answered EHLO/HELO, a handshake was started, and what a successful one agreed on.
   bool tls_wanted() const { return tls_setup_.context != nullptr; }
+  bool scram_refused() const { return session_.scram_refused(); }
   bool greeted() const { return session_.greeted(); }
   bool tls_attempted() const { return tls_ != nullptr; }
   const std::optional<tls::SessionInfo>& tls_session() const { return tls_session_; }

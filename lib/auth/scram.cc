@@ -32,6 +32,18 @@ ScramKey hmac(std::string_view key, std::string_view data) {
   return out;
 }
 
+// RFC 5802's SaltedPassword: PBKDF2-HMAC-SHA-256. Blocks for `iterations` rounds.
+ScramKey salted_password(std::string_view password, std::string_view salt,
+                         std::uint32_t iterations) {
+  ScramKey salted{};
+  if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                        reinterpret_cast<const unsigned char*>(salt.data()),
+                        static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+                        static_cast<int>(salted.size()), salted.data()) != 1)
+    throw std::runtime_error("PBKDF2-HMAC-SHA-256 failed");
+  return salted;
+}
+
 ScramKey sha256(std::string_view data) {
   ScramKey out{};
   unsigned int size = 0;
@@ -142,12 +154,7 @@ std::string format_scram_secret(const ScramSecret& secret) {
 
 ScramSecret derive_scram_secret(std::string_view password, std::string_view salt,
                                 std::uint32_t iterations) {
-  std::array<unsigned char, 32> salted{};
-  if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
-                        reinterpret_cast<const unsigned char*>(salt.data()),
-                        static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
-                        static_cast<int>(salted.size()), salted.data()) != 1)
-    throw std::runtime_error("PBKDF2-HMAC-SHA-256 failed");
+  ScramKey salted = salted_password(password, salt, iterations);
   std::string_view salted_view(reinterpret_cast<const char*>(salted.data()), salted.size());
   ScramSecret secret;
   secret.iterations = iterations;
@@ -286,6 +293,101 @@ ScramServer::Verdict ScramServer::client_final(std::string_view message, std::st
   if (!match || !known_ || !authzid_ok_) return Verdict::Refused;
   server_final_ = "v=" + base64_encode(as_view(hmac(as_view(secret_.server_key), auth_message)));
   return Verdict::Accepted;
+}
+
+ScramClient::ScramClient(std::string user, std::string password, std::string nonce)
+    : user_(std::move(user)), password_(std::move(password)), nonce_(std::move(nonce)) {}
+
+ScramClient::~ScramClient() {
+  wipe_secret(password_);
+  OPENSSL_cleanse(server_key_.data(), server_key_.size());
+}
+
+std::string ScramClient::client_first() {
+  std::string name;
+  for (char c : user_) {
+    if (c == ',')
+      name += "=2C";
+    else if (c == '=')
+      name += "=3D";
+    else
+      name += c;
+  }
+  first_bare_ = "n=" + name + ",r=" + nonce_;
+  return "n,," + first_bare_;
+}
+
+std::optional<std::string> ScramClient::server_first(std::string_view message,
+                                                     std::string* reason) {
+  auto bad = [&](const char* why) -> std::optional<std::string> {
+    if (reason) *reason = why;
+    return std::nullopt;
+  };
+  if (answered_ || first_bare_.empty()) return bad("SCRAM server-first out of turn");
+  if (message.size() > kMaxScramMessage) return bad("SCRAM server-first too long");
+  std::string_view rest = message;
+  std::string_view nonce_attr = next_attribute(rest);
+  if (nonce_attr.starts_with("m=")) return bad("SCRAM mandatory extension not supported");
+  if (!nonce_attr.starts_with("r=")) return bad("SCRAM server-first without r=");
+  std::string_view nonce = nonce_attr.substr(2);
+  if (!nonce.starts_with(nonce_) || nonce.size() == nonce_.size() || !printable_nonce(nonce))
+    return bad("SCRAM server nonce does not extend ours");
+  std::string_view salt_attr = next_attribute(rest);
+  if (!salt_attr.starts_with("s=")) return bad("SCRAM server-first without s=");
+  auto salt = base64_decode(salt_attr.substr(2));
+  if (!salt || salt->empty() || salt->size() > kMaxScramSalt) return bad("SCRAM salt malformed");
+  std::string_view count_attr = next_attribute(rest);
+  if (!count_attr.starts_with("i=")) return bad("SCRAM server-first without i=");
+  std::uint64_t iterations = 0;
+  std::string_view digits = count_attr.substr(2);
+  if (digits.empty() || digits.size() > 9) return bad("SCRAM iteration count malformed");
+  for (char c : digits) {
+    if (c < '0' || c > '9') return bad("SCRAM iteration count malformed");
+    iterations = iterations * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (iterations < kMinScramIterations || iterations > kMaxScramClientIterations)
+    return bad("SCRAM iteration count out of bounds (4096 to 100000)");
+  while (!rest.empty())
+    if (!extension_ok(next_attribute(rest))) return bad("SCRAM server-first extension malformed");
+  answered_ = true;
+
+  ScramKey salted = salted_password(password_, *salt, static_cast<std::uint32_t>(iterations));
+  std::string_view salted_view(reinterpret_cast<const char*>(salted.data()), salted.size());
+  ScramKey client_key = hmac(salted_view, "Client Key");
+  server_key_ = hmac(salted_view, "Server Key");
+  OPENSSL_cleanse(salted.data(), salted.size());
+  const ScramKey stored = sha256(as_view(client_key));
+  const std::string without_proof = "c=biws,r=" + std::string(nonce);  // biws: base64("n,,")
+  auth_message_ = first_bare_ + ',' + std::string(message) + ',' + without_proof;
+  ScramKey proof = hmac(as_view(stored), auth_message_);  // ClientSignature
+  for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= client_key[i];
+  OPENSSL_cleanse(client_key.data(), client_key.size());
+  std::string out = without_proof + ",p=" + base64_encode(as_view(proof));
+  OPENSSL_cleanse(proof.data(), proof.size());
+  return out;
+}
+
+bool ScramClient::server_final(std::string_view message, std::string* reason) {
+  auto bad = [&](std::string why) {
+    if (reason) *reason = std::move(why);
+    return false;
+  };
+  if (!answered_) return bad("SCRAM server-final out of turn");
+  if (message.starts_with("e=")) {
+    std::string error(message.substr(2, 64));
+    for (char& c : error)
+      if (c < 0x20 || c > 0x7e) c = '?';
+    return bad("SCRAM server error: " + error);
+  }
+  if (!message.starts_with("v=")) return bad("SCRAM server-final without v=");
+  std::string_view rest = message.substr(2);
+  rest = rest.substr(0, rest.find(','));
+  auto signature = base64_decode(rest);
+  const ScramKey expected = hmac(as_view(server_key_), auth_message_);
+  if (!signature || signature->size() != expected.size() ||
+      CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0)
+    return bad("SCRAM server signature is wrong: the server does not know our secret");
+  return true;
 }
 
 }  // namespace estafette::auth

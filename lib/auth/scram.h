@@ -116,4 +116,39 @@ class ScramServer final {
   std::string server_final_;
 };
 
+// The client side, for esmtpclient's AUTH to a smarthost (RFC 5802 without channel binding,
+// "n,,"). A pure state machine over the decoded messages, except that server_first() runs PBKDF2
+// for the server's iteration count: it BLOCKS, which is why a count over
+// kMaxScramClientIterations is refused (a hostile server must not stall the caller's loop); a
+// count below kMinScramIterations too (RFC 7677 4). The nonce is given (scram_server_nonce()
+// makes a good one). server_final() checks the server's signature: a server that cannot prove it
+// knows the secret is refused even if it says 235.
+inline constexpr std::uint32_t kMaxScramClientIterations = 100'000;
+
+class ScramClient final {
+ public:
+  ScramClient(std::string user, std::string password, std::string nonce);
+  ~ScramClient();  // wipes the password and the keys
+  ScramClient(const ScramClient&) = delete;
+  ScramClient& operator=(const ScramClient&) = delete;
+
+  // "n,,n=USER,r=NONCE" (',' and '=' in the user escaped as =2C and =3D).
+  std::string client_first();
+  // The client-final-message for the decoded server-first, or nullopt and *reason (a nonce that
+  // does not extend ours, a bad salt, an iteration count out of bounds, a mandatory extension).
+  std::optional<std::string> server_first(std::string_view message, std::string* reason);
+  // True when the decoded server-final is "v=" and the server's signature; false and *reason
+  // for "e=..." or a wrong signature.
+  bool server_final(std::string_view message, std::string* reason);
+
+ private:
+  std::string user_;
+  std::string password_;
+  std::string nonce_;
+  std::string first_bare_;
+  std::string auth_message_;
+  ScramKey server_key_{};
+  bool answered_ = false;  // server_first() produced the client-final
+};
+
 }  // namespace estafette::auth

@@ -263,6 +263,7 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
             std::string_view mech = mechs.substr(0, sp);
             if (mech == "PLAIN") caps_.auth_plain = true;
             if (mech == "LOGIN") caps_.auth_login = true;
+            if (mech == "SCRAM-SHA-256") caps_.auth_scram = true;
             mechs = sp == std::string_view::npos ? std::string_view() : mechs.substr(sp + 1);
           }
         }
@@ -298,17 +299,10 @@ void ClientSession::after_hello(Actions& out) {
                 "451 4.7.0 not sending credentials over a connection without TLS", true);
       return;
     }
-    const ClientCredentials& c = *security_.credentials;
-    if (caps_.auth_plain) {
-      std::string response = std::string(1, '\0') + c.user + '\0' + c.password;
-      out.emplace_back(SendBytes{"AUTH PLAIN " + auth::base64_encode(response) + "\r\n"});
-      auth_login_ = false;
-    } else if (caps_.auth_login) {
-      out.emplace_back(SendBytes{"AUTH LOGIN " + auth::base64_encode(c.user) + "\r\n"});
-      auth_login_ = true;
-    } else {
+    if (!start_auth(out, true)) {
       fail_host(out, DeliveryStatus::TempFail,
-                "451 4.7.0 the server offers no AUTH mechanism we can use (PLAIN, LOGIN)");
+                "451 4.7.0 the server offers no AUTH mechanism we can use (SCRAM-SHA-256, PLAIN, "
+                "LOGIN)");
       return;
     }
     state_ = State::Auth;
@@ -320,6 +314,29 @@ void ClientSession::after_hello(Actions& out) {
     state_ = State::Idle;
     out.emplace_back(std::in_place_type<Ready>);
   }
+}
+
+bool ClientSession::start_auth(Actions& out, bool allow_scram) {
+  const ClientCredentials& c = *security_.credentials;
+  scram_.reset();
+  auth_login_ = false;
+  auth_error_.clear();
+  if (allow_scram && caps_.auth_scram && !security_.scram_nonce.empty()) {
+    scram_ = std::make_unique<auth::ScramClient>(c.user, c.password, security_.scram_nonce);
+    scram_answered_ = scram_verified_ = false;
+    out.emplace_back(
+        SendBytes{"AUTH SCRAM-SHA-256 " + auth::base64_encode(scram_->client_first()) + "\r\n"});
+  } else if (caps_.auth_plain) {
+    std::string response = std::string(1, '\0') + c.user + '\0' + c.password;
+    out.emplace_back(SendBytes{"AUTH PLAIN " + auth::base64_encode(response) + "\r\n"});
+  } else if (caps_.auth_login) {
+    out.emplace_back(SendBytes{"AUTH LOGIN " + auth::base64_encode(c.user) + "\r\n"});
+    auth_login_ = true;
+  } else {
+    return false;
+  }
+  state_ = State::Auth;
+  return true;
 }
 
 void ClientSession::on_starttls_reply(const Reply& reply, Actions& out) {
@@ -353,9 +370,37 @@ Actions ClientSession::on_tls_started(const std::string& refusal) {
 }
 
 void ClientSession::on_auth_reply(const Reply& reply, Actions& out) {
+  if (reply.code == 235 && scram_ && !scram_verified_) {
+    // RFC 5802 5: without the server's signature we do not know whom we talk to.
+    fail_host(out, DeliveryStatus::TempFail,
+              "authentication failed: " + reply.to_string() +
+                  " without the SCRAM server signature (deferred)");
+    return;
+  }
   if (reply.code == 235) {
     authenticated_ = true;
+    scram_.reset();
     after_hello(out);
+    return;
+  }
+  if (reply.code == 334 && scram_) {
+    auto challenge = auth::base64_decode(reply.lines.empty() ? "" : reply.lines.front());
+    std::string why = "SCRAM challenge is not base64";
+    if (challenge && !scram_verified_ && !scram_answered_) {
+      if (auto final = scram_->server_first(*challenge, &why)) {
+        scram_answered_ = true;
+        out.emplace_back(SendBytes{auth::base64_encode(*final) + "\r\n"});
+        return;
+      }
+    } else if (challenge && scram_answered_ && !scram_verified_) {
+      if (scram_->server_final(*challenge, &why)) {
+        scram_verified_ = true;
+        out.emplace_back(SendBytes{"\r\n"});
+        return;
+      }
+    }
+    auth_error_ = why;
+    out.emplace_back(SendBytes{"*\r\n"});
     return;
   }
   if (reply.code == 334 && auth_login_) {
@@ -367,10 +412,21 @@ void ClientSession::on_auth_reply(const Reply& reply, Actions& out) {
     out.emplace_back(SendBytes{"*\r\n"});
     return;
   }
+  // The server refused our SCRAM proof: its account may hold a hash SCRAM cannot use (crypt),
+  // so PLAIN or LOGIN once more, inside TLS as always. Not when the server failed to prove
+  // itself (auth_error_): it may not be the server we mean.
+  if (scram_ && auth_error_.empty() && reply.code == 535 &&
+      (caps_.auth_plain || caps_.auth_login)) {
+    scram_refused_ = true;
+    start_auth(out, false);
+    return;
+  }
   // 535 and friends: a deferral, with the server's words, for the admin to fix.
+  const bool ours = !auth_error_.empty();
   fail_host(out, DeliveryStatus::TempFail,
-            "authentication failed: " + reply.to_string() +
-                (reply.permanent() ? " (deferred: check client_credentials)" : ""));
+            "authentication failed: " + (ours ? auth_error_ + "; " : std::string()) +
+                reply.to_string() +
+                (reply.permanent() && !ours ? " (deferred: check client_credentials)" : ""));
 }
 
 std::string ClientSession::mail_command() const {

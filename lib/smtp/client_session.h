@@ -15,11 +15,13 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "lib/auth/scram.h"
 #include "lib/base/delivery_status.h"
 #include "lib/smtp/reply_parser.h"
 
@@ -52,11 +54,13 @@ struct ClientCredentials {
 struct ClientSecurity {
   StartTls starttls = StartTls::Never;
   bool implicit_tls = false;  // TLS from the first byte (port 465): no STARTTLS
-  // AUTH after EHLO when the server offers PLAIN or LOGIN (and none of it when it offers no AUTH
-  // at all, as Postfix does). A 5xx to AUTH defers the transaction: the credentials are wrong
-  // for every message, which is the admin's to fix, not the senders'.
+  // AUTH after EHLO when the server offers SCRAM-SHA-256 (preferred: the password never crosses
+  // the wire, and the server proves it knows the secret), PLAIN or LOGIN (and none of it when it
+  // offers no AUTH at all, as Postfix does). A 5xx to AUTH defers the transaction: the
+  // credentials are wrong for every message, which is the admin's to fix, not the senders'.
   std::optional<ClientCredentials> credentials = {};
   bool auth_without_tls = false;  // false: credentials never go over a plaintext connection
+  std::string scram_nonce = {};   // the client nonce for SCRAM (auth::scram_server_nonce())
 };
 
 struct Transaction {
@@ -126,6 +130,7 @@ struct Capabilities {
   bool requiretls = false;
   bool auth_plain = false;
   bool auth_login = false;
+  bool auth_scram = false;       // SCRAM-SHA-256
   bool auth = false;             // AUTH advertised, with whatever mechanisms
   std::uint64_t size_limit = 0;  // 0 = none advertised
 };
@@ -175,6 +180,9 @@ class ClientSession final {
   bool in_transaction() const { return transaction_.has_value(); }
   const Capabilities& capabilities() const { return caps_; }
   bool tls_active() const { return tls_active_; }
+  // The server refused our SCRAM-SHA-256 proof (535) and PLAIN or LOGIN was tried instead: the
+  // account's hash is not one SCRAM can use; the caller may skip SCRAM for it next time.
+  bool scram_refused() const { return scram_refused_; }
   // EHLO or HELO was answered with success: STARTTLS was possible from then on.
   bool greeted() const { return greeted_; }
   bool authenticated() const { return authenticated_; }
@@ -212,6 +220,9 @@ class ClientSession final {
   void abort_transaction(Actions& out);  // finished early: report, then RSET
   void send_quit(Actions& out);
   bool any_accepted() const;
+  // AUTH with the best mechanism the server offers (SCRAM-SHA-256 when allow_scram, PLAIN,
+  // LOGIN); false when it offers none of them.
+  bool start_auth(Actions& out, bool allow_scram);
   std::string mail_command() const;
   std::string rcpt_command(std::size_t rcpt) const;
 
@@ -222,7 +233,12 @@ class ClientSession final {
   bool starttls_tried_ = false;  // once per connection, whatever came of it
   bool greeted_ = false;
   bool authenticated_ = false;
-  bool auth_login_ = false;  // AUTH LOGIN: the next 334 asks for the password
+  bool auth_login_ = false;                   // AUTH LOGIN: the next 334 asks for the password
+  std::unique_ptr<auth::ScramClient> scram_;  // AUTH SCRAM-SHA-256 in progress
+  bool scram_answered_ = false;               // client-final sent
+  bool scram_refused_ = false;
+  bool scram_verified_ = false;  // the server's signature was right
+  std::string auth_error_;       // why we cancelled the exchange ("*")
   State state_ = State::Connecting;
   Capabilities caps_;
   std::optional<Pending> transaction_;

@@ -5,7 +5,9 @@ AUTH), a submissions port (TLS from the first byte) and a second submission port
 sending side has a wrong password. A throwaway Postfix with Dovecot SASL (Dovecot's auth socket,
 a passwd-file) is a second smarthost that relays only for authenticated clients. Checked: mail
 over 587 and over 465 arrives in the receiver's Maildir, AUTHenticated (its Received header says
-ESMTPSA, its log names the login); through Postfix it reaches the sink behind it, Postfix logging
+ESMTPSA, its log names the login; a login with a SCRAM-SHA-256 secret authenticates by SCRAM,
+one with a crypt hash falls back from SCRAM to PLAIN, and its next connection uses PLAIN
+straight away); through Postfix it reaches the sink behind it, Postfix logging
 sasl_username; the wrong password defers (535 in mailq, "check client_credentials"), nothing
 bounces; a credentials file that others may read stops check-config and esmtpclient (it holds
 passwords)."""
@@ -23,6 +25,11 @@ def test(tmp, stoppers):
     p587, p465, pbad = harness.free_port(), harness.free_port(), harness.free_port()
     passwd = os.path.join(tmp, "passwd")
     harness.write_passwd(passwd, {"relay@rcv.test": "right horse battery"})
+    # A second login with a SCRAM-SHA-256 secret (what `doveadm pw -s SCRAM-SHA-256` writes).
+    subprocess.run([os.path.join(harness.BUILD_DIR, "estafette"), "passwd", "--file", passwd,
+                    "--stdin", "--scheme", "scram-sha-256", "scram@rcv.test"],
+                   input=b"salted staple\n", check=True, capture_output=True, timeout=30)
+    os.chmod(passwd, 0o644)
     receiver = harness.Estafette(
         tmp, name="receiver", port=p587,
         listen="127.0.0.1:%d submission, 127.0.0.1:%d submissions, 127.0.0.1:%d submission" % (
@@ -54,8 +61,8 @@ def test(tmp, stoppers):
     with open(creds, "w") as f:
         f.write("# destination user password\n"
                 "127.0.0.1:%d relay@rcv.test right horse battery\n"
-                "127.0.0.1:%d relay@rcv.test right horse battery\n"
-                "127.0.0.1:%d relay@rcv.test wrong horse\n"
+                "127.0.0.1:%d scram@rcv.test salted staple\n"
+                "127.0.0.1:%d nobody@rcv.test wrong horse\n"
                 "127.0.0.1:%d relay@dove.test postfix side secret\n" % (p587, p465, pbad,
                                                                        postfix.port))
     os.chmod(creds, 0o600)
@@ -67,7 +74,7 @@ def test(tmp, stoppers):
         tmp, name="sender", client_credentials=creds, tls_ca_file=ca[2], destinations=dests,
         routes={"rcv.test": "127.0.0.1,%d" % p587, "imp.test": "127.0.0.1,%d" % p465,
                 "bad.test": "127.0.0.1,%d" % pbad, "dove.test": "127.0.0.1,%d" % postfix.port},
-        retry_base="1h", retry_max="1h")
+        retry_base="1h", retry_max="1h", idle_reuse="1s")
 
     # A credentials file that others may read: check-config and esmtpclient refuse it.
     os.chmod(creds, 0o644)
@@ -90,10 +97,26 @@ def test(tmp, stoppers):
     harness.wait_for(lambda: receiver.maildir_messages("alice") and
                      receiver.maildir_messages("bob"), 30, "both messages at the receiver")
     for user in ("alice", "bob"):
-        (msg,) = receiver.maildir_messages(user)
+        msg = receiver.maildir_messages(user)[0]
         assert b"with ESMTPSA" in msg, msg
     log = receiver.read_log()
-    assert "relay@rcv.test" in log, log
+    # 465: the SCRAM login, by SCRAM-SHA-256 (preferred; the password never crosses the wire).
+    assert [ln for ln in log.splitlines() if "auth ok user=scram@rcv.test" in ln and
+            "mechanism=SCRAM-SHA-256" in ln], log
+    # 587: relay@rcv.test has a crypt hash SCRAM cannot use: its SCRAM proof is refused, and the
+    # client tries PLAIN once more, inside TLS.
+    assert [ln for ln in log.splitlines() if "auth failed user=relay@rcv.test" in ln and
+            "mechanism=SCRAM-SHA-256" in ln], log
+    assert [ln for ln in log.splitlines() if "auth ok user=relay@rcv.test" in ln and
+            "mechanism=PLAIN" in ln], log
+    # The next connection for that login goes straight to PLAIN: no failed login each time.
+    harness.wait_for(lambda: "closed=idle" in sender.read_log(), 15, "the 587 connection closed")
+    sender.send("me@estafette.test", ["alice@rcv.test"], b"Subject: again\r\n\r\nbody\r\n")
+    harness.wait_for(lambda: len(receiver.maildir_messages("alice")) == 2, 30, "alice's second")
+    log = receiver.read_log().splitlines()
+    assert len([ln for ln in log if "auth failed user=relay@rcv.test" in ln]) == 1, log
+    assert len([ln for ln in log if "auth ok user=relay@rcv.test" in ln and
+                "mechanism=PLAIN" in ln]) == 2, log
     sent = sender.read_log()
     line587 = [ln for ln in sent.splitlines() if ":%d " % p587 in ln and "delivered=1" in ln]
     assert line587 and "cert=verified policy=verify" in line587[0], line587

@@ -274,5 +274,73 @@ TEST(Scram, StepsOutOfTurnAreMalformed) {
   EXPECT_EQ(done.client_final(kClientFinal, nullptr), ScramServer::Verdict::Malformed);
 }
 
+// The client side (esmtpclient's AUTH to a smarthost): RFC 7677's exchange from the client's end.
+TEST(ScramClient, Rfc7677TestVector) {
+  ScramClient client("user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+  EXPECT_EQ(client.client_first(), kClientFirst);
+  std::string reason;
+  auto final = client.server_first(kServerFirst, &reason);
+  ASSERT_TRUE(final) << reason;
+  EXPECT_EQ(*final, kClientFinal);
+  EXPECT_TRUE(client.server_final(kServerFinal, &reason)) << reason;
+}
+
+TEST(ScramClient, AgainstTheServerWithAnEscapedName) {
+  const ScramSecret secret = derive_scram_secret("s3cret", "0123456789abcdef", 4096);
+  for (std::string_view password : {"s3cret", "wrong"}) {
+    ScramClient client("a,b=c", std::string(password), scram_server_nonce());
+    ScramServer server;
+    std::string reason;
+    ASSERT_TRUE(server.client_first(client.client_first(), &reason)) << reason;
+    EXPECT_EQ(server.username(), "a,b=c");
+    auto final =
+        client.server_first(server.server_first(secret, true, scram_server_nonce()), &reason);
+    ASSERT_TRUE(final) << reason;
+    const bool right = password == "s3cret";
+    EXPECT_EQ(server.client_final(*final, &reason),
+              right ? ScramServer::Verdict::Accepted : ScramServer::Verdict::Refused);
+    if (right) {
+      EXPECT_TRUE(client.server_final(server.server_final(), &reason)) << reason;
+    }
+  }
+}
+
+TEST(ScramClient, HostileServerFirstIsRefused) {
+  const std::string ours = "rOprNGfwEbeRWgbNEkqO";
+  const std::string salt = ",s=W22ZaJ0SNY7soEsUEjb6gQ==";
+  for (const std::string& message : {
+           "r=someoneelse" + salt + ",i=4096",      // not our nonce
+           "r=" + ours + salt + ",i=4096",          // ours, not extended
+           "r=" + ours + "x" + salt + ",i=4095",    // too few rounds
+           "r=" + ours + "x" + salt + ",i=100001",  // too many: would stall the loop
+           "r=" + ours + "x" + salt + ",i=99999999999",
+           "r=" + ours + "x" + salt + ",i=",
+           "r=" + ours + "x,s=!!!,i=4096",
+           "r=" + ours + "x,s=,i=4096",
+           "m=ext,r=" + ours + "x" + salt + ",i=4096",
+           "r=" + ours + "x" + salt,
+           std::string(5000, 'r'),
+       }) {
+    ScramClient client("user", "pencil", ours);
+    client.client_first();
+    std::string reason;
+    EXPECT_FALSE(client.server_first(message, &reason)) << message;
+    EXPECT_FALSE(reason.empty()) << message;
+    EXPECT_FALSE(client.server_final(kServerFinal, &reason)) << message;
+  }
+}
+
+TEST(ScramClient, ServerFinalMustProveTheServer) {
+  for (std::string_view final : {"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=", "v=", "v=!!",
+                                 "e=invalid-proof", "x=1", ""}) {
+    ScramClient client("user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+    client.client_first();
+    ASSERT_TRUE(client.server_first(kServerFirst, nullptr));
+    std::string reason;
+    EXPECT_FALSE(client.server_final(final, &reason)) << final;
+    EXPECT_FALSE(reason.empty());
+  }
+}
+
 }  // namespace
 }  // namespace estafette::auth
