@@ -114,13 +114,7 @@ EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::
             if (on_exit_) on_exit_();
           }),
       on_exit_(std::move(on_exit)) {
-  if (config.mta_sts) {
-    sts_cache_ =
-        std::make_unique<mtasts::PolicyCache>(config.mta_sts_dir(), config.mta_sts_cache_size);
-    mtasts::SourceOptions options;
-    options.fetch.timeout = config.mta_sts_timeout;
-    sts_ = std::make_unique<mtasts::PolicySource>(loop, resolver_, tls_, *sts_cache_, options);
-  }
+  if (config.mta_sts) policy_source();
   if (config.tls_reporting) reports_ = std::make_unique<TlsReports>(loop, config.tlsrpt_dir());
   channel_.send(ipc::encode(ipc::ModuleReady{"esmtp"}));
 }
@@ -167,14 +161,35 @@ void EsmtpClient::start(std::unique_ptr<Delivery> owned) {
     }
   }
   d.security = security_for(d);
+  if (d.security.level == config::TlsLevel::MtaSts && !wants_mta_sts(d)) {
+    finish_all(
+        d, ipc::RcptStatus::TempFail,
+        "451 4.7.5 tls=mta-sts applies to MX deliveries, not to the route " + d.job.destination,
+        false);
+    return;
+  }
   if (wants_mta_sts(d)) {
-    d.sts_lookup = sts_->lookup(d.destination.host, [this, id](const mtasts::Decision& sts) {
+    d.sts_lookup = policy_source().lookup(d.destination.host, [this,
+                                                               id](const mtasts::Decision& sts) {
       auto it = deliveries_.find(id);
       if (it == deliveries_.end()) return;
       Delivery& dd = *it->second;
       dd.sts = sts;
       if (!sts.note.empty())
         logger().information("id=" + dd.job.queue_id + " mta-sts " + sts.domain + ": " + sts.note);
+      if (dd.security.level == config::TlsLevel::MtaSts && sts.mode != mtasts::Mode::Enforce) {
+        // tls=mta-sts: no enforced policy, no delivery (an attacker who strips the policy must
+        // not get the mail in plaintext or to another host).
+        std::string why = sts.source == mtasts::Decision::Source::None
+                              ? (sts.note.empty() ? "no policy" : sts.note)
+                              : std::string("policy mode ") + mtasts::to_string(sts.mode);
+        if (reports_ && sts.failed)  // the domain may have a policy we could not get
+          reports_->failure(report_policy(dd, {}, nullptr),
+                            {tlsrpt::ResultType::StsPolicyFetchError, "", "", "", why});
+        finish_all(dd, ipc::RcptStatus::TempFail,
+                   "451 4.7.5 MTA-STS is required for " + dd.destination.host + ": " + why, false);
+        return;
+      }
       // A connection made under an enforced policy is not one made without it.
       if (sts.mode == mtasts::Mode::Enforce) dd.security.pool_key += " mta-sts=" + sts.id;
       connect_or_reuse(dd);
@@ -184,11 +199,23 @@ void EsmtpClient::start(std::unique_ptr<Delivery> owned) {
   connect_or_reuse(d);
 }
 
+mtasts::PolicySource& EsmtpClient::policy_source() {
+  if (!sts_) {
+    sts_cache_ =
+        std::make_unique<mtasts::PolicyCache>(config_.mta_sts_dir(), config_.mta_sts_cache_size);
+    mtasts::SourceOptions options;
+    options.fetch.timeout = config_.mta_sts_timeout;
+    sts_ = std::make_unique<mtasts::PolicySource>(loop_, resolver_, tls_, *sts_cache_, options);
+  }
+  return *sts_;
+}
+
 bool EsmtpClient::wants_mta_sts(const Delivery& d) const {
   using L = config::TlsLevel;
   const L level = d.security.level;
-  return sts_ && !d.destination.route && !d.security.implicit_tls &&
-         (level == L::May || level == L::Dane || level == L::Encrypt);
+  if (d.destination.route || d.security.implicit_tls) return false;
+  return level == L::MtaSts ||
+         (config_.mta_sts && (level == L::May || level == L::Dane || level == L::Encrypt));
 }
 
 void EsmtpClient::connect_or_reuse(Delivery& d) {

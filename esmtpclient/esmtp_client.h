@@ -118,7 +118,9 @@ class EsmtpClient final : private ConnectionOwner {
   void connect_or_reuse(Delivery& d);
   // MTA-STS (RFC 8461) applies to MX deliveries under may, dane (where DANE does not apply)
   // and encrypt, with mta_sts = yes; verify, secure and dane-only have their own stricter rules.
+  // tls=mta-sts (any MX delivery; routes are deferred) also wants it, mta_sts = yes or not.
   bool wants_mta_sts(const Delivery& d) const;
+  mtasts::PolicySource& policy_source();  // made on first use
   Security security_for(const Delivery& d) const;
   // The connection's STARTTLS/AUTH settings and TLS setup for one target of d.
   // dane: the host's DANE verdict under dane/dane-only, else null.
@@ -172,7 +174,7 @@ class EsmtpClient final : private ConnectionOwner {
   // which the server may count against us). Bounded: cleared when full.
   std::unordered_set<std::string> no_scram_;
   dns::Resolver resolver_;
-  std::unique_ptr<mtasts::PolicyCache> sts_cache_;  // with mta_sts = yes
+  std::unique_ptr<mtasts::PolicyCache> sts_cache_;  // with mta_sts = yes, or for tls=mta-sts
   std::unique_ptr<mtasts::PolicySource> sts_;
   std::unique_ptr<TlsReports> reports_;  // with tls_reporting = yes
   ipc::Channel channel_;

@@ -49,7 +49,7 @@ constexpr std::pair<TlsLevel, const char*> kTlsLevels[] = {
     {TlsLevel::None, "none"},          {TlsLevel::May, "may"},
     {TlsLevel::Dane, "dane"},          {TlsLevel::Encrypt, "encrypt"},
     {TlsLevel::DaneOnly, "dane-only"}, {TlsLevel::Verify, "verify"},
-    {TlsLevel::Secure, "secure"},
+    {TlsLevel::Secure, "secure"},      {TlsLevel::MtaSts, "mta-sts"},
 };
 }  // namespace
 
@@ -121,8 +121,10 @@ DestinationTable parse_destinations(const std::string& text, const std::string& 
       } else if (key == "tls") {
         limits.tls = parse_tls_level(value);
         if (!limits.tls)
-          fail("tls: expected none, may, dane, encrypt, dane-only, verify or secure, not '" +
-               std::string(value) + "'");
+          fail(
+              "tls: expected none, may, dane, encrypt, dane-only, verify, secure or mta-sts, not "
+              "'" +
+              std::string(value) + "'");
       } else if (key == "tls_match") {
         for (std::string_view rest_names = value; !rest_names.empty();) {
           auto comma = rest_names.find(',');

@@ -11,7 +11,7 @@
 // MAXDELS), rate=N/s|N/m|N/h (deliveries started per second, minute or hour, evenly spaced: one
 // delivery is one SMTP transaction, one message to its recipients at that destination),
 // max_rcpt=N (recipients per transaction, instead of MAXRCPT); and for esmtpclient tls=LEVEL
-// (instead of tls_policy: none, may, dane, encrypt, dane-only, verify, secure; Postfix's
+// (instead of tls_policy: none, may, dane, encrypt, dane-only, verify, secure, mta-sts; Postfix's
 // smtp_tls_security_level
 // names), tls_match=NAME,... (the names verify and secure check the certificate against, instead
 // of the MX host name or the next-hop domain; ".example.com" matches any name below it),
@@ -36,7 +36,9 @@ namespace estafette::config {
 // dane-only: DANE or defer; verify: a trusted certificate for the MX host name (or route
 // host); secure: a trusted certificate for the next-hop domain (or a name below it), whatever
 // DNS says the MX host is.
-enum class TlsLevel { None, May, Dane, Encrypt, DaneOnly, Verify, Secure };
+// MtaSts: an enforced MTA-STS policy (RFC 8461) is required, even with mta_sts = no; a domain
+// without one is deferred (4.7.5), never sent under a weaker rule.
+enum class TlsLevel { None, May, Dane, Encrypt, DaneOnly, Verify, Secure, MtaSts };
 std::optional<TlsLevel> parse_tls_level(std::string_view text);
 const char* to_string(TlsLevel level);
 

@@ -176,14 +176,15 @@ void openssl_list(ParseState& s, const std::string& v) {
   s.config.*F = v;
 }
 
-// A contiguous range of TLS versions, in any order ("TLSv1.2 TLSv1.3"); kept lowest first.
 void tls_policy(ParseState& s, const std::string& v) {
   auto level = parse_tls_level(v);
   if (!level)
-    throw std::invalid_argument("expected none, may, dane, encrypt, dane-only, verify or secure");
+    throw std::invalid_argument(
+        "expected none, may, dane, encrypt, dane-only, verify, secure or mta-sts");
   s.config.tls_policy = *level;
 }
 
+// A contiguous range of TLS versions, in any order ("TLSv1.2 TLSv1.3"); kept lowest first.
 void tls_protocols(ParseState& s, const std::string& v) {
   static constexpr std::string_view kVersions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
   bool on[std::size(kVersions)] = {};

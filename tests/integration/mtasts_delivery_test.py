@@ -7,7 +7,10 @@ mta-sts.* names) serves an enforce policy per domain; the MX hosts are SMTP serv
   the log says "policy=mta-sts enforce", and the policy is cached in <state>/mta-sts;
   stsbad.test: the MX host is listed but its certificate names another host: deferred 4.7.5
   (under may alone it would have gone), nothing delivered there;
-  stsmx.test: the policy lists other MX hosts: deferred 4.7.5 "MTA-STS", no connection."""
+  stsmx.test: the policy lists other MX hosts: deferred 4.7.5 "MTA-STS", no connection;
+  nosts.test: no policy, but destinations says tls=mta-sts for it: deferred 4.7.5 "MTA-STS is
+  required" (its MX host, which would take the mail over TLS, gets nothing);
+  the same two tls=mta-sts domains from a second instance with mta_sts = no: the same outcome."""
 import http.server
 import os
 import ssl
@@ -72,27 +75,32 @@ def test(tmp, stoppers):
                "--host-record=mx.stsbad.test,%s" % BAD_MX,
                "--mx-host=stsgood.test,mx.stsgood.test,10",
                "--mx-host=stsbad.test,mx.stsbad.test,10",
-               "--mx-host=stsmx.test,mx.stsgood.test,10"]
+               "--mx-host=stsmx.test,mx.stsgood.test,10",
+               "--mx-host=nosts.test,mx.stsgood.test,10"]
     for domain in ("stsgood", "stsbad", "stsmx"):
         records += ["--host-record=mta-sts.%s.test,%s" % (domain, POLICY_HOST),
                     "--txt-record=_mta-sts.%s.test,v=STSv1; id=20261206;" % domain]
     stoppers.append(harness.Dnsmasq(tmp, dns_port, records).start())
+    dests = os.path.join(tmp, "destinations")
+    with open(dests, "w") as f:
+        f.write("nosts.test tls=mta-sts\nstsgood.test tls=mta-sts\n")
     mta = harness.Estafette(tmp, esmtp_port=port, dns_servers="127.0.0.1:%d" % dns_port,
-                            tls_ca_file=ca[2], mta_sts_timeout="10s",
+                            tls_ca_file=ca[2], mta_sts_timeout="10s", destinations=dests,
                             retry_base="1h", retry_max="1h").start()
     stoppers.append(mta)
-    for rcpt in ("a@stsgood.test", "b@stsbad.test", "c@stsmx.test"):
+    for rcpt in ("a@stsgood.test", "b@stsbad.test", "c@stsmx.test", "d@nosts.test"):
         mta.send("alice@estafette.test", [rcpt], b"Subject: %s\r\n\r\nbody\r\n" % rcpt.encode())
 
     def deferred():
         return harness.recipient_errors(mta)
 
     harness.wait_for(lambda: good.messages, 30, "the stsgood.test message at its MX host")
-    harness.wait_for(lambda: len(deferred()) == 2, 30, "two deferrals")
+    harness.wait_for(lambda: len(deferred()) == 3, 30, "three deferrals")
     errors = deferred()
     assert "4.7.5" in errors["b@stsbad.test"] and "hostname mismatch" in errors["b@stsbad.test"], \
         errors
     assert "451 4.7.5 MTA-STS" in errors["c@stsmx.test"], errors
+    assert "451 4.7.5 MTA-STS is required for nosts.test" in errors["d@nosts.test"], errors
     assert not bad.messages, bad.messages
     rcpts = [r for m in good.messages for r in m[1]]
     assert rcpts == ["RCPT TO:<a@stsgood.test>"], rcpts
@@ -101,6 +109,20 @@ def test(tmp, stoppers):
     assert line and "cert=verified" in line[0] and "policy=mta-sts enforce" in line[0], line
     assert os.path.exists(os.path.join(mta.state, "mta-sts", "stsgood.test")), \
         os.listdir(os.path.join(mta.state, "mta-sts"))
+
+    # tls=mta-sts needs no mta_sts = yes: a second instance with it off enforces it the same way.
+    mta2 = harness.Estafette(tmp, name="mta2", esmtp_port=port, mta_sts="no",
+                             dns_servers="127.0.0.1:%d" % dns_port, tls_ca_file=ca[2],
+                             destinations=dests, retry_base="1h", retry_max="1h").start()
+    stoppers.append(mta2)
+    for rcpt in ("e@stsgood.test", "f@nosts.test"):
+        mta2.send("alice@estafette.test", [rcpt], b"Subject: %s\r\n\r\nbody\r\n" % rcpt.encode())
+    harness.wait_for(lambda: len(good.messages) == 2, 30, "e@stsgood.test at its MX host")
+    harness.wait_for(lambda: "f@nosts.test" in harness.recipient_errors(mta2), 30,
+                     "the nosts.test deferral")
+    assert "MTA-STS is required" in harness.recipient_errors(mta2)["f@nosts.test"]
+    assert [r for m in good.messages for r in m[1]][1] == "RCPT TO:<e@stsgood.test>"
+    assert "policy=mta-sts enforce" in mta2.read_log()
 
 
 if __name__ == "__main__":

@@ -107,11 +107,13 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Destinations, TlsSettings) {
   auto t = parse_destinations(
       "bank.example tls=verify\n"
+      "sts.example tls=mta-sts\n"
       "partner.example tls=secure tls_match=.Partner.example,mx.hoster.example\n"
       "smtp.example.net:465 implicit_tls=no tls=encrypt\n"
       "old.example concurrency=2\n",
       "dests");
   EXPECT_EQ(t.for_domain("bank.example")->tls, TlsLevel::Verify);
+  EXPECT_EQ(t.for_domain("sts.example")->tls, TlsLevel::MtaSts);
   EXPECT_TRUE(t.for_domain("bank.example")->tls_match.empty());
   const auto* p = t.for_domain("partner.example");
   EXPECT_EQ(p->tls, TlsLevel::Secure);
@@ -135,7 +137,7 @@ TEST(Destinations, StrictestTlsIsTheStrongerLevel) {
 
 TEST(Destinations, TlsLevelNamesRoundTrip) {
   for (auto level : {TlsLevel::None, TlsLevel::May, TlsLevel::Dane, TlsLevel::Encrypt,
-                     TlsLevel::DaneOnly, TlsLevel::Verify, TlsLevel::Secure})
+                     TlsLevel::DaneOnly, TlsLevel::Verify, TlsLevel::Secure, TlsLevel::MtaSts})
     EXPECT_EQ(parse_tls_level(to_string(level)), level);
   EXPECT_FALSE(parse_tls_level("MAY"));
   EXPECT_FALSE(parse_tls_level("dane_only"));
