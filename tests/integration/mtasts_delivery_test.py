@@ -48,8 +48,8 @@ class PolicyHandler(http.server.BaseHTTPRequestHandler):
 
 
 class PolicyServer:
-    def __init__(self, cert):
-        self.server = http.server.ThreadingHTTPServer((POLICY_HOST, 443), PolicyHandler)
+    def __init__(self, cert, host=POLICY_HOST):
+        self.server = http.server.ThreadingHTTPServer((host, 443), PolicyHandler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*cert)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)

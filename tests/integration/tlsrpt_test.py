@@ -1,5 +1,5 @@
 """SMTP TLS reporting (issue 15, RFC 8460) end to end, with tls_reporting = yes and mta_sts = yes.
-dnsmasq publishes MX, MTA-STS and _smtp._tls records; an HTTPS server on 127.0.0.161:443 serves
+dnsmasq publishes MX, MTA-STS and _smtp._tls records; an HTTPS server on 127.0.0.171:443 serves
 the MTA-STS policies; the MX hosts are SMTP servers written here. Four messages go out:
   stsgood.test  enforce policy, certificate names the MX: delivered, an sts success;
   stsbad.test   enforce policy, certificate names another host: deferred, an sts failure
@@ -21,11 +21,12 @@ import subprocess
 import time
 
 import harness
-from mtasts_delivery_test import POLICY_HOST, PolicyServer, POLICIES
+from mtasts_delivery_test import PolicyServer, POLICIES
 from testca import make_ca, server_cert
 from tls_client_test import FailingTlsServer, free_port_on_all
 
-GOOD_MX, BAD_MX, NOTLS_MX = "127.0.0.162", "127.0.0.163", "127.0.0.164"
+# Addresses of their own: make check runs this beside mtasts_delivery_test.
+POLICY_HOST, GOOD_MX, BAD_MX, NOTLS_MX = "127.0.0.171", "127.0.0.172", "127.0.0.173", "127.0.0.174"
 RUA = "tlsrpt@estafette.test"
 
 
@@ -97,7 +98,7 @@ def test(tmp, stoppers):
     ca = make_ca(tmp)
     stoppers.append(PolicyServer(server_cert(tmp, ca, "policy", "mta-sts.stsgood.test",
                                              more_names=("mta-sts.stsbad.test",
-                                                         "mta-sts.stsmx.test"))))
+                                                         "mta-sts.stsmx.test")), POLICY_HOST))
     good = FailingTlsServer(GOOD_MX, port, "requiretls",
                             server_cert(tmp, ca, "mxgood", "mx.stsgood.test"))
     stoppers.append(good)
