@@ -307,8 +307,18 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
     security.starttls = smtp::StartTls::Required;
     setup.options.tlsa = dane->records;
     setup.options.dane_base_domain = t.name;
+    if (!dane->base_domain.empty()) {
+      // The records came from the CNAME target: it is the base domain and the SNI name, and a
+      // DANE-TA certificate may name either (RFC 7672 3.2.2).
+      setup.options.dane_base_domain = dane->base_domain;
+      setup.options.server_name = dane->base_domain;
+      setup.options.verify_names = {t.name};
+    }
     setup.require_dane = true;
-    setup.options.destination = address + " dane";
+    // A session resumes only where the same records (and base domain) verified it: a session
+    // made under one domain's TLSA records must not stand in for another domain's at that address.
+    setup.options.destination = address + " dane " + setup.options.dane_base_domain;
+    for (const auto& r : dane->records) setup.options.destination += " " + dns::tlsa_text(r);
     return {security, setup};
   }
   if (s.level >= config::TlsLevel::Verify) {
@@ -518,24 +528,43 @@ bool EsmtpClient::dane_ready(Delivery& d, const Target& t) {
     d.dane[t.name] = dns::dane_verdict(*d.mx, *host, nullptr);
     return true;
   }
+  // An alias: the TLSA records of the end of its CNAME chain first, then (none there, securely)
+  // the MX host name's own (RFC 7672 2.2.2; the addresses, and so the chain, are secure here).
+  tlsa_lookup(d, t.name, host->canonical.empty() ? t.name : host->canonical, t.port);
+  return false;
+}
+
+void EsmtpClient::tlsa_lookup(Delivery& d, const std::string& host, const std::string& base,
+                              std::uint16_t port) {
   const std::uint64_t id = d.job.job_id;
   d.dns =
-      resolver_.lookup_tlsa(t.name, t.port, [this, id, name = t.name](const dns::TlsaResult& tlsa) {
+      resolver_.lookup_tlsa(base, port, [this, id, host, base, port](const dns::TlsaResult& tlsa) {
         auto it = deliveries_.find(id);
         if (it == deliveries_.end() || !it->second->mx) return;
         Delivery& dd = *it->second;
-        for (const auto& h : dd.mx->hosts) {
-          if (h.name == name) {
-            dd.dane[name] = dns::dane_verdict(*dd.mx, h, &tlsa);
-            break;
-          }
+        const dns::MxHost* h = nullptr;
+        for (const auto& mx_host : dd.mx->hosts)
+          if (mx_host.name == host) h = &mx_host;
+        if (!h) return;
+        if (base != host && tlsa.status == dns::Status::NotFound && tlsa.authenticated) {
+          // Not from inside the resolver's callback.
+          loop_.post(guard_.wrap([this, id, host, port] {
+            if (auto d2 = deliveries_.find(id); d2 != deliveries_.end())
+              tlsa_lookup(*d2->second, host, host, port);
+          }));
+          return;
         }
+        dns::DaneVerdict verdict = dns::dane_verdict(*dd.mx, *h, &tlsa);
+        if (base != host) {
+          verdict.reason += " (TLSA records of " + base + ", the CNAME target of " + host + ")";
+          verdict.base_domain = base;
+        }
+        dd.dane[host] = std::move(verdict);
         // Not from inside the resolver's callback: the next step may start another lookup.
         loop_.post(guard_.wrap([this, id] {
           if (auto d2 = deliveries_.find(id); d2 != deliveries_.end()) try_next_target(*d2->second);
         }));
       });
-  return false;
 }
 
 void EsmtpClient::run_on(Delivery& d, Connection& conn) {

@@ -131,6 +131,10 @@ class EsmtpClient final : private ConnectionOwner {
   // dane/dane-only: the verdict for the next target, after its TLSA lookup; false while the
   // lookup runs (try_next_target is called again when it is done).
   bool dane_ready(Delivery& d, const Target& t);
+  // The TLSA lookup at base (host's CNAME target, or host itself) for MX host `host`; a secure
+  // "none" at a CNAME target looks again at host. Then try_next_target, from the loop.
+  void tlsa_lookup(Delivery& d, const std::string& host, const std::string& base,
+                   std::uint16_t port);
   // The next target is refused by DANE or MTA-STS before any connection: a policy failure
   // (4.7.5 `reply`), then the target after it.
   void refuse_target(Delivery& d, const std::string& reply);

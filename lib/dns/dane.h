@@ -5,7 +5,9 @@
 // there are none), the host's address records and the TLSA RRset are all DNSSEC-secure; a TLSA
 // lookup that fails (SERVFAIL: bogus, or no answer) defers the delivery, never plaintext; when
 // every record is unusable (tlsa.h) DANE does not apply and the policy's non-DANE meaning holds
-// (Postfix's `dane`: mandatory TLS without authentication).
+// (Postfix's `dane`: mandatory TLS without authentication). An MX host that is an alias
+// (MxHost::canonical) has its TLSA records looked up at the CNAME target first (the caller does
+// that, RFC 7672 2.2.2) and DaneVerdict::base_domain says where they were found.
 // Errors: none; every outcome is a DaneState with a reason for logs.
 #pragma once
 
@@ -28,6 +30,9 @@ struct DaneVerdict {
   DaneState state = DaneState::NotApplicable;
   std::vector<TlsaRecord> records;  // Verify: the usable ones only
   std::string reason;               // one line: why (for logs, DSNs, the probe)
+  // Verify: the TLSA base domain, when it is not the MX host name: the end of the host name's
+  // CNAME chain, where the records were found (RFC 7672 2.2.2). "": the MX host name.
+  std::string base_domain = {};
 };
 
 // Whether to look up host's TLSA records at all: only when the MX RRset and the host's

@@ -8,7 +8,9 @@
 #include <netdb.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
+#include <utility>
 
 namespace estafette::dns {
 
@@ -40,6 +42,68 @@ std::function<void(Args...)> guard(const std::shared_ptr<detail::Token>& token,
     token->done = true;
     callback(std::forward<Args>(args)...);
   };
+}
+
+std::string normal_name(std::string_view n) {
+  while (!n.empty() && n.back() == '.') n.remove_suffix(1);
+  std::string out(n);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// A name at p in the message, expanded (compression followed by c-ares, bounded); its encoded
+// length in *used. nullopt when malformed.
+std::optional<std::string> expand_name(const unsigned char* p, const unsigned char* abuf, int alen,
+                                       long* used) {
+  char* s = nullptr;
+  if (ares_expand_name(p, abuf, alen, &s, used) != ARES_SUCCESS || !s) return std::nullopt;
+  std::string out = normal_name(s);
+  ares_free_string(s);
+  return out;
+}
+
+// The end of the CNAME chain that starts at `asked` in the answer section (lower case, no
+// trailing dot), or "" when the name is no alias or the answer is malformed. At most 16 hops;
+// a loop ends it.
+std::string cname_chain_end(const unsigned char* abuf, int alen, const std::string& asked) {
+  if (!abuf || alen < 12) return "";
+  const unsigned char* end = abuf + alen;
+  const int questions = abuf[4] << 8 | abuf[5];
+  const int answers = abuf[6] << 8 | abuf[7];
+  const unsigned char* p = abuf + 12;
+  for (int i = 0; i < questions; ++i) {
+    long used = 0;
+    if (!expand_name(p, abuf, alen, &used) || end - p < used + 4) return "";
+    p += used + 4;
+  }
+  std::vector<std::pair<std::string, std::string>> aliases;
+  for (int i = 0; i < answers && i < 64; ++i) {
+    long used = 0;
+    auto owner = expand_name(p, abuf, alen, &used);
+    if (!owner || end - p < used + 10) return "";
+    p += used;
+    const int type = p[0] << 8 | p[1];
+    const int length = p[8] << 8 | p[9];
+    p += 10;
+    if (end - p < length) return "";
+    if (type == ns_t_cname) {
+      long target_used = 0;
+      auto target = expand_name(p, abuf, alen, &target_used);
+      if (!target) return "";
+      aliases.emplace_back(std::move(*owner), std::move(*target));
+    }
+    p += length;
+  }
+  const std::string start = normal_name(asked);
+  std::string name = start;
+  for (int hop = 0; hop < 16; ++hop) {
+    auto next = std::find_if(aliases.begin(), aliases.end(),
+                             [&](const auto& a) { return a.first == name; });
+    if (next == aliases.end()) break;
+    name = next->second;
+  }
+  return name == start || name.size() > 253 ? std::string() : name;
 }
 
 bool authentic(const unsigned char* abuf, int alen) {
@@ -337,9 +401,10 @@ Request Resolver::query(const std::string& name, int type, RawCallback callback)
 }
 
 void Resolver::address_query(const std::string& name, int type, AddressesDone done) {
-  raw_query(name, type, [type, done](int status, const unsigned char* abuf, int alen) {
+  raw_query(name, type, [name, type, done](int status, const unsigned char* abuf, int alen) {
     bool secure = authentic(abuf, alen);
     std::vector<std::string> out;
+    std::string canonical;
     if (status == ARES_SUCCESS) {
       char text[INET6_ADDRSTRLEN];
       int n = kMaxAddresses;
@@ -356,16 +421,19 @@ void Resolver::address_query(const std::string& name, int type, AddressesDone do
           if (inet_ntop(AF_INET6, &addrs[i].ip6addr, text, sizeof text)) out.emplace_back(text);
         }
       }
+      if (status == ARES_SUCCESS) canonical = cname_chain_end(abuf, alen, name);
       if (status == ARES_SUCCESS && out.empty()) status = ARES_ENODATA;
     }
-    done(map_status(status), std::move(out), secure);
+    done(map_status(status), std::move(out), secure, canonical);
   });
 }
 
 namespace {
 // A ListCallback that drops the authenticated flag, for the lookups that do not report it.
 auto without_flag(Resolver::ListCallback cb) {
-  return [cb = std::move(cb)](Status s, std::vector<std::string> v, bool) { cb(s, std::move(v)); };
+  return [cb = std::move(cb)](Status s, std::vector<std::string> v, bool, const std::string&) {
+    cb(s, std::move(v));
+  };
 }
 }  // namespace
 
@@ -383,7 +451,7 @@ Request Resolver::lookup_aaaa(const std::string& name, ListCallback callback) {
 
 void Resolver::host_addresses(const std::string& name, AddressesDone done) {
   if (is_ip_literal(name)) {
-    post([done, name] { done(Status::Ok, {name}, false); });
+    post([done, name] { done(Status::Ok, {name}, false, ""); });
     return;
   }
   struct Join {
@@ -391,6 +459,7 @@ void Resolver::host_addresses(const std::string& name, AddressesDone done) {
     Status a = Status::NotFound, aaaa = Status::NotFound;
     bool a_secure = false, aaaa_secure = false;
     std::vector<std::string> v4, v6;
+    std::string canonical;  // from whichever answer had a CNAME chain
     AddressesDone done;
   };
   auto join = std::make_shared<Join>();
@@ -404,20 +473,26 @@ void Resolver::host_addresses(const std::string& name, AddressesDone done) {
     auto answered = [](Status st) { return st == Status::Ok || st == Status::NotFound; };
     bool secure = s == Status::Ok && (!answered(join->a) || join->a_secure) &&
                   (!answered(join->aaaa) || join->aaaa_secure);
-    join->done(s, std::move(all), secure);
+    join->done(s, std::move(all), secure, join->canonical);
   };
-  address_query(name, ns_t_a, [join, finish](Status s, std::vector<std::string> v, bool secure) {
-    join->a = s;
-    join->a_secure = secure;
-    join->v4 = std::move(v);
-    finish();
-  });
-  address_query(name, ns_t_aaaa, [join, finish](Status s, std::vector<std::string> v, bool secure) {
-    join->aaaa = s;
-    join->aaaa_secure = secure;
-    join->v6 = std::move(v);
-    finish();
-  });
+  address_query(name, ns_t_a,
+                [join, finish](Status s, std::vector<std::string> v, bool secure,
+                               const std::string& canonical) {
+                  join->a = s;
+                  join->a_secure = secure;
+                  join->v4 = std::move(v);
+                  if (!canonical.empty()) join->canonical = canonical;
+                  finish();
+                });
+  address_query(name, ns_t_aaaa,
+                [join, finish](Status s, std::vector<std::string> v, bool secure,
+                               const std::string& canonical) {
+                  join->aaaa = s;
+                  join->aaaa_secure = secure;
+                  join->v6 = std::move(v);
+                  if (join->canonical.empty()) join->canonical = canonical;
+                  finish();
+                });
 }
 
 Request Resolver::resolve_host(const std::string& name, ListCallback callback) {
@@ -487,11 +562,11 @@ void Resolver::mx_hosts(const std::string& domain, MxCallback done) {
       return;
     }
     if (reply.implicit()) {
-      host_addresses(
-          domain, [domain, done, mx_secure](Status s, std::vector<std::string> addrs, bool secure) {
-            MxResult r{s, true, {MxHost{domain, 0, s, std::move(addrs), secure}}, mx_secure};
-            done(r);
-          });
+      host_addresses(domain, [domain, done, mx_secure](Status s, std::vector<std::string> addrs,
+                                                       bool secure, const std::string& canonical) {
+        MxResult r{s, true, {MxHost{domain, 0, s, std::move(addrs), secure, canonical}}, mx_secure};
+        done(r);
+      });
       return;
     }
     if (reply.status != ARES_SUCCESS) {
@@ -516,10 +591,12 @@ void Resolver::mx_hosts(const std::string& domain, MxCallback done) {
     join->done = done;
     for (std::size_t i = 0; i < join->result.hosts.size(); ++i) {
       host_addresses(join->result.hosts[i].name,
-                     [join, i](Status s, std::vector<std::string> addrs, bool secure) {
+                     [join, i](Status s, std::vector<std::string> addrs, bool secure,
+                               const std::string& canonical) {
                        join->result.hosts[i].status = s;
                        join->result.hosts[i].addresses = std::move(addrs);
                        join->result.hosts[i].authenticated = secure;
+                       join->result.hosts[i].canonical = canonical;
                        if (--join->left > 0) return;
                        Status overall = Status::NotFound;
                        for (const auto& h : join->result.hosts)

@@ -65,6 +65,9 @@ struct MxHost {
   // DNSSEC-secure addresses: every A/AAAA answer (records or none) had the AD bit and one had
   // records. Never for an IP literal.
   bool authenticated = false;
+  // The host name is an alias: the end of its CNAME chain (lower case, no trailing dot), where
+  // DANE looks for TLSA records first (RFC 7672 2.2.2); "" when it is no alias.
+  std::string canonical = {};
 };
 
 struct MxResult {
@@ -168,7 +171,9 @@ class Resolver final {
  private:
   using AresDone = std::function<void(int status, const unsigned char* abuf, int alen)>;
   // Addresses with whether they were DNSSEC-secure (MxHost::authenticated).
-  using AddressesDone = std::function<void(Status, std::vector<std::string>, bool authenticated)>;
+  // canonical: the name at the end of the answer's CNAME chain when it differs from the query's.
+  using AddressesDone = std::function<void(Status, std::vector<std::string>, bool authenticated,
+                                           const std::string& canonical)>;
   struct QueryState;
 
   static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable);

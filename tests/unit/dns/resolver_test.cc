@@ -36,17 +36,21 @@ class ResolverTest : public ::testing::Test {
     if (::access("/usr/sbin/dnsmasq", X_OK) != 0) return;
     port_ = free_port();
     auto args = estafette::testing::dnsmasq_args(
-        port_, {"--mx-host=multi.test,mx1.multi.test,10", "--mx-host=multi.test,mx2.multi.test,20",
-                "--mx-host=multi.test,mx3.multi.test,10", "--host-record=mx1.multi.test,127.0.0.11",
-                "--host-record=mx2.multi.test,127.0.0.12",
-                "--host-record=mx3.multi.test,127.0.0.13,fd00::13",
-                "--mx-host=dangling.test,nowhere.test,10", "--host-record=plain.test,127.0.0.20",
-                "--mx-host=nullmx.test,.,0", "--txt-record=txt.test,v=spf1 -all",
-                "--txt-record=split.test,part one ,part two", "--txt-record=split.test,second",
-                "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test",
-                // TLSA (type 52): DANE-EE 3 1 1 and PKIX-EE 1 1 1, each with 32 bytes of data
-                "--dns-rr=_25._tcp.mx1.multi.test,52,030101" + std::string(64, 'a'),
-                "--dns-rr=_25._tcp.mx1.multi.test,52,010101" + std::string(64, 'b')});
+        port_,
+        {"--mx-host=multi.test,mx1.multi.test,10", "--mx-host=multi.test,mx2.multi.test,20",
+         "--mx-host=multi.test,mx3.multi.test,10", "--host-record=mx1.multi.test,127.0.0.11",
+         "--host-record=mx2.multi.test,127.0.0.12",
+         "--host-record=mx3.multi.test,127.0.0.13,fd00::13",
+         "--mx-host=dangling.test,nowhere.test,10", "--host-record=plain.test,127.0.0.20",
+         "--mx-host=nullmx.test,.,0", "--txt-record=txt.test,v=spf1 -all",
+         // An MX host that is an alias (two CNAMEs deep) and one that is not.
+         "--mx-host=alias.test,mx.alias.test,10", "--mx-host=alias.test,real.alias.test,20",
+         "--cname=mx.alias.test,hop.alias.test", "--cname=hop.alias.test,real.alias.test",
+         "--host-record=real.alias.test,127.0.0.30", "--txt-record=split.test,part one ,part two",
+         "--txt-record=split.test,second", "--ptr-record=5.0.0.127.in-addr.arpa,ptr.test",
+         // TLSA (type 52): DANE-EE 3 1 1 and PKIX-EE 1 1 1, each with 32 bytes of data
+         "--dns-rr=_25._tcp.mx1.multi.test,52,030101" + std::string(64, 'a'),
+         "--dns-rr=_25._tcp.mx1.multi.test,52,010101" + std::string(64, 'b')});
     if (dnsmasq_.start(args) && !wait_tcp(port_)) dnsmasq_.stop();
   }
   static void TearDownTestSuite() { dnsmasq_.stop(); }
@@ -144,6 +148,21 @@ TEST_F(ResolverTest, NoMxFallsBackToAddressRecords) {
   ASSERT_EQ(m.hosts.size(), 1u);
   EXPECT_EQ(m.hosts[0].name, "plain.test");
   EXPECT_EQ(m.hosts[0].addresses, std::vector<std::string>{"127.0.0.20"});
+}
+
+// RFC 7672 2.2.2: DANE looks for TLSA records at the end of an MX host's CNAME chain.
+TEST_F(ResolverTest, MxHostAliasHasItsCanonicalName) {
+  MxResult m = mx(*resolver_, "alias.test");
+  ASSERT_EQ(m.status, Status::Ok);
+  ASSERT_EQ(m.hosts.size(), 2u);
+  EXPECT_EQ(m.hosts[0].name, "mx.alias.test");
+  EXPECT_EQ(m.hosts[0].addresses, std::vector<std::string>{"127.0.0.30"});
+  EXPECT_EQ(m.hosts[0].canonical, "real.alias.test");
+  EXPECT_EQ(m.hosts[1].name, "real.alias.test");
+  EXPECT_EQ(m.hosts[1].canonical, "");
+  // Not for a host that is no alias, nor for the implicit MX.
+  for (const auto& h : mx(*resolver_, "multi.test").hosts) EXPECT_EQ(h.canonical, "") << h.name;
+  EXPECT_EQ(mx(*resolver_, "plain.test").hosts[0].canonical, "");
 }
 
 TEST_F(ResolverTest, NullMxIsPermFail) {
