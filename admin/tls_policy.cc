@@ -63,23 +63,31 @@ DaneOutcome dane_report(event::Loop& loop, dns::Resolver& resolver, const std::s
     else
       std::fprintf(out, "addresses: %s\n", dns::to_string(host.status));
     std::unique_ptr<dns::TlsaResult> tlsa;
+    if (!host.canonical.empty()) std::fprintf(out, "    alias of %s\n", host.canonical.c_str());
     if (dns::dane_wants_tlsa(mx, host)) {
-      done = false;
-      tlsa = std::make_unique<dns::TlsaResult>();
-      dns::Request r = resolver.lookup_tlsa(host.name, kSmtpPort, [&](const dns::TlsaResult& t) {
-        *tlsa = t;
-        done = true;
-        loop.stop();
-      });
-      run_until(loop, done);
-      std::fprintf(out, "    TLSA _%u._tcp.%s: %s", kSmtpPort, host.name.c_str(),
-                   dns::to_string(tlsa->status));
-      if (tlsa->status == dns::Status::Ok || tlsa->status == dns::Status::NotFound)
-        std::fprintf(out, ", %s", secure_word(tlsa->authenticated));
-      std::fprintf(out, "\n");
-      for (const auto& record : tlsa->records)
-        std::fprintf(out, "      %s (%s)\n", dns::tlsa_text(record).c_str(),
-                     dns::tlsa_usable(record) ? "usable" : "unusable");
+      // As esmtpclient does: an alias's CNAME target first, then (none there) the name itself.
+      std::vector<std::string> bases;
+      if (!host.canonical.empty()) bases.push_back(host.canonical);
+      bases.push_back(host.name);
+      for (const auto& base : bases) {
+        done = false;
+        tlsa = std::make_unique<dns::TlsaResult>();
+        dns::Request r = resolver.lookup_tlsa(base, kSmtpPort, [&](const dns::TlsaResult& t) {
+          *tlsa = t;
+          done = true;
+          loop.stop();
+        });
+        run_until(loop, done);
+        std::fprintf(out, "    TLSA _%u._tcp.%s: %s", kSmtpPort, base.c_str(),
+                     dns::to_string(tlsa->status));
+        if (tlsa->status == dns::Status::Ok || tlsa->status == dns::Status::NotFound)
+          std::fprintf(out, ", %s", secure_word(tlsa->authenticated));
+        std::fprintf(out, "\n");
+        for (const auto& record : tlsa->records)
+          std::fprintf(out, "      %s (%s)\n", dns::tlsa_text(record).c_str(),
+                       dns::tlsa_usable(record) ? "usable" : "unusable");
+        if (!(tlsa->status == dns::Status::NotFound && tlsa->authenticated)) break;
+      }
     }
     dns::DaneVerdict verdict = dns::dane_verdict(mx, host, tlsa.get());
     std::fprintf(out, "    %s: %s\n", dns::to_string(verdict.state), verdict.reason.c_str());

@@ -24,6 +24,9 @@ def zones():
         harness.DnssecZone("bogus.test", mx + ["_25._tcp.mx TLSA " + EE], kind="bogus"),
         harness.DnssecZone("mixed.test", ["@ MX 10 mx.plain.test."]),
         harness.DnssecZone("unusable.test", mx + ["_25._tcp.mx TLSA " + PKIX]),
+        # The MX host is an alias; its target has no TLSA records, its own name has.
+        harness.DnssecZone("alias.test", ["@ MX 10 mx", "mx CNAME real", "real A 127.0.0.1",
+                                          "_25._tcp.mx TLSA " + EE]),
     ]
 
 
@@ -74,6 +77,12 @@ def test(tmp, stoppers):
     assert rc == 1, out
     assert "  mx.plain.test (preference 10): insecure, addresses 127.0.0.1\n" in out, out
     assert "insecure: the addresses of mx.plain.test are not DNSSEC-validated" in out, out
+
+    rc, out = tls_policy(mta, "alias.test")
+    assert rc == 0, out
+    assert "    alias of real.alias.test\n" in out, out
+    assert "    TLSA _25._tcp.real.alias.test: not found, secure (DNSSEC)\n" in out, out
+    assert "    TLSA _25._tcp.mx.alias.test: ok, secure (DNSSEC)\n" in out, out
 
     rc, out = tls_policy(mta, "unusable.test")
     assert rc == 1, out
