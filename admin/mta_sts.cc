@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "admin/user_dir.h"
+#include "lib/base/dates.h"
 #include "lib/config/resolver_options.h"
 #include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
@@ -24,12 +25,7 @@ namespace estafette::admin {
 namespace {
 
 std::string utc(std::int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
+  return base::utc_text(t, "%Y-%m-%dT%H:%M:%SZ");
 }
 
 void print(const mtasts::Decision& d, std::FILE* out) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "admin/user_dir.h"
+#include "lib/base/dates.h"
 #include "lib/base/exit_codes.h"
 #include "lib/base/fd.h"
 #include "lib/base/io.h"
@@ -148,20 +149,6 @@ std::optional<std::string> read_small(int dir_fd, const std::string& name, std::
   return text;
 }
 
-std::string rfc5322_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  char text[64];
-  std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
-                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  return text;
-}
-
 // The rua of every domain, looked up at once on one loop.
 std::map<std::string, std::pair<dns::Status, tlsrpt::RuaResult>> lookup_rua(
     const config::Config& config, const std::vector<std::string>& domains) {
@@ -285,7 +272,8 @@ class Run {
  private:
   bool submit(const std::string& domain, const std::string& to, const std::string& json,
               std::string* error) {
-    const std::string message = tlsrpt::report_message(info_, domain, to, json, rfc5322_now());
+    const std::string message = tlsrpt::report_message(
+        info_, domain, to, json, base::rfc5322_date(static_cast<std::int64_t>(std::time(nullptr))));
     const std::string wire = smtp::stuff(message);
     base::UniqueFd fd =
         submit::connect_submit(submit::submit_socket_path(config_), std::chrono::seconds(30));

@@ -12,6 +12,8 @@
 // Errors: compose never fails; the readers return "" when the file cannot be read.
 #pragma once
 
+#include "lib/base/dates.h"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -66,7 +68,7 @@ std::string original_recipient(std::string_view orcpt, std::string_view recipien
 std::string dsn_status(std::string_view reply, bool expired);
 
 // "Thu, 23 Nov 2023 08:08:00 +0000" (RFC 5322 date-time, UTC).
-std::string rfc5322_date(std::int64_t unix_seconds);
+using base::rfc5322_date;
 
 // The header section of a queued message in plain form with LF line ends (the wire-form body
 // bytes up to the first empty line, un-dot-stuffed); at most max_bytes are read.

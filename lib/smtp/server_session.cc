@@ -1,5 +1,7 @@
 #include "lib/smtp/server_session.h"
 
+#include "lib/base/dates.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -44,20 +46,6 @@ bool has_routing(std::string_view address, bool source_route) {
   if (!mailbox) return false;
   std::string local = unquote_local(mailbox->local);
   return local.find_first_of("%!@") != std::string::npos;
-}
-
-// RFC 5322 date-time in UTC, locale independent.
-std::string rfc5322_date(std::time_t now) {
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
-                tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  return buf;
 }
 
 }  // namespace
@@ -806,7 +794,7 @@ std::string ServerSession::received_header(std::string_view queue_id, std::time_
   if (envelope_.recipients.size() == 1) {
     out += "\r\n\tfor <" + envelope_.recipients.front() + ">";
   }
-  out += "; " + rfc5322_date(now) + "\r\n";
+  out += "; " + base::rfc5322_date(now) + "\r\n";
   return out;
 }
 

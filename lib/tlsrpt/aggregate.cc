@@ -1,5 +1,7 @@
 #include "lib/tlsrpt/aggregate.h"
 
+#include "lib/base/dates.h"
+
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -148,12 +150,7 @@ std::optional<ResultType> parse_result_type(std::string_view text) {
 }
 
 std::string utc_day(std::int64_t unix_time) {
-  std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char text[16];
-  std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
-  return text;
+  return base::utc_text(unix_time, "%Y-%m-%d");
 }
 
 std::string bounded_text(std::string_view text) {

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "lib/auth/base64.h"
+#include "lib/base/dates.h"
 #include "lib/smtp/address.h"
 
 namespace estafette::tlsrpt {
@@ -63,12 +64,7 @@ std::optional<std::string> mailto_address(std::string_view body) {
 }
 
 std::string utc(std::int64_t t, const char* format) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char text[64];
-  std::strftime(text, sizeof text, format, &tm);
-  return text;
+  return base::utc_text(t, format);
 }
 
 }  // namespace

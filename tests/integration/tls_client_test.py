@@ -33,8 +33,10 @@ GOOD, WRONG, EXPIRED, BROKEN, OLD, INJECT, RTLS = ("127.0.0.11", "127.0.0.12", "
 
 
 class FailingTls(harness.SinkHandler):
-    """Offers STARTTLS; then either plaintext garbage instead of a handshake ("garbage") or a
-    server that speaks only TLS 1.0 ("tls1.0"). Plaintext mail is accepted and kept."""
+    """Offers STARTTLS; then either plaintext garbage instead of a handshake ("garbage"), a
+    server that speaks only TLS 1.0 ("tls1.0"), a plaintext reply injected after the 220
+    ("inject") or a good TLS 1.2+ server that offers REQUIRETLS ("requiretls"); "notls" offers
+    no STARTTLS at all. Plaintext mail is accepted and kept."""
 
     def handle(self):
         self.count_connection()
@@ -47,8 +49,12 @@ class FailingTls(harness.SinkHandler):
             cmd = line.decode(errors="replace").strip()
             verb = cmd.split(" ")[0].upper()
             if verb == "EHLO":
-                self.reply("250-mx.test\r\n250-PIPELINING\r\n250 REQUIRETLS" if in_tls
-                           else "250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS")
+                if in_tls:
+                    self.reply("250-mx.test\r\n250-PIPELINING\r\n250 REQUIRETLS")
+                elif self.server.mode == "notls":  # a server without STARTTLS at all
+                    self.reply("250-mx.test\r\n250 PIPELINING")
+                else:
+                    self.reply("250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS")
             elif verb == "STARTTLS":
                 with self.server.lock:
                     self.server.starttls += 1

@@ -30,43 +30,6 @@ POLICY_HOST, GOOD_MX, BAD_MX, NOTLS_MX = "127.0.0.171", "127.0.0.172", "127.0.0.
 RUA = "tlsrpt@estafette.test"
 
 
-class NoTls(harness.SinkHandler):
-    """An MX host without STARTTLS."""
-
-    def handle(self):
-        self.count_connection()
-        self.reply("220 mx.notls.test ESMTP")
-        sender, rcpts = None, []
-        while True:
-            line = self.rfile.readline(4096)
-            if not line:
-                return
-            cmd = line.decode(errors="replace").strip()
-            verb = cmd.split(" ")[0].upper()
-            if verb == "EHLO":
-                self.reply("250-mx.notls.test\r\n250 PIPELINING")
-            elif verb == "MAIL":
-                sender, rcpts = cmd, []
-                self.reply("250 2.1.0 ok")
-            elif verb == "RCPT":
-                rcpts.append(cmd)
-                self.reply("250 2.1.5 ok")
-            elif verb == "DATA":
-                self.reply("354 go")
-                while True:
-                    chunk = self.rfile.readline(65536)
-                    if not chunk or chunk == b".\r\n":
-                        break
-                with self.server.lock:
-                    self.server.messages.append((sender, rcpts))
-                self.reply("250 2.0.0 kept")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("250 ok")
-
-
 def estafette(mta, *args):
     return subprocess.run([mta.program("estafette")] + list(args) + ["-c", mta.conf],
                           capture_output=True, text=True, timeout=120)
@@ -104,7 +67,7 @@ def test(tmp, stoppers):
     stoppers.append(good)
     bad = FailingTlsServer(BAD_MX, port, "requiretls", server_cert(tmp, ca, "mxbad", "other.test"))
     stoppers.append(bad)
-    notls = harness.ThreadedSink(NOTLS_MX, port, NoTls)
+    notls = FailingTlsServer(NOTLS_MX, port, "notls", server_cert(tmp, ca, "mxnotls", "x.test"))
     stoppers.append(notls)
     assert "mta-sts.stsgood.test" in POLICIES
     records = ["--host-record=mx.stsgood.test,%s" % GOOD_MX,

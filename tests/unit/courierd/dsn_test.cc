@@ -46,7 +46,7 @@ INSTANTIATE_TEST_SUITE_P(
                       StatusCase{"451 4.4.1 temp but not expired", false, "5.0.0"}));
 
 TEST(CourierdDsn, DatesAndRemoteNames) {
-  EXPECT_EQ(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+  EXPECT_EQ(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
   EXPECT_EQ(rfc5322_date(1700000000), "Tue, 14 Nov 2023 22:13:20 +0000");
   EXPECT_EQ(remote_host_name("mx.example.com[192.0.2.1]:25"), "mx.example.com");
   EXPECT_EQ(remote_host_name("relay.test:2525"), "relay.test");

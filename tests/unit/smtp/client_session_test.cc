@@ -312,8 +312,8 @@ const std::vector<Conversation> kConversations = {
          {"connect", ""},
          {"S:220 mx.test ESMTP\r\n", "> EHLO client.test\r\n"},
          {"S:250-mx.test\r\n250 AUTH CRAM-MD5 GSSAPI\r\n",
-          "DONE host |T 451 4.7.0 the server offers no AUTH mechanism we can use (PLAIN, "
-          "LOGIN)\n> QUIT\r\n"},
+          "DONE host |T 451 4.7.0 the server offers no AUTH mechanism we can use "
+          "(SCRAM-SHA-256, PLAIN, LOGIN)\n> QUIT\r\n"},
      },
      kAuthPlaintextOk},
     {"no_auth_advertised_goes_on_without_as_postfix_does",
