@@ -285,7 +285,8 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   if (host_failed && d.held_until <= now) {
     // A new failed round: the first failure of an outage, or a failed probe. Jobs that were
     // already in flight and fail during the hold are part of the same outage.
-    ++d.host_failures;
+    if (!d.flushed || d.host_failures == 0) ++d.host_failures;
+    d.flushed = false;
     Millis backoff = limits_.host_backoff;
     for (unsigned i = 1; i < d.host_failures && backoff < limits_.retry_max; ++i) backoff *= 2;
     backoff = std::max(limits_.host_backoff, std::min(backoff, limits_.retry_max));
@@ -346,6 +347,7 @@ JobReport Scheduler::complete(JobId job_id, const std::vector<RcptOutcome>& resu
   // The host answered (even if only to defer): it is up, and the window grows by one.
   if (!host_failed) {
     d.host_failures = 0;
+    d.flushed = false;
     d.window = std::min(d.window + 1, max_window(d));
   }
   for (auto& [at, batch] : retries) add_timer(at, running.dest, std::move(batch));
@@ -660,6 +662,22 @@ std::size_t Scheduler::flush(FlushScope scope, const std::string& target, Time n
   if (scope == FlushScope::Domain)
     for (const auto& [did, d] : dests_)
       if (d.key == target) release.insert(did);
+  // Ready recipients of held dests: released with their hold (counted before the waiting ones
+  // below join the ready lists, so nothing is counted twice).
+  for (auto& [did, d] : dests_) {
+    if (d.held_until <= now) continue;
+    std::size_t ready = 0;
+    for (const auto& b : d.ready) {
+      auto mit = messages_.find(b.queue_id);
+      if (mit == messages_.end()) continue;
+      for (auto i : b.rcpts)
+        if (mit->second.rcpts[i].state == State::Ready &&
+            in_scope(scope, target, mit->second, i, d))
+          ++ready;
+    }
+    if (ready > 0) release.insert(did);
+    if (release.count(did)) count += ready;
+  }
   // Waiting recipients: out of their retry timers, into their dest's ready list.
   for (auto it = timers_.begin(); it != timers_.end();) {
     Timer& t = it->second;
@@ -687,26 +705,14 @@ std::size_t Scheduler::flush(FlushScope scope, const std::string& target, Time n
       ++it;
     }
   }
-  // Ready recipients of held dests: released with their hold.
-  for (auto& [did, d] : dests_) {
-    if (d.held_until <= now) continue;
-    std::size_t ready = 0;
-    for (const auto& b : d.ready) {
-      auto mit = messages_.find(b.queue_id);
-      if (mit == messages_.end()) continue;
-      for (auto i : b.rcpts)
-        if (mit->second.rcpts[i].state == State::Ready &&
-            in_scope(scope, target, mit->second, i, d))
-          ++ready;
-    }
-    if (ready > 0) release.insert(did);
-    if (release.count(did)) count += ready;
-  }
   for (const auto& did : release) {
     auto dit = dests_.find(did);
     if (dit == dests_.end()) continue;
     // Its hold timer stays; when it fires, consider() finds nothing to do.
-    if (dit->second.held_until > now) dit->second.held_until = now;
+    if (dit->second.held_until > now) {
+      dit->second.held_until = now;
+      dit->second.flushed = true;
+    }
     consider(did, dit->second, now);
   }
   return count;

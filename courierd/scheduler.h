@@ -10,7 +10,8 @@
 // recipients wait in its ready list, with no timer of their own; when the hold ends, one job
 // probes the host (window 1) and only a probe that reaches the host opens the window again.
 // Jobs that were in flight when the host went down and fail during the hold do not lengthen
-// it: one outage, one failure.
+// it: one outage, one failure. Nor does a probe that flush() asked for: an admin who flushes a
+// dead host again and again gets a probe each time, not a hold that doubles with each.
 //
 // A destination may have limits of its own (the destinations file, via Destination::limits):
 // `concurrency` replaces MAXHOST as the window's ceiling, `max_rcpt` replaces MAXRCPT, and a
@@ -338,6 +339,7 @@ class Scheduler final {
     std::size_t in_flight = 0;
     Time held_until{};
     unsigned host_failures = 0;  // consecutive failed rounds; > 0: probe with one job
+    bool flushed = false;        // flush() ended its hold: a failed probe does not lengthen it
     std::size_t window = 1;      // jobs it may have in flight (<= max_window()), concurrency()
     config::DestinationLimits limits;  // its own limits; zero: the global ones
     Time next_start{};                 // with a rate: no job starts before this

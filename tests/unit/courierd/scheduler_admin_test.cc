@@ -137,5 +137,41 @@ TEST(SchedulerAdmin, FlushedHeldHostIsProbedWithOneJob) {
   EXPECT_EQ(f.drain(now).size(), 1u);  // a probe, not the whole window
 }
 
+// Flushing a dead host over and over probes it each time; the hold after a failed probe stays
+// what it was (2 s here) instead of doubling per flush. Without flushes it doubles (4 s).
+TEST(SchedulerAdmin, FlushedProbeThatFailsDoesNotLengthenTheHold) {
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@routed.test"}), kT0);
+  f.fail_all(kT0, true, "421 connect refused");
+  auto hold = [&](Time now) {
+    return f.scheduler.snapshot(now)[0].recipients[0].next_retry_ms -
+           now.time_since_epoch().count();
+  };
+  EXPECT_EQ(hold(kT0), 2000);
+  Time now = kT0;
+  for (int i = 0; i < 6; ++i) {
+    now += 100ms;
+    EXPECT_EQ(f.scheduler.flush(FlushScope::All, "", now), 1u);
+    f.fail_all(now, true, "421 connect refused");
+    EXPECT_EQ(hold(now), 2000) << "flush " << i;
+  }
+  // The hold runs out by itself and the probe fails: that one is a new failed round.
+  now += 2000ms;
+  f.fail_all(now, true, "421 connect refused");
+  EXPECT_EQ(hold(now), 4000);
+}
+
+// One recipient counts once, even when it was waiting on a retry timer of a destination that
+// another message's failure has put on hold.
+TEST(SchedulerAdmin, FlushCountsEachRecipientOnce) {
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@routed.test"}), kT0);
+  for (auto& j : f.drain(kT0))  // the host answered: a retry timer, no hold
+    f.scheduler.complete(j.id, all(j, Outcome::TempFail, "451 later"), false, kT0);
+  f.scheduler.add(message("m2", {"b@routed.test"}), kT0);
+  f.fail_all(kT0, true, "421 connect refused");  // m2: the host is down now
+  EXPECT_EQ(f.scheduler.flush(FlushScope::Message, "m1", kT0 + 10ms), 1u);
+}
+
 }  // namespace
 }  // namespace estafette::courierd
