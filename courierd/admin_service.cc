@@ -1,5 +1,6 @@
 #include "courierd/admin_service.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -100,7 +101,14 @@ void AdminService::flush(ipc::Channel& client, const ipc::FlushRequest& request)
   logger().information(std::string("flush scope=") + scope +
                        (request.target.empty() ? "" : " target=" + log_quoted(request.target)) +
                        " ready=" + std::to_string(ready));
-  client.send(ipc::encode(ipc::FlushReply{ready}));
+  ipc::FlushReply reply{ready};
+  if (request.scope == ipc::FlushScope::Message && !scheduler_.contains(request.target)) {
+    // Still waiting for its MX sites (parking) is in the queue too.
+    const auto parked = parking_.snapshot();
+    reply.found = std::any_of(parked.begin(), parked.end(),
+                              [&](const auto& m) { return m.queue_id == request.target; });
+  }
+  client.send(ipc::encode(reply));
   on_change_();
 }
 

@@ -49,6 +49,10 @@ int flush(const config::Config& config, const std::string& target, std::FILE* ou
   client.send(ipc::encode(req));
   auto reply = ipc::decode_flush_reply(client.receive());
   if (!reply) throw std::runtime_error("unexpected reply from courierd");
+  if (!reply->found) {  // as hold, release, cancel and delete say it
+    std::fprintf(out, "estafette: flush: no message %s in the queue\n", target.c_str());
+    return 1;
+  }
   std::fprintf(out, "estafette: flush: %llu recipient(s) ready for delivery\n",
                static_cast<unsigned long long>(reply->ready));
   return 0;

@@ -158,7 +158,7 @@ std::string encode(const FlushRequest& m) {
 }
 
 std::string encode(const FlushReply& m) {
-  return Writer(type_of(MessageType::FlushReply)).u64(m.ready).finish();
+  return Writer(type_of(MessageType::FlushReply)).u64(m.ready).u8(m.found ? 1 : 0).finish();
 }
 
 std::optional<QueueListRequest> decode_queue_list_request(const Frame& f) {
@@ -219,8 +219,11 @@ std::optional<FlushRequest> decode_flush_request(const Frame& f) {
 std::optional<FlushReply> decode_flush_reply(const Frame& f) {
   if (f.type != type_of(MessageType::FlushReply)) return std::nullopt;
   Reader r(f.payload);
-  FlushReply m{r.u64()};
-  if (!r.ok_and_done()) return std::nullopt;
+  FlushReply m;
+  m.ready = r.u64();
+  const std::uint8_t found = r.u8();
+  if (!r.ok_and_done() || found > 1) return std::nullopt;
+  m.found = found == 1;
   return m;
 }
 

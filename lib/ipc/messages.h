@@ -141,6 +141,7 @@ struct FlushRequest {
 
 struct FlushReply {
   std::uint64_t ready = 0;  // recipients that became ready for delivery
+  bool found = true;        // FlushScope::Message: the message is in the queue
   bool operator==(const FlushReply&) const = default;
 };
 

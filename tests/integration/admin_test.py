@@ -76,6 +76,11 @@ def test(tmp, stoppers):
     assert "attempts=2" in r.stdout, r.stdout
     r = estafette(mta, "flush", "nothing.test")
     assert r.returncode == 0 and "0 recipient(s)" in r.stdout, r.stdout
+    # A queue id that is not there: exit 1, as hold and delete say it.
+    r = estafette(mta, "flush", "0NOSUCHID")
+    assert r.returncode == 1 and "no message 0NOSUCHID in the queue" in r.stdout, r.stdout
+    r = estafette(mta, "hold", "0NOSUCHID")
+    assert r.returncode == 1, r.stdout + r.stderr
     sm = subprocess.run([mta.program("estafette-sendmail"), "-qRnothing.test", "-C", mta.conf],
                         capture_output=True, text=True, timeout=60)
     assert sm.returncode == 0 and "0 recipient(s)" in sm.stdout, \

@@ -59,6 +59,7 @@ std::vector<Case> cases() {
       make_case("flush_domain", FlushRequest{FlushScope::Domain, "dead.test"},
                 decode_flush_request),
       make_case("flush_reply", FlushReply{12}, decode_flush_reply),
+      make_case("flush_reply_not_found", FlushReply{0, false}, decode_flush_reply),
       make_case("entry_held", held, decode_queue_entry),
       make_case("hold_one", QueueOpRequest{QueueOp::Hold, false, "0001ABCD"},
                 decode_queue_op_request),
