@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <cctype>
 #include <cerrno>
 #include <ctime>
 #include <system_error>
@@ -27,6 +28,36 @@ std::string log_token(std::string_view text) {
 Poco::Logger& logger() {
   return base::log("esmtpd");
 }
+
+// A printable copy of at most `max` bytes of client text for the log (quotes and backslashes
+// become '?', so the quoted field cannot end early).
+std::string log_text(std::string_view text, std::size_t max) {
+  std::string out(text.substr(0, max));
+  for (char& c : out)
+    if (c < 32 || c > 126 || c == '"' || c == '\\') c = '?';
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+}  // namespace
+
+std::string command_for_log(std::string_view line) {
+  std::string_view verb = line.substr(0, line.find(' '));
+  std::string_view rest = verb.size() < line.size() ? line.substr(verb.size() + 1) : "";
+  if (verb.empty() || verb.size() > 10) return "?";
+  std::string upper(verb);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : upper)
+    if (c < 'A' || c > 'Z') return "?";
+  // The argument only where it is an address or a name; AUTH's initial response is a secret.
+  if (upper == "MAIL" || upper == "RCPT" || upper == "HELO" || upper == "EHLO" || upper == "VRFY" ||
+      upper == "EXPN")
+    return upper + (rest.empty() ? "" : " " + log_text(rest, 256));
+  if (upper == "AUTH") return "AUTH " + log_text(rest.substr(0, rest.find(' ')), 32);
+  return upper;
+}
+
+namespace {
 
 // The client certificate for the TLS log line: " client_cert=verified|failed|none" with its
 // fingerprint, subject and issuer (already printable), and whether relay_clientcerts has it.
@@ -711,6 +742,8 @@ void Connection::process_input() {
       auto r = commands_.feed(avail, line);
       in_start_ += r.consumed;
       if (!r.line_ready) break;
+      // What the next 4xx/5xx answers (never a SASL response: that is a secret).
+      if (!session_.in_auth()) last_command_ = command_for_log(line.text);
       run(session_.on_line(line.text, line.status));
       check_early_input();
     }
@@ -721,11 +754,26 @@ void Connection::process_input() {
   }
 }
 
+void Connection::log_refusal(std::string_view reply) {
+  // One line per refusal, as Postfix's "reject:" lines: who, what they said, what we answered.
+  const smtp::Envelope& e = session_.envelope();
+  std::string_view first = reply.substr(0, reply.find('\r'));
+  logger().notice(
+      "reject session=" + std::to_string(number_) + " client=" + session_.client().peer_text() +
+      " cmd=\"" + (last_command_.empty() ? "connect" : last_command_) + "\" reply=\"" +
+      log_text(first, 300) + "\"" + (e.helo.empty() ? "" : " helo=" + log_token(e.helo)) +
+      (session_.in_data() || !e.sender.empty() || !e.recipients.empty()
+           ? " from=<" + log_text(e.sender, 256) + ">"
+           : ""));
+}
+
 void Connection::run(smtp::Actions actions) {
   for (auto& action : actions) {
     if (finished_) return;
     switch (action.kind) {
       case smtp::ActionKind::Reply:
+        if (!action.text.empty() && (action.text[0] == '4' || action.text[0] == '5'))
+          log_refusal(action.text);
         send(action.text);
         break;
       case smtp::ActionKind::BeginData:
@@ -1054,10 +1102,11 @@ void Connection::commit() {
     resume();  // pipelined commands that waited for the commit
   });
   ctx_.committer.commit(std::move(message_), [&ctx = ctx_, answer = std::move(answer), id, sender,
-                                              nrcpt, size](bool ok, int error) mutable {
+                                              nrcpt, size, client = session_.client().peer_text()](
+                                                 bool ok, int error) mutable {
     // The client may be gone; the message is queued all the same and courierd must know.
     if (ok) {
-      logger().information("accepted id=" + id + " from=<" + sender +
+      logger().information("accepted id=" + id + " client=" + client + " from=<" + sender +
                            "> nrcpt=" + std::to_string(nrcpt) + " size=" + std::to_string(size));
       ctx.on_queued(id);
     } else {

@@ -105,6 +105,11 @@ struct ConnectionChecksSetup {
   SessionTable::Slot slot;
 };
 
+// A command line as the log shows it: the verb, and the argument only for MAIL, RCPT, HELO,
+// EHLO, VRFY and EXPN (printable, at most 256 bytes) and the mechanism for AUTH (its initial
+// response is a secret); "?" for what is no verb.
+std::string command_for_log(std::string_view line);
+
 class Connection final {
  public:
   // Replies waiting to be sent beyond which no more input is read or run.
@@ -127,6 +132,7 @@ class Connection final {
   void read_input(std::uint32_t events);
   void process_input();
   void run(smtp::Actions actions);
+  void log_refusal(std::string_view reply);  // a 4xx/5xx reply: the "reject" log line
   void greet();
   void on_checks_done();
   void lookup_sender(const std::string& domain);
@@ -191,6 +197,7 @@ class Connection final {
   event::TimerId handshake_timer_ = 0;
   smtp::ServerSession session_;
   std::uint64_t number_;
+  std::string last_command_;  // command_for_log() of the last command line, for refusals
   std::function<void(std::uint64_t)> on_finished_;
   smtp::CommandReader commands_;
   smtp::DataReader data_;

@@ -279,6 +279,8 @@ class ServerSession final {
   const Envelope& pending_mail() const { return pending_mail_; }
 
   bool in_data() const { return state_ == State::kData; }
+  // An AUTH exchange runs: the next line is a SASL response (secret), not a command.
+  bool in_auth() const { return state_ == State::kAuth; }
   bool awaiting_commit() const { return state_ == State::kCommit; }
   bool closed() const { return state_ == State::kClosed; }
   bool waiting() const { return state_ == State::kWait; }

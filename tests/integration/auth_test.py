@@ -190,6 +190,20 @@ def test_file_backend(tmp, stoppers, sink, cert):
         s.mail("a@estafette.test")
         code, text = s.rcpt("x@domain1.grey")
         assert code == 550 and b"Relay access denied" in text, (code, text)
+    # Every refusal has its log line, with the client, the command and the reply; an AUTH
+    # command shows its mechanism, never its credentials.
+    log = mta.read_log()
+    relay = [ln for ln in log.splitlines() if " reject " in ln and
+             'cmd="RCPT TO:<x@domain1.grey>"' in ln]
+    assert relay and 'reply="550 5.7.1' in relay[0] and "client=[127.0.0.1]:" in relay[0] and \
+        "from=<a@estafette.test>" in relay[0] and "helo=client.test" in relay[0], relay
+    assert [ln for ln in log.splitlines() if " reject " in ln and 'cmd="AUTH PLAIN"' in ln and
+            'reply="538 5.7.11' in ln], log
+    assert [ln for ln in log.splitlines() if " reject " in ln and 'reply="535 5.7.8' in ln], log
+    for secret in ("AGFsaWNlAHMzY3JldA==", "s3cret", "wrong", "AGFsaWNlAHdyb25n"):
+        assert secret not in log, secret
+    assert [ln for ln in log.splitlines() if " accepted id=" in ln and
+            " client=[127.0.0.1]:" in ln], log
 
     want = 2
     if shutil.which("swaks"):
