@@ -15,10 +15,10 @@
 //           by age (qshape); exit 75 (EX_TEMPFAIL) when courierd does not run
 //   flush [QUEUE-ID|DOMAIN]  courierd retries now: one message (an argument without '.', '['
 //           or ':'), the mail for a domain or destination, or everything; exit 75 as mailq
-//   hold QUEUE-ID|--all, release QUEUE-ID|--all  put on hold (not delivered, not expired,
-//           kept across restarts) / make deliverable again; cancel QUEUE-ID  bounce it to the
-//           sender; delete QUEUE-ID  remove it without a bounce. Exit 1 for an id not in the
-//           queue, 75 as mailq
+//   hold|release|cancel|delete QUEUE-ID...|-|ALL  put on hold (not delivered, not expired,
+//           kept across restarts) / make deliverable again / bounce to the sender / remove
+//           without a bounce: several ids, ids on stdin ("-"), or ALL (--all) at once in
+//           courierd (lib/admin/commands.h). Exit 1 for an id not in the queue, 75 as mailq
 //   passwd [--file PATH] [--stdin] [--scheme crypt|scram-sha-256] [--delete] USER  sets (adds
 //           or replaces) USER's password in the `file:` auth backend's passwd file (--file, else
 //           the config's auth_backend), read twice from the terminal without echo or
@@ -44,6 +44,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -128,8 +129,7 @@ int usage(std::FILE* to = stderr) {
                "usage: estafette start|stop|reload|status|check-config [-c CONFIG]\n"
                "       estafette mailq [--json] [-c CONFIG]\n"
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
-               "       estafette hold|release QUEUE-ID|--all [-c CONFIG]\n"
-               "       estafette cancel|delete QUEUE-ID [-c CONFIG]\n"
+               "       estafette hold|release|cancel|delete QUEUE-ID...|-|ALL [-c CONFIG]\n"
                "       estafette passwd [-c CONFIG | --file PATH] [--stdin]\n"
                "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
                "       estafette tls-policy DOMAIN... [-c CONFIG]\n"
@@ -154,31 +154,6 @@ int usage(std::FILE* to = stderr) {
                "Exit 1: no such message; 75: courierd does not run (try again later).\n"
                "tls-policy: exit 0 DANE for every MX host, 1 not for some, 75 a lookup failed.\n");
   return 2;
-}
-
-// hold, release, cancel, delete: the request for `estafette CMD ARG`, or nullopt.
-std::optional<ipc::QueueOpRequest> queue_op_request(std::string_view cmd,
-                                                    const std::vector<std::string>& operands) {
-  ipc::QueueOpRequest r;
-  if (cmd == "hold")
-    r.op = ipc::QueueOp::Hold;
-  else if (cmd == "release")
-    r.op = ipc::QueueOp::Release;
-  else if (cmd == "cancel")
-    r.op = ipc::QueueOp::Cancel;
-  else if (cmd == "delete")
-    r.op = ipc::QueueOp::Delete;
-  else
-    return std::nullopt;
-  if (operands.size() != 1) return std::nullopt;
-  bool can_all = r.op == ipc::QueueOp::Hold || r.op == ipc::QueueOp::Release;
-  if (operands[0] == "--all" || operands[0] == "ALL") {
-    if (!can_all) return std::nullopt;
-    r.all = true;
-  } else {
-    r.queue_id = operands[0];
-  }
-  return r;
 }
 
 int check_config(const std::string& path) {
@@ -241,7 +216,7 @@ int main(int argc, char** argv) {
     else if (cmd == "mta-sts" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
     else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
-             operands.empty() && (a == "--all" || (!a.empty() && a[0] != '-')))
+             (a == "--all" || a == "-" || (!a.empty() && a[0] != '-')))
       operands.emplace_back(a);
     else
       return usage();
@@ -295,10 +270,14 @@ int main(int argc, char** argv) {
   }
 
   if (cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") {
-    auto request = queue_op_request(cmd, operands);
-    if (!request) return usage();
+    std::string why;
+    auto requests = admin::queue_op_requests(cmd, operands, std::cin, &why);
+    if (!requests) {
+      std::fprintf(stderr, "estafette %s: %s\n", std::string(cmd).c_str(), why.c_str());
+      return usage();
+    }
     try {
-      return admin::queue_op(config, *request, stdout, stderr);
+      return admin::queue_op(config, *requests, stdout, stderr);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
       std::fprintf(stderr, "estafette: %s\n", e.what());
       return base::kExTempFail;

@@ -118,23 +118,31 @@ void AdminService::queue_op(ipc::Channel& client, const ipc::QueueOpRequest& req
   const bool by_id = !request.all;
   if (request.op == ipc::QueueOp::Hold || request.op == ipc::QueueOp::Release) {
     reply = set_held(request, now);
-  } else if (!by_id) {
-    reply.status = ipc::QueueOpStatus::Failed;
-    reply.error = "cancel and delete take one queue id";
   } else {
     const bool cancel = request.op == ipc::QueueOp::Cancel;
-    RemovalReport removal = scheduler_.cancel(request.queue_id, cancel);
-    if (!removal.found) {
-      reply.status = ipc::QueueOpStatus::NotFound;
+    // ALL: every message the scheduler holds, held or not, in one request (nothing can arrive
+    // between two of them and be missed or taken).
+    std::vector<queue::QueueId> ids;
+    if (by_id) {
+      ids.push_back(request.queue_id);
     } else {
-      reply.messages = 1;
-      reply.recipients = removal.report.bounced.size() + removal.report.dropped.size();
-      reply.in_flight = removal.in_flight;
-      logger().information(std::string(cancel ? "cancel" : "delete") + " id=" + request.queue_id +
-                           " nrcpt=" + std::to_string(reply.recipients) +
-                           " in_flight=" + std::to_string(reply.in_flight));
+      ids = scheduler_.message_ids(false);
+      auto held = scheduler_.message_ids(true);
+      ids.insert(ids.end(), held.begin(), held.end());
+    }
+    for (const auto& id : ids) {
+      RemovalReport removal = scheduler_.cancel(id, cancel);
+      if (!removal.found) continue;
+      const std::size_t rcpts = removal.report.bounced.size() + removal.report.dropped.size();
+      ++reply.messages;
+      reply.recipients += rcpts;
+      reply.in_flight += removal.in_flight;
+      logger().information(std::string(cancel ? "cancel" : "delete") + " id=" + id +
+                           " nrcpt=" + std::to_string(rcpts) +
+                           " in_flight=" + std::to_string(removal.in_flight));
       notices_.finish_removal(removal, now);
     }
+    if (by_id && reply.messages == 0) reply.status = ipc::QueueOpStatus::NotFound;
   }
   if (reply.status == ipc::QueueOpStatus::NotFound)
     logger().information("admin request for a message not in the queue id=" +

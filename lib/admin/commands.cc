@@ -1,5 +1,6 @@
 #include "lib/admin/commands.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <stdexcept>
@@ -7,6 +8,7 @@
 
 #include "lib/admin/courierd_client.h"
 #include "lib/admin/mailq_format.h"
+#include "lib/base/exit_codes.h"
 #include "lib/ipc/messages.h"
 
 namespace estafette::admin {
@@ -82,11 +84,12 @@ QueueOpOutcome describe_queue_op(const ipc::QueueOpRequest& request,
               " recipient(s) ready for delivery";
       break;
     case ipc::QueueOp::Cancel:
-      text += request.queue_id + " cancelled, " + n(reply.recipients) +
-              " recipient(s) bounced to the sender";
+      text += (request.all ? n(reply.messages) + " message(s)" : request.queue_id) +
+              " cancelled, " + n(reply.recipients) + " recipient(s) bounced to the sender";
       break;
     case ipc::QueueOp::Delete:
-      text += request.queue_id + " deleted, " + n(reply.recipients) + " recipient(s) dropped";
+      text += (request.all ? n(reply.messages) + " message(s)" : request.queue_id) + " deleted, " +
+              n(reply.recipients) + " recipient(s) dropped";
       break;
   }
   if (reply.in_flight > 0) {
@@ -97,15 +100,74 @@ QueueOpOutcome describe_queue_op(const ipc::QueueOpRequest& request,
   return {text + "\n", false, 0};
 }
 
-int queue_op(const config::Config& config, const ipc::QueueOpRequest& request, std::FILE* out,
-             std::FILE* err) {
-  CourierdClient client(config.courierd_socket(), kAdminTimeout);
-  client.send(ipc::encode(request));
-  auto reply = ipc::decode_queue_op_reply(client.receive());
-  if (!reply) throw std::runtime_error("unexpected reply from courierd");
-  QueueOpOutcome outcome = describe_queue_op(request, *reply);
-  std::fputs(outcome.text.c_str(), outcome.error ? err : out);
-  return outcome.exit_code;
+std::optional<std::vector<ipc::QueueOpRequest>> queue_op_requests(
+    std::string_view cmd, const std::vector<std::string>& operands, std::istream& ids,
+    std::string* why) {
+  ipc::QueueOpRequest base;
+  if (cmd == "hold")
+    base.op = ipc::QueueOp::Hold;
+  else if (cmd == "release")
+    base.op = ipc::QueueOp::Release;
+  else if (cmd == "cancel")
+    base.op = ipc::QueueOp::Cancel;
+  else if (cmd == "delete")
+    base.op = ipc::QueueOp::Delete;
+  else
+    return std::nullopt;
+  auto fail = [&](std::string text) -> std::optional<std::vector<ipc::QueueOpRequest>> {
+    *why = std::move(text);
+    return std::nullopt;
+  };
+  if (operands.empty()) return fail("no queue id");
+  std::vector<ipc::QueueOpRequest> out;
+  auto add = [&](const std::string& id) {
+    if (id.empty() || id.size() > 64) return false;
+    for (char c : id)
+      if (c < 33 || c > 126) return false;
+    ipc::QueueOpRequest r = base;
+    r.queue_id = id;
+    out.push_back(std::move(r));
+    return true;
+  };
+  for (const auto& operand : operands) {
+    if (operand == "ALL" || operand == "--all") {
+      if (operands.size() != 1) return fail("ALL takes no queue ids besides");
+      ipc::QueueOpRequest r = base;
+      r.all = true;
+      return std::vector<ipc::QueueOpRequest>{r};
+    }
+    if (operand == "-") {
+      for (std::string id; ids >> id;) {
+        if (out.size() >= kMaxQueueOpIds)
+          return fail("more than " + std::to_string(kMaxQueueOpIds) + " queue ids");
+        if (!add(id)) return fail("not a queue id on standard input");
+      }
+      continue;
+    }
+    if (out.size() >= kMaxQueueOpIds)
+      return fail("more than " + std::to_string(kMaxQueueOpIds) + " queue ids");
+    if (!add(operand)) return fail("not a queue id: " + operand.substr(0, 64));
+  }
+  if (out.empty()) return fail("no queue id");
+  return out;
+}
+
+int queue_op(const config::Config& config, const std::vector<ipc::QueueOpRequest>& requests,
+             std::FILE* out, std::FILE* err) {
+  int exit_code = 0;
+  for (const auto& request : requests) {
+    CourierdClient client(config.courierd_socket(), kAdminTimeout);
+    client.send(ipc::encode(request));
+    auto reply = ipc::decode_queue_op_reply(client.receive());
+    if (!reply) throw std::runtime_error("unexpected reply from courierd");
+    QueueOpOutcome outcome = describe_queue_op(request, *reply);
+    std::fputs(outcome.text.c_str(), outcome.error ? err : out);
+    if (outcome.exit_code == base::kExTempFail || exit_code == base::kExTempFail)
+      exit_code = base::kExTempFail;
+    else
+      exit_code = std::max(exit_code, outcome.exit_code);
+  }
+  return exit_code;
 }
 
 }  // namespace estafette::admin

@@ -6,7 +6,11 @@
 #pragma once
 
 #include <cstdio>
+#include <istream>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "lib/config/config.h"
 #include "lib/ipc/messages.h"
@@ -29,8 +33,19 @@ struct QueueOpOutcome {
 QueueOpOutcome describe_queue_op(const ipc::QueueOpRequest& request,
                                  const ipc::QueueOpReply& reply);
 
-// hold/release (a queue id, or all), cancel/delete (a queue id).
-int queue_op(const config::Config& config, const ipc::QueueOpRequest& request, std::FILE* out,
-             std::FILE* err);
+// The requests of `estafette hold|release|cancel|delete OPERAND...`: queue ids, "-" for queue
+// ids read from `ids` (whitespace-separated; at most kMaxQueueOpIds, each at most 64 printable
+// bytes), or ALL (--all) alone, which is one request that courierd carries out at once. nullopt:
+// not such a command, no operand, ALL with ids, or a malformed id (*why says which).
+inline constexpr std::size_t kMaxQueueOpIds = 100000;
+std::optional<std::vector<ipc::QueueOpRequest>> queue_op_requests(
+    std::string_view cmd, const std::vector<std::string>& operands, std::istream& ids,
+    std::string* why);
+
+// hold/release/cancel/delete: each request in turn; prints each outcome. Exit code: 75 when
+// one failed, else 1 when a message was not in the queue, else 0. Throws when courierd does
+// not answer.
+int queue_op(const config::Config& config, const std::vector<ipc::QueueOpRequest>& requests,
+             std::FILE* out, std::FILE* err);
 
 }  // namespace estafette::admin

@@ -6,7 +6,9 @@ where nothing listens, so it waits in the queue:
 - cancel: the sender (a local user) gets an RFC 3464 bounce in its Maildir saying "cancelled by
   the administrator"; for the null sender no bounce is made.
 - delete: the message is gone, with no bounce, and the log says so.
-- an id not in the queue: a message and exit 1; courierd stopped: exit 75."""
+- an id not in the queue: a message and exit 1; courierd stopped: exit 75.
+- several ids at once, ids on standard input ("-"), and ALL for delete: each id is answered,
+  exit 1 when one was not there; delete ALL empties the queue with no bounce."""
 import email
 import email.policy
 import json
@@ -89,7 +91,7 @@ def test_segment(tmp, stoppers):
         assert r.returncode == 1 and \
             r.stderr == "estafette: %s: no message NOSUCHID in the queue\n" % op, \
             "%s: exit %d: %r %r" % (op, r.returncode, r.stdout, r.stderr)
-    r = estafette(mta, "cancel", "--all")
+    r = estafette(mta, "cancel", "ALL", held)  # ALL takes nothing besides
     assert r.returncode == 2 and "usage" in r.stderr, (r.returncode, r.stderr)
 
     # cancel: a bounce to alice's Maildir
@@ -185,9 +187,37 @@ def test_file_backend(tmp, stoppers):
     harness.wait_for(lambda: mta.queue_files() == [], 10, "an empty file queue")
 
 
+def test_many(tmp, stoppers):
+    port = harness.free_port()  # nobody listens
+    mta = new_mta(tmp, "manymta", port, "segment")
+    stoppers.append(mta)
+    mta.start()
+    ids = [send(mta, "alice@estafette.test", "bob@dead.test", "many-%d" % i) for i in range(5)]
+    harness.wait_for(lambda: len(queue_doc(mta)) == 5, 15, "five queued messages")
+    r = estafette(mta, "hold", ids[0], ids[1])
+    assert r.returncode == 0 and r.stdout.count("1 message(s) on hold") == 2, r.stdout + r.stderr
+    doc = queue_doc(mta)
+    assert [doc[i]["held"] for i in ids] == [True, True, False, False, False], doc
+    # Ids on standard input, one of them unknown: the others are done, exit 1.
+    r = subprocess.run([mta.program("estafette"), "delete", "-", "-c", mta.conf],
+                       input="%s\nNOSUCHID %s\n" % (ids[2], ids[3]), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "%s deleted" % ids[2] in r.stdout and "%s deleted" % ids[3] in r.stdout, r.stdout
+    assert "no message NOSUCHID in the queue" in r.stderr, r.stderr
+    assert sorted(queue_doc(mta)) == sorted([ids[0], ids[1], ids[4]])
+    # ALL: held or not, every message goes; no bounce.
+    r = estafette(mta, "delete", "ALL")
+    assert r.returncode == 0 and "3 message(s) deleted, 3 recipient(s) dropped" in r.stdout, \
+        r.stdout + r.stderr
+    harness.wait_for(lambda: queue_doc(mta) == {}, 10, "an empty queue")
+    assert not mta.maildir_messages("alice"), "delete made a bounce"
+
+
 def test(tmp, stoppers):
     test_segment(tmp, stoppers)
     test_file_backend(tmp, stoppers)
+    test_many(tmp, stoppers)
 
 
 harness.run(test)
