@@ -175,7 +175,8 @@ class EsmtpClient final : private ConnectionOwner {
   std::unordered_map<std::string, event::Clock::time_point> tls_fallback_;
   // Logins ("user destination") whose server refused our SCRAM proof and took PLAIN: their
   // accounts hold a hash SCRAM cannot use, so they skip SCRAM (and a failed login each time,
-  // which the server may count against us). Bounded: cleared when full.
+  // which the server may count against us). Per process (each of esmtpclient_processes learns
+  // it once), until a restart. Bounded: cleared when full.
   std::unordered_set<std::string> no_scram_;
   dns::Resolver resolver_;
   std::unique_ptr<mtasts::PolicyCache> sts_cache_;  // with mta_sts = yes, or for tls=mta-sts
