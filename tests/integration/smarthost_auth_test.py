@@ -112,7 +112,10 @@ def test(tmp, stoppers):
             "mechanism=PLAIN" in ln], log
     # The next connection for that login goes straight to PLAIN: no failed login each time.
     # (Each esmtpclient process learns it once: with N processes, at most N failed logins.)
-    harness.wait_for(lambda: "closed=idle" in sender.read_log(), 15, "the 587 connection closed")
+    def closed_587():
+        return [ln for ln in sender.read_log().splitlines()
+                if "]:%d transactions=" % p587 in ln and "closed=" in ln]
+    harness.wait_for(closed_587, 15, "the 587 connection closed")
     sender.send("me@estafette.test", ["alice@rcv.test"], b"Subject: again\r\n\r\nbody\r\n")
     harness.wait_for(lambda: len(receiver.maildir_messages("alice")) == 2, 30, "alice's second")
     log = receiver.read_log().splitlines()
