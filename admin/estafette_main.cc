@@ -1,12 +1,16 @@
 // estafette: the admin command. `estafette COMMAND [-c CONFIG]`.
-//   start   runs estafetted in the background and waits until it has written its pid file
+//   start   runs estafetted, which detaches once every daemon is up and listening: exit 0, or
+//           1 with the first daemon's own error (estafetted prints it) and nothing left running
 //   stop    sends SIGTERM to estafetted and waits until it has stopped every daemon
-//   reload  sends SIGHUP to estafetted: esmtpd, courierd and estafette-local reload the routing
-//           maps (aliases, locals, hosteddomains, hosted_mailboxes); a broken file is logged
-//           with file:line and the old maps stay
-//   status  exit 0 and "running (pid N)" when estafetted runs, then one line per daemon it keeps
-//           (from <state>/run/estafetted.children) and per delivery module of courierd (from
-//           /proc); exit 3 when estafetted does not run
+//   restart stop, then start
+//   reload  sends SIGHUP to estafetted, which re-reads the config and every file it names and
+//           replaces the daemons without dropping sessions or mail (supervisor/supervisor.h);
+//           waits for its answer in <state>/estafetted.reload: exit 0, or 1 with the exact
+//           error (the old config stays in force)
+//   status  "running (pid N)" when estafetted runs, then one line per daemon it keeps (from
+//           <state>/run/estafetted.children: starting, draining, or not running with why) and per
+//           delivery module of courierd (from /proc); exit 0 when every daemon is up, 1 when one
+//           is not, 3 when estafetted does not run
 //   check-config  loads the config and the files it names, checks what esmtpd checks at start;
 //           "config OK: PATH" and exit 0, or every error as "file:line: reason" and exit 1
 //   settings  every estafette.conf setting with its default and a line of doc (lib/config's
@@ -107,26 +111,9 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
-// One line per daemon estafetted keeps, and per module under each (courierd's children).
-void print_children(const std::string& status_file) {
-  for (const auto& c : daemon::parse_status(slurp(status_file))) {
-    std::string name = c.program;
-    if (c.instances > 1)
-      name += " " + std::to_string(c.instance) + "/" + std::to_string(c.instances);
-    if (c.pid > 0 && ::kill(c.pid, 0) == 0) {
-      std::printf("  %-26s pid %d\n", name.c_str(), c.pid);
-      for (pid_t m : children_of(c.pid))
-        std::printf("    %-24s pid %d\n", program_of(m).c_str(), m);
-    } else {
-      std::printf("  %-26s not running%s%s\n", name.c_str(), c.note.empty() ? "" : ": ",
-                  c.note.c_str());
-    }
-  }
-}
-
 int usage(std::FILE* to = stderr) {
   std::fprintf(to,
-               "usage: estafette start|stop|reload|status|check-config [-c CONFIG]\n"
+               "usage: estafette start|stop|restart|reload|status|check-config [-c CONFIG]\n"
                "       estafette mailq [--json] [-c CONFIG]\n"
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release|cancel|delete QUEUE-ID...|-|ALL [-c CONFIG]\n"
@@ -137,7 +124,8 @@ int usage(std::FILE* to = stderr) {
                "       estafette tls-report [--date YYYY-MM-DD] [--print] [-c CONFIG]\n"
                "       estafette settings\n"
                "\n"
-               "  start, stop, status  run, stop, show estafetted and its daemons\n"
+               "  start, stop, restart, status  run, stop, show estafetted and its daemons\n"
+               "  reload         re-read the config and every file it names; replace the daemons\n"
                "  check-config   check the config and every file it names (file:line errors)\n"
                "  settings       every setting of estafette.conf, its default and what it does\n"
                "  mailq          the queue, then a summary per destination by age; --json\n"
@@ -152,6 +140,7 @@ int usage(std::FILE* to = stderr) {
                "  mta-sts        the MTA-STS policy of a domain (exit 0 one, 1 none, 3 unknown)\n"
                "  tls-report     mail (--print: show) the TLS reports of past days, or of --date\n"
                "Exit 1: no such message; 75: courierd does not run (try again later).\n"
+               "start, reload: exit 1 with the reason; status: 1 a daemon is not up, 3 stopped.\n"
                "tls-policy: exit 0 DANE for every MX host, 1 not for some, 75 a lookup failed.\n");
   return 2;
 }
@@ -163,6 +152,128 @@ int check_config(const std::string& path) {
   if (!r.errors.empty()) return 1;
   std::printf("config OK: %s\n", r.source.c_str());
   return 0;
+}
+
+// status: estafetted and each daemon it keeps. Exit 0 when every daemon runs and said it was
+// ready, 1 when one is missing, starting, or restarting (with its reason), 3 when estafetted
+// does not run (LSB).
+int status(const config::Config& config, const std::string& pidfile) {
+  pid_t pid = running_pid(pidfile);
+  if (!pid) {
+    std::printf("estafette: not running\n");
+    return 3;
+  }
+  std::printf("estafette: running (pid %d)\n", pid);
+  auto children = daemon::parse_status(slurp(config.run_dir() + "/estafetted.children"));
+  bool whole = !children.empty();
+  for (const auto& c : children) {
+    std::string name = c.program;
+    if (c.instances > 1)
+      name += " " + std::to_string(c.instance) + "/" + std::to_string(c.instances);
+    const bool alive = c.pid > 0 && ::kill(c.pid, 0) == 0;
+    if (alive && c.state == daemon::ChildState::Draining) {
+      std::printf("  %-26s pid %d draining (replaced by a reload)\n", name.c_str(), c.pid);
+      continue;
+    }
+    if (!alive || c.state != daemon::ChildState::Running) whole = false;
+    if (alive) {
+      std::printf("  %-26s pid %d%s\n", name.c_str(), c.pid,
+                  c.state == daemon::ChildState::Starting ? " starting" : "");
+      for (pid_t m : children_of(c.pid))
+        std::printf("    %-24s pid %d\n", program_of(m).c_str(), m);
+    } else {
+      std::printf("  %-26s not running%s%s\n", name.c_str(), c.note.empty() ? "" : ": ",
+                  c.note.c_str());
+    }
+  }
+  if (auto r = daemon::parse_reload(slurp(config.state_dir + "/estafetted.reload"));
+      r && r->pid == pid && !r->ok)
+    std::printf("estafette: the last reload failed: %s\n", r->error.c_str());
+  if (!whole) std::printf("estafette: not every daemon is up\n");
+  return whole ? 0 : 1;
+}
+
+// start: estafetted detaches once every daemon is up, or exits 1 with the first one's error on
+// stderr (supervisor/estafetted_main.cc).
+int start(const std::string& config_path, const std::string& pidfile) {
+  if (pid_t pid = running_pid(pidfile)) {
+    std::printf("estafette: already running (pid %d)\n", pid);
+    return 0;
+  }
+  ::unlink(pidfile.c_str());
+  std::string daemon = base::program_path("estafetted");
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (config_path.empty())
+      ::execl(daemon.c_str(), daemon.c_str(), nullptr);
+    else
+      ::execl(daemon.c_str(), daemon.c_str(), "-c", config_path.c_str(), nullptr);
+    std::fprintf(stderr, "estafette: cannot run %s: %s\n", daemon.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  int wstatus = 0;
+  while (::waitpid(child, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    std::fprintf(stderr, "estafette: not started\n");
+    return 1;
+  }
+  pid_t pid = running_pid(pidfile);
+  std::printf("estafette: started (pid %d)\n", pid);
+  return 0;
+}
+
+// reload: SIGHUP to estafetted, then its answer from <state>/estafetted.reload.
+int reload(const config::Config& config, const std::string& pidfile) {
+  using namespace std::chrono_literals;
+  pid_t pid = running_pid(pidfile);
+  if (!pid) {
+    std::fprintf(stderr, "estafette: not running\n");
+    return 1;
+  }
+  const std::string result_file = config.state_dir + "/estafetted.reload";
+  auto before = daemon::parse_reload(slurp(result_file));
+  const std::uint64_t seen = before && before->pid == pid ? before->count : 0;
+  ::kill(pid, SIGHUP);
+  // courierd may take its drain time (75 s) and a queue scan.
+  const auto deadline = std::chrono::steady_clock::now() + 420s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    auto r = daemon::parse_reload(slurp(result_file));
+    if (r && r->pid == pid && r->count > seen) {
+      if (r->ok) {
+        std::printf("estafette: reloaded (pid %d)\n", pid);
+        return 0;
+      }
+      std::fprintf(stderr, "estafette: reload failed, nothing changed: %s\n", r->error.c_str());
+      return 1;
+    }
+    if (::kill(pid, 0) != 0) {
+      std::fprintf(stderr, "estafette: estafetted stopped during the reload (see its log)\n");
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "estafette: no answer to the reload within 420 s (see the log)\n");
+  return 1;
+}
+
+int stop(const std::string& pidfile) {
+  using namespace std::chrono_literals;
+  pid_t pid = running_pid(pidfile);
+  if (!pid) {
+    std::printf("estafette: not running\n");
+    return 0;
+  }
+  ::kill(pid, SIGTERM);
+  for (int i = 0; i < 300; ++i) {
+    if (::kill(pid, 0) != 0) {
+      std::printf("estafette: stopped\n");
+      return 0;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  std::fprintf(stderr, "estafette: pid %d did not stop within 15 s\n", pid);
+  return 1;
 }
 
 }  // namespace
@@ -294,71 +405,13 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (cmd == "status") {
-    pid_t pid = running_pid(pidfile);
-    if (pid) {
-      std::printf("estafette: running (pid %d)\n", pid);
-      print_children(config.run_dir() + "/estafetted.children");
-    } else {
-      std::printf("estafette: not running\n");
-    }
-    return pid ? 0 : 3;
-  }
-  if (cmd == "start") {
-    if (pid_t pid = running_pid(pidfile)) {
-      std::printf("estafette: already running (pid %d)\n", pid);
-      return 0;
-    }
-    ::unlink(pidfile.c_str());
-    std::string daemon = base::program_path("estafetted");
-    pid_t child = ::fork();
-    if (child == 0) {
-      if (config_path.empty())
-        ::execl(daemon.c_str(), daemon.c_str(), nullptr);
-      else
-        ::execl(daemon.c_str(), daemon.c_str(), "-c", config_path.c_str(), nullptr);
-      std::fprintf(stderr, "estafette: cannot run %s: %s\n", daemon.c_str(), std::strerror(errno));
-      ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(child, &status, 0);  // estafetted forks and its parent exits at once
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
-    for (int i = 0; i < 100; ++i) {
-      if (pid_t pid = running_pid(pidfile)) {
-        std::printf("estafette: started (pid %d)\n", pid);
-        return 0;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    std::fprintf(stderr, "estafette: estafetted did not start (see its log)\n");
-    return 1;
-  }
-  if (cmd == "reload") {  // the daemons re-read their maps; errors go to the log
-    pid_t pid = running_pid(pidfile);
-    if (!pid) {
-      std::fprintf(stderr, "estafette: not running\n");
-      return 1;
-    }
-    ::kill(pid, SIGHUP);
-    std::printf("estafette: reload signalled (pid %d)\n", pid);
-    return 0;
-  }
-  if (cmd == "stop") {
-    pid_t pid = running_pid(pidfile);
-    if (!pid) {
-      std::printf("estafette: not running\n");
-      return 0;
-    }
-    ::kill(pid, SIGTERM);
-    for (int i = 0; i < 300; ++i) {
-      if (::kill(pid, 0) != 0) {
-        std::printf("estafette: stopped\n");
-        return 0;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    std::fprintf(stderr, "estafette: pid %d did not stop within 15 s\n", pid);
-    return 1;
+  if (cmd == "status") return status(config, pidfile);
+  if (cmd == "start") return start(config_path, pidfile);
+  if (cmd == "reload") return reload(config, pidfile);
+  if (cmd == "stop") return stop(pidfile);
+  if (cmd == "restart") {
+    int stopped = stop(pidfile);
+    return stopped != 0 ? stopped : start(config_path, pidfile);
   }
   return usage();
 }

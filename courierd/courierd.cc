@@ -15,6 +15,9 @@ namespace estafette::courierd {
 namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(3);  // jobs in flight, then children
+// SIGUSR2 (estafetted's reload): the jobs in flight get this long to report before the modules
+// are told to go, so that a reload does not cut deliveries short (and repeat them).
+constexpr auto kHandOverGrace = std::chrono::seconds(60);
 // How often mail waiting behind a held destination is checked for expiry (queue_lifetime).
 constexpr auto kExpiryCheck = std::chrono::seconds(60);
 // Messages a rescan looks at per loop turn: each unknown one costs a load() from the queue.
@@ -52,8 +55,9 @@ Courierd::~Courierd() {
 void Courierd::start() {
   set_router(routing::Router::load(config_));  // throws config::ConfigError (file:line)
   loop_.on_signal(SIGHUP, [this] { reload(); });
-  loop_.on_signal(SIGTERM, [this] { begin_shutdown(); });
-  loop_.on_signal(SIGINT, [this] { begin_shutdown(); });
+  loop_.on_signal(SIGTERM, [this] { begin_shutdown(kShutdownGrace); });
+  loop_.on_signal(SIGINT, [this] { begin_shutdown(kShutdownGrace); });
+  loop_.on_signal(SIGUSR2, [this] { begin_shutdown(kHandOverGrace); });
   loop_.on_signal(SIGCHLD, [this] {
     modules_.reap_children();
     if (stopping_) maybe_exit();
@@ -166,7 +170,7 @@ void Courierd::schedule_expiry() {
   });
 }
 
-void Courierd::begin_shutdown() {
+void Courierd::begin_shutdown(std::chrono::seconds grace) {
   if (stopping_) return;
   stopping_ = true;
   logger().information("stopping in_flight=" + std::to_string(modules_.in_flight()));
@@ -177,7 +181,7 @@ void Courierd::begin_shutdown() {
   intake_.stop();
   parking_.stop();
   // Jobs in flight get a grace period to report; then the modules are told to go.
-  grace_timer_ = loop_.add_timer(kShutdownGrace, [this] {
+  grace_timer_ = loop_.add_timer(grace, [this] {
     grace_timer_ = 0;
     if (!modules_stopped_) stop_modules();
   });

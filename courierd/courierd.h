@@ -12,8 +12,9 @@
 // At start it recovers the queue (every message goes through Parking), listens, starts the
 // modules and installs the signal handlers: SIGHUP reloads the routing maps (a broken file keeps
 // the old ones) and passes it on to the local module; SIGTERM/SIGINT stop: the socket goes, jobs
-// in flight get a grace period to report, then the modules are told to go (and killed after
-// another grace period), then the loop stops.
+// in flight get a grace period (3 s) to report, then the modules are told to go (and killed after
+// another grace period), then the loop stops. SIGUSR2 (estafetted's reload, before it starts a
+// courierd with the new config) is the same with 60 s for the jobs in flight.
 //
 // Loop thread only; courierd has one thread. Courierd borrows the loop, the config and the
 // queue backend (all outlive it); it owns the scheduler, the router and the components. Queue
@@ -23,6 +24,7 @@
 // (logger "courierd") and handled by retrying.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
@@ -67,7 +69,7 @@ class Courierd final {
   // After a job's result or a module's death: pump, or while stopping see whether it may exit.
   void settle();
   void schedule_expiry();
-  void begin_shutdown();
+  void begin_shutdown(std::chrono::seconds grace);
   void stop_modules();
   void maybe_exit();
 

@@ -26,6 +26,14 @@ class CourierdLink final {
   CourierdLink& operator=(const CourierdLink&) = delete;
 
   void notify(const std::string& queue_id);
+  // Every notice has reached courierd's socket (none waits, none was lost, nothing is left in
+  // the channel's buffer). A draining esmtpd waits for this before it exits: a notice it took
+  // away with it would leave its message unknown to a courierd that had already scanned the
+  // queue (a reload restarts courierd while the old esmtpd still takes mail).
+  bool settled() const {
+    return waiting_.empty() && lost_ == 0 && channel_ && channel_->open() &&
+           channel_->queued_bytes() == 0;
+  }
 
  private:
   void connect();

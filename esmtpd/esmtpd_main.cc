@@ -3,11 +3,17 @@
 // finish, exit 0; SIGHUP: reload the maps and the TLS certificates.
 // `--processes N` (given by estafetted for esmtpd_processes = N > 1): this process is one of N
 // sharing the listen addresses (SO_REUSEPORT), with max_sessions / N sessions.
+// `--listen-fds N,...` (given by estafetted): the listening sockets of the listen addresses,
+// bound by estafetted once for every esmtpd generation; esmtpd then binds none itself. SIGUSR2:
+// stop accepting, let the open sessions end, exit 0 (estafetted's reload hands the sockets to a
+// newer esmtpd).
 // `--submit-fd N` (given by estafetted): the listening local submission socket
 // (lib/submit/socket.h), shared by every esmtpd process; without it esmtpd binds
 // <state>/run/submit.sock itself. With `user` set, esmtpd binds its listen addresses as root, then
 // drops to that user (lib/base/privileges.h) before it opens the queue, loads filter modules or
 // accepts anything; a failure to drop exits 1 with the reason.
+#include <signal.h>
+
 #include <utility>
 #include <vector>
 
@@ -21,21 +27,35 @@ using namespace estafette;
 int main(int argc, char** argv) {
   std::vector<base::UniqueFd> listeners;          // bound as root, before the privileges go
   std::shared_ptr<const tls::ServerContext> tls;  // keys read as root too
-  daemon::DaemonSpec spec{.program = "estafette-esmtpd",
-                          .log_name = "esmtpd",
-                          .usage = "[-c CONFIG] [--processes N] [--submit-fd N]",
-                          .options = {.fd = true, .processes = true},
-                          .privileges = daemon::Privileges::Drop,
-                          .reload = true,
-                          .as_root = [&](daemon::Startup& s) {
-                            listeners = esmtpd::bind_listeners(s.config, s.args.processes);
-                            tls = esmtpd::load_tls(s.config);
-                          }};
+  daemon::DaemonSpec spec{
+      .program = "estafette-esmtpd",
+      .log_name = "esmtpd",
+      .usage = "[-c CONFIG] [--processes N] [--submit-fd N] [--listen-fds N,...]",
+      .options = {.fd = true, .processes = true},
+      .privileges = daemon::Privileges::Drop,
+      .reload = true,
+      .as_root = [&](daemon::Startup& s) {
+        listeners = s.args.listen_fds.empty()
+                        ? esmtpd::bind_listeners(s.config, s.args.processes)
+                        : esmtpd::adopt_listeners(s.config, s.args.listen_fds);
+        tls = esmtpd::load_tls(s.config);
+      }};
   return daemon::run(argc, argv, spec, [&](daemon::Context& ctx) {
     // The skeleton took the signals on the loop before this: the Server's threads inherit them
-    // blocked, so SIGHUP or SIGTERM always reaches the loop.
+    // blocked, so SIGHUP or SIGTERM always reaches the loop. SIGUSR2 too, taken here before the
+    // Server starts its threads (estafetted, on reload: a newer esmtpd has the sockets): let the
+    // sessions end, then stop.
+    esmtpd::Server* running = nullptr;
+    ctx.loop.on_signal(SIGUSR2, [&] {
+      if (!running) return;
+      running->drain([&] {
+        base::log("esmtpd").information("drained; stopping");
+        ctx.loop.stop();
+      });
+    });
     esmtpd::Server server(ctx.loop, ctx.config, std::move(listeners), ctx.args.processes,
                           ctx.args.submit_fd, esmtpd::RecipientLookups::expand, {}, std::move(tls));
+    running = &server;
     ctx.on_reload([&] { server.reload(); });
     ctx.on_stop([&] {
       base::log("esmtpd").information("stopping");

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "lib/auth/dovecot_backend.h"
 #include "lib/auth/sender_login_map.h"
@@ -27,6 +29,24 @@ std::vector<base::UniqueFd> bind_listeners(const config::Config& config, std::si
   std::vector<base::UniqueFd> out;
   for (const auto& hp : config.listen)
     out.push_back(base::listen_tcp(hp.host, hp.port, processes > 1));
+  return out;
+}
+
+std::vector<base::UniqueFd> adopt_listeners(const config::Config& config,
+                                            const std::vector<int>& fds) {
+  if (fds.size() != config.listen.size())
+    throw std::runtime_error("--listen-fds: " + std::to_string(fds.size()) + " socket(s) for " +
+                             std::to_string(config.listen.size()) + " listen address(es)");
+  std::vector<base::UniqueFd> out;
+  for (int fd : fds) out.emplace_back(fd);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(out[i].get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+        !listening || !base::set_nonblocking(out[i].get()) || !base::set_cloexec(out[i].get()))
+      throw std::runtime_error("--listen-fds: fd " + std::to_string(fds[i]) + " (for " +
+                               config.listen[i].to_string() + ") is not a listening socket");
+  }
   return out;
 }
 
@@ -294,6 +314,7 @@ void Server::schedule_stats() {
 Server::~Server() {
   if (stats_timer_) loop_.cancel_timer(stats_timer_);
   if (tls_rotation_timer_) loop_.cancel_timer(tls_rotation_timer_);
+  loop_.cancel_timer(drain_timer_);
   connections_.clear();
   shutdown();
 }
@@ -366,13 +387,43 @@ void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
   auto number = next_number_++;
   auto conn = std::make_unique<Connection>(
       *context_, std::move(fd), std::move(client), number,
-      [this](std::uint64_t n) { connections_.erase(n); }, std::move(setup));
+      [this](std::uint64_t n) {
+        connections_.erase(n);
+        if (drained_ && connections_.empty()) finish_drain();
+      },
+      std::move(setup));
   auto* raw = conn.get();
   connections_.emplace(number, std::move(conn));
   if (!refusal.empty())
     raw->reject(refusal);
   else
     raw->start();
+}
+
+void Server::drain(std::function<void()> done) {
+  base::log("esmtpd").information("draining: no new sessions; waiting for " +
+                                  std::to_string(connections_.size()) + " to end");
+  shutdown();
+  drained_ = std::move(done);
+  if (connections_.empty()) finish_drain();
+}
+
+// The sessions are over; the notices of their messages must reach courierd first (it may be
+// restarting: the link reconnects every second), for at most kDrainNoticeWait.
+void Server::finish_drain() {
+  drain_timer_ = 0;
+  if (!drained_) return;
+  if (drain_deadline_ == event::Clock::time_point{})
+    drain_deadline_ = loop_.now() + kDrainNoticeWait;
+  if (!courierd_.settled() && loop_.now() < drain_deadline_) {
+    drain_timer_ = loop_.add_timer(std::chrono::milliseconds(100), [this] { finish_drain(); });
+    return;
+  }
+  if (!courierd_.settled())
+    base::log("esmtpd").warning(
+        "courierd did not take every notice before the drain ended; its next queue scan "
+        "finds those messages");
+  loop_.post(std::exchange(drained_, nullptr));
 }
 
 void Server::shutdown() {

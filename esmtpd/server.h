@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -41,6 +42,12 @@ namespace estafette::esmtpd {
 // config order. esmtpd calls it before it drops privileges (port 25 needs root); throws
 // std::system_error naming the address.
 std::vector<base::UniqueFd> bind_listeners(const config::Config& config, std::size_t processes);
+
+// The listening sockets estafetted bound for us (--listen-fds), one per `listen` address in
+// config order: checked to be listening sockets, made non-blocking and close-on-exec. Throws
+// std::runtime_error when the count does not match or one is not a listening socket.
+std::vector<base::UniqueFd> adopt_listeners(const config::Config& config,
+                                            const std::vector<int>& fds);
 
 // A dead or vanished client is found by TCP itself, also while its session waits (a commit, a
 // filter): keepalive probes after kKeepaliveIdle s of silence, and TCP_USER_TIMEOUT = `timeout`
@@ -73,6 +80,10 @@ class Server final {
 
   // Stops accepting; returns once no connection waits for a commit (called on SIGTERM).
   void shutdown();
+  // Stops accepting and lets every session end by itself (estafetted started a newer esmtpd to
+  // take the listening sockets, `estafette reload`); calls `done` once none is left (at once
+  // when none is open). Sessions stay bounded by their timeouts and session_deadline.
+  void drain(std::function<void()> done);
   std::size_t sessions() const { return connections_.size(); }
   std::size_t max_sessions() const { return max_sessions_; }
   // SIGHUP: reload the routing maps (aliases, locals, hosted domains), the TLS certificates
@@ -118,6 +129,11 @@ class Server final {
   std::vector<std::unique_ptr<event::Acceptor>> acceptors_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::uint64_t next_number_ = 1;
+  void finish_drain();
+  static constexpr auto kDrainNoticeWait = std::chrono::seconds(30);
+  std::function<void()> drained_;              // drain(): called when the last connection is gone
+  event::Clock::time_point drain_deadline_{};  // set when the last session has ended
+  event::TimerId drain_timer_ = 0;
 };
 
 }  // namespace estafette::esmtpd

@@ -1,11 +1,17 @@
 // estafetted: the supervisor. `estafetted -f [-c CONFIG]` runs in the foreground; without -f it
-// detaches. It checks the config, creates the state directories, writes <state>/run/estafetted.pid
+// detaches, and its first process waits until every daemon is up: exit 0 then, else 1 with the
+// first daemon's own error on stderr (`estafette start` relies on it). Under systemd
+// (Type=notify) it says READY=1 instead. It checks the config, creates the state directories,
+// binds the listen addresses (supervisor/listeners.h), writes <state>/run/estafetted.pid
 // and keeps courierd and esmtpd running (see supervisor.h): esmtpd_processes of them ("auto": one
 // per CPU this process may run on, so `taskset -c 0 estafetted` runs one), each told with
 // `--processes N` that it shares the listen addresses. <state>/run/estafetted.children says
 // which children run (status_file.h). It binds the local submission socket
 // <state>/run/submit.sock itself (lib/submit/socket.h) and passes it to every esmtpd process
 // with `--submit-fd N`, so connections waiting there survive the death of any one esmtpd.
+// SIGHUP (`estafette reload`): re-reads the config and replaces every daemon by one started with
+// it (supervisor.h), keeping sockets, sessions and mail; the outcome goes to the log and to
+// <state>/estafetted.reload (status_file.h). A failed reload changes nothing.
 // Without -c it reads the installed config when it runs installed (config::default_config_path).
 // With `user` set it stays root itself (it restarts esmtpd, which binds port 25 as root before
 // dropping to the user) and gives the state directory, queue/ and run/ to that user before any
@@ -13,6 +19,7 @@
 // lib/daemon/daemon.h runs it: these checks and detaching come before logging is set up (a
 // failure exits 2 with the reason on the terminal).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +27,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -35,8 +43,12 @@
 #include "lib/base/safe_dir.h"
 #include "lib/config/config.h"
 #include "lib/daemon/daemon.h"
+#include "lib/daemon/status_file.h"
 #include "lib/submit/socket.h"
+#include "supervisor/listeners.h"
+#include "supervisor/reload_rules.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/systemd_notify.h"
 
 using namespace estafette;
 
@@ -76,11 +88,87 @@ void print_banner(const config::Config& c, const std::string& config_path,
   std::fflush(stdout);
 }
 
+std::size_t esmtpd_processes_of(const config::Config& c) {
+  return config::resolve_processes(c.esmtpd_processes, base::usable_cpus());
+}
+
+std::vector<config::HostPort> listen_addresses(const config::Config& c) {
+  std::vector<config::HostPort> out;
+  for (const auto& l : c.listen) out.push_back(l.address());
+  return out;
+}
+
+// The daemons of one config: courierd, then the esmtpd processes, each on its own sockets of
+// `listeners` and all on the submission socket.
+std::vector<supervisor::Program> programs_for(const config::Config& config,
+                                              std::shared_ptr<supervisor::ListenerSet> listeners,
+                                              int submit_fd) {
+  supervisor::Program courierd;
+  courierd.name = "estafette-courierd";
+  courierd.drain_signal = SIGUSR2;  // let the deliveries in flight report, then exit
+  courierd.drain_grace = std::chrono::seconds(75);
+  const std::size_t processes = esmtpd_processes_of(config);
+  supervisor::Program esmtpd;
+  esmtpd.name = "estafette-esmtpd";
+  esmtpd.args = {"--submit-fd", std::to_string(submit_fd)};
+  esmtpd.copies = processes;
+  esmtpd.pass_fds = {submit_fd};
+  if (processes > 1)
+    esmtpd.args.insert(esmtpd.args.end(), {"--processes", std::to_string(processes)});
+  esmtpd.per_copy = [listeners](std::size_t copy, std::vector<std::string>& args,
+                                std::vector<int>& fds) {
+    auto mine = listeners->fds(copy);
+    args.insert(args.end(), {"--listen-fds", supervisor::fd_list(mine)});
+    fds.insert(fds.end(), mine.begin(), mine.end());
+  };
+  esmtpd.exited = [listeners](std::size_t copy) { listeners->release(copy); };
+  esmtpd.overlap = true;
+  esmtpd.drain_signal = SIGUSR2;  // stop accepting, let the sessions end
+  // A drained esmtpd's sessions end by themselves: bounded by session_deadline.
+  esmtpd.drain_grace = std::chrono::duration_cast<std::chrono::seconds>(config.session_deadline) +
+                       std::chrono::seconds(60);
+  return {courierd, esmtpd};
+}
+
+// Waits (in the process `estafetted` was started as) for the detached estafetted to say whether
+// every daemon came up: 0, or 1 with its reason on stderr.
+int wait_for_detached(base::UniqueFd ready) {
+  std::string bytes;
+  const auto deadline =
+      std::chrono::steady_clock::now() + supervisor::kStartTimeout + std::chrono::seconds(30);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{ready.get(), POLLIN, 0};
+    int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::fprintf(stderr,
+                   "estafetted: the daemons did not come up within %lld s (see the log "
+                   "and `estafette status`)\n",
+                   static_cast<long long>(supervisor::kStartTimeout.count() + 30));
+      return base::kExitFatal;
+    }
+    char buf[256];
+    ssize_t got = ::read(ready.get(), buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got > 0) bytes.append(buf, static_cast<std::size_t>(got));
+    auto report = daemon::parse_ready_report(bytes, got <= 0);
+    if (report.state == daemon::ReadyReport::State::Waiting) continue;
+    if (report.state == daemon::ReadyReport::State::Ready) return base::kExitStopped;
+    std::fprintf(stderr, "estafetted: %s\n",
+                 report.error.empty() ? "stopped before the daemons were up (see its log)"
+                                      : report.error.c_str());
+    return base::kExitFatal;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::optional<base::Account> account;
   base::UniqueFd submit;
+  std::shared_ptr<supervisor::ListenerSet> listeners;
   daemon::DaemonSpec spec{
       .program = "estafetted",
       .log_name = "estafetted",
@@ -114,8 +202,12 @@ int main(int argc, char** argv) {
                                  {.create = true, .trusted = false}, &why))
             throw std::runtime_error("cannot create " + config.state_dir + "/" + sub + ": " + why);
         }
-        // Before detaching, so that a second instance fails here, on the terminal.
+        // Before detaching, so that a second instance fails here, on the terminal; so does an
+        // address another program listens on.
         submit = estafette::submit::open_submit_socket(config);
+        listeners = std::make_shared<supervisor::ListenerSet>(listen_addresses(config),
+                                                              esmtpd_processes_of(config));
+        listeners->bind_all();
         if (account && ::geteuid() == 0) {
           // After the submission socket: a second instance has stopped by now. queue/, run/ and
           // mta-sts/ with everything in them (a queue left by a run as root).
@@ -125,9 +217,16 @@ int main(int argc, char** argv) {
           base::give_to(config.tlsrpt_dir(), *account, true);   // its TLS report journals
         }
         if (!s.args.foreground) {
+          int fds[2];
+          if (::pipe2(fds, O_CLOEXEC) != 0) return base::kExitFatal;
           pid_t pid = ::fork();
           if (pid < 0) return base::kExitFatal;
-          if (pid > 0) return base::kExitStopped;
+          if (pid > 0) {
+            ::close(fds[1]);
+            return wait_for_detached(base::UniqueFd(fds[0]));
+          }
+          ::close(fds[0]);
+          s.ready.reset(fds[1]);  // "ready" once every daemon is, or why not
           ::setsid();
           int null = ::open("/dev/null", O_RDWR);
           ::dup2(null, 0);
@@ -144,29 +243,101 @@ int main(int argc, char** argv) {
     // run/ is the user's: replaced, never written through a link planted there.
     if (!base::replace_file(pidfile, std::to_string(::getpid()) + "\n"))
       base::log("estafetted").error("cannot write " + pidfile + ": " + base::errno_text(errno));
-    const std::size_t esmtpd_processes =
-        config::resolve_processes(config.esmtpd_processes, base::usable_cpus());
+    const std::size_t esmtpd_processes = esmtpd_processes_of(config);
     if (ctx.args.foreground) print_banner(config, ctx.config_path, esmtpd_processes);
-    std::vector<supervisor::Program> programs = {{"estafette-courierd", {}, 1, {}}};
-    std::vector<std::string> esmtpd_args = {"--submit-fd", std::to_string(submit.get())};
-    if (esmtpd_processes > 1)
-      esmtpd_args.insert(esmtpd_args.end(), {"--processes", std::to_string(esmtpd_processes)});
-    programs.push_back({"estafette-esmtpd", esmtpd_args, esmtpd_processes, {submit.get()}});
     std::string status_file = config.run_dir() + "/estafetted.children";
-    supervisor::Supervisor supervisor(ctx.loop, std::move(programs), ctx.config_path, status_file);
-    // RFC 8460: yesterday's TLS reports, once a day shortly after midnight UTC.
-    if (config.tls_reporting) supervisor.add_daily("estafette", {"tls-report"});
+    const std::string reload_file = config.state_dir + "/estafetted.reload";
+    supervisor::Supervisor supervisor(ctx.loop, ctx.config_path, status_file);
+    // RFC 8460: yesterday's TLS reports, once a day shortly after midnight UTC (while the
+    // config, reloaded or not, says tls_reporting).
+    supervisor.add_daily("estafette", {"tls-report"}, [&ctx] { return ctx.config.tls_reporting; });
+    int status = base::kExitStopped;
     ctx.on_stop([&] { supervisor.stop(); });
-    ctx.on_reload([&] {  // reload: the daemons re-read their maps (aliases, ...)
-      base::log("estafetted").information("SIGHUP: reloading the daemons' maps");
-      supervisor.signal_children(SIGHUP);
-    });
-    supervisor.start();
+    ctx.hold_ready();  // ready when the daemons are
+    supervisor.start(programs_for(config, listeners, submit.get()),
+                     [&](bool ok, const std::string& error) {
+                       if (ok) {
+                         base::log("estafetted").information("every daemon is up");
+                         ctx.ready();
+                         supervisor::notify_systemd("READY=1\nSTATUS=every daemon is up");
+                         return;
+                       }
+                       base::log("estafetted").critical("start failed: " + error);
+                       ctx.failed(error);
+                       supervisor::notify_systemd("STATUS=start failed: " + error);
+                       status = base::kExitFatal;
+                       supervisor.stop();
+                     });
+    // Reload: the whole config again, and new daemons with it (supervisor.h). One at a time;
+    // a SIGHUP during one runs another after it.
+    std::uint64_t reloads = 0;
+    bool reload_again = false;
+    std::function<void()> reload = [&] {
+      if (supervisor.busy()) {
+        reload_again = true;
+        return;
+      }
+      supervisor::notify_systemd("RELOADING=1");
+      base::log("estafetted")
+          .information("SIGHUP: reloading " +
+                       (ctx.config_path.empty() ? "the embedded default" : ctx.config_path));
+      auto finish = [&](bool ok, const std::string& error) {
+        daemon::ReloadResult r{::getpid(), ++reloads, ok, error};
+        if (!base::replace_file(reload_file, daemon::format_reload(r), 0644))
+          base::log("estafetted")
+              .error("cannot write " + reload_file + ": " + base::errno_text(errno));
+        if (ok)
+          base::log("estafetted").information("reloaded: every daemon runs the new config");
+        else
+          base::log("estafetted").error("reload failed, the daemons keep the old config: " + error);
+        supervisor::notify_systemd(ok ? "READY=1\nSTATUS=reloaded"
+                                      : "READY=1\nSTATUS=reload failed");
+        if (std::exchange(reload_again, false)) ctx.loop.post(reload);
+      };
+      auto next = std::make_shared<config::Config>();
+      std::shared_ptr<supervisor::ListenerSet> next_listeners;
+      try {
+        *next = config::load_config(ctx.config_path);
+        auto fixed = supervisor::fixed_settings_changed(ctx.config, *next);
+        if (!fixed.empty()) {
+          std::string names;
+          for (const auto& f : fixed) names += (names.empty() ? "" : ", ") + f;
+          throw std::runtime_error("cannot change while running: " + names +
+                                   "; use `estafette restart`");
+        }
+        next_listeners = listeners->successor(listen_addresses(*next), esmtpd_processes_of(*next));
+        next_listeners->bind_all();
+      } catch (const std::exception& e) {
+        finish(false, e.what());
+        return;
+      }
+      bool logging_changed = next->log_file != ctx.config.log_file ||
+                             next->syslog != ctx.config.syslog ||
+                             next->log_level != ctx.config.log_level;
+      supervisor.replace(
+          programs_for(*next, next_listeners, submit.get()),
+          [&, finish, next, next_listeners, logging_changed](bool ok, const std::string& error) {
+            if (ok) {
+              ctx.config = *next;
+              listeners = next_listeners;
+              if (logging_changed) {
+                try {
+                  base::setup_logging(
+                      {"estafetted", ctx.config.log_file, ctx.config.syslog, ctx.config.log_level});
+                } catch (const std::exception& e) {
+                  base::log("estafetted").error(e.what());
+                }
+              }
+            }
+            finish(ok, error);
+          });
+    };
+    ctx.on_reload([&] { reload(); });
     ctx.run();
     ::unlink(status_file.c_str());
     ::unlink(pidfile.c_str());
     ::unlink(estafette::submit::submit_socket_path(config).c_str());
     base::log("estafetted").information("stopped");
-    return base::kExitStopped;
+    return status;
   });
 }

@@ -15,7 +15,11 @@
 namespace estafette::daemon {
 
 Context::Context(const Startup& startup, event::Loop& loop)
-    : args(startup.args), config(startup.config), config_path(startup.config_path), loop(loop) {}
+    : args(startup.args),
+      config(startup.config),
+      config_path(startup.config_path),
+      loop(loop),
+      ready_(startup.ready) {}
 
 void Context::on_stop(std::function<void()> fn) {
   stop_ = std::move(fn);
@@ -26,6 +30,7 @@ void Context::on_reload(std::function<void()> fn) {
 }
 
 int Context::run() {
+  if (!hold_ready_) ready_.ready();
   loop.run();
   return base::kExitStopped;
 }
@@ -51,8 +56,10 @@ class Skeleton final {
 
 namespace {
 
-void print_error(const DaemonSpec& spec, const char* what) {
+// On stderr, and to the starter when one waits (--ready-fd).
+void print_error(const DaemonSpec& spec, const char* what, ReadyReporter* ready = nullptr) {
   std::fprintf(stderr, "%s: %s\n", spec.program.c_str(), what);
+  if (ready) ready->failed(what);
 }
 
 void apply_privileges(const DaemonSpec& spec, const config::Config& config) {
@@ -69,8 +76,12 @@ void apply_privileges(const DaemonSpec& spec, const config::Config& config) {
 int run(int argc, char** argv, const DaemonSpec& spec, const Body& body) {
   auto args = parse_daemon_args(argc, argv, spec.usage.c_str(), spec.options);
   if (!args) return base::kExitBadStart;
+  // A starter that went away while we report must not kill us with SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
+  ReadyReporter ready(args->ready_fd);
+  if (args->ready_fd >= 0) base::set_cloexec(args->ready_fd);  // not for what we run
   if (spec.needs_fd && args->fd < 0) {
-    print_error(spec, "--fd is required (courierd starts this program)");
+    print_error(spec, "--fd is required (courierd starts this program)", &ready);
     return base::kExitBadStart;
   }
   // courierd clears FD_CLOEXEC on the channel it passes: set it again, so that nothing this
@@ -82,21 +93,20 @@ int run(int argc, char** argv, const DaemonSpec& spec, const Body& body) {
   try {
     config = config::load_config(config_path);
   } catch (const std::exception& e) {
-    print_error(spec, e.what());
+    print_error(spec, e.what(), &ready);
     return base::kExitBadStart;
   }
   if (!config_path.empty()) config_path = base::absolute_path(config_path);
-  Startup startup{*args, config, config_path};
+  Startup startup{*args, config, config_path, ready};
   try {
     if (spec.prepare) {
       if (auto status = spec.prepare(startup)) return *status;
     }
     base::setup_logging({spec.log_name, config.log_file, config.syslog, config.log_level});
   } catch (const std::exception& e) {
-    print_error(spec, e.what());
+    print_error(spec, e.what(), &ready);
     return base::kExitBadStart;
   }
-  ::signal(SIGPIPE, SIG_IGN);
   try {
     if (spec.as_root) spec.as_root(startup);
     apply_privileges(spec, config);
@@ -106,7 +116,7 @@ int run(int argc, char** argv, const DaemonSpec& spec, const Body& body) {
     return body(ctx);
   } catch (const std::exception& e) {
     base::log(spec.log_name).critical(std::string("fatal: ") + e.what());
-    print_error(spec, e.what());
+    print_error(spec, e.what(), &ready);
     return base::kExitFatal;
   }
 }

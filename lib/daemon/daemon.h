@@ -30,6 +30,9 @@
 //      spec.reload SIGHUP calls the reload hook. They are taken on the loop's signalfd before the
 //      body starts any thread, so every thread inherits them blocked.
 //   9. The body: builds the daemon on ctx.loop, then ctx.run(); what it returns is the status.
+// With --ready-fd (readiness.h) the starter hears "ready" when ctx.run() starts the loop (or
+// when the body calls ctx.ready() after ctx.hold_ready()), and "error REASON" with the same
+// text as stderr from every failure above.
 //
 // Main thread, once per process. run() never exits the process itself: main() returns its
 // status. Nothing here is global: the hooks live in the Context of one run().
@@ -41,6 +44,7 @@
 
 #include "lib/config/config.h"
 #include "lib/daemon/options.h"
+#include "lib/daemon/readiness.h"
 #include "lib/event/loop.h"
 
 namespace estafette::daemon {
@@ -59,6 +63,9 @@ struct Startup {
   const DaemonArgs& args;
   config::Config& config;
   const std::string& config_path;  // absolute; empty for the embedded default
+  // Whom to tell "ready" or why not: --ready-fd; spec.prepare may replace it (estafetted's
+  // detached child tells its waiting parent).
+  ReadyReporter& ready;
 };
 
 // What a daemon's body gets: the start-up state, its loop, and the signal hooks.
@@ -72,8 +79,13 @@ class Context final {
   void on_stop(std::function<void()> fn);
   // SIGHUP calls fn (only for a spec with reload; without a hook it is ignored).
   void on_reload(std::function<void()> fn);
-  // Runs the loop until it is stopped; returns base::kExitStopped.
+  // Runs the loop until it is stopped; returns base::kExitStopped. Says "ready" first unless
+  // hold_ready() was called.
   int run();
+  // The daemon says when it is ready itself (estafetted: once its children are).
+  void hold_ready() { hold_ready_ = true; }
+  void ready() { ready_.ready(); }
+  void failed(std::string_view why) { ready_.failed(why); }
 
   const DaemonArgs& args;
   config::Config& config;
@@ -84,6 +96,8 @@ class Context final {
   friend class Skeleton;
   std::function<void()> stop_;
   std::function<void()> reload_;
+  ReadyReporter& ready_;
+  bool hold_ready_ = false;
 };
 
 struct DaemonSpec {

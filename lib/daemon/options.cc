@@ -2,9 +2,22 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 namespace estafette::daemon {
+
+namespace {
+constexpr std::size_t kMaxListenFds = 256;
+
+std::optional<int> parse_fd(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  long fd = std::strtol(text.c_str(), &end, 10);
+  if (*end != '\0' || fd < 0 || fd > 65535) return std::nullopt;
+  return static_cast<int>(fd);
+}
+}  // namespace
 
 std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* usage,
                                             OptionSet accepted) {
@@ -16,15 +29,29 @@ std::optional<DaemonArgs> parse_daemon_args(int argc, char** argv, const char* u
       args.config_path = argv[++i];
     } else if (a == "-f" && accepted.foreground) {
       args.foreground = true;
-    } else if (((a == "--fd" && accepted.fd) || (a == "--submit-fd" && accepted.processes)) &&
+    } else if (((a == "--fd" && accepted.fd) || (a == "--submit-fd" && accepted.processes) ||
+                a == "--ready-fd") &&
                has_value) {
-      char* end = nullptr;
-      long fd = std::strtol(argv[++i], &end, 10);
-      if (*end != '\0' || fd < 0 || fd > 65535) {
+      auto fd = parse_fd(argv[++i]);
+      if (!fd) {
         std::fprintf(stderr, "%s: bad %s value\n", argv[0], argv[i - 1]);
         return std::nullopt;
       }
-      (a == "--fd" ? args.fd : args.submit_fd) = static_cast<int>(fd);
+      (a == "--fd" ? args.fd : a == "--ready-fd" ? args.ready_fd : args.submit_fd) = *fd;
+    } else if (a == "--listen-fds" && has_value && accepted.processes) {
+      std::string_view list = argv[++i];
+      args.listen_fds.clear();
+      while (true) {
+        auto comma = list.find(',');
+        auto fd = parse_fd(std::string(list.substr(0, comma)));
+        if (!fd || args.listen_fds.size() >= kMaxListenFds) {
+          std::fprintf(stderr, "%s: bad --listen-fds value\n", argv[0]);
+          return std::nullopt;
+        }
+        args.listen_fds.push_back(*fd);
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
     } else if (a == "--processes" && has_value && accepted.processes) {
       char* end = nullptr;
       long n = std::strtol(argv[++i], &end, 10);

@@ -1,12 +1,14 @@
-// options.h: the command line every daemon shares: `[-c|--config PATH]`, plus, for the daemons
-// that accept them, `--fd N` (the IPC socket a module inherits from courierd), `--processes N`
-// and `--submit-fd N` (esmtpd, from estafetted) and `-f` (estafetted: stay in the foreground).
+// options.h: the command line every daemon shares: `[-c|--config PATH]` and `--ready-fd N` (a
+// pipe from the supervisor: readiness.h), plus, for the daemons that accept them, `--fd N` (the
+// IPC socket a module inherits from courierd), `--processes N`, `--submit-fd N` and
+// `--listen-fds N,N,...` (esmtpd, from estafetted) and `-f` (estafetted: stay in the foreground).
 // Pure but for the usage text on stderr; used by daemon::run() (daemon.h) only.
 #pragma once
 
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace estafette::daemon {
 
@@ -16,12 +18,16 @@ struct DaemonArgs {
   std::size_t processes = 1;  // --processes: this is one of N processes sharing the work
   int submit_fd = -1;         // --submit-fd: the listening local submission socket (esmtpd)
   bool foreground = false;    // -f: do not detach (estafetted)
+  int ready_fd = -1;          // --ready-fd: where to say "ready" or why not (readiness.h)
+  // --listen-fds: the listening sockets of the `listen` addresses, in config order, bound by
+  // estafetted (esmtpd then binds nothing itself); empty: bind them.
+  std::vector<int> listen_fds;
 };
 
 // The options a daemon accepts besides -c/--config.
 struct OptionSet {
   bool fd = true;           // --fd N
-  bool processes = false;   // --processes N (1 to 1024) and --submit-fd N
+  bool processes = false;   // --processes N (1 to 1024), --submit-fd N and --listen-fds
   bool foreground = false;  // -f
 };
 

@@ -298,6 +298,12 @@ class Estafette:
                 self.kill9()
         self.proc = None
 
+    def reload(self):
+        """`estafette reload`: the config again, and new daemons with it; its CompletedProcess
+        (exit 0 reloaded, 1 with the reason on stderr and the old config in force)."""
+        return subprocess.run([self.program("estafette"), "reload", "-c", self.conf],
+                              capture_output=True, text=True, timeout=180)
+
     def read_log(self):
         text = ""
         for name in (self.log, os.path.join(self.dir, "estafetted.out")):

@@ -126,16 +126,14 @@ def test(tmp, stoppers):
         f.write(alias_text + "newalias: bob\n")
     r = estafette(mta, "reload")
     assert r.returncode == 0, r.stderr
-    harness.wait_for(lambda: rcpt(mta, "newalias@estafette.test")[0] == 250, 10, "new alias")
+    assert rcpt(mta, "newalias@estafette.test")[0] == 250, "the new alias after the reload"
     with open(aliases, "w") as f:
         f.write(alias_text + "newalias: bob\nthis line is broken\n")
     broken = "%s:%d:" % (aliases, len(alias_text.splitlines()) + 2)
     r = estafette(mta, "check-config")
     assert r.returncode == 1 and broken + " expected 'name: target, ...'" in r.stdout, r.stdout
-    estafette(mta, "reload")
-    harness.wait_for(lambda: mta.read_log().count("reload failed, keeping the previous maps") >= 3,
-                     10, "the reload errors (esmtpd, courierd, local)")
-    assert broken in mta.read_log()
+    r = estafette(mta, "reload")
+    assert r.returncode == 1 and broken in r.stderr, r.stdout + r.stderr
     code, _ = rcpt(mta, "newalias@estafette.test")
     assert code == 250, "the old maps were not kept"
 

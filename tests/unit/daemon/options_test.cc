@@ -74,3 +74,27 @@ TEST(DaemonArgs, Foreground) {
 
 }  // namespace
 }  // namespace estafette::daemon
+
+namespace estafette::daemon {
+namespace {
+
+// --ready-fd (every daemon) and --listen-fds (esmtpd, from estafetted).
+TEST(DaemonArgs, ReadyFdAndListenFds) {
+  auto args = parse({"--ready-fd", "7", "--listen-fds", "3,4,9"}, true);
+  ASSERT_TRUE(args);
+  EXPECT_EQ(args->ready_fd, 7);
+  EXPECT_EQ(args->listen_fds, (std::vector<int>{3, 4, 9}));
+  EXPECT_EQ(parse({"--ready-fd", "4"}, false, false)->ready_fd, 4);  // any daemon takes it
+  EXPECT_EQ(parse({"--listen-fds", "5"}, true)->listen_fds, (std::vector<int>{5}));
+  for (const char* bad : {"", "3,", ",3", "3,,4", "x", "3;4", "-1", "70000"})
+    EXPECT_FALSE(parse({"--listen-fds", bad}, true)) << bad;
+  EXPECT_FALSE(parse({"--listen-fds", "3"}, false));  // only where --processes is accepted
+  EXPECT_FALSE(parse({"--ready-fd", "x"}, false));
+  EXPECT_FALSE(parse({"--ready-fd"}, false));
+  std::string many = "3";
+  for (int i = 0; i < 256; ++i) many += ",3";
+  EXPECT_FALSE(parse({"--listen-fds", many}, true));  // 257 fds: more than any config has
+}
+
+}  // namespace
+}  // namespace estafette::daemon
