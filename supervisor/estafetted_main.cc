@@ -169,6 +169,7 @@ int main(int argc, char** argv) {
   std::optional<base::Account> account;
   base::UniqueFd submit;
   std::shared_ptr<supervisor::ListenerSet> listeners;
+  const supervisor::SystemdNotifier systemd;  // before any child is started
   daemon::DaemonSpec spec{
       .program = "estafetted",
       .log_name = "estafetted",
@@ -259,12 +260,12 @@ int main(int argc, char** argv) {
                        if (ok) {
                          base::log("estafetted").information("every daemon is up");
                          ctx.ready();
-                         supervisor::notify_systemd("READY=1\nSTATUS=every daemon is up");
+                         systemd.notify("READY=1\nSTATUS=every daemon is up");
                          return;
                        }
                        base::log("estafetted").critical("start failed: " + error);
                        ctx.failed(error);
-                       supervisor::notify_systemd("STATUS=start failed: " + error);
+                       systemd.notify("STATUS=start failed: " + error);
                        status = base::kExitFatal;
                        supervisor.stop();
                      });
@@ -277,7 +278,7 @@ int main(int argc, char** argv) {
         reload_again = true;
         return;
       }
-      supervisor::notify_systemd("RELOADING=1");
+      systemd.notify("RELOADING=1");
       base::log("estafetted")
           .information("SIGHUP: reloading " +
                        (ctx.config_path.empty() ? "the embedded default" : ctx.config_path));
@@ -290,8 +291,7 @@ int main(int argc, char** argv) {
           base::log("estafetted").information("reloaded: every daemon runs the new config");
         else
           base::log("estafetted").error("reload failed, the daemons keep the old config: " + error);
-        supervisor::notify_systemd(ok ? "READY=1\nSTATUS=reloaded"
-                                      : "READY=1\nSTATUS=reload failed");
+        systemd.notify(ok ? "READY=1\nSTATUS=reloaded" : "READY=1\nSTATUS=reload failed");
         if (std::exchange(reload_again, false)) ctx.loop.post(reload);
       };
       auto next = std::make_shared<config::Config>();

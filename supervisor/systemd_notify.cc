@@ -12,9 +12,14 @@
 
 namespace estafette::supervisor {
 
-bool notify_systemd(std::string_view state) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (!path || (path[0] != '/' && path[0] != '@')) return false;
+SystemdNotifier::SystemdNotifier() {
+  if (const char* path = std::getenv("NOTIFY_SOCKET")) socket_ = path;
+  ::unsetenv("NOTIFY_SOCKET");
+}
+
+bool SystemdNotifier::notify(std::string_view state) const {
+  const char* path = socket_.c_str();
+  if (socket_.empty() || (path[0] != '/' && path[0] != '@')) return false;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::size_t len = std::strlen(path);

@@ -4,12 +4,22 @@
 // `systemctl reload` wait for the truth. Without NOTIFY_SOCKET it does nothing. Any thread.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace estafette::supervisor {
 
-// Sends `state` ("READY=1\nSTATUS=running") to $NOTIFY_SOCKET; false when it is not set or the
-// send failed (errno set). An abstract socket is named with a leading '@'.
-bool notify_systemd(std::string_view state);
+class SystemdNotifier final {
+ public:
+  // Takes $NOTIFY_SOCKET and removes it from the environment: the daemons, and the programs
+  // estafette-local runs for aliases, must not inherit it.
+  SystemdNotifier();
+  // Sends `state` ("READY=1\nSTATUS=running"); false when there is no socket or the send failed
+  // (errno set). An abstract socket is named with a leading '@'.
+  bool notify(std::string_view state) const;
+
+ private:
+  std::string socket_;
+};
 
 }  // namespace estafette::supervisor

@@ -145,7 +145,9 @@ def test(tmp, stoppers):
             unit = f.read()
         assert "ExecStart=%s/estafetted -f -c %s/estafette/estafette.conf" % (
             d["sbindir"], d["sysconfdir"]) in unit, unit
-        assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "PrivateTmp" not in \
+        assert "ExecReload=%s/estafette reload -c %s/estafette/estafette.conf" % (
+            d["sbindir"], d["sysconfdir"]) in unit and "Type=notify" in unit, unit
+        assert "PrivateTmp" not in \
             re.sub(r"(?m)^#.*\n", "", unit), unit
 
     # Again, over an admin's changed file: it stays, the template goes next to it.
