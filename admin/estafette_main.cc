@@ -12,7 +12,8 @@
 //   settings  every estafette.conf setting with its default and a line of doc (lib/config's
 //           settings table, which estafette.conf(5) documents)
 //   mailq [--json]  the queue as courierd's scheduler holds it, then a per-destination summary
-//           by age (qshape); exit 75 (EX_TEMPFAIL) when courierd does not run
+//           by age (qshape); when courierd does not run, the queue files read directly
+//           (admin/offline_mailq.h); exit 75 (EX_TEMPFAIL) when courierd does not answer
 //   flush [QUEUE-ID|DOMAIN]  courierd retries now: one message (an argument without '.', '['
 //           or ':'), the mail for a domain or destination, or everything; exit 75 as mailq
 //   hold|release|cancel|delete|flush --sender ADDR --rcpt-domain D --destination DEST
@@ -58,6 +59,7 @@
 
 #include "admin/check_config.h"
 #include "admin/mta_sts.h"
+#include "admin/offline_mailq.h"
 #include "admin/passwd.h"
 #include "admin/tls_policy.h"
 #include "admin/tls_report.h"
@@ -291,6 +293,22 @@ int main(int argc, char** argv) {
     try {
       return admin::queue_select(config, request, stdout, stderr);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
+      std::fprintf(stderr, "estafette: %s\n", e.what());
+      return base::kExTempFail;
+    }
+  }
+
+  if (cmd == "mailq") {
+    try {
+      return admin::mailq(config, json, stdout);
+    } catch (const admin::CourierdDown&) {  // read the queue files instead
+      try {
+        return admin::offline_mailq(config, json, stdout, stderr);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "estafette: mailq: %s\n", e.what());
+        return base::kExTempFail;
+      }
+    } catch (const std::exception& e) {  // a timeout: try again later
       std::fprintf(stderr, "estafette: %s\n", e.what());
       return base::kExTempFail;
     }
