@@ -3,7 +3,8 @@
 // (queue_reader.h: never writes, locks or repairs, so safe while a courierd starts), printed in
 // mailq's format after a line that says courierd is not running. Runs as root or as the
 // estafette user (the queue dir is theirs). Blocking, one pass. Errors: what the reader skipped
-// goes to `err` as warnings; the exit code is 0.
+// goes to `err` as warnings; the exit code is 0; throws std::system_error when the queue cannot
+// be read at all (the caller exits 75).
 #pragma once
 
 #include <cstdint>

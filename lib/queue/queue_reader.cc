@@ -28,8 +28,8 @@ class Reader {
   QueueListing read(const std::string& kind) {
     dir_fd_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir_fd_) {
-      if (errno != ENOENT) warn("cannot open " + dir_ + ": " + base::errno_text(errno));
-      return std::move(out_);
+      if (errno != ENOENT) fs::throw_errno(errno, "cannot open " + dir_);
+      return std::move(out_);  // no queue yet: empty
     }
     if (kind == "segment")
       read_segments();
@@ -93,20 +93,15 @@ class Reader {
     return text;
   }
 
-  bool list(int dir_fd, const std::string& shown, std::vector<std::string>& names) {
-    if (!fs::list_dir(dir_fd, names)) {
-      warn("cannot list " + shown + ": " + base::errno_text(errno));
-      return false;
-    }
+  void list(int dir_fd, const std::string& shown, std::vector<std::string>& names) {
+    if (!fs::list_dir(dir_fd, names)) fs::throw_errno(errno, "cannot list " + shown);
     std::sort(names.begin(), names.end());
-    return true;
   }
 
   base::UniqueFd open_subdir(const char* name) {
     base::UniqueFd fd(
         ::openat(dir_fd_.get(), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd && errno != ENOENT)
-      warn("cannot open " + dir_ + "/" + name + ": " + base::errno_text(errno));
+    if (!fd && errno != ENOENT) fs::throw_errno(errno, "cannot open " + dir_ + "/" + name);
     return fd;
   }
 
@@ -124,7 +119,8 @@ class Reader {
       warn(std::to_string(bad_lines) + " bad line(s) in " + dir_ + "/state skipped");
     base::UniqueFd seg = open_subdir("seg");
     std::vector<std::string> names;
-    if (!seg || !list(seg.get(), dir_ + "/seg", names)) return;
+    if (!seg) return;
+    list(seg.get(), dir_ + "/seg", names);
     std::set<QueueId> seen;
     for (const auto& name : names) {
       const std::string shown = dir_ + "/seg/" + name;
@@ -174,7 +170,8 @@ class Reader {
   void read_files() {
     base::UniqueFd msg = open_subdir("msg");
     std::vector<std::string> names;
-    if (!msg || !list(msg.get(), dir_ + "/msg", names)) return;
+    if (!msg) return;
+    list(msg.get(), dir_ + "/msg", names);
     for (const auto& name : names) {
       const std::string shown = dir_ + "/msg/" + name;
       if (!valid_queue_id(name)) {  // its .done, .held and .warned files, read with it

@@ -8,8 +8,9 @@
 // lines count, recipient indexes are checked against the record, at most max_messages messages
 // are listed. What it skips (a corrupt or torn record: the rest of its segment; a bad line; an
 // unexpected file) is named in `warnings`, never trusted.
-// Errors: read_queue_readonly() throws std::invalid_argument for an unknown backend; a queue
-// dir that cannot be read gives an empty listing with a warning (ENOENT: an empty queue).
+// Errors: read_queue_readonly() throws std::invalid_argument for an unknown backend and
+// std::system_error when the queue dir or its seg/ or msg/ cannot be opened or listed (EACCES:
+// not root or the queue's user); a missing one is an empty queue.
 #pragma once
 
 #include <cstddef>

@@ -8,7 +8,9 @@
 
 #include <filesystem>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <tuple>
 #include <vector>
 
@@ -110,6 +112,10 @@ TEST_P(QueueReader, BoundedCountAndMissingQueue) {
   EXPECT_TRUE(l.messages.empty());
   EXPECT_TRUE(l.warnings.empty());
   EXPECT_FALSE(std::filesystem::exists(dir_.sub("none")));
+  // A queue that cannot be read at all is an error, not an empty queue.
+  write_file(dir_.sub("file"), "x");
+  EXPECT_THROW(read_queue_readonly(GetParam(), dir_.sub("file")), std::system_error);
+  EXPECT_THROW(read_queue_readonly("other", dir_.path()), std::invalid_argument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, QueueReader, ::testing::Values("segment", "file"));
