@@ -147,13 +147,7 @@ def test(tmp, stoppers):
     assert "courierd: select op=release messages=1 nrcpt=1" in mta.read_log()
 
     # mailq with the daemons stopped: the queue files, read-only.
-    # estafette stop waits for estafetted to go, which is our child here: reaped meanwhile.
-    stop = subprocess.Popen([mta.program("estafette"), "stop", "-c", mta.conf],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    mta.proc.wait(20)
-    out, err = stop.communicate(timeout=30)
-    assert stop.returncode == 0 and "stopped" in out, out + err
-    mta.stop()
+    stop_with_estafette(mta)
     assert not os.path.exists(os.path.join(mta.state, "run", "courierd.sock"))
     before = tree(os.path.join(mta.state, "queue"))
     r = estafette(mta, "mailq")
@@ -194,4 +188,50 @@ def test(tmp, stoppers):
     selected(mta, "delete", "--older-than", "1s", code=1)
 
 
-harness.run(test)
+def stop_with_estafette(mta):
+    """estafette stop waits for estafetted to go, which is our child here: reaped meanwhile."""
+    stop = subprocess.Popen([mta.program("estafette"), "stop", "-c", mta.conf],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mta.proc.wait(20)
+    out, err = stop.communicate(timeout=30)
+    assert stop.returncode == 0 and "stopped" in out, out + err
+    mta.stop()
+
+
+def test_file_backend(tmp, stoppers):
+    """mailq without courierd reads the file backend too: a held message and one with a
+    recipient done."""
+    dead = harness.free_port()
+    mta = harness.Estafette(tmp, name="filemta", relay_domains="dead.test", retry_base="60s",
+                            retry_max="10m", host_backoff="60s", queue_backend="file",
+                            routes={"dead.test": "127.0.0.1,%d" % dead})
+    stoppers.append(mta)
+    mta.start()
+    held = send(mta, "alice@estafette.test", ["bob@dead.test"], "f1")
+    part = send(mta, "alice@estafette.test", ["carol@estafette.test", "dan@dead.test"], "f2")
+    harness.wait_for(lambda: mta.maildir_messages("carol"), 15, "the local delivery")
+    time.sleep(1.5)  # so that --older-than 1s takes both
+    assert selected(mta, "hold", "--rcpt-domain", "dead.test", "--older-than", "1s") == \
+        sorted([held, part])
+    assert selected(mta, "release", "--sender", "alice@estafette.test", "--older-than", "1s") \
+        == sorted([held, part])
+    assert selected(mta, "hold", "--sender", "alice@estafette.test", "--older-than", "1s") \
+        == sorted([held, part])
+    stop_with_estafette(mta)
+    before = tree(os.path.join(mta.state, "queue"))
+    r = estafette(mta, "mailq")
+    assert r.returncode == 0 and r.stdout.startswith("courierd is not running"), \
+        (r.returncode, r.stdout, r.stderr)
+    assert re.search(r"^%s! " % held, r.stdout, re.M), r.stdout
+    assert re.search(r"^%s! " % part, r.stdout, re.M), r.stdout
+    assert "carol@" not in r.stdout, "a delivered recipient is listed: " + r.stdout
+    assert "    dan@dead.test  dest=dead.test attempts=? next=held" in r.stdout, r.stdout
+    assert tree(os.path.join(mta.state, "queue")) == before, "mailq changed the queue"
+
+
+def tests(tmp, stoppers):
+    test(tmp, stoppers)
+    test_file_backend(tmp, stoppers)
+
+
+harness.run(tests)
