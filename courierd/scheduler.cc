@@ -1,6 +1,8 @@
 #include "courierd/scheduler.h"
 
+#include <string.h>
 #include <algorithm>
+
 #include <cctype>
 #include <utility>
 
@@ -759,12 +761,17 @@ bool same_address(std::string_view a, std::string_view b) {
   return a.substr(0, at_a) == b.substr(0, at_b) && iequal(a.substr(at_a), b.substr(at_b));
 }
 
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// `part` (lower case) in `text`, any case. memmem is linear (two-way), so a remote reply built
+// to be slow to search (a long "aaa...") costs no more than any other on courierd's loop.
 bool icontains(std::string_view text, std::string_view part) {
-  if (part.empty()) return true;
-  if (part.size() > text.size()) return false;
-  for (std::size_t at = 0; at + part.size() <= text.size(); ++at)
-    if (iequal(text.substr(at, part.size()), part)) return true;
-  return false;
+  const std::string folded = lower(text);
+  return ::memmem(folded.data(), folded.size(), part.data(), part.size()) != nullptr;
 }
 
 }  // namespace
@@ -783,8 +790,9 @@ bool selected(const Selection& s, const QueuedMessage& m, Time now) {
   if (!s.destination.empty() &&
       !any_rcpt([&](const QueuedRecipient& r) { return iequal(r.destination, s.destination); }))
     return false;
-  if (!s.reason.empty() && !any_rcpt([&](const QueuedRecipient& r) {
-        return !r.last_error.empty() && icontains(r.last_error, s.reason);
+  const std::string reason = lower(s.reason);
+  if (!reason.empty() && !any_rcpt([&](const QueuedRecipient& r) {
+        return !r.last_error.empty() && icontains(r.last_error, reason);
       }))
     return false;
   return true;
