@@ -1,8 +1,8 @@
 #include "courierd/scheduler.h"
 
 #include <string.h>
-#include <algorithm>
 
+#include <algorithm>
 #include <cctype>
 #include <utility>
 
