@@ -16,9 +16,14 @@
 //   settings  every estafette.conf setting with its default and a line of doc (lib/config's
 //           settings table, which estafette.conf(5) documents)
 //   mailq [--json]  the queue as courierd's scheduler holds it, then a per-destination summary
-//           by age (qshape); exit 75 (EX_TEMPFAIL) when courierd does not run
+//           by age (qshape); when courierd does not run, the queue files read directly
+//           (admin/offline_mailq.h); exit 75 (EX_TEMPFAIL) when courierd does not answer
 //   flush [QUEUE-ID|DOMAIN]  courierd retries now: one message (an argument without '.', '['
 //           or ':'), the mail for a domain or destination, or everything; exit 75 as mailq
+//   hold|release|cancel|delete|flush --sender ADDR --rcpt-domain D --destination DEST
+//           --older-than DURATION --reason TEXT  the messages matching every option given,
+//           selected and acted on in one request inside courierd; a line per message, then the
+//           count; exit 1 when none matched (lib/admin/commands.h)
 //   hold|release|cancel|delete QUEUE-ID...|-|ALL  put on hold (not delivered, not expired,
 //           kept across restarts) / make deliverable again / bounce to the sender / remove
 //           without a bounce: several ids, ids on stdin ("-"), or ALL (--all) at once in
@@ -58,6 +63,7 @@
 
 #include "admin/check_config.h"
 #include "admin/mta_sts.h"
+#include "admin/offline_mailq.h"
 #include "admin/passwd.h"
 #include "admin/tls_policy.h"
 #include "admin/tls_report.h"
@@ -117,6 +123,9 @@ int usage(std::FILE* to = stderr) {
                "       estafette mailq [--json] [-c CONFIG]\n"
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release|cancel|delete QUEUE-ID...|-|ALL [-c CONFIG]\n"
+               "       estafette hold|release|cancel|delete|flush SELECTION... [-c CONFIG]\n"
+               "         SELECTION: --sender ADDR|<> --rcpt-domain DOMAIN --destination DEST\n"
+               "                    --older-than N{s,m,h,d} --reason TEXT (all must match)\n"
                "       estafette passwd [-c CONFIG | --file PATH] [--stdin]\n"
                "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
                "       estafette tls-policy DOMAIN... [-c CONFIG]\n"
@@ -139,7 +148,8 @@ int usage(std::FILE* to = stderr) {
                "  tls-policy     DNSSEC and TLSA (DANE) of each MX host, through dns_servers\n"
                "  mta-sts        the MTA-STS policy of a domain (exit 0 one, 1 none, 3 unknown)\n"
                "  tls-report     mail (--print: show) the TLS reports of past days, or of --date\n"
-               "Exit 1: no such message; 75: courierd does not run (try again later).\n"
+               "Exit 1: no such message (nothing selected); 75: courierd does not run (try again\n"
+               "later); mailq reads the queue files when courierd does not run.\n"
                "start, reload: exit 1 with the reason; status: 1 a daemon is not up, 3 stopped.\n"
                "tls-policy: exit 0 DANE for every MX host, 1 not for some, 75 a lookup failed.\n");
   return 2;
@@ -296,6 +306,9 @@ int main(int argc, char** argv) {
   admin::TlsReportOptions tls_report;
   admin::PasswdOptions passwd;
   std::vector<std::string> operands;
+  std::vector<std::pair<std::string, std::string>> selection_args;  // --sender ADDR, ...
+  const bool queue_command =
+      cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete" || cmd == "flush";
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
     if ((a == "-c" || a == "--config") && i + 1 < argc)
@@ -314,7 +327,10 @@ int main(int argc, char** argv) {
       passwd.remove = true;
     else if (cmd == "passwd" && passwd.user.empty() && !a.empty() && a[0] != '-')
       passwd.user = a;
-    else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
+    else if (queue_command && admin::is_selection_option(a) && i + 1 < argc) {
+      selection_args.emplace_back(std::string(a), argv[i + 1]);
+      ++i;
+    } else if (cmd == "flush" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
     else if (cmd == "tls-policy" && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
@@ -369,6 +385,45 @@ int main(int argc, char** argv) {
   if (cmd == "tls-report") return admin::tls_report(config, tls_report, stdout, stderr);
   std::string pidfile = config.run_dir() + "/estafetted.pid";
   using namespace std::chrono_literals;
+
+  if (queue_command && !selection_args.empty()) {  // one request, selected inside courierd
+    std::string why;
+    auto selection = admin::parse_selection(selection_args, &why);
+    if (selection && !operands.empty()) why = "a selection takes no queue ids, - or ALL besides";
+    if (!selection || !operands.empty()) {
+      std::fprintf(stderr, "estafette %s: %s\n", std::string(cmd).c_str(), why.c_str());
+      return usage();
+    }
+    ipc::QueueSelectRequest request;
+    request.op = cmd == "hold"      ? ipc::QueueOp::Hold
+                 : cmd == "release" ? ipc::QueueOp::Release
+                 : cmd == "cancel"  ? ipc::QueueOp::Cancel
+                 : cmd == "delete"  ? ipc::QueueOp::Delete
+                                    : ipc::QueueOp::Flush;
+    request.selection = *selection;
+    try {
+      return admin::queue_select(config, request, stdout, stderr);
+    } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
+      std::fprintf(stderr, "estafette: %s\n", e.what());
+      return base::kExTempFail;
+    }
+  }
+
+  if (cmd == "mailq") {
+    try {
+      return admin::mailq(config, json, stdout);
+    } catch (const admin::CourierdDown&) {  // read the queue files instead
+      try {
+        return admin::offline_mailq(config, json, stdout, stderr);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "estafette: mailq: %s\n", e.what());
+        return base::kExTempFail;
+      }
+    } catch (const std::exception& e) {  // a timeout: try again later
+      std::fprintf(stderr, "estafette: %s\n", e.what());
+      return base::kExTempFail;
+    }
+  }
 
   if (cmd == "mailq" || cmd == "flush") {
     try {

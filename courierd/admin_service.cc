@@ -1,6 +1,7 @@
 #include "courierd/admin_service.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,16 @@ FlushScope from_ipc(ipc::FlushScope scope) {
   return FlushScope::All;
 }
 
+Selection from_ipc(const ipc::QueueSelection& s) {
+  Selection out;
+  if (s.by_sender) out.sender = s.sender;
+  out.rcpt_domain = s.rcpt_domain;
+  out.destination = s.destination;
+  out.older_than = std::chrono::seconds(s.older_than_s);
+  out.reason = s.reason;
+  return out;
+}
+
 AdminService::AdminService(Scheduler& scheduler, Parking& parking, Notices& notices,
                            queue::Backend& backend, Changed on_change)
     : scheduler_(scheduler),
@@ -75,6 +86,10 @@ bool AdminService::handle(ipc::Channel& client, const ipc::Frame& frame) {
   }
   if (auto op = ipc::decode_queue_op_request(frame)) {
     queue_op(client, *op);
+    return true;
+  }
+  if (auto op = ipc::decode_queue_select_request(frame)) {
+    select_op(client, *op);
     return true;
   }
   return false;
@@ -116,10 +131,14 @@ void AdminService::queue_op(ipc::Channel& client, const ipc::QueueOpRequest& req
   Time now = wall_now();
   ipc::QueueOpReply reply;
   const bool by_id = !request.all;
+  auto count = [&](const queue::QueueId&, std::size_t rcpts, std::size_t in_flight) {
+    ++reply.messages;
+    reply.recipients += rcpts;
+    reply.in_flight += in_flight;
+  };
   if (request.op == ipc::QueueOp::Hold || request.op == ipc::QueueOp::Release) {
     reply = set_held(request, now);
-  } else {
-    const bool cancel = request.op == ipc::QueueOp::Cancel;
+  } else if (request.op == ipc::QueueOp::Cancel || request.op == ipc::QueueOp::Delete) {
     // ALL: every message the scheduler holds, held or not, in one request (nothing can arrive
     // between two of them and be missed or taken).
     std::vector<queue::QueueId> ids;
@@ -130,19 +149,11 @@ void AdminService::queue_op(ipc::Channel& client, const ipc::QueueOpRequest& req
       auto held = scheduler_.message_ids(true);
       ids.insert(ids.end(), held.begin(), held.end());
     }
-    for (const auto& id : ids) {
-      RemovalReport removal = scheduler_.cancel(id, cancel);
-      if (!removal.found) continue;
-      const std::size_t rcpts = removal.report.bounced.size() + removal.report.dropped.size();
-      ++reply.messages;
-      reply.recipients += rcpts;
-      reply.in_flight += removal.in_flight;
-      logger().information(std::string(cancel ? "cancel" : "delete") + " id=" + id +
-                           " nrcpt=" + std::to_string(rcpts) +
-                           " in_flight=" + std::to_string(removal.in_flight));
-      notices_.finish_removal(removal, now);
-    }
+    apply_removal(ids, request.op == ipc::QueueOp::Cancel, now, count);
     if (by_id && reply.messages == 0) reply.status = ipc::QueueOpStatus::NotFound;
+  } else {
+    reply.status = ipc::QueueOpStatus::Failed;  // flush has a request of its own
+    reply.error = "not an operation on queue ids";
   }
   if (reply.status == ipc::QueueOpStatus::NotFound)
     logger().information("admin request for a message not in the queue id=" +
@@ -163,12 +174,23 @@ ipc::QueueOpReply AdminService::set_held(const ipc::QueueOpRequest& request, Tim
     reply.status = ipc::QueueOpStatus::NotFound;
     return reply;
   }
-  // Durable first (one fsync for all): a hold must survive a restart.
-  if (!backend_.set_held(ids, hold)) {
+  bool recorded = apply_held(ids, hold, now,
+                             [&](const queue::QueueId&, std::size_t rcpts, std::size_t in_flight) {
+                               ++reply.messages;
+                               reply.recipients += rcpts;
+                               reply.in_flight += in_flight;
+                             });
+  if (!recorded) {
     reply.status = ipc::QueueOpStatus::Failed;
     reply.error = "the queue could not record it (see courierd's log)";
-    return reply;
   }
+  return reply;
+}
+
+bool AdminService::apply_held(const std::vector<queue::QueueId>& ids, bool hold, Time now,
+                              const PerMessage& each) {
+  // Durable first (one fsync for all): a hold must survive a restart.
+  if (!ids.empty() && !backend_.set_held(ids, hold)) return false;
   for (const auto& id : ids) {
     HoldResult r = hold
                        ? scheduler_.hold(id)
@@ -176,14 +198,71 @@ ipc::QueueOpReply AdminService::set_held(const ipc::QueueOpRequest& request, Tim
                            return parking_.route_known(rcpt, program);
                          });
     if (!r.found) continue;
-    ++reply.messages;
-    reply.recipients += r.recipients;
-    reply.in_flight += r.in_flight;
+    each(id, r.recipients, r.in_flight);
     logger().information(std::string(hold ? "hold" : "release") + " id=" + id +
                          " nrcpt=" + std::to_string(r.recipients) +
                          " in_flight=" + std::to_string(r.in_flight));
   }
-  return reply;
+  return true;
+}
+
+void AdminService::apply_removal(const std::vector<queue::QueueId>& ids, bool cancel, Time now,
+                                 const PerMessage& each) {
+  for (const auto& id : ids) {
+    RemovalReport removal = scheduler_.cancel(id, cancel);
+    if (!removal.found) continue;
+    const std::size_t rcpts = removal.report.bounced.size() + removal.report.dropped.size();
+    each(id, rcpts, removal.in_flight);
+    logger().information(std::string(cancel ? "cancel" : "delete") + " id=" + id + " nrcpt=" +
+                         std::to_string(rcpts) + " in_flight=" + std::to_string(removal.in_flight));
+    notices_.finish_removal(removal, now);
+  }
+}
+
+void AdminService::select_op(ipc::Channel& client, const ipc::QueueSelectRequest& request) {
+  static constexpr const char* kNames[] = {"hold", "release", "cancel", "delete", "flush"};
+  const Time now = wall_now();
+  const ipc::QueueOp op = request.op;
+  // Selection and operation in this one call on the loop: nothing changes in between.
+  std::vector<queue::QueueId> ids;
+  for (const auto& m : scheduler_.select(from_ipc(request.selection), now)) {
+    const bool wanted = op == ipc::QueueOp::Release
+                            ? m.held
+                            : (op == ipc::QueueOp::Cancel || op == ipc::QueueOp::Delete || !m.held);
+    if (wanted) ids.push_back(m.queue_id);
+  }
+  ipc::QueueOpReply reply;
+  auto each = [&](const queue::QueueId& id, std::size_t rcpts, std::size_t in_flight) {
+    ++reply.messages;
+    reply.recipients += rcpts;
+    reply.in_flight += in_flight;
+    client.send(ipc::encode(ipc::QueueSelected{id, rcpts, in_flight}));
+  };
+  switch (op) {
+    case ipc::QueueOp::Hold:
+    case ipc::QueueOp::Release:
+      if (!apply_held(ids, op == ipc::QueueOp::Hold, now, each)) {
+        reply.status = ipc::QueueOpStatus::Failed;
+        reply.error = "the queue could not record it (see courierd's log)";
+      }
+      break;
+    case ipc::QueueOp::Cancel:
+    case ipc::QueueOp::Delete:
+      apply_removal(ids, op == ipc::QueueOp::Cancel, now, each);
+      break;
+    case ipc::QueueOp::Flush:
+      for (const auto& [id, ready] :
+           scheduler_.flush(std::set<queue::QueueId>(ids.begin(), ids.end()), now))
+        each(id, ready, 0);
+      break;
+  }
+  if (reply.status == ipc::QueueOpStatus::Ok && reply.messages == 0)
+    reply.status = ipc::QueueOpStatus::NotFound;
+  logger().information(std::string("select op=") + kNames[static_cast<int>(op)] +
+                       " messages=" + std::to_string(reply.messages) +
+                       " nrcpt=" + std::to_string(reply.recipients));
+  client.send(ipc::encode(reply));
+  on_change_();
 }
 
 }  // namespace estafette::courierd

@@ -1,10 +1,11 @@
 // admin_service.h: courierd's answers to the admin requests of `estafette mailq`, `flush`,
 // `hold`, `release`, `cancel` and `delete` (QueueListRequest, FlushRequest, QueueOpRequest on
-// courierd's socket, passed on by Intake), answered at once from the scheduler's in-memory
-// index and the parked messages, never from the queue files. hold/release are recorded in the
-// queue first (Backend::set_held, one fsync); cancel/delete are finished by Notices. This is
-// the IPC layer of the scheduler: it converts the scheduler's own types (QueuedMessage,
-// FlushScope) to and from the wire's (to_ipc, from_ipc).
+// courierd's socket, passed on by Intake) and their selections (QueueSelectRequest: the messages
+// are selected and the operation applied in one step on the loop, so none changes in between),
+// answered at once from the scheduler's in-memory index and the parked messages, never from the
+// queue files. hold/release are recorded in the queue first (Backend::set_held, one fsync);
+// cancel/delete are finished by Notices. This is the IPC layer of the scheduler: it converts the
+// scheduler's own types (QueuedMessage, FlushScope) to and from the wire's (to_ipc, from_ipc).
 //
 // Loop thread only. AdminService borrows the scheduler, Parking, Notices and the queue backend
 // (all outlive it) and owns nothing; replies go to the channel the request came on.
@@ -27,6 +28,7 @@ namespace estafette::courierd {
 ipc::QueueEntry to_ipc(const QueuedMessage& message);
 ipc::QueuedRcpt to_ipc(const QueuedRecipient& recipient);
 FlushScope from_ipc(ipc::FlushScope scope);
+Selection from_ipc(const ipc::QueueSelection& selection);
 
 class AdminService final {
  public:
@@ -49,6 +51,17 @@ class AdminService final {
   // hold/release/cancel/delete: applies it, replies with QueueOpReply.
   void queue_op(ipc::Channel& client, const ipc::QueueOpRequest& request);
   ipc::QueueOpReply set_held(const ipc::QueueOpRequest& request, Time now);
+  // hold/release/cancel/delete/flush of the messages a selection picks: hold takes those not
+  // held, release the held ones, flush those not held, cancel/delete all. One QueueSelected per
+  // message, then a QueueOpReply (NotFound: none picked).
+  void select_op(ipc::Channel& client, const ipc::QueueSelectRequest& request);
+  // Per message it applied to: (id, recipients, in flight).
+  using PerMessage = std::function<void(const queue::QueueId&, std::size_t, std::size_t)>;
+  // hold/release of ids, recorded in the queue first; false: the queue could not record it.
+  bool apply_held(const std::vector<queue::QueueId>& ids, bool hold, Time now,
+                  const PerMessage& each);
+  void apply_removal(const std::vector<queue::QueueId>& ids, bool cancel, Time now,
+                     const PerMessage& each);
 
   Scheduler& scheduler_;
   Parking& parking_;

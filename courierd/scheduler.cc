@@ -1,6 +1,9 @@
 #include "courierd/scheduler.h"
 
+#include <string.h>
+
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "lib/smtp/address.h"
@@ -656,27 +659,49 @@ bool Scheduler::in_scope(FlushScope scope, const std::string& target, const Mess
 }
 
 std::size_t Scheduler::flush(FlushScope scope, const std::string& target, Time now) {
-  using State = Message::Rcpt::State;
-  std::size_t count = 0;
   std::set<std::string> release;  // dests whose hold ends
   if (scope == FlushScope::Domain)
     for (const auto& [did, d] : dests_)
       if (d.key == target) release.insert(did);
+  return flush_where([&](const Message& m, std::size_t rcpt,
+                         const Dest& d) { return in_scope(scope, target, m, rcpt, d); },
+                     std::move(release), now, nullptr);
+}
+
+std::map<queue::QueueId, std::size_t> Scheduler::flush(const std::set<queue::QueueId>& ids,
+                                                       Time now) {
+  std::map<queue::QueueId, std::size_t> per_message;
+  for (const auto& id : ids) per_message[id] = 0;
+  flush_where([&](const Message& m, std::size_t,
+                  const Dest&) { return ids.contains(m.stored.envelope.id); },
+              {}, now, &per_message);
+  return per_message;
+}
+
+std::size_t Scheduler::flush_where(const RcptFilter& in, std::set<std::string> release, Time now,
+                                   std::map<queue::QueueId, std::size_t>* per_message) {
+  using State = Message::Rcpt::State;
+  std::size_t count = 0;
   // Ready recipients of held dests: released with their hold (counted before the waiting ones
   // below join the ready lists, so nothing is counted twice).
   for (auto& [did, d] : dests_) {
     if (d.held_until <= now) continue;
     std::size_t ready = 0;
+    std::map<queue::QueueId, std::size_t> ready_of;
     for (const auto& b : d.ready) {
       auto mit = messages_.find(b.queue_id);
       if (mit == messages_.end()) continue;
       for (auto i : b.rcpts)
-        if (mit->second.rcpts[i].state == State::Ready &&
-            in_scope(scope, target, mit->second, i, d))
+        if (mit->second.rcpts[i].state == State::Ready && in(mit->second, i, d)) {
           ++ready;
+          if (per_message) ++ready_of[b.queue_id];
+        }
     }
     if (ready > 0) release.insert(did);
-    if (release.count(did)) count += ready;
+    if (release.count(did)) {
+      count += ready;
+      for (const auto& [id, n] : ready_of) (*per_message)[id] += n;
+    }
   }
   // Waiting recipients: out of their retry timers, into their dest's ready list.
   for (auto it = timers_.begin(); it != timers_.end();) {
@@ -689,12 +714,13 @@ std::size_t Scheduler::flush(FlushScope scope, const std::string& target, Time n
     }
     Batch now_ready{t.batch.queue_id, {}};
     std::erase_if(t.batch.rcpts, [&](std::size_t i) {
-      if (!in_scope(scope, target, mit->second, i, dit->second)) return false;
+      if (!in(mit->second, i, dit->second)) return false;
       if (mit->second.rcpts[i].state == State::Waiting) now_ready.rcpts.push_back(i);
       return true;
     });
     if (!now_ready.rcpts.empty()) {
       count += now_ready.rcpts.size();
+      if (per_message) (*per_message)[now_ready.queue_id] += now_ready.rcpts.size();
       release.insert(t.dest);
       make_ready(t.dest, std::move(now_ready), false);
     }
@@ -716,6 +742,72 @@ std::size_t Scheduler::flush(FlushScope scope, const std::string& target, Time n
     consider(did, dit->second, now);
   }
   return count;
+}
+
+namespace {
+
+bool iequal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Exact local part, case-insensitive domain (RFC 5321 2.4).
+bool same_address(std::string_view a, std::string_view b) {
+  auto at_a = a.rfind('@');
+  auto at_b = b.rfind('@');
+  if (at_a == std::string_view::npos || at_b == std::string_view::npos) return a == b;
+  return a.substr(0, at_a) == b.substr(0, at_b) && iequal(a.substr(at_a), b.substr(at_b));
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// `part` (lower case) in `text`, any case. memmem is linear (two-way), so a remote reply built
+// to be slow to search (a long "aaa...") costs no more than any other on courierd's loop.
+bool icontains(std::string_view text, std::string_view part) {
+  const std::string folded = lower(text);
+  return ::memmem(folded.data(), folded.size(), part.data(), part.size()) != nullptr;
+}
+
+}  // namespace
+
+bool selected(const Selection& s, const QueuedMessage& m, Time now) {
+  if (s.sender && !same_address(*s.sender, m.sender)) return false;
+  if (s.older_than > Millis(0) && Time(std::chrono::seconds(m.arrival)) + s.older_than > now)
+    return false;
+  auto any_rcpt = [&](auto&& pred) {
+    return std::any_of(m.recipients.begin(), m.recipients.end(), pred);
+  };
+  if (!s.rcpt_domain.empty() && !any_rcpt([&](const QueuedRecipient& r) {
+        return iequal(smtp::domain_of(r.address), s.rcpt_domain);
+      }))
+    return false;
+  if (!s.destination.empty() &&
+      !any_rcpt([&](const QueuedRecipient& r) { return iequal(r.destination, s.destination); }))
+    return false;
+  const std::string reason = lower(s.reason);
+  if (!reason.empty() && !any_rcpt([&](const QueuedRecipient& r) {
+        return !r.last_error.empty() && icontains(r.last_error, reason);
+      }))
+    return false;
+  return true;
+}
+
+std::vector<QueuedMessage> Scheduler::select(const Selection& selection, Time now) const {
+  std::vector<QueuedMessage> out;
+  for (auto& m : snapshot(now)) {
+    const Message* own = message(m.queue_id);
+    if (own && own->removal == Message::Removal::None && selected(selection, m, now))
+      out.push_back(std::move(m));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.queue_id < b.queue_id; });
+  return out;
 }
 
 std::optional<Time> Scheduler::next_wakeup() const {

@@ -205,6 +205,19 @@ struct QueuedMessage {
   bool operator==(const QueuedMessage&) const = default;
 };
 
+// Which messages an admin selection picks (estafette hold --sender ..., the wire's
+// ipc::QueueSelection): every criterion given must hold. A selection picks whole messages.
+struct Selection {
+  std::optional<std::string> sender;  // exact address, domain case-insensitive; "" = null sender
+  std::string rcpt_domain;            // a pending recipient's domain (case-insensitive)
+  std::string destination;            // a pending recipient's destination key, as mailq shows it
+  Millis older_than{0};               // arrived at least this long before now; 0 = any
+  std::string reason;  // case-insensitive substring of a pending recipient's last temporary error
+};
+
+// Whether `selection` picks `message` (as snapshot() shows it) at `now`. Pure.
+bool selected(const Selection& selection, const QueuedMessage& message, Time now);
+
 // What Scheduler::flush makes ready: everything, one message (target: its queue id), or one
 // domain or destination (target: the domain, or a destination key such as "host:port").
 enum class FlushScope : std::uint8_t { All, Message, Domain };
@@ -309,6 +322,13 @@ class Scheduler final {
   // for a domain, of the destination named so) end: the next job probes the host. Returns how
   // many recipients became ready, counting the ready ones a hold released.
   std::size_t flush(FlushScope scope, const std::string& target, Time now);
+  // flush of these messages only (estafette flush --sender ...): as above, per message how
+  // many recipients became ready.
+  std::map<queue::QueueId, std::size_t> flush(const std::set<queue::QueueId>& ids, Time now);
+
+  // The queued messages (not being removed) that `selection` picks, as snapshot() shows them,
+  // by id. O(queued recipients + timers), like snapshot(): one pass, for the admin.
+  std::vector<QueuedMessage> select(const Selection& selection, Time now) const;
 
   // The routing used for messages added from now on (courierd's, reloaded on SIGHUP); until
   // called, one built from the config alone (its local_domains).
@@ -378,6 +398,11 @@ class Scheduler final {
   }
   bool in_scope(FlushScope scope, const std::string& target, const Message& m, std::size_t rcpt,
                 const Dest& d) const;
+  // flush()'s work for the recipients `in` takes, ending the holds of `release` too; counts per
+  // message into *per_message when given.
+  using RcptFilter = std::function<bool(const Message&, std::size_t rcpt, const Dest&)>;
+  std::size_t flush_where(const RcptFilter& in, std::set<std::string> release, Time now,
+                          std::map<queue::QueueId, std::size_t>* per_message);
   // Drops the state of a dest with nothing ready, running or waiting (bounded memory).
   void forget_if_idle(const std::string& did);
 

@@ -42,9 +42,10 @@ const char* state_name(ipc::RcptState s) {
   return "?";
 }
 
-std::string next_text(const ipc::QueuedRcpt& r) {
+std::string next_text(const ipc::QueuedRcpt& r, bool from_files) {
   if (r.state == ipc::RcptState::InFlight) return "in flight";
   if (r.state == ipc::RcptState::Held) return "held";
+  if (from_files) return "unknown";
   if (r.next_retry_ms == 0) return "now";
   return utc_time(r.next_retry_ms);
 }
@@ -105,13 +106,16 @@ std::string format_qshape(const std::vector<ShapeRow>& rows) {
   return out.str();
 }
 
-std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms) {
-  if (entries.empty()) return "Mail queue is empty\n";
+std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms,
+                         bool from_files) {
+  const std::string note = from_files ? std::string(kNotRunningNote) + "\n" : "";
+  if (entries.empty()) return note + "Mail queue is empty\n";
   auto sorted = entries;
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
     return a.arrival != b.arrival ? a.arrival < b.arrival : a.queue_id < b.queue_id;
   });
   std::ostringstream out;
+  out << note;
   out << "-Queue ID-       ---Size--- --Arrival Time (UTC)- -Sender/Recipient-------\n";
   std::uint64_t bytes = 0;
   for (const auto& e : sorted) {
@@ -122,7 +126,8 @@ std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64
         << (e.sender.empty() ? std::string("MAILER-DAEMON") : one_line(e.sender)) << '\n';
     for (const auto& r : e.recipients) {
       out << "    " << one_line(r.address) << "  dest=" << r.destination
-          << " attempts=" << r.attempts << " next=" << next_text(r) << '\n';
+          << " attempts=" << (from_files ? std::string("?") : std::to_string(r.attempts))
+          << " next=" << next_text(r, from_files) << '\n';
       if (!r.last_error.empty()) out << "        (" << one_line(r.last_error) << ")\n";
     }
     out << '\n';
@@ -134,10 +139,15 @@ std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64
   return out.str();
 }
 
-std::string format_mailq_json(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms) {
+std::string format_mailq_json(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms,
+                              bool from_files) {
   using Poco::JSON::Array;
   using Poco::JSON::Object;
   Object::Ptr doc = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  if (from_files) {
+    doc->set("courierd_running", false);
+    doc->set("note", std::string(kNotRunningNote));
+  }
   doc->set("now", utc_time(now_ms));
   Array::Ptr messages = new Array;
   for (const auto& e : entries) {
@@ -153,7 +163,8 @@ std::string format_mailq_json(const std::vector<ipc::QueueEntry>& entries, std::
       Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
       o->set("address", r.address);
       o->set("destination", r.destination);
-      o->set("state", std::string(state_name(r.state)));
+      const bool unknown = from_files && r.state != ipc::RcptState::Held;
+      o->set("state", std::string(unknown ? "unknown" : state_name(r.state)));
       o->set("attempts", r.attempts);
       if (r.next_retry_ms != 0)
         o->set("next_retry", utc_time(r.next_retry_ms));

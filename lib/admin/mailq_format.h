@@ -37,11 +37,20 @@ std::vector<ShapeRow> qshape(const std::vector<ipc::QueueEntry>& entries, std::i
 // "2026-11-23 15:00:22" (UTC) for unix milliseconds.
 std::string utc_time(std::int64_t unix_ms);
 
+// from_files: the entries were read from the queue files because courierd does not run
+// (admin/offline_mailq.h): a first line says so, and next tries and states show as unknown.
+inline constexpr std::string_view kNotRunningNote =
+    "courierd is not running: the queue as its files hold it; next-try times and destination "
+    "states are unknown (dest= is the recipient's domain)";
+
 // The listing and then the summary table, or "Mail queue is empty\n".
-std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms);
+std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms,
+                         bool from_files = false);
 std::string format_qshape(const std::vector<ShapeRow>& rows);
 
-// {"now": ..., "messages": [...], "summary": {"buckets": [...], "destinations": [...]}}.
-std::string format_mailq_json(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms);
+// {"now": ..., "messages": [...], "summary": {"buckets": [...], "destinations": [...]}};
+// from_files adds "courierd_running": false and "note" first, and states are "unknown".
+std::string format_mailq_json(const std::vector<ipc::QueueEntry>& entries, std::int64_t now_ms,
+                              bool from_files = false);
 
 }  // namespace estafette::admin

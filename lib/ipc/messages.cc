@@ -274,4 +274,68 @@ std::optional<QueueOpReply> decode_queue_op_reply(const Frame& f) {
   return m;
 }
 
+namespace {
+// A selector's text: bounded and printable (it is logged and compared, never parsed further).
+bool selector_ok(const std::string& text) {
+  if (text.size() > kMaxSelectorSize) return false;
+  for (unsigned char c : text)
+    if (c < 0x20 || c == 0x7f) return false;
+  return true;
+}
+}  // namespace
+
+std::string encode(const QueueSelectRequest& m) {
+  const QueueSelection& s = m.selection;
+  return Writer(type_of(MessageType::QueueSelectRequest))
+      .u8(static_cast<std::uint8_t>(m.op))
+      .u8(s.by_sender ? 1 : 0)
+      .str(s.sender)
+      .str(s.rcpt_domain)
+      .str(s.destination)
+      .u64(s.older_than_s)
+      .str(s.reason)
+      .finish();
+}
+
+std::string encode(const QueueSelected& m) {
+  return Writer(type_of(MessageType::QueueSelected))
+      .str(m.queue_id)
+      .u64(m.recipients)
+      .u64(m.in_flight)
+      .finish();
+}
+
+std::optional<QueueSelectRequest> decode_queue_select_request(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueSelectRequest)) return std::nullopt;
+  Reader r(f.payload);
+  QueueSelectRequest m;
+  const std::uint8_t op = r.u8();
+  const std::uint8_t by_sender = r.u8();
+  QueueSelection& s = m.selection;
+  s.sender = r.str();
+  s.rcpt_domain = r.str();
+  s.destination = r.str();
+  s.older_than_s = r.u64();
+  s.reason = r.str();
+  if (!r.ok_and_done() || op > 4 || by_sender > 1) return std::nullopt;
+  m.op = static_cast<QueueOp>(op);
+  s.by_sender = by_sender == 1;
+  if ((!s.by_sender && !s.sender.empty()) || s.older_than_s > kMaxOlderThanSeconds ||
+      !selector_ok(s.sender) || !selector_ok(s.rcpt_domain) || !selector_ok(s.destination) ||
+      !selector_ok(s.reason) || s.empty())
+    return std::nullopt;
+  return m;
+}
+
+std::optional<QueueSelected> decode_queue_selected(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueSelected)) return std::nullopt;
+  Reader r(f.payload);
+  QueueSelected m;
+  m.queue_id = r.str();
+  m.recipients = r.u64();
+  m.in_flight = r.u64();
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
 }  // namespace estafette::ipc

@@ -10,6 +10,9 @@
 //   estafette -> courierd FlushRequest   (retry now); courierd answers FlushReply
 //   estafette -> courierd QueueOpRequest (hold, release, cancel, delete); courierd answers
 //                          QueueOpReply
+//   estafette -> courierd QueueSelectRequest (hold/release/cancel/delete/flush of the messages a
+//                          QueueSelection picks); courierd answers one QueueSelected per message,
+//                          then a QueueOpReply (NotFound: nothing matched)
 // decode_* return nullopt for a frame of another type or a malformed payload.
 #pragma once
 
@@ -36,6 +39,9 @@ enum class MessageType : std::uint8_t {
   QueueOpRequest = 10,
   QueueOpReply = 11,
   Rescan = 12,
+  // Admin selections; numbered apart so that other new types can take 13 on.
+  QueueSelectRequest = 40,
+  QueueSelected = 41,
 };
 
 struct NewMessage {
@@ -145,8 +151,9 @@ struct FlushReply {
   bool operator==(const FlushReply&) const = default;
 };
 
-// The admin's operations on queued messages (estafette hold|release|cancel|delete).
-enum class QueueOp : std::uint8_t { Hold = 0, Release = 1, Cancel = 2, Delete = 3 };
+// The admin's operations on queued messages (estafette hold|release|cancel|delete|flush).
+// Flush only in a QueueSelectRequest (FlushRequest is the flush of an id, a domain or all).
+enum class QueueOp : std::uint8_t { Hold = 0, Release = 1, Cancel = 2, Delete = 3, Flush = 4 };
 
 struct QueueOpRequest {
   QueueOp op = QueueOp::Hold;
@@ -166,6 +173,38 @@ struct QueueOpReply {
   bool operator==(const QueueOpReply&) const = default;
 };
 
+// Which messages an operation applies to: every criterion given must hold (AND); at least one
+// is given. Each text is at most kMaxSelectorSize printable bytes (the decoder checks).
+inline constexpr std::size_t kMaxSelectorSize = 1024;
+inline constexpr std::uint64_t kMaxOlderThanSeconds = 100ull * 366 * 86400;
+struct QueueSelection {
+  bool by_sender = false;
+  std::string sender;              // by_sender: the envelope sender, "" = the null sender
+  std::string rcpt_domain;         // a pending recipient in this domain; "" = any
+  std::string destination;         // a pending recipient with this destination key; "" = any
+  std::uint64_t older_than_s = 0;  // queued for at least this long; 0 = any age
+  std::string reason;              // in a pending recipient's last temporary error; "" = any
+  bool empty() const {
+    return !by_sender && rcpt_domain.empty() && destination.empty() && older_than_s == 0 &&
+           reason.empty();
+  }
+  bool operator==(const QueueSelection&) const = default;
+};
+
+struct QueueSelectRequest {
+  QueueOp op = QueueOp::Hold;
+  QueueSelection selection;
+  bool operator==(const QueueSelectRequest&) const = default;
+};
+
+// One message a QueueSelectRequest applied to (one frame each: any number of messages).
+struct QueueSelected {
+  std::string queue_id;
+  std::uint64_t recipients = 0;  // held, released, bounced, dropped or made ready now
+  std::uint64_t in_flight = 0;   // in a delivery attempt: it applies when that ends
+  bool operator==(const QueueSelected&) const = default;
+};
+
 std::string encode(const NewMessage& m);
 std::string encode(const Rescan& m);
 std::string encode(const Deliver& m);
@@ -178,6 +217,8 @@ std::string encode(const FlushRequest& m);
 std::string encode(const FlushReply& m);
 std::string encode(const QueueOpRequest& m);
 std::string encode(const QueueOpReply& m);
+std::string encode(const QueueSelectRequest& m);
+std::string encode(const QueueSelected& m);
 
 std::optional<NewMessage> decode_new_message(const Frame& f);
 std::optional<Rescan> decode_rescan(const Frame& f);
@@ -191,5 +232,7 @@ std::optional<FlushRequest> decode_flush_request(const Frame& f);
 std::optional<FlushReply> decode_flush_reply(const Frame& f);
 std::optional<QueueOpRequest> decode_queue_op_request(const Frame& f);
 std::optional<QueueOpReply> decode_queue_op_reply(const Frame& f);
+std::optional<QueueSelectRequest> decode_queue_select_request(const Frame& f);
+std::optional<QueueSelected> decode_queue_selected(const Frame& f);
 
 }  // namespace estafette::ipc

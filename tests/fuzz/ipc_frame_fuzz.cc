@@ -81,6 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     round_trip(f, decode_flush_reply);
     round_trip(f, decode_queue_op_request);
     round_trip(f, decode_queue_op_reply);
+    round_trip(f, decode_queue_select_request);
+    round_trip(f, decode_queue_selected);
   }
   return 0;
 }

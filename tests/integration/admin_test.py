@@ -2,7 +2,7 @@
 `estafette mailq` and `mailq --json` with its error and attempt count, and in the qshape
 summary; `estafette flush DOMAIN` makes courierd retry at once (long before host_backoff and
 retry_base); once smtp-sink listens on that port, `estafette flush` delivers it and the queue is
-empty; with courierd stopped mailq exits 75. `estafette check-config` prints OK for a good config
+empty; with courierd stopped flush exits 75 and mailq reads the queue files. `estafette check-config` prints OK for a good config
 and file:line for broken smtpaccess, dnsbl and filters lines, exit 1."""
 import json
 import os
@@ -104,10 +104,14 @@ def test(tmp, stoppers):
     sm = subprocess.run([mta.program("estafette-sendmail"), "-bp", "-C", mta.conf],
                         capture_output=True, text=True, timeout=60)
     assert sm.returncode == 75, "sendmail -bp, courierd stopped: exit %d" % sm.returncode
-    for args in (["mailq"], ["flush"]):
-        r = estafette(mta, *args)
-        assert r.returncode == 75 and "courierd is not running" in r.stderr, \
-            "%s: exit %d: %r %r" % (args, r.returncode, r.stdout, r.stderr)
+    r = estafette(mta, "flush")
+    assert r.returncode == 75 and "courierd is not running" in r.stderr, \
+        "flush: exit %d: %r %r" % (r.returncode, r.stdout, r.stderr)
+    # mailq reads the queue files instead (queue_select_test.py shows a queue that is not empty)
+    r = estafette(mta, "mailq")
+    assert r.returncode == 0 and r.stdout.startswith("courierd is not running") and \
+        r.stdout.endswith("\nMail queue is empty\n"), \
+        "mailq: exit %d: %r %r" % (r.returncode, r.stdout, r.stderr)
 
     # check-config
     r = estafette(mta, "check-config")

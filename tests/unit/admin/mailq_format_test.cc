@@ -2,6 +2,8 @@
 // Postfix-style listing and the JSON document.
 #include "lib/admin/mailq_format.h"
 
+#include "admin/offline_mailq.h"
+
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
@@ -145,6 +147,48 @@ TEST(Mailq, HeldMessageIsMarked) {
   h.held = false;
   doc = parser.parse(format_mailq_json({h}, kNowMs)).extract<Poco::JSON::Object::Ptr>();
   EXPECT_FALSE(doc->getArray("messages")->getObject(0)->getValue<bool>("held"));
+}
+
+// mailq from the queue files (courierd not running): the note first, pending recipients only,
+// their domain as destination, and no next try or attempts it cannot know.
+TEST(Mailq, FromTheQueueFiles) {
+  queue::StoredMessage m;
+  m.envelope.id = "Q5";
+  m.envelope.arrival = kNow - 700;
+  m.envelope.sender = "alice@origin.test";
+  m.envelope.recipients = {"bob@Dead.TEST", "carol@up.test", "prog@local.test"};
+  m.envelope.programs[2] = "/bin/true";
+  m.body_size = 2048;
+  m.done = {false, true, false};
+  queue::StoredMessage held = m;
+  held.envelope.id = "Q6";
+  held.held = true;
+  held.done = {true, true, false};
+  auto entries = entries_from_queue({m, held});
+  ASSERT_EQ(entries.size(), 2u);
+  ASSERT_EQ(entries[0].recipients.size(), 2u);
+  EXPECT_EQ(entries[0].recipients[0].destination, "dead.test");
+  EXPECT_EQ(entries[0].recipients[1].destination, "local");
+  EXPECT_EQ(entries[1].recipients[0].state, ipc::RcptState::Held);
+  std::string text = format_mailq(entries, kNowMs, true);
+  EXPECT_EQ(text.rfind(std::string(kNotRunningNote) + "\n-Queue ID-", 0), 0u) << text;
+  EXPECT_NE(text.find("Q5                     2048 2023-11-14 22:01:40  alice@origin.test\n"
+                      "    bob@Dead.TEST  dest=dead.test attempts=? next=unknown\n"
+                      "    prog@local.test  dest=local attempts=? next=unknown\n\n"
+                      "Q6!"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("next=held"), std::string::npos);
+  EXPECT_EQ(format_mailq({}, kNowMs, true),
+            std::string(kNotRunningNote) + "\nMail queue is empty\n");
+  Poco::JSON::Parser parser;
+  auto doc =
+      parser.parse(format_mailq_json(entries, kNowMs, true)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_FALSE(doc->getValue<bool>("courierd_running"));
+  auto rcpt = doc->getArray("messages")->getObject(0)->getArray("recipients")->getObject(0);
+  EXPECT_EQ(rcpt->getValue<std::string>("state"), "unknown");
+  doc = parser.parse(format_mailq_json(entries, kNowMs)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_FALSE(doc->has("courierd_running"));
 }
 
 }  // namespace

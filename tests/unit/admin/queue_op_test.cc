@@ -1,7 +1,11 @@
 // What estafette hold/release/cancel/delete print and exit with for each of courierd's replies.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <optional>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "lib/admin/commands.h"
 
@@ -124,6 +128,106 @@ TEST(DescribeQueueOp, AllForCancelAndDelete) {
   EXPECT_EQ(out.text,
             "estafette: cancel: 2 message(s) cancelled, 2 recipient(s) bounced to the sender; 1 "
             "in a delivery attempt now: finished when that attempt ends\n");
+}
+
+TEST(ParseDuration, Table) {
+  const std::vector<std::pair<std::string, std::optional<std::uint64_t>>> table = {
+      {"90s", 90},
+      {"30m", 1800},
+      {"2h", 7200},
+      {"3d", 259200},
+      {"1s", 1},
+      {"007m", 420},
+      {"36600d", 36600ull * 86400},
+      {"0s", std::nullopt},
+      {"", std::nullopt},
+      {"s", std::nullopt},
+      {"90", std::nullopt},
+      {"2w", std::nullopt},
+      {"2H", std::nullopt},
+      {"-5m", std::nullopt},
+      {"+5m", std::nullopt},
+      {" 5m", std::nullopt},
+      {"5 m", std::nullopt},
+      {"1.5h", std::nullopt},
+      {"5mm", std::nullopt},
+      {"36601d", std::nullopt},                 // over kMaxOlderThanSeconds
+      {"999999999999d", std::nullopt},          // 12 digits: no overflow, too large
+      {"99999999999999999999s", std::nullopt},  // too long to be a number we take
+  };
+  for (const auto& [text, want] : table) EXPECT_EQ(parse_duration(text), want) << text;
+}
+
+ipc::QueueSelection sel(bool by_sender = false, std::string sender = "", std::string domain = "",
+                        std::string destination = "", std::uint64_t older_than_s = 0,
+                        std::string reason = "") {
+  return ipc::QueueSelection{by_sender,         std::move(sender),
+                             std::move(domain), std::move(destination),
+                             older_than_s,      std::move(reason)};
+}
+
+TEST(ParseSelection, Table) {
+  using Options = std::vector<std::pair<std::string, std::string>>;
+  struct Row {
+    Options options;
+    std::optional<ipc::QueueSelection> want;
+  };
+  const std::vector<Row> table = {
+      {{{"--sender", "Alice@Example.TEST"}}, sel(true, "Alice@Example.TEST")},
+      {{{"--sender", "<>"}}, sel(true, "")},
+      {{{"--sender", "<a@b.test>"}}, sel(true, "a@b.test")},
+      {{{"--rcpt-domain", "Dead.TEST"}}, sel(false, "", "dead.test")},
+      {{{"--rcpt-domain", "[127.0.0.1]"}}, sel(false, "", "[127.0.0.1]")},
+      {{{"--destination", "127.0.0.1:9"}}, sel(false, "", "", "127.0.0.1:9")},
+      {{{"--older-than", "2h"}}, sel(false, "", "", "", 7200)},
+      {{{"--reason", "Connection refused"}}, sel(false, "", "", "", 0, "Connection refused")},
+      {{{"--sender", "<>"}, {"--older-than", "90s"}, {"--reason", "4.4.1"}},
+       sel(true, "", "", "", 90, "4.4.1")},
+      {{}, sel()},  // no option: empty (the caller then wants ids)
+      {{{"--sender", ""}}, std::nullopt},
+      {{{"--sender", "a b@c"}}, std::nullopt},
+      {{{"--sender", "<a@b"}}, std::nullopt},
+      {{{"--sender", "@b.test"}}, std::nullopt},
+      {{{"--rcpt-domain", "a@b.test"}}, std::nullopt},
+      {{{"--rcpt-domain", "b.test "}}, std::nullopt},
+      {{{"--destination", "a b"}}, std::nullopt},
+      {{{"--older-than", "2"}}, std::nullopt},
+      {{{"--reason", "a\tb"}}, std::nullopt},
+      {{{"--reason", std::string(ipc::kMaxSelectorSize + 1, 'x')}}, std::nullopt},
+      {{{"--sender", "a@b"}, {"--sender", "c@d"}}, std::nullopt},
+      {{{"--color", "red"}}, std::nullopt},
+  };
+  for (const auto& row : table) {
+    std::string why;
+    auto got = parse_selection(row.options, &why);
+    std::string name =
+        row.options.empty() ? "none" : row.options[0].first + " " + row.options[0].second;
+    EXPECT_EQ(got, row.want) << name;
+    if (!row.want) {
+      EXPECT_FALSE(why.empty()) << name;
+    }
+  }
+}
+
+TEST(DescribeSelection, LinesCountAndExitCode) {
+  EXPECT_EQ(describe_selected(QueueOp::Hold, {"Q1", 2, 0}), "Q1: 2 recipient(s) held\n");
+  EXPECT_EQ(describe_selected(QueueOp::Flush, {"Q2", 1, 0}),
+            "Q2: 1 recipient(s) ready for delivery\n");
+  EXPECT_EQ(describe_selected(QueueOp::Cancel, {"Q3", 1, 1}),
+            "Q3: 1 recipient(s) bounced, 1 in a delivery attempt\n");
+  EXPECT_EQ(describe_selected(QueueOp::Delete, {"Q4", 3, 0}), "Q4: 3 recipient(s) dropped\n");
+  EXPECT_EQ(describe_selected(QueueOp::Release, {"Q5", 3, 0}), "Q5: 3 recipient(s) released\n");
+  auto out = describe_selection(QueueOp::Flush, {QueueOpStatus::Ok, 2, 3, 0, ""});
+  EXPECT_EQ(out.text, "estafette: flush: 2 message(s), 3 recipient(s) ready for delivery\n");
+  EXPECT_EQ(out.exit_code, 0);
+  out = describe_selection(QueueOp::Hold, {QueueOpStatus::Ok, 2, 3, 0, ""});
+  EXPECT_EQ(out.text, "estafette: hold: 2 message(s) on hold, 3 recipient(s)\n");
+  out = describe_selection(QueueOp::Delete, {QueueOpStatus::NotFound, 0, 0, 0, ""});
+  EXPECT_EQ(out.text, "estafette: delete: no message matches the selection\n");
+  EXPECT_TRUE(out.error);
+  EXPECT_EQ(out.exit_code, 1);
+  out = describe_selection(QueueOp::Release, {QueueOpStatus::Failed, 0, 0, 0, "disk full"});
+  EXPECT_EQ(out.exit_code, 75);
 }
 
 }  // namespace

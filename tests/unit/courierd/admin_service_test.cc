@@ -1,6 +1,6 @@
 // The IPC side of courierd's scheduler (admin_service.h): the scheduler's snapshot converted to
 // the wire's QueueEntry field by field and state by state, and the wire's flush scope to the
-// scheduler's.
+// scheduler's, and the wire's selection to the scheduler's.
 #include "courierd/admin_service.h"
 
 #include <gtest/gtest.h>
@@ -43,6 +43,22 @@ TEST(AdminServiceConversion, FlushScopeFromTheWire) {
   EXPECT_EQ(from_ipc(ipc::FlushScope::All), FlushScope::All);
   EXPECT_EQ(from_ipc(ipc::FlushScope::Message), FlushScope::Message);
   EXPECT_EQ(from_ipc(ipc::FlushScope::Domain), FlushScope::Domain);
+}
+
+// The wire's selection: by_sender says whether the sender counts ("" is then the null sender);
+// 0 s is any age.
+TEST(AdminServiceConversion, SelectionFromTheWire) {
+  ipc::QueueSelection wire{true, "", "dead.test", "127.0.0.1:9", 7200, "refused"};
+  Selection s = from_ipc(wire);
+  ASSERT_TRUE(s.sender);
+  EXPECT_EQ(*s.sender, "");
+  EXPECT_EQ(s.rcpt_domain, "dead.test");
+  EXPECT_EQ(s.destination, "127.0.0.1:9");
+  EXPECT_EQ(s.older_than, std::chrono::hours(2));
+  EXPECT_EQ(s.reason, "refused");
+  s = from_ipc(ipc::QueueSelection{false, "", "x.test", "", 0, ""});
+  EXPECT_FALSE(s.sender);
+  EXPECT_EQ(s.older_than, Millis(0));
 }
 
 }  // namespace

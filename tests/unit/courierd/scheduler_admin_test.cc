@@ -173,5 +173,118 @@ TEST(SchedulerAdmin, FlushCountsEachRecipientOnce) {
   EXPECT_EQ(f.scheduler.flush(FlushScope::Message, "m1", kT0 + 10ms), 1u);
 }
 
+// selected(): each criterion alone, then together (AND). Pure, on what mailq shows.
+TEST(SchedulerSelect, SelectedTable) {
+  QueuedMessage m;
+  m.queue_id = "m1";
+  m.arrival = 1'700'000'000;  // kT0
+  m.sender = "Alice@Origin.TEST";
+  m.recipients = {
+      {"bob@Dead.test", "127.0.0.1:9", QueuedRecipient::State::Waiting, 2, 0,
+       "451 4.4.1 connect to 127.0.0.1:9: Connection refused"},
+      {"carol@up.test", "up.test", QueuedRecipient::State::Ready, 0, 0, ""},
+  };
+  QueuedMessage bounce = m;
+  bounce.sender = "";
+  const Time now = kT0 + 2h;
+  struct Row {
+    std::string name;
+    Selection s;
+    bool want;
+    bool want_bounce;
+  };
+  auto sender = [](std::string a) {
+    Selection s;
+    s.sender = std::move(a);
+    return s;
+  };
+  auto with = [](auto set) {
+    Selection s;
+    set(s);
+    return s;
+  };
+  const std::vector<Row> table = {
+      {"sender_exact", sender("Alice@Origin.TEST"), true, false},
+      {"sender_domain_case", sender("Alice@origin.test"), true, false},
+      {"sender_local_case", sender("alice@origin.test"), false, false},
+      {"sender_other", sender("bob@origin.test"), false, false},
+      {"null_sender", sender(""), false, true},
+      {"rcpt_domain", with([](Selection& s) { s.rcpt_domain = "dead.test"; }), true, true},
+      {"rcpt_domain_case", with([](Selection& s) { s.rcpt_domain = "DEAD.TEST"; }), true, true},
+      {"rcpt_domain_other", with([](Selection& s) { s.rcpt_domain = "test"; }), false, false},
+      {"destination_route", with([](Selection& s) { s.destination = "127.0.0.1:9"; }), true, true},
+      {"destination_domain", with([](Selection& s) { s.destination = "up.test"; }), true, true},
+      {"destination_other", with([](Selection& s) { s.destination = "127.0.0.1"; }), false, false},
+      {"older_than_2h", with([](Selection& s) { s.older_than = 2h; }), true, true},
+      {"older_than_2h_1s", with([](Selection& s) { s.older_than = 2h + 1s; }), false, false},
+      {"reason", with([](Selection& s) { s.reason = "connection REFUSED"; }), true, true},
+      {"reason_code", with([](Selection& s) { s.reason = "4.4.1"; }), true, true},
+      {"reason_other", with([](Selection& s) { s.reason = "timed out"; }), false, false},
+      {"and_all_match", with([](Selection& s) {
+         s.sender = "Alice@origin.test";
+         s.rcpt_domain = "up.test";
+         s.reason = "refused";
+         s.older_than = 1h;
+       }),
+       true, false},
+      {"and_one_fails", with([](Selection& s) {
+         s.rcpt_domain = "up.test";
+         s.reason = "timed out";
+       }),
+       false, false},
+  };
+  for (const auto& row : table) {
+    EXPECT_EQ(selected(row.s, m, now), row.want) << row.name;
+    EXPECT_EQ(selected(row.s, bounce, now), row.want_bounce) << row.name;
+  }
+}
+
+// select() picks from the live index, by id, and skips a message being removed; the flush of a
+// set of messages makes only theirs ready and counts per message.
+TEST(SchedulerSelect, SelectAndFlushOfSelectedMessages) {
+  Fixture f;
+  f.scheduler.add(message("m1", {"a@routed.test", "b@other.test"}), kT0);
+  f.scheduler.add(message("m2", {"c@routed.test"}, kT0 + 10min), kT0 + 10min);
+  f.scheduler.add(message("m3", {"d@other.test"}, kT0 + 10min), kT0 + 10min);
+  for (auto& j : f.drain(kT0 + 10min)) {
+    f.scheduler.complete(j.id,
+                         all(j, Outcome::TempFail,
+                             j.destination == "other.test" ? "451 4.2.1 mailbox busy"
+                                                           : "451 4.4.1 Connection refused"),
+                         false, kT0 + 10min);
+  }
+  const Time now = kT0 + 10min + 10ms;
+  auto ids = [&](const Selection& s) {
+    std::vector<std::string> out;
+    for (const auto& m : f.scheduler.select(s, now)) out.push_back(m.queue_id);
+    return out;
+  };
+  Selection by_dest;
+  by_dest.destination = "127.0.0.1:9";
+  EXPECT_EQ(ids(by_dest), (std::vector<std::string>{"m1", "m2"}));
+  Selection busy;
+  busy.reason = "busy";
+  EXPECT_EQ(ids(busy), (std::vector<std::string>{"m1", "m3"}));
+  Selection old;
+  old.older_than = 5min;
+  EXPECT_EQ(ids(old), (std::vector<std::string>{"m1"}));
+  Selection domain;
+  domain.rcpt_domain = "other.test";
+  domain.older_than = 5min;
+  EXPECT_EQ(ids(domain), (std::vector<std::string>{"m1"}));
+
+  auto ready = f.scheduler.flush(std::set<queue::QueueId>{"m1", "m3"}, now);
+  EXPECT_EQ(ready, (std::map<queue::QueueId, std::size_t>{{"m1", 2}, {"m3", 1}}));
+  auto snap = f.scheduler.snapshot(now);
+  for (const auto& m : snap)
+    for (const auto& r : m.recipients)
+      EXPECT_EQ(r.state, m.queue_id == "m2" ? QueuedRecipient::State::Waiting
+                                            : QueuedRecipient::State::Ready)
+          << m.queue_id << " " << r.address;
+
+  f.scheduler.cancel("m2", false);  // being removed: no longer offered
+  EXPECT_EQ(ids(by_dest), (std::vector<std::string>{"m1"}));
+}
+
 }  // namespace
 }  // namespace estafette::courierd

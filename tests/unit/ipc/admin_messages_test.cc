@@ -12,6 +12,13 @@
 namespace estafette::ipc {
 namespace {
 
+QueueSelection sel(bool by_sender = false, std::string sender = "", std::string domain = "",
+                   std::string destination = "", std::uint64_t older_than_s = 0,
+                   std::string reason = "") {
+  return QueueSelection{by_sender,    std::move(sender), std::move(domain), std::move(destination),
+                        older_than_s, std::move(reason)};
+}
+
 QueueEntry sample_entry() {
   QueueEntry e;
   e.queue_id = "0001ABCD";
@@ -73,6 +80,17 @@ std::vector<Case> cases() {
                 decode_queue_op_reply),
       make_case("op_failed", QueueOpReply{QueueOpStatus::Failed, 0, 0, 0, "No space left"},
                 decode_queue_op_reply),
+      make_case("select_sender", QueueSelectRequest{QueueOp::Hold, sel(true, "a@b.test")},
+                decode_queue_select_request),
+      make_case("select_null_sender", QueueSelectRequest{QueueOp::Cancel, sel(true, "")},
+                decode_queue_select_request),
+      make_case("select_every_criterion",
+                QueueSelectRequest{QueueOp::Flush, sel(true, "a@b.test", "dead.test", "127.0.0.1:9",
+                                                       7200, "Connection refused")},
+                decode_queue_select_request),
+      make_case("select_age", QueueSelectRequest{QueueOp::Delete, sel(false, "", "", "", 90, "")},
+                decode_queue_select_request),
+      make_case("selected", QueueSelected{"0001ABCD", 2, 1}, decode_queue_selected),
   };
 }
 
@@ -140,6 +158,41 @@ TEST(AdminMessages, WrongTypeOrBadEnumRejected) {
   Frame good{static_cast<std::uint8_t>(MessageType::QueueOpRequest),
              std::string("\x03\x01\0\0\0\0", 6)};
   EXPECT_TRUE(decode_queue_op_request(good));
+}
+
+// Selections the decoder refuses: courierd acts on none of them.
+TEST(AdminMessages, BadSelectionsRejected) {
+  auto frame_of = [](const QueueSelectRequest& r) {
+    FrameSplitter s;
+    s.feed(encode(r));
+    return *s.next();
+  };
+  const std::vector<std::pair<std::string, QueueSelectRequest>> bad = {
+      {"empty", {QueueOp::Hold, sel()}},
+      {"sender_without_flag", {QueueOp::Hold, sel(false, "a@b.test")}},
+      {"op_5", {static_cast<QueueOp>(5), sel(true, "")}},
+      {"too_old", {QueueOp::Hold, sel(false, "", "", "", kMaxOlderThanSeconds + 1, "")}},
+      {"long_domain", {QueueOp::Hold, sel(false, "", std::string(kMaxSelectorSize + 1, 'a'))}},
+      {"control_in_reason", {QueueOp::Hold, sel(false, "", "", "", 0, "a\nb")}},
+      {"nul_in_destination", {QueueOp::Hold, sel(false, "", "", std::string("a\0b", 3))}},
+  };
+  for (const auto& [name, request] : bad)
+    EXPECT_FALSE(decode_queue_select_request(frame_of(request))) << name;
+  Frame by_sender_2 = frame_of({QueueOp::Hold, sel(true, "")});
+  by_sender_2.payload[1] = 2;
+  EXPECT_FALSE(decode_queue_select_request(by_sender_2));
+  EXPECT_TRUE(decode_queue_select_request(
+      frame_of({QueueOp::Hold, sel(false, "", std::string(kMaxSelectorSize, 'a'))})));
+  // The other admin decoders do not take it, nor it theirs; QueueOpRequest has no flush.
+  Frame select = frame_of({QueueOp::Hold, sel(true, "")});
+  EXPECT_FALSE(decode_queue_op_request(select));
+  EXPECT_FALSE(decode_queue_selected(select));
+  FrameSplitter s;
+  s.feed(encode(QueueOpRequest{QueueOp::Hold, false, "Q"}));
+  Frame op = *s.next();
+  EXPECT_FALSE(decode_queue_select_request(op));
+  op.payload[0] = static_cast<char>(QueueOp::Flush);
+  EXPECT_FALSE(decode_queue_op_request(op));
 }
 
 }  // namespace
