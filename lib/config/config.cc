@@ -307,11 +307,10 @@ void finish(ParseState& s, const std::string& name) {
       fail(s.routes_where, std::string("esmtproutes: ") + e.what());
     }
     parse_routes(routes_text, s.routes_file, c.routes, &c.warnings);
-    if (c.routes.smarthost && s.smarthost)
-      c.warnings.push_back(c.given["smarthost"] +
-                           ": smarthost overrides the smarthost route (\": "
-                           "host\") in " +
-                           s.routes_file);
+    if (c.routes.smarthost && s.smarthost) {  // the setting wins over the file's ": host" line
+      std::string why = ": smarthost overrides the route for all other domains in ";
+      c.warnings.push_back(c.given["smarthost"] + why + s.routes_file);
+    }
   }
   if (s.smarthost) c.routes.smarthost = s.smarthost;
   for (const auto& [key, file] : s.files) {

@@ -158,6 +158,23 @@ TEST(CheckConfigWarnings, StrictAddsWhatHasNoEffect) {
   fs::remove_all(dir);
 }
 
+// esmtproutes' own smarthost line (": host") loses to the smarthost setting: a warning.
+TEST(CheckConfigWarnings, SmarthostOverridesTheRoutesLine) {
+  fs::path dir = fs::temp_directory_path() /
+                 ("estafette-check-config-smarthost-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "routes") << "a.test: 127.0.0.1:2600\n: 127.0.0.1:2601\n";
+  std::string conf = (dir / "estafette.conf").string();
+  std::ofstream(conf) << "state_dir = " << (dir / "state").string()
+                      << "\nesmtproutes = routes\nsmarthost = 127.0.0.1:2602\n";
+  auto r = check_config(conf);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.warnings, (std::vector<std::string>{
+                            conf + ":3: smarthost overrides the route for all other domains in " +
+                            (dir / "routes").string()}));
+  fs::remove_all(dir);
+}
+
 TEST(CheckConfigDefault, EmbeddedDefaultIsGood) {
   auto r = check_config("");
   EXPECT_TRUE(r.errors.empty());
