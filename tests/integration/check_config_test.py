@@ -2,7 +2,8 @@
 is an error with file:line -- a network with host bits set (relay_clients, smtpaccess), the same
 listen address twice, a hosted mailbox for a domain not in hosteddomains, an esmtproutes line
 without the colon after the domain, an unknown log_level (all eight levels listed), a missing
-user (its line); a setting given twice is a warning and the last one wins (Postfix). --strict
+user (its line); a setting given twice is a warning, also in the daemons' log, and the last one
+wins (Postfix). --strict
 also warns about alias targets without a mailbox (the shipped `postmaster: root` under
 local_mailboxes = system) and settings or lines that have no effect, and exits 1 on any warning.
 The shipped estafette.conf and aliases pass --strict once root's mail goes to an account."""
@@ -65,6 +66,16 @@ def test(tmp, stoppers):
         "config OK: %s\n" % (conf, conf, conf)), r.stdout
     r = check(conf, "--strict")
     assert r.returncode == 1 and "config has warnings (--strict)" in r.stdout, r.stdout
+    # The daemons start with it, and log the same warning (Postfix logs "overriding earlier
+    # entry" too).
+    mta = harness.Estafette(tmp, name="twice", MAXDELS="10")
+    with open(mta.conf, "a") as f:
+        f.write("MAXDELS = 20\n")
+    stoppers.append(mta)
+    mta.start()
+    harness.wait_for(lambda: "config: %s:" % mta.conf in mta.read_log(), 15, "the warning")
+    assert "MAXDELS given again (the value at %s:" % mta.conf in mta.read_log(), mta.read_log()
+    mta.stop()
 
     # --strict: what has no effect. Without --strict the same config is OK and silent.
     write(os.path.join(d, "aliases"), "postmaster: root\nabuse: postmaster\n")
