@@ -13,7 +13,7 @@
 
 namespace estafette::admin {
 
-CheckResult check_config(const std::string& path) {
+CheckResult check_config(const std::string& path, bool strict) {
   CheckResult r;
   r.source = path.empty() ? config::Config{}.source : path;
   config::Config c;
@@ -24,9 +24,14 @@ CheckResult check_config(const std::string& path) {
     return r;
   }
   r.source = c.source;
+  r.warnings = c.warnings;
+  if (strict)
+    for (auto& w : config::ignored_settings(c)) r.warnings.push_back(std::move(w));
   r.errors = filters::start_errors(c);
   try {  // the routing files, as esmtpd, courierd and estafette-local load them
-    routing::Router::load(c);
+    auto router = routing::Router::load(c);
+    if (strict)
+      for (auto& w : router->strict_warnings()) r.warnings.push_back(std::move(w));
   } catch (const std::exception& e) {
     r.errors.push_back(e.what());
   }
@@ -71,8 +76,11 @@ CheckResult check_config(const std::string& path) {
     }
   }
   // The daemons look the user up when they start; a missing one stops them.
-  if (!c.user.empty() && !base::find_account(c.user))
-    r.errors.push_back(c.source + ": user: no such user '" + c.user + "'");
+  if (!c.user.empty() && !base::find_account(c.user)) {
+    auto given = c.given.find("user");
+    r.errors.push_back((given != c.given.end() ? given->second : c.source) +
+                       ": user: no such user '" + c.user + "'");
+  }
   return r;
 }
 

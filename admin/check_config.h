@@ -4,8 +4,12 @@
 // (filters/start_checks.h: DNS list answer filters, milter specs, modules that load) is checked
 // entry by entry, so every such error is reported; the TLS certificates and keys load as esmtpd
 // loads them (each key matches its certificate), and a certificate that expires within
-// kExpiryWarning (or has expired) is a warning; the sender_login_map file parses. Any thread; loads
-// and unloads filter modules.
+// kExpiryWarning (or has expired) is a warning; the sender_login_map file parses. Warnings also:
+// what the config accepted but not as written (config::Config::warnings: a setting given twice,
+// the last one wins). `strict` adds, as warnings: settings that have no effect with the others
+// (config::ignored_settings) and alias targets without a mailbox and lines of the routing files
+// that are ignored (routing::Router::strict_warnings). Any thread; loads and unloads filter
+// modules; the strict checks look mailboxes up (stat, getpwnam).
 #pragma once
 
 #include <chrono>
@@ -22,6 +26,6 @@ struct CheckResult {
 
 inline constexpr std::chrono::hours kExpiryWarning{24 * 30};
 
-CheckResult check_config(const std::string& path);
+CheckResult check_config(const std::string& path, bool strict = false);
 
 }  // namespace estafette::admin

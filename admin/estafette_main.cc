@@ -11,8 +11,11 @@
 //           <state>/run/estafetted.children: starting, draining, or not running with why) and per
 //           delivery module of courierd (from /proc); exit 0 when every daemon is up, 1 when one
 //           is not, 3 when estafetted does not run
-//   check-config  loads the config and the files it names, checks what esmtpd checks at start;
-//           "config OK: PATH" and exit 0, or every error as "file:line: reason" and exit 1
+//   check-config [--strict]  loads the config and the files it names, checks what esmtpd checks
+//           at start; "config OK: PATH" and exit 0, or every error as "file:line: reason" and
+//           exit 1; warnings first ("warning: file:line: why"). --strict: more warnings (settings
+//           without effect, alias targets without a mailbox, ignored lines), and any warning
+//           makes the exit 1
 //   settings  every estafette.conf setting with its default and a line of doc (lib/config's
 //           settings table, which estafette.conf(5) documents)
 //   mailq [--json]  the queue as courierd's scheduler holds it, then a per-destination summary
@@ -119,7 +122,8 @@ std::vector<pid_t> children_of(pid_t pid) {
 
 int usage(std::FILE* to = stderr) {
   std::fprintf(to,
-               "usage: estafette start|stop|restart|reload|status|check-config [-c CONFIG]\n"
+               "usage: estafette start|stop|restart|reload|status [-c CONFIG]\n"
+               "       estafette check-config [--strict] [-c CONFIG]\n"
                "       estafette mailq [--json] [-c CONFIG]\n"
                "       estafette flush [QUEUE-ID|DOMAIN] [-c CONFIG]\n"
                "       estafette hold|release|cancel|delete QUEUE-ID...|-|ALL [-c CONFIG]\n"
@@ -135,7 +139,8 @@ int usage(std::FILE* to = stderr) {
                "\n"
                "  start, stop, restart, status  run, stop, show estafetted and its daemons\n"
                "  reload         re-read the config and every file it names; replace the daemons\n"
-               "  check-config   check the config and every file it names (file:line errors)\n"
+               "  check-config   check the config and every file it names (file:line errors);\n"
+               "                 --strict: warn about what has no effect, fail on warnings\n"
                "  settings       every setting of estafette.conf, its default and what it does\n"
                "  mailq          the queue, then a summary per destination by age; --json\n"
                "  flush          retry now: one message, a domain or destination, or all\n"
@@ -155,11 +160,15 @@ int usage(std::FILE* to = stderr) {
   return 2;
 }
 
-int check_config(const std::string& path) {
-  auto r = admin::check_config(path);
+int check_config(const std::string& path, bool strict) {
+  auto r = admin::check_config(path, strict);
   for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
   for (const auto& e : r.errors) std::printf("%s\n", e.c_str());
   if (!r.errors.empty()) return 1;
+  if (strict && !r.warnings.empty()) {
+    std::printf("config has warnings (--strict): %s\n", r.source.c_str());
+    return 1;
+  }
   std::printf("config OK: %s\n", r.source.c_str());
   return 0;
 }
@@ -303,6 +312,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   bool json = false;
   bool cached_only = false;  // mta-sts --cached
+  bool strict = false;       // check-config --strict
   admin::TlsReportOptions tls_report;
   admin::PasswdOptions passwd;
   std::vector<std::string> operands;
@@ -315,6 +325,8 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     else if (a == "--json" && cmd == "mailq")
       json = true;
+    else if (cmd == "check-config" && a == "--strict")
+      strict = true;
     else if (cmd == "passwd" && a == "--file" && i + 1 < argc)
       passwd.file = argv[++i];
     else if (cmd == "passwd" && a == "--stdin")
@@ -370,7 +382,7 @@ int main(int argc, char** argv) {
     }
     return admin::passwd(passwd, stdout, stderr);
   }
-  if (cmd == "check-config") return check_config(config_path);
+  if (cmd == "check-config") return check_config(config_path, strict);
   config::Config config;
   try {
     config = config::load_config(config_path);

@@ -10,13 +10,13 @@
 #include "config.h"
 
 #ifndef ESTAFETTE_LIBEXECDIR
-#define ESTAFETTE_LIBEXECDIR "/usr/local/libexec/estafette"
+#error "ESTAFETTE_LIBEXECDIR comes from config.h (configure)"
 #endif
 #ifndef ESTAFETTE_BINDIR
-#define ESTAFETTE_BINDIR "/usr/local/bin"
+#error "ESTAFETTE_BINDIR comes from config.h (configure)"
 #endif
 #ifndef ESTAFETTE_SBINDIR
-#define ESTAFETTE_SBINDIR "/usr/local/sbin"
+#error "ESTAFETTE_SBINDIR comes from config.h (configure)"
 #endif
 
 namespace estafette::base {

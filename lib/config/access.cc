@@ -4,6 +4,7 @@
 #include <cctype>
 #include <sstream>
 
+#include "lib/config/cidr.h"
 #include "lib/config/config.h"
 
 namespace estafette::config {
@@ -41,6 +42,7 @@ AccessRules AccessRules::parse(const std::string& text, const std::string& name)
     rule.where = where;
     auto net = parse_network(body.substr(0, ws));
     if (!net) fail("bad network '" + std::string(body.substr(0, ws)) + "'");
+    if (auto why = host_bits_error(*net, body.substr(0, ws)); !why.empty()) fail(why);
     rule.network = *net;
     auto rest = trim(body.substr(ws));
     auto end = rest.find_first_of(" \t");

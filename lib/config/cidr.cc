@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace estafette::config {
@@ -51,6 +52,22 @@ bool Cidr::contains(std::string_view ip) const {
   if (rest == 0) return true;
   std::uint8_t mask = static_cast<std::uint8_t>(0xff << (8 - rest));
   return (a[full] & mask) == (addr_[full] & mask);
+}
+
+Cidr Cidr::network() const {
+  Cidr n = *this;
+  int bytes = family_ == AF_INET ? 4 : 16;
+  for (int i = 0; i < bytes; ++i) {
+    int keep = std::clamp(prefix_ - 8 * i, 0, 8);  // bits of this byte inside the prefix
+    n.addr_[i] &= static_cast<std::uint8_t>(0xff00 >> keep);
+  }
+  return n;
+}
+
+std::string host_bits_error(const Cidr& network, std::string_view as_written) {
+  if (!network.has_host_bits()) return "";
+  return "host bits set in '" + std::string(as_written) + "' (the network is " +
+         network.network().to_string() + ")";
 }
 
 std::string Cidr::to_string() const {

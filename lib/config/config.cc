@@ -1,5 +1,6 @@
 #include "lib/config/config.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,13 +10,14 @@
 #include <sstream>
 #include <utility>
 
+#include <config.h>  // configure's: the installed paths ("config.h" is this directory's own)
 #include "lib/base/paths.h"
 #include "lib/config/settings.h"
 #include "lib/config/values.h"
 #include "lib/smtp/address.h"
 
 #ifndef ESTAFETTE_SYSCONFDIR
-#define ESTAFETTE_SYSCONFDIR "/usr/local/etc/estafette"
+#error "ESTAFETTE_SYSCONFDIR comes from config.h (configure)"
 #endif
 
 namespace estafette::config {
@@ -29,6 +31,20 @@ std::string Listener::to_string() const {
   return address().to_string() + " " + std::string(smtp::role_name(role)) +
          (tls_required ? " tls_required" : "") + (auth ? " auth" : "");
 }
+
+namespace {
+// One spelling per address, so that "[::1]" and "[0:0::1]", or "Mail.Example" and
+// "mail.example", are found to be the same listen address. Host names are not resolved.
+std::string canonical_host(const std::string& host) {
+  unsigned char bytes[16];
+  char text[INET6_ADDRSTRLEN];
+  for (int family : {AF_INET, AF_INET6})
+    if (::inet_pton(family, host.c_str(), bytes) == 1 &&
+        ::inet_ntop(family, bytes, text, sizeof text))
+      return text;
+  return lower(host);
+}
+}  // namespace
 
 std::vector<Listener> parse_listen(std::string_view value) {
   std::vector<Listener> out;
@@ -55,8 +71,10 @@ std::vector<Listener> parse_listen(std::string_view value) {
     auto hp = parse_host_port(item, 25);
     if (!hp) throw std::invalid_argument("bad address '" + item + "' (expected host:port [role])");
     for (const auto& l : out)
-      if (l.host == hp->host && l.port == hp->port)
-        throw std::invalid_argument("address " + hp->to_string() + " listed twice");
+      if (canonical_host(l.host) == canonical_host(hp->host) && l.port == hp->port)
+        throw std::invalid_argument(
+            "address " + hp->to_string() + " listed twice" +
+            (l.host == hp->host ? "" : " (as " + l.address().to_string() + ")"));
     out.push_back({hp->host, hp->port, smtp::ListenerRole::Mx});
     role_given = false;
   }
@@ -193,15 +211,27 @@ std::optional<HostPort> parse_host_port(std::string_view text, std::uint16_t def
   return hp;
 }
 
-void parse_routes(const std::string& text, const std::string& name, Routes& routes) {
+void parse_routes(const std::string& text, const std::string& name, Routes& routes,
+                  std::vector<std::string>* warnings) {
+  std::map<std::string, std::string> first_at;  // "domain" / ".domain" / "" -> file:line
   for_each_line(text, name, [&](const std::string& where, std::string_view line) {
     auto body = trim(line.substr(0, line.find('#')));  // a comment may follow the route
     if (body.empty()) return;
     auto colon = body.find(':');
     if (colon == std::string_view::npos) fail(where, "expected 'domain: host[,port]'");
     auto domain = lower(trim(body.substr(0, colon)));
+    // "example.com 127.0.0.1:2525": the colon found is the port's; say what is missing.
+    if (auto blank = domain.find_first_of(" \t"); blank != std::string::npos)
+      fail(where,
+           "expected 'domain: host[,port]' (no ':' after '" + domain.substr(0, blank) + "')");
     auto target = parse_host_port(body.substr(colon + 1), 25);
     if (!target) fail(where, "bad destination '" + std::string(trim(body.substr(colon + 1))) + "'");
+    if (auto [it, first] = first_at.emplace(domain, where); !first) {
+      if (warnings)
+        warnings->push_back(where + ": '" + domain + "' given again (the route at " + it->second +
+                            " is ignored)");
+      it->second = where;
+    }
     if (domain.empty()) {
       routes.smarthost = *target;
     } else if (domain[0] == '.') {
@@ -276,7 +306,11 @@ void finish(ParseState& s, const std::string& name) {
     } catch (const ConfigError& e) {
       fail(s.routes_where, std::string("esmtproutes: ") + e.what());
     }
-    parse_routes(routes_text, s.routes_file, c.routes);
+    parse_routes(routes_text, s.routes_file, c.routes, &c.warnings);
+    if (c.routes.smarthost && s.smarthost) {  // the setting wins over the file's ": host" line
+      std::string why = ": smarthost overrides the route for all other domains in ";
+      c.warnings.push_back(c.given["smarthost"] + why + s.routes_file);
+    }
   }
   if (s.smarthost) c.routes.smarthost = s.smarthost;
   for (const auto& [key, file] : s.files) {
@@ -325,6 +359,13 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     }
     const Setting* setting = find_setting(key);
     if (!setting) fail(where, "unknown setting '" + key + "'");
+    // Given twice: the last one wins, with a warning (Postfix's "overriding earlier entry").
+    std::string name(setting->name);
+    if (auto [it, first] = c.given.emplace(name, where); !first) {
+      c.warnings.push_back(where + ": " + key + " given again (the value at " + it->second +
+                           " is ignored)");
+      it->second = where;
+    }
     state.where = where;
     try {
       setting->parse(state, std::string(trim(raw)));
@@ -341,6 +382,58 @@ Config load_config(const std::string& path) {
   auto text = read_file(path);
   auto abs = base::absolute_path(path);
   return parse_config(text, path, abs.substr(0, abs.rfind('/')));
+}
+
+std::vector<std::string> ignored_settings(const Config& c) {
+  bool milters = std::any_of(c.filters.begin(), c.filters.end(),
+                             [](const FilterSpec& f) { return f.kind == "milter"; });
+  bool system = c.local_mailboxes == Config::LocalMailboxes::System;
+  struct Rule {
+    std::string_view setting;
+    bool ignored;
+    std::string_view why;
+  };
+  const Rule rules[] = {
+      {"program_user", !c.allow_program_delivery, "allow_program_delivery = no"},
+      {"program_timeout", !c.allow_program_delivery, "allow_program_delivery = no"},
+      {"milter_default_action", !milters, "no milter in filters"},
+      {"milter_connect_timeout", !milters, "no milter in filters"},
+      {"milter_command_timeout", !milters, "no milter in filters"},
+      {"milter_content_timeout", !milters, "no milter in filters"},
+      {"dnsbl_threshold", c.dnsbl.empty(), "no dnsbl file (or an empty one)"},
+      {"dnsbl_action", c.dnsbl.empty(), "no dnsbl file (or an empty one)"},
+      {"ident_timeout", !c.ident_check, "ident_check = no"},
+      {"auth_allow_plaintext", c.auth_backend.empty(), "no auth_backend"},
+      {"auth_fail_limit", c.auth_backend.empty(), "no auth_backend"},
+      {"auth_fail_window", c.auth_backend.empty(), "no auth_backend"},
+      {"sender_login_map", c.auth_backend.empty(), "no auth_backend"},
+      {"client_auth_plaintext", c.client_credentials.empty(), "no client_credentials"},
+      {"tls_report_contact", !c.tls_reporting, "tls_reporting = no"},
+      {"tls_report_organization", !c.tls_reporting, "tls_reporting = no"},
+      {"mta_sts_timeout", !c.mta_sts, "mta_sts = no"},
+      {"mta_sts_cache_size", !c.mta_sts, "mta_sts = no"},
+      {"hosted_mailboxes", c.hosteddomains.path.empty(), "no hosteddomains"},
+      {"maildir_root", system && c.hosted_mailboxes.path.empty(),
+       "local_mailboxes = system (~user/Maildir) and no hosted_mailboxes"},
+  };
+  std::vector<std::pair<std::string, std::string>> found;  // (where, text)
+  for (const auto& r : rules) {
+    auto it = c.given.find(std::string(r.setting));
+    if (r.ignored && it != c.given.end())
+      found.emplace_back(it->second, it->second + ": " + std::string(r.setting) +
+                                         ": ignored: " + std::string(r.why));
+  }
+  // In the file's order: "file:N" sorts by N as a number.
+  auto line_of = [](const std::string& where) {
+    auto n = parse_number<long>(std::string_view(where).substr(where.rfind(':') + 1));
+    return n.value_or(0);
+  };
+  std::stable_sort(found.begin(), found.end(), [&](const auto& a, const auto& b) {
+    return line_of(a.first) < line_of(b.first);
+  });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
+  return out;
 }
 
 std::string default_config_path() {

@@ -280,6 +280,14 @@ struct Config {
   bool syslog = false;
   std::string log_level = "information";
 
+  // Where each setting the file gives is ("file:line", by the setting's own name, not its
+  // alias): messages about a setting found later (a missing user) name its line.
+  std::map<std::string, std::string> given;
+  // Lines accepted, but not as written: "file:line: why". A setting given twice (the last one
+  // wins, with a warning, as in Postfix), an esmtproutes domain given twice, a smarthost route
+  // that the smarthost setting overrides. The daemons start; check-config prints them.
+  std::vector<std::string> warnings;
+
   std::string queue_dir() const { return state_dir + "/queue"; }
   std::string run_dir() const { return state_dir + "/run"; }
   std::string mta_sts_dir() const { return state_dir + "/mta-sts"; }
@@ -298,8 +306,15 @@ Config load_config(const std::string& path);
 // reads <sysconfdir>/estafette/estafette.conf when that file exists; otherwise "" (the
 // embedded default), so programs run from the build tree keep the embedded default.
 std::string default_config_path();
-// Parses an esmtproutes file into routes (throws ConfigError with file:line).
-void parse_routes(const std::string& text, const std::string& name, Routes& routes);
+// Parses an esmtproutes file into routes (throws ConfigError with file:line); a domain given
+// twice: the last line wins, and `warnings` (when given) gets "file:line: why".
+void parse_routes(const std::string& text, const std::string& name, Routes& routes,
+                  std::vector<std::string>* warnings = nullptr);
+
+// The settings a config gives (Config::given) that have no effect with the others, each as
+// "file:line: NAME: ignored: why" (program_user without allow_program_delivery, milter
+// timeouts without a milter, ...): `estafette check-config --strict`. Pure.
+std::vector<std::string> ignored_settings(const Config& config);
 
 // How many processes a *_processes setting asks for when `cpus` CPUs are usable: the number
 // itself, or for kAutoProcesses one per CPU (at least 1, at most kMaxProcesses).

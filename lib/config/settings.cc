@@ -212,6 +212,7 @@ void cidrs(ParseState& s, const std::string& v) {
   for (auto& item : split_list(v)) {
     auto n = Cidr::parse(item);
     if (!n) throw std::invalid_argument("bad network '" + item + "'");
+    if (auto why = host_bits_error(*n, item); !why.empty()) throw std::invalid_argument(why);
     s.config.relay_clients.push_back(*n);
   }
 }
@@ -299,8 +300,12 @@ void submit_users(ParseState& s, const std::string& v) {
 void log_level(ParseState& s, const std::string& v) {
   static constexpr std::string_view kLevels[] = {"fatal",  "critical",    "error", "warning",
                                                  "notice", "information", "debug", "trace"};
-  if (std::find(std::begin(kLevels), std::end(kLevels), v) == std::end(kLevels))
-    throw std::invalid_argument("expected one of error, warning, notice, information, debug");
+  if (std::find(std::begin(kLevels), std::end(kLevels), v) == std::end(kLevels)) {
+    std::string expected = "expected one of";  // every level, as estafette.conf(5) lists them
+    for (auto level : kLevels) expected += " " + std::string(level) + ",";
+    expected.pop_back();
+    throw std::invalid_argument(expected);
+  }
   s.config.log_level = v;
 }
 

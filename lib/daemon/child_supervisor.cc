@@ -57,6 +57,9 @@ pid_t spawn(const Command& command, const std::string& parent) {
   argv.push_back(nullptr);
   std::vector<int> keep = command.keep_fds;
   std::sort(keep.begin(), keep.end());
+  // A program that is not there (a changed prefix, a half-done install) fails here, before the
+  // fork, so that the caller's log names the path (errno set) rather than an exit status 127.
+  if (::access(argv[0], X_OK) != 0) return -1;
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   // The child must not inherit the blocked signal mask of the parent's signalfd.
@@ -95,7 +98,7 @@ void ChildProcess::start() {
       if (callbacks_.started) callbacks_.started(pid);
       return;
     }
-    failure = std::string("fork failed: ") + base::errno_text(errno);
+    failure = "cannot run " + command.path + ": " + base::errno_text(errno);
   } catch (const std::exception& e) {
     failure = e.what();
   }

@@ -72,7 +72,8 @@ struct Command {
 // above 2 closed (base::close_fds_from), root restored
 // when asked (real uid root, effective not; base::restore_root()); a failure there writes
 // "PARENT: cannot run PATH: reason" (or "PARENT: cannot restore root for PATH") to stderr and
-// exits 127. Returns the child's pid, or -1 with errno set when fork() failed.
+// exits 127. Returns the child's pid, or -1 with errno set when the program cannot be executed
+// (access(X_OK), checked before the fork so that the caller can log the path) or fork() failed.
 pid_t spawn(const Command& command, const std::string& parent);
 
 class ChildProcess final {
@@ -83,7 +84,7 @@ class ChildProcess final {
     std::function<Command()> command = {};
     // The child runs (as pid).
     std::function<void(pid_t pid)> started = {};
-    // A start failed ("fork failed: reason"); it is tried again after retry_in.
+    // A start failed ("cannot run PATH: reason"); it is tried again after retry_in.
     std::function<void(const std::string& reason, std::chrono::milliseconds retry_in)>
         start_failed = {};
     // The child ended with wait status `status`; restart_in: when it starts again, or nullopt

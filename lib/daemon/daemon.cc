@@ -103,6 +103,9 @@ int run(int argc, char** argv, const DaemonSpec& spec, const Body& body) {
       if (auto status = spec.prepare(startup)) return *status;
     }
     base::setup_logging({spec.log_name, config.log_file, config.syslog, config.log_level});
+    // What the config accepted but not as written (a setting given twice), as Postfix logs
+    // "overriding earlier entry" in every daemon that reads main.cf.
+    for (const auto& w : config.warnings) base::log(spec.log_name).warning("config: " + w);
   } catch (const std::exception& e) {
     print_error(spec, e.what(), &ready);
     return base::kExitBadStart;

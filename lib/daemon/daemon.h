@@ -22,6 +22,7 @@
 //   3. spec.prepare (estafetted: its start-up checks, directories, detaching), before logging;
 //      an exception prints "PROGRAM: what": 2. It may end run() here with a status of its own.
 //   4. base::setup_logging() with spec.log_name and the config's log settings: 2 on an error.
+//      Then each of the config's warnings (config::Config::warnings) is logged ("config: ...").
 //   5. SIGPIPE ignored (a write to a reset peer returns EPIPE instead of killing the process).
 //   From here an exception logs "fatal: what" (critical) and prints "PROGRAM: what": 1.
 //   6. spec.as_root: what must happen before privileges go (esmtpd binds its addresses).

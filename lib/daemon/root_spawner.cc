@@ -48,6 +48,8 @@ bool send_reply(int link, Reply reply, int fd) {
 
 // One start: a socketpair, a sibling of ours (courierd's child) running the program.
 Reply start_one(const Command& command, uid_t real_uid, const std::string& parent, int* ours) {
+  // Not there: courierd's log names the path with this errno (ChildProcess::start).
+  if (::access(command.path.c_str(), X_OK) != 0) return {-1, errno};
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {-1, errno};
   std::vector<std::string> words = {command.path};

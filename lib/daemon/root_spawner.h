@@ -15,7 +15,8 @@
 // helper exits when courierd closes the link (or dies), and on any malformed request.
 //
 // Loop thread of courierd (spawn() blocks for the helper's answer: a fork and a sendmsg).
-// Errors: the constructor throws std::system_error; spawn() returns -1 with errno set.
+// Errors: the constructor throws std::system_error; spawn() returns -1 with errno set (ENOENT,
+// EACCES: the helper found the program missing or not executable before forking).
 #pragma once
 
 #include <sys/types.h>

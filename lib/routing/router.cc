@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 
 #include "lib/smtp/address.h"
@@ -58,20 +59,28 @@ bool DomainSet::contains(std::string_view domain) const {
   return false;
 }
 
-DomainSet parse_domains(const std::string& text, const std::string& name) {
+DomainSet parse_domains(const std::string& text, const std::string& name,
+                        std::vector<std::string>* ignored) {
   DomainSet set;
+  std::unordered_map<std::string, std::string> first_at;
   config::for_each_line(text, name, [&](const std::string& where, std::string_view body) {
     // Courier's hosteddomains may carry a second field (an alias domain); we take the first.
-    auto domain = smtp::to_lower(body.substr(0, body.find_first_of(" \t")));
+    auto blank = body.find_first_of(" \t");
+    auto domain = smtp::to_lower(body.substr(0, blank));
     if (!valid_domain_entry(domain)) fail(where, "bad domain '" + domain + "'");
+    if (ignored && blank != std::string_view::npos)
+      ignored->push_back(where + ": '" + std::string(config::trim(body.substr(blank))) +
+                         "' after the domain is ignored");
+    if (auto [it, first] = first_at.emplace(domain, where); !first && ignored)
+      ignored->push_back(where + ": '" + domain + "' listed again (first at " + it->second + ")");
     set.add(std::move(domain));
   });
   return set;
 }
 
-std::unordered_map<std::string, std::string> parse_mailbox_map(const std::string& text,
-                                                               const std::string& name,
-                                                               const std::string& root) {
+std::unordered_map<std::string, std::string> parse_mailbox_map(
+    const std::string& text, const std::string& name, const std::string& root,
+    std::unordered_map<std::string, std::string>* where_of) {
   std::unordered_map<std::string, std::string> map;
   std::unordered_map<std::string, std::string> first_at;
   config::for_each_line(text, name, [&](const std::string& where, std::string_view body) {
@@ -90,6 +99,7 @@ std::unordered_map<std::string, std::string> parse_mailbox_map(const std::string
       fail(where, "duplicate entry '" + key + "' (first at " + it->second + ")");
     map.emplace(key, std::move(box));
   });
+  if (where_of) *where_of = std::move(first_at);
   return map;
 }
 
@@ -113,12 +123,27 @@ std::shared_ptr<const Router> Router::load(const config::Config& config, const F
   auto r = std::make_shared<Router>(config);
   const auto& c = r->config_;
   if (!c.locals.path.empty())
-    r->locals_.merge(parse_domains(read_setting(c.locals, read), c.locals.path));
+    r->locals_.merge(
+        parse_domains(read_setting(c.locals, read), c.locals.path, &r->ignored_lines_));
   if (!c.hosteddomains.path.empty())
-    r->hosted_ = parse_domains(read_setting(c.hosteddomains, read), c.hosteddomains.path);
-  if (!c.hosted_mailboxes.path.empty())
+    r->hosted_ = parse_domains(read_setting(c.hosteddomains, read), c.hosteddomains.path,
+                               &r->ignored_lines_);
+  if (!c.hosted_mailboxes.path.empty()) {
+    std::unordered_map<std::string, std::string> where;
     r->hosted_mailboxes_ = parse_mailbox_map(read_setting(c.hosted_mailboxes, read),
-                                             c.hosted_mailboxes.path, c.maildir_root);
+                                             c.hosted_mailboxes.path, c.maildir_root, &where);
+    // mailbox() looks a hosted address up here only for a hosted domain that is not local: any
+    // other entry would never be used, and is most likely a domain missing from hosteddomains.
+    for (const auto& [key, _] : r->hosted_mailboxes_) {
+      auto domain = smtp::domain_of(key);
+      if (r->is_local_domain(domain))
+        fail(where[key], "'" + key + "': " + domain +
+                             " is a local domain (hosted_mailboxes is for hosteddomains)");
+      if (!r->is_hosted_domain(domain))
+        fail(where[key], "'" + key + "': " + domain + " is not in hosteddomains" +
+                             (c.hosteddomains.path.empty() ? " (none is set)" : ""));
+    }
+  }
   if (!c.aliases.path.empty()) {
     uid_t owner = 0;
     auto text = read_setting(c.aliases, read, &owner);
@@ -284,6 +309,57 @@ Mailbox Router::mailbox(const std::string& address) const {
     }
   }
   return no_such();
+}
+
+std::vector<std::string> Router::strict_warnings() const {
+  using Mode = config::Config::LocalMailboxes;
+  std::vector<std::pair<std::string, std::string>> found;  // (where, text)
+  for (const auto& [key, alias] : aliases_.entries()) {
+    if (key.find('@') == std::string::npos && locals_.size() == 0) {  // find_alias never sees it
+      found.emplace_back(alias.where,
+                         alias.where + ": " + key + ": ignored: no local domain for a bare name");
+      continue;
+    }
+    std::string address = key.find('@') == std::string::npos ? key + "@" + default_domain() : key;
+    std::vector<Target> targets;
+    std::unordered_set<std::string> seen;
+    auto reply = expand_into(address, false, 0, MailboxCheck::Skip, targets, seen);
+    if (!reply.empty()) {  // without its "550 5.x.y" (this is no SMTP reply)
+      auto text = reply.substr(std::min(reply.size(), reply.find(' ', reply.find(' ') + 1) + 1));
+      found.emplace_back(alias.where, alias.where + ": " + key + ": " + text);
+      continue;
+    }
+    for (const auto& t : targets) {
+      auto domain = smtp::domain_of(smtp::to_lower(t.address));
+      if (t.program || !(is_local_domain(domain) || is_hosted_domain(domain))) continue;
+      auto box = mailbox(t.address);
+      if (box.reply.empty()) continue;
+      std::string why;
+      if (!is_local_domain(domain))
+        why = "not in hosted_mailboxes";
+      else if (config_.local_mailboxes == Mode::System)
+        why = "local_mailboxes = system: no such user, or root, which never has one";
+      else if (config_.local_mailboxes == Mode::Existing)
+        why = "local_mailboxes = existing: no directory " + config_.maildir_root + "/" +
+              mailbox_name(t.address).value_or("?");
+      else
+        why = "a bad mailbox name";
+      found.emplace_back(alias.where, alias.where + ": " + key + ": " + t.address +
+                                          " has no mailbox (" + why + ")");
+    }
+  }
+  // "file:line": by file, then by line as a number; several targets of one alias in order.
+  auto split = [](const std::string& where) {
+    auto colon = where.rfind(':');
+    auto line = std::strtol(where.c_str() + colon + 1, nullptr, 10);
+    return std::make_pair(where.substr(0, colon), line);
+  };
+  std::stable_sort(found.begin(), found.end(),
+                   [&](const auto& a, const auto& b) { return split(a.first) < split(b.first); });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
+  out.insert(out.end(), ignored_lines_.begin(), ignored_lines_.end());
+  return out;
 }
 
 void Router::check_loops() const {

@@ -46,13 +46,16 @@ class DomainSet final {
   std::unordered_set<std::string> suffix_;  // without the leading dot
 };
 
-// `locals` / `hosteddomains`: one domain per line (comments with '#').
-DomainSet parse_domains(const std::string& text, const std::string& name);
+// `locals` / `hosteddomains`: one domain per line (comments with '#'). `ignored` (when given)
+// gets "file:line: why" for what a line holds but nothing uses: words after the domain
+// (Courier's alias domain), a domain listed twice.
+DomainSet parse_domains(const std::string& text, const std::string& name,
+                        std::vector<std::string>* ignored = nullptr);
 // `hosted_mailboxes`: "user@domain: mailbox" (or white space instead of ':'), keys lower-cased;
-// a relative mailbox is taken under `root`.
-std::unordered_map<std::string, std::string> parse_mailbox_map(const std::string& text,
-                                                               const std::string& name,
-                                                               const std::string& root);
+// a relative mailbox is taken under `root`. `where` (when given) gets each key's "file:line".
+std::unordered_map<std::string, std::string> parse_mailbox_map(
+    const std::string& text, const std::string& name, const std::string& root,
+    std::unordered_map<std::string, std::string>* where = nullptr);
 
 // A program delivery from an alias: "|command", run as `uid` (the alias file's owner; 0 means
 // the configured program_user). Only the command travels in the queue and to the module, as the
@@ -125,6 +128,13 @@ class Router final {
   std::optional<Program> program_of(const std::string& address, std::string_view command) const;
 
   std::size_t alias_count() const { return aliases_.size(); }
+
+  // `estafette check-config --strict`, as "file:line: why" in the files' order: each alias
+  // whose targets reach a local or hosted address without a mailbox (mailbox() refuses it:
+  // "postmaster: root" under local_mailboxes = system) or cannot be delivered at all (a program
+  // while allow_program_delivery = no), then the lines of locals and hosteddomains that load()
+  // accepted but ignores. Looks mailboxes up (stat, getpwnam): never on an event loop.
+  std::vector<std::string> strict_warnings() const;
   const config::Config& config() const { return config_; }
 
  private:
@@ -141,6 +151,7 @@ class Router final {
   DomainSet hosted_;
   std::unordered_map<std::string, std::string> hosted_mailboxes_;
   AliasMap aliases_;
+  std::vector<std::string> ignored_lines_;  // from parse_domains, for strict_warnings()
 };
 
 // The recipients of a queue record after expansion: each address expanded (an address that

@@ -6,11 +6,20 @@ every command and config file (each rendered by groff -ww without a warning; est
 documents every setting the installed `estafette settings` lists, with the same default, and no
 other) and estafette.service naming the installed paths. A second install keeps an admin's
 changed file (the new template goes next to it as .dist); uninstall removes everything but that
-changed file."""
+changed file. The installed man pages name the configured sysconfdir, not /usr/local's. A daemon
+program missing from the installed tree (estafette-esmtpd for estafetted, estafette-local for
+courierd) is logged with the path that could not be run.
+
+Then a copy of the source tree is configured with --prefix in the test's directory: the unit
+goes under that prefix (PREFIX/lib/systemd/system), the installed man pages and the unit name the
+prefix's paths, and the objects that embed paths (lib/base/paths.o, lib/config/config.o) do too;
+configured again with another prefix, make finds exactly those out of date (config.h changed),
+and they, the man pages and the unit carry the new paths and none of the old."""
 import os
 import re
 import shutil
 import subprocess
+import time
 
 import harness
 
@@ -140,6 +149,13 @@ def test(tmp, stoppers):
         "estafette.conf.5 lacks: %s; has settings the table lacks: %s; other defaults: %s" % (
             missing, extra, wrong)
 
+    # The installed pages carry the configured paths (the sources say /usr/local's).
+    with open(at("man8dir", "estafetted.8")) as f:
+        page = f.read()
+    assert "%s/estafette/estafette.conf" % d["sysconfdir"] in page, page[:2000]
+
+    missing_program(tmp, d, at)
+
     if d["systemdsystemunitdir"] != "no":
         with open(at("systemdsystemunitdir", "estafette.service")) as f:
             unit = f.read()
@@ -163,6 +179,102 @@ def test(tmp, stoppers):
     os.unlink(os.path.join(conf, "esmtproutes"))
     make("uninstall", "DESTDIR=" + dest)
     assert files_under(dest) == [], files_under(dest)
+
+    configured_prefix(tmp)
+
+
+def missing_program(tmp, d, at):
+    """estafetted and courierd from the installed tree (ESTAFETTE_LIBEXEC: the DESTDIR copy is
+    not at its prefix) with estafette-esmtpd and estafette-local gone: each failed start is
+    logged with the path, over and over, rather than an anonymous exit 127."""
+    libexec = at("pkglibexecdir")
+    gone = ["estafette-esmtpd", "estafette-local"]
+    for name in gone:
+        os.rename(os.path.join(libexec, name), os.path.join(libexec, name + ".away"))
+    mta = harness.Estafette(tmp, name="missing")
+    env = dict(os.environ, ESTAFETTE_LIBEXEC=libexec)
+    out = open(os.path.join(mta.dir, "estafetted.out"), "ab")
+    proc = subprocess.Popen([at("sbindir", "estafetted"), "-f", "-c", mta.conf], env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        want = ["estafetted: cannot start estafette-esmtpd", "cannot run %s/estafette-esmtpd: "
+                "No such file or directory; retrying in" % libexec,
+                "courierd: module=local cannot run %s/estafette-local: No such file or "
+                "directory" % libexec]
+        deadline = time.time() + 30
+        while time.time() < deadline and not all(w in mta.read_log() for w in want):
+            assert proc.poll() is None, mta.read_log()
+            time.sleep(0.2)
+        log = mta.read_log()
+        assert all(w in log for w in want), log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        out.close()
+        for name in gone:
+            os.rename(os.path.join(libexec, name + ".away"), os.path.join(libexec, name))
+
+
+def configured_prefix(tmp):
+    """A copy of the source tree, configured with --prefix in tmp and then with another one."""
+    if not shutil.which("git") or not os.path.isdir(os.path.join(harness.SRC_DIR, ".git")) and \
+            not os.path.isfile(os.path.join(harness.SRC_DIR, ".git")):
+        harness.skip("the prefix check copies the source tree with git ls-files")
+    src = os.path.join(tmp, "src")
+    listed = subprocess.run(["git", "-C", harness.SRC_DIR, "ls-files"], capture_output=True,
+                            text=True, timeout=60, check=True).stdout.splitlines()
+    generated = ["configure", "Makefile.in", "config.h.in", "aclocal.m4"] + [
+        os.path.join("build-aux", n) for n in os.listdir(os.path.join(harness.SRC_DIR,
+                                                                      "build-aux"))]
+    for name in sorted(set(listed + generated)):
+        path = os.path.join(harness.SRC_DIR, name)
+        if os.path.isfile(path):
+            os.makedirs(os.path.dirname(os.path.join(src, name)), exist_ok=True)
+            shutil.copy2(path, os.path.join(src, name))
+    # The autotools outputs newer than their inputs, as in the source tree: make must not rerun
+    # automake in the copy.
+    now = time.time()
+    for name in generated:
+        os.utime(os.path.join(src, name), (now, now))
+
+    def sh(*args):
+        r = subprocess.run(list(args), cwd=src, capture_output=True, text=True, timeout=600,
+                           env=make_env())
+        assert r.returncode == 0, "%s: %s%s" % (args, r.stdout[-3000:], r.stderr[-3000:])
+        return r
+
+    embedding = ["lib/base/paths.o", "lib/config/config.o"]
+    previous = None
+    for n in (1, 2):
+        prefix = os.path.join(tmp, "prefix%d" % n)
+        # -C: the second run reuses the first one's answers; FUZZ_CXX=false skips that probe.
+        sh("./configure", "-C", "--prefix=" + prefix, "FUZZ_CXX=false")
+        if previous:  # config.h changed: what embeds a path is out of date, by make's own rules
+            for obj in embedding:
+                r = subprocess.run(["make", "-q", obj], cwd=src, capture_output=True,
+                                   timeout=120, env=make_env())
+                assert r.returncode == 1, "%s not out of date after a new prefix" % obj
+        sh("make", "-s", *embedding)
+        dest = os.path.join(tmp, "dest%d" % n)
+        sh("make", "-s", "install-data", "DESTDIR=" + dest)
+        installed = dest + prefix
+        unit = os.path.join(installed, "lib", "systemd", "system", "estafette.service")
+        with open(unit) as f:
+            text = f.read()
+        assert "ExecStart=%s/sbin/estafetted -f -c %s/etc/estafette/estafette.conf" % (
+            prefix, prefix) in text, text
+        with open(os.path.join(installed, "share", "man", "man5", "aliases.5")) as f:
+            page = f.read()
+        assert "%s/etc/estafette/aliases" % prefix in page, page
+        assert "/usr/local/etc/estafette" not in page, page
+        for obj in embedding:
+            with open(os.path.join(src, obj), "rb") as f:
+                data = f.read()
+            assert ("%s/etc/estafette" % prefix).encode() in data or \
+                ("%s/libexec/estafette" % prefix).encode() in data, obj
+            if previous:
+                assert previous.encode() not in data, obj
+        previous = prefix
 
 
 harness.run(test)

@@ -108,11 +108,72 @@ INSTANTIATE_TEST_SUITE_P(
              "sender_login_map = DIR/nothing\n",
              {},
              {"DIR/nothing: No such file or directory"}},
+        Case{"MissingUserNamesItsLine",
+             "state_dir = DIR/state\n# the unprivileged user\nuser = no-such-user-estafette\n",
+             {},
+             {"DIR/estafette.conf:3: user: no such user 'no-such-user-estafette'"}},
+        Case{"HostedMailboxNotHosted",
+             "hosteddomains = DIR/hd\nhosted_mailboxes = DIR/hm\n",
+             {{"hd", "hosted.test\n"}, {"hm", "a@hosted.test: a\nb@other.test: b\n"}},
+             {"DIR/hm:2: 'b@other.test': other.test is not in hosteddomains"}},
+        Case{"RelayClientsHostBits",
+             "relay_clients = 127.0.0.1/8\n",
+             {},
+             {"DIR/estafette.conf:1: relay_clients: host bits set in '127.0.0.1/8'"}},
+        Case{"RouteWithoutColon",
+             "esmtproutes = DIR/routes\n",
+             {{"routes", "deferred.test 127.0.0.1:3399\n"}},
+             {"DIR/routes:1: expected 'domain: host[,port]' (no ':' after 'deferred.test')"}},
         Case{"ModuleThatDoesNotLoad",
              "filters = module:" + kBadAbi + "\n",
              {},
              {"DIR/estafette.conf:1: filters:"}}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Warnings: always what was accepted but not as written (a setting given twice); with strict,
+// also what has no effect (settings, alias targets without a mailbox, ignored lines).
+TEST(CheckConfigWarnings, StrictAddsWhatHasNoEffect) {
+  fs::path dir =
+      fs::temp_directory_path() / ("estafette-check-config-strict-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "aliases") << "postmaster: root\n";
+  std::string conf = (dir / "estafette.conf").string();
+  std::ofstream(conf) << "state_dir = " << (dir / "state").string()
+                      << "\nlocal_domains = local.test\nlocal_mailboxes = system\n"
+                         "aliases = aliases\nMAXDELS = 10\nMAXDELS = 20\nprogram_user = mail\n";
+  auto plain = check_config(conf);
+  EXPECT_TRUE(plain.errors.empty());
+  EXPECT_EQ(plain.warnings,
+            (std::vector<std::string>{conf + ":6: MAXDELS given again (the value at " + conf +
+                                      ":5 is ignored)"}));
+  auto strict = check_config(conf, true);
+  EXPECT_TRUE(strict.errors.empty());
+  EXPECT_EQ(strict.warnings,
+            (std::vector<std::string>{
+                conf + ":6: MAXDELS given again (the value at " + conf + ":5 is ignored)",
+                conf + ":7: program_user: ignored: allow_program_delivery = no",
+                (dir / "aliases").string() +
+                    ":1: postmaster: root@local.test has no mailbox (local_mailboxes = system: no "
+                    "such user, or root, which never has one)"}));
+  fs::remove_all(dir);
+}
+
+// esmtproutes' own smarthost line (": host") loses to the smarthost setting: a warning.
+TEST(CheckConfigWarnings, SmarthostOverridesTheRoutesLine) {
+  fs::path dir = fs::temp_directory_path() /
+                 ("estafette-check-config-smarthost-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "routes") << "a.test: 127.0.0.1:2600\n: 127.0.0.1:2601\n";
+  std::string conf = (dir / "estafette.conf").string();
+  std::ofstream(conf) << "state_dir = " << (dir / "state").string()
+                      << "\nesmtproutes = routes\nsmarthost = 127.0.0.1:2602\n";
+  auto r = check_config(conf);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.warnings, (std::vector<std::string>{
+                            conf + ":3: smarthost overrides the route for all other domains in " +
+                            (dir / "routes").string()}));
+  fs::remove_all(dir);
+}
 
 TEST(CheckConfigDefault, EmbeddedDefaultIsGood) {
   auto r = check_config("");

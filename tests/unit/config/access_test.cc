@@ -77,6 +77,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadRule{"127.0.0.1\n", "smtpaccess:1: expected 'network action"},
                       BadRule{"\n300.0.0.1 allow\n", "smtpaccess:2: bad network '300.0.0.1'"},
                       BadRule{"10.0.0.0/33 allow\n", "smtpaccess:1: bad network"},
+                      BadRule{"10.0.0.1/8 allow\n",
+                              "smtpaccess:1: host bits set in '10.0.0.1/8' (the network is "
+                              "10.0.0.0/8)"},
                       BadRule{"10.0.0.1 permit\n", "smtpaccess:1: expected allow or deny"},
                       BadRule{"10.0.0.1 allow,NOSPAM\n", "smtpaccess:1: unknown option 'NOSPAM'"},
                       BadRule{"10.0.0.1 allow,dnsbl=maybe\n", "expected dnsbl=on or =off"},

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace estafette::config {
 namespace {
@@ -174,7 +175,91 @@ INSTANTIATE_TEST_SUITE_P(
                       ErrorCase{"\nuser = -x\n", "bad.conf:2: user: bad user name"},
                       ErrorCase{"user = x/y\n", "bad.conf:1: user: bad user name"},
                       ErrorCase{"\nwarntime = later\n", "bad.conf:2: warntime"},
-                      ErrorCase{"queuetime = 0\n", "bad.conf:1: queuetime"}));
+                      ErrorCase{"queuetime = 0\n", "bad.conf:1: queuetime"},
+                      // Issue 16: what check-config used to pass or explain badly.
+                      ErrorCase{"relay_clients = 127.0.0.1/8\n",
+                                "bad.conf:1: relay_clients: host bits set in '127.0.0.1/8' (the "
+                                "network is 127.0.0.0/8)"},
+                      ErrorCase{"relay_clients = ::1, 2001:db8::1/32\n",
+                                "bad.conf:1: relay_clients: host bits set in '2001:db8::1/32' "
+                                "(the network is 2001:db8::/32)"},
+                      ErrorCase{"listen = [::1]:25, [0:0::1]:25\n",
+                                "bad.conf:1: listen: address [0:0::1]:25 listed twice (as "
+                                "[::1]:25)"},
+                      ErrorCase{"listen = Mail.Test:25 mx, mail.test submission\n",
+                                "bad.conf:1: listen: address mail.test:25 listed twice"},
+                      ErrorCase{"log_level = loud\n",
+                                "bad.conf:1: log_level: expected one of fatal, critical, error, "
+                                "warning, notice, information, debug, trace"}));
+
+// A setting given twice: the last one wins, with a warning naming both lines (Postfix's
+// "overriding earlier entry"), also when the two lines use the setting's two names.
+struct TwiceCase {
+  std::string text;
+  std::vector<std::string> warnings;
+};
+class ConfigGivenTwice : public ::testing::TestWithParam<TwiceCase> {};
+TEST_P(ConfigGivenTwice, LastWinsWithAWarning) {
+  auto c = parse_config(GetParam().text, "t.conf", "/tmp");
+  EXPECT_EQ(c.warnings, GetParam().warnings);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigGivenTwice,
+    ::testing::Values(
+        TwiceCase{"MAXDELS = 10\nMAXHOST = 5\n", {}},
+        TwiceCase{"MAXDELS = 10\n\n# c\nMAXDELS = 20\n",
+                  {"t.conf:4: MAXDELS given again (the value at t.conf:1 is ignored)"}},
+        TwiceCase{"queuetime = 1d\nqueue_lifetime = 2d\n",
+                  {"t.conf:2: queue_lifetime given again (the value at t.conf:1 is ignored)"}},
+        TwiceCase{"listen = 127.0.0.1:25\nlisten = 127.0.0.1:587\nlisten = 127.0.0.1:26\n",
+                  {"t.conf:2: listen given again (the value at t.conf:1 is ignored)",
+                   "t.conf:3: listen given again (the value at t.conf:2 is ignored)"}}));
+
+TEST(ConfigGivenTwice, TheLastValueWins) {
+  auto c = parse_config("MAXDELS = 10\nMAXDELS = 20\nuser = \n\nuser = nobody\n", "t.conf", "");
+  EXPECT_EQ(c.max_deliveries, 20u);
+  EXPECT_EQ(c.user, "nobody");
+  EXPECT_EQ(c.given.at("user"), "t.conf:5");
+  EXPECT_EQ(c.given.at("MAXDELS"), "t.conf:2");
+  EXPECT_EQ(c.given.count("MAXHOST"), 0u);
+}
+
+// check-config --strict: settings that the other settings make pointless.
+struct IgnoredCase {
+  std::string text;
+  std::vector<std::string> ignored;
+};
+class ConfigIgnoredSettings : public ::testing::TestWithParam<IgnoredCase> {};
+TEST_P(ConfigIgnoredSettings, NamesTheLine) {
+  EXPECT_EQ(ignored_settings(parse_config(GetParam().text, "t.conf", "/tmp")), GetParam().ignored);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigIgnoredSettings,
+    ::testing::Values(
+        IgnoredCase{"MAXDELS = 10\n", {}},
+        IgnoredCase{"program_user = mail\n",
+                    {"t.conf:1: program_user: ignored: allow_program_delivery = no"}},
+        IgnoredCase{"program_user = mail\nallow_program_delivery = yes\n", {}},
+        IgnoredCase{"milter_command_timeout = 5s\nprogram_timeout = 5s\n",
+                    {"t.conf:1: milter_command_timeout: ignored: no milter in filters",
+                     "t.conf:2: program_timeout: ignored: allow_program_delivery = no"}},
+        IgnoredCase{"filters = milter:inet:8891@127.0.0.1\nmilter_command_timeout = 5s\n", {}},
+        IgnoredCase{"ident_timeout = 5s\n", {"t.conf:1: ident_timeout: ignored: ident_check = no"}},
+        IgnoredCase{"ident_timeout = 5s\nident_check = yes\n", {}},
+        IgnoredCase{"auth_fail_limit = 3\n",
+                    {"t.conf:1: auth_fail_limit: ignored: no auth_backend"}},
+        IgnoredCase{"\ndnsbl_threshold = 2\n",
+                    {"t.conf:2: dnsbl_threshold: ignored: no dnsbl file (or an empty one)"}},
+        IgnoredCase{"tls_report_contact = pm@example.org\n",
+                    {"t.conf:1: tls_report_contact: ignored: tls_reporting = no"}},
+        IgnoredCase{"mta_sts = no\nmta_sts_timeout = 10s\n",
+                    {"t.conf:2: mta_sts_timeout: ignored: mta_sts = no"}},
+        IgnoredCase{"hosted_mailboxes = /etc/hm\n",
+                    {"t.conf:1: hosted_mailboxes: ignored: no hosteddomains"}},
+        IgnoredCase{"local_mailboxes = system\nmaildir_root = /var/mail\n",
+                    {"t.conf:2: maildir_root: ignored: local_mailboxes = system (~user/Maildir) "
+                     "and no hosted_mailboxes"}},
+        IgnoredCase{"local_mailboxes = existing\nmaildir_root = /var/mail\n", {}}));
 
 TEST(ConfigUser, DefaultNoneAndSet) {
   EXPECT_EQ(load_config("").user, "");  // the embedded default stays as started
@@ -264,6 +349,40 @@ TEST(ConfigRoutes, LookupOrder) {
   EXPECT_EQ(r.lookup("other.org")->port, 587);
 }
 
+TEST(ConfigRoutes, MissingColonIsNamed) {
+  // The colon of "host:port" must not pass for the one after the domain.
+  struct Case {
+    std::string text, error;
+  } cases[] = {
+      {"deferred.test 127.0.0.1:3399\n",
+       "esmtproutes:1: expected 'domain: host[,port]' (no ':' after 'deferred.test')"},
+      {"ok.test: host\n.sub.test\t127.0.0.1:25\n",
+       "esmtproutes:2: expected 'domain: host[,port]' (no ':' after '.sub.test')"},
+      {"deferred.test 127.0.0.1\n", "esmtproutes:1: expected 'domain: host[,port]'"},
+  };
+  for (const auto& c : cases) {
+    Routes r;
+    try {
+      parse_routes(c.text, "esmtproutes", r);
+      ADD_FAILURE() << c.text;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.what(), c.error);
+    }
+  }
+}
+
+TEST(ConfigRoutes, DomainGivenTwiceWarns) {
+  Routes r;
+  std::vector<std::string> warnings;
+  parse_routes("a.test: h1\n: s1\nA.test: h2\n.a.test: h3\n: s2\n", "esmtproutes", r, &warnings);
+  EXPECT_EQ(r.lookup("a.test")->host, "h2");
+  EXPECT_EQ(r.smarthost->host, "s2");
+  EXPECT_EQ(warnings,
+            (std::vector<std::string>{
+                "esmtproutes:3: 'a.test' given again (the route at esmtproutes:1 is ignored)",
+                "esmtproutes:5: '' given again (the route at esmtproutes:2 is ignored)"}));
+}
+
 TEST(ConfigRoutes, ErrorsNameTheLine) {
   Routes r;
   try {
@@ -297,6 +416,31 @@ INSTANTIATE_TEST_SUITE_P(Table, ConfigCidr,
                                            CidrCase{"127.0.0.0/8", "::ffff:127.0.0.1", true},
                                            CidrCase{"127.0.0.0/8", "not-an-ip", false},
                                            CidrCase{"192.168.1.7", "192.168.1.7", true}));
+
+struct HostBitsCase {
+  std::string net;
+  std::string network;  // Cidr::network()
+  bool host_bits;
+};
+class ConfigCidrHostBits : public ::testing::TestWithParam<HostBitsCase> {};
+TEST_P(ConfigCidrHostBits, NetworkClearsThem) {
+  auto n = Cidr::parse(GetParam().net);
+  ASSERT_TRUE(n) << GetParam().net;
+  EXPECT_EQ(n->network().to_string(), GetParam().network);
+  EXPECT_EQ(n->has_host_bits(), GetParam().host_bits);
+  EXPECT_EQ(host_bits_error(*n, GetParam().net).empty(), !GetParam().host_bits);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigCidrHostBits,
+    ::testing::Values(HostBitsCase{"127.0.0.0/8", "127.0.0.0/8", false},
+                      HostBitsCase{"127.0.0.1/8", "127.0.0.0/8", true},
+                      HostBitsCase{"10.1.3.0/23", "10.1.2.0/23", true},
+                      HostBitsCase{"10.1.2.0/23", "10.1.2.0/23", false},
+                      HostBitsCase{"192.168.1.7", "192.168.1.7/32", false},
+                      HostBitsCase{"1.2.3.4/0", "0.0.0.0/0", true},
+                      HostBitsCase{"::1", "::1/128", false}, HostBitsCase{"::1/64", "::/64", true},
+                      HostBitsCase{"2001:db8::/32", "2001:db8::/32", false},
+                      HostBitsCase{"2001:db8:0:1::/63", "2001:db8::/63", true}));
 
 TEST(ConfigCidr, RejectsMalformed) {
   for (const char* bad : {"", "300.1.1.1/8", "1.2.3.4/", "1.2.3.4/33", "::1/129", "x/8"})

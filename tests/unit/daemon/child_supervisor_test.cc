@@ -7,10 +7,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -100,18 +103,34 @@ TEST(Spawn, ClosesEveryOtherFd) {
   EXPECT_EQ(std::string(buf, got > 0 ? got : 0), "closed\n");
 }
 
-TEST(Spawn, ExecFailureSays127) {
+// A program that is not there fails before the fork, so the caller can log its path.
+TEST(Spawn, MissingProgramFailsBeforeTheFork) {
   Command c;
   c.path = "/nonexistent/estafette-nothing";
+  errno = 0;
+  EXPECT_EQ(spawn(c, "estafetted"), -1);
+  EXPECT_EQ(errno, ENOENT);
+}
+
+// One that is there but cannot be executed: the child says so and exits 127.
+TEST(Spawn, ExecFailureSays127) {
+  char path[] = "/tmp/estafette-not-a-program-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "\x7f\x01\x02junk", 7), 7);  // no #!, no ELF: ENOEXEC
+  ::fchmod(fd, 0755);
+  ::close(fd);
+  Command c;
+  c.path = path;
   ::testing::internal::CaptureStderr();  // the child's stderr is this file too
   pid_t pid = spawn(c, "estafetted");
   ASSERT_GT(pid, 0);
   int status = wait_status(pid);
   std::string err = ::testing::internal::GetCapturedStderr();
+  ::unlink(path);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 127);
-  EXPECT_EQ(err,
-            "estafetted: cannot run /nonexistent/estafette-nothing: No such file or directory\n");
+  EXPECT_EQ(err, "estafetted: cannot run " + std::string(path) + ": Exec format error\n");
 }
 
 // A loop with a reaper that hands every exit to one ChildProcess.
@@ -172,6 +191,30 @@ TEST(ChildProcess, RestartsWithGrowingDelays) {
   EXPECT_EQ(rig.restarts, (std::vector<std::optional<long>>{20, 40, 80, 80, 80}));
   EXPECT_GE(event::Clock::now() - t0, 220ms);
   EXPECT_FALSE(rig.child->running());
+}
+
+TEST(ChildProcess, MissingProgramIsNamed) {
+  Rig rig;
+  rig.child.emplace(rig.loop, "test", RestartPolicy{10ms, 40ms, 10s}, rig.callbacks([] {
+    Command c;
+    c.path = "/nonexistent/estafette-esmtpd";
+    return c;
+  }));
+  rig.child->start();
+  std::function<void()> poll = [&] {
+    if (rig.failures.size() >= 2) {
+      rig.child->stop(0, 0ms);
+      rig.loop.stop();
+      return;
+    }
+    rig.loop.add_timer(5ms, poll);
+  };
+  rig.loop.add_timer(5ms, poll);
+  rig.loop.add_timer(10s, [&] { rig.loop.stop(); });
+  rig.loop.run();
+  ASSERT_GE(rig.failures.size(), 2u);
+  EXPECT_EQ(rig.failures[0], "cannot run /nonexistent/estafette-esmtpd: No such file or directory");
+  EXPECT_TRUE(rig.started.empty());
 }
 
 TEST(ChildProcess, FailedStartIsRetried) {

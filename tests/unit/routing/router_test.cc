@@ -115,6 +115,100 @@ TEST(RoutingRouter, HostedMailboxMap) {
   EXPECT_TRUE(ann.ours);
 }
 
+// A hosted_mailboxes entry mailbox() would never read: its domain is not hosted (a domain
+// missing from hosteddomains), or is local (local wins). Both stop the load with file:line.
+TEST(RoutingRouter, HostedMailboxOutsideTheHostedDomains) {
+  EXPECT_EQ(load_error("", "", "hosted.test\n", "a@hosted.test: a\nb@other.test: b\n"),
+            "/etc/hosted_mailboxes:2: 'b@other.test': other.test is not in hosteddomains");
+  EXPECT_EQ(load_error("", "", "", "a@hosted.test: a\n"),
+            "/etc/hosted_mailboxes:1: 'a@hosted.test': hosted.test is not in hosteddomains (none "
+            "is set)");
+  EXPECT_EQ(load_error("", "", "hosted.test\n", "\na@local.test: a\n"),
+            "/etc/hosted_mailboxes:2: 'a@local.test': local.test is a local domain "
+            "(hosted_mailboxes is for hosteddomains)");
+  EXPECT_EQ(load_error("", "", ".hosted.test\n", "a@x.hosted.test: a\n"), "");
+}
+
+// check-config --strict: aliases whose targets have no mailbox, or cannot be delivered, and
+// lines of locals/hosteddomains that are ignored; "file:line: why" in the files' order.
+struct StrictCase {
+  const char* name;
+  config::Config::LocalMailboxes mode;
+  std::string aliases, locals, hosted, mailboxes;
+  std::vector<std::string> warnings;
+};
+class RoutingStrict : public ::testing::TestWithParam<StrictCase> {};
+TEST_P(RoutingStrict, Warnings) {
+  const auto& p = GetParam();
+  auto c = base_config();
+  c.local_mailboxes = p.mode;
+  c.maildir_root = "/nonexistent/boxes";
+  EXPECT_EQ(make(p.aliases, p.locals, p.hosted, p.mailboxes, c)->strict_warnings(), p.warnings);
+}
+using Mode = config::Config::LocalMailboxes;
+INSTANTIATE_TEST_SUITE_P(
+    Table, RoutingStrict,
+    ::testing::Values(
+        StrictCase{"CreateHasEveryMailbox",
+                   Mode::Create,
+                   "postmaster: root\nabuse: postmaster\n",
+                   "",
+                   "",
+                   "",
+                   {}},
+        // The shipped aliases under system: root never has a mailbox (the bounce).
+        StrictCase{"SystemRoot",
+                   Mode::System,
+                   "postmaster: root\nabuse: postmaster\nremote: x@remote.test\n",
+                   "",
+                   "",
+                   "",
+                   {"/etc/aliases:1: postmaster: root@local.test has no mailbox (local_mailboxes "
+                    "= system: no such user, or root, which never has one)",
+                    "/etc/aliases:2: abuse: root@local.test has no mailbox (local_mailboxes = "
+                    "system: no such user, or root, which never has one)"}},
+        StrictCase{"ExistingWithoutDirectory",
+                   Mode::Existing,
+                   "# c\nstaff: alice\n",
+                   "",
+                   "",
+                   "",
+                   {"/etc/aliases:2: staff: alice@local.test has no mailbox (local_mailboxes = "
+                    "existing: no directory /nonexistent/boxes/alice)"}},
+        StrictCase{"HostedTargets",
+                   Mode::Create,
+                   "team@hosted.test: joe, ann\n",
+                   "",
+                   "hosted.test\n",
+                   "joe@hosted.test: joe\n",
+                   {"/etc/aliases:1: team@hosted.test: ann@hosted.test has no mailbox (not in "
+                    "hosted_mailboxes)"}},
+        StrictCase{"ProgramsOff",
+                   Mode::Create,
+                   "log: \"|/bin/cat\"\n",
+                   "",
+                   "",
+                   "",
+                   {"/etc/aliases:1: log: <log@local.test>: delivery to programs is disabled "
+                    "(allow_program_delivery = no)"}},
+        StrictCase{"IgnoredDomainLines",
+                   Mode::Create,
+                   "",
+                   "other.test\nother.test\n",
+                   "hosted.test alias.test\n",
+                   "",
+                   {"/etc/locals:2: 'other.test' listed again (first at /etc/locals:1)",
+                    "/etc/hosteddomains:1: 'alias.test' after the domain is ignored"}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(RoutingStrict, BareNameWithoutLocalDomains) {
+  auto c = base_config();
+  c.local_domains.clear();
+  EXPECT_EQ(make("postmaster: root\n", "", "", "", c)->strict_warnings(),
+            (std::vector<std::string>{
+                "/etc/aliases:1: postmaster: ignored: no local domain for a bare name"}));
+}
+
 TEST(RoutingRouter, ExpandsAliases) {
   auto c = base_config();
   auto r = make(
