@@ -146,7 +146,8 @@ void ModulePool::on_result(const std::string& module_name, const ipc::DeliverRes
                      std::to_string(job.recipients.size()) + " recipients");
   JobReport report = scheduler_.complete(job.id, outcomes, result.host_failed, now);
 
-  const std::string relay = result.remote.empty() ? module_name : result.remote;
+  // As Postfix: relay=none when no host took the connection.
+  const std::string relay = result.remote.empty() ? "none" : result.remote;
   const Delays delays =
       split_delays(env.arrival, dispatched, now, result.setup_ms, result.transfer_ms);
   std::vector<std::string> replies(env.recipients.size());
