@@ -55,11 +55,6 @@ std::string seconds_text(double s) {
   return buf;
 }
 
-std::string delay_text(std::int64_t arrival, Time now) {
-  return seconds_text(static_cast<double>(now.time_since_epoch().count()) / 1000.0 -
-                      static_cast<double>(arrival));
-}
-
 Delays split_delays(std::int64_t arrival, Time dispatched, Time now, std::uint64_t setup_ms,
                     std::uint64_t transfer_ms) {
   Delays d;

@@ -20,8 +20,6 @@ namespace estafette::courierd {
 std::string log_quoted(std::string_view text);
 // "1.5s"; a negative time is "0.0s".
 std::string seconds_text(double seconds);
-// Since arrival (unix seconds) until now, as seconds_text.
-std::string delay_text(std::int64_t arrival, Time now);
 
 // The delays= of one attempt, in milliseconds, each >= 0, summing to the delay since arrival:
 //   queue     a: arrival until courierd handed the job to the module (the arrival is in whole

@@ -146,7 +146,7 @@ void ModulePool::on_result(const std::string& module_name, const ipc::DeliverRes
                      std::to_string(job.recipients.size()) + " recipients");
   JobReport report = scheduler_.complete(job.id, outcomes, result.host_failed, now);
 
-  // As Postfix: relay=none when no host took the connection.
+  // As Postfix: relay=none when the module names no host (none was tried).
   const std::string relay = result.remote.empty() ? "none" : result.remote;
   const Delays delays =
       split_delays(env.arrival, dispatched, now, result.setup_ms, result.transfer_ms);

@@ -42,8 +42,8 @@ TEST(LogFields, SecondsWithOneDecimalNeverNegative) {
 
 TEST(LogFields, DelaySinceArrival) {
   const Time now = Time(Millis(1'700'000'012'500));
-  EXPECT_EQ(delay_text(1'700'000'000, now), "12.5s");
-  EXPECT_EQ(delay_text(1'700'000'020, now), "0.0s");  // a clock that went back
+  EXPECT_EQ(delay_seconds(queue_delays(1'700'000'000, now).total()), "12.50");
+  EXPECT_EQ(delay_seconds(queue_delays(1'700'000'020, now).total()), "0.00");  // clock went back
 }
 
 // delays=: a from the arrival (whole seconds) to the hand-off, then the module's c and d cut to
