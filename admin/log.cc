@@ -164,6 +164,9 @@ int show_log(const std::vector<std::string>& ids, const std::string& log_path, s
       while (read_line(in, line)) {
         if (!filter.take(line)) continue;
         found = true;
+        // Log lines may carry what clients sent: no escape sequence reaches the terminal.
+        for (char& c : line)
+          if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == '\x7f') c = '?';
         std::fwrite(line.data(), 1, line.size(), out);
         std::fputc('\n', out);
       }

@@ -178,6 +178,11 @@ TEST_F(LogCommand, NothingFoundIsExit1AndNoLogIsExit2) {
   EXPECT_EQ(run({"A"}, dir_ + "/missing.log").first, 2);
 }
 
+TEST_F(LogCommand, ControlCharactersAreNotPrinted) {
+  write("mail.log", "id=A \x1b[2J\tx\r\x7f\n");
+  EXPECT_EQ(run({"A"}, dir_ + "/mail.log").second, "id=A ?[2J\tx??\n");
+}
+
 TEST_F(LogCommand, LongLinesAreCutNotSlurped) {
   std::string huge(3 * kMaxLogLine, 'x');
   write("mail.log", "id=A " + huge + "\nid=A short\n");
