@@ -2,15 +2,20 @@
 
 #include <Poco/InflatingStream.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <istream>
 #include <limits>
 #include <memory>
+#include <streambuf>
 #include <utility>
+
+#include "lib/base/fd.h"
 
 namespace estafette::admin {
 
@@ -60,6 +65,45 @@ bool read_line(std::istream& in, std::string& line) {
       return true;
     }
   }
+}
+
+// An input stream buffer over a file descriptor it owns.
+class FdBuf final : public std::streambuf {
+ public:
+  explicit FdBuf(base::UniqueFd fd) : fd_(std::move(fd)) {}
+
+ protected:
+  int_type underflow() override {
+    ssize_t n;
+    do {
+      n = ::read(fd_.get(), buf_, sizeof buf_);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return traits_type::eof();
+    setg(buf_, buf_, buf_ + n);
+    return traits_type::to_int_type(buf_[0]);
+  }
+
+ private:
+  base::UniqueFd fd_;
+  char buf_[64 * 1024];
+};
+
+// Opens a log file to read: a regular file only (a FIFO would hang us, a device is no log),
+// and a rotated copy never through a symlink (whoever may write the log's directory could
+// point one at a file only root may read). Errors: errno set, nullptr.
+std::unique_ptr<FdBuf> open_log(const std::string& path, bool follow) {
+  base::UniqueFd fd(
+      ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW)));
+  if (!fd) return nullptr;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return nullptr;
+  if (!S_ISREG(st.st_mode)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  // Blocking reads again (a regular file never blocks, but say what we mean).
+  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  return std::make_unique<FdBuf>(std::move(fd));
 }
 
 bool ends_with(std::string_view s, std::string_view end) {
@@ -147,14 +191,17 @@ int show_log(const std::vector<std::string>& ids, const std::string& log_path, s
   bool found = false, read_any = false;
   std::string line;
   for (const auto& file : rotation_order(log_path, names)) {
-    std::ifstream raw(file, std::ios::binary);
-    if (!raw) {
+    const bool rotated = file != log_path;
+    auto buf = open_log(file, !rotated);
+    if (!buf) {
       // A rotated copy may go away while we read; the log itself must be there.
-      if (file == log_path)
-        std::fprintf(err, "estafette: %s: %s\n", file.c_str(), std::strerror(errno));
+      if (!rotated || errno != ENOENT)
+        std::fprintf(err, "estafette: %s: %s\n", file.c_str(),
+                     errno == EINVAL ? "not a regular file" : std::strerror(errno));
       continue;
     }
     read_any = true;
+    std::istream raw(buf.get());
     std::unique_ptr<std::istream> inflated;
     if (ends_with(file, ".gz"))
       inflated =

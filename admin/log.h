@@ -7,7 +7,8 @@
 // facility usually goes); its rotated copies come first, oldest first: PATH-YYYYMMDD[.gz] (by
 // date), then PATH.N[.gz] (highest N first), then PATH itself; ".gz" ones are read through
 // POCO's gzip stream.
-// Control characters of a line (but tab) are printed as '?'.
+// Control characters of a line (but tab) are printed as '?'. Only regular files are read, and a
+// rotated copy never through a symlink (an error on stderr, then the next file).
 // Streams: one line at a time (a line is cut at kMaxLogLine bytes), whatever the size of the
 // files; at most kMaxFollowed notice ids are added. Main thread of the tool; blocking reads.
 // Returns the exit code: 0 lines were found, 1 none, 2 usage or no log file could be read.

@@ -5,6 +5,7 @@
 #include <Poco/DeflatingStream.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -176,6 +177,17 @@ TEST_F(LogCommand, NothingFoundIsExit1AndNoLogIsExit2) {
   write("mail.log", "courierd: id=A removed\n");
   EXPECT_EQ(run({"B"}, dir_ + "/mail.log").first, 1);
   EXPECT_EQ(run({"A"}, dir_ + "/missing.log").first, 2);
+}
+
+TEST_F(LogCommand, RotatedSymlinksAndNonFilesAreSkipped) {
+  write("secret", "id=A root's secret\n");
+  ASSERT_EQ(::symlink((dir_ + "/secret").c_str(), (dir_ + "/mail.log.1").c_str()), 0);
+  ASSERT_EQ(::mkfifo((dir_ + "/mail.log.2").c_str(), 0600), 0);  // would hang a reader
+  write("mail.log", "id=A removed\n");
+  EXPECT_EQ(run({"A"}, dir_ + "/mail.log"), std::make_pair(0, std::string("id=A removed\n")));
+  // The log itself may be a symlink (the administrator's own choice of path).
+  ASSERT_EQ(::symlink((dir_ + "/mail.log").c_str(), (dir_ + "/link.log").c_str()), 0);
+  EXPECT_EQ(run({"A"}, dir_ + "/link.log").second, "id=A removed\n");
 }
 
 TEST_F(LogCommand, ControlCharactersAreNotPrinted) {
