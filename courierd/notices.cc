@@ -245,6 +245,16 @@ bool Notices::send_notice(const queue::StoredMessage& original,
   dsn_env.sender = "";
   // A bounce to a local sender goes where its aliases lead (as mail to it would).
   auto expanded = routing::expand_recipients(*router_, {env.sender});
+  // The sender's address as ORCPT where an alias replaced it, as esmtpd does for mail: the
+  // log's orig_to (and a next hop's DSN) name the address the notice was for.
+  for (const auto& r : expanded.recipients) {
+    if (r == env.sender) continue;
+    dsn_env.dsn.assign(expanded.recipients.size(), {});
+    for (std::size_t k = 0; k < expanded.recipients.size(); ++k)
+      if (expanded.recipients[k] != env.sender)
+        dsn_env.dsn[k].orcpt = "rfc822;" + smtp::xtext_encode(env.sender);
+    break;
+  }
   dsn_env.recipients = std::move(expanded.recipients);
   dsn_env.programs = std::move(expanded.programs);
   queue::QueueId dsn_id;

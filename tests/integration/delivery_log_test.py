@@ -1,7 +1,8 @@
 """The delivery log with real daemons: one line per recipient per attempt, Postfix-like
 (`id= to= orig_to= relay= delay= delays=a/b/c/d dsn= status= (reply)`), for mail to an alias
-(postmaster -> bob, shown as orig_to), to a real SMTP sink, to a dead route (deferred) and to a
-sink that refuses the recipient (bounced, with the notice's id on a `notification: id=` line);
+(postmaster -> bob, shown as orig_to, for mail and for the bounce to postmaster), to a real
+SMTP sink, to a dead route (deferred) and to a sink that refuses the recipient (bounced, with
+the notice's id on a `notification: id=` line);
 then `estafette log QUEUE-ID` shows exactly one message's history (accept, attempts, removal;
 for the bounced one also its notice's lines), nothing of the others, the same when the log was
 rotated into a gzipped copy, and exit 1 for an id nobody logged."""
@@ -64,15 +65,17 @@ def test(tmp, stoppers):
     body = b"Subject: log\r\n\r\nbody\r\n"
     mta.send("one@estafette.test", ["postmaster@estafette.test", "carol@far.test"], body)
     mta.send("two@estafette.test", ["dan@dead.test"], body)
-    mta.send("alice@estafette.test", ["erin@refusing.test"], body)
+    mta.send("postmaster@estafette.test", ["erin@refusing.test"], body)
     one = harness.wait_for(lambda: accepted_id(mta, "one@estafette.test"), 10, "message one")
     two = harness.wait_for(lambda: accepted_id(mta, "two@estafette.test"), 10, "message two")
-    three = harness.wait_for(lambda: accepted_id(mta, "alice@estafette.test"), 10, "message three")
+    three = harness.wait_for(lambda: accepted_id(mta, "postmaster@estafette.test"), 10,
+                             "message three")
     harness.wait_for(lambda: "courierd: id=%s removed" % one in mta.read_log(), 20, "one delivered")
     harness.wait_for(lambda: attempts(mta, two), 20, "two's first attempt")
     notice = harness.wait_for(
         lambda: re.search(r"courierd: id=%s sender non-delivery notification: id=(\S+) "
-                          r"to=<alice@estafette.test>" % three, mta.read_log()), 20, "the bounce")
+                          r"to=<postmaster@estafette.test>" % three, mta.read_log()), 20,
+        "the bounce")
     notice = notice.group(1)
     harness.wait_for(lambda: "courierd: id=%s removed" % notice in mta.read_log(), 20,
                      "the bounce delivered")
@@ -90,7 +93,8 @@ def test(tmp, stoppers):
     assert carol.group("relay") == "[127.0.0.1]:%d" % sink.port, carol.group(0)
     assert carol.group("status") == "sent" and carol.group("dsn").startswith("2."), carol.group(0)
     assert carol.group("reply").startswith("250 "), carol.group(0)
-    assert len(sink.messages()) == 1 and len(harness.maildir_files(mta.maildir("bob"))) == 1
+    # bob: the message to postmaster, and the bounce to postmaster (below).
+    assert len(sink.messages()) == 1 and len(harness.maildir_files(mta.maildir("bob"))) == 2
 
     # The dead route: deferred, the host it tried, the connection error, when it is tried again.
     (dan,) = attempts(mta, two)
@@ -101,13 +105,15 @@ def test(tmp, stoppers):
     assert "Connection refused" in dan.group("reply"), dan.group(0)
     assert "courierd: id=%s removed" % two not in mta.read_log()
 
-    # The refused recipient: bounced with the next hop's code, its notice delivered to alice.
+    # The refused recipient: bounced with the next hop's code, its notice delivered to the
+    # sender, postmaster, that is bob.
     (erin,) = attempts(mta, three)
     assert erin.group("status") == "bounced" and erin.group("dsn") == "5.1.1", erin.group(0)
     assert erin.group("relay") == "[127.0.0.1]:%d" % refusing.port, erin.group(0)
     assert erin.group("reply") == "550 5.1.1 No such user here", erin.group(0)
     (back,) = attempts(mta, notice)
-    assert back.group("to") == "alice@estafette.test" and back.group("status") == "sent"
+    assert back.group("to") == "bob@estafette.test" and back.group("status") == "sent", back.group(0)
+    assert back.group("orig") == "postmaster@estafette.test", back.group(0)
 
     # estafette log: one message's history, in order, and nothing else.
     r = estafette_log(mta, one)
@@ -125,11 +131,11 @@ def test(tmp, stoppers):
     assert r.returncode == 0, r.stdout + r.stderr
     text = r.stdout
     for want in ("esmtpd: accepted id=%s " % three, "status=bounced (550 5.1.1",
-                 "notification: id=%s" % notice, "courierd: id=%s to=<alice@" % notice,
+                 "notification: id=%s" % notice, "courierd: id=%s to=<bob@" % notice,
                  "courierd: id=%s removed" % notice, "courierd: id=%s removed" % three):
         assert want in text, (want, text)
     assert text.index("accepted id=%s" % three) < text.index("status=bounced") < \
-        text.index("id=%s to=<alice@" % notice), text
+        text.index("id=%s to=<bob@" % notice), text
     assert one not in text and two not in text, text
 
     # Several ids at once; an unknown one alone is exit 1.
