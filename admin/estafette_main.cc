@@ -46,6 +46,9 @@
 //   tls-report [--date YYYY-MM-DD] [--print]  mails the SMTP TLS reports (RFC 8460) of the days
 //           esmtpclient counted (tls_reporting = yes) to each domain's _smtp._tls rua, or prints
 //           them; estafetted runs it once a day (admin/tls_report.h). Exit 75: kept for later
+//   log QUEUE-ID... [--file PATH]  every log line of those messages and of the notices they
+//           produced, oldest first, from log_file (or /var/log/mail.log) and its rotated copies
+//           (admin/log.h). Exit 1: no line found
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -65,6 +68,7 @@
 #include <vector>
 
 #include "admin/check_config.h"
+#include "admin/log.h"
 #include "admin/mta_sts.h"
 #include "admin/offline_mailq.h"
 #include "admin/passwd.h"
@@ -133,6 +137,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette passwd [-c CONFIG | --file PATH] [--stdin]\n"
                "                        [--scheme crypt|scram-sha-256] [--delete] USER\n"
                "       estafette tls-policy DOMAIN... [-c CONFIG]\n"
+               "       estafette log QUEUE-ID... [--file PATH] [-c CONFIG]\n"
                "       estafette mta-sts [--cached] DOMAIN [-c CONFIG]\n"
                "       estafette tls-report [--date YYYY-MM-DD] [--print] [-c CONFIG]\n"
                "       estafette settings\n"
@@ -153,6 +158,7 @@ int usage(std::FILE* to = stderr) {
                "  tls-policy     DNSSEC and TLSA (DANE) of each MX host, through dns_servers\n"
                "  mta-sts        the MTA-STS policy of a domain (exit 0 one, 1 none, 3 unknown)\n"
                "  tls-report     mail (--print: show) the TLS reports of past days, or of --date\n"
+               "  log            the log lines of messages and of their notices, oldest first\n"
                "Exit 1: no such message (nothing selected); 75: courierd does not run (try again\n"
                "later); mailq reads the queue files when courierd does not run.\n"
                "start, reload: exit 1 with the reason; status: 1 a daemon is not up, 3 stopped.\n"
@@ -315,6 +321,7 @@ int main(int argc, char** argv) {
   bool strict = false;       // check-config --strict
   admin::TlsReportOptions tls_report;
   admin::PasswdOptions passwd;
+  std::string log_path;  // log --file
   std::vector<std::string> operands;
   std::vector<std::pair<std::string, std::string>> selection_args;  // --sender ADDR, ...
   const bool queue_command =
@@ -354,6 +361,10 @@ int main(int argc, char** argv) {
       cached_only = true;
     else if (cmd == "mta-sts" && operands.empty() && !a.empty() && a[0] != '-')
       operands.emplace_back(a);
+    else if (cmd == "log" && a == "--file" && i + 1 < argc)
+      log_path = argv[++i];
+    else if (cmd == "log" && !a.empty() && a[0] != '-')
+      operands.emplace_back(a);
     else if ((cmd == "hold" || cmd == "release" || cmd == "cancel" || cmd == "delete") &&
              (a == "--all" || a == "-" || (!a.empty() && a[0] != '-')))
       operands.emplace_back(a);
@@ -383,6 +394,8 @@ int main(int argc, char** argv) {
     return admin::passwd(passwd, stdout, stderr);
   }
   if (cmd == "check-config") return check_config(config_path, strict);
+  if (cmd == "log" && operands.empty()) return usage();
+  if (cmd == "log" && !log_path.empty()) return admin::show_log(operands, log_path, stdout, stderr);
   config::Config config;
   try {
     config = config::load_config(config_path);
@@ -395,6 +408,9 @@ int main(int argc, char** argv) {
     return admin::mta_sts(config, operands[0], cached_only, stdout, stderr);
   }
   if (cmd == "tls-report") return admin::tls_report(config, tls_report, stdout, stderr);
+  if (cmd == "log")  // without log_file, the daemons log to syslog (mail) or stderr
+    return admin::show_log(
+        operands, config.log_file.empty() ? "/var/log/mail.log" : config.log_file, stdout, stderr);
   std::string pidfile = config.run_dir() + "/estafetted.pid";
   using namespace std::chrono_literals;
 

@@ -115,7 +115,7 @@ void ModulePool::dispatch(const Job& job, Time now) {
       d.orcpt.push_back(env.dsn_of(i).orcpt);
     }
   }
-  running_[job.id] = job;
+  running_[job.id] = Running{job, now};
   if (!mod->send(d)) {
     running_.erase(job.id);
     scheduler_.requeue(job.id, now);
@@ -125,7 +125,8 @@ void ModulePool::dispatch(const Job& job, Time now) {
 void ModulePool::on_result(const std::string& module_name, const ipc::DeliverResult& result) {
   auto rit = running_.find(result.job_id);
   if (rit == running_.end()) return;
-  const Job job = std::move(rit->second);
+  const Job job = std::move(rit->second.job);
+  const Time dispatched = rit->second.dispatched;
   running_.erase(rit);
   Time now = wall_now();
 
@@ -145,28 +146,35 @@ void ModulePool::on_result(const std::string& module_name, const ipc::DeliverRes
                      std::to_string(job.recipients.size()) + " recipients");
   JobReport report = scheduler_.complete(job.id, outcomes, result.host_failed, now);
 
-  const std::string relay = result.remote.empty() ? module_name : result.remote;
-  const std::string delay = delay_text(env.arrival, now);
+  // As Postfix: relay=none when the module names no host (none was tried).
+  const std::string relay = result.remote.empty() ? "none" : result.remote;
+  const Delays delays =
+      split_delays(env.arrival, dispatched, now, result.setup_ms, result.transfer_ms);
   std::vector<std::string> replies(env.recipients.size());
   for (std::size_t n = 0; n < job.rcpt_indexes.size() && n < result.results.size(); ++n)
     replies[job.rcpt_indexes[n]] = result.results[n].reply;
-  for (auto i : report.delivered)
-    logger().information("delivered id=" + env.id + " to=<" + env.recipients[i] + "> relay=" +
-                         relay + " delay=" + delay + " reply=" + log_quoted(replies[i]));
-  for (const auto& d : report.deferred)
+  auto log_attempt = [&](std::size_t i, const std::string& reply, base::DeliveryStatus status,
+                         std::string_view word, std::string extra) {
+    const std::string& rcpt = env.recipients[i];
     logger().information(
-        "deferred id=" + env.id + " to=<" + d.recipient + "> relay=" + relay + " delay=" + delay +
+        attempt_line({env.id, rcpt, orig_to_of(rcpt, env.dsn_of(i).orcpt), relay, delays,
+                      dsn_code(reply, status), word, std::move(extra), reply}));
+  };
+  for (auto i : report.delivered)
+    log_attempt(i, replies[i], base::DeliveryStatus::Delivered, "sent", "");
+  for (const auto& d : report.deferred)
+    log_attempt(
+        d.rcpt_index, d.reply, base::DeliveryStatus::TempFail, "deferred",
         (d.held ? std::string(" held=yes")
                 : " retry_in=" +
                       seconds_text(static_cast<double>((d.retry_at - now).count()) / 1000.0)) +
-        (result.host_failed ? " host_failed=yes" : "") + " reply=" + log_quoted(d.reply));
+            (result.host_failed ? " host_failed=yes" : ""));
   for (auto i : report.dropped)
-    logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> relay=" + relay +
-                         " delay=" + delay + " (deleted by the administrator)");
+    log_attempt(i, "deleted by the administrator", base::DeliveryStatus::PermFail, "deleted", "");
   for (const auto& b : report.bounced)
-    logger().information("bounced id=" + env.id + " to=<" + b.recipient + "> relay=" + relay +
-                         " delay=" + delay + (b.expired ? " expired=yes" : "") +
-                         " reply=" + log_quoted(b.reply));
+    log_attempt(b.rcpt_index, b.reply,
+                b.expired ? base::DeliveryStatus::TempFail : base::DeliveryStatus::PermFail,
+                b.expired ? "expired" : "bounced", "");
 
   std::string remote_mta;
   if (module_name == kEsmtpModule && !result.remote.empty())
@@ -190,7 +198,7 @@ void ModulePool::on_module_down(const std::string& module_name,
   for (auto job_id : lost) {
     auto it = running_.find(job_id);
     if (it == running_.end()) continue;
-    logger().warning("requeued id=" + it->second.queue_id + " job=" + std::to_string(job_id) +
+    logger().warning("requeued id=" + it->second.job.queue_id + " job=" + std::to_string(job_id) +
                      " module=" + module_name + " (module went away)");
     running_.erase(it);
     RemovalReport removal = scheduler_.requeue(job_id, now);

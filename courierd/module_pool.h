@@ -4,9 +4,10 @@
 // estafette-local processes. The scheduler sees one module per pool and its limits count the
 // whole pool; each job goes to the ready process with the fewest jobs in flight, ties taking
 // turns. A pool is paused in the scheduler while none of its processes is ready. The pool turns
-// a module's DeliverResult into the scheduler's outcomes, logs each recipient (delivered,
-// deferred, dropped, bounced) and hands the report to Notices; a module's death requeues its
-// jobs (finishing those of a message being removed).
+// a module's DeliverResult into the scheduler's outcomes, logs one line per recipient
+// (log_fields.h attempt_line: status sent, deferred, bounced, expired or deleted, with delays=
+// from its own clock and the module's timing) and hands the report to Notices; a module's death
+// requeues its jobs (finishing those of a message being removed).
 //
 // Loop thread only. ModulePool borrows the loop, the config, the scheduler and Notices (all
 // outlive it); it owns the module processes and the record of the jobs in flight. courierd
@@ -82,7 +83,11 @@ class ModulePool final {
   std::map<std::string, std::vector<std::unique_ptr<ModuleProcess>>> modules_;  // pools by name
   std::map<std::string, std::size_t> next_pick_;  // per pool: where pick() starts looking, so
                                                   // that ties take turns
-  std::unordered_map<JobId, Job> running_;
+  struct Running {
+    Job job;
+    Time dispatched;  // the hand-off to the module: where a and b of delays= meet
+  };
+  std::unordered_map<JobId, Running> running_;
 };
 
 }  // namespace estafette::courierd

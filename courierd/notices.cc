@@ -26,6 +26,18 @@ void add_bounced_without_notice(const std::vector<Bounce>& bounced,
       done.push_back(b.rcpt_index);
 }
 
+// A recipient finished without a delivery attempt (expired on hold, cancelled, deleted): the
+// attempt line with relay=none and all of the delay in the queue.
+void log_unattempted(const queue::Envelope& env, std::size_t i, const std::string& reply,
+                     std::string_view status, Time now) {
+  const std::string& rcpt = env.recipients[i];
+  logger().information(attempt_line(
+      {env.id, rcpt, orig_to_of(rcpt, env.dsn_of(i).orcpt), "none", queue_delays(env.arrival, now),
+       dsn_code(reply, status == "expired" ? base::DeliveryStatus::TempFail
+                                           : base::DeliveryStatus::PermFail),
+       status, "", reply}));
+}
+
 }  // namespace
 
 Notices::Notices(event::Loop& loop, const config::Config& config, queue::Backend& backend,
@@ -44,10 +56,8 @@ Notices::~Notices() {
 void Notices::expire_held(Time now) {
   for (auto& expired : scheduler_.expire_held(now)) {
     const auto& env = expired.message.envelope;
-    const std::string delay = delay_text(env.arrival, now);
     for (const auto& b : expired.report.bounced)
-      logger().information("bounced id=" + env.id + " to=<" + b.recipient + "> relay=none delay=" +
-                           delay + " expired=yes reply=" + log_quoted(b.reply));
+      log_unattempted(env, b.rcpt_index, b.reply, "expired", now);
     apply(expired.message, expired.report, "", now, std::nullopt, {});
   }
 }
@@ -83,13 +93,10 @@ void Notices::apply(const queue::StoredMessage& original, const JobReport& repor
 void Notices::finish_removal(const RemovalReport& removal, Time now) {
   const auto& env = removal.message.envelope;
   const auto& report = removal.report;
-  const std::string delay = delay_text(env.arrival, now);
   for (const auto& b : report.bounced)
-    logger().information("bounced id=" + env.id + " to=<" + b.recipient +
-                         "> relay=none delay=" + delay + " reply=" + log_quoted(b.reply));
+    log_unattempted(env, b.rcpt_index, b.reply, b.expired ? "expired" : "bounced", now);
   for (auto i : report.dropped)
-    logger().information("dropped id=" + env.id + " to=<" + env.recipients[i] + "> delay=" + delay +
-                         " (deleted by the administrator)");
+    log_unattempted(env, i, "deleted by the administrator", "deleted", now);
   Notice failed = bounce_notice(env, report.bounced, "");
   std::vector<std::size_t> done = report.dropped;
   add_bounced_without_notice(report.bounced, failed.indexes, done);
@@ -130,7 +137,7 @@ void Notices::settle(const queue::StoredMessage& original, std::vector<Notice> n
     logger().error("mark_done failed id=" + id + " (recipients may be delivered twice)");
   if (remove) {
     if (backend_.remove(id))
-      logger().information("removed id=" + id);
+      logger().information("id=" + id + " removed");
     else
       logger().error("remove failed id=" + id);
   }
@@ -238,6 +245,16 @@ bool Notices::send_notice(const queue::StoredMessage& original,
   dsn_env.sender = "";
   // A bounce to a local sender goes where its aliases lead (as mail to it would).
   auto expanded = routing::expand_recipients(*router_, {env.sender});
+  // The sender's address as ORCPT where an alias replaced it, as esmtpd does for mail: the
+  // log's orig_to (and a next hop's DSN) name the address the notice was for.
+  for (const auto& r : expanded.recipients) {
+    if (r == env.sender) continue;
+    dsn_env.dsn.assign(expanded.recipients.size(), {});
+    for (std::size_t k = 0; k < expanded.recipients.size(); ++k)
+      if (expanded.recipients[k] != env.sender)
+        dsn_env.dsn[k].orcpt = "rfc822;" + smtp::xtext_encode(env.sender);
+    break;
+  }
   dsn_env.recipients = std::move(expanded.recipients);
   dsn_env.programs = std::move(expanded.programs);
   queue::QueueId dsn_id;
@@ -252,12 +269,12 @@ bool Notices::send_notice(const queue::StoredMessage& original,
                    ">");
     return false;
   }
-  // "bounce id=..." as before for failures; "dsn action=..." for the other notices.
-  if (action == DsnAction::Failed)
-    logger().information("bounce id=" + env.id + " dsn=" + dsn_id + " to=<" + env.sender + ">");
-  else
-    logger().information("dsn action=" + kind + " id=" + env.id + " dsn=" + dsn_id + " to=<" +
-                         env.sender + "> nrcpt=" + std::to_string(recipients.size()));
+  // As Postfix, the notice's own id follows "notification: id=" (`estafette log` follows it).
+  logger().information("id=" + env.id + " sender " +
+                       (action == DsnAction::Failed ? std::string("non-delivery")
+                                                    : "delivery status (" + kind + ")") +
+                       " notification: id=" + dsn_id + " to=<" + log_text(env.sender) +
+                       "> nrcpt=" + std::to_string(recipients.size()));
   if (auto m = backend_.load(dsn_id)) parking_.schedule(std::move(*m), false);
   return true;
 }

@@ -108,7 +108,7 @@ void Parking::add(queue::StoredMessage m, bool recovered,
       break;
     case Scheduler::AddResult::NothingPending:
       // Every recipient finished before a crash kept us from removing it.
-      if (backend_.remove(id)) logger().information("removed id=" + id);
+      if (backend_.remove(id)) logger().information("id=" + id + " removed");
       break;
   }
 }

@@ -221,6 +221,7 @@ bool EsmtpClient::wants_mta_sts(const Delivery& d) const {
 void EsmtpClient::connect_or_reuse(Delivery& d) {
   if (Connection* conn = take_idle(d.security.pool_key)) {
     d.reused = true;
+    if (!d.connecting) d.connecting = loop_.now();
     run_on(d, *conn);
     return;
   }
@@ -492,6 +493,8 @@ void EsmtpClient::try_next_target(Delivery& d) {
   Connection& conn = *owned;
   connections_[&conn] = std::move(owned);
   std::string remote = (t.name == t.ip ? "" : t.name) + "[" + t.ip + "]:" + std::to_string(t.port);
+  if (!d.connecting) d.connecting = loop_.now();
+  d.transaction.reset();
   conn.connect(reinterpret_cast<sockaddr*>(&ss), len, remote);
   d.reused = false;
   run_on(d, conn);
@@ -701,6 +704,7 @@ void EsmtpClient::on_transaction_done(Connection& conn, const smtp::TransactionD
   if (it == deliveries_.end()) return;
   Delivery& d = *it->second;
   d.conn = nullptr;
+  d.transaction = conn.transaction_started();
 
   std::size_t ok = 0, temp = 0, perm = 0;
   for (const auto& r : done.results) {
@@ -808,6 +812,16 @@ void EsmtpClient::finish(Delivery& d, std::vector<ipc::RcptResult> results, bool
   r.host_failed = host_failed;
   r.results = std::move(results);
   r.results.resize(d.job.recipients.size(), {ipc::RcptStatus::TempFail, summary});
+  if (d.connecting) {  // c: connection set-up until MAIL; d: MAIL until the end
+    const auto end = loop_.now();
+    const auto mail = d.transaction ? *d.transaction : end;
+    auto ms = [](event::Clock::duration t) {
+      return static_cast<std::uint64_t>(std::max<std::int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(t).count()));
+    };
+    r.setup_ms = ms(mail - *d.connecting);
+    r.transfer_ms = ms(end - mail);
+  }
   channel_.send(ipc::encode(r));
   auto it = deliveries_.find(d.job.job_id);
   if (it != deliveries_.end()) {

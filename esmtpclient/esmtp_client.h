@@ -110,6 +110,10 @@ class EsmtpClient final : private ConnectionOwner {
     std::optional<mtasts::Decision> sts;  // the MTA-STS policy of the recipients' domain
     std::optional<smtp::TransactionDone> last_failure;
     event::Clock::time_point started;
+    // For the DeliverResult's timing: the first connection attempt (or the reuse of one) and
+    // the MAIL of the last transaction tried.
+    std::optional<event::Clock::time_point> connecting;
+    std::optional<event::Clock::time_point> transaction;
   };
 
   void on_frame(const ipc::Frame& frame);

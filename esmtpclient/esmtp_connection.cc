@@ -74,6 +74,7 @@ void Connection::start(smtp::Transaction transaction, MessageBody body) {
   body_active_ = false;
   trailer_queued_ = false;
   ++transactions_;
+  txn_started_.reset();
   dispatch(session_.start(std::move(transaction)));
 }
 
@@ -299,6 +300,12 @@ void Connection::dispatch(smtp::Actions actions) {
     }
   }
   if (closed_) return;
+  if (!txn_started_) {
+    using State = smtp::ClientSession::State;
+    const State st = session_.state();
+    if (st == State::Transaction || st == State::Body || st == State::EndOfData)
+      txn_started_ = loop_.now();
+  }
   if (!connecting_ && !handshaking_ && fd_) flush();
   if (!closed_) arm_timer();
 }

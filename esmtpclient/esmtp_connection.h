@@ -101,6 +101,10 @@ class Connection final {
   // For the delivery log: "tls=TLSv1.3/TLS_AES_256_GCM_SHA384 cert=verified policy=verify",
   // "tls=none policy=may", with why a certificate did not verify.
   std::string tls_summary() const;
+  // When the current transaction's MAIL went out (after the greeting, EHLO, STARTTLS and AUTH
+  // of a new connection; at start() on a reused one); nullopt while it has not: for the
+  // delays= split of courierd's log.
+  std::optional<event::Clock::time_point> transaction_started() const { return txn_started_; }
 
  private:
   void on_events(std::uint32_t events);
@@ -157,6 +161,7 @@ class Connection final {
   int transactions_ = 0;
   std::string close_reason_;
   event::Clock::time_point opened_;
+  std::optional<event::Clock::time_point> txn_started_;
   event::CallbackGuard guard_;  // the posted report of a failed connect() dies with us
 };
 

@@ -42,7 +42,7 @@ std::string encode(const DeliverResult& m) {
       .u8(m.host_failed ? 1 : 0)
       .u32(static_cast<std::uint32_t>(m.results.size()));
   for (const auto& r : m.results) w.u8(static_cast<std::uint8_t>(r.status)).str(r.reply);
-  w.u8(m.next_hop_dsn ? 1 : 0);
+  w.u8(m.next_hop_dsn ? 1 : 0).u64(m.setup_ms).u64(m.transfer_ms);
   return w.finish();
 }
 
@@ -109,6 +109,10 @@ std::optional<DeliverResult> decode_deliver_result(const Frame& f) {
     m.results.push_back(std::move(one));
   }
   m.next_hop_dsn = r.u8() != 0;
+  if (!r.ok_and_done()) {  // optional: older modules end before the timing
+    m.setup_ms = r.u64();
+    m.transfer_ms = r.u64();
+  }
   if (!r.ok_and_done()) return std::nullopt;
   return m;
 }

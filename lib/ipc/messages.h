@@ -98,6 +98,14 @@ struct DeliverResult {
   // The next hop advertised DSN and got the DSN parameters: it sends any success notice
   // itself; otherwise courierd sends "relayed" for NOTIFY=SUCCESS.
   bool next_hop_dsn = false;
+  // The module's timing of this job, for the delays= of courierd's log (c and d; courierd takes
+  // a and b from its own clock): setup_ms from the first connection attempt until the
+  // transaction started (greeting, EHLO, STARTTLS, AUTH; 0 on a reused connection or for
+  // estafette-local), transfer_ms from then until the last reply (MAIL to the end of data;
+  // estafette-local: the delivery). A claim: courierd bounds them by its own clock. Optional
+  // on the wire, after next_hop_dsn.
+  std::uint64_t setup_ms = 0;
+  std::uint64_t transfer_ms = 0;
 };
 
 struct ModuleReady {

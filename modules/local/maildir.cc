@@ -113,7 +113,7 @@ std::string MaildirDelivery::unique_name() {
 ipc::DeliverResult MaildirDelivery::deliver(const ipc::Deliver& d) {
   ipc::DeliverResult result;
   result.job_id = d.job_id;
-  result.remote = "maildir";
+  result.remote = "local";
   std::string wire;
   if (!read_range(router_->config(), d.path, d.body_offset, d.body_size, wire)) {
     std::string reply = "451 4.3.0 cannot read queue file: " + std::string(base::errno_text(errno));

@@ -19,7 +19,7 @@ def estafette(mta, *args, conf=None):
 
 
 def attempts(mta):
-    return len(re.findall(r"courierd: deferred id=\S+ to=<bob@dead.test>", mta.read_log()))
+    return len(re.findall(r"courierd: id=\S+ to=<bob@dead.test> .* status=deferred ", mta.read_log()))
 
 
 def test(tmp, stoppers):

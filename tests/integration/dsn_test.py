@@ -154,14 +154,15 @@ def test(tmp, stoppers):
     assert not reject.messages() and not dsn.messages()[1:]
     # The warning is recorded in the queue: estafetted restarted while the destination is still
     # down (the message now well past warntime) tries the message again but warns no more.
-    warned_id = re.search(r"dsn action=delayed id=(\S+) .*to=<heidi@", mta.read_log()).group(1)
+    warned_id = re.search(r"id=(\S+) sender delivery status \(delayed\) notification: .*to=<heidi@",
+                          mta.read_log()).group(1)
     mta.stop()
     mark = len(mta.read_log())
     mta.start()
-    harness.wait_for(lambda: re.search(r"deferred id=%s " % warned_id, mta.read_log()[mark:]), 20,
+    harness.wait_for(lambda: re.search(r"id=%s .* status=deferred " % warned_id, mta.read_log()[mark:]), 20,
                      "a delivery attempt after the restart")
     time.sleep(2)  # a second warning would be queued at the first pump and delivered at once
-    assert "dsn action=delayed" not in mta.read_log()[mark:], mta.read_log()[mark:]
+    assert "(delayed) notification" not in mta.read_log()[mark:], mta.read_log()[mark:]
     assert len(mta.maildir_messages("heidi")) == 1, "no second delay warning after a restart"
     # The destination comes up: the message goes out; no second warning.
     late = harness.SmtpSink(tmp, port=down_port)

@@ -117,17 +117,20 @@ class Module:
             jid, remote, host_failed, n = r.u64(), r.str(), r.u8() != 0, r.u32()
             res = [(STATUS[r.u8()], r.str()) for _ in range(n)]
             next_hop_dsn = r.u8() != 0
+            setup_ms, transfer_ms = r.u64(), r.u64()
             check(r.pos == len(payload), "DeliverResult %d fully decoded" % jid)
             check(jid not in self.results, "one DeliverResult for job %d" % jid)
             self.results[jid] = {"remote": remote, "host_failed": host_failed, "results": res,
-                                 "next_hop_dsn": next_hop_dsn}
+                                 "next_hop_dsn": next_hop_dsn, "setup_ms": setup_ms,
+                                 "transfer_ms": transfer_ms}
         return self.results[job_id]
 
 
 # ---- a recording SMTP sink ----
 class Sink(harness.ThreadedSink):
-    def __init__(self, host, port, pipelining=True, size=None, slow=0.0):
+    def __init__(self, host, port, pipelining=True, size=None, slow=0.0, slow_greeting=0.0):
         self.pipelining, self.size, self.slow = pipelining, size, slow
+        self.slow_greeting = slow_greeting
         self.commands = []
         # messages: dicts with conn, sender, rcpts, wire, text
         super().__init__(host, port, SinkHandler)
@@ -152,6 +155,7 @@ class SinkHandler(harness.SinkHandler):
         srv = self.server
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = self.count_connection()
+        time.sleep(srv.slow_greeting)
         self.reply("220 sink.test ESMTP test sink")
         sender, rcpts = None, []
         while True:
@@ -299,6 +303,7 @@ def run(tmp, procs):
     check([s for s, _ in res["results"]] == ["D"], "job 2 delivered")
     check(sink.wait_messages(2) and sink.messages[1]["sender"] == "", "job 2 null sender arrived")
     check(sink.connections == 1, "one connection for two Delivers (got %d)" % sink.connections)
+    check(res["setup_ms"] == 0, "no set-up time on a reused connection (%d ms)" % res["setup_ms"])
     check(sum(1 for _, c in sink.commands if c.upper().startswith("RSET")) == 0,
           "no RSET after a completed transaction")
 
@@ -370,6 +375,10 @@ def run(tmp, procs):
           "a quick job finishes while a slow peer stalls")
     res = mod.result(11)
     check(res["results"][0][0] == "D", "slow job delivered")
+    # The stall after 354 is the transaction's (d of courierd's delays=), not the set-up's.
+    check(res["transfer_ms"] >= 1400 and res["setup_ms"] < 1000,
+          "slow transfer timed as such (setup %d ms, transfer %d ms)"
+          % (res["setup_ms"], res["transfer_ms"]))
     check(slow.wait_messages(1) and slow.messages[0]["wire"] == huge_wire
           and slow.messages[0]["text"] == huge_text, "9 MB body identical")
     slow.shutdown()
@@ -385,6 +394,17 @@ def run(tmp, procs):
                            ["again@sink.test"]))
     check(mod.result(13)["results"][0][0] == "D" and sink.connections == before + 1,
           "a new connection after the idle ones were closed")
+
+    # 9b. A slow greeting is the connection's set-up (c of courierd's delays=).
+    greet_port = free_port()
+    greet = Sink("127.0.0.1", greet_port, slow_greeting=0.8)
+    mod.send(deliver_frame(14, "Q14", qfile, len(prefix), len(wire), "s@client.test",
+                           "127.0.0.1:%d" % greet_port, ["greet@sink.test"]))
+    res = mod.result(14)
+    check(res["results"][0][0] == "D" and res["setup_ms"] >= 750 and res["transfer_ms"] < 750,
+          "slow greeting timed as set-up (setup %d ms, transfer %d ms)"
+          % (res["setup_ms"], res["transfer_ms"]))
+    greet.shutdown()
 
     # 10. Closing the channel ends the program.
     mod.sock.close()

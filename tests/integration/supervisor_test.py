@@ -38,7 +38,7 @@ def send_many(mta, count, tag):
 
 
 def delivered(mta):
-    return len(re.findall(r"courierd: delivered id=", mta.read_log()))
+    return len(re.findall(r"courierd: id=\S+ .* status=sent ", mta.read_log()))
 
 
 def test(tmp, stoppers):

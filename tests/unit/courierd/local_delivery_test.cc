@@ -88,7 +88,7 @@ TEST(LocalMaildir, DeliversIntoNewWithEnvelopeHeaders) {
   d.recipients = {"Alice@local.test", "\"a/b\"@local.test", "bob@local.test"};
   auto r = maildir.deliver(d);
   EXPECT_EQ(r.job_id, 7u);
-  EXPECT_EQ(r.remote, "maildir");
+  EXPECT_EQ(r.remote, "local");
   EXPECT_FALSE(r.host_failed);
   ASSERT_EQ(r.results.size(), 3u);
   EXPECT_EQ(r.results[0].status, ipc::RcptStatus::Delivered);
@@ -167,7 +167,7 @@ TEST(LocalMaildir, QueuePathIsNotFollowedNorReadAsRoot) {
   r = nobody.deliver(d);
   EXPECT_EQ(r.results[0].status, ipc::RcptStatus::TempFail) << r.results[0].reply;
   EXPECT_NE(r.results[0].reply.find("Permission denied"), std::string::npos) << r.results[0].reply;
-  EXPECT_EQ(::geteuid(), 0u);  // root again after the read
+  EXPECT_EQ(::geteuid(), 0u);     // root again after the read
   ::chmod(secret.c_str(), 0644);  // readable by nobody: delivered
   r = nobody.deliver(d);
   EXPECT_EQ(r.results[0].status, ipc::RcptStatus::Delivered) << r.results[0].reply;

@@ -31,6 +31,8 @@ std::string sample_stream() {
   r.host_failed = true;
   r.next_hop_dsn = true;
   r.results = {{RcptStatus::Delivered, "250 ok"}, {RcptStatus::PermFail, "550 5.1.1 no"}};
+  r.setup_ms = 1234;
+  r.transfer_ms = 56789;
   return encode(NewMessage{"Q1"}) + encode(d) + encode(r) + encode(ModuleReady{"esmtp"});
 }
 
@@ -59,6 +61,8 @@ void check_frames(const std::vector<Frame>& frames) {
   ASSERT_EQ(r->results.size(), 2u);
   EXPECT_EQ(r->results[1].status, RcptStatus::PermFail);
   EXPECT_EQ(r->results[1].reply, "550 5.1.1 no");
+  EXPECT_EQ(r->setup_ms, 1234u);
+  EXPECT_EQ(r->transfer_ms, 56789u);
   auto m = decode_module_ready(frames[3]);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->name, "esmtp");
@@ -127,6 +131,31 @@ TEST(IpcFrame, DeliverCarriesProgramsPerRecipient) {
   f = s.next();
   ASSERT_TRUE(f);
   EXPECT_FALSE(decode_deliver(*f));
+}
+
+TEST(IpcFrame, DeliverResultTimingIsOptionalButWhole) {
+  DeliverResult r;
+  r.results = {{RcptStatus::Delivered, "250 ok"}};
+  r.setup_ms = 7;
+  r.transfer_ms = 9;
+  const std::string bytes = encode(r);
+  auto decode_cut = [&](std::size_t cut) {  // the payload without its last `cut` bytes
+    std::string b = bytes.substr(0, bytes.size() - cut);
+    const std::uint32_t len = static_cast<std::uint32_t>(b.size() - 4);
+    for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+    FrameSplitter s;
+    s.feed(b);
+    auto f = s.next();
+    return f ? decode_deliver_result(*f) : std::nullopt;
+  };
+  auto whole = decode_cut(0);
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->transfer_ms, 9u);
+  auto older = decode_cut(16);  // a module from before the timing
+  ASSERT_TRUE(older);
+  EXPECT_EQ(older->setup_ms, 0u);
+  EXPECT_EQ(older->transfer_ms, 0u);
+  EXPECT_FALSE(decode_cut(8));  // half of it
 }
 
 TEST(IpcFrame, TruncatedPayloadsDoNotDecode) {
