@@ -23,6 +23,7 @@
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
 #include "lib/submit/client.h"
+#include "lib/submit/maildrop.h"
 #include "lib/submit/socket.h"
 #include "sendmail/message.h"
 #include "sendmail/options.h"
@@ -61,6 +62,25 @@ std::string message_id(const std::string& hostname) {
   std::snprintf(buf, sizeof buf, "<%lld.%09ld.%d.%08x@", static_cast<long long>(ts.tv_sec),
                 static_cast<long>(ts.tv_nsec), static_cast<int>(::getpid()), rd());
   return buf + hostname + ">";
+}
+
+// How long sendmail waits for esmtpd's greeting before it keeps the message in the maildrop.
+constexpr std::chrono::seconds kGreetingTimeout{30};
+
+// esmtpd does not answer: the message goes into the maildrop, for estafette-pickup to submit
+// as this user once the MTA runs (lib/submit/maildrop.h). EX_TEMPFAIL when even that fails.
+int keep(const config::Config& config, const Submission& s, const std::string& why) {
+  MaildropEntry entry{s.sender, s.recipients, s.eight_bit, std::string(s.wire)};
+  std::string name;
+  std::string error = write_maildrop(maildrop_dir(config), entry, &name);
+  if (!error.empty())
+    return fail(kExTempFail, "cannot connect to esmtpd (" + why +
+                                 "; is Estafette running?) and cannot keep the message: " + error);
+  std::fprintf(stderr,
+               "estafette-sendmail: esmtpd is not answering (%s); the message was kept in %s/%s "
+               "and will be sent when Estafette runs\n",
+               why.c_str(), maildrop_dir(config).c_str(), name.c_str());
+  return kExOk;
 }
 
 }  // namespace
@@ -150,11 +170,14 @@ int main(int argc, char** argv) {
   auto composed = compose(in);
   if (!composed.error.empty()) return fail(kExUsage, composed.error);
 
-  auto fd = connect();
-  if (!fd) return kExTempFail;
-  Submission submission{config.hostname, sender, composed.recipients, composed.wire,
-                        composed.eight_bit};
+  Submission submission{config.hostname,    sender,          composed.recipients, composed.wire,
+                        composed.eight_bit, kGreetingTimeout};
+  auto fd = connect_submit(socket_path, timeout);
+  if (!fd) return keep(config, submission, socket_path + ": " + std::strerror(errno));
   auto result = submit::submit(fd.get(), submission, timeout);
+  // No greeting (esmtpd not accepting, or 421): nothing was sent, so the maildrop may take it.
+  if (result.exit_code == kExTempFail && result.stage == Stage::Greeting)
+    return keep(config, submission, result.error);
   if (result.exit_code != kExOk) return fail(result.exit_code, result.error);
   return kExOk;
 }

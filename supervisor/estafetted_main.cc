@@ -35,6 +35,7 @@
 #include "lib/base/safe_dir.h"
 #include "lib/config/config.h"
 #include "lib/daemon/daemon.h"
+#include "lib/submit/maildrop.h"
 #include "lib/submit/socket.h"
 #include "supervisor/supervisor.h"
 
@@ -116,6 +117,7 @@ int main(int argc, char** argv) {
         }
         // Before detaching, so that a second instance fails here, on the terminal.
         submit = estafette::submit::open_submit_socket(config);
+        estafette::submit::open_maildrop(config);  // root's, 1733: lib/submit/maildrop.h
         if (account && ::geteuid() == 0) {
           // After the submission socket: a second instance has stopped by now. queue/, run/ and
           // mta-sts/ with everything in them (a queue left by a run as root).
@@ -152,6 +154,7 @@ int main(int argc, char** argv) {
     if (esmtpd_processes > 1)
       esmtpd_args.insert(esmtpd_args.end(), {"--processes", std::to_string(esmtpd_processes)});
     programs.push_back({"estafette-esmtpd", esmtpd_args, esmtpd_processes, {submit.get()}});
+    programs.push_back({"estafette-pickup", {}, 1, {}});  // what sendmail kept while we were down
     std::string status_file = config.run_dir() + "/estafetted.children";
     supervisor::Supervisor supervisor(ctx.loop, std::move(programs), ctx.config_path, status_file);
     // RFC 8460: yesterday's TLS reports, once a day shortly after midnight UTC.

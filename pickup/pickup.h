@@ -1,0 +1,73 @@
+// pickup/pickup.h: estafette-pickup's job (Postfix's pickup): submit the messages that
+// estafette-sendmail kept in <state>/maildrop/ while esmtpd was not answering
+// (lib/submit/maildrop.h), each as the user who owns the file, through the same submission socket
+// and so through the same checks, filters and submit_allowed_users as any local submission.
+//
+// Root reads the files and trusts nothing in them. Each pass looks at no more than kMaxScan
+// names and takes no more than kMaxPerPass files, round robin over the owners (one user's
+// thousands of files cannot starve the others); a file is opened without following a link and
+// without blocking (a fifo), and must be a regular file with one link (a hard link of someone
+// else's file is refused) and at most max_message_size plus kFileSlack bytes, read once into
+// memory (a file that grows meanwhile changes nothing). A forked child then drops to the owner
+// (its groups, gid and uid, as initgroups would give them) and runs the SMTP transaction
+// (lib/submit/client.h), so esmtpd sees the owner's uid by SO_PEERCRED; it dies with the pickup
+// (PR_SET_PDEATHSIG) and within a bound of its own (alarm). The file is removed only after the
+// 250. A temporary failure leaves it for the next pass; a refusal (5xx, a file that does not
+// parse, a file too big) is returned to the owner (pickup/bounce.h, submitted as root with the
+// null sender) and then removed; if even that fails the file stays. Names that are not regular
+// files or have more than one link are removed at once (nothing estafette-sendmail writes);
+// temporary files older than a day are removed (never acknowledged). A file whose owner has no
+// passwd entry stays, logged.
+// Loop thread of estafette-pickup; blocking I/O (one pass at a time). Errors are logged.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "lib/base/fd.h"
+#include "lib/config/config.h"
+#include "lib/submit/maildrop.h"
+
+namespace estafette::pickup {
+
+constexpr std::size_t kMaxScan = 20000;
+constexpr std::size_t kMaxPerPass = 200;
+constexpr std::size_t kFileSlack = 1 << 20;  // headers sendmail adds, the envelope
+
+struct PassResult {
+  std::size_t submitted = 0;
+  std::size_t returned = 0;  // bounced to their owner and removed
+  std::size_t kept = 0;      // left for a later pass
+  std::size_t removed = 0;   // junk: not regular files, hard links, stale temporary files
+  bool more = false;         // files were left for lack of room in this pass
+};
+
+class Pickup final {
+ public:
+  // Opens the maildrop directory (no symlink on the way; it must be root's or ours). Throws
+  // std::runtime_error when it cannot.
+  explicit Pickup(const config::Config& config);
+  Pickup(const Pickup&) = delete;
+  Pickup& operator=(const Pickup&) = delete;
+
+  int dir_fd() const { return dir_.get(); }
+  const std::string& dir() const { return dir_path_; }
+  PassResult pass();
+
+ private:
+  enum class Outcome { Submitted, Returned, Kept };
+  Outcome take(const std::string& name);
+  // Returns the file to its owner (the passwd name); true when esmtpd took the bounce. entry:
+  // the parsed file, else raw is what was read.
+  bool give_back(const std::string& name, const std::string& owner, const std::string& reason,
+                 const submit::MaildropEntry* entry, std::string_view raw);
+
+  const config::Config& config_;
+  std::string dir_path_;
+  base::UniqueFd dir_;
+};
+
+}  // namespace estafette::pickup
