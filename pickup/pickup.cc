@@ -179,36 +179,52 @@ PassResult Pickup::pass() {
     std::time_t mtime;
   };
   std::map<uid_t, std::vector<Candidate>> by_owner;
-  int dup = ::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0);
-  DIR* d = dup >= 0 ? ::fdopendir(dup) : nullptr;
-  if (!d) {
-    if (dup >= 0) ::close(dup);
-    logger().error("cannot read " + dir_path_ + ": " + std::strerror(errno));
-    return result;
+  if (!scan_) {
+    int dup = ::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0);
+    scan_.reset(dup >= 0 ? ::fdopendir(dup) : nullptr);
+    if (!scan_) {
+      if (dup >= 0) ::close(dup);
+      logger().error("cannot read " + dir_path_ + ": " + std::strerror(errno));
+      return result;
+    }
   }
+  // A pass goes on from where the last one stopped, so that every name is seen in turn however
+  // many a user planted; from the start again (and seeing new names) once it reached the end.
+  if (scan_done_) ::rewinddir(scan_.get());
+  scan_done_ = false;
   const std::time_t now = std::time(nullptr);
   std::size_t scanned = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    if (++scanned > kMaxScan) {
+  for (;;) {
+    if (scanned++ >= kMaxScan) {
       result.more = true;
       break;
     }
+    dirent* e = ::readdir(scan_.get());
+    if (!e) {
+      scan_done_ = true;
+      break;
+    }
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
     struct stat st {};
     if (::fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     auto remove = [&](const char* why) {
       logger().warning("removed " + dir_path_ + "/" + name + " (owner uid " +
                        std::to_string(st.st_uid) + "): " + why);
-      ::unlinkat(dir_.get(), name.c_str(), 0);
+      ::unlinkat(dir_.get(), name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
       ++result.removed;
     };
     if (!S_ISREG(st.st_mode)) {
-      if (!S_ISDIR(st.st_mode)) remove("not a regular file");
+      remove("not a regular file");
       continue;
     }
     if (st.st_nlink != 1) {
-      remove("more than one link");
+      // Another name for the same file (a hard link, perhaps to someone else's file): not
+      // submitted while it has one, nor removed (the other name may be the real one).
+      logger().warning("left " + dir_path_ + "/" + name + " (owner uid " +
+                       std::to_string(st.st_uid) + "): it has " + std::to_string(st.st_nlink) +
+                       " links");
+      ++result.kept;
       continue;
     }
     if (name.starts_with(".tmp.")) {
@@ -219,9 +235,12 @@ PassResult Pickup::pass() {
       remove("not a maildrop file name");
       continue;
     }
-    by_owner[st.st_uid].push_back({name, st.st_mtime});
+    auto& files = by_owner[st.st_uid];
+    if (files.size() < kMaxPerPass)
+      files.push_back({name, st.st_mtime});
+    else
+      result.more = true;
   }
-  ::closedir(d);
   for (auto& [uid, files] : by_owner)
     std::sort(files.begin(), files.end(),
               [](const Candidate& a, const Candidate& b) { return a.mtime < b.mtime; });

@@ -21,9 +21,11 @@
 // Loop thread of estafette-pickup; blocking I/O (one pass at a time). Errors are logged.
 #pragma once
 
+#include <dirent.h>
 #include <sys/types.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -68,6 +70,11 @@ class Pickup final {
   const config::Config& config_;
   std::string dir_path_;
   base::UniqueFd dir_;
+  struct CloseDir {
+    void operator()(DIR* d) const { ::closedir(d); }
+  };
+  std::unique_ptr<DIR, CloseDir> scan_;  // kept from pass to pass
+  bool scan_done_ = true;                // the last pass reached the end: rewind
 };
 
 }  // namespace estafette::pickup

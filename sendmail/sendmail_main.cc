@@ -1,8 +1,11 @@
 // estafette-sendmail: sendmail(8)-compatible mail injection. Reads a message on stdin (or, with
 // -bs, speaks SMTP on stdin/stdout) and hands it to esmtpd over the local submission socket
 // <state_dir>/run/submit.sock, so that every message goes through the same queue writer as mail
-// from the network. Exit 0 only after esmtpd's 250 to the message (durable in the queue); on
-// failure a message on stderr and a sysexits(3) code (lib/submit/client.h). Options: options.h.
+// from the network. Exit 0 only after esmtpd's 250 to the message (durable in the queue), or
+// once the message is durably kept in <state>/maildrop/ because esmtpd did not answer (no socket,
+// refused, no greeting: nothing was sent; estafette-pickup submits it later as this user,
+// lib/submit/maildrop.h); on failure a message on stderr and a sysexits(3) code
+// (lib/submit/client.h). Options: options.h.
 // The configuration is -C FILE, else the installed estafette.conf if it exists, else the embedded
 // default (as the daemons without -c).
 #include <pwd.h>

@@ -151,7 +151,8 @@ bool is_maildrop_name(std::string_view name) {
 
 std::string write_maildrop(const std::string& dir, const MaildropEntry& entry, std::string* name) {
   auto sys = [](const std::string& what) { return what + ": " + std::strerror(errno); };
-  base::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  // O_PATH: others may not read the directory (1733), only create in it.
+  base::UniqueFd dfd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dfd) return sys("cannot open " + dir);
   struct stat st {};
   if (::fstat(dfd.get(), &st) != 0) return sys("cannot stat " + dir);
@@ -187,7 +188,10 @@ std::string write_maildrop(const std::string& dir, const MaildropEntry& entry, s
     ::unlinkat(dfd.get(), tmp_name.c_str(), 0);
     return error;
   }
-  if (::fsync(dfd.get()) != 0) {
+  // The rename must be durable too: the directory's fsync when we may open it (root), else the
+  // file system's (syncfs), since a user may not open the directory for reading.
+  base::UniqueFd readable(::openat(dfd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (readable ? ::fsync(readable.get()) != 0 : ::syncfs(fd.get()) != 0) {
     // The file may not survive a crash: not acknowledged, so take it back.
     error = sys("cannot sync " + dir);
     ::unlinkat(dfd.get(), final_name.c_str(), 0);
