@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -68,6 +69,7 @@ std::string message_id(const std::string& hostname) {
 }
 
 // How long sendmail waits for esmtpd's greeting before it keeps the message in the maildrop.
+// At most kGreetingTimeout (smtpd_timeout when that is shorter).
 constexpr std::chrono::seconds kGreetingTimeout{30};
 
 // esmtpd does not answer: the message goes into the maildrop, for estafette-pickup to submit
@@ -173,8 +175,9 @@ int main(int argc, char** argv) {
   auto composed = compose(in);
   if (!composed.error.empty()) return fail(kExUsage, composed.error);
 
-  Submission submission{config.hostname,    sender,          composed.recipients, composed.wire,
-                        composed.eight_bit, kGreetingTimeout};
+  Submission submission{config.hostname,     sender,
+                        composed.recipients, composed.wire,
+                        composed.eight_bit,  std::min(kGreetingTimeout, timeout)};
   auto fd = connect_submit(socket_path, timeout);
   if (!fd) return keep(config, submission, socket_path + ": " + std::strerror(errno));
   auto result = submit::submit(fd.get(), submission, timeout);

@@ -1,7 +1,8 @@
 """Mail kept while the MTA is down (root only: it runs estafette-sendmail as nobody and plants
 files as nobody). With Estafette stopped, estafette-sendmail run by nobody keeps the message in
 <state>/maildrop (root's, mode 1733: nobody can create a file there but not list it), its file
-nobody's and mode 0600, and exits 0; root's too. At start estafette-pickup submits each file as
+nobody's and mode 0600, and exits 0; root's too; also when the socket is stale, when esmtpd
+greets with 421 and when no greeting comes within smtpd_timeout. At start estafette-pickup submits each file as
 its owner: the mail arrives with "Received: from local (uid 65534)" whatever the file claims,
 root's with uid 0, and the files are gone. A refused one (esmtpd's 501 to a recipient) comes back
 to nobody from MAILER-DAEMON with the reason and the original, and is removed.
@@ -14,8 +15,10 @@ the hard link and the unknown uid's file are left alone."""
 import os
 import pwd
 import re
+import socket
 import stat
 import subprocess
+import threading
 import time
 
 import harness
@@ -63,7 +66,7 @@ def test(tmp, stoppers):
     except KeyError:
         pass
     mta = harness.Estafette(tmp, local_domains="estafette.test mta.estafette.test",
-                            max_message_size="300000")
+                            max_message_size="300000", smtpd_timeout="10s")
     drop = os.path.join(mta.state, "maildrop")
     mta.start()
     stoppers.append(mta)
@@ -84,8 +87,36 @@ def test(tmp, stoppers):
     assert r.returncode == 0, r.stderr
     r = sendmail(mta, ["carol@estafette.test"], b"Subject: from root\n\nroot's\n", nobody=False)
     assert r.returncode == 0, r.stderr
+    # Kept too when the socket is stale (ECONNREFUSED), when the greeting is a 421, and when no
+    # greeting comes within smtpd_timeout (a listener that never accepts).
+    sock_path = os.path.join(mta.state, "run", "submit.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(sock_path)
+    stale.close()
+    os.chmod(sock_path, 0o666)
+    r = sendmail(mta, ["refused@estafette.test"], b"Subject: refused conn\n\nx\n")
+    assert r.returncode == 0 and b"Connection refused" in r.stderr, r.stderr
+    os.unlink(sock_path)
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(sock_path)
+        os.chmod(sock_path, 0o666)
+        listener.listen(4)
+        def greet_421():
+            conn, _ = listener.accept()
+            conn.sendall(b"421 4.3.2 going down\r\n")
+            conn.close()
+        t = threading.Thread(target=greet_421)
+        t.start()
+        r = sendmail(mta, ["greeting@estafette.test"], b"Subject: 421\n\nx\n")
+        t.join()
+        assert r.returncode == 0 and b"421 4.3.2" in r.stderr, r.stderr
+        started = time.monotonic()
+        r = sendmail(mta, ["silent@estafette.test"], b"Subject: silent\n\nx\n")
+        assert r.returncode == 0 and b"timeout" in r.stderr, r.stderr
+        assert 9 <= time.monotonic() - started < 25, time.monotonic() - started
+    os.unlink(sock_path)
     legit = set(os.listdir(drop))
-    assert len(legit) == 3, legit
+    assert len(legit) == 6, legit
 
     # nobody cannot list the maildrop, nor take root's file.
     r = as_nobody_run("import os, sys; os.listdir(sys.argv[1])", drop)
@@ -153,6 +184,9 @@ with open(sys.argv[1], "wb") as f:
         assert b"Subject: kept" in m and m.endswith(b"\nwritten while down\n.x\n"), m
         carol = harness.wait_for(lambda: messages(mta, "carol"), 30, "carol's message")
         assert b"Received: from local (uid 0)" in carol[0], carol[0]
+        for user in ("refused", "greeting", "silent"):
+            m = harness.wait_for(lambda: messages(mta, user), 30, user + "'s message")
+            assert b"Received: from local (uid 65534)" in m[0], m[0]
         flood_done = len(messages(mta, "flood"))
         assert flood_done < 300, "root's message came before the whole flood: %d" % flood_done
         harness.wait_for(lambda: len(messages(mta, "flood")) == 300, 120, "300 flood messages")
