@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "lib/base/fd.h"
 #include "lib/base/log.h"
 #include "lib/base/safe_dir.h"
 #include "lib/submit/client.h"
@@ -103,7 +104,9 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
   pid_t pid = ::fork();
   if (pid < 0) return {submit::kExTempFail, "", "fork: " + std::string(std::strerror(errno))};
   if (pid == 0) {
-    rd.reset();
+    // Nothing of root's (the log, the maildrop, the loop) stays open in a process of the user.
+    const int keep[] = {wr.get()};
+    base::close_fds_from(3, keep);
     // Dies with the pickup: a transaction cut before its 250 queues nothing, and the file stays.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);
@@ -157,6 +160,14 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
 bool refused(int exit_code) {
   return exit_code == submit::kExNoUser || exit_code == submit::kExDataErr ||
          exit_code == submit::kExUnavailable;
+}
+
+// SIGTERM or SIGINT waiting on the loop's signalfd (blocked until then): a long pass stops
+// between two files, so that estafetted's stop does not have to kill us.
+bool stop_pending() {
+  sigset_t pending;
+  return ::sigpending(&pending) == 0 &&
+         (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
 }  // namespace
@@ -251,7 +262,10 @@ PassResult Pickup::pass() {
     for (auto& [uid, files] : by_owner) {
       if (round >= files.size()) continue;
       any = true;
-      if (taken >= kMaxPerPass) break;
+      if (taken >= kMaxPerPass || stop_pending()) {
+        result.more = true;
+        return result;
+      }
       ++taken;
       switch (take(files[round].name)) {
         case Outcome::Submitted:
@@ -308,8 +322,10 @@ Pickup::Outcome Pickup::take(const std::string& name) {
     refusal = "the file is too big (" + std::to_string(st.st_size) +
               " bytes, max_message_size is " + std::to_string(config_.max_message_size) + ")";
   } else {
-    // Never more than the bound, whatever the file grows to meanwhile.
-    content.resize(max_file + 1);
+    // The size fstat gave, plus one byte to see whether it grew meanwhile (estafette-sendmail
+    // never writes a file after renaming it): never more than the bound.
+    const auto size = static_cast<std::size_t>(st.st_size);
+    content.resize(size + 1);
     std::size_t have = 0;
     while (have < content.size()) {
       ssize_t n =
@@ -322,11 +338,8 @@ Pickup::Outcome Pickup::take(const std::string& name) {
       if (n == 0) break;
       have += static_cast<std::size_t>(n);
     }
-    content.resize(have);
-    if (have > max_file) {
-      refusal = "the file is too big (more than " + std::to_string(max_file) + " bytes)";
-      content.resize(64 * 1024);
-    }
+    content.resize(std::min(have, size));
+    if (have > size) refusal = "the file was still being written to";
   }
   auto remove_it = [&] {
     struct stat now {};

@@ -4,20 +4,21 @@
 // and so through the same checks, filters and submit_allowed_users as any local submission.
 //
 // Root reads the files and trusts nothing in them. Each pass looks at no more than kMaxScan
-// names and takes no more than kMaxPerPass files, round robin over the owners (one user's
-// thousands of files cannot starve the others); a file is opened without following a link and
-// without blocking (a fifo), and must be a regular file with one link (a hard link of someone
-// else's file is refused) and at most max_message_size plus kFileSlack bytes, read once into
-// memory (a file that grows meanwhile changes nothing). A forked child then drops to the owner
-// (its groups, gid and uid, as initgroups would give them) and runs the SMTP transaction
-// (lib/submit/client.h), so esmtpd sees the owner's uid by SO_PEERCRED; it dies with the pickup
-// (PR_SET_PDEATHSIG) and within a bound of its own (alarm). The file is removed only after the
-// 250. A temporary failure leaves it for the next pass; a refusal (5xx, a file that does not
-// parse, a file too big) is returned to the owner (pickup/bounce.h, submitted as root with the
-// null sender) and then removed; if even that fails the file stays. Names that are not regular
-// files or have more than one link are removed at once (nothing estafette-sendmail writes);
-// temporary files older than a day are removed (never acknowledged). A file whose owner has no
-// passwd entry stays, logged.
+// names (the next pass goes on from there) and takes no more than kMaxPerPass files, round robin
+// over the owners (one user's thousands of files cannot starve the others). A name that is not a
+// regular file (a link, a fifo, a directory) is removed without being opened; a file with more
+// than one link (a hard link, perhaps of someone else's file) is left alone; temporary files
+// older than a day are removed (never acknowledged). A file is opened without following a link
+// and without blocking, checked again with fstat, must be at most max_message_size plus
+// kFileSlack bytes, and is read once into memory (one that grows meanwhile is refused). A forked
+// child with the owner's groups, gid and uid, and no fd of ours but its result pipe, runs the
+// SMTP transaction (lib/submit/client.h), so esmtpd sees the owner's uid by SO_PEERCRED; it dies
+// with the pickup (PR_SET_PDEATHSIG) and within a bound of its own (alarm). The file is removed
+// only after the 250. A temporary failure leaves it for the next pass; a refusal (5xx, a file
+// that does not parse, a file too big) is returned to the owner (pickup/bounce.h, submitted as
+// root with the null sender) and then removed; if even that fails the file stays. A file whose
+// owner has no passwd entry stays, logged. A pass stops between two files when SIGTERM is
+// pending.
 // Loop thread of estafette-pickup; blocking I/O (one pass at a time). Errors are logged.
 #pragma once
 
