@@ -90,7 +90,10 @@ struct ChildResult {
   int exit_code = submit::kExTempFail;
   std::string queue_id;
   std::string error;
+  bool late = false;  // killed at the deadline
 };
+
+constexpr std::chrono::seconds kChildSlack{30};
 
 // Runs the submission in a child that is `owner`; waits for it.
 ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std::string& socket,
@@ -107,10 +110,6 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
     // Nothing of root's (the log, the maildrop, the loop) stays open in a process of the user.
     const int keep[] = {wr.get()};
     base::close_fds_from(3, keep);
-    // Dies with the pickup: a transaction cut before its 250 queues nothing, and the file stays.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    ::alarm(static_cast<unsigned>(timeout.count()) * 8 + 60);
     auto report = [&](int code, const std::string& id, const std::string& error) {
       std::string text = std::to_string(code) + "\n" + id + "\n" + error;
       ssize_t ignored = ::write(wr.get(), text.data(), std::min<std::size_t>(text.size(), 4000));
@@ -124,6 +123,10 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
           ::geteuid() != owner.uid || (owner.uid != 0 && ::setuid(0) == 0))
         report(submit::kExTempFail, "", "cannot become uid " + std::to_string(owner.uid));
     }
+    // Dies with the pickup: a transaction cut before its 250 queues nothing, and the file stays.
+    // Set after the change of ids, which clears it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
     auto fd = submit::connect_submit(socket, timeout);
     if (!fd)
       report(submit::kExTempFail, "", "cannot connect to " + socket + ": " + std::strerror(errno));
@@ -131,18 +134,37 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
     report(r.exit_code, r.queue_id, r.error);
   }
   wr.reset();
+  // The child runs as the user, who may stop it (SIGSTOP): wait no longer than the deadline.
+  const auto deadline = std::chrono::steady_clock::now() + timeout + kChildSlack;
   std::string text;
   char buf[4096];
+  bool late = false;
   while (text.size() < 8192) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{rd.get(), POLLIN, 0};
+    int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      late = true;
+      break;
+    }
     ssize_t n = ::read(rd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     text.append(buf, static_cast<std::size_t>(n));
   }
+  if (late) ::kill(pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   ChildResult result;
+  if (late) {
+    result.late = true;
+    result.error = "the submission did not end within " +
+                   std::to_string((timeout + kChildSlack).count()) + " s";
+    return result;
+  }
   auto nl1 = text.find('\n');
   auto nl2 = nl1 == std::string::npos ? nl1 : text.find('\n', nl1 + 1);
   if (nl2 == std::string::npos) {
@@ -201,6 +223,7 @@ PassResult Pickup::pass() {
   }
   // A pass goes on from where the last one stopped, so that every name is seen in turn however
   // many a user planted; from the start again (and seeing new names) once it reached the end.
+  stalled_.clear();
   if (scan_done_) ::rewinddir(scan_.get());
   scan_done_ = false;
   const std::time_t now = std::time(nullptr);
@@ -304,6 +327,7 @@ Pickup::Outcome Pickup::take(const std::string& name) {
     return Outcome::Kept;
   }
   const uid_t uid = st.st_uid;
+  if (stalled_.count(uid)) return Outcome::Kept;
   auto owner = find_owner(uid);
   if (!owner) {
     logger().error(shown + ": its owner uid " + std::to_string(uid) +
@@ -351,8 +375,7 @@ Pickup::Outcome Pickup::take(const std::string& name) {
   };
   std::optional<submit::MaildropEntry> entry;
   if (refusal.empty()) {
-    auto parsed = submit::parse_maildrop(
-        content, {.max_wire = config_.max_message_size + 64 * 1024, .max_recipients = 10000});
+    auto parsed = submit::parse_maildrop(content, submit::maildrop_limits(config_));
     if (!parsed.entry)
       refusal = "not a valid maildrop file: " + parsed.error;
     else
@@ -362,6 +385,7 @@ Pickup::Outcome Pickup::take(const std::string& name) {
     submit::Submission s{config_.hostname, entry->sender, entry->recipients, entry->wire,
                          entry->eight_bit};
     auto r = submit_as(*owner, s, submit::submit_socket_path(config_), config_.smtpd_timeout);
+    if (r.late) stalled_.insert(uid);  // no more of this owner's files in this pass
     if (r.exit_code == submit::kExOk) {
       remove_it();
       logger().information("picked up " + name + " from uid " + std::to_string(uid) +

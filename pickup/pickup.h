@@ -13,7 +13,8 @@
 // kFileSlack bytes, and is read once into memory (one that grows meanwhile is refused). A forked
 // child with the owner's groups, gid and uid, and no fd of ours but its result pipe, runs the
 // SMTP transaction (lib/submit/client.h), so esmtpd sees the owner's uid by SO_PEERCRED; it dies
-// with the pickup (PR_SET_PDEATHSIG) and within a bound of its own (alarm). The file is removed
+// with the pickup (PR_SET_PDEATHSIG) and is killed after smtpd_timeout plus 30 s (its owner may
+// stop it: the rest of that owner's files then wait for the next pass). The file is removed
 // only after the 250. A temporary failure leaves it for the next pass; a refusal (5xx, a file
 // that does not parse, a file too big) is returned to the owner (pickup/bounce.h, submitted as
 // root with the null sender) and then removed; if even that fails the file stays. A file whose
@@ -27,6 +28,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -76,6 +78,7 @@ class Pickup final {
   };
   std::unique_ptr<DIR, CloseDir> scan_;  // kept from pass to pass
   bool scan_done_ = true;                // the last pass reached the end: rewind
+  std::set<uid_t> stalled_;              // owners whose child missed its deadline in this pass
 };
 
 }  // namespace estafette::pickup

@@ -75,6 +75,13 @@ constexpr std::chrono::seconds kGreetingTimeout{30};
 // esmtpd does not answer: the message goes into the maildrop, for estafette-pickup to submit
 // as this user once the MTA runs (lib/submit/maildrop.h). EX_TEMPFAIL when even that fails.
 int keep(const config::Config& config, const Submission& s, const std::string& why) {
+  // What estafette-pickup would refuse is refused now, while the user is there to see it.
+  const auto limits = maildrop_limits(config);
+  if (s.wire.size() > limits.max_wire)
+    return fail(kExDataErr, "message too big (max_message_size is " +
+                                std::to_string(config.max_message_size) + " bytes)");
+  if (s.recipients.size() > limits.max_recipients)
+    return fail(kExUsage, "more than " + std::to_string(limits.max_recipients) + " recipients");
   MaildropEntry entry{s.sender, s.recipients, s.eight_bit, std::string(s.wire)};
   std::string name;
   std::string error = write_maildrop(maildrop_dir(config), entry, &name);

@@ -47,6 +47,12 @@ struct MaildropLimits {
 
 constexpr std::size_t kMaildropMaxLine = 1000;  // a record line, without its LF
 
+// What estafette-pickup accepts and estafette-sendmail writes: the message as sendmail may
+// read it (max_message_size plus 64 KiB), at most 10000 recipients.
+inline MaildropLimits maildrop_limits(const config::Config& config) {
+  return {config.max_message_size + 64 * 1024, 10000};
+}
+
 std::string format_maildrop(const MaildropEntry& entry);
 
 struct ParsedMaildrop {

@@ -11,10 +11,12 @@ fifo, a sparse 1 GB file, a file that keeps growing, garbage, a hard link, 1500 
 files, 300 valid files (flooding: root's message still goes out in the first pass), and a file of
 a uid with no passwd entry. None blocks the pickup, none makes it read through a link or act as
 anyone but the file's owner; junk is removed, the too big and the garbage are returned to nobody,
-the hard link and the unknown uid's file are left alone."""
+the hard link and the unknown uid's file are left alone. A user (daemon) who stops the child
+that submits as them holds the pickup up for the deadline only."""
 import os
 import pwd
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -39,6 +41,53 @@ def sendmail(mta, args, data, nobody=True):
                               preexec_fn=as_nobody, cwd=mta.tmp)
     return subprocess.run([mta.program("estafette-sendmail"), "-C", mta.conf] + args,
                           input=data, capture_output=True, timeout=60)
+
+
+DAEMON = 1
+
+
+def as_daemon():
+    os.setgroups([])
+    os.setgid(DAEMON)
+    os.setuid(DAEMON)
+
+
+# Stops (SIGSTOP) every new process of its own uid, watching the pids just handed out (the
+# last one is in /proc/loadavg): the child that submits as this user lives for milliseconds.
+STOPPER = r"""
+import os, signal, time
+me = os.getpid()
+stopped = set()
+while True:
+    with open("/proc/loadavg") as f:
+        last = int(f.read().split()[-1])
+    for pid in range(last - 20, last + 20):
+        if pid == me or pid in stopped:
+            continue
+        try:  # /proc/PID of a process that changed its ids is root's: read its status
+            with open("/proc/%d/status" % pid) as f:
+                uid = [l.split()[1] for l in f if l.startswith("Uid:")][0]
+            if int(uid) == os.getuid():
+                os.kill(pid, signal.SIGSTOP)
+                stopped.add(pid)
+        except (OSError, IndexError):
+            pass
+    time.sleep(0.0005)
+"""
+
+
+def stopped_of(uid):
+    """PIDs of the stopped processes whose real uid is uid."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                fields = dict(l.split(":", 1) for l in f if ":" in l)
+        except OSError:
+            continue
+        if fields["Uid"].split()[0] == str(uid) and fields["State"].strip().startswith("T"):
+            found.append(int(pid))
+    return found
 
 
 def as_nobody_run(code, *args):
@@ -83,6 +132,10 @@ def test(tmp, stoppers):
     assert len(kept) == 1, kept
     st = os.stat(os.path.join(drop, kept[0]))
     assert st.st_uid == NOBODY and stat.S_IMODE(st.st_mode) == 0o600, (st.st_uid, oct(st.st_mode))
+    # Too big for the maildrop (max_message_size + 64 KiB once made CRLF): refused at once.
+    r = sendmail(mta, ["big@estafette.test"], b"Subject: big\n\n" + b"x\n" * 150000)
+    assert r.returncode == 65 and b"message too big" in r.stderr, (r.returncode, r.stderr)
+    assert len(os.listdir(drop)) == 1, os.listdir(drop)
     r = sendmail(mta, ["bad..address@estafette.test"], b"Subject: refused later\n\nx\n")
     assert r.returncode == 0, r.stderr
     r = sendmail(mta, ["carol@estafette.test"], b"Subject: from root\n\nroot's\n", nobody=False)
@@ -223,6 +276,39 @@ with open(sys.argv[1], "wb") as f:
     # The pickup is still there and takes a new file at once (inotify).
     r = sendmail(mta, ["henry@estafette.test"], b"Subject: live\n\nx\n")
     assert r.returncode == 0 and not r.stderr, r.stderr
+
+    # A user who stops (SIGSTOP) the child that submits as them delays the others by the deadline
+    # (smtpd_timeout + 30 s) only: the child is killed, their file stays, the next owner's goes.
+    stopper = subprocess.Popen(["python3", "-c", STOPPER], preexec_fn=as_daemon)
+    esmtpds = mta.esmtpd_pids()
+    try:
+        # esmtpd paused meanwhile, so that the child waits for its greeting long enough for the
+        # stopper to find it (it would often finish first otherwise).
+        for pid in esmtpds:
+            os.kill(pid, signal.SIGSTOP)
+        for path, owner, rcpt in ((os.path.join(drop, "400.stalled"), DAEMON, b"stalled"),
+                                  (os.path.join(drop, "401.after"), NOBODY, b"after")):
+            with open(path + ".new", "wb") as f:
+                f.write(maildrop_file(b"", [rcpt + b"@estafette.test"], b"Subject: s\n\nx\n"))
+            os.chown(path + ".new", owner, owner)
+            os.rename(path + ".new", path)  # as estafette-sendmail does; inotify wakes the pickup
+        started = time.monotonic()
+        harness.wait_for(lambda: stopped_of(DAEMON), 20, "the child stopped by its user")
+        for pid in esmtpds:
+            os.kill(pid, signal.SIGCONT)
+        esmtpds = []
+        after = harness.wait_for(lambda: messages(mta, "after"), 90, "the next owner's file")
+        assert 35 <= time.monotonic() - started, time.monotonic() - started
+        assert b"Received: from local (uid 65534)" in after[0], after[0]
+        assert "400.stalled (uid 1) for later: the submission did not end within 40 s" in \
+            mta.read_log(), mta.read_log()[-3000:]
+        assert os.path.exists(os.path.join(drop, "400.stalled")) and not messages(mta, "stalled")
+    finally:
+        for pid in esmtpds:
+            os.kill(pid, signal.SIGCONT)
+        stopper.kill()
+        stopper.wait()
+    os.unlink(os.path.join(drop, "400.stalled"))
     mta.stop()
     r = sendmail(mta, ["ivy@estafette.test"], b"Subject: while down again\n\nx\n")
     assert r.returncode == 0, r.stderr
