@@ -2,8 +2,8 @@
 // esmtpd was not answering, each as the user who owns its file (pickup/pickup.h). estafetted
 // starts it with the other daemons and restarts it; it runs as root (it becomes each owner in a
 // child). A pass at start, one shortly after a file is renamed into the directory (inotify), one
-// every kRescan for what a temporary failure left, and at once again while a pass had to leave
-// files for lack of room.
+// every kRescan for what a temporary failure left, on SIGHUP (estafette reload), and at once
+// again while a pass had to leave files for lack of room.
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   daemon::DaemonSpec spec{.program = "estafette-pickup",
                           .log_name = "pickup",
                           .usage = "[-c CONFIG]",
-                          .options = {.fd = false}};
+                          .options = {.fd = false},
+                          .reload = true};
   return daemon::run(argc, argv, spec, [](daemon::Context& ctx) {
     pickup::Pickup pickup(ctx.config);
     event::Loop& loop = ctx.loop;
@@ -68,6 +69,8 @@ int main(int argc, char** argv) {
         }
         schedule(kSettle);
       });
+    // estafetted passes SIGHUP (estafette reload) to every daemon: look at the maildrop now.
+    ctx.on_reload([&] { schedule(event::Clock::duration::zero()); });
     schedule(event::Clock::duration::zero());
     return ctx.run();
   });
