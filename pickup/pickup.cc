@@ -91,6 +91,7 @@ struct ChildResult {
   std::string queue_id;
   std::string error;
   bool late = false;  // killed at the deadline
+  bool down = false;  // no connection or no greeting: esmtpd is not answering
 };
 
 constexpr std::chrono::seconds kChildSlack{30};
@@ -110,8 +111,8 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
     // Nothing of root's (the log, the maildrop, the loop) stays open in a process of the user.
     const int keep[] = {wr.get()};
     base::close_fds_from(3, keep);
-    auto report = [&](int code, const std::string& id, const std::string& error) {
-      std::string text = std::to_string(code) + "\n" + id + "\n" + error;
+    auto report = [&](int code, const std::string& id, const std::string& error, bool down) {
+      std::string text = std::to_string(code) + " " + (down ? "1" : "0") + "\n" + id + "\n" + error;
       ssize_t ignored = ::write(wr.get(), text.data(), std::min<std::size_t>(text.size(), 4000));
       (void)ignored;
       ::_exit(0);
@@ -121,7 +122,7 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
           ::setresgid(owner.gid, owner.gid, owner.gid) != 0 ||
           ::setresuid(owner.uid, owner.uid, owner.uid) != 0 || ::getuid() != owner.uid ||
           ::geteuid() != owner.uid || (owner.uid != 0 && ::setuid(0) == 0))
-        report(submit::kExTempFail, "", "cannot become uid " + std::to_string(owner.uid));
+        report(submit::kExTempFail, "", "cannot become uid " + std::to_string(owner.uid), false);
     }
     // Dies with the pickup: a transaction cut before its 250 queues nothing, and the file stays.
     // Set after the change of ids, which clears it.
@@ -129,9 +130,11 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
     if (::getppid() != parent) ::_exit(1);
     auto fd = submit::connect_submit(socket, timeout);
     if (!fd)
-      report(submit::kExTempFail, "", "cannot connect to " + socket + ": " + std::strerror(errno));
+      report(submit::kExTempFail, "", "cannot connect to " + socket + ": " + std::strerror(errno),
+             true);
     auto r = submit::submit(fd.get(), s, timeout);
-    report(r.exit_code, r.queue_id, r.error);
+    report(r.exit_code, r.queue_id, r.error,
+           r.exit_code == submit::kExTempFail && r.stage == submit::Stage::Greeting);
   }
   wr.reset();
   // The child runs as the user, who may stop it (SIGSTOP): wait no longer than the deadline.
@@ -171,7 +174,10 @@ ChildResult submit_as(const Owner& owner, const submit::Submission& s, const std
     result.error = "the submitting process died (status " + std::to_string(status) + ")";
     return result;
   }
-  result.exit_code = std::atoi(text.substr(0, nl1).c_str());
+  int code = submit::kExTempFail, down = 0;
+  if (std::sscanf(text.c_str(), "%d %d", &code, &down) != 2) code = submit::kExTempFail;
+  result.exit_code = code;
+  result.down = down != 0;
   result.queue_id = text.substr(nl1 + 1, nl2 - nl1 - 1);
   result.error = text.substr(nl2 + 1);
   return result;
@@ -224,6 +230,7 @@ PassResult Pickup::pass() {
   // A pass goes on from where the last one stopped, so that every name is seen in turn however
   // many a user planted; from the start again (and seeing new names) once it reached the end.
   stalled_.clear();
+  mta_down_ = false;
   if (scan_done_) ::rewinddir(scan_.get());
   scan_done_ = false;
   const std::time_t now = std::time(nullptr);
@@ -285,6 +292,7 @@ PassResult Pickup::pass() {
     for (auto& [uid, files] : by_owner) {
       if (round >= files.size()) continue;
       any = true;
+      if (mta_down_) return result;  // esmtpd does not answer: the timer's next pass
       if (taken >= kMaxPerPass || stop_pending()) {
         result.more = true;
         return result;
@@ -386,6 +394,7 @@ Pickup::Outcome Pickup::take(const std::string& name) {
                          entry->eight_bit};
     auto r = submit_as(*owner, s, submit::submit_socket_path(config_), config_.smtpd_timeout);
     if (r.late) stalled_.insert(uid);  // no more of this owner's files in this pass
+    if (r.down) mta_down_ = true;      // nor anyone's: wait for the next pass
     if (r.exit_code == submit::kExOk) {
       remove_it();
       logger().information("picked up " + name + " from uid " + std::to_string(uid) +

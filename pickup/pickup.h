@@ -15,7 +15,8 @@
 // SMTP transaction (lib/submit/client.h), so esmtpd sees the owner's uid by SO_PEERCRED; it dies
 // with the pickup (PR_SET_PDEATHSIG) and is killed after smtpd_timeout plus 30 s (its owner may
 // stop it: the rest of that owner's files then wait for the next pass). The file is removed
-// only after the 250. A temporary failure leaves it for the next pass; a refusal (5xx, a file
+// only after the 250. A temporary failure leaves it for the next pass (no connection or no
+// greeting ends the pass: esmtpd is not answering); a refusal (5xx, a file
 // that does not parse, a file too big) is returned to the owner (pickup/bounce.h, submitted as
 // root with the null sender) and then removed; if even that fails the file stays. A file whose
 // owner has no passwd entry stays, logged. A pass stops between two files when SIGTERM is
@@ -79,6 +80,7 @@ class Pickup final {
   std::unique_ptr<DIR, CloseDir> scan_;  // kept from pass to pass
   bool scan_done_ = true;                // the last pass reached the end: rewind
   std::set<uid_t> stalled_;              // owners whose child missed its deadline in this pass
+  bool mta_down_ = false;                // a child found no esmtpd: this pass ends
 };
 
 }  // namespace estafette::pickup

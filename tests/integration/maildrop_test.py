@@ -171,6 +171,18 @@ def test(tmp, stoppers):
     legit = set(os.listdir(drop))
     assert len(legit) == 6, legit
 
+    # estafette-pickup alone, with no esmtpd: the first file it tries ends the pass (no point in
+    # trying the others), and every file stays.
+    alone = subprocess.Popen([mta.program("estafette-pickup"), "-c", mta.conf])
+    try:
+        harness.wait_for(lambda: "for later: cannot connect" in mta.read_log(), 15, "a pass")
+        time.sleep(1)
+    finally:
+        alone.terminate()
+        assert alone.wait(10) == 0
+    assert mta.read_log().count("for later: cannot connect") == 1, mta.read_log()[-2000:]
+    assert set(os.listdir(drop)) == legit, os.listdir(drop)
+
     # nobody cannot list the maildrop, nor take root's file.
     r = as_nobody_run("import os, sys; os.listdir(sys.argv[1])", drop)
     assert r.returncode != 0 and "PermissionError" in r.stderr, r.stderr
