@@ -43,6 +43,7 @@ PROGRAM_DEPENDS = {
     "esmtpclient": set(),
     "modules/local": set(),
     "sendmail": set(),
+    "pickup": set(),
     "supervisor": set(),
 }
 # Compiled twice on purpose: the example is built unchanged against Debian's libmilter and as an

@@ -1,8 +1,11 @@
 // estafette-sendmail: sendmail(8)-compatible mail injection. Reads a message on stdin (or, with
 // -bs, speaks SMTP on stdin/stdout) and hands it to esmtpd over the local submission socket
 // <state_dir>/run/submit.sock, so that every message goes through the same queue writer as mail
-// from the network. Exit 0 only after esmtpd's 250 to the message (durable in the queue); on
-// failure a message on stderr and a sysexits(3) code (lib/submit/client.h). Options: options.h.
+// from the network. Exit 0 only after esmtpd's 250 to the message (durable in the queue), or
+// once the message is durably kept in <state>/maildrop/ because esmtpd did not answer (no socket,
+// refused, no greeting: nothing was sent; estafette-pickup submits it later as this user,
+// lib/submit/maildrop.h); on failure a message on stderr and a sysexits(3) code
+// (lib/submit/client.h). Options: options.h.
 // The configuration is -C FILE, else the installed estafette.conf if it exists, else the embedded
 // default (as the daemons without -c).
 #include <pwd.h>
@@ -10,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +27,7 @@
 #include "lib/base/fd.h"
 #include "lib/config/config.h"
 #include "lib/submit/client.h"
+#include "lib/submit/maildrop.h"
 #include "lib/submit/socket.h"
 #include "sendmail/message.h"
 #include "sendmail/options.h"
@@ -61,6 +66,33 @@ std::string message_id(const std::string& hostname) {
   std::snprintf(buf, sizeof buf, "<%lld.%09ld.%d.%08x@", static_cast<long long>(ts.tv_sec),
                 static_cast<long>(ts.tv_nsec), static_cast<int>(::getpid()), rd());
   return buf + hostname + ">";
+}
+
+// How long sendmail waits for esmtpd's greeting before it keeps the message in the maildrop.
+// At most kGreetingTimeout (smtpd_timeout when that is shorter).
+constexpr std::chrono::seconds kGreetingTimeout{30};
+
+// esmtpd does not answer: the message goes into the maildrop, for estafette-pickup to submit
+// as this user once the MTA runs (lib/submit/maildrop.h). EX_TEMPFAIL when even that fails.
+int keep(const config::Config& config, const Submission& s, const std::string& why) {
+  // What estafette-pickup would refuse is refused now, while the user is there to see it.
+  const auto limits = maildrop_limits(config);
+  if (s.wire.size() > limits.max_wire)
+    return fail(kExDataErr, "message too big (max_message_size is " +
+                                std::to_string(config.max_message_size) + " bytes)");
+  if (s.recipients.size() > limits.max_recipients)
+    return fail(kExUsage, "more than " + std::to_string(limits.max_recipients) + " recipients");
+  MaildropEntry entry{s.sender, s.recipients, s.eight_bit, std::string(s.wire)};
+  std::string name;
+  std::string error = write_maildrop(maildrop_dir(config), entry, &name);
+  if (!error.empty())
+    return fail(kExTempFail, "cannot connect to esmtpd (" + why +
+                                 "; is Estafette running?) and cannot keep the message: " + error);
+  std::fprintf(stderr,
+               "estafette-sendmail: esmtpd is not answering (%s); the message was kept in %s/%s "
+               "and will be sent when Estafette runs\n",
+               why.c_str(), maildrop_dir(config).c_str(), name.c_str());
+  return kExOk;
 }
 
 }  // namespace
@@ -150,11 +182,15 @@ int main(int argc, char** argv) {
   auto composed = compose(in);
   if (!composed.error.empty()) return fail(kExUsage, composed.error);
 
-  auto fd = connect();
-  if (!fd) return kExTempFail;
-  Submission submission{config.hostname, sender, composed.recipients, composed.wire,
-                        composed.eight_bit};
+  Submission submission{config.hostname,     sender,
+                        composed.recipients, composed.wire,
+                        composed.eight_bit,  std::min(kGreetingTimeout, timeout)};
+  auto fd = connect_submit(socket_path, timeout);
+  if (!fd) return keep(config, submission, socket_path + ": " + std::strerror(errno));
   auto result = submit::submit(fd.get(), submission, timeout);
+  // No greeting (esmtpd not accepting, or 421): nothing was sent, so the maildrop may take it.
+  if (result.exit_code == kExTempFail && result.stage == Stage::Greeting)
+    return keep(config, submission, result.error);
   if (result.exit_code != kExOk) return fail(result.exit_code, result.error);
   return kExOk;
 }

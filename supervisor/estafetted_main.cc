@@ -44,6 +44,7 @@
 #include "lib/config/config.h"
 #include "lib/daemon/daemon.h"
 #include "lib/daemon/status_file.h"
+#include "lib/submit/maildrop.h"
 #include "lib/submit/socket.h"
 #include "supervisor/listeners.h"
 #include "supervisor/reload_rules.h"
@@ -127,7 +128,11 @@ std::vector<supervisor::Program> programs_for(const config::Config& config,
   // A drained esmtpd's sessions end by themselves: bounded by session_deadline.
   esmtpd.drain_grace = std::chrono::duration_cast<std::chrono::seconds>(config.session_deadline) +
                        std::chrono::seconds(60);
-  return {courierd, esmtpd};
+  // What estafette-sendmail kept in the maildrop while we were down. One at a time (two would
+  // submit a file twice): a reload stops the old one (between files) before the new one starts.
+  supervisor::Program pickup;
+  pickup.name = "estafette-pickup";
+  return {courierd, esmtpd, pickup};
 }
 
 // Waits (in the process `estafetted` was started as) for the detached estafetted to say whether
@@ -209,6 +214,7 @@ int main(int argc, char** argv) {
         listeners = std::make_shared<supervisor::ListenerSet>(listen_addresses(config),
                                                               esmtpd_processes_of(config));
         listeners->bind_all();
+        estafette::submit::open_maildrop(config);  // root's, 1733: lib/submit/maildrop.h
         if (account && ::geteuid() == 0) {
           // After the submission socket: a second instance has stopped by now. queue/, run/ and
           // mta-sts/ with everything in them (a queue left by a run as root).

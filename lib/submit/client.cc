@@ -108,6 +108,11 @@ SubmitResult submit(int fd, const Submission& s, std::chrono::seconds timeout) {
   tv.tv_sec = static_cast<time_t>(timeout.count());
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (s.greeting_timeout.count() > 0 && s.greeting_timeout < timeout) {
+    timeval greet{};
+    greet.tv_sec = static_cast<time_t>(s.greeting_timeout.count());
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &greet, sizeof greet);
+  }
   Conversation c(fd);
   SubmitResult result;
   // Sends `command` (unless empty), reads the reply; false (result filled) unless it is
@@ -115,25 +120,26 @@ SubmitResult submit(int fd, const Submission& s, std::chrono::seconds timeout) {
   auto step = [&](Stage stage, const std::string& command, int expected,
                   const std::string& what) -> std::optional<smtp::Reply> {
     if (!command.empty() && !c.send(command + "\r\n")) {
-      result = {kExTempFail, c.error(), ""};
+      result = {kExTempFail, c.error(), "", stage};
       return std::nullopt;
     }
     auto reply = c.reply();
     if (!reply) {
-      result = {c.protocol_error() ? kExProtocol : kExTempFail, c.error(), ""};
+      result = {c.protocol_error() ? kExProtocol : kExTempFail, c.error(), "", stage};
       return std::nullopt;
     }
     if (reply->klass() != expected) {
       result = {exit_code_for(stage, *reply),
                 std::string(stage_text(stage)) + (what.empty() ? "" : " <" + what + ">") +
                     " was refused: " + reply->to_string(),
-                ""};
+                "", stage};
       c.send("QUIT\r\n");
       return std::nullopt;
     }
     return reply;
   };
   if (!step(Stage::Greeting, "", 2, "")) return result;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (!step(Stage::Ehlo, "EHLO " + s.helo, 2, "")) return result;
   std::string mail = "MAIL FROM:<" + s.sender + "> SIZE=" + std::to_string(s.wire.size());
   if (s.eight_bit) mail += " BODY=8BITMIME";
@@ -141,7 +147,7 @@ SubmitResult submit(int fd, const Submission& s, std::chrono::seconds timeout) {
   for (const auto& r : s.recipients)
     if (!step(Stage::Rcpt, "RCPT TO:<" + r + ">", 2, r)) return result;
   if (!step(Stage::Data, "DATA", 3, "")) return result;
-  if (!c.send(s.wire)) return {kExTempFail, c.error(), ""};
+  if (!c.send(s.wire)) return {kExTempFail, c.error(), "", Stage::DataEnd};
   auto done = step(Stage::DataEnd, ".", 2, "");
   if (!done) return result;
   auto text = done->text();

@@ -42,12 +42,16 @@ struct Submission {
   std::vector<std::string> recipients;
   std::string_view wire;  // CRLF, dot-stuffed, without the final ".\r\n"
   bool eight_bit = false;
+  // How long to wait for the greeting (0: `timeout`). estafette-sendmail waits less than the
+  // rest and keeps the message in the maildrop when no greeting comes (lib/submit/maildrop.h).
+  std::chrono::seconds greeting_timeout{0};
 };
 
 struct SubmitResult {
   int exit_code = kExOk;
-  std::string error;     // for stderr when exit_code != 0
-  std::string queue_id;  // from "250 ... queued as ID"
+  std::string error;             // for stderr when exit_code != 0
+  std::string queue_id;          // from "250 ... queued as ID"
+  Stage stage = Stage::DataEnd;  // when exit_code != 0: the step that failed
 };
 
 // A blocking connection to the submission socket at `path` (connect bounded by `timeout`), or

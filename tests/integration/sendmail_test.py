@@ -2,9 +2,10 @@
 (<state>/run/submit.sock) reach the local Maildir with From:/Date:/Message-ID: added and a
 "Received: from local (uid N)" header (also for an unprivileged user); -t takes To/Cc/Bcc and
 removes Bcc; a "." line ends the input unless -i; a rejected recipient exits 67 and sends
-nothing; esmtpd down exits 75; -bs speaks SMTP on stdin/stdout; with esmtpd_processes = 2
-under `estafette start` every esmtpd accepts on the socket estafetted passed down, and a killed
-esmtpd does not stop injection. A stale socket file is replaced; a live one is never taken over."""
+nothing; esmtpd down keeps the message in the maildrop and exits 0, or exits 75 without one; -bs
+speaks SMTP on stdin/stdout; with esmtpd_processes = 2 under `estafette start` every esmtpd
+accepts on the socket estafetted passed down, and a killed esmtpd does not stop injection. A
+stale socket file is replaced; a live one is never taken over."""
 import os
 import re
 import signal
@@ -126,12 +127,16 @@ def test_single(tmp, stoppers):
     assert one(mta, "lee").endswith(b"\nvia -bs\n")
     assert not mta.maildir_messages("kim"), "a refused transaction sent nothing"
 
-    # esmtpd down: EX_TEMPFAIL with a message; -bs says 421.
+    # esmtpd down: the message is kept in the maildrop (maildrop_test.py); without a maildrop
+    # (Estafette never ran) EX_TEMPFAIL with a message; -bs says 421.
     mta.stop()
     assert not os.path.exists(sock), "estafetted removes the socket when it stops"
     r = sendmail(mta, ["alice@estafette.test"], b"Subject: down\n\nx\n")
+    assert r.returncode == 0 and b"the message was kept in" in r.stderr, (r.returncode, r.stderr)
+    os.rename(os.path.join(mta.state, "maildrop"), os.path.join(mta.state, "maildrop.away"))
+    r = sendmail(mta, ["alice@estafette.test"], b"Subject: down\n\nx\n")
     assert r.returncode == 75, (r.returncode, r.stderr)
-    assert b"cannot connect to esmtpd" in r.stderr, r.stderr
+    assert b"cannot connect to esmtpd" in r.stderr and b"cannot keep" in r.stderr, r.stderr
     r = sendmail(mta, ["-bs"], b"QUIT\n")
     assert r.returncode == 75 and r.stdout.startswith(b"421 "), (r.returncode, r.stdout)
 
