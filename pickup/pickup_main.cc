@@ -2,7 +2,7 @@
 // esmtpd was not answering, each as the user who owns its file (pickup/pickup.h). estafetted
 // starts it with the other daemons and restarts it; it runs as root (it becomes each owner in a
 // child). A pass at start, one shortly after a file is renamed into the directory (inotify), one
-// every kRescan for what a temporary failure left, on SIGHUP (estafette reload), and at once
+// every kRescan for what a temporary failure left, on SIGHUP, and at once
 // again while a pass had to leave files for lack of room.
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
         }
         schedule(kSettle);
       });
-    // estafetted passes SIGHUP (estafette reload) to every daemon: look at the maildrop now.
+    // SIGHUP (sent to the pickup itself): look at the maildrop now.
     ctx.on_reload([&] { schedule(event::Clock::duration::zero()); });
     schedule(event::Clock::duration::zero());
     return ctx.run();
