@@ -1,8 +1,12 @@
 #include "admin/check_config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "filters/start_checks.h"
 #include "lib/auth/passwd_file.h"
 #include "lib/auth/sender_login_map.h"
+#include "lib/base/fd.h"
 #include "lib/base/privileges.h"
 #include "lib/config/client_credentials.h"
 #include "lib/config/config.h"
@@ -74,6 +78,20 @@ CheckResult check_config(const std::string& path, bool strict) {
     } catch (const std::exception& e) {
       r.errors.push_back(std::string("client_credentials: ") + e.what());
     }
+  }
+  // Every daemon opens the log file at start (and appends as root before dropping): a missing
+  // directory or one that cannot be written stops them all.
+  if (!c.log_file.empty()) {
+    auto given = c.given.find("log_file");
+    std::string where = (given != c.given.end() ? given->second : c.source) + ": log_file: ";
+    std::string dir = c.log_file.substr(0, c.log_file.rfind('/'));
+    if (dir.empty()) dir = "/";
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      r.errors.push_back(where + "no directory " + dir + " for " + c.log_file);
+    else if (::access(c.log_file.c_str(), F_OK) == 0 ? ::access(c.log_file.c_str(), W_OK) != 0
+                                                     : ::access(dir.c_str(), W_OK) != 0)
+      r.errors.push_back(where + "cannot write " + c.log_file + ": " + base::errno_text(errno));
   }
   // The daemons look the user up when they start; a missing one stops them.
   if (!c.user.empty() && !base::find_account(c.user)) {

@@ -67,6 +67,8 @@ def test(tmp, stoppers):
     set_setting(mta, "log_file", os.path.join(tmp, "no", "such", "dir", "x.log"))
     with open(aliases, "w") as f:
         f.write("postmaster: alice\n")
+    r = estafette(mta, "check-config")
+    assert r.returncode == 1 and "log_file: no directory" in r.stdout, r.stdout
     r = estafette(mta, "start")
     assert r.returncode == 1 and "log_file" in r.stderr and "no/such/dir" in r.stderr, r.stderr
     harness.wait_for(lambda: not running(mta), 15, "nothing running")
