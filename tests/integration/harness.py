@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 BUILD_DIR = os.path.abspath(os.environ.get("BUILD_DIR", os.getcwd()))
 SRC_DIR = os.path.abspath(os.environ.get("SRC_DIR",
@@ -417,7 +418,10 @@ def run(test):
                         print(thing.read_log()[-6000:])
                 raise
     except AssertionError as e:
-        print("FAIL:", e)
+        # Where it failed, for an assert without a message too.
+        frames = traceback.extract_tb(e.__traceback__)
+        where = ([f for f in frames if os.path.basename(f.filename) != "harness.py"] or frames)[-1]
+        print("FAIL: %s (%s:%d)" % (e, os.path.basename(where.filename), where.lineno))
         sys.exit(1)
     print("PASS")
     sys.exit(0)
