@@ -34,6 +34,7 @@ LIB_DEPENDS = {
     "admin": {"base", "event", "ipc", "config"},
     "mtasts": {"base", "event", "dns", "tls", "config"},
     "tlsrpt": {"base", "auth", "smtp"},
+    "metrics": {"base"},
 }
 # Program folders (one component each) and the component libraries above lib/ they may use.
 PROGRAM_DEPENDS = {
