@@ -30,6 +30,7 @@
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
 #include "lib/ipc/messages.h"
+#include "lib/metrics/shm_file.h"
 
 namespace estafette::courierd {
 
@@ -83,6 +84,7 @@ class ModulePool final {
   std::map<std::string, std::size_t> next_pick_;  // per pool: where pick() starts looking, so
                                                   // that ties take turns
   std::unordered_map<JobId, Job> running_;
+  std::unique_ptr<metrics::Writer> metrics_;  // courierd's counters: results per destination
 };
 
 }  // namespace estafette::courierd

@@ -41,6 +41,7 @@ PROGRAM_DEPENDS = {
     "esmtpd": {"filters"},
     "admin": {"filters"},  # check-config loads the filters as esmtpd would
     "courierd": set(),
+    "metrics": set(),
     "esmtpclient": set(),
     "modules/local": set(),
     "sendmail": set(),

@@ -152,6 +152,7 @@ int main(int argc, char** argv) {
     if (esmtpd_processes > 1)
       esmtpd_args.insert(esmtpd_args.end(), {"--processes", std::to_string(esmtpd_processes)});
     programs.push_back({"estafette-esmtpd", esmtpd_args, esmtpd_processes, {submit.get()}});
+    if (config.metrics_listen) programs.push_back({"estafette-metrics", {}, 1, {}});  // stops first
     std::string status_file = config.run_dir() + "/estafetted.children";
     supervisor::Supervisor supervisor(ctx.loop, std::move(programs), ctx.config_path, status_file);
     // RFC 8460: yesterday's TLS reports, once a day shortly after midnight UTC.

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "lib/base/fd.h"
+#include "lib/base/log.h"
 
 namespace estafette::metrics {
 namespace {
@@ -84,7 +85,7 @@ bool valid_name(std::string_view name) {
   if (name.empty() || name.size() >= kNameBytes) return false;
   return std::all_of(name.begin(), name.end(), [](unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == ':' || c == '_' || c == '-' || c == '[' || c == ']';
+           c == ':' || c == '_' || c == '-' || c == '[' || c == ']' || c == ',';
   });
 }
 
@@ -95,7 +96,7 @@ bool valid_program(std::string_view name) {
 }
 
 Writer::Writer(unsigned char* base, std::string path, std::string_view program)
-    : base_(base), path_(std::move(path)), names_(dynamic_family_count()) {
+    : base_(base), path_(std::move(path)), owner_(::getpid()), names_(dynamic_family_count()) {
   write_header(base_, program);
 }
 
@@ -124,9 +125,21 @@ std::unique_ptr<Writer> Writer::anonymous(std::string_view program) {
   return std::unique_ptr<Writer>(new Writer(static_cast<unsigned char*>(p), "", program));
 }
 
+std::unique_ptr<Writer> Writer::open(bool enabled, const std::string& dir,
+                                     std::string_view program) {
+  if (enabled) {
+    try {
+      return create(dir, program);
+    } catch (const std::exception& e) {
+      base::log(std::string(program)).warning(std::string("metrics off: ") + e.what());
+    }
+  }
+  return anonymous(program);
+}
+
 Writer::~Writer() {
   ::munmap(base_, file_size());
-  if (!path_.empty()) ::unlink(path_.c_str());
+  if (!path_.empty() && ::getpid() == owner_) ::unlink(path_.c_str());
 }
 
 std::span<const unsigned char> Writer::bytes() const {

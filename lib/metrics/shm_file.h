@@ -41,7 +41,7 @@ inline constexpr std::size_t kProgramBytes = 32;
 // The size a valid file has.
 std::size_t file_size();
 // A name the file may carry (and a label value may show): 1 to kNameBytes-1 bytes of
-// [A-Za-z0-9.:_-] or '[' ']' (an address literal).
+// [A-Za-z0-9.:_,-] or '[' ']' (an address literal; courierd's "mx:HOST,HOST" sites).
 bool valid_name(std::string_view name);
 // A program name: 1 to kProgramBytes-1 bytes of [a-z-].
 bool valid_program(std::string_view name);
@@ -53,7 +53,12 @@ class Writer final {
   static std::unique_ptr<Writer> create(const std::string& dir, std::string_view program);
   // Counts into private memory: metrics off (metrics_listen empty), and tests.
   static std::unique_ptr<Writer> anonymous(std::string_view program);
-  ~Writer();
+  // What a daemon calls at start: create(dir, program) when `enabled` (metrics_listen is set),
+  // else anonymous(); a file that cannot be made is logged and counting goes to memory (metrics
+  // never stop a daemon).
+  static std::unique_ptr<Writer> open(bool enabled, const std::string& dir,
+                                      std::string_view program);
+  ~Writer();  // unlinks the file (only in the process that created it, not in a fork)
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
@@ -75,6 +80,7 @@ class Writer final {
 
   unsigned char* base_;
   std::string path_;
+  pid_t owner_;
   std::vector<std::vector<std::string>> names_;  // per name table, the names claimed so far
 };
 
