@@ -166,7 +166,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
   policy_.auth_blocked = [this](const smtp::ClientInfo& c) {
     return admission_.auth_blocked(c.ip);
   };
-  committer_ = std::make_unique<queue::Committer>(loop, *backend_);
+  committer_ = std::make_unique<queue::Committer>(loop, *backend_, metrics_.get());
   context_ = std::make_unique<ConnectionContext>(
       ConnectionContext{loop,
                         policy_,

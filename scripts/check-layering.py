@@ -24,7 +24,7 @@ LIB_DEPENDS = {
     "smtp": {"base", "auth"},  # the server session runs AUTH's SASL exchange (lib/auth/sasl.h)
     "ipc": {"base", "event"},
     "dns": {"base", "event"},
-    "queue": {"base", "event"},
+    "queue": {"base", "event", "metrics"},  # the committer's batch sizes and durations
     "checks": {"base", "event", "dns"},
     "config": {"base", "dns", "smtp"},
     "tls": {"base", "config", "dns"},  # DANE: the client takes lib/dns/tlsa.h records

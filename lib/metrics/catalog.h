@@ -28,7 +28,7 @@ enum class Metric : std::uint8_t {
   DnsLookupSeconds,   // esmtpd's connection checks: each DNS lookup
   MilterSeconds,      // filters: each milter command and its reply
   CommitBatchSize,    // the queue committer: records per fsync
-  FsyncSeconds,       // the queue committer: each fsync
+  CommitSeconds,      // the queue committer: each group commit (its writes and fsyncs)
   TlsHandshakes,      // esmtpd: STARTTLS handshakes by result
 };
 inline constexpr std::size_t kMetricCount = 10;

@@ -59,7 +59,7 @@ TEST(MetricsExposition, SumsProcessesAndMergesNames) {
   EXPECT_TRUE(has_line(t, "estafette_queue_commit_batch_size_bucket{le=\"+Inf\"} 2"));
   EXPECT_TRUE(has_line(t, "estafette_queue_commit_batch_size_sum 4"));
   EXPECT_TRUE(has_line(t, "estafette_queue_commit_batch_size_count 2"));
-  EXPECT_TRUE(has_line(t, "estafette_queue_fsync_seconds_count 0"));
+  EXPECT_TRUE(has_line(t, "estafette_queue_commit_seconds_count 0"));
   EXPECT_TRUE(has_line(t, "estafette_queue_up 1"));
   EXPECT_TRUE(has_line(t, "estafette_queue_recipients{destination=\"dead.test\"} 2"));
   EXPECT_TRUE(has_line(t, "estafette_queue_oldest_seconds{destination=\"dead.test\"} 61.5"));

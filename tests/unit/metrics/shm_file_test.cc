@@ -34,8 +34,8 @@ TEST(MetricsShmFile, WrittenCountsReadBack) {
   w->add_named(Metric::DeliveryResults, 0, "sink.test", 4);
   w->add_named(Metric::DeliveryResults, 2, "sink.test");
   w->add_named(Metric::DeliveryResults, 1, "bad name\n");  // not a valid name: "other"
-  w->observe(Metric::FsyncSeconds, 0.003);
-  w->observe(Metric::FsyncSeconds, 100);
+  w->observe(Metric::CommitSeconds, 0.003);
+  w->observe(Metric::CommitSeconds, 100);
   std::string why;
   auto s = parse(w->bytes(), why);
   ASSERT_TRUE(s) << why;
@@ -49,10 +49,10 @@ TEST(MetricsShmFile, WrittenCountsReadBack) {
   EXPECT_EQ(s->counters[cell_slot(Metric::DeliveryResults, 2, 0)], 1u);
   EXPECT_EQ(s->counters[cell_slot(Metric::DeliveryResults, 1, kNameSlots)], 1u);
   // 0.003 s is in the 0.005 bucket (index 3), 100 s beyond the last; the sum in microseconds.
-  const std::size_t h = cell_slot(Metric::FsyncSeconds, 0, 0);
+  const std::size_t h = cell_slot(Metric::CommitSeconds, 0, 0);
   EXPECT_EQ(s->counters[h + 3], 1u);
-  EXPECT_EQ(s->counters[h + family(Metric::FsyncSeconds).buckets.size()], 1u);
-  EXPECT_EQ(s->counters[h + family(Metric::FsyncSeconds).buckets.size() + 1], 100003000u);
+  EXPECT_EQ(s->counters[h + family(Metric::CommitSeconds).buckets.size()], 1u);
+  EXPECT_EQ(s->counters[h + family(Metric::CommitSeconds).buckets.size() + 1], 100003000u);
 }
 
 TEST(MetricsShmFile, NamesBeyondTheSlotsCountAsOther) {
