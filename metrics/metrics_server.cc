@@ -11,9 +11,13 @@
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <exception>
 
+#include "lib/admin/courierd_client.h"
 #include "lib/base/log.h"
+#include "lib/ipc/messages.h"
 
 namespace estafette::metrics_program {
 namespace {
@@ -84,6 +88,32 @@ class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
   const config::Config& config_;
 };
 
+// courierd's queue shape (QueueShapeRequest on its admin socket), ages as of its own clock.
+std::optional<std::vector<metrics::QueueShapeRow>> queue_shape(const config::Config& config) {
+  try {
+    admin::CourierdClient client(config.courierd_socket(), kCourierdTimeout);
+    client.send(ipc::encode(ipc::QueueShapeRequest{}));
+    auto reply = ipc::decode_queue_shape_reply(client.receive());
+    if (!reply) {
+      logger().warning("courierd: malformed queue shape reply");
+      return std::nullopt;
+    }
+    const std::int64_t now = reply->now_ms / 1000;
+    auto age = [now](std::int64_t oldest) {
+      return static_cast<double>(std::max<std::int64_t>(0, now - oldest));
+    };
+    std::vector<metrics::QueueShapeRow> rows;
+    for (const auto& r : reply->rows)
+      rows.push_back({r.destination, r.recipients, age(r.oldest_arrival)});
+    if (reply->other_recipients > 0)
+      rows.push_back({"other", reply->other_recipients, age(reply->other_oldest)});
+    return rows;
+  } catch (const std::exception& e) {
+    logger().warning(std::string("courierd: no queue shape: ") + e.what());
+    return std::nullopt;
+  }
+}
+
 }  // namespace
 
 Scrape collect(const config::Config& config) {
@@ -93,6 +123,7 @@ Scrape collect(const config::Config& config) {
   if (!read.refused.empty())
     logger().warning("metrics files refused: " + std::to_string(read.refused.size()) +
                      ", first: " + read.refused.front());
+  scrape.queue = queue_shape(config);
   return scrape;
 }
 

@@ -23,7 +23,7 @@ LIB_DEPENDS = {
     "auth": {"base", "event"},
     "smtp": {"base", "auth"},  # the server session runs AUTH's SASL exchange (lib/auth/sasl.h)
     "ipc": {"base", "event"},
-    "dns": {"base", "event"},
+    "dns": {"base", "event", "metrics"},  # the resolver's query times
     "queue": {"base", "event", "metrics"},  # the committer's batch sizes and durations
     "checks": {"base", "event", "dns"},
     "config": {"base", "dns", "smtp"},

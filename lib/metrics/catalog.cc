@@ -54,7 +54,7 @@ const std::array<Family, kMetricCount> kFamilies = {{
      "destination",
      {}},
     {"estafette_dns_lookup_seconds",
-     "Connection checks' DNS lookups (esmtpd).",
+     "esmtpd's DNS queries (checks, sender domains), from sending to the answer.",
      Kind::Histogram,
      "",
      {},

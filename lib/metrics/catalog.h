@@ -25,7 +25,7 @@ enum class Metric : std::uint8_t {
   EsmtpdRejects,      // refusing replies, by reason
   EsmtpdDnsblListed,  // connections listed, by DNSBL zone
   DeliveryResults,    // courierd: recipients by result and destination
-  DnsLookupSeconds,   // esmtpd's connection checks: each DNS lookup
+  DnsLookupSeconds,   // esmtpd's resolver: each query sent (not a cached answer)
   MilterSeconds,      // filters: each milter command and its reply
   CommitBatchSize,    // the queue committer: records per fsync
   CommitSeconds,      // the queue committer: each group commit (its writes and fsyncs)

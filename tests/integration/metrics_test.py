@@ -98,6 +98,15 @@ def test(tmp, stoppers):
         print({k: v for k, v in scrape(metrics_port).items() if "deliver" in k[0]})
         raise
 
+    # courierd's queue shape: the dead route's recipient waits; the delivered ones are gone.
+    shape = scrape(metrics_port)
+    assert value(shape, "estafette_queue_up") == 1, shape
+    assert value(shape, "estafette_queue_recipients", destination="127.0.0.1:%d" % dead) == 1
+    assert 0 <= value(shape, "estafette_queue_oldest_seconds",
+                      destination="127.0.0.1:%d" % dead) < 120
+    assert not any(k[0] == "estafette_queue_recipients" and k[1] != (("destination",
+                   "127.0.0.1:%d" % dead),) for k in shape), shape
+
     # A hostile file under a live pid (estafetted's): refused, the rest is served as before.
     hostile = os.path.join(mta.state, "run", "metrics", "estafette-esmtpd.%d" % mta.proc.pid)
     with open(hostile, "wb") as f:
