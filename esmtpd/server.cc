@@ -168,6 +168,7 @@ Server::Server(event::Loop& loop, const config::Config& config,
   };
   committer_ = std::make_unique<queue::Committer>(loop, *backend_, metrics_.get());
   resolver_.set_metrics(metrics_.get());
+  filters_.set_metrics(metrics_.get());
   context_ = std::make_unique<ConnectionContext>(
       ConnectionContext{loop,
                         policy_,

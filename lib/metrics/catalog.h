@@ -26,7 +26,7 @@ enum class Metric : std::uint8_t {
   EsmtpdDnsblListed,  // connections listed, by DNSBL zone
   DeliveryResults,    // courierd: recipients by result and destination
   DnsLookupSeconds,   // esmtpd's resolver: each query sent (not a cached answer)
-  MilterSeconds,      // filters: each milter command and its reply
+  MilterSeconds,      // esmtpd's milters: each command, from sending to its reply
   CommitBatchSize,    // the queue committer: records per fsync
   CommitSeconds,      // the queue committer: each group commit (its writes and fsyncs)
   TlsHandshakes,      // esmtpd: STARTTLS handshakes by result
