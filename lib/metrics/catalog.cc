@@ -92,6 +92,13 @@ const std::array<Family, kMetricCount> kFamilies = {{
      kHandshakes,
      "",
      {}},
+    {"estafette_esmtpclient_tls_handshakes_total",
+     "STARTTLS handshakes of esmtpclient, by result.",
+     Kind::Counter,
+     "result",
+     kHandshakes,
+     "",
+     {}},
 }};
 
 struct Offsets {

@@ -20,18 +20,19 @@ enum class Kind : std::uint8_t { Counter, Histogram };
 
 // The families, in table order (family()).
 enum class Metric : std::uint8_t {
-  EsmtpdConnections,  // connections accepted
-  EsmtpdAccepted,     // messages queued (the 250 after DATA)
-  EsmtpdRejects,      // refusing replies, by reason
-  EsmtpdDnsblListed,  // connections listed, by DNSBL zone
-  DeliveryResults,    // courierd: recipients by result and destination
-  DnsLookupSeconds,   // esmtpd's resolver: each query sent (not a cached answer)
-  MilterSeconds,      // esmtpd's milters: each command, from sending to its reply
-  CommitBatchSize,    // the queue committer: records per fsync
-  CommitSeconds,      // the queue committer: each group commit (its writes and fsyncs)
-  TlsHandshakes,      // esmtpd: STARTTLS handshakes by result
+  EsmtpdConnections,    // connections accepted
+  EsmtpdAccepted,       // messages queued (the 250 after DATA)
+  EsmtpdRejects,        // refusing replies, by reason
+  EsmtpdDnsblListed,    // connections listed, by DNSBL zone
+  DeliveryResults,      // courierd: recipients by result and destination
+  DnsLookupSeconds,     // esmtpd's resolver: each query sent (not a cached answer)
+  MilterSeconds,        // esmtpd's milters: each command, from sending to its reply
+  CommitBatchSize,      // the queue committer: records per fsync
+  CommitSeconds,        // the queue committer: each group commit (its writes and fsyncs)
+  TlsHandshakes,        // esmtpd: STARTTLS handshakes by result
+  ClientTlsHandshakes,  // esmtpclient: STARTTLS handshakes by result
 };
-inline constexpr std::size_t kMetricCount = 10;
+inline constexpr std::size_t kMetricCount = 11;
 
 // Why esmtpd refused (the EsmtpdRejects label "reason"), in label order.
 enum class Reject : std::uint8_t { Dnsbl, Relay, UnknownUser, Filter, Access, Other4xx, Other5xx };

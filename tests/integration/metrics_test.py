@@ -6,6 +6,8 @@ summed over two esmtpd processes. A hostile file in run/metrics is refused witho
 scrape; the daemons' files go away when they stop."""
 import os
 import smtplib
+import ssl
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -44,9 +46,25 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0)
 
 
-def send(source, rcpts, body="Subject: m\r\n\r\nhello\r\n"):
+def send(source, rcpts, body="Subject: m\r\n\r\nhello\r\n", tls=False):
     with smtplib.SMTP("127.0.0.1", send.port, timeout=30, source_address=(source, 0)) as s:
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            s.starttls(context=context)
         return s.sendmail("sender@example.test", rcpts, body)
+
+
+def make_cert(tmp):
+    key, pem = os.path.join(tmp, "mta.key"), os.path.join(tmp, "mta.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem,
+                        "-days", "30", "-subj", "/CN=mta.estafette.test"],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    os.chmod(key, 0o644)
+    return pem, key
 
 
 def test(tmp, stoppers):
@@ -55,7 +73,9 @@ def test(tmp, stoppers):
     sink.start()
     dead = harness.free_port()  # nobody listens there
     metrics_port = harness.free_port()
+    pem, key = make_cert(tmp)
     mta = harness.Estafette(tmp, metrics_listen="127.0.0.1:%d" % metrics_port,
+                            tls_cert_file=pem, tls_key_file=key,
                             relay_clients=RELAY + "/32", local_mailboxes="existing",
                             esmtpd_processes="2",
                             routes={"sink.test": "127.0.0.1,%d" % sink.port,
@@ -73,10 +93,11 @@ def test(tmp, stoppers):
     before = scrape(metrics_port)
     assert value(before, "estafette_esmtpd_messages_accepted_total") == 0, before
 
-    # The known run: 3 messages queued, 2 relay refusals and 1 unknown user, over 5 sessions.
+    # The known run: 3 messages queued (one over STARTTLS), 2 relay refusals and 1 unknown user,
+    # over 5 sessions.
     send(RELAY, ["a@sink.test", "b@sink.test"])
     send(RELAY, ["x@dead.test"])
-    send(RELAY, ["alice@estafette.test"])
+    send(RELAY, ["alice@estafette.test"], tls=True)
     for rcpts in (["y@elsewhere.test"], ["z@elsewhere.test", "nobody@estafette.test"]):
         try:
             send(STRANGER, rcpts)
@@ -124,6 +145,8 @@ def test(tmp, stoppers):
     assert value(after, "estafette_deliveries_total", result="bounced",
                  destination="127.0.0.1:%d" % sink.port) == 0
     assert value(after, "estafette_processes", program="estafette-esmtpd") == 2, after
+    assert value(after, "estafette_esmtpd_tls_handshakes_total", result="ok") == 1, after
+    assert value(after, "estafette_esmtpd_tls_handshakes_total", result="failed") == 0, after
     # esmtpd's queue commits: one fsync batch at least per message, each in a histogram.
     commits = value(after, "estafette_queue_commit_batch_size_sum")
     assert commits >= 3, commits
