@@ -1,6 +1,7 @@
 #include "courierd/admin_service.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -45,6 +46,36 @@ ipc::QueueEntry to_ipc(const QueuedMessage& m) {
   return e;
 }
 
+ipc::QueueShapeReply queue_shape(const std::vector<QueuedMessage>& messages, std::size_t max_rows) {
+  std::map<std::string, ipc::QueueShapeRow> by_destination;
+  for (const auto& m : messages) {
+    for (const auto& r : m.recipients) {
+      auto& row = by_destination[r.destination];
+      if (row.recipients == 0 || m.arrival < row.oldest_arrival) row.oldest_arrival = m.arrival;
+      ++row.recipients;
+    }
+  }
+  std::vector<ipc::QueueShapeRow> rows;
+  rows.reserve(by_destination.size());
+  for (auto& [destination, row] : by_destination) {
+    row.destination = destination;
+    rows.push_back(std::move(row));
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const auto& a, const auto& b) { return a.recipients > b.recipients; });
+  ipc::QueueShapeReply reply;
+  for (auto& row : rows) {
+    if (reply.rows.size() < max_rows) {
+      reply.rows.push_back(std::move(row));
+      continue;
+    }
+    if (reply.other_recipients == 0 || row.oldest_arrival < reply.other_oldest)
+      reply.other_oldest = row.oldest_arrival;
+    reply.other_recipients += row.recipients;
+  }
+  return reply;
+}
+
 FlushScope from_ipc(ipc::FlushScope scope) {
   switch (scope) {
     case ipc::FlushScope::All:
@@ -80,6 +111,10 @@ bool AdminService::handle(ipc::Channel& client, const ipc::Frame& frame) {
     send_queue_list(client);
     return true;
   }
+  if (ipc::decode_queue_shape_request(frame)) {
+    send_queue_shape(client);
+    return true;
+  }
   if (auto f = ipc::decode_flush_request(frame)) {
     flush(client, *f);
     return true;
@@ -106,6 +141,17 @@ void AdminService::send_queue_list(ipc::Channel& client) {
   client.send(
       ipc::encode(ipc::QueueListEnd{static_cast<std::uint32_t>(entries.size()), ms_of(now)}));
   logger().debug("mailq messages=" + std::to_string(entries.size()));
+}
+
+void AdminService::send_queue_shape(ipc::Channel& client) {
+  Time now = wall_now();
+  auto entries = scheduler_.snapshot(now);
+  auto parked = parking_.snapshot();
+  entries.insert(entries.end(), std::make_move_iterator(parked.begin()),
+                 std::make_move_iterator(parked.end()));
+  ipc::QueueShapeReply reply = queue_shape(entries, ipc::kMaxQueueShapeRows);
+  reply.now_ms = ms_of(now);
+  client.send(ipc::encode(reply));
 }
 
 void AdminService::flush(ipc::Channel& client, const ipc::FlushRequest& request) {

@@ -13,7 +13,9 @@
 // one for a message not queued NotFound (logged, logger "courierd").
 #pragma once
 
+#include <cstddef>
 #include <functional>
+#include <vector>
 
 #include "courierd/notices.h"
 #include "courierd/parking.h"
@@ -29,6 +31,10 @@ ipc::QueueEntry to_ipc(const QueuedMessage& message);
 ipc::QueuedRcpt to_ipc(const QueuedRecipient& recipient);
 FlushScope from_ipc(ipc::FlushScope scope);
 Selection from_ipc(const ipc::QueueSelection& selection);
+// estafette-metrics' queue shape of a snapshot: pending recipients and the oldest arrival per
+// destination, the max_rows destinations with the most recipients first (ties by name), the
+// rest summed as "other". now_ms is left 0. Pure.
+ipc::QueueShapeReply queue_shape(const std::vector<QueuedMessage>& messages, std::size_t max_rows);
 
 class AdminService final {
  public:
@@ -46,6 +52,8 @@ class AdminService final {
  private:
   // mailq: one QueueEntry frame per queued (or parked) message, then QueueListEnd.
   void send_queue_list(ipc::Channel& client);
+  // estafette-metrics: one QueueShapeReply (bounded, whatever the queue's length).
+  void send_queue_shape(ipc::Channel& client);
   // flush: the scope becomes ready now; replies with how many recipients did.
   void flush(ipc::Channel& client, const ipc::FlushRequest& request);
   // hold/release/cancel/delete: applies it, replies with QueueOpReply.

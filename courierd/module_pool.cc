@@ -29,7 +29,11 @@ std::string program_for(const std::string& module) {
 ModulePool::ModulePool(event::Loop& loop, const config::Config& config, std::string config_path,
                        Scheduler& scheduler, Notices& notices, Changed on_change,
                        daemon::RootSpawner* spawner)
-    : scheduler_(scheduler), notices_(notices), on_change_(std::move(on_change)) {
+    : scheduler_(scheduler),
+      notices_(notices),
+      on_change_(std::move(on_change)),
+      metrics_(metrics::Writer::open(config.metrics_listen.has_value(), config.metrics_dir(),
+                                     "estafette-courierd")) {
   const std::size_t esmtp_processes =
       config::resolve_processes(config.esmtpclient_processes, base::usable_cpus());
   // Maildir delivery waits on fsync; several processes let the file system share journal
@@ -122,6 +126,20 @@ void ModulePool::dispatch(const Job& job, Time now) {
   }
 }
 
+namespace {
+// A job's recipients by result, under its destination (lib/metrics).
+void count_results(metrics::Writer& m, const std::string& destination, const JobReport& r) {
+  using metrics::Metric, metrics::Result;
+  auto add = [&](Result result, std::size_t n) {
+    if (n > 0)
+      m.add_named(Metric::DeliveryResults, static_cast<std::size_t>(result), destination, n);
+  };
+  add(Result::Delivered, r.delivered.size());
+  add(Result::Deferred, r.deferred.size());
+  add(Result::Bounced, r.bounced.size());
+}
+}  // namespace
+
 void ModulePool::on_result(const std::string& module_name, const ipc::DeliverResult& result) {
   auto rit = running_.find(result.job_id);
   if (rit == running_.end()) return;
@@ -145,6 +163,7 @@ void ModulePool::on_result(const std::string& module_name, const ipc::DeliverRes
                      std::to_string(result.results.size()) + " results for " +
                      std::to_string(job.recipients.size()) + " recipients");
   JobReport report = scheduler_.complete(job.id, outcomes, result.host_failed, now);
+  count_results(*metrics_, job.destination, report);
 
   // As Postfix: relay=none when the module names no host (none was tried).
   const std::string relay = result.remote.empty() ? "none" : result.remote;

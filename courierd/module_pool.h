@@ -31,6 +31,7 @@
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
 #include "lib/ipc/messages.h"
+#include "lib/metrics/shm_file.h"
 
 namespace estafette::courierd {
 
@@ -88,6 +89,7 @@ class ModulePool final {
     Time dispatched;  // the hand-off to the module: where a and b of delays= meet
   };
   std::unordered_map<JobId, Running> running_;
+  std::unique_ptr<metrics::Writer> metrics_;  // courierd's counters: results per destination
 };
 
 }  // namespace estafette::courierd

@@ -107,6 +107,8 @@ EsmtpClient::EsmtpClient(event::Loop& loop, const config::Config& config, base::
       timeouts_(timeouts_from(config)),
       credentials_(std::move(credentials)),
       tls_(tls::ClientContext::load(tls::client_settings(config))),
+      metrics_(metrics::Writer::open(config.metrics_listen.has_value(), config.metrics_dir(),
+                                     "estafette-esmtpclient")),
       resolver_(loop, config::resolver_options(config)),
       channel_(
           loop, std::move(ipc_fd), [this](const ipc::Frame& f) { on_frame(f); },
@@ -268,6 +270,7 @@ std::pair<smtp::ClientSecurity, TlsSetup> EsmtpClient::connection_security(
   Security s = d.security;
   smtp::ClientSecurity security;
   TlsSetup setup;
+  setup.metrics = metrics_.get();
   const bool dane_verify = dane && dane->state == dns::DaneState::Verify;
   std::string dane_note;
   if (dane && !dane_verify) {         // `dane` where DANE does not apply: opportunistic (dane-only

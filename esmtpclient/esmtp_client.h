@@ -47,6 +47,7 @@
 #include "lib/event/loop.h"
 #include "lib/ipc/channel.h"
 #include "lib/ipc/messages.h"
+#include "lib/metrics/shm_file.h"
 #include "lib/mtasts/policy_source.h"
 
 namespace estafette::esmtpclient {
@@ -175,6 +176,7 @@ class EsmtpClient final : private ConnectionOwner {
   smtp::ClientTimeouts timeouts_;
   config::CredentialTable credentials_;
   std::shared_ptr<tls::ClientContext> tls_;
+  std::unique_ptr<metrics::Writer> metrics_;  // outlives the connections (declared before)
   // `may` hosts ("ip:port") whose handshake failed, until when they get plaintext at once.
   std::unordered_map<std::string, event::Clock::time_point> tls_fallback_;
   // Logins ("user destination") whose server refused our SCRAM proof and took PLAIN: their

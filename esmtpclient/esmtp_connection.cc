@@ -152,6 +152,11 @@ void Connection::step_handshake() {
   }
   handshaking_ = false;
   tls_wants_write_ = false;
+  if (tls_setup_.metrics)
+    tls_setup_.metrics->add(
+        metrics::Metric::ClientTlsHandshakes,
+        static_cast<std::size_t>(status == tls::Stream::Status::Ok ? metrics::Handshake::Ok
+                                                                   : metrics::Handshake::Failed));
   if (status != tls::Stream::Status::Ok) {
     tls_failed_ = true;
     tls_error_ = tls_->reason();

@@ -26,6 +26,7 @@
 
 #include "lib/base/fd.h"
 #include "lib/event/loop.h"
+#include "lib/metrics/shm_file.h"
 #include "lib/smtp/client_session.h"
 #include "lib/smtp/reply_parser.h"
 #include "lib/tls/stream.h"
@@ -54,11 +55,12 @@ struct MessageBody {
 // How a connection does TLS. No context: never (the session must not ask for it).
 struct TlsSetup {
   std::shared_ptr<tls::ClientContext> context;
-  tls::ClientOptions options;     // SNI, the names to verify, the session cache key
-  bool require_verified = false;  // verify/secure: an unverified certificate is refused
-  bool require_dane = false;      // options.tlsa set: only a DANE match is accepted
-  bool opportunistic = false;     // `may`: a failed handshake is retried in plaintext
-  std::string policy;             // the level's name, for the log ("may", "verify", ...)
+  tls::ClientOptions options;          // SNI, the names to verify, the session cache key
+  bool require_verified = false;       // verify/secure: an unverified certificate is refused
+  bool require_dane = false;           // options.tlsa set: only a DANE match is accepted
+  bool opportunistic = false;          // `may`: a failed handshake is retried in plaintext
+  std::string policy;                  // the level's name, for the log ("may", "verify", ...)
+  metrics::Writer* metrics = nullptr;  // handshakes counted there (null: not counted)
 };
 
 class Connection final {

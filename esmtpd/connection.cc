@@ -7,6 +7,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "esmtpd/reject_reason.h"
 #include "filters/message_pass.h"
 #include "lib/base/log.h"
 #include "lib/smtp/dotstuff.h"
@@ -250,6 +251,8 @@ void Connection::on_checks_done() {
   if (!setup_.settings->dnsbl.empty()) {
     line += " dnsbl_score=" + std::to_string(r.dnsbl.score);
     for (const auto& hit : r.dnsbl.hits) line += " listed=" + hit.zone;
+    for (const auto& hit : r.dnsbl.hits)
+      ctx_.metrics.add_named(metrics::Metric::EsmtpdDnsblListed, 0, hit.zone);
     for (const auto& zone : r.dnsbl.tempfailed) line += " tempfail=" + zone;
     if (!r.dnsbl.hits.empty()) ++n.dnsbl_listed;
     if (!r.dnsbl.tempfailed.empty()) ++n.dnsbl_tempfail;
@@ -274,7 +277,8 @@ void Connection::on_checks_done() {
     greeted_ = true;
     if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
     greet_timer_ = 0;
-    run({{smtp::ActionKind::Reply, "554 5.7.1 " + verdict.block_reply + "\r\n"},
+    run({{smtp::ActionKind::Reply, "554 5.7.1 " + verdict.block_reply + "\r\n",
+          smtp::Refusal::Dnsbl},
          {smtp::ActionKind::Close, {}}});
     return;
   }
@@ -772,8 +776,11 @@ void Connection::run(smtp::Actions actions) {
     if (finished_) return;
     switch (action.kind) {
       case smtp::ActionKind::Reply:
-        if (!action.text.empty() && (action.text[0] == '4' || action.text[0] == '5'))
+        if (!action.text.empty() && (action.text[0] == '4' || action.text[0] == '5')) {
+          ctx_.metrics.add(metrics::Metric::EsmtpdRejects,
+                           reject_label(action.refusal, action.text));
           log_refusal(action.text);
+        }
         send(action.text);
         break;
       case smtp::ActionKind::BeginData:
@@ -977,6 +984,7 @@ void Connection::continue_handshake() {
       break;
     case tls::Stream::Status::Closed:
     case tls::Stream::Status::Failed:
+      ctx_.metrics.add(metrics::Metric::TlsHandshakes, 1);  // Handshake::Failed
       logger().notice("TLS handshake failed session=" + std::to_string(number_) + " " +
                       session_.client().peer_text() + ": " + tls_->reason());
       finish("TLS handshake failed");
@@ -989,6 +997,7 @@ void Connection::continue_handshake() {
 }
 
 void Connection::handshake_done() {
+  ctx_.metrics.add(metrics::Metric::TlsHandshakes, 0);  // Handshake::Ok
   handshaking_ = false;
   if (handshake_timer_) ctx_.loop.cancel_timer(handshake_timer_);
   handshake_timer_ = 0;

@@ -42,6 +42,7 @@
 #include "lib/config/config.h"
 #include "lib/dns/resolver.h"
 #include "lib/event/loop.h"
+#include "lib/metrics/shm_file.h"
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
 #include "lib/smtp/dotstuff.h"
@@ -96,6 +97,7 @@ struct ConnectionContext {
   // (auth_fail_limit, kept by the Admission across processes).
   auth::Backend* auth;
   Admission& admission;
+  metrics::Writer& metrics;  // this process's counters (lib/metrics)
 };
 
 // This connection's checks, decided by the Admission.

@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "esmtpd/reject_reason.h"
 #include "lib/auth/dovecot_backend.h"
 #include "lib/auth/sender_login_map.h"
 #include "lib/base/log.h"
@@ -144,6 +145,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
       max_sessions_(config::session_share(config.max_sessions, processes)),
       router_(routing::Router::load(config)),
       tls_(tls ? std::move(tls) : load_tls(config)),
+      metrics_(metrics::Writer::open(config.metrics_listen.has_value(), config.metrics_dir(),
+                                     "estafette-esmtpd")),
       backend_(queue::open_queue(config.queue_backend, config.queue_dir(),
                                  {.verify_bodies = config.queue_verify_bodies})),
       resolver_(loop, config::resolver_options(config)),
@@ -183,13 +186,18 @@ Server::Server(event::Loop& loop, const config::Config& config,
   policy_.auth_blocked = [this](const smtp::ClientInfo& c) {
     return admission_.auth_blocked(c.ip);
   };
-  committer_ = std::make_unique<queue::Committer>(loop, *backend_);
+  committer_ = std::make_unique<queue::Committer>(loop, *backend_, metrics_.get());
+  resolver_.set_metrics(metrics_.get());
+  filters_.set_metrics(metrics_.get());
   context_ = std::make_unique<ConnectionContext>(
       ConnectionContext{loop,
                         policy_,
                         *backend_,
                         *committer_,
-                        [this](const std::string& id) { courierd_.notify(id); },
+                        [this](const std::string& id) {
+                          metrics_->add(metrics::Metric::EsmtpdAccepted);
+                          courierd_.notify(id);
+                        },
                         config.smtpd_timeout,
                         config.max_line_length,
                         resolver_,
@@ -207,7 +215,8 @@ Server::Server(event::Loop& loop, const config::Config& config,
                         tls_,
                         config.tls_handshake_timeout,
                         auth_.get(),
-                        admission_});
+                        admission_,
+                        *metrics_});
   schedule_stats();
   if (tls_ && config.tls_session_tickets) schedule_tls_rotation();
   const bool shared = processes > 1;
@@ -323,6 +332,8 @@ Server::~Server() {
 void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
                            const config::Listener* listener) {
   const bool local = listener == nullptr;
+  metrics_->add(metrics::Metric::EsmtpdConnections);
+  bool by_access = false;  // refused by smtpaccess or submit_allowed_users (else a limit)
   smtp::ClientInfo client;
   client.role = local ? smtp::ListenerRole::Submission : listener->role;
   client.tls_offered = tls_ != nullptr && !local;
@@ -349,6 +360,7 @@ void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
       base::log("esmtpd").warning("refused local submission uid=" + std::to_string(cred.uid) +
                                   " gid=" + std::to_string(cred.gid) + " pid=" +
                                   std::to_string(cred.pid) + ": not in submit_allowed_users");
+      by_access = true;
       refusal = "554 5.7.1 " + config_.hostname + " local submission not allowed for uid " +
                 std::to_string(cred.uid) + "\r\n";
     }
@@ -377,6 +389,7 @@ void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
       base::log("esmtpd").notice("refused [" + client.ip + "]: " +
                                  (by_rule ? "access rule " + a.rule->where : "session limit"));
       refusal = a.refusal;
+      by_access = by_rule;
     }
     client.relay_client = a.relay_client;
     client.check_sender_domain = a.sender_dns;
@@ -394,10 +407,14 @@ void Server::on_connection(base::UniqueFd fd, const sockaddr_storage& addr,
       std::move(setup));
   auto* raw = conn.get();
   connections_.emplace(number, std::move(conn));
-  if (!refusal.empty())
+  if (!refusal.empty()) {
+    metrics_->add(metrics::Metric::EsmtpdRejects,
+                  by_access ? static_cast<std::size_t>(metrics::Reject::Access)
+                            : reject_label(smtp::Refusal::None, refusal));
     raw->reject(refusal);
-  else
+  } else {
     raw->start();
+  }
 }
 
 void Server::drain(std::function<void()> done) {

@@ -31,6 +31,7 @@
 #include "lib/config/config.h"
 #include "lib/event/acceptor.h"
 #include "lib/event/loop.h"
+#include "lib/metrics/shm_file.h"
 #include "lib/queue/queue.h"
 #include "lib/routing/router.h"
 #include "lib/submit/access.h"
@@ -106,6 +107,7 @@ class Server final {
   std::shared_ptr<const routing::Router> router_;  // swapped by reload(); RCPT and records use it
   std::shared_ptr<const tls::ServerContext> tls_;  // null: no certificate; swapped by reload()
   smtp::ServerPolicy policy_;
+  std::unique_ptr<metrics::Writer> metrics_;  // before the committer, whose thread counts too
   std::unique_ptr<queue::Backend> backend_;
   std::unique_ptr<queue::Committer> committer_;
   dns::Resolver resolver_;

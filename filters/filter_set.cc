@@ -78,7 +78,7 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
     }
     // In-process modules: milter_command/content_timeout bound a PENDING phase.
     ModuleTimeouts timeouts{config.milter_command_timeout, config.milter_content_timeout};
-    out = [module, default_action, timeouts](event::Loop& loop) {
+    out = [module, default_action, timeouts](event::Loop& loop, metrics::Writer*) {
       return module->open(loop, default_action, timeouts);
     };
     return "";
@@ -94,15 +94,17 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
   options.default_action = default_action;
   options.max_modifications = limits_of(config).max_modifications;
   options.max_body = config.max_message_size;
-  out = [options](event::Loop& loop) -> std::unique_ptr<Filter> {
-    return std::make_unique<milter::Client>(loop, options);
+  out = [options](event::Loop& loop, metrics::Writer* metrics) -> std::unique_ptr<Filter> {
+    milter::Options timed = options;
+    timed.metrics = metrics;
+    return std::make_unique<milter::Client>(loop, std::move(timed));
   };
   return "";
 }
 
 std::unique_ptr<Chain> FilterSet::open_chain() const {
   std::vector<std::unique_ptr<Filter>> filters;
-  for (const auto& open : entries_) filters.push_back(open(loop_));
+  for (const auto& open : entries_) filters.push_back(open(loop_, metrics_));
   return std::make_unique<Chain>(loop_, std::move(filters), limits_);
 }
 

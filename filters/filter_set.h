@@ -21,6 +21,7 @@
 #include "filters/types.h"
 #include "lib/config/config.h"
 #include "lib/event/loop.h"
+#include "lib/metrics/shm_file.h"
 
 namespace estafette::filters {
 
@@ -39,10 +40,12 @@ class FilterSet final {
   // A fresh chain for one SMTP session (each milter gets its own connection, each module its
   // own session), in config order.
   std::unique_ptr<Chain> open_chain() const;
+  // The milters of later chains time their commands there (null: not timed); it outlives this.
+  void set_metrics(metrics::Writer* metrics) { metrics_ = metrics; }
 
  private:
   // Makes one session's filter of one entry (a milter::Client, or a module's NativeFilter).
-  using Opener = std::function<std::unique_ptr<Filter>(event::Loop&)>;
+  using Opener = std::function<std::unique_ptr<Filter>(event::Loop&, metrics::Writer*)>;
   // Builds one entry; returns "" or the error naming the spec's line.
   static std::string load_entry(const config::Config& config, const config::FilterSpec& spec,
                                 DefaultAction default_action, Opener& out);
@@ -50,6 +53,7 @@ class FilterSet final {
   event::Loop& loop_;
   std::vector<Opener> entries_;
   ModificationLimits limits_;  // from max_header_size and max_message_size
+  metrics::Writer* metrics_ = nullptr;
 };
 
 }  // namespace estafette::filters

@@ -23,8 +23,8 @@ LIB_DEPENDS = {
     "auth": {"base", "event"},
     "smtp": {"base", "auth"},  # the server session runs AUTH's SASL exchange (lib/auth/sasl.h)
     "ipc": {"base", "event"},
-    "dns": {"base", "event"},
-    "queue": {"base", "event"},
+    "dns": {"base", "event", "metrics"},  # the resolver's query times
+    "queue": {"base", "event", "metrics"},  # the committer's batch sizes and durations
     "checks": {"base", "event", "dns"},
     "config": {"base", "dns", "smtp"},
     "tls": {"base", "config", "dns"},  # DANE: the client takes lib/dns/tlsa.h records
@@ -34,12 +34,14 @@ LIB_DEPENDS = {
     "admin": {"base", "event", "ipc", "config"},
     "mtasts": {"base", "event", "dns", "tls", "config"},
     "tlsrpt": {"base", "auth", "smtp"},
+    "metrics": {"base"},
 }
 # Program folders (one component each) and the component libraries above lib/ they may use.
 PROGRAM_DEPENDS = {
     "esmtpd": {"filters"},
     "admin": {"filters"},  # check-config loads the filters as esmtpd would
     "courierd": set(),
+    "metrics": set(),
     "esmtpclient": set(),
     "modules/local": set(),
     "sendmail": set(),

@@ -132,7 +132,14 @@ std::vector<supervisor::Program> programs_for(const config::Config& config,
   // submit a file twice): a reload stops the old one (between files) before the new one starts.
   supervisor::Program pickup;
   pickup.name = "estafette-pickup";
-  return {courierd, esmtpd, pickup};
+  std::vector<supervisor::Program> programs = {courierd, esmtpd, pickup};
+  // The metrics endpoint (last: stopped first); its successor binds metrics_listen after it.
+  if (config.metrics_listen) {
+    supervisor::Program metrics;
+    metrics.name = "estafette-metrics";
+    programs.push_back(metrics);
+  }
+  return programs;
 }
 
 // Waits (in the process `estafetted` was started as) for the detached estafetted to say whether

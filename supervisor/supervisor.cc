@@ -176,8 +176,10 @@ void Supervisor::failed_to_start(Child& c, const std::string& why) {
   if (!operation_) return;
   auto& waiting = operation_->waiting;
   if (std::find(waiting.begin(), waiting.end(), &c) == waiting.end()) return;
-  // A new overlapping generation that fails is withdrawn: the old one keeps serving.
-  if (!operation_->next_to_drain.empty())
+  // A new overlapping generation that fails is withdrawn: the old one keeps serving. (Once the
+  // old ones drain, a sequential successor that fails is left to its restarts: its predecessor
+  // is gone.)
+  if (operation_->overlapping)
     for (Child* n : operation_->waiting) withdraw(*n);
   finish(false, c.label + ": " + why);
 }
@@ -209,6 +211,7 @@ void Supervisor::continue_replacement() {
   Operation& op = *operation_;
   if (!op.waiting.empty() || !op.predecessors.empty()) return;
   // The new overlapping processes are all ready: the old ones may go.
+  op.overlapping = false;
   for (Child* old : std::exchange(op.next_to_drain, {})) retire(*old);
   if (op.sequential.empty()) {
     finish(true, "");
@@ -273,11 +276,12 @@ bool Supervisor::replace(std::vector<Program> programs, Outcome done) {
   operation_ = std::make_unique<Operation>();
   Operation& op = *operation_;
   op.done = std::move(done);
+  op.overlapping = true;
   op.timeout = loop_.add_timer(kStartTimeout, [this] {
     operation_->timeout = 0;
     std::string who = operation_->waiting.empty() ? operation_->predecessors.front()->label
                                                   : operation_->waiting.front()->label;
-    if (!operation_->next_to_drain.empty())
+    if (operation_->overlapping)
       for (Child* n : operation_->waiting) withdraw(*n);
     finish(false, who + " did not finish within " + std::to_string(kStartTimeout.count()) + " s");
   });
@@ -294,6 +298,14 @@ bool Supervisor::replace(std::vector<Program> programs, Outcome done) {
     }
     for (std::size_t i = 1; i <= program.copies; ++i)
       started.push_back(&add_child(generation, p, i));
+  }
+  // A program the new config no longer runs (metrics_listen unset) goes with the old esmtpd.
+  for (auto& c : children_) {
+    if (c->retiring || c->generation == generation) continue;
+    const std::string& name = programs_[c->generation][c->program].name;
+    bool kept = false;
+    for (const Program& p : programs_[generation]) kept = kept || p.name == name;
+    if (!kept) op.next_to_drain.push_back(c.get());
   }
   op.waiting = started;
   write_status();

@@ -126,6 +126,7 @@ class Supervisor final {
     std::vector<Child*> next_to_drain;  // replace: retire these once `waiting` are ready
     std::vector<Program> sequential;    // replace: started after their predecessor exited
     std::vector<Child*> predecessors;   // replace: the old sequential children still running
+    bool overlapping = false;  // replace: the new overlap processes start; nothing drained yet
     Outcome done;
     event::TimerId timeout = 0;
   };

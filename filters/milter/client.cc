@@ -155,6 +155,11 @@ void Client::fail(std::string reason) {
 // Ends the pending call; runs its callback last, as the callback may destroy this client.
 void Client::finish(Verdict verdict) {
   Stage stage = std::exchange(pending_, Stage::None);
+  if (options_.metrics && sent_ != std::chrono::steady_clock::time_point{}) {
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - sent_;
+    options_.metrics->observe(metrics::Metric::MilterSeconds, took.count());
+  }
+  sent_ = {};
   loop_.cancel_timer(timer_);
   timer_ = 0;
   body_rest_ = {};
@@ -349,6 +354,7 @@ void Client::send_stage(Stage stage, int macro_stage, char macro_command, const 
     return;
   }
   pending_ = stage;
+  sent_ = std::chrono::steady_clock::now();
   done_ = std::move(done);
   arm_timer(timeout_for(stage));
   queue_write(std::move(bytes));

@@ -30,6 +30,7 @@
 #include "filters/types.h"
 #include "lib/base/fd.h"
 #include "lib/event/loop.h"
+#include "lib/metrics/shm_file.h"
 
 namespace estafette::milter {
 
@@ -65,6 +66,9 @@ struct Options {
   // the rest): more modifications, or a larger replacement body, fail the session.
   std::size_t max_modifications = 1000;
   std::size_t max_body = 10 << 20;  // max_message_size
+  // Each command with a reply is timed there, from sending to its reply (or failure):
+  // metrics::Metric::MilterSeconds. Null: not timed. Outlives the Client.
+  metrics::Writer* metrics = nullptr;
 };
 
 class Client final : public filters::Filter {
@@ -156,6 +160,7 @@ class Client final : public filters::Filter {
   std::map<int, std::string> symlists_;
 
   Stage pending_ = Stage::None;
+  std::chrono::steady_clock::time_point sent_{};  // of the pending command (send_stage)
   Callback done_;
   EomCallback eom_done_;
   std::string after_negotiation_;  // SMFIC_CONNECT waiting for OPTNEG

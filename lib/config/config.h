@@ -242,6 +242,9 @@ struct Config {
   bool tls_reporting = false;
   std::string tls_report_contact;
   std::string tls_report_organization;
+  // Metrics (lib/metrics): where estafette-metrics serves /metrics; unset: no metrics program
+  // and no metrics files.
+  std::optional<HostPort> metrics_listen;
 
   // TLS (lib/tls): esmtpd's certificates and what it accepts. No certificate: no STARTTLS.
   std::vector<std::string> tls_cert_files;  // each: PEM certificate then its chain
@@ -293,6 +296,7 @@ struct Config {
   std::string mta_sts_dir() const { return state_dir + "/mta-sts"; }
   std::string tlsrpt_dir() const { return state_dir + "/tlsrpt"; }
   std::string courierd_socket() const { return run_dir() + "/courierd.sock"; }
+  std::string metrics_dir() const { return run_dir() + "/metrics"; }
   bool is_local_domain(const std::string& domain) const;
 };
 

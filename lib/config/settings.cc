@@ -316,6 +316,13 @@ void smarthost(ParseState& s, const std::string& v) {
   if (!s.smarthost) throw std::invalid_argument("bad smarthost (expected host[:port])");
 }
 
+void metrics_listen(ParseState& s, const std::string& v) {
+  s.config.metrics_listen.reset();
+  if (v.empty()) return;
+  s.config.metrics_listen = parse_host_port(v, 9465);
+  if (!s.config.metrics_listen) throw std::invalid_argument("expected host[:port]");
+}
+
 void esmtproutes(ParseState& s, const std::string& v) {
   s.routes_file = resolve(s.base_dir, v);
   s.routes_where = s.where;
@@ -599,6 +606,9 @@ constexpr Setting kSettings[] = {
      "From: and contact-info of TLS reports (a mailbox).", {}, "postmaster@<hostname>"},
     {"tls_report_organization", "", report_organization,
      "organization-name of TLS reports.", {}, "<hostname>"},
+    // Metrics: estafette-metrics, a child of estafetted
+    {"metrics_listen", "", metrics_listen,
+     "Serve Prometheus metrics on http://host:port/metrics (e.g. 127.0.0.1:9465); none: off."},
 };
 // clang-format on
 

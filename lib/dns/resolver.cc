@@ -232,6 +232,7 @@ struct Resolver::QueryState {
   AresDone done;
   std::string cache_key;  // empty without a cache
   std::uint16_t id;       // in ids_in_flight_ until done
+  std::chrono::steady_clock::time_point sent = std::chrono::steady_clock::now();
 };
 
 Resolver::Resolver(event::Loop& loop, ResolverOptions options)
@@ -317,6 +318,10 @@ void Resolver::on_query_done(void* arg, int status, int, unsigned char* abuf, in
   if (status == ARES_SUCCESS) status = rcode_status(abuf, alen);
   Resolver* self = state->resolver;
   self->ids_in_flight_.erase(state->id);
+  if (self->metrics_) {
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - state->sent;
+    self->metrics_->observe(metrics::Metric::DnsLookupSeconds, took.count());
+  }
   if (!state->cache_key.empty()) self->remember(state->cache_key, status, abuf, alen);
   if (self->submitting_ > 0) {
     // Completed inside ares_query() (e.g. a bad name): report it from the loop instead.

@@ -37,6 +37,7 @@
 #include "lib/dns/answer_cache.h"
 #include "lib/dns/tlsa.h"
 #include "lib/event/loop.h"
+#include "lib/metrics/shm_file.h"
 
 namespace estafette::dns {
 
@@ -167,6 +168,9 @@ class Resolver final {
   [[nodiscard]] Request lookup_tlsa(const std::string& host, unsigned port, TlsaCallback callback);
 
   CacheStats cache_stats() const;
+  // Each query sent (not a cached answer) is observed there, from sending to its answer or
+  // failure (metrics::Metric::DnsLookupSeconds). Null: none. The writer outlives the resolver.
+  void set_metrics(metrics::Writer* metrics) { metrics_ = metrics; }
 
  private:
   using AresDone = std::function<void(int status, const unsigned char* abuf, int alen)>;
@@ -188,6 +192,7 @@ class Resolver final {
   void remember(const std::string& key, int status, const unsigned char* abuf, int alen);
 
   event::Loop& loop_;
+  metrics::Writer* metrics_ = nullptr;
   std::chrono::seconds cache_max_ttl_;
   std::unique_ptr<AnswerCache> cache_;  // null without a cache
   CacheStats stats_;

@@ -342,4 +342,44 @@ std::optional<QueueSelected> decode_queue_selected(const Frame& f) {
   return m;
 }
 
+std::string encode(const QueueShapeRequest&) {
+  return Writer(type_of(MessageType::QueueShapeRequest)).finish();
+}
+
+std::string encode(const QueueShapeReply& m) {
+  Writer w(type_of(MessageType::QueueShapeReply));
+  w.u32(static_cast<std::uint32_t>(m.rows.size()));
+  for (const auto& row : m.rows)
+    w.str(row.destination).u64(row.recipients).u64(static_cast<std::uint64_t>(row.oldest_arrival));
+  w.u64(m.other_recipients)
+      .u64(static_cast<std::uint64_t>(m.other_oldest))
+      .u64(static_cast<std::uint64_t>(m.now_ms));
+  return w.finish();
+}
+
+std::optional<QueueShapeRequest> decode_queue_shape_request(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueShapeRequest) || !f.payload.empty()) return std::nullopt;
+  return QueueShapeRequest{};
+}
+
+std::optional<QueueShapeReply> decode_queue_shape_reply(const Frame& f) {
+  if (f.type != type_of(MessageType::QueueShapeReply)) return std::nullopt;
+  Reader r(f.payload);
+  QueueShapeReply m;
+  const std::uint32_t n = r.u32();
+  if (n > kMaxQueueShapeRows) return std::nullopt;
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    QueueShapeRow row;
+    row.destination = r.str();
+    row.recipients = r.u64();
+    row.oldest_arrival = static_cast<std::int64_t>(r.u64());
+    m.rows.push_back(std::move(row));
+  }
+  m.other_recipients = r.u64();
+  m.other_oldest = static_cast<std::int64_t>(r.u64());
+  m.now_ms = static_cast<std::int64_t>(r.u64());
+  if (!r.ok_and_done()) return std::nullopt;
+  return m;
+}
+
 }  // namespace estafette::ipc

@@ -13,9 +13,12 @@
 //   estafette -> courierd QueueSelectRequest (hold/release/cancel/delete/flush of the messages a
 //                          QueueSelection picks); courierd answers one QueueSelected per message,
 //                          then a QueueOpReply (NotFound: nothing matched)
+//   estafette-metrics -> courierd QueueShapeRequest; courierd answers QueueShapeReply (pending
+//                          recipients and the oldest arrival per destination, bounded)
 // decode_* return nullopt for a frame of another type or a malformed payload.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +45,8 @@ enum class MessageType : std::uint8_t {
   // Admin selections; numbered apart so that other new types can take 13 on.
   QueueSelectRequest = 40,
   QueueSelected = 41,
+  QueueShapeRequest = 13,
+  QueueShapeReply = 14,
 };
 
 struct NewMessage {
@@ -213,6 +218,29 @@ struct QueueSelected {
   bool operator==(const QueueSelected&) const = default;
 };
 
+struct QueueShapeRequest {
+  bool operator==(const QueueShapeRequest&) const = default;
+};
+
+// At most kMaxQueueShapeRows rows (the destinations with the most pending recipients); the rest
+// are summed into other_recipients and other_oldest.
+inline constexpr std::size_t kMaxQueueShapeRows = 200;
+
+struct QueueShapeRow {
+  std::string destination;  // as QueuedRcpt::destination
+  std::uint64_t recipients = 0;
+  std::int64_t oldest_arrival = 0;  // unix seconds, of its oldest message
+  bool operator==(const QueueShapeRow&) const = default;
+};
+
+struct QueueShapeReply {
+  std::vector<QueueShapeRow> rows;
+  std::uint64_t other_recipients = 0;
+  std::int64_t other_oldest = 0;  // 0: none
+  std::int64_t now_ms = 0;        // courierd's clock when it answered
+  bool operator==(const QueueShapeReply&) const = default;
+};
+
 std::string encode(const NewMessage& m);
 std::string encode(const Rescan& m);
 std::string encode(const Deliver& m);
@@ -227,6 +255,8 @@ std::string encode(const QueueOpRequest& m);
 std::string encode(const QueueOpReply& m);
 std::string encode(const QueueSelectRequest& m);
 std::string encode(const QueueSelected& m);
+std::string encode(const QueueShapeRequest& m);
+std::string encode(const QueueShapeReply& m);
 
 std::optional<NewMessage> decode_new_message(const Frame& f);
 std::optional<Rescan> decode_rescan(const Frame& f);
@@ -242,5 +272,7 @@ std::optional<QueueOpRequest> decode_queue_op_request(const Frame& f);
 std::optional<QueueOpReply> decode_queue_op_reply(const Frame& f);
 std::optional<QueueSelectRequest> decode_queue_select_request(const Frame& f);
 std::optional<QueueSelected> decode_queue_selected(const Frame& f);
+std::optional<QueueShapeRequest> decode_queue_shape_request(const Frame& f);
+std::optional<QueueShapeReply> decode_queue_shape_reply(const Frame& f);
 
 }  // namespace estafette::ipc

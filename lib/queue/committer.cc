@@ -1,13 +1,17 @@
 #include "lib/queue/committer.h"
 
+#include <chrono>
 #include <exception>
 
 #include "lib/base/log.h"
 
 namespace estafette::queue {
 
-Committer::Committer(event::Loop& loop, Backend& backend)
-    : backend_(backend), waker_(loop, [this] { deliver(); }), worker_([this] { work(); }) {}
+Committer::Committer(event::Loop& loop, Backend& backend, metrics::Writer* metrics)
+    : backend_(backend),
+      metrics_(metrics),
+      waker_(loop, [this] { deliver(); }),
+      worker_([this] { work(); }) {}
 
 Committer::~Committer() {
   {
@@ -51,10 +55,16 @@ void Committer::work() {
     messages.reserve(batch.size());
     for (auto& job : batch) messages.push_back(job.message.get());
     std::vector<bool> ok;
+    const auto started = std::chrono::steady_clock::now();
     try {
       ok = backend_.commit(std::move(messages));
     } catch (const std::exception& e) {
       base::log("queue").error(std::string("queue: commit threw: ") + e.what());
+    }
+    if (metrics_) {
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+      metrics_->observe(metrics::Metric::CommitBatchSize, static_cast<double>(batch.size()));
+      metrics_->observe(metrics::Metric::CommitSeconds, took.count());
     }
     if (ok.size() != batch.size()) ok.assign(batch.size(), false);
     for (std::size_t i = 0; i < batch.size(); ++i) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lib/event/loop.h"
+#include "lib/metrics/shm_file.h"
 #include "lib/queue/backend.h"
 
 namespace estafette::queue {
@@ -30,8 +31,10 @@ class Committer final {
  public:
   using Done = std::function<void(bool ok, int error)>;
 
-  Committer(event::Loop& loop, Backend& backend);  // starts the worker thread
-  ~Committer();                                    // stops and joins it, reports the rest
+  // Starts the worker thread. metrics (optional, must outlive the Committer): each round's
+  // batch size and duration (the writes left and the fsyncs) are observed there.
+  Committer(event::Loop& loop, Backend& backend, metrics::Writer* metrics = nullptr);
+  ~Committer();  // stops and joins it, reports the rest
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 
@@ -53,6 +56,7 @@ class Committer final {
   void deliver();  // loop thread
 
   Backend& backend_;
+  metrics::Writer* metrics_;
   event::Waker waker_;
   std::size_t pending_ = 0;  // loop thread only
   mutable std::mutex mutex_;

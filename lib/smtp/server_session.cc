@@ -59,6 +59,12 @@ Actions ServerSession::reply(std::string_view text) const {
   return {std::move(action)};
 }
 
+Actions ServerSession::refuse(Refusal why, std::string_view text) const {
+  Actions actions = reply(text);
+  actions.front().refusal = why;
+  return actions;
+}
+
 Actions ServerSession::close(std::string_view text) {
   Actions actions = reply(text);
   actions.push_back({ActionKind::Close, {}});
@@ -137,24 +143,27 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
     case ActionKind::FilterHelo:
       if (refused) {
         envelope_.helo.clear();
-        return reply(filter_reply(verdict, "550 5.7.1 Command rejected",
-                                  "451 4.7.1 Service unavailable - try again later"));
+        return refuse(Refusal::Filter,
+                      filter_reply(verdict, "550 5.7.1 Command rejected",
+                                   "451 4.7.1 Service unavailable - try again later"));
       }
       return helo_reply();
     case ActionKind::FilterMail:
       if (refused) {
         pending_mail_ = Envelope{};
         discard_ = discard_session_;
-        return reply(filter_reply(verdict, "550 5.7.1 Sender rejected",
-                                  "451 4.7.1 Service unavailable - try again later"));
+        return refuse(Refusal::Filter,
+                      filter_reply(verdict, "550 5.7.1 Sender rejected",
+                                   "451 4.7.1 Service unavailable - try again later"));
       }
       return accept_mail();
     case ActionKind::FilterRcpt: {
       std::string rcpt = std::move(pending_rcpt_);
       pending_rcpt_.clear();
       if (refused)
-        return reply(filter_reply(verdict, "550 5.7.1 <" + rcpt + ">: Recipient rejected",
-                                  "451 4.7.1 Service unavailable - try again later"));
+        return refuse(Refusal::Filter,
+                      filter_reply(verdict, "550 5.7.1 <" + rcpt + ">: Recipient rejected",
+                                   "451 4.7.1 Service unavailable - try again later"));
       envelope_.recipients.push_back(std::move(rcpt));
       envelope_.dsn.push_back(std::move(pending_rcpt_dsn_));
       return reply("250 2.1.5 Ok");
@@ -163,8 +172,9 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
       if (refused) {
         reset_transaction();
         refused_data_ = true;
-        return reply(filter_reply(verdict, "550 5.7.1 Message rejected",
-                                  "451 4.7.1 Service unavailable - try again later"));
+        return refuse(Refusal::Filter,
+                      filter_reply(verdict, "550 5.7.1 Message rejected",
+                                   "451 4.7.1 Service unavailable - try again later"));
       }
       state_ = State::kData;
       Actions actions = reply("354 End data with <CR><LF>.<CR><LF>");
@@ -178,8 +188,9 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
       }
       reset_transaction();
       if (verdict.action == A::Discard) return reply("250 2.0.0 Ok: discarded");
-      return reply(filter_reply(verdict, "550 5.7.1 Message content rejected",
-                                "451 4.7.1 Service unavailable - try again later"));
+      return refuse(Refusal::Filter,
+                    filter_reply(verdict, "550 5.7.1 Message content rejected",
+                                 "451 4.7.1 Service unavailable - try again later"));
     default:
       break;
   }
@@ -230,7 +241,7 @@ Actions ServerSession::on_line(std::string_view line, LineStatus status) {
   }
   if (!session_reply_.empty() && cmd.verb != Verb::Quit && cmd.verb != Verb::Rset &&
       cmd.verb != Verb::Noop)
-    return reply(session_reply_);
+    return refuse(Refusal::Filter, session_reply_);
   switch (cmd.verb) {
     case Verb::Helo:
     case Verb::Ehlo:
@@ -607,7 +618,7 @@ Actions ServerSession::on_rcpt(const Command& cmd) {
     state_ = State::kWait;
     return {};
   }
-  if (!block_reply_.empty()) return reply("550 5.7.1 " + sanitize(block_reply_));
+  if (!block_reply_.empty()) return refuse(Refusal::Dnsbl, "550 5.7.1 " + sanitize(block_reply_));
   RecipientVerdict routed;
   if (policy_.check_recipient) routed = policy_.check_recipient(cmd.address);
   if (routed.lookup) {  // answered by on_recipient_checked() or on_recipient_lookup_failed()
@@ -642,9 +653,16 @@ Actions ServerSession::on_recipient_lookup_failed(RecipientLookupFailure why) {
 
 Actions ServerSession::rcpt_routed(const Command& cmd, const RecipientVerdict& routed) {
   RcptParams params = parse_rcpt_params(cmd.params);  // checked by on_rcpt()
-  if (!routed.reply.empty()) return error(routed.reply);
+  if (!routed.reply.empty()) {
+    Actions actions = error(routed.reply);
+    if (routed.reply.find(" 5.1.1 ") != std::string::npos)  // RFC 3463: bad mailbox address
+      actions.front().refusal = Refusal::UnknownUser;
+    return actions;
+  }
   if (!routed.ours && !relay_allowed(cmd.address, cmd.source_route)) {
-    return error("550 5.7.1 <" + cmd.address + ">: Relay access denied");
+    Actions actions = error("550 5.7.1 <" + cmd.address + ">: Relay access denied");
+    actions.front().refusal = Refusal::Relay;
+    return actions;
   }
   if (client_.filtered) {
     pending_rcpt_ = cmd.address;
@@ -657,7 +675,7 @@ Actions ServerSession::rcpt_routed(const Command& cmd, const RecipientVerdict& r
 }
 
 Actions ServerSession::on_data() {
-  if (!session_reply_.empty()) return reply(session_reply_);
+  if (!session_reply_.empty()) return refuse(Refusal::Filter, session_reply_);
   if (!in_transaction_) return error("503 5.5.1 Error: need MAIL command");
   if (envelope_.recipients.empty()) return error("554 5.5.1 Error: no valid recipients");
   if ((client_.filtered || discard_) && policy_.admit_buffered &&

@@ -229,9 +229,14 @@ struct CheckedAuth {
 // Why the queue write or commit failed: the disk is full (ENOSPC, EDQUOT), or anything else.
 enum class QueueFailure { Temporary, NoSpace };
 
+// Why a refusing Reply refuses, when the session knows a reason worth counting (esmtpd's
+// metrics); None for every other reply.
+enum class Refusal : std::uint8_t { None, Dnsbl, Relay, UnknownUser, Filter };
+
 struct Action {
   ActionKind kind;
-  std::string text;  // Reply: full reply line(s) including CRLF; empty otherwise
+  std::string text;                 // Reply: full reply line(s) including CRLF; empty otherwise
+  Refusal refusal = Refusal::None;  // Reply
 };
 using Actions = std::vector<Action>;
 
@@ -327,6 +332,7 @@ class ServerSession final {
   Actions error(std::string_view reply);  // a counted error reply (+ 421 when over the limit)
   Actions junk(std::string_view reply);   // a junk command's reply, an error past the junk limit
   Actions reply(std::string_view reply) const;
+  Actions refuse(Refusal why, std::string_view reply) const;  // reply() with its reason
   Actions close(std::string_view reply);
   void reset_transaction();
   bool relay_allowed(std::string_view recipient, bool source_route) const;

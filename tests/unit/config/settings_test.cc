@@ -275,6 +275,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"mta_sts_timeout", {"0", "expected a duration >= 1s"}},
     {"mta_sts_cache_size", {"0", "expected a positive number"}},
     {"tls_reporting", {"daily", "expected yes or no"}},
+    {"metrics_listen", {"host:0", "expected host[:port]"}},
     {"tls_report_contact", {"postmaster", "expected a mailbox"}},
     {"tls_report_organization", {"caf\xc3\xa9", "printable ASCII only"}},
     {"relay_clientcerts", {"a b", "expected one file"}},

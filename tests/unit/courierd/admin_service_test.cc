@@ -61,5 +61,32 @@ TEST(AdminServiceConversion, SelectionFromTheWire) {
   EXPECT_EQ(s.older_than, Millis(0));
 }
 
+// estafette-metrics' queue shape: recipients and the oldest arrival per destination, the
+// biggest destinations first, the rest as "other".
+TEST(AdminServiceQueueShape, PerDestinationBoundedWithOther) {
+  auto rcpt = [](std::string destination) {
+    return QueuedRecipient{
+        "r@x.test", std::move(destination), QueuedRecipient::State::Waiting, 1, 0, ""};
+  };
+  std::vector<QueuedMessage> messages = {
+      {"q1", 1000, 10, "", false, {rcpt("dead.test"), rcpt("dead.test"), rcpt("local")}},
+      {"q2", 900, 10, "", false, {rcpt("dead.test"), rcpt("b.test")}},
+      {"q3", 1100, 10, "", true, {rcpt("c.test")}},
+      {"q4", 800, 10, "", false, {}},  // nothing pending: counts nowhere
+  };
+  ipc::QueueShapeReply all = queue_shape(messages, 10);
+  const std::vector<ipc::QueueShapeRow> want = {
+      {"dead.test", 3, 900}, {"b.test", 1, 900}, {"c.test", 1, 1100}, {"local", 1, 1000}};
+  EXPECT_EQ(all.rows, want);
+  EXPECT_EQ(all.other_recipients, 0u);
+  ipc::QueueShapeReply bounded = queue_shape(messages, 2);
+  ASSERT_EQ(bounded.rows.size(), 2u);
+  EXPECT_EQ(bounded.rows[0].destination, "dead.test");
+  EXPECT_EQ(bounded.rows[1].destination, "b.test");
+  EXPECT_EQ(bounded.other_recipients, 2u);
+  EXPECT_EQ(bounded.other_oldest, 1000);
+  EXPECT_TRUE(queue_shape({}, 10).rows.empty());
+}
+
 }  // namespace
 }  // namespace estafette::courierd

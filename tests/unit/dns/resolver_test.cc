@@ -230,6 +230,27 @@ TEST_F(ResolverTest, AddressLookups) {
             std::make_pair(Status::Ok, std::vector<std::string>{"192.0.2.7"}));
 }
 
+// Each query sent is timed into the metrics; an answer from the cache is not.
+TEST_F(ResolverTest, QueriesAreTimedIntoTheMetrics) {
+  auto writer = metrics::Writer::anonymous("estafette-esmtpd");
+  ResolverOptions o = at(port_, 1000ms, 2);
+  o.cache_size = 100;
+  resolver_.emplace(loop_, o);
+  resolver_->set_metrics(writer.get());
+  EXPECT_EQ(list(&Resolver::lookup_a, "mx3.multi.test").first, Status::Ok);
+  EXPECT_EQ(list(&Resolver::lookup_a, "mx3.multi.test").first, Status::Ok);  // cached
+  EXPECT_EQ(list(&Resolver::lookup_aaaa, "plain.test").first, Status::NotFound);
+  std::string why;
+  auto s = metrics::parse(writer->bytes(), why);
+  ASSERT_TRUE(s) << why;
+  const auto& f = metrics::family(metrics::Metric::DnsLookupSeconds);
+  const std::size_t first = metrics::cell_slot(metrics::Metric::DnsLookupSeconds, 0, 0);
+  std::uint64_t count = 0;
+  for (std::size_t b = 0; b <= f.buckets.size(); ++b) count += s->counters[first + b];
+  EXPECT_GE(count, 2u);
+  EXPECT_EQ(count, resolver_->cache_stats().misses);  // the queries sent, not the cache hits
+}
+
 TEST_F(ResolverTest, Ptr) {
   EXPECT_EQ(list(&Resolver::lookup_ptr, "127.0.0.5"),
             std::make_pair(Status::Ok, std::vector<std::string>{"ptr.test"}));

@@ -91,6 +91,14 @@ std::vector<Case> cases() {
       make_case("select_age", QueueSelectRequest{QueueOp::Delete, sel(false, "", "", "", 90, "")},
                 decode_queue_select_request),
       make_case("selected", QueueSelected{"0001ABCD", 2, 1}, decode_queue_selected),
+      make_case("shape_request", QueueShapeRequest{}, decode_queue_shape_request),
+      make_case("shape_reply",
+                QueueShapeReply{{{"dead.test", 3, 1'700'000'000}, {"local", 1, 1'700'000'100}},
+                                7,
+                                1'699'000'000,
+                                1'700'000'200'500},
+                decode_queue_shape_reply),
+      make_case("shape_reply_empty", QueueShapeReply{}, decode_queue_shape_reply),
   };
 }
 
@@ -131,6 +139,21 @@ TEST_P(AdminMessages, TruncatedOrExtendedPayloadRejected) {
 
 INSTANTIATE_TEST_SUITE_P(All, AdminMessages, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
+
+TEST(AdminMessages, QueueShapeReplyOverItsBoundRejected) {
+  QueueShapeReply big;
+  big.rows.resize(kMaxQueueShapeRows + 1, QueueShapeRow{"d", 1, 1});
+  FrameSplitter s;
+  s.feed(encode(big));
+  auto f = s.next();
+  ASSERT_TRUE(f);
+  EXPECT_FALSE(decode_queue_shape_reply(*f));
+  big.rows.pop_back();
+  s.feed(encode(big));
+  f = s.next();
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(decode_queue_shape_reply(*f));
+}
 
 TEST(AdminMessages, WrongTypeOrBadEnumRejected) {
   FrameSplitter s;

@@ -445,6 +445,28 @@ TEST_F(MilterRealTest, FullTransactionAgainstLibmilter) {
   EXPECT_FALSE(c.failed());
 }
 
+// Every command with a reply is timed into the metrics.
+TEST_F(MilterRealTest, CommandsAreTimedIntoTheMetrics) {
+  auto writer = metrics::Writer::anonymous("estafette-esmtpd");
+  Options o = options_for(Milters::get().test_port());
+  o.metrics = writer.get();
+  Client c(loop_, o);
+  open_session(loop_, c);
+  expect_continue(wait_for(loop_, [&](auto done) {
+    c.mail({{"{mail_addr}", "sender@example.test"}}, "<sender@example.test>", {}, done);
+  }));
+  expect_continue(wait_for(loop_, [&](auto done) { c.rcpt({}, "<user@example.test>", {}, done); }));
+  std::string why;
+  auto s = metrics::parse(writer->bytes(), why);
+  ASSERT_TRUE(s) << why;
+  const auto& f = metrics::family(metrics::Metric::MilterSeconds);
+  const std::size_t first = metrics::cell_slot(metrics::Metric::MilterSeconds, 0, 0);
+  std::uint64_t count = 0;
+  for (std::size_t b = 0; b <= f.buckets.size(); ++b) count += s->counters[first + b];
+  EXPECT_GE(count, 2u);  // MAIL and RCPT at least (connect and HELO as the milter asked)
+  c.quit();
+}
+
 TEST_F(MilterRealTest, ProgressFromLibmilterExtendsTheTimeout) {
   Options o = options_for(Milters::get().test_port());
   o.content_timeout = 500ms;  // the milter takes 800 ms at eom, sending progress every 200 ms
