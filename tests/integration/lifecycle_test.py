@@ -13,6 +13,7 @@ import smtplib
 import signal
 import subprocess
 import time
+import urllib.request
 
 import harness
 
@@ -148,6 +149,20 @@ def test(tmp, stoppers):
     with open(aliases, "w") as f:
         f.write("postmaster: alice\n")
     harness.wait_for(lambda: estafette(mta, "status").returncode == 0, 40, "the esmtpd back")
+
+    # A reload that turns the metrics endpoint on starts estafette-metrics; one that turns it off
+    # stops it (a program the new config does not run goes with the old daemons).
+    metrics_port = harness.free_port()
+    set_setting(mta, "metrics_listen", "127.0.0.1:%d" % metrics_port)
+    r = estafette(mta, "reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=20) as resp:
+        assert resp.status == 200 and b"estafette_" in resp.read()
+    set_setting(mta, "metrics_listen", "")
+    r = estafette(mta, "reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    harness.wait_for(lambda: not harness.port_open(metrics_port), 15, "the metrics endpoint gone")
+    assert "estafette-metrics" not in estafette(mta, "status").stdout
 
     # restart: another estafetted, the mail still flows.
     before = open(os.path.join(mta.state, "run", "estafetted.pid")).read()
