@@ -60,8 +60,8 @@ TEST(PickupBounce, HeaderOnlyWhenTooBig) {
 
 TEST(PickupBounce, QuotesAFileThatDidNotParse) {
   auto in = base_input();
-  std::string raw =
-      std::string("garbage\n.\nMAIL FROM:<x>\r\n\0bin\xff", 32) + std::string(100000, 'y');
+  static constexpr char kHead[] = "garbage\n.\nMAIL FROM:<x>\r\n\0bin\xff";
+  std::string raw = std::string(kHead, sizeof kHead - 1) + std::string(100000, 'y');
   in.raw = raw;
   auto b = compose_bounce(in);
   EXPECT_NE(b.wire.find("..\r\nMAIL FROM:<x>\r\n?bin"), std::string::npos);
