@@ -441,9 +441,4 @@ void Supervisor::maybe_finish() {
   loop_.stop();
 }
 
-void Supervisor::signal_children(int signal) {
-  for (const auto& child : children_)
-    if (!child->retiring) child->process->signal(signal);
-}
-
 }  // namespace estafette::supervisor

@@ -89,8 +89,6 @@ class Supervisor final {
   // Sends SIGTERM to every child (esmtpd first, courierd last), SIGKILL to one still running
   // after the grace period; stops the loop when all exited.
   void stop();
-  // Sends `signal` to every running child that is not draining.
-  void signal_children(int signal);
   // Runs `program args` (with -c CONFIG after args) once a day, at next_daily_run(), when
   // `enabled` (none: always) says so then: a one-shot child, not restarted; its exit status is
   // logged. Before start().

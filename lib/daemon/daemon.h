@@ -23,9 +23,11 @@
 //      an exception prints "PROGRAM: what": 2. It may end run() here with a status of its own.
 //   4. base::setup_logging() with spec.log_name and the config's log settings: 2 on an error.
 //      Then each of the config's warnings (config::Config::warnings) is logged ("config: ...").
-//   5. SIGPIPE ignored (a write to a reset peer returns EPIPE instead of killing the process).
+//   5. (SIGPIPE has been ignored since step 1: a write to a reset peer, or to a starter that
+//      went away, returns EPIPE instead of killing the process.)
 //   From here an exception logs "fatal: what" (critical) and prints "PROGRAM: what": 1.
-//   6. spec.as_root: what must happen before privileges go (esmtpd binds its addresses).
+//   6. spec.as_root: what must happen before privileges go (esmtpd adopts or binds its
+//      addresses, reads its TLS keys).
 //   7. spec.privileges, when the config sets `user` (base/privileges.h).
 //   8. The loop: SIGTERM and SIGINT call the stop hook (by default it stops the loop); with
 //      spec.reload SIGHUP calls the reload hook. They are taken on the loop's signalfd before the
