@@ -46,6 +46,11 @@
 //   tls-report [--date YYYY-MM-DD] [--print]  mails the SMTP TLS reports (RFC 8460) of the days
 //           esmtpclient counted (tls_reporting = yes) to each domain's _smtp._tls rua, or prints
 //           them; estafetted runs it once a day (admin/tls_report.h). Exit 75: kept for later
+//   newaliases  checks the aliases file as courierd and esmtpd load it ("file:line: reason",
+//           exit 1, nothing reloaded), prints "PATH: N aliases", then has a running estafetted
+//           reload (as `reload`) so that both use it; exit 75 when that reload cannot be made or
+//           fails. Not running: exit 0 (the daemons read the file when they start). The
+//           `newaliases` and `sendmail -bi` names run this (sendmail/sendmail_main.cc)
 //   log QUEUE-ID... [--file PATH]  every log line of those messages and of the notices they
 //           produced, oldest first, from log_file (or /var/log/mail.log) and its rotated copies
 //           (admin/log.h). Exit 1: no line found
@@ -55,11 +60,13 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -83,6 +90,7 @@
 #include "lib/config/settings.h"
 #include "lib/daemon/status_file.h"
 #include "lib/ipc/messages.h"
+#include "lib/routing/router.h"
 
 using namespace estafette;
 
@@ -140,6 +148,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette log QUEUE-ID... [--file PATH] [-c CONFIG]\n"
                "       estafette mta-sts [--cached] DOMAIN [-c CONFIG]\n"
                "       estafette tls-report [--date YYYY-MM-DD] [--print] [-c CONFIG]\n"
+               "       estafette newaliases [-c CONFIG]\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, restart, status  run, stop, show estafetted and its daemons\n"
@@ -159,6 +168,7 @@ int usage(std::FILE* to = stderr) {
                "  mta-sts        the MTA-STS policy of a domain (exit 0 one, 1 none, 3 unknown)\n"
                "  tls-report     mail (--print: show) the TLS reports of past days, or of --date\n"
                "  log            the log lines of messages and of their notices, oldest first\n"
+               "  newaliases     check the aliases file, then reload a running Estafette\n"
                "Exit 1: no such message (nothing selected); 75: courierd does not run (try again\n"
                "later); mailq reads the queue files when courierd does not run.\n"
                "start, reload: exit 1 with the reason; status: 1 a daemon is not up, 3 stopped.\n"
@@ -280,6 +290,38 @@ int reload(const config::Config& config, const std::string& pidfile) {
   }
   std::fprintf(stderr, "estafette: no answer to the reload within 420 s (see the log)\n");
   return 1;
+}
+
+// newaliases: the aliases file checked as the daemons load it, then a reload when they run.
+int newaliases(const config::Config& config, const std::string& pidfile) {
+  if (config.aliases.path.empty()) {
+    std::printf("estafette newaliases: no aliases file (the aliases setting of %s)\n",
+                config.source.c_str());
+    return 0;
+  }
+  std::shared_ptr<const routing::Router> router;
+  try {
+    router = routing::Router::load(config);
+  } catch (const std::exception& e) {  // ConfigError "file:line: reason", an unreadable file
+    std::fprintf(stderr, "estafette newaliases: %s\n", e.what());
+    return 1;
+  }
+  std::printf("%s: %zu aliases\n", config.aliases.path.c_str(), router->alias_count());
+  pid_t pid = running_pid(pidfile);
+  if (!pid) {
+    std::printf(
+        "estafette newaliases: Estafette is not running; it reads the aliases when it "
+        "starts\n");
+    return 0;
+  }
+  if (::kill(pid, 0) != 0 && errno == EPERM) {
+    std::fprintf(stderr,
+                 "estafette newaliases: cannot make estafetted (pid %d) reload: not permitted "
+                 "(run newaliases or `estafette reload` as root)\n",
+                 pid);
+    return base::kExTempFail;
+  }
+  return reload(config, pidfile) == 0 ? 0 : base::kExTempFail;
 }
 
 int stop(const std::string& pidfile) {
@@ -453,10 +495,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (cmd == "mailq" || cmd == "flush") {
+  if (cmd == "flush") {
     try {
-      return cmd == "mailq" ? admin::mailq(config, json, stdout)
-                            : admin::flush(config, operands.empty() ? "" : operands[0], stdout);
+      return admin::flush(config, operands.empty() ? "" : operands[0], stdout);
     } catch (const std::exception& e) {  // CourierdDown, a timeout: try again later
       std::fprintf(stderr, "estafette: %s\n", e.what());
       return base::kExTempFail;
@@ -491,6 +532,7 @@ int main(int argc, char** argv) {
   if (cmd == "status") return status(config, pidfile);
   if (cmd == "start") return start(config_path, pidfile);
   if (cmd == "reload") return reload(config, pidfile);
+  if (cmd == "newaliases") return newaliases(config, pidfile);
   if (cmd == "stop") return stop(pidfile);
   if (cmd == "restart") {
     int stopped = stop(pidfile);

@@ -24,8 +24,11 @@ bool takes_argument(char c) {
 
 }  // namespace
 
-ParsedOptions parse_options(const std::vector<std::string>& args) {
+ParsedOptions parse_options(const std::vector<std::string>& args, const std::string& program) {
   Options o;
+  const std::string_view name = std::string_view(program).substr(program.rfind('/') + 1);
+  if (name == "mailq") o.mode = Mode::ListQueue;
+  if (name == "newaliases") o.mode = Mode::NewAliases;
   std::size_t i = 0;
   for (; i < args.size(); ++i) {
     std::string_view a = args[i];
@@ -76,8 +79,10 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
             o.mode = Mode::Smtp;
           else if (value == "p")
             o.mode = Mode::ListQueue;
+          else if (value == "i")
+            o.mode = Mode::NewAliases;
           else
-            return fail("mode -b" + value + " is not supported (only -bm, -bs and -bp)");
+            return fail("mode -b" + value + " is not supported (only -bm, -bs, -bp and -bi)");
           break;
         case 'q':
           o.mode = Mode::Flush;
@@ -85,6 +90,9 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
             o.flush_target = value.substr(1);
           else if (!value.empty() && !std::isdigit(static_cast<unsigned char>(value[0])))
             return fail("option -q" + value + " is not supported (-q, -qTIME, -qRSITE, -qIID)");
+          break;
+        case 'I':
+          o.mode = Mode::NewAliases;
           break;
         case 'o':
           if (value == "i") o.ignore_dots = true;

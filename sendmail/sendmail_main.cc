@@ -8,6 +8,8 @@
 // (lib/submit/client.h). Options: options.h.
 // The configuration is -C FILE, else the installed estafette.conf if it exists, else the embedded
 // default (as the daemons without -c).
+// Installed as `mailq` or `newaliases` too (links, configure --enable-sendmail-names), it runs
+// `estafette mailq` / `estafette newaliases`, as -bp / -bi do.
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -25,6 +27,7 @@
 
 #include "lib/admin/commands.h"
 #include "lib/base/fd.h"
+#include "lib/base/paths.h"
 #include "lib/config/config.h"
 #include "lib/submit/client.h"
 #include "lib/submit/maildrop.h"
@@ -42,6 +45,7 @@ constexpr const char* kUsage =
     "usage: estafette-sendmail [-t] [-i|-oi] [-f sender] [-F fullname] [-C config] [-bm|-bs]\n"
     "                          [--] [recipient ...]\n"
     "       estafette-sendmail -bp [-C config]              (the queue, as estafette mailq)\n"
+    "       estafette-sendmail -bi [-C config]   (check aliases, reload: estafette newaliases)\n"
     "       estafette-sendmail -q[Rsite|Iid] [-C config]   (run the queue, as estafette flush)\n";
 
 int fail(int code, const std::string& why) {
@@ -95,6 +99,21 @@ int keep(const config::Config& config, const Submission& s, const std::string& w
   return kExOk;
 }
 
+// mailq and newaliases are the admin tool's (`estafette mailq` reads the queue files when
+// courierd does not run; `estafette newaliases` reloads the daemons), as Postfix's sendmail
+// runs postqueue: this process becomes `estafette COMMAND [-c CONFIG]`.
+int run_admin_tool(const char* command, const std::string& config_path) {
+  const std::string tool = base::sbin_program_path("estafette");
+  std::vector<const char*> argv = {tool.c_str(), command};
+  if (!config_path.empty()) {
+    argv.push_back("-c");
+    argv.push_back(config_path.c_str());
+  }
+  argv.push_back(nullptr);
+  ::execv(tool.c_str(), const_cast<char* const*>(argv.data()));
+  return fail(kExUnavailable, "cannot run " + tool + ": " + std::strerror(errno));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,12 +122,14 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return kExOk;
   }
-  auto parsed = parse_options(args);
+  auto parsed = parse_options(args, argv[0]);
   if (!parsed.options) {
     std::fprintf(stderr, "estafette-sendmail: %s\n%s", parsed.error.c_str(), kUsage);
     return kExUsage;
   }
   const Options& opt = *parsed.options;
+  if (opt.mode == Mode::ListQueue) return run_admin_tool("mailq", opt.config_path);
+  if (opt.mode == Mode::NewAliases) return run_admin_tool("newaliases", opt.config_path);
   config::Config config;
   try {
     config = config::load_config(opt.config_path.empty() ? config::default_config_path()
@@ -116,10 +137,9 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(kExConfig, e.what());
   }
-  if (opt.mode == Mode::ListQueue || opt.mode == Mode::Flush) {
+  if (opt.mode == Mode::Flush) {
     try {
-      return opt.mode == Mode::ListQueue ? admin::mailq(config, false, stdout)
-                                         : admin::flush(config, opt.flush_target, stdout);
+      return admin::flush(config, opt.flush_target, stdout);
     } catch (const std::exception& e) {  // courierd not running, a timeout
       return fail(kExTempFail, e.what());
     }

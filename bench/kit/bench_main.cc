@@ -46,7 +46,7 @@ std::string orchestration_dir() {
   std::string bindir = self.substr(0, self.rfind('/'));
   std::string sbindir = estafette::base::running_installed() ? ESTAFETTE_SBINDIR : bindir;
   std::string main_py = orchestration_dir() + "/main.py";
-  std::vector<std::string> argv = {"python3",  "-B",    main_py,   command,
+  std::vector<std::string> argv = {"python3",  "-B",   main_py,     command,
                                    "--bindir", bindir, "--sbindir", sbindir};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> cargv;

@@ -62,6 +62,11 @@ std::string program_path(const std::string& name) {
   return std::string(ESTAFETTE_LIBEXECDIR) + "/" + name;
 }
 
+std::string sbin_program_path(const std::string& name) {
+  if (running_installed()) return std::string(ESTAFETTE_SBINDIR) + "/" + name;
+  return program_path(name);
+}
+
 std::string absolute_path(const std::string& path) {
   if (!path.empty() && path[0] == '/') return path;
   char cwd[PATH_MAX];

@@ -11,6 +11,11 @@ namespace estafette::base {
 // The absolute path of the sibling program `name` (e.g. "estafette-esmtpclient").
 std::string program_path(const std::string& name);
 
+// The absolute path of an sbin program (`estafette`, `estafetted`) for a program that may be in
+// bindir (estafette-sendmail): the installed sbindir when this program is installed, else its
+// sibling in the build tree (program_path).
+std::string sbin_program_path(const std::string& name);
+
 // True when this program runs from the directory `make install` put it in (bindir, sbindir or
 // libexecdir/estafette, compared after resolving symlinks): then it reads the installed config
 // by default (config::default_config_path). A build tree or a DESTDIR copy is not installed.

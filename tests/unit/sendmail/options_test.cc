@@ -22,6 +22,7 @@ struct OptionsCase {
   std::vector<std::string> recipients{};
   std::string error{};  // part of the error text when !ok
   std::string flush_target{};
+  std::string program = "sendmail";  // argv[0]
 };
 
 void PrintTo(const OptionsCase& c, std::ostream* os) {
@@ -32,7 +33,7 @@ class SendmailOptions : public ::testing::TestWithParam<OptionsCase> {};
 
 TEST_P(SendmailOptions, Parses) {
   const auto& c = GetParam();
-  auto r = parse_options(c.args);
+  auto r = parse_options(c.args, c.program);
   ASSERT_EQ(r.options.has_value(), c.ok) << r.error;
   if (!c.ok) {
     EXPECT_NE(r.error.find(c.error), std::string::npos) << r.error;
@@ -86,6 +87,30 @@ INSTANTIATE_TEST_SUITE_P(
         OptionsCase{.name = "SmallC", .args = {"-c/x.conf"}, .ok = true, .config = "/x.conf"},
         OptionsCase{.name = "SmtpMode", .args = {"-bs"}, .ok = true, .mode = Mode::Smtp},
         OptionsCase{.name = "ListQueue", .args = {"-bp"}, .ok = true, .mode = Mode::ListQueue},
+        OptionsCase{
+            .name = "NewAliasesMode", .args = {"-bi"}, .ok = true, .mode = Mode::NewAliases},
+        OptionsCase{.name = "NewAliasesI", .args = {"-I"}, .ok = true, .mode = Mode::NewAliases},
+        OptionsCase{.name = "CalledMailq",
+                    .args = {"-C", "/x.conf"},
+                    .ok = true,
+                    .mode = Mode::ListQueue,
+                    .config = "/x.conf",
+                    .program = "/usr/bin/mailq"},
+        OptionsCase{.name = "CalledNewaliases",
+                    .args = {},
+                    .ok = true,
+                    .mode = Mode::NewAliases,
+                    .program = "newaliases"},
+        OptionsCase{.name = "CalledSendmailByPath",
+                    .args = {"a@x"},
+                    .ok = true,
+                    .recipients = {"a@x"},
+                    .program = "/usr/sbin/sendmail"},
+        OptionsCase{.name = "CalledOddNameIsSendmail",
+                    .args = {"a@x"},
+                    .ok = true,
+                    .recipients = {"a@x"},
+                    .program = "/opt/mailq/estafette-sendmail"},
         OptionsCase{.name = "RunQueue", .args = {"-q"}, .ok = true, .mode = Mode::Flush},
         OptionsCase{.name = "RunQueueInterval",
                     .args = {"-q30m", "-C", "/x.conf"},
