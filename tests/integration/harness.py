@@ -24,6 +24,12 @@ SRC_DIR = os.path.abspath(os.environ.get("SRC_DIR",
                                          os.path.join(os.path.dirname(__file__), "..", "..")))
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
+# The fixtures shared with the benchmarks: bench/kit/orchestrate/{common,rig,postfix}.py.
+sys.path.insert(0, os.path.join(SRC_DIR, "bench", "kit", "orchestrate"))
+import postfix as _postfix  # noqa: E402
+import rig as _rig  # noqa: E402
+from common import Unavailable  # noqa: E402
+
 
 def skip(why):
     print("SKIP:", why)
@@ -427,22 +433,34 @@ def run(test):
     sys.exit(0)
 
 
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+# The DNS, IDENT and Postfix fixtures (below: dnsmasq_command, Dnsmasq, RigDns, Identd, Postfix)
+# are the ones the benchmarks use (bench/kit/orchestrate: rig.py, postfix.py); the names here
+# keep the tests' API, turn a fixture that cannot run here (common.Unavailable: a package
+# missing, not root) into a skip and a fixture that fails into a test failure.
+
+
+@contextlib.contextmanager
+def _fixture():
+    """Unavailable -> skip; a fixture's RuntimeError or TimeoutError -> AssertionError (a
+    failure with the harness's report)."""
+    try:
+        yield
+    except Unavailable as e:
+        skip(str(e))
+    except (RuntimeError, TimeoutError) as e:
+        raise AssertionError(str(e)) from e
 
 
 def dnsmasq_installed():
-    return os.access(DNSMASQ, os.X_OK)
+    return _rig.which("dnsmasq") is not None
 
 
 def dnsmasq_command(port, log_file, records):
     """dnsmasq in the foreground on 127.0.0.1:port, authoritative for .test and answering only
-    what `records` (--mx-host=..., --host-record=..., other options) give."""
-    args = [DNSMASQ, "--keep-in-foreground", "--port=%d" % port, "--listen-address=127.0.0.1",
-            "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--pid-file=", "--log-facility=%s" % log_file, "--local=/test/"] + list(records)
-    if os.geteuid() == 0:
-        args.append("--user=root")
-    return args
+    what `records` (--mx-host=..., --host-record=..., other options) give; skips the test when
+    dnsmasq is not installed."""
+    with _fixture():
+        return _rig.dnsmasq_command(port, log_file, records)
 
 
 class Dnsmasq(ServerProcess):
@@ -454,66 +472,25 @@ class Dnsmasq(ServerProcess):
         self.log = os.path.join(tmp, "dnsmasq-%d.log" % port)
 
     def start(self):
-        if not dnsmasq_installed():
-            skip("dnsmasq is not installed (scripts/install-deps)")
         return self.spawn(dnsmasq_command(self.port, self.log, self.records), "dnsmasq")
 
 
-class ProcessGroup:
-    """Server processes a fixture started (self.procs), stopped together."""
-    procs = ()
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
-        self.procs = []
+ProcessGroup = _rig.Processes
 
 
-class RigDns(ProcessGroup):
-    """A real DNS server for the connection checks, with the records of ../shared/rig's
-    dns-start.sh: dnsmasq on 127.0.0.1:port answers the .test zone and hands bl1.test/bl2.test
-    to rbldnsd (a real DNSBL server) on port+1.
-      PTR 127.0.0.1 -> client.test (A 127.0.0.1: confirmed); PTR 127.0.0.2 -> spammer.test
-      (A 127.0.0.9: not confirmed); MX example.test -> mx.sink.test; MX nullmx.test -> "."
-      127.0.0.2 listed in bl1.test and bl2.test (A 127.0.0.2 + TXT); 127.0.0.3 in bl2.test as
-      127.0.0.4; nothing else listed."""
+class RigDns(_rig.Dns):
+    """The project's DNS fixture (bench/kit/orchestrate/rig.py, whose docstring lists the
+    records) for the connection checks: dnsmasq on 127.0.0.1:port (a free one by default)
+    answering the .test zone, handing bl1.test/bl2.test to rbldnsd on port+1. Files go to
+    tmp/dns-PORT; start() skips the test when dnsmasq or rbldnsd is missing."""
 
     def __init__(self, tmp, port=None):
-        self.port = port or free_port()
-        self.dir = os.path.join(tmp, "dns-%d" % self.port)
-        os.makedirs(self.dir, exist_ok=True)
-        self.procs = []
+        port = port or free_port()
+        super().__init__(os.path.join(tmp, "dns-%d" % port), port)
 
     def start(self):
-        rbldnsd = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
-        for exe in (DNSMASQ, rbldnsd):
-            if not os.access(exe, os.X_OK):
-                skip(exe + " is not installed (scripts/install-deps)")
-        with open(os.path.join(self.dir, "bl1.zone"), "w") as f:
-            f.write(":127.0.0.2:Listed in bl1.test, see http://bl1.test/$\n127.0.0.2\n")
-        with open(os.path.join(self.dir, "bl2.zone"), "w") as f:
-            f.write(":127.0.0.2:Listed in bl2.test\n127.0.0.2\n"
-                    ":127.0.0.4:Policy listing in bl2.test\n127.0.0.3\n")
-        bl_port = self.port + 1
-        self.procs.append(subprocess.Popen(
-            [rbldnsd, "-n", "-b", "127.0.0.1/%d" % bl_port, "-w", self.dir,
-             "bl1.test:ip4set:bl1.zone", "bl2.test:ip4set:bl2.zone"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        args = dnsmasq_command(self.port, os.path.join(self.dir, "dnsmasq.log"), [
-            "--server=/bl1.test/127.0.0.1#%d" % bl_port,
-            "--server=/bl2.test/127.0.0.1#%d" % bl_port,
-            "--host-record=client.test,127.0.0.1", "--host-record=spammer.test,127.0.0.9",
-            "--ptr-record=1.0.0.127.in-addr.arpa,client.test",
-            "--ptr-record=2.0.0.127.in-addr.arpa,spammer.test",
-            "--host-record=mx.sink.test,127.0.0.1",
-            "--mx-host=example.test,mx.sink.test,10", "--mx-host=nullmx.test,.,0"])
-        self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL))
-        wait_for(lambda: port_open(self.port), 10, "dnsmasq on %d" % self.port)
-        return self
-
+        with _fixture():
+            return super().start()
 
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
@@ -640,176 +617,41 @@ class ValidatingDns(ProcessGroup):
 
 
 
-class Identd(ServerProcess):
-    """oidentd (RFC 1413) on 127.0.0.1:113; needs root. An oidentd already answering there
-    (another test's) is used as it is."""
+class Identd(_rig.Identd):
+    """oidentd (RFC 1413) on 127.0.0.1:113 (rig.Identd); an identd already answering there
+    (another test's) is used as it is. start() skips the test when it cannot start one (not
+    root, oidentd missing)."""
 
     def __init__(self, tmp):
+        super().__init__()
         self.dir = os.path.join(tmp, "identd")
 
     def start(self):
-        if os.geteuid() != 0:
-            skip("IDENT needs root for port 113")
-        exe = shutil.which("oidentd") or "/usr/sbin/oidentd"
-        if not os.access(exe, os.X_OK):
-            skip("oidentd is not installed (scripts/install-deps)")
-        if port_open(113):
-            return self
-        os.makedirs(self.dir, exist_ok=True)
-        self.proc = subprocess.Popen([exe, "-i", "-S", "-a", "127.0.0.1", "-p", "113",
-                                      "-u", "root", "-g", "root"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: port_open(113) or self.proc.poll() is not None, 10, "oidentd")
-        if self.proc.poll() is not None and not port_open(113):
-            raise AssertionError("oidentd did not start")
-        return self
+        with _fixture():
+            return super().start()
 
 
-POSTFIX = "/usr/sbin/postfix"
-
-# The daemons a relay-only Postfix needs, none chrooted (the temp queue has no chroot tree).
-POSTFIX_MASTER_CF = """\
-{listen} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-class Postfix:
-    """A throwaway Postfix (the pattern of ../shared/rig/postfix-start.sh): its own
-    config_directory (main.cf, master.cf), queue_directory, data_directory and maillog under
-    tmp/NAME, smtpd on a free loopback port, accepting from 127.0.0.0/8 and relaying everything
-    to relayhost = [127.0.0.1]:relay_port (the Estafette under test); `main_cf` adds or
-    overrides main.cf parameters. `postfix -c DIR start`/`stop`; skips the test when Postfix is
-    not installed or we are not root (Postfix's daemons change to the postfix user). The
-    system's /etc/postfix is never read for more than the daemon paths, never changed."""
-
-    QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+class Postfix(_postfix.Postfix):
+    """A throwaway Postfix (bench/kit/orchestrate/postfix.py) under tmp/NAME: smtpd on a free
+    loopback port (or `port` on `host`), accepting from 127.0.0.0/8 and relaying everything to
+    relayhost = [127.0.0.1]:relay_port (the Estafette under test); `main_cf` adds or overrides
+    main.cf parameters. Skips the test when Postfix is not installed or we are not root."""
 
     def __init__(self, tmp, relay_port, name="postfix", port=None, host="127.0.0.1", **main_cf):
-        if not os.access(POSTFIX, os.X_OK):
-            skip("postfix is not installed")
-        if os.geteuid() != 0:
-            skip("a throwaway Postfix needs root")
-        self.port = port or free_port()
-        self.dir = os.path.join(tmp, name)
-        self.conf_dir = os.path.join(self.dir, "etc")
-        self.spool = os.path.join(self.dir, "spool")
-        self.data = os.path.join(self.dir, "data")
-        self.log = os.path.join(self.dir, "maillog")
-        for d in (self.conf_dir, self.spool, self.data):
-            os.makedirs(d, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        shutil.chown(self.data, "postfix")  # its lock file and caches
-        params = {
-            "compatibility_level": "3.6",
-            "queue_directory": self.spool,
-            "data_directory": self.data,
-            "syslog_name": "postfix-test-%d" % self.port,
-            "maillog_file": self.log,
-            "maillog_file_prefixes": self.dir,
-            "myhostname": "postfix.rig.test",
-            "mydomain": "rig.test",
-            "myorigin": "rig.test",
-            "mydestination": "",
-            "inet_interfaces": "127.0.0.1",  # host itself is no interface's address
-            "inet_protocols": "ipv4",
-            "mynetworks": "127.0.0.0/8",
-            "smtpd_relay_restrictions": "permit_mynetworks, reject",
-            "local_recipient_maps": "",
-            "alias_maps": "",
-            "alias_database": "",
-            "relayhost": "[127.0.0.1]:%d" % relay_port,
-            "smtp_dns_support_level": "disabled",
-            "smtp_tls_loglevel": "1",
-            "biff": "no",
-            "notify_classes": "",
-            "bounce_queue_lifetime": "1h",
-            "maximal_queue_lifetime": "1h",
-        }
+        port = port or free_port()
+        params = {"myhostname": "postfix.rig.test", "syslog_name": "postfix-test-%d" % port}
         params.update(main_cf)
-        with open(os.path.join(self.conf_dir, "main.cf"), "w") as f:
-            f.writelines("%s = %s\n" % kv for kv in params.items())
-        with open(os.path.join(self.conf_dir, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF.format(listen="%s:%d" % (host, self.port)))
-        self.host = host
-        self.running = False
-
-    def postfix(self, *args):
-        r = subprocess.run([POSTFIX, "-c", self.conf_dir, *args], capture_output=True,
-                           text=True, timeout=60)
-        if r.returncode != 0:
-            raise AssertionError("postfix %s: %s%s" % (" ".join(args), r.stdout, r.stderr))
-        return r
+        with _fixture():
+            super().__init__(os.path.join(tmp, name), port,
+                             relayhost="[127.0.0.1]:%d" % relay_port, host=host, **params)
 
     def start(self):
-        self.postfix("check")  # also makes the queue directories
-        self.postfix("start")
-        self.running = True
-        wait_for(lambda: port_open(self.port, self.host), 15,
-                 "Postfix's smtpd on %s:%d" % (self.host, self.port))
-        return self
-
-    def master_pid(self):
-        try:
-            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def stop(self):
-        if not self.running:
-            return
-        pid = self.master_pid()
-        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-            self.postfix("stop")
-        if pid:  # its daemons leave with it; the test's directory goes after
-            with contextlib.suppress(AssertionError):
-                wait_for(lambda: not os.path.exists("/proc/%d" % pid), 20, "postfix master")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.running = False
+        with _fixture():
+            return super().start()
 
     def send(self, sender, rcpts, message):
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
             return s.sendmail(sender, rcpts, message)
-
-    def flush(self):
-        """Deliver the deferred mail now (postqueue -f; it also forgets dead destinations)."""
-        subprocess.run(["postqueue", "-c", self.conf_dir, "-f"], check=True, timeout=30)
-
-    def queued(self):
-        """Queue ids of the messages in Postfix's queue (any of QUEUES), from its files."""
-        ids = []
-        for q in self.QUEUES:
-            for _, _, files in os.walk(os.path.join(self.spool, q)):
-                ids.extend(files)
-        return ids
-
-    def read_log(self):
-        with contextlib.suppress(OSError):
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        return ""
 
 
 def smtp_from(source_ip, port, timeout=30):

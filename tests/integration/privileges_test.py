@@ -1,5 +1,5 @@
 """Privilege separation (root only): estafetted started as root with `user = nobody`, listening
-on port 587 of 127.0.0.87 (a port below 1024 that neither another test nor the rig's Postfix
+on port 587 of 127.0.0.87 (a port below 1024 that neither another test nor a throwaway Postfix
 uses). Checked through /proc: esmtpd, esmtpclient and courierd run as nobody with no other group
 (real, effective and saved); courierd's root helper starts estafette-local, which stays root
 (effective and saved; its real uid is nobody's) as does estafetted. queue/ and run/ (with a directory a run as root left) belong to

@@ -1,13 +1,14 @@
 // test_servers.h: helpers for unit tests that talk to real servers on loopback: free ports,
-// child server processes owned by the test (killed by pid), the rig's start/stop scripts, and
-// running a loop until a condition holds. Header-only, tests only.
+// child server processes owned by the test (killed by pid), the project's DNS and IDENT fixtures
+// (tests/rig/fixture.py), and running a loop until a condition holds. Header-only, tests only.
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,10 @@
 
 #include "lib/base/fd.h"
 #include "lib/event/loop.h"
+
+#ifndef ESTAFETTE_TEST_SRCDIR
+#error ESTAFETTE_TEST_SRCDIR is set by tests/local.am
+#endif
 
 namespace estafette::testing {
 
@@ -122,14 +127,89 @@ inline bool wait_tcp(int port, std::chrono::milliseconds limit = std::chrono::se
   return false;
 }
 
-// The rig's scripts (dns-start.sh, identd-start.sh, ...): $ESTAFETTE_RIG_DIR or /work/shared/rig;
-// "" when not there.
-inline std::string rig_dir() {
-  const char* env = std::getenv("ESTAFETTE_RIG_DIR");
-  std::string dir = env && *env ? env : "/work/shared/rig";
-  struct stat st;
-  return ::stat((dir + "/dns-start.sh").c_str(), &st) == 0 ? dir : "";
-}
+// One of the project's test fixtures (tests/rig/fixture.py: the DNS servers and the identd of
+// bench/kit/orchestrate/rig.py, the same ones the integration tests and benchmarks use), run as a
+// child of the test: start() returns once the fixture printed "ready"; stop() (or the
+// destructor, or the test process dying) stops it and its servers. Its stderr goes to `log`.
+class RigFixture final {
+ public:
+  RigFixture() = default;
+  ~RigFixture() { stop(); }
+  RigFixture(const RigFixture&) = delete;
+  RigFixture& operator=(const RigFixture&) = delete;
+
+  // args: "dns", DIR, PORT or "identd". False (and error() says why) unless ready in `limit`.
+  bool start(const std::vector<std::string>& args, const std::string& log,
+             std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    stop();
+    error_.clear();
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return fail("pipe2 failed");
+    base::UniqueFd out(fds[0]), in(fds[1]);
+    std::vector<std::string> argv_s = {"python3", ESTAFETTE_TEST_SRCDIR "/tests/rig/fixture.py"};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(in.get(), 1);
+      if (err >= 0) ::dup2(err, 2);
+      std::vector<char*> argv;
+      for (auto& a : argv_s) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      ::_exit(127);
+    }
+    if (pid_ < 0) return fail("fork failed");
+    in.reset();
+    std::string said;
+    pollfd p{out.get(), POLLIN, 0};
+    for (auto end = std::chrono::steady_clock::now() + limit;
+         said.find('\n') == std::string::npos;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        return fail("not ready after " + std::to_string(limit.count()) + " ms (log: " + log + ")");
+      char buf[64];
+      ssize_t n = ::read(out.get(), buf, sizeof buf);
+      if (n <= 0) break;  // it exited
+      said.append(buf, static_cast<std::size_t>(n));
+    }
+    if (said.rfind("ready\n", 0) == 0) return true;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    std::string how = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                        : "signal " + std::to_string(WTERMSIG(status));
+    return fail("fixture.py ended (" + how + "): " + read(log));
+  }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  bool running() const { return pid_ > 0; }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool fail(std::string why) {
+    stop();
+    error_ = std::move(why);
+    return false;
+  }
+  static std::string read(const std::string& path) {
+    std::string text;
+    base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    char buf[4096];
+    for (ssize_t n; fd && (n = ::read(fd.get(), buf, sizeof buf)) > 0;)
+      text.append(buf, static_cast<std::size_t>(n));
+    return text;
+  }
+
+  pid_t pid_ = -1;
+  std::string error_;
+};
 
 // Runs a shell command; true when it exits 0.
 inline bool run_command(const std::string& command) {

@@ -93,7 +93,9 @@ class Postfix:
             "mydomain": "rig.test",
             "myorigin": "rig.test",
             "mydestination": "",
-            "inet_interfaces": host,  # the host itself is no interface's address
+            # 127.0.0.1 even when smtpd listens on another 127.x address (master.cf names it):
+            # Postfix refuses an inet_interfaces address that no interface has.
+            "inet_interfaces": "127.0.0.1",
             "inet_protocols": "ipv4",
             "mynetworks": "127.0.0.0/8",
             "smtpd_relay_restrictions": "permit_mynetworks, reject",

@@ -5,7 +5,8 @@ records are the ones the integration tests and the loopback benchmark rely on:
 
   PTR 127.0.0.1 -> client.test, A client.test 127.0.0.1 (forward-confirmed)
   PTR 127.0.0.2 -> spammer.test, A spammer.test 127.0.0.9 (not confirmed)
-  MX example.test -> mx.sink.test (A 127.0.0.1); MX nullmx.test -> "." (RFC 7505 null MX)
+  MX example.test, sink.test -> mx.sink.test (A 127.0.0.1); MX nullmx.test -> "." (RFC 7505
+  null MX); TXT example.test "v=spf1 ip4:127.0.0.0/8 -all"
   bl1.test: 127.0.0.2 listed (A 127.0.0.2, TXT "Listed in bl1.test, see http://bl1.test/127.0.0.2")
   bl2.test: 127.0.0.2 listed (A 127.0.0.2, TXT "Listed in bl2.test");
             127.0.0.3 listed as 127.0.0.4 (TXT "Policy listing in bl2.test")
@@ -21,7 +22,8 @@ DNS_RECORDS = [
     "--ptr-record=1.0.0.127.in-addr.arpa,client.test",
     "--ptr-record=2.0.0.127.in-addr.arpa,spammer.test",
     "--host-record=mx.sink.test,127.0.0.1",
-    "--mx-host=example.test,mx.sink.test,10", "--mx-host=nullmx.test,.,0",
+    "--mx-host=example.test,mx.sink.test,10", "--mx-host=sink.test,mx.sink.test,10",
+    "--mx-host=nullmx.test,.,0", "--txt-record=example.test,v=spf1 ip4:127.0.0.0/8 -all",
 ]
 BL1_ZONE = ":127.0.0.2:Listed in bl1.test, see http://bl1.test/$\n127.0.0.2\n"
 BL2_ZONE = (":127.0.0.2:Listed in bl2.test\n127.0.0.2\n"

@@ -1,18 +1,21 @@
-// ConnectionChecks against real servers: the rig's dnsmasq + rbldnsd (dns-start.sh on port 5350,
-// rbldnsd on 5351; a port no other test uses), a dnsmasq of our own where the rig's records do
-// not have the case (no PTR at all, several PTR names), the rig's oidentd on 127.0.0.1:113
-// (needs root; an oidentd already running there is used as it is), and sockets of the test for
-// what no real server does on purpose (a dead DNS server, one that never answers, an identd
-// that accepts and says nothing, an identd reply over the length limit).
+// ConnectionChecks against real servers: the project's DNS fixture (tests/rig/fixture.py dns:
+// dnsmasq + rbldnsd with the records of bench/kit/orchestrate/rig.py, on free ports), a dnsmasq
+// of our own where the fixture's records do not have the case (no PTR at all, several PTR
+// names), the IDENT fixture's oidentd on 127.0.0.1:113 (needs root; an oidentd already running
+// there is used as it is), and sockets of the test for what no real server does on purpose (a
+// dead DNS server, one that never answers, an identd that accepts and says nothing, an identd
+// reply over the length limit).
 #include "lib/checks/checks.h"
 
 #include <dirent.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,9 +37,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using estafette::testing::run_until;
-
-constexpr int kRigDnsPort = 5350;  // rbldnsd on 5351
-const std::string kRigState = "/tmp/estafette-checks-test";
 
 DnsList list(const std::string& zone, int weight, const std::string& reply = "",
              const std::string& filter = "") {
@@ -79,14 +79,16 @@ int open_fds() {
 class ChecksTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    rig_ = estafette::testing::rig_dir();
-    if (rig_.empty()) return;
-    // Our own leftovers from an interrupted run, by their pid files.
-    estafette::testing::run_command(rig_ + "/dns-stop.sh " + kRigState + "/dns >/dev/null 2>&1");
-    rig_dns_ = estafette::testing::run_command(rig_ + "/dns-start.sh " + kRigState + "/dns " +
-                                               std::to_string(kRigDnsPort) + " >/dev/null 2>&1");
-    // Our own dnsmasq: the rig's records that matter here, plus an authoritative reverse zone
-    // (the rig's dnsmasq refuses reverse names it has no record for) with several PTR names.
+    char tmpl[] = "/tmp/estafette-checks-test.XXXXXX";
+    if (!::mkdtemp(tmpl)) return;
+    state_ = tmpl;
+    ::chmod(tmpl, 0755);  // rbldnsd started as root reads its zones as its own user
+    // The project's DNS fixture: dnsmasq on rig_port_, rbldnsd on rig_port_ + 1.
+    rig_port_ = estafette::testing::free_port();
+    rig_dns_.start({"dns", state_ + "/dns", std::to_string(rig_port_)}, state_ + "/dns.log");
+    // Our own dnsmasq: the fixture's records that matter here, plus an authoritative reverse
+    // zone (the fixture's dnsmasq refuses reverse names it has no record for) with several PTR
+    // names.
     own_port_ = estafette::testing::free_port();
     auto args = estafette::testing::dnsmasq_args(
         own_port_,
@@ -97,32 +99,23 @@ class ChecksTest : public ::testing::Test {
     if (::access(args[0].c_str(), X_OK) == 0 && own_dns_.start(args) &&
         !estafette::testing::wait_tcp(own_port_))
       own_dns_.stop();
-    // oidentd on 127.0.0.1:113: ours, or one that already runs there.
-    if (::geteuid() == 0) {
-      if (estafette::testing::tcp_connects(113)) {
-        identd_ = true;
-      } else {
-        estafette::testing::run_command(rig_ + "/identd-stop.sh " + kRigState + "/ident");
-        started_identd_ = identd_ = estafette::testing::run_command(
-            rig_ + "/identd-start.sh " + kRigState + "/ident >/dev/null 2>&1");
-      }
-    }
+    // oidentd on 127.0.0.1:113 (root only): ours, or one that already runs there.
+    if (::geteuid() == 0) identd_.start({"identd"}, state_ + "/identd.log");
   }
   static void TearDownTestSuite() {
     own_dns_.stop();
-    if (rig_dns_) estafette::testing::run_command(rig_ + "/dns-stop.sh " + kRigState + "/dns");
-    if (started_identd_)
-      estafette::testing::run_command(rig_ + "/identd-stop.sh " + kRigState + "/ident");
+    rig_dns_.stop();
+    identd_.stop();
+    if (!state_.empty()) estafette::testing::run_command("rm -rf '" + state_ + "'");
   }
 
   void SetUp() override {
-    if (rig_.empty())
-      GTEST_SKIP() << "the test rig (dns-start.sh) is not there: set ESTAFETTE_RIG_DIR";
-    ASSERT_TRUE(rig_dns_) << "dns-start.sh " << kRigState << "/dns " << kRigDnsPort << " failed";
+    ASSERT_FALSE(state_.empty()) << "mkdtemp failed";
+    ASSERT_TRUE(rig_dns_.running()) << "the DNS fixture: " << rig_dns_.error();
   }
 
   dns::Resolver& rig_resolver() {
-    if (!rig_resolver_) rig_resolver_.emplace(loop_, options(kRigDnsPort));
+    if (!rig_resolver_) rig_resolver_.emplace(loop_, options(rig_port_));
     return *rig_resolver_;
   }
   dns::Resolver& own_resolver() {
@@ -155,11 +148,12 @@ class ChecksTest : public ::testing::Test {
     return run(rig_resolver(), settings, Endpoints{client_ip, 40000, "127.0.0.1", 25});
   }
 
-  static inline std::string rig_;
-  static inline bool rig_dns_ = false;
+  static inline std::string state_;
+  static inline estafette::testing::RigFixture rig_dns_;
+  static inline int rig_port_ = 0;
   static inline estafette::testing::ChildProcess own_dns_;
   static inline int own_port_ = 0;
-  static inline bool identd_ = false, started_identd_ = false;
+  static inline estafette::testing::RigFixture identd_;
   event::Loop loop_;
   std::optional<dns::Resolver> rig_resolver_, own_resolver_;
 };
@@ -189,7 +183,7 @@ TEST_F(ChecksTest, RdnsUnconfirmed) {
 }
 
 TEST_F(ChecksTest, RdnsRefusedIsTempFail) {
-  // The rig's dnsmasq answers REFUSED for reverse names it has no record for: not "no PTR".
+  // The fixture's dnsmasq answers REFUSED for reverse names it has no record for: not "no PTR".
   Results r = run_rig(only_rdns(), "127.0.0.3");
   EXPECT_EQ(r.rdns.status, RdnsStatus::TempFail);
   EXPECT_TRUE(r.rdns.ptr_names.empty());
@@ -281,7 +275,7 @@ TEST_F(ChecksTest, DnsblNotListed) {
 }
 
 TEST_F(ChecksTest, DnsblUnknownZoneRefusedIsTempFailed) {
-  // Not under .test: the rig's dnsmasq has no upstream and refuses.
+  // Not under .test: the fixture's dnsmasq has no upstream and refuses.
   Results r = run_rig(only_dnsbl({list("bl1.test", 3), list("bl.example", 3)}), "127.0.0.2");
   EXPECT_EQ(r.dnsbl.score, 3);
   EXPECT_EQ(r.dnsbl.tempfailed, std::vector<std::string>{"bl.example"});
@@ -290,7 +284,7 @@ TEST_F(ChecksTest, DnsblUnknownZoneRefusedIsTempFailed) {
 // --- everything at once, and the cache underneath
 
 TEST_F(ChecksTest, AllChecksTogetherAndCachedTheSecondTime) {
-  dns::ResolverOptions o = options(kRigDnsPort);
+  dns::ResolverOptions o = options(rig_port_);
   o.cache_size = 100;
   dns::Resolver cached(loop_, o);
   Settings s;
@@ -307,7 +301,7 @@ TEST_F(ChecksTest, AllChecksTogetherAndCachedTheSecondTime) {
   EXPECT_EQ(second.rdns.status, RdnsStatus::Unconfirmed);
   EXPECT_EQ(second.dnsbl.score, 5);
   EXPECT_EQ(second.dnsbl.hits[0].reply, first.dnsbl.hits[0].reply);
-  // The rig's dnsmasq gives its own records TTL 0 (never cached); rbldnsd's list answers it
+  // The fixture's dnsmasq gives its own records TTL 0 (never cached); rbldnsd's list answers it
   // passes on have TTLs: those three come from the cache.
   EXPECT_EQ(cached.cache_stats().hits, 3u);
   EXPECT_EQ(cached.cache_stats().misses, misses + 2);
@@ -372,7 +366,7 @@ TEST_F(ChecksTest, SilentDnsServerTimesOutWithoutHoldingOthersUp) {
   dns::Resolver slow(loop_, options(port, kTimeout, 2));
   Settings s = only_rdns();
   s.dnsbl = {list("bl1.test", 1), list("bl2.test", 1)};
-  // Both on the same loop, started together: the silent server's and the rig's.
+  // Both on the same loop, started together: the silent server's and the fixture's.
   int slow_done = 0, healthy_done = 0;
   ConnectionChecks stuck(loop_, slow, s, Endpoints{"127.0.0.2", 40000, "127.0.0.1", 25},
                          [&] { ++slow_done; });
@@ -404,7 +398,7 @@ class IdentTest : public ChecksTest {
     ChecksTest::SetUp();
     if (IsSkipped()) return;
     if (::geteuid() != 0) GTEST_SKIP() << "oidentd needs port 113: run the tests as root";
-    ASSERT_TRUE(identd_) << "identd-start.sh " << kRigState << "/ident failed";
+    ASSERT_TRUE(identd_.running()) << "the IDENT fixture: " << identd_.error();
   }
 
   // A listening socket on 127.0.0.1 and a free port.

@@ -2,9 +2,9 @@
 // test binary run: tests/milter/test_milter (libmilter, built by make check; twice: plain and
 // with -n, which negotiates no-reply headers, leading spaces and a macro list) and opendkim
 // signing for example.test with a key made by opendkim-genkey (the signature is verified with
-// python3-dkim by tests/milter/dkim_verify.py). When /work/shared/rig is present, its
-// milter-start.sh runs too, on 18891/18892. Error cases (refused, silent, garbage, closing,
-// progress) use a fake milter on the test's own loop.
+// python3-dkim by tests/milter/dkim_verify.py), and tests/milter/sparse_milter (libmilter, only
+// MAIL FROM and end-of-message registered: it asks to skip every other stage). Error cases
+// (refused, silent, garbage, closing, progress) use a fake milter on the test's own loop.
 #include "filters/milter/client.h"
 
 #include <arpa/inet.h>
@@ -41,7 +41,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using estafette::testing::free_port;
-using estafette::testing::tcp_connects;
 using estafette::testing::wait_tcp;
 using namespace std::string_literals;
 using filters::Chain;
@@ -104,23 +103,14 @@ class Milters {
   int test_port() const { return test_port_; }
   int negotiating_port() const { return negotiating_port_; }
   int dkim_port() const { return dkim_port_; }
+  int sparse_port() const { return sparse_port_; }
   const std::string& dir() const { return dir_; }
-  bool rig() const { return rig_; }
-  const std::string& rig_dir() const { return rig_dir_; }
-  static constexpr int kRigDkimPort = 18891;
-  static constexpr int kRigSamplePort = 18892;
-  static constexpr const char* kRig = "/work/shared/rig";
 
   void stop() {
     if (!started_) return;
     started_ = false;
-    pid_t rig_stop = -1;
-    if (rig_)
-      rig_stop = spawn({"/bin/sh", std::string(kRig) + "/milter-stop.sh", rig_dir_},
-                       dir_ + "/rig-stop.log");
     for (pid_t p : pids_) ::kill(p, SIGTERM);
     for (pid_t p : pids_) ::waitpid(p, nullptr, 0);
-    if (rig_stop > 0) ::waitpid(rig_stop, nullptr, 0);
     pids_.clear();
     if (!dir_.empty() && ::getenv("ESTAFETTE_KEEP_MILTER_DIR") == nullptr)
       shell("rm -rf '" + dir_ + "'");
@@ -141,9 +131,12 @@ class Milters {
     }
     dir_ = tmpl;
     std::string milter = ESTAFETTE_TEST_BUILDDIR "/tests/milter/test_milter";
-    if (::access(milter.c_str(), X_OK) != 0) {
-      why_ = milter + " not built";
-      return;
+    std::string sparse = ESTAFETTE_TEST_BUILDDIR "/tests/milter/sparse_milter";
+    for (const std::string& program : {milter, sparse}) {
+      if (::access(program.c_str(), X_OK) != 0) {
+        why_ = program + " not built";
+        return;
+      }
     }
     test_port_ = free_port();
     pids_.push_back(spawn({milter, "inet:" + std::to_string(test_port_) + "@127.0.0.1"},
@@ -152,6 +145,9 @@ class Milters {
     pids_.push_back(
         spawn({milter, "-n", "inet:" + std::to_string(negotiating_port_) + "@127.0.0.1"},
               dir_ + "/test_milter_n.log"));
+    sparse_port_ = free_port();
+    pids_.push_back(spawn({sparse, "inet:" + std::to_string(sparse_port_) + "@127.0.0.1"},
+                          dir_ + "/sparse_milter.log"));
     // opendkim, signing for example.test with a fresh key.
     if (shell("opendkim-genkey -D " + dir_ + " -d example.test -s test") != 0) {
       why_ = "opendkim-genkey failed";
@@ -164,32 +160,23 @@ class Milters {
         << "UserID root\nRequireSafeKeys false\nInternalHosts 127.0.0.1\n";
     pids_.push_back(
         spawn({"/usr/sbin/opendkim", "-f", "-x", dir_ + "/opendkim.conf"}, dir_ + "/opendkim.log"));
-    for (int port : {test_port_, negotiating_port_, dkim_port_}) {
+    for (int port : {test_port_, negotiating_port_, dkim_port_, sparse_port_}) {
       if (!wait_tcp(port, 10s)) {
         why_ = "a milter does not listen on " + std::to_string(port) + " (logs in " + dir_ + ")";
         return;
       }
     }
     ok_ = true;
-    // The shared rig, when this box has it and its ports are free.
-    if (::access((std::string(kRig) + "/milter-start.sh").c_str(), X_OK) == 0 &&
-        !tcp_connects(kRigDkimPort) && !tcp_connects(kRigSamplePort)) {
-      rig_dir_ = dir_ + "/rig";
-      rig_ = shell(std::string(kRig) + "/milter-start.sh " + rig_dir_ + " " +
-                   std::to_string(kRigDkimPort) + " " + std::to_string(kRigSamplePort) + " >" +
-                   dir_ + "/rig-start.log 2>&1") == 0;
-    }
   }
 
   bool started_ = false;
   bool ok_ = false;
-  bool rig_ = false;
   std::string why_;
   std::string dir_;
-  std::string rig_dir_;
   int test_port_ = 0;
   int negotiating_port_ = 0;
   int dkim_port_ = 0;
+  int sparse_port_ = 0;
   std::vector<pid_t> pids_;
 };
 
@@ -262,7 +249,8 @@ const Macros kConnectMacros = {{"j", "mx.test"},
 class MilterRealTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!Milters::get().ok()) GTEST_SKIP() << Milters::get().why();
+    // A milter that does not start is a failure: scripts/install-deps installs opendkim.
+    ASSERT_TRUE(Milters::get().ok()) << Milters::get().why();
   }
   event::Loop loop_;
 };
@@ -576,28 +564,29 @@ TEST_F(MilterRealTest, OpendkimSignatureVerifies) {
   sign_and_check(loop_, c, Milters::get().dir() + "/test.txt", "test");
 }
 
-TEST_F(MilterRealTest, SharedRigMilters) {
-  if (!Milters::get().rig()) GTEST_SKIP() << "no /work/shared/rig (or its ports are taken)";
-  Client dkim(loop_, options_for(Milters::kRigDkimPort, "rig-opendkim"));
-  sign_and_check(loop_, dkim, Milters::get().rig_dir() + "/rig.txt", "rig");
-  Client sample(loop_, options_for(Milters::kRigSamplePort, "rig-sample"));
-  open_session(loop_, sample);
-  expect_continue(wait_for(loop_, [&](auto d) { sample.mail({}, "<a@example.test>", {}, d); }));
-  expect_continue(wait_for(loop_, [&](auto d) { sample.rcpt({}, "<b@example.test>", {}, d); }));
-  auto r = send_message(loop_, sample, {{"Subject", " rig"}}, "x\r\n");
+TEST_F(MilterRealTest, SparseMilterSkipsStagesAndRejectsAtEndOfData) {
+  Client sparse(loop_, options_for(Milters::get().sparse_port(), "sparse"));
+  open_session(loop_, sparse);
+  // libmilter asked us to skip what sparse_milter did not register.
+  for (std::uint32_t step : {SMFIP_NOCONNECT, SMFIP_NOHELO, SMFIP_NORCPT, SMFIP_NOHDRS, SMFIP_NOEOH,
+                             SMFIP_NOBODY, SMFIP_NODATA})
+    EXPECT_NE(sparse.negotiated_protocol() & step, 0u) << std::hex << step;
+  expect_continue(wait_for(loop_, [&](auto d) { sparse.mail({}, "<a@example.test>", {}, d); }));
+  expect_continue(wait_for(loop_, [&](auto d) { sparse.rcpt({}, "<b@example.test>", {}, d); }));
+  auto r = send_message(loop_, sparse, {{"Subject", " sparse"}}, "x\r\n");
   ASSERT_EQ(r.verdict.action, Action::Continue) << r.verdict.text;
-  const Modification* added = find_header(r.mods, "X-Rig-Milter");
+  const Modification* added = find_header(r.mods, "X-Sparse-Milter");
   ASSERT_NE(added, nullptr);
   EXPECT_EQ(added->value, " ok");
-  // The rig's milter rejects at end of data.
+  // It decides at MAIL FROM but answers only at end of data.
   expect_continue(
-      wait_for(loop_, [&](auto d) { sample.mail({}, "<reject@example.test>", {}, d); }));
-  expect_continue(wait_for(loop_, [&](auto d) { sample.rcpt({}, "<b@example.test>", {}, d); }));
-  r = send_message(loop_, sample, {{"Subject", " rig"}}, "x\r\n");
+      wait_for(loop_, [&](auto d) { sparse.mail({}, "<reject@example.test>", {}, d); }));
+  expect_continue(wait_for(loop_, [&](auto d) { sparse.rcpt({}, "<b@example.test>", {}, d); }));
+  r = send_message(loop_, sparse, {{"Subject", " sparse"}}, "x\r\n");
   EXPECT_EQ(r.verdict.action, Action::ReplyCode);
-  EXPECT_EQ(r.verdict.text, "550 5.7.1 Rejected by rig milter");
+  EXPECT_EQ(r.verdict.text, "550 5.7.1 Rejected by sparse milter");
   EXPECT_TRUE(r.mods.empty());
-  sample.quit();
+  sparse.quit();
 }
 
 TEST_F(MilterRealTest, ChainCollectsModificationsInOrder) {
