@@ -4,7 +4,8 @@ messages, one per connection) through a throwaway Estafette, the rig's ceiling (
 as root with Postfix installed, a throwaway Postfix: nothing may be lost, the summary lines carry
 the agreed keys, result.json holds a timeline, one latency per message and CPU samples, nothing
 the command started is left running. A relay that loses everything (--target: a sink that keeps
-the mail) makes it exit 1 with lost=N. report.html rendered by headless Chromium must show the
+the mail) makes it exit 1 with lost=N; Postfix's smtp-source as the load (--load) is counted
+like the kit's source. report.html rendered by headless Chromium must show the
 three plots (throughput, latency CDF, CPU) with drawn lines. report.py's pure parts are checked
 on small inputs too."""
 import csv
@@ -147,6 +148,14 @@ def test(tmp, stoppers):
     assert r.returncode == 0, r.stderr
     assert [l for l in r.stdout.splitlines() if l.startswith("estafette size=400: ")], r.stdout
     assert os.path.exists(os.path.join(again, "report.html"))
+
+    # Postfix's smtp-source as the load, counted by the same sink.
+    if os.access("/usr/sbin/smtp-source", os.X_OK):
+        r, lines = run_relay(os.path.join(tmp, "smtp-source"), "--direct", "--load",
+                             "smtp-source")
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-3000:])
+        f = [fields(l) for l in lines if l.startswith("direct smtp-source size=400: ")]
+        assert len(f) == 1 and f[0]["lost"] == "0" and f[0]["delivered"] == str(MESSAGES), lines
 
     # A relay that loses everything: the "MTA" is a second sink that keeps what it gets.
     keeper = harness.free_port()

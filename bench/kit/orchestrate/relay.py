@@ -17,7 +17,7 @@ import tempfile
 import time
 
 import report
-from common import CpuSampler, Progress, Unavailable, free_port, port_open, wait_for
+from common import CpuSampler, Progress, Unavailable, free_port, port_open, wait_for, which
 
 SEED_DOMAINS = ["domain%d.grey" % i for i in range(1, 6)]
 DEFAULT_MESSAGES = 20000  # the seed test sends 500000; 20000 takes seconds, not minutes
@@ -35,6 +35,11 @@ def add_arguments(p):
                    help="the sink's port (default: a free one; needed with --target)")
     p.add_argument("--direct", action="store_true",
                    help="also measure the source straight into the sink (the rig's ceiling)")
+    p.add_argument("--load", choices=["estafette-bench", "smtp-source", "both"],
+                   default="estafette-bench",
+                   help="the load generator: the kit's source (default), Postfix's smtp-source "
+                        "(-s CONCURRENCY, one message per session; no per-message latencies), or "
+                        "both in turn (adds the ratio kit_over_smtp_source)")
     p.add_argument("--messages", type=int, default=DEFAULT_MESSAGES,
                    help="messages per run (default %d; the seed test's is 500000)"
                         % DEFAULT_MESSAGES)
@@ -354,8 +359,20 @@ def prefill(args, target, directory):
         raise RuntimeError("the prefill failed; see %s" % os.path.join(directory, "prefill.out"))
 
 
-def measure(args, name, relay, size, directory):
-    """One run: sink, relay (or none), source; returns the run's dict of the result format."""
+def smtp_source_argv(args, target, size):
+    """Postfix's smtp-source sending what the kit's source sends: --messages messages of about
+    `size` bytes (-l is the body's length; its few headers come on top), one per session, to
+    the seed test's recipient."""
+    exe = which("smtp-source")
+    if not exe:
+        raise Unavailable("smtp-source is not installed (apt-get install postfix)")
+    return [exe, "-s", str(args.concurrency), "-m", str(args.messages), "-l",
+            str(max(size - 150, 1)), "-f", "tester@bench.estafette.test",
+            "-t", "recip1@domain1.grey", target]
+
+
+def measure(args, name, relay, size, directory, load="estafette-bench"):
+    """One run: sink, relay (or none), the load; returns the run's dict of the result format."""
     os.makedirs(directory, exist_ok=True)
     sink_port = args.sink_port or free_port()
     sink = start_sink(args, directory, sink_port)
@@ -375,6 +392,8 @@ def measure(args, name, relay, size, directory):
                 "--messages", str(args.messages), "--concurrency", str(args.concurrency),
                 "--size", str(size), "--per-session", str(args.per_session),
                 "--record-sends", sends, "--stats", source_stats]
+        if load == "smtp-source":
+            argv = smtp_source_argv(args, target, size)
         source_out = os.path.join(directory, "source.out")
         start = time.time()
         with open(source_out, "w") as out:
@@ -388,14 +407,14 @@ def measure(args, name, relay, size, directory):
         last_move, last_counts = time.monotonic(), None
         delivered = sent = 0
         while True:
-            time.sleep(0.5)
+            time.sleep(0.25)
             if mta:  # daemons started on demand (esmtpclient, modules) join their group
                 for group, pids in mta.cpu_groups().items():
                     cpu.groups.setdefault(group, pids)
             cpu.sample()
             src_rows, sink_rows = read_stats(source_stats), read_stats(sink_stats)
-            sent = src_rows[-1][1].get("sent", 0) if src_rows else 0
             delivered = sink_rows[-1][1].get("messages", 0) if sink_rows else 0
+            sent = src_rows[-1][1].get("sent", 0) if src_rows else delivered
             progress.update(sent, delivered)
             if delivered >= args.messages and reap(source):
                 break
@@ -404,6 +423,7 @@ def measure(args, name, relay, size, directory):
                 last_counts, last_move = counts, time.monotonic()
             elif time.monotonic() - last_move > args.stall:
                 break
+        cpu.sample()  # the end of the run: a short run has two samples at least
         progress.done()
         rss = peak_rss(mta.cpu_groups()) if mta else {}
         if not reap(source):
@@ -424,34 +444,36 @@ def measure(args, name, relay, size, directory):
     send_times, arrivals = read_times(sends), read_times(os.path.join(directory, "sink.times"))
     latencies = sorted(round((t - send_times[m]) * 1000, 3)
                        for m, t in arrivals.items() if m in send_times)
-    first = min(send_times.values(), default=start)
-    last = max(arrivals.values(), default=first)
-    seconds = max(last - first, 1e-6)
+    # From the load generator's start (the same for both generators) to the last arrival.
+    last = max(arrivals.values(), default=start)
+    seconds = max(last - start, 1e-6)
     summary = {
         "msgs_per_s": round(delivered / seconds, 1),
         "lost": max(0, args.messages - delivered),
         "messages": args.messages,
         "delivered": delivered,
-        "accepted": int(src.get("sent", 0)),
-        "refused": int(src.get("failed", 0)),
         "seconds": round(seconds, 3),
-        "p50_ms": percentile(latencies, 50),
-        "p90_ms": percentile(latencies, 90),
-        "p99_ms": percentile(latencies, 99),
-        "max_ms": latencies[-1] if latencies else 0,
-        "connections": int(src.get("sessions", 0)),
-        "size": size,
-        "concurrency": args.concurrency,
-        "source_msgs_per_s": float(src.get("msgs_per_s", 0)),
     }
+    if latencies:  # the kit's source only
+        summary.update({
+            "p50_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90),
+            "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1]})
+    if src:
+        summary.update({
+            "connections": int(src.get("sessions", 0)), "accepted": int(src.get("sent", 0)),
+            "refused": int(src.get("failed", 0)),
+            "source_msgs_per_s": float(src.get("msgs_per_s", 0))})
+    summary.update({"size": size, "concurrency": args.concurrency, "load": load})
     for group, mib in rss.items():
         summary["rss_mib_" + key_of(group)] = mib
-    # CPU seconds per group over the run: the mean percent times the sampled span.
+    # CPU seconds per group over the run: each sample's percent over its interval (the first
+    # interval starts at the sampler's baseline, t=0).
     for group in cpu.groups:
-        values = [row.get(group, 0) for _, row in cpu.samples]
-        span = cpu.samples[-1][0] - (cpu.samples[0][0] - 0.5) if cpu.samples else 0
-        if values:
-            summary["cpu_s_" + key_of(group)] = round(sum(values) / len(values) * span / 100, 2)
+        used, before = 0.0, 0.0
+        for t, row in cpu.samples:
+            used += row.get(group, 0) * (t - before) / 100
+            before = t
+        summary["cpu_s_" + key_of(group)] = round(used, 2)
     # The source's and the sink's own totals are exact (rusage at exit).
     summary["cpu_s_source"] = getattr(source, "cpu_s", 0)
     summary["cpu_s_sink"] = getattr(sink, "cpu_s", 0)
@@ -495,14 +517,16 @@ def run(args):
         "per_session": args.per_session, "stall": args.stall, "conf": args.conf,
         "esmtpd_processes": args.esmtpd_processes or 0,
         "esmtpclient_processes": args.esmtpclient_processes or 0, "cpus": args.cpus or "",
-        "label": args.label, "prefill": args.prefill}, "runs": []}
+        "label": args.label, "prefill": args.prefill, "load": args.load}, "runs": []}
     rates = {}
     status = 0
+    loads = ["estafette-bench", "smtp-source"] if args.load == "both" else [args.load]
     for size in sizes:
-        for kind, how in setups:
-            name = "%s%s size=%d" % (kind, label, size)
-            run_dir = os.path.join(out, "%s-%d" % (kind, size))
-            state = os.path.join(state_root, "%s-%d" % (kind, size))
+        for kind, how, load in [(k, h, ld) for k, h in setups for ld in loads]:
+            tag = kind if load == "estafette-bench" else "%s smtp-source" % kind
+            name = "%s%s size=%d" % (tag, label, size)
+            run_dir = os.path.join(out, "%s-%d" % (tag.replace(" ", "-"), size))
+            state = os.path.join(state_root, "%s-%d" % (tag.replace(" ", "-"), size))
             if how == "estafette":
                 relay = lambda port, s=state: EstafetteRelay(args, s, port)  # noqa: E731
             elif how == "postfix":
@@ -512,12 +536,12 @@ def run(args):
             else:
                 relay = how
             try:
-                r = measure(args, name, relay, size, run_dir)
+                r = measure(args, name, relay, size, run_dir, load)
             except Unavailable as e:
                 print("estafette-bench relay: %s: %s" % (name, e), file=sys.stderr)
                 return 2
             result["runs"].append(r)
-            rates[(kind, size)] = r["summary"]["msgs_per_s"]
+            rates[(tag, size)] = r["summary"]["msgs_per_s"]
             if r["summary"]["lost"]:
                 status = 1
     ratios = {}
@@ -527,6 +551,11 @@ def run(args):
             ratios["estafette_over_postfix%s size=%d" % (label, size)] = round(e / p, 2)
         if e and d:
             ratios["estafette_over_direct%s size=%d" % (label, size)] = round(e / d, 3)
+        for kind, _ in setups:
+            kit, other = rates.get((kind, size)), rates.get(("%s smtp-source" % kind, size))
+            if kit and other:
+                ratios["kit_over_smtp_source %s%s size=%d" % (kind, label, size)] = \
+                    round(kit / other, 2)
     if ratios:
         result["ratios"] = ratios
     with open(os.path.join(out, "result.json"), "w") as f:
