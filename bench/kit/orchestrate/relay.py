@@ -10,6 +10,7 @@ one summary line per run; exit 0 only when every message of every run arrived.
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -395,6 +396,10 @@ def smtp_source_argv(args, target, size):
 def measure(args, name, relay, size, directory, load="estafette-bench"):
     """One run: sink, relay (or none), the load; returns the run's dict of the result format."""
     os.makedirs(directory, exist_ok=True)
+    # The tools append to these: a run into an --out used before starts from nothing.
+    for stale in ("sink.stats", "sink.times", "source.stats", "source.sends"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(directory, stale))
     sink_port = args.sink_port or free_port()
     sink = start_sink(args, directory, sink_port)
     mta = None
@@ -548,6 +553,8 @@ def run(args):
             name = "%s%s size=%d" % (tag, label, size)
             run_dir = os.path.join(out, "%s-%d" % (tag.replace(" ", "-"), size))
             state = os.path.join(state_root, "%s-%d" % (tag.replace(" ", "-"), size))
+            # A relay starts empty, also in an --out or --state-dir used before.
+            shutil.rmtree(state, ignore_errors=True)
             if how == "estafette":
                 relay = lambda port, s=state: EstafetteRelay(args, s, port)  # noqa: E731
             elif how == "postfix":
