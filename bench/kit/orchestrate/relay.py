@@ -402,7 +402,7 @@ def measure(args, name, relay, size, directory, load="estafette-bench"):
             os.remove(os.path.join(directory, stale))
     sink_port = args.sink_port or free_port()
     sink = start_sink(args, directory, sink_port)
-    mta = None
+    mta = source = None
     try:
         if relay == "direct":
             target = "127.0.0.1:%d" % sink_port
@@ -458,7 +458,10 @@ def measure(args, name, relay, size, directory, load="estafette-bench"):
         sink.send_signal(signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: reap(sink), 30, "the sink to exit")
-    finally:
+    finally:  # also on an error or ^C: nothing of the run is left running
+        if source and not reap(source):
+            source.kill()
+            reap(source, block=True)
         if not reap(sink):
             sink.kill()
             reap(sink, block=True)
@@ -568,6 +571,9 @@ def run(args):
             except Unavailable as e:
                 print("estafette-bench relay: %s: %s" % (name, e), file=sys.stderr)
                 return 2
+            except (RuntimeError, TimeoutError, OSError) as e:
+                print("estafette-bench relay: %s: %s" % (name, e), file=sys.stderr)
+                return 1
             result["runs"].append(r)
             rates[(tag, size)] = r["summary"]["msgs_per_s"]
             if r["summary"]["lost"]:
