@@ -64,7 +64,7 @@ def check_pure_parts():
 
 def run_relay(out, *options):
     r = subprocess.run([bench(), "relay", "--messages", str(MESSAGES), "--concurrency", "50",
-                        "--out", out, "--quiet", "--stall", "15", *options],
+                        "--out", out, "--quiet", "--stall", "30", *options],
                        capture_output=True, text=True, timeout=240)
     return r, [l for l in r.stdout.splitlines()]
 
