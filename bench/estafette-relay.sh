@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# estafette-relay.sh start|stop|clean|status: Estafette as the relay of the seed relay test, the
-# way ../shared/bench/postfix-relay.sh sets up Postfix: esmtpd on 127.0.0.1:55125, domain1.grey ..
-# domain5.grey routed to the sink at 127.0.0.1:55225, up to 250 deliveries at once
-# (MAXDELS = MAXHOST = 250), durable queue (fsync before every 250) as always.
+# estafette-relay.sh start|stop|clean|status: a long-running Estafette set up as the relay of the
+# seed relay test, for measuring by hand and for bench/tls-compare.sh: esmtpd on 127.0.0.1:55125,
+# domain1.grey .. domain5.grey routed to the sink at 127.0.0.1:55225, up to 250 deliveries at once
+# (MAXDELS = MAXHOST = 250), durable queue (fsync before every 250) as always. The seed relay test
+# itself is `estafette-bench relay` (a throwaway relay of the same config per run; see
+# docs/benchmarks.md); load this one with `estafette-bench source --target 127.0.0.1:55125` and
+# count with `estafette-bench sink --listen 127.0.0.1:55225`.
 #   BENCH_DIR    state and config (default /tmp/estafette-relay)
 #   QUEUE_BACKEND  segment (default) or file
 #   ESTAFETTE    directory holding the built programs (default: the source tree's top, an

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# filter-compare.sh: the seed relay test (../shared/bench/relay-bench.sh, one message per
-# connection, 250 concurrent sessions) through Estafette three ways in one run: no filter, the
-# sample libmilter filter (filters/examples/sample_milter.c) in-process as a module, and the same
-# source built against Debian's libmilter as an external milter. Prints msgs/s for each and the
-# ratios to no filter (medians over --rounds, which rotate the order).
+# filter-compare.sh: the seed relay test (`estafette-bench relay`: one message per connection,
+# 250 concurrent sessions) through Estafette three ways in one run: no filter, the sample
+# libmilter filter (filters/examples/sample_milter.c) in-process as a module, and the same source
+# built against Debian's libmilter as an external milter. Prints msgs/s for each and the ratios
+# to no filter (medians over --rounds, which rotate the order).
 #   ESTAFETTE=builddir bench/filter-compare.sh [--count N] [--size BYTES] [--rounds R]
-set -u
+# Each run's result.json, runs.csv and report.html go to $OUT/ROUND-KIND (default OUT: a new
+# directory under /tmp).
+set -u -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-shared=${SHARED_BENCH:-$here/../../shared/bench}
 bin=${ESTAFETTE:-$here/..}
 count=10000 size=400 rounds=1
 while [ $# -gt 0 ]; do
@@ -21,13 +22,15 @@ while [ $# -gt 0 ]; do
 done
 module=$bin/filters/examples/sample_milter.so
 milter=$bin/filters/examples/sample_milter
-for f in "$shared/relay-bench.sh" "$module" "$milter"; do
+for f in "$bin/estafette-bench" "$module" "$milter"; do
   [ -e "$f" ] || { echo "filter-compare: $f not found (make check builds the examples)" >&2; exit 2; }
 done
+out=${OUT:-$(mktemp -d /tmp/filter-compare.XXXXXX)}
+mkdir -p "$out"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$milter" -p "inet:$port@127.0.0.1" >/tmp/filter-compare-milter.log 2>&1 &
+"$milter" -p "inet:$port@127.0.0.1" >"$out/milter.log" 2>&1 &
 milter_pid=$!
-trap 'kill $milter_pid 2>/dev/null; "$here/estafette-relay.sh" stop >/dev/null 2>&1' EXIT
+trap 'kill $milter_pid 2>/dev/null' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
 declare -A conf=([none]="" [inproc]="filters = module:$module" [milter]="filters = milter:inet:$port@127.0.0.1")
@@ -36,12 +39,12 @@ order=(none inproc milter)
 status=0
 for r in $(seq "$rounds"); do
   for kind in "${order[@]}"; do
-    EXTRA_CONF=${conf[$kind]} "$here/estafette-relay.sh" start >/dev/null &&
-      "$here/estafette-relay.sh" clean >/dev/null
-    out=$("$shared/relay-bench.sh" --count "$count" --size "$size" --label "$kind") || status=1
-    echo "$out"
-    rates[$kind]="${rates[$kind]:-} $(sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$out")"
-    "$here/estafette-relay.sh" stop >/dev/null
+    extra=()
+    [ -n "${conf[$kind]}" ] && extra=(--conf "${conf[$kind]}")
+    line=$("$bin/estafette-bench" relay --messages "$count" --size "$size" --label "$kind" \
+      --quiet --out "$out/$r-$kind" "${extra[@]}" | grep "^estafette $kind size=") || status=1
+    echo "$line"
+    rates[$kind]="${rates[$kind]:-} $(sed -n 's/.*: msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")"
   done
   order=("${order[@]:1}" "${order[0]}")  # rotate, so no kind always runs first
 done

@@ -22,11 +22,13 @@ namespace {
 constexpr const char* kUsage =
     "usage: estafette-bench sink --listen HOST:PORT [--fail \"451 4.3.0 text\"]\n"
     "                            [--record-ids FILE] [--tls-cert FILE --tls-key FILE] [--count N]\n"
+    "                            [--record-times FILE] [--stats FILE] [--stats-interval MS]\n"
     "       estafette-bench source --target HOST:PORT --messages N [--concurrency C]\n"
     "                            [--size BYTES] [--per-session K] [--pipelining on|off]\n"
     "                            [--starttls] [--tls-resume] [--tls-max 1.2|1.3]\n"
     "                            [--helo NAME] [--from A] [--to B]\n"
     "                            [--timeout SECONDS] [--handshake-only]\n"
+    "                            [--record-sends FILE] [--stats FILE] [--stats-interval MS]\n"
     "       estafette-bench loopback|relay|report [OPTIONS]   (--help for each)\n";
 
 // Where the orchestration's main.py is: $ESTAFETTE_BENCH_DIR, the installed copy, or (run from

@@ -108,6 +108,11 @@ SinkOptions parse_sink_options(const std::vector<std::string>& args) {
   table.valued["--count"] = [&](const std::string& v) {
     o.count = parse_number("--count", v, 1, UINT64_MAX);
   };
+  table.valued["--record-times"] = [&](const std::string& v) { o.record_times = v; };
+  table.valued["--stats"] = [&](const std::string& v) { o.stats = v; };
+  table.valued["--stats-interval"] = [&](const std::string& v) {
+    o.stats_interval_ms = parse_number("--stats-interval", v, 10, 60000);
+  };
   table.parse(args);
   if (!have_listen) throw UsageError("sink: --listen HOST:PORT is required");
   if (o.tls_cert.empty() != o.tls_key.empty()) {
@@ -153,6 +158,11 @@ SourceOptions parse_source_options(const std::vector<std::string>& args) {
   table.flags["--starttls"] = [&] { o.starttls = true; };
   table.flags["--tls-resume"] = [&] { o.starttls = o.tls_resume = true; };
   table.flags["--handshake-only"] = [&] { o.starttls = o.handshake_only = true; };
+  table.valued["--record-sends"] = [&](const std::string& v) { o.record_sends = v; };
+  table.valued["--stats"] = [&](const std::string& v) { o.stats = v; };
+  table.valued["--stats-interval"] = [&](const std::string& v) {
+    o.stats_interval_ms = parse_number("--stats-interval", v, 10, 60000);
+  };
   table.parse(args);
   if (!have_target) throw UsageError("source: --target HOST:PORT is required");
   if (!have_messages) throw UsageError("source: --messages N is required");

@@ -34,7 +34,10 @@ struct SinkOptions {
   std::string record_ids;  // file to append each accepted message's Message-ID to; "": none
   std::string tls_cert;    // both or neither: STARTTLS offered when given
   std::string tls_key;
-  std::uint64_t count = 0;  // exit after this many messages (accepted or failed); 0: on SIGTERM
+  std::uint64_t count = 0;   // exit after this many messages (accepted or failed); 0: on SIGTERM
+  std::string record_times;  // file to append "EPOCH MESSAGE-ID" of each accepted message to
+  std::string stats;         // file to append the cumulative counts to every stats_interval_ms
+  unsigned stats_interval_ms = 250;
   bool operator==(const SinkOptions&) const = default;
 };
 
@@ -55,6 +58,11 @@ struct SourceOptions {
   // Each "message" is a session without mail: EHLO, STARTTLS, EHLO, QUIT (new TLS handshakes
   // per second); implies starttls and one per session.
   bool handshake_only = false;
+  // Timing for the orchestration (bench/kit/timing.h): "EPOCH MESSAGE-ID" of each message when
+  // its data is sent, and the cumulative counts every stats_interval_ms.
+  std::string record_sends;
+  std::string stats;
+  unsigned stats_interval_ms = 250;
   bool operator==(const SourceOptions&) const = default;
 };
 

@@ -21,10 +21,6 @@ namespace estafette::bench {
 namespace {
 constexpr std::size_t kReadSize = 64 * 1024;
 constexpr unsigned long long kReportedErrors = 10;
-
-double wall_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 }  // namespace
 
 // One accepted connection: the socket, TLS once started, the conversation and unsent replies.
@@ -146,6 +142,16 @@ Sink::Sink(const SinkOptions& options) : options_(options) {
     ids_.open(options_.record_ids, std::ios::app);
     if (!ids_) throw std::runtime_error("cannot open " + options_.record_ids);
   }
+  if (!options_.record_times.empty())
+    times_ = std::make_unique<TimeRecorder>(options_.record_times);
+  if (!options_.stats.empty()) {
+    stats_ = std::make_unique<StatsFile>(loop_, options_.stats, options_.stats_interval_ms, [this] {
+      return NamedCounts{{"messages", counts_.messages},
+                         {"rejected", counts_.rejected},
+                         {"sessions", counts_.sessions},
+                         {"errors", counts_.errors}};
+    });
+  }
   event::Acceptor::Options accept_options;
   accept_options.batch = 0;
   acceptor_ = std::make_unique<event::Acceptor>(
@@ -167,7 +173,7 @@ void Sink::accept(base::UniqueFd fd) {
   SinkSession::Options session_options;
   session_options.offer_starttls = tls_ != nullptr;
   session_options.fail_reply = options_.fail_reply;
-  session_options.capture_ids = ids_.is_open();
+  session_options.capture_ids = ids_.is_open() || times_ != nullptr;
   int raw = fd.get();
   auto connection = std::make_unique<Connection>(*this, std::move(fd), session_options);
   auto* c = connection.get();
@@ -193,6 +199,7 @@ void Sink::on_message(bool accepted, std::size_t bytes, std::string_view id) {
   if (accepted) {
     ++counts_.messages;
     if (ids_.is_open()) ids_ << id << '\n';
+    if (times_) times_->record(now, id);
   } else {
     ++counts_.rejected;
   }
@@ -203,6 +210,8 @@ void Sink::on_message(bool accepted, std::size_t bytes, std::string_view id) {
 void Sink::run() {
   loop_.run();
   if (ids_.is_open()) ids_.flush();
+  if (times_) times_->flush();
+  if (stats_) stats_->finish();
 }
 
 std::string Sink::summary() const {

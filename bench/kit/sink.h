@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "bench/kit/options.h"
+#include "bench/kit/timing.h"
 #include "lib/base/fd.h"
 #include "lib/event/acceptor.h"
 #include "lib/event/loop.h"
@@ -60,7 +61,9 @@ class Sink final {
   std::unique_ptr<event::Acceptor> acceptor_;
   std::shared_ptr<const tls::ServerContext> tls_;
   std::ofstream ids_;
+  std::unique_ptr<TimeRecorder> times_;
   Counts counts_;
+  std::unique_ptr<StatsFile> stats_;  // after counts_: it reads them
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
 };
 

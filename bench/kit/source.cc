@@ -43,7 +43,9 @@ MessageTemplate::MessageTemplate(std::size_t size, const std::string& from, cons
                                  const std::string& id_suffix) {
   text_ = "From: <" + from + ">\r\nTo: <" + to + ">\r\nSubject: estafette-bench\r\nMessage-ID: <";
   id_at_ = text_.size();
-  text_ += std::string(kIdDigits, '0') + "." + id_suffix + "@bench.estafette.test>\r\n\r\n";
+  text_ += std::string(kIdDigits, '0') + "." + id_suffix + "@bench.estafette.test>";
+  id_end_ = text_.size() - 1;
+  text_ += "\r\n\r\n";
   // Body lines of up to 76 letters and CRLF, cut so that the total is `size`.
   std::size_t remaining = size > text_.size() ? size - text_.size() : 0;
   while (remaining > 0) {
@@ -269,6 +271,8 @@ class Source::Session final {
       case Expect::Data:
         if (reply.code == 354) {
           out_.append(source_.message_.with_id(++source_.next_id_));
+          ++source_.data_sent_;
+          if (source_.sends_) source_.sends_->record(wall_now(), source_.message_.message_id());
           expected_.push_back(Expect::Dot);
         } else {
           if (last_refusal_.code == 0) last_refusal_ = reply;
@@ -335,6 +339,16 @@ Source::Source(const SourceOptions& options)
     destination_ = options_.target.host + ":" + port;
   }
   first_tls_done_ = !options_.tls_resume;
+  if (!options_.record_sends.empty())
+    sends_ = std::make_unique<TimeRecorder>(options_.record_sends);
+  if (!options_.stats.empty()) {
+    stats_ = std::make_unique<StatsFile>(loop_, options_.stats, options_.stats_interval_ms, [this] {
+      return NamedCounts{{"sent", counts_.sent},
+                         {"failed", counts_.failed},
+                         {"data", data_sent_},
+                         {"sessions", counts_.sessions}};
+    });
+  }
   ::signal(SIGPIPE, SIG_IGN);
 }
 
@@ -416,6 +430,8 @@ void Source::run() {
     loop_.remove_fd(fd);
   }
   sessions_.clear();
+  if (sends_) sends_->flush();
+  if (stats_) stats_->finish();
 }
 
 std::string Source::summary() const {

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "bench/kit/options.h"
+#include "bench/kit/timing.h"
 #include "lib/event/loop.h"
 #include "lib/tls/stream.h"
 
@@ -30,10 +31,15 @@ class MessageTemplate final {
                   const std::string& id_suffix);
   // The text with id `n` (n < 10^16) written into the Message-ID; followed by ".\r\n".
   const std::string& with_id(std::uint64_t n);
+  // The Message-ID ("<...>") as last written by with_id().
+  std::string_view message_id() const {
+    return std::string_view(text_).substr(id_at_ - 1, id_end_ - id_at_ + 2);
+  }
 
  private:
   std::string text_;
   std::size_t id_at_ = 0;
+  std::size_t id_end_ = 0;  // of the closing '>'
 };
 
 class Source final {
@@ -77,6 +83,9 @@ class Source final {
   std::uint64_t next_id_ = 0;
   bool first_tls_done_ = false;  // with --tls-resume, the first session goes alone
   Counts counts_;
+  std::uint64_t data_sent_ = 0;  // messages whose data was written (for the stats file)
+  std::unique_ptr<TimeRecorder> sends_;
+  std::unique_ptr<StatsFile> stats_;  // after counts_: it reads them
   std::unordered_map<int, std::unique_ptr<Session>> sessions_;
 };
 

@@ -2,7 +2,7 @@
 data_directory and maillog under one directory, smtpd on a loopback port. The system's
 /etc/postfix is never read for more than the daemon paths and never changed. Needs root
 (Postfix's daemons change to the postfix user) and the postfix package. Used by
-`estafette-bench relay --peer postfix`, `estafette-bench loopback --peer postfix` and the
+`estafette-bench relay --mta postfix`, `estafette-bench loopback --peer postfix` and the
 integration tests (tests/integration/harness.py)."""
 import contextlib
 import os
