@@ -116,8 +116,9 @@ def test(tmp, stoppers):
         s.login("alice", "s3cret")  # submissions: AUTH before MAIL
         refused = s.sendmail("a@estafette.test", ["b@domain1.grey"], MSG % (b"2", b"2"))
         assert refused == {}, refused
-    got = harness.wait_for(lambda: len(sink.messages()) >= 2 and sink.messages(), 20,
-                           "two messages at the sink")
+    # smtp-sink creates a message's file before it has written all of it: wait for the bodies.
+    got = harness.wait_for(lambda: (lambda m: len(m) >= 2 and all(b"body " in t for t in m) and
+                                    m)(sink.messages()), 20, "two whole messages at the sink")
     for text in got:
         assert b"(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))" in text, text
     assert sorted(b"with ESMTPSA id" in text for text in got) == [False, True], got
