@@ -5,7 +5,10 @@ as root with Postfix installed, a throwaway Postfix: nothing may be lost, the su
 the agreed keys, result.json holds a timeline, one latency per message and CPU samples, nothing
 the command started is left running. A relay that loses everything (--target: a sink that keeps
 the mail) makes it exit 1 with lost=N; Postfix's smtp-source as the load (--load) is counted
-like the kit's source. report.html rendered by headless Chromium must show the
+like the kit's source. With --tls plain,resume and --handshakes, TLS sessions are made and
+resumed (into Estafette and into the sink) and the handshake-only runs report their rate and
+Estafette's CPU per session; with --outbound-tls every session to the sink is TLS.
+report.html rendered by headless Chromium must show the
 three plots (throughput, latency CDF, CPU) with drawn lines. report.py's pure parts are checked
 on small inputs too."""
 import csv
@@ -156,6 +159,27 @@ def test(tmp, stoppers):
         assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-3000:])
         f = [fields(l) for l in lines if l.startswith("direct smtp-source size=400: ")]
         assert len(f) == 1 and f[0]["lost"] == "0" and f[0]["delivered"] == str(MESSAGES), lines
+
+    # TLS: STARTTLS resuming TLS 1.3 sessions into Estafette and straight into the sink, the
+    # handshake-only runs against one esmtpd, and TLS on the outbound leg.
+    r, lines = run_relay(os.path.join(tmp, "tls"), "--mta", "estafette", "--direct", "--tls",
+                         "plain,resume", "--handshakes", "100")
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-3000:])
+    runs = {l.split(":", 1)[0]: fields(l) for l in lines}
+    for name in ("direct size=400 tls=resume", "estafette size=400 tls=resume"):
+        f = runs[name]
+        assert f["lost"] == "0" and f["tls"] == "resume", (name, f)
+        assert int(f["handshakes"]) == MESSAGES and int(f["resumed"]) > MESSAGES // 2, (name, f)
+    for mode in ("full", "resumed"):
+        f = runs["estafette handshakes=%s" % mode]
+        assert f["failed"] == "0" and f["handshakes"] == "100", (mode, f)
+        assert float(f["handshakes_per_s"]) > 0 and int(f["estafette_cpu_us_per_session"]) > 0, f
+    assert int(runs["estafette handshakes=resumed"]["resumed"]) > 50, runs
+    assert any("tls_cost_percent_estafette_size=400_tls=resume=" in l for l in lines), lines
+    r, lines = run_relay(os.path.join(tmp, "outbound"), "--mta", "estafette", "--outbound-tls")
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-3000:])
+    f = [fields(l) for l in lines if l.startswith("estafette size=400: ")][0]
+    assert f["lost"] == "0" and 0 < int(f["sink_tls_sessions"]) == int(f["sink_sessions"]), f
 
     # A relay that loses everything: the "MTA" is a second sink that keeps what it gets.
     keeper = harness.free_port()

@@ -7,6 +7,7 @@ build tree or the installed programs), a throwaway Postfix (root), any MTA the t
 rig's ceiling). Writes OUT/result.json, OUT/runs.csv and OUT/report.html (report.py) and prints
 one summary line per run; exit 0 only when every message of every run arrived.
 """
+import argparse
 import contextlib
 import json
 import os
@@ -19,7 +20,7 @@ import time
 
 import report
 from common import (CLOCK_TICKS, CpuSampler, Progress, Unavailable, free_port, port_open,
-                    wait_for, which)
+                    process_cpu_seconds, wait_for, which)
 
 SEED_DOMAINS = ["domain%d.grey" % i for i in range(1, 6)]
 DEFAULT_MESSAGES = 20000  # the seed test sends 500000; 20000 takes seconds, not minutes
@@ -56,6 +57,20 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--label", default="",
                    help="added to each run's name (\"estafette milter size=400\")")
+    t = p.add_argument_group("TLS (a throwaway self-signed certificate for every server)")
+    t.add_argument("--tls", default="plain",
+                   help="inbound modes, comma-separated: plain, starttls (a full handshake per "
+                        "session), resume (STARTTLS resuming a TLS 1.3 session); default plain")
+    t.add_argument("--cert", choices=["ec", "rsa"], default="ec",
+                   help="the certificate's key: ECDSA P-256 (default) or RSA 2048")
+    t.add_argument("--outbound-tls", action="store_true",
+                   help="the sink offers STARTTLS and the relay uses it when offered (Estafette "
+                        "tls_policy = may, Postfix smtp_tls_security_level = may with its session "
+                        "cache); the sink's sessions, TLS sessions and resumed ones are reported")
+    t.add_argument("--handshakes", type=int, default=0, metavar="N",
+                   help="also N handshake-only sessions (full, then resumed) against one esmtpd "
+                        "(Estafette on CPU 0, the source on CPU 1): handshakes per second and "
+                        "Estafette's CPU per session")
     g = p.add_argument_group("the throwaway Estafette relay")
     g.add_argument("--esmtpd-processes", type=int, help="esmtpd_processes (default: auto)")
     g.add_argument("--esmtpclient-processes", type=int,
@@ -75,6 +90,33 @@ def add_arguments(p):
     g.add_argument("--cpus", help="run estafetted under `taskset -c CPUS` (its daemons inherit)")
     g.add_argument("--state-dir", help="the relay's directory (default: under --out); "
                                        "e.g. on tmpfs")
+
+
+TLS_MODES = {"plain": [], "starttls": ["--starttls"], "resume": ["--tls-resume"]}
+
+
+def tls_modes_of(text):
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes or any(m not in TLS_MODES for m in modes):
+        raise SystemExit("estafette-bench relay: --tls: plain, starttls and/or resume")
+    return modes
+
+
+def make_certificate(directory, kind):
+    """A throwaway self-signed certificate and key (readable by Postfix's and esmtpd's users)
+    for relay.bench.test; returns (cert, key)."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    alg = (["-newkey", "rsa:2048"] if kind == "rsa" else
+           ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    r = subprocess.run(["openssl", "req", "-x509", *alg, "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "30", "-subj", "/CN=relay.bench.test",
+                        "-addext", "subjectAltName=DNS:relay.bench.test"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Unavailable("openssl req failed: %s" % r.stderr.strip())
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o644)  # a throwaway key, read by the MTAs as their own users
+    return cert, key
 
 
 def sizes_of(text):
@@ -195,6 +237,11 @@ class EstafetteRelay:
             lines.append("esmtpd_processes = %d" % args.esmtpd_processes)
         if args.esmtpclient_processes:
             lines.append("esmtpclient_processes = %d" % args.esmtpclient_processes)
+        if getattr(args, "tls_files", None):
+            lines += ["tls_cert_file = %s" % args.tls_files[0],
+                      "tls_key_file = %s" % args.tls_files[1]]
+        if args.outbound_tls:
+            lines.append("tls_policy = may")
         lines += args.conf
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -257,9 +304,17 @@ class PostfixRelay:
         transport = os.path.join(directory, "transport")
         with open(transport, "w") as f:
             f.writelines("%s smtp:[127.0.0.1]:%d\n" % (d, sink_port) for d in SEED_DOMAINS)
+        tls = {}
+        if getattr(args, "tls_files", None):
+            tls.update(smtpd_tls_security_level="may", smtpd_tls_cert_file=args.tls_files[0],
+                       smtpd_tls_key_file=args.tls_files[1],
+                       smtpd_tls_session_cache_database="btree:${data_directory}/smtpd_scache")
+        if args.outbound_tls:
+            tls.update(smtp_tls_security_level="may",
+                       smtp_tls_session_cache_database="btree:${data_directory}/smtp_scache")
         self.postfix = postfix.Postfix(
             directory, self.port, relay_domains=", ".join(SEED_DOMAINS),
-            transport_maps="texthash:" + transport, **postfix.RELAY_PROFILE)
+            transport_maps="texthash:" + transport, **postfix.RELAY_PROFILE, **tls)
 
     def start(self):
         self.postfix.start()
@@ -313,11 +368,13 @@ def own_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
-def start_sink(args, directory, port):
+def start_sink(args, directory, port, tls=False):
     stats = os.path.join(directory, "sink.stats")
     argv = [os.path.join(args.bindir, "estafette-bench"), "sink", "--listen",
             "127.0.0.1:%d" % port, "--record-times", os.path.join(directory, "sink.times"),
             "--stats", stats]
+    if tls:  # STARTTLS offered: --outbound-tls, or the source's TLS straight into the sink
+        argv += ["--tls-cert", args.tls_files[0], "--tls-key", args.tls_files[1]]
     out = open(os.path.join(directory, "sink.out"), "w")
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     out.close()
@@ -393,15 +450,17 @@ def smtp_source_argv(args, target, size):
             "-t", "recip1@domain1.grey", target]
 
 
-def measure(args, name, relay, size, directory, load="estafette-bench"):
-    """One run: sink, relay (or none), the load; returns the run's dict of the result format."""
+def measure(args, name, relay, size, directory, load="estafette-bench", tls="plain"):
+    """One run: sink, relay (or none), the load (in TLS mode `tls`); returns the run's dict of
+    the result format."""
     os.makedirs(directory, exist_ok=True)
     # The tools append to these: a run into an --out used before starts from nothing.
     for stale in ("sink.stats", "sink.times", "source.stats", "source.sends"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(directory, stale))
     sink_port = args.sink_port or free_port()
-    sink = start_sink(args, directory, sink_port)
+    sink = start_sink(args, directory, sink_port,
+                      tls=args.outbound_tls or (relay == "direct" and tls != "plain"))
     mta = source = None
     try:
         if relay == "direct":
@@ -417,7 +476,7 @@ def measure(args, name, relay, size, directory, load="estafette-bench"):
         argv = [os.path.join(args.bindir, "estafette-bench"), "source", "--target", target,
                 "--messages", str(args.messages), "--concurrency", str(args.concurrency),
                 "--size", str(size), "--per-session", str(args.per_session),
-                "--record-sends", sends, "--stats", source_stats]
+                "--record-sends", sends, "--stats", source_stats] + TLS_MODES[tls]
         if load == "smtp-source":
             argv = smtp_source_argv(args, target, size)
         source_out = os.path.join(directory, "source.out")
@@ -492,7 +551,14 @@ def measure(args, name, relay, size, directory, load="estafette-bench"):
             "connections": int(src.get("sessions", 0)), "accepted": int(src.get("sent", 0)),
             "refused": int(src.get("failed", 0)),
             "source_msgs_per_s": float(src.get("msgs_per_s", 0))})
-    summary.update({"size": size, "concurrency": args.concurrency, "load": load})
+    summary.update({"size": size, "concurrency": args.concurrency, "load": load, "tls": tls})
+    if src.get("handshakes") is not None and tls != "plain":
+        summary.update({"handshakes": int(src.get("handshakes", 0)),
+                        "resumed": int(src.get("resumed", 0))})
+    if args.outbound_tls and snk:  # what the relay's client did towards the sink
+        summary.update({"sink_sessions": int(snk.get("sessions", 0)),
+                        "sink_tls_sessions": int(snk.get("tls_sessions", 0)),
+                        "sink_tls_resumed": int(snk.get("tls_resumed", 0))})
     for group, mib in rss.items():
         summary["rss_mib_" + key_of(group)] = mib
     # CPU seconds per group over the run: each sample's percent over its interval (the first
@@ -516,6 +582,53 @@ def measure(args, name, relay, size, directory, load="estafette-bench"):
     }
 
 
+def tree_cpu_seconds(pid):
+    """CPU seconds of a process tree: each process's own and its reaped children's."""
+    return sum(process_cpu_seconds(p) for p in [pid] + descendants(pid))
+
+
+def handshake_runs(args, out, state_root):
+    """--handshakes: new TLS sessions per second against one esmtpd (Estafette on CPU 0, the
+    source on CPU 1, as the source's client side of a handshake costs about what the server's
+    does), full then resumed; Estafette's own CPU per session is the figure that measures it."""
+    one = argparse.Namespace(**vars(args))
+    one.esmtpd_processes, one.cpus, one.conf = 1, "0", list(args.conf)
+    runs = []
+    state = os.path.join(state_root, "handshakes")
+    shutil.rmtree(state, ignore_errors=True)
+    os.makedirs(os.path.join(out, "handshakes"), exist_ok=True)
+    sink = start_sink(args, os.path.join(out, "handshakes"), free_port())
+    relay = None
+    try:
+        relay = EstafetteRelay(one, state, 9).start()  # no mail reaches the route's port
+        for mode, extra in (("full", []), ("resumed", ["--tls-resume"])):
+            before = tree_cpu_seconds(relay.proc.pid)
+            r = subprocess.run(
+                ["taskset", "-c", "1", os.path.join(args.bindir, "estafette-bench"), "source",
+                 "--target", "127.0.0.1:%d" % relay.port, "--messages", str(args.handshakes),
+                 "--concurrency", "50", "--handshake-only", *extra],
+                capture_output=True, text=True, timeout=600)
+            used = tree_cpu_seconds(relay.proc.pid) - before
+            src = {}
+            for line in r.stdout.splitlines():
+                if line.startswith("source: "):
+                    src = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+            runs.append({"name": "estafette handshakes=%s" % mode, "summary": {
+                "handshakes_per_s": float(src.get("handshakes_per_s", 0)),
+                "lost": 0, "sessions": args.handshakes,
+                "failed": int(src.get("failed", args.handshakes)),
+                "handshakes": int(src.get("handshakes", 0)),
+                "resumed": int(src.get("resumed", 0)),
+                "estafette_cpu_us_per_session": round(1e6 * used / args.handshakes),
+                "cert": args.cert}, "timeline": [], "latencies_ms": [], "cpu": []})
+    finally:
+        if relay:
+            relay.stop()
+        sink.terminate()
+        sink.wait(10)
+    return runs
+
+
 def run(args):
     sizes = sizes_of(args.size)
     mta = args.mta or ("none" if (args.target or args.direct) else "estafette")
@@ -527,9 +640,22 @@ def run(args):
         print("estafette-bench relay: a throwaway Postfix needs root (run as root, or use "
               "--mta estafette)", file=sys.stderr)
         return 2
+    tls_modes = tls_modes_of(args.tls)
+    if args.load != "estafette-bench" and tls_modes != ["plain"]:
+        print("estafette-bench relay: smtp-source speaks no TLS: --tls needs --load "
+              "estafette-bench", file=sys.stderr)
+        return 2
     out = args.out or tempfile.mkdtemp(prefix="estafette-bench-relay-", dir=os.getcwd())
     os.makedirs(out, exist_ok=True)
+    os.chmod(out, 0o755)  # Postfix's and esmtpd's users read the certificate in it
     state_root = args.state_dir or os.path.join(out, "state")
+    args.tls_files = None
+    if tls_modes != ["plain"] or args.outbound_tls or args.handshakes:
+        try:
+            args.tls_files = make_certificate(out, args.cert)
+        except Unavailable as e:
+            print("estafette-bench relay: %s" % e, file=sys.stderr)
+            return 2
     label = (" " + args.label) if args.label else ""
     setups = []  # (name prefix, relay factory or "direct")
     if args.direct:
@@ -546,16 +672,21 @@ def run(args):
         "per_session": args.per_session, "stall": args.stall, "conf": args.conf,
         "esmtpd_processes": args.esmtpd_processes or 0,
         "esmtpclient_processes": args.esmtpclient_processes or 0, "cpus": args.cpus or "",
-        "label": args.label, "prefill": args.prefill, "load": args.load}, "runs": []}
+        "label": args.label, "prefill": args.prefill, "load": args.load, "tls": tls_modes,
+        "cert": args.cert if args.tls_files else "", "outbound_tls": args.outbound_tls,
+        "handshakes": args.handshakes}, "runs": []}
     rates = {}
     status = 0
     loads = ["estafette-bench", "smtp-source"] if args.load == "both" else [args.load]
     for size in sizes:
-        for kind, how, load in [(k, h, ld) for k, h in setups for ld in loads]:
+        for kind, how, load, tls in [(k, h, ld, t) for k, h in setups for ld in loads
+                                     for t in tls_modes]:
             tag = kind if load == "estafette-bench" else "%s smtp-source" % kind
-            name = "%s%s size=%d" % (tag, label, size)
-            run_dir = os.path.join(out, "%s-%d" % (tag.replace(" ", "-"), size))
-            state = os.path.join(state_root, "%s-%d" % (tag.replace(" ", "-"), size))
+            mode = "" if tls == "plain" else " tls=%s" % tls
+            name = "%s%s size=%d%s" % (tag, label, size, mode)
+            slug = "%s-%d%s" % (tag.replace(" ", "-"), size, mode.replace(" tls=", "-"))
+            run_dir = os.path.join(out, slug)
+            state = os.path.join(state_root, slug)
             # A relay starts empty, also in an --out or --state-dir used before.
             shutil.rmtree(state, ignore_errors=True)
             if how == "estafette":
@@ -567,7 +698,7 @@ def run(args):
             else:
                 relay = how
             try:
-                r = measure(args, name, relay, size, run_dir, load)
+                r = measure(args, name, relay, size, run_dir, load, tls)
             except Unavailable as e:
                 print("estafette-bench relay: %s: %s" % (name, e), file=sys.stderr)
                 return 2
@@ -575,21 +706,36 @@ def run(args):
                 print("estafette-bench relay: %s: %s" % (name, e), file=sys.stderr)
                 return 1
             result["runs"].append(r)
-            rates[(tag, size)] = r["summary"]["msgs_per_s"]
-            if r["summary"]["lost"]:
+            rates[(tag, size, tls)] = r["summary"]["msgs_per_s"]
+            if r["summary"]["lost"] or r["summary"].get("refused"):
                 status = 1
     ratios = {}
-    for size in sizes:
-        e, p, d = (rates.get((k, size)) for k in ("estafette", "postfix", "direct"))
+    for size, tls in [(z, t) for z in sizes for t in tls_modes]:
+        mode = "" if tls == "plain" else " tls=%s" % tls
+        e, p, d = (rates.get((k, size, tls)) for k in ("estafette", "postfix", "direct"))
         if e and p:
-            ratios["estafette_over_postfix%s size=%d" % (label, size)] = round(e / p, 2)
+            ratios["estafette_over_postfix%s size=%d%s" % (label, size, mode)] = round(e / p, 2)
         if e and d:
-            ratios["estafette_over_direct%s size=%d" % (label, size)] = round(e / d, 3)
+            ratios["estafette_over_direct%s size=%d%s" % (label, size, mode)] = round(e / d, 3)
         for kind, _ in setups:
-            kit, other = rates.get((kind, size)), rates.get(("%s smtp-source" % kind, size))
+            kit = rates.get((kind, size, tls))
+            other = rates.get(("%s smtp-source" % kind, size, tls))
             if kit and other:
                 ratios["kit_over_smtp_source %s%s size=%d" % (kind, label, size)] = \
                     round(kit / other, 2)
+            plain = rates.get((kind, size, "plain"))
+            if tls != "plain" and kit and plain:  # what TLS costs: 1 - tls/plain, in percent
+                ratios["tls_cost_percent %s%s size=%d%s" % (kind, label, size, mode)] = \
+                    round(100 * (1 - kit / plain), 1)
+    if args.handshakes and mta in ("estafette", "both"):
+        try:
+            for r in handshake_runs(args, out, state_root):
+                result["runs"].append(r)
+                if r["summary"]["failed"]:
+                    status = 1
+        except (Unavailable, RuntimeError, TimeoutError, OSError) as e:
+            print("estafette-bench relay: handshakes: %s" % e, file=sys.stderr)
+            return 1
     if ratios:
         result["ratios"] = ratios
     with open(os.path.join(out, "result.json"), "w") as f:
