@@ -75,14 +75,22 @@ class ChildProcess final {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
-  bool start(std::vector<std::string> args) {
+  // args[0] is looked up in PATH when it has no '/'. stdout_fd: the child's stdout (-1: the
+  // test's); stderr_log: a file its stderr is appended to ("": the test's).
+  bool start(std::vector<std::string> args, int stdout_fd = -1,
+             const std::string& stderr_log = "") {
     stop();
     pid_ = ::fork();
     if (pid_ == 0) {
+      if (stdout_fd >= 0) ::dup2(stdout_fd, 1);
+      if (!stderr_log.empty()) {
+        int err = ::open(stderr_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (err >= 0) ::dup2(err, 2);
+      }
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
+      ::execvp(argv[0], argv.data());
       ::_exit(127);
     }
     return pid_ > 0;
@@ -92,6 +100,14 @@ class ChildProcess final {
     ::kill(pid_, SIGTERM);
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
+  }
+  // Waits for the child to exit by itself: how it ended ("exit N", "signal N").
+  std::string wait_exit() {
+    int status = 0;
+    if (pid_ <= 0 || ::waitpid(pid_, &status, 0) != pid_) return "not running";
+    pid_ = -1;
+    return WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                             : "signal " + std::to_string(WTERMSIG(status));
   }
   bool running() const { return pid_ > 0; }
 
@@ -146,20 +162,9 @@ class RigFixture final {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return fail("pipe2 failed");
     base::UniqueFd out(fds[0]), in(fds[1]);
-    std::vector<std::string> argv_s = {"python3", ESTAFETTE_TEST_SRCDIR "/tests/rig/fixture.py"};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(in.get(), 1);
-      if (err >= 0) ::dup2(err, 2);
-      std::vector<char*> argv;
-      for (auto& a : argv_s) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp(argv[0], argv.data());
-      ::_exit(127);
-    }
-    if (pid_ < 0) return fail("fork failed");
+    std::vector<std::string> argv = {"python3", ESTAFETTE_TEST_SRCDIR "/tests/rig/fixture.py"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (!child_.start(argv, in.get(), log)) return fail("fork failed");
     in.reset();
     std::string said;
     pollfd p{out.get(), POLLIN, 0};
@@ -175,21 +180,11 @@ class RigFixture final {
       said.append(buf, static_cast<std::size_t>(n));
     }
     if (said.rfind("ready\n", 0) == 0) return true;
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    std::string how = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                                        : "signal " + std::to_string(WTERMSIG(status));
-    return fail("fixture.py ended (" + how + "): " + read(log));
+    return fail("fixture.py ended (" + child_.wait_exit() + "): " + read(log));
   }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  bool running() const { return pid_ > 0; }
+  void stop() { child_.stop(); }
+  bool running() const { return child_.running(); }
   const std::string& error() const { return error_; }
 
  private:
@@ -207,7 +202,7 @@ class RigFixture final {
     return text;
   }
 
-  pid_t pid_ = -1;
+  ChildProcess child_;
   std::string error_;
 };
 

@@ -46,15 +46,16 @@ def which(name, *fallbacks):
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid):
-    """utime + stime of a process and its waited-for children, in seconds (0 once it is gone)."""
+def process_cpu_seconds(pid, children=True):
+    """utime + stime of a process (and, with children, of its waited-for children), in seconds;
+    0 once it is gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return 0.0
     # fields[0] is the state (field 3); utime, stime, cutime, cstime are fields 14-17.
-    return sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
+    return sum(int(x) for x in fields[11:15 if children else 13]) / CLOCK_TICKS
 
 
 def processes_named(prefixes):
@@ -75,16 +76,20 @@ class CpuSampler:
     """CPU use of groups of processes over a run: sample() every interval records, per group,
     the percent of one CPU used since the previous sample. groups: {name: callable returning
     the group's pids now}. Processes that exit between samples lose their last interval (the
-    kernel keeps no per-pid total after exit), so short-lived workers are under-counted."""
+    kernel keeps no per-pid total after exit), so short-lived workers are under-counted.
+    own_only: count each process's own time only, for groups that are whole process trees
+    (Postfix's master and the daemons it forks and reaps), where a reaped child's time would
+    count twice, in its own line and again in its parent's cutime."""
 
-    def __init__(self, groups):
+    def __init__(self, groups, own_only=False):
         self.groups = groups
+        self.own_only = own_only
         self.samples = []  # [t, {group: percent}]
         self._last = None
         self._start = time.monotonic()
 
     def _totals(self):
-        return {name: {pid: process_cpu_seconds(pid) for pid in pids()}
+        return {name: {pid: process_cpu_seconds(pid, not self.own_only) for pid in pids()}
                 for name, pids in self.groups.items()}
 
     def sample(self):

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 import report
-from common import (CLOCK_TICKS, CpuSampler, Progress, Unavailable, free_port, port_open,
+from common import (CpuSampler, Progress, Unavailable, free_port, port_open,
                     process_cpu_seconds, wait_for, which)
 
 SEED_DOMAINS = ["domain%d.grey" % i for i in range(1, 6)]
@@ -348,26 +348,6 @@ class TargetRelay:
         pass
 
 
-class OwnCpuSampler(CpuSampler):
-    """CpuSampler counting each process's own utime + stime only: its groups are whole
-    process trees (Postfix's master and the daemons it forks and reaps), where a child's CPU
-    would count twice, live in its own line and again in its parent's cutime once reaped.
-    A child that exits between samples loses its last interval instead."""
-
-    def _totals(self):
-        return {name: {pid: own_cpu_seconds(pid) for pid in pids()}
-                for name, pids in self.groups.items()}
-
-
-def own_cpu_seconds(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
 def start_sink(args, directory, port, tls=False):
     stats = os.path.join(directory, "sink.stats")
     argv = [os.path.join(args.bindir, "estafette-bench"), "sink", "--listen",
@@ -485,7 +465,7 @@ def measure(args, name, relay, size, directory, load="estafette-bench", tls="pla
             source = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         groups["source"] = lambda: [source.pid] if source.returncode is None else []
         groups["sink"] = lambda: [sink.pid]
-        cpu = OwnCpuSampler(groups)
+        cpu = CpuSampler(groups, own_only=True)
         cpu.sample()
         progress = Progress(name, args.messages, enabled=False if args.quiet else None)
         sink_stats = os.path.join(directory, "sink.stats")
