@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -51,8 +53,29 @@ Account require_account(const std::string& name, const std::string& where) {
   return *account;
 }
 
+namespace {
+// The kernel clears a process's parent-death signal (PR_SET_PDEATHSIG, which a supervisor's
+// child gets before exec: lib/daemon/child_supervisor.cc) whenever its credentials change.
+// Captured before a change and set again after it, so a daemon that drops privileges still
+// stops when its supervisor dies; a parent that died in between is noticed by its pid.
+class ParentDeathSignal final {
+ public:
+  ParentDeathSignal() : parent_(::getppid()) { ::prctl(PR_GET_PDEATHSIG, &signal_); }
+  void rearm() const {
+    if (signal_ == 0) return;
+    ::prctl(PR_SET_PDEATHSIG, signal_);
+    if (::getppid() != parent_) ::raise(signal_);
+  }
+
+ private:
+  pid_t parent_;
+  int signal_ = 0;
+};
+}  // namespace
+
 void drop_privileges(const Account& account) {
   if (running_as(account) && account.uid != 0) return;
+  const ParentDeathSignal parent_death;
   if (::geteuid() != 0 && ::getuid() != 0) {
     errno = EPERM;
     fail(account, "started as uid " + std::to_string(::getuid()) + ", not root");
@@ -72,6 +95,7 @@ void drop_privileges(const Account& account) {
     errno = EPERM;
     fail(account, "root could be regained");
   }
+  parent_death.rearm();
 }
 
 void become_effective(const Account& account) {
@@ -80,9 +104,11 @@ void become_effective(const Account& account) {
     errno = EPERM;
     fail(account, "started as uid " + std::to_string(::getuid()) + ", not root");
   }
+  const ParentDeathSignal parent_death;
   set_groups(account);
   if (::setresgid(-1, account.gid, -1) != 0) fail(account, "setresgid");
   if (::setresuid(0, account.uid, 0) != 0) fail(account, "setresuid");
+  parent_death.rearm();
 }
 
 bool restore_root() noexcept {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ pid_t spawn(const Command& command, const std::string& parent) {
   // A program that is not there (a changed prefix, a half-done install) fails here, before the
   // fork, so that the caller's log names the path (errno set) rather than an exit status 127.
   if (::access(argv[0], X_OK) != 0) return -1;
+  const pid_t supervisor = ::getpid();
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   // The child must not inherit the blocked signal mask of the parent's signalfd.
@@ -73,6 +75,11 @@ pid_t spawn(const Command& command, const std::string& parent) {
   // starts as root; estafette-local needs it, esmtpclient drops to the user itself.
   if (command.restore_root && ::getuid() == 0 && ::geteuid() != 0 && !base::restore_root())
     child_fails(parent, ": cannot restore root for ", argv[0], 0);
+  // The child stops (SIGTERM, its orderly stop) when its supervisor dies, even by SIGKILL:
+  // no daemon is left holding the listening sockets or the queue. After restore_root, which
+  // would clear it; a daemon that drops privileges sets it again (lib/base/privileges.cc).
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != supervisor) ::_exit(0);  // it died before the prctl
   ::execv(argv[0], argv.data());
   child_fails(parent, ": cannot run ", argv[0], errno);
 }

@@ -296,6 +296,30 @@ class Estafette:
                      open("/proc/%d/stat" % pid).read().split()[2] == "Z", 10, "pid %d" % pid)
         self.proc = None
 
+    def kill_supervisor(self, timeout=15):
+        """SIGKILL to estafetted alone (a crash): every daemon and module must then stop by
+        itself (the parent-death signal each gets from its supervisor) within timeout seconds.
+        Returns the pids that were running; AssertionError names those still alive."""
+        daemons = self.daemon_pids()
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+        def alive():
+            running = []
+            for pid in daemons:
+                with contextlib.suppress(OSError, IndexError):
+                    with open("/proc/%d/stat" % pid) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            running.append(pid)
+            return running
+
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not alive(), timeout, "the daemons to stop")
+        assert not alive(), "still running %ds after estafetted's SIGKILL: %s" % (
+            timeout, ["%d %s" % (p, open("/proc/%d/comm" % p).read().strip()) for p in alive()])
+        return daemons
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
