@@ -8,6 +8,7 @@ or the installed directories). Each command is a module of this directory with
 """
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -24,6 +25,8 @@ def main(argv):
     parser = argparse.ArgumentParser(prog="estafette-bench")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, summary in COMMANDS.items():
+        if importlib.util.find_spec(name) is None:
+            continue  # not in this build (the commands are written separately)
         p = sub.add_parser(name, help=summary, description=summary)
         p.add_argument("--bindir", required=True, help=argparse.SUPPRESS)
         p.add_argument("--sbindir", required=True, help=argparse.SUPPRESS)
