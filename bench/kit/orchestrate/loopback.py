@@ -428,6 +428,7 @@ class Measurement:
         accepted = s.accepted_times()
         latencies, delivered_at, ids = [], [], set()
         bad_received = rdns = ident = 0
+        domains = set()
         sample = ""
         root = r.maildir_root()
         with contextlib.suppress(FileNotFoundError):
@@ -441,6 +442,8 @@ class Measurement:
                         head = f.read(65536).replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
                     at = entry.stat().st_mtime
                     ids.add(int(m.group(1)))
+                    to = re.search(rb"(?im)^Delivered-To: *\S+@(\S+)", head)
+                    domains.add(to.group(1).lower() if to else b"")
                     delivered_at.append(at)
                     fields = received_headers(head)
                     ours = [h for h in fields if " by %s " % R_HOST in h]
@@ -487,7 +490,7 @@ class Measurement:
             "p99_ms": _round(percentile(latencies, 99)),
             "connections": r.connections(), "received_ok": delivered - bad_received,
             "received_bad": bad_received, "rdns_confirmed": rdns, "ident_user": ident,
-            "received_sample": sample[:300],
+            "recipient_hosts": len(domains - {b""}), "received_sample": sample[:300],
         }
         return {"name": self.label, "summary": summary, "timeline": timeline,
                 "latencies_ms": [round(x, 3) for x in latencies]}
