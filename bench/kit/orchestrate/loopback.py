@@ -588,6 +588,10 @@ def run(args):
         if not os.access(os.path.join(d, prog), os.X_OK):
             log("no %s in %s" % (prog, d))
             return 2
+    # Ctrl-C and SIGTERM unwind through the finally blocks below, which stop every process the
+    # run started (SIGINT too when the shell started us with it ignored, as `cmd &` does).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     peers = ["estafette", "postfix"] if args.peer == "both" else [args.peer]
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.checks]
     base = tempfile.mkdtemp(prefix="estafette-bench-loopback-")
@@ -644,6 +648,9 @@ def run(args):
                     file=sys.stderr, flush=True)
                 if good and not args.keep:
                     shutil.rmtree(run_dir, ignore_errors=True)
+    except KeyboardInterrupt:
+        log("interrupted: stopping what the run started")
+        raise
     finally:
         fixtures.stop()
         if ok and not args.keep:
@@ -660,6 +667,10 @@ def run(args):
     for line in _summary_lines(result, args.out):
         print(line)
     return 0 if ok else 1
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
 
 
 def _params(args):
