@@ -21,6 +21,7 @@ Writes <out>/result.json (the shared format), then report.py's CSV and HTML when
 Exit 0 only when every message arrived with exactly one R Received header; 1 otherwise; 2 when a
 run cannot be made here (a missing package, --peer postfix without root).
 """
+import bisect
 import contextlib
 import fcntl
 import json
@@ -35,7 +36,8 @@ import threading
 import time
 
 import rig
-from common import CpuSampler, Progress, Unavailable, free_port, port_open, wait_for
+from common import (CpuSampler, Progress, Unavailable, free_port, port_open, processes_named,
+                    wait_for)
 
 S_HOST = "s.loopback.test"
 R_HOST = "r.loopback.test"
@@ -337,18 +339,20 @@ class SendmailInjector:
 class Measurement:
     """One run: start the pair, inject, wait for R to hold everything (or stall), stop."""
 
-    def __init__(self, args, pair, label, fixtures_pids):
+    def __init__(self, args, pair, label, fixtures_pids, checks_label, ident_label):
         self.args, self.pair, self.label = args, pair, label
         self.fixtures_pids = fixtures_pids
+        self.checks_label, self.ident_label = checks_label, ident_label
         self.injector = None
 
     def _injector_pids(self):
         inj = self.injector
         if isinstance(inj, subprocess.Popen):
             return [inj.pid] if inj.poll() is None else []
-        sendmail = [pid for pid, comm in _processes(("estafette-sendm",)).items()
-                    if _parent_is_us(pid)]
-        return sendmail
+        # One sendmail process per message (comm is cut to 15 characters); Postfix's is
+        # "sendmail". Only our own children.
+        return [pid for pid in processes_named(("estafette-sendm", "sendmail", "postdrop"))
+                if _parent_is_us(pid)]
 
     def run(self):
         args, pair = self.args, self.pair
@@ -501,13 +505,7 @@ def _round(x):
 
 
 def _count_le(sorted_values, limit):
-    import bisect
     return bisect.bisect_right(sorted_values, limit)
-
-
-def _processes(prefixes):
-    from common import processes_named
-    return processes_named(prefixes)
 
 
 def _parent_is_us(pid):
@@ -621,11 +619,10 @@ def run(args):
                     import loopback_postfix
                     pair = loopback_postfix.PostfixPair(args, run_dir, fixtures, checks,
                                                         args.inject == "queue")
-                m = Measurement(args, pair, label, fixtures.pids)
-                m.checks_label = "on" if checks else "off"
                 # Postfix has no IDENT client: no counterpart to that check.
-                m.ident_label = ("on" if checks and fixtures.ident and peer == "estafette"
-                                 else "off")
+                ident = checks and fixtures.ident and peer == "estafette"
+                m = Measurement(args, pair, label, fixtures.pids, "on" if checks else "off",
+                                "on" if ident else "off")
                 with bench_lock():
                     os.sync()  # the previous run's deletions, written back now, not during this
                     try:
