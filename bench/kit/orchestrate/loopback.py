@@ -64,6 +64,10 @@ def add_arguments(p):
     p.add_argument("--stall", type=float, default=30.0,
                    help="fail when no message arrived at R for this many seconds (30)")
     p.add_argument("--keep", action="store_true", help="keep the instances' directories")
+    p.add_argument("--s-setting", action="append", default=[], metavar="'KEY = VALUE'",
+                   help="an estafette.conf line added to S's config (repeatable; Estafette)")
+    p.add_argument("--r-setting", action="append", default=[], metavar="'KEY = VALUE'",
+                   help="an estafette.conf line added to R's config (repeatable; Estafette)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="the progress line on stderr (auto: on a terminal)")
 
@@ -245,16 +249,18 @@ class EstafettePair:
                            "ident_timeout = 10s"]
         else:
             r_settings += ["rdns_check = no", "ident_check = no"]
-        self.r = Estafette(args, os.path.join(base, "R"), R_HOST, r_port, r_settings,
+        self.r = Estafette(args, os.path.join(base, "R"), R_HOST, r_port,
+                           r_settings + args.r_setting,
                            {"dnsbl": DNSBL_FILE})
         # S: relays .example.com to R over one route, MAXHOST/MAXDELS 40 as in the seed. With
         # `hold` (--inject queue) S retries only when flushed.
         retry = ["retry_base = 1h", "retry_max = 2h", "host_backoff = 1s"] if hold else [
             "retry_base = 1s", "retry_max = 10s", "host_backoff = 1s"]
-        self.s = Estafette(args, os.path.join(base, "S"), S_HOST, s_port, [
-            resolver, "local_domains = " + S_HOST, "relay_clients = 127.0.0.0/8",
-            "rdns_check = no", "esmtproutes = esmtproutes", "MAXDELS = 40", "MAXHOST = 40",
-            "MAXRCPT = 100"] + retry, {"esmtproutes": ".example.com: 127.0.0.1,%d\n" % r_port})
+        s_settings = [resolver, "local_domains = " + S_HOST, "relay_clients = 127.0.0.0/8",
+                      "rdns_check = no", "esmtproutes = esmtproutes", "MAXDELS = 40",
+                      "MAXHOST = 40", "MAXRCPT = 100"] + retry + args.s_setting
+        self.s = Estafette(args, os.path.join(base, "S"), S_HOST, s_port, s_settings,
+                           {"esmtproutes": ".example.com: 127.0.0.1,%d\n" % r_port})
 
     def release(self):
         """--inject queue: S's queue goes to R now (R was down; S retries on `flush`)."""
@@ -663,8 +669,11 @@ def _interrupted(signum, frame):
 
 
 def _params(args):
-    return {k: getattr(args, k) for k in ("messages", "hosts", "inject", "checks", "peer",
-                                          "concurrency", "workers", "size", "stall")}
+    """The options, flat (the settings' lists joined with "; ")."""
+    names = ("messages", "hosts", "inject", "checks", "peer", "concurrency", "workers", "size",
+             "stall", "s_setting", "r_setting")
+    values = {k: getattr(args, k) for k in names}
+    return {k: "; ".join(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
 def _ratios(runs):
