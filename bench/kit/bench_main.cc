@@ -26,7 +26,7 @@ constexpr const char* kUsage =
     "       estafette-bench source --target HOST:PORT --messages N [--concurrency C]\n"
     "                            [--size BYTES] [--per-session K] [--pipelining on|off]\n"
     "                            [--starttls] [--tls-resume] [--tls-max 1.2|1.3]\n"
-    "                            [--helo NAME] [--from A] [--to B]\n"
+    "                            [--helo NAME] [--from A] [--to B] [--hosts H]\n"
     "                            [--timeout SECONDS] [--handshake-only]\n"
     "                            [--record-sends FILE] [--stats FILE] [--stats-interval MS]\n"
     "       estafette-bench loopback|relay|report [OPTIONS]   (--help for each)\n";

@@ -90,6 +90,21 @@ bool valid_reply_text(std::string_view reply) {
   return true;
 }
 
+std::string expand_recipient(std::string_view to, std::uint64_t n, std::uint64_t hosts) {
+  std::string out;
+  out.reserve(to.size() + 16);
+  for (std::size_t i = 0; i < to.size(); ++i) {
+    std::string_view rest = to.substr(i);
+    if (rest.starts_with("{n}") || rest.starts_with("{h}")) {
+      out += std::to_string(rest[1] == 'n' ? n : n % hosts);
+      i += 2;
+    } else {
+      out += to[i];
+    }
+  }
+  return out;
+}
+
 SinkOptions parse_sink_options(const std::vector<std::string>& args) {
   SinkOptions o;
   bool have_listen = false;
@@ -148,6 +163,9 @@ SourceOptions parse_source_options(const std::vector<std::string>& args) {
   table.valued["--helo"] = [&](const std::string& v) { o.helo = v; };
   table.valued["--from"] = [&](const std::string& v) { o.from = v; };
   table.valued["--to"] = [&](const std::string& v) { o.to = v; };
+  table.valued["--hosts"] = [&](const std::string& v) {
+    o.hosts = parse_number("--hosts", v, 1, 1000000);
+  };
   table.valued["--timeout"] = [&](const std::string& v) {
     o.timeout_s = parse_number("--timeout", v, 1, 86400);
   };

@@ -53,7 +53,10 @@ struct SourceOptions {
   int tls_max = 13;         // highest TLS version offered: 12 (TLS 1.2) or 13 (TLS 1.3)
   std::string helo = "source.bench.estafette.test";
   std::string from = "tester@bench.estafette.test";
+  // A recipient template: "{n}" is the message's number (from 1), "{h}" that number mod
+  // `hosts`, so that a run spreads its mail over `hosts` domains (rcpt-{n}@h{h}.example.com).
   std::string to = "recip1@domain1.grey";
+  std::uint64_t hosts = 1;   // >= 1
   unsigned timeout_s = 600;  // the whole run
   // Each "message" is a session without mail: EHLO, STARTTLS, EHLO, QUIT (new TLS handshakes
   // per second); implies starttls and one per session.
@@ -69,6 +72,10 @@ struct SourceOptions {
 // args: what follows the subcommand name.
 SinkOptions parse_sink_options(const std::vector<std::string>& args);
 SourceOptions parse_source_options(const std::vector<std::string>& args);
+
+// The recipient of message n (from 1) by SourceOptions::to: every "{n}" replaced with n and
+// every "{h}" with n mod hosts (hosts >= 1); anything else is copied as it is.
+std::string expand_recipient(std::string_view to, std::uint64_t n, std::uint64_t hosts);
 
 // "451 4.3.0 x" -> true: three digits 2xx..5xx, then a space or the end, printable ASCII.
 bool valid_reply_text(std::string_view reply);

@@ -184,9 +184,10 @@ class Source::Session final {
   void begin_message() {
     message_failed_ = false;
     const auto& o = source_.options_;
+    rcpt_ = expand_recipient(o.to, ++source_.next_rcpt_, o.hosts);
     if (pipelining_) {
       send("MAIL FROM:<" + o.from + ">\r\n", Expect::Mail);
-      send("RCPT TO:<" + o.to + ">\r\n", Expect::Rcpt);
+      send("RCPT TO:<" + rcpt_ + ">\r\n", Expect::Rcpt);
       send("DATA\r\n", Expect::Data);
     } else {
       send("MAIL FROM:<" + o.from + ">\r\n", Expect::Mail);
@@ -251,7 +252,7 @@ class Source::Session final {
           if (message_failed_) {
             end_message(false, reply);
           } else {
-            send("RCPT TO:<" + o.to + ">\r\n", Expect::Rcpt);
+            send("RCPT TO:<" + rcpt_ + ">\r\n", Expect::Rcpt);
           }
         }
         break;
@@ -310,6 +311,7 @@ class Source::Session final {
   bool message_failed_ = false;
   bool done_ = false;
   smtp::Reply last_refusal_;
+  std::string rcpt_;  // the current message's recipient (--to expanded)
 };
 
 Source::Source(const SourceOptions& options)

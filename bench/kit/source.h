@@ -81,6 +81,7 @@ class Source final {
   MessageTemplate message_;
   std::uint64_t unassigned_;  // messages no session has taken yet
   std::uint64_t next_id_ = 0;
+  std::uint64_t next_rcpt_ = 0;  // the last message number given to --to's {n}
   bool first_tls_done_ = false;  // with --tls-resume, the first session goes alone
   Counts counts_;
   std::uint64_t data_sent_ = 0;  // messages whose data was written (for the stats file)

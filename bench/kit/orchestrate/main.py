@@ -8,6 +8,7 @@ or the installed directories). Each command is a module of this directory with
 """
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -27,18 +28,8 @@ def main(argv):
         p = sub.add_parser(name, help=summary, description=summary)
         p.add_argument("--bindir", required=True, help=argparse.SUPPRESS)
         p.add_argument("--sbindir", required=True, help=argparse.SUPPRESS)
-        try:
-            importlib.import_module(name).add_arguments(p)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            # A command whose module is not installed (yet) must not break the others.
-            p.set_defaults(missing=True)
+        importlib.import_module(name).add_arguments(p)
     args = parser.parse_args(argv)
-    if getattr(args, "missing", False):
-        print("estafette-bench: %s is not available in this installation" % args.command,
-              file=sys.stderr)
-        return 2
     try:
         return importlib.import_module(args.command).run(args)
     except KeyboardInterrupt:

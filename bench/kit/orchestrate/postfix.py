@@ -65,6 +65,9 @@ class Postfix:
     parameters; smtpd_options: master.cf -o options of the listening smtpd."""
 
     QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+    # Run before `postfix ...` (its master inherits it): e.g. `unshare -m sh -c ...` for a
+    # private resolv.conf (loopback_postfix.py). Empty: postfix itself.
+    command_prefix = ()
 
     def __init__(self, directory, port, relayhost="", host="127.0.0.1", smtpd_options=(),
                  **main_cf):
@@ -119,7 +122,8 @@ class Postfix:
         self.running = False
 
     def postfix(self, *args, timeout=60):
-        r = subprocess.run([POSTFIX, "-c", self.conf_dir, *args], capture_output=True,
+        r = subprocess.run([*self.command_prefix, POSTFIX, "-c", self.conf_dir, *args],
+                           capture_output=True,
                            text=True, timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError("postfix %s: %s%s" % (" ".join(args), r.stdout, r.stderr))

@@ -74,7 +74,7 @@ TEST(BenchSourceOptions, All) {
       {"--target",     "127.0.0.1:25",  "--messages",    "1000",   "--concurrency", "250",
        "--size",       "65536",         "--per-session", "10",     "--pipelining",  "off",
        "--tls-resume", "--tls-max",     "1.2",           "--helo", "h.test",        "--from",
-       "a@b.test",     "--to=c@d.test", "--timeout",     "60"});
+       "a@b.test",     "--to=c@d.test", "--timeout",     "60",     "--hosts",       "20"});
   EXPECT_EQ(o.target, (HostPort{"127.0.0.1", 25}));
   EXPECT_EQ(o.messages, 1000u);
   EXPECT_EQ(o.concurrency, 250u);
@@ -88,6 +88,26 @@ TEST(BenchSourceOptions, All) {
   EXPECT_EQ(o.from, "a@b.test");
   EXPECT_EQ(o.to, "c@d.test");
   EXPECT_EQ(o.timeout_s, 60u);
+  EXPECT_EQ(o.hosts, 20u);
+}
+
+TEST(BenchExpandRecipient, Table) {
+  struct Case {
+    std::string to;
+    std::uint64_t n, hosts;
+    std::string want;
+  } cases[] = {
+      {"rcpt-{n}@h{h}.foo.example.com", 1, 20, "rcpt-1@h1.foo.example.com"},
+      {"rcpt-{n}@h{h}.foo.example.com", 20, 20, "rcpt-20@h0.foo.example.com"},
+      {"rcpt-{n}@h{h}.foo.example.com", 47, 20, "rcpt-47@h7.foo.example.com"},
+      {"{n}{n}@{h}", 12, 5, "1212@2"},
+      {"recip1@domain1.grey", 9, 3, "recip1@domain1.grey"},  // no placeholder: as it is
+      {"a{x}{n@{h", 3, 2, "a{x}{n@{h"},                      // not placeholders
+      {"r{n}@h{h}", 18446744073709551615u, 1, "r18446744073709551615@h0"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(expand_recipient(c.to, c.n, c.hosts), c.want) << c.to << " " << c.n;
+  }
 }
 
 TEST(BenchSourceOptions, HandshakeOnly) {
@@ -108,6 +128,7 @@ TEST(BenchSourceOptions, Defaults) {
   EXPECT_FALSE(o.tls_resume);
   EXPECT_FALSE(o.handshake_only);
   EXPECT_EQ(o.tls_max, 13);
+  EXPECT_EQ(o.hosts, 1u);
 }
 
 TEST(BenchSourceOptions, Refuses) {
@@ -126,6 +147,7 @@ TEST(BenchSourceOptions, Refuses) {
       {"--target", "127.0.0.1:25", "--messages", "1e3"},
       {"--target", "127.0.0.1:25", "--messages", "10", "--tls-max", "1.1"},
       {"--target", "127.0.0.1:25", "--messages", "10", "--concurrency"},
+      {"--target", "127.0.0.1:25", "--messages", "10", "--hosts", "0"},
   };
   for (const auto& args : bad) {
     std::string joined;
