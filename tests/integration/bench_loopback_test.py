@@ -46,7 +46,7 @@ def check_run(run, messages, hosts, checks, ident, text):
     if checks:
         assert s["rdns_confirmed"] == messages, s
         assert s["ident_user"] == (messages if ident else 0), s
-        assert "client.test" in s["received_sample"], s["received_sample"]
+        assert "client.test" in run["received_sample"], run["received_sample"]
     else:
         assert s["rdns_confirmed"] == 0 and s["ident_user"] == 0, s
     # The summary line of the run: at least msgs_per_s= and lost=0.

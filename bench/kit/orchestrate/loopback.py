@@ -499,10 +499,11 @@ class Measurement:
             "p99_ms": _round(percentile(latencies, 99)),
             "connections": r.connections(), "received_ok": delivered - bad_received,
             "received_bad": bad_received, "rdns_confirmed": rdns, "ident_user": ident,
-            "recipient_hosts": len(domains - {b""}), "received_sample": sample[:300],
+            "recipient_hosts": len(domains - {b""}),
         }
+        # One of R's Received headers as it was written, for the record (not a summary key).
         return {"name": self.label, "summary": summary, "timeline": timeline,
-                "latencies_ms": [round(x, 3) for x in latencies]}
+                "latencies_ms": [round(x, 3) for x in latencies], "received_sample": sample[:300]}
 
 
 def _round(x):
@@ -693,21 +694,8 @@ def _ratios(runs):
 
 
 def _summary_lines(result, out):
-    """report.py's summary lines (and its CSV and HTML) when it exists, else our own in the
-    same `NAME: key=value ...` form."""
-    import importlib.util
-    if importlib.util.find_spec("report"):
-        import report
-        csv_path, html_path = report.write(result, out)
-        log("wrote %s, %s and %s" % (os.path.join(out, "result.json"), csv_path, html_path))
-        return report.summary_lines(result)
-    lines = []
-    for r in result["runs"]:
-        lines.append("%s: %s" % (r["name"], " ".join(
-            "%s=%s" % (k, str(v).replace(" ", "_")) for k, v in r["summary"].items()
-            if k != "received_sample")))
-    if result.get("ratios"):
-        lines.append("ratios: " + " ".join("%s=%s" % (k.replace(" ", "_"), v)
-                                           for k, v in result["ratios"].items()))
-    log("wrote %s" % os.path.join(out, "result.json"))
-    return lines
+    """report.py's CSV and HTML next to result.json, and its summary lines."""
+    import report
+    csv_path, html_path = report.write(result, out)
+    log("wrote %s, %s and %s" % (os.path.join(out, "result.json"), csv_path, html_path))
+    return report.summary_lines(result)

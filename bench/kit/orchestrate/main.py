@@ -8,7 +8,6 @@ or the installed directories). Each command is a module of this directory with
 """
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 
