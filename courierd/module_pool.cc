@@ -36,10 +36,10 @@ ModulePool::ModulePool(event::Loop& loop, const config::Config& config, std::str
                                      "estafette-courierd")) {
   const std::size_t esmtp_processes =
       config::resolve_processes(config.esmtpclient_processes, base::usable_cpus());
-  // Maildir delivery waits on fsync; several processes let the file system share journal
-  // commits between them.
+  // Maildir delivery waits on fsync; several processes per CPU keep the disk busy and let the
+  // file system share journal commits between them.
   const std::size_t local_processes =
-      config::resolve_processes(config.local_processes, base::usable_cpus());
+      config::resolve_local_processes(config.local_processes, base::usable_cpus());
   for (auto name : {kLocalModule, kEsmtpModule}) {
     std::string n(name);
     scheduler_.set_module_paused(n, true, wall_now());

@@ -96,6 +96,11 @@ std::size_t resolve_processes(std::size_t configured, std::size_t cpus) {
   return std::clamp<std::size_t>(cpus, 1, kMaxProcesses);
 }
 
+std::size_t resolve_local_processes(std::size_t configured, std::size_t cpus) {
+  if (configured != kAutoProcesses) return configured;
+  return std::clamp<std::size_t>(4 * cpus, 4, 32);
+}
+
 std::size_t session_share(std::size_t max_sessions, std::size_t processes) {
   return std::max<std::size_t>(1, max_sessions / std::max<std::size_t>(1, processes));
 }

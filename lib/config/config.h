@@ -323,6 +323,10 @@ std::vector<std::string> ignored_settings(const Config& config);
 // How many processes a *_processes setting asks for when `cpus` CPUs are usable: the number
 // itself, or for kAutoProcesses one per CPU (at least 1, at most kMaxProcesses).
 std::size_t resolve_processes(std::size_t configured, std::size_t cpus);
+// local_processes: estafette-local waits on fsync, not on a CPU, so auto is 4 per usable CPU,
+// at least 4 and at most 32 (the loopback benchmark: 2 processes on 2 CPUs delivered about 100
+// msgs/s, 8 about 470, 16 about 530; docs/benchmarks.md).
+std::size_t resolve_local_processes(std::size_t configured, std::size_t cpus);
 // One esmtpd process's share of max_sessions when `processes` of them share the listen
 // addresses: max_sessions / processes rounded down (at least 1), so the total never exceeds it.
 std::size_t session_share(std::size_t max_sessions, std::size_t processes);

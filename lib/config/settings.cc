@@ -555,7 +555,7 @@ constexpr Setting kSettings[] = {
     {"destinations", "", named_file<kDestinations>,
      "Limits of their own for some destinations, see destinations(5)."},
     {"local_processes", "auto", processes<&Config::local_processes>,
-     "estafette-local processes; auto: one per usable CPU."},
+     "estafette-local processes; auto: 4 per usable CPU (4 to 32): each waits on fsync."},
     {"esmtpclient_processes", "auto", processes<&Config::esmtpclient_processes>,
      "estafette-esmtpclient processes sharing MAXDELS; auto: one per usable CPU."},
     // esmtpclient: outgoing SMTP (RFC 5321 4.5.3.2 timeouts)

@@ -315,6 +315,19 @@ TEST(ConfigProcesses, DefaultIsAuto) {
   EXPECT_EQ(resolve_processes(kAutoProcesses, 1000), kMaxProcesses);
 }
 
+// estafette-local waits on fsync: auto is 4 per CPU, 4 to 32; a number is taken as it is.
+TEST(ConfigProcesses, LocalAutoIsFourPerCpuFromFourToThirtyTwo) {
+  auto c = load_config("");
+  EXPECT_EQ(c.local_processes, kAutoProcesses);
+  EXPECT_EQ(resolve_local_processes(kAutoProcesses, 0), 4u);
+  EXPECT_EQ(resolve_local_processes(kAutoProcesses, 1), 4u);
+  EXPECT_EQ(resolve_local_processes(kAutoProcesses, 2), 8u);
+  EXPECT_EQ(resolve_local_processes(kAutoProcesses, 8), 32u);
+  EXPECT_EQ(resolve_local_processes(kAutoProcesses, 64), 32u);
+  c = parse_config("local_processes = 3\n", "p.conf", "/tmp");
+  EXPECT_EQ(resolve_local_processes(c.local_processes, 2), 3u);
+}
+
 struct ShareCase {
   std::size_t max_sessions;
   std::size_t processes;
