@@ -252,9 +252,12 @@ void Client::finish(Verdict verdict) {
 
 void Client::fail(const std::string& reason) {
   close();
-  base::log("filters").warning("policy " + options_.name + ": " + reason +
-                               (done_ ? "; default action " + options_.default_action_text : ""));
-  if (!done_) return;
+  if (!done_) {  // between queries (a service that closes idle connections): reconnect later
+    base::log("filters").information("policy " + options_.name + ": " + reason);
+    return;
+  }
+  base::log("filters").warning("policy " + options_.name + ": " + reason + "; default action " +
+                               options_.default_action_text);
   apply(options_.default_action);
 }
 

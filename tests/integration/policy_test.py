@@ -244,7 +244,7 @@ def postgrey(tmp, stoppers):
         check(code == 450 and re.match(rb"4\.\d\.\d Greylisted, see http", text),
               "first attempt: %d %r" % (code, text))
     first = time.time()
-    # Too early is still greylisted; after the delay the triplet passes.
+    # After the delay the same triplet passes.
     time.sleep(delay + 1.5)
     try:
         mta.send("s@example.test", ["grey@estafette.test"], msg)
