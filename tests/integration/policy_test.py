@@ -47,6 +47,25 @@ class PolicyServer(socketserver.ThreadingTCPServer):
         self.server_close()
 
 
+class UnixPolicyServer(socketserver.ThreadingUnixStreamServer):
+    """The same service on a unix socket (policy:unix:PATH), open to esmtpd's user."""
+    daemon_threads = True
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.connections = 0
+        self.release = threading.Event()
+        super().__init__(path, PolicyHandler)
+        os.chmod(path, 0o666)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
 class PolicyHandler(socketserver.StreamRequestHandler):
     def handle(self):
         with self.server.lock:
@@ -175,6 +194,30 @@ def own_server(tmp, stoppers):
     print("own policy server: reject, 4xx, prepend, attributes, timeout, close: ok")
 
 
+def unix_socket(tmp, stoppers):
+    """policy:unix:PATH; HOLD quarantines the message (delivered with the reason)."""
+    server = UnixPolicyServer(os.path.join(tmp, "policy.sock"))
+    stoppers.append(server)
+    mta = Estafette(tmp, name="policy-unix",
+                    filters="policy:unix:%s" % os.path.join(tmp, "policy.sock"))
+    stoppers.append(mta)
+    mta.start()
+    with smtplib.SMTP("127.0.0.1", mta.port, timeout=30) as s:
+        s.ehlo("client.test")
+        check(s.mail("s@example.test")[0] == 250, "MAIL")
+        code, text = s.rcpt("reject@estafette.test")
+        check(code == 554, "reject over unix: %d %r" % (code, text))
+        check(s.rcpt("hold@estafette.test")[0] == 250, "hold rcpt")
+        check(s.data(message("held", "hold@estafette.test"))[0] == 250, "DATA")
+    got = delivered(mta, "hold").decode()
+    check("X-Estafette-Quarantine: look at this" in got, "HOLD not applied: " + got[:400])
+    with server.lock:
+        check(len(server.requests) == 2 and server.connections == 1,
+              "unix: %d requests, %d connections" % (len(server.requests), server.connections))
+    mta.stop()
+    print("policy:unix: reject, HOLD quarantine: ok")
+
+
 def bad_config(tmp):
     conf = os.path.join(tmp, "bad.conf")
     with open(conf, "w") as f:
@@ -259,6 +302,7 @@ def postgrey(tmp, stoppers):
 def test(tmp, stoppers):
     bad_config(tmp)
     own_server(tmp, stoppers)
+    unix_socket(tmp, stoppers)
     postgrey(tmp, stoppers)
 
 
