@@ -154,9 +154,16 @@ bool parse_action(std::string_view action, Decision& out, std::string* error) {
   if (word == "PREPEND") {
     std::size_t colon = text.find(':');
     std::string_view name = text.substr(0, colon);
-    if (colon == std::string_view::npos || name.empty() ||
-        name.find_first_of(" \t") != std::string_view::npos) {
+    if (colon == std::string_view::npos || name.empty()) {
       *error = "PREPEND without a header";
+      return false;
+    }
+    // RFC 5322 field name: printable ASCII but ':'; the value must not end the line.
+    bool bad_name =
+        std::any_of(name.begin(), name.end(), [](char c) { return c <= 32 || c > 126; });
+    if (bad_name || text.substr(colon + 1).find_first_of(std::string_view("\r\n\0", 3)) !=
+                        std::string_view::npos) {
+      *error = "PREPEND header with a control character or a bad name";
       return false;
     }
     filters::Modification mod;

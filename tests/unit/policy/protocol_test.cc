@@ -158,6 +158,8 @@ INSTANTIATE_TEST_SUITE_P(
         ActionCase{"   ", false, Action::Continue, "", -1},
         ActionCase{"PREPEND no header", false, Action::Continue, "", -1},
         ActionCase{"PREPEND", false, Action::Continue, "", -1},
+        ActionCase{"PREPEND X-A\r: b", false, Action::Continue, "", -1},
+        ActionCase{"PREPEND X-A: b\rX-B: c", false, Action::Continue, "", -1},
         ActionCase{"250 fine", false, Action::Continue, "", -1},
         ActionCase{"6000 x", false, Action::Continue, "", -1}));
 
