@@ -303,6 +303,10 @@ filters::Macros Connection::connect_macros() const {
   }
   m.push_back({"{client_addr}", c.ip});
   m.push_back({"{client_port}", std::to_string(c.port)});
+  if (!setup_.endpoints.server_ip.empty()) {  // sendmail's names; policy services send them
+    m.push_back({"{daemon_addr}", setup_.endpoints.server_ip});
+    m.push_back({"{daemon_port}", std::to_string(setup_.endpoints.server_port)});
+  }
   m.push_back({"{client_name}", c.rdns});
   m.push_back({"_", c.rdns + " [" + c.ip + "]"});
   if (checks_ && checks_->finished()) {
@@ -428,7 +432,8 @@ void Connection::filter_action(const smtp::Action& action) {
           [&] {
             filters::Macros m = {{"{mail_addr}", action.text},
                                  {"{mail_host}", domain(action.text)},
-                                 {"{mail_mailer}", "esmtp"}};
+                                 {"{mail_mailer}", "esmtp"},
+                                 {"r", session_.esmtp() ? "ESMTP" : "SMTP"}};
             for (auto& t : tls_macros()) m.push_back(std::move(t));
             for (auto& a : auth_macros()) m.push_back(std::move(a));
             return m;

@@ -1,5 +1,6 @@
-// filter_set.cc: config -> filters (see filter_set.h). The one place outside filters/milter/ that
-// knows the milter implementation by name: it makes milter::Client for `milter:` entries.
+// filter_set.cc: config -> filters (see filter_set.h). The one place outside filters/milter/ and
+// filters/policy/ that knows those implementations by name: it makes milter::Client for
+// `milter:` entries and policy::Client for `policy:` entries.
 #include "filters/filter_set.h"
 
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 
 #include "filters/milter/client.h"
 #include "filters/module.h"
+#include "filters/policy/client.h"
 
 namespace estafette::filters {
 
@@ -80,6 +82,22 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
     ModuleTimeouts timeouts{config.milter_command_timeout, config.milter_content_timeout};
     out = [module, default_action, timeouts](event::Loop& loop, metrics::Writer*) {
       return module->open(loop, default_action, timeouts);
+    };
+    return "";
+  }
+  if (spec.kind == "policy") {
+    policy::Options options;
+    std::string error;
+    if (!milter::parse_spec(spec.target, options.spec, &error))
+      return spec.where + ": filters: policy '" + spec.target + "': " + error;
+    if (!policy::parse_action(config.policy_default_action, options.default_action, &error))
+      return spec.where + ": filters: policy_default_action '" + config.policy_default_action +
+             "': " + error;
+    options.name = "policy:" + spec.target;
+    options.timeout = config.policy_timeout;
+    options.default_action_text = config.policy_default_action;
+    out = [options](event::Loop& loop, metrics::Writer*) -> std::unique_ptr<Filter> {
+      return std::make_unique<policy::Client>(loop, options);
     };
     return "";
   }

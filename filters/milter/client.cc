@@ -99,6 +99,38 @@ bool parse_spec(std::string_view text, Spec& out, std::string* error) {
   return true;
 }
 
+int open_socket(const Spec& spec, base::UniqueFd& fd) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int domain = AF_INET;
+  if (spec.kind == Spec::Kind::Unix) {
+    domain = AF_UNIX;
+    auto* sun = reinterpret_cast<sockaddr_un*>(&ss);
+    sun->sun_family = AF_UNIX;
+    std::memcpy(sun->sun_path, spec.path.data(),
+                std::min(spec.path.size(), sizeof sun->sun_path - 1));
+    len = sizeof(sockaddr_un);
+  } else if (spec.kind == Spec::Kind::Inet) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(spec.port);
+    ::inet_pton(AF_INET, spec.host.c_str(), &in->sin_addr);
+    len = sizeof(sockaddr_in);
+  } else {
+    domain = AF_INET6;
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(spec.port);
+    ::inet_pton(AF_INET6, spec.host.c_str(), &in6->sin6_addr);
+    len = sizeof(sockaddr_in6);
+  }
+  fd.reset(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return errno;
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS)
+    return errno;
+  return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Client
 
@@ -233,42 +265,10 @@ void Client::start_connect(std::string connect_packet, Macros macros, Callback d
   connect_macros_ = std::move(macros);
   state_ = State::Connecting;
 
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int domain = AF_INET;
-  const Spec& spec = options_.spec;
-  if (spec.kind == Spec::Kind::Unix) {
-    domain = AF_UNIX;
-    auto* sun = reinterpret_cast<sockaddr_un*>(&ss);
-    sun->sun_family = AF_UNIX;
-    std::memcpy(sun->sun_path, spec.path.data(),
-                std::min(spec.path.size(), sizeof sun->sun_path - 1));
-    len = sizeof(sockaddr_un);
-  } else if (spec.kind == Spec::Kind::Inet) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(spec.port);
-    ::inet_pton(AF_INET, spec.host.c_str(), &in->sin_addr);
-    len = sizeof(sockaddr_in);
-  } else {
-    domain = AF_INET6;
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(spec.port);
-    ::inet_pton(AF_INET6, spec.host.c_str(), &in6->sin6_addr);
-    len = sizeof(sockaddr_in6);
-  }
-  fd_.reset(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd_) {
-    int err = errno;
-    post([this, err] { fail(std::string("socket: ") + base::errno_text(err)); });
-    return;
-  }
-  int rc = ::connect(fd_.get(), reinterpret_cast<sockaddr*>(&ss), len);
-  if (rc != 0 && errno != EINPROGRESS) {
+  if (int err = open_socket(options_.spec, fd_); err != 0) {
     // Refused at once (unix sockets, often loopback): report it later, never inside the call.
-    int err = errno;
-    post([this, err] { fail(std::string("connect: ") + base::errno_text(err)); });
+    std::string what = std::string(fd_ ? "connect: " : "socket: ") + base::errno_text(err);
+    post([this, what] { fail(what); });
     return;
   }
   loop_.add_fd(fd_.get(), EPOLLOUT, [this](std::uint32_t events) { on_io(events); });

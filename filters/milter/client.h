@@ -44,6 +44,10 @@ struct Spec {
   std::string path;  // Unix
 };
 bool parse_spec(std::string_view text, Spec& out, std::string* error);
+// Starts a non-blocking connect to spec (the socket, close-on-exec, into `fd`): 0 when connected
+// or in progress (wait for EPOLLOUT, then read SO_ERROR), else the errno that stopped it (`fd`
+// empty: the socket could not be made). Shared with the policy client (filters/policy/).
+int open_socket(const Spec& spec, base::UniqueFd& fd);
 
 // Every action we can apply, and every protocol step we can skip or not wait a reply for.
 inline constexpr std::uint32_t kOfferedActions =

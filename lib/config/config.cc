@@ -392,6 +392,8 @@ Config load_config(const std::string& path) {
 std::vector<std::string> ignored_settings(const Config& c) {
   bool milters = std::any_of(c.filters.begin(), c.filters.end(),
                              [](const FilterSpec& f) { return f.kind == "milter"; });
+  bool policies = std::any_of(c.filters.begin(), c.filters.end(),
+                              [](const FilterSpec& f) { return f.kind == "policy"; });
   bool system = c.local_mailboxes == Config::LocalMailboxes::System;
   struct Rule {
     std::string_view setting;
@@ -405,6 +407,8 @@ std::vector<std::string> ignored_settings(const Config& c) {
       {"milter_connect_timeout", !milters, "no milter in filters"},
       {"milter_command_timeout", !milters, "no milter in filters"},
       {"milter_content_timeout", !milters, "no milter in filters"},
+      {"policy_timeout", !policies, "no policy service in filters"},
+      {"policy_default_action", !policies, "no policy service in filters"},
       {"dnsbl_threshold", c.dnsbl.empty(), "no dnsbl file (or an empty one)"},
       {"dnsbl_action", c.dnsbl.empty(), "no dnsbl file (or an empty one)"},
       {"ident_timeout", !c.ident_check, "ident_check = no"},

@@ -80,10 +80,11 @@ struct DnsListSpec {
   std::string where;
 };
 
-// One entry of `filters`, in order: "milter:inet:8891@127.0.0.1", "module:/path/x.so".
+// One entry of `filters`, in order: "milter:inet:8891@127.0.0.1", "module:/path/x.so",
+// "policy:inet:10023@127.0.0.1" (a Postfix policy service, asked at each RCPT).
 struct FilterSpec {
-  std::string kind;    // "milter" or "module"
-  std::string target;  // the milter's socket spec, or the module's path
+  std::string kind;    // "milter", "module" or "policy"
+  std::string target;  // the milter's or policy service's socket spec, or the module's path
   std::string where;   // "file:line", for errors found when esmtpd loads it
 };
 
@@ -176,6 +177,10 @@ struct Config {
   Millis milter_connect_timeout{30000};
   Millis milter_command_timeout{30000};
   Millis milter_content_timeout{300000};  // from the first header to the end of message
+  // Policy services (`policy:` entries): the time for each query, and the action (Postfix's
+  // access(5) syntax; filters/policy checks it) when a service fails.
+  Millis policy_timeout{100000};
+  std::string policy_default_action = "451 4.3.5 Server configuration problem";
   // Processes that share the work of one program, each with its own event loop: esmtpd
   // processes all accept on the listen addresses (SO_REUSEPORT); courierd hands deliveries to
   // several esmtpclient processes. kAutoProcesses: one per usable CPU (resolve_processes).

@@ -334,13 +334,20 @@ void filters(ParseState& s, const std::string& v) {
   for (auto& item : split_list(v)) {
     auto colon = item.find(':');
     std::string kind = item.substr(0, colon);
-    if (colon == std::string::npos || (kind != "milter" && kind != "module") ||
+    if (colon == std::string::npos || (kind != "milter" && kind != "module" && kind != "policy") ||
         colon + 1 == item.size())
-      throw std::invalid_argument("expected milter:SOCKET or module:PATH, not '" + item + "'");
+      throw std::invalid_argument("expected milter:SOCKET, module:PATH or policy:SOCKET, not '" +
+                                  item + "'");
     std::string target = item.substr(colon + 1);
     if (kind == "module") target = resolve(s.base_dir, target);
     field.push_back({kind, target, s.where});
   }
+}
+
+// Postfix's access(5) words; filters/policy checks the action itself (FilterSet::check).
+void policy_default_action(ParseState& s, const std::string& v) {
+  if (v.empty()) throw std::invalid_argument("expected an action such as DUNNO or 451 text");
+  s.config.policy_default_action = v;
 }
 
 void program_user(ParseState& s, const std::string& v) {
@@ -504,7 +511,9 @@ constexpr Setting kSettings[] = {
     {"dns_cache_size", "10000", count<&Config::dns_cache_size, Zero::NoLimit>,
      "DNS answers kept per esmtpd process, by TTL; 0: none."},
     // esmtpd: filters
-    {"filters", "", filters, "Milters (milter:SOCKET) and modules (module:PATH), in this order."},
+    {"filters", "", filters,
+     "Milters (milter:SOCKET), modules (module:PATH) and Postfix policy services "
+     "(policy:SOCKET, asked at each RCPT), in this order."},
     {"milter_default_action", "tempfail", one_of<&Config::milter_default_action, kMilterActions>,
      "What a session does when a filter fails or times out."},
     {"milter_connect_timeout", "30s", millis<&Config::milter_connect_timeout>,
@@ -513,6 +522,12 @@ constexpr Setting kSettings[] = {
      "Each command's reply."},
     {"milter_content_timeout", "300s", millis<&Config::milter_content_timeout>,
      "From the first header to the end of the message."},
+    {"policy_timeout", "100s", millis<&Config::policy_timeout>,
+     "Connecting to a policy service and its answer to one query."},
+    {"policy_default_action", "451 4.3.5 Server configuration problem",
+     policy_default_action,
+     "The action (as a policy service answers: DUNNO, DEFER, 4NN text, ...) when a policy "
+     "service fails, times out or answers nonsense."},
     // Routing: local and hosted domains, aliases, routes
     {"locals", "", routing_file<&Config::locals>,
      "More local domains, one per line, see locals(5)."},
