@@ -4,6 +4,7 @@
 #include "lib/auth/dovecot_backend.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -148,6 +149,13 @@ class FakeServer {
   FakeServer(std::string path, std::string handshake, std::string after) : path_(std::move(path)) {
     listener_ = base::listen_unix_exclusive(path_, 0600, 8);
     thread_ = std::thread([this, handshake = std::move(handshake), after = std::move(after)] {
+      // The listener is non-blocking: accept() right away would find no client yet when this
+      // thread runs first, and the server would be gone (the backend then waited for a
+      // handshake until the test's limit; seen under load).
+      pollfd ready{listener_.get(), POLLIN, 0};
+      while (!stop_ && ::poll(&ready, 1, 50) == 0) {
+      }
+      if (stop_) return;
       int c = ::accept(listener_.get(), nullptr, nullptr);
       if (c < 0) return;
       base::UniqueFd conn(c);
