@@ -246,9 +246,18 @@ class Estafette:
                  "esmtpd on %d" % self.port)
         if self.proc.poll() is not None:
             raise AssertionError("estafetted exited: " + self.read_log())
-        wait_for(lambda: os.path.exists(os.path.join(self.state, "run", "courierd.sock")), 10,
-                 "courierd socket")
+        # estafetted binds the listeners itself, so an open port does not mean esmtpd runs yet:
+        # wait until `estafette status` reports every daemon ready (queue open, listening).
+        wait_for(lambda: self.status() == 0 or self.proc.poll() is not None, 15,
+                 "every daemon ready (estafette status)")
+        if self.proc.poll() is not None:
+            raise AssertionError("estafetted exited: " + self.read_log())
         return self
+
+    def status(self):
+        """`estafette status`'s exit code: 0 when every daemon is up."""
+        return subprocess.run([self.program("estafette"), "status", "-c", self.conf],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
     def daemon_pids(self):
         """PIDs of estafetted's children (esmtpd, courierd) and their children (modules)."""
