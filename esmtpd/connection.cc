@@ -433,7 +433,10 @@ void Connection::filter_action(const smtp::Action& action) {
             filters::Macros m = {{"{mail_addr}", action.text},
                                  {"{mail_host}", domain(action.text)},
                                  {"{mail_mailer}", "esmtp"},
-                                 {"r", session_.esmtp() ? "ESMTP" : "SMTP"}};
+                                 {"r", session_.esmtp() ? "ESMTP" : "SMTP"},
+                                 // One per transaction, for every filter: the policy
+                                 // protocol's "instance".
+                                 {"{estafette_instance}", queue::make_queue_id()}};
             for (auto& t : tls_macros()) m.push_back(std::move(t));
             for (auto& a : auth_macros()) m.push_back(std::move(a));
             return m;
@@ -450,7 +453,7 @@ void Connection::filter_action(const smtp::Action& action) {
       break;
     case smtp::ActionKind::FilterData:
       filter_id_ = queue::make_queue_id();
-      filters_->data({{"i", filter_id_}},
+      filters_->data(message_macros(),
                      [this](const filters::Verdict& v) { filter_answer(v, "data"); });
       break;
     case smtp::ActionKind::FilterMessage:
@@ -459,6 +462,15 @@ void Connection::filter_action(const smtp::Action& action) {
     default:
       break;
   }
+}
+
+// DATA's and end of message's macros: the queue id, sendmail's {nrcpts} (the accepted
+// recipients), and {rcpt_addr} when there is one (Postfix's policy protocol sends it then).
+filters::Macros Connection::message_macros() const {
+  const auto& recipients = session_.envelope().recipients;
+  filters::Macros macros = {{"i", filter_id_}, {"{nrcpts}", std::to_string(recipients.size())}};
+  if (recipients.size() == 1) macros.emplace_back("{rcpt_addr}", recipients.front());
+  return macros;
 }
 
 void Connection::drop_buffer() {
@@ -471,10 +483,12 @@ void Connection::filter_whole_message() {
   buffering_ = false;
   // The buffer becomes the parsed message's body in place (no copy); the charge stays until
   // the record is written.
+  filters::Macros macros = message_macros();
+  macros.emplace_back("{msg_size}", std::to_string(filter_buffer_.size()));
   auto parsed = std::make_shared<filters::ParsedMessage>(
       filters::parse_message_in_place(std::exchange(filter_buffer_, std::string())));
   filters::filter_message(
-      *filters_, parsed, {{"i", filter_id_}},
+      *filters_, parsed, std::move(macros),
       [this, parsed](const filters::Verdict& v, std::vector<filters::Modification> mods) {
         filter_in_message_ = false;
         using A = filters::Verdict::Action;

@@ -144,6 +144,7 @@ class Connection final {
   void filter_action(const smtp::Action& action);
   void filter_answer(const filters::Verdict& verdict, const char* phase);
   void filter_whole_message();
+  filters::Macros message_macros() const;
   void drop_buffer();  // the buffered message is refused or done: its memory goes back
   filters::Macros connect_macros() const;
   void begin_data();

@@ -85,15 +85,18 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
     };
     return "";
   }
-  if (spec.kind == "policy") {
+  if (spec.kind.rfind("policy", 0) == 0) {
     policy::Options options;
+    options.stage = spec.kind == "policy-data"  ? policy::Stage::Data
+                    : spec.kind == "policy-eom" ? policy::Stage::EndOfMessage
+                                                : policy::Stage::Rcpt;
     std::string error;
     if (!milter::parse_spec(spec.target, options.spec, &error))
       return spec.where + ": filters: policy '" + spec.target + "': " + error;
     if (!policy::parse_action(config.policy_default_action, options.default_action, &error))
       return spec.where + ": filters: policy_default_action '" + config.policy_default_action +
              "': " + error;
-    options.name = "policy:" + spec.target;
+    options.name = spec.kind + ":" + spec.target;
     options.timeout = config.policy_timeout;
     options.default_action_text = config.policy_default_action;
     out = [options](event::Loop& loop, metrics::Writer*) -> std::unique_ptr<Filter> {

@@ -74,13 +74,38 @@ void Client::start_message() {
   mods_.clear();
   queue_id_.clear();
   instance_.clear();
+  recipient_count_ = "0";
+}
+
+const char* Client::protocol_state() const {
+  switch (options_.stage) {
+    case Stage::Rcpt:
+      return "RCPT";
+    case Stage::Data:
+      return "DATA";
+    case Stage::EndOfMessage:
+      return "END-OF-MESSAGE";
+  }
+  return "RCPT";
+}
+
+// DATA's and end of message's macros (esmtpd's message_macros): the queue id, the accepted
+// recipients' count and, when it is one, that recipient; at the end also the size.
+void Client::note_message(const Macros& macros) {
+  if (has_macro(macros, "i")) queue_id_ = macro(macros, "i");
+  if (has_macro(macros, "{nrcpts}")) recipient_count_ = macro(macros, "{nrcpts}");
+  recipient_ = recipient_count_ == "1" ? std::string(unbracket(macro(macros, "{rcpt_addr}"))) : "";
+  if (has_macro(macros, "{msg_size}")) size_ = macro(macros, "{msg_size}");
 }
 
 void Client::mail(const Macros& macros, std::string_view address,
                   const std::vector<std::string>& args, Callback done) {
   start_message();
-  // Unique per message, the same for each of its recipients (postgrey and others key on it).
-  instance_ = std::string(queue::make_queue_id()) + "." + std::to_string(++messages_);
+  // Unique per message, the same for each of its recipients and every service (postgrey and
+  // others key on it): esmtpd's, else our own.
+  instance_ = has_macro(macros, "{estafette_instance}")
+                  ? macro(macros, "{estafette_instance}")
+                  : std::string(queue::make_queue_id()) + "." + std::to_string(++messages_);
   sender_ = unbracket(address);
   size_ = "0";
   for (const auto& arg : args)
@@ -101,7 +126,7 @@ void Client::mail(const Macros& macros, std::string_view address,
 Attributes Client::attributes(std::string_view recipient) const {
   return {
       {"request", "smtpd_access_policy"},
-      {"protocol_state", "RCPT"},
+      {"protocol_state", protocol_state()},
       {"protocol_name", protocol_name_},
       {"client_address", client_address_},
       {"client_name", client_name_},
@@ -113,7 +138,7 @@ Attributes Client::attributes(std::string_view recipient) const {
       {"sender", sender_},
       {"recipient", std::string(recipient)},
       // Postfix sends the count only at DATA and END-OF-MESSAGE: 0 at RCPT.
-      {"recipient_count", "0"},
+      {"recipient_count", recipient_count_},
       {"queue_id", queue_id_},
       {"instance", instance_},
       {"size", size_},
@@ -136,6 +161,7 @@ Attributes Client::attributes(std::string_view recipient) const {
 void Client::rcpt(const Macros&, std::string_view address, const std::vector<std::string>&,
                   Callback done) {
   done_ = std::move(done);
+  if (options_.stage != Stage::Rcpt) return answer_later({});
   recipient_ = unbracket(address);
   send_query(format_request(attributes(recipient_)));
 }
@@ -205,7 +231,7 @@ void Client::on_io(std::uint32_t events) {
                   : std::string("read: ") + base::errno_text(errno));
       return;
     }
-    if (!done_) {
+    if (!done_ && !eom_done_) {
       fail("an answer without a query");
       return;
     }
@@ -245,6 +271,13 @@ void Client::apply(const Decision& decision) {
 }
 
 void Client::finish(Verdict verdict) {
+  if (eom_done_) {
+    EomCallback done = std::exchange(eom_done_, nullptr);
+    auto mods = std::exchange(mods_, {});
+    start_message();
+    done(verdict, std::move(mods));  // last: it may destroy this Client
+    return;
+  }
   Callback done = std::move(done_);
   done_ = nullptr;
   if (done) done(verdict);  // last: it may destroy this Client
@@ -252,7 +285,8 @@ void Client::finish(Verdict verdict) {
 
 void Client::fail(const std::string& reason) {
   close();
-  if (!done_) {  // between queries (a service that closes idle connections): reconnect later
+  if (!done_ &&
+      !eom_done_) {  // between queries (a service that closes idle connections): reconnect later
     base::log("filters").information("policy " + options_.name + ": " + reason);
     return;
   }
@@ -272,9 +306,10 @@ void Client::close() {
 }
 
 void Client::data(const Macros& macros, Callback done) {
-  queue_id_ = macro(macros, "i");
+  note_message(macros);
   done_ = std::move(done);
-  answer_later({});
+  if (options_.stage != Stage::Data) return answer_later({});
+  send_query(format_request(attributes(recipient_)));
 }
 
 void Client::header(std::string_view, std::string_view, Callback done) {
@@ -292,7 +327,13 @@ void Client::body(std::string_view, Callback done) {
   answer_later({});
 }
 
-void Client::eom(const Macros&, EomCallback done) {
+void Client::eom(const Macros& macros, EomCallback done) {
+  if (options_.stage == Stage::EndOfMessage) {
+    note_message(macros);
+    eom_done_ = std::move(done);
+    send_query(format_request(attributes(recipient_)));
+    return;
+  }
   loop_.post(guard_.wrap([mods = std::exchange(mods_, {}), done = std::move(done)]() mutable {
     done({}, std::move(mods));
   }));
@@ -306,6 +347,7 @@ void Client::abort() {
 void Client::quit() {
   guard_.cancel_all();
   done_ = nullptr;
+  eom_done_ = nullptr;
   close();
 }
 

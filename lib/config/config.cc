@@ -393,7 +393,7 @@ std::vector<std::string> ignored_settings(const Config& c) {
   bool milters = std::any_of(c.filters.begin(), c.filters.end(),
                              [](const FilterSpec& f) { return f.kind == "milter"; });
   bool policies = std::any_of(c.filters.begin(), c.filters.end(),
-                              [](const FilterSpec& f) { return f.kind == "policy"; });
+                              [](const FilterSpec& f) { return f.kind.rfind("policy", 0) == 0; });
   bool system = c.local_mailboxes == Config::LocalMailboxes::System;
   struct Rule {
     std::string_view setting;

@@ -83,7 +83,7 @@ struct DnsListSpec {
 // One entry of `filters`, in order: "milter:inet:8891@127.0.0.1", "module:/path/x.so",
 // "policy:inet:10023@127.0.0.1" (a Postfix policy service, asked at each RCPT).
 struct FilterSpec {
-  std::string kind;    // "milter", "module" or "policy"
+  std::string kind;    // "milter", "module", "policy", "policy-data" or "policy-eom"
   std::string target;  // the milter's or policy service's socket spec, or the module's path
   std::string where;   // "file:line", for errors found when esmtpd loads it
 };

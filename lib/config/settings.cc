@@ -334,10 +334,13 @@ void filters(ParseState& s, const std::string& v) {
   for (auto& item : split_list(v)) {
     auto colon = item.find(':');
     std::string kind = item.substr(0, colon);
-    if (colon == std::string::npos || (kind != "milter" && kind != "module" && kind != "policy") ||
-        colon + 1 == item.size())
-      throw std::invalid_argument("expected milter:SOCKET, module:PATH or policy:SOCKET, not '" +
-                                  item + "'");
+    const bool known = kind == "milter" || kind == "module" || kind == "policy" ||
+                       kind == "policy-data" || kind == "policy-eom";
+    if (colon == std::string::npos || !known || colon + 1 == item.size())
+      throw std::invalid_argument(
+          "expected milter:SOCKET, module:PATH or policy:SOCKET (policy-data:SOCKET, "
+          "policy-eom:SOCKET), not '" +
+          item + "'");
     std::string target = item.substr(colon + 1);
     if (kind == "module") target = resolve(s.base_dir, target);
     field.push_back({kind, target, s.where});
@@ -513,7 +516,8 @@ constexpr Setting kSettings[] = {
     // esmtpd: filters
     {"filters", "", filters,
      "Milters (milter:SOCKET), modules (module:PATH) and Postfix policy services "
-     "(policy:SOCKET, asked at each RCPT), in this order."},
+     "(policy:SOCKET, asked at each RCPT; policy-data: at DATA, policy-eom: at the end of the "
+     "message), in this order."},
     {"milter_default_action", "tempfail", one_of<&Config::milter_default_action, kMilterActions>,
      "What a session does when a filter fails or times out."},
     {"milter_connect_timeout", "30s", millis<&Config::milter_connect_timeout>,

@@ -83,6 +83,21 @@ class PolicyHandler(socketserver.StreamRequestHandler):
                 attrs[name] = value
             with self.server.lock:
                 self.server.requests.append(attrs)
+            state = attrs.get("protocol_state")
+            if state in ("DATA", "END-OF-MESSAGE"):
+                # One query per message: the action chosen by the recipient (when there is
+                # only one), else by the sender.
+                actions = {("DATA", "datareject"): "REJECT no data for you",
+                          ("END-OF-MESSAGE", "eomreject"): "554 5.7.1 refused at the end",
+                          ("END-OF-MESSAGE", "prepend"):
+                              "PREPEND X-Policy-Eom: size=%s" % attrs.get("size"),
+                          ("END-OF-MESSAGE", "defer"): "DEFER_IF_PERMIT try later"}
+                rcpt = attrs.get("recipient", "").split("@")[0]
+                sender = attrs.get("sender", "").split("@")[0]
+                action = actions.get((state, rcpt), actions.get((state, sender), "DUNNO"))
+                self.wfile.write(("action=%s\n\n" % action).encode())
+                self.wfile.flush()
+                continue
             local = attrs.get("recipient", "").split("@")[0]
             if local == "hang":
                 self.server.release.wait(30)
@@ -218,6 +233,64 @@ def unix_socket(tmp, stoppers):
     print("policy:unix: reject, HOLD quarantine: ok")
 
 
+def stages(tmp, stoppers):
+    """policy-data: and policy-eom: entries: asked once per message at DATA and at its end (not
+    at RCPT), with recipient_count, the only recipient (else none) and, at the end, the size;
+    their REJECT, 5xx, DEFER_IF_PERMIT and PREPEND apply to the whole message."""
+    server = PolicyServer(free_port())
+    stoppers.append(server)
+    mta = Estafette(tmp, name="policy-stages",
+                    filters="policy-data:inet:%d@127.0.0.1, policy-eom:inet:%d@127.0.0.1"
+                    % (server.port, server.port))
+    stoppers.append(mta)
+    mta.start()
+    msg = message("stages", "two recipients")
+    with smtplib.SMTP("127.0.0.1", mta.port, timeout=30) as s:
+        s.ehlo("client.test")
+        check(s.mail("s@example.test")[0] == 250, "MAIL")
+        check(s.rcpt("datareject@estafette.test")[0] == 250, "not asked at RCPT")
+        code, text = s.docmd("DATA")
+        check(code == 554 and text == b"5.7.1 no data for you", "DATA: %d %r" % (code, text))
+        s.rset()
+        check(s.mail("s@example.test")[0] == 250, "MAIL 2")
+        check(s.rcpt("eomreject@estafette.test")[0] == 250, "rcpt 2")
+        code, text = s.data(message("refused", "eomreject@estafette.test"))
+        check(code == 554 and text == b"5.7.1 refused at the end", "EOM: %d %r" % (code, text))
+        check(s.mail("defer@example.test")[0] == 250, "MAIL 3")
+        check(s.rcpt("user@estafette.test")[0] == 250, "rcpt 3")
+        code, text = s.data(message("deferred", "user@estafette.test"))
+        check(code == 450 and text == b"4.7.1 try later", "DEFER_IF_PERMIT: %d %r" % (code, text))
+        check(s.mail("prepend@example.test", ["SIZE=%d" % len(msg)])[0] == 250, "MAIL 4")
+        check(s.rcpt("user@estafette.test")[0] == 250 and s.rcpt("other@estafette.test")[0] == 250,
+              "rcpts 4")
+        check(s.data(msg)[0] == 250, "DATA 4")
+    # The size at the end is the message's as queued: with our Received: (as Postfix's).
+    got = delivered(mta, "user").decode()
+    received = re.search(r"^Received: .*?\n(?=\S)", got, re.S | re.M).group(0)
+    size = len(msg) + len(received.replace("\n", "\r\n"))
+    for user in ("user", "other"):
+        head = delivered(mta, user).decode().partition("\n\n")[0]
+        check("X-Policy-Eom: size=%d\n" % size in head, "%s: no prepended header with size %d: %s"
+              % (user, size, head))
+    check(not mta.maildir_messages("eomreject") and not mta.maildir_messages("datareject"),
+          "a refused message was delivered")
+    with server.lock:
+        reqs = list(server.requests)
+    check([r["protocol_state"] for r in reqs] ==
+          ["DATA", "DATA", "END-OF-MESSAGE", "DATA", "END-OF-MESSAGE", "DATA", "END-OF-MESSAGE"],
+          "stages asked: %r" % [r.get("protocol_state") for r in reqs])
+    check(reqs[0]["recipient"] == "datareject@estafette.test" and reqs[0]["recipient_count"] == "1",
+          "DATA with one recipient: %r" % reqs[0])
+    data4, eom4 = reqs[5], reqs[6]
+    check(data4["recipient"] == "" and data4["recipient_count"] == "2" and
+          data4["size"] == str(len(msg)), "DATA with two recipients: %r" % data4)
+    check(eom4["recipient"] == "" and eom4["recipient_count"] == "2" and
+          eom4["size"] == str(size) and eom4["queue_id"] and
+          eom4["instance"] == data4["instance"], "END-OF-MESSAGE: %r" % eom4)
+    mta.stop()
+    print("policy-data/policy-eom: REJECT at DATA, 5xx, DEFER_IF_PERMIT, PREPEND at the end: ok")
+
+
 def bad_config(tmp):
     conf = os.path.join(tmp, "bad.conf")
     with open(conf, "w") as f:
@@ -303,6 +376,7 @@ def test(tmp, stoppers):
     bad_config(tmp)
     own_server(tmp, stoppers)
     unix_socket(tmp, stoppers)
+    stages(tmp, stoppers)
     postgrey(tmp, stoppers)
 
 
