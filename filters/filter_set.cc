@@ -43,12 +43,23 @@ std::string repeated_module(const config::Config& config) {
   }
   return "";
 }
+
+// A module's code first runs in a child: one that calls exit() (a libmilter main() missing its
+// arguments), aborts or hangs while loading is reported instead of ending the caller.
+std::string check_module(const config::FilterSpec& spec) {
+  std::string error = Module::load_in_child(spec.target, spec.args, kModuleLoadTimeout);
+  return error.empty() ? "" : spec.where + ": filters: " + error;
+}
 }  // namespace
 
 FilterSet::FilterSet(event::Loop& loop, const config::Config& config)
     : loop_(loop), limits_(limits_of(config)) {
   const DefaultAction action = default_action_of(config);
   if (auto error = repeated_module(config); !error.empty()) throw config::ConfigError(error);
+  // Every module is tried in a child before any is loaded here (no module threads yet at fork).
+  for (const auto& spec : config.filters)
+    if (spec.kind == "module")
+      if (auto error = check_module(spec); !error.empty()) throw config::ConfigError(error);
   for (const auto& spec : config.filters) {
     Opener open;
     if (auto error = load_entry(config, spec, action, open); !error.empty())
@@ -62,9 +73,11 @@ std::vector<std::string> FilterSet::check(const config::Config& config) {
   std::vector<std::string> errors;
   if (auto error = repeated_module(config); !error.empty()) errors.push_back(std::move(error));
   for (const auto& spec : config.filters) {
-    Opener open;  // a loaded module is unloaded again at once
-    if (auto error = load_entry(config, spec, action, open); !error.empty())
-      errors.push_back(std::move(error));
+    // A module is loaded in a child only: check-config runs none of its code itself.
+    Opener open;
+    auto error =
+        spec.kind == "module" ? check_module(spec) : load_entry(config, spec, action, open);
+    if (!error.empty()) errors.push_back(std::move(error));
   }
   return errors;
 }
@@ -74,7 +87,7 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
   if (spec.kind == "module") {
     std::shared_ptr<Module> module;
     try {
-      module = Module::load(spec.target, {spec.target});
+      module = Module::load(spec.target, spec.args);
     } catch (const std::exception& ex) {
       return spec.where + ": filters: " + ex.what();
     }

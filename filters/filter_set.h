@@ -8,9 +8,12 @@
 // filters keep theirs too.
 // DIAGNOSTICS: the constructor throws config::ConfigError with the first bad entry,
 // "file:line: filters: reason" (a milter spec that does not parse, a module that does not load);
-// check() returns every such error instead.
+// check() returns every such error instead. Each module is first loaded in a child process
+// (Module::load_in_child): its exit(), crash or hang at load is an error, not the caller's end;
+// check() loads modules only there.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,6 +27,9 @@
 #include "lib/metrics/shm_file.h"
 
 namespace estafette::filters {
+
+// How long a module may take to load in the child that checks it (Module::load_in_child).
+inline constexpr std::chrono::milliseconds kModuleLoadTimeout{10000};
 
 class FilterSet final {
  public:

@@ -5,18 +5,134 @@
 
 #include <Poco/Exception.h>
 #include <Poco/SharedLibrary.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <stdexcept>
 
 #include "filters/native_filter.h"
+#include "lib/base/fd.h"
 
 namespace estafette::filters {
 
 namespace {
 // The size of the version-1 table: a module must provide at least this much.
 constexpr std::size_t kFilterV1Size = offsetof(estafette_filter, fini) + sizeof(void (*)(void));
+constexpr std::size_t kMaxChildText = 2048;  // what the child may tell us, per pipe
+
+void write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// What a child wrote, made one printable line (its stderr is untrusted text).
+std::string one_line(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+    text.remove_suffix(1);
+  std::string out;
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '\n')
+      out += " / ";
+    else if (u < 0x20 || u == 0x7f)
+      out += ' ';
+    else
+      out += c;
+  }
+  return out;
+}
 }  // namespace
+
+std::string Module::load_in_child(const std::string& path, const std::vector<std::string>& args,
+                                  std::chrono::milliseconds timeout) {
+  const std::string what = "module " + path + ": ";
+  int result_pipe[2];
+  int output_pipe[2];
+  if (::pipe2(result_pipe, O_CLOEXEC) != 0)
+    return what + "cannot check it in a child: pipe: " + std::strerror(errno);
+  base::UniqueFd result_read(result_pipe[0]), result_write(result_pipe[1]);
+  if (::pipe2(output_pipe, O_CLOEXEC) != 0)
+    return what + "cannot check it in a child: pipe: " + std::strerror(errno);
+  base::UniqueFd output_read(output_pipe[0]), output_write(output_pipe[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return what + "cannot check it in a child: fork: " + std::strerror(errno);
+  if (pid == 0) {
+    // The child: its stdout and stderr go to the parent; it never returns.
+    ::dup2(output_write.get(), STDOUT_FILENO);
+    ::dup2(output_write.get(), STDERR_FILENO);
+    try {
+      auto module = load(path, args);
+      // With our pid: a main() that forked (daemon()) has its child, not this one, get here.
+      write_all(result_write.get(), "ok " + std::to_string(::getpid()));
+      ::_exit(0);  // no fini, no dlclose, no atexit: nothing of the parent's is run
+    } catch (const std::exception& e) {
+      write_all(result_write.get(), e.what());
+    }
+    ::_exit(1);
+  }
+  result_write.reset();
+  output_write.reset();
+  std::string result, output;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  struct pollfd fds[2] = {{result_read.get(), POLLIN, 0}, {output_read.get(), POLLIN, 0}};
+  std::string* texts[2] = {&result, &output};
+  int open_pipes = 2;
+  while (open_pipes > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    int n = ::poll(fds, 2, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[512];
+      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        fds[i].fd = -1;  // poll ignores it from now on
+        --open_pipes;
+        continue;
+      }
+      std::string& text = *texts[i];
+      text.append(buf, std::min(static_cast<std::size_t>(got), kMaxChildText - text.size()));
+    }
+  }
+  int status = 0;
+  if (timed_out) ::kill(pid, SIGKILL);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string said = one_line(output);
+  std::string tail = said.empty() ? "" : " (it wrote: " + said + ")";
+  if (timed_out)
+    return what + "did not finish loading within " + std::to_string(timeout.count()) + " ms" + tail;
+  if (WIFSIGNALED(status))
+    return what + "killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ") while loading" + tail;
+  const bool loaded = result == "ok " + std::to_string(pid);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && loaded) return "";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && !result.empty() &&
+      !result.starts_with("ok "))
+    return one_line(result) + tail;  // load() refused it: its own reason
+  return what + "exited with status " + std::to_string(WEXITSTATUS(status)) +
+         " while loading (its init or main() called exit(); a libmilter filter's main() may "
+         "want arguments: \"module:PATH ARG ...\")" +
+         tail;
+}
 
 Module::Module(Private, std::string path) : path_(std::move(path)) {}
 

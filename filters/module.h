@@ -5,10 +5,15 @@
 // Filters it makes run on the process's loop. Each Filter keeps its Module loaded; the module is
 // unloaded (its fini() called, then dlclose) when the last Filter and the last shared_ptr from
 // load() are gone.
+// load_in_child() loads the module in a forked child first, so that a module whose init (or a
+// libmilter main()) calls exit(), aborts or hangs is reported and cannot end the caller.
 // DIAGNOSTICS: load() throws std::runtime_error naming the path and the reason (cannot dlopen,
-// no estafette_filter_init, init refused, ABI version or struct_size mismatch, no name).
+// no estafette_filter_init, init refused, ABI version or struct_size mismatch, no name);
+// load_in_child() returns those reasons, or how the child ended ("exited with status 64 while
+// loading", with what it wrote to stderr), or "" when the module loaded.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +38,12 @@ class Module final : public std::enable_shared_from_this<Module> {
   // argv = {path, args...}, and checks the table it returns.
   static std::shared_ptr<Module> load(const std::string& path,
                                       const std::vector<std::string>& args);
+  // Loads the module as load() does, in a child process that then ends (_exit) without
+  // unloading it; waits at most `timeout` (the child is killed then). "" when the module
+  // loaded; else "module PATH: reason". The caller's process runs none of the module's code.
+  // Call it while the process has no other threads busy (fork).
+  static std::string load_in_child(const std::string& path, const std::vector<std::string>& args,
+                                   std::chrono::milliseconds timeout);
   ~Module();
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;

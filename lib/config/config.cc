@@ -46,6 +46,90 @@ std::string canonical_host(const std::string& host) {
 }
 }  // namespace
 
+namespace {
+bool is_space(char c) {
+  return std::isspace(static_cast<unsigned char>(c)) != 0;
+}
+
+// The words of one quoted entry, split at white space.
+std::vector<std::string> words_of(std::string_view text) {
+  std::vector<std::string> out;
+  std::string word;
+  for (char c : text) {
+    if (is_space(c)) {
+      if (!word.empty()) out.push_back(std::move(word));
+      word.clear();
+    } else {
+      word.push_back(c);
+    }
+  }
+  if (!word.empty()) out.push_back(std::move(word));
+  return out;
+}
+}  // namespace
+
+std::vector<FilterSpec> parse_filters(std::string_view value, const std::string& base_dir,
+                                      const std::string& where) {
+  // Entries: unquoted ones end at a comma or white space; a quoted one is its words.
+  std::vector<std::vector<std::string>> entries;
+  std::vector<bool> quoted;
+  for (std::size_t i = 0; i < value.size();) {
+    char c = value[i];
+    if (c == ',' || is_space(c)) {
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      std::size_t end = value.find('"', i + 1);
+      if (end == std::string_view::npos)
+        throw std::invalid_argument("a quoted entry without its closing quote");
+      auto words = words_of(value.substr(i + 1, end - i - 1));
+      if (words.empty()) throw std::invalid_argument("an empty quoted entry");
+      entries.push_back(std::move(words));
+      quoted.push_back(true);
+      i = end + 1;
+      if (i < value.size() && value[i] != ',' && !is_space(value[i]))
+        throw std::invalid_argument("text right after a quoted entry (separate entries with ,)");
+      continue;
+    }
+    std::size_t end = i;
+    while (end < value.size() && value[end] != ',' && !is_space(value[end])) {
+      if (value[end] == '"')
+        throw std::invalid_argument(
+            "a quote inside an entry (quote the whole entry: \"module:/x.so arg ...\")");
+      ++end;
+    }
+    entries.push_back({std::string(value.substr(i, end - i))});
+    quoted.push_back(false);
+    i = end;
+  }
+  std::vector<FilterSpec> out;
+  for (std::size_t e = 0; e < entries.size(); ++e) {
+    const std::string& item = entries[e].front();
+    auto colon = item.find(':');
+    std::string kind = item.substr(0, colon);
+    const bool known = kind == "milter" || kind == "module" || kind == "policy" ||
+                       kind == "policy-data" || kind == "policy-eom";
+    if (colon == std::string::npos || !known || colon + 1 == item.size()) {
+      std::string why =
+          "expected milter:SOCKET, module:PATH or policy:SOCKET (policy-data:SOCKET, "
+          "policy-eom:SOCKET), not '" +
+          item + "'";
+      if (!quoted[e] && !out.empty() && out.back().kind == "module")
+        why += " (arguments of a module go inside quotes with it: \"module:" + out.back().target +
+               " " + item + " ...\")";
+      throw std::invalid_argument(why);
+    }
+    FilterSpec spec{kind, item.substr(colon + 1), where, {}};
+    spec.args.assign(entries[e].begin() + 1, entries[e].end());
+    if (kind != "module" && !spec.args.empty())
+      throw std::invalid_argument("only a module takes arguments, not '" + item + "'");
+    if (kind == "module") spec.target = resolve(base_dir, spec.target);
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
 std::vector<Listener> parse_listen(std::string_view value) {
   std::vector<Listener> out;
   bool role_given = false;  // for out.back()

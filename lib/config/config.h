@@ -86,7 +86,15 @@ struct FilterSpec {
   std::string kind;    // "milter", "module", "policy", "policy-data" or "policy-eom"
   std::string target;  // the milter's or policy service's socket spec, or the module's path
   std::string where;   // "file:line", for errors found when esmtpd loads it
+  std::vector<std::string> args = {};  // module only: its main()'s argv[1...] (argv[0] is the path)
 };
+
+// The value of `filters =`: entries separated by commas or white space, each kind:target; an
+// entry in double quotes may carry words after it, a module's arguments
+// (`"module:/x.so -p inet:9999@127.0.0.1"`: split at white space, commas kept). Module paths
+// are resolved against base_dir. Throws std::invalid_argument with the reason.
+std::vector<FilterSpec> parse_filters(std::string_view value, const std::string& base_dir,
+                                      const std::string& where);
 
 enum class DnsblAction {
   RejectRcpt,      // 550 5.7.1 <text> to every RCPT (the client learns why)

@@ -329,22 +329,7 @@ void esmtproutes(ParseState& s, const std::string& v) {
 }
 
 void filters(ParseState& s, const std::string& v) {
-  auto& field = s.config.filters;
-  field.clear();
-  for (auto& item : split_list(v)) {
-    auto colon = item.find(':');
-    std::string kind = item.substr(0, colon);
-    const bool known = kind == "milter" || kind == "module" || kind == "policy" ||
-                       kind == "policy-data" || kind == "policy-eom";
-    if (colon == std::string::npos || !known || colon + 1 == item.size())
-      throw std::invalid_argument(
-          "expected milter:SOCKET, module:PATH or policy:SOCKET (policy-data:SOCKET, "
-          "policy-eom:SOCKET), not '" +
-          item + "'");
-    std::string target = item.substr(colon + 1);
-    if (kind == "module") target = resolve(s.base_dir, target);
-    field.push_back({kind, target, s.where});
-  }
+  s.config.filters = parse_filters(v, s.base_dir, s.where);
 }
 
 // Postfix's access(5) words; filters/policy checks the action itself (FilterSet::check).

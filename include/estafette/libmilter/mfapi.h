@@ -9,6 +9,7 @@
  * esmtpd's loop), so they may block as they do under libmilter.
  * smfi_setconn, smfi_settimeout, smfi_setbacklog, smfi_setdbg, smfi_opensocket,
  * smfi_setmaxdatasize and smfi_stop are accepted and have nothing to do in-process.
+ * Besides Sendmail's names it defines ESTAFETTE_MILTER_SHIM, for sources that want to know.
  * See docs/filter-authors.md. */
 #ifndef _LIBMILTER_MFAPI_H
 #define _LIBMILTER_MFAPI_H 1
@@ -20,14 +21,41 @@
 #define SM_LM_VRS_MINOR(v) (((v)&0x007fff00) >> 8)
 #define SM_LM_VRS_PLVL(v) ((v)&0x0000007f)
 
+/* Defined by this header only (not by Sendmail's): a filter can tell that it is built for
+ * Estafette's shim (`#ifdef ESTAFETTE_MILTER_SHIM`); the value is the shim's version. */
+#define ESTAFETTE_MILTER_SHIM 2
+
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#ifndef __cplusplus
-#include <stdbool.h>
-#endif
 
 #include "libmilter/mfdef.h"
+
+/* __P and SM__P, which older milters use in their own prototypes, as Sendmail's header. */
+#ifndef __P
+#define __P(X) X
+#endif
+#ifndef SM__P
+#define SM__P(X) X
+#endif
+
+/* bool as Sendmail's header gives it: <stdbool.h> only with SM_CONF_STDBOOL_H; else, in C, a
+ * typedef (not a macro) unless the source has one already. So the sample idiom
+ * `#ifndef bool / #define bool int / #define TRUE 1 / #define FALSE 0 / #endif` works as with
+ * Debian's libmilter-dev, and so does a source that includes <stdbool.h> itself. (C23 has bool
+ * as a keyword: nothing to do.) */
+#if SM_CONF_STDBOOL_H
+#include <stdbool.h>
+#elif !defined(__cplusplus) && !(defined(__STDC_VERSION__) && __STDC_VERSION__ > 201710L)
+#ifndef bool
+#ifndef __bool_true_false_are_defined
+typedef int bool;
+#define false 0
+#define true 1
+#define __bool_true_false_are_defined 1
+#endif
+#endif
+#endif
 
 #define LIBMILTER_API extern
 

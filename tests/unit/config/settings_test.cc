@@ -432,3 +432,70 @@ TEST(ConfigSettings, ListingHasARowPerNameInColumns) {
 
 }  // namespace
 }  // namespace estafette::config
+
+namespace estafette::config {
+namespace {
+
+// `filters =`: entries split at commas and white space; a quoted entry carries a module's
+// arguments.
+struct FiltersCase {
+  std::string value;
+  std::string want;  // "kind:target[arg|arg]; ..." or "error: <start of the reason>"
+};
+
+std::string show(const std::vector<FilterSpec>& specs) {
+  std::string out;
+  for (const auto& f : specs) {
+    out += (out.empty() ? "" : "; ") + f.kind + ":" + f.target;
+    if (!f.args.empty()) {
+      out += "[";
+      for (std::size_t i = 0; i < f.args.size(); ++i) out += (i ? "|" : "") + f.args[i];
+      out += "]";
+    }
+  }
+  return out;
+}
+
+class ConfigFilters : public ::testing::TestWithParam<FiltersCase> {};
+
+TEST_P(ConfigFilters, Parses) {
+  std::string got;
+  try {
+    got = show(parse_filters(GetParam().value, "/etc/estafette", "conf:3"));
+  } catch (const std::invalid_argument& e) {
+    got = std::string("error: ") + e.what();
+  }
+  if (GetParam().want.starts_with("error: "))
+    EXPECT_EQ(got.rfind(GetParam().want, 0), 0u) << got;
+  else
+    EXPECT_EQ(got, GetParam().want);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigFilters,
+    ::testing::Values(
+        FiltersCase{"", ""},
+        FiltersCase{"milter:inet:8891@127.0.0.1, module:/x.so policy:unix:/p",
+                    "milter:inet:8891@127.0.0.1; module:/x.so; policy:unix:/p"},
+        FiltersCase{"module:x.so", "module:/etc/estafette/x.so"},
+        FiltersCase{"\"module:/x.so -p inet:9999@127.0.0.1\", milter:unix:/m",
+                    "module:/x.so[-p|inet:9999@127.0.0.1]; milter:unix:/m"},
+        FiltersCase{"\"module:/x.so  -c a,b\tlast\"", "module:/x.so[-c|a,b|last]"},
+        FiltersCase{"\"module:/x.so\"", "module:/x.so"},
+        FiltersCase{"\"module:/a.so -v\",\"module:/b.so -w\"",
+                    "module:/a.so[-v]; module:/b.so[-w]"},
+        FiltersCase{
+            "module:/x.so -p inet:9999@127.0.0.1",
+            "error: expected milter:SOCKET, module:PATH or policy:SOCKET (policy-data:SOCKET, "
+            "policy-eom:SOCKET), not '-p' (arguments of a module go inside quotes with it: "
+            "\"module:/x.so -p ...\")"},
+        FiltersCase{"\"module:/x.so -p", "error: a quoted entry without its closing quote"},
+        FiltersCase{"\"  \"", "error: an empty quoted entry"},
+        FiltersCase{"\"module:/x.so -p\"x", "error: text right after a quoted entry"},
+        FiltersCase{"module:\"/x y.so\"", "error: a quote inside an entry"},
+        FiltersCase{"\"milter:inet:1@127.0.0.1 -p\"",
+                    "error: only a module takes arguments, not 'milter:inet:1@127.0.0.1'"},
+        FiltersCase{"inet:8891@127.0.0.1", "error: expected milter:SOCKET"}));
+
+}  // namespace
+}  // namespace estafette::config

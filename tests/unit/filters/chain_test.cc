@@ -411,6 +411,32 @@ TEST(FilterSet, BadEntriesNameTheirLine) {
   EXPECT_TRUE(errors[1].starts_with("conf:3: filters: ")) << errors[1];
 }
 
+// A libmilter module written as sendmail's sample (tests/unit/filters/modules): its main()
+// needs -p, given as the entry's arguments; without them it exits at load, which check() and
+// the constructor report (the module's code ran in a child: this test process goes on).
+TEST(FilterSet, ModuleArgumentsAndAnExitAtLoad) {
+  const std::string sample =
+      std::string(ESTAFETTE_TEST_BUILDDIR) + "/tests/unit/filters/modules/sendmail_sample.so";
+  event::Loop loop;
+  auto bare = with_filters({{"module", sample, "conf:4"}});
+  auto errors = FilterSet::check(bare);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_TRUE(errors[0].starts_with("conf:4: filters: module " + sample +
+                                    ": exited with status 64 while loading"))
+      << errors[0];
+  EXPECT_NE(errors[0].find("Missing required -p argument"), std::string::npos) << errors[0];
+  try {
+    FilterSet set(loop, bare);
+    ADD_FAILURE() << "loaded without its arguments";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), errors[0]);
+  }
+  auto with_args = with_filters({{"module", sample, "conf:4", {"-p", "inet:9999@127.0.0.1"}}});
+  EXPECT_TRUE(FilterSet::check(with_args).empty());
+  FilterSet set(loop, with_args);
+  EXPECT_EQ(set.open_chain()->size(), 1u);
+}
+
 TEST(StartErrors, DnsListsThenFiltersInConfigOrder) {
   auto c = with_filters({{"milter", "nonsense:1", "conf:9"}});
   EXPECT_TRUE(start_errors(config::Config{}).empty());

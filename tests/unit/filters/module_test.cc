@@ -49,6 +49,9 @@ const std::string kSampleMilter = kBuild + "/filters/examples/sample_milter";
 const std::string kBadAbi = kBuild + "/tests/unit/filters/modules/bad_abi.so";
 const std::string kNoInit = kBuild + "/tests/unit/filters/modules/no_init.so";
 const std::string kSlow = kBuild + "/tests/unit/filters/modules/slow_milter.so";
+const std::string kSendmailSample = kBuild + "/tests/unit/filters/modules/sendmail_sample.so";
+const std::string kModernModule = kBuild + "/tests/unit/filters/modules/modern_milter.so";
+const std::string kModernMilter = kBuild + "/tests/unit/filters/modules/modern_milter";
 
 using Clock = std::chrono::steady_clock;
 
@@ -467,6 +470,137 @@ TEST(FilterModule, SameMilterExternalAndInProcess) {
   EXPECT_EQ(internal.mods, want_mods);
   EXPECT_EQ(external.verdicts, internal.verdicts);
   EXPECT_EQ(external.mods, internal.mods);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Libmilter filters written as public milters are (tests/unit/filters/modules/sendmail_sample.c,
+// modern_milter.c): built unchanged against the shim (make check builds them with Debian's
+// libmilter too), given their arguments, and a main() that exits at load.
+
+std::string temp_dir() {
+  char path[] = "/tmp/estafette-module-test.XXXXXX";
+  return ::mkdtemp(path) ? path : "";
+}
+
+TEST(FilterModule, SendmailSampleRunsWithItsArguments) {
+  std::string dir = temp_dir();
+  ASSERT_FALSE(dir.empty());
+  auto module = Module::load(kSendmailSample, {"-p", "inet:9999@127.0.0.1", "-t", "30", "-a",
+                                               "<archive@estafette.test>", "-d", dir});
+  EXPECT_EQ(module->name(), "SampleFilter");
+  event::Loop loop;
+  auto f = module->open(loop, DefaultAction::Tempfail);
+  open_session(loop, *f);
+  auto r = wait_for(loop, [&](auto done) { f->mail({}, "<ok@example.test>", {}, done); });
+  ASSERT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+  r = message(loop, *f, {"<to@estafette.test>"}, {{"Subject", " archived"}}, "body\r\n");
+  ASSERT_EQ(r.verdict.action, Action::Continue) << describe(r.verdict);
+  ASSERT_EQ(r.mods.size(), 2u);
+  // sample.html's order: the recipient at eom, then X-Archived in mlfi_cleanup.
+  EXPECT_EQ(r.mods[0], rcpt_mod(Kind::AddRcpt, "<archive@estafette.test>"));
+  EXPECT_EQ(r.mods[1].kind, Kind::AddHeader);
+  EXPECT_EQ(r.mods[1].name, "X-Archived");
+  // The archive file named in the header is in the -d directory, with the message in it.
+  std::string file = r.mods[1].value.substr(0, r.mods[1].value.find('@'));
+  while (!file.empty() && file.front() == ' ') file.erase(0, 1);
+  EXPECT_EQ(file.rfind("msg.", 0), 0u) << r.mods[1].value;
+  EXPECT_EQ(slurp(dir + "/" + file), "Subject: archived\r\n\r\nbody\r\n");
+  f->quit();
+  f.reset();
+  module.reset();
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST(FilterModule, MainExitingAtLoadIsReportedFromTheChild) {
+  // sample.html's main() without -p: exit(EX_USAGE) after a line on stderr. Loaded in a child,
+  // this process lives on and gets the status and the line.
+  std::string error = Module::load_in_child(kSendmailSample, {}, std::chrono::seconds(10));
+  EXPECT_EQ(error.rfind("module " + kSendmailSample + ": exited with status 64 while loading", 0),
+            0u)
+      << error;
+  EXPECT_NE(error.find("Missing required -p argument"), std::string::npos) << error;
+  // With its arguments the same module loads; an ABI refusal keeps load()'s reason.
+  EXPECT_EQ(Module::load_in_child(kSendmailSample, {"-p", "inet:9999@127.0.0.1"},
+                                  std::chrono::seconds(10)),
+            "");
+  EXPECT_EQ(Module::load_in_child(kBadAbi, {}, std::chrono::seconds(10)),
+            "module " + kBadAbi + ": ABI version 2, this esmtpd speaks 1");
+  // A main() that daemonizes (the parent returns from daemon() by exiting 0) is no load either.
+  error =
+      Module::load_in_child(kModernModule, {"-p", "inet:9999@127.0.0.1"}, std::chrono::seconds(10));
+  EXPECT_EQ(error.rfind("module " + kModernModule + ": exited with status 0 while loading", 0), 0u)
+      << error;
+}
+
+TEST(FilterModule, HangingLoadIsKilledAfterTheTimeout) {
+  // slow_milter's -S makes main() sleep (a module that never finishes loading).
+  auto t0 = Clock::now();
+  std::string error = Module::load_in_child(kSlow, {"-S", "5000"}, std::chrono::milliseconds(300));
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ(error, "module " + kSlow + ": did not finish loading within 300 ms") << error;
+}
+
+// modern_milter.c: <stdbool.h> first, __P prototypes, getopt, smfi_opensocket(true). The same
+// source as an external milter (Debian's libmilter) and in-process answers RCPT alike; only the
+// shim build adds X-Shim (it tests ESTAFETTE_MILTER_SHIM).
+TEST(FilterModule, ModernMilterExternalAndInProcess) {
+  auto run = [](event::Loop& loop, Filter& f) {
+    std::vector<std::string> verdicts;
+    open_session(loop, f);
+    auto r = wait_for(loop, [&](auto done) { f.mail({}, "<ok@example.test>", {}, done); });
+    verdicts.push_back(describe(r.verdict));
+    for (std::string to : {"<spam@estafette.test>", "<ok@estafette.test>"}) {
+      r = wait_for(loop, [&](auto done) { f.rcpt({{"{rcpt_addr}", to}}, to, {}, done); });
+      verdicts.push_back(describe(r.verdict));
+    }
+    wait_for(loop, [&](auto done) { f.data({{"i", "QID7"}}, done); });
+    wait_for(loop, [&](auto done) { f.eoh({}, done); });
+    wait_for(loop, [&](auto done) { f.body("x\r\n", done); });
+    Result e = wait_eom(loop, [&](auto done) { f.eom({{"i", "QID7"}}, done); });
+    verdicts.push_back(describe(e.verdict));
+    f.quit();
+    return std::make_pair(verdicts, e.mods);
+  };
+  int port = free_port();
+  std::string conn = "inet:" + std::to_string(port) + "@127.0.0.1";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(kModernMilter.c_str(), kModernMilter.c_str(), "-f", "-p", conn.c_str(), "-r",
+            "<spam@estafette.test>", nullptr);
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  bool up = wait_tcp(port, std::chrono::seconds(10));
+  std::pair<std::vector<std::string>, std::vector<Modification>> external;
+  if (up) {
+    event::Loop loop;
+    milter::Options o;
+    std::string error;
+    EXPECT_TRUE(milter::parse_spec(conn, o.spec, &error));
+    o.name = "modern";
+    milter::Client c(loop, o);
+    external = run(loop, c);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(up) << kModernMilter << " does not listen on " << port;
+
+  auto module = Module::load(kModernModule, {"-f", "-p", conn, "-r", "<spam@estafette.test>"});
+  event::Loop loop;
+  auto f = module->open(loop, DefaultAction::Tempfail);
+  auto internal = run(loop, *f);
+  std::vector<std::string> want = {"continue ",
+                                   "replycode 550 5.7.1 Recipient refused by "
+                                   "modern_milter",
+                                   "continue ", "continue "};
+  EXPECT_EQ(internal.first, want);
+  EXPECT_EQ(external.first, want);
+  EXPECT_TRUE(external.second.empty());
+  std::vector<Modification> shim = {header_mod(Kind::AddHeader, "X-Shim", " estafette 2")};
+  EXPECT_EQ(internal.second, shim);
 }
 
 }  // namespace

@@ -3,9 +3,11 @@
  *                                     then continues
  *   MAIL FROM:<bad@example.test>   -> answers an sfsistat that does not exist (99)
  *   header Subject: <text>         -> at eom: "X-Slow-Subject:<value as received>"
- *   every callback appends its name to the file given with -l (checks calls after a cancel). */
+ *   every callback appends its name to the file given with -l (checks calls after a cancel);
+ *   -S MS makes main() sleep that long at load (a module that hangs while loading). */
 #include <libmilter/mfapi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -80,8 +82,9 @@ static struct smfiDesc slow_filter = {
 
 int main(int argc, char** argv) {
   int c;
-  while ((c = getopt(argc, argv, "l:s")) != -1) {
+  while ((c = getopt(argc, argv, "l:sS:")) != -1) {
     if (c == 'l') log_path = optarg;
+    if (c == 'S') usleep((useconds_t)atoi(optarg) * 1000);
     if (c == 's') leadspc = 1;
   }
   if (smfi_register(slow_filter) == MI_FAILURE) return 1;
