@@ -1,6 +1,7 @@
 #include "esmtpd/connection.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
@@ -41,6 +42,10 @@ std::string log_text(std::string_view text, std::size_t max) {
 }
 
 }  // namespace
+
+std::string session_id(long pid, std::uint64_t number) {
+  return std::to_string(pid) + "." + std::to_string(number);
+}
 
 std::string command_for_log(std::string_view line) {
   std::string_view verb = line.substr(0, line.find(' '));
@@ -123,6 +128,7 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
       fd_(std::move(fd)),
       session_(context.policy, std::move(client)),
       number_(number),
+      id_(session_id(::getpid(), number)),
       on_finished_(std::move(on_finished)),
       commands_(context.max_line),
       data_(
@@ -132,10 +138,9 @@ Connection::Connection(ConnectionContext& context, base::UniqueFd fd, smtp::Clie
               unstuffer_.feed(bytes, filter_buffer_);
               if (!buffer_charge_.grow_to(filter_buffer_.capacity())) {
                 // Over the process's budget: the rest is read and dropped, 452 4.3.1 at the end.
-                logger().warning(
-                    "message memory budget exhausted session=" + std::to_string(number_) +
-                    " used=" + std::to_string(ctx_.memory.used()) +
-                    " limit=" + std::to_string(ctx_.memory.limit()));
+                logger().warning("message memory budget exhausted session=" + id_ +
+                                 " used=" + std::to_string(ctx_.memory.used()) +
+                                 " limit=" + std::to_string(ctx_.memory.limit()));
                 data_.refuse(smtp::DataStatus::NoStorage);
                 drop_buffer();
               }
@@ -158,8 +163,7 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  logger().information("connect from " + session_.client().peer_text() +
-                       " session=" + std::to_string(number_) +
+  logger().information("connect from " + session_.client().peer_text() + " session=" + id_ +
                        " role=" + std::string(smtp::role_name(session_.client().role)));
   interest_ = EPOLLIN;
   ctx_.loop.add_fd(fd_.get(), interest_, [this](std::uint32_t ev) { on_events(ev); });
@@ -176,6 +180,7 @@ void Connection::start() {
   });
   if (session_.client().filtered) {
     filters_ = ctx_.filters.open_chain();
+    filters_->set_session(id_);
     // The connect stage goes first; with checks it waits for their results, and every
     // filter call the session asks for meanwhile waits for it (deferred_filter_).
     filter_connect_pending_ = true;
@@ -229,7 +234,7 @@ void Connection::on_checks_done() {
   auto& n = ctx_.counters;
   ++n.checked;
   smtp::CheckVerdict verdict;
-  std::string line = "checks session=" + std::to_string(number_);
+  std::string line = "checks session=" + id_;
   if (r.rdns.status != checks::RdnsStatus::Off) {
     if (r.rdns.status == checks::RdnsStatus::Confirmed) verdict.rdns = r.rdns.name;
     line += std::string(" rdns=") + checks::to_string(r.rdns.status) + " name=" + verdict.rdns;
@@ -341,9 +346,7 @@ void Connection::filter_connect() {
                     [this](const filters::Verdict& v) {
                       filter_connect_pending_ = false;
                       if (v.action != filters::Verdict::Action::Continue)
-                        logger().notice("filter session=" + std::to_string(number_) +
-                                        " phase=connect verdict=" + filters::to_string(v.action) +
-                                        (v.filter.empty() ? "" : " filter=" + v.filter));
+                        log_filter_verdict(v, "connect");
                       run(session_.on_filter_connect(v));
                       if (finished_) return;
                       if (deferred_filter_) {
@@ -356,12 +359,19 @@ void Connection::filter_connect() {
                     });
 }
 
+// "filter session=ID phase=P verdict=V filter=F reason="why it failed" text="the reply"": the
+// reason when a failed filter's default action answered; text and reason quoted (a multi-line
+// reply stays one line).
+void Connection::log_filter_verdict(const filters::Verdict& v, const char* phase) {
+  logger().notice("filter session=" + id_ + " phase=" + phase + " verdict=" +
+                  filters::to_string(v.action) + (v.filter.empty() ? "" : " filter=" + v.filter) +
+                  (v.reason.empty() ? "" : " reason=" + base::log_quote(v.reason)) +
+                  (v.text.empty() ? "" : " text=" + base::log_quote(v.text)));
+}
+
 void Connection::filter_answer(const filters::Verdict& v, const char* phase) {
   using A = filters::Verdict::Action;
-  if (v.action != A::Continue && v.action != A::Accept)
-    logger().notice("filter session=" + std::to_string(number_) + " phase=" + phase + " verdict=" +
-                    filters::to_string(v.action) + (v.filter.empty() ? "" : " filter=" + v.filter) +
-                    (v.text.empty() ? "" : " text=\"" + v.text + "\""));
+  if (v.action != A::Continue && v.action != A::Accept) log_filter_verdict(v, phase);
   run(session_.on_filter_verdict(v));
   check_early_input();
   resume();
@@ -558,15 +568,14 @@ void Connection::lookup_recipient(const std::string& address) {
     if (outcome == Outcome::Answered) {
       run(session_.on_recipient_checked(verdict));
     } else {
-      logger().warning("recipient lookup failed or timed out session=" + std::to_string(number_) +
-                       " rcpt=<" + address + ">");
+      logger().warning("recipient lookup failed or timed out session=" + id_ + " rcpt=<" + address +
+                       ">");
       run(session_.on_recipient_lookup_failed(smtp::RecipientLookupFailure::TimedOut));
     }
     resume();  // pipelined commands that waited for this RCPT
   });
   if (!ctx_.recipient_lookups.submit(ctx_.router, address, std::move(done))) {
-    logger().warning("recipient lookups busy session=" + std::to_string(number_) + " rcpt=<" +
-                     address + ">");
+    logger().warning("recipient lookups busy session=" + id_ + " rcpt=<" + address + ">");
     run(session_.on_recipient_lookup_failed(smtp::RecipientLookupFailure::Busy));
   }
 }
@@ -621,7 +630,7 @@ void Connection::on_idle_timer() {
     finish(closing_ ? "timeout sending the last reply" : "write timeout");
     return;
   }
-  logger().information("timeout session=" + std::to_string(number_));
+  logger().information("timeout session=" + id_);
   run(session_.on_timeout());
   if (!finished_) arm_timer();  // the 421 did not go out at once: it gets one timeout
 }
@@ -640,8 +649,7 @@ void Connection::on_deadline() {
     return;
   }
   deadline_passed_ = true;
-  logger().notice("session deadline session=" + std::to_string(number_) + " " +
-                  session_.client().peer_text());
+  logger().notice("session deadline session=" + id_ + " " + session_.client().peer_text());
   run(session_.on_deadline());
   if (finished_) return;
   deadline_timer_ = ctx_.loop.add_timer(ctx_.timeout, [this] {
@@ -658,9 +666,9 @@ void Connection::on_pregreet() {
   for (char c : first) shown += c >= 32 && c < 127 && c != '"' ? c : '?';
   auto after =
       std::chrono::duration_cast<std::chrono::milliseconds>(event::Clock::now() - started_);
-  logger().notice("pregreet session=" + std::to_string(number_) + " " +
-                  session_.client().peer_text() + " bytes=" + std::to_string(bytes) +
-                  " after=" + std::to_string(after.count()) + "ms text=\"" + shown + "\"");
+  logger().notice("pregreet session=" + id_ + " " + session_.client().peer_text() +
+                  " bytes=" + std::to_string(bytes) + " after=" + std::to_string(after.count()) +
+                  "ms text=\"" + shown + "\"");
   greeted_ = true;  // no greeting: the 554 instead
   if (greet_timer_) ctx_.loop.cancel_timer(greet_timer_);
   greet_timer_ = 0;
@@ -733,7 +741,7 @@ void Connection::read_input(std::uint32_t events) {
 
 void Connection::check_early_input() {
   if (!finished_ && session_.refused_data() && in_start_ < in_.size()) {
-    logger().notice("pipelined data after a refused DATA session=" + std::to_string(number_) + " " +
+    logger().notice("pipelined data after a refused DATA session=" + id_ + " " +
                     session_.client().peer_text() +
                     " bytes=" + std::to_string(in_.size() - in_start_));
     run(session_.on_early_input());
@@ -755,8 +763,8 @@ void Connection::process_input() {
       // A body the disk refused is answered at the Commit action (451, the client retries).
       if (status == smtp::DataStatus::Ok && ctx_.policy.max_hops > 0 &&
           hops_.received() >= ctx_.policy.max_hops)
-        logger().warning("mail loop session=" + std::to_string(number_) + " from " +
-                         session_.client().peer_text() + ": " + std::to_string(hops_.received()) +
+        logger().warning("mail loop session=" + id_ + " from " + session_.client().peer_text() +
+                         ": " + std::to_string(hops_.received()) +
                          " Received: fields, max_hops=" + std::to_string(ctx_.policy.max_hops));
       run(session_.on_data_end(status, size, hops_.received()));
       if (buffering_) drop_buffer();  // refused (too big, ...): the filters never see it
@@ -781,13 +789,13 @@ void Connection::log_refusal(std::string_view reply) {
   // One line per refusal, as Postfix's "reject:" lines: who, what they said, what we answered.
   const smtp::Envelope& e = session_.envelope();
   std::string_view first = reply.substr(0, reply.find('\r'));
-  logger().notice(
-      "reject session=" + std::to_string(number_) + " client=" + session_.client().peer_text() +
-      " cmd=\"" + (last_command_.empty() ? "connect" : last_command_) + "\" reply=\"" +
-      log_text(first, 300) + "\"" + (e.helo.empty() ? "" : " helo=" + log_token(e.helo)) +
-      (session_.in_data() || !e.sender.empty() || !e.recipients.empty()
-           ? " from=<" + log_text(e.sender, 256) + ">"
-           : ""));
+  logger().notice("reject session=" + id_ + " client=" + session_.client().peer_text() + " cmd=\"" +
+                  (last_command_.empty() ? "connect" : last_command_) + "\" reply=\"" +
+                  log_text(first, 300) + "\"" +
+                  (e.helo.empty() ? "" : " helo=" + log_token(e.helo)) +
+                  (session_.in_data() || !e.sender.empty() || !e.recipients.empty()
+                       ? " from=<" + log_text(e.sender, 256) + ">"
+                       : ""));
 }
 
 void Connection::run(smtp::Actions actions) {
@@ -875,8 +883,7 @@ void Connection::verify_auth(const std::string& mechanism) {
 void Connection::auth_verdict(const std::string& mechanism, const std::string& name,
                               auth::Verdict verdict, const std::string& user) {
   const auto& client = session_.client();
-  std::string who = " session=" + std::to_string(number_) + " client=" + client.peer_text() +
-                    " mechanism=" + mechanism;
+  std::string who = " session=" + id_ + " client=" + client.peer_text() + " mechanism=" + mechanism;
   switch (verdict) {
     case auth::Verdict::Accepted:
       logger().notice("auth ok user=" + log_token(user) + who);
@@ -903,7 +910,7 @@ void Connection::lookup_scram(const std::string& user) {
   }
   auto done = guard_.wrap([this, name = log_token(user)](const auth::ScramLookup& lookup) {
     if (lookup.kind == auth::ScramLookup::Kind::Unavailable)
-      logger().warning("auth unavailable user=" + name + " session=" + std::to_string(number_) +
+      logger().warning("auth unavailable user=" + name + " session=" + id_ +
                        " client=" + session_.client().peer_text() + " mechanism=SCRAM-SHA-256");
     run(session_.on_scram_secret(lookup, auth::scram_server_nonce()));
     resume();
@@ -945,8 +952,8 @@ ssize_t Connection::as_socket_result(const tls::Stream::Result& r, bool reading)
     case tls::Stream::Status::Failed:
       break;
   }
-  logger().notice(std::string("TLS ") + (reading ? "read" : "write") +
-                  " failed session=" + std::to_string(number_) + ": " + tls_->reason());
+  logger().notice(std::string("TLS ") + (reading ? "read" : "write") + " failed session=" + id_ +
+                  ": " + tls_->reason());
   errno = reading ? ECONNRESET : EPIPE;
   return -1;
 }
@@ -956,7 +963,7 @@ void Connection::prepare_tls() {
   // client could see our 220; it must not be run as if it had come inside TLS.
   if (std::size_t extra = in_.size() - in_start_; extra > 0)
     logger().warning("discarded " + std::to_string(extra) +
-                     " bytes pipelined after STARTTLS session=" + std::to_string(number_) + " " +
+                     " bytes pipelined after STARTTLS session=" + id_ + " " +
                      session_.client().peer_text());
   in_.clear();
   in_start_ = 0;
@@ -982,8 +989,7 @@ void Connection::start_handshake() {
   timer_ = 0;
   handshake_timer_ = ctx_.loop.add_timer(ctx_.tls_handshake_timeout, [this] {
     handshake_timer_ = 0;
-    logger().notice("TLS handshake timeout session=" + std::to_string(number_) + " " +
-                    session_.client().peer_text());
+    logger().notice("TLS handshake timeout session=" + id_ + " " + session_.client().peer_text());
     finish("TLS handshake timeout");
   });
   continue_handshake();
@@ -1004,8 +1010,8 @@ void Connection::continue_handshake() {
     case tls::Stream::Status::Closed:
     case tls::Stream::Status::Failed:
       ctx_.metrics.add(metrics::Metric::TlsHandshakes, 1);  // Handshake::Failed
-      logger().notice("TLS handshake failed session=" + std::to_string(number_) + " " +
-                      session_.client().peer_text() + ": " + tls_->reason());
+      logger().notice("TLS handshake failed session=" + id_ + " " + session_.client().peer_text() +
+                      ": " + tls_->reason());
       finish("TLS handshake failed");
       return;
   }
@@ -1022,9 +1028,8 @@ void Connection::handshake_done() {
   handshake_timer_ = 0;
   auto info = tls_->info();
   const bool trusted = tls_->client_trusted(info);
-  logger().information("TLS session=" + std::to_string(number_) + " " + info.version +
-                       " cipher=" + info.cipher + " bits=" + std::to_string(info.bits) +
-                       (info.resumed ? " resumed=yes" : "") +
+  logger().information("TLS session=" + id_ + " " + info.version + " cipher=" + info.cipher +
+                       " bits=" + std::to_string(info.bits) + (info.resumed ? " resumed=yes" : "") +
                        (info.server_name.empty() ? "" : " sni=" + info.server_name) +
                        client_cert_text(info, trusted));
   cert_macros_ = client_cert_macros(info);
@@ -1112,7 +1117,7 @@ void Connection::commit() {
   if (!message_ || append_failed_) {
     int error = message_ ? message_->write_error() : queue_error_;
     if (message_) ctx_.backend.abort(std::move(message_));
-    logger().warning("queue write failed session=" + std::to_string(number_) +
+    logger().warning("queue write failed session=" + id_ +
                      (error ? std::string(" error=\"") + base::errno_text(error) + "\"" : ""));
     run(session_.on_queue_failed(failure_of(error)));
     return;
@@ -1209,8 +1214,8 @@ void Connection::finish(const char* why) {
   auto elapsed = std::chrono::duration<double>(event::Clock::now() - started_).count();
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.3f", elapsed);
-  logger().information(std::string("disconnect session=") + std::to_string(number_) + " reason=\"" +
-                       why + "\" messages=" + std::to_string(messages_) + " time=" + secs + "s");
+  logger().information(std::string("disconnect session=") + id_ + " reason=\"" + why +
+                       "\" messages=" + std::to_string(messages_) + " time=" + secs + "s");
   if (tls_ && !handshaking_) tls_->shutdown();
   if (handshake_timer_) ctx_.loop.cancel_timer(handshake_timer_);
   handshake_timer_ = 0;

@@ -112,6 +112,11 @@ struct ConnectionChecksSetup {
 // response is a secret); "?" for what is no verb.
 std::string command_for_log(std::string_view line);
 
+// A session's id in the log (session=): "PID.N", N counting this process's sessions from 1, so
+// ids are unique across the esmtpd processes running at once (and across a restart, as long as
+// the kernel does not hand the same pid back).
+std::string session_id(long pid, std::uint64_t number);
+
 class Connection final {
  public:
   // Replies waiting to be sent beyond which no more input is read or run.
@@ -142,6 +147,7 @@ class Connection final {
   void resume();  // after an answer the session waited for: pipelined input, then interest
   void filter_connect();
   void filter_action(const smtp::Action& action);
+  void log_filter_verdict(const filters::Verdict& v, const char* phase);
   void filter_answer(const filters::Verdict& verdict, const char* phase);
   void filter_whole_message();
   filters::Macros message_macros() const;
@@ -199,7 +205,8 @@ class Connection final {
   bool tls_read_posted_ = false;       // a read of bytes OpenSSL holds is posted
   event::TimerId handshake_timer_ = 0;
   smtp::ServerSession session_;
-  std::uint64_t number_;
+  std::uint64_t number_;      // this process's count, the key of the server's table
+  std::string id_;            // session= in the log: session_id(pid, number_)
   std::string last_command_;  // command_for_log() of the last command line, for refusals
   std::function<void(std::uint64_t)> on_finished_;
   smtp::CommandReader commands_;

@@ -39,7 +39,7 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
       invalid = "more than " + std::to_string(limits_.max_modifications) +
                 " modifications in one message";
     if (!invalid.empty())
-      v = Verdict{A::Failed, "filter " + name + ": invalid answer: " + invalid, name};
+      v = Verdict{A::Failed, "filter " + name + ": bad reply: " + invalid, name};
     if (v.action == A::Continue || v.action == A::Accept) {
       mods.insert(mods.end(), std::make_move_iterator(more.begin()),
                   std::make_move_iterator(more.end()));
@@ -51,7 +51,9 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
       return;
     }
     const DefaultAction action = entries_[i].filter->default_action();
-    base::log("filters").warning("filter " + name + " failed: " + v.text + "; default action " +
+    base::log("filters").warning("filter failed session=" + session_ + " phase=" + phase_ +
+                                 " filter=" + name + " reason=" + base::log_quote(v.text) +
+                                 " default_action=" +
                                  (action == DefaultAction::Accept   ? "accept"
                                   : action == DefaultAction::Reject ? "reject"
                                                                     : "tempfail"));
@@ -61,16 +63,22 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
         run(i + 1, std::move(step), std::move(mods), std::move(done));
         return;
       case DefaultAction::Tempfail:
-        done(Verdict{A::Tempfail, {}, v.filter}, {});
+        done(Verdict{A::Tempfail, {}, v.filter.empty() ? name : v.filter, v.text}, {});
         return;
       case DefaultAction::Reject:
-        done(Verdict{A::Reject, {}, v.filter}, {});
+        done(Verdict{A::Reject, {}, v.filter.empty() ? name : v.filter, v.text}, {});
         return;
     }
   });
 }
 
-void Chain::start(Step step, EomCallback done) {
+void Chain::set_session(std::string_view id) {
+  session_ = id;
+  for (auto& e : entries_) e.filter->set_session(id);
+}
+
+void Chain::start(const char* phase, Step step, EomCallback done) {
+  phase_ = phase;
   auto shared = std::make_shared<Step>(std::move(step));
   std::size_t first = 0;
   while (first < entries_.size() && entries_[first].dropped) ++first;
@@ -94,6 +102,7 @@ Filter::Callback wrap(Filter::EomCallback done) {
 void Chain::connect(const Macros& macros, std::string_view hostname, Family family,
                     std::uint16_t port, std::string_view address, Callback done) {
   start(
+      "connect",
       [macros, hostname = std::string(hostname), family, port, address = std::string(address)](
           Filter& f, EomCallback d) {
         f.connect(macros, hostname, family, port, address, wrap(std::move(d)));
@@ -102,49 +111,65 @@ void Chain::connect(const Macros& macros, std::string_view hostname, Family fami
 }
 
 void Chain::helo(const Macros& macros, std::string_view name, Callback done) {
-  start([macros, name = std::string(name)](
-            Filter& f, EomCallback d) { f.helo(macros, name, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      "helo",
+      [macros, name = std::string(name)](Filter& f, EomCallback d) {
+        f.helo(macros, name, wrap(std::move(d)));
+      },
+      plain(std::move(done)));
 }
 
 void Chain::mail(const Macros& macros, std::string_view address,
                  const std::vector<std::string>& args, Callback done) {
-  start([macros, address = std::string(address), args](
-            Filter& f, EomCallback d) { f.mail(macros, address, args, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      "mail",
+      [macros, address = std::string(address), args](Filter& f, EomCallback d) {
+        f.mail(macros, address, args, wrap(std::move(d)));
+      },
+      plain(std::move(done)));
 }
 
 void Chain::rcpt(const Macros& macros, std::string_view address,
                  const std::vector<std::string>& args, Callback done) {
-  start([macros, address = std::string(address), args](
-            Filter& f, EomCallback d) { f.rcpt(macros, address, args, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      "rcpt",
+      [macros, address = std::string(address), args](Filter& f, EomCallback d) {
+        f.rcpt(macros, address, args, wrap(std::move(d)));
+      },
+      plain(std::move(done)));
 }
 
 void Chain::data(const Macros& macros, Callback done) {
-  start([macros](Filter& f, EomCallback d) { f.data(macros, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      "data", [macros](Filter& f, EomCallback d) { f.data(macros, wrap(std::move(d))); },
+      plain(std::move(done)));
 }
 
 void Chain::header(std::string_view name, std::string_view value, Callback done) {
-  start([name = std::string(name), value = std::string(value)](
-            Filter& f, EomCallback d) { f.header(name, value, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      "header",
+      [name = std::string(name), value = std::string(value)](Filter& f, EomCallback d) {
+        f.header(name, value, wrap(std::move(d)));
+      },
+      plain(std::move(done)));
 }
 
 void Chain::eoh(const Macros& macros, Callback done) {
-  start([macros](Filter& f, EomCallback d) { f.eoh(macros, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      "eoh", [macros](Filter& f, EomCallback d) { f.eoh(macros, wrap(std::move(d))); },
+      plain(std::move(done)));
 }
 
 void Chain::body(std::string_view bytes, Callback done) {
   // No copy: the caller keeps the bytes until `done` (a body is the size of the message).
-  start([bytes](Filter& f, EomCallback d) { f.body(bytes, wrap(std::move(d))); },
-        plain(std::move(done)));
+  start(
+      "body", [bytes](Filter& f, EomCallback d) { f.body(bytes, wrap(std::move(d))); },
+      plain(std::move(done)));
 }
 
 void Chain::eom(const Macros& macros, EomCallback done) {
-  start([macros](Filter& f, EomCallback d) { f.eom(macros, std::move(d)); }, std::move(done));
+  start(
+      "eom", [macros](Filter& f, EomCallback d) { f.eom(macros, std::move(d)); }, std::move(done));
 }
 
 void Chain::abort() {

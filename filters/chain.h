@@ -12,7 +12,8 @@
 // Nothing a filter answers is trusted (filters/validate.h): a ReplyCode whose text fails
 // check_reply(), or modifications that fail check_modifications() (each, and their number
 // together with the earlier filters'), are that filter's failure, handled as above. Every failure
-// is logged (logger "filters", warning) with the filter's name and the reason.
+// is logged (logger "filters", warning) with the session, the phase, the filter's name and the
+// reason; a Reject/Tempfail that a failure's default action gave carries the reason (`reason`).
 #pragma once
 
 #include <cstddef>
@@ -56,6 +57,8 @@ class Chain final {
   void quit();   // every filter
 
   std::size_t size() const { return entries_.size(); }
+  // The SMTP session's id, for log lines (the Chain's and its filters').
+  void set_session(std::string_view id);
 
  private:
   struct Entry {
@@ -63,13 +66,15 @@ class Chain final {
     bool dropped = false;  // failed with default_action = accept
   };
   using Step = std::function<void(Filter&, EomCallback)>;
-  void start(Step step, EomCallback done);
+  void start(const char* phase, Step step, EomCallback done);
   void run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
            EomCallback done);
 
   event::Loop& loop_;
   std::vector<Entry> entries_;
   ModificationLimits limits_;
+  std::string session_ = "-";
+  const char* phase_ = "";      // of the call in progress, for logs
   event::CallbackGuard guard_;  // last: dies first, before the filters
 };
 

@@ -55,6 +55,8 @@ class Filter {
 
   virtual const std::string& name() const = 0;       // for logs and failure reasons
   virtual DefaultAction default_action() const = 0;  // when it fails
+  // The SMTP session's id (esmtpd's session=), for the filter's own log lines.
+  virtual void set_session(std::string_view /*id*/) {}
 };
 
 }  // namespace estafette::filters

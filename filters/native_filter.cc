@@ -269,7 +269,8 @@ struct HostFunctions {
     try {
       NativeFilter* f = get(ctx);
       if (!message) return;
-      std::string line = "module=" + (f ? f->name_ : std::string("?")) + " " + message;
+      std::string line = "module=" + (f ? f->name_ : std::string("?")) +
+                         " session=" + (f ? f->session_ : std::string("-")) + " " + message;
       auto& logger = base::log("filters");
       switch (level) {
         case 0:
@@ -418,7 +419,15 @@ void NativeFilter::on_watchdog() {
   if (pending_ == Stage::None) return;
   auto done = std::move(done_);
   auto eom_done = std::move(eom_done_);
-  Verdict v = make(Verdict::Action::Failed, "module " + name_ + ": no answer in time");
+  static constexpr const char* kStages[] = {"none", "connect", "helo", "mail", "rcpt",
+                                            "data", "header",  "eoh",  "body", "eom"};
+  const bool content = pending_ == Stage::Header || pending_ == Stage::Eoh ||
+                       pending_ == Stage::Body || pending_ == Stage::Eom;
+  const auto limit = content ? timeouts_.content : timeouts_.command;
+  Verdict v = make(Verdict::Action::Failed,
+                   "module " + name_ + ": never resumed: " + kStages[static_cast<int>(pending_)] +
+                       " still pending after " + std::to_string(limit.count()) + "ms" +
+                       (content ? " (milter_content_timeout)" : " (milter_command_timeout)"));
   close_session();  // a late resume() finds nothing pending; later calls answer Failed
   if (eom_done)
     post([done = std::move(eom_done), v] { done(v, {}); });

@@ -70,6 +70,7 @@ class NativeFilter final : public Filter {
 
   const std::string& name() const override { return name_; }
   DefaultAction default_action() const override { return default_action_; }
+  void set_session(std::string_view id) override { session_ = id; }
 
  private:
   friend struct HostFunctions;
@@ -89,6 +90,7 @@ class NativeFilter final : public Filter {
   std::shared_ptr<const void> keep_alive_;
   const estafette_filter& table_;
   std::string name_;
+  std::string session_ = "-";  // esmtpd's session id, in the module's log lines
   DefaultAction default_action_;
   std::unique_ptr<estafette_ctx> ctx_;
 

@@ -151,6 +151,31 @@ Verdict Client::make(Verdict::Action action, std::string text) const {
   return v;
 }
 
+namespace {
+const char* stage_name(int stage) {
+  static constexpr const char* kNames[] = {"none", "negotiation", "connect", "helo", "mail", "rcpt",
+                                           "data", "header",      "eoh",     "body", "eom"};
+  return stage >= 0 && stage < static_cast<int>(std::size(kNames)) ? kNames[stage] : "?";
+}
+std::string seconds_text(std::chrono::milliseconds ms) {
+  return ms.count() % 1000 == 0 ? std::to_string(ms.count() / 1000) + "s"
+                                : std::to_string(ms.count()) + "ms";
+}
+}  // namespace
+
+// "timeout: no reply to eom within 300s (milter_content_timeout)".
+std::string Client::timeout_reason() const {
+  if (state_ == State::Connecting)
+    return "timeout: connect not done within " + seconds_text(current_timeout_) +
+           " (milter_connect_timeout)";
+  const bool content = current_timeout_ == options_.content_timeout &&
+                       (pending_ == Stage::Header || pending_ == Stage::Eoh ||
+                        pending_ == Stage::Body || pending_ == Stage::Eom);
+  return std::string("timeout: no reply to ") + stage_name(static_cast<int>(pending_)) +
+         " within " + seconds_text(current_timeout_) +
+         (content ? " (milter_content_timeout)" : " (milter_command_timeout)");
+}
+
 std::chrono::milliseconds Client::timeout_for(Stage stage) const {
   switch (stage) {
     case Stage::Header:
@@ -168,7 +193,7 @@ void Client::arm_timer(std::chrono::milliseconds timeout) {
   current_timeout_ = timeout;
   timer_ = loop_.add_timer(timeout, [this] {
     timer_ = 0;
-    fail(state_ == State::Connecting ? "connect timed out" : "timed out waiting for a reply");
+    fail(timeout_reason());
   });
 }
 
@@ -490,7 +515,7 @@ void Client::on_io(std::uint32_t events) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
-      fail(n == 0 ? "milter closed the connection"
+      fail(n == 0 ? "closed: the milter closed the connection"
                   : std::string("read: ") + base::errno_text(errno));
       return;
     }
@@ -504,7 +529,7 @@ void Client::on_io(std::uint32_t events) {
       if (!here || state_ == State::Failed || state_ == State::Closed) return;
     }
     if (!ok) {
-      fail("malformed reply: " + parser_.error());
+      fail("bad reply: malformed: " + parser_.error());
       return;
     }
   }
@@ -520,7 +545,7 @@ void Client::on_reply(Reply& reply) {
     return;
   }
   if (pending_ == Stage::None) {
-    fail(std::string("unexpected reply '") + to_string(reply.type) + "'");
+    fail(std::string("bad reply: unexpected '") + to_string(reply.type) + "'");
     return;
   }
   auto need = [&](std::uint32_t action) {

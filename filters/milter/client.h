@@ -125,6 +125,7 @@ class Client final : public filters::Filter {
  private:
   enum class State { Idle, Connecting, Negotiating, Ready, Failed, Closed };
   enum class Stage { None, OptNeg, Connect, Helo, Mail, Rcpt, Data, Header, Eoh, Body, Eom };
+  std::string timeout_reason() const;  // the phase and the limit that ran out
 
   // Sends macros (filtered by the milter's symbol list) and packet for stage; answers Continue
   // at once when `skip`, after sending when `no_reply`.

@@ -6,6 +6,7 @@
 #include <Poco/Logger.h>
 
 #include <string>
+#include <string_view>
 
 namespace estafette::base {
 
@@ -18,6 +19,10 @@ struct LogSettings {
 
 // Configures the root logger; throws std::runtime_error on a bad setting.
 void setup_logging(const LogSettings& settings);
+
+// text as one quoted log field value: "..." with \\, \", \r, \n, \t and other control bytes as
+// \xNN, so that a multi-line SMTP reply or a peer's text stays on its line and cannot fake fields.
+std::string log_quote(std::string_view text);
 
 // The logger for one area of a program, e.g. log("esmtpd").
 inline Poco::Logger& log(const std::string& name) {

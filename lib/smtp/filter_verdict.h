@@ -24,8 +24,10 @@ struct FilterVerdict {
                 // as Tempfail (the reason never goes to the client)
   };
   Action action = Action::Continue;
-  std::string text;    // ReplyCode: the whole reply ("550 5.7.1 Rejected"); Failed: the reason
-  std::string filter;  // the filter that decided, for logs (empty for Continue)
+  std::string text;         // ReplyCode: the whole reply ("550 5.7.1 Rejected"); Failed: the reason
+  std::string filter;       // the filter that decided, for logs (empty for Continue)
+  std::string reason = {};  // set by filters::Chain when a Failed filter's default action answered
+                            // (Reject, Tempfail): why it failed, for logs
 };
 
 // "continue", "accept", "reject", "tempfail", "discard", "replycode", "failed".

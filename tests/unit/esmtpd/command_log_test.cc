@@ -32,5 +32,12 @@ TEST(CommandForLog, Table) {
             std::string("MAIL ").size() + 256 + 3);
 }
 
+// session= in esmtpd's log: the pid first, so two processes' sessions never share an id.
+TEST(SessionId, PidAndNumber) {
+  EXPECT_EQ(session_id(4242, 1), "4242.1");
+  EXPECT_EQ(session_id(77, 18446744073709551615u), "77.18446744073709551615");
+  EXPECT_NE(session_id(12, 34), session_id(123, 4));
+}
+
 }  // namespace
 }  // namespace estafette::esmtpd
