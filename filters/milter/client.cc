@@ -257,7 +257,8 @@ bool Client::flush() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0) {
-      fail(std::string("write: ") + base::errno_text(errno));
+      fail(std::string(errno == EPIPE || errno == ECONNRESET ? "closed: write: " : "write: ") +
+           base::errno_text(errno));
       return false;
     }
     out_.erase(0, static_cast<std::size_t>(n));
@@ -515,8 +516,9 @@ void Client::on_io(std::uint32_t events) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
-      fail(n == 0 ? "closed: the milter closed the connection"
-                  : std::string("read: ") + base::errno_text(errno));
+      fail(n == 0                ? "closed: the milter closed the connection"
+           : errno == ECONNRESET ? "closed: the milter reset the connection"
+                                 : std::string("read: ") + base::errno_text(errno));
       return;
     }
     std::vector<Reply> replies;

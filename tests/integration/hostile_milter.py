@@ -52,7 +52,7 @@ class HostileMilter:
     """Listens on 127.0.0.1:port; `eom` (bytes: packets) is sent at end of message, followed by
     `final` (continue unless it is a REPLYCODE that stands for the verdict). mode "hang" accepts
     and never answers; "garbage" answers the option negotiation with bytes that are no milter
-    packet."""
+    packet; "close" closes each connection as soon as it is made."""
 
     def __init__(self, mode="protocol"):
         self.mode = mode
@@ -87,6 +87,9 @@ class HostileMilter:
                 return
             self.conns.append(c)
             if self.mode == "hang":
+                continue
+            if self.mode == "close":
+                c.close()
                 continue
             if self.mode == "garbage":
                 try:
