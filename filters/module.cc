@@ -8,11 +8,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -67,7 +70,18 @@ std::string Module::load_in_child(const std::string& path, const std::vector<std
   pid_t pid = ::fork();
   if (pid < 0) return what + "cannot check it in a child: fork: " + std::strerror(errno);
   if (pid == 0) {
-    // The child: its stdout and stderr go to the parent; it never returns.
+    // The child: its stdout and stderr go to the parent; it never returns. A module's exit()
+    // must not run the handlers and static destructors this process inherited (a test's temp
+    // directory removal, the caller's files): on_exit() handlers run last-registered first, so
+    // this one ends the child with exit()'s status before any of them.
+    ::on_exit(
+        [](int status, void*) {
+          std::fflush(stdout);  // what the module printed, not ours (purged below)
+          ::_exit(status);
+        },
+        nullptr);
+    ::__fpurge(stdout);  // the caller's unwritten output is not the module's
+    ::__fpurge(stderr);
     ::dup2(output_write.get(), STDOUT_FILENO);
     ::dup2(output_write.get(), STDERR_FILENO);
     try {

@@ -512,7 +512,18 @@ TEST(FilterModule, SendmailSampleRunsWithItsArguments) {
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+// Removes its file when destroyed: at this test process's end, and in a child that ran the
+// static destructors it inherited (which a module's exit() in load_in_child must not do).
+struct RemovedAtExit {
+  std::string path;
+  ~RemovedAtExit() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
 TEST(FilterModule, MainExitingAtLoadIsReportedFromTheChild) {
+  static RemovedAtExit marker{temp_log()};
+
   // sample.html's main() without -p: exit(EX_USAGE) after a line on stderr. Loaded in a child,
   // this process lives on and gets the status and the line.
   std::string error = Module::load_in_child(kSendmailSample, {}, std::chrono::seconds(10));
@@ -520,6 +531,8 @@ TEST(FilterModule, MainExitingAtLoadIsReportedFromTheChild) {
             0u)
       << error;
   EXPECT_NE(error.find("Missing required -p argument"), std::string::npos) << error;
+  // The child's exit() ran none of this process's exit handlers or static destructors.
+  EXPECT_EQ(::access(marker.path.c_str(), F_OK), 0) << "the child removed " << marker.path;
   // With its arguments the same module loads; an ABI refusal keeps load()'s reason.
   EXPECT_EQ(Module::load_in_child(kSendmailSample, {"-p", "inet:9999@127.0.0.1"},
                                   std::chrono::seconds(10)),
