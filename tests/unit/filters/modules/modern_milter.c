@@ -15,12 +15,12 @@
 
 #include <libmilter/mfapi.h>
 
-static char *reject_rcpt = NULL;
+static char* reject_rcpt = NULL;
 
-static sfsistat smf_envrcpt __P((SMFICTX *, char **));
-static sfsistat smf_eom __P((SMFICTX *));
+static sfsistat smf_envrcpt __P((SMFICTX*, char**));
+static sfsistat smf_eom __P((SMFICTX*));
 
-static sfsistat smf_envrcpt(SMFICTX *ctx, char **args) {
+static sfsistat smf_envrcpt(SMFICTX* ctx, char** args) {
   if (reject_rcpt != NULL && strcasecmp(args[0], reject_rcpt) == 0) {
     smfi_setreply(ctx, "550", "5.7.1", "Recipient refused by modern_milter");
     return SMFIS_REJECT;
@@ -28,7 +28,7 @@ static sfsistat smf_envrcpt(SMFICTX *ctx, char **args) {
   return SMFIS_CONTINUE;
 }
 
-static sfsistat smf_eom(SMFICTX *ctx) {
+static sfsistat smf_eom(SMFICTX* ctx) {
 #ifdef ESTAFETTE_MILTER_SHIM
   char value[64];
   snprintf(value, sizeof value, "estafette %d", ESTAFETTE_MILTER_SHIM);
@@ -40,24 +40,26 @@ static sfsistat smf_eom(SMFICTX *ctx) {
 }
 
 static struct smfiDesc smfilter = {
-    "modern_milter", SMFI_VERSION, SMFIF_ADDHDRS,
-    NULL,           /* connect */
-    NULL,           /* helo */
-    NULL,           /* envfrom */
-    smf_envrcpt,    /* envrcpt */
-    NULL,           /* header */
-    NULL,           /* eoh */
-    NULL,           /* body */
-    smf_eom,        /* eom */
-    NULL,           /* abort */
-    NULL,           /* close */
-    NULL,           /* unknown */
-    NULL,           /* data */
-    NULL,           /* negotiate */
+    "modern_milter",
+    SMFI_VERSION,
+    SMFIF_ADDHDRS,
+    NULL,        /* connect */
+    NULL,        /* helo */
+    NULL,        /* envfrom */
+    smf_envrcpt, /* envrcpt */
+    NULL,        /* header */
+    NULL,        /* eoh */
+    NULL,        /* body */
+    smf_eom,     /* eom */
+    NULL,        /* abort */
+    NULL,        /* close */
+    NULL,        /* unknown */
+    NULL,        /* data */
+    NULL,        /* negotiate */
 };
 
-int main(int argc, char **argv) {
-  const char *conn = NULL;
+int main(int argc, char** argv) {
+  const char* conn = NULL;
   bool foreground = false;
   unsigned int major, minor, patch;
   int ch;
@@ -86,7 +88,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: unexpected libmilter version\n", argv[0]);
     return EX_SOFTWARE;
   }
-  if (smfi_setconn((char *)conn) == MI_FAILURE || smfi_settimeout(30) == MI_FAILURE) {
+  if (smfi_setconn((char*)conn) == MI_FAILURE || smfi_settimeout(30) == MI_FAILURE) {
     fprintf(stderr, "%s: smfi_setconn failed\n", argv[0]);
     return EX_SOFTWARE;
   }

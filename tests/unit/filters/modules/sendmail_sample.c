@@ -5,8 +5,9 @@
  * Test-only (tests/unit/filters/module_test.cc): built unchanged both with Debian's libmilter
  * (sendmail_sample, an external milter) and with Estafette's shim (sendmail_sample.so).
  * It archives each message to a file (-d DIR, default /tmp), adds "X-Archived: <file>@<host>"
- * and, with -a, a recipient.
+ * and, with -a, a recipient. Kept in sample.html's own layout, not ours.
  */
+/* clang-format off */
 
 #include <sys/types.h>
 #include <sys/stat.h>
