@@ -603,6 +603,7 @@ std::vector<QueuedMessage> Scheduler::snapshot(Time now) const {
     e.size = m.stored.body_size;
     e.sender = env.sender;
     e.held = m.stored.held;
+    e.quarantine = env.quarantine;
     for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
       const auto& r = m.rcpts[i];
       if (r.state == State::Done) continue;

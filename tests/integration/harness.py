@@ -366,6 +366,22 @@ class Estafette:
             return s.sendmail(sender, rcpts, message, **kw)
 
 
+def mailq_messages(mta):
+    """The queued messages as `estafette mailq --json` lists them."""
+    r = subprocess.run([mta.program("estafette"), "mailq", "--json", "-c", mta.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)["messages"]
+
+
+def release(mta, *ids):
+    """`estafette release ID...`; its output."""
+    r = subprocess.run([mta.program("estafette"), "release", *ids, "-c", mta.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
 def recipient_errors(mta):
     """{address: last error} of every queued recipient that has one (`estafette mailq --json`)."""
     r = subprocess.run([mta.program("estafette"), "mailq", "--json", "-c", mta.conf],

@@ -15,7 +15,8 @@ import subprocess
 import threading
 import time
 
-from harness import BUILD_DIR, Estafette, free_port, port_open, run, skip, wait_for
+from harness import (BUILD_DIR, Estafette, free_port, mailq_messages, port_open, release, run,
+                     skip, wait_for)
 
 POSTGREY = "/usr/sbin/postgrey"
 
@@ -210,7 +211,7 @@ def own_server(tmp, stoppers):
 
 
 def unix_socket(tmp, stoppers):
-    """policy:unix:PATH; HOLD quarantines the message (delivered with the reason)."""
+    """policy:unix:PATH; HOLD quarantines the message: on hold with the reason until released."""
     server = UnixPolicyServer(os.path.join(tmp, "policy.sock"))
     stoppers.append(server)
     mta = Estafette(tmp, name="policy-unix",
@@ -224,13 +225,18 @@ def unix_socket(tmp, stoppers):
         check(code == 554, "reject over unix: %d %r" % (code, text))
         check(s.rcpt("hold@estafette.test")[0] == 250, "hold rcpt")
         check(s.data(message("held", "hold@estafette.test"))[0] == 250, "DATA")
-    got = delivered(mta, "hold").decode()
-    check("X-Estafette-Quarantine: look at this" in got, "HOLD not applied: " + got[:400])
+    held = wait_for(lambda: mailq_messages(mta), 15, "the held message in mailq")
+    check(len(held) == 1 and held[0]["held"] and held[0]["quarantine"] == "look at this",
+          "HOLD not applied: %r" % held)
+    time.sleep(1)
+    check(not mta.maildir_messages("hold"), "a held message was delivered")
+    release(mta, held[0]["id"])
+    check(b"Subject: held" in delivered(mta, "hold"), "not delivered after release")
     with server.lock:
         check(len(server.requests) == 2 and server.connections == 1,
               "unix: %d requests, %d connections" % (len(server.requests), server.connections))
     mta.stop()
-    print("policy:unix: reject, HOLD quarantine: ok")
+    print("policy:unix: reject, HOLD quarantine (held, released, delivered): ok")
 
 
 def stages(tmp, stoppers):
