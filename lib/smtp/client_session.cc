@@ -175,10 +175,7 @@ Actions ClientSession::on_reply(const Reply& reply) {
             SendBytes{(protocol_ == Protocol::Lmtp ? "LHLO " : "EHLO ") + helo_name_ + "\r\n"});
         state_ = State::Ehlo;
       } else {
-        fail_host(out,
-                  status_of(reply) == DeliveryStatus::PermFail ? DeliveryStatus::PermFail
-                                                               : DeliveryStatus::TempFail,
-                  reply.to_string());
+        fail_host(out, before_mail_status(reply), reply.to_string());
       }
       break;
     case State::Ehlo:
@@ -279,7 +276,15 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
     state_ = State::Helo;
     return;
   }
-  fail_host(out, status_of(reply), reply.to_string());
+  fail_host(out, before_mail_status(reply), reply.to_string());
+}
+
+DeliveryStatus ClientSession::before_mail_status(const Reply& reply) const {
+  // An LMTP server is our own mailbox store: refusing us before MAIL is its setup's problem
+  // (it says nothing about the recipients): the mail waits until the admin fixes it.
+  if (protocol_ == Protocol::Lmtp) return DeliveryStatus::TempFail;
+  return status_of(reply) == DeliveryStatus::PermFail ? DeliveryStatus::PermFail
+                                                      : DeliveryStatus::TempFail;
 }
 
 void ClientSession::after_hello(Actions& out) {

@@ -219,6 +219,9 @@ class ClientSession final {
   void on_starttls_reply(const Reply& reply, Actions& out);
   void on_auth_reply(const Reply& reply, Actions& out);
   bool before_mail() const;  // connect to AUTH: a failure here is the host's
+  // What a refused greeting or EHLO/HELO/LHLO means for the recipients: SMTP as the reply says,
+  // LMTP always deferred.
+  DeliveryStatus before_mail_status(const Reply& reply) const;
   // Ends the transaction: unresolved recipients get `status` / `reply`.
   TransactionDone& finish(Actions& out, DeliveryStatus status, const std::string& reply,
                           bool host_failed);
