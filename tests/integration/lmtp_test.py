@@ -12,6 +12,8 @@ hosteddomains line. Checked:
   550 text in the DSN;
 - one transaction to a user and the over-quota user: Dovecot's per-recipient reply after the
   end of data decides: delivered for one, Dovecot's 552 quota text in the bounce for the other;
+- NOTIFY=SUCCESS: a "delivered" notice (Dovecot takes no DSN parameters and is the final
+  delivery);
 - Dovecot stopped: deferred (mailq shows the error), started again + `estafette flush`:
   delivered."""
 import email
@@ -189,11 +191,18 @@ def test(tmp, stoppers):
     for relay in ("relay=unix:%s " % dovecot.socket, "relay=[127.0.0.1]:%d " % dovecot.port):
         harness.wait_for(lambda: relay in mta.read_log(), 15, relay)
 
+    # NOTIFY=SUCCESS: Dovecot's LMTP takes no DSN parameters and saved the message: the
+    # notice says "delivered" (final delivery), not "relayed".
+    mta.send(SENDER, ["carol@hosted.test"], message(b"notify-1"), rcpt_options=["NOTIFY=SUCCESS"])
+    notice = bounce_for(dovecot, 1).decode(errors="replace")
+    assert "Action: delivered" in notice and "carol@hosted.test" in notice, notice[:4000]
+    assert len(dovecot.messages("carol@hosted.test")) == 2
+
     # A known and an unknown user in one transaction: Dovecot's 550 is the bounce's.
     mta.send(SENDER, ["alice@estafette.test", "nosuch@estafette.test"], message(b"mixed-1"))
     harness.wait_for(lambda: len(dovecot.messages("alice@estafette.test")) == 2, 30,
                      "the known user's copy")
-    dsn = email.message_from_bytes(bounce_for(dovecot, 1))
+    dsn = email.message_from_bytes(bounce_for(dovecot, 2))
     text = dsn.as_string()
     assert "nosuch@estafette.test" in text and "Action: failed" in text, text[:4000]
     assert "550 5.1.1" in text and "User doesn't exist" in text, text[:4000]
@@ -204,7 +213,7 @@ def test(tmp, stoppers):
     mta.send(SENDER, ["alice@estafette.test", "tiny@estafette.test"], message(b"quota-1", 4096))
     harness.wait_for(lambda: len(dovecot.messages("alice@estafette.test")) == 3, 30,
                      "the user with room's copy")
-    dsn = email.message_from_bytes(bounce_for(dovecot, 2)).as_string()
+    dsn = email.message_from_bytes(bounce_for(dovecot, 3)).as_string()
     assert "tiny@estafette.test" in dsn and "Action: failed" in dsn, dsn[:4000]
     assert "552 5.2.2" in dsn and "Quota exceeded" in dsn, dsn[:4000]
     assert not dovecot.messages("tiny@estafette.test"), "nothing for the full mailbox"
@@ -215,7 +224,7 @@ def test(tmp, stoppers):
     mta.send(SENDER, ["alice@estafette.test"], message(b"down-1"))
     errors = harness.wait_for(lambda: harness.recipient_errors(mta), 30, "a deferral")
     assert "connect to unix:" + dovecot.socket in errors.get("alice@estafette.test", ""), errors
-    assert len(dovecot.messages(SENDER)) == 2, "no bounce for a deferral"
+    assert len(dovecot.messages(SENDER)) == 3, "no bounce for a deferral"
     dovecot.start()
     r = estafette(mta, "flush")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -132,6 +132,23 @@ const std::vector<Conversation> kConversations = {
      },
      {},
      Protocol::Lmtp},
+    {"lmtp_passes_dsn_on_when_the_server_offers_it",
+     {kDsn},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {"S:250-lmtp\r\n250-PIPELINING\r\n250 DSN\r\n",
+          "> MAIL FROM:<s@a.test> RET=HDRS ENVID=QQ+2B1\r\n"
+          "RCPT TO:<x@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X+2Bx@b.test\r\n"
+          "RCPT TO:<y@b.test>\r\nDATA\r\n"},
+         {"S:250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:250 2.0.0 x saved\r\n550 5.7.1 y refused\r\n",
+          "DONE dsn |D 250 2.0.0 x saved|P 550 5.7.1 y refused\nREADY\n"},
+     },
+     {},
+     Protocol::Lmtp},
     {"lmtp_connection_lost_after_some_replies_defers_the_rest",
      {kTwo},
      {
