@@ -12,6 +12,8 @@ hosteddomains line. Checked:
   550 text in the DSN;
 - one transaction to a user and the over-quota user: Dovecot's per-recipient reply after the
   end of data decides: delivered for one, Dovecot's 552 quota text in the bounce for the other;
+  with Dovecot's quota_full_tempfail = yes (4xx) the over-quota user's mail is deferred with
+  Dovecot's text in mailq instead;
 - NOTIFY=SUCCESS: a "delivered" notice (Dovecot takes no DSN parameters and is the final
   delivery);
 - Dovecot stopped: deferred (mailq shows the error), started again + `estafette flush`:
@@ -35,7 +37,7 @@ SENDER = "sender@estafette.test"
 class DovecotLmtp:
     """A throwaway Dovecot serving LMTP only, users from a passwd-file."""
 
-    def __init__(self, tmp, port):
+    def __init__(self, tmp, port, quota_tempfail=False):
         self.dir = os.path.join(tmp, "dovecot")
         self.socket = os.path.join(self.dir, "lmtp")
         self.port = port
@@ -51,7 +53,14 @@ class DovecotLmtp:
             for user in ("alice@estafette.test", SENDER, "carol@hosted.test"):
                 f.write("%s:{PLAIN}unused::::::\n" % user)
             f.write("tiny@estafette.test:{PLAIN}unused::::::userdb_quota_rule=*:storage=1K\n")
+        self.users = users
         self.conf = os.path.join(self.dir, "dovecot.conf")
+        self.configure(quota_tempfail)
+
+    def configure(self, quota_tempfail):
+        """Writes the config; quota_tempfail: Dovecot answers a full mailbox with 4xx, not 5xx.
+        Takes effect at the next start()."""
+        users, port = self.users, self.port
         with open(self.conf, "w") as f:
             f.write(f"""base_dir = {self.dir}/run
 state_dir = {self.dir}/state
@@ -65,6 +74,7 @@ auth_username_format = %Lu
 mail_location = maildir:~/Maildir
 mail_plugins = quota
 lmtp_rcpt_check_quota = yes
+quota_full_tempfail = {"yes" if quota_tempfail else "no"}
 passdb {{
   driver = passwd-file
   args = {users}
@@ -76,7 +86,6 @@ userdb {{
 }}
 plugin {{
   quota = maildir:User quota
-  quota_full_tempfail = no
 }}
 service lmtp {{
   unix_listener {self.socket} {{
@@ -225,6 +234,7 @@ def test(tmp, stoppers):
     errors = harness.wait_for(lambda: harness.recipient_errors(mta), 30, "a deferral")
     assert "connect to unix:" + dovecot.socket in errors.get("alice@estafette.test", ""), errors
     assert len(dovecot.messages(SENDER)) == 3, "no bounce for a deferral"
+    dovecot.configure(quota_tempfail=True)  # for the last check, below
     dovecot.start()
     r = estafette(mta, "flush")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -237,6 +247,15 @@ def test(tmp, stoppers):
     all_alice = b"".join(dovecot.messages("alice@estafette.test"))
     for tag in (b"unix-1", b"mixed-1", b"quota-1", b"down-1"):
         assert all_alice.count(b"Message-ID: <%s@" % tag) == 1, tag
+
+    # Dovecot told to answer a full mailbox with 4xx: deferred, with its text in mailq, and no
+    # bounce.
+    mta.send(SENDER, ["tiny@estafette.test"], message(b"quota-2", 4096))
+    errors = harness.wait_for(lambda: harness.recipient_errors(mta), 30, "a quota deferral")
+    assert "Quota exceeded" in errors.get("tiny@estafette.test", ""), errors
+    assert errors["tiny@estafette.test"].startswith("4"), errors
+    assert len(dovecot.messages(SENDER)) == 3, "no bounce for a deferral"
+    assert not dovecot.messages("tiny@estafette.test")
 
 
 harness.run(test)
