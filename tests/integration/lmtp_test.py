@@ -180,13 +180,18 @@ def test(tmp, stoppers):
     hosted = os.path.join(tmp, "hosteddomains")
     with open(hosted, "w") as f:
         f.write("hosted.test transport=lmtp:inet:127.0.0.1:%d\n" % dovecot.port)
-    mta = harness.Estafette(tmp, local_transport="lmtp:unix:" + dovecot.socket,
+    # user = nobody: esmtpclient connects to Dovecot's sockets as the unprivileged user.
+    mta = harness.Estafette(tmp, user="nobody", local_transport="lmtp:unix:" + dovecot.socket,
                             hosteddomains=hosted, retry_base="1h", retry_max="1h",
                             host_backoff="1h")
     r = estafette(mta, "check-config")
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
     mta.start()
     stoppers.append(mta)
+    for pid in mta.pids_of("estafette-esmtpclient"):
+        with open("/proc/%d/status" % pid) as f:
+            uids = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
+        assert set(uids) == {str(pwd.getpwnam("nobody").pw_uid)}, (pid, uids)
 
     # Over the unix socket, and over TCP.
     mta.send(SENDER, ["alice@estafette.test"], message(b"unix-1"))
