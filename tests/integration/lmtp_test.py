@@ -1,4 +1,5 @@
-"""LMTP delivery (RFC 2033) to a real Dovecot (dovecot-core + dovecot-lmtpd), issue 18.
+"""LMTP delivery (RFC 2033) to a real Dovecot (dovecot-core + dovecot-lmtpd), issue 18, with
+esmtpclient running as nobody (user = nobody).
 
 The test starts its own Dovecot: a config in the test's directory (base_dir, state, log file),
 `protocols = lmtp` with a unix listener in the test directory and an inet listener on
