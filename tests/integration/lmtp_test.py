@@ -8,7 +8,8 @@ and the quota plugin with a 1 KiB limit for one user. Estafette delivers its loc
 `local_transport = lmtp:unix:...` and a hosted domain with `transport=lmtp:inet:...` on its
 hosteddomains line. Checked:
 - `estafette check-config` passes with both transports;
-- delivery into Dovecot's Maildir over the unix socket and over TCP;
+- delivery into Dovecot's Maildir over the unix socket and over TCP, and a later transaction
+  on an LMTP connection an earlier one opened (reuse);
 - one transaction to a known and an unknown user: one delivered, one bounced with Dovecot's
   550 text in the DSN;
 - one transaction to a user and the over-quota user: Dovecot's per-recipient reply after the
@@ -182,7 +183,9 @@ def test(tmp, stoppers):
     with open(hosted, "w") as f:
         f.write("hosted.test transport=lmtp:inet:127.0.0.1:%d\n" % dovecot.port)
     # user = nobody: esmtpclient connects to Dovecot's sockets as the unprivileged user.
-    mta = harness.Estafette(tmp, user="nobody", local_transport="lmtp:unix:" + dovecot.socket,
+    # One esmtpclient process: every job finds the idle LMTP connection the one before left.
+    mta = harness.Estafette(tmp, user="nobody", esmtpclient_processes="1",
+                            local_transport="lmtp:unix:" + dovecot.socket,
                             hosteddomains=hosted, retry_base="1h", retry_max="1h",
                             host_backoff="1h")
     r = estafette(mta, "check-config")
@@ -233,6 +236,10 @@ def test(tmp, stoppers):
     assert "552 5.2.2" in dsn and "Quota exceeded" in dsn, dsn[:4000]
     assert not dovecot.messages("tiny@estafette.test"), "nothing for the full mailbox"
     harness.wait_for(lambda: not mta.queue_files(), 15, "an empty queue")
+    # Connection reuse: a transaction on an LMTP connection an earlier one opened.
+    reused = [ln for ln in mta.read_log().splitlines()
+              if "remote=unix:%s " % dovecot.socket in ln and " reused=yes " in ln]
+    assert reused, mta.read_log()[-3000:]
 
     # Dovecot down: deferred (never bounced), and delivered after it is back and a flush.
     dovecot.stop()
