@@ -999,9 +999,14 @@ class Translator {
           "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_data_restrictions"}) {
       auto items = split_list(get(name));
       std::vector<std::string> done;
+      std::string permit;  // the first permit_* before a check: Postfix skips the check then
       for (std::size_t i = 0; i < items.size(); ++i) {
         const auto& r = items[i];
         bool has_arg = i + 1 < items.size();
+        if (permit.empty() && r.starts_with("permit")) permit = r;
+        std::string skipped = permit.empty() ? ""
+                                             : ": Estafette asks it for every client; " + permit +
+                                                   " before it does not skip it as in Postfix";
         if (kRelayRule.count(r)) {
           done.push_back(r +
                          " (Estafette's relay rule: relay_clients, authenticated clients, "
@@ -1015,6 +1020,7 @@ class Translator {
           dnsbl += zone + " " + filter + " " + (allow ? "-100" : "1") + "\n";
           done.push_back(r + " " + arg + " -> dnsbl: " + zone + " " + filter +
                          (allow ? " weight -100 (an allow list)" : " weight 1"));
+          if (!skipped.empty() && !allow) no(std::string(name) + ": " + r + " " + arg + skipped);
         } else if (r == "check_policy_service" && has_arg) {
           std::string arg = items[++i];
           std::string spec = arg;
@@ -1029,6 +1035,7 @@ class Translator {
           if (auto s = socket(spec, queue_dir)) {
             policies_.push_back("policy:" + *s);
             done.push_back(r + " " + arg + " -> filters: policy:" + *s);
+            if (!skipped.empty()) no(std::string(name) + ": " + r + " " + arg + skipped);
           } else {
             no(std::string(name) + ": check_policy_service " + arg + ": not inet: or unix:");
           }
@@ -1039,8 +1046,7 @@ class Translator {
           if (r.starts_with("check_") || r.starts_with("reject_rhsbl") ||
               r == "reject_rbl_client" || r == "permit_dnswl_client")
             if (has_arg) ++i;  // its table or zone
-          no(std::string(name) + ": " + r + ": not translated (no such check in Estafette)" +
-             (r.find("rbl") != std::string::npos ? "" : ""));
+          no(std::string(name) + ": " + r + ": not translated (no such check in Estafette)");
         }
       }
       if (!done.empty()) yes(shown(name) + " -> " + join(done, "; "));
@@ -1053,8 +1059,7 @@ class Translator {
       out_.files["dnsbl"] = dnsbl;
       set("dnsbl", "dnsbl");
       yes("DNS lists -> dnsbl, dnsbl_action = reject_rcpt (550 5.7.1 at RCPT; Postfix answers "
-          "554 5.7.1), dnsbl_threshold = 1; Estafette checks every client, also relay clients "
-          "a permit_mynetworks before the list would let through");
+          "554 5.7.1), dnsbl_threshold = 1");
     }
   }
 
