@@ -110,6 +110,25 @@ std::string join(const std::vector<std::string>& items, const char* sep = ", ") 
   return out;
 }
 
+// join() for the report: "(none)" for no items.
+std::string listed(const std::vector<std::string>& items) {
+  return items.empty() ? "(none)" : join(items);
+}
+
+// Whether a main.cf value names $name, ${name...} or $(name...).
+bool references(const std::string& value, const std::string& name) {
+  for (auto at = value.find('$'); at != std::string::npos; at = value.find('$', at + 1)) {
+    std::size_t start = at + 1;
+    if (start < value.size() && (value[start] == '{' || value[start] == '(')) ++start;
+    if (value.compare(start, name.size(), name) != 0) continue;
+    std::size_t end = start + name.size();
+    if (end == value.size() ||
+        !(std::isalnum(static_cast<unsigned char>(value[end])) || value[end] == '_'))
+      return true;
+  }
+  return false;
+}
+
 bool is_ipv4(const std::string& s) {
   in_addr a;
   return ::inet_pton(AF_INET, s.c_str(), &a) == 1;
@@ -541,6 +560,15 @@ class Translator {
     return out;
   }
 
+  // compatibility_level's major number (0 when unset, as Postfix before 3.0 behaved).
+  int compatibility_level() {
+    try {
+      return std::stoi(get("compatibility_level"));
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+
   // ---- the concerns
   void identity() {
     auto host = get("myhostname");
@@ -553,14 +581,15 @@ class Translator {
       no(shown("myorigin") +
          ": Estafette qualifies bare addresses of local submissions with hostname (" + host +
          "), not with a domain of their own");
-    get("mydomain");  // read through the defaults above; reported with what used it
     yes(shown("mydomain") + " -> used in the values above and below");
+    yes(shown("compatibility_level") +
+        " -> Postfix's defaults at this level (mynetworks_style, the subdomains of relay_domains)");
   }
 
   void local_domains() {
     locals_ = domain_list("mydestination");
     if (!locals_.empty()) set("local_domains", join(locals_));
-    yes(shown("mydestination") + " -> local_domains = " + join(locals_));
+    yes(shown("mydestination") + " -> local_domains = " + listed(locals_));
     auto recipients = get("local_recipient_maps");
     if (locals_.empty()) return;
     if (trim(recipients).empty()) {
@@ -598,26 +627,24 @@ class Translator {
              "are not read)");
         }
       }
-      yes(shown("mynetworks") + " -> relay_clients = " + join(clients));
+      yes(shown("mynetworks") + " -> relay_clients = " + listed(clients));
     } else {
       auto style = get("mynetworks_style");
+      if (!given("mynetworks_style") && compatibility_level() < 2) style = "subnet";
       clients = {"127.0.0.0/8", "::1/128"};
       yes("mynetworks unset, mynetworks_style = " + style +
-          " -> relay_clients = 127.0.0.0/8, ::1/128 (this host's other addresses are not added)");
+          " -> relay_clients = 127.0.0.0/8, ::1/128 (this host's other addresses" +
+          (style == "host" ? "" : " and networks") + " are not added)");
     }
     if (!clients.empty()) set("relay_clients", join(clients));
 
     auto domains = domain_list("relay_domains");
-    int level = 0;
-    try {
-      level = std::stoi(get("compatibility_level"));
-    } catch (const std::exception&) {
-    }
+    const int level = compatibility_level();
     std::vector<std::string> written = domains;
     if (level < 3)  // parent_domain_matches_subdomains still names relay_domains
       for (const auto& d : domains) written.push_back("." + d);
     if (!written.empty()) set("relay_domains", join(written));
-    yes(shown("relay_domains") + " -> relay_domains = " + join(written) +
+    yes(shown("relay_domains") + " -> relay_domains = " + listed(written) +
         (level < 3 && !domains.empty()
              ? " (compatibility_level < 3: subdomains match too, as Postfix's "
                "parent_domain_matches_subdomains)"
@@ -750,7 +777,7 @@ class Translator {
       set("hosteddomains", "hosteddomains");
     }
     yes(shown("virtual_mailbox_domains") + ", " + shown("virtual_alias_domains") +
-        " -> hosteddomains: " + join(domains) +
+        " -> hosteddomains: " + listed(domains) +
         " (an address there exists only when a mailbox or an alias names it)");
 
     auto base = get("virtual_mailbox_base");
@@ -1181,6 +1208,16 @@ class Translator {
     };
     for (const auto& [name, p] : cf_.params) {
       if (read_names_.count(name)) continue;
+      std::vector<std::string> users;  // the parameters read that expand it
+      for (const auto& r : read_names_)
+        if (auto it = cf_.params.find(r);
+            it != cf_.params.end() && references(it->second.value, name))
+          users.push_back(r);
+      if (!users.empty()) {
+        yes(where(cf_.file, p.line) + ": " + name + " = " + p.value + " -> expanded in " +
+            join(users));
+        continue;
+      }
       try {  // for the $names it uses that Postfix would not know
         expand(cf_, name, system_, &unknown_refs_);
       } catch (const ImportError& e) {

@@ -384,6 +384,21 @@ INSTANTIATE_TEST_SUITE_P(
                       {},
                       {"table hash:/etc/aliases: cannot read its source /etc/aliases: No such file",
                        "a nis: table cannot be read", "a ldap: table cannot be read"}},
+        TranslateCase{
+            "OwnVariablesAndTls",
+            "compatibility_level = 3.6\nmyhostname = a.example\nmydestination =\n"
+            "office = 198.51.100.0/24\nmynetworks = 127.0.0.0/8 $office\n"
+            "smtpd_tls_security_level = encrypt\n"
+            "smtpd_tls_chain_files = /etc/ssl/rsa.pem, /etc/ssl/ec.pem\n"
+            "inet_interfaces = 192.0.2.1, 2001:db8::1\n",
+            {},
+            {{"estafette.conf",
+              "relay_clients = 127.0.0.0/8, 198.51.100.0/24\n"
+              "tls_cert_file = /etc/ssl/rsa.pem, /etc/ssl/ec.pem\n"
+              "listen = 192.0.2.1:25 mx tls_required, [2001:db8::1]:25 mx tls_required\n"}},
+            {"office = 198.51.100.0/24 -> expanded in mynetworks",
+             "mydestination =  -> local_domains = (none)"},
+            {}},
         TranslateCase{"OldCompatibilityRelayDomains",
                       "myhostname = a.example\nrelay_domains = r.example\n",
                       {},
