@@ -1313,6 +1313,16 @@ int import_postfix(const std::string& postfix_dir, const std::string& out_dir, s
     return 1;
   }
   std::error_code ec;
+  {  // never into POSTFIX_DIR: OUT_DIR may not be it or lie below it
+    auto src = fs::weakly_canonical(postfix_dir, ec).lexically_normal();
+    auto dst = fs::weakly_canonical(out_dir, ec).lexically_normal();
+    auto rel = dst.lexically_relative(src);
+    if (!ec && (rel.empty() || rel == "." || *rel.begin() != "..")) {
+      std::fprintf(err, "estafette import-postfix: %s is inside %s; give a directory elsewhere\n",
+                   out_dir.c_str(), postfix_dir.c_str());
+      return 1;
+    }
+  }
   if (fs::exists(out_dir, ec) && !fs::is_empty(out_dir, ec)) {
     std::fprintf(err, "estafette import-postfix: %s is not empty; give a new directory\n",
                  out_dir.c_str());

@@ -519,6 +519,11 @@ def refusals(tmp, stoppers):
         (r.returncode, r.stderr)
     assert not os.path.exists(out), "an OUT_DIR was made for a config that failed"
     write(os.path.join(src, "main.cf"), "myhostname = a.example\n")
+    inside = os.path.join(src, "estafette")
+    r = subprocess.run([ESTAFETTE, "import-postfix", src, inside], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and "is inside" in r.stderr, (r.returncode, r.stderr)
+    assert sorted(os.listdir(src)) == ["main.cf"], os.listdir(src)
     write(os.path.join(out, "estafette.conf"), "# mine\n")
     r = subprocess.run([ESTAFETTE, "import-postfix", src, out], capture_output=True, text=True,
                        timeout=30)
