@@ -8,9 +8,9 @@
 // The parsers (parse_main_cf, parse_table, expand) and the translation (translate) are pure:
 // files come in through a Reader and leave as text in an Import, so tests run them on tables of
 // strings. import_postfix() is the I/O around them: it reads with bounds (kMaxMainCfSize,
-// kMaxTableSize, kMaxLineLength), refuses an OUT_DIR that holds anything, and writes only there
-// (never into POSTFIX_DIR, never to the running system). Errors in the input are ImportError
-// with "file:line: reason". Any thread.
+// kMaxTableSize, kMaxLineLength), refuses an OUT_DIR that holds anything or lies in POSTFIX_DIR,
+// and writes only there (never into POSTFIX_DIR, never to the running system). Errors in the
+// input are ImportError with "file:line: reason". Any thread.
 #pragma once
 
 #include <cstddef>

@@ -292,7 +292,8 @@ smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated
     by_estafette = outcomes(mta.port, cases, places, "sat-est")
     mta.stop()
     compare(by_postfix, by_estafette)
-    assert by_postfix[("127.0.0.1", "someone@example.com")] == "sink relayhost to someone@example.com"
+    assert by_postfix[("127.0.0.1", "someone@example.com")] == \
+        "sink relayhost to someone@example.com"
     assert by_postfix[("127.0.0.2", "someone@example.com")].startswith("refused 5")
     assert by_postfix[("127.0.0.2", "nosuchuser-4711@sat.example.org")].startswith("refused 5")
     print("satellite: same routes for %d cases" % len(cases))
