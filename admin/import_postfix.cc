@@ -591,7 +591,11 @@ class Translator {
     if (!locals_.empty()) set("local_domains", join(locals_));
     yes(shown("mydestination") + " -> local_domains = " + listed(locals_));
     auto recipients = get("local_recipient_maps");
-    if (locals_.empty()) return;
+    if (locals_.empty()) {
+      for (const char* n : {"local_recipient_maps", "home_mailbox", "mailbox_command"})
+        if (given(n)) yes(shown(n) + " -> nothing: no local domains (mydestination is empty)");
+      return;
+    }
     if (trim(recipients).empty()) {
       set("local_mailboxes", "create");
       yes(shown("local_recipient_maps") +
@@ -1025,7 +1029,7 @@ class Translator {
          {"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
           "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_data_restrictions"}) {
       auto items = split_list(get(name));
-      std::vector<std::string> done;
+      std::vector<std::string> done, relay_rule;
       std::string permit;  // the first permit_* before a check: Postfix skips the check then
       for (std::size_t i = 0; i < items.size(); ++i) {
         const auto& r = items[i];
@@ -1035,9 +1039,7 @@ class Translator {
                                              : ": Estafette asks it for every client; " + permit +
                                                    " before it does not skip it as in Postfix";
         if (kRelayRule.count(r)) {
-          done.push_back(r +
-                         " (Estafette's relay rule: relay_clients, authenticated clients, "
-                         "our domains)");
+          relay_rule.push_back(r);
         } else if ((r == "reject_rbl_client" || r == "permit_dnswl_client") && has_arg) {
           std::string arg = items[++i];
           auto eq = arg.find('=');
@@ -1076,7 +1078,11 @@ class Translator {
           no(std::string(name) + ": " + r + ": not translated (no such check in Estafette)");
         }
       }
-      if (!done.empty()) yes(shown(name) + " -> " + join(done, "; "));
+      if (!relay_rule.empty())
+        done.insert(done.begin(), join(relay_rule) +
+                                      " -> Estafette's relay rule (relay_clients, authenticated "
+                                      "clients and our domains may relay; others are refused)");
+      if (!done.empty()) yes(shown(name) + ": " + join(done, "; "));
     }
     set("BOFHCHECKDNS", sender_dns ? "yes" : "no");
     if (!sender_dns)

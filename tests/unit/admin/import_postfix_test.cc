@@ -247,6 +247,11 @@ TEST_P(Translate, FilesAndReport) {
       EXPECT_EQ(result.files[name], text) << name;
     }
   }
+  // Every parameter main.cf gives is in the report, translated or not.
+  for (const auto& [name, p] : parse_main_cf(c.main_cf, "main.cf").params)
+    EXPECT_TRUE(has(result.translated, name) || has(result.not_translated, name))
+        << name << " is not in the report\n"
+        << result.report();
   for (const auto& t : c.translated)
     EXPECT_TRUE(has(result.translated, t)) << t << "\n" << result.report();
   for (const auto& n : c.not_translated)
@@ -387,6 +392,7 @@ INSTANTIATE_TEST_SUITE_P(
         TranslateCase{
             "OwnVariablesAndTls",
             "compatibility_level = 3.6\nmyhostname = a.example\nmydestination =\n"
+            "local_recipient_maps =\nhome_mailbox = Maildir/\n"
             "office = 198.51.100.0/24\nmynetworks = 127.0.0.0/8 $office\n"
             "smtpd_tls_security_level = encrypt\n"
             "smtpd_tls_chain_files = /etc/ssl/rsa.pem, /etc/ssl/ec.pem\n"
