@@ -37,7 +37,6 @@ import testca  # noqa: E402
 
 ESTAFETTE = os.path.join(BUILD_DIR, "estafette")
 MILTER = os.path.join(BUILD_DIR, "tests", "milter", "test_milter")
-POSTGREY = "/usr/sbin/postgrey"
 sys.path.insert(0, os.path.join(harness.SRC_DIR, "bench", "kit", "orchestrate"))
 import loopback_postfix  # noqa: E402
 import rig  # noqa: E402
@@ -380,40 +379,6 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
     print("virtual: same routes for %d cases, the catch-all as reported" % (len(cases) - 1))
 
 
-class Postgrey:
-    """Debian's postgrey on 127.0.0.1:port; recipients in `whitelist` are never greylisted,
-    everyone else is for an hour."""
-
-    def __init__(self, tmp, port, whitelist):
-        self.port = port
-        db = os.path.join(tmp, "postgrey-db")
-        os.makedirs(db)
-        pw = pwd.getpwnam("postgrey")
-        os.chown(db, pw.pw_uid, pw.pw_gid)
-        empty = os.path.join(tmp, "postgrey-clients")
-        write(empty, "")
-        recipients = os.path.join(tmp, "postgrey-recipients")
-        write(recipients, "".join(w + "\n" for w in whitelist))
-        self.out = open(os.path.join(tmp, "postgrey.log"), "ab")
-        self.proc = subprocess.Popen(
-            [POSTGREY, "--inet=127.0.0.1:%d" % port, "--dbdir=%s" % db, "--delay=3600",
-             "--pidfile=%s" % os.path.join(db, "postgrey.pid"), "--user=postgrey",
-             "--group=postgrey", "--whitelist-clients=%s" % empty,
-             "--whitelist-recipients=%s" % recipients, "--hostname=policy.test"],
-            stdout=self.out, stderr=subprocess.STDOUT)
-        wait_for(lambda: port_open(port) or self.proc.poll() is not None, 30, "postgrey")
-        assert self.proc.poll() is None, "postgrey exited"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class Milter(harness.ServerProcess):
     def __init__(self, tmp):
         self.port = free_port()
@@ -429,8 +394,6 @@ class Milter(harness.ServerProcess):
 def gateway(tmp, stoppers, dns):
     if not os.access(MILTER, os.X_OK):
         skip("tests/milter/test_milter is not built")
-    if not os.access(POSTGREY, os.X_OK):
-        skip("postgrey is not installed (scripts/install-deps)")
     src = os.path.join(tmp, "gateway", "postfix")
     out = os.path.join(tmp, "gateway", "imported")
     base = os.path.join(tmp, "gateway")
@@ -439,7 +402,7 @@ def gateway(tmp, stoppers, dns):
     stoppers += [relay_sink.start(), inside_sink.start()]
     milter = Milter(base)
     stoppers.append(milter.start())
-    grey = Postgrey(base, free_port(), ["vip@example.com", "example.test"])
+    grey = harness.Postgrey(base, free_port(), 3600, ["vip@example.com", "example.test"])
     stoppers.append(grey)
     write(os.path.join(src, "main.cf"), """\
 # A gateway for example.com: a DKIM milter, DNS lists and greylisting in front of the inside

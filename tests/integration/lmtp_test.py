@@ -25,7 +25,6 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 
@@ -122,20 +121,7 @@ service lmtp {{
         """Dovecot and all its processes at once, as a crash would."""
         if not self.proc:
             return
-        pids, i = [self.proc.pid], 0
-        while i < len(pids):
-            try:
-                with open("/proc/%d/task/%d/children" % (pids[i], pids[i])) as f:
-                    pids += [int(p) for p in f.read().split()]
-            except OSError:
-                pass
-            i += 1
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(10)
+        harness.kill_tree(self.proc)
         self.proc = None
         if os.path.exists(self.socket):
             os.unlink(self.socket)
