@@ -15,7 +15,9 @@
 #     network there: DNS fails temporarily) is deferred and `mailq` lists it; `estafette stop`,
 #     then `estafette start` and `estafette status` work too; `newaliases` reads /etc/aliases;
 #   - `apt remove estafette` keeps the queue (the deferred message), root's mail and
-#     /etc/estafette.
+#     /etc/estafette; `apt purge estafette` then removes them (not /etc/aliases).
+# DEB_TEST_PACKAGE=path/estafette_*.deb uses that package instead of building one (for work on
+# this test only).
 # Needs root, network access to the Debian mirror, mmdebstrap, dpkg-dev, debhelper, lintian
 # (scripts/install-deps). Everything it makes is under $BUILD_DIR/tests/package/deb_test.work,
 # removed at the end. Exit: 0 pass, 1 fail, 77 skip (automake).
@@ -62,15 +64,20 @@ step "copying the source tree's files"
 (cd "$SRC_DIR" && git ls-files -z --cached --others --exclude-standard |
 	tar --null --no-recursion -T - -cf - 2>/dev/null) | tar -C "$WORK/src" -xf - ||
 	fail "cannot copy the source tree"
-step "dpkg-buildpackage -b -us -uc (log: $WORK/build.log)"
-# At nice 19: under make check it takes the CPU the other tests leave idle.
-if ! (cd "$WORK/src" && DEB_BUILD_OPTIONS="nocheck noopt parallel=2" timeout 3000 \
-	nice -n 19 dpkg-buildpackage -b -us -uc >"$WORK/build.log" 2>&1); then
-	tail -n 40 "$WORK/build.log"
-	fail "dpkg-buildpackage failed"
+if [ -n "${DEB_TEST_PACKAGE:-}" ]; then
+	# While working on the test itself: a package built before (not in CI).
+	cp "$DEB_TEST_PACKAGE" "$WORK/" || fail "cannot copy $DEB_TEST_PACKAGE"
+else
+	step "dpkg-buildpackage -b -us -uc (log: $WORK/build.log)"
+	# At nice 19: under make check it takes the CPU the other tests leave idle.
+	if ! (cd "$WORK/src" && DEB_BUILD_OPTIONS="nocheck noopt parallel=2" timeout 3000 \
+		nice -n 19 dpkg-buildpackage -b -us -uc >"$WORK/build.log" 2>&1); then
+		tail -n 40 "$WORK/build.log"
+		fail "dpkg-buildpackage failed"
+	fi
 fi
-deb=$(ls "$WORK"/estafette_*_*.deb 2>/dev/null | head -n 1)
-[ -n "$deb" ] || fail "dpkg-buildpackage made no estafette_*.deb"
+deb=$(find "$WORK" -maxdepth 1 -name 'estafette_*_*.deb' | head -n 1)
+[ -n "$deb" ] || fail "no estafette_*.deb in $WORK"
 step "built $(basename "$deb")"
 fields=$(dpkg-deb -f "$deb" Provides Conflicts Replaces)
 for f in "Provides: mail-transport-agent" "Conflicts: mail-transport-agent" \
@@ -97,15 +104,16 @@ if ! timeout 1200 nice -n 19 mmdebstrap --mode=root --variant=minbase \
 	tail -n 40 "$WORK/mmdebstrap.log"
 	fail "mmdebstrap failed"
 fi
-in_root() { # COMMAND...: run in the root with its own /proc (a mount namespace of its own)
-	unshare --mount --pid --fork --mount-proc="$ROOT/proc" chroot "$ROOT" "$@"
+in_root() { # COMMAND...: run in the root with its own /proc (a mount namespace of its own),
+	# for at most $T seconds (default 60)
+	timeout "${T:-60}" unshare --mount --pid --fork --mount-proc="$ROOT/proc" chroot "$ROOT" "$@"
 }
 status_of() { in_root dpkg-query -W -f='${Status}' "$1" 2>/dev/null; }
 [ "$(status_of postfix)" = "install ok installed" ] || fail "postfix is not installed in the root"
 
 step "apt install ./$(basename "$deb") in the root"
 cp "$deb" "$ROOT/tmp/" || fail "cannot copy the package into the root"
-if ! timeout 900 in_root env DEBIAN_FRONTEND=noninteractive sh -c \
+if ! T=900 in_root env DEBIAN_FRONTEND=noninteractive sh -c \
 	"apt-get update -q && apt-get install -y -q /tmp/$(basename "$deb")" >"$WORK/install.log" 2>&1; then
 	tail -n 40 "$WORK/install.log"
 	fail "apt install failed"
@@ -193,7 +201,7 @@ grep -q 'deb-test-deferred' -r "$ROOT/var/spool/estafette/queue" ||
 
 # --- apt remove keeps the queue, the mail and the config
 step "apt remove estafette"
-if ! timeout 300 in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q estafette \
+if ! T=300 in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q estafette \
 	>"$WORK/remove.log" 2>&1; then
 	tail -n 40 "$WORK/remove.log"
 	fail "apt remove failed"
@@ -204,7 +212,19 @@ fi
 [ -f "$ROOT/etc/estafette/estafette.conf" ] || fail "remove took /etc/estafette/estafette.conf"
 grep -q 'deb-test-deferred' -r "$ROOT/var/spool/estafette/queue" ||
 	fail "remove took the deferred message from the queue"
-n=$(ls "$ROOT/var/spool/estafette/maildir/root/new" | wc -l)
+n=$(find "$ROOT/var/spool/estafette/maildir/root/new" -type f | wc -l)
 [ "$n" -eq 2 ] || fail "root's Maildir holds $n messages after remove, not 2"
+
+# --- apt purge takes them
+step "apt purge estafette"
+if ! T=300 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q estafette \
+	>"$WORK/purge.log" 2>&1; then
+	tail -n 40 "$WORK/purge.log"
+	fail "apt purge failed"
+fi
+for d in /etc/estafette /var/spool/estafette /var/log/estafette; do
+	[ ! -e "$ROOT$d" ] || fail "$d is still there after purge"
+done
+[ -s "$ROOT/etc/aliases" ] || fail "purge took /etc/aliases, which is not Estafette's alone"
 step "pass"
 exit 0
