@@ -54,6 +54,10 @@
 //   log QUEUE-ID... [--file PATH]  every log line of those messages and of the notices they
 //           produced, oldest first, from log_file (or /var/log/mail.log) and its rotated copies
 //           (admin/log.h). Exit 1: no line found
+//   import-postfix [POSTFIX_DIR] OUT_DIR  translates a Postfix configuration (POSTFIX_DIR/main.cf,
+//           default /etc/postfix, and the tables it names) into OUT_DIR/estafette.conf and the
+//           files beside it, with a report of each setting (admin/import_postfix.h); reads no
+//           config of ours, writes nothing but the new OUT_DIR. Exit 1: refused (why on stderr)
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -75,6 +79,7 @@
 #include <vector>
 
 #include "admin/check_config.h"
+#include "admin/import_postfix.h"
 #include "admin/log.h"
 #include "admin/mta_sts.h"
 #include "admin/offline_mailq.h"
@@ -149,6 +154,7 @@ int usage(std::FILE* to = stderr) {
                "       estafette mta-sts [--cached] DOMAIN [-c CONFIG]\n"
                "       estafette tls-report [--date YYYY-MM-DD] [--print] [-c CONFIG]\n"
                "       estafette newaliases [-c CONFIG]\n"
+               "       estafette import-postfix [POSTFIX_DIR] OUT_DIR\n"
                "       estafette settings\n"
                "\n"
                "  start, stop, restart, status  run, stop, show estafetted and its daemons\n"
@@ -169,6 +175,8 @@ int usage(std::FILE* to = stderr) {
                "  tls-report     mail (--print: show) the TLS reports of past days, or of --date\n"
                "  log            the log lines of messages and of their notices, oldest first\n"
                "  newaliases     check the aliases file, then reload a running Estafette\n"
+               "  import-postfix write an Estafette config from a Postfix one (default\n"
+               "                 /etc/postfix) into the new OUT_DIR, with a report\n"
                "Exit 1: no such message (nothing selected); 75: courierd does not run (try again\n"
                "later); mailq reads the queue files when courierd does not run.\n"
                "start, reload: exit 1 with the reason; status: 1 a daemon is not up, 3 stopped.\n"
@@ -356,6 +364,11 @@ int main(int argc, char** argv) {
     if (argc != 2) return usage();
     std::fputs(config::settings_listing().c_str(), stdout);
     return 0;
+  }
+  if (cmd == "import-postfix") {  // reads Postfix's files, not ours
+    if (argc == 3) return admin::postfix::import_postfix("/etc/postfix", argv[2], stdout, stderr);
+    if (argc == 4) return admin::postfix::import_postfix(argv[2], argv[3], stdout, stderr);
+    return usage();
   }
   std::string config_path;
   bool json = false;

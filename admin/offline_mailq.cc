@@ -21,6 +21,7 @@ std::vector<ipc::QueueEntry> entries_from_queue(const std::vector<queue::StoredM
     e.size = m.body_size;
     e.sender = env.sender;
     e.held = m.held;
+    e.quarantine = env.quarantine;
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
       if (i < m.done.size() && m.done[i]) continue;
       ipc::QueuedRcpt r;

@@ -40,7 +40,7 @@ ipc::QueuedRcpt to_ipc(const QueuedRecipient& r) {
 }
 
 ipc::QueueEntry to_ipc(const QueuedMessage& m) {
-  ipc::QueueEntry e{m.queue_id, m.arrival, m.size, m.sender, m.held, {}};
+  ipc::QueueEntry e{m.queue_id, m.arrival, m.size, m.sender, m.held, m.quarantine, {}};
   e.recipients.reserve(m.recipients.size());
   for (const auto& r : m.recipients) e.recipients.push_back(to_ipc(r));
   return e;

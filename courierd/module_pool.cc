@@ -199,12 +199,13 @@ void ModulePool::on_result(const std::string& module_name, const ipc::DeliverRes
   if (module_name == kEsmtpModule && !result.remote.empty())
     remote_mta = remote_host_name(result.remote);
   // NOTIFY=SUCCESS: we report a local delivery; a next hop that took the DSN parameters
-  // reports its own, and one that did not gets "relayed" from us (RFC 3461 5.2.2).
+  // reports its own, and one that did not gets "relayed" from us (RFC 3461 5.2.2). An LMTP
+  // server without DSN (Dovecot's) saved it in the mailbox: that is the final delivery.
   std::optional<DsnAction> on_delivery;
   if (module_name == kLocalModule)
     on_delivery = DsnAction::Delivered;
   else if (!result.next_hop_dsn)
-    on_delivery = DsnAction::Relayed;
+    on_delivery = job.destination.starts_with("lmtp:") ? DsnAction::Delivered : DsnAction::Relayed;
   notices_.apply(original, report, remote_mta, now, on_delivery, replies);
   on_change_();
 }

@@ -118,7 +118,8 @@ std::vector<QueuedMessage> Parking::snapshot() const {
   out.reserve(parked_.size());
   for (const auto& [id, p] : parked_) {
     const auto& env = p.message.envelope;
-    QueuedMessage e{id, env.arrival, p.message.body_size, env.sender, p.message.held, {}};
+    QueuedMessage e{
+        id, env.arrival, p.message.body_size, env.sender, p.message.held, env.quarantine, {}};
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
       if (i < p.message.done.size() && p.message.done[i]) continue;
       QueuedRecipient q;

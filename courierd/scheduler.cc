@@ -30,8 +30,14 @@ void finish_removed(Scheduler::Message& m, std::size_t i, JobReport& report) {
 Destination destination_for(const config::Config& config, const routing::Router& router,
                             const std::string& recipient, bool program) {
   std::string domain = smtp::domain_of(recipient);
-  if (program || router.is_local_domain(domain) || router.is_hosted_domain(domain))
+  if (program) return {std::string(kLocalModule), std::string(kLocalModule)};
+  if (const config::Transport* t = router.transport_of(domain)) {
+    // LMTP is SMTP's sibling: esmtpclient speaks it, one destination per LMTP server.
+    if (t->lmtp()) {
+      return {std::string(kEsmtpModule), t->to_string()};
+    }
     return {std::string(kLocalModule), std::string(kLocalModule)};
+  }
   Destination d{std::string(kEsmtpModule), domain, true, {}};
   if (auto route = config.routes.lookup(domain)) {
     d.key = route->to_string();
@@ -603,6 +609,7 @@ std::vector<QueuedMessage> Scheduler::snapshot(Time now) const {
     e.size = m.stored.body_size;
     e.sender = env.sender;
     e.held = m.stored.held;
+    e.quarantine = env.quarantine;
     for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
       const auto& r = m.rcpts[i];
       if (r.state == State::Done) continue;

@@ -81,10 +81,11 @@ struct Destination {
   bool operator==(const Destination&) const = default;
 };
 
-// The one place that maps a recipient to its destination: local and hosted domains and program
-// targets -> "local"; a static route or the smarthost -> "[host]:port" with the destinations
-// file's limits for it; else the domain (MX lookup; courierd may replace it by its MX site) with
-// the limits for the domain.
+// The one place that maps a recipient to its destination: program targets, and local and hosted
+// domains under the maildir transport -> "local"; those under an LMTP transport -> the esmtp
+// module with the transport's text as key ("lmtp:unix:/path", "lmtp:inet:host:port"); a static
+// route or the smarthost -> "[host]:port" with the destinations file's limits for it; else the
+// domain (MX lookup; courierd may replace it by its MX site) with the limits for the domain.
 Destination destination_for(const config::Config& config, const routing::Router& router,
                             const std::string& recipient, bool program = false);
 
@@ -200,7 +201,8 @@ struct QueuedMessage {
   std::int64_t arrival = 0;  // unix seconds
   std::uint64_t size = 0;    // body bytes
   std::string sender;        // "" = null sender
-  bool held = false;         // on hold by the administrator
+  bool held = false;         // on hold (by the administrator, or quarantined)
+  std::string quarantine;    // a filter's quarantine reason, "" = none
   std::vector<QueuedRecipient> recipients;
   bool operator==(const QueuedMessage&) const = default;
 };

@@ -5,9 +5,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 
 #include "lib/auth/scram.h"
 #include "lib/base/log.h"
@@ -45,6 +47,16 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 std::optional<Destination> parse_destination(const std::string& text, std::uint16_t mx_port) {
   if (text.empty()) return std::nullopt;
   Destination d;
+  if (text.starts_with("lmtp:")) {
+    auto t = config::parse_transport(text);
+    if (!t || !t->lmtp()) return std::nullopt;
+    d.lmtp = true;
+    d.route = true;
+    d.unix_path = t->path;
+    d.host = t->kind == config::Transport::Kind::LmtpUnix ? t->path : t->host;
+    d.port = t->port;
+    return d;
+  }
   if (text.starts_with("mx:")) {
     if (text.size() == 3) return std::nullopt;
     d.site = true;
@@ -232,6 +244,11 @@ void EsmtpClient::connect_or_reuse(Delivery& d) {
 
 EsmtpClient::Security EsmtpClient::security_for(const Delivery& d) const {
   Security s;
+  if (d.destination.lmtp) {  // a local delivery server: no TLS, no AUTH (as Postfix's lmtp)
+    s.level = config::TlsLevel::None;
+    s.pool_key = d.job.destination;
+    return s;
+  }
   s.level = config_.tls_policy;
   // Routes are named as in the destinations file; MX deliveries by the recipients' domain.
   std::string key = smtp::to_lower(d.destination.route ? d.job.destination : d.destination.host);
@@ -347,6 +364,11 @@ void EsmtpClient::resolve(Delivery& d) {
   const Destination& dest = d.destination;
   d.targets.clear();
   d.next_target = 0;
+  if (!dest.unix_path.empty()) {
+    d.targets.push_back({"unix:" + dest.unix_path, "", 0});
+    on_targets(d);
+    return;
+  }
   if (dest.route && is_ip_literal(dest.host)) {
     d.targets.push_back({dest.host, dest.host, dest.port});
     on_targets(d);
@@ -454,7 +476,19 @@ void EsmtpClient::try_next_target(Delivery& d) {
   socklen_t len = 0;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, t.ip.c_str(), &v4->sin_addr) == 1) {
+  auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+  const std::string& path = d.destination.unix_path;
+  if (!path.empty()) {
+    // transport.h bounds the path to sun_path (with its NUL); checked again, it is cheap.
+    if (path.size() >= sizeof un->sun_path) {
+      finish_all(d, ipc::RcptStatus::TempFail, "451 4.3.5 LMTP socket path too long: " + path,
+                 false);
+      return;
+    }
+    un->sun_family = AF_UNIX;
+    path.copy(un->sun_path, path.size());
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  } else if (inet_pton(AF_INET, t.ip.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(t.port);
     len = sizeof *v4;
@@ -490,12 +524,15 @@ void EsmtpClient::try_next_target(Delivery& d) {
     tls_setup.options.destination += " " + tls_setup.options.verify_names[0];
   }
   d.plaintext_retry = false;  // that one connection only
-  auto owned = std::make_unique<Connection>(loop_, static_cast<ConnectionOwner&>(*this),
-                                            next_conn_id_++, d.security.pool_key, helo_name_,
-                                            timeouts_, std::move(security), std::move(tls_setup));
+  auto owned = std::make_unique<Connection>(
+      loop_, static_cast<ConnectionOwner&>(*this), next_conn_id_++, d.security.pool_key, helo_name_,
+      timeouts_, std::move(security), std::move(tls_setup),
+      d.destination.lmtp ? smtp::Protocol::Lmtp : smtp::Protocol::Smtp);
   Connection& conn = *owned;
   connections_[&conn] = std::move(owned);
-  std::string remote = (t.name == t.ip ? "" : t.name) + "[" + t.ip + "]:" + std::to_string(t.port);
+  std::string remote =
+      !path.empty() ? t.name
+                    : (t.name == t.ip ? "" : t.name) + "[" + t.ip + "]:" + std::to_string(t.port);
   if (!d.connecting) d.connecting = loop_.now();
   d.transaction.reset();
   conn.connect(reinterpret_cast<sockaddr*>(&ss), len, remote);

@@ -24,6 +24,10 @@
 // TLS reports: with tls_reporting, each new connection of an MX delivery that meant to do TLS is
 // counted as a success or a failure of its domain's policy (tls_reports.h); so is a host that
 // DANE or MTA-STS refused before any connection.
+// LMTP (courierd's destination "lmtp:unix:/path" or "lmtp:inet:host:port", for local and
+// hosted mailboxes under an LMTP transport): the same transaction with LHLO and one reply per
+// recipient after the end of data (smtp::ClientSession, Protocol::Lmtp), plaintext, connections
+// pooled and reused like SMTP ones; a unix socket is connected to non-blocking like TCP.
 #pragma once
 
 #include <cstdint>
@@ -58,9 +62,13 @@ struct Destination {
   std::uint16_t port = 25;
   bool route = false;  // false: MX lookup of `host`
   bool site = false;   // "mx:...": an MX site; the MX lookup is the recipients' domain
+  // "lmtp:unix:/path" or "lmtp:inet:host:port" (config/transport.h): LMTP, no TLS, no AUTH;
+  // a route to host:port, or to the unix socket `unix_path`.
+  bool lmtp = false;
+  std::string unix_path;
 };
-// Parses "host:port", "[ipv6]:port", "[host]:port" (route), "mx:host,..." (site) or a bare
-// domain (MX lookup); nullopt when malformed.
+// Parses "host:port", "[ipv6]:port", "[host]:port" (route), "mx:host,..." (site), an LMTP
+// transport or a bare domain (MX lookup); nullopt when malformed.
 std::optional<Destination> parse_destination(const std::string& text, std::uint16_t mx_port);
 
 smtp::ClientTimeouts timeouts_from(const config::Config& config);

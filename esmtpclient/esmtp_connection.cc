@@ -23,12 +23,12 @@ Poco::Logger& logger() {
 
 Connection::Connection(event::Loop& loop, ConnectionOwner& owner, std::uint64_t id, std::string key,
                        std::string helo_name, smtp::ClientTimeouts timeouts,
-                       smtp::ClientSecurity security, TlsSetup tls)
+                       smtp::ClientSecurity security, TlsSetup tls, smtp::Protocol protocol)
     : loop_(loop),
       owner_(owner),
       id_(id),
       key_(std::move(key)),
-      session_(std::move(helo_name), timeouts, std::move(security)),
+      session_(std::move(helo_name), timeouts, std::move(security), protocol),
       tls_setup_(std::move(tls)),
       opened_(loop.now()) {}
 
@@ -51,6 +51,7 @@ void Connection::connect(const sockaddr* addr, socklen_t len, std::string remote
   if (!fd_) {
     err = errno;
   } else if (int one = 1;
+             addr->sa_family != AF_UNIX &&
              ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
     err = errno;  // commands are written in batches already; Nagle only adds delay
   } else if (::connect(fd_.get(), addr, len) != 0 && errno != EINPROGRESS) {

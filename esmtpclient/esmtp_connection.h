@@ -67,12 +67,14 @@ class Connection final {
  public:
   Connection(event::Loop& loop, ConnectionOwner& owner, std::uint64_t id, std::string key,
              std::string helo_name, smtp::ClientTimeouts timeouts,
-             smtp::ClientSecurity security = {}, TlsSetup tls = {});
+             smtp::ClientSecurity security = {}, TlsSetup tls = {},
+             smtp::Protocol protocol = smtp::Protocol::Smtp);
   ~Connection();  // closes the socket without telling the owner
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   // Starts the non-blocking connect; `remote` names the peer in logs ("mx.example[1.2.3.4]:25").
+  // An AF_UNIX address (an LMTP socket) works the same way.
   // A failure is reported later, from the loop, as a failed transaction.
   void connect(const sockaddr* addr, socklen_t len, std::string remote);
   // Starts a transaction: right after connect(), or when idle (a reused connection).

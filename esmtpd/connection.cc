@@ -509,12 +509,9 @@ void Connection::filter_whole_message() {
           filters::apply(mods, *parsed, fenv);
           std::size_t size = parsed->body.size() + 2;
           for (const auto& h : parsed->headers) size += h.name.size() + h.value.size() + 3;
-          if (!fenv.quarantine.empty()) {
-            // No hold queue yet: the reason travels with the message and the log.
-            parsed->headers.push_back({"X-Estafette-Quarantine", " " + fenv.quarantine});
+          if (!fenv.quarantine.empty())  // queued on hold (the record's Z), as Postfix's HOLD
             logger().warning("filter quarantine id=" + filter_id_ + " reason=\"" + fenv.quarantine +
-                             "\"");
-          }
+                             "\" (on hold: estafette release|delete)");
           if (size > ctx_.policy.max_message_size) {
             // The filters' changes (a replaced body, added headers) made it too big.
             logger().warning("filter id=" + filter_id_ + ": the message is " +
@@ -528,6 +525,7 @@ void Connection::filter_whole_message() {
           } else {
             auto qenv = queue_envelope(fenv.sender, fenv.recipients);
             qenv.id = filter_id_;
+            qenv.quarantine = fenv.quarantine;
             if (create_record(std::move(qenv)) &&
                 !filters::write_wire(
                     *parsed, [this](std::string_view piece) { return message_->append(piece); }))

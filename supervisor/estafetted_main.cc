@@ -59,11 +59,15 @@ void print_banner(const config::Config& c, const std::string& config_path,
                   std::size_t esmtpd_processes) {
   const auto& l = c.listen.front();
   std::string domain = c.local_domains.empty() ? "example.test" : c.local_domains.front();
+  const bool lmtp = c.local_transport.lmtp();
+  std::string where =
+      lmtp ? "the LMTP server " + c.local_transport.to_string() : c.maildir_root + "/<user>/new/";
+  std::string look = lmtp ? "alice's mailbox on the LMTP server" : c.maildir_root + "/alice/new/";
   std::printf(
       "Estafette is running (config: %s)\n"
       "  SMTP:    %s (%zu esmtpd process%s)\n"
       "  queue:   %s\n"
-      "  mail for @%s goes to %s/<user>/new/\n"
+      "  mail for @%s goes to %s\n"
       "  routes:  %s\n"
       "  TLS:     %s\n"
       "  AUTH:    %s\n"
@@ -71,11 +75,11 @@ void print_banner(const config::Config& c, const std::string& config_path,
       "  swaks --server %s --port %u --to alice@%s --from you@%s\n"
       "or: python3 -c \"import smtplib; smtplib.SMTP('%s', %u).sendmail('you@%s', "
       "['alice@%s'], 'Subject: hi\\n\\nhello')\"\n"
-      "then: ls %s/alice/new/\n"
+      "then: look in %s\n"
       "Stop with Ctrl-C.\n",
       config_path.empty() ? "embedded default" : config_path.c_str(), l.to_string().c_str(),
       esmtpd_processes, esmtpd_processes == 1 ? "" : "es", c.queue_dir().c_str(), domain.c_str(),
-      c.maildir_root.c_str(),
+      where.c_str(),
       c.routes.smarthost ? ("smarthost " + c.routes.smarthost->to_string()).c_str()
                          : "no smarthost: mail for other domains is refused",
       c.tls_cert_files.empty()
@@ -85,7 +89,7 @@ void print_banner(const config::Config& c, const std::string& config_path,
                 .c_str(),
       c.auth_backend.empty() ? "off (no auth_backend: no submission port)" : c.auth_backend.c_str(),
       l.host.c_str(), l.port, domain.c_str(), domain.c_str(), l.host.c_str(), l.port,
-      domain.c_str(), domain.c_str(), c.maildir_root.c_str());
+      domain.c_str(), domain.c_str(), look.c_str());
   std::fflush(stdout);
 }
 

@@ -124,6 +124,7 @@ std::string format_mailq(const std::vector<ipc::QueueEntry>& entries, std::int64
     out << pad_right(e.held ? e.queue_id + "!" : e.queue_id, 16) << ' '
         << pad_left(std::to_string(e.size), 10) << ' ' << utc_time(e.arrival * 1000) << "  "
         << (e.sender.empty() ? std::string("MAILER-DAEMON") : one_line(e.sender)) << '\n';
+    if (!e.quarantine.empty()) out << "        (quarantined: " << one_line(e.quarantine) << ")\n";
     for (const auto& r : e.recipients) {
       out << "    " << one_line(r.address) << "  dest=" << r.destination
           << " attempts=" << (from_files ? std::string("?") : std::to_string(r.attempts))
@@ -158,6 +159,7 @@ std::string format_mailq_json(const std::vector<ipc::QueueEntry>& entries, std::
     m->set("size", e.size);
     m->set("sender", e.sender);
     m->set("held", e.held);
+    m->set("quarantine", e.quarantine);
     Array::Ptr rcpts = new Array;
     for (const auto& r : e.recipients) {
       Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);

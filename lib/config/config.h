@@ -19,6 +19,7 @@
 #include "lib/config/access.h"
 #include "lib/config/cidr.h"
 #include "lib/config/destinations.h"
+#include "lib/config/transport.h"
 #include "lib/smtp/listener_role.h"
 
 namespace estafette::config {
@@ -141,6 +142,10 @@ struct Config {
   // System (a system user other than root: ~user/Maildir, written as that user).
   enum class LocalMailboxes { Create, Existing, System };
   LocalMailboxes local_mailboxes = LocalMailboxes::Existing;
+  // How mail for the local and hosted domains' mailboxes is delivered (transport.h): Maildir by
+  // estafette-local, or LMTP to a server (Dovecot) through estafette-esmtpclient. A line of
+  // locals/hosteddomains may name its own (`transport=`).
+  Transport local_transport;
   std::size_t max_mailbox_message_size = 0;  // per delivered message; 0: max_message_size
   bool allow_program_delivery = false;       // "|command" targets in aliases
   std::string program_user = "nobody";       // runs programs from root-owned alias files

@@ -349,6 +349,13 @@ void esmtp_port(ParseState& s, const std::string& v) {
   s.config.esmtp_port = static_cast<std::uint16_t>(*p);
 }
 
+void local_transport(ParseState& s, const std::string& v) {
+  std::string why;
+  auto t = parse_transport(v, &why);
+  if (!t) throw std::invalid_argument(why);
+  s.config.local_transport = *t;
+}
+
 using Mailboxes = Config::LocalMailboxes;
 constexpr std::array<Choice<Mailboxes>, 3> kMailboxes = {{{"create", Mailboxes::Create},
                                                           {"existing", Mailboxes::Existing},
@@ -529,6 +536,9 @@ constexpr Setting kSettings[] = {
     {"local_mailboxes", "existing", one_of<&Config::local_mailboxes, kMailboxes>,
      "Which users of the local domains have a mailbox: existing, create or system.", {}, {},
      "create"},
+    {"local_transport", "maildir", local_transport,
+     "How local and hosted mailboxes get their mail: maildir (estafette-local), "
+     "lmtp:unix:/path or lmtp:inet:host:port (an LMTP server such as Dovecot's)."},
     {"smarthost", "", smarthost, "Everything not local and without a route goes there."},
     {"esmtproutes", "", esmtproutes, "Static routes per domain, see esmtproutes(5)."},
     // estafette-local: mailboxes and programs

@@ -136,6 +136,7 @@ std::string encode(const QueueEntry& m) {
       .u64(m.size)
       .str(m.sender)
       .u8(m.held ? 1 : 0)
+      .str(m.quarantine)
       .u32(static_cast<std::uint32_t>(m.recipients.size()));
   for (const auto& r : m.recipients)
     w.str(r.address)
@@ -181,6 +182,7 @@ std::optional<QueueEntry> decode_queue_entry(const Frame& f) {
   std::uint8_t held = r.u8();
   if (held > 1) return std::nullopt;
   m.held = held == 1;
+  m.quarantine = r.str();
   std::uint32_t n = r.u32();
   for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
     QueuedRcpt one;

@@ -139,7 +139,8 @@ struct QueueEntry {
   std::int64_t arrival = 0;  // unix seconds
   std::uint64_t size = 0;    // body bytes
   std::string sender;        // "" = null sender
-  bool held = false;         // on hold by the administrator
+  bool held = false;         // on hold (by the administrator, or quarantined)
+  std::string quarantine;    // a filter's quarantine reason, "" = none
   std::vector<QueuedRcpt> recipients;
   bool operator==(const QueueEntry&) const = default;
 };

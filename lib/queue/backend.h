@@ -55,6 +55,9 @@ struct Envelope {
   // REQUIRETLS (RFC 8689) on MAIL: delivered only over verified TLS, else bounced (5.7.10).
   // A `Q 1` record; absent in older records.
   bool require_tls = false;
+  // A filter's quarantine (smfi_quarantine, a policy service's HOLD): the reason, "" = none. A
+  // `Z` record. Such a message starts on hold (StoredMessage::held) until it is released.
+  std::string quarantine;
 
   bool operator==(const Envelope&) const = default;
 
@@ -85,8 +88,10 @@ struct StoredMessage {
   std::uint64_t body_offset = 0;  // body bytes [body_offset, body_offset+body_size), wire form
   std::uint64_t body_size = 0;
   std::vector<bool> done;  // per recipient: already delivered/bounced (from the state log)
-  bool held = false;       // on hold by the administrator (set_held): not delivered, not expired
-  bool warned = false;     // its delay warning was sent (set_warned): courierd sends no other
+  // On hold: not delivered, not expired. By the administrator (set_held), or quarantined by a
+  // filter (envelope.quarantine) and not released since (set_held(false) is remembered).
+  bool held = false;
+  bool warned = false;  // its delay warning was sent (set_warned): courierd sends no other
 };
 
 class Backend {

@@ -32,6 +32,8 @@ constexpr std::size_t kBufferSize = 64 * 1024;
 constexpr std::string_view kDoneSuffix = ".done";
 constexpr std::string_view kHeldSuffix = ".held";      // msg/<id>.held: on hold (empty marker)
 constexpr std::string_view kWarnedSuffix = ".warned";  // msg/<id>.warned: delay warning sent
+// msg/<id>.released: released from hold (a quarantined message is held until then).
+constexpr std::string_view kReleasedSuffix = ".released";
 
 Poco::Logger& logger() {
   return base::log("queue");
@@ -53,9 +55,13 @@ bool is_warned_name(std::string_view name) {
   return name.size() > kWarnedSuffix.size() && name.ends_with(kWarnedSuffix);
 }
 
-// A per-message state file (msg/<id>.done, .held, .warned), not a message.
+bool is_released_name(std::string_view name) {
+  return name.size() > kReleasedSuffix.size() && name.ends_with(kReleasedSuffix);
+}
+
+// A per-message state file (msg/<id>.done, .held, .warned, .released), not a message.
 bool is_state_name(std::string_view name) {
-  return is_done_name(name) || is_held_name(name) || is_warned_name(name);
+  return is_done_name(name) || is_held_name(name) || is_warned_name(name) || is_released_name(name);
 }
 
 class FileBackend;
@@ -221,14 +227,15 @@ class FileBackend final : public Backend {
     bool changed = false;
     for (const auto& id : ids) {
       if (!valid_queue_id(id) || ::faccessat(msg_.get(), id.c_str(), F_OK, 0) != 0) continue;
-      std::string name = id + std::string(kHeldSuffix);
-      if (held) {
-        base::UniqueFd fd(
-            ::openat(msg_.get(), name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-        if (!fd) return held_failed(name, "create");
-      } else if (::unlinkat(msg_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
-        return held_failed(name, "unlink");
-      }
+      // Held: a .held marker; released: a .released one (a quarantined record stays held
+      // without it). One of the two at a time.
+      std::string make = id + std::string(held ? kHeldSuffix : kReleasedSuffix);
+      std::string drop = id + std::string(held ? kReleasedSuffix : kHeldSuffix);
+      base::UniqueFd fd(
+          ::openat(msg_.get(), make.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!fd) return held_failed(make, "create");
+      if (::unlinkat(msg_.get(), drop.c_str(), 0) != 0 && errno != ENOENT)
+        return held_failed(drop, "unlink");
       changed = true;
     }
     // One directory fsync makes every new or removed marker durable.
@@ -261,7 +268,7 @@ class FileBackend final : public Backend {
       }
       return false;
     }
-    for (auto suffix : {kDoneSuffix, kHeldSuffix, kWarnedSuffix}) {
+    for (auto suffix : {kDoneSuffix, kHeldSuffix, kWarnedSuffix, kReleasedSuffix}) {
       std::string state = id + std::string(suffix);
       if (::unlinkat(msg_.get(), state.c_str(), 0) != 0 && errno != ENOENT) {
         logger().warning("queue: remove " + state + ": " + errno_string(errno));
@@ -313,8 +320,12 @@ class FileBackend final : public Backend {
     stored.body_offset = info->body_offset;
     stored.body_size = info->body_size;
     stored.done = read_done(id, info->envelope.recipients.size());
-    stored.held = ::faccessat(msg_.get(), (id + std::string(kHeldSuffix)).c_str(), F_OK,
-                              AT_SYMLINK_NOFOLLOW) == 0;
+    auto marker = [&](std::string_view suffix) {
+      return ::faccessat(msg_.get(), (id + std::string(suffix)).c_str(), F_OK,
+                         AT_SYMLINK_NOFOLLOW) == 0;
+    };
+    stored.held =
+        marker(kHeldSuffix) || (!info->envelope.quarantine.empty() && !marker(kReleasedSuffix));
     stored.warned = ::faccessat(msg_.get(), (id + std::string(kWarnedSuffix)).c_str(), F_OK,
                                 AT_SYMLINK_NOFOLLOW) == 0;
     stored.envelope = std::move(info->envelope);

@@ -62,6 +62,7 @@ std::string envelope_problem(const Envelope& envelope) {
     if (!clean_value(program) || program.empty()) return "CR/LF/NUL in program";
   }
   if (!clean_value(envelope.ret) || !clean_value(envelope.envid)) return "CR/LF/NUL in RET/ENVID";
+  if (!clean_value(envelope.quarantine)) return "CR/LF/NUL in the quarantine reason";
   if (envelope.dsn.size() > envelope.recipients.size()) return "more DSN entries than recipients";
   for (const auto& d : envelope.dsn) {
     if (!clean_value(d.notify) || !clean_value(d.orcpt)) return "CR/LF/NUL in NOTIFY/ORCPT";
@@ -85,6 +86,7 @@ EncodedHeader encode_header(const Envelope& envelope) {
   if (!envelope.ret.empty()) append_record(out, 'M', envelope.ret);
   if (!envelope.envid.empty()) append_record(out, 'E', envelope.envid);
   if (envelope.require_tls) append_record(out, 'Q', "1");
+  if (!envelope.quarantine.empty()) append_record(out, 'Z', envelope.quarantine);
   for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
     append_record(out, 'R', envelope.recipients[i]);
     if (auto p = envelope.programs.find(i); p != envelope.programs.end())
@@ -123,7 +125,7 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
   Envelope envelope;
   bool have_id = false, have_time = false, have_sender = false;
   bool have_ip = false, have_helo = false, have_body = false;
-  bool have_ret = false, have_envid = false;
+  bool have_ret = false, have_envid = false, have_quarantine = false;
   while (!header.empty()) {
     auto eol = header.find('\n');
     if (eol == std::string_view::npos) return fail(error, "unterminated header line");
@@ -171,6 +173,11 @@ std::optional<Envelope> parse_envelope(std::string_view header, std::string* err
       case 'E':
         duplicate = std::exchange(have_envid, true);
         envelope.envid = value;
+        break;
+      case 'Z':
+        duplicate = std::exchange(have_quarantine, true);
+        if (value.empty()) return fail(error, "empty record Z");
+        envelope.quarantine = value;
         break;
       case 'Q':
         if (value != "1") return fail(error, "Q record is not 1");

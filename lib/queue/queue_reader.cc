@@ -156,9 +156,10 @@ class Reader {
         m.body_size = info->body_size;
         m.done.assign(info->envelope.recipients.size(), false);
         m.envelope = std::move(info->envelope);
+        m.held = !m.envelope.quarantine.empty();  // a quarantined record starts on hold
         if (auto it = state.find(id); it != state.end()) {
           if (it->second.removed) continue;
-          m.held = it->second.held;
+          m.held = it->second.held || (m.held && !it->second.released);
           for (auto i : it->second.done)
             if (i < m.done.size()) m.done[i] = true;
         }
@@ -175,7 +176,8 @@ class Reader {
     for (const auto& name : names) {
       const std::string shown = dir_ + "/msg/" + name;
       if (!valid_queue_id(name)) {  // its .done, .held and .warned files, read with it
-        if (!name.ends_with(".done") && !name.ends_with(".held") && !name.ends_with(".warned"))
+        if (!name.ends_with(".done") && !name.ends_with(".held") && !name.ends_with(".warned") &&
+            !name.ends_with(".released"))
           warn("unexpected file " + shown + " skipped");
         continue;
       }
@@ -209,7 +211,10 @@ class Reader {
           rcpts, &bad_lines);
       if (bad_lines > 0)
         warn(std::to_string(bad_lines) + " bad line(s) in " + shown + ".done skipped");
-      m.held = ::faccessat(msg.get(), (name + ".held").c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+      auto marker = [&](const char* suffix) {
+        return ::faccessat(msg.get(), (name + suffix).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+      };
+      m.held = marker(".held") || (!info->envelope.quarantine.empty() && !marker(".released"));
       m.envelope = std::move(info->envelope);
       add(std::move(m));
     }
@@ -280,6 +285,7 @@ std::map<QueueId, LoggedState> parse_state_log(std::string_view text, std::size_
       case 'H':
       case 'R':
         state.held = line[0] == 'H';
+        state.released = line[0] == 'R';
         break;
       case 'D':
         state.done.insert(indexes.begin(), indexes.end());

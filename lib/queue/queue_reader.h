@@ -46,6 +46,7 @@ struct LoggedState {
   bool removed = false;
   bool held = false;
   std::set<std::uint32_t> done;
+  bool released = false;  // the last H or R line was an R (a quarantine ended)
   bool operator==(const LoggedState&) const = default;
 };
 

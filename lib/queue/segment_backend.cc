@@ -208,7 +208,10 @@ class SegmentBackend final : public Backend {
     }
     if (lines.empty()) return true;
     if (!append_state(lines, true)) return false;
-    for (Entry* entry : entries) entry->held = held;
+    for (Entry* entry : entries) {
+      entry->held = held;
+      entry->released = !held;
+    }
     return true;
   }
 
@@ -273,6 +276,7 @@ class SegmentBackend final : public Backend {
     std::uint64_t offset = 0;    // where its record starts
     bool removed = false;
     bool held = false;                // H line (set_held) not followed by an R line
+    bool released = false;            // R line not followed by an H line: a quarantine ended
     bool warned = false;              // W line (set_warned): its delay warning was sent
     std::vector<std::uint32_t> done;  // finished recipient indexes
   };
@@ -318,7 +322,7 @@ class SegmentBackend final : public Backend {
     stored.path = dir_ + "/seg/" + segment.name;
     stored.body_offset = info.body_offset;
     stored.body_size = info.body_size;
-    stored.held = entry.held;
+    stored.held = entry.held || (!entry.released && !info.envelope.quarantine.empty());
     stored.warned = entry.warned;
     stored.done.assign(info.envelope.recipients.size(), false);
     for (auto i : entry.done) {
@@ -758,6 +762,7 @@ void SegmentBackend::read_state() {
     }
     if (line[0] == 'H' || line[0] == 'R') {
       entry.held = line[0] == 'H';
+      entry.released = line[0] == 'R';
       continue;
     }
     if (line[0] == 'W') {
@@ -801,7 +806,8 @@ bool SegmentBackend::compact() {
   read_state();
   std::string text;
   for (const auto& [id, entry] : index_) {
-    if (!entry.segment && !entry.removed && entry.done.empty() && !entry.held && !entry.warned)
+    if (!entry.segment && !entry.removed && entry.done.empty() && !entry.held && !entry.released &&
+        !entry.warned)
       continue;
     if (entry.removed) {
       text += "X " + id + "\n";
@@ -813,6 +819,7 @@ bool SegmentBackend::compact() {
       text += '\n';
     }
     if (entry.held) text += "H " + id + "\n";
+    if (entry.released) text += "R " + id + "\n";  // else a quarantined record is held again
     if (entry.warned) text += "W " + id + "\n";
   }
   // Segment deletions first: lines dropped here must not come back with their segment.

@@ -60,17 +60,32 @@ bool DomainSet::contains(std::string_view domain) const {
 }
 
 DomainSet parse_domains(const std::string& text, const std::string& name,
-                        std::vector<std::string>* ignored) {
+                        std::vector<std::string>* ignored, TransportMap* transports) {
   DomainSet set;
   std::unordered_map<std::string, std::string> first_at;
   config::for_each_line(text, name, [&](const std::string& where, std::string_view body) {
-    // Courier's hosteddomains may carry a second field (an alias domain); we take the first.
+    // Courier's hosteddomains may carry a second field (an alias domain); we take the first,
+    // and `transport=` (transport.h) anywhere after it.
     auto blank = body.find_first_of(" \t");
     auto domain = smtp::to_lower(body.substr(0, blank));
     if (!valid_domain_entry(domain)) fail(where, "bad domain '" + domain + "'");
-    if (ignored && blank != std::string_view::npos)
-      ignored->push_back(where + ": '" + std::string(config::trim(body.substr(blank))) +
-                         "' after the domain is ignored");
+    std::string rest;
+    std::string_view words = blank == std::string_view::npos ? "" : body.substr(blank);
+    while (!(words = config::trim(words)).empty()) {
+      auto end = words.find_first_of(" \t");
+      auto word = words.substr(0, end);
+      words = end == std::string_view::npos ? "" : words.substr(end);
+      if (word.starts_with("transport=")) {
+        std::string why;
+        auto t = config::parse_transport(word.substr(10), &why);
+        if (!t) fail(where, why);
+        if (transports) (*transports)[domain] = *t;
+        continue;
+      }
+      rest += (rest.empty() ? "" : " ") + std::string(word);
+    }
+    if (ignored && !rest.empty())
+      ignored->push_back(where + ": '" + rest + "' after the domain is ignored");
     if (auto [it, first] = first_at.emplace(domain, where); !first && ignored)
       ignored->push_back(where + ": '" + domain + "' listed again (first at " + it->second + ")");
     set.add(std::move(domain));
@@ -123,11 +138,11 @@ std::shared_ptr<const Router> Router::load(const config::Config& config, const F
   auto r = std::make_shared<Router>(config);
   const auto& c = r->config_;
   if (!c.locals.path.empty())
-    r->locals_.merge(
-        parse_domains(read_setting(c.locals, read), c.locals.path, &r->ignored_lines_));
+    r->locals_.merge(parse_domains(read_setting(c.locals, read), c.locals.path, &r->ignored_lines_,
+                                   &r->transports_));
   if (!c.hosteddomains.path.empty())
     r->hosted_ = parse_domains(read_setting(c.hosteddomains, read), c.hosteddomains.path,
-                               &r->ignored_lines_);
+                               &r->ignored_lines_, &r->transports_);
   if (!c.hosted_mailboxes.path.empty()) {
     std::unordered_map<std::string, std::string> where;
     r->hosted_mailboxes_ = parse_mailbox_map(read_setting(c.hosted_mailboxes, read),
@@ -159,6 +174,17 @@ bool Router::is_local_domain(std::string_view domain) const {
 
 bool Router::is_hosted_domain(std::string_view domain) const {
   return hosted_.contains(domain);
+}
+
+const config::Transport* Router::transport_of(std::string_view domain) const {
+  if (!is_local_domain(domain) && !is_hosted_domain(domain)) return nullptr;
+  // The line that names the domain, else the one of its closest ".parent" entry.
+  std::string key(domain);
+  if (auto it = transports_.find(key); it != transports_.end()) return &it->second;
+  for (auto dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
+    if (auto it = transports_.find(key.substr(dot)); it != transports_.end()) return &it->second;
+  }
+  return &config_.local_transport;
 }
 
 const Alias* Router::find_alias(const std::string& address) const {
@@ -256,6 +282,7 @@ bool Router::mailbox_needs_io(const std::string& address) const {
   // As mailbox() below: hosted addresses and bad names are answered from memory.
   auto domain = smtp::domain_of(smtp::to_lower(address));
   if (!is_local_domain(domain) && is_hosted_domain(domain)) return false;
+  if (const auto* t = transport_of(domain); t && t->lmtp()) return false;
   if (!mailbox_name(address)) return false;
   return config_.local_mailboxes != config::Config::LocalMailboxes::Create;
 }
@@ -268,6 +295,10 @@ Mailbox Router::mailbox(const std::string& address) const {
     box.reply = "550 5.1.1 <" + address + ">: no such mailbox";
     return box;
   };
+  if (const auto* t = transport_of(domain); t && t->lmtp()) {
+    box.lmtp = true;  // the LMTP server knows its users: its RCPT reply decides at delivery
+    return box;
+  }
   if (!is_local_domain(domain) && is_hosted_domain(domain)) {
     auto it = hosted_mailboxes_.find(addr);
     if (it == hosted_mailboxes_.end()) return no_such();

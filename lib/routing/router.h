@@ -46,11 +46,16 @@ class DomainSet final {
   std::unordered_set<std::string> suffix_;  // without the leading dot
 };
 
-// `locals` / `hosteddomains`: one domain per line (comments with '#'). `ignored` (when given)
-// gets "file:line: why" for what a line holds but nothing uses: words after the domain
-// (Courier's alias domain), a domain listed twice.
+// Per domain entry (as written: "example.com" or ".example.com"), its own `transport=`.
+using TransportMap = std::unordered_map<std::string, config::Transport>;
+
+// `locals` / `hosteddomains`: one domain per line (comments with '#'), optionally followed by
+// `transport=maildir|lmtp:unix:/path|lmtp:inet:host:port` (into `transports` when given; a bad
+// one throws ConfigError). `ignored` (when given) gets "file:line: why" for what a line holds
+// but nothing uses: other words after the domain (Courier's alias domain), a domain listed twice.
 DomainSet parse_domains(const std::string& text, const std::string& name,
-                        std::vector<std::string>* ignored = nullptr);
+                        std::vector<std::string>* ignored = nullptr,
+                        TransportMap* transports = nullptr);
 // `hosted_mailboxes`: "user@domain: mailbox" (or white space instead of ':'), keys lower-cased;
 // a relative mailbox is taken under `root`. `where` (when given) gets each key's "file:line".
 std::unordered_map<std::string, std::string> parse_mailbox_map(
@@ -96,6 +101,8 @@ struct Mailbox {
   gid_t gid = 0;
   std::string home;  // system users: the home directory (for ~/.forward)
   std::string user;  // system users: the login name
+  // The domain's transport is LMTP: no path; the LMTP server checks the user at delivery.
+  bool lmtp = false;
 };
 
 class Router final {
@@ -108,6 +115,10 @@ class Router final {
 
   bool is_local_domain(std::string_view domain) const;   // local_domains + locals
   bool is_hosted_domain(std::string_view domain) const;  // hosteddomains
+  // How mail for a mailbox of `domain` is delivered: its own line's `transport=` (or its
+  // closest ".parent" line's), else local_transport; nullptr when the domain is not ours.
+  // Under LMTP, mailbox() accepts every local part: the LMTP server answers for it.
+  const config::Transport* transport_of(std::string_view domain) const;
   // Aliases, then the mailbox check of each final local/hosted address. Remote addresses come
   // back as they are (ours = false unless an alias matched). An address without a domain (the
   // bare <postmaster> of RFC 5321 4.5.1) is taken in default_domain() first, so its targets
@@ -150,6 +161,7 @@ class Router final {
   DomainSet locals_;
   DomainSet hosted_;
   std::unordered_map<std::string, std::string> hosted_mailboxes_;
+  TransportMap transports_;  // from locals and hosteddomains lines with `transport=`
   AliasMap aliases_;
   std::vector<std::string> ignored_lines_;  // from parse_domains, for strict_warnings()
 };

@@ -58,9 +58,10 @@ const char* to_string(ClientSession::State state) {
 }
 
 ClientSession::ClientSession(std::string helo_name, ClientTimeouts timeouts,
-                             ClientSecurity security)
+                             ClientSecurity security, Protocol protocol)
     : helo_name_(std::move(helo_name)),
       timeouts_(timeouts),
+      protocol_(protocol),
       security_(std::move(security)),
       tls_active_(security_.implicit_tls) {}
 
@@ -170,13 +171,11 @@ Actions ClientSession::on_reply(const Reply& reply) {
   switch (state_) {
     case State::Greeting:
       if (reply.code / 100 == 2) {
-        out.emplace_back(SendBytes{"EHLO " + helo_name_ + "\r\n"});
+        out.emplace_back(
+            SendBytes{(protocol_ == Protocol::Lmtp ? "LHLO " : "EHLO ") + helo_name_ + "\r\n"});
         state_ = State::Ehlo;
       } else {
-        fail_host(out,
-                  status_of(reply) == DeliveryStatus::PermFail ? DeliveryStatus::PermFail
-                                                               : DeliveryStatus::TempFail,
-                  reply.to_string());
+        fail_host(out, before_mail_status(reply), reply.to_string());
       }
       break;
     case State::Ehlo:
@@ -272,12 +271,20 @@ void ClientSession::on_ehlo_reply(const Reply& reply, Actions& out) {
     after_hello(out);
     return;
   }
-  if (state_ == State::Ehlo && reply.permanent()) {
+  if (state_ == State::Ehlo && reply.permanent() && protocol_ == Protocol::Smtp) {
     out.emplace_back(SendBytes{"HELO " + helo_name_ + "\r\n"});
     state_ = State::Helo;
     return;
   }
-  fail_host(out, status_of(reply), reply.to_string());
+  fail_host(out, before_mail_status(reply), reply.to_string());
+}
+
+DeliveryStatus ClientSession::before_mail_status(const Reply& reply) const {
+  // An LMTP server is our own mailbox store: refusing us before MAIL is its setup's problem
+  // (it says nothing about the recipients): the mail waits until the admin fixes it.
+  if (protocol_ == Protocol::Lmtp) return DeliveryStatus::TempFail;
+  return status_of(reply) == DeliveryStatus::PermFail ? DeliveryStatus::PermFail
+                                                      : DeliveryStatus::TempFail;
 }
 
 void ClientSession::after_hello(Actions& out) {
@@ -364,7 +371,8 @@ Actions ClientSession::on_tls_started(const std::string& refusal) {
   }
   // RFC 3207 4.2: forget what the server said before TLS; ask again.
   caps_ = Capabilities{};
-  out.emplace_back(SendBytes{"EHLO " + helo_name_ + "\r\n"});
+  out.emplace_back(
+      SendBytes{(protocol_ == Protocol::Lmtp ? "LHLO " : "EHLO ") + helo_name_ + "\r\n"});
   state_ = State::Ehlo;
   return out;
 }
@@ -498,6 +506,22 @@ bool ClientSession::any_accepted() const {
 
 void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
   Pending& t = *transaction_;
+  if (state_ == State::EndOfData && t.lmtp) {
+    auto i = t.lmtp->take(reply);
+    if (!i) {  // cannot happen: the transaction ended with the last one
+      finish(out, DeliveryStatus::TempFail, "unexpected reply: " + reply.to_string(), false);
+      state_ = State::Closed;
+      out.emplace_back(std::in_place_type<Close>);
+      return;
+    }
+    if (decisive_reply_.empty() || reply.klass() != 2) decisive_reply_ = reply.to_string();
+    if (!t.lmtp->complete()) return;
+    settle_lmtp("");
+    finish(out, DeliveryStatus::TempFail, reply.to_string(), false);
+    state_ = State::Idle;
+    out.emplace_back(std::in_place_type<Ready>);
+    return;
+  }
   if (state_ == State::EndOfData) {
     if (!t.discard_body) {
       DeliveryStatus s = status_of(reply);
@@ -559,6 +583,7 @@ void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
     case Expect::Data:
       if (reply.code == 354) {
         if (!t.mail_failed && any_accepted()) {
+          if (protocol_ == Protocol::Lmtp) t.lmtp.emplace(t.accepted);
           state_ = State::Body;
           out.emplace_back(std::in_place_type<SendBody>);
         } else {
@@ -581,9 +606,20 @@ void ClientSession::on_transaction_reply(const Reply& reply, Actions& out) {
   }
 }
 
+void ClientSession::settle_lmtp(const std::string& why) {
+  Pending& t = *transaction_;
+  if (!t.lmtp) return;
+  t.lmtp->finish(why);
+  for (std::size_t i = 0; i < t.results.size(); ++i)
+    if (t.lmtp->status(i) && !t.results[i])
+      t.results[i] = RecipientResult{*t.lmtp->status(i), t.lmtp->reply(i)};
+}
+
 TransactionDone& ClientSession::finish(Actions& out, DeliveryStatus status,
                                        const std::string& reply, bool host_failed) {
   Pending& t = *transaction_;
+  // LMTP: the per-recipient replies that came stand; the rest are deferred with `reply`.
+  settle_lmtp(reply);
   TransactionDone done;
   done.host_failed = host_failed;
   done.next_hop_dsn = caps_.dsn && t.mail_replied;

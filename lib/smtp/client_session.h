@@ -1,7 +1,8 @@
 // client_session.h: the ESMTP client session state machine (RFC 5321, RFC 1870 SIZE, RFC 2920
-// PIPELINING, RFC 3461 DSN, RFC 3207 STARTTLS, RFC 4954 AUTH PLAIN/LOGIN). It does no I/O: the
-// I/O layer feeds it events (connected, a parsed reply, the TLS handshake is done, the body was
-// sent, the current timeout expired, the connection closed) and carries out the actions it
+// PIPELINING, RFC 3461 DSN, RFC 3207 STARTTLS, RFC 4954 AUTH PLAIN/LOGIN), and LMTP (RFC 2033:
+// LHLO, then one reply per accepted recipient after the end of data, lmtp_replies.h). It does no
+// I/O: the I/O layer feeds it events (connected, a parsed reply, the TLS handshake is done, the
+// body was sent, the current timeout expired, the connection closed) and carries out the actions it
 // returns, in order (send bytes, start TLS, send the message body, report a finished transaction,
 // report that the connection is idle and reusable, close). What TLS and AUTH it asks for is
 // fixed per connection (ClientSecurity); whether a certificate is good enough is the I/O layer's
@@ -23,6 +24,7 @@
 
 #include "lib/auth/scram.h"
 #include "lib/base/delivery_status.h"
+#include "lib/smtp/lmtp_replies.h"
 #include "lib/smtp/reply_parser.h"
 
 namespace estafette::smtp {
@@ -45,6 +47,9 @@ struct ClientTimeouts {
 // STARTTLS goes on in plaintext); or required (no STARTTLS offered, or refused: a 4.7.5
 // deferral of the transaction, never plaintext).
 enum class StartTls { Never, IfOffered, Required };
+
+// SMTP (EHLO, HELO when EHLO is refused) or LMTP (LHLO only; per-recipient end-of-data replies).
+enum class Protocol { Smtp, Lmtp };
 
 struct ClientCredentials {
   std::string user;
@@ -154,7 +159,8 @@ class ClientSession final {
     Closed,
   };
 
-  ClientSession(std::string helo_name, ClientTimeouts timeouts, ClientSecurity security = {});
+  ClientSession(std::string helo_name, ClientTimeouts timeouts, ClientSecurity security = {},
+                Protocol protocol = Protocol::Smtp);
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
 
@@ -201,7 +207,8 @@ class ClientSession final {
     std::size_t next_rcpt = 0;   // unpipelined: next RCPT to send
     std::size_t rcpt_reply = 0;  // index of the next RCPT reply
     std::deque<Expect> expect;
-    bool discard_body = false;  // a 354 arrived with no accepted recipient: send "." alone
+    bool discard_body = false;        // a 354 arrived with no accepted recipient: send "." alone
+    std::optional<LmtpReplies> lmtp;  // LMTP, after the body: the per-recipient replies
   };
 
   void begin_transaction(Actions& out);
@@ -212,6 +219,9 @@ class ClientSession final {
   void on_starttls_reply(const Reply& reply, Actions& out);
   void on_auth_reply(const Reply& reply, Actions& out);
   bool before_mail() const;  // connect to AUTH: a failure here is the host's
+  // What a refused greeting or EHLO/HELO/LHLO means for the recipients: SMTP as the reply says,
+  // LMTP always deferred.
+  DeliveryStatus before_mail_status(const Reply& reply) const;
   // Ends the transaction: unresolved recipients get `status` / `reply`.
   TransactionDone& finish(Actions& out, DeliveryStatus status, const std::string& reply,
                           bool host_failed);
@@ -226,8 +236,12 @@ class ClientSession final {
   std::string mail_command() const;
   std::string rcpt_command(std::size_t rcpt) const;
 
+  // LMTP: the replies so far become results; the ones still missing get `why`.
+  void settle_lmtp(const std::string& why);
+
   std::string helo_name_;
   ClientTimeouts timeouts_;
+  Protocol protocol_;
   ClientSecurity security_;
   bool tls_active_ = false;
   bool starttls_tried_ = false;  // once per connection, whatever came of it

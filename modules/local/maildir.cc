@@ -159,6 +159,9 @@ ipc::RcptResult MaildirDelivery::deliver_one(const std::string& rcpt, const std:
   }
   auto box = router_->mailbox(rcpt);
   if (!box.reply.empty()) return {ipc::RcptStatus::PermFail, box.reply};
+  if (box.lmtp)  // courierd routed it here under an older config: the next try goes by LMTP
+    return {ipc::RcptStatus::TempFail,
+            "451 4.3.0 <" + rcpt + ">: delivered by LMTP (transport), not to a Maildir"};
   if (box.uid && ::geteuid() == 0)
     if (auto r = deliver_forward(box, rcpt, sender, plain, wire)) return *r;
   return deliver_maildir(box, rcpt, sender, plain);

@@ -17,7 +17,6 @@ processes, relaying for authenticated clients only (relay_clients covers no loop
   goes on; Dovecot back: AUTH works again on a new connection."""
 import os
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -70,20 +69,7 @@ class Dovecot:
         """Dovecot and all its processes at once, as a crash would."""
         if not self.proc:
             return
-        pids, i = [self.proc.pid], 0
-        while i < len(pids):
-            try:
-                with open("/proc/%d/task/%d/children" % (pids[i], pids[i])) as f:
-                    pids += [int(p) for p in f.read().split()]
-            except OSError:
-                pass
-            i += 1
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(10)
+        harness.kill_tree(self.proc)
         self.proc = None
         if os.path.exists(self.socket):
             os.unlink(self.socket)

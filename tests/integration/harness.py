@@ -7,6 +7,7 @@ estafette* programs (set by `make check`). Exit codes follow automake: 0 pass, 1
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import smtplib
@@ -364,6 +365,90 @@ class Estafette:
     def send(self, sender, rcpts, message, **kw):
         with smtplib.SMTP(self.host, self.port, timeout=30) as s:
             return s.sendmail(sender, rcpts, message, **kw)
+
+
+def stop_process(proc, timeout=10):
+    """SIGTERM to a Popen still running, SIGKILL if it is not gone after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def kill_tree(proc):
+    """SIGKILL to a Popen and all its descendants at once, as a crash would; waits for it."""
+    pids, i = [proc.pid], 0
+    while i < len(pids):
+        try:
+            with open("/proc/%d/task/%d/children" % (pids[i], pids[i])) as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        i += 1
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(10)
+
+
+POSTGREY = "/usr/sbin/postgrey"
+
+
+class Postgrey:
+    """Debian's postgrey on 127.0.0.1:port, its database and log in tmp: a new triplet is
+    greylisted for `delay` seconds; recipients (addresses or domains) in `whitelist` never are.
+    skip()s when postgrey or its user is missing."""
+
+    def __init__(self, tmp, port, delay, whitelist=()):
+        if not os.access(POSTGREY, os.X_OK):
+            skip("postgrey is not installed (scripts/install-deps)")
+        try:
+            pw = pwd.getpwnam("postgrey")
+        except KeyError:
+            skip("no postgrey user (the package makes it)")
+        self.port = port
+        db = os.path.join(tmp, "postgrey-db")
+        os.makedirs(db)
+        os.chown(db, pw.pw_uid, pw.pw_gid)
+        clients = os.path.join(tmp, "postgrey-clients")
+        recipients = os.path.join(tmp, "postgrey-recipients")
+        with open(clients, "w"):
+            pass
+        with open(recipients, "w") as f:
+            f.write("".join(w + "\n" for w in whitelist))
+        self.out = open(os.path.join(tmp, "postgrey.log"), "ab")
+        self.proc = subprocess.Popen(
+            [POSTGREY, "--inet=127.0.0.1:%d" % port, "--dbdir=%s" % db, "--delay=%d" % delay,
+             "--pidfile=%s" % os.path.join(db, "postgrey.pid"), "--user=postgrey",
+             "--group=postgrey", "--whitelist-clients=%s" % clients,
+             "--whitelist-recipients=%s" % recipients, "--hostname=policy.test"],
+            stdout=self.out, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(port) or self.proc.poll() is not None, 30, "postgrey")
+        assert self.proc.poll() is None, "postgrey exited"
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+def mailq_messages(mta):
+    """The queued messages as `estafette mailq --json` lists them."""
+    r = subprocess.run([mta.program("estafette"), "mailq", "--json", "-c", mta.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)["messages"]
+
+
+def release(mta, *ids):
+    """`estafette release ID...`; its output."""
+    r = subprocess.run([mta.program("estafette"), "release", *ids, "-c", mta.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
 
 
 def recipient_errors(mta):

@@ -6,7 +6,6 @@ in the delivered message), checks the attributes it was sent, never answers once
 then policy_default_action's 451 4.3.5) and closes the connection once (the same, and the next
 query opens a new connection). `estafette check-config` rejects a bad policy_default_action."""
 import os
-import pwd
 import re
 import smtplib
 import socket
@@ -15,9 +14,8 @@ import subprocess
 import threading
 import time
 
-from harness import BUILD_DIR, Estafette, free_port, port_open, run, skip, wait_for
-
-POSTGREY = "/usr/sbin/postgrey"
+from harness import (BUILD_DIR, Estafette, Postgrey, free_port, mailq_messages, release, run,
+                     wait_for)
 
 
 def check(cond, what):
@@ -210,7 +208,7 @@ def own_server(tmp, stoppers):
 
 
 def unix_socket(tmp, stoppers):
-    """policy:unix:PATH; HOLD quarantines the message (delivered with the reason)."""
+    """policy:unix:PATH; HOLD quarantines the message: on hold with the reason until released."""
     server = UnixPolicyServer(os.path.join(tmp, "policy.sock"))
     stoppers.append(server)
     mta = Estafette(tmp, name="policy-unix",
@@ -224,13 +222,18 @@ def unix_socket(tmp, stoppers):
         check(code == 554, "reject over unix: %d %r" % (code, text))
         check(s.rcpt("hold@estafette.test")[0] == 250, "hold rcpt")
         check(s.data(message("held", "hold@estafette.test"))[0] == 250, "DATA")
-    got = delivered(mta, "hold").decode()
-    check("X-Estafette-Quarantine: look at this" in got, "HOLD not applied: " + got[:400])
+    held = wait_for(lambda: mailq_messages(mta), 15, "the held message in mailq")
+    check(len(held) == 1 and held[0]["held"] and held[0]["quarantine"] == "look at this",
+          "HOLD not applied: %r" % held)
+    time.sleep(1)
+    check(not mta.maildir_messages("hold"), "a held message was delivered")
+    release(mta, held[0]["id"])
+    check(b"Subject: held" in delivered(mta, "hold"), "not delivered after release")
     with server.lock:
         check(len(server.requests) == 2 and server.connections == 1,
               "unix: %d requests, %d connections" % (len(server.requests), server.connections))
     mta.stop()
-    print("policy:unix: reject, HOLD quarantine: ok")
+    print("policy:unix: reject, HOLD quarantine (held, released, delivered): ok")
 
 
 def stages(tmp, stoppers):
@@ -309,42 +312,7 @@ def bad_config(tmp):
           "check-config accepted a bad policy spec: %s %s" % (r.stdout, r.stderr))
 
 
-class Postgrey:
-    def __init__(self, tmp, port, delay):
-        self.port = port
-        db = os.path.join(tmp, "postgrey-db")
-        os.makedirs(db)
-        pw = pwd.getpwnam("postgrey")
-        os.chown(db, pw.pw_uid, pw.pw_gid)
-        empty = os.path.join(tmp, "postgrey-empty")
-        open(empty, "w").close()
-        self.out = open(os.path.join(tmp, "postgrey.log"), "ab")
-        self.proc = subprocess.Popen(
-            [POSTGREY, "--inet=127.0.0.1:%d" % port, "--dbdir=%s" % db, "--delay=%d" % delay,
-             "--pidfile=%s" % os.path.join(db, "postgrey.pid"), "--user=postgrey",
-             "--group=postgrey", "--whitelist-clients=%s" % empty,
-             "--whitelist-recipients=%s" % empty, "--hostname=policy.test"],
-            stdout=self.out, stderr=subprocess.STDOUT)
-        wait_for(lambda: port_open(port) or self.proc.poll() is not None, 20, "postgrey")
-        check(self.proc.poll() is None, "postgrey exited")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def postgrey(tmp, stoppers):
-    if not os.access(POSTGREY, os.X_OK):
-        skip("postgrey is not installed (scripts/install-deps)")
-    try:
-        pwd.getpwnam("postgrey")
-    except KeyError:
-        skip("no postgrey user (the package makes it)")
     delay = 2
     grey = Postgrey(tmp, free_port(), delay)
     stoppers.append(grey)

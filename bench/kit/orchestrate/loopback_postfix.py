@@ -18,6 +18,7 @@ instances (postfix.py), the closest match to the Estafette pair that Postfix all
 """
 import contextlib
 import os
+import random
 import re
 import shutil
 import socket
@@ -59,16 +60,18 @@ def maillog_time(line):
 
 
 def free_loopback_address():
-    """A 127.0.0.X (X from 2) whose port 53 nothing uses, UDP and TCP, for R's DNS."""
-    for x in range(60, 250):
+    """A 127.0.0.X (X in 60..249, tried in random order, so that two runs at once rarely pick the
+    same) whose ports 53 and 54 (rig.Dns: dnsmasq and rbldnsd) nothing uses, UDP and TCP."""
+    for x in random.sample(range(60, 250), 190):
         address = "127.0.0.%d" % x
         ok = True
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            with socket.socket(socket.AF_INET, kind) as s:
-                try:
-                    s.bind((address, 53))
-                except OSError:
-                    ok = False
+        for port in (53, 54):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    try:
+                        s.bind((address, port))
+                    except OSError:
+                        ok = False
         if ok:
             return address
     raise RuntimeError("no 127.0.0.X has port 53 free")

@@ -64,7 +64,7 @@ class Processes:
 
 class Dns(Processes):
     """dnsmasq on address:port with DNS_RECORDS (plus `extra` dnsmasq options) and rbldnsd on
-    port+1 for bl1.test and bl2.test. Files go to `directory`."""
+    address:port+1 for bl1.test and bl2.test. Files go to `directory`."""
 
     def __init__(self, directory, port, extra=(), address="127.0.0.1"):
         super().__init__()
@@ -82,11 +82,11 @@ class Dns(Processes):
             f.write(BL2_ZONE)
         bl_port = self.port + 1
         args = dnsmasq_command(self.port, os.path.join(self.dir, "dnsmasq.log"), [
-            "--server=/bl1.test/127.0.0.1#%d" % bl_port,
-            "--server=/bl2.test/127.0.0.1#%d" % bl_port] + DNS_RECORDS + self.extra,
+            "--server=/bl1.test/%s#%d" % (self.address, bl_port),
+            "--server=/bl2.test/%s#%d" % (self.address, bl_port)] + DNS_RECORDS + self.extra,
             self.address)
         self.procs.append(subprocess.Popen(
-            [rbldnsd, "-n", "-b", "127.0.0.1/%d" % bl_port, "-w", self.dir,
+            [rbldnsd, "-n", "-b", "%s/%d" % (self.address, bl_port), "-w", self.dir,
              "bl1.test:ip4set:bl1.zone", "bl2.test:ip4set:bl2.zone"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL,

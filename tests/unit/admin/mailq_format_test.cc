@@ -144,9 +144,28 @@ TEST(Mailq, HeldMessageIsMarked) {
   auto m = doc->getArray("messages")->getObject(0);
   EXPECT_TRUE(m->getValue<bool>("held"));
   EXPECT_EQ(m->getArray("recipients")->getObject(0)->getValue<std::string>("state"), "held");
+  EXPECT_EQ(m->getValue<std::string>("quarantine"), "");
   h.held = false;
   doc = parser.parse(format_mailq_json({h}, kNowMs)).extract<Poco::JSON::Object::Ptr>();
   EXPECT_FALSE(doc->getArray("messages")->getObject(0)->getValue<bool>("held"));
+}
+
+// A filter's quarantine: held, with its reason under the sender line and in the JSON.
+TEST(Mailq, QuarantineReasonIsShown) {
+  auto h = entry("Q4", 10, {});
+  h.held = true;
+  h.quarantine = "virus\nfound";  // one line however it came
+  h.recipients.push_back({"bob@dead.test", "dead.test", ipc::RcptState::Held, 0, 0, ""});
+  std::string text = format_mailq({h}, kNowMs);
+  EXPECT_NE(text.find("Q4!                    2048 2023-11-14 22:13:10  alice@origin.test\n"
+                      "        (quarantined: virus found)\n"
+                      "    bob@dead.test  dest=dead.test attempts=0 next=held\n"),
+            std::string::npos)
+      << text;
+  Poco::JSON::Parser parser;
+  auto doc = parser.parse(format_mailq_json({h}, kNowMs)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_EQ(doc->getArray("messages")->getObject(0)->getValue<std::string>("quarantine"),
+            "virus\nfound");
 }
 
 // mailq from the queue files (courierd not running): the note first, pending recipients only,
@@ -163,6 +182,7 @@ TEST(Mailq, FromTheQueueFiles) {
   queue::StoredMessage held = m;
   held.envelope.id = "Q6";
   held.held = true;
+  held.envelope.quarantine = "by milter";
   held.done = {true, true, false};
   auto entries = entries_from_queue({m, held});
   ASSERT_EQ(entries.size(), 2u);
@@ -170,6 +190,7 @@ TEST(Mailq, FromTheQueueFiles) {
   EXPECT_EQ(entries[0].recipients[0].destination, "dead.test");
   EXPECT_EQ(entries[0].recipients[1].destination, "local");
   EXPECT_EQ(entries[1].recipients[0].state, ipc::RcptState::Held);
+  EXPECT_EQ(entries[1].quarantine, "by milter");
   std::string text = format_mailq(entries, kNowMs, true);
   EXPECT_EQ(text.rfind(std::string(kNotRunningNote) + "\n-Queue ID-", 0), 0u) << text;
   EXPECT_NE(text.find("Q5                     2048 2023-11-14 22:01:40  alice@origin.test\n"

@@ -45,6 +45,7 @@ std::string describe(const Config& c) {
     << "\nhosteddomains=" << c.hosteddomains.path
     << "\nhosted_mailboxes=" << c.hosted_mailboxes.path << "\naliases=" << c.aliases.path
     << "\nlocal_mailboxes=" << static_cast<int>(c.local_mailboxes)
+    << "\nlocal_transport=" << c.local_transport.to_string()
     << "\nmax_mailbox_message_size=" << c.max_mailbox_message_size
     << "\nallow_program_delivery=" << c.allow_program_delivery
     << "\nprogram_user=" << c.program_user << "\nprogram_timeout=" << c.program_timeout.count()
@@ -221,6 +222,8 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"policy_timeout", {"x", "expected a duration"}},
     {"policy_default_action", {"", "expected an action"}},
     {"local_mailboxes", {"all", "expected create, existing or system"}},
+    {"local_transport",
+     {"lmtp:unix:run/lmtp", "the LMTP socket must be an absolute path (lmtp:unix:/path)"}},
     {"smarthost", {"host:0", "bad smarthost"}},
     {"esmtproutes", {"/nonexistent/routes", "cannot open"}},
     {"max_mailbox_message_size", {"x", "expected a size"}},

@@ -13,12 +13,12 @@ namespace estafette::courierd {
 namespace {
 
 TEST(AdminServiceConversion, QueuedMessageToQueueEntry) {
-  QueuedMessage m{"q1", 1'700'000'000, 321, "sender@origin.test", true, {}};
+  QueuedMessage m{"q1", 1'700'000'000, 321, "sender@origin.test", true, "virus", {}};
   m.recipients.push_back(
       {"a@x.test", "mx:mx.x.test", QueuedRecipient::State::Waiting, 2, 1'700'000'060'000, "451 x"});
   m.recipients.push_back({"b@y.test", "local", QueuedRecipient::State::Held, 0, 0, ""});
   ipc::QueueEntry e = to_ipc(m);
-  ipc::QueueEntry want{"q1", 1'700'000'000, 321, "sender@origin.test", true, {}};
+  ipc::QueueEntry want{"q1", 1'700'000'000, 321, "sender@origin.test", true, "virus", {}};
   want.recipients.push_back(
       {"a@x.test", "mx:mx.x.test", ipc::RcptState::Waiting, 2, 1'700'000'060'000, "451 x"});
   want.recipients.push_back({"b@y.test", "local", ipc::RcptState::Held, 0, 0, ""});
@@ -69,10 +69,10 @@ TEST(AdminServiceQueueShape, PerDestinationBoundedWithOther) {
         "r@x.test", std::move(destination), QueuedRecipient::State::Waiting, 1, 0, ""};
   };
   std::vector<QueuedMessage> messages = {
-      {"q1", 1000, 10, "", false, {rcpt("dead.test"), rcpt("dead.test"), rcpt("local")}},
-      {"q2", 900, 10, "", false, {rcpt("dead.test"), rcpt("b.test")}},
-      {"q3", 1100, 10, "", true, {rcpt("c.test")}},
-      {"q4", 800, 10, "", false, {}},  // nothing pending: counts nowhere
+      {"q1", 1000, 10, "", false, "", {rcpt("dead.test"), rcpt("dead.test"), rcpt("local")}},
+      {"q2", 900, 10, "", false, "", {rcpt("dead.test"), rcpt("b.test")}},
+      {"q3", 1100, 10, "", true, "", {rcpt("c.test")}},
+      {"q4", 800, 10, "", false, "", {}},  // nothing pending: counts nowhere
   };
   ipc::QueueShapeReply all = queue_shape(messages, 10);
   const std::vector<ipc::QueueShapeRow> want = {

@@ -53,6 +53,19 @@ TEST(CourierdScheduler, DestinationForRecipients) {
             (Destination{"local", "local"}));
   EXPECT_EQ(destination_for(c, routing::Router(c), "a@sub.test"),
             (Destination{"esmtp", "sub.test", true}));
+  // local_transport = lmtp:...: the local mailboxes go to esmtpclient, one destination per
+  // LMTP server; program targets stay with the local module.
+  c.local_transport = *config::parse_transport("lmtp:unix:/run/dovecot/lmtp");
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@local.test"),
+            (Destination{"esmtp", "lmtp:unix:/run/dovecot/lmtp"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@local.test", true),
+            (Destination{"local", "local"}));
+  c.local_transport = *config::parse_transport("lmtp:inet:[::1]:24");
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@x.sub.test"),
+            (Destination{"esmtp", "lmtp:inet:[::1]:24"}));
+  EXPECT_EQ(destination_for(c, routing::Router(c), "a@example.com"),
+            (Destination{"esmtp", "example.com", true}));
+  c.local_transport = {};
   c.routes.smarthost = config::HostPort{"smart.test", 25};
   EXPECT_EQ(destination_for(c, routing::Router(c), "a@example.com"),
             (Destination{"esmtp", "smart.test:25"}));

@@ -55,6 +55,7 @@ std::vector<Case> cases() {
   empty_sender.recipients.clear();
   QueueEntry held = sample_entry();
   held.held = true;
+  held.quarantine = "spam score 42 (rspamd)";
   return {
       make_case("list_request", QueueListRequest{}, decode_queue_list_request),
       make_case("entry", sample_entry(), decode_queue_entry),

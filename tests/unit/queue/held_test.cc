@@ -79,6 +79,41 @@ TEST_P(QueueHeld, HoldKeepsDoneRecipientsAndLeavesWithTheMessage) {
   EXPECT_TRUE(scan_all(*open()).empty());
 }
 
+// A filter's quarantine (the record's Z) starts the message on hold; a release is remembered
+// across restarts and the segment backend's state log rewrite (else the record would hold it
+// again), and a later hold still holds it.
+TEST_P(QueueHeld, QuarantinedMessageIsHeldUntilReleased) {
+  auto backend = open();
+  Envelope env = testing::test_envelope(2);
+  env.quarantine = "virus found by clamav";
+  QueueId q;
+  ASSERT_TRUE(write_message(*backend, env, "x\r\n", &q));
+  QueueId plain = add(*backend);
+  EXPECT_TRUE(backend->load(q)->held);
+  EXPECT_EQ(backend->load(q)->envelope.quarantine, "virus found by clamav");
+  EXPECT_FALSE(backend->load(plain)->held);
+  EXPECT_EQ(held_after_restart(),
+            (std::vector<std::pair<QueueId, bool>>{{q, true}, {plain, false}}));
+
+  ASSERT_TRUE(backend->set_held({q}, false));
+  EXPECT_FALSE(backend->load(q)->held);
+  // Twice: the first start-up scan rewrites the segment backend's state log.
+  EXPECT_EQ(held_after_restart(),
+            (std::vector<std::pair<QueueId, bool>>{{q, false}, {plain, false}}));
+  EXPECT_EQ(held_after_restart(),
+            (std::vector<std::pair<QueueId, bool>>{{q, false}, {plain, false}}));
+
+  auto again = open();
+  ASSERT_TRUE(again->set_held({q}, true));
+  EXPECT_TRUE(again->load(q)->held);
+  EXPECT_EQ(held_after_restart(),
+            (std::vector<std::pair<QueueId, bool>>{{q, true}, {plain, false}}));
+  ASSERT_TRUE(open()->remove(q));
+  if (std::string(GetParam()) == "file") {
+    EXPECT_EQ(list_names(dir_.sub("msg")), (std::vector<std::string>{plain}));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Queue, QueueHeld, ::testing::Values("segment", "file"));
 
 }  // namespace

@@ -77,7 +77,7 @@ TEST(QueueFile, UnknownRecordIsSkipped) {
   std::string body = "body\r\n";
   EncodedHeader h = encode_header(e);
   std::size_t b = h.text.find("B ");
-  h.text.insert(b, "Z a later version's record\n");
+  h.text.insert(b, "Y a later version's record\n");
   h.text.replace(b + 27 + 2, kSizeDigits, format_size_field(body.size()));
   std::string file = h.text + body + encode_trailer(body.size(), crc32c(h.text), crc32c(body));
   Parsed p = parse_bytes(file, Check::kBody);
@@ -145,6 +145,25 @@ TEST(QueueFile, RequireTlsRoundTripsAndIsCheckedOnRead) {
   EXPECT_FALSE(parse_bytes(bad).info);
   std::string twice = file;
   twice.replace(twice.find("\nQ 1\n"), 5, "\nQ 1\nQ 1\n");
+  EXPECT_FALSE(parse_bytes(twice).info);
+}
+
+TEST(QueueFile, QuarantineRoundTripsAndIsCheckedOnRead) {
+  Envelope e = testing::test_envelope(1);
+  e.id = "0LWQ3K9ZA-02BXF-00A1K3P0";
+  e.quarantine = "spam score 42";
+  std::string file = build_file(e, "b\r\n");
+  EXPECT_NE(file.find("\nZ spam score 42\n"), std::string::npos);
+  Parsed p = parse_bytes(file);
+  ASSERT_TRUE(p.info) << p.error;
+  EXPECT_EQ(p.info->envelope.quarantine, "spam score 42");
+  e.quarantine.clear();  // older records have no Z: not quarantined
+  Parsed old = parse_bytes(build_file(e, "b\r\n"));
+  ASSERT_TRUE(old.info) << old.error;
+  EXPECT_EQ(old.info->envelope.quarantine, "");
+  EXPECT_EQ(old.info->envelope, e);
+  std::string twice = file;
+  twice.replace(twice.find("\nZ spam"), 8, "\nZ x\nZ spam");
   EXPECT_FALSE(parse_bytes(twice).info);
 }
 
@@ -270,20 +289,21 @@ TEST_P(QueueFileBadEnvelope, EncodeThrowsEinval) {
 
 INSTANTIATE_TEST_SUITE_P(
     Queue, QueueFileBadEnvelope,
-    ::testing::Values(BadEnvelope{"SenderCrlf", [](Envelope& e) { e.sender = "a@b\r\nR evil@x"; }},
-                      BadEnvelope{"RecipientLf",
-                                  [](Envelope& e) { e.recipients.push_back("x\n"); }},
-                      BadEnvelope{"HeloNul", [](Envelope& e) { e.helo = std::string("h\0x", 3); }},
-                      BadEnvelope{"IpCr", [](Envelope& e) { e.client_ip = "1.2.3.4\r"; }},
-                      BadEnvelope{"IdSlash", [](Envelope& e) { e.id = "../x"; }},
-                      BadEnvelope{"IdEmpty", [](Envelope& e) { e.id.clear(); }},
-                      BadEnvelope{"EnvidLf", [](Envelope& e) { e.envid = "a\nR x@y"; }},
-                      BadEnvelope{"OrcptCr",
-                                  [](Envelope& e) {
-                                    e.dsn = {{"", "rfc822;a\r"}};
-                                  }},
-                      BadEnvelope{"MoreDsnThanRecipients",
-                                  [](Envelope& e) { e.dsn.resize(e.recipients.size() + 1); }}),
+    ::testing::Values(
+        BadEnvelope{"SenderCrlf", [](Envelope& e) { e.sender = "a@b\r\nR evil@x"; }},
+        BadEnvelope{"RecipientLf", [](Envelope& e) { e.recipients.push_back("x\n"); }},
+        BadEnvelope{"HeloNul", [](Envelope& e) { e.helo = std::string("h\0x", 3); }},
+        BadEnvelope{"IpCr", [](Envelope& e) { e.client_ip = "1.2.3.4\r"; }},
+        BadEnvelope{"IdSlash", [](Envelope& e) { e.id = "../x"; }},
+        BadEnvelope{"IdEmpty", [](Envelope& e) { e.id.clear(); }},
+        BadEnvelope{"EnvidLf", [](Envelope& e) { e.envid = "a\nR x@y"; }},
+        BadEnvelope{"QuarantineLf", [](Envelope& e) { e.quarantine = "spam\nR evil@x"; }},
+        BadEnvelope{"OrcptCr",
+                    [](Envelope& e) {
+                      e.dsn = {{"", "rfc822;a\r"}};
+                    }},
+        BadEnvelope{"MoreDsnThanRecipients",
+                    [](Envelope& e) { e.dsn.resize(e.recipients.size() + 1); }}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace

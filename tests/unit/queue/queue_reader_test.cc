@@ -118,6 +118,26 @@ TEST_P(QueueReader, BoundedCountAndMissingQueue) {
   EXPECT_THROW(read_queue_readonly("other", dir_.path()), std::invalid_argument);
 }
 
+// A quarantined record is listed held until it is released, as the backend says.
+TEST_P(QueueReader, QuarantinedMessageIsHeldUntilReleased) {
+  auto backend = open();
+  Envelope env = testing::test_envelope(1);
+  env.quarantine = "held by a milter";
+  QueueId q;
+  ASSERT_TRUE(write_message(*backend, env, "x\r\n", &q));
+  QueueListing l = read_queue_readonly(GetParam(), dir_.path());
+  ASSERT_EQ(l.messages.size(), 1u);
+  EXPECT_TRUE(l.messages[0].held);
+  EXPECT_EQ(l.messages[0].envelope.quarantine, "held by a milter");
+  ASSERT_TRUE(backend->set_held({q}, false));
+  l = read_queue_readonly(GetParam(), dir_.path());
+  ASSERT_EQ(l.messages.size(), 1u);
+  EXPECT_FALSE(l.messages[0].held);
+  EXPECT_TRUE(l.warnings.empty()) << l.warnings[0];
+  ASSERT_TRUE(backend->set_held({q}, true));
+  EXPECT_TRUE(read_queue_readonly(GetParam(), dir_.path()).messages.at(0).held);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, QueueReader, ::testing::Values("segment", "file"));
 
 TEST(QueueReaderParse, StateLog) {
@@ -128,10 +148,12 @@ TEST(QueueReaderParse, StateLog) {
   };
   const std::vector<Row> table = {
       {"", {}, 0},
-      {"X Q1\n", {{"Q1", {true, false, {}}}}, 0},
-      {"D Q1 0 2\nD Q1 2 5\n", {{"Q1", {false, false, {0, 2, 5}}}}, 0},
+      {"X Q1\n", {{"Q1", {true, false, {}, false}}}, 0},
+      {"D Q1 0 2\nD Q1 2 5\n", {{"Q1", {false, false, {0, 2, 5}, false}}}, 0},
       {"D Q1\n", {{"Q1", {}}}, 0},
-      {"H Q1\nR Q1\nH Q2\n", {{"Q1", {}}, {"Q2", {false, true, {}}}}, 0},
+      {"H Q1\nR Q1\nH Q2\n",
+       {{"Q1", {false, false, {}, true}}, {"Q2", {false, true, {}, false}}},
+       0},
       {"W Q1\n", {{"Q1", {}}}, 0},
       {"H Q1", {}, 0},        // torn last line: not yet
       {"D Q1 1 x\n", {}, 1},  // a bad index: the whole line
@@ -139,7 +161,7 @@ TEST(QueueReaderParse, StateLog) {
       {"D Q1 99999999999\n", {}, 1},  // over 32 bits
       {"D Q1 1  2\n", {}, 1},         // empty field
       {"H ../etc\nZ Q1\nX\nH Q1 extra\n", {}, 4},
-      {"X Q1\nH Q1\n", {{"Q1", {true, true, {}}}}, 0},
+      {"X Q1\nH Q1\n", {{"Q1", {true, true, {}, false}}}, 0},
   };
   for (const auto& row : table) {
     std::size_t bad = 0;

@@ -115,6 +115,42 @@ TEST(RoutingRouter, HostedMailboxMap) {
   EXPECT_TRUE(ann.ours);
 }
 
+// `transport=` on a line of locals or hosteddomains, else local_transport: an LMTP domain's
+// mailboxes are the LMTP server's to check (every local part is accepted here).
+TEST(RoutingRouter, Transports) {
+  auto c = base_config();
+  c.local_transport = *config::parse_transport("lmtp:unix:/run/dovecot/lmtp");
+  auto r = make("", ".lmtp.test transport=lmtp:inet:127.0.0.1:24\nmd.test transport=maildir\n",
+                "hosted.test\nother.test extra transport=lmtp:unix:/s\n", "", c);
+  auto kind = [&](const char* domain) {
+    const config::Transport* t = r->transport_of(domain);
+    return t ? t->to_string() : std::string("-");
+  };
+  EXPECT_EQ(kind("local.test"), "lmtp:unix:/run/dovecot/lmtp");
+  EXPECT_EQ(kind("a.lmtp.test"), "lmtp:inet:127.0.0.1:24");
+  EXPECT_EQ(kind("md.test"), "maildir");
+  EXPECT_EQ(kind("hosted.test"), "lmtp:unix:/run/dovecot/lmtp");
+  EXPECT_EQ(kind("other.test"), "lmtp:unix:/s");
+  EXPECT_EQ(kind("remote.test"), "-");
+  // Under LMTP no hosted_mailboxes entry or Maildir is needed, and nothing blocks.
+  auto e = r->expand("anyone@hosted.test", MailboxCheck::Defer);
+  EXPECT_EQ(e.reply, "");
+  EXPECT_FALSE(e.deferred);
+  EXPECT_TRUE(r->mailbox("anyone@hosted.test").lmtp);
+  EXPECT_FALSE(r->mailbox_needs_io("x@local.test"));
+  // Under maildir, as before: a hosted user needs its entry.
+  EXPECT_FALSE(r->mailbox("a@md.test").lmtp);
+  EXPECT_EQ(r->mailbox("a@md.test").path, "/var/mail/boxes/a");
+  // The other words of a line are still reported as ignored, not the transport.
+  EXPECT_EQ(
+      r->strict_warnings(),
+      (std::vector<std::string>{"/etc/hosteddomains:2: 'extra' after the domain is ignored"}));
+  EXPECT_EQ(load_error("", "a.test transport=lmtp:unix:relative\n"),
+            "/etc/locals:1: the LMTP socket must be an absolute path (lmtp:unix:/path)");
+  EXPECT_EQ(load_error("", "", "h.test transport=smtp\n"),
+            "/etc/hosteddomains:1: expected maildir, lmtp:unix:/path or lmtp:inet:host:port");
+}
+
 // A hosted_mailboxes entry mailbox() would never read: its domain is not hosted (a domain
 // missing from hosteddomains), or is local (local wins). Both stop the load with file:line.
 TEST(RoutingRouter, HostedMailboxOutsideTheHostedDomains) {

@@ -23,6 +23,7 @@ struct Conversation {
   std::vector<Transaction> transactions;  // started in order by "start" steps
   std::vector<Step> steps;
   ClientSecurity security = {};
+  Protocol protocol = Protocol::Smtp;
 };
 
 ClientTimeouts test_timeouts() {
@@ -97,7 +98,150 @@ const ClientSecurity kMustAuth{StartTls::Required, false, ClientCredentials{"use
 const ClientSecurity kAuthPlaintextOk{StartTls::Never, false, ClientCredentials{"user", "pass"},
                                       true};
 
+const std::string kLhloPipe =
+    "S:250-dovecot.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n";
+const std::string kMailThree =
+    "> MAIL FROM:<s@a.test>\r\nRCPT TO:<x@b.test>\r\nRCPT TO:<bad@b.test>\r\n"
+    "RCPT TO:<y@b.test>\r\nDATA\r\n";
+const std::string kMailTwo =
+    "> MAIL FROM:<s@a.test>\r\nRCPT TO:<x@b.test>\r\nRCPT TO:<y@b.test>\r\nDATA\r\n";
+
 const std::vector<Conversation> kConversations = {
+    // LMTP (RFC 2033): LHLO, and after the end of data one reply per accepted recipient.
+    {"lmtp_one_reply_per_accepted_recipient_then_reuse",
+     {kThree, kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 dovecot.test LMTP ready\r\n", "> LHLO client.test\r\n"},
+         {kLhloPipe, kMailThree},
+         {"S:250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n"
+          "354 go\r\n",
+          "BODY\n"},
+         {"body", "", 7},
+         {"S:250 2.0.0 <x@b.test> Saved\r\n", "", 7},
+         {"S:452 4.2.2 <y@b.test> Quota exceeded\r\n",
+          "DONE |D 250 2.0.0 <x@b.test> Saved|P 550 5.1.1 no such user"
+          "|T 452 4.2.2 <y@b.test> Quota exceeded\nREADY\n"},
+         // The connection is reused: no second LHLO.
+         {"start", kMailOne},
+         {"S:250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:552 5.2.2 <x@b.test> Quota exceeded (mailbox for user is full)\r\n",
+          "DONE |P 552 5.2.2 <x@b.test> Quota exceeded (mailbox for user is full)\nREADY\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_passes_dsn_on_when_the_server_offers_it",
+     {kDsn},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {"S:250-lmtp\r\n250-PIPELINING\r\n250 DSN\r\n",
+          "> MAIL FROM:<s@a.test> RET=HDRS ENVID=QQ+2B1\r\n"
+          "RCPT TO:<x@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X+2Bx@b.test\r\n"
+          "RCPT TO:<y@b.test>\r\nDATA\r\n"},
+         {"S:250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:250 2.0.0 x saved\r\n550 5.7.1 y refused\r\n",
+          "DONE dsn |D 250 2.0.0 x saved|P 550 5.7.1 y refused\nREADY\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_connection_lost_after_some_replies_defers_the_rest",
+     {kTwo},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {kLhloPipe, kMailTwo},
+         {"S:250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:250 2.0.0 <x@b.test> Saved\r\n", ""},
+         {"closed",
+          "DONE |D 250 2.0.0 <x@b.test> Saved|T connection lost in end of data: gone\nCLOSE\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_no_reply_after_the_body_is_never_delivered",
+     {kTwo},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {kLhloPipe, kMailTwo},
+         {"S:250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"timeout",
+          "DONE |T timeout waiting for end of data reply|T timeout waiting for end of data "
+          "reply\nCLOSE\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_421_between_replies_defers_the_rest",
+     {kTwo},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {kLhloPipe, kMailTwo},
+         {"S:250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:250 2.0.0 saved\r\n421 4.3.2 shutting down\r\n",
+          "DONE |D 250 2.0.0 saved|T 421 4.3.2 shutting down\nCLOSE\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_without_pipelining_one_command_at_a_time",
+     {kTwo},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {"S:250-lmtp\r\n250 8BITMIME\r\n", "> MAIL FROM:<s@a.test>\r\n"},
+         {"S:250 ok\r\n", "> RCPT TO:<x@b.test>\r\n"},
+         {"S:450 4.2.0 try later\r\n", "> RCPT TO:<y@b.test>\r\n"},
+         {"S:250 ok\r\n", "> DATA\r\n"},
+         {"S:354 go\r\n", "BODY\n"},
+         {"body", ""},
+         // One accepted recipient: one reply ends the transaction.
+         {"S:250 2.0.0 saved\r\n", "DONE |T 450 4.2.0 try later|D 250 2.0.0 saved\nREADY\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_refused_lhlo_defers_never_helo",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {"S:500 5.5.1 unknown command\r\n", "DONE host |T 500 5.5.1 unknown command\n> QUIT\r\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_refused_greeting_defers",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:554 5.3.2 not now\r\n", "DONE host |T 554 5.3.2 not now\n> QUIT\r\n"},
+     },
+     {},
+     Protocol::Lmtp},
+    {"lmtp_3xx_after_the_body_is_no_delivery",
+     {kOne},
+     {
+         {"start", ""},
+         {"connect", ""},
+         {"S:220 lmtp\r\n", "> LHLO client.test\r\n"},
+         {kLhloPipe, kMailOne},
+         {"S:250 ok\r\n250 ok\r\n354 go\r\n", "BODY\n"},
+         {"body", ""},
+         {"S:354 what\r\n", "DONE |T 354 what\nREADY\n"},
+     },
+     {},
+     Protocol::Lmtp},
     {"starttls_when_offered_then_ehlo_again_inside_tls",
      {kOne},
      {
@@ -656,7 +800,7 @@ class ClientSessionTest : public ::testing::TestWithParam<Conversation> {};
 
 TEST_P(ClientSessionTest, Conversation) {
   const Conversation& c = GetParam();
-  ClientSession session("client.test", test_timeouts(), c.security);
+  ClientSession session("client.test", test_timeouts(), c.security, c.protocol);
   std::size_t next_txn = 0;
   for (std::size_t i = 0; i < c.steps.size(); ++i) {
     const Step& step = c.steps[i];
