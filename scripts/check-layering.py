@@ -48,9 +48,12 @@ PROGRAM_DEPENDS = {
     "pickup": set(),
     "supervisor": set(),
 }
-# Compiled twice on purpose: the example is built unchanged against Debian's libmilter and as an
-# in-process module with the shim, which is what it demonstrates (filters/local.am).
-COMPILED_TWICE_OK = {"filters/examples/sample_milter.c"}
+# Compiled twice on purpose: each is built unchanged against Debian's libmilter and as an
+# in-process module with the shim, which is what it demonstrates (filters/local.am) or tests
+# (tests/unit/filters/local.am: milter sources written as public milters are).
+COMPILED_TWICE_OK = {"filters/examples/sample_milter.c",
+                     "tests/unit/filters/modules/modern_milter.c",
+                     "tests/unit/filters/modules/sendmail_sample.c"}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 SOURCES = re.compile(r"^([A-Za-z0-9_]+)_SOURCES\s*\+?=(.*)$")
