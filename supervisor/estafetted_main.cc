@@ -80,8 +80,10 @@ void print_banner(const config::Config& c, const std::string& config_path,
       config_path.empty() ? "embedded default" : config_path.c_str(), l.to_string().c_str(),
       esmtpd_processes, esmtpd_processes == 1 ? "" : "es", c.queue_dir().c_str(), domain.c_str(),
       where.c_str(),
-      c.routes.smarthost ? ("smarthost " + c.routes.smarthost->to_string()).c_str()
-                         : "no smarthost: mail for other domains is refused",
+      c.routes.smarthost        ? ("smarthost " + c.routes.smarthost->to_string()).c_str()
+      : c.relay_clients.empty() ? "no smarthost: mail for other domains is refused"
+                                : "no smarthost: relay_clients' mail for other domains goes to "
+                                  "their MX hosts",
       c.tls_cert_files.empty()
           ? "off (no tls_cert_file; README, \"TLS and submission\", turns it on)"
           : ("STARTTLS with " + c.tls_cert_files.front() +
