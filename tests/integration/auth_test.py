@@ -18,7 +18,6 @@ processes, relaying for authenticated clients only (relay_clients covers no loop
 import os
 import shutil
 import smtplib
-import socket
 import subprocess
 
 import harness
@@ -55,14 +54,8 @@ class Dovecot:
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def listening():
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.socket)
-                return True
-            except OSError:
-                return False
-        harness.wait_for(listening, 15, "dovecot's auth socket")
+        harness.wait_for(lambda: harness.unix_socket_open(self.socket), 15,
+                         "dovecot's auth socket")
         return self
 
     def stop(self):

@@ -71,6 +71,16 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
+def unix_socket_open(path):
+    """A server accepts on the unix socket at path."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(path)
+            return True
+    except OSError:
+        return False
+
+
 class ServerProcess:
     """A server process owned by the test, listening on 127.0.0.1:self.port."""
     port = None

@@ -25,7 +25,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 
 import harness
@@ -107,14 +106,8 @@ service lmtp {{
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def listening():
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.socket)
-                return harness.port_open(self.port)
-            except OSError:
-                return False
-        harness.wait_for(listening, 15, "dovecot's LMTP listeners")
+        harness.wait_for(lambda: harness.unix_socket_open(self.socket) and
+                         harness.port_open(self.port), 15, "dovecot's LMTP listeners")
         return self
 
     def stop(self):

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 
-from harness import Estafette, run, skip, wait_for
+from harness import Estafette, run, skip, stop_process, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench",
                                 "kit", "orchestrate"))
@@ -86,12 +86,7 @@ class Spawner:
         self.stopping = True
         self.sock.close()
         for child in self.children:
-            if child.poll() is None:
-                child.terminate()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            stop_process(child)
 
 
 def message(sender, subject):
