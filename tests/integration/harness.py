@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import smtplib
@@ -191,12 +192,20 @@ def open_fds(pid):
 
 
 def maildir_files(maildir):
-    """The messages delivered to a Maildir (its new/), in name order; [] while it has none."""
+    """The messages delivered to a Maildir (its new/), oldest first; [] while it has none.
+
+    Names are SECONDS.M<microseconds>P<pid>_N.host with the microseconds not zero-padded, so
+    plain name order puts 1.M478150 before 1.M81443; the key reads the two numbers."""
     new = os.path.join(maildir, "new")
     if not os.path.isdir(new):
         return []
+
+    def delivery_order(name):
+        m = re.match(r"(\d+)\.M(\d+)P", name)
+        return (int(m.group(1)), int(m.group(2)), name) if m else (0, 0, name)
+
     out = []
-    for name in sorted(os.listdir(new)):
+    for name in sorted(os.listdir(new), key=delivery_order):
         with open(os.path.join(new, name), "rb") as f:
             out.append(f.read())
     return out
