@@ -13,7 +13,8 @@ HELO name, MAIL FROM or RCPT TO asks).
   killed by signal 11 and starts a new esmtpd; the 3 bystanders are all cut (what a crash costs
   in-process: every session of that process); none of their mail is delivered (nothing was
   acknowledged); a new session delivers. abort() in rcpt logs SIGABRT the same way; a crash on a
-  thread the module started is logged as not the loop thread, in the module's code.
+  thread the module started is logged as not the loop thread, in the module's code; a stack
+  overflow in helo is logged too (the handler runs on an alternate stack).
 - Two esmtpd processes: bystanders spread over both (by the kernel's SO_REUSEPORT hash; the test
   opens sessions until each process has some, and finds each session's process from /proc); a
   crash on one process cuts its sessions only: the other process's bystanders finish and their
@@ -160,7 +161,22 @@ def crash_one_process(tmp, stoppers):
     want = (r"\[%d\] esmtpd: crash: SIGSEGV \(address 0x0\) on thread \d+ \(not the loop "
             r"thread\), in the code of module misbehave; the process ends" % pid2)
     wait_for(lambda: re.search(want, mta.read_log()), 10, "the other thread's crash line")
-    new_esmtpd(mta, pid2)
+    pid3 = new_esmtpd(mta, pid2)[0]
+
+    # The loop thread's stack overflows in helo: the handler runs on its alternate stack.
+    s = smtplib.SMTP("127.0.0.1", mta.port, timeout=30)
+    try:
+        code, text = s.ehlo("overflow")
+        raise AssertionError("EHLO overflow answered %d %r" % (code, text))
+    except CUT:
+        pass
+    finally:
+        s.close()
+    want = (r"\[%d\] esmtpd: crash: SIGSEGV \(address 0x[0-9a-f]+\) in filter session=%d\.\d+ "
+            r"module=misbehave phase=helo, in the code of module misbehave; the process ends"
+            % (pid3, pid3))
+    wait_for(lambda: re.search(want, mta.read_log()), 10, "the stack overflow's crash line")
+    new_esmtpd(mta, pid3)
     mta.stop()
 
 

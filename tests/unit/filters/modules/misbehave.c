@@ -2,6 +2,7 @@
  * session asks for it, for tests/integration/filter_watch_test.py:
  *   HELO sleep-N                  helo sleeps N ms (usleep: the loop is held)
  *   HELO crash / abort            helo writes through NULL / calls abort()
+ *   HELO overflow                 helo recurses until the loop thread's stack overflows
  *   MAIL FROM:<sleep-N@...>       mail sleeps N ms
  *   MAIL FROM:<timer-sleep-N@...> mail answers PENDING; a 1 ms timer sleeps N ms, then resumes
  *   RCPT TO:<crash@...>           rcpt writes through NULL (SIGSEGV)
@@ -28,6 +29,16 @@ static void* crash_thread(void* arg) {
   return NULL;
 }
 
+/* Recurses until the stack overflows (depth_limit is never reached): each frame keeps 4 KiB the
+ * compiler cannot drop. */
+static volatile int depth_limit = 1 << 30;
+static int recurse(int depth) {
+  volatile char frame[4096];
+  frame[0] = (char)depth;
+  if (depth >= depth_limit) return frame[0];
+  return recurse(depth + 1) + frame[0];
+}
+
 /* "sleep-N" at the start of text (after prefix): N ms, else -1. */
 static long sleep_ms(const char* text, const char* prefix) {
   size_t n = strlen(prefix);
@@ -41,6 +52,7 @@ static int on_helo(estafette_ctx* ctx, const char* name) {
   if (ms >= 0) usleep((useconds_t)ms * 1000);
   if (strcmp(name, "crash") == 0) crash_now();
   if (strcmp(name, "abort") == 0) abort();
+  if (strcmp(name, "overflow") == 0) return recurse(0);
   return ESTAFETTE_CONTINUE;
 }
 
