@@ -10,6 +10,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -167,7 +168,9 @@ void on_fatal(int signo, siginfo_t* info, void* context) {
   parts.pid = ::getpid();
   parts.program = g_settings.program;
   parts.signo = signo;
-  if (signo != SIGABRT && info)
+  // si_addr means something only for a signal the kernel raised for a fault (si_code > 0), not
+  // for one sent by kill() or raise().
+  if (signo != SIGABRT && info && info->si_code > 0)
     parts.fault_address = reinterpret_cast<std::uintptr_t>(info->si_addr);
   parts.where = std::string_view(where, w.size());
   char line[Context::kMaxText + 400];

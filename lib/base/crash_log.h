@@ -28,7 +28,7 @@ struct LineParts {
   long pid = 0;
   std::string_view program;  // "esmtpd"
   int signo = 0;
-  std::optional<std::uintptr_t> fault_address;  // si_addr (not for SIGABRT)
+  std::optional<std::uintptr_t> fault_address;  // si_addr of a fault (not abort(), not kill)
   std::string_view where;  // "in filter session=... module=... phase=rcpt", "on the loop ..."
 };
 

@@ -14,13 +14,15 @@ HELO name, MAIL FROM or RCPT TO asks).
   in-process: every session of that process); none of their mail is delivered (nothing was
   acknowledged); a new session delivers. abort() in rcpt logs SIGABRT the same way; a crash on a
   thread the module started is logged as not the loop thread, in the module's code; a stack
-  overflow in helo is logged too (the handler runs on an alternate stack).
+  overflow in helo is logged too (the handler runs on an alternate stack); a SIGSEGV sent to
+  esmtpd from outside is logged as not in a filter callback.
 - Two esmtpd processes: bystanders spread over both (by the kernel's SO_REUSEPORT hash; the test
   opens sessions until each process has some, and finds each session's process from /proc); a
   crash on one process cuts its sessions only: the other process's bystanders finish and their
   mail is delivered."""
 import os
 import re
+import signal
 import smtplib
 import time
 
@@ -176,7 +178,14 @@ def crash_one_process(tmp, stoppers):
             r"module=misbehave phase=helo, in the code of module misbehave; the process ends"
             % (pid3, pid3))
     wait_for(lambda: re.search(want, mta.read_log()), 10, "the stack overflow's crash line")
-    new_esmtpd(mta, pid3)
+    pid4 = new_esmtpd(mta, pid3)[0]
+
+    # Not in a module at all: SIGSEGV sent from outside (kill: no fault address).
+    os.kill(pid4, signal.SIGSEGV)
+    want = (r"\[%d\] esmtpd: crash: SIGSEGV (on the loop thread, not in a filter callback|on "
+            r"thread \d+ \(not the loop thread\)); the process ends" % pid4)
+    wait_for(lambda: re.search(want, mta.read_log()), 10, "the crash line outside a module")
+    new_esmtpd(mta, pid4)
     mta.stop()
 
 
