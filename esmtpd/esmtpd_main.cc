@@ -12,12 +12,16 @@
 // <state>/run/submit.sock itself. With `user` set, esmtpd binds its listen addresses as root, then
 // drops to that user (lib/base/privileges.h) before it opens the queue, loads filter modules or
 // accepts anything; a failure to drop exits 1 with the reason.
+// SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT log one "crash:" line (lib/base/crash_log.h), naming
+// the filter module, phase and session when a module's callback was running, then end the process
+// by the signal (estafetted restarts it).
 #include <signal.h>
 
 #include <utility>
 #include <vector>
 
 #include "esmtpd/server.h"
+#include "lib/base/crash_log.h"
 #include "lib/base/fd.h"
 #include "lib/base/log.h"
 #include "lib/daemon/daemon.h"
@@ -35,6 +39,9 @@ int main(int argc, char** argv) {
       .privileges = daemon::Privileges::Drop,
       .reload = true,
       .as_root = [&](daemon::Startup& s) {
+        // A crash (a module's, most likely) is logged with the module, phase and session it
+        // was in (lib/base/crash_log.h); the log file is opened now, while root may.
+        base::crash::install("esmtpd", s.config.log_file);
         listeners = s.args.listen_fds.empty()
                         ? esmtpd::bind_listeners(s.config, s.args.processes)
                         : esmtpd::adopt_listeners(s.config, s.args.listen_fds);

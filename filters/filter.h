@@ -24,9 +24,12 @@ namespace estafette::filters {
 // How long a module may take to answer a phase it answered PENDING (milter_command_timeout,
 // and milter_content_timeout from the first header to end of message). When it runs out, the
 // call answers Failed, the module's session is closed and every later call answers Failed.
+// callback_warn (filter_callback_warn_time): a module callback that holds the loop longer is
+// logged (filters/callback_scope.h); 0: never.
 struct ModuleTimeouts {
   std::chrono::milliseconds command{30000};
   std::chrono::milliseconds content{300000};
+  std::chrono::milliseconds callback_warn{100};
 };
 
 class Filter {

@@ -92,7 +92,9 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
       return spec.where + ": filters: " + ex.what();
     }
     // In-process modules: milter_command/content_timeout bound a PENDING phase.
-    ModuleTimeouts timeouts{config.milter_command_timeout, config.milter_content_timeout};
+    // filter_callback_warn_time: a callback holding the loop longer is logged.
+    ModuleTimeouts timeouts{config.milter_command_timeout, config.milter_content_timeout,
+                            config.filter_callback_warn_time};
     out = [module, default_action, timeouts](event::Loop& loop, metrics::Writer*) {
       return module->open(loop, default_action, timeouts);
     };

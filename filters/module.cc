@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "filters/native_filter.h"
+#include "lib/base/crash_log.h"
 #include "lib/base/fd.h"
 
 namespace estafette::filters {
@@ -151,6 +152,7 @@ std::string Module::load_in_child(const std::string& path, const std::vector<std
 Module::Module(Private, std::string path) : path_(std::move(path)) {}
 
 Module::~Module() {
+  base::crash::remove_code_range(code_range_);
   if (table_ && table_->fini) table_->fini();
   table_ = nullptr;
   if (library_ && library_->isLoaded()) library_->unload();
@@ -187,6 +189,10 @@ std::shared_ptr<Module> Module::load(const std::string& path,
   if (!table->name || !*table->name) throw std::runtime_error(what + "the filter has no name");
   m->table_ = table;
   m->name_ = table->name;
+  // A crash whose instruction is in the module's code names it (lib/base/crash_log.h): the
+  // shim's worker threads run module code outside any recorded callback.
+  m->code_range_ =
+      base::crash::add_code_range(reinterpret_cast<const void*>(init), "module " + m->name_);
   return m;
 }
 

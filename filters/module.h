@@ -66,6 +66,7 @@ class Module final : public std::enable_shared_from_this<Module> {
   std::unique_ptr<Poco::SharedLibrary> library_;
   std::unique_ptr<HostTable> host_;
   const estafette_filter* table_ = nullptr;
+  int code_range_ = -1;  // base::crash::add_code_range's slot
 };
 
 }  // namespace estafette::filters

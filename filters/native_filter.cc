@@ -7,6 +7,7 @@
 #include <exception>
 #include <utility>
 
+#include "filters/callback_scope.h"
 #include "lib/base/log.h"
 
 struct estafette_ctx {
@@ -226,6 +227,7 @@ struct HostFunctions {
                 ((got & EPOLLOUT) ? ESTAFETTE_FD_WRITE : 0) |
                 ((got & (EPOLLERR | EPOLLHUP)) ? ESTAFETTE_FD_ERROR : 0);
         auto [cb, arg] = it->second;
+        CallbackScope scope = f->scope("fd-callback");
         cb(f->ctx_.get(), fd, e, arg);
       });
       f->fds_[fd] = {cb, arg};
@@ -248,6 +250,7 @@ struct HostFunctions {
       estafette_timer_id id = f->next_timer_++;
       f->timers_[id] = f->loop_.add_timer(std::chrono::milliseconds(ms), [f, id, cb, arg] {
         f->timers_.erase(id);
+        CallbackScope scope = f->scope("timer");
         cb(f->ctx_.get(), arg);
       });
       return id;
@@ -342,11 +345,24 @@ void NativeFilter::close_session() {
   pending_ = Stage::None;
   done_ = nullptr;
   eom_done_ = nullptr;
-  if (table_.close) table_.close(ctx_.get());
+  if (table_.close) {
+    CallbackScope scope = this->scope("close");
+    table_.close(ctx_.get());
+  }
   for (const auto& [fd, cb] : fds_) loop_.remove_fd(fd);
   fds_.clear();
   for (const auto& [id, timer] : timers_) loop_.cancel_timer(timer);
   timers_.clear();
+}
+
+const char* NativeFilter::stage_name(Stage stage) {
+  static constexpr const char* kStages[] = {"none", "connect", "helo", "mail", "rcpt",
+                                            "data", "header",  "eoh",  "body", "eom"};
+  return kStages[static_cast<int>(stage)];
+}
+
+CallbackScope NativeFilter::scope(const char* phase) const {
+  return CallbackScope(session_, name_, phase, timeouts_.callback_warn);
 }
 
 void NativeFilter::post(std::function<void()> fn) {
@@ -399,7 +415,11 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
   mods_.clear();
   early_.reset();
   in_call_ = true;
-  int status = invoke(ctx_.get());
+  int status = 0;
+  {
+    CallbackScope scope = this->scope(stage_name(stage));
+    status = invoke(ctx_.get());
+  }
   in_call_ = false;
   if (status == ESTAFETTE_PENDING) {
     if (!early_) {  // resume() finishes it, unless the watchdog fires first
@@ -419,13 +439,11 @@ void NativeFilter::on_watchdog() {
   if (pending_ == Stage::None) return;
   auto done = std::move(done_);
   auto eom_done = std::move(eom_done_);
-  static constexpr const char* kStages[] = {"none", "connect", "helo", "mail", "rcpt",
-                                            "data", "header",  "eoh",  "body", "eom"};
   const bool content = pending_ == Stage::Header || pending_ == Stage::Eoh ||
                        pending_ == Stage::Body || pending_ == Stage::Eom;
   const auto limit = content ? timeouts_.content : timeouts_.command;
   Verdict v = make(Verdict::Action::Failed,
-                   "module " + name_ + ": never resumed: " + kStages[static_cast<int>(pending_)] +
+                   "module " + name_ + ": never resumed: " + stage_name(pending_) +
                        " still pending after " + std::to_string(limit.count()) + "ms" +
                        (content ? " (milter_content_timeout)" : " (milter_command_timeout)"));
   close_session();  // a late resume() finds nothing pending; later calls answer Failed
@@ -576,7 +594,10 @@ void NativeFilter::abort() {
     done_ = nullptr;
     eom_done_ = nullptr;
   }
-  if (in_message_ && !session_done_ && table_.abort) table_.abort(ctx_.get());
+  if (in_message_ && !session_done_ && table_.abort) {
+    CallbackScope scope = this->scope("abort");
+    table_.abort(ctx_.get());
+  }
   in_message_ = message_done_ = false;
   mods_.clear();
 }

@@ -7,6 +7,9 @@
 // NativeFilter (or quit()) calls the module's close() and
 // removes the fds and timers the module registered for the session; no callback runs afterwards.
 // The NativeFilter keeps its module loaded (the shared_ptr given to the constructor).
+// Every call into the module runs inside a CallbackScope (callback_scope.h): a call that holds
+// the loop longer than timeouts.callback_warn is logged, a crash in it names module, phase and
+// session.
 // DIAGNOSTICS: a status outside the ABI's, a call while another is pending or after the session
 // was closed answer Verdict::Failed ("module <name>: ..."); the caller applies default_action().
 #pragma once
@@ -23,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/callback_scope.h"
 #include "filters/filter.h"
 #include "filters/types.h"
 #include "lib/event/loop.h"
@@ -85,6 +89,9 @@ class NativeFilter final : public Filter {
   void post(std::function<void()> fn);
   Verdict make(Verdict::Action action, std::string text = {}) const;
   void close_session();
+  static const char* stage_name(Stage stage);
+  // Around every call into the module: crash context and loop-hold warning.
+  CallbackScope scope(const char* phase) const;
 
   event::Loop& loop_;
   std::shared_ptr<const void> keep_alive_;

@@ -478,6 +478,8 @@ std::vector<std::string> ignored_settings(const Config& c) {
                              [](const FilterSpec& f) { return f.kind == "milter"; });
   bool policies = std::any_of(c.filters.begin(), c.filters.end(),
                               [](const FilterSpec& f) { return f.kind.rfind("policy", 0) == 0; });
+  bool modules = std::any_of(c.filters.begin(), c.filters.end(),
+                             [](const FilterSpec& f) { return f.kind == "module"; });
   bool system = c.local_mailboxes == Config::LocalMailboxes::System;
   struct Rule {
     std::string_view setting;
@@ -491,6 +493,7 @@ std::vector<std::string> ignored_settings(const Config& c) {
       {"milter_connect_timeout", !milters, "no milter in filters"},
       {"milter_command_timeout", !milters, "no milter in filters"},
       {"milter_content_timeout", !milters, "no milter in filters"},
+      {"filter_callback_warn_time", !modules, "no module in filters"},
       {"policy_timeout", !policies, "no policy service in filters"},
       {"policy_default_action", !policies, "no policy service in filters"},
       {"dnsbl_threshold", c.dnsbl.empty(), "no dnsbl file (or an empty one)"},

@@ -190,6 +190,9 @@ struct Config {
   Millis milter_connect_timeout{30000};
   Millis milter_command_timeout{30000};
   Millis milter_content_timeout{300000};  // from the first header to the end of message
+  // A module's callback that holds esmtpd's loop longer is logged with module, phase and
+  // session (filters/callback_scope.h); 0: never.
+  Millis filter_callback_warn_time{100};
   // Policy services (`policy:` entries): the time for each query, and the action (Postfix's
   // access(5) syntax; filters/policy checks it) when a service fails.
   Millis policy_timeout{100000};

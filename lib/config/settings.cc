@@ -518,6 +518,8 @@ constexpr Setting kSettings[] = {
      "Each command's reply."},
     {"milter_content_timeout", "300s", millis<&Config::milter_content_timeout>,
      "From the first header to the end of the message."},
+    {"filter_callback_warn_time", "100ms", millis<&Config::filter_callback_warn_time>,
+     "A module callback that holds esmtpd's event loop longer is logged; 0: never."},
     {"policy_timeout", "100s", millis<&Config::policy_timeout>,
      "Connecting to a policy service and its answer to one query."},
     {"policy_default_action", "451 4.3.5 Server configuration problem",

@@ -63,6 +63,7 @@ std::string describe(const Config& c) {
     << "\nmilter_connect_timeout=" << c.milter_connect_timeout.count()
     << "\nmilter_command_timeout=" << c.milter_command_timeout.count()
     << "\nmilter_content_timeout=" << c.milter_content_timeout.count()
+    << "\nfilter_callback_warn_time=" << c.filter_callback_warn_time.count()
     << "\nesmtpd_processes=" << c.esmtpd_processes
     << "\nesmtpclient_processes=" << c.esmtpclient_processes
     << "\nlocal_processes=" << c.local_processes << "\nqueue_backend=" << c.queue_backend
@@ -219,6 +220,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"milter_connect_timeout", {"x", "expected a duration"}},
     {"milter_command_timeout", {"x", "expected a duration"}},
     {"milter_content_timeout", {"x", "expected a duration"}},
+    {"filter_callback_warn_time", {"soon", "expected a duration"}},
     {"policy_timeout", {"x", "expected a duration"}},
     {"policy_default_action", {"", "expected an action"}},
     {"local_mailboxes", {"all", "expected create, existing or system"}},
