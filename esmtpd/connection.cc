@@ -495,6 +495,11 @@ void Connection::filter_whole_message() {
   // the record is written.
   filters::Macros macros = message_macros();
   macros.emplace_back("{msg_size}", std::to_string(filter_buffer_.size()));
+  {
+    std::vector<std::string> rcpts;
+    for (const auto& r : session_.envelope().recipients) rcpts.push_back("<" + r + ">");
+    filters_->message_envelope(rcpts, filter_buffer_.size());
+  }
   auto parsed = std::make_shared<filters::ParsedMessage>(
       filters::parse_message_in_place(std::exchange(filter_buffer_, std::string())));
   filters::filter_message(
@@ -534,7 +539,8 @@ void Connection::filter_whole_message() {
         }
         filter_id_.clear();
         buffer_charge_.release();
-        filter_answer(verdict, "eom");
+        // The phase the verdict came from: a header's reject is not an eom's.
+        filter_answer(verdict, filters_->phase());
       });
 }
 

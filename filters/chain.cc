@@ -172,6 +172,11 @@ void Chain::eom(const Macros& macros, EomCallback done) {
       "eom", [macros](Filter& f, EomCallback d) { f.eom(macros, std::move(d)); }, std::move(done));
 }
 
+void Chain::message_envelope(const std::vector<std::string>& recipients, std::uint64_t size) {
+  for (Entry& e : entries_)
+    if (!e.dropped) e.filter->message_envelope(recipients, size);
+}
+
 void Chain::abort() {
   for (Entry& e : entries_)
     if (!e.dropped) e.filter->abort();
