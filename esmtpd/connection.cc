@@ -524,9 +524,10 @@ void Connection::filter_whole_message() {
                              "max_message_size; refused");
             verdict = {A::ReplyCode, "552 5.3.4 Message size exceeds fixed limit", {}};
           } else if (fenv.recipients.empty()) {
+            // As Postfix and sendmail do: accepted (250) and dropped, no bounce.
             logger().notice("filter id=" + filter_id_ +
                             ": the filters removed every recipient; discarded");
-            verdict.action = A::Discard;
+            verdict = {A::Discard, "the filters removed every recipient", {}};
           } else {
             auto qenv = queue_envelope(fenv.sender, fenv.recipients);
             qenv.id = filter_id_;

@@ -47,6 +47,7 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
       return;
     }
     if (v.action != A::Failed) {
+      if (v.action == A::Discard) v.text.clear();  // never a filter's words in our 250
       done(v, {});
       return;
     }
