@@ -6,7 +6,8 @@
  *   X-Envelope-Size: 1234
  *   X-Envelope-Before-Eom: -1 -1   (what both answered at DATA: -1, not valid yet)
  * A header "X-Envelope-Reject" is rejected at the header stage (550 5.7.1), so esmtpd's log
- * names phase=header. Built twice by make check: envelope_module.so (1.1) and
+ * names phase=header; with a header "X-Envelope-Delete-All" every recipient is deleted at eom
+ * (delrcpt for each one foreach_rcpt gives). Built twice by make check: envelope_module.so (1.1) and
  * envelope_module_v10.so (the 1.0 layout), which must load and work in a 1.1 host. */
 #include <estafette/filter.h>
 #include <inttypes.h>
@@ -20,6 +21,7 @@ static const struct estafette_host* host;
 struct session {
   int before_rcpts; /* foreach_rcpt's answer at DATA */
   int before_size;  /* message_size's answer at DATA */
+  int delete_all;   /* X-Envelope-Delete-All seen */
 };
 
 #ifndef ESTAFETTE_FILTER_ABI_1_0
@@ -33,6 +35,10 @@ static void add_rcpt(void* arg, const char* rcpt) {
   size_t used = strlen(list->text);
   snprintf(list->text + used, sizeof list->text - used, "%s%s", list->count ? ", " : " ", rcpt);
   list->count++;
+}
+
+static void delete_rcpt(void* arg, const char* rcpt) {
+  host->delrcpt((estafette_ctx*)arg, rcpt);
 }
 
 static void nop_rcpt(void* arg, const char* rcpt) {
@@ -56,7 +62,7 @@ static int on_connect(estafette_ctx* ctx, const char* hostname, int family, cons
 static int on_data(estafette_ctx* ctx) {
   struct session* s = host->getpriv(ctx);
   if (s == NULL) return ESTAFETTE_TEMPFAIL;
-  s->before_rcpts = s->before_size = 0;
+  s->before_rcpts = s->before_size = s->delete_all = 0;
 #ifndef ESTAFETTE_FILTER_ABI_1_0
   if (ESTAFETTE_HOST_HAS(host, message_size)) {
     uint64_t size = 0;
@@ -68,7 +74,9 @@ static int on_data(estafette_ctx* ctx) {
 }
 
 static int on_header(estafette_ctx* ctx, const char* name, const char* value) {
+  struct session* s = host->getpriv(ctx);
   (void)value;
+  if (s != NULL && strcasecmp(name, "X-Envelope-Delete-All") == 0) s->delete_all = 1;
   if (strcasecmp(name, "X-Envelope-Reject") != 0) return ESTAFETTE_CONTINUE;
   host->setreply(ctx, "550", "5.7.1", "rejected at the header stage");
   return ESTAFETTE_REJECT;
@@ -91,6 +99,7 @@ static int on_eom(estafette_ctx* ctx) {
     host->addheader(ctx, "X-Envelope-Size", value);
     snprintf(value, sizeof value, " %d %d", s->before_rcpts, s->before_size);
     host->addheader(ctx, "X-Envelope-Before-Eom", value);
+    if (s->delete_all) host->foreach_rcpt(ctx, delete_rcpt, ctx);
     return ESTAFETTE_CONTINUE;
   }
 #endif
