@@ -21,8 +21,8 @@
 
 namespace estafette::filters {
 
-// How long a module may take to answer a phase it answered PENDING (milter_command_timeout,
-// and milter_content_timeout from the first header to end of message). When it runs out, the
+// How long a module may take to answer a phase it answered PENDING (milter_command_timeout up to
+// DATA, milter_content_timeout for each header, eoh, body and eom call). When it runs out, the
 // call answers Failed, the module's session is closed and every later call answers Failed.
 struct ModuleTimeouts {
   std::chrono::milliseconds command{30000};

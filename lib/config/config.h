@@ -189,7 +189,7 @@ struct Config {
   std::string milter_default_action = "tempfail";  // tempfail, accept or reject when one fails
   Millis milter_connect_timeout{30000};
   Millis milter_command_timeout{30000};
-  Millis milter_content_timeout{300000};  // from the first header to the end of message
+  Millis milter_content_timeout{300000};  // each header, eoh, body chunk and eom reply
   // Policy services (`policy:` entries): the time for each query, and the action (Postfix's
   // access(5) syntax; filters/policy checks it) when a service fails.
   Millis policy_timeout{100000};
