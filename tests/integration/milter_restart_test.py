@@ -7,6 +7,7 @@ processes. A milter killed in the middle of a message (after DATA, and while it 
 end of message) makes that message get the default action: nothing queued, nothing delivered,
 nothing half-written."""
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -170,6 +171,11 @@ def test(tmp, stoppers):
     check(got.startswith(b"451"), "killed after DATA: %r" % got)
     check(took < 3, "killed after DATA: the reply took %.1fs" % took)
     nothing_more(mta, 2, "killed after DATA")
+    closed = (r'filter session=\S+ phase=%s verdict=tempfail filter=inet:%d@127\.0\.0\.1 '
+              r'reason="milter [^"]*closed')
+    # The milter's part of the message starts with the first header, once DATA is all in.
+    check(re.search(closed % ("header", milter.port), mta.read_log()),
+          "no phase=header log line for the milter killed after DATA")
 
     # Killed while it works on the end of message ("Subject: slow": 0.8 s at eom).
     milter.start()
@@ -177,8 +183,8 @@ def test(tmp, stoppers):
     check(got.startswith(b"451"), "killed at end of message: %r" % got)
     check(took < 3, "killed at end of message: the reply took %.1fs" % took)
     nothing_more(mta, 2, "killed at end of message")
-    log = mta.read_log()
-    check("phase=eom" in log and "closed" in log, "no log line for the milter that closed at eom")
+    check(re.search(closed % ("eom", milter.port), mta.read_log()),
+          "no phase=eom log line for the milter killed during eom")
 
     # And back once more: the same esmtpd filters and delivers again.
     milter.start()
