@@ -7,8 +7,8 @@
  *   X-Envelope-Before-Eom: -1 -1   (what both answered at DATA: -1, not valid yet)
  * A header "X-Envelope-Reject" is rejected at the header stage (550 5.7.1), so esmtpd's log
  * names phase=header; with a header "X-Envelope-Delete-All" every recipient is deleted at eom
- * (delrcpt for each one foreach_rcpt gives). Built twice by make check: envelope_module.so (1.1) and
- * envelope_module_v10.so (the 1.0 layout), which must load and work in a 1.1 host. */
+ * (delrcpt for each one foreach_rcpt gives). Built twice by make check: envelope_module.so (1.1)
+ * and envelope_module_v10.so (the 1.0 layout), which must load and work in a 1.1 host. */
 #include <estafette/filter.h>
 #include <inttypes.h>
 #include <stdio.h>
