@@ -495,6 +495,11 @@ void Connection::filter_whole_message() {
   // the record is written.
   filters::Macros macros = message_macros();
   macros.emplace_back("{msg_size}", std::to_string(filter_buffer_.size()));
+  {
+    std::vector<std::string> rcpts;
+    for (const auto& r : session_.envelope().recipients) rcpts.push_back("<" + r + ">");
+    filters_->message_envelope(rcpts, filter_buffer_.size());
+  }
   auto parsed = std::make_shared<filters::ParsedMessage>(
       filters::parse_message_in_place(std::exchange(filter_buffer_, std::string())));
   filters::filter_message(
@@ -519,9 +524,10 @@ void Connection::filter_whole_message() {
                              "max_message_size; refused");
             verdict = {A::ReplyCode, "552 5.3.4 Message size exceeds fixed limit", {}};
           } else if (fenv.recipients.empty()) {
+            // As Postfix and sendmail do: accepted (250) and dropped, no bounce.
             logger().notice("filter id=" + filter_id_ +
                             ": the filters removed every recipient; discarded");
-            verdict.action = A::Discard;
+            verdict = {A::Discard, "the filters removed every recipient", {}};
           } else {
             auto qenv = queue_envelope(fenv.sender, fenv.recipients);
             qenv.id = filter_id_;
@@ -534,7 +540,8 @@ void Connection::filter_whole_message() {
         }
         filter_id_.clear();
         buffer_charge_.release();
-        filter_answer(verdict, "eom");
+        // The phase the verdict came from: a header's reject is not an eom's.
+        filter_answer(verdict, filters_->phase());
       });
 }
 

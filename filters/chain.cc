@@ -47,6 +47,7 @@ void Chain::run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modificat
       return;
     }
     if (v.action != A::Failed) {
+      if (v.action == A::Discard) v.text.clear();  // never a filter's words in our 250
       done(v, {});
       return;
     }
@@ -170,6 +171,11 @@ void Chain::body(std::string_view bytes, Callback done) {
 void Chain::eom(const Macros& macros, EomCallback done) {
   start(
       "eom", [macros](Filter& f, EomCallback d) { f.eom(macros, std::move(d)); }, std::move(done));
+}
+
+void Chain::message_envelope(const std::vector<std::string>& recipients, std::uint64_t size) {
+  for (Entry& e : entries_)
+    if (!e.dropped) e.filter->message_envelope(recipients, size);
 }
 
 void Chain::abort() {

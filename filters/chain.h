@@ -53,6 +53,11 @@ class Chain final {
   void eoh(const Macros& macros, Callback done);
   void body(std::string_view bytes, Callback done);  // bytes stay valid until done runs
   void eom(const Macros& macros, EomCallback done);
+  // Filter::message_envelope to every filter (no answer, no callback).
+  void message_envelope(const std::vector<std::string>& recipients, std::uint64_t size);
+  // The phase of the last call started ("header", "eom", ...): where a message's verdict came
+  // from, for the caller's log line.
+  const char* phase() const { return phase_; }
   void abort();  // every filter not dropped
   void quit();   // every filter
 

@@ -21,8 +21,8 @@
 
 namespace estafette::filters {
 
-// How long a module may take to answer a phase it answered PENDING (milter_command_timeout,
-// and milter_content_timeout from the first header to end of message). When it runs out, the
+// How long a module may take to answer a phase it answered PENDING (milter_command_timeout up to
+// DATA, milter_content_timeout for each header, eoh, body and eom call). When it runs out, the
 // call answers Failed, the module's session is closed and every later call answers Failed.
 // callback_warn (filter_callback_warn_time): a module callback that holds the loop longer is
 // logged (filters/callback_scope.h); 0: never.
@@ -53,6 +53,12 @@ class Filter {
   // destroyed), so that a message's body is never copied whole.
   virtual void body(std::string_view bytes, Callback done) = 0;
   virtual void eom(const Macros& macros, EomCallback done) = 0;
+  // Before a message's first header call: its accepted recipients ("<a@b>", in RCPT order, as
+  // the envelope holds them at the end of DATA, before any filter's changes) and its size as
+  // the filters see it (as {msg_size}). For filters that offer them at eom (native modules,
+  // ABI 1.1); the others ignore it. Valid until abort() or the next mail().
+  virtual void message_envelope(const std::vector<std::string>& /*recipients*/,
+                                std::uint64_t /*size*/) {}
   virtual void abort() = 0;  // the message ends (RSET, rejected); no pending call
   virtual void quit() = 0;   // the session ends; no callback
 

@@ -202,17 +202,35 @@ struct HostFunctions {
     m.args = args ? args : "";
     return add_mod(ctx, std::move(m));
   }
+  // Only a phase whose callback returned PENDING can be resumed: inside the callback nothing is
+  // pending yet (its return value answers), so a resume() there would be silently lost.
   static int resume(estafette_ctx* ctx, int status) {
     return guarded([&] {
-      NativeFilter* f = in_phase(ctx);
+      NativeFilter* f = get(ctx);
       if (!f || status == ESTAFETTE_PENDING) return ESTAFETTE_ERROR;
-      if (f->in_call_) {
-        f->early_ = status;  // answered before returning PENDING
-        return ESTAFETTE_OK;
+      if (f->closed_ || f->pending_ == NativeFilter::Stage::None || f->in_call_) {
+        log(ctx, 3,
+            ("resume(" + std::to_string(status) + ") with nothing pending" +
+             (f->in_call_ ? " (inside the callback: its return value answers)" : "") +
+             ": ignored, returns -1")
+                .c_str());
+        return ESTAFETTE_ERROR;
       }
       f->complete(status);
       return ESTAFETTE_OK;
     });
+  }
+  static int foreach_rcpt(estafette_ctx* ctx, void (*fn)(void*, const char*), void* arg) {
+    NativeFilter* f = at_eom(ctx);
+    if (!f || !fn || !f->envelope_) return ESTAFETTE_ERROR;
+    for (const std::string& rcpt : f->envelope_->first) fn(arg, rcpt.c_str());
+    return ESTAFETTE_OK;
+  }
+  static int message_size(estafette_ctx* ctx, std::uint64_t* size) {
+    NativeFilter* f = at_eom(ctx);
+    if (!f || !size || !f->envelope_) return ESTAFETTE_ERROR;
+    *size = f->envelope_->second;
+    return ESTAFETTE_OK;
   }
   static int watch_fd(estafette_ctx* ctx, int fd, int events, estafette_fd_cb cb, void* arg) {
     return guarded([&] {
@@ -321,6 +339,8 @@ HostTable::HostTable(const std::string& path, const std::vector<std::string>& mo
   host.log = &HostFunctions::log;
   host.argc = static_cast<int>(args.size());
   host.argv = argv.data();
+  host.foreach_rcpt = &HostFunctions::foreach_rcpt;
+  host.message_size = &HostFunctions::message_size;
 }
 
 NativeFilter::NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_alive,
@@ -397,6 +417,7 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
   if (stage == Stage::Mail) {
     in_message_ = true;
     message_done_ = false;
+    envelope_.reset();
   }
   phase_macros_.clear();
   if (macros) {
@@ -413,7 +434,6 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
   eom_done_ = std::move(eom_done);
   reply_.clear();
   mods_.clear();
-  early_.reset();
   in_call_ = true;
   int status = 0;
   {
@@ -421,15 +441,12 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
     status = invoke(ctx_.get());
   }
   in_call_ = false;
-  if (status == ESTAFETTE_PENDING) {
-    if (!early_) {  // resume() finishes it, unless the watchdog fires first
-      bool content = stage == Stage::Header || stage == Stage::Eoh || stage == Stage::Body ||
-                     stage == Stage::Eom;
-      watchdog_ = loop_.add_timer(content ? timeouts_.content : timeouts_.command,
-                                  [this] { on_watchdog(); });
-      return;
-    }
-    status = *early_;
+  if (status == ESTAFETTE_PENDING) {  // resume() finishes it, unless the watchdog fires first
+    bool content = stage == Stage::Header || stage == Stage::Eoh || stage == Stage::Body ||
+                   stage == Stage::Eom;
+    watchdog_ =
+        loop_.add_timer(content ? timeouts_.content : timeouts_.command, [this] { on_watchdog(); });
+    return;
   }
   complete(status);
 }
@@ -586,7 +603,13 @@ void NativeFilter::eom(const Macros& macros, EomCallback done) {
       nullptr, std::move(done));
 }
 
+void NativeFilter::message_envelope(const std::vector<std::string>& recipients,
+                                    std::uint64_t size) {
+  envelope_.emplace(recipients, size);
+}
+
 void NativeFilter::abort() {
+  envelope_.reset();
   if (closed_) return;
   if (pending_ != Stage::None) {
     // The pending answer belongs to the message that ends: drop it.

@@ -69,6 +69,8 @@ class NativeFilter final : public Filter {
   void eoh(const Macros& macros, Callback done) override;
   void body(std::string_view bytes, Callback done) override;
   void eom(const Macros& macros, EomCallback done) override;
+  // What host->foreach_rcpt and host->message_size answer at eom (ABI 1.1).
+  void message_envelope(const std::vector<std::string>& recipients, std::uint64_t size) override;
   void abort() override;
   void quit() override;
 
@@ -106,10 +108,11 @@ class NativeFilter final : public Filter {
   void* priv_ = nullptr;
   std::string reply_;  // the composed reply from setreply() for this phase
   std::vector<Modification> mods_;
+  // The message's accepted recipients and size (message_envelope), until abort() or mail().
+  std::optional<std::pair<std::vector<std::string>, std::uint64_t>> envelope_;
 
   Stage pending_ = Stage::None;
-  bool in_call_ = false;      // inside the module's callback
-  std::optional<int> early_;  // resume() called inside the callback
+  bool in_call_ = false;  // inside the module's callback (resume() is refused there)
   Callback done_;
   EomCallback eom_done_;
 

@@ -64,7 +64,7 @@ struct Options {
   std::string name;                                   // for failure reasons ("milter <name>: ...")
   std::chrono::milliseconds connect_timeout{30000};   // milter_connect_timeout
   std::chrono::milliseconds command_timeout{30000};   // milter_command_timeout
-  std::chrono::milliseconds content_timeout{300000};  // milter_content_timeout: headers to eom
+  std::chrono::milliseconds content_timeout{300000};  // milter_content_timeout: per content call
   filters::DefaultAction default_action = filters::DefaultAction::Tempfail;  // used by Chain
   // Bounds on what one end of message may bring, checked as the replies arrive (the Chain checks
   // the rest): more modifications, or a larger replacement body, fail the session.

@@ -22,8 +22,10 @@
  *
  * Versioning: both structs start with abi_version and struct_size. The host refuses a module
  * whose abi_version differs from ESTAFETTE_FILTER_ABI_VERSION or whose struct_size is smaller
- * than the version-1 layout; new members are only ever appended, so a module may check
- * host->struct_size before using a member added later.
+ * than the version-1 layout. New members are only ever appended, with a new minor version
+ * (ESTAFETTE_FILTER_ABI_MINOR; 1.1 added foreach_rcpt and message_size to the host); the major
+ * version stays 1, so a module built for 1.0 loads unchanged. A module that uses a member added
+ * later checks that its host has it: ESTAFETTE_HOST_HAS(host, message_size).
  *
  * Pure C; no C++ types or exceptions cross this interface. */
 #ifndef ESTAFETTE_FILTER_H
@@ -37,6 +39,14 @@ extern "C" {
 #endif
 
 #define ESTAFETTE_FILTER_ABI_VERSION 1
+/* The minor version of the layout this header describes: 0 the first layout, 1 adds
+ * foreach_rcpt and message_size to struct estafette_host. Define ESTAFETTE_FILTER_ABI_1_0
+ * before including this header to build against the 1.0 layout (the new members hidden). */
+#ifdef ESTAFETTE_FILTER_ABI_1_0
+#define ESTAFETTE_FILTER_ABI_MINOR 0
+#else
+#define ESTAFETTE_FILTER_ABI_MINOR 1
+#endif
 #define ESTAFETTE_FILTER_INIT_SYMBOL "estafette_filter_init"
 
 /* The per-session handle: opaque, owned by the host. */
@@ -116,7 +126,10 @@ struct estafette_host {
   int (*quarantine)(estafette_ctx* ctx, const char* reason);
   int (*chgfrom)(estafette_ctx* ctx, const char* from, const char* args);
 
-  /* Answers the phase that returned ESTAFETTE_PENDING (any status but PENDING). */
+  /* Answers the phase that returned ESTAFETTE_PENDING (any status but PENDING), after its
+   * callback returned. With nothing pending (called inside the callback before it returned
+   * PENDING, after the phase was answered, after close, or twice) it does nothing and returns
+   * ESTAFETTE_ERROR (a debug line in esmtpd's log): the callback's own return value answers. */
   int (*resume)(estafette_ctx* ctx, int status);
 
   /* Event-loop access, per session: removed by the host at close(). A module watches an fd at
@@ -135,7 +148,27 @@ struct estafette_host {
   /* The module's arguments, argv-style (argv[0] is the module's path, argv[argc] is NULL). */
   int argc;
   char* const* argv;
+
+#ifndef ESTAFETTE_FILTER_ABI_1_0
+  /* ABI 1.1 (check ESTAFETTE_HOST_HAS(host, message_size) first). At eom only, while it runs or
+   * is PENDING; ESTAFETTE_ERROR in any other phase. */
+
+  /* Calls fn for every accepted recipient of the message, in RCPT order, with angle brackets
+   * ("<a@example.test>"): the envelope's recipients at the end of DATA, after esmtpd's own
+   * checks and every filter's rcpt verdict, but before any filter's addrcpt/delrcpt (every
+   * filter sees the original message; the changes of all filters are applied after the last
+   * one answers eom, this module's own included). */
+  int (*foreach_rcpt)(estafette_ctx* ctx, void (*fn)(void* arg, const char* rcpt), void* arg);
+  /* *size = the message's size in bytes as the filters see it: the client's message (CRLF line
+   * ends, not dot-stuffed) with esmtpd's Received: header, as the {msg_size} macro. */
+  int (*message_size)(estafette_ctx* ctx, uint64_t* size);
+#endif
 };
+
+/* Whether the host's table has a member added after 1.0 (true for every 1.0 member):
+ * ESTAFETTE_HOST_HAS(host, message_size) before calling host->foreach_rcpt or message_size. */
+#define ESTAFETTE_HOST_HAS(host, member)                                         \
+  ((host)->struct_size >= offsetof(struct estafette_host, member) + sizeof((host)->member))
 
 /* What the module offers the host: every callback is optional (NULL: CONTINUE).
  * Strings passed in are valid during the call only. */

@@ -189,7 +189,7 @@ struct Config {
   std::string milter_default_action = "tempfail";  // tempfail, accept or reject when one fails
   Millis milter_connect_timeout{30000};
   Millis milter_command_timeout{30000};
-  Millis milter_content_timeout{300000};  // from the first header to the end of message
+  Millis milter_content_timeout{300000};  // each header, eoh, body chunk and eom reply
   // A module's callback that holds esmtpd's loop longer is logged with module, phase and
   // session (filters/callback_scope.h); 0: never.
   Millis filter_callback_warn_time{100};

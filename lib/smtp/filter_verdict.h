@@ -17,7 +17,8 @@ struct FilterVerdict {
     Accept,     // go on; this filter wants nothing more of this message (or session)
     Reject,     // 5xx with the session's default text for the phase
     Tempfail,   // 4xx with the session's default text for the phase
-    Discard,    // accept the message and drop it
+    Discard,    // accept the message (250) and drop it; `text`: empty, or why, for the
+                // client's reply (esmtpd's own words: filters::Chain clears a filter's)
     ReplyCode,  // reply with `text` (a 4xx or 5xx reply; empty: as Reject)
     Failed,     // the filter failed (`text` is the reason, for logs); filters::Chain applies the
                 // filter's default action, and a Failed that reaches the session is answered

@@ -187,7 +187,9 @@ Actions ServerSession::on_filter_verdict(const FilterVerdict& verdict) {
         return {{ActionKind::Commit, {}}};
       }
       reset_transaction();
-      if (verdict.action == A::Discard) return reply("250 2.0.0 Ok: discarded");
+      if (verdict.action == A::Discard)
+        return reply("250 2.0.0 Ok: discarded" +
+                     (verdict.text.empty() ? std::string() : ": " + verdict.text));
       return refuse(Refusal::Filter,
                     filter_reply(verdict, "550 5.7.1 Message content rejected",
                                  "451 4.7.1 Service unavailable - try again later"));

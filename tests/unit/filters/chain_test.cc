@@ -342,14 +342,17 @@ TEST_F(FilterChain, MessagePassWithoutBodySendsNoBody) {
 
 TEST_F(FilterChain, MessagePassStopsAtTheFirstRefusal) {
   FakeFilter& a = add("a");
-  a.answers["eoh"] = {Action::Discard, {}, {}};
+  // A filter's words never reach the client's 250 (the Chain clears a Discard's text).
+  a.answers["eoh"] = {Action::Discard, "x\r\n250 injected", {}};
   a.mods = {add_header("X-A", " 1")};
   auto message = std::make_shared<const ParsedMessage>(parse_message("A: 1\r\n\r\nbody\r\n"));
   Answer r = wait(loop_, [&](auto done) { filter_message(chain(), message, {}, done); });
   EXPECT_EQ(r.verdict.action, Action::Discard);
   EXPECT_EQ(r.verdict.filter, "a");
+  EXPECT_EQ(r.verdict.text, "");
   EXPECT_TRUE(r.mods.empty());
   EXPECT_EQ(log_, (Log{"a:header", "a:eoh"}));
+  EXPECT_STREQ(chain().phase(), "eoh");  // where the verdict came from, for esmtpd's log
 }
 
 // --- FilterSet, start_errors
