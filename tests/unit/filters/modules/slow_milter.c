@@ -3,7 +3,8 @@
  *                                     then continues
  *   MAIL FROM:<bad@example.test>   -> answers an sfsistat that does not exist (99)
  *   MAIL FROM:<sleep-N@example.test> -> the session's eom sleeps N seconds (1..600), noting
- *                                     "eom-sleep" before and "eom-woke" after (the shim's pool)
+ *                                     "eom-sleep" before and "eom-woke" after, then rejects the
+ *                                     message (the shim's pool: test and bench/shim-pool.sh)
  *   header Subject: <text>         -> at eom: "X-Slow-Subject:<value as received>"
  *   every callback appends its name to the file given with -l (checks calls after a cancel);
  *   -S MS makes main() sleep that long at load (a module that hangs while loading). */
@@ -71,6 +72,7 @@ static sfsistat slow_eom(SMFICTX* ctx) {
     note("eom-sleep");
     sleep((unsigned)seconds);
     note("eom-woke");
+    return SMFIS_REJECT;
   }
   smfi_addheader(ctx, "X-Slow-Subject", subject);
   return SMFIS_CONTINUE;
