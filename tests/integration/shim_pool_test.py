@@ -12,7 +12,11 @@ While they sleep:
 - esmtpd has at least one thread per sleeping callback more than before.
 Afterwards every callback woke and xxfi_close ran for every session; the fast messages are
 delivered. (Idle workers retiring is checked in tests/unit/filters/worker_pool_test.cc, where
-the idle time can be short.)"""
+the idle time can be short.)
+
+At the bound: BOUND + 6 sessions whose callbacks sleep 3 s. 64 sleep at once, no more (esmtpd has
+at most 64 threads more), the others wait for a worker; esmtpd logs that once, with the module's
+name; when the sleepers wake the others run, and every session gets the filter's 550."""
 import os
 import smtplib
 import threading
@@ -25,6 +29,7 @@ SLOW = 6
 FAST = 10
 SLEEP = 5
 LIMIT = 1.0  # seconds, for an EHLO and for a whole transaction
+BOUND = 64  # the shim's workers per module per process (shim.cc, kWorkerLimits)
 
 
 def check(cond, what):
@@ -54,11 +59,11 @@ def fast_session(port, n, results):
         results[n] = (None, None, repr(e))
 
 
-def slow_session(port, n, results):
+def slow_session(port, n, results, seconds=SLEEP):
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
             s.ehlo("slow%d.test" % n)
-            s.mail("sleep-%d@example.test" % SLEEP)
+            s.mail("sleep-%d@example.test" % seconds)
             s.rcpt("user@estafette.test")
             start = time.monotonic()
             code, text = s.data(b"Subject: slow\r\n\r\nslow\r\n")
@@ -91,9 +96,44 @@ def notes(path, what):
         return 0
 
 
+def at_the_bound(tmp, stoppers):
+    calls = os.path.join(tmp, "bound-calls.log")
+    mta = Estafette(tmp, name="bound", filters='"module:%s -l %s"' % (SLOW_MODULE, calls),
+                    esmtpd_processes="1")
+    stoppers.append(mta)
+    mta.start()
+    [esmtpd] = mta.esmtpd_pids()
+    threads_before = status_kb(esmtpd, "Threads")
+    count, seconds = BOUND + 6, 3
+    results = {}
+    sessions = [threading.Thread(target=slow_session, args=(mta.port, n, results, seconds))
+                for n in range(count)]
+    for t in sessions:
+        t.start()
+    wait_for(lambda: notes(calls, "eom-sleep") >= BOUND, 15, "%d callbacks asleep" % BOUND)
+    time.sleep(0.5)
+    asleep, woke = notes(calls, "eom-sleep"), notes(calls, "eom-woke")
+    threads = status_kb(esmtpd, "Threads")
+    check(woke == 0, "the sleepers woke too early for this check (%d)" % woke)
+    check(asleep == BOUND, "%d callbacks asleep at once, the bound is %d" % (asleep, BOUND))
+    check(threads <= threads_before + BOUND, "esmtpd threads: %d before, %d at the bound"
+          % (threads_before, threads))
+    for t in sessions:
+        t.join(60)
+    check(sorted(results) == list(range(count)), "sessions did not finish: %r" % results)
+    check(all(code == 550 for code, _ in results.values()),
+          "answers: %r" % sorted(set(str(code) for code, _ in results.values())))
+    check(notes(calls, "eom-woke") == count, "woke: %d" % notes(calls, "eom-woke"))
+    log = mta.read_log()
+    line = "libmilter shim: slow: all %d worker threads are busy" % BOUND
+    check(log.count(line) == 1, "%d lines %r" % (log.count(line), line))
+    mta.stop()
+
+
 def test(tmp, stoppers):
     if not os.path.exists(SLOW_MODULE):
         skip(SLOW_MODULE + " is not built (make check builds it)")
+    at_the_bound(tmp, stoppers)
     calls = os.path.join(tmp, "calls.log")
     mta = Estafette(tmp, filters='"module:%s -l %s"' % (SLOW_MODULE, calls),
                     esmtpd_processes="1", milter_content_timeout="1s")
