@@ -9,14 +9,14 @@
 # slow/quiet (issue 19: within 10%). The default --slow 8 is more than the shim's old fixed
 # pool of 4 workers per process, which made every other session wait for the sleepers.
 #   ESTAFETTE=builddir bench/shim-pool.sh [--count N] [--rounds R] [--slow K] [--sleep S]
-#                                         [--processes P]
+#                                         [--processes P] [--concurrency C]
 # MODULE=path.so measures another build of slow_milter.c (say, with an older shim).
 # Each run's result.json, runs.csv and report.html go to $OUT/ROUND-KIND (default OUT: a new
 # directory under /tmp).
 set -u -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${ESTAFETTE:-$here/..}
-count=10000 rounds=3 slow=8 sleep=5 processes=1
+count=10000 rounds=3 slow=8 sleep=5 processes=1 concurrency=250
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) count=$2; shift ;;
@@ -24,7 +24,9 @@ while [ $# -gt 0 ]; do
     --slow) slow=$2; shift ;;
     --sleep) sleep=$2; shift ;;
     --processes) processes=$2; shift ;;
-    *) echo "usage: $0 [--count N] [--rounds R] [--slow K] [--sleep S] [--processes P]" >&2
+    --concurrency) concurrency=$2; shift ;;
+    *) echo "usage: $0 [--count N] [--rounds R] [--slow K] [--sleep S] [--processes P]" \
+         "[--concurrency C]" >&2
        exit 2 ;;
   esac
   shift
@@ -90,7 +92,8 @@ for r in $(seq "$rounds"); do
       helper=$!
     fi
     "$bin/estafette-bench" relay --messages "$count" --label "$kind" --quiet --out "$dir" \
-      --esmtpd-processes "$processes" --conf "filters = module:$module" >/dev/null || status=1
+      --concurrency "$concurrency" --esmtpd-processes "$processes" \
+      --conf "filters = module:$module" >/dev/null || status=1
     if [ -n "$helper" ]; then
       kill "$helper" 2>/dev/null
       wait "$helper" 2>/dev/null
@@ -113,5 +116,6 @@ done
 ratio() { awk -v a="$(median <<<"$1")" -v b="$(median <<<"$2")" 'BEGIN{printf "%.3f", (b > 0 ? a / b : 0)}'; }
 echo "shim-pool: slow/quiet: p50=$(ratio "${p50[slow]}" "${p50[quiet]}")" \
   "p99=$(ratio "${p99[slow]}" "${p99[quiet]}") msgs_per_s=$(ratio "${rate[slow]}" "${rate[quiet]}")" \
-  "(slow sessions: $slow, sleep ${sleep}s, esmtpd processes: $processes)"
+  "(slow sessions: $slow, sleep ${sleep}s, esmtpd processes: $processes," \
+  "concurrency: $concurrency)"
 exit $status
