@@ -507,19 +507,32 @@ int n_eom(estafette_ctx* ctx) {
   });
 }
 
+// Loop: abort and close answer at once; when no worker can be started for them (no thread at
+// all), the callback is skipped with a log line rather than the exception leaving the C ABI.
+void post_or_log(Session& s, Session::Job job, const char* what) {
+  try {
+    s.post(std::move(job));
+  } catch (const std::exception& e) {
+    log_error("libmilter shim: " + shim().name + ": " + what + " not run: " + e.what());
+  }
+}
+
 int n_abort(estafette_ctx* ctx) {
   std::shared_ptr<Session> s = find(ctx);
   if (!s) return ESTAFETTE_CONTINUE;
   s->expected = 0;  // an answer still on its way belongs to the aborted message
-  s->post([](Session& s) {
-    s.body_skipped = false;
-    for (int i = SMFIM_ENVFROM; i <= SMFIM_LAST; ++i) s.macros[i].clear();
-    if (desc().xxfi_abort) {
-      s.in_call = true;
-      desc().xxfi_abort(&s);
-      s.in_call = false;
-    }
-  });
+  post_or_log(
+      *s,
+      [](Session& s) {
+        s.body_skipped = false;
+        for (int i = SMFIM_ENVFROM; i <= SMFIM_LAST; ++i) s.macros[i].clear();
+        if (desc().xxfi_abort) {
+          s.in_call = true;
+          desc().xxfi_abort(&s);
+          s.in_call = false;
+        }
+      },
+      "xxfi_abort");
   return ESTAFETTE_CONTINUE;
 }
 
@@ -535,13 +548,16 @@ int n_close(estafette_ctx* ctx) {
     s->closed = true;  // the worker answers nothing more; ctx is gone after this
   }
   s->ctx = nullptr;
-  s->post([](Session& s) {
-    if (desc().xxfi_close) {
-      s.in_call = true;
-      desc().xxfi_close(&s);
-      s.in_call = false;
-    }
-  });
+  post_or_log(
+      *s,
+      [](Session& s) {
+        if (desc().xxfi_close) {
+          s.in_call = true;
+          desc().xxfi_close(&s);
+          s.in_call = false;
+        }
+      },
+      "xxfi_close");
   return ESTAFETTE_CONTINUE;
 }
 
