@@ -4,12 +4,18 @@
 //
 // estafette_filter_init() calls the filter's own main() with the module's argv: smfi_register()
 // records its smfiDesc, smfi_main() returns MI_SUCCESS at once. Each native phase callback then
-// snapshots the session's macros on esmtpd's loop, queues the xxfi_* call on a small worker pool
-// and answers ESTAFETTE_PENDING; the worker runs the session's calls one at a time, in order,
-// records what the filter asked for (reply, modifications) and writes the session's eventfd;
-// back on the loop (watch_fd) the recorded requests are replayed through the host table and
-// host->resume() answers the phase. So a slow or blocking libmilter callback never blocks the
-// loop. The host functions are only ever called on the loop thread.
+// snapshots the session's macros on esmtpd's loop, queues the xxfi_* call on the session and
+// answers ESTAFETTE_PENDING; a worker runs the session's calls one at a time, in order, records
+// what the filter asked for (reply, modifications) and writes the session's eventfd; back on the
+// loop (watch_fd) the recorded requests are replayed through the host table and host->resume()
+// answers the phase. So a slow or blocking libmilter callback never blocks the loop. The host
+// functions are only ever called on the loop thread.
+//
+// Workers (worker_pool.h): a session holds a worker only while it has calls queued, and a session
+// whose call finds no idle worker starts one (up to 64 per module per process), so a callback
+// that blocks, also one whose phase esmtpd already gave up (timeout), holds its own thread only
+// and delays no other session. At the bound sessions wait for a worker in turn (logged once);
+// idle workers above 4 retire after 30 s; fini joins every thread before the .so can go.
 //
 // State: a loaded module needs the registered smfiDesc and its worker pool between main() and
 // the sessions, and the libmilter API (smfi_register, smfi_main) has no handle to carry them:
@@ -29,7 +35,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <condition_variable>
+#include <chrono>
 #include <cstdarg>
 #include <cstdint>
 #include <cstring>
@@ -41,6 +47,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "worker_pool.h"
 
 extern "C" int estafette_shim_call_main(int argc, char** argv);  // call_main.c
 
@@ -66,7 +74,14 @@ struct Request {
   int index = 0;
 };
 
-class Pool;
+using estafette::milter_shim::WorkerPool;
+
+// Workers per loaded module per esmtpd process. Each session's calls need a thread only while one
+// runs, so a callback that blocks holds one thread and delays only its own session; the bound
+// keeps a filter that blocks on everything from costing a thread per session (at the bound,
+// sessions wait for a worker in turn, and that is logged once). 4 stay when idle (what the
+// fixed pool had), the others retire after 30 s without work.
+constexpr WorkerPool::Limits kWorkerLimits{4, 64, std::chrono::seconds(30)};
 
 }  // namespace
 
@@ -77,7 +92,7 @@ struct smfi_str : std::enable_shared_from_this<smfi_str> {
     if (efd >= 0) ::close(efd);
   }
   void post(Job job);
-  void run_one();
+  void run_jobs();
   void finish(std::uint64_t seq, sfsistat status);
 
   // Loop thread only.
@@ -86,7 +101,7 @@ struct smfi_str : std::enable_shared_from_this<smfi_str> {
   std::uint64_t next_seq = 1;
 
   int efd = -1;
-  Pool* pool = nullptr;
+  WorkerPool* pool = nullptr;
 
   // Under mu: the job queue, the hand-over of results.
   std::mutex mu;
@@ -115,54 +130,6 @@ struct smfi_str : std::enable_shared_from_this<smfi_str> {
 
 namespace {
 
-class Pool {
- public:
-  ~Pool() { stop(); }
-  void start() {
-    std::lock_guard lock(mu_);
-    if (!threads_.empty()) return;
-    for (unsigned i = 0; i < kWorkers; ++i) threads_.emplace_back([this] { work(); });
-  }
-  // Runs every queued job, then joins the threads.
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads_) t.join();
-    threads_.clear();
-    stopping_ = false;
-  }
-  void schedule(std::shared_ptr<smfi_str> s) {
-    {
-      std::lock_guard lock(mu_);
-      ready_.push_back(std::move(s));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void work() {
-    for (;;) {
-      std::shared_ptr<smfi_str> s;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
-        if (ready_.empty()) return;
-        s = std::move(ready_.front());
-        ready_.pop_front();
-      }
-      s->run_one();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<smfi_str>> ready_;
-  std::vector<std::thread> threads_;
-  bool stopping_ = false;
-};
-
 // Everything the shim keeps for its loaded module (see the comment at the top).
 struct ShimModule {
   std::mutex mu;             // registration (main() at load time)
@@ -174,7 +141,7 @@ struct ShimModule {
   std::vector<std::string> args;  // main()'s argv
   std::vector<char*> argv;
   estafette_filter table{};
-  Pool pool;
+  WorkerPool pool{kWorkerLimits};
 };
 
 ShimModule& shim() {
@@ -188,28 +155,36 @@ const smfiDesc& desc() {
 
 }  // namespace
 
+// Loop: queues a call; a session with none in progress gets a worker, which runs its calls in
+// order until none is left (so they run one at a time).
 void smfi_str::post(Job job) {
   std::lock_guard lock(mu);
   jobs.push_back(std::move(job));
-  if (!scheduled) {
-    scheduled = true;
-    pool->schedule(shared_from_this());
+  if (scheduled) return;
+  try {
+    pool->run([self = shared_from_this()] { self->run_jobs(); });
+  } catch (...) {
+    jobs.pop_back();
+    throw;
   }
+  scheduled = true;
 }
 
-void smfi_str::run_one() {
-  Job job;
-  {
-    std::lock_guard lock(mu);
-    job = std::move(jobs.front());
-    jobs.pop_front();
+// Worker.
+void smfi_str::run_jobs() {
+  for (;;) {
+    Job job;
+    {
+      std::lock_guard lock(mu);
+      if (jobs.empty()) {
+        scheduled = false;
+        return;
+      }
+      job = std::move(jobs.front());
+      jobs.pop_front();
+    }
+    job(*this);
   }
-  job(*this);
-  std::lock_guard lock(mu);
-  if (jobs.empty())
-    scheduled = false;
-  else
-    pool->schedule(shared_from_this());
 }
 
 void smfi_str::finish(std::uint64_t seq, sfsistat status) {
@@ -327,7 +302,6 @@ std::shared_ptr<Session> open_session(estafette_ctx* ctx) {
   if (m.host->watch_fd(ctx, s->efd, ESTAFETTE_FD_READ, on_result, nullptr) != ESTAFETTE_OK)
     return nullptr;
   m.host->setpriv(ctx, new std::shared_ptr<Session>(s));
-  m.pool.start();
   return s;
 }
 
@@ -373,6 +347,12 @@ int dispatch(estafette_ctx* ctx, int stage, std::function<sfsistat(Session&)> ca
       s.in_eom = false;
       s.finish(seq, status);
     });
+    ShimModule& m = shim();
+    if (m.pool.take_full_notice() && m.host->log)
+      m.host->log(ctx, 1,
+                  ("libmilter shim: " + m.name + ": all " + std::to_string(m.pool.limits().max) +
+                   " worker threads are busy; sessions wait for one in turn (logged once)")
+                      .c_str());
     return ESTAFETTE_PENDING;
   } catch (const std::exception& e) {
     log_error(std::string("libmilter shim: ") + e.what());
@@ -527,19 +507,32 @@ int n_eom(estafette_ctx* ctx) {
   });
 }
 
+// Loop: abort and close answer at once; when no worker can be started for them (no thread at
+// all), the callback is skipped with a log line rather than the exception leaving the C ABI.
+void post_or_log(Session& s, Session::Job job, const char* what) {
+  try {
+    s.post(std::move(job));
+  } catch (const std::exception& e) {
+    log_error("libmilter shim: " + shim().name + ": " + what + " not run: " + e.what());
+  }
+}
+
 int n_abort(estafette_ctx* ctx) {
   std::shared_ptr<Session> s = find(ctx);
   if (!s) return ESTAFETTE_CONTINUE;
   s->expected = 0;  // an answer still on its way belongs to the aborted message
-  s->post([](Session& s) {
-    s.body_skipped = false;
-    for (int i = SMFIM_ENVFROM; i <= SMFIM_LAST; ++i) s.macros[i].clear();
-    if (desc().xxfi_abort) {
-      s.in_call = true;
-      desc().xxfi_abort(&s);
-      s.in_call = false;
-    }
-  });
+  post_or_log(
+      *s,
+      [](Session& s) {
+        s.body_skipped = false;
+        for (int i = SMFIM_ENVFROM; i <= SMFIM_LAST; ++i) s.macros[i].clear();
+        if (desc().xxfi_abort) {
+          s.in_call = true;
+          desc().xxfi_abort(&s);
+          s.in_call = false;
+        }
+      },
+      "xxfi_abort");
   return ESTAFETTE_CONTINUE;
 }
 
@@ -555,13 +548,16 @@ int n_close(estafette_ctx* ctx) {
     s->closed = true;  // the worker answers nothing more; ctx is gone after this
   }
   s->ctx = nullptr;
-  s->post([](Session& s) {
-    if (desc().xxfi_close) {
-      s.in_call = true;
-      desc().xxfi_close(&s);
-      s.in_call = false;
-    }
-  });
+  post_or_log(
+      *s,
+      [](Session& s) {
+        if (desc().xxfi_close) {
+          s.in_call = true;
+          desc().xxfi_close(&s);
+          s.in_call = false;
+        }
+      },
+      "xxfi_close");
   return ESTAFETTE_CONTINUE;
 }
 

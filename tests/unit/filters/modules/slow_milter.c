@@ -2,6 +2,9 @@
  *   MAIL FROM:<slow@example.test>  -> the callback sleeps 300 ms (blocking, as libmilter allows),
  *                                     then continues
  *   MAIL FROM:<bad@example.test>   -> answers an sfsistat that does not exist (99)
+ *   MAIL FROM:<sleep-N@example.test> -> the session's eom sleeps N seconds (1..600), noting
+ *                                     "eom-sleep" before and "eom-woke" after, then rejects the
+ *                                     message (the shim's pool: test and bench/shim-pool.sh)
  *   header Subject: <text>         -> at eom: "X-Slow-Subject:<value as received>"
  *   every callback appends its name to the file given with -l (checks calls after a cancel);
  *   -S MS makes main() sleep that long at load (a module that hangs while loading). */
@@ -41,8 +44,13 @@ static sfsistat slow_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1,
 }
 
 static sfsistat slow_envfrom(SMFICTX* ctx, char** argv) {
-  (void)ctx;
+  int seconds = 0;
   note("envfrom");
+  /* Per session (the filter's private pointer): sessions run in parallel. */
+  if (sscanf(argv[0], "<sleep-%d@example.test>", &seconds) == 1 && seconds > 0 && seconds <= 600)
+    smfi_setpriv(ctx, (void*)(long)seconds);
+  else
+    smfi_setpriv(ctx, NULL);
   if (strcasecmp(argv[0], "<slow@example.test>") == 0) {
     usleep(300000);
     note("envfrom-done");
@@ -58,7 +66,14 @@ static sfsistat slow_header(SMFICTX* ctx, char* name, char* value) {
 }
 
 static sfsistat slow_eom(SMFICTX* ctx) {
+  long seconds = (long)smfi_getpriv(ctx);
   note("eom");
+  if (seconds > 0) {
+    note("eom-sleep");
+    sleep((unsigned)seconds);
+    note("eom-woke");
+    return SMFIS_REJECT;
+  }
   smfi_addheader(ctx, "X-Slow-Subject", subject);
   return SMFIS_CONTINUE;
 }
