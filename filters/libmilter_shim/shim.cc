@@ -597,8 +597,8 @@ extern "C" {
 
 const struct estafette_filter* estafette_filter_init(const struct estafette_host* host) {
   ShimModule& m = shim();
-  if (!host || host->abi_version != ESTAFETTE_FILTER_ABI_VERSION ||
-      host->struct_size < sizeof(estafette_host))
+  // The shim uses only ABI 1.0's host functions, so it loads in any 1.x host.
+  if (!host || host->abi_version != ESTAFETTE_FILTER_ABI_VERSION || !ESTAFETTE_HOST_HAS(host, argv))
     return nullptr;
   {
     std::lock_guard lock(m.mu);
