@@ -11,7 +11,8 @@ esmtpd, courierd, estafette-filterhost) and a test module that crashes or hangs 
   are unchanged; estafetted restarts the filterhost, the crash is logged with module, phase and
   session, and the next message is filtered and delivered again;
 - MAIL FROM:<hang@...> blocks the module's loop: esmtpd's milter_command_timeout answers 451,
-  the filterhost's watchdog ends it, it is restarted and filters again."""
+  the filterhost's watchdog ends it, it is restarted and filters again;
+- a reload replaces the filterhost (the new one takes the socket over) and mail is filtered."""
 import os
 import re
 import smtplib
@@ -166,6 +167,17 @@ def test(tmp, stoppers):
     check(header(got, "X-Isolation-Probe-Pid") == str(host3), "after the hang: not filtered")
     print("crash and hang: 451, esmtpd untouched (pids %r), filterhost %d -> %d -> %d"
           % (esmtpd, host1, host2, host3))
+
+    # 4. A reload: a new filterhost takes the socket over, the old one drains and exits.
+    done = mta.reload()
+    check(done.returncode == 0, "reload failed: " + done.stderr)
+    host4 = restarted(mta, host3)
+    wait_for(lambda: not os.path.exists("/proc/%d" % host3) or
+             open("/proc/%d/stat" % host3).read().rsplit(")", 1)[1].split()[0] == "Z", 15,
+             "the old filterhost to exit")
+    mta.send("s@example.test", ["e@estafette.test"], message("after reload", "e@estafette.test"))
+    got = delivered(mta, "e")
+    check(header(got, "X-Isolation-Probe-Pid") == str(host4), "after the reload: not filtered")
     mta.stop()
 
 
