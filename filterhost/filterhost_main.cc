@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     filterhost::clear_context();
     // Bound under a temporary name, then renamed: the path is never missing.
     const std::string temporary = socket + ".new-" + std::to_string(::getpid());
-    base::UniqueFd listener = base::listen_unix(temporary, 128, 0600);
+    base::UniqueFd listener = base::listen_unix(temporary, 1024, 0600);
     if (::rename(temporary.c_str(), socket.c_str()) != 0)
       throw std::runtime_error("cannot rename " + temporary + " to " + socket + ": " +
                                base::errno_text(errno));

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <utility>
 
 #include "filterhost/crash_record.h"
@@ -41,8 +42,16 @@ void Server::on_accept() {
     base::UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        base::log("filterhost").warning(std::string("accept: ") + base::errno_text(errno));
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of fds (or another error that would repeat at once): the listener is level-
+      // triggered, so it rests for a moment instead of spinning; esmtpd's connect waits.
+      base::log("filterhost")
+          .warning(std::string("accept: ") + base::errno_text(errno) + "; pausing 100ms");
+      loop_.remove_fd(listener_.get());
+      loop_.add_timer(std::chrono::milliseconds(100), guard_.wrap([this] {
+        if (listener_)
+          loop_.add_fd(listener_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
+      }));
       return;
     }
     std::uint64_t id = next_id_++;

@@ -12,8 +12,10 @@ esmtpd, courierd, estafette-filterhost) and a test module that crashes or hangs 
   session, and the next message is filtered and delivered again;
 - MAIL FROM:<hang@...> blocks the module's loop: esmtpd's milter_command_timeout answers 451,
   the filterhost's watchdog ends it, it is restarted and filters again;
-- a reload replaces the filterhost (the new one takes the socket over) and mail is filtered."""
+- a reload replaces the filterhost (the new one takes the socket over) and mail is filtered;
+- as root with `user = nobody`, the filterhost runs as nobody in a 0700 directory of its own."""
 import os
+import pwd
 import re
 import smtplib
 import stat
@@ -75,6 +77,33 @@ def comparable(data):
         if not skipping:
             keep.append(line)
     return b"\n".join(keep)
+
+
+def as_unprivileged_user(tmp, stoppers):
+    """As root with `user = nobody`: the filterhost runs as nobody (real, effective, saved),
+    its socket directory is nobody's with mode 0700, it filters, and it stops by itself when
+    estafetted is killed outright."""
+    if os.geteuid() != 0:
+        print("not root: the user = nobody part is skipped")
+        return
+    nobody = pwd.getpwnam("nobody").pw_uid
+    mta = Estafette(tmp, name="nobody", user="nobody",
+                    filters='"module-isolated:%s as-nobody"' % PROBE)
+    stoppers.append(mta)
+    mta.start()
+    pid = filterhost_pid(mta)
+    with open("/proc/%d/status" % pid) as f:
+        uids = [line.split()[1:4] for line in f if line.startswith("Uid:")][0]
+    check(uids == [str(nobody)] * 3, "the filterhost's uids are %r, not nobody's" % uids)
+    sock_dir = os.path.join(mta.state, "run", "filterhost")
+    st = os.stat(sock_dir)
+    check(st.st_uid == nobody and stat.S_IMODE(st.st_mode) == 0o700,
+          "socket directory uid %d mode %o" % (st.st_uid, stat.S_IMODE(st.st_mode)))
+    mta.send("s@example.test", ["n@estafette.test"], message("as nobody", "n@estafette.test"))
+    got = delivered(mta, "n")
+    check(header(got, "X-Isolation-Probe-Pid") == str(pid), "as nobody: not filtered")
+    stopped = mta.kill_supervisor()
+    check(pid in stopped, "the filterhost was not among estafetted's children")
 
 
 def test(tmp, stoppers):
@@ -179,6 +208,8 @@ def test(tmp, stoppers):
     got = delivered(mta, "e")
     check(header(got, "X-Isolation-Probe-Pid") == str(host4), "after the reload: not filtered")
     mta.stop()
+
+    as_unprivileged_user(tmp, stoppers)
 
 
 run(test)
