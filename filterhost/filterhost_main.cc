@@ -99,6 +99,12 @@ int main(int argc, char** argv) {
     if (auto previous = filterhost::take_previous(crash); !previous.empty())
       log.warning("the previous filterhost of " + filter.target + " died: " + previous);
     filterhost::install_crash_record(crash);
+    // Tried in a child first, as esmtpd does for module: entries: a module whose init exits or
+    // crashes is reported to estafetted with its reason, not as a bare exit status.
+    if (auto error =
+            filters::Module::load_in_child(filter.target, filter.args, filters::kModuleLoadTimeout);
+        !error.empty())
+      throw std::runtime_error(error);
     filterhost::set_context("module " + filter.target + ", phase load");
     auto module = filters::Module::load(filter.target, filter.args);
     filterhost::clear_context();

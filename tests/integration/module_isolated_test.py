@@ -13,12 +13,14 @@ esmtpd, courierd, estafette-filterhost) and a test module that crashes or hangs 
 - MAIL FROM:<hang@...> blocks the module's loop: esmtpd's milter_command_timeout answers 451,
   the filterhost's watchdog ends it, it is restarted and filters again;
 - a reload replaces the filterhost (the new one takes the socket over) and mail is filtered;
+- a module that exits at load stops estafetted's start with the module's reason;
 - as root with `user = nobody`, the filterhost runs as nobody in a 0700 directory of its own."""
 import os
 import pwd
 import re
 import smtplib
 import stat
+import subprocess
 import time
 
 from harness import BUILD_DIR, Estafette, run, skip, wait_for
@@ -208,6 +210,20 @@ def test(tmp, stoppers):
     got = delivered(mta, "e")
     check(header(got, "X-Isolation-Probe-Pid") == str(host4), "after the reload: not filtered")
     mta.stop()
+
+    # 5. A module that exits at load (sendmail's sample without its -p): estafetted does not
+    # come up, and says why with the module's own words.
+    sample = os.path.join(BUILD_DIR, "tests", "unit", "filters", "modules", "sendmail_sample.so")
+    bad = Estafette(tmp, name="bad", filters="module-isolated:" + sample)
+    stoppers.append(bad)
+    # estafetted without -f detaches and waits until every daemon is up, or says why not.
+    done = subprocess.run([bad.program("estafetted"), "-c", bad.conf], capture_output=True,
+                          text=True, timeout=120)
+    check(done.returncode != 0, "estafetted started with a module that exits at load")
+    check("estafette-filterhost" in done.stderr and
+          "exited with status 64 while loading" in done.stderr and
+          "Missing required -p argument" in done.stderr,
+          "the load failure's reason: %r" % done.stderr)
 
     as_unprivileged_user(tmp, stoppers)
 
