@@ -23,12 +23,55 @@ namespace {
 constexpr const char* kSessionMacro = "{estafette_session}";
 }  // namespace
 
+std::uint32_t no_reply_steps(const estafette_filter& t) {
+  std::uint32_t steps = 0;
+  if (!t.connect) steps |= SMFIP_NR_CONN;
+  if (!t.helo) steps |= SMFIP_NR_HELO;
+  if (!t.mail) steps |= SMFIP_NR_MAIL;
+  if (!t.rcpt) steps |= SMFIP_NR_RCPT;
+  if (!t.data) steps |= SMFIP_NR_DATA;
+  if (!t.header) steps |= SMFIP_NR_HDR;
+  if (!t.eoh) steps |= SMFIP_NR_EOH;
+  if (!t.body) steps |= SMFIP_NR_BODY;
+  return steps;
+}
+
+namespace {
+// The SMFIP_NR_* step of a command (0: it always has a reply).
+std::uint32_t no_reply_step(CommandType type) {
+  switch (type) {
+    case CommandType::Connect:
+      return SMFIP_NR_CONN;
+    case CommandType::Helo:
+      return SMFIP_NR_HELO;
+    case CommandType::Mail:
+      return SMFIP_NR_MAIL;
+    case CommandType::Rcpt:
+      return SMFIP_NR_RCPT;
+    case CommandType::Data:
+      return SMFIP_NR_DATA;
+    case CommandType::Header:
+      return SMFIP_NR_HDR;
+    case CommandType::Eoh:
+      return SMFIP_NR_EOH;
+    case CommandType::Body:
+      return SMFIP_NR_BODY;
+    default:
+      return 0;
+  }
+}
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // Server
 
 Server::Server(event::Loop& loop, base::UniqueFd listener, std::shared_ptr<filters::Module> module,
                filters::ModuleTimeouts timeouts)
-    : loop_(loop), listener_(std::move(listener)), module_(std::move(module)), timeouts_(timeouts) {
+    : loop_(loop),
+      listener_(std::move(listener)),
+      module_(std::move(module)),
+      timeouts_(timeouts),
+      no_reply_(no_reply_steps(module_->table())) {
   loop_.add_fd(listener_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
 }
 
@@ -171,8 +214,9 @@ void MilterSession::handle(Command& command) {
       leadspc_ = (command.protocol & SMFIP_HDR_LEADSPC) != 0;
       filter_ =
           server_.module_->open(server_.loop_, filters::DefaultAction::Tempfail, server_.timeouts_);
+      no_reply_ = command.protocol & server_.no_reply_;
       write(milter::encode_optneg_reply(milter::kProtocolVersion, command.actions & kActions,
-                                        command.protocol & kProtocol));
+                                        command.protocol & (kProtocol | server_.no_reply_)));
       return;
     case CommandType::Macro:
       macros_[command.macro_stage] = std::move(command.macros);
@@ -272,6 +316,7 @@ void MilterSession::handle(Command& command) {
 }
 
 void MilterSession::answer(const Verdict& verdict, std::string modifications) {
+  const bool no_reply = (no_reply_step(current_.type) & no_reply_) != 0;
   pending_ = false;
   current_ = Command{};
   if (verdict.action == Verdict::Action::Failed) {
@@ -279,7 +324,16 @@ void MilterSession::answer(const Verdict& verdict, std::string modifications) {
     close(verdict.text.empty() ? "the module failed" : verdict.text);
     return;
   }
-  write(std::move(modifications) + milter::encode_verdict(verdict));
+  if (no_reply) {
+    // A phase without a callback answers Continue; esmtpd is not waiting for it.
+    if (verdict.action != Verdict::Action::Continue) {
+      close(std::string("the module answered ") + filters::to_string(verdict.action) +
+            " to a phase it has no callback for");
+      return;
+    }
+  } else {
+    write(std::move(modifications) + milter::encode_verdict(verdict));
+  }
   process();
 }
 

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include <estafette/filter.h>
 #include "filters/filter.h"
 #include "filters/milter/server_protocol.h"
 #include "filters/module.h"
@@ -31,13 +32,19 @@ namespace estafette::filterhost {
 
 // The actions and protocol steps we answer a negotiation with (of those the MTA offers): every
 // modification a module can make, header values with their leading space, no unknown command.
-// Every command gets a reply (no SMFIP_NR_*): the module decides each phase.
+// The phases the module has no callback for are asked with no reply (SMFIP_NR_*: see
+// no_reply_steps()); the others get the module's answer. No SMFIP_NO*: every phase and its macros
+// reach the module's session, as in-process (a later callback may read an earlier phase's macros).
 inline constexpr std::uint32_t kActions = SMFIF_ADDHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT |
                                           SMFIF_DELRCPT | SMFIF_CHGHDRS | SMFIF_QUARANTINE |
                                           SMFIF_CHGFROM | SMFIF_ADDRCPT_PAR;
 inline constexpr std::uint32_t kProtocol = SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN;
 
 class MilterSession;
+
+// SMFIP_NR_* for each phase `table` has no callback for: its in-process answer is always
+// Continue, so esmtpd need not wait for it.
+std::uint32_t no_reply_steps(const estafette_filter& table);
 
 class Server final {
  public:
@@ -62,6 +69,7 @@ class Server final {
   base::UniqueFd listener_;
   std::shared_ptr<filters::Module> module_;
   filters::ModuleTimeouts timeouts_;
+  std::uint32_t no_reply_;  // no_reply_steps() of the module
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, std::unique_ptr<MilterSession>> sessions_;
   std::function<void()> drained_;
@@ -98,6 +106,7 @@ class MilterSession final {
   milter::Command current_;                 // the pending call's (a body keeps its bytes here)
   bool negotiated_ = false;
   bool leadspc_ = false;
+  std::uint32_t no_reply_ = 0;  // the SMFIP_NR_* steps negotiated
   bool pending_ = false;
   bool closed_ = false;
   std::string out_;
