@@ -35,8 +35,7 @@ static int on_eom(estafette_ctx* ctx) {
   const char* from = host->getpriv(ctx);
   const char* addr = host->getsymval(ctx, "{client_addr}");
   char value[512];
-  snprintf(value, sizeof value, " %s from=%s client=%s", tag, from ? from : "-",
-           addr ? addr : "-");
+  snprintf(value, sizeof value, " %s from=%s client=%s", tag, from ? from : "-", addr ? addr : "-");
   if (host->addheader(ctx, "X-Isolation-Probe", value) != ESTAFETTE_OK) return ESTAFETTE_TEMPFAIL;
   snprintf(value, sizeof value, " %ld", (long)getpid());
   if (host->addheader(ctx, "X-Isolation-Probe-Pid", value) != ESTAFETTE_OK)
