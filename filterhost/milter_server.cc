@@ -252,8 +252,15 @@ void MilterSession::handle(Command& command) {
   switch (c.type) {
     case CommandType::Connect: {
       Macros macros = take_macros(SMFIC_CONNECT);
-      for (const auto& [name, value] : macros)
-        if (name == kSessionMacro && !value.empty() && value.size() <= 64) session_ = value;
+      // The session id is ours, not the module's: it sees the macros it would see in-process.
+      for (auto it = macros.begin(); it != macros.end();) {
+        if (it->first != kSessionMacro) {
+          ++it;
+          continue;
+        }
+        if (!it->second.empty() && it->second.size() <= 64) session_ = it->second;
+        it = macros.erase(it);
+      }
       filter_->set_session(session_);
       enter("connect");
       filter_->connect(macros, c.hostname, c.family, c.port, c.address, done);

@@ -3,7 +3,8 @@
  *   MAIL FROM:<crash@...>  -> dereferences a null pointer (SIGSEGV) inside the callback
  *   MAIL FROM:<hang@...>   -> never returns from the callback (blocks its process's loop)
  *   end of message         -> adds "X-Isolation-Probe: <argv[1]> from=<sender> client=<addr>"
- *                             and "X-Isolation-Probe-Pid: <pid>" (which process ran it)
+ *                             and "X-Isolation-Probe-Pid: <pid>" (which process ran it); and
+ *                             "X-Isolation-Probe-Leak" if it sees {estafette_session}
  * Test-only: never load it into a process you care about. */
 #include <estafette/filter.h>
 #include <stdio.h>
@@ -37,6 +38,11 @@ static int on_eom(estafette_ctx* ctx) {
   char value[512];
   snprintf(value, sizeof value, " %s from=%s client=%s", tag, from ? from : "-", addr ? addr : "-");
   if (host->addheader(ctx, "X-Isolation-Probe", value) != ESTAFETTE_OK) return ESTAFETTE_TEMPFAIL;
+  /* esmtpd's client passes its session id to estafette-filterhost in this macro; the module
+   * must not see it (in-process it does not). */
+  if (host->getsymval(ctx, "{estafette_session}") != NULL &&
+      host->addheader(ctx, "X-Isolation-Probe-Leak", " {estafette_session}") != ESTAFETTE_OK)
+    return ESTAFETTE_TEMPFAIL;
   snprintf(value, sizeof value, " %ld", (long)getpid());
   if (host->addheader(ctx, "X-Isolation-Probe-Pid", value) != ESTAFETTE_OK)
     return ESTAFETTE_TEMPFAIL;
