@@ -52,6 +52,14 @@ std::string check_module(const config::FilterSpec& spec) {
 }
 }  // namespace
 
+std::string isolated_socket_dir(const config::Config& config) {
+  return config.run_dir() + "/filterhost";
+}
+
+std::string isolated_socket_path(const config::Config& config, std::size_t entry) {
+  return isolated_socket_dir(config) + "/" + std::to_string(entry) + ".sock";
+}
+
 FilterSet::FilterSet(event::Loop& loop, const config::Config& config)
     : loop_(loop), limits_(limits_of(config)) {
   const DefaultAction action = default_action_of(config);
@@ -60,9 +68,9 @@ FilterSet::FilterSet(event::Loop& loop, const config::Config& config)
   for (const auto& spec : config.filters)
     if (spec.kind == "module")
       if (auto error = check_module(spec); !error.empty()) throw config::ConfigError(error);
-  for (const auto& spec : config.filters) {
+  for (std::size_t i = 0; i < config.filters.size(); ++i) {
     Opener open;
-    if (auto error = load_entry(config, spec, action, open); !error.empty())
+    if (auto error = load_entry(config, i, action, open); !error.empty())
       throw config::ConfigError(error);
     entries_.push_back(std::move(open));
   }
@@ -72,18 +80,21 @@ std::vector<std::string> FilterSet::check(const config::Config& config) {
   const DefaultAction action = default_action_of(config);
   std::vector<std::string> errors;
   if (auto error = repeated_module(config); !error.empty()) errors.push_back(std::move(error));
-  for (const auto& spec : config.filters) {
+  for (std::size_t i = 0; i < config.filters.size(); ++i) {
+    const auto& spec = config.filters[i];
     // A module is loaded in a child only: check-config runs none of its code itself.
     Opener open;
-    auto error =
-        spec.kind == "module" ? check_module(spec) : load_entry(config, spec, action, open);
+    auto error = spec.kind == "module" || spec.kind == "module-isolated"
+                     ? check_module(spec)
+                     : load_entry(config, i, action, open);
     if (!error.empty()) errors.push_back(std::move(error));
   }
   return errors;
 }
 
-std::string FilterSet::load_entry(const config::Config& config, const config::FilterSpec& spec,
+std::string FilterSet::load_entry(const config::Config& config, std::size_t index,
                                   DefaultAction default_action, Opener& out) {
+  const config::FilterSpec& spec = config.filters[index];
   if (spec.kind == "module") {
     std::shared_ptr<Module> module;
     try {
@@ -121,9 +132,20 @@ std::string FilterSet::load_entry(const config::Config& config, const config::Fi
   }
   milter::Options options;
   std::string error;
-  if (!milter::parse_spec(spec.target, options.spec, &error))
+  if (spec.kind == "module-isolated") {
+    // The module runs in its estafette-filterhost, spoken to as a milter: its crash or hang
+    // costs that milter session (milter_default_action), not this process.
+    const std::string socket = isolated_socket_path(config, index);
+    if (!milter::parse_spec("unix:" + socket, options.spec, &error))
+      return spec.where + ": filters: module-isolated " + spec.target + ": socket " + socket +
+             ": " + error;
+    options.name = "module-isolated:" + spec.target;
+    options.send_session = true;
+  } else if (!milter::parse_spec(spec.target, options.spec, &error)) {
     return spec.where + ": filters: milter '" + spec.target + "': " + error;
-  options.name = spec.target;
+  } else {
+    options.name = spec.target;
+  }
   options.connect_timeout = config.milter_connect_timeout;
   options.command_timeout = config.milter_command_timeout;
   options.content_timeout = config.milter_content_timeout;

@@ -10,7 +10,9 @@
 // "file:line: filters: reason" (a milter spec that does not parse, a module that does not load);
 // check() returns every such error instead. Each module is first loaded in a child process
 // (Module::load_in_child): its exit(), crash or hang at load is an error, not the caller's end;
-// check() loads modules only there.
+// check() loads modules only there. A `module-isolated:` entry is never loaded here: it becomes
+// a milter::Client to its estafette-filterhost's socket (isolated_socket_path), and check()
+// loads it in a child as it does a `module:` one.
 #pragma once
 
 #include <chrono>
@@ -30,6 +32,13 @@ namespace estafette::filters {
 
 // How long a module may take to load in the child that checks it (Module::load_in_child).
 inline constexpr std::chrono::milliseconds kModuleLoadTimeout{10000};
+
+// Where the estafette-filterhost of `filters` entry number `entry` (0-based, a module-isolated
+// entry) listens: <run_dir>/filterhost/<entry>.sock. The directory is the unprivileged user's,
+// mode 0700 (the filterhost makes it). esmtpd connects there; estafetted starts the filterhost.
+std::string isolated_socket_path(const config::Config& config, std::size_t entry);
+// The filterhost's directory, <run_dir>/filterhost.
+std::string isolated_socket_dir(const config::Config& config);
 
 class FilterSet final {
  public:
@@ -52,8 +61,8 @@ class FilterSet final {
  private:
   // Makes one session's filter of one entry (a milter::Client, or a module's NativeFilter).
   using Opener = std::function<std::unique_ptr<Filter>(event::Loop&, metrics::Writer*)>;
-  // Builds one entry; returns "" or the error naming the spec's line.
-  static std::string load_entry(const config::Config& config, const config::FilterSpec& spec,
+  // Builds entry number `index` of config.filters; returns "" or the error naming its line.
+  static std::string load_entry(const config::Config& config, std::size_t index,
                                 DefaultAction default_action, Opener& out);
 
   event::Loop& loop_;

@@ -53,6 +53,9 @@ class Module final : public std::enable_shared_from_this<Module> {
                                ModuleTimeouts timeouts = {});
   const std::string& name() const { return name_; }
   const std::string& path() const { return path_; }
+  // The module's callback table (which phases it has callbacks for: estafette-filterhost asks
+  // esmtpd for no reply to the others).
+  const estafette_filter& table() const { return *table_; }
 
  private:
   struct Private {};

@@ -46,6 +46,7 @@ PROGRAM_DEPENDS = {
     "modules/local": set(),
     "sendmail": set(),
     "pickup": set(),
+    "filterhost": {"filters"},  # serves one filter module as a milter
     "supervisor": set(),
 }
 # Compiled twice on purpose: each is built unchanged against Debian's libmilter and as an

@@ -138,7 +138,27 @@ std::vector<supervisor::Program> programs_for(const config::Config& config,
   // submit a file twice): a reload stops the old one (between files) before the new one starts.
   supervisor::Program pickup;
   pickup.name = "estafette-pickup";
-  std::vector<supervisor::Program> programs = {courierd, esmtpd, pickup};
+  std::vector<supervisor::Program> programs = {courierd};
+  // One estafette-filterhost per `module-isolated:` entry of `filters` (copy i runs the i-th),
+  // before esmtpd, which connects to it per session. It takes over its socket path by rename, so
+  // a reload starts the new ones first (overlap) and drains the old ones (their sessions end).
+  std::vector<std::size_t> isolated;
+  for (std::size_t i = 0; i < config.filters.size(); ++i)
+    if (config.filters[i].kind == "module-isolated") isolated.push_back(i);
+  if (!isolated.empty()) {
+    supervisor::Program filterhost;
+    filterhost.name = "estafette-filterhost";
+    filterhost.copies = isolated.size();
+    filterhost.per_copy = [isolated](std::size_t copy, std::vector<std::string>& args,
+                                     std::vector<int>&) {
+      args.insert(args.end(), {"--entry", std::to_string(isolated.at(copy - 1))});
+    };
+    filterhost.overlap = true;
+    filterhost.drain_grace = esmtpd.drain_grace;  // its sessions are esmtpd's
+    programs.push_back(filterhost);
+  }
+  programs.push_back(esmtpd);
+  programs.push_back(pickup);
   // The metrics endpoint (last: stopped first); its successor binds metrics_listen after it.
   if (config.metrics_listen) {
     supervisor::Program metrics;

@@ -280,7 +280,11 @@ void Client::connect(const Macros& macros, std::string_view hostname, Family fam
     });
     return;
   }
-  start_connect(encode_connect(hostname, family, port, address), macros, std::move(done));
+  Macros with_session = macros;
+  if (options_.send_session && !session_.empty())
+    with_session.emplace_back("{estafette_session}", session_);
+  start_connect(encode_connect(hostname, family, port, address), std::move(with_session),
+                std::move(done));
 }
 
 void Client::start_connect(std::string connect_packet, Macros macros, Callback done) {

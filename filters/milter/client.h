@@ -73,6 +73,10 @@ struct Options {
   // Each command with a reply is timed there, from sending to its reply (or failure):
   // metrics::Metric::MilterSeconds. Null: not timed. Outlives the Client.
   metrics::Writer* metrics = nullptr;
+  // Adds the SMTP session's id (set_session) to the connect macros as {estafette_session}: for
+  // estafette-filterhost (a `module-isolated:` entry), so its log lines and crash records name
+  // the session. Off for other milters.
+  bool send_session = false;
 };
 
 class Client final : public filters::Filter {
@@ -121,6 +125,7 @@ class Client final : public filters::Filter {
   const Options& options() const { return options_; }
   const std::string& name() const override { return options_.name; }
   filters::DefaultAction default_action() const override { return options_.default_action; }
+  void set_session(std::string_view id) override { session_ = id; }
 
  private:
   enum class State { Idle, Connecting, Negotiating, Ready, Failed, Closed };
@@ -152,6 +157,7 @@ class Client final : public filters::Filter {
   Options options_;
   State state_ = State::Idle;
   std::string failure_;
+  std::string session_;  // the SMTP session's id, sent only with options_.send_session
   base::UniqueFd fd_;
   bool watching_ = false;
   bool want_write_ = false;

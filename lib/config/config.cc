@@ -108,23 +108,24 @@ std::vector<FilterSpec> parse_filters(std::string_view value, const std::string&
     const std::string& item = entries[e].front();
     auto colon = item.find(':');
     std::string kind = item.substr(0, colon);
-    const bool known = kind == "milter" || kind == "module" || kind == "policy" ||
-                       kind == "policy-data" || kind == "policy-eom";
+    const bool module = kind == "module" || kind == "module-isolated";
+    const bool known = kind == "milter" || module || kind == "policy" || kind == "policy-data" ||
+                       kind == "policy-eom";
     if (colon == std::string::npos || !known || colon + 1 == item.size()) {
       std::string why =
-          "expected milter:SOCKET, module:PATH or policy:SOCKET (policy-data:SOCKET, "
-          "policy-eom:SOCKET), not '" +
+          "expected milter:SOCKET, module:PATH, module-isolated:PATH or policy:SOCKET "
+          "(policy-data:SOCKET, policy-eom:SOCKET), not '" +
           item + "'";
-      if (!quoted[e] && !out.empty() && out.back().kind == "module")
-        why += " (arguments of a module go inside quotes with it: \"module:" + out.back().target +
-               " " + item + " ...\")";
+      if (!quoted[e] && !out.empty() && out.back().kind.starts_with("module"))
+        why += " (arguments of a module go inside quotes with it: \"" + out.back().kind + ":" +
+               out.back().target + " " + item + " ...\")";
       throw std::invalid_argument(why);
     }
     FilterSpec spec{kind, item.substr(colon + 1), where, {}};
     spec.args.assign(entries[e].begin() + 1, entries[e].end());
-    if (kind != "module" && !spec.args.empty())
+    if (!module && !spec.args.empty())
       throw std::invalid_argument("only a module takes arguments, not '" + item + "'");
-    if (kind == "module") spec.target = resolve(base_dir, spec.target);
+    if (module) spec.target = resolve(base_dir, spec.target);
     out.push_back(std::move(spec));
   }
   return out;

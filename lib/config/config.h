@@ -84,7 +84,9 @@ struct DnsListSpec {
 // One entry of `filters`, in order: "milter:inet:8891@127.0.0.1", "module:/path/x.so",
 // "policy:inet:10023@127.0.0.1" (a Postfix policy service, asked at each RCPT).
 struct FilterSpec {
-  std::string kind;    // "milter", "module", "policy", "policy-data" or "policy-eom"
+  // "milter", "module", "module-isolated" (a module run in its own estafette-filterhost),
+  // "policy", "policy-data" or "policy-eom"
+  std::string kind;
   std::string target;  // the milter's or policy service's socket spec, or the module's path
   std::string where;   // "file:line", for errors found when esmtpd loads it
   std::vector<std::string> args = {};  // module only: its main()'s argv[1...] (argv[0] is the path)

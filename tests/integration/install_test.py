@@ -27,12 +27,12 @@ PROGRAMS = {"sbindir": ["estafetted", "estafette"],
             "bindir": ["estafette-sendmail", "estafette-bench"],
             "pkglibexecdir": ["estafette-esmtpd", "estafette-courierd", "estafette-esmtpclient",
                               "estafette-local", "estafette-pickup",
-                              "estafette-metrics"]}
+                              "estafette-metrics", "estafette-filterhost"]}
 TEMPLATES = ["estafette.conf", "esmtproutes", "dnsbl", "smtpaccess", "destinations", "locals",
              "hosteddomains", "hosted_mailboxes", "aliases"]
 MAN = {"man8dir": ["estafetted.8", "estafette.8", "estafette-esmtpd.8", "estafette-courierd.8",
                    "estafette-esmtpclient.8", "estafette-local.8", "estafette-pickup.8",
-                   "estafette-metrics.8"],
+                   "estafette-metrics.8", "estafette-filterhost.8"],
        "man1dir": ["estafette-sendmail.1", "estafette-bench.1"],
        "man5dir": ["estafette.conf.5", "esmtproutes.5", "dnsbl.5", "smtpaccess.5",
                    "destinations.5", "aliases.5", "hosteddomains.5", "locals.5",

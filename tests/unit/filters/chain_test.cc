@@ -442,6 +442,36 @@ TEST(FilterSet, ModuleArgumentsAndAnExitAtLoad) {
   EXPECT_EQ(set.open_chain()->size(), 1u);
 }
 
+// A module-isolated entry runs in estafette-filterhost: check() (check-config) loads it in a
+// child as it does a module, and the FilterSet of esmtpd never loads it at all (a module that
+// exits at load cannot stop the set); each session gets a milter client to its socket. The same
+// file as module: and module-isolated: is one load per process, not a module listed twice.
+TEST(FilterSet, IsolatedModuleIsCheckedInAChildAndNeverLoadedHere) {
+  const std::string sample =
+      std::string(ESTAFETTE_TEST_BUILDDIR) + "/tests/unit/filters/modules/sendmail_sample.so";
+  event::Loop loop;
+  auto bare = with_filters({{"module-isolated", sample, "conf:4"}});
+  auto errors = FilterSet::check(bare);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_TRUE(errors[0].starts_with("conf:4: filters: module " + sample +
+                                    ": exited with status 64 while loading"))
+      << errors[0];
+  FilterSet set(loop, bare);  // not loaded: no exit, no error here
+  EXPECT_EQ(set.open_chain()->size(), 1u);
+
+  auto both = with_filters({{"module", kNativeExample, "conf:1"},
+                            {"module-isolated", kNativeExample, "conf:2"},
+                            {"module-isolated", "/nonexistent/x.so", "conf:3"}});
+  errors = FilterSet::check(both);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_TRUE(errors[0].starts_with("conf:3: filters: module /nonexistent/x.so")) << errors[0];
+
+  config::Config c;
+  c.state_dir = "/var/lib/estafette";
+  EXPECT_EQ(isolated_socket_dir(c), "/var/lib/estafette/run/filterhost");
+  EXPECT_EQ(isolated_socket_path(c, 2), "/var/lib/estafette/run/filterhost/2.sock");
+}
+
 TEST(StartErrors, DnsListsThenFiltersInConfigOrder) {
   auto c = with_filters({{"milter", "nonsense:1", "conf:9"}});
   EXPECT_TRUE(start_errors(config::Config{}).empty());
