@@ -1,5 +1,6 @@
 // server_protocol.cc: milter command decoding and reply encoding (see server_protocol.h).
 #include "filters/milter/server_protocol.h"
+#include "filters/milter/wire.h"
 
 #include <cstdlib>
 
@@ -9,35 +10,12 @@ using filters::Family;
 using filters::Modification;
 using filters::Verdict;
 
+using wire::get_u32;
+using wire::packet;
+using wire::put_string;
+using wire::put_u32;
+
 namespace {
-
-void put_u32(std::string& out, std::uint32_t v) {
-  out.push_back(static_cast<char>(v >> 24));
-  out.push_back(static_cast<char>(v >> 16));
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v));
-}
-
-std::uint32_t get_u32(std::string_view in) {
-  auto b = [&](std::size_t i) {
-    return static_cast<std::uint32_t>(static_cast<unsigned char>(in[i]));
-  };
-  return b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
-}
-
-void put_string(std::string& out, std::string_view s) {
-  out.append(s);
-  out.push_back('\0');
-}
-
-std::string packet(char command, std::string_view data) {
-  std::string out;
-  out.reserve(5 + data.size());
-  put_u32(out, static_cast<std::uint32_t>(data.size() + 1));
-  out.push_back(command);
-  out.append(data);
-  return out;
-}
 
 // Takes one NUL-terminated string off the front of data.
 bool take_string(std::string_view& data, std::string& out, std::string* error) {
@@ -233,37 +211,13 @@ bool decode_command(char command, std::string_view data, Command& out, std::stri
 
 bool CommandParser::feed(std::string_view bytes, std::vector<Command>& out) {
   if (failed()) return false;
-  buffer_.append(bytes);
-  std::size_t pos = 0;
-  bool ok = true;
-  while (buffer_.size() - pos >= MILTER_LEN_BYTES) {
-    std::uint32_t len = get_u32(std::string_view(buffer_).substr(pos));
-    if (len == 0) {
-      error_ = "zero-length packet";
-      ok = false;
-      break;
-    }
-    if (len > max_packet_) {
-      error_ = "packet of " + std::to_string(len) + " bytes is too long";
-      ok = false;
-      break;
-    }
-    if (buffer_.size() - pos - MILTER_LEN_BYTES < len) break;
-    std::string_view body = std::string_view(buffer_).substr(pos + MILTER_LEN_BYTES, len);
-    Command command;
-    if (!decode_command(body[0], body.substr(1), command, &error_)) {
-      ok = false;
-      break;
-    }
-    out.push_back(std::move(command));
-    pos += MILTER_LEN_BYTES + len;
-  }
-  if (!ok) {
-    buffer_.clear();
-    return false;
-  }
-  buffer_.erase(0, pos);
-  return true;
+  return wire::split_packets(buffer_, bytes, max_packet_, error_,
+                             [&](char letter, std::string_view data, std::string* error) {
+                               Command command;
+                               if (!decode_command(letter, data, command, error)) return false;
+                               out.push_back(std::move(command));
+                               return true;
+                             });
 }
 
 std::string encode_optneg_reply(std::uint32_t version, std::uint32_t actions,

@@ -167,7 +167,7 @@ struct estafette_host {
 
 /* Whether the host's table has a member added after 1.0 (true for every 1.0 member):
  * ESTAFETTE_HOST_HAS(host, message_size) before calling host->foreach_rcpt or message_size. */
-#define ESTAFETTE_HOST_HAS(host, member)                                         \
+#define ESTAFETTE_HOST_HAS(host, member) \
   ((host)->struct_size >= offsetof(struct estafette_host, member) + sizeof((host)->member))
 
 /* What the module offers the host: every callback is optional (NULL: CONTINUE).
