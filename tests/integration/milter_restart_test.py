@@ -138,7 +138,7 @@ def test(tmp, stoppers):
     stoppers.append(milter)
     milter.start()
     mta = Estafette(tmp, filters="milter:inet:%d@127.0.0.1" % milter.port,
-                    milter_default_action="tempfail", milter_connect_timeout="5s")
+                    milter_default_action="tempfail", milter_connect_timeout="20s")
     stoppers.append(mta)
     mta.start()
     pids = sorted(mta.esmtpd_pids())
@@ -152,7 +152,7 @@ def test(tmp, stoppers):
     for k in range(3):
         code, text, took = session(mta, "dead %d" % k)
         check(code == 451, "milter dead, session %d: %d %r" % (k, code, text))
-        check(took < 3, "milter dead, session %d took %.1fs" % (k, took))
+        check(took < 8, "milter dead, session %d took %.1fs" % (k, took))
     nothing_more(mta, 1, "milter dead")
     check("connect: Connection refused" in mta.read_log(), "no log line for the dead milter")
 
@@ -169,7 +169,7 @@ def test(tmp, stoppers):
     # Killed after DATA, before the message's bytes: the end of data gets the default action.
     got, took = raw_session(mta, "killed after data", after_data=milter.kill)
     check(got.startswith(b"451"), "killed after DATA: %r" % got)
-    check(took < 3, "killed after DATA: the reply took %.1fs" % took)
+    check(took < 8, "killed after DATA: the reply took %.1fs" % took)
     nothing_more(mta, 2, "killed after DATA")
     closed = (r'filter session=\S+ phase=%s verdict=tempfail filter=inet:%d@127\.0\.0\.1 '
               r'reason="milter [^"]*closed')
@@ -181,7 +181,7 @@ def test(tmp, stoppers):
     milter.start()
     got, took = raw_session(mta, "slow", after_dot=lambda: (time.sleep(0.3), milter.kill()))
     check(got.startswith(b"451"), "killed at end of message: %r" % got)
-    check(took < 3, "killed at end of message: the reply took %.1fs" % took)
+    check(took < 8, "killed at end of message: the reply took %.1fs" % took)
     nothing_more(mta, 2, "killed at end of message")
     check(re.search(closed % ("eom", milter.port), mta.read_log()),
           "no phase=eom log line for the milter killed during eom")
