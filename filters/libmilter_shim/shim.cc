@@ -9,7 +9,9 @@
 // what the filter asked for (reply, modifications) and writes the session's eventfd; back on the
 // loop (watch_fd) the recorded requests are replayed through the host table and host->resume()
 // answers the phase. So a slow or blocking libmilter callback never blocks the loop. The host
-// functions are only ever called on the loop thread.
+// functions are only ever called on the loop thread. A stage the filter does not receive (no
+// callback, or negotiated away) is answered on the loop without a worker, once the first
+// call's negotiation is known (dispatch()).
 //
 // Workers (worker_pool.h): a session holds a worker only while it has calls queued, and a session
 // whose call finds no idle worker starts one (up to 64 per module per process), so a callback
@@ -54,7 +56,6 @@ extern "C" int estafette_shim_call_main(int argc, char** argv);  // call_main.c
 
 namespace {
 
-constexpr unsigned kWorkers = 4;
 constexpr unsigned long kOfferedActions = SMFIF_ADDHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT |
                                           SMFIF_DELRCPT | SMFIF_CHGHDRS | SMFIF_QUARANTINE |
                                           SMFIF_CHGFROM | SMFIF_ADDRCPT_PAR | SMFIF_SETSYMLIST;
