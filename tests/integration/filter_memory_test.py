@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 
-from harness import BUILD_DIR, Estafette, run, skip, status_kb, wait_for
+from harness import BUILD_DIR, Estafette, last_reply_line, run, skip, status_kb, wait_for
 import hostile_milter as hm
 
 BUDGET_MB = 32
@@ -48,10 +48,7 @@ class RawClient:
         self.cmd(b"EHLO client.test")
 
     def reply(self):
-        line = self.f.readline()
-        while line[3:4] == b"-":
-            line = self.f.readline()
-        return line
+        return last_reply_line(self.f)
 
     def cmd(self, text):
         self.s.sendall(text + b"\r\n")

@@ -191,6 +191,15 @@ def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def last_reply_line(f):
+    """The last line of one (possibly multi-line) SMTP reply read from a socket's binary file,
+    as bytes with its line end (b"" at EOF)."""
+    line = f.readline()
+    while line[3:4] == b"-":
+        line = f.readline()
+    return line
+
+
 def maildir_files(maildir):
     """The messages delivered to a Maildir (its new/), oldest first; [] while it has none.
 

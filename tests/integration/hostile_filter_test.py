@@ -12,7 +12,7 @@ import socket
 import time
 
 import harness
-from harness import Estafette, run, wait_for
+from harness import Estafette, last_reply_line, run, wait_for
 import hostile_milter as hm
 
 MSG = (b"From: <s@example.test>\r\nTo: <user@estafette.test>\r\nSubject: hostile\r\n"
@@ -153,10 +153,7 @@ def raw_data(port, head, body):
     f = s.makefile("rb")
 
     def reply():
-        line = f.readline()
-        while line[3:4] == b"-":
-            line = f.readline()
-        return line
+        return last_reply_line(f)
 
     reply()
     for cmd in (b"EHLO client.test", b"MAIL FROM:<s@example.test>", b"RCPT TO:<user@estafette.test>",

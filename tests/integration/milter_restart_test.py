@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 
-from harness import BUILD_DIR, Estafette, free_port, port_open, run, skip, wait_for
+from harness import BUILD_DIR, Estafette, free_port, last_reply_line, port_open, run, skip, wait_for
 
 MILTER = os.path.join(BUILD_DIR, "tests", "milter", "test_milter")
 
@@ -90,10 +90,7 @@ def raw_session(mta, subject, after_data=None, after_dot=None):
     f = s.makefile("rb")
 
     def reply():
-        line = f.readline()
-        while line[3:4] == b"-":
-            line = f.readline()
-        return line
+        return last_reply_line(f)
 
     reply()
     for cmd in (b"EHLO client.test", b"MAIL FROM:<s@example.test>",
