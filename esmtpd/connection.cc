@@ -708,6 +708,12 @@ void Connection::read_input(std::uint32_t events) {
   // Each chunk is run before the next is read, so a client that does not read its replies
   // leaves its flood in the kernel, not here. A hang-up or error is read at any time.
   const bool hangup = events & (EPOLLHUP | EPOLLERR);
+  if (!hangup && greeted_ && held()) {
+    // Read after the hold, as if EPOLLIN had been off during it (level-triggered: it fires again).
+    input_during_hold_ = true;
+    update_interest();
+    return;
+  }
   bool progress = false;
   // Nothing more is read in plaintext once STARTTLS is answered: the handshake reads the rest.
   for (int round = 0; round < 4 && !peer_eof_ && !tls_after_flush_ && !handshaking_ &&
@@ -1191,9 +1197,12 @@ void Connection::flush() {
 void Connection::update_interest() {
   if (finished_ || handshaking_) return;
   std::uint32_t want = 0;
-  // Before the greeting: watched, to catch a client that talks first.
-  bool held = awaiting_commit_ || session_.waiting();
-  if (!closing_ && !held && !peer_eof_ && !output_backlog()) want |= EPOLLIN;
+  // Before the greeting: watched, to catch a client that talks first. During a hold: left as it
+  // was until input comes (read_input), then off until the hold ends.
+  if (!held()) input_during_hold_ = false;
+  const bool hold_keeps_input = (interest_ & EPOLLIN) && !input_during_hold_;
+  if (!closing_ && (!held() || hold_keeps_input) && !peer_eof_ && !output_backlog())
+    want |= EPOLLIN;
   if (out_start_ < out_.size()) want |= EPOLLOUT;
   if (tls_) {
     if (tls_read_wants_write_) want |= EPOLLOUT;

@@ -190,6 +190,8 @@ class Connection final {
   // After a refused DATA: input the client sent before it saw the refusal is not commands.
   void check_early_input();
   bool output_backlog() const { return out_.size() - out_start_ > kMaxPendingOutput; }
+  // A filter phase or the queue commit has the session: its commands wait.
+  bool held() const { return awaiting_commit_ || session_.waiting(); }
   void finish(const char* why);
 
   ConnectionContext& ctx_;
@@ -224,6 +226,10 @@ class Connection final {
   bool finished_ = false;
   bool peer_eof_ = false;
   std::uint32_t interest_ = 0;
+  // Input arrived while a filter phase or the queue commit held the session: EPOLLIN stays off
+  // until the hold ends. A hold keeps EPOLLIN registered otherwise (a client that waits for its
+  // reply sends nothing), which saves two epoll_ctl calls per hold.
+  bool input_during_hold_ = false;
   event::TimerId timer_ = 0;
   std::uint64_t written_ = 0;         // reply bytes sent, ever
   std::uint64_t written_at_arm_ = 0;  // written_ when timer_ was armed: progress since?

@@ -16,6 +16,11 @@ HELO name, MAIL FROM or RCPT TO asks).
   thread the module started is logged as not the loop thread, in the module's code; a stack
   overflow in helo is logged too (the handler runs on an alternate stack); a SIGSEGV sent to
   esmtpd from outside is logged as not in a filter callback.
+- Input during a hold (esmtpd_processes = 1): MAIL FROM:<wait-2000@...> is held 2 s by a module
+  timer (the loop stays free); a RCPT sent 0.3 s into the hold, in its own packet, is answered
+  after MAIL's 250, in order; esmtpd uses under 0.3 s of CPU during the hold (esmtpd keeps EPOLLIN
+  through a hold and drops it when input comes: a level-triggered EPOLLIN left on would spin the
+  loop), and another session's EHLO is answered within a second meanwhile.
 - Two esmtpd processes: bystanders spread over both (by the kernel's SO_REUSEPORT hash; the test
   opens sessions until each process has some, and finds each session's process from /proc); a
   crash on one process cuts its sessions only: the other process's bystanders finish and their
@@ -24,6 +29,7 @@ import os
 import re
 import signal
 import smtplib
+import socket
 import time
 
 from harness import BUILD_DIR, Estafette, run, wait_for
@@ -72,6 +78,65 @@ def loop_hold(tmp, stoppers):
     check(hold_lines(log, "mail") == [], "a 30 ms callback was logged: %r" % hold_lines(log, "mail"))
     timer = hold_lines(log, "timer")
     check(len(timer) == 1 and 0.29 <= float(timer[0][1]) < 2.0, "timer: %r" % timer)
+    mta.stop()
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_replies(sock, count, timeout):
+    """count SMTP replies' last lines, in order, within timeout seconds."""
+    sock.settimeout(timeout)
+    data = b""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < count:
+        check(time.monotonic() < deadline, "replies so far: %r" % lines)
+        chunk = sock.recv(4096)
+        check(chunk, "closed after %r" % lines)
+        data += chunk
+        while b"\r\n" in data:
+            line, data = data.split(b"\r\n", 1)
+            if line[3:4] != b"-":
+                lines.append(line.decode())
+    return lines
+
+
+def input_during_hold(tmp, stoppers):
+    mta = Estafette(tmp, name="holdinput", filters="module:" + MODULE, esmtpd_processes="1")
+    stoppers.append(mta)
+    mta.start()
+    pid = mta.esmtpd_pids()[0]
+    with socket.create_connection(("127.0.0.1", mta.port), timeout=10) as sock:
+        check(read_replies(sock, 1, 10)[0].startswith("220"), "no greeting")
+        sock.sendall(b"EHLO client.test\r\n")
+        check(read_replies(sock, 1, 10)[0].startswith("250"), "EHLO refused")
+        started = time.monotonic()
+        sock.sendall(b"MAIL FROM:<wait-2000@example.test>\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"RCPT TO:<user@estafette.test>\r\n")
+        cpu_before = cpu_seconds(pid)
+        # Another session meanwhile: the loop is free.
+        other_started = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", mta.port, timeout=10) as other:
+            code, _ = other.ehlo("other.test")
+        other_took = time.monotonic() - other_started
+        check(code == 250 and other_took < 1.0,
+              "EHLO of another session during the hold: %d after %.3fs" % (code, other_took))
+        time.sleep(max(0.0, started + 1.8 - time.monotonic()))
+        cpu_used = cpu_seconds(pid) - cpu_before
+        replies = read_replies(sock, 2, 10)
+        took = time.monotonic() - started
+        print("input during a hold: replies %r after %.3fs, esmtpd CPU %.2fs during the hold, "
+              "other session's EHLO %.3fs" % (replies, took, cpu_used, other_took))
+        check(replies[0].startswith("250") and replies[1].startswith("250"),
+              "MAIL and RCPT: %r" % replies)
+        check(took >= 1.95, "MAIL answered before the module resumed: %.3fs" % took)
+        check(cpu_used < 0.3, "esmtpd used %.2fs of CPU while held (spinning?)" % cpu_used)
+        sock.sendall(b"QUIT\r\n")
     mta.stop()
 
 
@@ -270,6 +335,7 @@ def crash_two_processes(tmp, stoppers):
 def test(tmp, stoppers):
     check(os.path.exists(MODULE), "build it first: make tests/unit/filters/modules/misbehave.so")
     loop_hold(tmp, stoppers)
+    input_during_hold(tmp, stoppers)
     crash_one_process(tmp, stoppers)
     crash_two_processes(tmp, stoppers)
 

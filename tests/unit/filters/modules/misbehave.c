@@ -5,6 +5,7 @@
  *   HELO overflow                 helo recurses until the loop thread's stack overflows
  *   MAIL FROM:<sleep-N@...>       mail sleeps N ms
  *   MAIL FROM:<timer-sleep-N@...> mail answers PENDING; a 1 ms timer sleeps N ms, then resumes
+ *   MAIL FROM:<wait-N@...>        mail answers PENDING; an N ms timer resumes (the loop is free)
  *   RCPT TO:<crash@...>           rcpt writes through NULL (SIGSEGV)
  *   RCPT TO:<abort@...>           rcpt calls abort() (SIGABRT)
  *   RCPT TO:<thread-crash@...>    rcpt starts a thread that writes through NULL (SIGSEGV on a
@@ -61,6 +62,11 @@ static void timer_sleep(estafette_ctx* ctx, void* arg) {
   host->resume(ctx, ESTAFETTE_CONTINUE);
 }
 
+static void timer_resume(estafette_ctx* ctx, void* arg) {
+  (void)arg;
+  host->resume(ctx, ESTAFETTE_CONTINUE);
+}
+
 static int on_mail(estafette_ctx* ctx, const char* address, const char* const* args) {
   long ms;
   (void)args;
@@ -69,6 +75,11 @@ static int on_mail(estafette_ctx* ctx, const char* address, const char* const* a
   ms = sleep_ms(address, "<timer-sleep-");
   if (ms >= 0) {
     if (host->add_timer(ctx, 1, timer_sleep, (void*)ms) == 0) return ESTAFETTE_TEMPFAIL;
+    return ESTAFETTE_PENDING;
+  }
+  ms = sleep_ms(address, "<wait-");
+  if (ms >= 0) {
+    if (host->add_timer(ctx, (unsigned)ms, timer_resume, NULL) == 0) return ESTAFETTE_TEMPFAIL;
     return ESTAFETTE_PENDING;
   }
   return ESTAFETTE_CONTINUE;
