@@ -429,43 +429,59 @@ void Connection::filter_action(const smtp::Action& action) {
     auto at = address.rfind('@');
     return at == std::string::npos ? std::string() : address.substr(at + 1);
   };
+  // A phase no filter receives is answered here and now: no hold, no round trip.
+  using P = filters::Phase;
+  auto skip = [this](P phase, const filters::Macros& macros) {
+    if (filters_->receives(phase)) return false;
+    filters_->skipped(phase, macros);
+    run(session_.on_filter_verdict(filters::Verdict{}));
+    // Inside process_input() its loop goes on with the next command; from anywhere else
+    // (a lookup's answer, the connect stage's), resume() does.
+    if (!processing_input_) resume();
+    return true;
+  };
   switch (action.kind) {
-    case smtp::ActionKind::FilterHelo:
-      filters_->helo(tls_macros(), action.text,
+    case smtp::ActionKind::FilterHelo: {
+      filters::Macros m = tls_macros();
+      if (skip(P::Helo, m)) break;
+      filters_->helo(m, action.text,
                      [this](const filters::Verdict& v) { filter_answer(v, "helo"); });
       break;
-    case smtp::ActionKind::FilterMail:
+    }
+    case smtp::ActionKind::FilterMail: {
       if (filter_in_message_) filters_->abort();  // the last message never reached its end
       filter_in_message_ = true;
       filter_id_.clear();
-      filters_->mail(
-          [&] {
-            filters::Macros m = {{"{mail_addr}", action.text},
-                                 {"{mail_host}", domain(action.text)},
-                                 {"{mail_mailer}", "esmtp"},
-                                 {"r", session_.esmtp() ? "ESMTP" : "SMTP"},
-                                 // One per transaction, for every filter: the policy
-                                 // protocol's "instance".
-                                 {"{estafette_instance}", queue::make_queue_id()}};
-            for (auto& t : tls_macros()) m.push_back(std::move(t));
-            for (auto& a : auth_macros()) m.push_back(std::move(a));
-            return m;
-          }(),
-          "<" + action.text + ">", mail_args(session_.pending_mail()),
-          [this](const filters::Verdict& v) { filter_answer(v, "mail"); });
+      filters::Macros m = {{"{mail_addr}", action.text},
+                           {"{mail_host}", domain(action.text)},
+                           {"{mail_mailer}", "esmtp"},
+                           {"r", session_.esmtp() ? "ESMTP" : "SMTP"},
+                           // One per transaction, for every filter: the policy protocol's
+                           // "instance".
+                           {"{estafette_instance}", queue::make_queue_id()}};
+      for (auto& t : tls_macros()) m.push_back(std::move(t));
+      for (auto& a : auth_macros()) m.push_back(std::move(a));
+      if (skip(P::Mail, m)) break;
+      filters_->mail(m, "<" + action.text + ">", mail_args(session_.pending_mail()),
+                     [this](const filters::Verdict& v) { filter_answer(v, "mail"); });
       break;
-    case smtp::ActionKind::FilterRcpt:
-      filters_->rcpt({{"{rcpt_addr}", action.text},
-                      {"{rcpt_host}", domain(action.text)},
-                      {"{rcpt_mailer}", "esmtp"}},
-                     "<" + action.text + ">", {},
+    }
+    case smtp::ActionKind::FilterRcpt: {
+      filters::Macros m = {{"{rcpt_addr}", action.text},
+                           {"{rcpt_host}", domain(action.text)},
+                           {"{rcpt_mailer}", "esmtp"}};
+      if (skip(P::Rcpt, m)) break;
+      filters_->rcpt(m, "<" + action.text + ">", {},
                      [this](const filters::Verdict& v) { filter_answer(v, "rcpt"); });
       break;
-    case smtp::ActionKind::FilterData:
+    }
+    case smtp::ActionKind::FilterData: {
       filter_id_ = queue::make_queue_id();
-      filters_->data(message_macros(),
-                     [this](const filters::Verdict& v) { filter_answer(v, "data"); });
+      filters::Macros m = message_macros();
+      if (skip(P::Data, m)) break;
+      filters_->data(m, [this](const filters::Verdict& v) { filter_answer(v, "data"); });
       break;
+    }
     case smtp::ActionKind::FilterMessage:
       filter_whole_message();
       break;
@@ -762,6 +778,12 @@ void Connection::check_early_input() {
 void Connection::process_input() {
   // Input before the greeting never gets here (on_pregreet); while replies back up, the commands
   // wait.
+  const bool outer = std::exchange(processing_input_, true);
+  struct Restore {
+    bool& flag;
+    bool value;
+    ~Restore() { flag = value; }
+  } restore{processing_input_, outer};
   while (greeted_ && !finished_ && !closing_ && !awaiting_commit_ && !session_.waiting() &&
          !output_backlog() && in_start_ < in_.size()) {
     std::string_view avail(in_.data() + in_start_, in_.size() - in_start_);

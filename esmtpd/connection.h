@@ -230,6 +230,7 @@ class Connection final {
   // until the hold ends. A hold keeps EPOLLIN registered otherwise (a client that waits for its
   // reply sends nothing), which saves two epoll_ctl calls per hold.
   bool input_during_hold_ = false;
+  bool processing_input_ = false;  // inside process_input(): its loop runs the next command
   event::TimerId timer_ = 0;
   std::uint64_t written_ = 0;         // reply bytes sent, ever
   std::uint64_t written_at_arm_ = 0;  // written_ when timer_ was armed: progress since?

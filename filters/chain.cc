@@ -173,6 +173,17 @@ void Chain::eom(const Macros& macros, EomCallback done) {
       "eom", [macros](Filter& f, EomCallback d) { f.eom(macros, std::move(d)); }, std::move(done));
 }
 
+bool Chain::receives(Phase phase) const {
+  for (const Entry& e : entries_)
+    if (!e.dropped && e.filter->receives(phase)) return true;
+  return false;
+}
+
+void Chain::skipped(Phase phase, const Macros& macros) {
+  for (Entry& e : entries_)
+    if (!e.dropped) e.filter->skipped(phase, macros);
+}
+
 void Chain::message_envelope(const std::vector<std::string>& recipients, std::uint64_t size) {
   for (Entry& e : entries_)
     if (!e.dropped) e.filter->message_envelope(recipients, size);

@@ -53,6 +53,10 @@ class Chain final {
   void eoh(const Macros& macros, Callback done);
   void body(std::string_view bytes, Callback done);  // bytes stay valid until done runs
   void eom(const Macros& macros, EomCallback done);
+  // Whether any filter not dropped receives `phase` (Filter::receives): when none does, the
+  // caller may skip the call and give its macros to skipped() instead, answering Continue itself.
+  bool receives(Phase phase) const;
+  void skipped(Phase phase, const Macros& macros);
   // Filter::message_envelope to every filter (no answer, no callback).
   void message_envelope(const std::vector<std::string>& recipients, std::uint64_t size);
   // The phase of the last call started ("header", "eom", ...): where a message's verdict came

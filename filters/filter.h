@@ -32,6 +32,9 @@ struct ModuleTimeouts {
   std::chrono::milliseconds callback_warn{100};
 };
 
+// The phases a filter is called at, in a session's order.
+enum class Phase { Connect, Helo, Mail, Rcpt, Data, Header, Eoh, Body, Eom };
+
 class Filter {
  public:
   using Callback = std::function<void(const Verdict&)>;
@@ -59,6 +62,13 @@ class Filter {
   // ABI 1.1); the others ignore it. Valid until abort() or the next mail().
   virtual void message_envelope(const std::vector<std::string>& /*recipients*/,
                                 std::uint64_t /*size*/) {}
+  // Whether a call at `phase` could do anything: false when the filter has no callback there
+  // (a native module without one), so the caller may skip the call, its hold and its round
+  // trip, and answer Continue itself. It then gives the phase's macros to skipped() (getsymval
+  // sees them later, as if the call had been made). Default: true, every call is made.
+  virtual bool receives(Phase /*phase*/) const { return true; }
+  // In place of a call that receives() said would do nothing: no answer, no callback.
+  virtual void skipped(Phase /*phase*/, const Macros& /*macros*/) {}
   virtual void abort() = 0;  // the message ends (RSET, rejected); no pending call
   virtual void quit() = 0;   // the session ends; no callback
 

@@ -40,8 +40,15 @@ struct MessagePass : std::enable_shared_from_this<MessagePass> {
     };
   }
 
+  // A phase no filter receives (Chain::receives) is skipped: no call, no turn of the loop.
   void headers() {
+    if (next == 0 && !chain.receives(Phase::Header)) next = message->headers.size();
     if (next == message->headers.size()) {
+      if (!chain.receives(Phase::Eoh)) {
+        chain.skipped(Phase::Eoh, macros);
+        body();
+        return;
+      }
       chain.eoh(macros, step([self = shared_from_this()] { self->body(); }));
       return;
     }
@@ -56,7 +63,7 @@ struct MessagePass : std::enable_shared_from_this<MessagePass> {
         self->done(v, std::move(mods));
       });
     };
-    if (message->body.empty()) {
+    if (message->body.empty() || !chain.receives(Phase::Body)) {
       eom();
       return;
     }

@@ -19,9 +19,10 @@ namespace estafette::filters {
 std::string filter_header_value(const std::string& value);
 
 // Sends the headers one at a time (values through filter_header_value), then end of headers,
-// the body (when there is one) and end of message. `done` gets the first verdict that is not
-// Continue/Accept (without modifications), or the end-of-message verdict with every
-// modification. `macros` go with end of headers and end of message.
+// the body (when there is one) and end of message; a phase no filter receives
+// (Chain::receives) is skipped (end of headers: its macros go to Chain::skipped). `done` gets the
+// first verdict that is not Continue/Accept (without modifications), or the end-of-message verdict
+// with every modification. `macros` go with end of headers and end of message.
 void filter_message(Chain& chain, std::shared_ptr<const ParsedMessage> message, Macros macros,
                     Chain::EomCallback done);
 

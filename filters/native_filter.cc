@@ -395,6 +395,50 @@ Verdict NativeFilter::make(Verdict::Action action, std::string text) const {
   return v;
 }
 
+void NativeFilter::enter(Stage stage, const Macros* macros) {
+  if (stage == Stage::Mail) {
+    in_message_ = true;
+    message_done_ = false;
+    envelope_.reset();
+  }
+  if (macros)
+    for (const auto& [name, value] : *macros) macros_[name] = value;
+}
+
+bool NativeFilter::receives(Phase phase) const {
+  switch (phase) {
+    case Phase::Connect:
+      return table_.connect != nullptr;
+    case Phase::Helo:
+      return table_.helo != nullptr;
+    case Phase::Mail:
+      return table_.mail != nullptr;
+    case Phase::Rcpt:
+      return table_.rcpt != nullptr;
+    case Phase::Data:
+      return table_.data != nullptr;
+    case Phase::Header:
+      return table_.header != nullptr;
+    case Phase::Eoh:
+      return table_.eoh != nullptr;
+    case Phase::Body:
+      return table_.body != nullptr;
+    case Phase::Eom:
+      return table_.eom != nullptr;
+  }
+  return true;
+}
+
+void NativeFilter::skipped(Phase phase, const Macros& macros) {
+  if (closed_ || pending_ != Stage::None) return;  // as run(): a call now would fail
+  static constexpr Stage kStages[] = {Stage::Connect, Stage::Helo, Stage::Mail,
+                                      Stage::Rcpt,    Stage::Data, Stage::Header,
+                                      Stage::Eoh,     Stage::Body, Stage::Eom};
+  const Stage stage = kStages[static_cast<int>(phase)];
+  enter(stage, &macros);
+  if (stage == Stage::Eom) in_message_ = message_done_ = false;
+}
+
 template <typename Invoke>
 void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Invoke invoke,
                        Callback done, EomCallback eom_done) {
@@ -414,16 +458,9 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
         make(Verdict::Action::Failed, "module " + name_ + ": call while another is pending"));
     return;
   }
-  if (stage == Stage::Mail) {
-    in_message_ = true;
-    message_done_ = false;
-    envelope_.reset();
-  }
+  enter(stage, macros);
   phase_macros_.clear();
-  if (macros) {
-    for (const auto& [name, value] : *macros) macros_[name] = value;
-    phase_macros_ = *macros;
-  }
+  if (macros && has_callback) phase_macros_ = *macros;
   if (!has_callback || session_done_ || (message_done_ && stage != Stage::Rcpt)) {
     if (stage == Stage::Eom) in_message_ = message_done_ = false;
     answer_later(make(Verdict::Action::Continue));

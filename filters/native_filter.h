@@ -71,6 +71,8 @@ class NativeFilter final : public Filter {
   void eom(const Macros& macros, EomCallback done) override;
   // What host->foreach_rcpt and host->message_size answer at eom (ABI 1.1).
   void message_envelope(const std::vector<std::string>& recipients, std::uint64_t size) override;
+  bool receives(Phase phase) const override;
+  void skipped(Phase phase, const Macros& macros) override;
   void abort() override;
   void quit() override;
 
@@ -84,6 +86,8 @@ class NativeFilter final : public Filter {
 
   // Runs one phase: merges macros, calls invoke() (the module's callback, or nullptr when the
   // module has none), and answers done/eom_done later on the loop.
+  // What every phase does before the module's callback: a message's state at MAIL, the macros.
+  void enter(Stage stage, const Macros* macros);
   template <typename Invoke>
   void run(Stage stage, const Macros* macros, bool has_callback, Invoke invoke, Callback done,
            EomCallback eom_done);

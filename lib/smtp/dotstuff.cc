@@ -1,5 +1,7 @@
 #include "lib/smtp/dotstuff.h"
 
+#include <cstring>
+
 namespace estafette::smtp {
 
 void Unstuffer::feed(std::string_view wire, std::string& out) {
@@ -24,7 +26,7 @@ void Unstuffer::feed(std::string_view wire, std::string& out) {
       }
     }
     // Copy the run up to the next CR (if converting) or LF.
-    std::size_t end = wire.find_first_of(to_lf_ ? std::string_view("\r\n") : "\n", i);
+    std::size_t end = to_lf_ ? wire.find_first_of("\r\n", i) : wire.find('\n', i);
     if (end == std::string_view::npos) {
       out.append(wire.substr(i));
       return;
@@ -55,20 +57,27 @@ void unstuff_append(std::string_view wire, std::string& out) {
 std::string stuff(std::string_view plain) {
   std::string out;
   out.reserve(plain.size() + plain.size() / 32 + 2);
-  bool line_start = true;
-  for (std::size_t i = 0; i < plain.size(); ++i) {
-    char c = plain[i];
-    if (line_start && c == '.') out.push_back('.');
-    line_start = false;
-    if (c == '\r' || c == '\n') {
-      if (c == '\r' && i + 1 < plain.size() && plain[i + 1] == '\n') ++i;
-      out.append("\r\n");
-      line_start = true;
-    } else {
-      out.push_back(c);
+  const char* const base = plain.data();
+  const std::size_t size = plain.size();
+  std::size_t i = 0;
+  std::size_t lf = 0;  // the next LF at or after i (size: none); found once per LF, not per CR
+  bool lf_known = false;
+  // One line per round, copied as a run (memchr, not byte by byte: this is the filtered
+  // message's way to the queue).
+  while (i < size) {
+    if (base[i] == '.') out.push_back('.');
+    if (!lf_known || lf < i) {
+      const void* at = std::memchr(base + i, '\n', size - i);
+      lf = at ? static_cast<std::size_t>(static_cast<const char*>(at) - base) : size;
+      lf_known = true;
     }
+    const void* cr = std::memchr(base + i, '\r', lf - i);
+    const std::size_t end = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - base) : lf;
+    out.append(base + i, end - i);
+    out.append("\r\n");
+    i = end + 1;
+    if (end < size && base[end] == '\r' && i < size && base[i] == '\n') ++i;
   }
-  if (!out.empty() && !line_start) out.append("\r\n");
   return out;
 }
 

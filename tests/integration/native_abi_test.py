@@ -5,13 +5,18 @@ accepted recipients (host->foreach_rcpt) and the message size (host->message_siz
 as headers; the delivered message shows them, the size matches the delivered bytes, and the 1.0
 module works beside it. A header-stage reject is logged with phase=header; a message whose
 recipients the module deletes (all of them) answers 250 "discarded" and is neither queued nor
-delivered."""
+delivered.
+The envelope module has no helo, mail, rcpt, eoh or body callback, so esmtpd skips those calls
+(Filter::receives): a client that pipelines MAIL, two RCPTs (each a mailbox lookup answered off
+the loop) and DATA in one packet gets 250, 250, 250, 354 in order, and the message is delivered
+with both recipients seen at eom."""
 import os
 import re
 import smtplib
+import socket
 import time
 
-from harness import BUILD_DIR, Estafette, run, skip, wait_for
+from harness import BUILD_DIR, Estafette, last_reply_line, run, skip, wait_for
 
 MODULES = os.path.join(BUILD_DIR, "tests", "unit", "filters", "modules")
 V11 = os.path.join(MODULES, "envelope_module.so")
@@ -63,6 +68,25 @@ def test(tmp, stoppers):
     print("ABI 1.1 at eom: recipients %s, size %s (the delivered bytes); the 1.0 module works "
           "beside it" % ("<a@estafette.test>, <b@estafette.test>", size.group(1)))
 
+    # Pipelined through the skipped phases.
+    with socket.create_connection(("127.0.0.1", mta.port), timeout=30) as sock:
+        f = sock.makefile("rb")
+        check(last_reply_line(f).startswith(b"220"), "no greeting")
+        sock.sendall(b"EHLO client.test\r\n")
+        check(last_reply_line(f).startswith(b"250"), "EHLO")
+        sock.sendall(b"MAIL FROM:<s@example.test>\r\nRCPT TO:<a@estafette.test>\r\n"
+                     b"RCPT TO:<b@estafette.test>\r\nDATA\r\n")
+        replies = [last_reply_line(f)[:3] for _ in range(4)]
+        check(replies == [b"250", b"250", b"250", b"354"], "pipelined replies: %r" % replies)
+        sock.sendall(message("pipelined") + b".\r\nQUIT\r\n")
+        replies = [last_reply_line(f)[:3] for _ in range(2)]
+        check(replies == [b"250", b"221"], "end of data and QUIT: %r" % replies)
+    wait_for(lambda: len(mta.maildir_messages("b")) == 2, 15, "the pipelined message")
+    got = [m for m in mta.maildir_messages("b") if b"Subject: pipelined" in m]
+    check(len(got) == 1 and b"X-Envelope-Rcpts: <a@estafette.test>, <b@estafette.test>\n"
+          in got[0], "the pipelined message as delivered: %r" % got)
+    print("pipelined MAIL, RCPT, RCPT, DATA through the skipped phases: 250 250 250 354")
+
     # A reject at the header stage: logged as phase=header, not eom.
     with smtplib.SMTP("127.0.0.1", mta.port, timeout=30) as s:
         s.ehlo("client.test")
@@ -86,7 +110,7 @@ def test(tmp, stoppers):
     check(code == 250 and text == b"2.0.0 Ok: discarded: the filters removed every recipient",
           "every recipient deleted: %d %r" % (code, text))
     time.sleep(1)
-    check(len(mta.maildir_messages("a")) == 1 and len(mta.maildir_messages("b")) == 1,
+    check(len(mta.maildir_messages("a")) == 2 and len(mta.maildir_messages("b")) == 2,
           "the discarded message was delivered")
     check(not mta.queue_files(), "the discarded message is queued")
     check("the filters removed every recipient; discarded" in mta.read_log(), "no log line")

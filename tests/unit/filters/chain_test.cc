@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,7 @@ class FakeFilter final : public Filter {
       : loop_(loop), name_(std::move(name)), log_(log), action_(action) {}
 
   std::map<std::string, Verdict> answers;                    // call name -> verdict
+  std::set<Phase> not_received;                              // receives() answers false
   std::vector<Modification> mods;                            // returned by eom
   std::vector<std::pair<std::string, std::string>> headers;  // as received
 
@@ -67,6 +69,12 @@ class FakeFilter final : public Filter {
   void eom(const Macros&, EomCallback done) override {
     Verdict v = verdict_for("eom");
     loop_.post(guard_.wrap([v, m = mods, done = std::move(done)] { done(v, m); }));
+  }
+  bool receives(Phase phase) const override { return !not_received.contains(phase); }
+  void skipped(Phase phase, const Macros& macros) override {
+    std::string line = name_ + ":skipped" + std::to_string(static_cast<int>(phase));
+    for (const auto& [k, v] : macros) line += " " + k + "=" + v;
+    log_.push_back(line);
   }
   void abort() override { log_.push_back(name_ + ":abort"); }
   void quit() override { log_.push_back(name_ + ":quit"); }
@@ -338,6 +346,39 @@ TEST_F(FilterChain, MessagePassWithoutBodySendsNoBody) {
   Answer r = wait(loop_, [&](auto done) { filter_message(chain(), message, {}, done); });
   EXPECT_EQ(r.verdict.action, Action::Continue);
   EXPECT_EQ(log_, (Log{"a:header", "a:eoh", "a:eom"}));
+}
+
+TEST_F(FilterChain, ReceivesWhenAnyFilterNotDroppedReceives) {
+  FakeFilter& a = add("a", DefaultAction::Accept);
+  FakeFilter& b = add("b");
+  a.not_received = {Phase::Helo};
+  b.not_received = {Phase::Helo, Phase::Rcpt};
+  EXPECT_FALSE(chain().receives(Phase::Helo));
+  EXPECT_TRUE(chain().receives(Phase::Rcpt));  // a does
+  chain().skipped(Phase::Helo, {{"{tls_version}", "TLSv1.3"}});
+  EXPECT_EQ(log_, (Log{"a:skipped1 {tls_version}=TLSv1.3", "b:skipped1 {tls_version}=TLSv1.3"}));
+  // a fails with default_action accept: dropped, so only b counts (and b skips RCPT).
+  a.answers["helo"] = Verdict{Action::Failed, "broken", {}};
+  EXPECT_EQ(helo().verdict.action, Action::Continue);
+  EXPECT_FALSE(chain().receives(Phase::Rcpt));
+}
+
+TEST_F(FilterChain, MessagePassSkipsWhatNoFilterReceives) {
+  FakeFilter& a = add("a");
+  FakeFilter& b = add("b");
+  a.not_received = b.not_received = {Phase::Header, Phase::Eoh, Phase::Body};
+  auto message = std::make_shared<const ParsedMessage>(
+      parse_message("Subject: hi\r\nX-Other: 1\r\n\r\nbody\r\n"));
+  Answer r = wait(loop_, [&](auto done) { filter_message(chain(), message, {{"i", "Q1"}}, done); });
+  EXPECT_FALSE(r.inside_call);
+  EXPECT_EQ(r.verdict.action, Action::Continue);
+  EXPECT_EQ(log_, (Log{"a:skipped6 i=Q1", "b:skipped6 i=Q1", "a:eom", "b:eom"}));
+  // One filter that receives headers: every filter is called for them, as before.
+  log_.clear();
+  b.not_received = {Phase::Eoh, Phase::Body};
+  r = wait(loop_, [&](auto done) { filter_message(chain(), message, {{"i", "Q2"}}, done); });
+  EXPECT_EQ(log_, (Log{"a:header", "b:header", "a:header", "b:header", "a:skipped6 i=Q2",
+                       "b:skipped6 i=Q2", "a:eom", "b:eom"}));
 }
 
 TEST_F(FilterChain, MessagePassStopsAtTheFirstRefusal) {

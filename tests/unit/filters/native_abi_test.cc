@@ -68,6 +68,7 @@ struct Probe {
   std::uint64_t size = 0;
   int resume_first = 0, resume_second = 0;
   bool eom_pending = false;
+  std::string rcpt_addr_at_eom, mail_addr_at_eom;
 };
 Probe probe;
 
@@ -96,6 +97,10 @@ extern "C" void probe_eom_later(estafette_ctx* ctx, void*) {
 }
 
 extern "C" int probe_eom(estafette_ctx* ctx) {
+  const char* rcpt_addr = probe.host->getsymval(ctx, "{rcpt_addr}");
+  const char* mail_addr = probe.host->getsymval(ctx, "{mail_addr}");
+  probe.rcpt_addr_at_eom = rcpt_addr ? rcpt_addr : "(null)";
+  probe.mail_addr_at_eom = mail_addr ? mail_addr : "(null)";
   probe.rcpts_at_eom = probe.host->foreach_rcpt(ctx, probe_rcpt_fn, &probe.rcpts);
   probe.size_at_eom = probe.host->message_size(ctx, &probe.size);
   if (!probe.eom_pending) return ESTAFETTE_CONTINUE;
@@ -144,6 +149,33 @@ class FilterNativeAbi : public ::testing::Test {
   estafette_filter table_ = probe_table();
   std::unique_ptr<NativeFilter> filter_;
 };
+
+TEST_F(FilterNativeAbi, ReceivesOnlyThePhasesItHasCallbacksFor) {
+  // The probe has mail, data and eom callbacks.
+  const std::vector<std::pair<Phase, bool>> expected = {
+      {Phase::Connect, false}, {Phase::Helo, false}, {Phase::Mail, true},
+      {Phase::Rcpt, false},    {Phase::Data, true},  {Phase::Header, false},
+      {Phase::Eoh, false},     {Phase::Body, false}, {Phase::Eom, true}};
+  for (const auto& [phase, receives] : expected)
+    EXPECT_EQ(filter_->receives(phase), receives) << static_cast<int>(phase);
+}
+
+TEST_F(FilterNativeAbi, SkippedPhasesMacrosAreSeenLater) {
+  // esmtpd skips the RCPT call (no callback) and gives its macros to skipped(): the eom
+  // callback's getsymval finds them, as it finds those of the MAIL call it had.
+  EXPECT_EQ(phase(loop_,
+                  [&](auto d) {
+                    filter_->mail({{"{mail_addr}", "s@example.test"}}, "<s@example.test>", {}, d);
+                  })
+                .action,
+            Action::Continue);
+  filter_->skipped(Phase::Rcpt, {{"{rcpt_addr}", "a@estafette.test"}});
+  EXPECT_EQ(phase(loop_, [&](auto d) { filter_->data({}, d); }).action, Action::Continue);
+  filter_->skipped(Phase::Eoh, {{"i", "Q1"}});
+  EXPECT_EQ(answer(loop_, [&](auto d) { filter_->eom({}, d); }).verdict.action, Action::Continue);
+  EXPECT_EQ(probe.rcpt_addr_at_eom, "a@estafette.test");
+  EXPECT_EQ(probe.mail_addr_at_eom, "s@example.test");
+}
 
 TEST_F(FilterNativeAbi, RecipientsAndSizeAtEomOnly) {
   Answer a = message();

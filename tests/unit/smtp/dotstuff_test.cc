@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 
 #include "tests/unit/smtp/split_feeder.h"
 
@@ -90,7 +91,49 @@ INSTANTIATE_TEST_SUITE_P(
                       StuffCase{"a\r\n", "a\r\n"}, StuffCase{"a\nb\rc\r\n", "a\r\nb\r\nc\r\n"},
                       StuffCase{".", "..\r\n"}, StuffCase{".\n.x\n", "..\r\n..x\r\n"},
                       StuffCase{"a\n.\nb", "a\r\n..\r\nb\r\n"}, StuffCase{"a.b\n", "a.b\r\n"},
-                      StuffCase{"\n\n", "\r\n\r\n"}, StuffCase{"x\r\r\n", "x\r\n\r\n"}));
+                      StuffCase{"\n\n", "\r\n\r\n"}, StuffCase{"x\r\r\n", "x\r\n\r\n"},
+                      StuffCase{"\r.\r\r.", "\r\n..\r\n\r\n..\r\n"},
+                      StuffCase{"a\rb\rc\nd", "a\r\nb\r\nc\r\nd\r\n"}));
+
+// The definition, byte by byte (stuff() copies runs): bare CR, bare LF and CRLF end a line as
+// CRLF, a line's leading "." is doubled, and a last line without an end gets one.
+std::string stuff_bytewise(std::string_view plain) {
+  std::string out;
+  bool line_start = true;
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    char c = plain[i];
+    if (line_start && c == '.') out.push_back('.');
+    line_start = false;
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < plain.size() && plain[i + 1] == '\n') ++i;
+      out.append("\r\n");
+      line_start = true;
+    } else {
+      out.push_back(c);
+    }
+  }
+  if (!out.empty() && !line_start) out.append("\r\n");
+  return out;
+}
+
+TEST(SmtpStuffRuns, EveryShortInputOfDotsAndLineBreaksAsByteByByte) {
+  // Every string of up to 7 bytes over ".\r\na": every placement of bare CRs, bare LFs, CRLFs
+  // and leading dots.
+  const std::string alphabet = ".\r\na";
+  std::size_t checked = 0;
+  for (std::size_t length = 0; length <= 7; ++length) {
+    std::size_t combos = 1;
+    for (std::size_t k = 0; k < length; ++k) combos *= alphabet.size();
+    for (std::size_t n = 0; n < combos; ++n) {
+      std::string plain;
+      for (std::size_t k = 0, rest = n; k < length; ++k, rest /= alphabet.size())
+        plain.push_back(alphabet[rest % alphabet.size()]);
+      ASSERT_EQ(stuff(plain), stuff_bytewise(plain)) << ::testing::PrintToString(plain);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 21845u);
+}
 
 }  // namespace
 }  // namespace estafette::smtp
