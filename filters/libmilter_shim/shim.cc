@@ -366,6 +366,9 @@ int dispatch(estafette_ctx* ctx, int stage, std::function<sfsistat(Session&)> ca
       }
       s.in_call = false;
       s.in_eom = false;
+      // The next message's body is read again (also here: MAIL, which resets it too, is not
+      // called when the filter has no envfrom callback).
+      if (stage == SMFIM_EOM) s.body_skipped = false;
       s.finish(seq, status);
     });
     ShimModule& m = shim();
@@ -660,14 +663,18 @@ const struct estafette_filter* estafette_filter_init(const struct estafette_host
   m.table.abi_version = ESTAFETTE_FILTER_ABI_VERSION;
   m.table.struct_size = sizeof(estafette_filter);
   m.table.name = m.name.c_str();
-  m.table.connect = n_connect;
-  m.table.helo = n_helo;
-  m.table.mail = n_mail;
-  m.table.rcpt = n_rcpt;
-  m.table.data = n_data;
-  m.table.header = n_header;
-  m.table.eoh = n_eoh;
-  m.table.body = n_body;
+  // A stage the filter registered no callback for is never received (libmilter negotiates it
+  // away), so it gets no native callback either: esmtpd then skips it without a call, a hold or
+  // a turn of its loop. End of message always goes (libmilter always sends it).
+  const smfiDesc& d = m.desc;
+  m.table.connect = d.xxfi_connect ? n_connect : nullptr;
+  m.table.helo = d.xxfi_helo ? n_helo : nullptr;
+  m.table.mail = d.xxfi_envfrom ? n_mail : nullptr;
+  m.table.rcpt = d.xxfi_envrcpt ? n_rcpt : nullptr;
+  m.table.data = d.xxfi_data ? n_data : nullptr;
+  m.table.header = d.xxfi_header ? n_header : nullptr;
+  m.table.eoh = d.xxfi_eoh ? n_eoh : nullptr;
+  m.table.body = d.xxfi_body ? n_body : nullptr;
   m.table.eom = n_eom;
   m.table.abort = n_abort;
   m.table.close = n_close;
