@@ -444,7 +444,7 @@ void Connection::filter_action(const smtp::Action& action) {
     case smtp::ActionKind::FilterHelo: {
       filters::Macros m = tls_macros();
       if (skip(P::Helo, m)) break;
-      filters_->helo(m, action.text,
+      filters_->helo(std::move(m), action.text,
                      [this](const filters::Verdict& v) { filter_answer(v, "helo"); });
       break;
     }
@@ -462,7 +462,7 @@ void Connection::filter_action(const smtp::Action& action) {
       for (auto& t : tls_macros()) m.push_back(std::move(t));
       for (auto& a : auth_macros()) m.push_back(std::move(a));
       if (skip(P::Mail, m)) break;
-      filters_->mail(m, "<" + action.text + ">", mail_args(session_.pending_mail()),
+      filters_->mail(std::move(m), "<" + action.text + ">", mail_args(session_.pending_mail()),
                      [this](const filters::Verdict& v) { filter_answer(v, "mail"); });
       break;
     }
@@ -471,7 +471,7 @@ void Connection::filter_action(const smtp::Action& action) {
                            {"{rcpt_host}", domain(action.text)},
                            {"{rcpt_mailer}", "esmtp"}};
       if (skip(P::Rcpt, m)) break;
-      filters_->rcpt(m, "<" + action.text + ">", {},
+      filters_->rcpt(std::move(m), "<" + action.text + ">", {},
                      [this](const filters::Verdict& v) { filter_answer(v, "rcpt"); });
       break;
     }
@@ -479,7 +479,7 @@ void Connection::filter_action(const smtp::Action& action) {
       filter_id_ = queue::make_queue_id();
       filters::Macros m = message_macros();
       if (skip(P::Data, m)) break;
-      filters_->data(m, [this](const filters::Verdict& v) { filter_answer(v, "data"); });
+      filters_->data(std::move(m), [this](const filters::Verdict& v) { filter_answer(v, "data"); });
       break;
     }
     case smtp::ActionKind::FilterMessage:

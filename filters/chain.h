@@ -41,18 +41,19 @@ class Chain final {
   Chain(const Chain&) = delete;
   Chain& operator=(const Chain&) = delete;
 
-  void connect(const Macros& macros, std::string_view hostname, Family family, std::uint16_t port,
+  // The macros (and strings) are kept for the call, so a caller can move them in.
+  void connect(Macros macros, std::string_view hostname, Family family, std::uint16_t port,
                std::string_view address, Callback done);
-  void helo(const Macros& macros, std::string_view name, Callback done);
-  void mail(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
-            Callback done);
-  void rcpt(const Macros& macros, std::string_view address, const std::vector<std::string>& args,
-            Callback done);
-  void data(const Macros& macros, Callback done);
+  void helo(Macros macros, std::string_view name, Callback done);
+  void mail(Macros macros, std::string_view address, std::vector<std::string> args, Callback done);
+  void rcpt(Macros macros, std::string_view address, std::vector<std::string> args, Callback done);
+  void data(Macros macros, Callback done);
   void header(std::string_view name, std::string_view value, Callback done);
-  void eoh(const Macros& macros, Callback done);
+  // Every header field to each filter in turn (Filter::headers); fields stay valid until done.
+  void headers(const HeaderFields& fields, Callback done);
+  void eoh(Macros macros, Callback done);
   void body(std::string_view bytes, Callback done);  // bytes stay valid until done runs
-  void eom(const Macros& macros, EomCallback done);
+  void eom(Macros macros, EomCallback done);
   // Whether any filter not dropped receives `phase` (Filter::receives): when none does, the
   // caller may skip the call and give its macros to skipped() instead, answering Continue itself.
   bool receives(Phase phase) const;
@@ -74,16 +75,33 @@ class Chain final {
     std::unique_ptr<Filter> filter;
     bool dropped = false;  // failed with default_action = accept
   };
-  using Step = std::function<void(Filter&, EomCallback)>;
-  void start(const char* phase, Step step, EomCallback done);
-  void run(std::size_t i, std::shared_ptr<Step> step, std::vector<Modification> mods,
-           EomCallback done);
+  // The call in progress (one at a time): what each filter in turn is asked, kept here rather
+  // than in a closure per filter, so that a phase costs no allocation of its own.
+  struct Call {
+    Phase phase = Phase::Connect;
+    Macros macros;
+    std::string text;   // hostname, HELO name, address or header name
+    std::string value;  // connect's address or the header's value
+    std::vector<std::string> args;
+    std::string_view body;
+    const HeaderFields* fields = nullptr;  // headers(): the caller's
+    Family family = Family::Unknown;
+    std::uint16_t port = 0;
+  };
+  void start(const char* phase, Callback done, EomCallback eom_done);
+  void ask(std::size_t i);  // filter i (or the next one not dropped), or the end
+  void answered(std::size_t i, const Verdict& answer, std::vector<Modification> more);
+  void finish(const Verdict& v, std::vector<Modification> mods);
 
   event::Loop& loop_;
   std::vector<Entry> entries_;
   ModificationLimits limits_;
   std::string session_ = "-";
-  const char* phase_ = "";      // of the call in progress, for logs
+  const char* phase_ = "";  // of the call in progress, for logs
+  Call call_;
+  std::vector<Modification> mods_;  // of the filters asked so far (eom)
+  Callback done_;
+  EomCallback eom_done_;
   event::CallbackGuard guard_;  // last: dies first, before the filters
 };
 

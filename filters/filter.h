@@ -51,6 +51,11 @@ class Filter {
                     const std::vector<std::string>& args, Callback done) = 0;
   virtual void data(const Macros& macros, Callback done) = 0;
   virtual void header(std::string_view name, std::string_view value, Callback done) = 0;
+  // Every header field, in order, as one phase: the answer is the first that is not Continue,
+  // or Continue. `fields` stay valid until `done` runs. The default calls header() for one
+  // field after the other; a native module's filter runs its callback for each in one turn of
+  // the loop. Never called with no fields.
+  virtual void headers(const HeaderFields& fields, Callback done);
   virtual void eoh(const Macros& macros, Callback done) = 0;
   // CRLF, not dot-stuffed. The caller keeps `bytes` valid until `done` runs (or the filter is
   // destroyed), so that a message's body is never copied whole.

@@ -9,10 +9,16 @@
 namespace estafette::filters {
 
 std::string filter_header_value(const std::string& value) {
+  // Runs between CRLFs are copied whole (most values have none); each CR of a CRLF is dropped.
   std::string out;
   out.reserve(value.size());
-  for (std::size_t i = 0; i < value.size(); ++i)
-    if (!(value[i] == '\r' && i + 1 < value.size() && value[i + 1] == '\n')) out += value[i];
+  std::size_t from = 0;
+  for (std::size_t cr = value.find("\r\n"); cr != std::string::npos;
+       cr = value.find("\r\n", cr + 2)) {
+    out.append(value, from, cr - from);
+    from = cr + 1;  // the LF stays
+  }
+  out.append(value, from, std::string::npos);
   return out;
 }
 
@@ -24,7 +30,7 @@ struct MessagePass : std::enable_shared_from_this<MessagePass> {
   std::shared_ptr<const ParsedMessage> message;
   Macros macros;
   Chain::EomCallback done;
-  std::size_t next = 0;
+  HeaderFields fields;  // as the filters get them; alive until the pass ends
 
   MessagePass(Chain& c, std::shared_ptr<const ParsedMessage> m, Macros mac, Chain::EomCallback d)
       : chain(c), message(std::move(m)), macros(std::move(mac)), done(std::move(d)) {}
@@ -42,19 +48,24 @@ struct MessagePass : std::enable_shared_from_this<MessagePass> {
 
   // A phase no filter receives (Chain::receives) is skipped: no call, no turn of the loop.
   void headers() {
-    if (next == 0 && !chain.receives(Phase::Header)) next = message->headers.size();
-    if (next == message->headers.size()) {
-      if (!chain.receives(Phase::Eoh)) {
-        chain.skipped(Phase::Eoh, macros);
-        body();
-        return;
-      }
-      chain.eoh(macros, step([self = shared_from_this()] { self->body(); }));
+    if (message->headers.empty() || !chain.receives(Phase::Header)) {
+      eoh();
       return;
     }
-    const auto& h = message->headers[next++];
-    chain.header(h.name, filter_header_value(h.value),
-                 step([self = shared_from_this()] { self->headers(); }));
+    // All fields as one call (Chain::headers): a native module runs through them in one turn.
+    fields.reserve(message->headers.size());
+    for (const auto& h : message->headers)
+      fields.emplace_back(h.name, filter_header_value(h.value));
+    chain.headers(fields, step([self = shared_from_this()] { self->eoh(); }));
+  }
+
+  void eoh() {
+    if (!chain.receives(Phase::Eoh)) {
+      chain.skipped(Phase::Eoh, macros);
+      body();
+      return;
+    }
+    chain.eoh(macros, step([self = shared_from_this()] { self->body(); }));
   }
 
   void body() {

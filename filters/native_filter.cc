@@ -1,6 +1,8 @@
 // native_filter.cc: the NativeFilter adapter and the host function table of the C ABI.
 #include "filters/native_filter.h"
 
+#include <algorithm>
+
 #include <sys/epoll.h>
 
 #include <chrono>
@@ -89,16 +91,15 @@ struct HostFunctions {
   static const char* getsymval(estafette_ctx* ctx, const char* name) {
     NativeFilter* f = get(ctx);
     if (!f || !name) return nullptr;
-    auto it = f->macros_.find(name);
-    if (it == f->macros_.end()) {
-      // One-letter macros answer with and without braces ("i", "{i}"), as in libmilter.
-      std::string_view n = name;
-      if (n.size() == 1)
-        it = f->macros_.find("{" + std::string(n) + "}");
-      else if (n.size() == 3 && n.front() == '{' && n.back() == '}')
-        it = f->macros_.find(std::string(n.substr(1, 1)));
-    }
-    return it == f->macros_.end() ? nullptr : it->second.c_str();
+    if (const std::string* v = f->macro(name)) return v->c_str();
+    // One-letter macros answer with and without braces ("i", "{i}"), as in libmilter.
+    std::string_view n = name;
+    const std::string* v = nullptr;
+    if (n.size() == 1)
+      v = f->macro("{" + std::string(n) + "}");
+    else if (n.size() == 3 && n.front() == '{' && n.back() == '}')
+      v = f->macro(n.substr(1, 1));
+    return v ? v->c_str() : nullptr;
   }
   static int foreach_symval(estafette_ctx* ctx, void (*fn)(void*, const char*, const char*),
                             void* arg) {
@@ -401,8 +402,22 @@ void NativeFilter::enter(Stage stage, const Macros* macros) {
     message_done_ = false;
     envelope_.reset();
   }
-  if (macros)
-    for (const auto& [name, value] : *macros) macros_[name] = value;
+  if (!macros) return;
+  if (macros_.capacity() == 0) macros_.reserve(32);  // a session's macros, in one allocation
+  for (const auto& [name, value] : *macros) {
+    auto it = std::find_if(macros_.begin(), macros_.end(),
+                           [&name](const auto& m) { return m.first == name; });
+    if (it != macros_.end())
+      it->second = value;
+    else
+      macros_.emplace_back(name, value);
+  }
+}
+
+const std::string* NativeFilter::macro(std::string_view name) const {
+  for (const auto& [n, v] : macros_)
+    if (n == name) return &v;
+  return nullptr;
 }
 
 bool NativeFilter::receives(Phase phase) const {
@@ -617,6 +632,66 @@ void NativeFilter::header(std::string_view name, std::string_view value, Callbac
       Stage::Header, nullptr, table_.header != nullptr,
       [&](estafette_ctx* c) { return table_.header(c, n.c_str(), v.c_str()); }, std::move(done),
       nullptr);
+}
+
+void NativeFilter::headers(const HeaderFields& fields, Callback done) {
+  headers_from(fields, 0, std::move(done));
+}
+
+void NativeFilter::headers_from(const HeaderFields& fields, std::size_t i, Callback done) {
+  // Every field but the last, inline while the callback answers CONTINUE: what run() does for
+  // one header, without a posted answer and a turn of the loop per field.
+  while (i + 1 < fields.size() && table_.header && !closed_ && pending_ == Stage::None &&
+         !session_done_ && !message_done_) {
+    const auto& [name, value] = fields[i];
+    enter(Stage::Header, nullptr);
+    phase_macros_.clear();
+    pending_ = Stage::Header;
+    reply_.clear();
+    mods_.clear();
+    in_call_ = true;
+    int status = 0;
+    {
+      CallbackScope scope = this->scope(stage_name(Stage::Header));
+      status = table_.header(ctx_.get(), name.c_str(), value.c_str());
+    }
+    in_call_ = false;
+    if (status == ESTAFETTE_CONTINUE) {
+      pending_ = Stage::None;
+      ++i;
+      continue;
+    }
+    // Anything else ends the inline run: complete() answers it, now or at resume(); a CONTINUE
+    // then carries on with the next field in a later turn.
+    done_ = [this, &fields, i, done = std::move(done)](const Verdict& v) mutable {
+      if (v.action == Verdict::Action::Continue)
+        headers_from(fields, i + 1, std::move(done));
+      else
+        done(v);
+    };
+    if (status == ESTAFETTE_PENDING) {
+      watchdog_ = loop_.add_timer(timeouts_.content, [this] { on_watchdog(); });
+      return;
+    }
+    complete(status);
+    return;
+  }
+  if (!closed_ && pending_ == Stage::None && (!table_.header || session_done_ || message_done_)) {
+    post([done = std::move(done)] { done(Verdict{}); });  // what header() answers each field
+    return;
+  }
+  // The last field, or a state in which header() answers by itself (closed, pending).
+  if (i + 1 == fields.size()) {
+    header(fields[i].first, fields[i].second, std::move(done));
+    return;
+  }
+  header(fields[i].first, fields[i].second,
+         [this, &fields, i, done = std::move(done)](const Verdict& v) mutable {
+           if (v.action == Verdict::Action::Continue)
+             headers_from(fields, i + 1, std::move(done));
+           else
+             done(v);
+         });
 }
 
 void NativeFilter::eoh(const Macros& macros, Callback done) {

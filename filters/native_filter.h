@@ -66,6 +66,9 @@ class NativeFilter final : public Filter {
             Callback done) override;
   void data(const Macros& macros, Callback done) override;
   void header(std::string_view name, std::string_view value, Callback done) override;
+  // The module's header callback for each field in one turn while it answers CONTINUE; any
+  // other answer (or PENDING, then resume()) is handled as for header().
+  void headers(const HeaderFields& fields, Callback done) override;
   void eoh(const Macros& macros, Callback done) override;
   void body(std::string_view bytes, Callback done) override;
   void eom(const Macros& macros, EomCallback done) override;
@@ -92,6 +95,7 @@ class NativeFilter final : public Filter {
   void run(Stage stage, const Macros* macros, bool has_callback, Invoke invoke, Callback done,
            EomCallback eom_done);
   void complete(int status);  // the pending phase's answer (from the callback or resume)
+  void headers_from(const HeaderFields& fields, std::size_t i, Callback done);
   void post(std::function<void()> fn);
   Verdict make(Verdict::Action action, std::string text = {}) const;
   void close_session();
@@ -107,8 +111,11 @@ class NativeFilter final : public Filter {
   DefaultAction default_action_;
   std::unique_ptr<estafette_ctx> ctx_;
 
-  std::map<std::string, std::string> macros_;  // every phase's, merged
-  Macros phase_macros_;                        // the current phase's
+  // Every phase's, merged (a later value replaces an earlier one). A flat list: a session has a
+  // few dozen at most, and a map cost two allocations per macro per session.
+  Macros macros_;
+  const std::string* macro(std::string_view name) const;
+  Macros phase_macros_;  // the current phase's
   void* priv_ = nullptr;
   std::string reply_;  // the composed reply from setreply() for this phase
   std::vector<Modification> mods_;

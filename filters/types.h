@@ -65,4 +65,8 @@ enum class Family : char {
 // Macro name (as sendmail names them: "j", "{client_addr}") and value, in the order given.
 using Macros = std::vector<std::pair<std::string, std::string>>;
 
+// A message's header fields as filters get them: name, and the value as filter_header_value()
+// gives it (continuation lines joined with LF), in message order.
+using HeaderFields = std::vector<std::pair<std::string, std::string>>;
+
 }  // namespace estafette::filters

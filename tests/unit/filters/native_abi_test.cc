@@ -69,6 +69,8 @@ struct Probe {
   int resume_first = 0, resume_second = 0;
   bool eom_pending = false;
   std::string rcpt_addr_at_eom, mail_addr_at_eom;
+  std::vector<std::string> headers;  // names, as the header callback got them
+  int resume_header = 0;
 };
 Probe probe;
 
@@ -108,6 +110,20 @@ extern "C" int probe_eom(estafette_ctx* ctx) {
                                                                  : ESTAFETTE_TEMPFAIL;
 }
 
+extern "C" void probe_header_later(estafette_ctx* ctx, void*) {
+  probe.resume_header = probe.host->resume(ctx, ESTAFETTE_CONTINUE);
+}
+
+// "X-Reject" rejects; "X-Pending" answers PENDING and a 1 ms timer resumes with CONTINUE.
+extern "C" int probe_header(estafette_ctx* ctx, const char* name, const char* value) {
+  probe.headers.push_back(std::string(name) + ":" + value);
+  if (std::string_view(name) == "X-Reject") return ESTAFETTE_REJECT;
+  if (std::string_view(name) == "X-Pending")
+    return probe.host->add_timer(ctx, 1, probe_header_later, nullptr) ? ESTAFETTE_PENDING
+                                                                      : ESTAFETTE_TEMPFAIL;
+  return ESTAFETTE_CONTINUE;
+}
+
 estafette_filter probe_table() {
   estafette_filter t{};
   t.abi_version = ESTAFETTE_FILTER_ABI_VERSION;
@@ -116,6 +132,7 @@ estafette_filter probe_table() {
   t.mail = probe_mail;
   t.data = probe_data;
   t.eom = probe_eom;
+  t.header = probe_header;
   return t;
 }
 
@@ -150,11 +167,41 @@ class FilterNativeAbi : public ::testing::Test {
   std::unique_ptr<NativeFilter> filter_;
 };
 
+// headers(): every field in one call, answered later; the first answer that is not CONTINUE
+// ends it; a PENDING field goes on with the next one after resume().
+TEST_F(FilterNativeAbi, HeaderFieldsInOneCall) {
+  auto all = [&](const HeaderFields& fields) {
+    bool inside = true;
+    Verdict v = answer(loop_, [&](auto d) {
+                  filter_->headers(fields, [d](const Verdict& v) { d(v, {}); });
+                  inside = false;
+                }).verdict;
+    EXPECT_FALSE(inside);
+    return v;
+  };
+  EXPECT_EQ(phase(loop_, [&](auto d) { filter_->mail({}, "<s@example.test>", {}, d); }).action,
+            Action::Continue);
+  const HeaderFields plain = {{"Subject", " a"}, {"To", " b"}, {"From", " c"}};
+  EXPECT_EQ(all(plain).action, Action::Continue);
+  EXPECT_EQ(probe.headers, (std::vector<std::string>{"Subject: a", "To: b", "From: c"}));
+
+  probe.headers.clear();
+  const HeaderFields pending = {{"X-Pending", " 1"}, {"To", " b"}, {"X-Pending", " 2"}};
+  EXPECT_EQ(all(pending).action, Action::Continue);
+  EXPECT_EQ(probe.headers, (std::vector<std::string>{"X-Pending: 1", "To: b", "X-Pending: 2"}));
+  EXPECT_EQ(probe.resume_header, ESTAFETTE_OK);
+
+  probe.headers.clear();
+  const HeaderFields rejected = {{"Subject", " a"}, {"X-Reject", " yes"}, {"To", " never"}};
+  EXPECT_EQ(all(rejected).action, Action::Reject);
+  EXPECT_EQ(probe.headers, (std::vector<std::string>{"Subject: a", "X-Reject: yes"}));
+}
+
 TEST_F(FilterNativeAbi, ReceivesOnlyThePhasesItHasCallbacksFor) {
-  // The probe has mail, data and eom callbacks.
+  // The probe has mail, data, header and eom callbacks.
   const std::vector<std::pair<Phase, bool>> expected = {
       {Phase::Connect, false}, {Phase::Helo, false}, {Phase::Mail, true},
-      {Phase::Rcpt, false},    {Phase::Data, true},  {Phase::Header, false},
+      {Phase::Rcpt, false},    {Phase::Data, true},  {Phase::Header, true},
       {Phase::Eoh, false},     {Phase::Body, false}, {Phase::Eom, true}};
   for (const auto& [phase, receives] : expected)
     EXPECT_EQ(filter_->receives(phase), receives) << static_cast<int>(phase);
