@@ -3,6 +3,8 @@
 // `milter:` entries and policy::Client for `policy:` entries.
 #include "filters/filter_set.h"
 
+#include <estafette/filter.h>
+
 #include <sys/stat.h>
 
 #include <exception>
@@ -32,11 +34,18 @@ ModificationLimits limits_of(const config::Config& config) {
 // copy), against the ABI's one estafette_filter_init per process: its globals would point at the
 // second host table, freed while the first entry's sessions still use it. Same file = same
 // device and inode, so a symlink to it counts too.
+// An entry whose module is loaded into this process: `module:`, or `module-inline:` (the same,
+// with the host's ESTAFETTE_HOST_ON_LOOP flag: the libmilter shim then runs its callbacks on
+// the loop instead of its worker threads).
+bool in_process(const std::string& kind) {
+  return kind == "module" || kind == "module-inline";
+}
+
 std::string repeated_module(const config::Config& config) {
   std::set<std::pair<dev_t, ino_t>> seen;
   for (const auto& spec : config.filters) {
     struct stat st {};
-    if (spec.kind != "module" || ::stat(spec.target.c_str(), &st) != 0) continue;
+    if (!in_process(spec.kind) || ::stat(spec.target.c_str(), &st) != 0) continue;
     if (!seen.emplace(st.st_dev, st.st_ino).second)
       return spec.where + ": filters: module " + spec.target +
              " is listed twice (a module is loaded once per process)";
@@ -66,7 +75,7 @@ FilterSet::FilterSet(event::Loop& loop, const config::Config& config)
   if (auto error = repeated_module(config); !error.empty()) throw config::ConfigError(error);
   // Every module is tried in a child before any is loaded here (no module threads yet at fork).
   for (const auto& spec : config.filters)
-    if (spec.kind == "module")
+    if (in_process(spec.kind))
       if (auto error = check_module(spec); !error.empty()) throw config::ConfigError(error);
   for (std::size_t i = 0; i < config.filters.size(); ++i) {
     Opener open;
@@ -84,7 +93,7 @@ std::vector<std::string> FilterSet::check(const config::Config& config) {
     const auto& spec = config.filters[i];
     // A module is loaded in a child only: check-config runs none of its code itself.
     Opener open;
-    auto error = spec.kind == "module" || spec.kind == "module-isolated"
+    auto error = in_process(spec.kind) || spec.kind == "module-isolated"
                      ? check_module(spec)
                      : load_entry(config, i, action, open);
     if (!error.empty()) errors.push_back(std::move(error));
@@ -95,10 +104,11 @@ std::vector<std::string> FilterSet::check(const config::Config& config) {
 std::string FilterSet::load_entry(const config::Config& config, std::size_t index,
                                   DefaultAction default_action, Opener& out) {
   const config::FilterSpec& spec = config.filters[index];
-  if (spec.kind == "module") {
+  if (in_process(spec.kind)) {
     std::shared_ptr<Module> module;
     try {
-      module = Module::load(spec.target, spec.args);
+      module = Module::load(spec.target, spec.args,
+                            spec.kind == "module-inline" ? ESTAFETTE_HOST_ON_LOOP : 0);
     } catch (const std::exception& ex) {
       return spec.where + ": filters: " + ex.what();
     }

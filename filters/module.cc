@@ -158,8 +158,8 @@ Module::~Module() {
   if (library_ && library_->isLoaded()) library_->unload();
 }
 
-std::shared_ptr<Module> Module::load(const std::string& path,
-                                     const std::vector<std::string>& args) {
+std::shared_ptr<Module> Module::load(const std::string& path, const std::vector<std::string>& args,
+                                     std::uint32_t host_flags) {
   auto m = std::make_shared<Module>(Private{}, path);
   const std::string what = "module " + path + ": ";
   m->library_ = std::make_unique<Poco::SharedLibrary>();
@@ -175,7 +175,7 @@ std::shared_ptr<Module> Module::load(const std::string& path,
                                     " (not an Estafette filter module)");
   auto init = reinterpret_cast<estafette_filter_init_fn>(
       m->library_->getSymbol(ESTAFETTE_FILTER_INIT_SYMBOL));
-  m->host_ = std::make_unique<HostTable>(path, args);
+  m->host_ = std::make_unique<HostTable>(path, args, host_flags);
   const estafette_filter* table = init(&m->host_->host);
   if (!table) throw std::runtime_error(what + ESTAFETTE_FILTER_INIT_SYMBOL " refused to load");
   if (table->abi_version != ESTAFETTE_FILTER_ABI_VERSION)

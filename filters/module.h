@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,9 +36,10 @@ struct HostTable;
 class Module final : public std::enable_shared_from_this<Module> {
  public:
   // dlopen()s path (RTLD_LOCAL), calls estafette_filter_init with a host table carrying
-  // argv = {path, args...}, and checks the table it returns.
-  static std::shared_ptr<Module> load(const std::string& path,
-                                      const std::vector<std::string>& args);
+  // argv = {path, args...} and host_flags (ESTAFETTE_HOST_ON_LOOP), and checks the table it
+  // returns.
+  static std::shared_ptr<Module> load(const std::string& path, const std::vector<std::string>& args,
+                                      std::uint32_t host_flags = 0);
   // Loads the module as load() does, in a child process that then ends (_exit) without
   // unloading it; waits at most `timeout` (the child is killed then). "" when the module
   // loaded; else "module PATH: reason". The caller's process runs none of the module's code.

@@ -312,13 +312,15 @@ struct HostFunctions {
   }
 };
 
-HostTable::HostTable(const std::string& path, const std::vector<std::string>& module_args) {
+HostTable::HostTable(const std::string& path, const std::vector<std::string>& module_args,
+                     std::uint32_t flags) {
   args.push_back(path);
   args.insert(args.end(), module_args.begin(), module_args.end());
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   host.abi_version = ESTAFETTE_FILTER_ABI_VERSION;
   host.struct_size = sizeof(estafette_host);
+  host.flags = flags;
   host.getsymval = &HostFunctions::getsymval;
   host.foreach_symval = &HostFunctions::foreach_symval;
   host.getpriv = &HostFunctions::getpriv;

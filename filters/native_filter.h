@@ -39,7 +39,8 @@ namespace estafette::filters {
 // The host side of the ABI for one module: the function table (with the module's argv).
 // Owned by the Module; must outlive every NativeFilter of that module.
 struct HostTable {
-  explicit HostTable(const std::string& path, const std::vector<std::string>& args);
+  // flags: estafette_host.flags (ESTAFETTE_HOST_ON_LOOP for a `module-inline:` entry).
+  HostTable(const std::string& path, const std::vector<std::string>& args, std::uint32_t flags = 0);
   HostTable(const HostTable&) = delete;
   HostTable& operator=(const HostTable&) = delete;
   estafette_host host{};

@@ -149,6 +149,9 @@ struct ShimModule {
   std::vector<char*> argv;
   estafette_filter table{};
   WorkerPool pool{kWorkerLimits};
+  // `module-inline:` (the host's ESTAFETTE_HOST_ON_LOOP): callbacks run on the loop, in the
+  // native callback, with no worker, eventfd or PENDING; set once at init.
+  bool on_loop = false;
 };
 
 ShimModule& shim() {
@@ -165,6 +168,10 @@ const smfiDesc& desc() {
 // Loop: queues a call; a session with none in progress gets a worker, which runs its calls in
 // order until none is left (so they run one at a time).
 void smfi_str::post(Job job) {
+  if (shim().on_loop) {  // the loop is the only thread: run it now
+    job(*this);
+    return;
+  }
   std::lock_guard lock(mu);
   jobs.push_back(std::move(job));
   if (scheduled) return;
@@ -194,7 +201,9 @@ void smfi_str::run_jobs() {
   }
 }
 
-void smfi_str::finish(std::uint64_t seq, sfsistat status) {
+namespace {
+// libmilter's answer as the native ABI's.
+int native_status(sfsistat status) {
   int native;
   switch (status) {
     case SMFIS_CONTINUE:
@@ -217,6 +226,12 @@ void smfi_str::finish(std::uint64_t seq, sfsistat status) {
     default:
       native = kInvalidStatus;
   }
+  return native;
+}
+}  // namespace
+
+void smfi_str::finish(std::uint64_t seq, sfsistat status) {
+  const int native = native_status(status);
   std::lock_guard lock(mu);
   if (closed) return;
   has_result = true;
@@ -245,29 +260,9 @@ std::shared_ptr<Session> find(estafette_ctx* ctx) {
   return holder ? *holder : nullptr;
 }
 
-// Loop: the worker finished a phase; replay its requests, then answer the phase.
-void on_result(estafette_ctx* ctx, int fd, int, void*) {
-  std::uint64_t n;
-  (void)!::read(fd, &n, sizeof n);
-  std::shared_ptr<Session> s = find(ctx);
-  if (!s) return;
-  std::vector<Request> requests;
-  int status;
-  std::uint64_t seq;
-  {
-    std::lock_guard lock(s->mu);
-    if (!s->has_result) return;
-    s->has_result = false;
-    if (s->result_negotiated && !s->protocol_known) {
-      s->protocol_known = true;
-      s->known_protocol = s->result_protocol;
-    }
-    requests = std::move(s->out);
-    status = s->result;
-    seq = s->result_seq;
-  }
-  if (seq != s->expected) return;  // the phase was abandoned (abort)
-  s->expected = 0;
+// Loop: the requests a phase's callback made, through the host table (in the native callback,
+// or before resume()).
+void replay(estafette_ctx* ctx, const std::vector<Request>& requests) {
   const estafette_host* h = shim().host;
   for (const Request& r : requests) {
     const char* b = r.b.empty() ? nullptr : r.b.c_str();
@@ -301,7 +296,33 @@ void on_result(estafette_ctx* ctx, int fd, int, void*) {
         break;
     }
   }
-  h->resume(ctx, status);
+}
+
+// Loop: the worker finished a phase; replay its requests, then answer the phase.
+void on_result(estafette_ctx* ctx, int fd, int, void*) {
+  std::uint64_t n;
+  (void)!::read(fd, &n, sizeof n);
+  std::shared_ptr<Session> s = find(ctx);
+  if (!s) return;
+  std::vector<Request> requests;
+  int status;
+  std::uint64_t seq;
+  {
+    std::lock_guard lock(s->mu);
+    if (!s->has_result) return;
+    s->has_result = false;
+    if (s->result_negotiated && !s->protocol_known) {
+      s->protocol_known = true;
+      s->known_protocol = s->result_protocol;
+    }
+    requests = std::move(s->out);
+    status = s->result;
+    seq = s->result_seq;
+  }
+  if (seq != s->expected) return;  // the phase was abandoned (abort)
+  s->expected = 0;
+  replay(ctx, requests);
+  shim().host->resume(ctx, status);
 }
 
 std::shared_ptr<Session> open_session(estafette_ctx* ctx) {
@@ -337,7 +358,29 @@ void receive_macros(Session& s, int stage, Macros& given) {
   if (!given.empty()) s.macros[stage] = std::move(given);
 }
 
+// Worker (or the loop, module-inline): one stage as libmilter runs it: negotiation first, the
+// stage's macros, the callback if the filter receives the stage.
+sfsistat run_stage(Session& s, int stage, Macros& macros,
+                   const std::function<sfsistat(Session&)>& call) {
+  negotiate(s);
+  if (stage == SMFIM_ENVFROM) s.body_skipped = false;
+  s.requests.clear();
+  s.in_call = true;
+  sfsistat status = SMFIS_CONTINUE;
+  if (receives(s, stage)) {
+    receive_macros(s, stage, macros);
+    status = call(s);
+  }
+  s.in_call = false;
+  s.in_eom = false;
+  // The next message's body is read again (also here: MAIL, which resets it too, is not
+  // called when the filter has no envfrom callback).
+  if (stage == SMFIM_EOM) s.body_skipped = false;
+  return status;
+}
+
 // Loop: queues call(session) with the phase's macros; the answer comes through on_result.
+// module-inline: runs it at once and answers.
 // call returns -1 for a stage the filter does not receive.
 int dispatch(estafette_ctx* ctx, int stage, std::function<sfsistat(Session&)> call) {
   try {
@@ -352,24 +395,23 @@ int dispatch(estafette_ctx* ctx, int stage, std::function<sfsistat(Session&)> ca
       return ESTAFETTE_CONTINUE;
     Macros macros;
     shim().host->foreach_symval(ctx, collect, &macros);
+    if (shim().on_loop) {
+      // module-inline: here and now, as a native callback; the requests are made before it
+      // returns (the host takes them during the callback).
+      sfsistat status = run_stage(*s, stage, macros, call);
+      if (s->negotiated && !s->protocol_known) {
+        s->protocol_known = true;
+        s->known_protocol = s->protocol;
+      }
+      std::vector<Request> requests = std::move(s->requests);
+      s->requests.clear();
+      replay(ctx, requests);
+      return native_status(status);
+    }
     std::uint64_t seq = s->next_seq++;
     s->expected = seq;
     s->post([seq, stage, macros = std::move(macros), call = std::move(call)](Session& s) mutable {
-      negotiate(s);
-      if (stage == SMFIM_ENVFROM) s.body_skipped = false;
-      s.requests.clear();
-      s.in_call = true;
-      sfsistat status = SMFIS_CONTINUE;
-      if (receives(s, stage)) {
-        receive_macros(s, stage, macros);
-        status = call(s);
-      }
-      s.in_call = false;
-      s.in_eom = false;
-      // The next message's body is read again (also here: MAIL, which resets it too, is not
-      // called when the filter has no envfrom callback).
-      if (stage == SMFIM_EOM) s.body_skipped = false;
-      s.finish(seq, status);
+      s.finish(seq, run_stage(s, stage, macros, call));
     });
     ShimModule& m = shim();
     if (m.pool.take_full_notice() && m.host->log)
@@ -637,6 +679,7 @@ const struct estafette_filter* estafette_filter_init(const struct estafette_host
       return nullptr;
     }
     m.registered = false;
+    m.on_loop = ESTAFETTE_HOST_HAS(host, flags) && (host->flags & ESTAFETTE_HOST_ON_LOOP) != 0;
   }
   m.host = host;
   // main() may use getopt(): start it afresh (glibc: optind 0 resets it fully) and give the

@@ -23,9 +23,9 @@
  * Versioning: both structs start with abi_version and struct_size. The host refuses a module
  * whose abi_version differs from ESTAFETTE_FILTER_ABI_VERSION or whose struct_size is smaller
  * than the version-1 layout. New members are only ever appended, with a new minor version
- * (ESTAFETTE_FILTER_ABI_MINOR; 1.1 added foreach_rcpt and message_size to the host); the major
- * version stays 1, so a module built for 1.0 loads unchanged. A module that uses a member added
- * later checks that its host has it: ESTAFETTE_HOST_HAS(host, message_size).
+ * (ESTAFETTE_FILTER_ABI_MINOR; 1.1 added foreach_rcpt and message_size to the host, 1.2 its
+ * flags); the major version stays 1, so a module built for 1.0 loads unchanged. A module that uses
+ * a member added later checks that its host has it: ESTAFETTE_HOST_HAS(host, message_size).
  *
  * Pure C; no C++ types or exceptions cross this interface. */
 #ifndef ESTAFETTE_FILTER_H
@@ -40,12 +40,13 @@ extern "C" {
 
 #define ESTAFETTE_FILTER_ABI_VERSION 1
 /* The minor version of the layout this header describes: 0 the first layout, 1 adds
- * foreach_rcpt and message_size to struct estafette_host. Define ESTAFETTE_FILTER_ABI_1_0
- * before including this header to build against the 1.0 layout (the new members hidden). */
+ * foreach_rcpt and message_size to struct estafette_host, 2 adds flags. Define
+ * ESTAFETTE_FILTER_ABI_1_0 before including this header to build against the 1.0 layout (the new
+ * members hidden). */
 #ifdef ESTAFETTE_FILTER_ABI_1_0
 #define ESTAFETTE_FILTER_ABI_MINOR 0
 #else
-#define ESTAFETTE_FILTER_ABI_MINOR 1
+#define ESTAFETTE_FILTER_ABI_MINOR 2 /* 1.2 adds flags to struct estafette_host */
 #endif
 #define ESTAFETTE_FILTER_INIT_SYMBOL "estafette_filter_init"
 
@@ -162,8 +163,17 @@ struct estafette_host {
   /* *size = the message's size in bytes as the filters see it: the client's message (CRLF line
    * ends, not dot-stuffed) with esmtpd's Received: header, as the {msg_size} macro. */
   int (*message_size)(estafette_ctx* ctx, uint64_t* size);
+
+  /* ABI 1.2 (check ESTAFETTE_HOST_HAS(host, flags) first): ESTAFETTE_HOST_ON_LOOP and later
+   * flags, set once before estafette_filter_init and constant afterwards. */
+  uint32_t flags;
 #endif
 };
+
+/* The admin listed the module as `module-inline:`: a module that would hand its work to
+ * threads of its own (the libmilter shim) runs it in the callback, on esmtpd's event loop,
+ * instead. Faster; a callback that blocks then stalls every session of that esmtpd process. */
+#define ESTAFETTE_HOST_ON_LOOP 0x1u
 
 /* Whether the host's table has a member added after 1.0 (true for every 1.0 member):
  * ESTAFETTE_HOST_HAS(host, message_size) before calling host->foreach_rcpt or message_size. */

@@ -108,12 +108,13 @@ std::vector<FilterSpec> parse_filters(std::string_view value, const std::string&
     const std::string& item = entries[e].front();
     auto colon = item.find(':');
     std::string kind = item.substr(0, colon);
-    const bool module = kind == "module" || kind == "module-isolated";
+    const bool module = kind == "module" || kind == "module-inline" || kind == "module-isolated";
     const bool known = kind == "milter" || module || kind == "policy" || kind == "policy-data" ||
                        kind == "policy-eom";
     if (colon == std::string::npos || !known || colon + 1 == item.size()) {
       std::string why =
-          "expected milter:SOCKET, module:PATH, module-isolated:PATH or policy:SOCKET "
+          "expected milter:SOCKET, module:PATH, module-inline:PATH, module-isolated:PATH or "
+          "policy:SOCKET "
           "(policy-data:SOCKET, policy-eom:SOCKET), not '" +
           item + "'";
       if (!quoted[e] && !out.empty() && out.back().kind.starts_with("module"))

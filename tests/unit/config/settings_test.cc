@@ -217,7 +217,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kBad = {
     {"dns_cache_size", {"-1", "expected a number (0 = no limit)"}},
     {"filters",
      {"inet:8891@127.0.0.1",
-      "expected milter:SOCKET, module:PATH, module-isolated:PATH or "
+      "expected milter:SOCKET, module:PATH, module-inline:PATH, module-isolated:PATH or "
       "policy:SOCKET"}},
     {"milter_default_action", {"discard", "expected tempfail, accept or reject"}},
     {"milter_connect_timeout", {"x", "expected a duration"}},
@@ -494,16 +494,18 @@ INSTANTIATE_TEST_SUITE_P(
                     "module:/a.so[-v]; module:/b.so[-w]"},
         FiltersCase{
             "module:/x.so -p inet:9999@127.0.0.1",
-            "error: expected milter:SOCKET, module:PATH, module-isolated:PATH or policy:SOCKET "
-            "(policy-data:SOCKET, policy-eom:SOCKET), not '-p' (arguments of a module go inside "
-            "quotes with it: \"module:/x.so -p ...\")"},
+            "error: expected milter:SOCKET, module:PATH, module-inline:PATH, "
+            "module-isolated:PATH or policy:SOCKET (policy-data:SOCKET, policy-eom:SOCKET), not "
+            "'-p' (arguments of a module go inside quotes with it: \"module:/x.so -p ...\")"},
         FiltersCase{"module-isolated:x.so", "module-isolated:/etc/estafette/x.so"},
+        FiltersCase{"\"module-inline:x.so -v\"", "module-inline:/etc/estafette/x.so[-v]"},
         FiltersCase{"\"module-isolated:/x.so -v\", module:/y.so",
                     "module-isolated:/x.so[-v]; module:/y.so"},
         FiltersCase{"module-isolated:/x.so -v",
-                    "error: expected milter:SOCKET, module:PATH, module-isolated:PATH or "
-                    "policy:SOCKET (policy-data:SOCKET, policy-eom:SOCKET), not '-v' (arguments "
-                    "of a module go inside quotes with it: \"module-isolated:/x.so -v ...\")"},
+                    "error: expected milter:SOCKET, module:PATH, module-inline:PATH, "
+                    "module-isolated:PATH or policy:SOCKET (policy-data:SOCKET, "
+                    "policy-eom:SOCKET), not '-v' (arguments of a module go inside quotes with "
+                    "it: \"module-isolated:/x.so -v ...\")"},
         FiltersCase{"\"module:/x.so -p", "error: a quoted entry without its closing quote"},
         FiltersCase{"\"  \"", "error: an empty quoted entry"},
         FiltersCase{"\"module:/x.so -p\"x", "error: text right after a quoted entry"},

@@ -273,10 +273,18 @@ TEST_F(FilterNativeAbi, ResumeAnswersOnceAndOnlyWhatIsPending) {
 TEST(FilterNativeAbiLayout, HostHasTellsTheVersions) {
   HostTable table("x", {});
   EXPECT_EQ(ESTAFETTE_FILTER_ABI_VERSION, 1);
-  EXPECT_EQ(ESTAFETTE_FILTER_ABI_MINOR, 1);
+  EXPECT_EQ(ESTAFETTE_FILTER_ABI_MINOR, 2);
   EXPECT_EQ(table.host.struct_size, sizeof(estafette_host));
   EXPECT_TRUE(ESTAFETTE_HOST_HAS(&table.host, foreach_rcpt));
   EXPECT_TRUE(ESTAFETTE_HOST_HAS(&table.host, message_size));
+  EXPECT_TRUE(ESTAFETTE_HOST_HAS(&table.host, flags));
+  EXPECT_EQ(table.host.flags, 0u);
+  EXPECT_EQ(HostTable("x", {}, ESTAFETTE_HOST_ON_LOOP).host.flags, ESTAFETTE_HOST_ON_LOOP);
+  // A 1.1 host's table ends after message_size.
+  estafette_host v11 = table.host;
+  v11.struct_size = offsetof(estafette_host, flags);
+  EXPECT_TRUE(ESTAFETTE_HOST_HAS(&v11, message_size));
+  EXPECT_FALSE(ESTAFETTE_HOST_HAS(&v11, flags));
   // A 1.0 host's table ends after argv.
   estafette_host old = table.host;
   old.struct_size = offsetof(estafette_host, foreach_rcpt);
