@@ -297,9 +297,11 @@ void Connection::on_checks_done() {
 
 filters::Macros Connection::connect_macros() const {
   const auto& c = session_.client();
-  filters::Macros m = {{"j", ctx_.policy.hostname},
-                       {"{daemon_name}", "estafette-esmtpd"},
-                       {"v", ctx_.policy.software}};
+  filters::Macros m;
+  m.reserve(16);
+  m.emplace_back("j", ctx_.policy.hostname);
+  m.emplace_back("{daemon_name}", "estafette-esmtpd");
+  m.emplace_back("v", ctx_.policy.software);
   if (c.is_local()) {
     m.push_back({"{client_addr}", "127.0.0.1"});
     m.push_back({"{client_name}", "localhost"});
@@ -452,13 +454,15 @@ void Connection::filter_action(const smtp::Action& action) {
       if (filter_in_message_) filters_->abort();  // the last message never reached its end
       filter_in_message_ = true;
       filter_id_.clear();
-      filters::Macros m = {{"{mail_addr}", action.text},
-                           {"{mail_host}", domain(action.text)},
-                           {"{mail_mailer}", "esmtp"},
-                           {"r", session_.esmtp() ? "ESMTP" : "SMTP"},
-                           // One per transaction, for every filter: the policy protocol's
-                           // "instance".
-                           {"{estafette_instance}", queue::make_queue_id()}};
+      // Built in place (an initializer list would copy every string once more).
+      filters::Macros m;
+      m.reserve(12);
+      m.emplace_back("{mail_addr}", action.text);
+      m.emplace_back("{mail_host}", domain(action.text));
+      m.emplace_back("{mail_mailer}", "esmtp");
+      m.emplace_back("r", session_.esmtp() ? "ESMTP" : "SMTP");
+      // One per transaction, for every filter: the policy protocol's "instance".
+      m.emplace_back("{estafette_instance}", queue::make_queue_id());
       for (auto& t : tls_macros()) m.push_back(std::move(t));
       for (auto& a : auth_macros()) m.push_back(std::move(a));
       if (skip(P::Mail, m)) break;
@@ -467,9 +471,11 @@ void Connection::filter_action(const smtp::Action& action) {
       break;
     }
     case smtp::ActionKind::FilterRcpt: {
-      filters::Macros m = {{"{rcpt_addr}", action.text},
-                           {"{rcpt_host}", domain(action.text)},
-                           {"{rcpt_mailer}", "esmtp"}};
+      filters::Macros m;
+      m.reserve(3);
+      m.emplace_back("{rcpt_addr}", action.text);
+      m.emplace_back("{rcpt_host}", domain(action.text));
+      m.emplace_back("{rcpt_mailer}", "esmtp");
       if (skip(P::Rcpt, m)) break;
       filters_->rcpt(std::move(m), "<" + action.text + ">", {},
                      [this](const filters::Verdict& v) { filter_answer(v, "rcpt"); });
@@ -494,7 +500,10 @@ void Connection::filter_action(const smtp::Action& action) {
 // recipients), and {rcpt_addr} when there is one (Postfix's policy protocol sends it then).
 filters::Macros Connection::message_macros() const {
   const auto& recipients = session_.envelope().recipients;
-  filters::Macros macros = {{"i", filter_id_}, {"{nrcpts}", std::to_string(recipients.size())}};
+  filters::Macros macros;
+  macros.reserve(4);
+  macros.emplace_back("i", filter_id_);
+  macros.emplace_back("{nrcpts}", std::to_string(recipients.size()));
   if (recipients.size() == 1) macros.emplace_back("{rcpt_addr}", recipients.front());
   return macros;
 }

@@ -56,6 +56,7 @@ namespace {
 // The header fields of `plain` into m.headers; returns where the body starts.
 std::size_t parse_header(std::string_view plain, ParsedMessage& m) {
   std::size_t at = 0;
+  m.headers.reserve(16);  // a usual message's fields without a reallocation
   while (at < plain.size()) {
     std::size_t eol = plain.find("\r\n", at);
     std::size_t next = eol == std::string_view::npos ? plain.size() : eol + 2;
