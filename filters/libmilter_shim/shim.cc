@@ -43,7 +43,6 @@
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -123,7 +122,8 @@ struct smfi_str : std::enable_shared_from_this<smfi_str> {
   // The worker running this session's job only.
   // Macros per stage (SMFIM_* index), as libmilter keeps them: a stage's slot holds the macros
   // given with it, if the filter receives that stage; smfi_getsymval searches from the last.
-  std::map<std::string, std::string> macros[SMFIM_LAST + 1];
+  // Flat lists (a stage has a dozen at most; a map cost two allocations per macro per stage).
+  std::vector<std::pair<std::string, std::string>> macros[SMFIM_LAST + 1];
   void* priv = nullptr;
   std::vector<Request> requests;
   bool in_call = false;
@@ -339,10 +339,10 @@ std::shared_ptr<Session> open_session(estafette_ctx* ctx) {
   return s;
 }
 
-using Macros = std::map<std::string, std::string>;
+using Macros = std::vector<std::pair<std::string, std::string>>;
 
 void collect(void* arg, const char* name, const char* value) {
-  (*static_cast<Macros*>(arg))[name] = value;
+  static_cast<Macros*>(arg)->emplace_back(name, value);
 }
 
 void negotiate(Session& s);
@@ -394,6 +394,7 @@ int dispatch(estafette_ctx* ctx, int stage, std::function<sfsistat(Session&)> ca
     if (s->protocol_known && stage != SMFIM_ENVFROM && !receives(s->known_protocol, stage))
       return ESTAFETTE_CONTINUE;
     Macros macros;
+    macros.reserve(16);
     shim().host->foreach_symval(ctx, collect, &macros);
     if (shim().on_loop) {
       // module-inline: here and now, as a native callback; the requests are made before it
@@ -773,11 +774,16 @@ char* smfi_getsymval(SMFICTX* ctx, char* name) {
   std::string n = name, other;
   if (n.size() == 1) other = "{" + n + "}";  // one-letter macros with or without braces
   if (n.size() == 3 && n[0] == '{' && n[2] == '}') other = n.substr(1, 1);
+  // The last stage first; in a stage the name as asked, then its other form.
+  auto find = [](auto& m, const std::string& key) -> char* {
+    for (auto it = m.rbegin(); it != m.rend(); ++it)
+      if (it->first == key) return it->second.data();
+    return nullptr;
+  };
   for (int i = SMFIM_LAST; i >= SMFIM_FIRST; --i) {
-    auto& m = ctx->macros[i];
-    auto it = m.find(n);
-    if (it == m.end() && !other.empty()) it = m.find(other);
-    if (it != m.end()) return it->second.data();
+    if (char* v = find(ctx->macros[i], n)) return v;
+    if (!other.empty())
+      if (char* v = find(ctx->macros[i], other)) return v;
   }
   return nullptr;
 }
