@@ -7,6 +7,7 @@
 #include <link.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -129,6 +130,44 @@ std::uintptr_t program_counter(void* context) {
 #endif
 }
 
+std::uintptr_t stack_pointer(void* context) {
+  if (!context) return 0;
+  auto* uc = static_cast<ucontext_t*>(context);
+#if defined(__x86_64__)
+  return static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  return static_cast<std::uintptr_t>(uc->uc_mcontext.sp);
+#else
+  (void)uc;
+  return 0;
+#endif
+}
+
+// A fault in libc (strlen of a bad pointer, say) is in no module's code, yet a module called it:
+// the first word on the faulting thread's stack (up to 16 KiB above its stack pointer) that
+// points into a module's code is most likely the return address of that call. The words are
+// read with process_vm_readv, which answers EFAULT where a plain read would fault again: so
+// the scan stops at the end of the mapping instead. A heuristic (a stale word could match),
+// hence the line's "probably".
+const char* caller_on_stack(std::uintptr_t sp) {
+  if (sp == 0) return nullptr;
+  std::uintptr_t words[512];
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    struct iovec local {
+      words, sizeof words
+    };
+    struct iovec remote {
+      reinterpret_cast<void*>(sp + chunk * sizeof words), sizeof words
+    };
+    ssize_t n = ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0);
+    if (n <= 0) return nullptr;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof words[0]; ++i)
+      if (const char* owner = code_owner(words[i])) return owner;
+    if (static_cast<std::size_t>(n) < sizeof words) return nullptr;
+  }
+  return nullptr;
+}
+
 void write_all(int fd, const char* data, std::size_t size) {
   while (size > 0) {
     ssize_t n = ::write(fd, data, size);
@@ -158,6 +197,9 @@ void on_fatal(int signo, siginfo_t* info, void* context) {
   if (const char* owner = code_owner(program_counter(context))) {
     w.put(", in the code of ");
     w.put(std::string_view(owner));
+  } else if (const char* caller = caller_on_stack(stack_pointer(context))) {
+    w.put(", probably called from the code of ");
+    w.put(std::string_view(caller));
   }
   struct timespec now {};
   ::clock_gettime(CLOCK_REALTIME, &now);

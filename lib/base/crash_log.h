@@ -4,7 +4,9 @@
 // install() is called once by main(), on the thread that will run the loop, after logging is set
 // up and while the process may still open the log file (before privileges go). Context and the
 // code ranges may be used on any thread; the handler itself only makes async-signal-safe calls
-// (clock_gettime, write, raise): no malloc, no POCO, no locks.
+// (clock_gettime, write, raise, process_vm_readv): no malloc, no POCO, no locks. A fault outside
+// every module's code (in libc, say) whose thread's stack holds a return address into a module's
+// code is reported "probably called from the code of <module>".
 // Process-wide state: the handler, the log fd, the code ranges, and a per-thread context. A signal
 // handler has no other way to reach what it reports; nothing else reads them.
 // DIAGNOSTICS: install() throws std::runtime_error when the log file cannot be opened or the

@@ -13,7 +13,9 @@ HELO name, MAIL FROM or RCPT TO asks).
   killed by signal 11 and starts a new esmtpd; the 3 bystanders are all cut (what a crash costs
   in-process: every session of that process); none of their mail is delivered (nothing was
   acknowledged); a new session delivers. abort() in rcpt logs SIGABRT the same way; a crash on a
-  thread the module started is logged as not the loop thread, in the module's code; a stack
+  thread the module started is logged as not the loop thread, in the module's code, and one
+  inside libc (abort(), strlen of a bad pointer on the module's thread) as "probably called
+  from the code of module misbehave" (a return address into it on the thread's stack); a stack
   overflow in helo is logged too (the handler runs on an alternate stack); a SIGSEGV sent to
   esmtpd from outside is logged as not in a filter callback.
 - Input during a hold (esmtpd_processes = 1): MAIL FROM:<wait-2000@...> is held 2 s by a module
@@ -179,8 +181,8 @@ def crash_rcpt(mta, rcpt):
 
 def crash_line(log, pid, signal_name):
     want = (r"\[%d\] esmtpd: crash: %s (?:\(address 0x0\) )?in filter session=%d\.\d+ "
-            r"module=misbehave phase=rcpt(?:, in the code of module misbehave)?; the process ends"
-            % (pid, signal_name, pid))
+            r"module=misbehave phase=rcpt(?:, in the code of module misbehave|, probably called "
+            r"from the code of module misbehave)?; the process ends" % (pid, signal_name, pid))
     return re.search(want, log)
 
 
@@ -218,9 +220,12 @@ def crash_one_process(tmp, stoppers):
           "%d messages delivered, want 1 (the cut sessions were never acknowledged)"
           % len(mta.maildir_messages("user")))
 
-    # abort() in rcpt.
+    # abort() in rcpt: the signal is raised in libc, which the module called.
     crash_rcpt(mta, "abort@estafette.test")
     wait_for(lambda: crash_line(mta.read_log(), pid, "SIGABRT"), 10, "the SIGABRT line")
+    check("SIGABRT in filter session=%d." % pid in mta.read_log() and
+          "probably called from the code of module misbehave" in mta.read_log(),
+          "abort() is not traced to the module that called it")
     pid2 = new_esmtpd(mta, pid)[0]
 
     # A thread the module started crashes: not the loop thread, in the module's code.
@@ -229,6 +234,15 @@ def crash_one_process(tmp, stoppers):
             r"thread\), in the code of module misbehave; the process ends" % pid2)
     wait_for(lambda: re.search(want, mta.read_log()), 10, "the other thread's crash line")
     pid3 = new_esmtpd(mta, pid2)[0]
+
+    # That thread faults inside libc (strlen of a bad pointer): the module that called it is
+    # found on the thread's stack.
+    crash_rcpt(mta, "thread-libc-crash@estafette.test")
+    want = (r"\[%d\] esmtpd: crash: SIGSEGV \(address 0x10\) on thread \d+ \(not the loop "
+            r"thread\), probably called from the code of module misbehave; the process ends"
+            % pid3)
+    wait_for(lambda: re.search(want, mta.read_log()), 10, "the libc crash line")
+    pid3 = new_esmtpd(mta, pid3)[0]
 
     # The loop thread's stack overflows in helo: the handler runs on its alternate stack.
     s = smtplib.SMTP("127.0.0.1", mta.port, timeout=30)

@@ -10,6 +10,8 @@
  *   RCPT TO:<abort@...>           rcpt calls abort() (SIGABRT)
  *   RCPT TO:<thread-crash@...>    rcpt starts a thread that writes through NULL (SIGSEGV on a
  *                                 thread other than the loop's, in this module's code)
+ *   RCPT TO:<thread-libc-crash@...> the same thread calls strlen() on address 16: the fault is in
+ *                                 libc's code, called from this module's
  * Anything else continues. */
 #include <estafette/filter.h>
 #include <pthread.h>
@@ -27,6 +29,14 @@ static void crash_now(void) {
 static void* crash_thread(void* arg) {
   (void)arg;
   crash_now();
+  return NULL;
+}
+
+static size_t volatile length_seen;
+static void* libc_crash_thread(void* arg) {
+  const char* volatile bad = (const char*)16;
+  (void)arg;
+  length_seen = strlen(bad); /* faults inside libc */
   return NULL;
 }
 
@@ -93,6 +103,10 @@ static int on_rcpt(estafette_ctx* ctx, const char* address, const char* const* a
   if (strncmp(address, "<thread-crash@", 14) == 0) {
     pthread_t thread;
     if (pthread_create(&thread, NULL, crash_thread, NULL) == 0) pthread_join(thread, NULL);
+  }
+  if (strncmp(address, "<thread-libc-crash@", 19) == 0) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, libc_crash_thread, NULL) == 0) pthread_join(thread, NULL);
   }
   return ESTAFETTE_CONTINUE;
 }
