@@ -159,20 +159,21 @@ void Chain::helo(Macros macros, std::string_view name, Callback done) {
 
 void Chain::mail(Macros macros, std::string_view address, std::vector<std::string> args,
                  Callback done) {
-  call_.phase = Phase::Mail;
-  call_.macros = std::move(macros);
-  call_.text = address;
-  call_.args = std::move(args);
-  start("mail", std::move(done), nullptr);
+  address_call(Phase::Mail, "mail", std::move(macros), address, std::move(args), std::move(done));
 }
 
 void Chain::rcpt(Macros macros, std::string_view address, std::vector<std::string> args,
                  Callback done) {
-  call_.phase = Phase::Rcpt;
+  address_call(Phase::Rcpt, "rcpt", std::move(macros), address, std::move(args), std::move(done));
+}
+
+void Chain::address_call(Phase phase, const char* name, Macros macros, std::string_view address,
+                         std::vector<std::string> args, Callback done) {
+  call_.phase = phase;
   call_.macros = std::move(macros);
   call_.text = address;
   call_.args = std::move(args);
-  start("rcpt", std::move(done), nullptr);
+  start(name, std::move(done), nullptr);
 }
 
 void Chain::data(Macros macros, Callback done) {

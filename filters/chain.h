@@ -89,6 +89,8 @@ class Chain final {
     std::uint16_t port = 0;
   };
   void start(const char* phase, Callback done, EomCallback eom_done);
+  void address_call(Phase phase, const char* name, Macros macros, std::string_view address,
+                    std::vector<std::string> args, Callback done);  // mail, rcpt
   void ask(std::size_t i);  // filter i (or the next one not dropped), or the end
   void answered(std::size_t i, const Verdict& answer, std::vector<Modification> more);
   void finish(const Verdict& v, std::vector<Modification> mods);
