@@ -406,13 +406,13 @@ void NativeFilter::enter(Stage stage, const Macros* macros) {
   }
   if (!macros) return;
   if (macros_.capacity() == 0) macros_.reserve(32);  // a session's macros, in one allocation
-  for (const auto& [name, value] : *macros) {
+  for (const auto& given : *macros) {
     auto it = std::find_if(macros_.begin(), macros_.end(),
-                           [&name](const auto& m) { return m.first == name; });
+                           [&given](const auto& m) { return m.first == given.first; });
     if (it != macros_.end())
-      it->second = value;
+      it->second = given.second;
     else
-      macros_.emplace_back(name, value);
+      macros_.push_back(given);
   }
 }
 
