@@ -733,7 +733,9 @@ void Connection::read_input(std::uint32_t events) {
   // Each chunk is run before the next is read, so a client that does not read its replies
   // leaves its flood in the kernel, not here. A hang-up or error is read at any time.
   const bool hangup = events & (EPOLLHUP | EPOLLERR);
-  if (!hangup && greeted_ && held()) {
+  // (Not while TLS needs a read to finish a write: EPOLLIN stays on for that, so this would spin;
+  // input is read then, as it always was.)
+  if (!hangup && greeted_ && held() && !tls_write_wants_read_) {
     // Read after the hold, as if EPOLLIN had been off during it (level-triggered: it fires again).
     input_during_hold_ = true;
     update_interest();

@@ -21,6 +21,11 @@ void header_from(Filter& filter, const HeaderFields& fields, std::size_t i, Filt
 }  // namespace
 
 void Filter::headers(const HeaderFields& fields, Callback done) {
+  // Never called with no fields (filter.h); a caller that did gets a failure, not a crash.
+  if (fields.empty()) {
+    done(Verdict{Verdict::Action::Failed, "filter " + name() + ": no header fields", name()});
+    return;
+  }
   header_from(*this, fields, 0, std::move(done));
 }
 
