@@ -258,6 +258,13 @@ int start(const std::string& config_path, const std::string& pidfile) {
   while (::waitpid(child, &wstatus, 0) < 0 && errno == EINTR) {
   }
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    // estafetted reported the failure and is stopping what it started: wait for it to be gone
+    // (it kills a daemon still running after 10 s), so that a `status` or `start` right after
+    // this finds nothing running rather than the tail of this attempt.
+    using namespace std::chrono_literals;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (running_pid(pidfile) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(50ms);
     std::fprintf(stderr, "estafette: not started\n");
     return 1;
   }
