@@ -43,10 +43,7 @@ void Chain::ask(std::size_t i) {
       f.data(c.macros, plain);
       return;
     case Phase::Header:
-      if (c.fields)
-        f.headers(*c.fields, plain);
-      else
-        f.header(c.text, c.value, plain);
+      f.headers(*c.fields, plain);
       return;
     case Phase::Eoh:
       f.eoh(c.macros, plain);
@@ -185,14 +182,6 @@ void Chain::data(Macros macros, Callback done) {
 void Chain::headers(const HeaderFields& fields, Callback done) {
   call_.phase = Phase::Header;
   call_.fields = &fields;
-  start("header", std::move(done), nullptr);
-}
-
-void Chain::header(std::string_view name, std::string_view value, Callback done) {
-  call_.phase = Phase::Header;
-  call_.fields = nullptr;
-  call_.text = name;
-  call_.value = value;
   start("header", std::move(done), nullptr);
 }
 

@@ -48,7 +48,6 @@ class Chain final {
   void mail(Macros macros, std::string_view address, std::vector<std::string> args, Callback done);
   void rcpt(Macros macros, std::string_view address, std::vector<std::string> args, Callback done);
   void data(Macros macros, Callback done);
-  void header(std::string_view name, std::string_view value, Callback done);
   // Every header field to each filter in turn (Filter::headers); fields stay valid until done.
   void headers(const HeaderFields& fields, Callback done);
   void eoh(Macros macros, Callback done);
@@ -80,8 +79,8 @@ class Chain final {
   struct Call {
     Phase phase = Phase::Connect;
     Macros macros;
-    std::string text;   // hostname, HELO name, address or header name
-    std::string value;  // connect's address or the header's value
+    std::string text;   // hostname, HELO name or address
+    std::string value;  // connect's address
     std::vector<std::string> args;
     std::string_view body;
     const HeaderFields* fields = nullptr;  // headers(): the caller's

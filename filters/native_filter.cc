@@ -686,18 +686,9 @@ void NativeFilter::headers_from(const HeaderFields& fields, std::size_t i, Callb
     post([done = std::move(done)] { done(Verdict{}); });  // what header() answers each field
     return;
   }
-  // The last field, or a state in which header() answers by itself (closed, pending).
-  if (i + 1 == fields.size()) {
-    header(fields[i].first, fields[i].second, std::move(done));
-    return;
-  }
-  header(fields[i].first, fields[i].second,
-         [this, &fields, i, done = std::move(done)](const Verdict& v) mutable {
-           if (v.action == Verdict::Action::Continue)
-             headers_from(fields, i + 1, std::move(done));
-           else
-             done(v);
-         });
+  // The last field; or, on entry, a closed session or a call pending: header() answers Failed,
+  // which ends the pass.
+  header(fields[i].first, fields[i].second, std::move(done));
 }
 
 void NativeFilter::eoh(const Macros& macros, Callback done) {
