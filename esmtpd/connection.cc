@@ -347,6 +347,11 @@ void Connection::filter_connect() {
   filters_->connect(connect_macros(), c.is_local() ? "localhost" : c.rdns, family, c.port, c.ip,
                     [this](const filters::Verdict& v) {
                       filter_connect_pending_ = false;
+                      // From here on a module that answers at once answers inside the call:
+                      // no posted answer and no turn of the loop per phase. Each callback
+                      // below copes with running inside filter_action() (and so inside
+                      // process_input()): it resumes only from outside it.
+                      filters_->set_inline_answers(true);
                       if (v.action != filters::Verdict::Action::Continue)
                         log_filter_verdict(v, "connect");
                       run(session_.on_filter_connect(v));
@@ -376,7 +381,8 @@ void Connection::filter_answer(const filters::Verdict& v, const char* phase) {
   if (v.action != A::Continue && v.action != A::Accept) log_filter_verdict(v, phase);
   run(session_.on_filter_verdict(v));
   check_early_input();
-  resume();
+  // Inside process_input() (an inline answer) its loop goes on with the next command.
+  if (!processing_input_) resume();
 }
 
 namespace {

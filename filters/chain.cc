@@ -116,6 +116,10 @@ void Chain::finish(const Verdict& v, std::vector<Modification> mods) {
     done(v);
 }
 
+void Chain::set_inline_answers(bool on) {
+  for (auto& e : entries_) e.filter->set_inline_answers(on);
+}
+
 void Chain::set_session(std::string_view id) {
   session_ = id;
   for (auto& e : entries_) e.filter->set_session(id);

@@ -1,7 +1,8 @@
 // chain.h: several filters for one SMTP session, in order: any filters::Filter (milters,
 // in-process modules), run as one. esmtpd owns one Chain per filtered session.
 // Loop thread only. The Chain owns its filters. The caller makes one call at a time and waits
-// for its callback; the callback runs later on the loop, never inside the call. Destroying the
+// for its callback; the callback runs later on the loop, never inside the call (unless inline
+// answers are turned on: set_inline_answers). Destroying the
 // Chain (and so its filters) cancels: no callback afterwards. A callback may destroy the Chain.
 // Each call goes to each filter in turn and stops at the first verdict other than Continue or
 // Accept (Accept only ends that filter's part, as in Postfix). A filter that answers Failed is
@@ -68,6 +69,9 @@ class Chain final {
   std::size_t size() const { return entries_.size(); }
   // The SMTP session's id, for log lines (the Chain's and its filters').
   void set_session(std::string_view id);
+  // Filter::set_inline_answers for every filter: when each filter asked answers at once, the
+  // call's callback runs inside the call, before it returns. Off by default.
+  void set_inline_answers(bool on);
 
  private:
   struct Entry {

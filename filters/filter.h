@@ -81,6 +81,11 @@ class Filter {
   virtual DefaultAction default_action() const = 0;  // when it fails
   // The SMTP session's id (esmtpd's session=), for the filter's own log lines.
   virtual void set_session(std::string_view /*id*/) {}
+  // On: a filter that has its answer at once (a native module's callback that did not return
+  // PENDING) may call `done` inside the call, before it returns, instead of on a later turn of
+  // the loop. Off by default: only a caller that copes with that turns it on (esmtpd's Chain,
+  // after the connect stage).
+  virtual void set_inline_answers(bool /*on*/) {}
 };
 
 }  // namespace estafette::filters

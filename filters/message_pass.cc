@@ -70,9 +70,11 @@ struct MessagePass : std::enable_shared_from_this<MessagePass> {
 
   void body() {
     auto eom = [self = shared_from_this()] {
-      self->chain.eom(self->macros, [self](const Verdict& v, std::vector<Modification> mods) {
-        self->done(v, std::move(mods));
-      });
+      // The last phase: its macros move into the chain.
+      self->chain.eom(std::move(self->macros),
+                      [self](const Verdict& v, std::vector<Modification> mods) {
+                        self->done(v, std::move(mods));
+                      });
     };
     if (message->body.empty() || !chain.receives(Phase::Body)) {
       eom();

@@ -91,21 +91,21 @@ struct HostFunctions {
   static const char* getsymval(estafette_ctx* ctx, const char* name) {
     NativeFilter* f = get(ctx);
     if (!f || !name) return nullptr;
-    if (const std::string* v = f->macro(name)) return v->c_str();
+    if (const char* v = f->macros_.get(name)) return v;
     // One-letter macros answer with and without braces ("i", "{i}"), as in libmilter.
     std::string_view n = name;
-    const std::string* v = nullptr;
-    if (n.size() == 1)
-      v = f->macro("{" + std::string(n) + "}");
-    else if (n.size() == 3 && n.front() == '{' && n.back() == '}')
-      v = f->macro(n.substr(1, 1));
-    return v ? v->c_str() : nullptr;
+    if (n.size() == 1) {
+      const char braced[] = {'{', n[0], '}'};
+      return f->macros_.get(std::string_view(braced, 3));
+    }
+    if (n.size() == 3 && n.front() == '{' && n.back() == '}') return f->macros_.get(n.substr(1, 1));
+    return nullptr;
   }
   static int foreach_symval(estafette_ctx* ctx, void (*fn)(void*, const char*, const char*),
                             void* arg) {
     NativeFilter* f = get(ctx);
     if (!f || !fn) return ESTAFETTE_ERROR;
-    for (const auto& [name, value] : f->phase_macros_) fn(arg, name.c_str(), value.c_str());
+    f->macros_.for_each_phase([&](const char* name, const char* value) { fn(arg, name, value); });
     return ESTAFETTE_OK;
   }
   static void* getpriv(estafette_ctx* ctx) {
@@ -358,6 +358,11 @@ NativeFilter::NativeFilter(event::Loop& loop, std::shared_ptr<const void> keep_a
       timeouts_(timeouts) {}
 
 NativeFilter::~NativeFilter() {
+  if (answer_) {  // a queued answer finds nobody to give it to
+    answer_->filter = nullptr;
+    answer_->done = nullptr;
+    answer_->eom_done = nullptr;
+  }
   if (watchdog_) loop_.cancel_timer(watchdog_);
   close_session();
 }
@@ -388,8 +393,57 @@ CallbackScope NativeFilter::scope(const char* phase) const {
   return CallbackScope(session_, name_, phase, timeouts_.callback_warn);
 }
 
-void NativeFilter::post(std::function<void()> fn) {
-  loop_.post(guard_.wrap(std::move(fn)));
+void NativeFilter::answer_now(Verdict verdict, Callback done, EomCallback eom_done,
+                              std::vector<Modification> mods) {
+  if (!inline_answers_) {
+    answer_later(std::move(verdict), std::move(done), std::move(eom_done), std::move(mods));
+    return;
+  }
+  if (eom_done)
+    eom_done(verdict, std::move(mods));
+  else if (done)
+    done(verdict);
+}
+
+void NativeFilter::answer_later(Verdict verdict, Callback done, EomCallback eom_done,
+                                std::vector<Modification> mods) {
+  if (!answer_) {
+    answer_ = std::make_shared<Answer>();
+    answer_->filter = this;
+  }
+  if (answer_->queued) {  // not reached: the caller waits for each answer before its next call
+    auto token = std::weak_ptr<Answer>(answer_);
+    loop_.post([token, v = std::move(verdict), done = std::move(done),
+                eom_done = std::move(eom_done), mods = std::move(mods)]() mutable {
+      auto slot = token.lock();
+      if (!slot || !slot->filter) return;
+      if (eom_done)
+        eom_done(v, std::move(mods));
+      else if (done)
+        done(v);
+    });
+    return;
+  }
+  Answer& a = *answer_;
+  a.verdict = std::move(verdict);
+  a.mods = std::move(mods);
+  a.done = std::move(done);
+  a.eom_done = std::move(eom_done);
+  a.queued = true;
+  // One shared_ptr: held by std::function without an allocation.
+  loop_.post([slot = answer_] {
+    Answer& a = *slot;
+    a.queued = false;
+    Callback done = std::exchange(a.done, nullptr);
+    EomCallback eom_done = std::exchange(a.eom_done, nullptr);
+    if (!a.filter) return;  // the NativeFilter is gone
+    // Out of the slot first: the callback may make the next call, and with it the next answer.
+    const Verdict verdict = std::move(a.verdict);
+    if (eom_done)
+      eom_done(verdict, std::exchange(a.mods, {}));
+    else if (done)
+      done(verdict);
+  });
 }
 
 Verdict NativeFilter::make(Verdict::Action action, std::string text) const {
@@ -404,22 +458,9 @@ void NativeFilter::enter(Stage stage, const Macros* macros) {
     message_done_ = false;
     envelope_.reset();
   }
-  if (!macros) return;
-  if (macros_.capacity() == 0) macros_.reserve(32);  // a session's macros, in one allocation
-  for (const auto& given : *macros) {
-    auto it = std::find_if(macros_.begin(), macros_.end(),
-                           [&given](const auto& m) { return m.first == given.first; });
-    if (it != macros_.end())
-      it->second = given.second;
-    else
-      macros_.push_back(given);
-  }
-}
-
-const std::string* NativeFilter::macro(std::string_view name) const {
-  for (const auto& [n, v] : macros_)
-    if (n == name) return &v;
-  return nullptr;
+  macros_.begin_phase();
+  if (macros)
+    for (const auto& [name, value] : *macros) macros_.set(name, value);
 }
 
 bool NativeFilter::receives(Phase phase) const {
@@ -459,28 +500,21 @@ void NativeFilter::skipped(Phase phase, const Macros& macros) {
 template <typename Invoke>
 void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Invoke invoke,
                        Callback done, EomCallback eom_done) {
-  auto answer_later = [&](Verdict v) {
-    if (eom_done) {
-      post([done = std::move(eom_done), v = std::move(v)] { done(v, {}); });
-    } else {
-      post([done = std::move(done), v = std::move(v)] { done(v); });
-    }
+  auto failed = [&](Verdict v) {
+    answer_later(std::move(v), std::move(done), std::move(eom_done));
   };
   if (closed_) {
-    answer_later(make(Verdict::Action::Failed, "module " + name_ + ": session closed"));
+    failed(make(Verdict::Action::Failed, "module " + name_ + ": session closed"));
     return;
   }
   if (pending_ != Stage::None) {
-    answer_later(
-        make(Verdict::Action::Failed, "module " + name_ + ": call while another is pending"));
+    failed(make(Verdict::Action::Failed, "module " + name_ + ": call while another is pending"));
     return;
   }
   enter(stage, macros);
-  phase_macros_.clear();
-  if (macros && has_callback) phase_macros_ = *macros;
   if (!has_callback || session_done_ || (message_done_ && stage != Stage::Rcpt)) {
     if (stage == Stage::Eom) in_message_ = message_done_ = false;
-    answer_later(make(Verdict::Action::Continue));
+    answer_now(make(Verdict::Action::Continue), std::move(done), std::move(eom_done));
     return;
   }
   pending_ = stage;
@@ -502,7 +536,7 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
         loop_.add_timer(content ? timeouts_.content : timeouts_.command, [this] { on_watchdog(); });
     return;
   }
-  complete(status);
+  complete(status, true);
 }
 
 void NativeFilter::on_watchdog() {
@@ -518,13 +552,10 @@ void NativeFilter::on_watchdog() {
                        " still pending after " + std::to_string(limit.count()) + "ms" +
                        (content ? " (milter_content_timeout)" : " (milter_command_timeout)"));
   close_session();  // a late resume() finds nothing pending; later calls answer Failed
-  if (eom_done)
-    post([done = std::move(eom_done), v] { done(v, {}); });
-  else if (done)
-    post([done = std::move(done), v] { done(v); });
+  answer_later(std::move(v), std::move(done), std::move(eom_done));
 }
 
-void NativeFilter::complete(int status) {
+void NativeFilter::complete(int status, bool at_once) {
   if (watchdog_) loop_.cancel_timer(watchdog_);
   watchdog_ = 0;
   Stage stage = std::exchange(pending_, Stage::None);
@@ -565,14 +596,18 @@ void NativeFilter::complete(int status) {
     mods_.clear();
     in_message_ = message_done_ = false;
     if (v.action != Verdict::Action::Continue && v.action != Verdict::Action::Accept) mods.clear();
-    post([done = std::move(eom_done_), v = std::move(v), mods = std::move(mods)]() mutable {
-      done(v, std::move(mods));
-    });
-    eom_done_ = nullptr;
+    EomCallback done = std::exchange(eom_done_, nullptr);
+    if (at_once)
+      answer_now(std::move(v), nullptr, std::move(done), std::move(mods));
+    else
+      answer_later(std::move(v), nullptr, std::move(done), std::move(mods));
     return;
   }
-  post([done = std::move(done_), v = std::move(v)] { done(v); });
-  done_ = nullptr;
+  Callback done = std::exchange(done_, nullptr);
+  if (at_once)
+    answer_now(std::move(v), std::move(done), nullptr);
+  else
+    answer_later(std::move(v), std::move(done), nullptr);
 }
 
 void NativeFilter::connect(const Macros& macros, std::string_view hostname, Family family,
@@ -638,7 +673,7 @@ void NativeFilter::header(std::string_view name, std::string_view value, Callbac
 
 void NativeFilter::headers(const HeaderFields& fields, Callback done) {
   if (fields.empty()) {  // never asked so (MessagePass skips it); answered as for no header
-    post([done = std::move(done)] { done(Verdict{}); });
+    answer_later(Verdict{}, std::move(done), nullptr);
     return;
   }
   headers_from(fields, 0, std::move(done));
@@ -651,7 +686,6 @@ void NativeFilter::headers_from(const HeaderFields& fields, std::size_t i, Callb
          !session_done_ && !message_done_) {
     const auto& [name, value] = fields[i];
     enter(Stage::Header, nullptr);
-    phase_macros_.clear();
     pending_ = Stage::Header;
     reply_.clear();
     mods_.clear();
@@ -679,11 +713,11 @@ void NativeFilter::headers_from(const HeaderFields& fields, std::size_t i, Callb
       watchdog_ = loop_.add_timer(timeouts_.content, [this] { on_watchdog(); });
       return;
     }
-    complete(status);
+    complete(status, true);
     return;
   }
   if (!closed_ && pending_ == Stage::None && (!table_.header || session_done_ || message_done_)) {
-    post([done = std::move(done)] { done(Verdict{}); });  // what header() answers each field
+    answer_now(Verdict{}, std::move(done), nullptr);  // what header() answers each field
     return;
   }
   // The last field; or, on entry, a closed session or a call pending: header() answers Failed,

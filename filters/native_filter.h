@@ -3,7 +3,7 @@
 // filters::Module::open().
 // Loop thread only. Calls the module's callbacks on the loop; a callback answering
 // ESTAFETTE_PENDING is finished later by host->resume(). Every Filter callback is posted to run
-// later on the loop (Loop::post, tied to the NativeFilter by a CallbackGuard). Destroying the
+// later on the loop (Loop::post; none runs once the NativeFilter is gone). Destroying the
 // NativeFilter (or quit()) calls the module's close() and
 // removes the fds and timers the module registered for the session; no callback runs afterwards.
 // The NativeFilter keeps its module loaded (the shared_ptr given to the constructor).
@@ -28,6 +28,7 @@
 
 #include "filters/callback_scope.h"
 #include "filters/filter.h"
+#include "filters/macro_store.h"
 #include "filters/types.h"
 #include "lib/event/loop.h"
 
@@ -83,6 +84,7 @@ class NativeFilter final : public Filter {
   const std::string& name() const override { return name_; }
   DefaultAction default_action() const override { return default_action_; }
   void set_session(std::string_view id) override { session_ = id; }
+  void set_inline_answers(bool on) override { inline_answers_ = on; }
 
  private:
   friend struct HostFunctions;
@@ -95,9 +97,16 @@ class NativeFilter final : public Filter {
   template <typename Invoke>
   void run(Stage stage, const Macros* macros, bool has_callback, Invoke invoke, Callback done,
            EomCallback eom_done);
-  void complete(int status);  // the pending phase's answer (from the callback or resume)
+  // The pending phase's answer: from the callback's return (at_once) or from resume().
+  void complete(int status, bool at_once = false);
   void headers_from(const HeaderFields& fields, std::size_t i, Callback done);
-  void post(std::function<void()> fn);
+  // Gives the caller `verdict` on a later turn of the loop (eom_done with mods, or done).
+  void answer_later(Verdict verdict, Callback done, EomCallback eom_done,
+                    std::vector<Modification> mods = {});
+  // At once when inline answers are on (nothing of this NativeFilter is touched after: the
+  // callback may destroy it), else answer_later().
+  void answer_now(Verdict verdict, Callback done, EomCallback eom_done,
+                  std::vector<Modification> mods = {});
   Verdict make(Verdict::Action action, std::string text = {}) const;
   void close_session();
   static const char* stage_name(Stage stage);
@@ -112,11 +121,7 @@ class NativeFilter final : public Filter {
   DefaultAction default_action_;
   std::unique_ptr<estafette_ctx> ctx_;
 
-  // Every phase's, merged (a later value replaces an earlier one). A flat list: a session has a
-  // few dozen at most, and a map cost two allocations per macro per session.
-  Macros macros_;
-  const std::string* macro(std::string_view name) const;
-  Macros phase_macros_;  // the current phase's
+  MacroStore macros_;  // every phase's, merged; and the current phase's
   void* priv_ = nullptr;
   std::string reply_;  // the composed reply from setreply() for this phase
   std::vector<Modification> mods_;
@@ -125,6 +130,7 @@ class NativeFilter final : public Filter {
 
   Stage pending_ = Stage::None;
   bool in_call_ = false;  // inside the module's callback (resume() is refused there)
+  bool inline_answers_ = false;
   Callback done_;
   EomCallback eom_done_;
 
@@ -139,7 +145,18 @@ class NativeFilter final : public Filter {
   ModuleTimeouts timeouts_;
   event::TimerId watchdog_ = 0;  // armed while a PENDING phase waits for resume()
   void on_watchdog();
-  event::CallbackGuard guard_;  // last: posted callbacks die first
+  // The answer queued on the loop (answer_later), one at a time: the caller waits for each answer
+  // before its next call. A posted callback holds the slot, so it outlives this NativeFilter; the
+  // destructor cuts it off (filter = nullptr).
+  struct Answer {
+    NativeFilter* filter = nullptr;
+    bool queued = false;
+    Verdict verdict;
+    std::vector<Modification> mods;
+    Callback done;
+    EomCallback eom_done;
+  };
+  std::shared_ptr<Answer> answer_;
 };
 
 }  // namespace estafette::filters

@@ -6,6 +6,9 @@
  *   MAIL FROM:<sleep-N@...>       mail sleeps N ms
  *   MAIL FROM:<timer-sleep-N@...> mail answers PENDING; a 1 ms timer sleeps N ms, then resumes
  *   MAIL FROM:<wait-N@...>        mail answers PENDING; an N ms timer resumes (the loop is free)
+ *   MAIL FROM:<reject@...>        mail answers REJECT at once (550 5.7.1 "mail rejected at once")
+ *   RCPT TO:<reject@...>          rcpt answers REJECT at once (550 5.7.1 "rcpt rejected at once")
+ *   RCPT TO:<tempfail@...>        rcpt answers TEMPFAIL at once (no reply text: esmtpd's 451)
  *   RCPT TO:<crash@...>           rcpt writes through NULL (SIGSEGV)
  *   RCPT TO:<abort@...>           rcpt calls abort() (SIGABRT)
  *   RCPT TO:<thread-crash@...>    rcpt starts a thread that writes through NULL (SIGSEGV on a
@@ -87,6 +90,10 @@ static int on_mail(estafette_ctx* ctx, const char* address, const char* const* a
     if (host->add_timer(ctx, 1, timer_sleep, (void*)ms) == 0) return ESTAFETTE_TEMPFAIL;
     return ESTAFETTE_PENDING;
   }
+  if (strncmp(address, "<reject@", 8) == 0) {
+    host->setreply(ctx, "550", "5.7.1", "mail rejected at once");
+    return ESTAFETTE_REJECT;
+  }
   ms = sleep_ms(address, "<wait-");
   if (ms >= 0) {
     if (host->add_timer(ctx, (unsigned)ms, timer_resume, NULL) == 0) return ESTAFETTE_TEMPFAIL;
@@ -96,8 +103,12 @@ static int on_mail(estafette_ctx* ctx, const char* address, const char* const* a
 }
 
 static int on_rcpt(estafette_ctx* ctx, const char* address, const char* const* args) {
-  (void)ctx;
   (void)args;
+  if (strncmp(address, "<reject@", 8) == 0) {
+    host->setreply(ctx, "550", "5.7.1", "rcpt rejected at once");
+    return ESTAFETTE_REJECT;
+  }
+  if (strncmp(address, "<tempfail@", 10) == 0) return ESTAFETTE_TEMPFAIL;
   if (strncmp(address, "<crash@", 7) == 0) crash_now();
   if (strncmp(address, "<abort@", 7) == 0) abort();
   if (strncmp(address, "<thread-crash@", 14) == 0) {
