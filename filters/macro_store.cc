@@ -30,7 +30,10 @@ void MacroStore::set(std::string_view name, std::string_view value) {
   const std::uint32_t h = hash(name);
   const std::size_t found = find(name, h);
   if (found == entries_.size()) {
-    if (entries_.capacity() == 0) entries_.reserve(32);
+    if (entries_.capacity() == 0) {  // a session's usual macros, in one allocation each
+      entries_.reserve(32);
+      phase_.reserve(32);
+    }
     Entry e;
     e.hash = h;
     e.name = append(name);
