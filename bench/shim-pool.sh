@@ -9,14 +9,18 @@
 # slow/quiet (issue 19: within 10%). The default --slow 8 is more than the shim's old fixed
 # pool of 4 workers per process, which made every other session wait for the sleepers.
 #   ESTAFETTE=builddir bench/shim-pool.sh [--count N] [--rounds R] [--slow K] [--sleep S]
-#                                         [--processes P] [--concurrency C]
+#                                         [--processes P] [--concurrency C] [--rate R]
+# --rate R offers R messages per second open loop (`estafette-bench relay --rate`, each in a
+# session of its own, --concurrency the cap), so that latency is measured below saturation
+# instead of mostly queueing; each run's "late" (messages that waited for the cap) is printed
+# with it. Default: none, the closed loop (--concurrency sessions always busy).
 # MODULE=path.so measures another build of slow_milter.c (say, with an older shim).
 # Each run's result.json, runs.csv and report.html go to $OUT/ROUND-KIND (default OUT: a new
 # directory under /tmp).
 set -u -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${ESTAFETTE:-$here/..}
-count=10000 rounds=3 slow=8 sleep=5 processes=1 concurrency=250
+count=10000 rounds=3 slow=8 sleep=5 processes=1 concurrency=250 offered=
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) count=$2; shift ;;
@@ -25,8 +29,9 @@ while [ $# -gt 0 ]; do
     --sleep) sleep=$2; shift ;;
     --processes) processes=$2; shift ;;
     --concurrency) concurrency=$2; shift ;;
+    --rate) offered=$2; shift ;;
     *) echo "usage: $0 [--count N] [--rounds R] [--slow K] [--sleep S] [--processes P]" \
-         "[--concurrency C]" >&2
+         "[--concurrency C] [--rate R]" >&2
        exit 2 ;;
   esac
   shift
@@ -35,6 +40,8 @@ module=${MODULE:-$bin/tests/unit/filters/modules/slow_milter.so}
 for f in "$bin/estafette-bench" "$module"; do
   [ -e "$f" ] || { echo "shim-pool: $f not found (make check builds it)" >&2; exit 2; }
 done
+rate_args=()
+[ -n "$offered" ] && rate_args=(--rate "$offered")
 out=${OUT:-$(mktemp -d /tmp/shim-pool.XXXXXX)}
 mkdir -p "$out"
 
@@ -93,17 +100,19 @@ for r in $(seq "$rounds"); do
     fi
     "$bin/estafette-bench" relay --messages "$count" --label "$kind" --quiet --out "$dir" \
       --concurrency "$concurrency" --esmtpd-processes "$processes" \
-      --conf "filters = module:$module" >/dev/null || status=1
+      --conf "filters = module:$module" "${rate_args[@]}" >/dev/null || status=1
     if [ -n "$helper" ]; then
       kill "$helper" 2>/dev/null
       wait "$helper" 2>/dev/null
       cat "$out/$r-slow-sessions.log"
     fi
-    read -r m a b < <(python3 -c '
+    read -r m a b late < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["runs"][0]["summary"]
-print(s["msgs_per_s"], s.get("p50_ms", 0), s.get("p99_ms", 0))' "$dir/result.json") || status=1
-    echo "shim-pool: round $r $kind: msgs_per_s=$m p50_ms=$a p99_ms=$b"
+print(s["msgs_per_s"], s.get("p50_ms", 0), s.get("p99_ms", 0), s.get("late", "-"))' \
+      "$dir/result.json") || status=1
+    extra=${offered:+ rate=$offered late=$late}
+    echo "shim-pool: round $r $kind: msgs_per_s=$m p50_ms=$a p99_ms=$b$extra"
     rate[$kind]="${rate[$kind]:-} $m" p50[$kind]="${p50[$kind]:-} $a" p99[$kind]="${p99[$kind]:-} $b"
   done
   order=("${order[@]:1}" "${order[0]}")  # rotate, so no kind always runs first
@@ -117,5 +126,5 @@ ratio() { awk -v a="$(median <<<"$1")" -v b="$(median <<<"$2")" 'BEGIN{printf "%
 echo "shim-pool: slow/quiet: p50=$(ratio "${p50[slow]}" "${p50[quiet]}")" \
   "p99=$(ratio "${p99[slow]}" "${p99[quiet]}") msgs_per_s=$(ratio "${rate[slow]}" "${rate[quiet]}")" \
   "(slow sessions: $slow, sleep ${sleep}s, esmtpd processes: $processes," \
-  "concurrency: $concurrency)"
+  "concurrency: $concurrency${offered:+, rate: $offered/s})"
 exit $status

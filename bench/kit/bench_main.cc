@@ -24,10 +24,10 @@ constexpr const char* kUsage =
     "                            [--record-ids FILE] [--tls-cert FILE --tls-key FILE] [--count N]\n"
     "                            [--record-times FILE] [--stats FILE] [--stats-interval MS]\n"
     "       estafette-bench source --target HOST:PORT --messages N [--concurrency C]\n"
-    "                            [--size BYTES] [--per-session K] [--pipelining on|off]\n"
-    "                            [--starttls] [--tls-resume] [--tls-max 1.2|1.3]\n"
-    "                            [--helo NAME] [--from A] [--to B] [--hosts H]\n"
-    "                            [--timeout SECONDS] [--handshake-only]\n"
+    "                            [--size BYTES] [--per-session K] [--rate PER_SECOND]\n"
+    "                            [--pipelining on|off] [--starttls] [--tls-resume]\n"
+    "                            [--tls-max 1.2|1.3] [--helo NAME] [--from A] [--to B]\n"
+    "                            [--hosts H] [--timeout SECONDS] [--handshake-only]\n"
     "                            [--record-sends FILE] [--stats FILE] [--stats-interval MS]\n"
     "       estafette-bench loopback|relay|report [OPTIONS]   (--help for each)\n";
 

@@ -58,6 +58,30 @@ struct Table {
 
 }  // namespace
 
+double parse_rate(std::string_view option, std::string_view text) {
+  constexpr double kMax = 1000000;
+  auto digits = [](std::string_view t) {
+    return !t.empty() && t.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  auto dot = text.find('.');
+  bool well_formed = dot == std::string_view::npos
+                         ? digits(text)
+                         : digits(text.substr(0, dot)) && digits(text.substr(dot + 1));
+  double value = 0;
+  if (well_formed) {
+    auto [end, error] =
+        std::from_chars(text.data(), text.data() + text.size(), value, std::chars_format::fixed);
+    well_formed = error == std::errc() && end == text.data() + text.size();
+  }
+  if (!well_formed || !(value > 0) || value > kMax) {
+    throw UsageError(std::string(option) +
+                     ": expected messages per second above 0 and at most 1000000 (like 50 or "
+                     "2.5), got \"" +
+                     std::string(text) + "\"");
+  }
+  return value;
+}
+
 HostPort parse_host_port(std::string_view text) {
   HostPort result;
   std::string_view port;
@@ -157,6 +181,7 @@ SourceOptions parse_source_options(const std::vector<std::string>& args) {
   table.valued["--per-session"] = [&](const std::string& v) {
     o.per_session = parse_number("--per-session", v, 1, UINT64_MAX);
   };
+  table.valued["--rate"] = [&](const std::string& v) { o.rate = parse_rate("--rate", v); };
   table.valued["--pipelining"] = [&](const std::string& v) {
     o.pipelining = parse_on_off("--pipelining", v);
   };
@@ -185,6 +210,10 @@ SourceOptions parse_source_options(const std::vector<std::string>& args) {
   if (!have_target) throw UsageError("source: --target HOST:PORT is required");
   if (!have_messages) throw UsageError("source: --messages N is required");
   if (o.handshake_only) o.per_session = 1;
+  if (o.rate > 0 && o.per_session != 1) {
+    // An open-loop session would have to idle between its messages' due times: not offered.
+    throw UsageError("source: --rate gives each message a session: --per-session must be 1");
+  }
   for (const std::string* s : {&o.helo, &o.from, &o.to}) {
     if (s->empty() || s->find_first_of("\r\n <>") != std::string::npos) {
       throw UsageError("source: --helo, --from and --to take one word without <>, CR or LF");

@@ -47,7 +47,11 @@ struct SourceOptions {
   std::size_t concurrency = 1;    // sessions at once, >= 1
   std::size_t size = 400;         // bytes of each message (headers included), >= 100
   std::uint64_t per_session = 1;  // messages per session, >= 1
-  bool pipelining = true;         // MAIL, RCPT and DATA in one write when the server offers it
+  // Messages offered per second, open loop: message i (from 0) is due i / rate seconds after
+  // the start, each in a session of its own (per_session must be 1), `concurrency` still the cap
+  // on sessions at once. 0: closed loop (`concurrency` sessions always busy).
+  double rate = 0;
+  bool pipelining = true;  // MAIL, RCPT and DATA in one write when the server offers it
   bool starttls = false;
   bool tls_resume = false;  // implies starttls
   int tls_max = 13;         // highest TLS version offered: 12 (TLS 1.2) or 13 (TLS 1.3)
@@ -68,6 +72,11 @@ struct SourceOptions {
   unsigned stats_interval_ms = 250;
   bool operator==(const SourceOptions&) const = default;
 };
+
+// --rate's value: messages per second, digits with an optional fraction ("50", "2.5"), above 0
+// and at most 1000000; anything else (0, "-1", "1e3", "inf", ".5", "") is a UsageError naming
+// `option`.
+double parse_rate(std::string_view option, std::string_view text);
 
 // args: what follows the subcommand name.
 SinkOptions parse_sink_options(const std::vector<std::string>& args);

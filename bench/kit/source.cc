@@ -67,6 +67,12 @@ const std::string& MessageTemplate::with_id(std::uint64_t n) {
   return text_;
 }
 
+std::chrono::nanoseconds offer_time(std::uint64_t i, double rate) {
+  constexpr double kLatest = 3e9;  // seconds: far beyond any --timeout, well within nanoseconds
+  double seconds = std::min(static_cast<double>(i) / rate, kLatest);
+  return std::chrono::round<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds));
+}
+
 // One SMTP client connection: connect, greeting, EHLO, STARTTLS, `messages` transactions, QUIT.
 class Source::Session final {
  public:
@@ -319,7 +325,8 @@ Source::Source(const SourceOptions& options)
       message_(options.size, options.from, options.to,
                std::to_string(::getpid()) + "." +
                    std::to_string(std::chrono::system_clock::now().time_since_epoch().count())),
-      unassigned_(options.messages) {
+      unassigned_(options.messages),
+      due_(options.rate > 0 ? 0 : options.messages) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* result = nullptr;
@@ -355,6 +362,7 @@ Source::Source(const SourceOptions& options)
 }
 
 Source::~Source() {
+  if (offer_armed_) loop_.cancel_timer(offer_timer_);
   for (auto& [fd, session] : sessions_) loop_.remove_fd(fd);
 }
 
@@ -367,10 +375,31 @@ void Source::release_first_session() {
   start_sessions();
 }
 
+void Source::offer_due() {
+  offer_armed_ = false;
+  auto now = loop_.now();
+  std::uint64_t newly = 0;
+  while (offered_ < options_.messages && start_ + offer_time(offered_, options_.rate) <= now) {
+    ++offered_;
+    ++newly;
+  }
+  due_ += newly;
+  start_sessions();
+  // Sessions start oldest first: of what is left waiting, all but the ones that were late
+  // already are new.
+  counts_.late += std::min(newly, due_);
+  if (offered_ < options_.messages) {
+    offer_timer_ = loop_.add_timer(start_ + offer_time(offered_, options_.rate) - now,
+                                   [this] { offer_due(); });
+    offer_armed_ = true;
+  }
+}
+
 void Source::start_sessions() {
-  while (unassigned_ > 0 && sessions_.size() < options_.concurrency &&
+  while (due_ > 0 && sessions_.size() < options_.concurrency &&
          (first_tls_done_ || sessions_.empty())) {
-    std::uint64_t take = std::min(unassigned_, options_.per_session);
+    std::uint64_t take = std::min(due_, options_.per_session);
+    due_ -= take;
     unassigned_ -= take;
     ++counts_.sessions;
     base::UniqueFd fd(::socket(target_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -419,14 +448,21 @@ void Source::run() {
     error("timeout");
     loop_.stop();
   });
-  start_sessions();
+  if (options_.rate > 0) {
+    start_ = loop_.now();
+    offer_due();
+  } else {
+    start_sessions();
+  }
   loop_.run();
   loop_.cancel_timer(timer);
+  if (offer_armed_) loop_.cancel_timer(offer_timer_);
+  offer_armed_ = false;
   counts_.elapsed_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // What a timeout left: untried messages and the sessions still going.
   counts_.failed += unassigned_;
-  unassigned_ = 0;
+  unassigned_ = due_ = 0;
   for (auto& [fd, session] : sessions_) {
     session->abandon("timeout");
     loop_.remove_fd(fd);
@@ -441,13 +477,14 @@ std::string Source::summary() const {
   double rate = counts_.elapsed_s > 0 ? counts_.sent / counts_.elapsed_s : 0;
   std::snprintf(line, sizeof line,
                 "source: msgs_per_s=%.0f sent=%llu failed=%llu handshakes=%llu resumed=%llu "
-                "elapsed_s=%.3f sessions=%llu handshakes_per_s=%.0f",
+                "elapsed_s=%.3f sessions=%llu handshakes_per_s=%.0f rate=%.10g late=%llu",
                 rate, static_cast<unsigned long long>(counts_.sent),
                 static_cast<unsigned long long>(counts_.failed),
                 static_cast<unsigned long long>(counts_.handshakes),
                 static_cast<unsigned long long>(counts_.resumed), counts_.elapsed_s,
                 static_cast<unsigned long long>(counts_.sessions),
-                counts_.elapsed_s > 0 ? counts_.handshakes / counts_.elapsed_s : 0);
+                counts_.elapsed_s > 0 ? counts_.handshakes / counts_.elapsed_s : 0, options_.rate,
+                static_cast<unsigned long long>(counts_.late));
   return line;
 }
 

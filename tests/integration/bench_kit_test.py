@@ -2,15 +2,17 @@
 """estafette-bench's sink and source (issue 17, bench/kit) straight into each other on loopback:
 plaintext with and without PIPELINING and several messages per session, STARTTLS with a
 throwaway self-signed certificate (`openssl req`), with and without session resumption (TLS 1.3
-and 1.2); the
-counts on both sides must match (nothing lost), every Message-ID the sink recorded is unique,
---fail makes the source report every message failed (exit 1), and Postfix's smtp-source (when
-installed) is counted by the sink like any client."""
+and 1.2); the counts on both sides must match (nothing lost), every Message-ID the sink recorded
+is unique, --fail makes the source report every message failed (exit 1), --rate paces the
+source (100 messages at 50 per second take about 2 s, none late; a cap of one session makes
+them late, none lost), and Postfix's smtp-source (when installed) is counted by the sink like
+any client."""
 import os
 import re
 import signal
 import socket
 import subprocess
+import time
 
 import harness
 
@@ -66,7 +68,8 @@ def source(port, *options, expect_status=0):
     lines = [l for l in r.stdout.splitlines() if l.startswith("source: ")]
     assert len(lines) == 1, r.stdout
     f = fields(lines[0])
-    for key in ("msgs_per_s", "sent", "failed", "handshakes", "resumed", "elapsed_s"):
+    for key in ("msgs_per_s", "sent", "failed", "handshakes", "resumed", "elapsed_s", "rate",
+                "late"):
         assert key in f, lines[0]
     return f
 
@@ -93,6 +96,26 @@ def test(tmp, stoppers):
     with open(ids) as f:
         recorded = f.read().split()
     assert len(recorded) == 500 and len(set(recorded)) == 500, recorded[:3]
+
+    # --rate: an open loop. 100 messages at 50 per second take about 2 s (the last one is due
+    # 1.98 s after the start) where the closed loop takes a fraction of a second; with 20
+    # sessions allowed none waits for the cap. With a cap of one session at a rate no session
+    # keeps up with, all but the first wait (late), and none is lost.
+    paced = Sink(tmp, "rate").start()
+    stoppers.append(paced)
+    closed = source(paced.port, "--messages", "100", "--concurrency", "20")
+    assert (closed["sent"], closed["rate"], closed["late"]) == ("100", "0", "0"), closed
+    assert float(closed["elapsed_s"]) < 1.6, closed
+    began = time.monotonic()
+    p = source(paced.port, "--messages", "100", "--concurrency", "20", "--rate", "50")
+    took = time.monotonic() - began
+    assert (p["sent"], p["failed"], p["rate"], p["late"]) == ("100", "0", "50", "0"), p
+    assert 1.6 <= float(p["elapsed_s"]) <= 4 and 1.6 <= took <= 4, (took, p)
+    q = source(paced.port, "--messages", "200", "--concurrency", "1", "--rate", "100000")
+    assert (q["sent"], q["failed"], q["sessions"]) == ("200", "0", "200"), q
+    assert 100 <= int(q["late"]) <= 199, q
+    s = paced.summary()
+    assert s["messages"] == "400" and s["rejected"] == "0" and s["errors"] == "0", s
 
     # STARTTLS, then STARTTLS resuming the session of its previous connection.
     pem, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")

@@ -7,7 +7,8 @@ the command started is left running. A relay that loses everything (--target: a 
 the mail) makes it exit 1 with lost=N; Postfix's smtp-source as the load (--load) is counted
 like the kit's source. With --tls plain,resume and --handshakes, TLS sessions are made and
 resumed (into Estafette and into the sink) and the handshake-only runs report their rate and
-Estafette's CPU per session; with --outbound-tls every session to the sink is TLS.
+Estafette's CPU per session; with --outbound-tls every session to the sink is TLS. With --rate
+the source offers a fixed load and the summary and params record it.
 report.html rendered by headless Chromium must show the
 three plots (throughput, latency CDF, CPU) with drawn lines. report.py's pure parts are checked
 on small inputs too."""
@@ -151,6 +152,23 @@ def test(tmp, stoppers):
     assert r.returncode == 0, r.stderr
     assert [l for l in r.stdout.splitlines() if l.startswith("estafette size=400: ")], r.stdout
     assert os.path.exists(os.path.join(again, "report.html"))
+
+    # --rate: 300 messages at 300 per second take about a second, none waits for --concurrency;
+    # the run's summary and params record the rate. smtp-source has none: refused.
+    paced = os.path.join(tmp, "rate")
+    r, lines = run_relay(paced, "--direct", "--rate", "300")
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-3000:])
+    f = [fields(l) for l in lines if l.startswith("direct size=400: ")]
+    assert len(f) == 1 and (f[0]["lost"], f[0]["rate"], f[0]["late"]) == ("0", "300", "0"), lines
+    assert float(f[0]["seconds"]) >= 0.9, f
+    with open(os.path.join(paced, "result.json")) as fh:
+        paced_result = json.load(fh)
+    assert paced_result["params"]["rate"] == 300, paced_result["params"]
+    assert paced_result["runs"][0]["summary"]["rate"] == 300, paced_result["runs"][0]["summary"]
+    assert "rate" not in result["runs"][0]["summary"] and result["params"]["rate"] == 0, result
+    r, _ = run_relay(os.path.join(tmp, "rate-refused"), "--direct", "--rate", "300", "--load",
+                     "smtp-source")
+    assert r.returncode == 2 and "--rate" in r.stderr, (r.returncode, r.stderr)
 
     # Postfix's smtp-source as the load, counted by the same sink.
     if os.access("/usr/sbin/smtp-source", os.X_OK):

@@ -1,16 +1,19 @@
 """estafette-bench relay: the seed relay test. `estafette-bench source` sends N messages (one per
-connection, 250 sessions at once by default) to a relay MTA that routes domain1..5.grey to
-`estafette-bench sink`; the sink's arrival times joined with the source's send times by
-Message-ID give each message's end-to-end latency. The relay is a throwaway Estafette (from the
-build tree or the installed programs), a throwaway Postfix (root), any MTA the tester started
-(--target, routing to --sink-port), or nothing (--direct: the source straight into the sink, the
-rig's ceiling). Writes OUT/result.json, OUT/runs.csv and OUT/report.html (report.py) and prints
-one summary line per run; exit 0 only when every message of every run arrived.
+connection, 250 sessions at once by default; with --rate R, R per second offered open loop) to a
+relay MTA that routes domain1..5.grey to `estafette-bench sink`; the sink's arrival times joined
+with the source's send times by Message-ID give each message's end-to-end latency. The relay is
+a throwaway Estafette (from the build tree or the installed programs), a throwaway Postfix
+(root), any MTA the tester started (--target, routing to --sink-port), or nothing (--direct: the
+source straight into the sink, the rig's ceiling). Writes OUT/result.json, OUT/runs.csv and
+OUT/report.html (report.py) and prints one summary line per run; exit 0 only when every message
+of every run arrived.
 """
 import argparse
 import contextlib
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,6 +53,11 @@ def add_arguments(p):
     p.add_argument("--size", default="400",
                    help="message size in bytes: 400, 65536, both, or any number >= 100")
     p.add_argument("--per-session", type=int, default=1)
+    p.add_argument("--rate", type=rate_arg, metavar="PER_SECOND",
+                   help="offer PER_SECOND messages per second, open loop (the kit's source: each "
+                        "in a session of its own, --concurrency the cap on sessions at once; a "
+                        "message that waits for the cap counts as late); default: closed loop, "
+                        "--concurrency sessions always busy")
     p.add_argument("--stall", type=float, default=30,
                    help="give up when nothing moved for this many seconds (default 30)")
     p.add_argument("--out", help="directory for result.json, runs.csv, report.html "
@@ -93,6 +101,29 @@ def add_arguments(p):
 
 
 TLS_MODES = {"plain": [], "starttls": ["--starttls"], "resume": ["--tls-resume"]}
+
+
+def rate_arg(text):
+    """--rate's value as the source takes it (digits, an optional fraction; above 0, at most
+    1000000), kept as text to be passed on as it is."""
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text) or not 0 < float(text) <= 1000000:
+        raise argparse.ArgumentTypeError("expected messages per second above 0 and at most "
+                                         "1000000 (like 50 or 2.5), got %r" % text)
+    return text
+
+
+def rate_number(text):
+    """--rate's text as a number for result.json: 50, 2.5."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def source_timeout(args):
+    """The source's --timeout: its default 600 s, or with --rate the time the offer takes on top
+    (at most the source's limit of a day)."""
+    if not args.rate:
+        return 600
+    return min(86400, 600 + math.ceil(args.messages / float(args.rate)))
 
 
 def tls_modes_of(text):
@@ -457,6 +488,8 @@ def measure(args, name, relay, size, directory, load="estafette-bench", tls="pla
                 "--messages", str(args.messages), "--concurrency", str(args.concurrency),
                 "--size", str(size), "--per-session", str(args.per_session),
                 "--record-sends", sends, "--stats", source_stats] + TLS_MODES[tls]
+        if args.rate:
+            argv += ["--rate", args.rate, "--timeout", str(source_timeout(args))]
         if load == "smtp-source":
             argv = smtp_source_argv(args, target, size)
         source_out = os.path.join(directory, "source.out")
@@ -470,6 +503,8 @@ def measure(args, name, relay, size, directory, load="estafette-bench", tls="pla
         progress = Progress(name, args.messages, enabled=False if args.quiet else None)
         sink_stats = os.path.join(directory, "sink.stats")
         last_move, last_counts = time.monotonic(), None
+        # At a low --rate nothing moves between two messages' due times: not a stall.
+        stall = args.stall + (1 / float(args.rate) if args.rate else 0)
         delivered = sent = 0
         while True:
             time.sleep(0.25)
@@ -486,7 +521,7 @@ def measure(args, name, relay, size, directory, load="estafette-bench", tls="pla
             counts = (sent, delivered, src_rows[-1][1].get("failed", 0) if src_rows else 0)
             if counts != last_counts:
                 last_counts, last_move = counts, time.monotonic()
-            elif time.monotonic() - last_move > args.stall:
+            elif time.monotonic() - last_move > stall:
                 break
         cpu.sample()  # the end of the run: a short run has two samples at least
         progress.done()
@@ -531,6 +566,8 @@ def measure(args, name, relay, size, directory, load="estafette-bench", tls="pla
             "connections": int(src.get("sessions", 0)), "accepted": int(src.get("sent", 0)),
             "refused": int(src.get("failed", 0)),
             "source_msgs_per_s": float(src.get("msgs_per_s", 0))})
+        if args.rate:  # the offered load, and how many messages waited for --concurrency
+            summary.update({"rate": rate_number(args.rate), "late": int(src.get("late", 0))})
     summary.update({"size": size, "concurrency": args.concurrency, "load": load, "tls": tls})
     if src.get("handshakes") is not None and tls != "plain":
         summary.update({"handshakes": int(src.get("handshakes", 0)),
@@ -621,6 +658,14 @@ def run(args):
               "--mta estafette)", file=sys.stderr)
         return 2
     tls_modes = tls_modes_of(args.tls)
+    if args.rate and args.load != "estafette-bench":
+        print("estafette-bench relay: smtp-source offers no fixed rate: --rate needs --load "
+              "estafette-bench", file=sys.stderr)
+        return 2
+    if args.rate and args.per_session != 1:
+        print("estafette-bench relay: --rate gives each message a session: --per-session must "
+              "be 1", file=sys.stderr)
+        return 2
     if args.load != "estafette-bench" and tls_modes != ["plain"]:
         print("estafette-bench relay: smtp-source speaks no TLS: --tls needs --load "
               "estafette-bench", file=sys.stderr)
@@ -649,7 +694,8 @@ def run(args):
     result = {"command": "relay", "params": {
         "mta": mta, "target": args.target or "", "direct": args.direct,
         "messages": args.messages, "concurrency": args.concurrency, "sizes": sizes,
-        "per_session": args.per_session, "stall": args.stall, "conf": args.conf,
+        "per_session": args.per_session, "rate": rate_number(args.rate) if args.rate else 0,
+        "stall": args.stall, "conf": args.conf,
         "esmtpd_processes": args.esmtpd_processes or 0,
         "esmtpclient_processes": args.esmtpclient_processes or 0, "cpus": args.cpus or "",
         "label": args.label, "prefill": args.prefill, "load": args.load, "tls": tls_modes,

@@ -129,6 +129,61 @@ TEST(BenchSourceOptions, Defaults) {
   EXPECT_FALSE(o.handshake_only);
   EXPECT_EQ(o.tls_max, 13);
   EXPECT_EQ(o.hosts, 1u);
+  EXPECT_EQ(o.rate, 0);  // closed loop
+}
+
+TEST(BenchSourceOptions, Rate) {
+  struct Case {
+    std::string text;
+    double want;
+  } cases[] = {
+      {"50", 50},        {"1", 1},   {"2.5", 2.5},         {"0.5", 0.5},
+      {"0.001", 0.001},  {"007", 7}, {"1000000", 1000000}, {"1000000.0", 1000000},
+      {"12.250", 12.25},
+  };
+  for (const auto& c : cases) {
+    auto o =
+        parse_source_options({"--target", "127.0.0.1:25", "--messages", "10", "--rate", c.text});
+    EXPECT_DOUBLE_EQ(o.rate, c.want) << c.text;
+    EXPECT_DOUBLE_EQ(parse_rate("--rate", c.text), c.want) << c.text;
+  }
+  auto o = parse_source_options({"--target", "127.0.0.1:25", "--messages", "10", "--rate=20"});
+  EXPECT_EQ(o.rate, 20);
+}
+
+TEST(BenchSourceOptions, RateRefuses) {
+  // 0, signs, exponents, inf/nan, a bare dot or digits missing on one side, spaces, too many.
+  const char* refused[] = {
+      "",     "0",   "0.0", "000", "-1",    "-0.5",    "+5",        "abc",
+      "5x",   "1e3", "1E3", "inf", "nan",   ".5",      "5.",        "1.2.3",
+      "0x10", " 5",  "5 ",  "1,5", "1e+06", "1000001", "1000000.5", "99999999999999999999999"};
+  for (const char* bad : refused) {
+    EXPECT_THROW(parse_rate("--rate", bad), UsageError) << bad;
+    try {
+      parse_source_options({"--target", "127.0.0.1:25", "--messages", "10", "--rate", bad});
+      ADD_FAILURE() << "accepted --rate \"" << bad << "\"";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--rate"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(parse_source_options({"--target", "127.0.0.1:25", "--messages", "10", "--rate"}),
+               UsageError);
+}
+
+TEST(BenchSourceOptions, RateWithPerSession) {
+  // One message per session: more is refused, exactly one (or --handshake-only, whose unit is
+  // the session) is fine.
+  EXPECT_THROW(parse_source_options({"--target", "127.0.0.1:25", "--messages", "10", "--rate", "5",
+                                     "--per-session", "2"}),
+               UsageError);
+  EXPECT_EQ(parse_source_options({"--target", "127.0.0.1:25", "--messages", "10", "--rate", "5",
+                                  "--per-session", "1"})
+                .rate,
+            5);
+  auto o = parse_source_options({"--target", "127.0.0.1:25", "--messages", "10", "--rate", "5",
+                                 "--per-session", "4", "--handshake-only"});
+  EXPECT_EQ(o.per_session, 1u);
+  EXPECT_EQ(o.rate, 5);
 }
 
 TEST(BenchSourceOptions, Refuses) {

@@ -67,5 +67,31 @@ TEST(BenchTiming, Options) {
   EXPECT_THROW(parse_sink_options({"--listen", "127.0.0.1:25", "--record-times"}), UsageError);
 }
 
+// The open-loop source's schedule: message i is due i / rate seconds after the start.
+TEST(BenchSource, OfferTime) {
+  using std::chrono::milliseconds;
+  using std::chrono::nanoseconds;
+  struct Case {
+    std::uint64_t i;
+    double rate;
+    nanoseconds want;
+  } cases[] = {
+      {0, 50, nanoseconds(0)},         {1, 50, milliseconds(20)},
+      {100, 50, milliseconds(2000)},   {3, 2.5, milliseconds(1200)},
+      {1, 3, nanoseconds(333333333)},  {2, 3, nanoseconds(666666667)},  // to the nearest nanosecond
+      {1, 1000000, nanoseconds(1000)}, {7, 0.5, milliseconds(14000)},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(offer_time(c.i, c.rate), c.want) << c.i << " at " << c.rate;
+  }
+  // Never decreasing, also where it is capped (about 95 years).
+  nanoseconds last(0);
+  for (std::uint64_t i : {1ull, 1000ull, 1000000000ull, 1ull << 40, 1ull << 62, ~0ull}) {
+    EXPECT_GE(offer_time(i, 0.001), last) << i;
+    last = offer_time(i, 0.001);
+  }
+  EXPECT_LE(last, std::chrono::hours(24 * 366 * 100));
+}
+
 }  // namespace
 }  // namespace estafette::bench
