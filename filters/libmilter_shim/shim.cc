@@ -331,10 +331,12 @@ std::shared_ptr<Session> open_session(estafette_ctx* ctx) {
   auto s = std::make_shared<Session>();
   s->ctx = ctx;
   s->pool = &m.pool;
-  s->efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (s->efd < 0) return nullptr;
-  if (m.host->watch_fd(ctx, s->efd, ESTAFETTE_FD_READ, on_result, nullptr) != ESTAFETTE_OK)
-    return nullptr;
+  if (!m.on_loop) {  // the workers' answers come back through it; module-inline has none
+    s->efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd < 0) return nullptr;
+    if (m.host->watch_fd(ctx, s->efd, ESTAFETTE_FD_READ, on_result, nullptr) != ESTAFETTE_OK)
+      return nullptr;
+  }
   m.host->setpriv(ctx, new std::shared_ptr<Session>(s));
   return s;
 }
@@ -613,7 +615,7 @@ int n_close(estafette_ctx* ctx) {
   std::shared_ptr<Session> s = std::move(*holder);
   delete holder;
   shim().host->setpriv(ctx, nullptr);
-  shim().host->unwatch_fd(ctx, s->efd);
+  if (s->efd >= 0) shim().host->unwatch_fd(ctx, s->efd);
   {
     std::lock_guard lock(s->mu);
     s->closed = true;  // the worker answers nothing more; ctx is gone after this
