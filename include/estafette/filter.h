@@ -96,10 +96,13 @@ struct estafette_host {
   /* Macros for the current session: "j", "i", "{client_addr}", "{client_name}",
    * "{client_port}", "{client_resolve}" (OK, FAIL, FORGED, TEMP), "{estafette_dnsbl_score}",
    * "{estafette_dnsbl_listed}" (zones, space-separated), "{estafette_ident}", "{mail_addr}",
-   * "{rcpt_addr}", ... Values given at a phase stay until replaced. NULL when unknown. */
+   * "{rcpt_addr}", ... Values given at a phase stay until replaced. NULL when unknown.
+   * The string returned is valid until the next phase starts (as libmilter's: copy it to
+   * keep it longer). */
   const char* (*getsymval)(estafette_ctx* ctx, const char* name);
   /* Calls fn for every macro given with the current phase only (in order; earlier phases'
-   * macros are not repeated). For a module that keeps macros per stage, as libmilter does. */
+   * macros are not repeated). For a module that keeps macros per stage, as libmilter does.
+   * The strings are valid as getsymval's. */
   int (*foreach_symval)(estafette_ctx* ctx,
                         void (*fn)(void* arg, const char* name, const char* value), void* arg);
 
