@@ -2,8 +2,8 @@
 // in-process modules), run as one. esmtpd owns one Chain per filtered session.
 // Loop thread only. The Chain owns its filters. The caller makes one call at a time and waits
 // for its callback; the callback runs later on the loop, never inside the call (unless inline
-// answers are turned on: set_inline_answers). Destroying the
-// Chain (and so its filters) cancels: no callback afterwards. A callback may destroy the Chain.
+// answers are turned on: set_inline_answers). Destroying the Chain (and so its filters)
+// cancels: no callback afterwards. A callback may destroy the Chain.
 // Each call goes to each filter in turn and stops at the first verdict other than Continue or
 // Accept (Accept only ends that filter's part, as in Postfix). A filter that answers Failed is
 // handled by its default_action(): Accept drops it for the rest of the session, Tempfail/Reject
