@@ -362,7 +362,7 @@ Source::Source(const SourceOptions& options)
 }
 
 Source::~Source() {
-  if (offer_armed_) loop_.cancel_timer(offer_timer_);
+  if (offer_timer_) loop_.cancel_timer(offer_timer_);
   for (auto& [fd, session] : sessions_) loop_.remove_fd(fd);
 }
 
@@ -376,7 +376,7 @@ void Source::release_first_session() {
 }
 
 void Source::offer_due() {
-  offer_armed_ = false;
+  offer_timer_ = 0;
   auto now = loop_.now();
   std::uint64_t newly = 0;
   while (offered_ < options_.messages && start_ + offer_time(offered_, options_.rate) <= now) {
@@ -391,7 +391,6 @@ void Source::offer_due() {
   if (offered_ < options_.messages) {
     offer_timer_ = loop_.add_timer(start_ + offer_time(offered_, options_.rate) - now,
                                    [this] { offer_due(); });
-    offer_armed_ = true;
   }
 }
 
@@ -456,8 +455,8 @@ void Source::run() {
   }
   loop_.run();
   loop_.cancel_timer(timer);
-  if (offer_armed_) loop_.cancel_timer(offer_timer_);
-  offer_armed_ = false;
+  if (offer_timer_) loop_.cancel_timer(offer_timer_);
+  offer_timer_ = 0;
   counts_.elapsed_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // What a timeout left: untried messages and the sessions still going.

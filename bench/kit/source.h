@@ -94,8 +94,7 @@ class Source final {
   std::uint64_t due_;          // of those, the ones that may start now (closed loop: all)
   std::uint64_t offered_ = 0;  // open loop: messages made due so far
   event::Clock::time_point start_;
-  event::TimerId offer_timer_ = 0;
-  bool offer_armed_ = false;
+  event::TimerId offer_timer_ = 0;  // 0: none armed
   std::uint64_t next_id_ = 0;
   std::uint64_t next_rcpt_ = 0;  // the last message number given to --to's {n}
   bool first_tls_done_ = false;  // with --tls-resume, the first session goes alone
