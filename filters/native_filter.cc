@@ -393,9 +393,9 @@ CallbackScope NativeFilter::scope(const char* phase) const {
   return CallbackScope(session_, name_, phase, timeouts_.callback_warn);
 }
 
-void NativeFilter::answer_now(Verdict verdict, Callback done, EomCallback eom_done,
-                              std::vector<Modification> mods) {
-  if (!inline_answers_) {
+void NativeFilter::answer(bool at_once, Verdict verdict, Callback done, EomCallback eom_done,
+                          std::vector<Modification> mods) {
+  if (!at_once || !inline_answers_) {
     answer_later(std::move(verdict), std::move(done), std::move(eom_done), std::move(mods));
     return;
   }
@@ -514,7 +514,7 @@ void NativeFilter::run(Stage stage, const Macros* macros, bool has_callback, Inv
   enter(stage, macros);
   if (!has_callback || session_done_ || (message_done_ && stage != Stage::Rcpt)) {
     if (stage == Stage::Eom) in_message_ = message_done_ = false;
-    answer_now(make(Verdict::Action::Continue), std::move(done), std::move(eom_done));
+    answer(true, make(Verdict::Action::Continue), std::move(done), std::move(eom_done));
     return;
   }
   pending_ = stage;
@@ -596,18 +596,10 @@ void NativeFilter::complete(int status, bool at_once) {
     mods_.clear();
     in_message_ = message_done_ = false;
     if (v.action != Verdict::Action::Continue && v.action != Verdict::Action::Accept) mods.clear();
-    EomCallback done = std::exchange(eom_done_, nullptr);
-    if (at_once)
-      answer_now(std::move(v), nullptr, std::move(done), std::move(mods));
-    else
-      answer_later(std::move(v), nullptr, std::move(done), std::move(mods));
+    answer(at_once, std::move(v), nullptr, std::exchange(eom_done_, nullptr), std::move(mods));
     return;
   }
-  Callback done = std::exchange(done_, nullptr);
-  if (at_once)
-    answer_now(std::move(v), std::move(done), nullptr);
-  else
-    answer_later(std::move(v), std::move(done), nullptr);
+  answer(at_once, std::move(v), std::exchange(done_, nullptr), nullptr);
 }
 
 void NativeFilter::connect(const Macros& macros, std::string_view hostname, Family family,
@@ -717,7 +709,7 @@ void NativeFilter::headers_from(const HeaderFields& fields, std::size_t i, Callb
     return;
   }
   if (!closed_ && pending_ == Stage::None && (!table_.header || session_done_ || message_done_)) {
-    answer_now(Verdict{}, std::move(done), nullptr);  // what header() answers each field
+    answer(true, Verdict{}, std::move(done), nullptr);  // what header() answers each field
     return;
   }
   // The last field; or, on entry, a closed session or a call pending: header() answers Failed,

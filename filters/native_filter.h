@@ -103,10 +103,10 @@ class NativeFilter final : public Filter {
   // Gives the caller `verdict` on a later turn of the loop (eom_done with mods, or done).
   void answer_later(Verdict verdict, Callback done, EomCallback eom_done,
                     std::vector<Modification> mods = {});
-  // At once when inline answers are on (nothing of this NativeFilter is touched after: the
-  // callback may destroy it), else answer_later().
-  void answer_now(Verdict verdict, Callback done, EomCallback eom_done,
-                  std::vector<Modification> mods = {});
+  // Inside this call when the answer came at once (at_once) and inline answers are on (nothing
+  // of this NativeFilter is touched after: the callback may destroy it), else answer_later().
+  void answer(bool at_once, Verdict verdict, Callback done, EomCallback eom_done,
+              std::vector<Modification> mods = {});
   Verdict make(Verdict::Action action, std::string text = {}) const;
   void close_session();
   static const char* stage_name(Stage stage);
