@@ -164,8 +164,8 @@ Result message(event::Loop& loop, Filter& f, const std::vector<std::string>& rcp
   for (const std::string& to : rcpts)
     cont(wait_for(loop, [&](auto done) { f.rcpt({{"{rcpt_addr}", to}}, to, {}, done); }));
   cont(wait_for(loop, [&](auto done) { f.data({{"i", "QID7"}}, done); }));
-  for (const auto& [name, value] : headers)
-    cont(wait_for(loop, [&](auto done) { f.header(name, value, done); }));
+  for (const auto& header : headers)
+    cont(wait_for(loop, [&](auto done) { f.header(header.first, header.second, done); }));
   cont(wait_for(loop, [&](auto done) { f.eoh({}, done); }));
   cont(wait_for(loop, [&](auto done) { f.body(body, done); }));
   return wait_eom(loop, [&](auto done) { f.eom({{"i", "QID7"}}, done); });
@@ -414,9 +414,9 @@ Transcript script(event::Loop& loop, Filter& f) {
   for (std::string to : {"<old@estafette.test>", "<keep@estafette.test>"})
     note(wait_for(loop, [&](auto done) { f.rcpt({{"{rcpt_addr}", to}}, to, {}, done); }));
   note(wait_for(loop, [&](auto done) { f.data({{"i", "QID7"}}, done); }));
-  for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& header : std::vector<std::pair<std::string, std::string>>{
            {"From", " <sender@example.test>"}, {"Subject", " same"}})
-    note(wait_for(loop, [&](auto done) { f.header(name, value, done); }));
+    note(wait_for(loop, [&](auto done) { f.header(header.first, header.second, done); }));
   note(wait_for(loop, [&](auto done) { f.eoh({}, done); }));
   note(wait_for(loop, [&](auto done) { f.body("same body\r\n", done); }));
   Result r = wait_eom(loop, [&](auto done) { f.eom({{"i", "QID7"}}, done); });

@@ -275,8 +275,9 @@ Result send_message(event::Loop& loop, Client& c,
                     const std::vector<std::pair<std::string, std::string>>& headers,
                     const std::string& body) {
   expect_continue(wait_for(loop, [&](auto done) { c.data({{"i", "QID1"}}, done); }));
-  for (const auto& [name, value] : headers)
-    expect_continue(wait_for(loop, [&](auto done) { c.header(name, value, done); }));
+  for (const auto& header : headers)
+    expect_continue(
+        wait_for(loop, [&](auto done) { c.header(header.first, header.second, done); }));
   expect_continue(wait_for(loop, [&](auto done) { c.eoh({{"{eoh_macro}", "E"}}, done); }));
   expect_continue(wait_for(loop, [&](auto done) { c.body(body, done); }));
   return wait_eom(loop, [&](auto done) { c.eom({{"{eom_macro}", "M"}}, done); });
